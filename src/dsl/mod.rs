@@ -1,0 +1,3 @@
+//! The campaign language: syntax tree, parser, checker, compiler, formatter.
+
+pub mod ast;

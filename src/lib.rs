@@ -1,0 +1,8 @@
+//! nudge: a campaign engine for recruiters.
+//!
+//! The pipeline: campaign text → [`dsl::parse`] (syntax tree with spans) →
+//! [`dsl::check`] (diagnostics) → [`dsl::compile`] (state machine) →
+//! [`engine::step`] (pure decisions) → simulator today, daemon tomorrow.
+
+pub mod diag;
+pub mod dsl;
