@@ -6,3 +6,5 @@
 
 pub mod diag;
 pub mod dsl;
+pub mod engine;
+pub mod sim;

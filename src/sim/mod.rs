@@ -1,0 +1,251 @@
+//! `nudge simulate`: one candidate through a campaign on a virtual clock,
+//! driven by the same [`engine::step`](crate::engine::step) the daemon uses.
+//! No network, no store, no template files.
+
+pub mod batch;
+pub mod output;
+
+use std::fmt;
+
+use chrono::{DateTime, Duration, Utc};
+use chrono_tz::Tz;
+
+use crate::engine::candidate::eval;
+use crate::engine::{self, Candidate, Ctx, Fields, Happening, Input, Instant, Machine, Record};
+
+/// What to simulate: who, from when, which events, until when.
+#[derive(Debug, Clone)]
+pub struct Scenario {
+    /// When the `applied` event (or the explicit enrollment) arrives.
+    pub start: Instant,
+    pub candidate: Candidate,
+    /// Events in the order given; they are applied in time order, and in
+    /// the order given at equal instants.
+    pub events: Vec<(String, Instant)>,
+    /// `--variant EXPERIMENT=VARIANT`: forced instead of the stable rule.
+    pub variants: Vec<(String, String)>,
+    /// Everything due at or before this instant is processed.
+    pub until: Instant,
+}
+
+/// A scenario the campaign cannot run.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScenarioError {
+    UnknownExperiment { name: String, known: Vec<String> },
+    UnknownVariant { experiment: String, name: String, known: Vec<String> },
+    EventBeforeStart { event: String, at: Instant },
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ScenarioError::UnknownExperiment { name, known } if known.is_empty() => {
+                write!(f, "`--variant {name}=...`: the campaign has no experiments")
+            }
+            ScenarioError::UnknownExperiment { name, known } => write!(
+                f,
+                "`--variant {name}=...`: no experiment `{name}` (experiments: {})",
+                known.join(", ")
+            ),
+            ScenarioError::UnknownVariant {
+                experiment,
+                name,
+                known,
+            } => write!(
+                f,
+                "`--variant {experiment}={name}`: experiment `{experiment}` has no variant `{name}` (variants: {})",
+                known.join(", ")
+            ),
+            ScenarioError::EventBeforeStart { event, at } => write!(
+                f,
+                "event `{event}` at {} falls before `--start`; events must come at or after it",
+                rfc3339(*at)
+            ),
+        }
+    }
+}
+
+impl std::error::Error for ScenarioError {}
+
+/// One line of a simulated timeline.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Line {
+    /// The `where` filter rejected the candidate.
+    NotEnrolled { at: Instant },
+    Record(Record),
+    /// Still in the campaign when the run stopped.
+    Pending { at: Instant, state: usize },
+}
+
+/// The result of a simulation.
+#[derive(Debug, Clone)]
+pub struct Timeline {
+    /// The zone the candidate's windows were read in.
+    pub zone: Tz,
+    /// Variant index per experiment (empty when not enrolled).
+    pub variants: Vec<usize>,
+    pub lines: Vec<Line>,
+}
+
+impl Timeline {
+    /// The candidate's final outcome, if they exited.
+    pub fn outcome(&self) -> Option<&str> {
+        self.lines.iter().find_map(|l| match l {
+            Line::Record(Record {
+                what: Happening::Exited { outcome, .. },
+                ..
+            }) => Some(outcome.as_str()),
+            _ => None,
+        })
+    }
+}
+
+/// The variant index of every experiment for this candidate: forced where
+/// the scenario says so, else by the stable SHA-256 rule.
+pub fn variants_for(
+    machine: &Machine,
+    candidate: &Candidate,
+    forced: &[(String, String)],
+) -> Result<Vec<usize>, ScenarioError> {
+    for (exp, _) in forced {
+        if machine.experiment_index(exp).is_none() {
+            return Err(ScenarioError::UnknownExperiment {
+                name: exp.clone(),
+                known: machine.experiments.iter().map(|e| e.name.clone()).collect(),
+            });
+        }
+    }
+    machine
+        .experiments
+        .iter()
+        .map(|exp| match forced.iter().rev().find(|(e, _)| *e == exp.name) {
+            Some((_, variant)) => exp
+                .variants
+                .iter()
+                .position(|(v, _)| v == variant)
+                .ok_or_else(|| ScenarioError::UnknownVariant {
+                    experiment: exp.name.clone(),
+                    name: variant.clone(),
+                    known: exp.variants.iter().map(|(v, _)| v.clone()).collect(),
+                }),
+            None => Ok(engine::assign_variant(&machine.name, exp, &candidate.id)),
+        })
+        .collect()
+}
+
+/// Whether the campaign's `where` filter (if any) takes the candidate.
+pub fn accepts(machine: &Machine, candidate: &Candidate) -> bool {
+    machine
+        .enroll
+        .as_ref()
+        .and_then(|e| e.filter.as_ref())
+        .is_none_or(|f| eval(f, candidate, &Fields::new()))
+}
+
+/// Runs the scenario to `until` or to the candidate's exit.
+pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioError> {
+    let candidate = &scenario.candidate;
+    let zone = candidate.zone(&machine.zone);
+    if let Some((event, at)) = scenario.events.iter().find(|(_, at)| *at < scenario.start) {
+        return Err(ScenarioError::EventBeforeStart {
+            event: event.clone(),
+            at: *at,
+        });
+    }
+    let variants = variants_for(machine, candidate, &scenario.variants)?;
+    if !accepts(machine, candidate) {
+        return Ok(Timeline {
+            zone,
+            variants: Vec::new(),
+            lines: vec![Line::NotEnrolled { at: scenario.start }],
+        });
+    }
+    let mut events: Vec<&(String, Instant)> = scenario.events.iter().collect();
+    events.sort_by_key(|(_, at)| *at); // stable: equal instants keep their order
+    let mut events = events.into_iter().peekable();
+
+    let ctx = Ctx {
+        candidate,
+        zone,
+        other_sends: &[],
+    };
+    let no_fields = Fields::new();
+    let first = engine::enroll(machine, &ctx, variants.clone(), scenario.start);
+    let mut lines: Vec<Line> = first.records.into_iter().map(Line::Record).collect();
+    let mut state = first.state;
+    let mut wake = first.next_wake;
+    while state.outcome.is_none() {
+        let next_event = events.peek().map(|(_, at)| *at);
+        let step = match (next_event, wake) {
+            // Events received at an instant go before timers and sends due then.
+            (Some(e), w) if e <= scenario.until && w.is_none_or(|w| e <= w) => {
+                let Some((name, at)) = events.next() else { break };
+                let input = Input::Event {
+                    name,
+                    fields: &no_fields,
+                };
+                engine::step(machine, &ctx, state, input, *at)
+            }
+            (_, Some(w)) if w <= scenario.until => engine::step(machine, &ctx, state, Input::Wake, w),
+            _ => break,
+        };
+        lines.extend(step.records.into_iter().map(Line::Record));
+        state = step.state;
+        wake = step.next_wake;
+    }
+    if state.outcome.is_none() {
+        lines.push(Line::Pending {
+            at: scenario.until,
+            state: state.state,
+        });
+    }
+    Ok(Timeline {
+        zone,
+        variants,
+        lines,
+    })
+}
+
+/// `2026-11-28T15:00:00Z`: UTC, whole seconds.
+pub fn rfc3339(at: Instant) -> String {
+    at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
+}
+
+/// A duration in the language's own units: `30m`, `24h`, `2d`, `1w`
+/// (the largest unit that divides it), or seconds.
+pub fn duration_text(secs: i64) -> String {
+    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
+        if secs != 0 && secs % size == 0 {
+            return format!("{}{unit}", secs / size);
+        }
+    }
+    format!("{secs}s")
+}
+
+/// Parses a duration `30m`, `24h`, `2d`, `1w` (an integer and a unit).
+pub fn parse_duration(text: &str) -> Option<Duration> {
+    let unit = text.chars().last()?;
+    let amount: i64 = text[..text.len() - unit.len_utf8()].parse().ok()?;
+    let size = match unit {
+        'm' => 60,
+        'h' => 3_600,
+        'd' => 86_400,
+        'w' => 604_800,
+        _ => return None,
+    };
+    Duration::try_seconds(amount.checked_mul(size)?)
+}
+
+/// An OFFSET of the CLI: a duration after `start`, or an RFC 3339 instant.
+pub fn parse_offset(text: &str, start: Instant) -> Result<Instant, String> {
+    if let Some(d) = parse_duration(text) {
+        return start
+            .checked_add_signed(d)
+            .ok_or_else(|| format!("`{text}` is too far in the future"));
+    }
+    DateTime::parse_from_rfc3339(text)
+        .map(|t| t.with_timezone(&Utc))
+        .map_err(|_| {
+            format!("`{text}` is neither a duration such as `30h` or `2d` nor an RFC 3339 instant such as `2026-12-01T09:00:00Z`")
+        })
+}
