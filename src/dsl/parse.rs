@@ -139,6 +139,7 @@ enum Hint {
     OutsideCampaign,
     MissingComma,
     DoubleEquals,
+    StrayBrace,
 }
 
 const SETTING_KEYWORDS: [&str; 10] = [
@@ -297,6 +298,7 @@ impl Hint {
                 format!("is a `}}` missing before this `{word}`?")
             }
             Hint::MissingComma => "separate the names of a list with `,`".to_owned(),
+            Hint::StrayBrace => "this `}` closes nothing: remove it".to_owned(),
             Hint::DoubleEquals => "to compare, write `==` (or `!=`)".to_owned(),
             Hint::OutsideCampaign => {
                 "everything goes inside a campaign: `campaign name { ... }`".to_owned()
@@ -575,6 +577,8 @@ fn expected_error(src: &str, pos: usize, positives: &[Rule], eoi: Eoi) -> (Synta
         hint = word_hint(text, positives);
     } else if text == "=" && wants(Rule::compare_op) {
         hint = Some(Hint::DoubleEquals);
+    } else if text == "}" && wants(Rule::kw_campaign) {
+        hint = Some(Hint::StrayBrace);
     }
     (
         SyntaxError::Expected {
@@ -1200,7 +1204,14 @@ impl Recovery<'_> {
             let syncs = sync_points(self.src, chunk, end, level.sync());
             let item = syncs.iter().copied().rfind(|&s| s <= at).unwrap_or(chunk);
             if item > chunk {
+                let before = self.errors.len();
                 nodes.extend(self.items(level, chunk, item).0);
+                if self.errors.len() > before {
+                    // The error was in the lines before `item`: start afresh
+                    // there rather than blame `item` for it.
+                    pos = item;
+                    continue;
+                }
             }
             let before = self.errors.len();
             let word = token_at(self.src, item).map_or("", |t| &self.src[t.start..t.end]);
