@@ -559,6 +559,8 @@ fn expected_error(src: &str, pos: usize, positives: &[Rule], eoi: Eoi) -> (Synta
         }
     } else if wants(Rule::time) && first.is_ascii_digit() {
         if let Some(fixed) = padded_time(text) {
+            // Clearly a time: the other things that could come here are noise.
+            expected.retain(|p| Some(*p) == expected_phrase(Rule::time, eoi));
             hint = Some(Hint::TimePadding { fixed });
         }
     } else if wants(Rule::day) && first.is_ascii_digit() && text.contains(':') {
@@ -2002,4 +2004,679 @@ fn parse_duration(b: Builder, pair: Pair<'_, Rule>) -> Built<Duration> {
         )
     })?;
     Ok(Duration { amount, unit, span })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::diag::Sources;
+
+    const EXAMPLE: &str = r#"# campaigns/warehouse.nudge
+campaign warehouse_associate {
+  title    "Warehouse Associate, Dallas DC"
+  enroll   on applied where role == "Warehouse Associate" and source != "referral"
+  channels sms, email
+  timezone candidate or "America/Chicago"
+  window   mon-sun 08:00-20:00
+  limit    1 per 12h
+  limit    5 total
+  deadline 72h
+  goal     completed
+  exit on  opted_out, bounced
+
+  experiment copy { short 50, warm 50 }
+
+  state invite {
+    window mon-thu, sat 09:00-19:00     # no Friday for the first contact
+    send "invite-{copy}"
+    on clicked -> clicked
+    after 24h -> reminder
+  }
+
+  state reminder {
+    send "reminder" via email
+    on clicked -> clicked
+    after 24h -> last_call
+  }
+
+  state last_call {
+    send "last-call"
+    on clicked -> clicked
+    at deadline -> expired
+  }
+
+  state clicked {
+    on started -> started
+    after 12h -> reminder
+    at deadline -> expired
+  }
+
+  state started {
+    before deadline 12h -> nudge
+    at deadline -> expired
+  }
+
+  state nudge {
+    send "nudge"
+    at deadline -> expired
+  }
+
+  state expired {
+    send "expired" via email
+    end
+  }
+}
+"#;
+
+    fn ok(src: &str) -> ast::File {
+        match parse(0, src) {
+            Ok(file) => file,
+            Err(errors) => panic!("{src}\nshould parse, got {errors:#?}"),
+        }
+    }
+
+    fn text(src: &str, span: Span) -> &str {
+        &src[span.start..span.end]
+    }
+
+    /// The one setting of `campaign c { LINE state s { end } }`.
+    fn setting(line: &str) -> SettingKind {
+        let src = format!("campaign c {{\n  {line}\n  state s {{ end }}\n}}\n");
+        let mut file = ok(&src);
+        let setting = file.campaigns.remove(0).settings.remove(0);
+        assert_eq!(text(&src, setting.span), line, "setting span");
+        setting.kind
+    }
+
+    /// The one statement of `campaign c { state s { LINE } }`.
+    fn statement(line: &str) -> StatementKind {
+        let src = format!("campaign c {{\n  state s {{\n    {line}\n  }}\n}}\n");
+        let mut file = ok(&src);
+        let statement = file
+            .campaigns
+            .remove(0)
+            .states
+            .remove(0)
+            .statements
+            .remove(0);
+        assert_eq!(text(&src, statement.span), line, "statement span");
+        statement.kind
+    }
+
+    /// A condition as an S-expression, to check precedence at a glance.
+    fn show(e: &Expr) -> String {
+        let path = |p: &Path| {
+            p.segments
+                .iter()
+                .map(|s| s.name.as_str())
+                .collect::<Vec<_>>()
+                .join(".")
+        };
+        match &e.kind {
+            ExprKind::Or(a, b) => format!("(or {} {})", show(a), show(b)),
+            ExprKind::And(a, b) => format!("(and {} {})", show(a), show(b)),
+            ExprKind::Not(a) => format!("(not {})", show(a)),
+            ExprKind::Group(a) => format!("[{}]", show(a)),
+            ExprKind::Compare { path: p, op, value } => {
+                let op = if *op == CompareOp::Eq { "==" } else { "!=" };
+                format!("{}{op}{}", path(p), value.text())
+            }
+            ExprKind::In { path: p, values } => {
+                let values: Vec<String> = values.iter().map(Value::text).collect();
+                format!("{} in {}", path(p), values.join("|"))
+            }
+            ExprKind::Matches { path: p, pattern } => format!("{}~{}", path(p), pattern.value),
+        }
+    }
+
+    fn condition(cond: &str) -> String {
+        match setting(&format!("enroll on applied where {cond}")) {
+            SettingKind::Enroll {
+                filter: Some(e), ..
+            } => show(&e),
+            other => panic!("not an enroll with a filter: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn the_language_example_parses() {
+        let file = ok(EXAMPLE);
+        assert_eq!(file.campaigns.len(), 1);
+        let c = &file.campaigns[0];
+        assert_eq!(c.name.name, "warehouse_associate");
+        assert_eq!(text(EXAMPLE, c.name.span), "warehouse_associate");
+        assert!(text(EXAMPLE, c.span).starts_with("campaign warehouse_associate {"));
+        assert!(text(EXAMPLE, c.span).ends_with("end\n  }\n}"));
+
+        let settings: Vec<&str> = c.settings.iter().map(|s| text(EXAMPLE, s.span)).collect();
+        assert_eq!(settings.len(), 10);
+        assert_eq!(settings[0], r#"title    "Warehouse Associate, Dallas DC""#);
+        assert_eq!(settings[7], "deadline 72h");
+        assert_eq!(settings[9], "exit on  opted_out, bounced");
+        assert!(matches!(
+            &c.settings[0].kind,
+            SettingKind::Title(s) if s.value == "Warehouse Associate, Dallas DC"
+        ));
+        let SettingKind::Enroll { event, filter } = &c.settings[1].kind else {
+            panic!("enroll expected");
+        };
+        assert_eq!(event.name, "applied");
+        let filter = filter.as_ref().expect("a filter");
+        assert_eq!(
+            show(filter),
+            "(and role==Warehouse Associate source!=referral)"
+        );
+        assert_eq!(
+            text(EXAMPLE, filter.span),
+            r#"role == "Warehouse Associate" and source != "referral""#
+        );
+        assert!(matches!(
+            &c.settings[3].kind,
+            SettingKind::Timezone(TimezoneSpec::Candidate { fallback: Some(s) })
+                if s.value == "America/Chicago"
+        ));
+        let SettingKind::Window(w) = &c.settings[4].kind else {
+            panic!("window expected");
+        };
+        assert_eq!((w.open.hour, w.close.hour), (8, 20));
+        assert_eq!((w.days[0].from, w.days[0].to), (Day::Mon, Some(Day::Sun)));
+        assert!(matches!(
+            &c.settings[5].kind,
+            SettingKind::Limit(Limit::Per { count, period })
+                if count.value == 1 && period.seconds() == 12 * 3600
+        ));
+        assert!(matches!(
+            &c.settings[6].kind,
+            SettingKind::Limit(Limit::Total { count }) if count.value == 5
+        ));
+
+        assert_eq!(c.experiments.len(), 1);
+        let e = &c.experiments[0];
+        assert_eq!(
+            text(EXAMPLE, e.span),
+            "experiment copy { short 50, warm 50 }"
+        );
+        let variants: Vec<(&str, u64)> = e
+            .variants
+            .iter()
+            .map(|v| (v.name.name.as_str(), v.weight.value))
+            .collect();
+        assert_eq!(variants, [("short", 50), ("warm", 50)]);
+
+        let states: Vec<&str> = c.states.iter().map(|s| s.name.name.as_str()).collect();
+        assert_eq!(
+            states,
+            [
+                "invite",
+                "reminder",
+                "last_call",
+                "clicked",
+                "started",
+                "nudge",
+                "expired"
+            ]
+        );
+        let invite = &c.states[0];
+        let invite_text = text(EXAMPLE, invite.span);
+        assert!(invite_text.starts_with("state invite {") && invite_text.ends_with('}'));
+        let statements: Vec<&str> = invite
+            .statements
+            .iter()
+            .map(|s| text(EXAMPLE, s.span))
+            .collect();
+        assert_eq!(
+            statements,
+            [
+                "window mon-thu, sat 09:00-19:00",
+                r#"send "invite-{copy}""#,
+                "on clicked -> clicked",
+                "after 24h -> reminder",
+            ]
+        );
+        let StatementKind::Window(w) = &invite.statements[0].kind else {
+            panic!("window expected");
+        };
+        let days: Vec<(Day, Option<Day>)> = w.days.iter().map(|d| (d.from, d.to)).collect();
+        assert_eq!(days, [(Day::Mon, Some(Day::Thu)), (Day::Sat, None)]);
+        assert_eq!(text(EXAMPLE, w.days[1].span), "sat");
+        assert_eq!(w.open.to_string(), "09:00");
+        assert!(matches!(
+            &invite.statements[3].kind,
+            StatementKind::After { duration, target }
+                if duration.to_string() == "24h" && target.name == "reminder"
+                    && text(EXAMPLE, target.span) == "reminder"
+        ));
+        assert!(matches!(
+            &c.states[1].statements[0].kind,
+            StatementKind::Send { template, via: Some(via) }
+                if template.value == "reminder" && via.name == "email"
+        ));
+        assert!(matches!(
+            &c.states[4].statements[0].kind,
+            StatementKind::BeforeDeadline { duration, target }
+                if duration.seconds() == 12 * 3600 && target.name == "nudge"
+        ));
+        assert_eq!(c.states[6].statements[1].kind, StatementKind::End);
+
+        let comments: Vec<&str> = file.comments.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(
+            comments,
+            [
+                "# campaigns/warehouse.nudge",
+                "# no Friday for the first contact"
+            ]
+        );
+        for comment in &file.comments {
+            assert_eq!(text(EXAMPLE, comment.span), comment.text);
+        }
+    }
+
+    #[test]
+    fn every_setting_form() {
+        assert!(
+            matches!(setting(r#"title "A \"B\"""#), SettingKind::Title(s) if s.value == r#"A "B""#)
+        );
+        assert!(matches!(
+            setting("enroll on applied"),
+            SettingKind::Enroll { event, filter: None } if event.name == "applied"
+        ));
+        assert!(matches!(
+            setting("channels whatsapp"),
+            SettingKind::Channels(c) if c.len() == 1 && c[0].name == "whatsapp"
+        ));
+        assert!(matches!(
+            setting(r#"timezone "Europe/Berlin""#),
+            SettingKind::Timezone(TimezoneSpec::Fixed(s)) if s.value == "Europe/Berlin"
+        ));
+        assert!(matches!(
+            setting("timezone candidate"),
+            SettingKind::Timezone(TimezoneSpec::Candidate { fallback: None })
+        ));
+        assert!(matches!(
+            setting("window fri-mon 20:00-08:00"),
+            SettingKind::Window(w) if w.days[0].from == Day::Fri && w.open.minutes() == 1200
+        ));
+        assert!(matches!(
+            setting("limit 2 per 1w"),
+            SettingKind::Limit(Limit::Per { count, period })
+                if count.value == 2 && period.unit == DurationUnit::Weeks
+        ));
+        assert!(matches!(
+            setting("deadline 48h after enrollment"),
+            SettingKind::Deadline { duration, after_enrollment: true } if duration.amount == 48
+        ));
+        assert!(matches!(
+            setting("deadline 30m"),
+            SettingKind::Deadline { duration, after_enrollment: false }
+                if duration.unit == DurationUnit::Minutes
+        ));
+        assert!(matches!(setting("goal completed"), SettingKind::Goal(g) if g.name == "completed"));
+        assert!(matches!(
+            setting("exit on opted_out"),
+            SettingKind::Exit(e) if e.len() == 1
+        ));
+        assert!(matches!(
+            setting(r#"link "https://example.com/apply""#),
+            SettingKind::Link(s) if s.value == "https://example.com/apply"
+        ));
+    }
+
+    #[test]
+    fn every_statement_form() {
+        assert!(matches!(
+            statement(r#"send "a""#),
+            StatementKind::Send { template, via: None } if template.value == "a"
+        ));
+        assert!(matches!(
+            statement(r#"on clicked where event.link == "apply" -> done"#),
+            StatementKind::On { event, filter: Some(f), target }
+                if event.name == "clicked" && show(&f) == "event.link==apply" && target.name == "done"
+        ));
+        assert!(matches!(
+            statement("on replied -> done"),
+            StatementKind::On { filter: None, .. }
+        ));
+        assert!(matches!(
+            statement("after 2d -> s"),
+            StatementKind::After { duration, .. } if duration.seconds() == 2 * 86_400
+        ));
+        assert!(matches!(
+            statement("at deadline -> s"),
+            StatementKind::AtDeadline { target } if target.name == "s"
+        ));
+        assert!(matches!(
+            statement("before deadline 1w -> s"),
+            StatementKind::BeforeDeadline { duration, .. } if duration.seconds() == 604_800
+        ));
+        for split in [
+            "split copy { short -> a, warm -> b }",
+            "split copy { short -> a warm -> b }",
+            "split copy { short -> a, warm -> b, }",
+        ] {
+            let StatementKind::Split { experiment, arms } = statement(split) else {
+                panic!("split expected");
+            };
+            assert_eq!(experiment.name, "copy");
+            let arms: Vec<(&str, &str)> = arms
+                .iter()
+                .map(|a| (a.variant.name.as_str(), a.target.name.as_str()))
+                .collect();
+            assert_eq!(arms, [("short", "a"), ("warm", "b")]);
+        }
+        assert!(matches!(
+            statement("window sat, sun 10:00-12:30"),
+            StatementKind::Window(w) if w.days.len() == 2 && w.close.minute == 30
+        ));
+        assert_eq!(statement("end"), StatementKind::End);
+    }
+
+    #[test]
+    fn experiments_take_commas_or_not() {
+        for src in [
+            "campaign c { experiment e { a 1 b 2 } state s { end } }",
+            "campaign c { experiment e { a 1, b 2, } state s { end } }",
+        ] {
+            let file = ok(src);
+            let e = &file.campaigns[0].experiments[0];
+            assert_eq!(e.variants.len(), 2);
+            assert_eq!(e.variants[1].weight.value, 2);
+        }
+    }
+
+    #[test]
+    fn items_may_come_in_any_order() {
+        let src = "campaign c {\n state a { end }\n title \"t\"\n experiment e { x 1 }\n goal g\n state b { end }\n}";
+        let c = &ok(src).campaigns[0];
+        assert_eq!(c.settings.len(), 2);
+        assert_eq!(c.experiments.len(), 1);
+        let names: Vec<&str> = c.states.iter().map(|s| s.name.name.as_str()).collect();
+        assert_eq!(names, ["a", "b"]);
+    }
+
+    #[test]
+    fn not_binds_tighter_than_and_tighter_than_or() {
+        assert_eq!(
+            condition("a == 1 or not b == 2 and c == 3"),
+            "(or a==1 (and (not b==2) c==3))"
+        );
+        assert_eq!(
+            condition("a == 1 and b == 2 or c == 3 and d == 4"),
+            "(or (and a==1 b==2) (and c==3 d==4))"
+        );
+        assert_eq!(
+            condition("a == 1 or b == 2 or c == 3"),
+            "(or (or a==1 b==2) c==3)"
+        );
+        assert_eq!(
+            condition("not (a == 1 or b == 2) and c != 3"),
+            "(and (not [(or a==1 b==2)]) c!=3)"
+        );
+        assert_eq!(
+            condition(r#"role in ["a", 2,] and name matches "J*n?""#),
+            "(and role in a|2 name~J*n?)"
+        );
+        assert_eq!(condition("not not a == 1"), "(not (not a==1))");
+    }
+
+    #[test]
+    fn keywords_stop_at_word_boundaries() {
+        assert_eq!(
+            condition(r#"android == "x" and order == 1 or notes != "" and indigo == 2"#),
+            "(or (and android==x order==1) (and notes!= indigo==2))"
+        );
+        let src = "campaign c {\n state end { on on -> end\n end }\n state started { after 1h -> expired }\n state expired { end }\n}";
+        let c = &ok(src).campaigns[0];
+        assert_eq!(c.states[0].name.name, "end");
+        assert!(matches!(
+            &c.states[0].statements[0].kind,
+            StatementKind::On { event, target, .. } if event.name == "on" && target.name == "end"
+        ));
+    }
+
+    #[test]
+    fn string_escapes_are_resolved() {
+        let s = setting(r#"title "say \"hi\"\\ \n — é""#);
+        assert!(matches!(s, SettingKind::Title(t) if t.value == "say \"hi\"\\ \n — é"));
+    }
+
+    #[test]
+    fn comments_are_collected_but_not_inside_strings() {
+        let src =
+            "# top\ncampaign c { # after brace\r\n  title \"a # b\" #tail\n  state s { end }\n}\n#";
+        let file = ok(src);
+        let comments: Vec<&str> = file.comments.iter().map(|c| c.text.as_str()).collect();
+        assert_eq!(comments, ["# top", "# after brace", "#tail", "#"]);
+        for comment in &file.comments {
+            assert_eq!(text(src, comment.span), comment.text);
+        }
+        assert!(matches!(
+            &file.campaigns[0].settings[0].kind,
+            SettingKind::Title(t) if t.value == "a # b"
+        ));
+    }
+
+    #[test]
+    fn several_campaigns_and_empty_files() {
+        assert!(ok("").campaigns.is_empty());
+        assert!(ok("  # only a comment\n").campaigns.is_empty());
+        let file = ok("campaign a { state s { end } }\ncampaign b { state s { end } }");
+        assert_eq!(file.campaigns.len(), 2);
+        assert_eq!(file.campaigns[1].name.name, "b");
+    }
+
+    /// Parses `src`, which must fail; returns each error as
+    /// `line:col: message` (and `help: ...` when there is one).
+    fn errors(src: &str) -> Vec<String> {
+        let mut sources = Sources::default();
+        let id = sources.add("test.nudge", src);
+        let Err(errors) = parse(id, src) else {
+            panic!("{src}\nshould not parse");
+        };
+        errors
+            .iter()
+            .map(|d| {
+                let (line, col) = sources.line_col(id, d.span.start);
+                match &d.help {
+                    Some(help) => format!("{line}:{col}: {} | help: {help}", d.message),
+                    None => format!("{line}:{col}: {}", d.message),
+                }
+            })
+            .collect()
+    }
+
+    /// `campaign c { state s { LINE } }`: the errors of one statement line.
+    fn in_state(line: &str) -> Vec<String> {
+        errors(&format!(
+            "campaign c {{\n  state s {{\n    {line}\n  }}\n}}\n"
+        ))
+    }
+
+    /// `campaign c { LINE state s { end } }`: the errors of one setting line.
+    fn in_campaign(line: &str) -> Vec<String> {
+        errors(&format!(
+            "campaign c {{\n  {line}\n  state s {{ end }}\n}}\n"
+        ))
+    }
+
+    #[test]
+    fn syntax_errors_in_words() {
+        let cases: Vec<(Vec<String>, &str)> = vec![
+            (
+                in_state("after 24 h -> s"),
+                "3:11: expected a duration such as `24h`, found `24 h` | help: durations have no space: write `24h`",
+            ),
+            (
+                in_state("after 24x -> s"),
+                "3:11: expected a duration such as `24h`, found `24x` | help: unknown unit `x`: use m, h, d or w",
+            ),
+            (
+                in_state("after 3 days -> s"),
+                "3:11: expected a duration such as `24h`, found `3 days` | help: durations have no space: write `3d`",
+            ),
+            (
+                in_state("after 24 -> s"),
+                "3:11: expected a duration such as `24h`, found `24` | help: a duration needs a unit, m, h, d or w: for example `24h`",
+            ),
+            (
+                in_state("after 24h s"),
+                "3:15: expected `->`, found `s`",
+            ),
+            (
+                in_state("on clicked clicked"),
+                "3:16: expected `->` or `where`, found `clicked`",
+            ),
+            (
+                in_state("window mon 9:00-17:00"),
+                "3:16: expected a time such as `09:00`, found `9:00` | help: times have two-digit hours: write `09:00`",
+            ),
+            (
+                in_state("window mon 09:00-24:00"),
+                "3:22: invalid time `24:00` | help: times use the 24-hour clock, `00:00` to `23:59`",
+            ),
+            (
+                in_state("window mon 09:60-17:00"),
+                "3:19: invalid time `09:60` | help: times use the 24-hour clock, `00:00` to `23:59`",
+            ),
+            (
+                in_state("window monday 09:00-17:00"),
+                "3:12: expected a day such as `mon`, found `monday` | help: days have three letters: write `mon`",
+            ),
+            (
+                in_state("window tues 09:00-17:00"),
+                "3:12: expected a day such as `mon`, found `tues` | help: days have three letters: write `tue`",
+            ),
+            (
+                in_state("window weekdays 09:00-17:00"),
+                "3:12: expected a day such as `mon`, found `weekdays` | help: days are mon tue wed thu fri sat sun",
+            ),
+            (
+                in_state(r#"send "a\tb""#),
+                "3:12: unknown escape `\\t` in string | help: the escapes are `\\\"`, `\\\\` and `\\n`",
+            ),
+            (
+                in_state(r#"send "open"#),
+                "3:10: unterminated string | help: close the string with `\"`; write a line break inside it as `\\n`",
+            ),
+            (
+                in_state("send 'x'"),
+                "3:10: expected a string, found `'x'` | help: strings use double quotes: \"like this\"",
+            ),
+            (
+                in_state("sned \"x\""),
+                "3:5: expected a statement or `}`, found `sned` | help: did you mean `send`?",
+            ),
+            (
+                in_state("End"),
+                "3:5: expected a statement or `}`, found `End` | help: keywords are lowercase: write `end`",
+            ),
+            (
+                in_state("remind \"x\""),
+                "3:5: expected a statement or `}`, found `remind` | help: the statements of a state are send, on, after, at deadline, before deadline, split, window, end",
+            ),
+            (
+                in_state("goal done"),
+                "3:5: expected a statement or `}`, found `goal` | help: `goal` is a campaign setting: move it out of the state, into the campaign",
+            ),
+            (
+                in_campaign("titel \"x\""),
+                "2:3: expected a setting, `experiment`, `state` or `}`, found `titel` | help: did you mean `title`?",
+            ),
+            (
+                in_campaign("Title \"x\""),
+                "2:3: expected a setting, `experiment`, `state` or `}`, found `Title` | help: keywords are lowercase: write `title`",
+            ),
+            (
+                in_campaign("send \"x\""),
+                "2:3: expected a setting, `experiment`, `state` or `}`, found `send` | help: `send` is a statement: it belongs inside a `state` block",
+            ),
+            (
+                in_campaign("channels sms email"),
+                "2:16: expected `,`, a setting, `experiment`, `state` or `}`, found `email` | help: separate the names of a list with `,`",
+            ),
+            (
+                in_campaign("enroll on applied where role = \"x\""),
+                "2:32: expected `==`, `!=`, `in` or `matches`, found `=` | help: to compare, write `==` (or `!=`)",
+            ),
+            (
+                in_campaign("window 09:00-17:00"),
+                "2:10: expected a day such as `mon`, found `09:00` | help: a window names its days first: `window mon-fri 09:00-17:00`",
+            ),
+            (
+                in_campaign("limit 99999999999999999999 total"),
+                "2:9: number `99999999999999999999` is too large",
+            ),
+            (
+                in_campaign("goal Completed"),
+                "2:8: expected an event name, found `Completed` | help: names are written with lowercase letters, digits and `_`, as in `last_call`",
+            ),
+            (
+                in_campaign("deadline 72h after"),
+                "3:3: expected `enrollment`, found `state`",
+            ),
+            (
+                errors("campaign c {\n  State s { end }\n}\n"),
+                "2:3: expected `state`, found `State` | help: keywords are lowercase: write `state`",
+            ),
+            (
+                errors("campaign c {\n  state a {\n    send \"x\"\n  state b { end }\n}\n"),
+                "4:3: expected `}` to close state `a`, found `state` | help: add `}` at the end of state `a`",
+            ),
+            (
+                errors("campaign c {\n  state a { end }\n"),
+                "3:1: expected `}` to close campaign `c`, found end of file | help: add `}` at the end of campaign `c`",
+            ),
+            (
+                errors("campaign c {\n  state a { end }\n}\n}\n"),
+                "4:1: expected `campaign`, found `}` | help: this `}` closes nothing: remove it",
+            ),
+            (
+                errors("title \"x\"\ncampaign c { state a { end } }\n"),
+                "1:1: expected `campaign`, found `title` | help: everything goes inside a campaign: `campaign name { ... }`",
+            ),
+            (
+                errors("campain c { state a { end } }\n"),
+                "1:1: expected `campaign`, found `campain` | help: did you mean `campaign`?",
+            ),
+        ];
+        let wrong: Vec<String> = cases
+            .into_iter()
+            .filter(|(got, want)| got != &[*want])
+            .map(|(got, want)| format!("want {want}\n got {got:?}"))
+            .collect();
+        assert!(wrong.is_empty(), "{}", wrong.join("\n"));
+    }
+
+    #[test]
+    fn every_error_is_reported() {
+        let src = "campaign a {\n  titel \"x\"\n  state s {\n    after 24 h -> t\n    send \"ok\"\n    on clicked t\n  }\n  state t {\n    window mon 9:00-10:00\n    end\n  }\n}\ncampaign b {\n  state u { after 1x -> u }\n}\n";
+        let got = errors(src);
+        let at: Vec<&str> = got
+            .iter()
+            .map(|e| e.split(": ").next().unwrap_or(""))
+            .collect();
+        assert_eq!(at, ["2:3", "4:11", "6:16", "9:16", "14:19"], "{got:#?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_an_error_not_a_crash() {
+        let deep = format!(
+            "campaign c {{ enroll on x where {}a == 1{} state s {{ end }} }}",
+            "(".repeat(3000),
+            ")".repeat(3000)
+        );
+        let got = errors(&deep);
+        assert_eq!(got.len(), 1);
+        assert!(got[0].contains("nested too deeply"), "{got:?}");
+        let nots = format!(
+            "campaign c {{ enroll on x where {}a == 1 state s {{ end }} }}",
+            "not ".repeat(3000)
+        );
+        assert!(errors(&nots)[0].contains("nested too deeply"));
+        let fine = format!(
+            "campaign c {{ enroll on x where {}a == 1{} state s {{ end }} }}",
+            "(".repeat(20),
+            ")".repeat(20)
+        );
+        ok(&fine);
+    }
 }
