@@ -627,10 +627,24 @@ fn word_hint(word: &str, positives: &[Rule]) -> Option<Hint> {
             word: word.to_owned(),
         });
     }
+    // Only a new item could start here (not the rest of the line before).
+    let only_items = positives.iter().all(|r| {
+        matches!(
+            r,
+            Rule::setting
+                | Rule::experiment
+                | Rule::kw_experiment
+                | Rule::state
+                | Rule::kw_state
+                | Rule::statement
+                | Rule::rbrace
+                | Rule::EOI
+        )
+    });
     let is_keyword_here = SETTING_KEYWORDS.contains(&word)
         || STATEMENT_KEYWORDS.contains(&word)
         || matches!(word, "state" | "experiment");
-    if wants(Rule::comma) && !is_keyword_here {
+    if wants(Rule::comma) && !is_keyword_here && !OTHER_KEYWORDS.contains(&word) {
         return Some(Hint::MissingComma);
     }
     if wants(Rule::setting) {
@@ -640,7 +654,8 @@ fn word_hint(word: &str, positives: &[Rule]) -> Option<Hint> {
             });
         }
         let candidates = SETTING_KEYWORDS.iter().chain(&["experiment", "state"]);
-        return Some(did_you_mean(&lower, candidates.copied()).unwrap_or(Hint::Settings));
+        let list = only_items.then_some(Hint::Settings);
+        return did_you_mean(&lower, candidates.copied()).or(list);
     }
     if wants(Rule::statement) {
         if SETTING_KEYWORDS.contains(&word) {
@@ -648,9 +663,8 @@ fn word_hint(word: &str, positives: &[Rule]) -> Option<Hint> {
                 word: word.to_owned(),
             });
         }
-        return Some(
-            did_you_mean(&lower, STATEMENT_KEYWORDS.iter().copied()).unwrap_or(Hint::Statements),
-        );
+        let list = only_items.then_some(Hint::Statements);
+        return did_you_mean(&lower, STATEMENT_KEYWORDS.iter().copied()).or(list);
     }
     if wants(Rule::campaign) || wants(Rule::kw_campaign) {
         if SETTING_KEYWORDS.contains(&word)
