@@ -149,7 +149,8 @@ const SETTING_KEYWORDS: [&str; 10] = [
 const STATEMENT_KEYWORDS: [&str; 8] = [
     "send", "on", "after", "at", "before", "split", "window", "end",
 ];
-const OTHER_KEYWORDS: [&str; 18] = [
+/// Keywords that start neither a setting nor a statement.
+const OTHER_KEYWORDS: [&str; 14] = [
     "campaign",
     "experiment",
     "state",
@@ -160,14 +161,10 @@ const OTHER_KEYWORDS: [&str; 18] = [
     "in",
     "matches",
     "via",
-    "deadline",
     "candidate",
     "per",
     "total",
     "enrollment",
-    "on",
-    "after",
-    "end",
 ];
 
 impl SyntaxError {
@@ -454,6 +451,7 @@ fn pest_diagnostic(
             err.into_diagnostic(file, span)
         }
         ErrorVariant::CustomError { message } => {
+            // pest's own guards: "stack limit reached", "call limit reached".
             let err = if message.contains("limit") {
                 SyntaxError::TooDeep
             } else {
