@@ -1,4 +1,7 @@
 //! The campaign language: syntax tree, parser, checker, compiler, formatter.
 
 pub mod ast;
+pub mod check;
+pub mod load;
 pub mod parse;
+pub mod report;
