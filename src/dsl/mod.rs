@@ -1,5 +1,8 @@
 //! The campaign language: syntax tree, parser, checker, compiler, formatter.
 
 pub mod ast;
+pub mod check;
 pub mod compile;
+pub mod load;
 pub mod parse;
+pub mod report;
