@@ -6,3 +6,4 @@
 
 pub mod diag;
 pub mod dsl;
+pub mod graph;

@@ -1,3 +1,4 @@
 //! The campaign language: syntax tree, parser, checker, compiler, formatter.
 
 pub mod ast;
+pub mod fmt;
