@@ -742,3 +742,78 @@ fn diff_excerpt(old: &str, new: &str) -> (usize, String) {
     }
     (prefix + 1, out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::ast::Ident;
+
+    fn path(name: &str) -> Path {
+        Path {
+            segments: vec![Ident {
+                name: name.to_string(),
+                span: Span::default(),
+            }],
+            span: Span::default(),
+        }
+    }
+
+    fn eq(name: &str, value: u64) -> Expr {
+        let kind = ExprKind::Compare {
+            path: path(name),
+            op: CompareOp::Eq,
+            value: Value::Int(crate::dsl::ast::Int {
+                value,
+                span: Span::default(),
+            }),
+        };
+        Expr {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    fn node(kind: ExprKind) -> Expr {
+        Expr {
+            kind,
+            span: Span::default(),
+        }
+    }
+
+    #[test]
+    fn strings_are_re_escaped() {
+        assert_eq!(quote("a \"b\" \\ c\nd #{x}"), r#""a \"b\" \\ c\nd #{x}""#);
+    }
+
+    #[test]
+    fn hand_built_trees_get_the_parentheses_their_meaning_needs() {
+        let or = node(ExprKind::Or(Box::new(eq("a", 1)), Box::new(eq("b", 2))));
+        let and = node(ExprKind::And(Box::new(or.clone()), Box::new(eq("c", 3))));
+        assert_eq!(format_expr(&and), "(a == 1 or b == 2) and c == 3");
+        let not = node(ExprKind::Not(Box::new(and)));
+        assert_eq!(format_expr(&not), "not ((a == 1 or b == 2) and c == 3)");
+        let group = node(ExprKind::Group(Box::new(eq("a", 1))));
+        let kept = node(ExprKind::Not(Box::new(group)));
+        assert_eq!(format_expr(&kept), "not (a == 1)");
+        let flat = node(ExprKind::Or(Box::new(or), Box::new(eq("d", 4))));
+        assert_eq!(format_expr(&flat), "a == 1 or b == 2 or d == 4");
+    }
+
+    #[test]
+    fn blank_lines_are_found_in_the_whitespace_before_a_position() {
+        let text = "a\n\n  b\n  c";
+        assert!(blank_before(text, 5));
+        assert!(!blank_before(text, 10));
+        assert!(!blank_before(text, 99));
+    }
+
+    #[test]
+    fn the_diff_shows_context_and_both_sides() {
+        let (line, diff) = diff_excerpt("a\nb\nc\nd\ne\n", "a\nb\nX\nd\ne\n");
+        assert_eq!(line, 3);
+        assert_eq!(diff, "@@ -3,1 +3,1 @@\n a\n b\n-c\n+X\n d\n e\n");
+        let long_old: String = (0..20).map(|i| format!("{i}\n")).collect();
+        let (_, diff) = diff_excerpt(&long_old, "");
+        assert!(diff.ends_with("-7\n-... 12 more lines\n"), "{diff}");
+    }
+}
