@@ -2,3 +2,4 @@
 
 pub mod ast;
 pub mod fmt;
+pub mod parse;
