@@ -308,3 +308,140 @@ fn yaml_string(text: &str) -> String {
     out.push('"');
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::dsl::parse::parse;
+
+    const SMALL: &str = r#"
+campaign demo {
+  title "Say \"hi\" #1"
+  enroll on applied where role == "A\"B"
+  deadline 72h
+  goal completed
+  exit on opted_out, bounced
+  experiment tone { warm 1, cold 1 }
+  state start { split tone { warm -> invite, cold -> invite } }
+  state invite {
+    send "invite-{tone}"
+    on clicked where event.link == "apply" -> done
+    after 24h -> invite
+    before deadline 12h -> done
+    at deadline -> done
+  }
+  state done { send "bye" via email end }
+}
+"#;
+
+    fn campaign(source: &str) -> Campaign {
+        let file = parse(0, source).expect("parses");
+        file.campaigns.into_iter().next().expect("one campaign")
+    }
+
+    #[test]
+    fn dot_of_a_small_campaign() {
+        let expected = r#"digraph "demo" {
+  graph [rankdir=LR, labelloc=t, label="Say \"hi\" #1"];
+  node [shape=box, style=rounded];
+  "(start)" [shape=point, width=0.15];
+  "start" [shape=box, label="start"];
+  "invite" [shape=box, label="invite\nsend invite-{tone}"];
+  "done" [shape=doublecircle, label="done\nsend bye via email"];
+  "(legend)" [shape=note, label="goal: completed\lexits: opted_out, bounced\l(from every non-final state)\l"];
+  "(start)" -> "start" [label="enroll on applied where role == \"A\\\"B\""];
+  "start" -> "invite" [label="split tone=warm"];
+  "start" -> "invite" [label="split tone=cold"];
+  "invite" -> "done" [label="clicked where event.link == \"apply\""];
+  "invite" -> "invite" [label="after 24h"];
+  "invite" -> "done" [label="before deadline 12h"];
+  "invite" -> "done" [label="at deadline"];
+}
+"#;
+        assert_eq!(dot(&campaign(SMALL)), expected);
+    }
+
+    #[test]
+    fn mermaid_of_a_small_campaign() {
+        let expected = r##"---
+title: "Say \"hi\" #1"
+---
+flowchart LR
+  start((" "))
+  s_start["start"]
+  s_invite["invite<br/>send invite-{tone}"]
+  s_done(["done<br/>send bye via email"])
+  legend>"goal: completed<br/>exits: opted_out, bounced<br/>(from every non-final state)"]
+  start -->|"enroll on applied where role == #quot;A\#quot;B#quot;"| s_start
+  s_start -->|"split tone=warm"| s_invite
+  s_start -->|"split tone=cold"| s_invite
+  s_invite -->|"clicked where event.link == #quot;apply#quot;"| s_done
+  s_invite -->|"after 24h"| s_invite
+  s_invite -->|"before deadline 12h"| s_done
+  s_invite -->|"at deadline"| s_done
+  classDef final stroke-width:3px
+  class s_done final
+  classDef legend fill:#fff8dc,stroke:#999
+  class legend legend
+"##;
+        assert_eq!(mermaid(&campaign(SMALL)), expected);
+    }
+
+    #[test]
+    fn no_enroll_no_goal_and_awkward_names() {
+        let source = "campaign c { state end { on x where a matches \"<#>\" -> start } state start { end } }";
+        let c = campaign(source);
+        let dot = dot(&c);
+        assert!(dot.contains("\"(start)\" -> \"end\" [label=\"explicit enrollment\"];"));
+        assert!(!dot.contains("(legend)"));
+        let mermaid = mermaid(&c);
+        assert!(mermaid.contains("start -->|\"explicit enrollment\"| s_end\n"));
+        assert!(
+            mermaid.contains("s_end -->|\"x where a matches #quot;#lt;#35;#gt;#quot;\"| s_start\n")
+        );
+        assert!(!mermaid.contains("legend>"));
+    }
+
+    #[test]
+    fn the_language_reference_example_shows_every_state_and_transition() {
+        let source = include_str!("../tests/fixtures/fmt/warehouse.nudge");
+        let c = campaign(source);
+        let dot = dot(&c);
+        let mermaid = mermaid(&c);
+        for state in &c.states {
+            let name = &state.name.name;
+            assert!(dot.contains(&format!("  \"{name}\" [")), "{name} in DOT");
+            assert!(
+                mermaid.contains(&format!("  s_{name}["))
+                    || mermaid.contains(&format!("  s_{name}(["))
+            );
+        }
+        let transitions = [
+            ("invite", "clicked", "clicked"),
+            ("invite", "reminder", "after 24h"),
+            ("reminder", "clicked", "clicked"),
+            ("reminder", "last_call", "after 24h"),
+            ("last_call", "clicked", "clicked"),
+            ("last_call", "expired", "at deadline"),
+            ("clicked", "started", "started"),
+            ("clicked", "reminder", "after 12h"),
+            ("clicked", "expired", "at deadline"),
+            ("started", "nudge", "before deadline 12h"),
+            ("started", "expired", "at deadline"),
+            ("nudge", "expired", "at deadline"),
+        ];
+        for (from, to, label) in transitions {
+            let line = format!("  \"{from}\" -> \"{to}\" [label=\"{label}\"];\n");
+            assert!(dot.contains(&line), "missing {line}");
+            let line = format!("  s_{from} -->|\"{label}\"| s_{to}\n");
+            assert!(mermaid.contains(&line), "missing {line}");
+        }
+        assert_eq!(dot.matches(" -> ").count(), transitions.len() + 1);
+        assert!(dot.contains("\"(start)\" -> \"invite\" [label=\"enroll on applied where role == \\\"Warehouse Associate\\\" and source != \\\"referral\\\"\"];"));
+        assert!(dot.contains(
+            "\"expired\" [shape=doublecircle, label=\"expired\\nsend expired via email\"];"
+        ));
+        assert!(mermaid.contains("  s_expired([\"expired<br/>send expired via email\"])\n"));
+        assert!(dot.contains("label=\"goal: completed\\lexits: opted_out, bounced\\l(from every non-final state)\\l\""));
+    }
+}
