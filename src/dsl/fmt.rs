@@ -1,7 +1,7 @@
 //! `nudge fmt`: the canonical layout of a `.nudge` file, comments kept.
 //!
 //! The formatter prints the syntax tree again and re-inserts the comments
-//! that [`ast::File::comments`] recorded, so it needs the source text only to
+//! that [`File::comments`] recorded, so it needs the source text only to
 //! see where comments and blank lines were. The layout:
 //!
 //! - Campaigns are separated by one blank line; blocks are indented by two
