@@ -1,7 +1,7 @@
 //! `nudge graph`: one campaign's states and transitions as a Graphviz DOT or
 //! a Mermaid flowchart.
 //!
-//! Both printers draw the same picture, built once by [`Picture::new`]:
+//! Both printers draw the same picture, built once by `Picture::new`:
 //!
 //! - one node per state, in source order, labelled with its name and its
 //!   sends (`invite` / `send invite-{copy}`); final states (those with

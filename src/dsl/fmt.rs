@@ -69,7 +69,7 @@ pub fn format(file: &File, source: &str) -> String {
     render(&printer.lines)
 }
 
-/// A filter expression on one line, as [`format`] prints it.
+/// A filter expression on one line, as [`format()`] prints it.
 pub fn format_expr(expr: &Expr) -> String {
     let mut out = String::new();
     write_expr(&mut out, expr);
