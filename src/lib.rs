@@ -6,5 +6,7 @@
 
 pub mod diag;
 pub mod dsl;
+pub mod cli;
 pub mod engine;
+pub mod graph;
 pub mod sim;

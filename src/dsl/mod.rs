@@ -3,6 +3,7 @@
 pub mod ast;
 pub mod check;
 pub mod compile;
+pub mod fmt;
 pub mod load;
 pub mod parse;
 pub mod report;
