@@ -289,7 +289,10 @@ pub enum StatementKind {
     /// `before deadline 12h -> nudge`
     BeforeDeadline { duration: Duration, target: Ident },
     /// `split copy { short -> a, warm -> b }`
-    Split { experiment: Ident, arms: Vec<SplitArm> },
+    Split {
+        experiment: Ident,
+        arms: Vec<SplitArm>,
+    },
     /// `window mon-thu 09:00-19:00`
     Window(Window),
     /// `end`
@@ -323,9 +326,15 @@ pub enum ExprKind {
         value: Value,
     },
     /// `path in ["a", "b"]`
-    In { path: Path, values: Vec<Value> },
+    In {
+        path: Path,
+        values: Vec<Value>,
+    },
     /// `path matches "Warehouse*"`
-    Matches { path: Path, pattern: Str },
+    Matches {
+        path: Path,
+        pattern: Str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -63,7 +63,8 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
             .map_err(|_| fail(format!("unknown time zone `{}`", s.value), s.span))
     };
     let channel = |id: &ast::Ident| {
-        Channel::from_name(&id.name).ok_or_else(|| fail(format!("unknown channel `{}`", id.name), id.span))
+        Channel::from_name(&id.name)
+            .ok_or_else(|| fail(format!("unknown channel `{}`", id.name), id.span))
     };
     for setting in &campaign.settings {
         match &setting.kind {
@@ -128,7 +129,11 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
         })
         .collect();
 
-    let state_names: Vec<&str> = campaign.states.iter().map(|s| s.name.name.as_str()).collect();
+    let state_names: Vec<&str> = campaign
+        .states
+        .iter()
+        .map(|s| s.name.name.as_str())
+        .collect();
     let target = |id: &ast::Ident| {
         state_names
             .iter()
@@ -149,7 +154,8 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
         for statement in &st.statements {
             match &statement.kind {
                 StatementKind::Send { template, via } => state.sends.push(Send {
-                    template: template_name(&machine, template).map_err(|m| fail(m, template.span))?,
+                    template: template_name(&machine, template)
+                        .map_err(|m| fail(m, template.span))?,
                     via: via.as_ref().map(channel).transpose()?,
                 }),
                 StatementKind::On {
@@ -161,7 +167,10 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
                     filter: filter.clone(),
                     target: target(t)?,
                 }),
-                StatementKind::After { duration, target: t } => state.afters.push(After {
+                StatementKind::After {
+                    duration,
+                    target: t,
+                } => state.afters.push(After {
                     secs: secs(duration),
                     target: target(t)?,
                 }),
@@ -171,7 +180,10 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
                         target: target(t)?,
                     });
                 }
-                StatementKind::BeforeDeadline { duration, target: t } => {
+                StatementKind::BeforeDeadline {
+                    duration,
+                    target: t,
+                } => {
                     state.deadline_rules.push(DeadlineTransition {
                         before_secs: Some(secs(duration)),
                         target: target(t)?,
@@ -179,13 +191,19 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
                 }
                 StatementKind::Split { experiment, arms } => {
                     let index = machine.experiment_index(&experiment.name).ok_or_else(|| {
-                        fail(format!("unknown experiment `{}`", experiment.name), experiment.span)
+                        fail(
+                            format!("unknown experiment `{}`", experiment.name),
+                            experiment.span,
+                        )
                     })?;
                     let mut targets = Vec::new();
                     for (variant, _) in &machine.experiments[index].variants {
-                        let arm = arms.iter().find(|a| a.variant.name == *variant).ok_or_else(|| {
-                            fail(format!("split misses variant `{variant}`"), statement.span)
-                        })?;
+                        let arm = arms
+                            .iter()
+                            .find(|a| a.variant.name == *variant)
+                            .ok_or_else(|| {
+                                fail(format!("split misses variant `{variant}`"), statement.span)
+                            })?;
                         targets.push(target(&arm.target)?);
                     }
                     state.split = Some(Split {
@@ -200,7 +218,10 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
         machine.states.push(state);
     }
     if machine.states.is_empty() {
-        return Err(fail("a campaign needs at least one state".into(), campaign.name.span));
+        return Err(fail(
+            "a campaign needs at least one state".into(),
+            campaign.name.span,
+        ));
     }
     Ok(machine)
 }
@@ -214,7 +235,10 @@ pub fn template_name(machine: &Machine, template: &ast::Str) -> Result<TemplateN
             parts.push(TemplatePart::Text(rest[..open].to_string()));
         }
         let Some(close) = rest[open..].find('}') else {
-            return Err(format!("unclosed `{{` in template name `{}`", template.value));
+            return Err(format!(
+                "unclosed `{{` in template name `{}`",
+                template.value
+            ));
         };
         let name = &rest[open + 1..open + close];
         let index = machine

@@ -16,8 +16,9 @@
 //!   (`experiment copy { short 50, warm 50 }`), a blank line, and the states,
 //!   one blank line between each. A section that is empty takes no line.
 //! - Statements keep their source order, one per line (`split` on one line).
-//!   Between two statements of a state one blank line is kept where the
-//!   source had at least one; settings and experiments take none.
+//!   Between two settings, two experiments or two statements of a state,
+//!   one blank line is kept where the source had at least one: recruiters
+//!   group lines with their comments.
 //! - Expressions take one space around operators and none inside brackets or
 //!   parentheses; parentheses are kept as written, and added only where a
 //!   tree built by hand would otherwise print with another meaning. Strings
@@ -346,12 +347,14 @@ impl Printer<'_, '_> {
 
         let mut settings: Vec<_> = campaign.settings.iter().enumerate().collect();
         settings.sort_by_key(|(_, s)| setting_rank(&s.kind));
-        for &(i, setting) in &settings {
+        // A blank line the recruiter left between settings (to group them
+        // with their comments) is kept, as between statements.
+        for (pos, &(i, setting)) in settings.iter().enumerate() {
             self.item(
                 Anchor::Setting(ci, i),
                 1,
                 setting_line(&setting.kind),
-                false,
+                pos > 0,
             );
         }
 
@@ -369,7 +372,7 @@ impl Printer<'_, '_> {
                 experiment.name.name,
                 variants.join(", ")
             );
-            self.item(Anchor::Experiment(ci, i), 1, line, false);
+            self.item(Anchor::Experiment(ci, i), 1, line, i > 0);
         }
 
         let has_preamble = !(campaign.settings.is_empty() && campaign.experiments.is_empty());

@@ -611,7 +611,13 @@ impl<'a> Run<'a> {
         self.cancel_unsent(at, CancelReason::Exited(outcome.clone()));
         self.st.timers_from = None;
         let converted = self.machine.goal.as_deref() == Some(outcome.as_str());
-        self.record(at, Happening::Exited { outcome: outcome.clone(), converted });
+        self.record(
+            at,
+            Happening::Exited {
+                outcome: outcome.clone(),
+                converted,
+            },
+        );
         self.st.outcome = Some(outcome);
     }
 }

@@ -99,9 +99,16 @@ pub struct RateLimit {
 impl RateLimit {
     /// The earliest instant at or after `t` at which one more send fits,
     /// given the instants of earlier sends (in any order, from any source).
-    pub fn earliest_fit<'a>(&self, t: Instant, sends: impl Iterator<Item = &'a Instant>) -> Instant {
+    pub fn earliest_fit<'a>(
+        &self,
+        t: Instant,
+        sends: impl Iterator<Item = &'a Instant>,
+    ) -> Instant {
         let period = Duration::seconds(self.period_secs);
-        let mut inside: Vec<Instant> = sends.filter(|s| **s > t - period && **s <= t).copied().collect();
+        let mut inside: Vec<Instant> = sends
+            .filter(|s| **s > t - period && **s <= t)
+            .copied()
+            .collect();
         let count = inside.len();
         let limit = self.count as usize;
         if count < limit {
@@ -192,7 +199,10 @@ mod tests {
         // 2026-11-01: clocks go from 02:00 EDT back to 01:00 EST.
         let w = window("mon-sun", "09:00", "18:00");
         let saturday_evening = at("2026-10-31T23:00:00Z"); // 19:00 EDT
-        assert_eq!(w.next_open(saturday_evening, NY), Some(at("2026-11-01T14:00:00Z")));
+        assert_eq!(
+            w.next_open(saturday_evening, NY),
+            Some(at("2026-11-01T14:00:00Z"))
+        );
         // The day before the change, 09:00 is 13:00Z.
         assert_eq!(
             w.next_open(at("2026-10-31T03:00:00Z"), NY),
@@ -251,17 +261,29 @@ mod tests {
     #[test]
     fn empty_window_never_opens() {
         let w = window("mon", "09:00", "09:00");
-        assert_eq!(w.next_open(at("2026-12-01T00:00:00Z"), chrono_tz::UTC), None);
+        assert_eq!(
+            w.next_open(at("2026-12-01T00:00:00Z"), chrono_tz::UTC),
+            None
+        );
     }
 
     #[test]
     fn sliding_limit_waits_for_the_oldest_send_to_slide_out() {
-        let limit = RateLimit { count: 2, period_secs: 12 * 3600 };
+        let limit = RateLimit {
+            count: 2,
+            period_secs: 12 * 3600,
+        };
         let sends = [at("2026-12-01T08:00:00Z"), at("2026-12-01T10:00:00Z")];
         let t = at("2026-12-01T11:00:00Z");
-        assert_eq!(limit.earliest_fit(t, sends.iter()), at("2026-12-01T20:00:00Z"));
+        assert_eq!(
+            limit.earliest_fit(t, sends.iter()),
+            at("2026-12-01T20:00:00Z")
+        );
         // Exactly D after a send, that send no longer counts: (t - D, t].
-        let one = RateLimit { count: 1, period_secs: 12 * 3600 };
+        let one = RateLimit {
+            count: 1,
+            period_secs: 12 * 3600,
+        };
         assert_eq!(
             one.earliest_fit(at("2026-12-01T20:00:00Z"), sends[..1].iter()),
             at("2026-12-01T20:00:00Z")

@@ -18,10 +18,24 @@ use crate::engine::{Candidate, Channel, Happening, Instant, Machine, Record};
 /// A candidate list that cannot be read.
 #[derive(Debug)]
 pub enum ListError {
-    Open { path: String, error: std::io::Error },
-    Csv { path: String, line: u64, error: String },
-    BadInstant { path: String, line: u64, column: String, value: String },
-    Empty { path: String },
+    Open {
+        path: String,
+        error: std::io::Error,
+    },
+    Csv {
+        path: String,
+        line: u64,
+        error: String,
+    },
+    BadInstant {
+        path: String,
+        line: u64,
+        column: String,
+        value: String,
+    },
+    Empty {
+        path: String,
+    },
 }
 
 impl fmt::Display for ListError {
@@ -66,7 +80,9 @@ pub fn read_list(path: &Path) -> Result<Vec<Row>, ListError> {
 
 /// Reads a CSV list from any reader (see [`read_list`]).
 pub fn read_rows(name: &str, reader: impl std::io::Read) -> Result<Vec<Row>, ListError> {
-    let mut csv = csv::ReaderBuilder::new().flexible(false).from_reader(reader);
+    let mut csv = csv::ReaderBuilder::new()
+        .flexible(false)
+        .from_reader(reader);
     let csv_error = |e: csv::Error| ListError::Csv {
         path: name.to_string(),
         line: e.position().map_or(1, csv::Position::line),
@@ -172,7 +188,13 @@ pub fn simulate_list(
     std::thread::scope(|scope| {
         let workers: Vec<_> = rows
             .chunks(chunk)
-            .map(|part| scope.spawn(move || part.iter().map(|r| simulate_row(machine, r, start, horizon)).collect::<Result<Vec<_>, _>>()))
+            .map(|part| {
+                scope.spawn(move || {
+                    part.iter()
+                        .map(|r| simulate_row(machine, r, start, horizon))
+                        .collect::<Result<Vec<_>, _>>()
+                })
+            })
             .collect();
         let mut all = Vec::with_capacity(rows.len());
         for worker in workers {
@@ -185,7 +207,12 @@ pub fn simulate_list(
     })
 }
 
-fn simulate_row(machine: &Machine, row: &Row, start: Instant, horizon: chrono::Duration) -> Result<Outcome, ScenarioError> {
+fn simulate_row(
+    machine: &Machine,
+    row: &Row,
+    start: Instant,
+    horizon: chrono::Duration,
+) -> Result<Outcome, ScenarioError> {
     let start = row.applied_at.unwrap_or(start);
     let scenario = Scenario {
         start,
@@ -233,7 +260,9 @@ fn simulate_row(machine: &Machine, row: &Row, start: Instant, horizon: chrono::D
         out.why_nothing = Some(match (skipped, suppressed) {
             (Some(why), _) => why,
             (None, true) => "every message is over the campaign's total limit".into(),
-            (None, false) if out.outcome.is_some() => "the campaign ends before any message is due".into(),
+            (None, false) if out.outcome.is_some() => {
+                "the campaign ends before any message is due".into()
+            }
             (None, false) => "no message falls due within the simulated period".into(),
         });
     }
@@ -255,7 +284,10 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
         machine.name
     ));
     line(String::new());
-    line(format!("enrolled       {enrolled:>7}  ({:.1}%)", pct(enrolled)));
+    line(format!(
+        "enrolled       {enrolled:>7}  ({:.1}%)",
+        pct(enrolled)
+    ));
     line(format!(
         "not enrolled   {:>7}  ({:.1}%)  the campaign's `where` filter rejects them",
         total - enrolled,
@@ -294,10 +326,23 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
         line(String::new());
         line("messages per enrolled candidate".into());
         for (count, n) in &per_count {
-            line(format!("  {count:>3} message{} {n:>7}", if *count == 1 { " " } else { "s" }));
+            line(format!(
+                "  {count:>3} message{} {n:>7}",
+                if *count == 1 { " " } else { "s" }
+            ));
         }
-        let channels: Vec<String> = per_channel.iter().map(|(c, n)| format!("{c} {n}")).collect();
-        line(format!("  by channel: {}", if channels.is_empty() { "none".into() } else { channels.join(", ") }));
+        let channels: Vec<String> = per_channel
+            .iter()
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        line(format!(
+            "  by channel: {}",
+            if channels.is_empty() {
+                "none".into()
+            } else {
+                channels.join(", ")
+            }
+        ));
 
         let mut mix: BTreeMap<String, usize> = BTreeMap::new();
         for o in outcomes.iter().filter(|o| o.enrolled) {
@@ -311,18 +356,26 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
         line(String::new());
         line("outcome if nobody responds".into());
         for (key, n) in &mix {
-            line(format!("  {key:<28} {n:>7}  ({:.1}%)", 100.0 * *n as f64 / enrolled as f64));
+            line(format!(
+                "  {key:<28} {n:>7}  ({:.1}%)",
+                100.0 * *n as f64 / enrolled as f64
+            ));
         }
     }
 
-    let nothing: Vec<&Outcome> = outcomes.iter().filter(|o| o.why_nothing.is_some()).collect();
+    let nothing: Vec<&Outcome> = outcomes
+        .iter()
+        .filter(|o| o.why_nothing.is_some())
+        .collect();
     line(String::new());
     if nothing.is_empty() {
         line("every candidate gets at least one message".into());
     } else {
         let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
         for o in &nothing {
-            *reasons.entry(o.why_nothing.as_deref().unwrap_or("")).or_default() += 1;
+            *reasons
+                .entry(o.why_nothing.as_deref().unwrap_or(""))
+                .or_default() += 1;
         }
         line(format!("who gets nothing: {} candidates", nothing.len()));
         for (why, n) in &reasons {
@@ -338,7 +391,10 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
             ));
         }
         if nothing.len() > SHOWN {
-            line(format!("  ... and {} more (`--json` lists every candidate)", nothing.len() - SHOWN));
+            line(format!(
+                "  ... and {} more (`--json` lists every candidate)",
+                nothing.len() - SHOWN
+            ));
         }
     }
     out

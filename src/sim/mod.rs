@@ -31,9 +31,19 @@ pub struct Scenario {
 /// A scenario the campaign cannot run.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ScenarioError {
-    UnknownExperiment { name: String, known: Vec<String> },
-    UnknownVariant { experiment: String, name: String, known: Vec<String> },
-    EventBeforeStart { event: String, at: Instant },
+    UnknownExperiment {
+        name: String,
+        known: Vec<String>,
+    },
+    UnknownVariant {
+        experiment: String,
+        name: String,
+        known: Vec<String>,
+    },
+    EventBeforeStart {
+        event: String,
+        at: Instant,
+    },
 }
 
 impl fmt::Display for ScenarioError {
@@ -71,10 +81,15 @@ impl std::error::Error for ScenarioError {}
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Line {
     /// The `where` filter rejected the candidate.
-    NotEnrolled { at: Instant },
+    NotEnrolled {
+        at: Instant,
+    },
     Record(Record),
     /// Still in the campaign when the run stopped.
-    Pending { at: Instant, state: usize },
+    Pending {
+        at: Instant,
+        state: usize,
+    },
 }
 
 /// The result of a simulation.
@@ -118,18 +133,20 @@ pub fn variants_for(
     machine
         .experiments
         .iter()
-        .map(|exp| match forced.iter().rev().find(|(e, _)| *e == exp.name) {
-            Some((_, variant)) => exp
-                .variants
-                .iter()
-                .position(|(v, _)| v == variant)
-                .ok_or_else(|| ScenarioError::UnknownVariant {
-                    experiment: exp.name.clone(),
-                    name: variant.clone(),
-                    known: exp.variants.iter().map(|(v, _)| v.clone()).collect(),
-                }),
-            None => Ok(engine::assign_variant(&machine.name, exp, &candidate.id)),
-        })
+        .map(
+            |exp| match forced.iter().rev().find(|(e, _)| *e == exp.name) {
+                Some((_, variant)) => exp
+                    .variants
+                    .iter()
+                    .position(|(v, _)| v == variant)
+                    .ok_or_else(|| ScenarioError::UnknownVariant {
+                        experiment: exp.name.clone(),
+                        name: variant.clone(),
+                        known: exp.variants.iter().map(|(v, _)| v.clone()).collect(),
+                    }),
+                None => Ok(engine::assign_variant(&machine.name, exp, &candidate.id)),
+            },
+        )
         .collect()
 }
 
@@ -179,14 +196,18 @@ pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioE
         let step = match (next_event, wake) {
             // Events received at an instant go before timers and sends due then.
             (Some(e), w) if e <= scenario.until && w.is_none_or(|w| e <= w) => {
-                let Some((name, at)) = events.next() else { break };
+                let Some((name, at)) = events.next() else {
+                    break;
+                };
                 let input = Input::Event {
                     name,
                     fields: &no_fields,
                 };
                 engine::step(machine, &ctx, state, input, *at)
             }
-            (_, Some(w)) if w <= scenario.until => engine::step(machine, &ctx, state, Input::Wake, w),
+            (_, Some(w)) if w <= scenario.until => {
+                engine::step(machine, &ctx, state, Input::Wake, w)
+            }
             _ => break,
         };
         lines.extend(step.records.into_iter().map(Line::Record));

@@ -86,7 +86,10 @@ pub fn json_line(machine: &Machine, timeline: &Timeline, line: &Line) -> Value {
         Line::NotEnrolled { at } => {
             put("at", rfc3339(*at).into());
             put("kind", "not_enrolled".into());
-            put("reason", "the campaign's `where` filter does not take the candidate".into());
+            put(
+                "reason",
+                "the campaign's `where` filter does not take the candidate".into(),
+            );
         }
         Line::Pending { at, state } => {
             put("at", rfc3339(*at).into());
@@ -197,7 +200,9 @@ pub fn json(machine: &Machine, timeline: &Timeline) -> String {
 
 /// A local time for people: `Sat 28 Nov 2026 09:00 CST`.
 pub fn local(at: Instant, zone: Tz) -> String {
-    at.with_timezone(&zone).format("%a %-d %b %Y %H:%M %Z").to_string()
+    at.with_timezone(&zone)
+        .format("%a %-d %b %Y %H:%M %Z")
+        .to_string()
 }
 
 /// The timeline for people: local times, one line per step.
@@ -218,7 +223,10 @@ pub fn human(machine: &Machine, timeline: &Timeline, candidate_id: &str) -> Stri
             Line::Pending { at, state } => (
                 *at,
                 "pending",
-                format!("still in {} when the simulation stops", state_name(machine, *state)),
+                format!(
+                    "still in {} when the simulation stops",
+                    state_name(machine, *state)
+                ),
             ),
             Line::Record(Record { at, what }) => {
                 let n = |s: &usize| state_name(machine, *s).to_string();
@@ -239,7 +247,12 @@ pub fn human(machine: &Machine, timeline: &Timeline, candidate_id: &str) -> Stri
                     }
                     Happening::Entered { state, from, by } => (
                         "entered",
-                        format!("{} from {} ({})", n(state), n(from), trigger_text(machine, by)),
+                        format!(
+                            "{} from {} ({})",
+                            n(state),
+                            n(from),
+                            trigger_text(machine, by)
+                        ),
                     ),
                     Happening::Sent {
                         template, channel, ..
@@ -259,13 +272,22 @@ pub fn human(machine: &Machine, timeline: &Timeline, candidate_id: &str) -> Stri
                     ),
                     Happening::Cancelled {
                         template, reason, ..
-                    } => ("cancelled", format!("{template}: {}", cancel_text(machine, reason))),
+                    } => (
+                        "cancelled",
+                        format!("{template}: {}", cancel_text(machine, reason)),
+                    ),
                     Happening::Skipped {
                         template, channel, ..
-                    } => ("skipped", format!("{template}: {}", skip_text(machine, *channel))),
+                    } => (
+                        "skipped",
+                        format!("{template}: {}", skip_text(machine, *channel)),
+                    ),
                     Happening::Suppressed {
                         template, limit, ..
-                    } => ("suppressed", format!("{template}: limit {limit} total reached")),
+                    } => (
+                        "suppressed",
+                        format!("{template}: limit {limit} total reached"),
+                    ),
                     Happening::DeadlineStarted { deadline } => {
                         ("deadline", format!("runs until {}", local(*deadline, zone)))
                     }

@@ -1,0 +1,302 @@
+//! The real `nudge` binary: exit statuses, simulate's JSON contract, the
+//! candidate-list summary, graph and fmt, as a user meets them.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn nudge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run nudge")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).expect("write fixture");
+    path
+}
+
+const WAREHOUSE: &str = "campaigns/warehouse.nudge";
+
+#[test]
+fn check_passes_on_the_examples() {
+    let out = nudge(&["check", "campaigns/"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+}
+
+#[test]
+fn check_reports_every_error_with_position_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "broken.nudge",
+        "campaign broken {\n  channels sms\n  state invite {\n    send \"invite\"\n    after 24h -> remnder\n  }\n  state reminder {\n    on clicked -> nowhere\n  }\n}\n",
+    );
+    let out = nudge(&["check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("broken.nudge:5:18"), "{err}");
+    assert!(err.contains("did you mean `reminder`?"), "{err}");
+    assert!(err.contains("broken.nudge:8:19"), "{err}");
+}
+
+#[test]
+fn check_json_gives_one_object_per_diagnostic() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "zone.nudge",
+        "campaign z {\n  channels email\n  timezone \"Mars/Olympus\"\n  state a { send \"x\" after 1h -> a }\n}\n",
+    );
+    let out = nudge(&["check", "--format", "json", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    let zone = lines
+        .iter()
+        .find(|l| l["severity"] == "error")
+        .expect("an error");
+    assert_eq!(zone["line"], 3);
+    assert_eq!(zone["column"], 12);
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    let out = nudge(&["simulate", WAREHOUSE, "--start", "yesterday"]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
+    let out = nudge(&[
+        "simulate",
+        WAREHOUSE,
+        "--start",
+        "2026-11-26T20:30:00Z",
+        "--variant",
+        "copy=loud",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("no variant `loud`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = nudge(&["frobnicate"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn simulate_prints_the_contract_json() {
+    let out = nudge(&[
+        "simulate",
+        WAREHOUSE,
+        "--start",
+        "2026-11-26T20:30:00-06:00",
+        "--candidate",
+        "id=ana",
+        "--candidate",
+        "phone=+15550100",
+        "--candidate",
+        "role=Warehouse Associate",
+        "--variant",
+        "copy=warm",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("JSON line"))
+        .collect();
+    assert_eq!(lines[0]["kind"], "enrolled");
+    assert_eq!(lines[0]["at"], "2026-11-27T02:30:00Z");
+    assert_eq!(lines[0]["variants"]["copy"], "warm");
+    let first_sent = lines.iter().find(|l| l["kind"] == "sent").expect("a send");
+    assert_eq!(first_sent["template"], "invite-warm");
+    assert_eq!(first_sent["channel"], "sms");
+    assert_eq!(first_sent["at"], "2026-11-28T15:00:00Z");
+    let held = lines.iter().find(|l| l["kind"] == "held").expect("a hold");
+    assert_eq!(held["until"], "2026-11-28T15:00:00Z");
+    // The reminder goes `via email` and Ana has no email: skipped, with why.
+    let skipped = lines
+        .iter()
+        .find(|l| l["kind"] == "skipped")
+        .expect("a skip");
+    assert_eq!(skipped["template"], "reminder");
+    assert!(skipped["reason"].as_str().unwrap().contains("email"));
+    assert_eq!(lines.last().unwrap()["kind"], "exited");
+}
+
+#[test]
+fn simulate_reports_not_enrolled() {
+    let out = nudge(&[
+        "simulate",
+        WAREHOUSE,
+        "--start",
+        "2026-11-26T20:30:00Z",
+        "--candidate",
+        "role=Driver",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0));
+    let text = stdout(&out);
+    let line: serde_json::Value = serde_json::from_str(text.trim()).unwrap();
+    assert_eq!(line["kind"], "not_enrolled");
+    assert_eq!(line["at"], "2026-11-26T20:30:00Z");
+}
+
+#[test]
+fn simulate_for_people_uses_local_times_and_says_why() {
+    let out = nudge(&[
+        "simulate",
+        WAREHOUSE,
+        "--start",
+        "2026-11-26T20:30:00-06:00",
+        "--candidate",
+        "phone=+15550100",
+        "--candidate",
+        "role=Warehouse Associate",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Thu 26 Nov 2026 20:30 CST"), "{text}");
+    assert!(
+        text.contains("outside window mon-thu, sat 09:00-19:00"),
+        "{text}"
+    );
+    assert!(text.contains("Sat 28 Nov 2026 09:00 CST  sent"), "{text}");
+}
+
+#[test]
+fn simulate_rejects_events_before_start() {
+    let out = nudge(&[
+        "simulate",
+        WAREHOUSE,
+        "--start",
+        "2026-11-26T20:30:00Z",
+        "--event",
+        "clicked@2026-11-20T00:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        stderr(&out).contains("before `--start`"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn simulate_a_candidate_list_summarises_for_a_recruiter() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = write(
+        dir.path(),
+        "list.csv",
+        "id,name,phone,email,timezone,role,source\n\
+         a1,Ana Ruiz,+15550100,ana@example.com,America/Chicago,Warehouse Associate,indeed\n\
+         b2,Bo Chen,,bo@example.com,America/New_York,Warehouse Associate,indeed\n\
+         c3,Cy Diaz,,,America/Denver,Warehouse Associate,indeed\n\
+         d4,Di Egan,+15550103,,,Warehouse Associate,referral\n",
+    );
+    let args = [
+        "simulate",
+        WAREHOUSE,
+        "--candidates",
+        list.to_str().unwrap(),
+        "--start",
+        "2026-11-23T15:00:00Z",
+    ];
+    let out = nudge(&args);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("enrolled             3"), "{text}");
+    assert!(text.contains("not enrolled         1"), "{text}");
+    assert!(text.contains("who gets nothing: 2 candidates"), "{text}");
+    assert!(
+        text.contains("c3") && text.contains("no address on any channel (sms, email)"),
+        "{text}"
+    );
+    assert!(
+        text.contains("d4") && text.contains("filtered out"),
+        "{text}"
+    );
+
+    let mut json_args = args.to_vec();
+    json_args.push("--json");
+    let out = nudge(&json_args);
+    let lines: Vec<serde_json::Value> = stdout(&out)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4);
+    assert_eq!(lines[0]["id"], "a1");
+    assert_eq!(lines[0]["first_channel"], "sms");
+    assert_eq!(lines[1]["first_channel"], "email");
+    assert_eq!(lines[2]["messages"], 0);
+}
+
+#[test]
+fn simulate_list_errors_name_the_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let list = write(
+        dir.path(),
+        "bad.csv",
+        "id,applied_at\na,2026-11-23T15:00:00Z\nb,last tuesday\n",
+    );
+    let out = nudge(&[
+        "simulate",
+        WAREHOUSE,
+        "--candidates",
+        list.to_str().unwrap(),
+        "--start",
+        "2026-11-23T15:00:00Z",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("bad.csv:3"), "{}", stderr(&out));
+}
+
+#[test]
+fn graph_prints_dot_and_mermaid() {
+    let out = nudge(&["graph", WAREHOUSE]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let dot = stdout(&out);
+    assert!(dot.starts_with("digraph"), "{dot}");
+    assert!(dot.contains("last_call"), "{dot}");
+    let out = nudge(&["graph", WAREHOUSE, "--format", "mermaid"]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(stdout(&out).contains("stateDiagram") || stdout(&out).contains("flowchart"));
+}
+
+#[test]
+fn fmt_check_accepts_formatted_examples_and_fmt_rewrites() {
+    let out = nudge(&["fmt", "--check", "campaigns/"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "messy.nudge",
+        "campaign  m{channels email\nstate a{ # first\nsend \"x\"   after 1h->a}}\n",
+    );
+    let out = nudge(&["fmt", "--check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1));
+    let out = nudge(&["fmt", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let once = std::fs::read_to_string(&file).unwrap();
+    assert!(once.contains("# first"), "{once}");
+    let out = nudge(&["fmt", "--check", file.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{once}");
+}
