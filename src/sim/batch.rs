@@ -13,6 +13,7 @@ use serde_json::{json, Value};
 
 use super::output::{local, skip_text};
 use super::{rfc3339, run, Line, Scenario, ScenarioError};
+use crate::dsl::fmt::format_expr;
 use crate::engine::{Candidate, Channel, Happening, Instant, Machine, Record};
 
 /// A candidate list that cannot be read.
@@ -144,6 +145,8 @@ pub struct Outcome {
     pub state: Option<String>,
     /// Why the candidate gets nothing (when they do not).
     pub why_nothing: Option<String>,
+    /// Messages that were due but could not go out: (template, why).
+    pub dropped: Vec<(String, String)>,
 }
 
 impl Outcome {
@@ -170,6 +173,7 @@ impl Outcome {
             "outcome": self.outcome,
             "state": self.state,
             "why_nothing": self.why_nothing,
+            "dropped": self.dropped.iter().map(|(t, why)| json!({"template": t, "reason": why})).collect::<Vec<_>>(),
         })
     }
 }
@@ -232,6 +236,7 @@ fn simulate_row(
         outcome: None,
         state: None,
         why_nothing: None,
+        dropped: Vec::new(),
     };
     let mut skipped = None;
     let mut suppressed = false;
@@ -247,10 +252,20 @@ fn simulate_row(
                     out.first_send.get_or_insert((*at, *channel));
                     *out.sent.entry(*channel).or_insert(0) += 1;
                 }
-                Happening::Skipped { channel, .. } => {
-                    skipped.get_or_insert_with(|| skip_text(machine, *channel));
+                Happening::Skipped {
+                    channel, template, ..
+                } => {
+                    let why = skip_text(machine, *channel);
+                    skipped.get_or_insert_with(|| why.clone());
+                    out.dropped.push((template.clone(), why));
                 }
-                Happening::Suppressed { .. } => suppressed = true,
+                Happening::Suppressed {
+                    template, limit, ..
+                } => {
+                    suppressed = true;
+                    out.dropped
+                        .push((template.clone(), format!("over `limit {limit} total`")));
+                }
                 Happening::Exited { outcome, .. } => out.outcome = Some(outcome.clone()),
                 _ => {}
             },
@@ -288,8 +303,13 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
         "enrolled       {enrolled:>7}  ({:.1}%)",
         pct(enrolled)
     ));
+    let filter = machine
+        .enroll
+        .as_ref()
+        .and_then(|e| e.filter.as_ref())
+        .map_or_else(String::new, |f| format!(": {}", format_expr(f)));
     line(format!(
-        "not enrolled   {:>7}  ({:.1}%)  the campaign's `where` filter rejects them",
+        "not enrolled   {:>7}  ({:.1}%)  rejected by the `where` filter{filter}",
         total - enrolled,
         pct(total - enrolled)
     ));
@@ -353,6 +373,22 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
             };
             *mix.entry(key).or_default() += 1;
         }
+        let mut dropped: BTreeMap<(&str, &str), usize> = BTreeMap::new();
+        for o in outcomes {
+            for (template, why) in &o.dropped {
+                *dropped
+                    .entry((template.as_str(), why.as_str()))
+                    .or_default() += 1;
+            }
+        }
+        if !dropped.is_empty() {
+            line(String::new());
+            line("messages that cannot go out".into());
+            for ((template, why), n) in &dropped {
+                line(format!("  {n:>7}  {template}: {why}"));
+            }
+        }
+
         line(String::new());
         line("outcome if nobody responds".into());
         for (key, n) in &mix {

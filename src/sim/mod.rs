@@ -232,11 +232,17 @@ pub fn rfc3339(at: Instant) -> String {
     at.format("%Y-%m-%dT%H:%M:%SZ").to_string()
 }
 
-/// A duration in the language's own units: `30m`, `24h`, `2d`, `1w`
-/// (the largest unit that divides it), or seconds.
+/// A duration in the language's own units, as a recruiter would write it:
+/// whole weeks as `1w`, two days or more as `2d`, else `24h` or `30m`.
 pub fn duration_text(secs: i64) -> String {
-    for (unit, size) in [("w", 604_800), ("d", 86_400), ("h", 3_600), ("m", 60)] {
-        if secs != 0 && secs % size == 0 {
+    const UNITS: [(&str, i64, i64); 4] = [
+        ("w", 604_800, 604_800),
+        ("d", 86_400, 2 * 86_400),
+        ("h", 3_600, 3_600),
+        ("m", 60, 60),
+    ];
+    for (unit, size, from) in UNITS {
+        if secs >= from && secs % size == 0 {
             return format!("{}{unit}", secs / size);
         }
     }

@@ -198,10 +198,11 @@ pub fn json(machine: &Machine, timeline: &Timeline) -> String {
     out
 }
 
-/// A local time for people: `Sat 28 Nov 2026 09:00 CST`.
+/// A local time for people: `Sat 28 Nov 2026 09:00 CST` (days padded, so
+/// columns line up: `Tue  1 Dec`).
 pub fn local(at: Instant, zone: Tz) -> String {
     at.with_timezone(&zone)
-        .format("%a %-d %b %Y %H:%M %Z")
+        .format("%a %e %b %Y %H:%M %Z")
         .to_string()
 }
 
