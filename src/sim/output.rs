@@ -76,114 +76,184 @@ fn state_name(machine: &Machine, state: usize) -> &str {
     machine.states.get(state).map_or("?", |s| s.name.as_str())
 }
 
-/// The JSON object of one timeline line.
-pub fn json_line(machine: &Machine, timeline: &Timeline, line: &Line) -> Value {
-    let mut obj = Map::new();
-    let mut put = |k: &str, v: Value| {
-        obj.insert(k.to_string(), v);
-    };
-    match line {
-        Line::NotEnrolled { at } => {
-            put("at", rfc3339(*at).into());
-            put("kind", "not_enrolled".into());
-            put(
-                "reason",
-                "the campaign's `where` filter does not take the candidate".into(),
-            );
-        }
-        Line::Pending { at, state } => {
-            put("at", rfc3339(*at).into());
-            put("kind", "pending".into());
-            put("state", state_name(machine, *state).into());
-        }
-        Line::Record(Record { at, what }) => {
-            put("at", rfc3339(*at).into());
-            let s = |id: &usize| Value::from(state_name(machine, *id));
-            match what {
+/// One timeline line, described once for both renderers: its instant, its
+/// `kind`, the keys of its JSON object, and the words people read.
+struct Described {
+    at: Instant,
+    kind: &'static str,
+    keys: Vec<(&'static str, Value)>,
+    text: String,
+}
+
+fn describe(machine: &Machine, timeline: &Timeline, line: &Line) -> Described {
+    let zone = timeline.zone;
+    let name = |id: &usize| state_name(machine, *id).to_string();
+    let (at, kind, keys, text): (Instant, &'static str, Vec<(&'static str, Value)>, String) =
+        match line {
+            Line::NotEnrolled { at } => {
+                let why = "the campaign's `where` filter does not take the candidate";
+                (
+                    *at,
+                    "not_enrolled",
+                    vec![("reason", why.into())],
+                    why.to_string(),
+                )
+            }
+            Line::Pending { at, state } => (
+                *at,
+                "pending",
+                vec![("state", name(state).into())],
+                format!("still in {} when the simulation stops", name(state)),
+            ),
+            Line::Record(Record { at, what }) => match what {
                 Happening::Enrolled { state } => {
-                    put("kind", "enrolled".into());
-                    put("state", s(state));
-                    let variants: Map<String, Value> = machine
+                    let variants: Vec<(String, String)> = machine
                         .experiments
                         .iter()
                         .zip(&timeline.variants)
-                        .map(|(e, v)| (e.name.clone(), Value::from(e.variants[*v].0.clone())))
+                        .map(|(e, v)| (e.name.clone(), e.variants[*v].0.clone()))
                         .collect();
-                    put("variants", Value::Object(variants));
+                    let words: Vec<String> =
+                        variants.iter().map(|(e, v)| format!("{e}={v}")).collect();
+                    let text = if words.is_empty() {
+                        format!("in {}", name(state))
+                    } else {
+                        format!("in {} ({})", name(state), words.join(", "))
+                    };
+                    let map: Map<String, Value> =
+                        variants.into_iter().map(|(e, v)| (e, v.into())).collect();
+                    (
+                        *at,
+                        "enrolled",
+                        vec![
+                            ("state", name(state).into()),
+                            ("variants", Value::Object(map)),
+                        ],
+                        text,
+                    )
                 }
                 Happening::Entered { state, from, by } => {
-                    put("kind", "entered".into());
-                    put("state", s(state));
-                    put("from", s(from));
-                    put("by", trigger_text(machine, by).into());
+                    let by = trigger_text(machine, by);
+                    let text = format!("{} from {} ({by})", name(state), name(from));
+                    let keys = vec![
+                        ("state", name(state).into()),
+                        ("from", name(from).into()),
+                        ("by", by.into()),
+                    ];
+                    (*at, "entered", keys, text)
                 }
                 Happening::Sent {
                     state,
                     template,
                     channel,
                     ..
-                } => {
-                    put("kind", "sent".into());
-                    put("state", s(state));
-                    put("channel", channel.name().into());
-                    put("template", template.clone().into());
-                }
+                } => (
+                    *at,
+                    "sent",
+                    vec![
+                        ("state", name(state).into()),
+                        ("channel", channel.name().into()),
+                        ("template", template.clone().into()),
+                    ],
+                    format!("{template} by {channel}"),
+                ),
                 Happening::Held {
                     state,
                     template,
                     until,
                     reason,
                 } => {
-                    put("kind", "held".into());
-                    put("state", s(state));
-                    put("template", template.clone().into());
-                    put("until", rfc3339(*until).into());
-                    put("reason", hold_text(machine, *state, *reason).into());
+                    let why = hold_text(machine, *state, *reason);
+                    let text = format!("{template} until {}: {why}", local(*until, zone));
+                    let keys = vec![
+                        ("state", name(state).into()),
+                        ("template", template.clone().into()),
+                        ("until", rfc3339(*until).into()),
+                        ("reason", why.into()),
+                    ];
+                    (*at, "held", keys, text)
                 }
                 Happening::Cancelled {
                     state,
                     template,
                     reason,
                 } => {
-                    put("kind", "cancelled".into());
-                    put("state", s(state));
-                    put("template", template.clone().into());
-                    put("reason", cancel_text(machine, reason).into());
+                    let why = cancel_text(machine, reason);
+                    let text = format!("{template}: {why}");
+                    let keys = vec![
+                        ("state", name(state).into()),
+                        ("template", template.clone().into()),
+                        ("reason", why.into()),
+                    ];
+                    (*at, "cancelled", keys, text)
                 }
                 Happening::Skipped {
                     state,
                     template,
                     channel,
                 } => {
-                    put("kind", "skipped".into());
-                    put("state", s(state));
-                    put("template", template.clone().into());
+                    let why = skip_text(machine, *channel);
+                    let text = format!("{template}: {why}");
+                    let mut keys = vec![
+                        ("state", name(state).into()),
+                        ("template", template.clone().into()),
+                    ];
                     if let Some(c) = channel {
-                        put("channel", c.name().into());
+                        keys.push(("channel", c.name().into()));
                     }
-                    put("reason", skip_text(machine, *channel).into());
+                    keys.push(("reason", why.into()));
+                    (*at, "skipped", keys, text)
                 }
                 Happening::Suppressed {
                     state,
                     template,
                     limit,
                 } => {
-                    put("kind", "suppressed".into());
-                    put("state", s(state));
-                    put("template", template.clone().into());
-                    put("reason", format!("limit {limit} total reached").into());
+                    let why = format!("limit {limit} total reached");
+                    let text = format!("{template}: {why}");
+                    let keys = vec![
+                        ("state", name(state).into()),
+                        ("template", template.clone().into()),
+                        ("reason", why.into()),
+                    ];
+                    (*at, "suppressed", keys, text)
                 }
-                Happening::DeadlineStarted { deadline } => {
-                    put("kind", "deadline_started".into());
-                    put("deadline", rfc3339(*deadline).into());
-                }
+                Happening::DeadlineStarted { deadline } => (
+                    *at,
+                    "deadline_started",
+                    vec![("deadline", rfc3339(*deadline).into())],
+                    format!("runs until {}", local(*deadline, zone)),
+                ),
                 Happening::Exited { outcome, converted } => {
-                    put("kind", "exited".into());
-                    put("outcome", outcome.clone().into());
-                    put("converted", (*converted).into());
+                    let text = if *converted {
+                        format!("{outcome} (goal reached)")
+                    } else {
+                        outcome.clone()
+                    };
+                    let keys = vec![
+                        ("outcome", outcome.clone().into()),
+                        ("converted", (*converted).into()),
+                    ];
+                    (*at, "exited", keys, text)
                 }
-            }
-        }
+            },
+        };
+    Described {
+        at,
+        kind,
+        keys,
+        text,
+    }
+}
+
+/// The JSON object of one timeline line.
+pub fn json_line(machine: &Machine, timeline: &Timeline, line: &Line) -> Value {
+    let d = describe(machine, timeline, line);
+    let mut obj = Map::new();
+    obj.insert("at".into(), rfc3339(d.at).into());
+    obj.insert("kind".into(), d.kind.into());
+    for (k, v) in d.keys {
+        obj.insert(k.into(), v);
     }
     Value::Object(obj)
 }
@@ -206,105 +276,25 @@ pub fn local(at: Instant, zone: Tz) -> String {
         .to_string()
 }
 
-/// The timeline for people: local times, one line per step.
+/// The timeline for people: local times in the candidate's zone, one line
+/// per step (the JSON kinds, with `_` read as a space).
 pub fn human(machine: &Machine, timeline: &Timeline, candidate_id: &str) -> String {
-    let zone = timeline.zone;
     let mut out = format!(
         "campaign `{}` · candidate `{candidate_id}` · times in {}\n",
         machine.name,
-        zone.name()
+        timeline.zone.name()
     );
     for line in &timeline.lines {
-        let (at, kind, text) = match line {
-            Line::NotEnrolled { at } => (
-                *at,
-                "not enrolled",
-                "the campaign's `where` filter does not take the candidate".to_string(),
-            ),
-            Line::Pending { at, state } => (
-                *at,
-                "pending",
-                format!(
-                    "still in {} when the simulation stops",
-                    state_name(machine, *state)
-                ),
-            ),
-            Line::Record(Record { at, what }) => {
-                let n = |s: &usize| state_name(machine, *s).to_string();
-                let (kind, text) = match what {
-                    Happening::Enrolled { state } => {
-                        let variants: Vec<String> = machine
-                            .experiments
-                            .iter()
-                            .zip(&timeline.variants)
-                            .map(|(e, v)| format!("{}={}", e.name, e.variants[*v].0))
-                            .collect();
-                        let extra = if variants.is_empty() {
-                            String::new()
-                        } else {
-                            format!(" ({})", variants.join(", "))
-                        };
-                        ("enrolled", format!("in {}{extra}", n(state)))
-                    }
-                    Happening::Entered { state, from, by } => (
-                        "entered",
-                        format!(
-                            "{} from {} ({})",
-                            n(state),
-                            n(from),
-                            trigger_text(machine, by)
-                        ),
-                    ),
-                    Happening::Sent {
-                        template, channel, ..
-                    } => ("sent", format!("{template} by {channel}")),
-                    Happening::Held {
-                        state,
-                        template,
-                        until,
-                        reason,
-                    } => (
-                        "held",
-                        format!(
-                            "{template} until {}: {}",
-                            local(*until, zone),
-                            hold_text(machine, *state, *reason)
-                        ),
-                    ),
-                    Happening::Cancelled {
-                        template, reason, ..
-                    } => (
-                        "cancelled",
-                        format!("{template}: {}", cancel_text(machine, reason)),
-                    ),
-                    Happening::Skipped {
-                        template, channel, ..
-                    } => (
-                        "skipped",
-                        format!("{template}: {}", skip_text(machine, *channel)),
-                    ),
-                    Happening::Suppressed {
-                        template, limit, ..
-                    } => (
-                        "suppressed",
-                        format!("{template}: limit {limit} total reached"),
-                    ),
-                    Happening::DeadlineStarted { deadline } => {
-                        ("deadline", format!("runs until {}", local(*deadline, zone)))
-                    }
-                    Happening::Exited { outcome, converted } => (
-                        "exited",
-                        if *converted {
-                            format!("{outcome} (goal reached)")
-                        } else {
-                            outcome.clone()
-                        },
-                    ),
-                };
-                (*at, kind, text)
-            }
+        let d = describe(machine, timeline, line);
+        let kind = match d.kind {
+            "deadline_started" => "deadline".to_string(),
+            other => other.replace('_', " "),
         };
-        out.push_str(&format!("{}  {kind:<12} {text}\n", local(at, zone)));
+        out.push_str(&format!(
+            "{}  {kind:<12} {}\n",
+            local(d.at, timeline.zone),
+            d.text
+        ));
     }
     out
 }
