@@ -5,8 +5,10 @@
 //! [`engine::step`] (pure decisions) → simulator today, daemon tomorrow.
 
 pub mod cli;
+pub mod config;
 pub mod diag;
 pub mod dsl;
 pub mod engine;
 pub mod graph;
+pub mod init;
 pub mod sim;

@@ -1,0 +1,925 @@
+//! The configuration file, `nudge.toml`: where the store, campaigns and
+//! templates live, the admin API, the names templates sign with, the
+//! interview link, the channels' transports and the runtime's limits.
+//!
+//! Every setting has a default, so the file may be absent. Problems in the
+//! file (TOML syntax, unknown keys, wrong types, values that make no sense)
+//! become [`Diagnostic`]s over its text and render exactly like campaign
+//! diagnostics; only a file that cannot be read is a plain IO error.
+//!
+//! [`starter_toml`] is the commented file `nudge init` writes; a unit test
+//! keeps it equal to [`Config::default`].
+
+use std::ffi::OsString;
+use std::fmt;
+use std::fs;
+use std::io::{self, Read, Write};
+use std::net::{Ipv4Addr, SocketAddr};
+use std::ops::Range;
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use toml::de::{DeTable, DeValue};
+
+use crate::diag::{Diagnostic, FileId, Sources};
+use crate::dsl::ast::Span;
+use crate::dsl::report::render;
+
+/// The configuration file's name, looked up in the current directory.
+pub const FILE_NAME: &str = "nudge.toml";
+
+/// The environment variable naming the configuration file when no path is
+/// given explicitly (as if given with `--config`).
+pub const CONFIG_ENV: &str = "NUDGE_CONFIG";
+
+/// The file in the store folder holding the generated admin token.
+pub const ADMIN_TOKEN_FILE: &str = "admin-token";
+
+/// Everything `nudge.toml` can say. Every field is optional in the file.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The sled store folder: candidates, enrollments, timers, the outbox
+    /// and the event log (default `nudge-data`).
+    #[serde(default = "default_store")]
+    pub store: PathBuf,
+    /// The folder of campaign files, `*.nudge` (default `campaigns`).
+    #[serde(default = "default_campaigns")]
+    pub campaigns: PathBuf,
+    /// The folder of message templates (default `templates`).
+    #[serde(default = "default_templates")]
+    pub templates: PathBuf,
+    /// The company name, `{{ company }}` in templates (default `Example Co`).
+    #[serde(default = "default_company")]
+    pub company: String,
+    /// Who signs the messages, `{{ sender }}` in templates: a person or a
+    /// team (default `The recruiting team`).
+    #[serde(default = "default_sender")]
+    pub sender: String,
+    /// The tracked interview link, `{{ link }}` in templates; `{token}` is
+    /// replaced by the candidate's token and must appear (default
+    /// `http://127.0.0.1:7777/i/{token}`).
+    #[serde(default = "default_interview_url")]
+    pub interview_url: String,
+    /// The admin API.
+    #[serde(default)]
+    pub admin: AdminConfig,
+    /// How each channel's messages leave.
+    #[serde(default)]
+    pub channels: ChannelsConfig,
+    /// The daemon's throughput and catch-up limits.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// The `[admin]` table: the admin API, for enrolling candidates and
+/// receiving events.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AdminConfig {
+    /// The address the admin API listens on; it must be a loopback address,
+    /// as the admin API is not for the open internet (default
+    /// `127.0.0.1:7777`).
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+    /// The name of an environment variable holding the admin token. When
+    /// unset, or the variable is unset or empty, a token is generated into
+    /// `<store>/admin-token` (mode 0600) and read from there (default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_env: Option<String>,
+}
+
+/// The `[channels]` table: one transport per channel.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChannelsConfig {
+    /// How email goes out (default console).
+    #[serde(default = "default_transport")]
+    pub email: Transport,
+    /// How SMS goes out (default console).
+    #[serde(default = "default_transport")]
+    pub sms: Transport,
+    /// How WhatsApp messages go out (default console).
+    #[serde(default = "default_transport")]
+    pub whatsapp: Transport,
+    /// How webhook messages go out (default console).
+    #[serde(default = "default_transport")]
+    pub webhook: Transport,
+}
+
+/// Where one channel's messages go, chosen by the `transport` key of the
+/// channel's table. A closed set: each transport is one variant with its
+/// own settings.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(tag = "transport", rename_all = "lowercase", deny_unknown_fields)]
+pub enum Transport {
+    /// Prints each message on standard output.
+    Console,
+    /// Appends each message as one JSON line to a file.
+    File {
+        /// The file to append to, relative to the configuration file.
+        path: PathBuf,
+    },
+    /// Drops every message (for benchmarks).
+    Null,
+}
+
+/// The `[runtime]` table: limits of the daemon.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// Sends in flight at once per channel, at least 1 (default 16).
+    #[serde(default = "default_concurrency")]
+    pub concurrency: usize,
+    /// Timers fired per batch, at least 1 (default 1024).
+    #[serde(default = "default_batch")]
+    pub batch: usize,
+    /// A timer found more than this many seconds late (after downtime, say)
+    /// runs at the current time instead of its due time, so a long outage
+    /// never sends at a stale hour (default 900).
+    #[serde(default = "default_catch_up_secs")]
+    pub catch_up_secs: u64,
+}
+
+fn default_store() -> PathBuf {
+    PathBuf::from("nudge-data")
+}
+
+fn default_campaigns() -> PathBuf {
+    PathBuf::from("campaigns")
+}
+
+fn default_templates() -> PathBuf {
+    PathBuf::from("templates")
+}
+
+fn default_company() -> String {
+    "Example Co".to_string()
+}
+
+fn default_sender() -> String {
+    "The recruiting team".to_string()
+}
+
+fn default_interview_url() -> String {
+    "http://127.0.0.1:7777/i/{token}".to_string()
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from((Ipv4Addr::LOCALHOST, 7777))
+}
+
+fn default_transport() -> Transport {
+    Transport::Console
+}
+
+fn default_concurrency() -> usize {
+    16
+}
+
+fn default_batch() -> usize {
+    1024
+}
+
+fn default_catch_up_secs() -> u64 {
+    900
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            store: default_store(),
+            campaigns: default_campaigns(),
+            templates: default_templates(),
+            company: default_company(),
+            sender: default_sender(),
+            interview_url: default_interview_url(),
+            admin: AdminConfig::default(),
+            channels: ChannelsConfig::default(),
+            runtime: RuntimeConfig::default(),
+        }
+    }
+}
+
+impl Default for AdminConfig {
+    fn default() -> Self {
+        AdminConfig {
+            listen: default_listen(),
+            token_env: None,
+        }
+    }
+}
+
+impl Default for ChannelsConfig {
+    fn default() -> Self {
+        ChannelsConfig {
+            email: default_transport(),
+            sms: default_transport(),
+            whatsapp: default_transport(),
+            webhook: default_transport(),
+        }
+    }
+}
+
+impl Default for RuntimeConfig {
+    fn default() -> Self {
+        RuntimeConfig {
+            concurrency: default_concurrency(),
+            batch: default_batch(),
+            catch_up_secs: default_catch_up_secs(),
+        }
+    }
+}
+
+impl Transport {
+    /// The transport's name, as written after `transport =`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Transport::Console => "console",
+            Transport::File { .. } => "file",
+            Transport::Null => "null",
+        }
+    }
+}
+
+impl ChannelsConfig {
+    /// Every channel's name (as in campaign files) and transport.
+    pub fn iter(&self) -> [(&'static str, &Transport); 4] {
+        [
+            ("email", &self.email),
+            ("sms", &self.sms),
+            ("whatsapp", &self.whatsapp),
+            ("webhook", &self.webhook),
+        ]
+    }
+
+    fn iter_mut(&mut self) -> [&mut Transport; 4] {
+        [
+            &mut self.email,
+            &mut self.sms,
+            &mut self.whatsapp,
+            &mut self.webhook,
+        ]
+    }
+}
+
+impl Config {
+    /// The configuration with every relative path (store, campaigns,
+    /// templates, file transports) taken relative to `base`, the folder
+    /// holding the configuration file. Absolute paths stay as they are; an
+    /// empty `base` keeps relative paths relative to the current directory.
+    pub fn resolve(mut self, base: &Path) -> Config {
+        let join = |path: &mut PathBuf| {
+            if path.is_relative() {
+                *path = base.join(&*path);
+            }
+        };
+        join(&mut self.store);
+        join(&mut self.campaigns);
+        join(&mut self.templates);
+        for transport in self.channels.iter_mut() {
+            match transport {
+                Transport::File { path } => join(path),
+                Transport::Console | Transport::Null => {}
+            }
+        }
+        self
+    }
+
+    /// The admin API token: the value of the environment variable named by
+    /// `admin.token_env` when that is set and not empty, else the token in
+    /// `<store>/admin-token`.
+    ///
+    /// When the file does not exist, the store folder and the file are
+    /// created with 32 random bytes, hex-encoded, readable by the owner
+    /// only (mode 0600). The file appears whole or not at all (written
+    /// aside, then linked into place), and when two processes race, both
+    /// return the token of the one that won.
+    pub fn admin_token(&self) -> io::Result<String> {
+        if let Some(name) = &self.admin.token_env {
+            if let Some(token) = std::env::var_os(name).filter(|v| !v.is_empty()) {
+                return token.into_string().map_err(|_| {
+                    io::Error::new(
+                        io::ErrorKind::InvalidData,
+                        format!("environment variable `{name}` is not valid UTF-8"),
+                    )
+                });
+            }
+        }
+        let path = self.store.join(ADMIN_TOKEN_FILE);
+        match read_token(&path) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            read => return read,
+        }
+        fs::create_dir_all(&self.store)?;
+        let token = generate_token()?;
+        write_new(&path, &token)?;
+        read_token(&path)
+    }
+}
+
+/// The token in `path`, without surrounding whitespace; an empty file is
+/// an error rather than an empty token.
+fn read_token(path: &Path) -> io::Result<String> {
+    let mut text = String::new();
+    fs::File::open(path)?.read_to_string(&mut text)?;
+    let token = text.trim();
+    if token.is_empty() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!("admin token file `{}` is empty", path.display()),
+        ));
+    }
+    Ok(token.to_string())
+}
+
+/// 32 random bytes from the operating system, as 64 lowercase hex digits.
+fn generate_token() -> io::Result<String> {
+    let mut bytes = [0u8; 32];
+    getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no random bytes: {e}")))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Creates `path` holding `token` (mode 0600) unless it exists: writes a
+/// temporary file beside it, then hard-links it into place, which fails
+/// rather than replace a file another process created meanwhile.
+fn write_new(path: &Path, token: &str) -> io::Result<()> {
+    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    let written = (|| {
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&temp)?;
+        file.write_all(token.as_bytes())?;
+        file.write_all(b"\n")?;
+        file.sync_all()?;
+        match fs::hard_link(&temp, path) {
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+            linked => linked,
+        }
+    })();
+    let removed = fs::remove_file(&temp);
+    written.and(removed)
+}
+
+/// Why the configuration could not be loaded.
+#[derive(Debug)]
+pub enum ConfigError {
+    /// The file could not be read (missing when named explicitly,
+    /// unreadable, not UTF-8).
+    Io { path: PathBuf, source: io::Error },
+    /// The file was read but is not a valid configuration: every problem
+    /// found, as diagnostics over `sources` (which holds the file's text).
+    Invalid {
+        diagnostics: Vec<Diagnostic>,
+        sources: Sources,
+    },
+}
+
+impl ConfigError {
+    /// The error as people read it; `Invalid` renders like a campaign
+    /// diagnostic (see [`render`]), with ANSI colors when `color` is set.
+    pub fn render(&self, color: bool) -> String {
+        match self {
+            ConfigError::Io { .. } => format!("error: {self}\n"),
+            ConfigError::Invalid {
+                diagnostics,
+                sources,
+            } => render(sources, diagnostics, color),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ConfigError::Io { path, source } => {
+                write!(f, "cannot read `{}`: {source}", path.display())
+            }
+            ConfigError::Invalid { .. } => f.write_str(self.render(false).trim_end()),
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ConfigError::Io { source, .. } => Some(source),
+            ConfigError::Invalid { .. } => None,
+        }
+    }
+}
+
+/// Loads the configuration, with its relative paths resolved (see
+/// [`Config::resolve`]), and the file it came from.
+///
+/// The file is `path` when given, else the file named by the environment
+/// variable `NUDGE_CONFIG` when set and not empty; either must exist.
+/// Otherwise it is `./nudge.toml` if that exists, and the defaults (with
+/// no file) if not.
+pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
+    let Some(path) = locate(
+        path,
+        std::env::var_os(CONFIG_ENV),
+        Path::new(FILE_NAME).exists(),
+    ) else {
+        return Ok((Config::default(), None));
+    };
+    let text = fs::read_to_string(&path).map_err(|source| ConfigError::Io {
+        path: path.clone(),
+        source,
+    })?;
+    let config = parse_str(&path.display().to_string(), &text)?;
+    let base = path.parent().unwrap_or(Path::new(""));
+    Ok((config.resolve(base), Some(path)))
+}
+
+/// Which file [`load`] reads: the explicit path, else the path in the
+/// environment variable, else `nudge.toml` when it exists, else none.
+fn locate(explicit: Option<&Path>, env: Option<OsString>, default_exists: bool) -> Option<PathBuf> {
+    if let Some(path) = explicit {
+        return Some(path.to_path_buf());
+    }
+    if let Some(path) = env.filter(|p| !p.is_empty()) {
+        return Some(PathBuf::from(path));
+    }
+    default_exists.then(|| PathBuf::from(FILE_NAME))
+}
+
+/// Parses configuration text, shown in diagnostics as `name`. Relative
+/// paths are left as written.
+pub fn parse_str(name: &str, text: &str) -> Result<Config, ConfigError> {
+    let mut sources = Sources::default();
+    let file = sources.add(name, text);
+    parse(&sources, file).map_err(|diagnostics| ConfigError::Invalid {
+        diagnostics,
+        sources,
+    })
+}
+
+/// Parses and validates the configuration text of `file` in `sources`, so
+/// that `nudge check` can report it together with campaign files. Returns
+/// every problem found: all syntax errors, else the first error of shape
+/// (unknown key, wrong type), else every invalid value. Relative paths are
+/// left as written.
+pub fn parse(sources: &Sources, file: FileId) -> Result<Config, Vec<Diagnostic>> {
+    let text = sources.get(file).text.as_str();
+    let (root, errors) = DeTable::parse_recoverable(text);
+    if !errors.is_empty() {
+        let mut diagnostics: Vec<Diagnostic> = errors
+            .iter()
+            .map(|e| syntax_diagnostic(file, text, e))
+            .collect();
+        diagnostics.sort_by_key(|d| d.span.start);
+        return Err(diagnostics);
+    }
+    let table = root.get_ref().clone();
+    let config = Config::deserialize(toml::de::Deserializer::from(root))
+        .map_err(|e| vec![shape_diagnostic(file, &table, &e)])?;
+    let diagnostics = validate(file, &table, &config);
+    if diagnostics.is_empty() {
+        Ok(config)
+    } else {
+        Err(diagnostics)
+    }
+}
+
+fn span_of(range: Range<usize>) -> Span {
+    Span::new(range.start, range.end)
+}
+
+/// A TOML syntax error.
+fn syntax_diagnostic(file: FileId, text: &str, error: &toml::de::Error) -> Diagnostic {
+    let span = error
+        .span()
+        .map_or(Span::new(text.len(), text.len()), span_of);
+    Diagnostic::error(file, span, format!("invalid TOML: {}", error.message()))
+}
+
+/// An error serde found in well-formed TOML: an unknown key, a wrong type,
+/// an unknown transport, a missing setting.
+fn shape_diagnostic(file: FileId, table: &DeTable<'_>, error: &toml::de::Error) -> Diagnostic {
+    let message = error.message();
+    let found = error.span().and_then(|span| find_key(table, &span));
+    let Some(found) = found else {
+        let span = error.span().map_or(Span::default(), span_of);
+        return Diagnostic::error(file, span, message);
+    };
+    if let Some(unknown) = between(message, "unknown field `", "`") {
+        // Serde sees a transport's whole table; find the key inside it.
+        let (key, span) = if found.path.last().is_some_and(|last| last == unknown) {
+            (found.path.join("."), found.key_span)
+        } else {
+            let key_span =
+                find_child(table, &found.path, unknown).map_or(found.key_span, |child| child.key);
+            (format!("{}.{unknown}", found.path.join(".")), key_span)
+        };
+        let mut diag = Diagnostic::error(file, span, format!("unknown key `{key}`"))
+            .with_label("not a setting");
+        let expected = expected_names(message);
+        if let Some(best) = closest(unknown, &expected) {
+            diag = diag.with_help(format!("did you mean `{best}`?"));
+        } else if let [only] = expected.as_slice() {
+            diag = diag.with_help(format!("expected `{only}`"));
+        } else if !expected.is_empty() {
+            diag = diag.with_help(format!("expected one of {}", list(&expected)));
+        }
+        return diag;
+    }
+    let key = found.path.join(".");
+    if let Some(unknown) = between(message, "unknown variant `", "`") {
+        let span = find_child(table, &found.path, "transport")
+            .map_or(found.value_span, |child| child.value);
+        let expected = expected_names(message);
+        let mut diag = Diagnostic::error(
+            file,
+            span,
+            format!("unknown transport `{unknown}` for `{key}`"),
+        )
+        .with_label("no such transport");
+        diag = match closest(unknown, &expected) {
+            Some(best) => diag.with_help(format!("did you mean `{best}`?")),
+            None => diag.with_help(format!("expected one of {}", list(&expected))),
+        };
+        return diag;
+    }
+    if let Some(missing) = between(message, "missing field `", "`") {
+        return Diagnostic::error(
+            file,
+            found.value_span,
+            format!("`{key}` needs a `{missing}` setting"),
+        )
+        .with_label(format!("no `{missing}` here"));
+    }
+    let wrong = message
+        .strip_prefix("invalid type: ")
+        .or_else(|| message.strip_prefix("invalid value: "));
+    if let Some(rest) = wrong {
+        if let Some((got, expected)) = rest.split_once(", expected ") {
+            return Diagnostic::error(
+                file,
+                found.value_span,
+                format!("`{key}` should be {}", describe_expected(expected)),
+            )
+            .with_label(format!("found {got}"));
+        }
+    }
+    Diagnostic::error(
+        file,
+        found.value_span,
+        format!("invalid value for `{key}`: {message}"),
+    )
+}
+
+/// The text between `start` and the next `end` in `text`.
+fn between<'t>(text: &'t str, start: &str, end: &str) -> Option<&'t str> {
+    let rest = &text[text.find(start)? + start.len()..];
+    Some(&rest[..rest.find(end)?])
+}
+
+/// The names serde lists after "expected one of" (or "expected"): every
+/// word in backticks after the first "expected".
+fn expected_names(message: &str) -> Vec<&str> {
+    let Some((_, tail)) = message.split_once("expected") else {
+        return Vec::new();
+    };
+    tail.split('`').skip(1).step_by(2).collect()
+}
+
+/// The candidate most like `word`, if any is close enough to be a typo.
+fn closest<'a>(word: &str, candidates: &[&'a str]) -> Option<&'a str> {
+    candidates
+        .iter()
+        .map(|c| (strsim::jaro_winkler(word, c), *c))
+        .filter(|(score, _)| *score >= 0.8)
+        .max_by(|a, b| a.0.total_cmp(&b.0))
+        .map(|(_, c)| c)
+}
+
+/// `a`, `b` or `c`.
+fn list(names: &[&str]) -> String {
+    let quoted: Vec<String> = names.iter().map(|n| format!("`{n}`")).collect();
+    match quoted.as_slice() {
+        [] => String::new(),
+        [one] => one.clone(),
+        [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+/// Serde's name of an expected type, in words.
+fn describe_expected(expected: &str) -> String {
+    match expected {
+        "usize" | "u64" | "u32" | "u16" => "a whole number, 0 or more".to_string(),
+        "a string" | "path string" => "a string".to_string(),
+        "socket address" => "an address such as \"127.0.0.1:7777\"".to_string(),
+        "struct AdminConfig" | "struct ChannelsConfig" | "struct RuntimeConfig" => {
+            "a table".to_string()
+        }
+        "variant identifier" => "a transport name such as \"console\"".to_string(),
+        "internally tagged enum Transport" => {
+            "a table such as { transport = \"console\" }".to_string()
+        }
+        other => other.to_string(),
+    }
+}
+
+/// A key of the document, found by a position inside it.
+struct FoundKey {
+    /// Dotted from the root: `["runtime", "concurrency"]`.
+    path: Vec<String>,
+    key_span: Span,
+    value_span: Span,
+}
+
+/// The innermost key whose name or value covers `span`.
+fn find_key(table: &DeTable<'_>, span: &Range<usize>) -> Option<FoundKey> {
+    for (key, value) in table.iter() {
+        let (key_range, value_range) = (key.span(), value.span());
+        let covers = |r: &Range<usize>| r.start <= span.start && span.end <= r.end.max(r.start + 1);
+        let inner = match value.get_ref() {
+            DeValue::Table(inner) => find_key(inner, span),
+            _ => None,
+        };
+        if let Some(mut inner) = inner {
+            inner.path.insert(0, key.get_ref().to_string());
+            return Some(inner);
+        }
+        if covers(&key_range) || covers(&value_range) {
+            return Some(FoundKey {
+                path: vec![key.get_ref().to_string()],
+                key_span: span_of(key_range),
+                value_span: span_of(value_range),
+            });
+        }
+    }
+    None
+}
+
+/// Where a key and its value are written.
+#[derive(Debug, Clone, Copy)]
+struct Entry {
+    key: Span,
+    value: Span,
+}
+
+/// The entry at `path` in the document, if the file sets it.
+fn entry(table: &DeTable<'_>, path: &[&str]) -> Option<Entry> {
+    let (first, rest) = path.split_first()?;
+    let (key, value) = table.iter().find(|(k, _)| k.get_ref() == first)?;
+    if rest.is_empty() {
+        return Some(Entry {
+            key: span_of(key.span()),
+            value: span_of(value.span()),
+        });
+    }
+    match value.get_ref() {
+        DeValue::Table(inner) => entry(inner, rest),
+        _ => None,
+    }
+}
+
+/// The entry `child` of the table at `path`.
+fn find_child(table: &DeTable<'_>, path: &[String], child: &str) -> Option<Entry> {
+    let mut full: Vec<&str> = path.iter().map(String::as_str).collect();
+    full.push(child);
+    entry(table, &full)
+}
+
+/// The keys of the table at `path` other than `except`.
+fn other_keys<'t>(table: &'t DeTable<'_>, path: &[&str], except: &str) -> Vec<(&'t str, Span)> {
+    let mut current = table;
+    for part in path {
+        match current.iter().find(|(k, _)| k.get_ref() == part) {
+            Some((_, value)) => match value.get_ref() {
+                DeValue::Table(inner) => current = inner,
+                _ => return Vec::new(),
+            },
+            None => return Vec::new(),
+        }
+    }
+    current
+        .iter()
+        .filter(|(k, _)| k.get_ref() != except)
+        .map(|(k, _)| (k.get_ref().as_ref(), span_of(k.span())))
+        .collect()
+}
+
+/// Checks the values serde accepted but nudge cannot use.
+fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnostic> {
+    // Every default is valid, so an invalid value was written in the file
+    // and has a span; the fallback only guards against a drift.
+    let at = |path: &[&str], message: String| {
+        let span = entry(table, path).map(|e| e.value).unwrap_or_default();
+        Diagnostic::error(file, span, message)
+    };
+    let mut diagnostics = Vec::new();
+    if !config.interview_url.contains("{token}") {
+        diagnostics.push(
+            at(
+                &["interview_url"],
+                "`interview_url` has no `{token}`".to_string(),
+            )
+            .with_label("every candidate needs their own link")
+            .with_help(
+                "put `{token}` where the candidate's token goes, \
+                     as in \"https://jobs.example.com/i/{token}\"",
+            ),
+        );
+    }
+    if !config.admin.listen.ip().is_loopback() {
+        let message = format!(
+            "`admin.listen` is `{}`, not a loopback address",
+            config.admin.listen
+        );
+        diagnostics.push(
+            at(&["admin", "listen"], message)
+                .with_label("the admin API is not for the open internet")
+                .with_help(
+                    "use 127.0.0.1 or [::1], and a reverse proxy with TLS \
+                     if others must reach it",
+                ),
+        );
+    }
+    if let Some(name) = &config.admin.token_env {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            let message = "`admin.token_env` is not an environment variable name".to_string();
+            diagnostics.push(
+                at(&["admin", "token_env"], message)
+                    .with_label("not a variable name")
+                    .with_help(
+                        "name a variable such as \"NUDGE_ADMIN_TOKEN\", \
+                         or leave the setting out to use a generated token",
+                    ),
+            );
+        }
+    }
+    for (name, value) in [
+        ("concurrency", config.runtime.concurrency),
+        ("batch", config.runtime.batch),
+    ] {
+        if value == 0 {
+            diagnostics.push(
+                at(&["runtime", name], format!("`runtime.{name}` is 0"))
+                    .with_label("must be at least 1")
+                    .with_help("leave it out for the default"),
+            );
+        }
+    }
+    for (name, transport) in config.channels.iter() {
+        match transport {
+            Transport::File { path } => {
+                if path.as_os_str().is_empty() {
+                    let message = format!("`channels.{name}.path` is empty");
+                    diagnostics.push(
+                        at(&["channels", name, "path"], message)
+                            .with_label("no file to write to")
+                            .with_help("name a file, such as \"outbox/email.jsonl\""),
+                    );
+                }
+            }
+            // Serde lets a variant without settings ignore extra keys.
+            Transport::Console | Transport::Null => {
+                for (key, span) in other_keys(table, &["channels", name], "transport") {
+                    let message = format!("unknown key `channels.{name}.{key}`");
+                    diagnostics.push(Diagnostic::error(file, span, message).with_label(format!(
+                        "the {} transport has no settings",
+                        transport.name()
+                    )));
+                }
+            }
+        }
+    }
+    diagnostics.sort_by_key(|d| d.span.start);
+    diagnostics
+}
+
+/// The commented configuration `nudge init` writes: every setting, with
+/// its default and what it does. It parses to [`Config::default`].
+pub fn starter_toml() -> String {
+    STARTER.to_string()
+}
+
+const STARTER: &str = r#"# nudge.toml: configuration for nudge. Every setting is optional; each is
+# shown here with its default. Relative paths are relative to this file's
+# folder.
+
+# The sled store folder: candidates, enrollments, timers, the outbox and the
+# event log.
+store = "nudge-data"
+
+# The folder of campaign files (*.nudge).
+campaigns = "campaigns"
+
+# The folder of message templates.
+templates = "templates"
+
+# The company name, {{ company }} in templates.
+company = "Example Co"
+
+# Who signs the messages, {{ sender }} in templates: a person or a team.
+sender = "The recruiting team"
+
+# The tracked interview link, {{ link }} in templates. `{token}` is replaced
+# by the candidate's token and must appear.
+interview_url = "http://127.0.0.1:7777/i/{token}"
+
+[admin]
+# The address the admin API listens on. It must be a loopback address: the
+# admin API is not for the open internet.
+listen = "127.0.0.1:7777"
+
+# The name of an environment variable holding the admin token. Without it (or
+# when the variable is unset or empty) a token is generated into
+# <store>/admin-token, readable by you only, and read from there.
+# token_env = "NUDGE_ADMIN_TOKEN"
+
+# How each channel's messages leave: transport "console" prints them,
+# "file" appends them as JSON lines to `path` (path = "outbox/email.jsonl"),
+# "null" drops them (for benchmarks).
+
+[channels.email]
+transport = "console"
+
+[channels.sms]
+transport = "console"
+
+[channels.whatsapp]
+transport = "console"
+
+[channels.webhook]
+transport = "console"
+
+[runtime]
+# Sends in flight at once per channel, at least 1.
+concurrency = 16
+
+# Timers fired per batch, at least 1.
+batch = 1024
+
+# A timer found more than this many seconds late (after downtime, say) runs
+# at the current time instead of its due time, so a long outage never sends
+# at a stale hour.
+catch_up_secs = 900
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn starter_parses_to_the_defaults() {
+        let config = parse_str(FILE_NAME, &starter_toml()).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    /// Every setting the defaults serialize is spelled out in the starter,
+    /// and it sets nothing else, so a new field cannot go undocumented.
+    #[test]
+    fn starter_shows_every_setting() {
+        fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = format!("{prefix}{key}");
+                match value {
+                    toml::Value::Table(inner) => keys(inner, &format!("{path}."), out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let starter: toml::Table = toml::from_str(STARTER).unwrap();
+        let (mut expected, mut written) = (Vec::new(), Vec::new());
+        keys(&defaults, "", &mut expected);
+        keys(&starter, "", &mut written);
+        expected.sort();
+        written.sort();
+        assert_eq!(written, expected);
+        assert!(STARTER.contains("\n# token_env = "));
+    }
+
+    #[test]
+    fn locate_prefers_explicit_then_env_then_default() {
+        let env = Some(OsString::from("other.toml"));
+        let explicit = Path::new("x.toml");
+        assert_eq!(
+            locate(Some(explicit), env.clone(), true),
+            Some(PathBuf::from("x.toml"))
+        );
+        assert_eq!(locate(None, env, true), Some(PathBuf::from("other.toml")));
+        assert_eq!(
+            locate(None, Some(OsString::new()), true),
+            Some(PathBuf::from(FILE_NAME))
+        );
+        assert_eq!(locate(None, None, false), None);
+    }
+
+    #[test]
+    fn tokens_are_64_hex_digits() {
+        let token = generate_token().unwrap();
+        assert_eq!(token.len(), 64);
+        assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+        assert_ne!(token, generate_token().unwrap());
+    }
+}

@@ -1,0 +1,523 @@
+//! The configuration file and `nudge init`, through the library API:
+//! defaults, path resolution, the exact rendered error for each kind of bad
+//! file, the admin token, and the folder `nudge init` writes.
+
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use nudge::config::{
+    load, parse_str, starter_toml, Config, ConfigError, Transport, ADMIN_TOKEN_FILE, FILE_NAME,
+};
+use nudge::init::{init, InitError};
+
+/// Removes the first line if blank, the last line if blank, and the
+/// indentation common to every non-blank line.
+fn unindent(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    if lines.first().is_some_and(|l| l.trim().is_empty()) {
+        lines.remove(0);
+    }
+    if lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(line.get(indent..).unwrap_or(""));
+        out.push('\n');
+    }
+    out
+}
+
+/// The text with trailing blanks removed from every line and the end.
+fn trimmed(text: &str) -> String {
+    let lines: Vec<&str> = text.lines().map(str::trim_end).collect();
+    lines.join("\n").trim_end().to_string()
+}
+
+#[test]
+fn an_absent_file_means_the_defaults() {
+    // Integration tests run in the package root, which holds no
+    // `nudge.toml`.
+    assert!(!Path::new(FILE_NAME).exists());
+    assert!(std::env::var_os("NUDGE_CONFIG").is_none());
+    let (config, file) = load(None).unwrap();
+    assert_eq!(file, None);
+    assert_eq!(config, Config::default());
+    assert_eq!(parse_str(FILE_NAME, "").unwrap(), Config::default());
+    assert_eq!(config.store, PathBuf::from("nudge-data"));
+    assert_eq!(config.campaigns, PathBuf::from("campaigns"));
+    assert_eq!(config.templates, PathBuf::from("templates"));
+    assert_eq!(config.company, "Example Co");
+    assert_eq!(config.sender, "The recruiting team");
+    assert_eq!(config.interview_url, "http://127.0.0.1:7777/i/{token}");
+    assert_eq!(config.admin.listen.to_string(), "127.0.0.1:7777");
+    assert_eq!(config.admin.token_env, None);
+    assert_eq!(config.channels.email, Transport::Console);
+    assert_eq!(config.channels.webhook, Transport::Console);
+    assert_eq!(config.runtime.concurrency, 16);
+    assert_eq!(config.runtime.batch, 1024);
+    assert_eq!(config.runtime.catch_up_secs, 900);
+
+    // Named explicitly, a missing file is an error naming it.
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join(FILE_NAME);
+    let err = load(Some(&missing)).unwrap_err();
+    assert!(matches!(err, ConfigError::Io { .. }));
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "cannot read `{}`: No such file or directory (os error 2)",
+            missing.display()
+        )
+    );
+}
+
+#[test]
+fn the_starter_is_the_defaults() {
+    assert_eq!(
+        parse_str(FILE_NAME, &starter_toml()).unwrap(),
+        Config::default()
+    );
+}
+
+#[test]
+fn relative_paths_are_relative_to_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("site").join(FILE_NAME);
+    fs::create_dir_all(path.parent().unwrap()).unwrap();
+    let text = r#"
+        store = "/var/lib/nudge"
+        templates = "../shared/templates"
+        company = "Acme Logistics"
+
+        [channels.email]
+        transport = "file"
+        path = "outbox/email.jsonl"
+
+        [channels.sms]
+        transport = "null"
+    "#;
+    fs::write(&path, unindent(text)).unwrap();
+    let (config, file) = load(Some(&path)).unwrap();
+    let site = dir.path().join("site");
+    assert_eq!(file, Some(path.clone()));
+    assert_eq!(config.store, PathBuf::from("/var/lib/nudge"));
+    assert_eq!(config.campaigns, site.join("campaigns"));
+    assert_eq!(config.templates, site.join("../shared/templates"));
+    assert_eq!(config.company, "Acme Logistics");
+    assert_eq!(
+        config.channels.email,
+        Transport::File {
+            path: site.join("outbox/email.jsonl")
+        }
+    );
+    assert_eq!(config.channels.sms, Transport::Null);
+    assert_eq!(config.channels.whatsapp, Transport::Console);
+
+    // A bare file name keeps paths relative to the current directory.
+    let bare = Config::default().resolve(Path::new(""));
+    assert_eq!(bare.store, PathBuf::from("nudge-data"));
+}
+
+#[track_caller]
+fn assert_rendered(input: &str, expected: &str) {
+    let err = parse_str(FILE_NAME, &unindent(input)).unwrap_err();
+    let actual = err.render(false);
+    assert_eq!(trimmed(&err.to_string()), trimmed(&actual));
+    let expected = unindent(expected);
+    if trimmed(&actual) != trimmed(&expected) {
+        panic!("input:\n{input}\nexpected:\n{expected}\nactual:\n{actual}");
+    }
+}
+
+macro_rules! case {
+    ($name:ident, $input:expr, $expected:expr $(,)?) => {
+        #[test]
+        fn $name() {
+            assert_rendered($input, $expected);
+        }
+    };
+}
+
+case!(
+    unknown_key_with_a_suggestion,
+    r#"
+    store = "data"
+    company = "Acme"
+    compnay = "Acme Logistics"
+    "#,
+    r#"
+    error: unknown key `compnay`
+     --> nudge.toml:3:1
+      |
+    3 | compnay = "Acme Logistics"
+      | ^^^^^^^ not a setting
+      |
+      = help: did you mean `company`?
+    "#,
+);
+
+case!(
+    unknown_key_in_a_table,
+    r#"
+    [runtime]
+    concurency = 8
+    "#,
+    r#"
+    error: unknown key `runtime.concurency`
+     --> nudge.toml:2:1
+      |
+    2 | concurency = 8
+      | ^^^^^^^^^^ not a setting
+      |
+      = help: did you mean `concurrency`?
+    "#,
+);
+
+case!(
+    unknown_channel,
+    r#"
+    [channels.fax]
+    transport = "console"
+    "#,
+    r#"
+    error: unknown key `channels.fax`
+     --> nudge.toml:1:11
+      |
+    1 | [channels.fax]
+      |           ^^^ not a setting
+      |
+      = help: expected one of `email`, `sms`, `whatsapp` or `webhook`
+    "#,
+);
+
+case!(
+    wrong_type,
+    r#"
+    [runtime]
+    concurrency = "16"
+    "#,
+    r#"
+    error: `runtime.concurrency` should be a whole number, 0 or more
+     --> nudge.toml:2:15
+      |
+    2 | concurrency = "16"
+      |               ^^^^ found string "16"
+    "#,
+);
+
+case!(
+    negative_number,
+    r#"
+    [runtime]
+    catch_up_secs = -5
+    "#,
+    r#"
+    error: `runtime.catch_up_secs` should be a whole number, 0 or more
+     --> nudge.toml:2:17
+      |
+    2 | catch_up_secs = -5
+      |                 ^^ found integer `-5`
+    "#,
+);
+
+case!(
+    bad_toml_syntax_every_error,
+    r#"
+    store = "nudge-data
+    company = Acme
+    "#,
+    r#"
+    error: invalid TOML: invalid basic string, expected `"`
+     --> nudge.toml:1:20
+      |
+    1 | store = "nudge-data
+      |                    ^
+
+    error: invalid TOML: string values must be quoted, expected literal string
+     --> nudge.toml:2:11
+      |
+    2 | company = Acme
+      |           ^^^^
+    "#,
+);
+
+case!(
+    admin_not_on_loopback,
+    r#"
+    [admin]
+    listen = "0.0.0.0:7777"
+    "#,
+    r#"
+    error: `admin.listen` is `0.0.0.0:7777`, not a loopback address
+     --> nudge.toml:2:10
+      |
+    2 | listen = "0.0.0.0:7777"
+      |          ^^^^^^^^^^^^^^ the admin API is not for the open internet
+      |
+      = help: use 127.0.0.1 or [::1], and a reverse proxy with TLS if others must reach it
+    "#,
+);
+
+case!(
+    interview_url_without_token,
+    r#"
+    interview_url = "https://jobs.example.com/interview"
+    "#,
+    r#"
+    error: `interview_url` has no `{token}`
+     --> nudge.toml:1:17
+      |
+    1 | interview_url = "https://jobs.example.com/interview"
+      |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ every candidate needs their own link
+      |
+      = help: put `{token}` where the candidate's token goes, as in "https://jobs.example.com/i/{token}"
+    "#,
+);
+
+case!(
+    unknown_transport,
+    r#"
+    [channels.sms]
+    transport = "twilio"
+    "#,
+    r#"
+    error: unknown transport `twilio` for `channels.sms.transport`
+     --> nudge.toml:2:13
+      |
+    2 | transport = "twilio"
+      |             ^^^^^^^^ no such transport
+      |
+      = help: expected one of `console`, `file` or `null`
+    "#,
+);
+
+case!(
+    misspelt_transport,
+    r#"
+    channels.email = { transport = "consol" }
+    "#,
+    r#"
+    error: unknown transport `consol` for `channels.email.transport`
+     --> nudge.toml:1:32
+      |
+    1 | channels.email = { transport = "consol" }
+      |                                ^^^^^^^^ no such transport
+      |
+      = help: did you mean `console`?
+    "#,
+);
+
+case!(
+    file_transport_without_path,
+    r#"
+    [channels.email]
+    transport = "file"
+    "#,
+    r#"
+    error: `channels.email` needs a `path` setting
+     --> nudge.toml:1:1
+      |
+    1 | [channels.email]
+      | ^^^^^^^^^^^^^^^^ no `path` here
+    "#,
+);
+
+case!(
+    setting_of_another_transport,
+    r#"
+    [channels.email]
+    transport = "console"
+    path = "outbox/email.jsonl"
+    "#,
+    r#"
+    error: unknown key `channels.email.path`
+     --> nudge.toml:3:1
+      |
+    3 | path = "outbox/email.jsonl"
+      | ^^^^ the console transport has no settings
+    "#,
+);
+
+case!(
+    every_invalid_value_at_once,
+    r#"
+    [runtime]
+    concurrency = 0
+    batch = 0
+
+    [channels.webhook]
+    transport = "file"
+    path = ""
+    "#,
+    r#"
+    error: `runtime.concurrency` is 0
+     --> nudge.toml:2:15
+      |
+    2 | concurrency = 0
+      |               ^ must be at least 1
+      |
+      = help: leave it out for the default
+
+    error: `runtime.batch` is 0
+     --> nudge.toml:3:9
+      |
+    3 | batch = 0
+      |         ^ must be at least 1
+      |
+      = help: leave it out for the default
+
+    error: `channels.webhook.path` is empty
+     --> nudge.toml:7:8
+      |
+    7 | path = ""
+      |        ^^ no file to write to
+      |
+      = help: name a file, such as "outbox/email.jsonl"
+    "#,
+);
+
+/// A configuration whose store is a fresh temporary folder.
+fn in_store(store: &Path, token_env: Option<&str>) -> Config {
+    let mut config = Config {
+        store: store.to_path_buf(),
+        ..Config::default()
+    };
+    config.admin.token_env = token_env.map(str::to_string);
+    config
+}
+
+#[test]
+fn admin_token_is_generated_once_for_the_owner_only() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = dir.path().join("data");
+    let config = in_store(&store, None);
+    let token = config.admin_token().unwrap();
+    assert_eq!(token.len(), 64);
+    assert!(token.bytes().all(|b| b.is_ascii_hexdigit()));
+    let file = store.join(ADMIN_TOKEN_FILE);
+    let mode = fs::metadata(&file).unwrap().permissions().mode();
+    assert_eq!(mode & 0o777, 0o600);
+    assert_eq!(config.admin_token().unwrap(), token);
+    // Only the token file is left behind, no temporary file.
+    assert_eq!(fs::read_dir(&store).unwrap().count(), 1);
+}
+
+#[test]
+fn admin_token_from_the_environment_wins() {
+    const VAR: &str = "NUDGE_TEST_CONFIG_ADMIN_TOKEN";
+    let dir = tempfile::tempdir().unwrap();
+    let config = in_store(dir.path(), Some(VAR));
+    // Unset: the generated token.
+    let generated = config.admin_token().unwrap();
+    // This variable is used by this test only.
+    std::env::set_var(VAR, "s3cret");
+    assert_eq!(config.admin_token().unwrap(), "s3cret");
+    std::env::set_var(VAR, "");
+    assert_eq!(config.admin_token().unwrap(), generated);
+    std::env::remove_var(VAR);
+}
+
+#[test]
+fn init_writes_a_campaign_that_checks_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("hiring");
+    let report = init(&target).unwrap();
+    assert_eq!(report.dir, target);
+    for file in [
+        "nudge.toml",
+        "README.md",
+        "campaigns/warehouse.nudge",
+        "templates/invite-short.sms.j2",
+        "templates/expired.es.email.j2",
+    ] {
+        assert!(
+            report.files.contains(&PathBuf::from(file)),
+            "{file} missing from {:?}",
+            report.files
+        );
+    }
+    for file in &report.files {
+        assert!(
+            target.join(file).is_file(),
+            "{} not written",
+            file.display()
+        );
+    }
+
+    let (config, file) = load(Some(&target.join(FILE_NAME))).unwrap();
+    assert_eq!(file, Some(target.join(FILE_NAME)));
+    assert_eq!(config, Config::default().resolve(&target));
+
+    let loaded = nudge::dsl::load::load(std::slice::from_ref(&config.campaigns)).unwrap();
+    let report = nudge::dsl::check::check(&loaded, Some(&config.templates));
+    assert!(
+        matches!(
+            report.templates,
+            nudge::dsl::check::TemplateCheck::Checked { .. }
+        ),
+        "{}",
+        report.templates
+    );
+    let rendered = nudge::dsl::report::render(&loaded.sources, &report.diagnostics, false);
+    assert!(report.diagnostics.is_empty(), "{rendered}");
+}
+
+#[test]
+fn init_refuses_a_folder_that_is_not_empty() {
+    let dir = tempfile::tempdir().unwrap();
+    let target = dir.path().join("hiring");
+    init(&target).unwrap();
+    let before = fs::read_to_string(target.join(FILE_NAME)).unwrap();
+    fs::write(target.join(FILE_NAME), "company = \"Mine\"\n").unwrap();
+
+    let count = |dir: &Path| walk(dir).len();
+    let files = count(&target);
+
+    let err = init(&target).unwrap_err();
+    assert!(matches!(err, InitError::NotEmpty { .. }), "{err}");
+    assert_eq!(count(&target), files);
+    assert!(err
+        .to_string()
+        .starts_with(&format!("`{}` is not empty (it holds `", target.display())));
+    assert_eq!(
+        fs::read_to_string(target.join(FILE_NAME)).unwrap(),
+        "company = \"Mine\"\n"
+    );
+    assert_ne!(before, "company = \"Mine\"\n");
+
+    // A file where the folder should be.
+    let file = dir.path().join("plain");
+    fs::write(&file, "x").unwrap();
+    let err = init(&file).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        format!("`{}` exists and is not a folder", file.display())
+    );
+
+    // An empty folder is fine.
+    let empty = dir.path().join("empty");
+    fs::create_dir(&empty).unwrap();
+    init(&empty).unwrap();
+}
+
+/// Every file under `dir`, recursively.
+fn walk(dir: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            files.extend(walk(&path));
+        } else {
+            files.push(path);
+        }
+    }
+    files
+}
