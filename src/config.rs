@@ -245,7 +245,7 @@ impl Transport {
 
 impl ChannelsConfig {
     /// Every channel's name (as in campaign files) and transport.
-    pub fn iter(&self) -> [(&'static str, &Transport); 4] {
+    pub fn entries(&self) -> [(&'static str, &Transport); 4] {
         [
             ("email", &self.email),
             ("sms", &self.sms),
@@ -254,7 +254,7 @@ impl ChannelsConfig {
         ]
     }
 
-    fn iter_mut(&mut self) -> [&mut Transport; 4] {
+    fn entries_mut(&mut self) -> [&mut Transport; 4] {
         [
             &mut self.email,
             &mut self.sms,
@@ -278,7 +278,7 @@ impl Config {
         join(&mut self.store);
         join(&mut self.campaigns);
         join(&mut self.templates);
-        for transport in self.channels.iter_mut() {
+        for transport in self.channels.entries_mut() {
             match transport {
                 Transport::File { path } => join(path),
                 Transport::Console | Transport::Null => {}
@@ -345,14 +345,14 @@ fn generate_token() -> io::Result<String> {
 /// temporary file beside it, then hard-links it into place, which fails
 /// rather than replace a file another process created meanwhile.
 fn write_new(path: &Path, token: &str) -> io::Result<()> {
-    let temp = path.with_extension(format!("tmp-{}", std::process::id()));
+    // A random name, so that racing threads never share a temporary file.
+    let temp = path.with_extension(format!("tmp-{}", &generate_token()?[..16]));
+    let mut file = fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o600)
+        .open(&temp)?;
     let written = (|| {
-        let mut file = fs::OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o600)
-            .open(&temp)?;
         file.write_all(token.as_bytes())?;
         file.write_all(b"\n")?;
         file.sync_all()?;
@@ -421,11 +421,7 @@ impl std::error::Error for ConfigError {
 /// Otherwise it is `./nudge.toml` if that exists, and the defaults (with
 /// no file) if not.
 pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigError> {
-    let Some(path) = locate(
-        path,
-        std::env::var_os(CONFIG_ENV),
-        Path::new(FILE_NAME).exists(),
-    ) else {
+    let Some(path) = locate(path) else {
         return Ok((Config::default(), None));
     };
     let text = fs::read_to_string(&path).map_err(|source| ConfigError::Io {
@@ -433,13 +429,32 @@ pub fn load(path: Option<&Path>) -> Result<(Config, Option<PathBuf>), ConfigErro
         source,
     })?;
     let config = parse_str(&path.display().to_string(), &text)?;
-    let base = path.parent().unwrap_or(Path::new(""));
-    Ok((config.resolve(base), Some(path)))
+    let config = config.resolve(base_dir(&path));
+    Ok((config, Some(path)))
 }
 
-/// Which file [`load`] reads: the explicit path, else the path in the
-/// environment variable, else `nudge.toml` when it exists, else none.
-fn locate(explicit: Option<&Path>, env: Option<OsString>, default_exists: bool) -> Option<PathBuf> {
+/// The configuration file that applies: `explicit` (from `--config`) when
+/// given, else the file named by `NUDGE_CONFIG` when set and not empty,
+/// else `nudge.toml` in the current directory when it exists, else none
+/// (the defaults apply).
+pub fn locate(explicit: Option<&Path>) -> Option<PathBuf> {
+    choose(
+        explicit,
+        std::env::var_os(CONFIG_ENV),
+        Path::new(FILE_NAME).exists(),
+    )
+}
+
+/// The folder that relative paths in the configuration file `path` are
+/// relative to, for [`Config::resolve`]: the file's folder (empty, meaning
+/// the current directory, for a bare file name).
+pub fn base_dir(path: &Path) -> &Path {
+    path.parent().unwrap_or(Path::new(""))
+}
+
+/// [`locate`]'s choice, given the environment variable's value and
+/// whether `./nudge.toml` exists.
+fn choose(explicit: Option<&Path>, env: Option<OsString>, default_exists: bool) -> Option<PathBuf> {
     if let Some(path) = explicit {
         return Some(path.to_path_buf());
     }
@@ -530,9 +545,15 @@ fn shape_diagnostic(file: FileId, table: &DeTable<'_>, error: &toml::de::Error) 
         return diag;
     }
     let key = found.path.join(".");
+    // Transports are the only enum in the configuration.
     if let Some(unknown) = between(message, "unknown variant `", "`") {
-        let span = find_child(table, &found.path, "transport")
-            .map_or(found.value_span, |child| child.value);
+        let mut channel = found.path.clone();
+        if channel.last().is_some_and(|last| last == "transport") {
+            channel.pop();
+        }
+        let key = channel.join(".");
+        let span =
+            find_child(table, &channel, "transport").map_or(found.value_span, |child| child.value);
         let expected = expected_names(message);
         let mut diag = Diagnostic::error(
             file,
@@ -768,7 +789,7 @@ fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnosti
             );
         }
     }
-    for (name, transport) in config.channels.iter() {
+    for (name, transport) in config.channels.entries() {
         match transport {
             Transport::File { path } => {
                 if path.as_os_str().is_empty() {
@@ -900,19 +921,19 @@ mod tests {
     }
 
     #[test]
-    fn locate_prefers_explicit_then_env_then_default() {
+    fn choose_prefers_explicit_then_env_then_default() {
         let env = Some(OsString::from("other.toml"));
         let explicit = Path::new("x.toml");
         assert_eq!(
-            locate(Some(explicit), env.clone(), true),
+            choose(Some(explicit), env.clone(), true),
             Some(PathBuf::from("x.toml"))
         );
-        assert_eq!(locate(None, env, true), Some(PathBuf::from("other.toml")));
+        assert_eq!(choose(None, env, true), Some(PathBuf::from("other.toml")));
         assert_eq!(
-            locate(None, Some(OsString::new()), true),
+            choose(None, Some(OsString::new()), true),
             Some(PathBuf::from(FILE_NAME))
         );
-        assert_eq!(locate(None, None, false), None);
+        assert_eq!(choose(None, None, false), None);
     }
 
     #[test]

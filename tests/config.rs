@@ -289,7 +289,7 @@ case!(
     transport = "twilio"
     "#,
     r#"
-    error: unknown transport `twilio` for `channels.sms.transport`
+    error: unknown transport `twilio` for `channels.sms`
      --> nudge.toml:2:13
       |
     2 | transport = "twilio"
@@ -305,7 +305,7 @@ case!(
     channels.email = { transport = "consol" }
     "#,
     r#"
-    error: unknown transport `consol` for `channels.email.transport`
+    error: unknown transport `consol` for `channels.email`
      --> nudge.toml:1:32
       |
     1 | channels.email = { transport = "consol" }
