@@ -4,9 +4,11 @@
 //! [`dsl::check`] (diagnostics) → [`dsl::compile`] (state machine) →
 //! [`engine::step`] (pure decisions) → simulator today, daemon tomorrow.
 
+pub mod channels;
 pub mod cli;
 pub mod diag;
 pub mod dsl;
 pub mod engine;
 pub mod graph;
 pub mod sim;
+pub mod templates;
