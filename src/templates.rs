@@ -4,23 +4,28 @@
 //!
 //! The readings this module takes where LANGUAGE.md is silent:
 //!
-//! - **Undefined is an error.** Templates render with minijinja's strict
-//!   undefined behaviour: printing, testing or iterating a variable that
-//!   does not exist fails with the template, the line and the variable,
-//!   rather than sending "Hi ," to a candidate. That holds for custom
-//!   candidate fields too: a candidate without `shift` cannot be sent a
-//!   template that prints `{{ candidate.shift }}`. Optional fields are
-//!   written `{{ candidate.shift | default("your usual shift") }}` or
-//!   `{% if candidate.shift is defined %}`. Variables the runtime does not
-//!   know for this message ([`Vars::deadline`] before a deadline exists,
+//! - **Printing what does not exist is an error.** Templates render with
+//!   minijinja's semi-strict undefined behaviour: printing or iterating a
+//!   variable that does not exist fails with the template, the line and the
+//!   variable, rather than sending "Hi ," to a candidate. That holds for
+//!   custom candidate fields too: a candidate without `shift` cannot be sent
+//!   a template that prints `{{ candidate.shift }}`. Testing one is allowed
+//!   and false, so the natural way to write optional text works:
+//!   `{% if candidate.shift %}Your shift: {{ candidate.shift }}{% endif %}`
+//!   (as do `is defined` and `| default("...")`). Fully strict undefined
+//!   would turn that `if` into a failed send for every candidate without
+//!   the field, a trap `nudge check` cannot see, since it cannot know which
+//!   candidates will lack it. Variables the runtime does not know for this
+//!   message ([`Vars::deadline`] before a deadline exists,
 //!   [`Vars::unsubscribe_link`] outside email) are left undefined, so they
 //!   fail the same way instead of printing `none`.
 //! - **`nudge check` is strict only where it can know.** [`Templates::check_all`]
-//!   renders every file with a sample; a `candidate.FIELD` or `variant.NAME`
-//!   that the sample lacks is filled with a placeholder, because custom
-//!   fields and experiments belong to the data and the campaigns, not to the
-//!   templates folder. Every other unknown variable (`{{ linkk }}`) is
-//!   reported.
+//!   reports every top-level name that is not a variable of [`Vars`] (so
+//!   `{% if linkk %}` is caught although it would render), then renders
+//!   every file with a sample; a `candidate.FIELD` or `variant.NAME` that the
+//!   sample lacks is filled with a placeholder, because custom fields and
+//!   experiments belong to the data and the campaigns, not to the templates
+//!   folder.
 //! - **The `Subject:` line** is required on email and optional elsewhere:
 //!   when any template's rendered first line starts with `Subject:`, it
 //!   (and the blank lines after it) move from the body into
@@ -34,7 +39,7 @@
 //!   read as `-` (`pt_BR` is `pt-BR`). Any tag with a region also tries its
 //!   language (`es-MX` tries `es`, `pt-BR` tries `pt`).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
@@ -305,7 +310,7 @@ impl Templates {
         names.sort();
 
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_auto_escape_callback(|name| {
             if name.ends_with(".html.j2") {
                 AutoEscape::Html
@@ -378,36 +383,58 @@ impl Templates {
         self.render_file(file, Some(channel), Value::from(Serde(vars)))
     }
 
-    /// Renders every template file with `sample` (see the module notes for
+    /// Checks every template file with `sample` (see the module notes for
     /// what is filled in) and returns every error, in file name order.
     /// A file named for a channel (`NAME.email.j2`, `NAME.es.email.j2`) is
     /// checked as that channel's, so an email file needs its subject.
     pub fn check_all(&self, sample: &Vars) -> Vec<TemplateError> {
+        // Every variable a message can have: the full sample's, and any
+        // the caller's sample adds.
+        let known: BTreeSet<String> = [Vars::sample(), sample.clone()]
+            .into_iter()
+            .flat_map(|vars| Value::from(Serde(vars)).try_iter().into_iter().flatten())
+            .map(|key| key.to_string())
+            .collect();
         let mut errors = Vec::new();
         for file in self.files.values() {
             if let Some(error) = self.broken.get(file) {
                 errors.push(error.clone());
                 continue;
             }
-            let mut vars = sample.clone();
-            if let Ok(template) = self.env.get_template(file) {
-                for variable in template.undeclared_variables(true) {
-                    let mut parts = variable.splitn(3, '.');
-                    let (Some(root), Some(key)) = (parts.next(), parts.next()) else {
-                        continue;
-                    };
-                    let map = match root {
-                        "candidate" => &mut vars.candidate,
-                        "variant" => &mut vars.variant,
-                        _ => continue,
-                    };
-                    map.entry(key.to_string())
-                        .or_insert_with(|| format!("[{key}]"));
+            let Ok(template) = self.env.get_template(file) else {
+                continue;
+            };
+            let mut unknown = BTreeSet::new();
+            for name in template.undeclared_variables(false) {
+                let global = self.env.globals().any(|(global, _)| global == name);
+                if !known.contains(&name) && !global {
+                    errors.push(TemplateError::Undefined {
+                        template: file.clone(),
+                        line: first_line_naming(template.source(), &name),
+                        variable: name.clone(),
+                    });
+                    unknown.insert(name);
                 }
             }
-            let result = self.render_file(file, channel_of(file), Value::from(Serde(&vars)));
-            if let Err(error) = result {
-                errors.push(error);
+            let mut vars = sample.clone();
+            for variable in template.undeclared_variables(true) {
+                let mut parts = variable.splitn(3, '.');
+                let (Some(root), Some(key)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let map = match root {
+                    "candidate" => &mut vars.candidate,
+                    "variant" => &mut vars.variant,
+                    _ => continue,
+                };
+                map.entry(key.to_string())
+                    .or_insert_with(|| format!("[{key}]"));
+            }
+            match self.render_file(file, channel_of(file), Value::from(Serde(&vars))) {
+                Err(TemplateError::Undefined { variable, .. })
+                    if unknown.iter().any(|name| root_of(&variable) == name) => {}
+                Err(error) => errors.push(error),
+                Ok(_) => {}
             }
         }
         errors
@@ -459,6 +486,26 @@ pub fn lookup_order(name: &str, channel: Channel, language: Option<&str>) -> Vec
     order.push(format!("{name}.{channel}{EXTENSION}"));
     order.push(format!("{name}{EXTENSION}"));
     order
+}
+
+/// The first line of `source` (from 1) where `name` appears as a word.
+fn first_line_naming(source: &str, name: &str) -> Option<usize> {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    source
+        .lines()
+        .position(|line| {
+            line.match_indices(name).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].chars().next();
+                !before.is_some_and(word) && !after.is_some_and(word)
+            })
+        })
+        .map(|index| index + 1)
+}
+
+/// `candidate` for `candidate.shift`.
+fn root_of(variable: &str) -> &str {
+    variable.split(['.', '[']).next().unwrap_or(variable)
 }
 
 /// The channel a file name is for (`x.es.email.j2` → email), if it names

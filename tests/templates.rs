@@ -203,7 +203,8 @@ fn a_missing_candidate_field_fails_the_send_but_not_the_check() {
         "shift.sms.j2",
         "Hi {{ candidate.first_name }}, your {{ candidate.shift }} shift\n\
          {{ candidate.badge | default(\"no badge\") }}\n\
-         {% if candidate.floor is defined %}floor {{ candidate.floor }}{% endif %}",
+         {% if candidate.floor is defined %}floor {{ candidate.floor }}{% endif %}\
+         {% if candidate.gate %}gate {{ candidate.gate }}{% endif %}",
     )]);
     let templates = Templates::load(dir.path()).unwrap();
     assert!(templates.check_all(&Vars::sample()).is_empty());
@@ -221,6 +222,35 @@ fn a_missing_candidate_field_fails_the_send_but_not_the_check() {
         .render("shift", Channel::Sms, None, &vars)
         .unwrap();
     assert_eq!(rendered.body, "Hi Ana, your night shift\nno badge");
+}
+
+#[test]
+fn check_finds_unknown_names_that_only_a_test_uses() {
+    let dir = folder(&[(
+        "invite.sms.j2",
+        "Hi {{ candidate.first_name }}\n{% if linkk %}{{ linkk }}{% endif %}\n\
+         {% for x in range(2) %}{{ x }}{% endfor %}{{ link }}{% if deadline %}!{% endif %}",
+    )]);
+    let templates = Templates::load(dir.path()).unwrap();
+    // Rendering succeeds: a test of an unknown name is false.
+    assert!(templates
+        .render("invite", Channel::Sms, None, &Vars::sample())
+        .is_ok());
+    let errors: Vec<String> = templates
+        .check_all(&Vars::sample())
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(
+        errors,
+        ["template `invite.sms.j2` line 2: `linkk` is undefined"]
+    );
+    // A sample without a deadline still knows `deadline` is a variable.
+    let sample = Vars {
+        deadline: None,
+        ..Vars::sample()
+    };
+    assert_eq!(templates.check_all(&sample).len(), 1);
 }
 
 #[test]
