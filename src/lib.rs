@@ -4,6 +4,7 @@
 //! [`dsl::check`] (diagnostics) → [`dsl::compile`] (state machine) →
 //! [`engine::step`] (pure decisions) → simulator today, daemon tomorrow.
 
+pub mod channels;
 pub mod cli;
 pub mod config;
 pub mod diag;
@@ -12,3 +13,4 @@ pub mod engine;
 pub mod graph;
 pub mod init;
 pub mod sim;
+pub mod templates;

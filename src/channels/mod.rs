@@ -1,0 +1,172 @@
+//! Channels: where a rendered message goes out. This module owns the
+//! [`Message`] the runtime hands over, the failure classification
+//! ([`SendError`]: retryable or permanent, decided where the failure
+//! happens), and the closed set of backends ([`Backend`]) configured per
+//! channel kind ([`Channels`]).
+//!
+//! Every backend is used through `&self` from many tokio tasks at once;
+//! those that hold state lock it inside. Blocking work (terminal and file
+//! writes, `fsync`) runs on tokio's blocking pool, so a slow disk does not
+//! stall the scheduler.
+
+pub mod console;
+pub mod file;
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+use crate::engine::{Channel, Instant};
+
+pub use console::Console;
+pub use file::{read_messages, FileChannel};
+
+/// One message ready to go out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Message {
+    /// Idempotency key: the same key is the same message (derived by the
+    /// runtime from enrollment, state visit, send index).
+    pub key: String,
+    /// The campaign's identifier (`warehouse_associate`).
+    pub campaign: String,
+    /// The candidate's id.
+    pub candidate: String,
+    /// The resolved template name (`invite-warm`).
+    pub template: String,
+    /// The channel kind it goes out on.
+    pub channel: Channel,
+    /// The address: email address or phone number (empty for webhook).
+    pub to: String,
+    /// The subject line, for email.
+    pub subject: Option<String>,
+    /// The rendered text.
+    pub body: String,
+    /// The instant the engine decided to send it (RFC 3339 in JSON).
+    pub scheduled_at: Instant,
+}
+
+/// How a delivery failed, classified where it happens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendError {
+    /// Trying the same message again later may succeed (a full disk, a
+    /// timeout, a provider's 5xx).
+    Retryable(String),
+    /// The same message will never succeed on this channel (a rejected
+    /// address); the runtime moves on to the next channel or gives up.
+    Permanent(String),
+}
+
+impl SendError {
+    /// Whether trying again later may succeed.
+    pub fn is_retryable(&self) -> bool {
+        matches!(self, SendError::Retryable(_))
+    }
+}
+
+impl fmt::Display for SendError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            SendError::Retryable(why) => write!(f, "delivery failed, will retry: {why}"),
+            SendError::Permanent(why) => write!(f, "delivery failed for good: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for SendError {}
+
+/// A delivery that succeeded.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Delivered {
+    /// True when the channel recognised the key as already delivered and
+    /// did nothing.
+    pub duplicate: bool,
+    /// The provider's id for the message, where it gives one.
+    pub provider_id: Option<String>,
+}
+
+/// The configured backend of one channel kind; a closed enum.
+#[derive(Debug)]
+pub enum Backend {
+    /// Prints each message for a person watching a terminal.
+    Console(Console),
+    /// Appends each message as a JSON line to a file, once per key.
+    File(FileChannel),
+    /// Drops everything (benchmarks).
+    Null,
+}
+
+impl Backend {
+    /// Delivers one message.
+    pub async fn deliver(&self, msg: &Message) -> Result<Delivered, SendError> {
+        match self {
+            Backend::Console(console) => console.deliver(msg).await,
+            Backend::File(file) => file.deliver(msg).await,
+            Backend::Null => Ok(Delivered::default()),
+        }
+    }
+
+    /// Whether delivering the same key twice is recognised (file: yes;
+    /// console, null: no).
+    pub fn idempotent(&self) -> bool {
+        match self {
+            Backend::File(_) => true,
+            Backend::Console(_) | Backend::Null => false,
+        }
+    }
+
+    /// `console`, `file /path/out.jsonl`, `null`: for `nudge run`'s startup
+    /// lines.
+    pub fn describe(&self) -> String {
+        match self {
+            Backend::Console(_) => "console".to_string(),
+            Backend::File(file) => format!("file {}", file.path().display()),
+            Backend::Null => "null".to_string(),
+        }
+    }
+}
+
+/// The backend of every channel kind. Share it between tasks as
+/// `Arc<Channels>`.
+#[derive(Debug)]
+pub struct Channels {
+    email: Backend,
+    sms: Backend,
+    whatsapp: Backend,
+    webhook: Backend,
+}
+
+impl Channels {
+    /// One backend per channel kind.
+    pub fn new(email: Backend, sms: Backend, whatsapp: Backend, webhook: Backend) -> Self {
+        Channels {
+            email,
+            sms,
+            whatsapp,
+            webhook,
+        }
+    }
+
+    /// The embedded default: every channel prints to stdout.
+    pub fn all_console() -> Self {
+        let console = || Backend::Console(Console::stdout());
+        Channels::new(console(), console(), console(), console())
+    }
+
+    /// The backend of a channel kind.
+    pub fn get(&self, kind: Channel) -> &Backend {
+        match kind {
+            Channel::Email => &self.email,
+            Channel::Sms => &self.sms,
+            Channel::Whatsapp => &self.whatsapp,
+            Channel::Webhook => &self.webhook,
+        }
+    }
+
+    /// Whether every channel only prints to the terminal, so nothing
+    /// reaches a candidate (the daemon warns about it).
+    pub fn only_console(&self) -> bool {
+        Channel::ALL
+            .into_iter()
+            .all(|kind| matches!(self.get(kind), Backend::Console(_)))
+    }
+}

@@ -1,0 +1,628 @@
+//! Message templates: the `*.j2` files of the templates folder, compiled
+//! once with minijinja, looked up by name, channel and language as
+//! LANGUAGE.md says, and rendered into a subject and a body.
+//!
+//! The readings this module takes where LANGUAGE.md is silent:
+//!
+//! - **Printing what does not exist is an error.** Templates render with
+//!   minijinja's semi-strict undefined behaviour: printing or iterating a
+//!   variable that does not exist fails with the template, the line and the
+//!   variable, rather than sending "Hi ," to a candidate. That holds for
+//!   custom candidate fields too: a candidate without `shift` cannot be sent
+//!   a template that prints `{{ candidate.shift }}`. Testing one is allowed
+//!   and false, so the natural way to write optional text works:
+//!   `{% if candidate.shift %}Your shift: {{ candidate.shift }}{% endif %}`
+//!   (as do `is defined` and `| default("...")`). Fully strict undefined
+//!   would turn that `if` into a failed send for every candidate without
+//!   the field, a trap `nudge check` cannot see, since it cannot know which
+//!   candidates will lack it. Variables the runtime does not know for this
+//!   message ([`Vars::deadline`] before a deadline exists,
+//!   [`Vars::unsubscribe_link`] outside email) are left undefined, so they
+//!   fail the same way instead of printing `none`.
+//! - **`nudge check` is strict only where it can know.** [`Templates::check_all`]
+//!   reports every top-level name that is not a variable of [`Vars`] (so
+//!   `{% if linkk %}` is caught although it would render), then renders
+//!   every file with a sample; a `candidate.FIELD` or `variant.NAME` that the
+//!   sample lacks is filled with a placeholder, because custom fields and
+//!   experiments belong to the data and the campaigns, not to the templates
+//!   folder.
+//! - **The `Subject:` line** is required on email and optional elsewhere:
+//!   when any template's rendered first line starts with `Subject:`, it
+//!   (and the blank lines after it) move from the body into
+//!   [`Rendered::subject`], so one plain `NAME.j2` serves email and SMS
+//!   alike and the SMS never reads "Subject: ...".
+//! - **Whitespace.** The body loses its trailing whitespace; an empty body
+//!   is an error.
+//! - **Escaping.** Only `*.html.j2` files are HTML-escaped; text and SMS
+//!   go out as written.
+//! - **Language tags** match file names without regard to case, and `_` is
+//!   read as `-` (`pt_BR` is `pt-BR`). Any tag with a region also tries its
+//!   language (`es-MX` tries `es`, `pt-BR` tries `pt`).
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::fmt;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono_tz::Tz;
+use minijinja::value::Serde;
+use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::engine::{Candidate, Channel, Instant};
+
+/// The extension every template file carries.
+const EXTENSION: &str = ".j2";
+
+/// The templates of one folder, compiled once. To pick up edits, load the
+/// folder again.
+#[derive(Debug)]
+pub struct Templates {
+    dir: PathBuf,
+    env: Environment<'static>,
+    /// Every template file, by its lowercased name.
+    files: BTreeMap<String, String>,
+    /// The files that did not compile, by file name.
+    broken: BTreeMap<String, TemplateError>,
+}
+
+/// A message rendered from a template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rendered {
+    /// The `Subject:` line's text, without the `Subject:`.
+    pub subject: Option<String>,
+    /// The text after the subject line and the blank line under it.
+    pub body: String,
+}
+
+/// The variables of LANGUAGE.md, built by the runtime for each message.
+/// `None` fields are left undefined in the template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Vars {
+    /// Every field of the candidate, plus `first_name` derived from `name`
+    /// when missing (see [`Vars::candidate_fields`]).
+    pub candidate: BTreeMap<String, String>,
+    /// The campaign sending the message.
+    pub campaign: CampaignVars,
+    /// The candidate's own tracked interview link.
+    pub link: String,
+    /// When the link closes, in the candidate's zone
+    /// ([`format_deadline`]): "Thu 3 Dec, 14:00 CST". `None` before the
+    /// deadline has started, or in a campaign without one.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub deadline: Option<String>,
+    /// The time until the deadline in words ([`time_left`]): "2 days".
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub time_left: Option<String>,
+    /// Each experiment's variant for the candidate (`variant.copy` is `warm`).
+    pub variant: BTreeMap<String, String>,
+    /// Who signs, from the configuration.
+    pub sender: String,
+    /// The company, from the configuration.
+    pub company: String,
+    /// One-click unsubscribe link (email).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_link: Option<String>,
+}
+
+/// The `campaign` variable.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct CampaignVars {
+    /// The campaign's identifier (`warehouse_associate`).
+    pub name: String,
+    /// Its `title` setting; the runtime passes the name when there is none.
+    pub title: String,
+}
+
+impl Vars {
+    /// The `candidate` variable for a candidate: all of its fields, plus
+    /// `first_name` (the first word of `name`) when not given.
+    pub fn candidate_fields(candidate: &Candidate) -> BTreeMap<String, String> {
+        let mut fields = candidate.fields.clone();
+        if let Some(first) = candidate.field("first_name") {
+            let first = first.to_string();
+            fields.entry("first_name".to_string()).or_insert(first);
+        }
+        fields
+            .entry("id".to_string())
+            .or_insert_with(|| candidate.id.clone());
+        fields
+    }
+
+    /// A sample message's variables, for `nudge check`: Ana Ruiz, with a
+    /// phone, an email address, a role and a source, and every other
+    /// variable set.
+    pub fn sample() -> Vars {
+        let candidate = Candidate::from_pairs(
+            [
+                ("id", "sample"),
+                ("name", "Ana Ruiz"),
+                ("email", "ana@example.com"),
+                ("phone", "+15550100"),
+                ("role", "Warehouse Associate"),
+                ("source", "indeed"),
+                ("timezone", "America/Chicago"),
+                ("language", "en"),
+            ],
+            "sample",
+        );
+        Vars {
+            candidate: Vars::candidate_fields(&candidate),
+            campaign: CampaignVars {
+                name: "sample_campaign".to_string(),
+                title: "Warehouse Associate, Dallas DC".to_string(),
+            },
+            link: "https://jobs.example.com/i/sample".to_string(),
+            deadline: Some("Thu 3 Dec, 14:00 CST".to_string()),
+            time_left: Some("2 days".to_string()),
+            variant: BTreeMap::new(),
+            sender: "Dana Ruiz".to_string(),
+            company: "Acme Logistics".to_string(),
+            unsubscribe_link: Some("https://jobs.example.com/u/sample".to_string()),
+        }
+    }
+}
+
+/// Why a template could not be loaded, found or rendered.
+#[derive(Debug, Clone)]
+pub enum TemplateError {
+    /// The folder or a file in it could not be read.
+    Io {
+        path: PathBuf,
+        source: Arc<io::Error>,
+    },
+    /// A file is not valid minijinja.
+    Syntax {
+        file: String,
+        line: Option<usize>,
+        message: String,
+    },
+    /// Rendering used a variable that does not exist.
+    Undefined {
+        template: String,
+        line: Option<usize>,
+        variable: String,
+    },
+    /// Rendering failed otherwise (a bad filter argument, ...).
+    Render {
+        template: String,
+        line: Option<usize>,
+        message: String,
+    },
+    /// No file serves this template on this channel.
+    Missing {
+        name: String,
+        channel: Channel,
+        /// The file names looked for, in order.
+        tried: Vec<String>,
+    },
+    /// An email template whose first line is not `Subject: ...`.
+    NoSubject { template: String },
+    /// A template that rendered to nothing.
+    EmptyBody { template: String },
+}
+
+/// " line N" when the line is known.
+struct At(Option<usize>);
+
+impl fmt::Display for At {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.0 {
+            Some(line) => write!(f, " line {line}"),
+            None => Ok(()),
+        }
+    }
+}
+
+impl fmt::Display for TemplateError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        use TemplateError::*;
+        match self {
+            Io { path, source } => write!(f, "cannot read `{}`: {source}", path.display()),
+            Syntax {
+                file,
+                line,
+                message,
+            } => write!(
+                f,
+                "syntax error in template `{file}`{}: {message}",
+                At(*line)
+            ),
+            Undefined {
+                template,
+                line,
+                variable,
+            } => write!(
+                f,
+                "template `{template}`{}: `{variable}` is undefined",
+                At(*line)
+            ),
+            Render {
+                template,
+                line,
+                message,
+            } => write!(f, "template `{template}`{}: {message}", At(*line)),
+            Missing {
+                name,
+                channel,
+                tried,
+            } => write!(
+                f,
+                "no template `{name}` for {channel}: tried {}",
+                tried
+                    .iter()
+                    .map(|t| format!("`{t}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            NoSubject { template } => write!(
+                f,
+                "email template `{template}` does not start with a `Subject:` line"
+            ),
+            EmptyBody { template } => write!(f, "template `{template}` renders to nothing"),
+        }
+    }
+}
+
+impl std::error::Error for TemplateError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            TemplateError::Io { source, .. } => Some(source.as_ref()),
+            _ => None,
+        }
+    }
+}
+
+impl Templates {
+    /// Reads and compiles every `*.j2` file in `dir`; the first file (by
+    /// name) that does not compile is an error naming the file, the line and
+    /// the problem.
+    pub fn load(dir: &Path) -> Result<Templates, TemplateError> {
+        let (templates, mut broken) = Templates::load_partial(dir)?;
+        if broken.is_empty() {
+            Ok(templates)
+        } else {
+            Err(broken.swap_remove(0))
+        }
+    }
+
+    /// Like [`Templates::load`], but keeps going: returns the templates
+    /// with every syntax error, in file name order (`nudge check` reports
+    /// them all). Rendering a broken file gives its syntax error. Only an
+    /// unreadable folder or file is an `Err`.
+    pub fn load_partial(dir: &Path) -> Result<(Templates, Vec<TemplateError>), TemplateError> {
+        let io_error = |path: &Path, e: io::Error| TemplateError::Io {
+            path: path.to_path_buf(),
+            source: Arc::new(e),
+        };
+        let mut names = Vec::new();
+        for entry in std::fs::read_dir(dir).map_err(|e| io_error(dir, e))? {
+            let entry = entry.map_err(|e| io_error(dir, e))?;
+            let Ok(name) = entry.file_name().into_string() else {
+                continue;
+            };
+            let is_file = entry.file_type().map_err(|e| io_error(&entry.path(), e))?;
+            if name.ends_with(EXTENSION) && !is_file.is_dir() {
+                names.push(name);
+            }
+        }
+        names.sort();
+
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_auto_escape_callback(|name| {
+            if name.ends_with(".html.j2") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        let mut files = BTreeMap::new();
+        let mut broken = BTreeMap::new();
+        for name in names {
+            let path = dir.join(&name);
+            let source = std::fs::read_to_string(&path).map_err(|e| io_error(&path, e))?;
+            if let Err(e) = env.add_template_owned(name.clone(), source) {
+                let error = TemplateError::Syntax {
+                    file: name.clone(),
+                    line: e.line(),
+                    message: e
+                        .detail()
+                        .map_or_else(|| e.kind().to_string(), str::to_string),
+                };
+                broken.insert(name.clone(), error);
+            }
+            files.insert(name.to_lowercase(), name);
+        }
+        let errors = broken.values().cloned().collect();
+        let templates = Templates {
+            dir: dir.to_path_buf(),
+            env,
+            files,
+            broken,
+        };
+        Ok((templates, errors))
+    }
+
+    /// The folder the templates were read from.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// Every template file name, sorted.
+    pub fn files(&self) -> impl Iterator<Item = &str> {
+        self.files.values().map(String::as_str)
+    }
+
+    /// The file a template name resolves to for a channel and a language,
+    /// trying [`lookup_order`]'s names in turn.
+    pub fn resolve(&self, name: &str, channel: Channel, language: Option<&str>) -> Option<&str> {
+        lookup_order(name, channel, language)
+            .iter()
+            .find_map(|file| self.files.get(&file.to_lowercase()))
+            .map(String::as_str)
+    }
+
+    /// Renders template `name` for a message on `channel` to a candidate
+    /// speaking `language`.
+    pub fn render(
+        &self,
+        name: &str,
+        channel: Channel,
+        language: Option<&str>,
+        vars: &Vars,
+    ) -> Result<Rendered, TemplateError> {
+        let file = self
+            .resolve(name, channel, language)
+            .ok_or_else(|| TemplateError::Missing {
+                name: name.to_string(),
+                channel,
+                tried: lookup_order(name, channel, language),
+            })?;
+        self.render_file(file, Some(channel), Value::from(Serde(vars)))
+    }
+
+    /// Checks every template file with `sample` (see the module notes for
+    /// what is filled in) and returns every error, in file name order.
+    /// A file named for a channel (`NAME.email.j2`, `NAME.es.email.j2`) is
+    /// checked as that channel's, so an email file needs its subject.
+    pub fn check_all(&self, sample: &Vars) -> Vec<TemplateError> {
+        // Every variable a message can have: the full sample's, and any
+        // the caller's sample adds.
+        let known: BTreeSet<String> = [Vars::sample(), sample.clone()]
+            .into_iter()
+            .flat_map(|vars| Value::from(Serde(vars)).try_iter().into_iter().flatten())
+            .map(|key| key.to_string())
+            .collect();
+        let mut errors = Vec::new();
+        for file in self.files.values() {
+            if let Some(error) = self.broken.get(file) {
+                errors.push(error.clone());
+                continue;
+            }
+            let Ok(template) = self.env.get_template(file) else {
+                continue;
+            };
+            let mut unknown = BTreeSet::new();
+            for name in template.undeclared_variables(false) {
+                let global = self.env.globals().any(|(global, _)| global == name);
+                if !known.contains(&name) && !global {
+                    errors.push(TemplateError::Undefined {
+                        template: file.clone(),
+                        line: first_line_naming(template.source(), &name),
+                        variable: name.clone(),
+                    });
+                    unknown.insert(name);
+                }
+            }
+            let mut vars = sample.clone();
+            for variable in template.undeclared_variables(true) {
+                let mut parts = variable.splitn(3, '.');
+                let (Some(root), Some(key)) = (parts.next(), parts.next()) else {
+                    continue;
+                };
+                let map = match root {
+                    "candidate" => &mut vars.candidate,
+                    "variant" => &mut vars.variant,
+                    _ => continue,
+                };
+                map.entry(key.to_string())
+                    .or_insert_with(|| format!("[{key}]"));
+            }
+            match self.render_file(file, channel_of(file), Value::from(Serde(&vars))) {
+                Err(TemplateError::Undefined { variable, .. })
+                    if unknown.iter().any(|name| root_of(&variable) == name) => {}
+                Err(error) => errors.push(error),
+                Ok(_) => {}
+            }
+        }
+        errors
+    }
+
+    fn render_file(
+        &self,
+        file: &str,
+        channel: Option<Channel>,
+        ctx: Value,
+    ) -> Result<Rendered, TemplateError> {
+        if let Some(error) = self.broken.get(file) {
+            return Err(error.clone());
+        }
+        let template = self
+            .env
+            .get_template(file)
+            .map_err(|e| render_error(file, "", e))?;
+        let text = template
+            .render(ctx)
+            .map_err(|e| render_error(file, template.source(), e))?;
+        split_subject(file, channel, &text)
+    }
+}
+
+/// The file names a template name is looked for under, in order:
+/// `NAME.LANG.CHANNEL.j2`, `NAME.LANG.j2` (then the same for the tag's
+/// language alone: `pt` for `pt-BR`), `NAME.CHANNEL.j2`, `NAME.j2`.
+pub fn lookup_order(name: &str, channel: Channel, language: Option<&str>) -> Vec<String> {
+    let mut languages = Vec::new();
+    if let Some(tag) = language.map(|l| l.trim().replace('_', "-")) {
+        if !tag.is_empty() {
+            if let Some((primary, _)) = tag.split_once('-') {
+                let primary = primary.to_string();
+                languages.push(tag);
+                if !primary.is_empty() {
+                    languages.push(primary);
+                }
+            } else {
+                languages.push(tag);
+            }
+        }
+    }
+    let mut order = Vec::new();
+    for lang in &languages {
+        order.push(format!("{name}.{lang}.{channel}{EXTENSION}"));
+        order.push(format!("{name}.{lang}{EXTENSION}"));
+    }
+    order.push(format!("{name}.{channel}{EXTENSION}"));
+    order.push(format!("{name}{EXTENSION}"));
+    order
+}
+
+/// The first line of `source` (from 1) where `name` appears as a word.
+fn first_line_naming(source: &str, name: &str) -> Option<usize> {
+    let word = |c: char| c.is_alphanumeric() || c == '_';
+    source
+        .lines()
+        .position(|line| {
+            line.match_indices(name).any(|(at, _)| {
+                let before = line[..at].chars().next_back();
+                let after = line[at + name.len()..].chars().next();
+                !before.is_some_and(word) && !after.is_some_and(word)
+            })
+        })
+        .map(|index| index + 1)
+}
+
+/// `candidate` for `candidate.shift`.
+fn root_of(variable: &str) -> &str {
+    variable.split(['.', '[']).next().unwrap_or(variable)
+}
+
+/// The channel a file name is for (`x.es.email.j2` → email), if it names
+/// one.
+fn channel_of(file: &str) -> Option<Channel> {
+    let stem = file.strip_suffix(EXTENSION)?;
+    let stem = stem.strip_suffix(".html").unwrap_or(stem);
+    let (_, last) = stem.rsplit_once('.')?;
+    Channel::from_name(&last.to_lowercase())
+}
+
+fn render_error(file: &str, source: &str, e: minijinja::Error) -> TemplateError {
+    let template = e.name().unwrap_or(file).to_string();
+    let line = e.line();
+    if e.kind() == ErrorKind::UndefinedError {
+        // minijinja names the variable in backticks; else the source span.
+        let named = e
+            .detail()
+            .and_then(|d| d.split('`').nth(1))
+            .filter(|v| !v.is_empty());
+        let spanned = e
+            .range()
+            .and_then(|r| source.get(r))
+            .map(str::trim)
+            .filter(|v| !v.is_empty());
+        if let Some(variable) = named.or(spanned) {
+            return TemplateError::Undefined {
+                template,
+                line,
+                variable: variable.to_string(),
+            };
+        }
+    }
+    TemplateError::Render {
+        template,
+        line,
+        message: e
+            .detail()
+            .map_or_else(|| e.kind().to_string(), str::to_string),
+    }
+}
+
+/// Moves a leading `Subject:` line out of the body.
+fn split_subject(
+    file: &str,
+    channel: Option<Channel>,
+    text: &str,
+) -> Result<Rendered, TemplateError> {
+    let (first, rest) = text.split_once('\n').unwrap_or((text, ""));
+    let first = first.trim_start_matches('\u{feff}');
+    let subject = first
+        .get(.."Subject:".len())
+        .filter(|prefix| prefix.eq_ignore_ascii_case("Subject:"))
+        .map(|_| first["Subject:".len()..].trim().to_string());
+    let (subject, body) = match subject {
+        Some(subject) => (Some(subject), rest.trim_start_matches(['\r', '\n'])),
+        None => (None, text),
+    };
+    if channel == Some(Channel::Email) && subject.as_deref().is_none_or(str::is_empty) {
+        return Err(TemplateError::NoSubject {
+            template: file.to_string(),
+        });
+    }
+    let body = body.trim_end();
+    if body.is_empty() {
+        return Err(TemplateError::EmptyBody {
+            template: file.to_string(),
+        });
+    }
+    Ok(Rendered {
+        subject: subject.filter(|s| !s.is_empty()),
+        body: body.to_string(),
+    })
+}
+
+/// A deadline as the candidate reads it, in their zone: "Thu 3 Dec, 14:00
+/// CST".
+pub fn format_deadline(deadline: Instant, zone: Tz) -> String {
+    deadline
+        .with_timezone(&zone)
+        .format("%a %-d %b, %H:%M %Z")
+        .to_string()
+}
+
+/// The time from `now` to `deadline` in words: "2 days", "1 day",
+/// "36 hours", "5 hours", "45 minutes". Days from 47½ hours on, rounded to
+/// the nearest day (a half rounds down, so the candidate is never told
+/// more than half a day too much); "1 day" for 23½ to 24½ hours; hours
+/// otherwise from an hour on; minutes below that; "less than a minute" at
+/// or after the deadline. Never "0 days".
+pub fn time_left(now: Instant, deadline: Instant) -> String {
+    const MINUTE: i64 = 60;
+    const HOUR: i64 = 60 * MINUTE;
+    const DAY: i64 = 24 * HOUR;
+    let secs = (deadline - now).num_seconds();
+    // Nearest multiple of `unit`, a half rounding down.
+    let nearest = |unit: i64| (secs + unit / 2 - 1).div_euclid(unit);
+    let plural = |n: i64, unit: &str| {
+        if n == 1 {
+            format!("1 {unit}")
+        } else {
+            format!("{n} {unit}s")
+        }
+    };
+    if secs < MINUTE {
+        return "less than a minute".to_string();
+    }
+    let minutes = nearest(MINUTE).max(1);
+    if minutes < 60 {
+        return plural(minutes, "minute");
+    }
+    let hours = nearest(HOUR).max(1);
+    if hours == 24 {
+        plural(1, "day")
+    } else if hours < 48 {
+        plural(hours, "hour")
+    } else {
+        plural(nearest(DAY), "day")
+    }
+}
