@@ -55,11 +55,15 @@ impl FileChannel {
     /// not a message is an `InvalidData` error naming the line.
     pub fn open(path: impl AsRef<Path>) -> io::Result<FileChannel> {
         let path = path.as_ref().to_path_buf();
+        let existed = path.exists();
         let mut file = OpenOptions::new()
             .read(true)
             .append(true)
             .create(true)
             .open(&path)?;
+        if !existed {
+            sync_parent(&path)?;
+        }
         let mut bytes = Vec::new();
         file.read_to_end(&mut bytes)?;
         let parsed = parse(&path, &bytes)?;
@@ -114,6 +118,22 @@ impl FileChannel {
             .await
             .map_err(|e| SendError::Retryable(format!("file channel task failed: {e}")))?
     }
+}
+
+/// Makes a new file's directory entry durable, so the lines synced into it
+/// cannot vanish with the name after a power cut.
+fn sync_parent(path: &Path) -> io::Result<()> {
+    #[cfg(unix)]
+    {
+        let parent = match path.parent() {
+            Some(parent) if !parent.as_os_str().is_empty() => parent,
+            _ => Path::new("."),
+        };
+        File::open(parent)?.sync_all()?;
+    }
+    #[cfg(not(unix))]
+    let _ = path;
+    Ok(())
 }
 
 /// Locks the shared state; a panic elsewhere cannot leave it half-updated
