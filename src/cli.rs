@@ -14,7 +14,7 @@ use crate::dsl::ast;
 use crate::dsl::check::check as check_campaigns;
 use crate::dsl::compile::compile;
 use crate::dsl::load::{load, Loaded};
-use crate::dsl::report::{render, render_report, render_report_json};
+use crate::dsl::report::{render, render_json, render_report, render_report_json};
 use crate::engine::{Candidate, Machine};
 use crate::sim::{self, batch, output, parse_offset, Scenario};
 
@@ -75,12 +75,40 @@ fn color() -> bool {
     std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none()
 }
 
-/// `nudge check`.
-pub fn check(paths: &[PathBuf], json: bool, templates: Option<&Path>) -> Result<Status, CliError> {
-    let paths = default_paths(paths);
+/// `nudge check`: the configuration (when there is one), then the
+/// campaigns (by default the configured folder) and their templates.
+pub fn check(
+    config: Option<&Path>,
+    paths: &[PathBuf],
+    json: bool,
+    templates: Option<&Path>,
+) -> Result<Status, CliError> {
+    // A configuration that does not check is reported, and the campaigns
+    // are still checked (from the default folders), so one run shows all.
+    let (config, config_file, config_ok) = match crate::config::load(config) {
+        Ok((c, f)) => (c, f, true),
+        Err(crate::config::ConfigError::Invalid {
+            diagnostics,
+            sources,
+        }) => {
+            if json {
+                print!("{}", render_json(&sources, &diagnostics));
+            } else {
+                eprint!("{}", render(&sources, &diagnostics, color()));
+            }
+            (crate::config::Config::default(), None, false)
+        }
+        Err(e) => return Err(CliError::Input(e.to_string())),
+    };
+    let paths = if paths.is_empty() && config_file.is_some() {
+        vec![config.campaigns.clone()]
+    } else {
+        default_paths(paths)
+    };
     let loaded = load(&paths).map_err(|e| CliError::Input(e.to_string()))?;
     let templates = templates
         .map(Path::to_path_buf)
+        .or_else(|| config_file.as_ref().map(|_| config.templates.clone()))
         .or_else(|| default_templates(&paths));
     let report = check_campaigns(&loaded, templates.as_deref());
     if json {
@@ -88,7 +116,7 @@ pub fn check(paths: &[PathBuf], json: bool, templates: Option<&Path>) -> Result<
     } else {
         eprint!("{}", render_report(&loaded.sources, &report, color()));
     }
-    Ok(if report.has_errors() {
+    Ok(if report.has_errors() || !config_ok {
         Status::Failed
     } else {
         Status::Ok
@@ -328,4 +356,300 @@ pub fn fmt(paths: &[PathBuf], check: bool) -> Result<Status, CliError> {
         }
     }
     Ok(status)
+}
+
+/// Loads `nudge.toml` (or the defaults when there is none).
+pub fn load_config(path: Option<&Path>) -> Result<crate::config::Config, CliError> {
+    crate::config::load(path)
+        .map(|(config, _)| config)
+        .map_err(|e| match e {
+            crate::config::ConfigError::Invalid { .. } => {
+                eprint!("{}", e.render(color()));
+                CliError::Reported
+            }
+            crate::config::ConfigError::Io { .. } => CliError::Input(e.to_string()),
+        })
+}
+
+/// `nudge init DIR`.
+pub fn init(dir: &Path) -> Result<Status, CliError> {
+    let report = crate::init::init(dir).map_err(|e| CliError::Input(e.to_string()))?;
+    for file in &report.files {
+        println!("wrote {}", file.display());
+    }
+    println!(
+        "\nnext:\n  cd {}\n  nudge check\n  nudge run",
+        dir.display()
+    );
+    Ok(Status::Ok)
+}
+
+/// `nudge run`.
+pub fn run(
+    config: crate::config::Config,
+    clock: Option<&str>,
+    json_logs: bool,
+) -> Result<Status, CliError> {
+    use crate::runtime::clock::{Clock, ScaledClock, SystemClock};
+    let clock: std::sync::Arc<dyn Clock> = match clock {
+        Some(spec) => std::sync::Arc::new(
+            ScaledClock::parse(spec).map_err(|e| CliError::Usage(format!("`--clock`: {e}")))?,
+        ),
+        None => std::sync::Arc::new(SystemClock),
+    };
+    init_logs(json_logs);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(format!("cannot start: {e}")))?;
+    runtime
+        .block_on(crate::runtime::run::run(config, clock))
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    Ok(Status::Ok)
+}
+
+fn init_logs(json: bool) {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("NUDGE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if json {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}
+
+fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Admin, CliError> {
+    crate::runtime::client::Admin::connect(config).map_err(|e| CliError::Input(e.to_string()))
+}
+
+fn api(e: crate::runtime::api::ApiError) -> CliError {
+    if e.status == 400 {
+        CliError::Usage(e.message)
+    } else {
+        CliError::Input(e.message)
+    }
+}
+
+fn print_json<T: serde::Serialize>(value: &T) -> Result<Status, CliError> {
+    println!(
+        "{}",
+        serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?
+    );
+    Ok(Status::Ok)
+}
+
+fn note_queued(admin: &crate::runtime::client::Admin) {
+    let queued = admin.queued();
+    if queued > 0 {
+        eprintln!(
+            "note: no daemon is running: {queued} message{} wait in the outbox and go out when `nudge run` starts",
+            if queued == 1 { "" } else { "s" }
+        );
+    }
+}
+
+/// The options of `nudge enroll`.
+#[derive(Debug, Clone, Default)]
+pub struct EnrollOptions {
+    pub campaign: String,
+    pub id: Option<String>,
+    pub name: Option<String>,
+    pub email: Option<String>,
+    pub phone: Option<String>,
+    pub fields: Vec<String>,
+    pub json: bool,
+}
+
+/// `nudge enroll`: prints the candidate's tracked link.
+pub fn enroll(config: &crate::config::Config, opts: &EnrollOptions) -> Result<Status, CliError> {
+    let mut fields = std::collections::BTreeMap::new();
+    for (k, v) in [
+        ("name", &opts.name),
+        ("email", &opts.email),
+        ("phone", &opts.phone),
+    ] {
+        if let Some(v) = v {
+            fields.insert(k.to_string(), v.clone());
+        }
+    }
+    for f in &opts.fields {
+        let (k, v) = key_value(f, "--field", '=', "KEY=VALUE")?;
+        fields.insert(k.to_lowercase(), v.to_string());
+    }
+    let mut admin = connect(config)?;
+    let response = admin
+        .enroll(crate::runtime::api::EnrollRequest {
+            campaign: opts.campaign.clone(),
+            external_id: opts.id.clone(),
+            fields,
+        })
+        .map_err(api)?;
+    if opts.json {
+        print_json(&response)?;
+    } else {
+        println!("{}", response.link);
+        if response.enrolled {
+            eprintln!(
+                "enrolled candidate {} in {} (state {}) {}",
+                response.candidate,
+                opts.campaign,
+                response.state,
+                admin.describe()
+            );
+        } else {
+            eprintln!(
+                "candidate {} was already in {} (state {}): nothing changed",
+                response.candidate, opts.campaign, response.state
+            );
+        }
+        if !response.filter_matched {
+            eprintln!("note: the campaign's `where` filter would not have taken this candidate; enrolled as asked");
+        }
+    }
+    note_queued(&admin);
+    Ok(Status::Ok)
+}
+
+/// `nudge event CANDIDATE EVENT`.
+pub fn event(
+    config: &crate::config::Config,
+    candidate: &str,
+    event: &str,
+    at: Option<&str>,
+    fields: &[String],
+    json: bool,
+) -> Result<Status, CliError> {
+    let mut map = std::collections::BTreeMap::new();
+    for f in fields {
+        let (k, v) = key_value(f, "--field", '=', "KEY=VALUE")?;
+        map.insert(k.to_lowercase(), v.to_string());
+    }
+    let mut admin = connect(config)?;
+    let response = admin
+        .event(crate::runtime::api::EventRequest {
+            candidate: candidate.to_string(),
+            event: event.to_string(),
+            at: at.map(str::to_string),
+            fields: map,
+        })
+        .map_err(api)?;
+    if json {
+        print_json(&response)?;
+    } else {
+        println!(
+            "{event} recorded for {} at {}",
+            response.candidate, response.at
+        );
+        for effect in &response.effects {
+            println!("  {effect}");
+        }
+    }
+    note_queued(&admin);
+    Ok(Status::Ok)
+}
+
+/// `nudge status [CAMPAIGN]`.
+pub fn status(
+    config: &crate::config::Config,
+    campaign: Option<&str>,
+    json: bool,
+) -> Result<Status, CliError> {
+    let mut admin = connect(config)?;
+    let report = admin.status(campaign).map_err(api)?;
+    if json {
+        return print_json(&report);
+    }
+    for c in &report.campaigns {
+        println!(
+            "{}{}{}",
+            c.name,
+            c.title
+                .as_ref()
+                .map(|t| format!(" · {t}"))
+                .unwrap_or_default(),
+            if c.paused { " · PAUSED" } else { "" }
+        );
+        for (state, n) in &c.states {
+            println!("  {state:<24} {n:>8}");
+        }
+        for (outcome, n) in &c.outcomes {
+            println!("  exited: {outcome:<16} {n:>8}");
+        }
+        println!(
+            "  sends due in the next hour {}, next day {}; held {}; failed {}",
+            c.sends_next_hour, c.sends_next_day, c.held, c.failed
+        );
+    }
+    println!("outbox: {} waiting for delivery", report.outbox);
+    Ok(Status::Ok)
+}
+
+/// `nudge show CANDIDATE`.
+pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Status, CliError> {
+    let mut admin = connect(config)?;
+    let view = admin.show(who).map_err(api)?;
+    if json {
+        return print_json(&view);
+    }
+    let name = view.fields.get("name").cloned().unwrap_or_default();
+    println!(
+        "{} {name} · {} · times in {}",
+        view.id, view.link, view.zone
+    );
+    if view.opted_out {
+        println!("opted out: nothing is sent to this candidate");
+    }
+    for e in &view.enrollments {
+        let state = match &e.outcome {
+            Some(o) => format!("exited: {o}"),
+            None => format!("in {}", e.state),
+        };
+        println!(
+            "  {}: {state}{}{}",
+            e.campaign,
+            e.next_wake
+                .as_ref()
+                .map(|w| format!(", next step {w}"))
+                .unwrap_or_default(),
+            if e.paused { " (campaign paused)" } else { "" }
+        );
+    }
+    for line in &view.timeline {
+        let campaign = if line.campaign.is_empty() {
+            String::new()
+        } else {
+            format!("{} ", line.campaign)
+        };
+        println!("{}  {campaign}{:<10} {}", line.local, line.kind, line.text);
+    }
+    Ok(Status::Ok)
+}
+
+/// `nudge pause` / `nudge resume`.
+pub fn set_paused(
+    config: &crate::config::Config,
+    campaign: &str,
+    paused: bool,
+) -> Result<Status, CliError> {
+    let mut admin = connect(config)?;
+    admin.set_paused(campaign, paused).map_err(api)?;
+    println!("{campaign} {}", if paused { "paused" } else { "resumed" });
+    note_queued(&admin);
+    Ok(Status::Ok)
+}
+
+/// `nudge reload`: asks the running daemon to reload its files.
+pub fn reload(config: &crate::config::Config) -> Result<Status, CliError> {
+    let mut admin = connect(config)?;
+    let report = admin.reload().map_err(api)?;
+    if report.changed.is_empty() {
+        println!("reloaded: nothing changed");
+    } else {
+        println!("reloaded: {}", report.changed.join(", "));
+    }
+    Ok(Status::Ok)
 }

@@ -12,5 +12,8 @@ pub mod dsl;
 pub mod engine;
 pub mod graph;
 pub mod init;
+pub mod runtime;
+pub mod server;
 pub mod sim;
+pub mod store;
 pub mod templates;

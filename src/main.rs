@@ -15,6 +15,9 @@ use nudge::cli;
     about = "Invite applicants to interviews and follow up until they finish"
 )]
 struct Args {
+    /// The configuration file (default: ./nudge.toml if it exists, else built-in defaults).
+    #[arg(long, global = true, value_name = "FILE")]
+    config: Option<PathBuf>,
     #[command(subcommand)]
     command: Command,
 }
@@ -44,6 +47,71 @@ enum Command {
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
+    /// Write a starter configuration, a sample campaign and its templates into a new folder.
+    Init {
+        /// The folder to create.
+        dir: PathBuf,
+    },
+    /// Run the daemon: fire timers, send messages, serve the admin API.
+    Run {
+        /// Log lines for people (`human`) or machines (`json`).
+        #[arg(long, value_enum, default_value_t = LogFormat::Human)]
+        log_format: LogFormat,
+        /// Run on an accelerated clock, START@REAL_MS*SPEED (for tests and demos).
+        #[arg(long, hide = true)]
+        clock: Option<String>,
+    },
+    /// Enroll a candidate in a campaign and print their tracked interview link.
+    Enroll {
+        #[arg(long)]
+        campaign: String,
+        /// The candidate's id in your ATS; the same id enrolled twice is one candidate.
+        #[arg(long)]
+        id: Option<String>,
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        email: Option<String>,
+        #[arg(long)]
+        phone: Option<String>,
+        /// Any other field, KEY=VALUE (repeatable): timezone, language, role, source, ...
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        field: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Record an event for a candidate (clicked, started, completed, opted_out, ...).
+    Event {
+        /// Candidate id, external id, email, phone or link token.
+        candidate: String,
+        event: String,
+        /// When it happened (RFC 3339; default now).
+        #[arg(long)]
+        at: Option<String>,
+        /// An event field, KEY=VALUE (repeatable).
+        #[arg(long = "field", value_name = "KEY=VALUE")]
+        field: Vec<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Candidates per state, sends due soon, held sends and failures.
+    Status {
+        campaign: Option<String>,
+        #[arg(long)]
+        json: bool,
+    },
+    /// A candidate's timeline, with the reason for every step.
+    Show {
+        candidate: String,
+        #[arg(long)]
+        json: bool,
+    },
+    /// Pause a campaign: nothing of it fires or sends until resumed.
+    Pause { campaign: String },
+    /// Resume a paused campaign; what fell due meanwhile runs now.
+    Resume { campaign: String },
+    /// Ask the running daemon to reload its campaigns and templates.
+    Reload,
     /// Rewrite campaign files in the canonical layout, comments kept.
     Fmt {
         /// Report files that are not formatted instead of rewriting them (exit 1).
@@ -94,6 +162,12 @@ enum Format {
 }
 
 #[derive(Clone, Copy, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
     Dot,
     Mermaid,
@@ -101,12 +175,19 @@ enum GraphFormat {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    let config_path = args.config.clone();
+    let config = || cli::load_config(config_path.as_deref());
     let result = match args.command {
         Command::Check {
             paths,
             format,
             templates,
-        } => cli::check(&paths, matches!(format, Format::Json), templates.as_deref()),
+        } => cli::check(
+            config_path.as_deref(),
+            &paths,
+            matches!(format, Format::Json),
+            templates.as_deref(),
+        ),
         Command::Simulate(a) => cli::simulate(&cli::SimulateOptions {
             file: a.file,
             campaign: a.campaign,
@@ -129,6 +210,47 @@ fn main() -> ExitCode {
             matches!(format, GraphFormat::Mermaid),
         ),
         Command::Fmt { check, paths } => cli::fmt(&paths, check),
+        Command::Init { dir } => cli::init(&dir),
+        Command::Run { log_format, clock } => config()
+            .and_then(|c| cli::run(c, clock.as_deref(), matches!(log_format, LogFormat::Json))),
+        Command::Enroll {
+            campaign,
+            id,
+            name,
+            email,
+            phone,
+            field,
+            json,
+        } => config().and_then(|c| {
+            cli::enroll(
+                &c,
+                &cli::EnrollOptions {
+                    campaign,
+                    id,
+                    name,
+                    email,
+                    phone,
+                    fields: field,
+                    json,
+                },
+            )
+        }),
+        Command::Event {
+            candidate,
+            event,
+            at,
+            field,
+            json,
+        } => config().and_then(|c| cli::event(&c, &candidate, &event, at.as_deref(), &field, json)),
+        Command::Status { campaign, json } => {
+            config().and_then(|c| cli::status(&c, campaign.as_deref(), json))
+        }
+        Command::Show { candidate, json } => config().and_then(|c| cli::show(&c, &candidate, json)),
+        Command::Pause { campaign } => config().and_then(|c| cli::set_paused(&c, &campaign, true)),
+        Command::Resume { campaign } => {
+            config().and_then(|c| cli::set_paused(&c, &campaign, false))
+        }
+        Command::Reload => config().and_then(|c| cli::reload(&c)),
     };
     match result {
         Ok(status) => status.into(),

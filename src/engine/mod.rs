@@ -4,6 +4,7 @@
 
 pub mod candidate;
 pub mod machine;
+pub mod millis;
 pub mod step;
 pub mod window;
 

@@ -23,27 +23,35 @@ use super::Instant;
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineState {
     pub state: StateId,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub entered_at: Instant,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub enrolled_at: Instant,
     /// Counts state entries; with the send index it keys a send uniquely.
     pub visit: u32,
     /// The variant index of each experiment, fixed at enrollment.
     pub variants: Vec<usize>,
     /// Absolute deadline, once it has started.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
     pub deadline: Option<Instant>,
     /// Index of the send whose turn it is (`sends.len()` when all resolved).
     pub next_send: usize,
     /// When that send is next looked at (its turn, or the end of its hold).
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
     pub send_due: Option<Instant>,
     /// The last hold announced for the current send.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
     pub held_until: Option<Instant>,
     /// When the state's `after` timers started counting.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
     pub timers_from: Option<Instant>,
     /// Messages this enrollment has sent (for `limit N total`).
     pub sent_total: u32,
     /// This enrollment's recent sends (for `limit N per D`).
+    #[serde(with = "super::millis::vec")]
     pub recent_sends: Vec<Instant>,
     /// The latest instant processed; nothing happens before it.
+    #[serde(with = "chrono::serde::ts_milliseconds")]
     pub clock: Instant,
     /// Set once the candidate has left the campaign.
     pub outcome: Option<String>,

@@ -1,0 +1,180 @@
+//! Requests and answers of the runtime, shared by the daemon's core, the
+//! admin HTTP API and the CLI (which either talks to a running daemon or
+//! opens the store itself). All of them are plain serde types.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+
+/// `nudge enroll`: put a candidate in a campaign.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollRequest {
+    pub campaign: String,
+    /// The candidate's id in the source system (ATS, import). The same id
+    /// enrolled twice is one candidate; without it the email address, else
+    /// the phone number, identifies them.
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// `name`, `email`, `phone`, `timezone`, `language`, `role`, `source`,
+    /// and any custom field.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollResponse {
+    pub candidate: String,
+    /// The candidate's unique tracked interview link.
+    pub link: String,
+    /// False when the candidate was already in the campaign (nothing changed).
+    pub enrolled: bool,
+    /// When the enrollment happened (RFC 3339).
+    pub at: String,
+    pub state: String,
+    pub variants: BTreeMap<String, String>,
+    /// False when the campaign's `where` filter would not have taken the
+    /// candidate (an explicit enrollment goes ahead regardless).
+    pub filter_matched: bool,
+}
+
+/// `nudge event CANDIDATE EVENT`: something happened to a candidate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventRequest {
+    /// The candidate id, their external id, or their link token.
+    pub candidate: String,
+    pub event: String,
+    /// When it happened (RFC 3339); default: now. Never earlier than what
+    /// the engine already processed for the candidate.
+    #[serde(default)]
+    pub at: Option<String>,
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EventResponse {
+    pub candidate: String,
+    pub at: String,
+    /// What the event did, one line each ("warehouse_associate: entered clicked").
+    pub effects: Vec<String>,
+}
+
+/// `nudge status [CAMPAIGN]`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StatusReport {
+    pub at: String,
+    pub campaigns: Vec<CampaignStatus>,
+    /// Sends waiting for delivery or in flight.
+    pub outbox: u64,
+    pub failures: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CampaignStatus {
+    pub name: String,
+    pub title: Option<String>,
+    pub paused: bool,
+    /// Candidates in each state, in the campaign's state order.
+    pub states: Vec<(String, i64)>,
+    /// Candidates who left, by outcome.
+    pub outcomes: Vec<(String, i64)>,
+    pub sends_next_hour: u64,
+    pub sends_next_day: u64,
+    pub held: u64,
+    pub failed: i64,
+}
+
+/// `nudge show CANDIDATE`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateView {
+    pub id: String,
+    pub external_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    pub link: String,
+    pub opted_out: bool,
+    pub zone: String,
+    pub enrollments: Vec<EnrollmentView>,
+    pub timeline: Vec<TimelineLine>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnrollmentView {
+    pub campaign: String,
+    pub state: String,
+    pub outcome: Option<String>,
+    pub variants: BTreeMap<String, String>,
+    pub next_wake: Option<String>,
+    pub paused: bool,
+}
+
+/// One step of a candidate's history, with the reason.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TimelineLine {
+    /// RFC 3339, UTC.
+    pub at: String,
+    /// The same instant in the candidate's zone, for people.
+    pub local: String,
+    pub campaign: String,
+    pub kind: String,
+    pub text: String,
+}
+
+/// The outcome of a campaign reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReloadReport {
+    /// Campaigns whose version changed, were added or removed.
+    pub changed: Vec<String>,
+    pub campaigns: Vec<String>,
+}
+
+/// An error the runtime reports to a client: an HTTP status and words.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApiError {
+    pub status: u16,
+    pub message: String,
+}
+
+impl ApiError {
+    pub fn bad_request(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 400,
+            message: message.into(),
+        }
+    }
+
+    pub fn not_found(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 404,
+            message: message.into(),
+        }
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 409,
+            message: message.into(),
+        }
+    }
+
+    pub fn internal(message: impl Into<String>) -> Self {
+        ApiError {
+            status: 500,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for ApiError {}
+
+impl From<crate::store::StoreError> for ApiError {
+    fn from(e: crate::store::StoreError) -> Self {
+        ApiError::internal(e.to_string())
+    }
+}

@@ -1,0 +1,275 @@
+//! How a CLI command reaches the runtime: through the running daemon's
+//! admin API when the daemon holds the store (sled admits one process), or
+//! by opening the store itself and running the same core when it does not.
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::api::{
+    ApiError, CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
+    ReloadReport, StatusReport,
+};
+use super::campaigns::{Campaigns, LoadFailure};
+use super::clock::{Clock, SystemClock};
+use super::core::{Command, Core, Reply, Settings};
+use super::daemon::{load_all, Sources};
+use super::query;
+use crate::config::Config;
+use crate::store::{Store, StoreError};
+
+/// The admin API of a running daemon.
+pub struct Remote {
+    base: String,
+    token: String,
+    http: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+}
+
+/// The store opened by this process (no daemon is running).
+pub struct Local {
+    core: Core,
+    clock: SystemClock,
+    /// Sends decided here wait in the outbox for the daemon.
+    pub queued: usize,
+}
+
+/// Either way in.
+pub enum Admin {
+    Remote(Remote),
+    Local(Box<Local>),
+}
+
+/// Why the runtime cannot be reached.
+#[derive(Debug)]
+pub enum ConnectError {
+    Store(StoreError),
+    Campaigns(LoadFailure),
+    Token(std::io::Error),
+    Runtime(std::io::Error),
+}
+
+impl std::fmt::Display for ConnectError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ConnectError::Store(e) => write!(f, "{e}"),
+            ConnectError::Campaigns(failure) => write!(
+                f,
+                "the campaigns do not check:\n{}",
+                super::daemon::render_failure(failure)
+            ),
+            ConnectError::Token(e) => write!(f, "cannot read the admin token: {e}"),
+            ConnectError::Runtime(e) => write!(f, "cannot start: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ConnectError {}
+
+/// The core settings a configuration gives.
+pub fn settings(config: &Config) -> Settings {
+    Settings {
+        interview_url: config.interview_url.clone(),
+        company: config.company.clone(),
+        sender: config.sender.clone(),
+        catch_up: chrono::Duration::seconds(
+            i64::try_from(config.runtime.catch_up_secs).unwrap_or(i64::MAX / 1000),
+        ),
+    }
+}
+
+/// Where campaigns and templates come from.
+pub fn sources(config: &Config) -> Sources {
+    Sources {
+        campaigns: config.campaigns.clone(),
+        templates: config.templates.clone(),
+    }
+}
+
+impl Admin {
+    /// Opens the store, or finds the daemon that holds it.
+    pub fn connect(config: &Config) -> Result<Admin, ConnectError> {
+        match Store::open(&config.store, 64 << 20) {
+            Ok(store) => {
+                let (campaigns, templates) =
+                    load_all(&sources(config)).map_err(ConnectError::Campaigns)?;
+                let core = Core::new(store, campaigns, templates, settings(config));
+                core.pin_versions(&core.campaigns().clone())
+                    .map_err(ConnectError::Store)?;
+                Ok(Admin::Local(Box::new(Local {
+                    core,
+                    clock: SystemClock,
+                    queued: 0,
+                })))
+            }
+            Err(StoreError::Locked { .. }) => {
+                let token = config.admin_token().map_err(ConnectError::Token)?;
+                let runtime = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                    .map_err(ConnectError::Runtime)?;
+                Ok(Admin::Remote(Remote {
+                    base: format!("http://{}", config.admin.listen),
+                    token,
+                    http: reqwest::Client::new(),
+                    runtime,
+                }))
+            }
+            Err(e) => Err(ConnectError::Store(e)),
+        }
+    }
+
+    /// "through the running daemon" or "store opened directly", for messages.
+    pub fn describe(&self) -> &'static str {
+        match self {
+            Admin::Remote(_) => "through the running daemon",
+            Admin::Local(_) => "store opened directly (no daemon running)",
+        }
+    }
+
+    pub fn enroll(&mut self, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/enroll", &req),
+            Admin::Local(l) => match l.run(Command::Enroll(req))? {
+                Reply::Enrolled(r) => Ok(r),
+                Reply::Error(e) => Err(e),
+                other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    pub fn event(&mut self, req: EventRequest) -> Result<EventResponse, ApiError> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/events", &req),
+            Admin::Local(l) => match l.run(Command::Event(req))? {
+                Reply::Event(r) => Ok(r),
+                Reply::Error(e) => Err(e),
+                other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    pub fn set_paused(&mut self, campaign: &str, paused: bool) -> Result<(), ApiError> {
+        match self {
+            Admin::Remote(r) => {
+                let verb = if paused { "pause" } else { "resume" };
+                r.post::<_, serde_json::Value>(
+                    &format!("/v1/campaigns/{campaign}/{verb}"),
+                    &serde_json::json!({}),
+                )
+                .map(|_| ())
+            }
+            Admin::Local(l) => match l.run(Command::SetPaused {
+                campaign: campaign.to_string(),
+                paused,
+            })? {
+                Reply::Done => Ok(()),
+                Reply::Error(e) => Err(e),
+                other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    pub fn status(&mut self, campaign: Option<&str>) -> Result<StatusReport, ApiError> {
+        match self {
+            Admin::Remote(r) => match campaign {
+                Some(c) => r.get(&format!("/v1/status?campaign={c}")),
+                None => r.get("/v1/status"),
+            },
+            Admin::Local(l) => {
+                let campaigns: Campaigns = l.core.campaigns().clone();
+                query::status(l.core.store(), &campaigns, campaign, l.clock.now())
+            }
+        }
+    }
+
+    pub fn show(&mut self, who: &str) -> Result<CandidateView, ApiError> {
+        match self {
+            Admin::Remote(r) => r.get(&format!("/v1/candidates/{who}")),
+            Admin::Local(l) => {
+                let campaigns = l.core.campaigns().clone();
+                query::show(
+                    l.core.store(),
+                    &campaigns,
+                    who,
+                    &l.core.settings().interview_url,
+                )
+            }
+        }
+    }
+
+    /// Asks a running daemon to reload its campaigns and templates.
+    pub fn reload(&mut self) -> Result<ReloadReport, ApiError> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/reload", &serde_json::json!({})),
+            Admin::Local(_) => Err(ApiError::bad_request(
+                "no daemon is running: the next `nudge run` loads the files as they are",
+            )),
+        }
+    }
+
+    /// Sends decided by this process that wait in the outbox for the daemon.
+    pub fn queued(&self) -> usize {
+        match self {
+            Admin::Remote(_) => 0,
+            Admin::Local(l) => l.queued,
+        }
+    }
+}
+
+impl Local {
+    fn run(&mut self, command: Command) -> Result<Reply, ApiError> {
+        let (mut replies, out) = self.core.execute(vec![command], self.clock.now())?;
+        // Also run what falls due now (a send due at once), so the outbox
+        // holds it for the daemon.
+        let (_, more) = self.core.fire_due(self.clock.now(), 1024)?;
+        self.queued += out.len() + more.len();
+        replies.pop().ok_or_else(|| ApiError::internal("no answer"))
+    }
+}
+
+impl Remote {
+    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+        let request = self
+            .http
+            .post(format!("{}{path}", self.base))
+            .bearer_auth(&self.token)
+            .json(body);
+        self.send(request)
+    }
+
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+        let request = self
+            .http
+            .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        self.send(request)
+    }
+
+    fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ApiError> {
+        self.runtime.block_on(async {
+            let response = request.send().await.map_err(|e| {
+                ApiError::internal(format!(
+                    "the store is locked but the daemon's admin API at {} does not answer: {e}",
+                    self.base
+                ))
+            })?;
+            let status = response.status();
+            let bytes = response
+                .bytes()
+                .await
+                .map_err(|e| ApiError::internal(e.to_string()))?;
+            if status.is_success() {
+                serde_json::from_slice(&bytes).map_err(|e| {
+                    ApiError::internal(format!("unexpected answer from the daemon: {e}"))
+                })
+            } else {
+                Err(
+                    serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| ApiError {
+                        status: status.as_u16(),
+                        message: String::from_utf8_lossy(&bytes).into_owned(),
+                    }),
+                )
+            }
+        })
+    }
+}

@@ -1,0 +1,1412 @@
+//! The runtime's single writer: it turns commands (enrollments, events,
+//! delivery outcomes) and due timers into engine steps, and writes each
+//! batch of them to the store in one atomic, flushed commit before anyone
+//! is told. The daemon runs it on its own thread; the CLI runs the very
+//! same code when no daemon holds the store.
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+
+use chrono::Duration;
+use chrono_tz::Tz;
+
+use super::api::{
+    ApiError, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
+};
+use super::campaigns::{Campaign, Campaigns};
+use crate::channels::{Delivered, Message, SendError};
+use crate::engine::step::{CancelReason, HoldReason};
+use crate::engine::{
+    self, Candidate, Channel, Ctx, EngineState, Happening, Input, Instant, Machine,
+};
+use crate::sim::output::{hold_text, skip_text, trigger_text};
+use crate::sim::rfc3339;
+use crate::store::{
+    self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
+    StoreError, TimerKind, Txn,
+};
+use crate::templates::{format_deadline, time_left, Templates, Vars};
+
+/// What the core is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    Enroll(EnrollRequest),
+    Event(EventRequest),
+    SetPaused {
+        campaign: String,
+        paused: bool,
+    },
+    /// The dispatcher is about to hand these sends to their channels.
+    MarkInFlight(Vec<String>),
+    /// A channel's answer for a send.
+    Delivered {
+        key: String,
+        outcome: Result<Delivered, SendError>,
+    },
+}
+
+/// The answer to a [`Command`].
+#[derive(Debug)]
+pub enum Reply {
+    Enrolled(EnrollResponse),
+    Event(EventResponse),
+    Done,
+    Error(ApiError),
+}
+
+/// Settings the core needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The tracked link; `{token}` is replaced by the candidate's token.
+    pub interview_url: String,
+    pub company: String,
+    pub sender: String,
+    /// A timer found later than this runs at the current time, not its due time.
+    pub catch_up: Duration,
+}
+
+/// Sends to hand to the dispatcher once a commit is durable.
+pub type Outgoing = Vec<Message>;
+
+/// The single writer.
+pub struct Core {
+    store: Store,
+    campaigns: Campaigns,
+    templates: Option<Arc<Templates>>,
+    settings: Settings,
+}
+
+/// An undelivered send found at startup.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub message: Message,
+    /// It was in flight when the previous process stopped.
+    pub was_in_flight: bool,
+}
+
+impl Core {
+    pub fn new(
+        store: Store,
+        campaigns: Campaigns,
+        templates: Option<Arc<Templates>>,
+        settings: Settings,
+    ) -> Self {
+        Core {
+            store,
+            campaigns,
+            templates,
+            settings,
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn campaigns(&self) -> &Campaigns {
+        &self.campaigns
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs commands in one atomic commit; returns a reply per command and
+    /// the sends to dispatch.
+    pub fn execute(
+        &mut self,
+        commands: Vec<Command>,
+        now: Instant,
+    ) -> Result<(Vec<Reply>, Outgoing), StoreError> {
+        let mut txn = Txn::new(&self.store);
+        let mut out = Vec::new();
+        let mut replies = Vec::with_capacity(commands.len());
+        for command in commands {
+            let reply = match command {
+                Command::Enroll(req) => match self.enroll(&mut txn, &req, now, &mut out)? {
+                    Ok(r) => Reply::Enrolled(r),
+                    Err(e) => Reply::Error(e),
+                },
+                Command::Event(req) => match self.event(&mut txn, &req, now, &mut out)? {
+                    Ok(r) => Reply::Event(r),
+                    Err(e) => Reply::Error(e),
+                },
+                Command::SetPaused { campaign, paused } => {
+                    match self.set_paused(&mut txn, &campaign, paused, now, &mut out)? {
+                        Ok(()) => Reply::Done,
+                        Err(e) => Reply::Error(e),
+                    }
+                }
+                Command::MarkInFlight(keys) => {
+                    for k in keys {
+                        if let Some(mut entry) = txn.get::<OutboxEntry>(&key::outbox(&k))? {
+                            if matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+                                entry.status = SendStatus::InFlight;
+                                entry.attempts += 1;
+                                txn.put(key::outbox(&k), &entry);
+                            }
+                        }
+                    }
+                    Reply::Done
+                }
+                Command::Delivered { key: k, outcome } => {
+                    self.delivered(&mut txn, &k, outcome, now)?;
+                    Reply::Done
+                }
+            };
+            replies.push(reply);
+        }
+        txn.commit()?;
+        Ok((replies, out))
+    }
+
+    /// Fires up to `limit` timers due at or before `now`, in due order, in
+    /// one commit. Returns how many fired and the sends to dispatch.
+    pub fn fire_due(
+        &mut self,
+        now: Instant,
+        limit: usize,
+    ) -> Result<(usize, Outgoing), StoreError> {
+        let due = self.store.timers_until(Some(now), limit)?;
+        if due.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        let mut txn = Txn::new(&self.store);
+        let mut out = Vec::new();
+        let fired = due.len();
+        for timer in due {
+            let ekey = key::enrollment(&timer.candidate, &timer.campaign);
+            let Some(mut enr) = txn.get::<Enrollment>(&ekey)? else {
+                txn.remove(timer.key);
+                continue;
+            };
+            if enr.timer != Some(timer.due) {
+                // A stale key left by an earlier re-arm in this batch.
+                txn.remove(timer.key);
+                continue;
+            }
+            if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
+                || self.campaigns.get(&enr.campaign).is_none()
+            {
+                park(&mut txn, &mut enr);
+                txn.put(ekey, &enr);
+                continue;
+            }
+            if now - timer.due > self.settings.catch_up {
+                // Long downtime: run what fell due now, at a decent hour.
+                enr.engine.clock = enr.engine.clock.max(now);
+            }
+            self.step(&mut txn, enr, Step::Wake, now, &mut out)?;
+        }
+        txn.commit()?;
+        Ok((fired, out))
+    }
+
+    /// The earliest armed timer.
+    pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(self.store.first_timer()?.map(|t| t.due))
+    }
+
+    /// Sends not yet delivered, in the order they were decided; marks those
+    /// that were in flight on a channel that cannot recognise a repeat as
+    /// possible duplicates (and logs it) before they go again.
+    pub fn recover(
+        &mut self,
+        idempotent: impl Fn(Channel) -> bool,
+        now: Instant,
+    ) -> Result<Vec<Pending>, StoreError> {
+        let mut pending = Vec::new();
+        let mut txn = Txn::new(&self.store);
+        let keys: Vec<String> = self
+            .store
+            .scan_raw(b"q")
+            .map(|r| r.map(|(_, v)| String::from_utf8_lossy(&v).into_owned()))
+            .collect::<Result<_, _>>()?;
+        for k in keys {
+            let Some(mut entry) = txn.get::<OutboxEntry>(&key::outbox(&k))? else {
+                continue;
+            };
+            let was_in_flight = entry.status == SendStatus::InFlight;
+            if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
+                entry.possible_duplicate = true;
+                txn.put(key::outbox(&k), &entry);
+                log(
+                    &mut txn,
+                    &self.store,
+                    &entry.message.candidate,
+                    LogEntry {
+                        at: now,
+                        campaign: entry.message.campaign.clone(),
+                        kind: LogKind::DeliveryFailed {
+                            key: k.clone(),
+                            channel: entry.message.channel.name().into(),
+                            reason: "in flight when nudge stopped; sent again, the candidate may get it twice".into(),
+                        },
+                    },
+                )?;
+            }
+            if matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+                pending.push(Pending {
+                    message: entry.message,
+                    was_in_flight,
+                });
+            }
+        }
+        txn.commit()?;
+        Ok(pending)
+    }
+
+    /// Swaps in new campaign versions after checking that no candidate waits
+    /// in a state the new version removes (then nothing changes).
+    pub fn reload(&mut self, new: Campaigns) -> Result<ReloadReport, ApiError> {
+        let mut refusals = Vec::new();
+        for (name, old) in self.campaigns.iter() {
+            let counts = self.state_counts(name)?;
+            let waiting: Vec<(&String, i64)> = counts
+                .iter()
+                .filter(|(_, n)| **n > 0)
+                .map(|(s, n)| (s, *n))
+                .collect();
+            match new.get(name) {
+                None if !waiting.is_empty() => refusals.push(format!(
+                    "campaign `{name}` is gone from the campaign files but {} candidates are still in it",
+                    waiting.iter().map(|(_, n)| n).sum::<i64>()
+                )),
+                Some(c) => {
+                    for (state, n) in waiting {
+                        if c.machine.state_index(state).is_none() {
+                            refusals.push(format!(
+                                "campaign `{name}`: state `{state}` is removed but {n} candidate{} wait in it",
+                                if n == 1 { "" } else { "s" }
+                            ));
+                        }
+                    }
+                    let _ = old;
+                }
+                None => {}
+            }
+        }
+        if !refusals.is_empty() {
+            return Err(ApiError::conflict(format!(
+                "reload refused, the running version is kept: {}",
+                refusals.join("; ")
+            )));
+        }
+        let changed: Vec<String> = new
+            .iter()
+            .filter(|(n, c)| self.campaigns.get(n).is_none_or(|o| o.version != c.version))
+            .map(|(n, _)| n.clone())
+            .chain(
+                self.campaigns
+                    .iter()
+                    .filter(|(n, _)| new.get(n).is_none())
+                    .map(|(n, _)| n.clone()),
+            )
+            .collect();
+        self.pin_versions(&new)?;
+        self.campaigns = new;
+        Ok(ReloadReport {
+            changed,
+            campaigns: self.campaigns.iter().map(|(n, _)| n.clone()).collect(),
+        })
+    }
+
+    /// Replaces the templates (after a reload).
+    pub fn set_templates(&mut self, templates: Option<Arc<Templates>>) {
+        self.templates = templates;
+    }
+
+    /// Stores the source of every loaded campaign version, so enrollments'
+    /// pinned versions can always be read back.
+    pub fn pin_versions(&self, campaigns: &Campaigns) -> Result<(), StoreError> {
+        let mut txn = Txn::new(&self.store);
+        for (name, c) in campaigns.iter() {
+            let k = key::version(name, &c.version);
+            if self.store.get_raw(&k)?.is_none() {
+                txn.put_raw(k, c.source.as_bytes().to_vec());
+            }
+        }
+        if !txn.is_empty() {
+            txn.commit()?;
+        }
+        Ok(())
+    }
+
+    /// Candidates per state of a campaign (from the counters).
+    pub fn state_counts(&self, campaign: &str) -> Result<BTreeMap<String, i64>, StoreError> {
+        let mut out = BTreeMap::new();
+        for item in self.store.scan_raw(&key::counters_of(campaign)) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[key::counters_of(campaign).len()..]).into_owned();
+            if let Some(state) = name.strip_prefix("state:") {
+                out.insert(state.to_string(), store::counter_value(&v));
+            }
+        }
+        Ok(out)
+    }
+
+    fn enroll(
+        &self,
+        txn: &mut Txn,
+        req: &EnrollRequest,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Result<EnrollResponse, ApiError>, StoreError> {
+        let Some(campaign) = self.campaigns.get(&req.campaign).cloned() else {
+            let known: Vec<String> = self
+                .campaigns
+                .iter()
+                .map(|(n, _)| format!("`{n}`"))
+                .collect();
+            return Ok(Err(ApiError::not_found(format!(
+                "no campaign `{}` (loaded: {})",
+                req.campaign,
+                if known.is_empty() {
+                    "none".into()
+                } else {
+                    known.join(", ")
+                }
+            ))));
+        };
+        let candidate =
+            match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
+                Ok(c) => c,
+                Err(e) => return Ok(Err(e)),
+            };
+        let ekey = key::enrollment(&candidate.id, &campaign.machine.name);
+        if let Some(existing) = txn.get::<Enrollment>(&ekey)? {
+            return Ok(Ok(EnrollResponse {
+                candidate: candidate.id.clone(),
+                link: self.link(&candidate),
+                enrolled: false,
+                at: rfc3339(existing.engine.enrolled_at),
+                state: existing.state_name.clone(),
+                variants: existing.variants.clone(),
+                filter_matched: true,
+            }));
+        }
+        let engine_candidate = engine_candidate(&candidate);
+        let filter_matched = crate::sim::accepts(&campaign.machine, &engine_candidate);
+        let enr = self.start_enrollment(txn, &campaign, &candidate, now, out)?;
+        Ok(Ok(EnrollResponse {
+            candidate: candidate.id.clone(),
+            link: self.link(&candidate),
+            enrolled: true,
+            at: rfc3339(now),
+            state: enr.state_name.clone(),
+            variants: enr.variants.clone(),
+            filter_matched,
+        }))
+    }
+
+    fn start_enrollment(
+        &self,
+        txn: &mut Txn,
+        campaign: &Arc<Campaign>,
+        candidate: &CandidateRecord,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Enrollment, StoreError> {
+        let machine = &campaign.machine;
+        let engine_candidate = engine_candidate(candidate);
+        let variants: Vec<usize> = machine
+            .experiments
+            .iter()
+            .map(|e| engine::assign_variant(&machine.name, e, &candidate.id))
+            .collect();
+        let variant_names = variant_names(machine, &variants);
+        let zone = engine_candidate.zone(&machine.zone);
+        let ctx = Ctx {
+            candidate: &engine_candidate,
+            zone,
+            other_sends: &[],
+        };
+        let first = engine::enroll(machine, &ctx, variants, now);
+        let enr = Enrollment {
+            campaign: machine.name.clone(),
+            candidate: candidate.id.clone(),
+            version: campaign.version.clone(),
+            state_name: machine.states[0].name.clone(),
+            variants: variant_names.clone(),
+            engine: first.state.clone(),
+            timer: None,
+            parked: false,
+        };
+        txn.count(
+            key::counter(&machine.name, &format!("state:{}", enr.state_name)),
+            1,
+        );
+        log(
+            txn,
+            &self.store,
+            &candidate.id,
+            LogEntry {
+                at: now,
+                campaign: machine.name.clone(),
+                kind: LogKind::Enrolled {
+                    state: enr.state_name.clone(),
+                    variants: variant_names,
+                    version: campaign.version.clone(),
+                },
+            },
+        )?;
+        // Records of `enroll` beyond `Enrolled` (a split, a final state).
+        let records: Vec<_> = first
+            .records
+            .into_iter()
+            .filter(|r| !matches!(r.what, Happening::Enrolled { .. }))
+            .collect();
+        let mut enr =
+            self.apply_records(txn, enr, machine, &engine_candidate, zone, records, out)?;
+        if txn.get_raw(&key::paused(&machine.name))?.is_some() {
+            park(txn, &mut enr);
+            txn.put(key::enrollment(&candidate.id, &machine.name), &enr);
+            return Ok(enr);
+        }
+        self.step(txn, enr, Step::Wake, now, out)
+    }
+
+    fn event(
+        &self,
+        txn: &mut Txn,
+        req: &EventRequest,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Result<EventResponse, ApiError>, StoreError> {
+        let Some(mut candidate) = self.find_candidate(txn, &req.candidate)? else {
+            return Ok(Err(ApiError::not_found(format!(
+                "no candidate `{}`",
+                req.candidate
+            ))));
+        };
+        let at = match &req.at {
+            Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+                Ok(t) => t.with_timezone(&chrono::Utc),
+                Err(_) => {
+                    return Ok(Err(ApiError::bad_request(format!(
+                        "`{t}` is not an RFC 3339 instant such as `2026-12-01T09:00:00Z`"
+                    ))))
+                }
+            },
+            None => now,
+        };
+        if !is_identifier(&req.event) {
+            return Ok(Err(ApiError::bad_request(format!(
+                "`{}` is not an event name: use lowercase letters, digits and `_`",
+                req.event
+            ))));
+        }
+        log(
+            txn,
+            &self.store,
+            &candidate.id,
+            LogEntry {
+                at,
+                campaign: String::new(),
+                kind: LogKind::Received {
+                    event: req.event.clone(),
+                    fields: req.fields.clone(),
+                },
+            },
+        )?;
+        if req.event == engine::step::OPTED_OUT && !candidate.opted_out {
+            candidate.opted_out = true;
+            txn.put(key::candidate(&candidate.id), &candidate);
+        }
+        let mut effects = Vec::new();
+        let mut fresh = Vec::new();
+        let engine_candidate = engine_candidate(&candidate);
+        for (name, campaign) in self.campaigns.iter() {
+            let Some(rule) = &campaign.machine.enroll else {
+                continue;
+            };
+            if rule.event != req.event || candidate.opted_out {
+                continue;
+            }
+            if txn
+                .get_raw(&key::enrollment(&candidate.id, name))?
+                .is_some()
+            {
+                continue;
+            }
+            if !crate::sim::accepts(&campaign.machine, &engine_candidate) {
+                effects.push(format!(
+                    "{name}: not enrolled (the `where` filter does not take them)"
+                ));
+                continue;
+            }
+            let enr = self.start_enrollment(txn, campaign, &candidate, at, out)?;
+            effects.push(format!("{name}: enrolled in {}", enr.state_name));
+            fresh.push(name.clone());
+        }
+        let enrollments: Vec<(Vec<u8>, Enrollment)> =
+            txn_scan(txn, &self.store, &key::enrollments_of(&candidate.id))?;
+        for (_, enr) in enrollments {
+            if fresh.contains(&enr.campaign) || enr.engine.outcome.is_some() {
+                continue;
+            }
+            let before = enr.state_name.clone();
+            let campaign = enr.campaign.clone();
+            let after = self.step(
+                txn,
+                enr,
+                Step::Event {
+                    name: &req.event,
+                    fields: &req.fields,
+                    at,
+                },
+                now,
+                out,
+            )?;
+            match &after.engine.outcome {
+                Some(o) => effects.push(format!("{campaign}: exited {o}")),
+                None if after.state_name != before => {
+                    effects.push(format!("{campaign}: entered {}", after.state_name))
+                }
+                None => {}
+            }
+        }
+        Ok(Ok(EventResponse {
+            candidate: candidate.id,
+            at: rfc3339(at),
+            effects,
+        }))
+    }
+
+    fn set_paused(
+        &self,
+        txn: &mut Txn,
+        campaign: &str,
+        paused: bool,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        if self.campaigns.get(campaign).is_none() {
+            return Ok(Err(ApiError::not_found(format!(
+                "no campaign `{campaign}`"
+            ))));
+        }
+        let pkey = key::paused(campaign);
+        let was = txn.get_raw(&pkey)?.is_some();
+        if was == paused {
+            return Ok(Ok(()));
+        }
+        if paused {
+            txn.put_raw(pkey, vec![1]);
+            return Ok(Ok(()));
+        }
+        txn.remove(pkey);
+        // Unpark: everything that fell due while paused runs now.
+        let parked: Vec<String> = self
+            .store
+            .scan_raw(&key::parked_of(campaign))
+            .map(|r| {
+                r.map(|(k, _)| {
+                    String::from_utf8_lossy(&k[key::parked_of(campaign).len()..]).into_owned()
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for candidate in parked {
+            txn.remove(key::parked(campaign, &candidate));
+            let Some(mut enr) = txn.get::<Enrollment>(&key::enrollment(&candidate, campaign))?
+            else {
+                continue;
+            };
+            enr.parked = false;
+            enr.engine.clock = enr.engine.clock.max(now);
+            self.step(txn, enr, Step::Wake, now, out)?;
+        }
+        Ok(Ok(()))
+    }
+
+    fn delivered(
+        &self,
+        txn: &mut Txn,
+        k: &str,
+        outcome: Result<Delivered, SendError>,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        let okey = key::outbox(k);
+        let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? else {
+            return Ok(());
+        };
+        let kind = match outcome {
+            Ok(d) => {
+                entry.status = SendStatus::Delivered;
+                LogKind::Delivered {
+                    key: k.to_string(),
+                    channel: entry.message.channel.name().into(),
+                    duplicate: d.duplicate,
+                    possible_duplicate: entry.possible_duplicate,
+                }
+            }
+            Err(e) => {
+                entry.status = SendStatus::Failed(e.to_string());
+                txn.count(key::counter(&entry.message.campaign, "failed"), 1);
+                LogKind::DeliveryFailed {
+                    key: k.to_string(),
+                    channel: entry.message.channel.name().into(),
+                    reason: e.to_string(),
+                }
+            }
+        };
+        txn.remove(key::queue(entry.queue_seq));
+        txn.put(okey, &entry);
+        log(
+            txn,
+            &self.store,
+            &entry.message.candidate,
+            LogEntry {
+                at: now,
+                campaign: entry.message.campaign.clone(),
+                kind,
+            },
+        )
+    }
+
+    fn upsert_candidate(
+        &self,
+        txn: &mut Txn,
+        external_id: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        now: Instant,
+    ) -> Result<Result<CandidateRecord, ApiError>, StoreError> {
+        let mut clean = BTreeMap::new();
+        for (k, v) in fields {
+            let (k, v) = (k.trim().to_lowercase(), v.trim());
+            if k.is_empty() {
+                return Ok(Err(ApiError::bad_request("a candidate field needs a name")));
+            }
+            if !v.is_empty() {
+                clean.insert(k, v.to_string());
+            }
+        }
+        let identity = external_id
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                clean
+                    .get("email")
+                    .map(|e| format!("email:{}", e.to_lowercase()))
+            })
+            .or_else(|| {
+                clean.get("phone").map(|p| {
+                    format!(
+                        "phone:{}",
+                        p.chars()
+                            .filter(|c| c.is_ascii_digit() || *c == '+')
+                            .collect::<String>()
+                    )
+                })
+            });
+        if let Some(identity) = &identity {
+            if let Some(id) = txn.get_raw(&key::external(identity))? {
+                let id = String::from_utf8_lossy(&id).into_owned();
+                if let Some(mut existing) = txn.get::<CandidateRecord>(&key::candidate(&id))? {
+                    let mut changed = false;
+                    for (k, v) in clean {
+                        if existing.fields.get(&k) != Some(&v) {
+                            existing.fields.insert(k, v);
+                            changed = true;
+                        }
+                    }
+                    if changed {
+                        txn.put(key::candidate(&id), &existing);
+                    }
+                    return Ok(Ok(existing));
+                }
+            }
+        }
+        // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
+        let counter = key::meta("next_candidate");
+        let next = txn
+            .get_raw(&counter)?
+            .map_or(1, |v| store::counter_value(&v) + 1);
+        txn.put_raw(counter, next.to_be_bytes().to_vec());
+        let id = format!("c{next}");
+        let token = match new_token() {
+            Ok(t) => t,
+            Err(e) => return Ok(Err(ApiError::internal(e))),
+        };
+        clean.insert("id".into(), id.clone());
+        let record = CandidateRecord {
+            id: id.clone(),
+            external_id: identity.clone(),
+            fields: clean,
+            token: token.clone(),
+            created_at: now,
+            opted_out: false,
+        };
+        txn.put(key::candidate(&id), &record);
+        txn.put_raw(key::token(&token), id.as_bytes().to_vec());
+        if let Some(identity) = identity {
+            txn.put_raw(key::external(&identity), id.as_bytes().to_vec());
+        }
+        log(
+            txn,
+            &self.store,
+            &id,
+            LogEntry {
+                at: now,
+                campaign: String::new(),
+                kind: LogKind::Created {
+                    source: record.fields.get("source").cloned(),
+                },
+            },
+        )?;
+        Ok(Ok(record))
+    }
+
+    /// A candidate by id, external id, email or phone identity, or token.
+    pub fn find_candidate(
+        &self,
+        txn: &Txn,
+        who: &str,
+    ) -> Result<Option<CandidateRecord>, StoreError> {
+        find(txn, who)
+    }
+
+    fn link(&self, candidate: &CandidateRecord) -> String {
+        self.settings
+            .interview_url
+            .replace("{token}", &candidate.token)
+    }
+
+    /// One engine step for one enrollment, and everything it causes.
+    fn step(
+        &self,
+        txn: &mut Txn,
+        mut enr: Enrollment,
+        input: Step,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Enrollment, StoreError> {
+        let Some(campaign) = self.campaigns.get(&enr.campaign).cloned() else {
+            return Ok(enr);
+        };
+        let machine = &campaign.machine;
+        if enr.version != campaign.version {
+            migrate(txn, &self.store, &mut enr, &campaign, now)?;
+        }
+        let Some(candidate) = txn.get::<CandidateRecord>(&key::candidate(&enr.candidate))? else {
+            return Ok(enr);
+        };
+        let engine_candidate = engine_candidate(&candidate);
+        let zone = engine_candidate.zone(&machine.zone);
+        let others = if machine.rate_limits.is_empty() {
+            Vec::new()
+        } else {
+            other_sends(txn, &self.store, &enr)?
+        };
+        let ctx = Ctx {
+            candidate: &engine_candidate,
+            zone,
+            other_sends: &others,
+        };
+        let state = std::mem::replace(&mut enr.engine, placeholder_state());
+        let result = match input {
+            Step::Wake => engine::step(machine, &ctx, state, Input::Wake, now),
+            Step::Event { name, fields, at } => {
+                let at = at.max(state.clock);
+                let first = engine::step(machine, &ctx, state, Input::Event { name, fields }, at);
+                // What the event makes due at once (a split, a past deadline)
+                // runs now rather than on the next timer tick.
+                match first.next_wake {
+                    Some(w) if w <= now.max(at) => {
+                        let mut second =
+                            engine::step(machine, &ctx, first.state, Input::Wake, now.max(at));
+                        let mut records = first.records;
+                        records.append(&mut second.records);
+                        second.records = records;
+                        second
+                    }
+                    _ => first,
+                }
+            }
+        };
+        enr.engine = result.state;
+        self.apply_records(
+            txn,
+            enr,
+            machine,
+            &engine_candidate,
+            zone,
+            result.records,
+            out,
+        )
+    }
+
+    /// Logs what the engine decided, queues its sends, moves the counters,
+    /// re-arms the timer, and writes the enrollment.
+    #[allow(clippy::too_many_arguments)]
+    fn apply_records(
+        &self,
+        txn: &mut Txn,
+        mut enr: Enrollment,
+        machine: &Machine,
+        candidate: &Candidate,
+        zone: Tz,
+        records: Vec<engine::Record>,
+        out: &mut Outgoing,
+    ) -> Result<Enrollment, StoreError> {
+        let campaign = machine.name.clone();
+        let state_name = |id: &usize| {
+            machine
+                .states
+                .get(*id)
+                .map_or_else(|| "?".to_string(), |s| s.name.clone())
+        };
+        for record in records {
+            let at = record.at;
+            let kind = match record.what {
+                Happening::Enrolled { .. } => continue,
+                Happening::Entered { state, from, by } => {
+                    let (old, new) = (state_name(&from), state_name(&state));
+                    txn.count(key::counter(&campaign, &format!("state:{old}")), -1);
+                    txn.count(key::counter(&campaign, &format!("state:{new}")), 1);
+                    enr.state_name = new.clone();
+                    LogKind::Entered {
+                        state: new,
+                        from: old,
+                        by: trigger_text(machine, &by),
+                    }
+                }
+                Happening::Sent {
+                    state,
+                    template,
+                    channel,
+                    visit,
+                    index,
+                } => {
+                    let send_key = format!("{}/{}/{}/{}", campaign, enr.candidate, visit, index);
+                    let entry = LogEntry {
+                        at,
+                        campaign: campaign.clone(),
+                        kind: LogKind::Sent {
+                            state: state_name(&state),
+                            template: template.clone(),
+                            channel: channel.name().into(),
+                            key: send_key.clone(),
+                        },
+                    };
+                    log(txn, &self.store, &enr.candidate, entry)?;
+                    self.queue_send(
+                        txn, &enr, machine, candidate, zone, &template, channel, &send_key, at, out,
+                    )?;
+                    continue;
+                }
+                Happening::Held {
+                    state,
+                    template,
+                    until,
+                    reason,
+                } => LogKind::Held {
+                    state: state_name(&state),
+                    template,
+                    until: until.timestamp_millis(),
+                    reason: held_reason(machine, state, reason),
+                },
+                Happening::Cancelled {
+                    state,
+                    template,
+                    reason,
+                } => LogKind::Cancelled {
+                    state: state_name(&state),
+                    template,
+                    reason: match reason {
+                        CancelReason::Left(by) => {
+                            format!("left the state ({})", trigger_text(machine, &by))
+                        }
+                        CancelReason::Exited(o) => format!("exited: {o}"),
+                    },
+                },
+                Happening::Skipped {
+                    state,
+                    template,
+                    channel,
+                } => LogKind::Skipped {
+                    state: state_name(&state),
+                    template,
+                    reason: skip_text(machine, channel),
+                },
+                Happening::Suppressed {
+                    state,
+                    template,
+                    limit,
+                } => LogKind::Suppressed {
+                    state: state_name(&state),
+                    template,
+                    reason: format!("limit {limit} total reached"),
+                },
+                Happening::DeadlineStarted { deadline } => LogKind::DeadlineStarted {
+                    deadline: deadline.timestamp_millis(),
+                },
+                Happening::Exited { outcome, converted } => {
+                    txn.count(
+                        key::counter(&campaign, &format!("state:{}", enr.state_name)),
+                        -1,
+                    );
+                    txn.count(key::counter(&campaign, &format!("outcome:{outcome}")), 1);
+                    LogKind::Exited { outcome, converted }
+                }
+            };
+            log(
+                txn,
+                &self.store,
+                &enr.candidate,
+                LogEntry {
+                    at,
+                    campaign: campaign.clone(),
+                    kind,
+                },
+            )?;
+        }
+        rearm(txn, &mut enr, machine);
+        txn.put(key::enrollment(&enr.candidate, &campaign), &enr);
+        Ok(enr)
+    }
+
+    /// Renders a send and puts it in the outbox and the delivery queue.
+    #[allow(clippy::too_many_arguments)]
+    fn queue_send(
+        &self,
+        txn: &mut Txn,
+        enr: &Enrollment,
+        machine: &Machine,
+        candidate: &Candidate,
+        zone: Tz,
+        template: &str,
+        channel: Channel,
+        send_key: &str,
+        at: Instant,
+        out: &mut Outgoing,
+    ) -> Result<(), StoreError> {
+        let okey = key::outbox(send_key);
+        if txn.get_raw(&okey)?.is_some() {
+            return Ok(());
+        }
+        let record = txn.get::<CandidateRecord>(&key::candidate(&enr.candidate))?;
+        let opted_out = record.as_ref().is_some_and(|r| r.opted_out);
+        let to = match channel {
+            Channel::Email => candidate.field("email").unwrap_or_default().to_string(),
+            Channel::Sms | Channel::Whatsapp => {
+                candidate.field("phone").unwrap_or_default().to_string()
+            }
+            Channel::Webhook => String::new(),
+        };
+        let link = record.as_ref().map(|r| self.link(r)).unwrap_or_default();
+        let rendered = match &self.templates {
+            Some(t) => {
+                let vars = Vars {
+                    candidate: Vars::candidate_fields(candidate),
+                    campaign: crate::templates::CampaignVars {
+                        name: machine.name.clone(),
+                        title: machine
+                            .title
+                            .clone()
+                            .unwrap_or_else(|| machine.name.clone()),
+                    },
+                    link: link.clone(),
+                    deadline: enr.engine.deadline.map(|d| format_deadline(d, zone)),
+                    time_left: enr.engine.deadline.map(|d| time_left(at, d)),
+                    variant: enr.variants.clone(),
+                    sender: self.settings.sender.clone(),
+                    company: self.settings.company.clone(),
+                    unsubscribe_link: (channel == Channel::Email)
+                        .then(|| format!("{link}/unsubscribe")),
+                };
+                t.render(template, channel, candidate.field("language"), &vars)
+                    .map_err(|e| e.to_string())
+            }
+            None => Ok(crate::templates::Rendered {
+                subject: None,
+                body: format!("[template `{template}`: no templates folder configured]"),
+            }),
+        };
+        let message = Message {
+            key: send_key.to_string(),
+            campaign: machine.name.clone(),
+            candidate: enr.candidate.clone(),
+            template: template.to_string(),
+            channel,
+            to,
+            subject: rendered.as_ref().ok().and_then(|r| r.subject.clone()),
+            body: rendered
+                .as_ref()
+                .map(|r| r.body.clone())
+                .unwrap_or_default(),
+            scheduled_at: at,
+        };
+        let refusal = if opted_out {
+            Some("the candidate opted out".to_string())
+        } else {
+            rendered.err()
+        };
+        let seq = self.store.next_id()?;
+        let mut entry = OutboxEntry {
+            message: message.clone(),
+            status: SendStatus::Queued,
+            queue_seq: seq,
+            attempts: 0,
+            possible_duplicate: false,
+        };
+        if let Some(why) = refusal {
+            entry.status = SendStatus::Failed(why.clone());
+            txn.count(key::counter(&machine.name, "failed"), 1);
+            txn.put(okey, &entry);
+            return log(
+                txn,
+                &self.store,
+                &enr.candidate,
+                LogEntry {
+                    at,
+                    campaign: machine.name.clone(),
+                    kind: LogKind::DeliveryFailed {
+                        key: send_key.to_string(),
+                        channel: channel.name().into(),
+                        reason: why,
+                    },
+                },
+            );
+        }
+        txn.put(okey, &entry);
+        txn.put_raw(key::queue(seq), send_key.as_bytes().to_vec());
+        out.push(message);
+        Ok(())
+    }
+}
+
+/// What to step an enrollment with.
+enum Step<'a> {
+    Wake,
+    Event {
+        name: &'a str,
+        fields: &'a BTreeMap<String, String>,
+        at: Instant,
+    },
+}
+
+fn placeholder_state() -> EngineState {
+    EngineState {
+        state: 0,
+        entered_at: Instant::UNIX_EPOCH,
+        enrolled_at: Instant::UNIX_EPOCH,
+        visit: 0,
+        variants: Vec::new(),
+        deadline: None,
+        next_send: 0,
+        send_due: None,
+        held_until: None,
+        timers_from: None,
+        sent_total: 0,
+        recent_sends: Vec::new(),
+        clock: Instant::UNIX_EPOCH,
+        outcome: None,
+    }
+}
+
+fn held_reason(machine: &Machine, state: usize, reason: HoldReason) -> String {
+    hold_text(machine, state, reason)
+}
+
+/// The engine's view of a stored candidate.
+pub fn engine_candidate(record: &CandidateRecord) -> Candidate {
+    Candidate {
+        id: record.id.clone(),
+        fields: record.fields.clone(),
+    }
+}
+
+fn variant_names(machine: &Machine, variants: &[usize]) -> BTreeMap<String, String> {
+    machine
+        .experiments
+        .iter()
+        .zip(variants)
+        .map(|(e, v)| {
+            (
+                e.name.clone(),
+                e.variants
+                    .get(*v)
+                    .map_or_else(String::new, |(n, _)| n.clone()),
+            )
+        })
+        .collect()
+}
+
+/// Moves an enrollment onto a new campaign version: the same-named state,
+/// the same variants by name (new experiments assigned by the rule).
+fn migrate(
+    txn: &mut Txn,
+    store: &Store,
+    enr: &mut Enrollment,
+    campaign: &Campaign,
+    now: Instant,
+) -> Result<(), StoreError> {
+    let machine = &campaign.machine;
+    let from = std::mem::replace(&mut enr.version, campaign.version.clone());
+    if let Some(index) = machine.state_index(&enr.state_name) {
+        enr.engine.state = index;
+        let sends = machine.states[index].sends.len();
+        enr.engine.next_send = enr.engine.next_send.min(sends);
+        if enr.engine.next_send == sends {
+            enr.engine.send_due = None;
+        }
+    }
+    let variants: Vec<usize> = machine
+        .experiments
+        .iter()
+        .map(|e| {
+            enr.variants
+                .get(&e.name)
+                .and_then(|v| e.variants.iter().position(|(n, _)| n == v))
+                .unwrap_or_else(|| engine::assign_variant(&machine.name, e, &enr.candidate))
+        })
+        .collect();
+    enr.variants = variant_names(machine, &variants);
+    enr.engine.variants = variants;
+    log(
+        txn,
+        store,
+        &enr.candidate,
+        LogEntry {
+            at: now,
+            campaign: enr.campaign.clone(),
+            kind: LogKind::Migrated {
+                from_version: from,
+                to_version: campaign.version.clone(),
+            },
+        },
+    )
+}
+
+/// Replaces the enrollment's timer key with one at its next wake.
+fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
+    if let Some(old) = enr.timer.take() {
+        txn.remove(key::timer(old, &enr.candidate, &enr.campaign));
+    }
+    if enr.parked {
+        return;
+    }
+    if let Some(due) = engine::next_due(machine, &enr.engine) {
+        let kind = if enr.engine.send_due == Some(due) {
+            if enr.engine.held_until == Some(due) {
+                TimerKind::Held
+            } else {
+                TimerKind::Send
+            }
+        } else {
+            TimerKind::Transition
+        };
+        txn.put_raw(
+            key::timer(due, &enr.candidate, &enr.campaign),
+            vec![kind.byte()],
+        );
+        enr.timer = Some(due);
+    }
+}
+
+/// Takes a paused (or orphaned) campaign's enrollment off the timer index.
+fn park(txn: &mut Txn, enr: &mut Enrollment) {
+    if let Some(old) = enr.timer.take() {
+        txn.remove(key::timer(old, &enr.candidate, &enr.campaign));
+    }
+    enr.parked = true;
+    txn.put_raw(key::parked(&enr.campaign, &enr.candidate), Vec::new());
+}
+
+/// The sends of the candidate's other enrollments, for sliding limits.
+fn other_sends(txn: &Txn, store: &Store, enr: &Enrollment) -> Result<Vec<Instant>, StoreError> {
+    let mut out = Vec::new();
+    for (_, other) in txn_scan::<Enrollment>(txn, store, &key::enrollments_of(&enr.candidate))? {
+        if other.campaign != enr.campaign {
+            out.extend(other.engine.recent_sends.iter().copied());
+        }
+    }
+    Ok(out)
+}
+
+/// Records under a prefix as the transaction sees them.
+fn txn_scan<T: serde::de::DeserializeOwned>(
+    txn: &Txn,
+    store: &Store,
+    prefix: &[u8],
+) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
+    let keys: Vec<Vec<u8>> = store
+        .scan_raw(prefix)
+        .map(|r| r.map(|(k, _)| k.to_vec()))
+        .chain(txn.overlay_keys(prefix).into_iter().map(Ok))
+        .collect::<Result<_, _>>()?;
+    let mut seen = std::collections::BTreeSet::new();
+    let mut out = Vec::new();
+    for k in keys {
+        if !seen.insert(k.clone()) {
+            continue;
+        }
+        if let Some(v) = txn.get::<T>(&k)? {
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+/// A candidate by id, external id, email or phone identity, or link token.
+pub fn find(txn: &Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError> {
+    if let Some(c) = txn.get::<CandidateRecord>(&key::candidate(who))? {
+        return Ok(Some(c));
+    }
+    let identities = [
+        key::external(who),
+        key::external(&format!("email:{}", who.to_lowercase())),
+        key::external(&format!("phone:{who}")),
+        key::token(who),
+    ];
+    for k in identities {
+        if let Some(id) = txn.get_raw(&k)? {
+            let id = String::from_utf8_lossy(&id).into_owned();
+            return txn.get::<CandidateRecord>(&key::candidate(&id));
+        }
+    }
+    Ok(None)
+}
+
+/// Appends to a candidate's history.
+fn log(txn: &mut Txn, store: &Store, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+    let seq = store.next_id()?;
+    txn.put(key::log(candidate, seq), &entry);
+    Ok(())
+}
+
+/// 128 random bits from the operating system, hex: the token of a tracked
+/// link. Without OS randomness no link is made (a guessable one is worse).
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes for a link token: {e}"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// Formats a log entry for people (`nudge show`).
+pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
+    let local = |ms: i64| {
+        Instant::from_timestamp_millis(ms)
+            .map(|t| crate::sim::output::local(t, zone))
+            .unwrap_or_default()
+    };
+    match &entry.kind {
+        LogKind::Created { source } => (
+            "created".into(),
+            match source {
+                Some(s) => format!("candidate created (source {s})"),
+                None => "candidate created".into(),
+            },
+        ),
+        LogKind::Received { event, fields } => (
+            "event".into(),
+            if fields.is_empty() {
+                format!("{event} received")
+            } else {
+                let f: Vec<String> = fields.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("{event} received ({})", f.join(", "))
+            },
+        ),
+        LogKind::Enrolled {
+            state, variants, ..
+        } => (
+            "enrolled".into(),
+            if variants.is_empty() {
+                format!("enrolled in {state}")
+            } else {
+                let v: Vec<String> = variants.iter().map(|(k, v)| format!("{k}={v}")).collect();
+                format!("enrolled in {state} ({})", v.join(", "))
+            },
+        ),
+        LogKind::Entered { state, from, by } => {
+            ("entered".into(), format!("{state} from {from} ({by})"))
+        }
+        LogKind::Sent {
+            template, channel, ..
+        } => ("sent".into(), format!("{template} by {channel}")),
+        LogKind::Held {
+            template,
+            until,
+            reason,
+            ..
+        } => (
+            "held".into(),
+            format!("{template} held until {}: {reason}", local(*until)),
+        ),
+        LogKind::Cancelled {
+            template, reason, ..
+        } => (
+            "cancelled".into(),
+            format!("{template} cancelled: {reason}"),
+        ),
+        LogKind::Skipped {
+            template, reason, ..
+        } => ("skipped".into(), format!("{template} skipped: {reason}")),
+        LogKind::Suppressed {
+            template, reason, ..
+        } => (
+            "suppressed".into(),
+            format!("{template} suppressed: {reason}"),
+        ),
+        LogKind::DeadlineStarted { deadline } => (
+            "deadline".into(),
+            format!("deadline runs until {}", local(*deadline)),
+        ),
+        LogKind::Exited { outcome, converted } => (
+            "exited".into(),
+            if *converted {
+                format!("{outcome} (goal reached)")
+            } else {
+                outcome.clone()
+            },
+        ),
+        LogKind::Delivered {
+            channel,
+            duplicate,
+            possible_duplicate,
+            ..
+        } => (
+            "delivered".into(),
+            match (duplicate, possible_duplicate) {
+                (true, _) => format!("{channel} recognised a repeat and did not deliver it twice"),
+                (false, true) => format!(
+                    "delivered by {channel} (sent again after a restart: possibly a duplicate)"
+                ),
+                (false, false) => format!("delivered by {channel}"),
+            },
+        ),
+        LogKind::DeliveryFailed {
+            channel, reason, ..
+        } => ("failed".into(), format!("{channel}: {reason}")),
+        LogKind::Migrated {
+            from_version,
+            to_version,
+        } => (
+            "migrated".into(),
+            format!("campaign version {from_version} → {to_version}"),
+        ),
+    }
+}
+
+/// Counters of a campaign: candidates per state and per outcome, failures.
+pub fn counters(store: &Store, campaign: &str) -> Result<HashMap<String, i64>, StoreError> {
+    let prefix = key::counters_of(campaign);
+    let mut out = HashMap::new();
+    for item in store.scan_raw(&prefix) {
+        let (k, v) = item?;
+        out.insert(
+            String::from_utf8_lossy(&k[prefix.len()..]).into_owned(),
+            store::counter_value(&v),
+        );
+    }
+    Ok(out)
+}

@@ -1,0 +1,429 @@
+//! `nudge run`: the daemon around the core.
+//!
+//! - The **core thread** owns the single writer ([`Core`]). It sleeps until
+//!   the next due timer or a new command, then runs a batch of commands and
+//!   a batch of due timers, each as one atomic, flushed commit, and only
+//!   then answers the callers and hands the new sends to the dispatcher.
+//! - The **dispatcher** marks sends in flight (durably) before calling a
+//!   channel, delivers them with a per-channel concurrency limit, and
+//!   reports each outcome back to the core.
+//! - The **admin API** (loopback, with a token) and the CLI talk to the core
+//!   through a [`Handle`].
+//! - SIGTERM and Ctrl-C finish the deliveries in flight, record them, and
+//!   exit 0; SIGHUP and changes to the campaign or template files reload
+//!   after a check, keeping the running version when the check fails or
+//!   when candidates wait in a state the new version removes.
+
+use std::path::PathBuf;
+use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
+use std::sync::{Arc, RwLock};
+use std::time::Duration as StdDuration;
+
+use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::task::JoinSet;
+use tracing::{error, info, warn};
+
+use super::api::{
+    ApiError, CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
+    ReloadReport, StatusReport,
+};
+use super::campaigns::{Campaigns, LoadFailure};
+use super::clock::Clock;
+use super::core::{Command, Core, Reply};
+use super::query;
+use crate::channels::{Channels, Message};
+use crate::engine::Channel;
+use crate::templates::Templates;
+
+/// Messages to the core thread.
+enum CoreMsg {
+    Command(Command, Option<oneshot::Sender<Reply>>),
+    Reload(
+        Campaigns,
+        Option<Arc<Templates>>,
+        oneshot::Sender<Result<ReloadReport, ApiError>>,
+    ),
+    Stop,
+}
+
+/// Where the campaigns and templates are read from, for reloads.
+#[derive(Debug, Clone)]
+pub struct Sources {
+    pub campaigns: PathBuf,
+    pub templates: PathBuf,
+}
+
+/// A way to reach the running core from async code.
+#[derive(Clone)]
+pub struct Handle {
+    tx: Sender<CoreMsg>,
+    store: crate::store::Store,
+    campaigns: Arc<RwLock<Campaigns>>,
+    clock: Arc<dyn Clock>,
+    interview_url: String,
+    sources: Sources,
+}
+
+impl Handle {
+    async fn call(&self, command: Command) -> Result<Reply, ApiError> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::Command(command, Some(tx)))
+            .map_err(|_| ApiError::internal("nudge is shutting down"))?;
+        rx.await
+            .map_err(|_| ApiError::internal("nudge is shutting down"))
+    }
+
+    /// Sends a command without waiting for its answer.
+    fn tell(&self, command: Command) {
+        let _ = self.tx.send(CoreMsg::Command(command, None));
+    }
+
+    pub async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+        match self.call(Command::Enroll(req)).await? {
+            Reply::Enrolled(r) => Ok(r),
+            Reply::Error(e) => Err(e),
+            other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    pub async fn event(&self, req: EventRequest) -> Result<EventResponse, ApiError> {
+        match self.call(Command::Event(req)).await? {
+            Reply::Event(r) => Ok(r),
+            Reply::Error(e) => Err(e),
+            other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    pub async fn set_paused(&self, campaign: String, paused: bool) -> Result<(), ApiError> {
+        match self.call(Command::SetPaused { campaign, paused }).await? {
+            Reply::Done => Ok(()),
+            Reply::Error(e) => Err(e),
+            other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    pub fn status(&self, campaign: Option<&str>) -> Result<StatusReport, ApiError> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        query::status(&self.store, &campaigns, campaign, self.clock.now())
+    }
+
+    pub fn show(&self, who: &str) -> Result<CandidateView, ApiError> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        query::show(&self.store, &campaigns, who, &self.interview_url)
+    }
+
+    /// Loads and checks the campaign and template files, then swaps them in
+    /// unless the core refuses. A failed check keeps the running version.
+    pub async fn reload(&self) -> Result<ReloadReport, ApiError> {
+        let sources = self.sources.clone();
+        let loaded = tokio::task::spawn_blocking(move || load_all(&sources))
+            .await
+            .map_err(|e| ApiError::internal(e.to_string()))?;
+        let (campaigns, templates) = loaded.map_err(|failure| {
+            ApiError::conflict(format!(
+                "reload refused, the running version is kept:\n{}",
+                render_failure(&failure)
+            ))
+        })?;
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::Reload(campaigns.clone(), templates, tx))
+            .map_err(|_| ApiError::internal("nudge is shutting down"))?;
+        let report = rx
+            .await
+            .map_err(|_| ApiError::internal("nudge is shutting down"))??;
+        *self.campaigns.write().unwrap_or_else(|p| p.into_inner()) = campaigns;
+        Ok(report)
+    }
+}
+
+/// Loads campaigns (checked against the templates folder) and templates.
+pub fn load_all(sources: &Sources) -> Result<(Campaigns, Option<Arc<Templates>>), LoadFailure> {
+    let templates_dir = sources
+        .templates
+        .is_dir()
+        .then_some(sources.templates.as_path());
+    let (campaigns, _warnings, _) = Campaigns::load(&sources.campaigns, templates_dir)?;
+    let templates = match templates_dir {
+        Some(dir) => Some(Arc::new(Templates::load(dir).map_err(|e| LoadFailure {
+            sources: Default::default(),
+            diagnostics: Vec::new(),
+            message: Some(e.to_string()),
+        })?)),
+        None => None,
+    };
+    Ok((campaigns, templates))
+}
+
+/// Diagnostics of a failed load, rendered like `nudge check`.
+pub fn render_failure(failure: &LoadFailure) -> String {
+    let mut text = crate::dsl::report::render(&failure.sources, &failure.diagnostics, false);
+    if let Some(m) = &failure.message {
+        text.push_str(m);
+    }
+    text
+}
+
+/// The running daemon's parts, for `nudge run` and tests.
+pub struct Running {
+    pub handle: Handle,
+    core_thread: std::thread::JoinHandle<()>,
+    dispatcher: tokio::task::JoinHandle<()>,
+    stop_dispatch: tokio::sync::watch::Sender<bool>,
+}
+
+/// Options of one daemon.
+pub struct Options {
+    pub core: Core,
+    pub channels: Arc<Channels>,
+    pub clock: Arc<dyn Clock>,
+    pub concurrency: usize,
+    pub batch: usize,
+    pub sources: Sources,
+}
+
+/// Starts the core thread and the dispatcher; recovers the sends that were
+/// queued or in flight when the previous process stopped.
+pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
+    let Options {
+        mut core,
+        channels,
+        clock,
+        concurrency,
+        batch,
+        sources,
+    } = options;
+    let (tx, rx) = std::sync::mpsc::channel();
+    let (dispatch_tx, dispatch_rx) = mpsc::unbounded_channel();
+    let campaigns = Arc::new(RwLock::new(core.campaigns().clone()));
+    let handle = Handle {
+        tx,
+        store: core.store().clone(),
+        campaigns: campaigns.clone(),
+        clock: clock.clone(),
+        interview_url: core.settings().interview_url.clone(),
+        sources,
+    };
+    core.pin_versions(&campaigns.read().unwrap_or_else(|p| p.into_inner()))?;
+    let pending = core.recover(|c| channels.get(c).idempotent(), clock.now())?;
+    if !pending.is_empty() {
+        let in_flight = pending.iter().filter(|p| p.was_in_flight).count();
+        info!(
+            queued = pending.len() - in_flight,
+            in_flight, "resuming undelivered sends"
+        );
+    }
+    for p in pending {
+        let _ = dispatch_tx.send(p.message);
+    }
+    let core_clock = clock.clone();
+    let core_thread = std::thread::Builder::new()
+        .name("nudge-core".into())
+        .spawn(move || core_loop(core, rx, core_clock, dispatch_tx, batch))
+        .map_err(|e| crate::store::StoreError::Io(sled::Error::Io(e)))?;
+    let (stop_dispatch, stop_rx) = tokio::sync::watch::channel(false);
+    let dispatcher = tokio::spawn(dispatch_loop(
+        dispatch_rx,
+        handle.clone(),
+        channels,
+        concurrency,
+        stop_rx,
+    ));
+    Ok(Running {
+        handle,
+        core_thread,
+        dispatcher,
+        stop_dispatch,
+    })
+}
+
+impl Running {
+    /// Graceful stop: deliveries in flight finish and are recorded, the
+    /// core commits what it holds, and everything is flushed.
+    pub async fn stop(self) {
+        let _ = self.stop_dispatch.send(true);
+        let _ = self.dispatcher.await;
+        let _ = self.handle.tx.send(CoreMsg::Stop);
+        let thread = self.core_thread;
+        let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+    }
+}
+
+fn core_loop(
+    mut core: Core,
+    rx: Receiver<CoreMsg>,
+    clock: Arc<dyn Clock>,
+    dispatch: mpsc::UnboundedSender<Message>,
+    batch: usize,
+) {
+    let batch = batch.max(1);
+    let mut busy = true;
+    loop {
+        let wait = if busy {
+            StdDuration::ZERO
+        } else {
+            match core.next_due() {
+                Ok(Some(due)) => clock.real_until(due).min(StdDuration::from_secs(1)),
+                Ok(None) => StdDuration::from_secs(1),
+                Err(e) => {
+                    error!(%e, "cannot read the timer index");
+                    StdDuration::from_secs(1)
+                }
+            }
+        };
+        let mut incoming = Vec::new();
+        match rx.recv_timeout(wait) {
+            Ok(m) => incoming.push(m),
+            Err(RecvTimeoutError::Timeout) => {}
+            Err(RecvTimeoutError::Disconnected) => break,
+        }
+        while incoming.len() < batch {
+            match rx.try_recv() {
+                Ok(m) => incoming.push(m),
+                Err(_) => break,
+            }
+        }
+        let mut stop = false;
+        let mut commands = Vec::new();
+        let mut waiting = Vec::new();
+        for m in incoming {
+            match m {
+                CoreMsg::Command(c, reply) => {
+                    commands.push(c);
+                    waiting.push(reply);
+                }
+                CoreMsg::Reload(campaigns, templates, reply) => {
+                    run_commands(
+                        &mut core,
+                        &clock,
+                        &dispatch,
+                        std::mem::take(&mut commands),
+                        std::mem::take(&mut waiting),
+                    );
+                    let result = core.reload(campaigns);
+                    if result.is_ok() {
+                        core.set_templates(templates);
+                    }
+                    let _ = reply.send(result);
+                }
+                CoreMsg::Stop => stop = true,
+            }
+        }
+        let had_commands = !commands.is_empty();
+        run_commands(&mut core, &clock, &dispatch, commands, waiting);
+        let fired = match core.fire_due(clock.now(), batch) {
+            Ok((n, out)) => {
+                for m in out {
+                    let _ = dispatch.send(m);
+                }
+                n
+            }
+            Err(e) => {
+                error!(%e, "firing due timers failed; will retry");
+                0
+            }
+        };
+        if stop {
+            break;
+        }
+        busy = fired == batch || had_commands;
+    }
+}
+
+fn run_commands(
+    core: &mut Core,
+    clock: &Arc<dyn Clock>,
+    dispatch: &mpsc::UnboundedSender<Message>,
+    commands: Vec<Command>,
+    waiting: Vec<Option<oneshot::Sender<Reply>>>,
+) {
+    if commands.is_empty() {
+        return;
+    }
+    match core.execute(commands, clock.now()) {
+        Ok((replies, out)) => {
+            for (reply, tx) in replies.into_iter().zip(waiting) {
+                if let Some(tx) = tx {
+                    let _ = tx.send(reply);
+                }
+            }
+            for m in out {
+                let _ = dispatch.send(m);
+            }
+        }
+        Err(e) => {
+            error!(%e, "a batch could not be written; nothing of it was acknowledged");
+            for tx in waiting.into_iter().flatten() {
+                let _ = tx.send(Reply::Error(ApiError::internal(format!(
+                    "not recorded: {e}"
+                ))));
+            }
+        }
+    }
+}
+
+async fn dispatch_loop(
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    handle: Handle,
+    channels: Arc<Channels>,
+    concurrency: usize,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let limits: Vec<(Channel, Arc<Semaphore>)> = Channel::ALL
+        .iter()
+        .map(|c| (*c, Arc::new(Semaphore::new(concurrency.max(1)))))
+        .collect();
+    let mut running = JoinSet::new();
+    loop {
+        let first = tokio::select! {
+            m = rx.recv() => m,
+            _ = stop.changed() => None,
+            Some(_) = running.join_next(), if !running.is_empty() => continue,
+        };
+        let Some(first) = first else { break };
+        let mut batch = vec![first];
+        while batch.len() < 1024 {
+            match rx.try_recv() {
+                Ok(m) => batch.push(m),
+                Err(_) => break,
+            }
+        }
+        let keys = batch.iter().map(|m| m.key.clone()).collect();
+        if handle.call(Command::MarkInFlight(keys)).await.is_err() {
+            break;
+        }
+        for message in batch {
+            let Some((_, limit)) = limits.iter().find(|(c, _)| *c == message.channel) else {
+                continue;
+            };
+            let Ok(permit) = limit.clone().acquire_owned().await else {
+                break;
+            };
+            let channels = channels.clone();
+            let handle = handle.clone();
+            running.spawn(async move {
+                let outcome = channels.get(message.channel).deliver(&message).await;
+                if let Err(e) = &outcome {
+                    warn!(key = %message.key, channel = %message.channel, %e, "delivery failed");
+                }
+                handle.tell(Command::Delivered {
+                    key: message.key.clone(),
+                    outcome,
+                });
+                drop(permit);
+            });
+        }
+    }
+    // Shutting down: the deliveries under way finish and are recorded; the
+    // rest stay queued in the outbox for the next start.
+    while running.join_next().await.is_some() {}
+}

@@ -1,0 +1,11 @@
+//! The durable runtime: the single-writer core over the store, the
+//! campaigns it runs, the clock, and the daemon around them.
+
+pub mod api;
+pub mod campaigns;
+pub mod client;
+pub mod clock;
+pub mod core;
+pub mod daemon;
+pub mod query;
+pub mod run;

@@ -1,0 +1,152 @@
+//! Read-only questions to the store: `nudge status` and `nudge show`.
+//! They read committed records only, so they run beside the writer.
+
+use chrono::Duration;
+
+use super::api::{
+    ApiError, CampaignStatus, CandidateView, EnrollmentView, StatusReport, TimelineLine,
+};
+use super::campaigns::Campaigns;
+use super::core::{counters, describe, engine_candidate};
+use crate::engine::Instant;
+use crate::sim::rfc3339;
+use crate::store::{
+    key, CandidateRecord, Enrollment, LogEntry, OutboxEntry, SendStatus, Store, TimerKind, Txn,
+};
+
+/// Candidates per state, sends due soon, held sends and failures, per campaign.
+pub fn status(
+    store: &Store,
+    campaigns: &Campaigns,
+    only: Option<&str>,
+    now: Instant,
+) -> Result<StatusReport, ApiError> {
+    if let Some(name) = only {
+        if campaigns.get(name).is_none() {
+            return Err(ApiError::not_found(format!("no campaign `{name}`")));
+        }
+    }
+    let mut out = Vec::new();
+    for (name, campaign) in campaigns.iter() {
+        if only.is_some_and(|o| o != name) {
+            continue;
+        }
+        let counts = counters(store, name)?;
+        let states = campaign
+            .machine
+            .states
+            .iter()
+            .map(|s| {
+                (
+                    s.name.clone(),
+                    counts
+                        .get(&format!("state:{}", s.name))
+                        .copied()
+                        .unwrap_or(0),
+                )
+            })
+            .collect();
+        let mut outcomes: Vec<(String, i64)> = counts
+            .iter()
+            .filter_map(|(k, v)| k.strip_prefix("outcome:").map(|o| (o.to_string(), *v)))
+            .collect();
+        outcomes.sort();
+        let (mut hour, mut day, mut held) = (0, 0, 0);
+        for timer in store.timers_for_campaign(name)? {
+            match timer.kind {
+                TimerKind::Held => held += 1,
+                TimerKind::Send => {}
+                TimerKind::Transition => continue,
+            }
+            if timer.due < now + Duration::hours(1) {
+                hour += 1;
+            }
+            if timer.due < now + Duration::days(1) {
+                day += 1;
+            }
+        }
+        out.push(CampaignStatus {
+            name: name.clone(),
+            title: campaign.machine.title.clone(),
+            paused: store.get_raw(&key::paused(name))?.is_some(),
+            states,
+            outcomes,
+            sends_next_hour: hour,
+            sends_next_day: day,
+            held,
+            failed: counts.get("failed").copied().unwrap_or(0),
+        });
+    }
+    let mut outbox = 0;
+    let mut failures = 0;
+    for item in store.scan_raw(b"q") {
+        let (_, v) = item?;
+        let k = key::outbox(&String::from_utf8_lossy(&v));
+        if let Some(entry) = store.get::<OutboxEntry>(&k)? {
+            match entry.status {
+                SendStatus::Queued | SendStatus::InFlight => outbox += 1,
+                SendStatus::Failed(_) => failures += 1,
+                SendStatus::Delivered => {}
+            }
+        }
+    }
+    failures += out.iter().map(|c| c.failed.max(0) as u64).sum::<u64>();
+    Ok(StatusReport {
+        at: rfc3339(now),
+        campaigns: out,
+        outbox,
+        failures,
+    })
+}
+
+/// A candidate's record, enrollments and whole history with reasons.
+pub fn show(
+    store: &Store,
+    campaigns: &Campaigns,
+    who: &str,
+    interview_url: &str,
+) -> Result<CandidateView, ApiError> {
+    let txn = Txn::new(store);
+    let candidate: CandidateRecord = super::core::find(&txn, who)?
+        .ok_or_else(|| ApiError::not_found(format!("no candidate `{who}`")))?;
+    let engine_candidate = engine_candidate(&candidate);
+    let mut enrollments = Vec::new();
+    let mut zone = chrono_tz::UTC;
+    for (_, enr) in store.scan::<Enrollment>(&key::enrollments_of(&candidate.id))? {
+        if let Some(c) = campaigns.get(&enr.campaign) {
+            zone = engine_candidate.zone(&c.machine.zone);
+        }
+        enrollments.push(EnrollmentView {
+            campaign: enr.campaign.clone(),
+            state: enr.state_name.clone(),
+            outcome: enr.engine.outcome.clone(),
+            variants: enr.variants.clone(),
+            next_wake: enr.timer.map(rfc3339),
+            paused: enr.parked,
+        });
+    }
+    let timeline = store
+        .scan::<LogEntry>(&key::log_of(&candidate.id))?
+        .into_iter()
+        .map(|(_, entry)| {
+            let (kind, text) = describe(&entry, zone);
+            TimelineLine {
+                at: rfc3339(entry.at),
+                local: crate::sim::output::local(entry.at, zone),
+                campaign: entry.campaign.clone(),
+                kind,
+                text,
+            }
+        })
+        .collect();
+    Ok(CandidateView {
+        id: candidate.id.clone(),
+        external_id: candidate.external_id.clone(),
+        link: interview_url.replace("{token}", &candidate.token),
+        fields: candidate.fields.clone(),
+        opted_out: candidate.opted_out,
+        zone: zone.name().to_string(),
+        enrollments,
+        timeline,
+    })
+}

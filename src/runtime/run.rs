@@ -1,0 +1,197 @@
+//! `nudge run` from start to exit: configuration to channels, the store,
+//! the campaigns, the daemon, the admin API, signals and file watching.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use tokio::signal::unix::{signal, SignalKind};
+use tracing::{error, info, warn};
+
+use super::campaigns::LoadFailure;
+use super::client::{settings, sources};
+use super::clock::Clock;
+use super::core::Core;
+use super::daemon::{self, load_all, render_failure, Options};
+use crate::channels::{console::Console, file::FileChannel, Backend, Channels};
+use crate::config::{Config, Transport};
+use crate::engine::Channel;
+use crate::store::{Store, StoreError};
+
+/// Why the daemon could not run.
+#[derive(Debug)]
+pub enum RunError {
+    Store(StoreError),
+    Campaigns(LoadFailure),
+    Channel { channel: Channel, why: String },
+    Listen { addr: SocketAddr, why: String },
+    Io(std::io::Error),
+}
+
+impl std::fmt::Display for RunError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            RunError::Store(e) => write!(f, "{e}"),
+            RunError::Campaigns(failure) => write!(
+                f,
+                "the campaigns do not check, nothing was started:\n{}",
+                render_failure(failure)
+            ),
+            RunError::Channel { channel, why } => write!(f, "channel {channel}: {why}"),
+            RunError::Listen { addr, why } => {
+                write!(f, "cannot listen on {addr} for the admin API: {why}")
+            }
+            RunError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl std::error::Error for RunError {}
+
+/// The backends the configuration names.
+pub fn channels_from(config: &Config) -> Result<Channels, RunError> {
+    let make = |channel: Channel, transport: &Transport| -> Result<Backend, RunError> {
+        Ok(match transport {
+            Transport::Console => Backend::Console(Console::stdout()),
+            Transport::Null => Backend::Null,
+            Transport::File { path } => {
+                Backend::File(FileChannel::open(path).map_err(|e| RunError::Channel {
+                    channel,
+                    why: format!("cannot open {}: {e}", path.display()),
+                })?)
+            }
+        })
+    };
+    let c = &config.channels;
+    Ok(Channels::new(
+        make(Channel::Email, &c.email)?,
+        make(Channel::Sms, &c.sms)?,
+        make(Channel::Whatsapp, &c.whatsapp)?,
+        make(Channel::Webhook, &c.webhook)?,
+    ))
+}
+
+/// Runs the daemon until SIGTERM or Ctrl-C.
+pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
+    let store = Store::open(&config.store, 128 << 20).map_err(RunError::Store)?;
+    let (campaigns, templates) = load_all(&sources(&config)).map_err(RunError::Campaigns)?;
+    let channels = Arc::new(channels_from(&config)?);
+    let token = config.admin_token().map_err(RunError::Io)?;
+    let listener = tokio::net::TcpListener::bind(config.admin.listen)
+        .await
+        .map_err(|e| RunError::Listen {
+            addr: config.admin.listen,
+            why: e.to_string(),
+        })?;
+
+    eprintln!("nudge run: store {}", config.store.display());
+    eprintln!(
+        "admin API on http://{} (token required)",
+        config.admin.listen
+    );
+    for (name, c) in campaigns.iter() {
+        eprintln!(
+            "campaign {name} (version {}, {} states) from {}",
+            c.version,
+            c.machine.states.len(),
+            c.file
+        );
+    }
+    if campaigns.is_empty() {
+        warn!("no campaigns loaded from {}", config.campaigns.display());
+    }
+    for kind in Channel::ALL {
+        eprintln!("channel {kind}: {}", channels.get(kind).describe());
+    }
+    if channels.only_console() {
+        eprintln!(
+            "warning: only the console channel is configured: messages are printed here, not sent"
+        );
+    }
+
+    let core = Core::new(store, campaigns, templates, settings(&config));
+    let running = daemon::start(Options {
+        core,
+        channels,
+        clock,
+        concurrency: config.runtime.concurrency,
+        batch: config.runtime.batch,
+        sources: sources(&config),
+    })
+    .map_err(RunError::Store)?;
+    let handle = running.handle.clone();
+
+    let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
+    let app = crate::server::admin::router(handle.clone(), token);
+    let server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = shutdown_rx.changed().await;
+        };
+        if let Err(e) = axum::serve(listener, app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            error!(%e, "admin API stopped");
+        }
+    });
+
+    let watched: Vec<PathBuf> = [config.campaigns.clone(), config.templates.clone()]
+        .into_iter()
+        .filter(|p| p.exists())
+        .collect();
+    let (change_tx, mut change_rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let _watcher = watch(&watched, change_tx);
+
+    let mut term = signal(SignalKind::terminate()).map_err(RunError::Io)?;
+    let mut hup = signal(SignalKind::hangup()).map_err(RunError::Io)?;
+    info!("running");
+    loop {
+        tokio::select! {
+            _ = term.recv() => { info!("SIGTERM: finishing deliveries in flight"); break; }
+            _ = tokio::signal::ctrl_c() => { info!("Ctrl-C: finishing deliveries in flight"); break; }
+            _ = hup.recv() => reload(&handle, "SIGHUP").await,
+            Some(()) = change_rx.recv() => {
+                // Editors write in several steps: wait for the files to settle.
+                tokio::time::sleep(StdDuration::from_millis(300)).await;
+                while change_rx.try_recv().is_ok() {}
+                reload(&handle, "files changed").await;
+            }
+        }
+    }
+    let _ = shutdown_tx.send(true);
+    let _ = server.await;
+    running.stop().await;
+    info!("stopped cleanly");
+    Ok(())
+}
+
+async fn reload(handle: &daemon::Handle, why: &str) {
+    match handle.reload().await {
+        Ok(report) if report.changed.is_empty() => info!(why, "reload: nothing changed"),
+        Ok(report) => info!(why, changed = ?report.changed, "reloaded"),
+        Err(e) => warn!(why, "{}", e.message),
+    }
+}
+
+fn watch(
+    paths: &[PathBuf],
+    tx: tokio::sync::mpsc::UnboundedSender<()>,
+) -> Option<notify::RecommendedWatcher> {
+    use notify::{RecursiveMode, Watcher};
+    let mut watcher = notify::recommended_watcher(move |event: notify::Result<notify::Event>| {
+        if let Ok(e) = event {
+            if !e.kind.is_access() {
+                let _ = tx.send(());
+            }
+        }
+    })
+    .map_err(|e| warn!(%e, "cannot watch the campaign files; reload with SIGHUP"))
+    .ok()?;
+    for p in paths {
+        if let Err(e) = watcher.watch(p, RecursiveMode::Recursive) {
+            warn!(%e, path = %p.display(), "cannot watch; reload with SIGHUP");
+        }
+    }
+    Some(watcher)
+}

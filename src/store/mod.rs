@@ -1,0 +1,538 @@
+//! The durable store on sled: candidates, enrollments, timers ordered by due
+//! instant, the outbox of sends, the append-only event log, and counters.
+//!
+//! Everything lives in one sled tree with one-byte key prefixes, so that a
+//! state change, the timer it arms, the sends it causes and its log entries
+//! go to disk in one atomic `apply_batch` (multi-tree transactions are slow
+//! on sled; see DEPENDENCIES.md). The runtime groups many changes into one
+//! batch and flushes it before acknowledging any of them.
+//!
+//! Key layout (`0` is a zero byte separating variable-length parts):
+//!
+//! | key | value |
+//! |---|---|
+//! | `m` name | metadata (`schema`: the layout version) |
+//! | `c` candidate | [`CandidateRecord`] |
+//! | `x` external id | candidate id |
+//! | `k` token | candidate id |
+//! | `e` candidate `0` campaign | [`Enrollment`] |
+//! | `t` due-ms(8, big-endian) candidate `0` campaign | [`TimerKind`] byte |
+//! | `z` campaign `0` candidate | parked timer of a paused campaign |
+//! | `o` send key | [`OutboxEntry`] |
+//! | `q` seq(8) | send key of a send not yet delivered |
+//! | `l` candidate `0` seq(8) | [`LogEntry`] |
+//! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
+//! | `p` campaign | paused flag |
+//! | `v` campaign `0` version | campaign source text, pinned by enrollments |
+
+mod records;
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use records::{
+    CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
+};
+
+use crate::engine::Instant;
+
+/// The layout version this build writes and reads.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// Why the store cannot be used.
+#[derive(Debug)]
+pub enum StoreError {
+    /// Another process (normally the daemon) holds the store.
+    Locked {
+        path: PathBuf,
+    },
+    /// Written by a newer nudge: never touched.
+    NewerSchema {
+        path: PathBuf,
+        found: u32,
+    },
+    /// Not a nudge store, or damaged: never touched.
+    Unreadable {
+        path: PathBuf,
+        why: String,
+    },
+    /// A record that does not decode.
+    Corrupt {
+        key: String,
+        why: String,
+    },
+    Io(sled::Error),
+}
+
+impl fmt::Display for StoreError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            StoreError::Locked { path } => write!(
+                f,
+                "the store `{}` is in use by another process (is `nudge run` running?)",
+                path.display()
+            ),
+            StoreError::NewerSchema { path, found } => write!(
+                f,
+                "the store `{}` was written by a newer nudge (layout version {found}; this build reads version {SCHEMA_VERSION}); upgrade nudge, the store was left untouched",
+                path.display()
+            ),
+            StoreError::Unreadable { path, why } => write!(
+                f,
+                "`{}` is not a nudge store this build can read ({why}); it was left untouched",
+                path.display()
+            ),
+            StoreError::Corrupt { key, why } => write!(f, "damaged record `{key}`: {why}"),
+            StoreError::Io(e) => write!(f, "store error: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for StoreError {}
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Io(e)
+    }
+}
+
+/// Encodes a record (postcard: compact and fast).
+pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes a record, naming the key when it does not decode.
+pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        key: String::from_utf8_lossy(key).into_owned(),
+        why: e.to_string(),
+    })
+}
+
+/// Key builders, one per record kind.
+pub mod key {
+    use crate::engine::Instant;
+
+    fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
+        let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
+        k.push(prefix);
+        for (i, p) in parts.iter().enumerate() {
+            if i > 0 {
+                k.push(0);
+            }
+            k.extend_from_slice(p);
+        }
+        k
+    }
+
+    pub fn meta(name: &str) -> Vec<u8> {
+        join(b'm', &[name.as_bytes()])
+    }
+    pub fn candidate(id: &str) -> Vec<u8> {
+        join(b'c', &[id.as_bytes()])
+    }
+    pub fn external(id: &str) -> Vec<u8> {
+        join(b'x', &[id.as_bytes()])
+    }
+    pub fn token(token: &str) -> Vec<u8> {
+        join(b'k', &[token.as_bytes()])
+    }
+    pub fn enrollment(candidate: &str, campaign: &str) -> Vec<u8> {
+        join(b'e', &[candidate.as_bytes(), campaign.as_bytes()])
+    }
+    /// Every enrollment of a candidate.
+    pub fn enrollments_of(candidate: &str) -> Vec<u8> {
+        let mut k = join(b'e', &[candidate.as_bytes()]);
+        k.push(0);
+        k
+    }
+    /// Milliseconds since the epoch as 8 big-endian bytes that sort in time
+    /// order (the sign bit flipped so that instants before 1970 sort first).
+    pub fn due_bytes(due: Instant) -> [u8; 8] {
+        ((due.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
+    }
+    pub fn due_from_bytes(b: [u8; 8]) -> Option<Instant> {
+        Instant::from_timestamp_millis((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
+    }
+    pub fn timer(due: Instant, candidate: &str, campaign: &str) -> Vec<u8> {
+        let mut k = vec![b't'];
+        k.extend_from_slice(&due_bytes(due));
+        k.extend_from_slice(candidate.as_bytes());
+        k.push(0);
+        k.extend_from_slice(campaign.as_bytes());
+        k
+    }
+    /// The first timer key strictly after every timer due at or before `due`.
+    pub fn timers_after(due: Instant) -> Vec<u8> {
+        let mut k = vec![b't'];
+        let next = (u64::from_be_bytes(due_bytes(due))).saturating_add(1);
+        k.extend_from_slice(&next.to_be_bytes());
+        k
+    }
+    pub fn parked(campaign: &str, candidate: &str) -> Vec<u8> {
+        join(b'z', &[campaign.as_bytes(), candidate.as_bytes()])
+    }
+    pub fn parked_of(campaign: &str) -> Vec<u8> {
+        let mut k = join(b'z', &[campaign.as_bytes()]);
+        k.push(0);
+        k
+    }
+    pub fn outbox(send_key: &str) -> Vec<u8> {
+        join(b'o', &[send_key.as_bytes()])
+    }
+    pub fn queue(seq: u64) -> Vec<u8> {
+        let mut k = vec![b'q'];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+    pub fn log(candidate: &str, seq: u64) -> Vec<u8> {
+        let mut k = join(b'l', &[candidate.as_bytes()]);
+        k.push(0);
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+    pub fn log_of(candidate: &str) -> Vec<u8> {
+        let mut k = join(b'l', &[candidate.as_bytes()]);
+        k.push(0);
+        k
+    }
+    pub fn counter(campaign: &str, name: &str) -> Vec<u8> {
+        join(b'n', &[campaign.as_bytes(), name.as_bytes()])
+    }
+    pub fn counters_of(campaign: &str) -> Vec<u8> {
+        let mut k = join(b'n', &[campaign.as_bytes()]);
+        k.push(0);
+        k
+    }
+    pub fn paused(campaign: &str) -> Vec<u8> {
+        join(b'p', &[campaign.as_bytes()])
+    }
+    pub fn version(campaign: &str, version: &str) -> Vec<u8> {
+        join(b'v', &[campaign.as_bytes(), version.as_bytes()])
+    }
+
+    /// Splits the `candidate 0 campaign` tail of an enrollment or timer key.
+    pub fn split_pair(tail: &[u8]) -> Option<(String, String)> {
+        let zero = tail.iter().position(|b| *b == 0)?;
+        let a = std::str::from_utf8(&tail[..zero]).ok()?;
+        let b = std::str::from_utf8(&tail[zero + 1..]).ok()?;
+        Some((a.to_string(), b.to_string()))
+    }
+}
+
+/// A due timer, as read back from its key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DueTimer {
+    pub key: Vec<u8>,
+    pub due: Instant,
+    pub candidate: String,
+    pub campaign: String,
+    pub kind: TimerKind,
+}
+
+/// The sled database, opened and checked.
+#[derive(Clone)]
+pub struct Store {
+    db: sled::Db,
+    path: PathBuf,
+}
+
+impl Store {
+    /// Opens (or creates) the store in `path`. A store written by a newer
+    /// nudge, or a folder that is not a nudge store, is refused untouched.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+        let path = path.to_path_buf();
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::Unreadable {
+                path,
+                why: "it is a file, not a folder".into(),
+            });
+        }
+        let fresh = !path.exists()
+            || std::fs::read_dir(&path)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+        if !fresh && !path.join("conf").exists() && !path.join("db").exists() {
+            return Err(StoreError::Unreadable {
+                path,
+                why: "the folder holds other files and no sled database".into(),
+            });
+        }
+        let db = sled::Config::new()
+            .path(&path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| classify_open_error(&path, e))?;
+        let store = Store { db, path };
+        match store.db.get(key::meta("schema"))? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Unreadable {
+                        path: store.path.clone(),
+                        why: "its schema marker is damaged".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: store.path.clone(),
+                        found,
+                    });
+                }
+            }
+            None if store.db.is_empty() => {
+                store
+                    .db
+                    .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                store.db.flush()?;
+            }
+            None => {
+                return Err(StoreError::Unreadable {
+                    path: store.path.clone(),
+                    why: "it has data but no schema marker".into(),
+                })
+            }
+        }
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// A fresh, strictly increasing number (sled's id generator: survives
+    /// restarts).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.db.get(key)?)
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.db.get(key)? {
+            Some(v) => decode(key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every record whose key starts with `prefix`, decoded.
+    pub fn scan<T: DeserializeOwned>(
+        &self,
+        prefix: &[u8],
+    ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(prefix) {
+            let (k, v) = item?;
+            out.push((k.to_vec(), decode(&k, &v)?));
+        }
+        Ok(out)
+    }
+
+    /// Raw keys and values under a prefix.
+    pub fn scan_raw(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
+        self.db
+            .scan_prefix(prefix)
+            .map(|r| r.map_err(StoreError::from))
+    }
+
+    /// The earliest armed timer, if any.
+    pub fn first_timer(&self) -> Result<Option<DueTimer>, StoreError> {
+        Ok(self.timers_until(None, 1)?.into_iter().next())
+    }
+
+    /// Up to `limit` timers in due order, due at or before `until` (all when `None`).
+    pub fn timers_until(
+        &self,
+        until: Option<Instant>,
+        limit: usize,
+    ) -> Result<Vec<DueTimer>, StoreError> {
+        let end = match until {
+            Some(t) => key::timers_after(t),
+            None => vec![b'u'],
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(vec![b't']..end).take(limit) {
+            let (k, v) = item?;
+            if let Some(timer) = parse_timer(&k, &v) {
+                out.push(timer);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Every armed timer of one campaign (a full scan of the timer index:
+    /// for `nudge status`, not for hot paths).
+    pub fn timers_for_campaign(&self, campaign: &str) -> Result<Vec<DueTimer>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.range(vec![b't']..vec![b'u']) {
+            let (k, v) = item?;
+            if let Some(t) = parse_timer(&k, &v) {
+                if t.campaign == campaign {
+                    out.push(t);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Counts timers due in `[from, until)`, by kind.
+    pub fn count_timers(
+        &self,
+        from: Instant,
+        until: Instant,
+    ) -> Result<HashMap<TimerKind, u64>, StoreError> {
+        let mut counts = HashMap::new();
+        let mut start = vec![b't'];
+        start.extend_from_slice(&key::due_bytes(from));
+        let mut end = vec![b't'];
+        end.extend_from_slice(&key::due_bytes(until));
+        for item in self.db.range(start..end) {
+            let (k, v) = item?;
+            if let Some(t) = parse_timer(&k, &v) {
+                *counts.entry(t.kind).or_insert(0) += 1;
+            }
+        }
+        Ok(counts)
+    }
+
+    /// Applies a batch atomically and makes it durable before returning.
+    pub fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.db.apply_batch(batch)?;
+        self.db.flush()?;
+        Ok(())
+    }
+
+    /// Bytes on disk, for status and benchmarks.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+fn parse_timer(k: &[u8], v: &[u8]) -> Option<DueTimer> {
+    if k.len() < 10 || k[0] != b't' {
+        return None;
+    }
+    let due = key::due_from_bytes(k[1..9].try_into().ok()?)?;
+    let (candidate, campaign) = key::split_pair(&k[9..])?;
+    let kind = TimerKind::from_byte(v.first().copied().unwrap_or(0));
+    Some(DueTimer {
+        key: k.to_vec(),
+        due,
+        candidate,
+        campaign,
+        kind,
+    })
+}
+
+fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+        {
+            StoreError::Locked {
+                path: path.to_path_buf(),
+            }
+        }
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Unreadable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        },
+        _ => StoreError::Io(e),
+    }
+}
+
+/// Writes gathered for one atomic commit, readable before they land: a
+/// later step in the same batch sees the records an earlier step wrote.
+pub struct Txn<'a> {
+    store: &'a Store,
+    batch: sled::Batch,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    counters: HashMap<Vec<u8>, i64>,
+}
+
+impl<'a> Txn<'a> {
+    pub fn new(store: &'a Store) -> Self {
+        Txn {
+            store,
+            batch: sled::Batch::default(),
+            overlay: BTreeMap::new(),
+            counters: HashMap::new(),
+        }
+    }
+
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.store.db.get(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.get_raw(key)? {
+            Some(v) => decode(key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Keys under `prefix` written (or removed) in this transaction.
+    pub fn overlay_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
+        self.overlay
+            .range(prefix.to_vec()..)
+            .take_while(|(k, _)| k.starts_with(prefix))
+            .map(|(k, _)| k.clone())
+            .collect()
+    }
+
+    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch.insert(key.clone(), value.clone());
+        self.overlay.insert(key, Some(value));
+    }
+
+    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put_raw(key, encode(value));
+    }
+
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.batch.remove(key.clone());
+        self.overlay.insert(key, None);
+    }
+
+    /// Adds `delta` to a counter (applied at commit).
+    pub fn count(&mut self, key: Vec<u8>, delta: i64) {
+        *self.counters.entry(key).or_insert(0) += delta;
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.overlay.is_empty() && self.counters.values().all(|d| *d == 0)
+    }
+
+    /// Writes everything in one atomic batch and flushes it.
+    pub fn commit(mut self) -> Result<(), StoreError> {
+        for (key, delta) in std::mem::take(&mut self.counters) {
+            if delta == 0 {
+                continue;
+            }
+            let current = self
+                .get_raw(&key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, i64::from_be_bytes);
+            self.batch.insert(key, &(current + delta).to_be_bytes());
+        }
+        self.store.commit(self.batch)
+    }
+}
+
+/// Reads a counter value.
+pub fn counter_value(bytes: &[u8]) -> i64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, i64::from_be_bytes)
+}

@@ -1,0 +1,184 @@
+//! The records kept in the store. Instants are epoch milliseconds; names
+//! (of states, campaigns, templates) are kept as text, so the log stays
+//! meaningful across campaign edits.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::channels::Message;
+use crate::engine::{EngineState, Instant};
+
+/// A candidate: their fields, where they came from, their link token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CandidateRecord {
+    pub id: String,
+    /// The identity used to recognise the same person enrolled twice: the
+    /// id in the source system, else the email address, else the phone.
+    pub external_id: Option<String>,
+    pub fields: BTreeMap<String, String>,
+    /// The unguessable token of the tracked interview link (128 bits, hex).
+    pub token: String,
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub created_at: Instant,
+    /// Set by an opt-out; nothing is ever sent to them again.
+    pub opted_out: bool,
+}
+
+/// A candidate in one campaign.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Enrollment {
+    pub campaign: String,
+    pub candidate: String,
+    /// The campaign version (hash of its source) this state belongs to.
+    pub version: String,
+    /// The current state's name, so a new campaign version can find it.
+    pub state_name: String,
+    /// Variant name per experiment, fixed at enrollment.
+    pub variants: BTreeMap<String, String>,
+    pub engine: EngineState,
+    /// The due instant of the armed timer key, if any.
+    #[serde(with = "chrono::serde::ts_milliseconds_option")]
+    pub timer: Option<Instant>,
+    /// Parked while the campaign is paused.
+    pub parked: bool,
+}
+
+/// What an armed timer is for, kept in the timer key's value so `status`
+/// can count without reading enrollments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+pub enum TimerKind {
+    /// A transition timer (`after`, a deadline).
+    Transition,
+    /// A send waiting for its turn or its window.
+    Send,
+    /// A send held by the window or a limit.
+    Held,
+}
+
+impl TimerKind {
+    pub fn byte(self) -> u8 {
+        match self {
+            TimerKind::Transition => 0,
+            TimerKind::Send => 1,
+            TimerKind::Held => 2,
+        }
+    }
+
+    pub fn from_byte(b: u8) -> TimerKind {
+        match b {
+            1 => TimerKind::Send,
+            2 => TimerKind::Held,
+            _ => TimerKind::Transition,
+        }
+    }
+}
+
+/// Where a send is in its delivery.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SendStatus {
+    /// Decided and stored; not yet handed to the channel.
+    Queued,
+    /// Handed to the channel; the outcome is not yet recorded.
+    InFlight,
+    /// The channel accepted it.
+    Delivered,
+    /// The channel refused it for good.
+    Failed(String),
+}
+
+/// A send in the outbox.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OutboxEntry {
+    pub message: Message,
+    pub status: SendStatus,
+    /// Its key in the `q` queue while not delivered.
+    pub queue_seq: u64,
+    /// Deliveries attempted.
+    pub attempts: u32,
+    /// Re-sent after a crash caught it in flight on a channel that cannot
+    /// recognise a repeat: the candidate may have it twice.
+    pub possible_duplicate: bool,
+}
+
+/// One line of a candidate's history: what happened, when, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogEntry {
+    #[serde(with = "chrono::serde::ts_milliseconds")]
+    pub at: Instant,
+    /// The campaign, or empty for candidate-wide entries.
+    pub campaign: String,
+    pub kind: LogKind,
+}
+
+/// The kinds of history entries; everything reports will need is here:
+/// source, channel, variant, state, template, every instant.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum LogKind {
+    Created {
+        source: Option<String>,
+    },
+    Received {
+        event: String,
+        fields: BTreeMap<String, String>,
+    },
+    Enrolled {
+        state: String,
+        variants: BTreeMap<String, String>,
+        version: String,
+    },
+    Entered {
+        state: String,
+        from: String,
+        by: String,
+    },
+    Sent {
+        state: String,
+        template: String,
+        channel: String,
+        key: String,
+    },
+    Held {
+        state: String,
+        template: String,
+        until: i64,
+        reason: String,
+    },
+    Cancelled {
+        state: String,
+        template: String,
+        reason: String,
+    },
+    Skipped {
+        state: String,
+        template: String,
+        reason: String,
+    },
+    Suppressed {
+        state: String,
+        template: String,
+        reason: String,
+    },
+    DeadlineStarted {
+        deadline: i64,
+    },
+    Exited {
+        outcome: String,
+        converted: bool,
+    },
+    Delivered {
+        key: String,
+        channel: String,
+        duplicate: bool,
+        possible_duplicate: bool,
+    },
+    DeliveryFailed {
+        key: String,
+        channel: String,
+        reason: String,
+    },
+    Migrated {
+        from_version: String,
+        to_version: String,
+    },
+}
