@@ -535,6 +535,7 @@ pub fn event(
             event: event.to_string(),
             at: at.map(str::to_string),
             fields: map,
+            id: None,
         })
         .map_err(api)?;
     if json {

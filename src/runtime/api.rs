@@ -50,6 +50,11 @@ pub struct EventRequest {
     pub at: Option<String>,
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// An idempotency key from the sender (a webhook delivery id): an
+    /// event with a key already recorded for the candidate is answered
+    /// with the first answer and changes nothing.
+    #[serde(default)]
+    pub id: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -58,6 +63,9 @@ pub struct EventResponse {
     pub at: String,
     /// What the event did, one line each ("warehouse_associate: entered clicked").
     pub effects: Vec<String>,
+    /// True when the event's `id` had been recorded before: nothing changed.
+    #[serde(default)]
+    pub repeated: bool,
 }
 
 /// `nudge status [CAMPAIGN]`.

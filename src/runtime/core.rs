@@ -490,6 +490,13 @@ impl Core {
             },
             None => now,
         };
+        let seen_key = req.id.as_ref().map(|id| key::event_id(&candidate.id, id));
+        if let Some(k) = &seen_key {
+            if let Some(mut first) = txn.get::<EventResponse>(k)? {
+                first.repeated = true;
+                return Ok(Ok(first));
+            }
+        }
         if !is_identifier(&req.event) {
             return Ok(Err(ApiError::bad_request(format!(
                 "`{}` is not an event name: use lowercase letters, digits and `_`",
@@ -566,11 +573,16 @@ impl Core {
                 None => {}
             }
         }
-        Ok(Ok(EventResponse {
+        let response = EventResponse {
             candidate: candidate.id,
             at: rfc3339(at),
             effects,
-        }))
+            repeated: false,
+        };
+        if let Some(k) = seen_key {
+            txn.put(k, &response);
+        }
+        Ok(Ok(response))
     }
 
     fn set_paused(

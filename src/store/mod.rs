@@ -18,6 +18,7 @@
 //! | `e` candidate `0` campaign | [`Enrollment`] |
 //! | `t` due-ms(8, big-endian) candidate `0` campaign | [`TimerKind`] byte |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
+//! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
 //! | `o` send key | [`OutboxEntry`] |
 //! | `q` seq(8) | send key of a send not yet delivered |
 //! | `l` candidate `0` seq(8) | [`LogEntry`] |
@@ -180,6 +181,9 @@ pub mod key {
         let mut k = join(b'z', &[campaign.as_bytes()]);
         k.push(0);
         k
+    }
+    pub fn event_id(candidate: &str, id: &str) -> Vec<u8> {
+        join(b'i', &[candidate.as_bytes(), id.as_bytes()])
     }
     pub fn outbox(send_key: &str) -> Vec<u8> {
         join(b'o', &[send_key.as_bytes()])
