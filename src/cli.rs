@@ -387,15 +387,26 @@ pub fn init(dir: &Path) -> Result<Status, CliError> {
 /// `nudge run`.
 pub fn run(
     config: crate::config::Config,
+    speed: Option<f64>,
     clock: Option<&str>,
     json_logs: bool,
 ) -> Result<Status, CliError> {
     use crate::runtime::clock::{Clock, ScaledClock, SystemClock};
-    let clock: std::sync::Arc<dyn Clock> = match clock {
-        Some(spec) => std::sync::Arc::new(
+    let clock: std::sync::Arc<dyn Clock> = match (speed, clock) {
+        (Some(speed), _) if !(speed.is_finite() && speed > 0.0) => {
+            return Err(CliError::Usage(format!(
+                "`--speed {speed}`: expected a positive factor such as 3600"
+            )))
+        }
+        (Some(speed), _) => std::sync::Arc::new(ScaledClock {
+            origin: chrono::Utc::now(),
+            origin_real: std::time::SystemTime::now(),
+            speed,
+        }),
+        (None, Some(spec)) => std::sync::Arc::new(
             ScaledClock::parse(spec).map_err(|e| CliError::Usage(format!("`--clock`: {e}")))?,
         ),
-        None => std::sync::Arc::new(SystemClock),
+        (None, None) => std::sync::Arc::new(SystemClock),
     };
     init_logs(json_logs);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -57,7 +57,11 @@ enum Command {
         /// Log lines for people (`human`) or machines (`json`).
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
-        /// Run on an accelerated clock, START@REAL_MS*SPEED (for tests and demos).
+        /// Demo mode: time runs this many times faster (3600 = an hour a second),
+        /// so a week of follow-ups plays in minutes. Use a throwaway store.
+        #[arg(long, value_name = "FACTOR", conflicts_with = "clock")]
+        speed: Option<f64>,
+        /// Run on an accelerated clock, START@REAL_MS*SPEED (for tests).
         #[arg(long, hide = true)]
         clock: Option<String>,
     },
@@ -211,8 +215,18 @@ fn main() -> ExitCode {
         ),
         Command::Fmt { check, paths } => cli::fmt(&paths, check),
         Command::Init { dir } => cli::init(&dir),
-        Command::Run { log_format, clock } => config()
-            .and_then(|c| cli::run(c, clock.as_deref(), matches!(log_format, LogFormat::Json))),
+        Command::Run {
+            log_format,
+            speed,
+            clock,
+        } => config().and_then(|c| {
+            cli::run(
+                c,
+                speed,
+                clock.as_deref(),
+                matches!(log_format, LogFormat::Json),
+            )
+        }),
         Command::Enroll {
             campaign,
             id,

@@ -374,6 +374,12 @@ impl Core {
                 Err(e) => return Ok(Err(e)),
             };
         let ekey = key::enrollment(&candidate.id, &campaign.machine.name);
+        if candidate.opted_out && txn.get_raw(&ekey)?.is_none() {
+            return Ok(Err(ApiError::conflict(format!(
+                "candidate {} opted out: nothing is ever sent to them again, so they are not enrolled",
+                candidate.id
+            ))));
+        }
         if let Some(existing) = txn.get::<Enrollment>(&ekey)? {
             return Ok(Ok(EnrollResponse {
                 candidate: candidate.id.clone(),
