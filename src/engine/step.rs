@@ -20,7 +20,7 @@ use super::Instant;
 
 /// A candidate's position in one campaign. Small, serialisable, and all the
 /// engine needs to resume after a restart.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EngineState {
     pub state: StateId,
     #[serde(with = "chrono::serde::ts_milliseconds")]

@@ -15,11 +15,8 @@ use super::api::{
 };
 use super::campaigns::{Campaign, Campaigns};
 use crate::channels::{Delivered, Message, SendError};
-use crate::engine::step::{CancelReason, HoldReason};
-use crate::engine::{
-    self, Candidate, Channel, Ctx, EngineState, Happening, Input, Instant, Machine,
-};
-use crate::sim::output::{hold_text, skip_text, trigger_text};
+use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
+use crate::sim::output::{cancel_text, hold_text, skip_text, trigger_text};
 use crate::sim::rfc3339;
 use crate::store::{
     self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
@@ -821,7 +818,7 @@ impl Core {
             zone,
             other_sends: &others,
         };
-        let state = std::mem::replace(&mut enr.engine, placeholder_state());
+        let state = std::mem::take(&mut enr.engine);
         let result = match input {
             Step::Wake => engine::step(machine, &ctx, state, Input::Wake, now),
             Step::Event { name, fields, at } => {
@@ -922,7 +919,7 @@ impl Core {
                     state: state_name(&state),
                     template,
                     until: until.timestamp_millis(),
-                    reason: held_reason(machine, state, reason),
+                    reason: hold_text(machine, state, reason),
                 },
                 Happening::Cancelled {
                     state,
@@ -931,12 +928,7 @@ impl Core {
                 } => LogKind::Cancelled {
                     state: state_name(&state),
                     template,
-                    reason: match reason {
-                        CancelReason::Left(by) => {
-                            format!("left the state ({})", trigger_text(machine, &by))
-                        }
-                        CancelReason::Exited(o) => format!("exited: {o}"),
-                    },
+                    reason: cancel_text(machine, &reason),
                 },
                 Happening::Skipped {
                     state,
@@ -1102,29 +1094,6 @@ enum Step<'a> {
         fields: &'a BTreeMap<String, String>,
         at: Instant,
     },
-}
-
-fn placeholder_state() -> EngineState {
-    EngineState {
-        state: 0,
-        entered_at: Instant::UNIX_EPOCH,
-        enrolled_at: Instant::UNIX_EPOCH,
-        visit: 0,
-        variants: Vec::new(),
-        deadline: None,
-        next_send: 0,
-        send_due: None,
-        held_until: None,
-        timers_from: None,
-        sent_total: 0,
-        recent_sends: Vec::new(),
-        clock: Instant::UNIX_EPOCH,
-        outcome: None,
-    }
-}
-
-fn held_reason(machine: &Machine, state: usize, reason: HoldReason) -> String {
-    hold_text(machine, state, reason)
 }
 
 /// The engine's view of a stored candidate.

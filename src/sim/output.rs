@@ -65,7 +65,8 @@ fn address_name(channel: Channel) -> &'static str {
     }
 }
 
-fn cancel_text(machine: &Machine, reason: &CancelReason) -> String {
+/// Why an unsent message was dropped, in words.
+pub fn cancel_text(machine: &Machine, reason: &CancelReason) -> String {
     match reason {
         CancelReason::Left(by) => format!("left the state ({})", trigger_text(machine, by)),
         CancelReason::Exited(outcome) => format!("exited: {outcome}"),
