@@ -257,8 +257,11 @@ impl Core {
     }
 
     /// Swaps in new campaign versions after checking that no candidate waits
-    /// in a state the new version removes (then nothing changes).
-    pub fn reload(&mut self, new: Campaigns) -> Result<ReloadReport, ApiError> {
+    /// in a state the new version removes (then nothing changes). The
+    /// candidates of a changed campaign move onto its new version at once,
+    /// with their timers re-armed by it, so that a wait made shorter is not
+    /// served at the old, later instant.
+    pub fn reload(&mut self, new: Campaigns, now: Instant) -> Result<ReloadReport, ApiError> {
         let mut refusals = Vec::new();
         for (name, old) in self.campaigns.iter() {
             let counts = self.state_counts(name)?;
@@ -304,11 +307,54 @@ impl Core {
             )
             .collect();
         self.pin_versions(&new)?;
+        self.migrate_all(&new, &changed, now)?;
         self.campaigns = new;
         Ok(ReloadReport {
             changed,
             campaigns: self.campaigns.iter().map(|(n, _)| n.clone()).collect(),
         })
+    }
+
+    /// Moves every live enrollment of the `changed` campaigns onto its
+    /// version in `new` and re-arms its timer, in commits of a bounded size
+    /// (each enrollment moves whole; one missed by a crash moves when its
+    /// old timer fires). A record that does not decode is left as it is:
+    /// the timer that reaches it reports it.
+    fn migrate_all(
+        &self,
+        new: &Campaigns,
+        changed: &[String],
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        const CHUNK: usize = 10_000;
+        let mut txn = Txn::new(&self.store);
+        let mut moved = 0;
+        for item in self.store.scan_raw(b"e") {
+            let (k, v) = item?;
+            let Ok(mut enr) = store::decode::<Enrollment>(&k, &v) else {
+                continue;
+            };
+            let Some(campaign) = new.get(&enr.campaign) else {
+                continue;
+            };
+            if !changed.contains(&enr.campaign)
+                || enr.engine.outcome.is_some()
+                || enr.version == campaign.version
+            {
+                continue;
+            }
+            migrate(&mut txn, &self.store, &mut enr, campaign, now)?;
+            rearm(&mut txn, &mut enr, &campaign.machine);
+            txn.put(k.to_vec(), &enr);
+            moved += 1;
+            if moved % CHUNK == 0 {
+                std::mem::replace(&mut txn, Txn::new(&self.store)).commit()?;
+            }
+        }
+        if !txn.is_empty() {
+            txn.commit()?;
+        }
+        Ok(())
     }
 
     /// Replaces the templates (after a reload).
