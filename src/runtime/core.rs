@@ -399,20 +399,10 @@ impl Core {
         out: &mut Outgoing,
     ) -> Result<Result<EnrollResponse, ApiError>, StoreError> {
         let Some(campaign) = self.campaigns.get(&req.campaign).cloned() else {
-            let known: Vec<String> = self
-                .campaigns
-                .iter()
-                .map(|(n, _)| format!("`{n}`"))
-                .collect();
-            return Ok(Err(ApiError::not_found(format!(
-                "no campaign `{}` (loaded: {})",
-                req.campaign,
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ))));
+            return Ok(Err(ApiError::unknown_campaign(
+                &req.campaign,
+                &self.campaigns,
+            )));
         };
         let candidate =
             match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
@@ -640,9 +630,7 @@ impl Core {
         out: &mut Outgoing,
     ) -> Result<Result<(), ApiError>, StoreError> {
         if self.campaigns.get(campaign).is_none() {
-            return Ok(Err(ApiError::not_found(format!(
-                "no campaign `{campaign}`"
-            ))));
+            return Ok(Err(ApiError::unknown_campaign(campaign, &self.campaigns)));
         }
         let pkey = key::paused(campaign);
         let was = txn.get_raw(&pkey)?.is_some();
