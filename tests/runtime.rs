@@ -834,6 +834,41 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
         Ok(_) => panic!("a newer layout was opened"),
     }
 
+    // A newer nudge also writes its layout into the marker file beside
+    // sled's files, which is read before sled opens (and rewrites) anything.
+    let newer = fx.path().join("newer");
+    drop(Store::open(&newer, 1 << 20).unwrap());
+    let marker = newer.join(nudge::store::LAYOUT_FILE);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "1\n");
+    std::fs::write(&marker, "2\n").unwrap();
+    let files = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                (path, bytes)
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(&newer);
+    match Store::open(&newer, 1 << 20) {
+        Err(StoreError::NewerSchema { found: 2, .. }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a newer layout was opened"),
+    }
+    assert!(before == files(&newer), "the refused store was written to");
+    std::fs::write(&marker, "two").unwrap();
+    let err = Store::open(&newer, 1 << 20).err().expect("refused");
+    assert!(err.to_string().contains("layout marker"), "{err}");
+
+    // A store from before the marker file gets one.
+    std::fs::remove_file(&marker).unwrap();
+    drop(Store::open(&newer, 1 << 20).unwrap());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "1\n");
+
     let other = fx.path().join("notes");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("todo.txt"), "call Ana").unwrap();
