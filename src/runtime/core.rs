@@ -4,7 +4,7 @@
 //! is told. The daemon runs it on its own thread; the CLI runs the very
 //! same code when no daemon holds the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -74,6 +74,10 @@ pub struct Core {
     campaigns: Campaigns,
     templates: Option<Arc<Templates>>,
     settings: Settings,
+    /// Timer keys whose records do not decode: reported once and passed
+    /// over until the process restarts, so one damaged record neither
+    /// stops every other timer nor is rewritten.
+    damaged: HashSet<Vec<u8>>,
 }
 
 /// An undelivered send found at startup.
@@ -96,6 +100,7 @@ impl Core {
             campaigns,
             templates,
             settings,
+            damaged: HashSet::new(),
         }
     }
 
@@ -167,7 +172,7 @@ impl Core {
         now: Instant,
         limit: usize,
     ) -> Result<(usize, Outgoing), StoreError> {
-        let due = self.store.timers_until(Some(now), limit)?;
+        let due = self.live_timers(Some(now), limit)?;
         if due.is_empty() {
             return Ok((0, Vec::new()));
         }
@@ -175,36 +180,78 @@ impl Core {
         let mut out = Vec::new();
         let fired = due.len();
         for timer in due {
-            let ekey = key::enrollment(&timer.candidate, &timer.campaign);
-            let Some(mut enr) = txn.get::<Enrollment>(&ekey)? else {
-                txn.remove(timer.key);
-                continue;
-            };
-            if enr.timer != Some(timer.due) {
-                // A stale key left by an earlier re-arm in this batch.
-                txn.remove(timer.key);
-                continue;
+            let timer_key = timer.key.clone();
+            match self.fire_one(&mut txn, timer, now, &mut out) {
+                Ok(()) => {}
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    // Nothing of this batch is written; the next one runs
+                    // without the damaged timer.
+                    tracing::error!(
+                        %e,
+                        timer = %timer_key.escape_ascii(),
+                        "a due timer reaches a damaged record; it is passed over until nudge restarts and the record is left as it is"
+                    );
+                    self.damaged.insert(timer_key);
+                    return Ok((0, Vec::new()));
+                }
+                Err(e) => return Err(e),
             }
-            if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
-                || self.campaigns.get(&enr.campaign).is_none()
-            {
-                park(&mut txn, &mut enr);
-                txn.put(ekey, &enr);
-                continue;
-            }
-            if now - timer.due > self.settings.catch_up {
-                // Long downtime: run what fell due now, at a decent hour.
-                enr.engine.clock = enr.engine.clock.max(now);
-            }
-            self.step(&mut txn, enr, Step::Wake, now, &mut out)?;
         }
         txn.commit()?;
         Ok((fired, out))
     }
 
-    /// The earliest armed timer.
+    fn fire_one(
+        &self,
+        txn: &mut Txn,
+        timer: store::DueTimer,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<(), StoreError> {
+        let ekey = key::enrollment(&timer.candidate, &timer.campaign);
+        let Some(mut enr) = txn.get::<Enrollment>(&ekey)? else {
+            txn.remove(timer.key);
+            return Ok(());
+        };
+        if enr.timer != Some(timer.due) {
+            // A stale key left by an earlier re-arm in this batch.
+            txn.remove(timer.key);
+            return Ok(());
+        }
+        if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
+            || self.campaigns.get(&enr.campaign).is_none()
+        {
+            park(txn, &mut enr);
+            txn.put(ekey, &enr);
+            return Ok(());
+        }
+        if now - timer.due > self.settings.catch_up {
+            // Long downtime: run what fell due now, at a decent hour.
+            enr.engine.clock = enr.engine.clock.max(now);
+        }
+        self.step(txn, enr, Step::Wake, now, out)?;
+        Ok(())
+    }
+
+    /// Up to `limit` timers due by `until`, in due order, passing over the
+    /// damaged ones.
+    fn live_timers(
+        &self,
+        until: Option<Instant>,
+        limit: usize,
+    ) -> Result<Vec<store::DueTimer>, StoreError> {
+        Ok(self
+            .store
+            .timers_until(until, limit.saturating_add(self.damaged.len()))?
+            .into_iter()
+            .filter(|t| !self.damaged.contains(&t.key))
+            .take(limit)
+            .collect())
+    }
+
+    /// The earliest armed timer (damaged ones passed over).
     pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
-        Ok(self.store.first_timer()?.map(|t| t.due))
+        Ok(self.live_timers(None, 1)?.first().map(|t| t.due))
     }
 
     /// Sends not yet delivered, in the order they were decided; marks those

@@ -116,7 +116,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a record, naming the key when it does not decode.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
+        // Keys hold zero separators and binary instants: escaped, so the
+        // message names the key in full and prints cleanly.
+        key: key.escape_ascii().to_string(),
         why: e.to_string(),
     })
 }
