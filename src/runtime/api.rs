@@ -165,6 +165,20 @@ impl ApiError {
         }
     }
 
+    /// A campaign that is not loaded, with the names of those that are, so
+    /// a typo is seen at once. The one wording for every way in.
+    pub fn unknown_campaign(name: &str, loaded: &super::campaigns::Campaigns) -> Self {
+        let known: Vec<String> = loaded.iter().map(|(n, _)| format!("`{n}`")).collect();
+        ApiError::not_found(format!(
+            "no campaign `{name}` (loaded: {})",
+            if known.is_empty() {
+                "none".to_string()
+            } else {
+                known.join(", ")
+            }
+        ))
+    }
+
     pub fn internal(message: impl Into<String>) -> Self {
         ApiError {
             status: 500,

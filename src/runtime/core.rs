@@ -4,7 +4,7 @@
 //! is told. The daemon runs it on its own thread; the CLI runs the very
 //! same code when no daemon holds the store.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use chrono::Duration;
@@ -71,6 +71,10 @@ pub struct Core {
     campaigns: Campaigns,
     templates: Option<Arc<Templates>>,
     settings: Settings,
+    /// Timer keys whose records do not decode: reported once and passed
+    /// over until the process restarts, so one damaged record neither
+    /// stops every other timer nor is rewritten.
+    damaged: HashSet<Vec<u8>>,
 }
 
 /// An undelivered send found at startup.
@@ -93,6 +97,7 @@ impl Core {
             campaigns,
             templates,
             settings,
+            damaged: HashSet::new(),
         }
     }
 
@@ -164,7 +169,7 @@ impl Core {
         now: Instant,
         limit: usize,
     ) -> Result<(usize, Outgoing), StoreError> {
-        let due = self.store.timers_until(Some(now), limit)?;
+        let due = self.live_timers(Some(now), limit)?;
         if due.is_empty() {
             return Ok((0, Vec::new()));
         }
@@ -172,36 +177,78 @@ impl Core {
         let mut out = Vec::new();
         let fired = due.len();
         for timer in due {
-            let ekey = key::enrollment(&timer.candidate, &timer.campaign);
-            let Some(mut enr) = txn.get::<Enrollment>(&ekey)? else {
-                txn.remove(timer.key);
-                continue;
-            };
-            if enr.timer != Some(timer.due) {
-                // A stale key left by an earlier re-arm in this batch.
-                txn.remove(timer.key);
-                continue;
+            let timer_key = timer.key.clone();
+            match self.fire_one(&mut txn, timer, now, &mut out) {
+                Ok(()) => {}
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    // Nothing of this batch is written; the next one runs
+                    // without the damaged timer.
+                    tracing::error!(
+                        %e,
+                        timer = %timer_key.escape_ascii(),
+                        "a due timer reaches a damaged record; it is passed over until nudge restarts and the record is left as it is"
+                    );
+                    self.damaged.insert(timer_key);
+                    return Ok((0, Vec::new()));
+                }
+                Err(e) => return Err(e),
             }
-            if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
-                || self.campaigns.get(&enr.campaign).is_none()
-            {
-                park(&mut txn, &mut enr);
-                txn.put(ekey, &enr);
-                continue;
-            }
-            if now - timer.due > self.settings.catch_up {
-                // Long downtime: run what fell due now, at a decent hour.
-                enr.engine.clock = enr.engine.clock.max(now);
-            }
-            self.step(&mut txn, enr, Step::Wake, now, &mut out)?;
         }
         txn.commit()?;
         Ok((fired, out))
     }
 
-    /// The earliest armed timer.
+    fn fire_one(
+        &self,
+        txn: &mut Txn,
+        timer: store::DueTimer,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<(), StoreError> {
+        let ekey = key::enrollment(&timer.candidate, &timer.campaign);
+        let Some(mut enr) = txn.get::<Enrollment>(&ekey)? else {
+            txn.remove(timer.key);
+            return Ok(());
+        };
+        if enr.timer != Some(timer.due) {
+            // A stale key left by an earlier re-arm in this batch.
+            txn.remove(timer.key);
+            return Ok(());
+        }
+        if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
+            || self.campaigns.get(&enr.campaign).is_none()
+        {
+            park(txn, &mut enr);
+            txn.put(ekey, &enr);
+            return Ok(());
+        }
+        if now - timer.due > self.settings.catch_up {
+            // Long downtime: run what fell due now, at a decent hour.
+            enr.engine.clock = enr.engine.clock.max(now);
+        }
+        self.step(txn, enr, Step::Wake, now, out)?;
+        Ok(())
+    }
+
+    /// Up to `limit` timers due by `until`, in due order, passing over the
+    /// damaged ones.
+    fn live_timers(
+        &self,
+        until: Option<Instant>,
+        limit: usize,
+    ) -> Result<Vec<store::DueTimer>, StoreError> {
+        Ok(self
+            .store
+            .timers_until(until, limit.saturating_add(self.damaged.len()))?
+            .into_iter()
+            .filter(|t| !self.damaged.contains(&t.key))
+            .take(limit)
+            .collect())
+    }
+
+    /// The earliest armed timer (damaged ones passed over).
     pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
-        Ok(self.store.first_timer()?.map(|t| t.due))
+        Ok(self.live_timers(None, 1)?.first().map(|t| t.due))
     }
 
     /// Sends not yet delivered, in the order they were decided; marks those
@@ -254,8 +301,11 @@ impl Core {
     }
 
     /// Swaps in new campaign versions after checking that no candidate waits
-    /// in a state the new version removes (then nothing changes).
-    pub fn reload(&mut self, new: Campaigns) -> Result<ReloadReport, ApiError> {
+    /// in a state the new version removes (then nothing changes). The
+    /// candidates of a changed campaign move onto its new version at once,
+    /// with their timers re-armed by it, so that a wait made shorter is not
+    /// served at the old, later instant.
+    pub fn reload(&mut self, new: Campaigns, now: Instant) -> Result<ReloadReport, ApiError> {
         let mut refusals = Vec::new();
         for (name, old) in self.campaigns.iter() {
             let counts = self.state_counts(name)?;
@@ -301,11 +351,54 @@ impl Core {
             )
             .collect();
         self.pin_versions(&new)?;
+        self.migrate_all(&new, &changed, now)?;
         self.campaigns = new;
         Ok(ReloadReport {
             changed,
             campaigns: self.campaigns.iter().map(|(n, _)| n.clone()).collect(),
         })
+    }
+
+    /// Moves every live enrollment of the `changed` campaigns onto its
+    /// version in `new` and re-arms its timer, in commits of a bounded size
+    /// (each enrollment moves whole; one missed by a crash moves when its
+    /// old timer fires). A record that does not decode is left as it is:
+    /// the timer that reaches it reports it.
+    fn migrate_all(
+        &self,
+        new: &Campaigns,
+        changed: &[String],
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        const CHUNK: usize = 10_000;
+        let mut txn = Txn::new(&self.store);
+        let mut moved = 0;
+        for item in self.store.scan_raw(b"e") {
+            let (k, v) = item?;
+            let Ok(mut enr) = store::decode::<Enrollment>(&k, &v) else {
+                continue;
+            };
+            let Some(campaign) = new.get(&enr.campaign) else {
+                continue;
+            };
+            if !changed.contains(&enr.campaign)
+                || enr.engine.outcome.is_some()
+                || enr.version == campaign.version
+            {
+                continue;
+            }
+            migrate(&mut txn, &self.store, &mut enr, campaign, now)?;
+            rearm(&mut txn, &mut enr, &campaign.machine);
+            txn.put(k.to_vec(), &enr);
+            moved += 1;
+            if moved % CHUNK == 0 {
+                std::mem::replace(&mut txn, Txn::new(&self.store)).commit()?;
+            }
+        }
+        if !txn.is_empty() {
+            txn.commit()?;
+        }
+        Ok(())
     }
 
     /// Replaces the templates (after a reload).
@@ -350,20 +443,10 @@ impl Core {
         out: &mut Outgoing,
     ) -> Result<Result<EnrollResponse, ApiError>, StoreError> {
         let Some(campaign) = self.campaigns.get(&req.campaign).cloned() else {
-            let known: Vec<String> = self
-                .campaigns
-                .iter()
-                .map(|(n, _)| format!("`{n}`"))
-                .collect();
-            return Ok(Err(ApiError::not_found(format!(
-                "no campaign `{}` (loaded: {})",
-                req.campaign,
-                if known.is_empty() {
-                    "none".into()
-                } else {
-                    known.join(", ")
-                }
-            ))));
+            return Ok(Err(ApiError::unknown_campaign(
+                &req.campaign,
+                &self.campaigns,
+            )));
         };
         let candidate =
             match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
@@ -597,9 +680,7 @@ impl Core {
         out: &mut Outgoing,
     ) -> Result<Result<(), ApiError>, StoreError> {
         if self.campaigns.get(campaign).is_none() {
-            return Ok(Err(ApiError::not_found(format!(
-                "no campaign `{campaign}`"
-            ))));
+            return Ok(Err(ApiError::unknown_campaign(campaign, &self.campaigns)));
         }
         let pkey = key::paused(campaign);
         let was = txn.get_raw(&pkey)?.is_some();

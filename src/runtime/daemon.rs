@@ -309,7 +309,7 @@ fn core_loop(
                         std::mem::take(&mut commands),
                         std::mem::take(&mut waiting),
                     );
-                    let result = core.reload(campaigns);
+                    let result = core.reload(campaigns, clock.now());
                     if result.is_ok() {
                         core.set_templates(templates);
                     }

@@ -23,7 +23,7 @@ pub fn status(
 ) -> Result<StatusReport, ApiError> {
     if let Some(name) = only {
         if campaigns.get(name).is_none() {
-            return Err(ApiError::not_found(format!("no campaign `{name}`")));
+            return Err(ApiError::unknown_campaign(name, campaigns));
         }
     }
     let mut out = Vec::new();

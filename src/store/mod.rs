@@ -11,7 +11,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `m` name | metadata (`schema`: the layout version) |
+//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
 //! | `c` candidate | [`CandidateRecord`] |
 //! | `x` external id | candidate id |
 //! | `k` token | candidate id |
@@ -43,6 +43,13 @@ use crate::engine::Instant;
 
 /// The layout version this build writes and reads.
 pub const SCHEMA_VERSION: u32 = 1;
+
+/// The file in the store folder, beside sled's own, that holds the layout
+/// version as text. It is read before sled opens anything: sled has no
+/// read-only mode (every open writes a fresh snapshot file), so a store of
+/// a newer nudge must be recognised without opening it. The `m schema`
+/// record stays, and must agree.
+pub const LAYOUT_FILE: &str = "nudge-layout";
 
 /// Why the store cannot be used.
 #[derive(Debug)]
@@ -109,7 +116,9 @@ pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
 /// Decodes a record, naming the key when it does not decode.
 pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        key: String::from_utf8_lossy(key).into_owned(),
+        // Keys hold zero separators and binary instants: escaped, so the
+        // message names the key in full and prints cleanly.
+        key: key.escape_ascii().to_string(),
         why: e.to_string(),
     })
 }
@@ -266,6 +275,10 @@ impl Store {
                 why: "the folder holds other files and no sled database".into(),
             });
         }
+        let layout = read_layout(&path)?;
+        if let Some(found) = layout.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StoreError::NewerSchema { path, found });
+        }
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(cache_bytes)
@@ -301,6 +314,9 @@ impl Store {
                     why: "it has data but no schema marker".into(),
                 })
             }
+        }
+        if layout.is_none() {
+            write_layout(&store.path).map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
         }
         Ok(store)
     }
@@ -420,6 +436,37 @@ impl Store {
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// The layout version in [`LAYOUT_FILE`], if the file is there.
+fn read_layout(path: &Path) -> Result<Option<u32>, StoreError> {
+    let file = path.join(LAYOUT_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Unreadable {
+                path: path.to_path_buf(),
+                why: format!("its layout marker `{LAYOUT_FILE}` is damaged"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Unreadable {
+            path: path.to_path_buf(),
+            why: format!("cannot read `{LAYOUT_FILE}`: {e}"),
+        }),
+    }
+}
+
+/// Writes [`LAYOUT_FILE`] whole or not at all: aside, synced, renamed.
+fn write_layout(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp = path.join(format!("{LAYOUT_FILE}.tmp"));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(format!("{SCHEMA_VERSION}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path.join(LAYOUT_FILE))?;
+    std::fs::File::open(path)?.sync_all()
 }
 
 fn parse_timer(k: &[u8], v: &[u8]) -> Option<DueTimer> {

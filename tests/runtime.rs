@@ -1,0 +1,923 @@
+//! The durable runtime in process: the single-writer core over a real sled
+//! store, driven by a hand-moved clock, checked against the simulator; the
+//! same through the daemon; reloads; damaged stores.
+//!
+//! A week of campaign runs in milliseconds because nothing waits: the test
+//! moves time straight to the next due instant.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration as StdDuration;
+
+use chrono::{DateTime, Duration, Utc};
+
+use nudge::channels::{read_messages, Backend, Channels, FileChannel, Message};
+use nudge::engine::{Happening, Instant, Machine};
+use nudge::runtime::api::{EnrollRequest, EventRequest};
+use nudge::runtime::campaigns::Campaigns;
+use nudge::runtime::clock::{Clock, ManualClock};
+use nudge::runtime::core::{engine_candidate, Command, Core, Reply, Settings};
+use nudge::runtime::daemon::{self, Options, Sources};
+use nudge::sim::{self, Scenario};
+use nudge::store::{
+    key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
+    StoreError, Txn,
+};
+use nudge::templates::Templates;
+
+const WAREHOUSE: &str = "warehouse_associate";
+
+fn at(text: &str) -> Instant {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&Utc)
+}
+
+fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A throwaway folder with campaigns, the repository's templates and a store.
+struct Fixture {
+    dir: tempfile::TempDir,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir(dir.path().join("campaigns")).unwrap();
+        std::fs::create_dir(dir.path().join("templates")).unwrap();
+        for entry in std::fs::read_dir(repo().join("templates")).unwrap() {
+            let entry = entry.unwrap();
+            std::fs::copy(
+                entry.path(),
+                dir.path().join("templates").join(entry.file_name()),
+            )
+            .unwrap();
+        }
+        Fixture { dir }
+    }
+
+    fn warehouse() -> Fixture {
+        let fx = Fixture::new();
+        fx.write_campaign("warehouse.nudge", &warehouse_text());
+        fx
+    }
+
+    fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    fn campaigns_dir(&self) -> PathBuf {
+        self.path().join("campaigns")
+    }
+
+    fn templates_dir(&self) -> PathBuf {
+        self.path().join("templates")
+    }
+
+    fn store_dir(&self) -> PathBuf {
+        self.path().join("store")
+    }
+
+    fn write_campaign(&self, name: &str, text: &str) {
+        std::fs::write(self.campaigns_dir().join(name), text).unwrap();
+    }
+
+    fn load(&self) -> Campaigns {
+        match Campaigns::load(&self.campaigns_dir(), Some(&self.templates_dir())) {
+            Ok((campaigns, _, _)) => campaigns,
+            Err(failure) => panic!("{}", daemon::render_failure(&failure)),
+        }
+    }
+
+    fn sources(&self) -> Sources {
+        Sources {
+            campaigns: self.campaigns_dir(),
+            templates: self.templates_dir(),
+        }
+    }
+
+    fn core(&self) -> Core {
+        let store = Store::open(&self.store_dir(), 8 << 20).unwrap();
+        let templates = Templates::load(&self.templates_dir()).unwrap();
+        Core::new(store, self.load(), Some(Arc::new(templates)), settings())
+    }
+}
+
+fn settings() -> Settings {
+    Settings {
+        interview_url: "https://interview.example/i/{token}".into(),
+        company: "Example Co".into(),
+        sender: "The recruiting team".into(),
+        catch_up: Duration::seconds(900),
+    }
+}
+
+fn warehouse_text() -> String {
+    std::fs::read_to_string(repo().join("campaigns/warehouse.nudge")).unwrap()
+}
+
+/// Something that happens to a candidate, named by their external id.
+#[derive(Debug, Clone)]
+enum Act {
+    Enroll(Applicant),
+    Event {
+        who: &'static str,
+        event: &'static str,
+    },
+}
+
+#[derive(Debug, Clone)]
+struct Applicant {
+    id: &'static str,
+    fields: Vec<(&'static str, &'static str)>,
+}
+
+impl Act {
+    fn command(&self, campaign: &str) -> Command {
+        match self {
+            Act::Enroll(a) => Command::Enroll(EnrollRequest {
+                campaign: campaign.into(),
+                external_id: Some(a.id.into()),
+                fields: a
+                    .fields
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+            }),
+            Act::Event { who, event } => Command::Event(EventRequest {
+                candidate: who.to_string(),
+                event: event.to_string(),
+                ..EventRequest::default()
+            }),
+        }
+    }
+}
+
+fn applicant(id: &'static str, fields: &[(&'static str, &'static str)]) -> Act {
+    Act::Enroll(Applicant {
+        id,
+        fields: fields.to_vec(),
+    })
+}
+
+/// Five applicants over one week: no answer, a click and a start, a
+/// Spanish speaker in Madrid who completes, a phone-only one who opts out,
+/// and one who clicks and then goes quiet. Event instants avoid the
+/// instants timers fall on, so "events first" never has to break a tie.
+fn week() -> Vec<(Instant, Act)> {
+    let role = ("role", "Warehouse Associate");
+    vec![
+        (
+            at("2026-11-26T15:00:00Z"),
+            applicant("di", &[("name", "Di Egan"), ("phone", "+15550103"), role]),
+        ),
+        (
+            at("2026-11-27T02:30:00Z"),
+            applicant(
+                "ana",
+                &[
+                    ("name", "Ana Ruiz"),
+                    ("phone", "+15550100"),
+                    ("email", "ana@example.com"),
+                    role,
+                ],
+            ),
+        ),
+        (
+            at("2026-11-27T02:30:00Z"),
+            applicant(
+                "eve",
+                &[
+                    ("name", "Eve Fox"),
+                    ("phone", "+15550104"),
+                    ("email", "eve@example.com"),
+                    role,
+                ],
+            ),
+        ),
+        (
+            at("2026-11-28T10:00:00Z"),
+            applicant(
+                "cy",
+                &[
+                    ("name", "Cy Diaz"),
+                    ("email", "cy@example.com"),
+                    ("language", "es"),
+                    ("timezone", "Europe/Madrid"),
+                    role,
+                ],
+            ),
+        ),
+        (
+            at("2026-11-28T16:07:00Z"),
+            Act::Event {
+                who: "eve",
+                event: "clicked",
+            },
+        ),
+        (
+            at("2026-11-28T17:11:00Z"),
+            Act::Event {
+                who: "di",
+                event: "opted_out",
+            },
+        ),
+        (
+            at("2026-11-29T16:13:00Z"),
+            Act::Event {
+                who: "cy",
+                event: "completed",
+            },
+        ),
+        (
+            at("2026-11-30T14:00:00Z"),
+            applicant(
+                "ben",
+                &[
+                    ("name", "Ben Ode"),
+                    ("phone", "+15550101"),
+                    ("email", "ben@example.com"),
+                    ("timezone", "America/New_York"),
+                    role,
+                ],
+            ),
+        ),
+        (
+            at("2026-11-30T17:03:00Z"),
+            Act::Event {
+                who: "ben",
+                event: "clicked",
+            },
+        ),
+        (
+            at("2026-12-01T10:17:00Z"),
+            Act::Event {
+                who: "ben",
+                event: "started",
+            },
+        ),
+    ]
+}
+
+/// What the test saw go out: candidate id → (template, channel, instant).
+type Sends = BTreeMap<String, Vec<(String, String, Instant)>>;
+
+fn record(sends: &mut Sends, messages: Vec<Message>) {
+    for m in messages {
+        sends.entry(m.candidate.clone()).or_default().push((
+            m.template.clone(),
+            m.channel.name().to_string(),
+            m.scheduled_at,
+        ));
+    }
+}
+
+/// Records what the core handed out at `now`: on a clock that stops at
+/// every due instant, nothing comes out late.
+fn record_at(sends: &mut Sends, messages: Vec<Message>, now: Instant) {
+    for m in &messages {
+        assert_eq!(
+            m.scheduled_at, now,
+            "{} went out at {now}, after its instant",
+            m.key
+        );
+    }
+    record(sends, messages);
+}
+
+/// Runs the core like a manual clock would: fire what falls due before the
+/// next act, then the act at its instant, until nothing is left before
+/// `until`. Returns external id → candidate id.
+fn drive(
+    core: &mut Core,
+    agenda: &mut VecDeque<(Instant, Act)>,
+    until: Instant,
+    sends: &mut Sends,
+    ids: &mut HashMap<String, String>,
+) {
+    let mut stalled = 0;
+    for _ in 0..100_000 {
+        let timer = core.next_due().unwrap().filter(|t| *t <= until);
+        let act = agenda.front().map(|(t, _)| *t).filter(|t| *t <= until);
+        match (timer, act) {
+            (Some(t), a) if a.is_none_or(|a| t < a) => {
+                // Nothing fires when a batch meets a damaged record; the
+                // next one passes over it.
+                let (fired, out) = core.fire_due(t, 1024).unwrap();
+                stalled = if fired == 0 { stalled + 1 } else { 0 };
+                assert!(stalled < 3, "the timers due at {t} do not fire");
+                record_at(sends, out, t);
+            }
+            (_, Some(_)) => {
+                let (now, act) = agenda.pop_front().unwrap();
+                let (replies, out) = core.execute(vec![act.command(WAREHOUSE)], now).unwrap();
+                match (&act, replies.into_iter().next()) {
+                    (Act::Enroll(a), Some(Reply::Enrolled(r))) => {
+                        assert!(r.enrolled, "{} enrolled twice", a.id);
+                        ids.insert(a.id.to_string(), r.candidate);
+                    }
+                    (Act::Event { .. }, Some(Reply::Event(_))) => {}
+                    (act, reply) => panic!("{act:?} answered {reply:?}"),
+                }
+                record_at(sends, out, now);
+            }
+            _ => return,
+        }
+    }
+    panic!("the core never ran out of due timers");
+}
+
+fn machine(core: &Core) -> Machine {
+    core.campaigns()
+        .get(WAREHOUSE)
+        .expect("the warehouse campaign is loaded")
+        .machine
+        .clone()
+}
+
+/// What the simulator predicts for one stored candidate, given the agenda
+/// the test ran: their sends and their outcome.
+fn predict(
+    machine: &Machine,
+    record: &CandidateRecord,
+    agenda: &[(Instant, Act)],
+    external: &str,
+) -> (Vec<(String, String, Instant)>, Option<String>) {
+    let start = agenda
+        .iter()
+        .find_map(|(t, a)| matches!(a, Act::Enroll(x) if x.id == external).then_some(*t))
+        .expect("enrolled in the agenda");
+    let events = agenda
+        .iter()
+        .filter_map(|(t, a)| match a {
+            Act::Event { who, event } if *who == external => Some((event.to_string(), *t)),
+            _ => None,
+        })
+        .collect();
+    let scenario = Scenario {
+        start,
+        candidate: engine_candidate(record),
+        events,
+        variants: Vec::new(),
+        until: start + Duration::days(30),
+    };
+    let timeline = sim::run(machine, &scenario).unwrap();
+    let sends = timeline
+        .lines
+        .iter()
+        .filter_map(|l| match l {
+            sim::Line::Record(r) => match &r.what {
+                Happening::Sent {
+                    template, channel, ..
+                } => Some((template.clone(), channel.name().to_string(), r.at)),
+                _ => None,
+            },
+            _ => None,
+        })
+        .collect();
+    (sends, timeline.outcome().map(str::to_string))
+}
+
+fn candidate(store: &Store, id: &str) -> CandidateRecord {
+    store
+        .get::<CandidateRecord>(&key::candidate(id))
+        .unwrap()
+        .expect("candidate stored")
+}
+
+fn enrollment(store: &Store, id: &str) -> Enrollment {
+    store
+        .get::<Enrollment>(&key::enrollment(id, WAREHOUSE))
+        .unwrap()
+        .expect("enrollment stored")
+}
+
+fn logged_sends(store: &Store, id: &str) -> Vec<(String, String, Instant)> {
+    store
+        .scan::<LogEntry>(&key::log_of(id))
+        .unwrap()
+        .into_iter()
+        .filter_map(|(_, e)| match e.kind {
+            LogKind::Sent {
+                template, channel, ..
+            } => Some((template, channel, e.at)),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Every candidate's sends and outcome are the simulator's.
+fn assert_as_simulated(
+    store: &Store,
+    machine: &Machine,
+    agenda: &[(Instant, Act)],
+    ids: &HashMap<String, String>,
+    sends: &Sends,
+) {
+    for (external, id) in ids {
+        let record = candidate(store, id);
+        let (expected, outcome) = predict(machine, &record, agenda, external);
+        let got = sends.get(id).cloned().unwrap_or_default();
+        assert_eq!(got, expected, "{external} ({id}): dispatched sends");
+        assert_eq!(
+            logged_sends(store, id),
+            expected,
+            "{external} ({id}): sends in the log"
+        );
+        assert_eq!(
+            enrollment(store, id).engine.outcome,
+            outcome,
+            "{external} ({id}): outcome"
+        );
+    }
+}
+
+#[test]
+fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let agenda = week();
+    let mut queue: VecDeque<_> = agenda.clone().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    drive(
+        &mut core,
+        &mut queue,
+        at("2027-01-01T00:00:00Z"),
+        &mut sends,
+        &mut ids,
+    );
+    assert_eq!(ids.len(), 5);
+    assert!(core.next_due().unwrap().is_none(), "timers left over");
+    let machine = machine(&core);
+    assert_as_simulated(core.store(), &machine, &agenda, &ids, &sends);
+
+    // The scenario covers what it claims to.
+    let outcome = |who: &str| enrollment(core.store(), &ids[who]).engine.outcome;
+    assert_eq!(outcome("ana").as_deref(), Some("expired"));
+    assert_eq!(outcome("cy").as_deref(), Some("completed"));
+    assert_eq!(outcome("di").as_deref(), Some("opted_out"));
+    let total: usize = sends.values().map(Vec::len).sum();
+    assert!(total >= 12, "only {total} sends: {sends:#?}");
+    // Cy's first message is Spanish, in her own zone's window.
+    let cy = &sends[&ids["cy"]];
+    assert_eq!(cy[0].1, "email", "{cy:?}");
+
+    // Every send is in the outbox, rendered, waiting for a dispatcher.
+    let outbox = core.store().scan::<OutboxEntry>(b"o").unwrap();
+    assert_eq!(outbox.len(), total);
+    for (k, entry) in &outbox {
+        assert_eq!(
+            entry.status,
+            SendStatus::Queued,
+            "{}",
+            String::from_utf8_lossy(k)
+        );
+        assert!(!entry.message.body.is_empty());
+    }
+    let cy_invite = outbox
+        .iter()
+        .map(|(_, e)| &e.message)
+        .find(|m| m.candidate == ids["cy"] && m.template.starts_with("invite-"))
+        .unwrap();
+    assert!(
+        cy_invite.subject.is_some(),
+        "an email has a subject: {cy_invite:?}"
+    );
+    assert!(
+        cy_invite.body.contains("https://interview.example/i/"),
+        "{}",
+        cy_invite.body
+    );
+}
+
+#[test]
+fn enrolling_the_same_external_id_twice_is_one_candidate() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let now = at("2026-11-26T15:00:00Z");
+    let ana = applicant("ana-1", &[("name", "Ana"), ("phone", "+15550100")]);
+    let both = vec![ana.command(WAREHOUSE), ana.command(WAREHOUSE)];
+    let (replies, out) = core.execute(both, now).unwrap();
+    let [Reply::Enrolled(first), Reply::Enrolled(second)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(first.candidate, second.candidate);
+    assert!(first.enrolled && !second.enrolled);
+    assert_eq!(first.link, second.link);
+    assert_eq!(out.len(), 1, "one invite, not two: {out:?}");
+}
+
+/// Drives the in-process daemon: wait until it has done everything due by
+/// the clock, then move the clock to the next thing to happen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_daemon_on_a_manual_clock_delivers_the_week_to_files() {
+    let fx = Fixture::warehouse();
+    let out = fx.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let file = |name: &str| Backend::File(FileChannel::open(out.join(name)).unwrap());
+    let channels = Channels::new(
+        file("email.jsonl"),
+        file("sms.jsonl"),
+        file("whatsapp.jsonl"),
+        file("webhook.jsonl"),
+    );
+    let agenda = week();
+    let clock = Arc::new(ManualClock::new(agenda[0].0));
+    let core = fx.core();
+    let machine = machine(&core);
+    let store = core.store().clone();
+    let running = daemon::start(Options {
+        core,
+        channels: Arc::new(channels),
+        clock: clock.clone(),
+        concurrency: 4,
+        batch: 64,
+        sources: fx.sources(),
+    })
+    .unwrap();
+    let handle = running.handle.clone();
+
+    let mut queue: VecDeque<_> = agenda.clone().into();
+    let mut ids: HashMap<String, String> = HashMap::new();
+    for _ in 0..10_000 {
+        // Settle: every enrollment's next wake lies after the clock.
+        let now = clock.now();
+        let next_wake = wait_for(StdDuration::from_secs(10), || {
+            let mut wakes = Vec::new();
+            for id in ids.values() {
+                let view = handle.show(id).unwrap();
+                for e in view.enrollments {
+                    if let Some(w) = e.next_wake {
+                        wakes.push(at(&w));
+                    }
+                }
+            }
+            let next = wakes.into_iter().min();
+            next.is_none_or(|w| w > now).then_some(next)
+        })
+        .unwrap_or_else(|| panic!("the daemon did not run what was due at {now}"));
+        let act = queue.front().map(|(t, _)| *t);
+        match (next_wake, act) {
+            (Some(w), a) if a.is_none_or(|a| w < a) => clock.set(w),
+            (_, Some(a)) => {
+                clock.set(a);
+                let (_, act) = queue.pop_front().unwrap();
+                match act.command(WAREHOUSE) {
+                    Command::Enroll(req) => {
+                        let r = handle.enroll(req).await.unwrap();
+                        let Act::Enroll(a) = act else { unreachable!() };
+                        ids.insert(a.id.to_string(), r.candidate);
+                    }
+                    Command::Event(req) => {
+                        handle.event(req).await.unwrap();
+                    }
+                    other => panic!("{other:?}"),
+                }
+            }
+            _ => break,
+        }
+    }
+
+    // Each candidate's lines in the files are the simulator's sends.
+    let mut expected = Sends::new();
+    for (external, id) in &ids {
+        let (sends, _) = predict(&machine, &candidate(&store, id), &agenda, external);
+        expected.insert(id.clone(), sends);
+    }
+    let total: usize = expected.values().map(Vec::len).sum();
+    let delivered = wait_for(StdDuration::from_secs(10), || {
+        let mut all = Vec::new();
+        for name in ["email", "sms", "whatsapp", "webhook"] {
+            all.extend(read_messages(out.join(format!("{name}.jsonl"))).unwrap());
+        }
+        (all.len() >= total).then_some(all)
+    })
+    .expect("every send reaches its file");
+    let mut got = Sends::new();
+    let mut sorted = delivered.clone();
+    sorted.sort_by_key(|m| (m.scheduled_at, m.key.clone()));
+    record(&mut got, sorted);
+    for sends in expected.values_mut() {
+        sends.sort_by_key(|s| s.2);
+    }
+    assert_eq!(got, expected);
+    running.stop().await;
+
+    // Delivered and recorded as such: nothing left in the queue.
+    let outbox = store.scan::<OutboxEntry>(b"o").unwrap();
+    assert_eq!(outbox.len(), total);
+    assert!(outbox
+        .iter()
+        .all(|(_, e)| e.status == SendStatus::Delivered));
+    assert_eq!(store.scan_raw(b"q").count(), 0);
+}
+
+/// Polls `probe` every few milliseconds until it answers, or gives up.
+fn wait_for<T>(limit: StdDuration, mut probe: impl FnMut() -> Option<T>) -> Option<T> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = probe() {
+            return Some(v);
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(StdDuration::from_millis(2));
+    }
+}
+
+/// The warehouse text with the `reminder` state taken out.
+fn without_reminder() -> String {
+    let text = warehouse_text()
+        .replace("after 24h -> reminder", "after 24h -> last_call")
+        .replace("after 12h -> reminder", "after 12h -> last_call");
+    let start = text.find("  state reminder {").unwrap();
+    let end = start + text[start..].find("  }\n").unwrap() + 4;
+    format!("{}{}", &text[..start], &text[end..])
+}
+
+/// Two candidates who wait in `reminder` at 2026-11-29T20:00Z: their
+/// reminders went out at 15:00Z, the next step is due at 15:00Z tomorrow.
+fn two_in_reminder() -> Vec<(Instant, Act)> {
+    let role = ("role", "Warehouse Associate");
+    vec![
+        (
+            at("2026-11-27T02:30:00Z"),
+            applicant(
+                "ana",
+                &[
+                    ("name", "Ana Ruiz"),
+                    ("phone", "+15550100"),
+                    ("email", "ana@example.com"),
+                    role,
+                ],
+            ),
+        ),
+        (
+            at("2026-11-27T03:30:00Z"),
+            applicant(
+                "ben",
+                &[
+                    ("name", "Ben Ode"),
+                    ("phone", "+15550101"),
+                    ("email", "ben@example.com"),
+                    role,
+                ],
+            ),
+        ),
+    ]
+}
+
+const RELOAD_AT: &str = "2026-11-29T20:00:00Z";
+
+#[test]
+fn a_reload_that_removes_a_state_with_waiting_candidates_is_refused() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let agenda = two_in_reminder();
+    let mut queue: VecDeque<_> = agenda.clone().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    drive(&mut core, &mut queue, at(RELOAD_AT), &mut sends, &mut ids);
+    for id in ids.values() {
+        assert_eq!(enrollment(core.store(), id).state_name, "reminder");
+    }
+    let running_version = core.campaigns().get(WAREHOUSE).unwrap().version.clone();
+
+    fx.write_campaign("warehouse.nudge", &without_reminder());
+    let err = core.reload(fx.load(), at(RELOAD_AT)).unwrap_err();
+    assert_eq!(err.status, 409, "{err}");
+    for words in [
+        "reload refused, the running version is kept",
+        "`warehouse_associate`",
+        "state `reminder` is removed but 2 candidates wait in it",
+    ] {
+        assert!(err.message.contains(words), "{words:?} in: {err}");
+    }
+    assert_eq!(
+        core.campaigns().get(WAREHOUSE).unwrap().version,
+        running_version
+    );
+
+    // They carry on as if nothing happened.
+    drive(
+        &mut core,
+        &mut queue,
+        at("2027-01-01T00:00:00Z"),
+        &mut sends,
+        &mut ids,
+    );
+    let machine = machine(&core);
+    assert_as_simulated(core.store(), &machine, &agenda, &ids, &sends);
+    for id in ids.values() {
+        assert_eq!(
+            enrollment(core.store(), id).engine.outcome.as_deref(),
+            Some("expired")
+        );
+    }
+}
+
+#[test]
+fn a_valid_reload_keeps_every_timer_and_new_candidates_get_the_new_version() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let mut agenda = two_in_reminder();
+    let mut queue: VecDeque<_> = agenda.clone().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    drive(&mut core, &mut queue, at(RELOAD_AT), &mut sends, &mut ids);
+
+    // The reminders went out at 15:00Z, 5h ago. The reminder state now
+    // waits 12h instead of 24h, so their next step is due at 03:00Z rather
+    // than 15:00Z tomorrow, and the last call sends `nudge`, not
+    // `last-call`.
+    let edited = warehouse_text()
+        .replacen(
+            "send \"reminder\" via email\n    on clicked -> clicked\n    after 24h",
+            "send \"reminder\" via email\n    on clicked -> clicked\n    after 12h",
+            1,
+        )
+        .replace("send \"last-call\"", "send \"nudge\"");
+    assert_ne!(edited, warehouse_text());
+    fx.write_campaign("warehouse.nudge", &edited);
+    let report = core.reload(fx.load(), at(RELOAD_AT)).unwrap();
+    assert_eq!(report.changed, vec![WAREHOUSE.to_string()]);
+
+    // A newcomer after the reload.
+    let newcomer = (
+        at("2026-11-30T01:00:00Z"),
+        applicant(
+            "cy",
+            &[
+                ("name", "Cy Diaz"),
+                ("phone", "+15550102"),
+                ("email", "cy@example.com"),
+                ("role", "Warehouse Associate"),
+            ],
+        ),
+    );
+    agenda.push(newcomer.clone());
+    queue.push_back(newcomer);
+    drive(
+        &mut core,
+        &mut queue,
+        at("2027-01-01T00:00:00Z"),
+        &mut sends,
+        &mut ids,
+    );
+
+    // The invite and the reminder are the same in both versions, so the
+    // whole timeline of everyone is the new version's.
+    let machine = machine(&core);
+    assert_as_simulated(core.store(), &machine, &agenda, &ids, &sends);
+    for who in ["ana", "ben", "cy"] {
+        let templates: Vec<&str> = sends[&ids[who]].iter().map(|s| s.0.as_str()).collect();
+        assert!(templates.contains(&"nudge"), "{who}: {templates:?}");
+        assert!(!templates.contains(&"last-call"), "{who}: {templates:?}");
+    }
+    for who in ["ana", "ben"] {
+        let migrated = core
+            .store()
+            .scan::<LogEntry>(&key::log_of(&ids[who]))
+            .unwrap()
+            .into_iter()
+            .any(|(_, e)| matches!(e.kind, LogKind::Migrated { .. }));
+        assert!(migrated, "{who}: the move to the new version is logged");
+    }
+}
+
+#[test]
+fn a_damaged_enrollment_is_an_error_naming_its_key() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let mut queue: VecDeque<_> = two_in_reminder().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    drive(
+        &mut core,
+        &mut queue,
+        at("2026-11-27T12:00:00Z"),
+        &mut sends,
+        &mut ids,
+    );
+    let ana = ids["ana"].clone();
+    let mut txn = Txn::new(core.store());
+    txn.put_raw(
+        key::enrollment(&ana, WAREHOUSE),
+        b"\xff\xfe garbage".to_vec(),
+    );
+    txn.commit().unwrap();
+
+    let damaged = core
+        .store()
+        .get_raw(&key::enrollment(&ana, WAREHOUSE))
+        .unwrap();
+
+    // Ana's timer comes first; it is passed over, and Ben goes on to the end.
+    let (mut sends, mut ids) = (Sends::new(), ids);
+    drive(
+        &mut core,
+        &mut queue,
+        at("2027-01-01T00:00:00Z"),
+        &mut sends,
+        &mut ids,
+    );
+    assert!(!sends.contains_key(&ana));
+    assert!(!sends[&ids["ben"]].is_empty());
+    assert_eq!(
+        enrollment(core.store(), &ids["ben"])
+            .engine
+            .outcome
+            .as_deref(),
+        Some("expired")
+    );
+    assert_eq!(core.next_due().unwrap(), None);
+    assert_eq!(
+        core.store()
+            .get_raw(&key::enrollment(&ana, WAREHOUSE))
+            .unwrap(),
+        damaged,
+        "the damaged record is left as it was"
+    );
+    assert_eq!(core.store().timers_until(None, 10).unwrap().len(), 1);
+
+    let err = core
+        .store()
+        .get::<Enrollment>(&key::enrollment(&ana, WAREHOUSE))
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
+    let text = err.to_string();
+    assert!(
+        text.contains(&format!("damaged record `e{ana}\\x00{WAREHOUSE}`")),
+        "{text}"
+    );
+
+    let view = nudge::runtime::query::show(
+        core.store(),
+        core.campaigns(),
+        &ana,
+        &settings().interview_url,
+    )
+    .unwrap_err();
+    assert!(view.message.contains("damaged record"), "{view}");
+}
+
+#[test]
+fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
+    let fx = Fixture::new();
+    let store = Store::open(&fx.store_dir(), 1 << 20).unwrap();
+    let mut txn = Txn::new(&store);
+    txn.put_raw(key::meta("schema"), 99u32.to_be_bytes().to_vec());
+    txn.commit().unwrap();
+    drop(store);
+    match Store::open(&fx.store_dir(), 1 << 20) {
+        Err(StoreError::NewerSchema { found: 99, .. }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a newer layout was opened"),
+    }
+
+    // A newer nudge also writes its layout into the marker file beside
+    // sled's files, which is read before sled opens (and rewrites) anything.
+    let newer = fx.path().join("newer");
+    drop(Store::open(&newer, 1 << 20).unwrap());
+    let marker = newer.join(nudge::store::LAYOUT_FILE);
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "1\n");
+    std::fs::write(&marker, "2\n").unwrap();
+    let files = |dir: &Path| {
+        let mut names: Vec<_> = std::fs::read_dir(dir)
+            .unwrap()
+            .map(|e| {
+                let path = e.unwrap().path();
+                let bytes = std::fs::read(&path).unwrap_or_default();
+                (path, bytes)
+            })
+            .collect();
+        names.sort();
+        names
+    };
+    let before = files(&newer);
+    match Store::open(&newer, 1 << 20) {
+        Err(StoreError::NewerSchema { found: 2, .. }) => {}
+        Err(other) => panic!("{other}"),
+        Ok(_) => panic!("a newer layout was opened"),
+    }
+    assert!(before == files(&newer), "the refused store was written to");
+    std::fs::write(&marker, "two").unwrap();
+    let err = Store::open(&newer, 1 << 20).err().expect("refused");
+    assert!(err.to_string().contains("layout marker"), "{err}");
+
+    // A store from before the marker file gets one.
+    std::fs::remove_file(&marker).unwrap();
+    drop(Store::open(&newer, 1 << 20).unwrap());
+    assert_eq!(std::fs::read_to_string(&marker).unwrap(), "1\n");
+
+    let other = fx.path().join("notes");
+    std::fs::create_dir(&other).unwrap();
+    std::fs::write(other.join("todo.txt"), "call Ana").unwrap();
+    let err = Store::open(&other, 1 << 20).err().expect("refused");
+    assert!(
+        err.to_string().contains("not a nudge store") && err.to_string().contains("untouched"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
+}
