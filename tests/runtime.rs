@@ -510,6 +510,55 @@ fn enrolling_the_same_external_id_twice_is_one_candidate() {
     assert_eq!(out.len(), 1, "one invite, not two: {out:?}");
 }
 
+#[test]
+fn an_event_from_the_future_is_refused_and_a_repeated_event_counts_once() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let now = at("2026-11-26T15:00:00Z");
+    let ana = applicant("ana-2", &[("name", "Ana"), ("phone", "+15550100")]);
+    let (replies, _) = core.execute(vec![ana.command(WAREHOUSE)], now).unwrap();
+    let [Reply::Enrolled(enrolled)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    let event = |at: Option<&str>, id: Option<&str>| {
+        Command::Event(EventRequest {
+            candidate: enrolled.candidate.clone(),
+            event: "clicked".into(),
+            at: at.map(str::to_string),
+            fields: Default::default(),
+            id: id.map(str::to_string),
+        })
+    };
+    let (replies, _) = core
+        .execute(vec![event(Some("2026-11-27T15:00:00Z"), None)], now)
+        .unwrap();
+    let [Reply::Error(e)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(e.status, 400);
+    assert!(e.message.contains("in the future"), "{}", e.message);
+    assert_eq!(
+        enrollment(core.store(), &enrolled.candidate).state_name,
+        "invite"
+    );
+
+    let twice = vec![event(None, Some("hook-1")), event(None, Some("hook-1"))];
+    let (replies, _) = core.execute(twice, now).unwrap();
+    let [Reply::Event(first), Reply::Event(second)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert!(!first.repeated && second.repeated);
+    assert_eq!(first.effects, second.effects);
+    let received = core
+        .store()
+        .scan::<LogEntry>(&nudge::store::key::log_of(&enrolled.candidate))
+        .unwrap()
+        .into_iter()
+        .filter(|(_, e)| matches!(&e.kind, LogKind::Received { event, .. } if event == "clicked"))
+        .count();
+    assert_eq!(received, 1, "a repeated event is recorded once");
+}
+
 /// Drives the in-process daemon: wait until it has done everything due by
 /// the clock, then move the clock to the next thing to happen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -576,6 +576,15 @@ impl Core {
             },
             None => now,
         };
+        // An event from the future would let the engine run ahead of the
+        // clock and decide sends before their time.
+        if at > now + Duration::minutes(1) {
+            return Ok(Err(ApiError::bad_request(format!(
+                "event at {} is in the future (now is {}): record events when they happen",
+                rfc3339(at),
+                rfc3339(now)
+            ))));
+        }
         let seen_key = req.id.as_ref().map(|id| key::event_id(&candidate.id, id));
         if let Some(k) = &seen_key {
             if let Some(mut first) = txn.get::<EventResponse>(k)? {
