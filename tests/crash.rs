@@ -96,8 +96,11 @@ fn daemon_killed_at_random_delivers_exactly_what_the_simulator_predicts() {
 
     // The daemon that runs now delivers whatever a last kill left queued.
     let drained = runtime.block_on(api.wait_outbox_empty());
-    let stopped = daemon.lock().unwrap().terminate();
-    let starts = daemon.lock().unwrap().starts;
+    let (stopped, starts, exited_alone) = {
+        let mut daemon = daemon.lock().unwrap();
+        let stopped = daemon.terminate();
+        (stopped, daemon.starts, daemon.exited_alone.clone())
+    };
 
     let machine = load_machine();
     let messages =
@@ -127,6 +130,10 @@ fn daemon_killed_at_random_delivers_exactly_what_the_simulator_predicts() {
     for line in report.lines().iter().take(40) {
         eprintln!("  {line}");
     }
+    assert!(
+        exited_alone.is_empty(),
+        "nudge run ended without being killed: {exited_alone:?}\n{logs}"
+    );
     assert!(exited, "not every candidate exited in time\n{logs}");
     assert!(drained, "the outbox never emptied\n{logs}");
     assert!(
@@ -366,6 +373,8 @@ struct Daemon {
     starts: usize,
     /// Stopped for good: no more restarts.
     done: bool,
+    /// Processes that ended without being killed.
+    exited_alone: Vec<String>,
 }
 
 impl Daemon {
@@ -387,26 +396,38 @@ impl Daemon {
             child,
             starts: 1,
             done: false,
+            exited_alone: Vec::new(),
         }
     }
 
-    /// SIGKILL, then a new process; false once stopped for good. Panics if
-    /// the old process had died alone.
+    /// SIGKILL, then a new process; false once stopped for good.
     fn kill_and_restart(&mut self) -> bool {
         if self.done {
             return false;
         }
-        if let Some(status) = self.child.try_wait().expect("poll the daemon") {
-            panic!(
-                "nudge run exited by itself ({status}); see {}",
-                self.stderr.display()
-            );
-        }
+        self.revive();
         self.child.kill().expect("kill -9 the daemon");
         self.child.wait().expect("reap the daemon");
+        self.restart();
+        true
+    }
+
+    /// Starts a new process if the current one exited by itself (which it
+    /// must never do: the test fails at the end), noting how it ended.
+    fn revive(&mut self) {
+        if self.done {
+            return;
+        }
+        if let Some(status) = self.child.try_wait().expect("poll the daemon") {
+            self.exited_alone
+                .push(format!("start {} ended by itself: {status}", self.starts));
+            self.restart();
+        }
+    }
+
+    fn restart(&mut self) {
         self.starts += 1;
         self.child = spawn(&self.command, &self.stdout, &self.stderr, self.starts);
-        true
     }
 
     /// SIGTERM, and the exit status.
@@ -469,6 +490,7 @@ fn kill_at_random(daemon: &Mutex<Daemon>, stop: &AtomicBool, rng: &mut Rng) -> u
             if stop.load(Ordering::SeqCst) {
                 return kills;
             }
+            daemon.lock().unwrap().revive();
             std::thread::sleep(StdDuration::from_millis(10));
         }
         if !daemon.lock().unwrap().kill_and_restart() {
