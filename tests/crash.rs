@@ -78,7 +78,7 @@ fn daemon_killed_at_random_delivers_exactly_what_the_simulator_predicts() {
 
     let outcome = runtime.block_on(async {
         let mut tasks = tokio::task::JoinSet::new();
-        for plan in plans.clone() {
+        for plan in plans {
             let api = api.clone();
             tasks.spawn(async move { drive(&api, &timeline, plan).await });
         }
