@@ -29,7 +29,8 @@ pub struct EnrollResponse {
     pub link: String,
     /// False when the candidate was already in the campaign (nothing changed).
     pub enrolled: bool,
-    /// When the enrollment happened (RFC 3339).
+    /// When the enrollment happened: RFC 3339 to the millisecond the
+    /// engine used (`2026-11-23T08:20:19.097Z`; no fraction when whole).
     pub at: String,
     pub state: String,
     pub variants: BTreeMap<String, String>,
@@ -60,6 +61,8 @@ pub struct EventRequest {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EventResponse {
     pub candidate: String,
+    /// The instant the event was taken at, to the millisecond, as for
+    /// [`EnrollResponse::at`].
     pub at: String,
     /// What the event did, one line each ("warehouse_associate: entered clicked").
     pub effects: Vec<String>,
@@ -136,6 +139,14 @@ pub struct ReloadReport {
     pub campaigns: Vec<String>,
 }
 
+/// An instant as the runtime's answers give it: RFC 3339 in UTC with as
+/// many fractional digits as it has (the store keeps milliseconds), so that
+/// a client replaying a candidate (with `nudge simulate`, say) uses the very
+/// instants the engine used.
+pub fn exact_instant(at: crate::engine::Instant) -> String {
+    at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+}
+
 /// An error the runtime reports to a client: an HTTP status and words.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ApiError {
@@ -198,5 +209,22 @@ impl std::error::Error for ApiError {}
 impl From<crate::store::StoreError> for ApiError {
     fn from(e: crate::store::StoreError) -> Self {
         ApiError::internal(e.to_string())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exact_instants_keep_their_milliseconds_and_only_those() {
+        let whole = chrono::DateTime::parse_from_rfc3339("2026-11-23T08:20:19Z")
+            .unwrap()
+            .to_utc();
+        assert_eq!(exact_instant(whole), "2026-11-23T08:20:19Z");
+        let ms = whole + chrono::Duration::milliseconds(97);
+        assert_eq!(exact_instant(ms), "2026-11-23T08:20:19.097Z");
+        let back = chrono::DateTime::parse_from_rfc3339(&exact_instant(ms)).unwrap();
+        assert_eq!(back, ms);
     }
 }

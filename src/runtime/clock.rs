@@ -5,7 +5,7 @@
 use std::sync::Mutex;
 use std::time::{Duration as StdDuration, SystemTime};
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, SubsecRound, Utc};
 
 use crate::engine::Instant;
 
@@ -23,8 +23,12 @@ pub trait Clock: Send + Sync + 'static {
 pub struct SystemClock;
 
 impl Clock for SystemClock {
+    /// Whole milliseconds: the store keeps instants to the millisecond, so
+    /// a step computed from a finer `now` would differ from the same step
+    /// replayed from the store (and the scheduled instant of a send from
+    /// the state that caused it).
     fn now(&self) -> Instant {
-        Utc::now()
+        Utc::now().trunc_subsecs(3)
     }
 
     fn real_until(&self, at: Instant) -> StdDuration {
@@ -145,6 +149,12 @@ mod tests {
         );
         assert!(ScaledClock::parse("2026-11-26T00:00:00Z@1*0").is_err());
         assert!(ScaledClock::parse("soon").is_err());
+    }
+
+    #[test]
+    fn system_clock_speaks_whole_milliseconds() {
+        let now = SystemClock.now();
+        assert_eq!(now.timestamp_subsec_nanos() % 1_000_000, 0, "{now:?}");
     }
 
     #[test]

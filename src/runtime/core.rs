@@ -7,11 +7,12 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use chrono::Duration;
+use chrono::{Duration, SubsecRound};
 use chrono_tz::Tz;
 
 use super::api::{
-    ApiError, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
+    exact_instant, ApiError, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
+    ReloadReport,
 };
 use super::campaigns::{Campaign, Campaigns};
 use crate::channels::{Delivered, Message, SendError};
@@ -465,7 +466,7 @@ impl Core {
                 candidate: candidate.id.clone(),
                 link: self.link(&candidate),
                 enrolled: false,
-                at: rfc3339(existing.engine.enrolled_at),
+                at: exact_instant(existing.engine.enrolled_at),
                 state: existing.state_name.clone(),
                 variants: existing.variants.clone(),
                 filter_matched: true,
@@ -478,7 +479,7 @@ impl Core {
             candidate: candidate.id.clone(),
             link: self.link(&candidate),
             enrolled: true,
-            at: rfc3339(now),
+            at: exact_instant(now),
             state: enr.state_name.clone(),
             variants: enr.variants.clone(),
             filter_matched,
@@ -567,7 +568,8 @@ impl Core {
         };
         let at = match &req.at {
             Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
-                Ok(t) => t.with_timezone(&chrono::Utc),
+                // The store keeps milliseconds: so does the engine.
+                Ok(t) => t.with_timezone(&chrono::Utc).trunc_subsecs(3),
                 Err(_) => {
                     return Ok(Err(ApiError::bad_request(format!(
                         "`{t}` is not an RFC 3339 instant such as `2026-12-01T09:00:00Z`"
@@ -670,7 +672,7 @@ impl Core {
         }
         let response = EventResponse {
             candidate: candidate.id,
-            at: rfc3339(at),
+            at: exact_instant(at),
             effects,
             repeated: false,
         };
