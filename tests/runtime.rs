@@ -551,12 +551,59 @@ fn an_event_from_the_future_is_refused_and_a_repeated_event_counts_once() {
     assert_eq!(first.effects, second.effects);
     let received = core
         .store()
-        .scan::<LogEntry>(&nudge::store::key::log_of(&enrolled.candidate))
+        .scan::<LogEntry>(&key::log_of(&enrolled.candidate))
         .unwrap()
         .into_iter()
         .filter(|(_, e)| matches!(&e.kind, LogKind::Received { event, .. } if event == "clicked"))
         .count();
     assert_eq!(received, 1, "a repeated event is recorded once");
+}
+
+#[test]
+fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    // Thursday 09:00 in Chicago: the invite is due at once and is queued.
+    let now = at("2026-11-26T15:00:00Z");
+    let bo = applicant(
+        "bo-3",
+        &[
+            ("name", "Bo"),
+            ("phone", "+15550100"),
+            ("timezone", "America/Chicago"),
+        ],
+    );
+    let (replies, out) = core.execute(vec![bo.command(WAREHOUSE)], now).unwrap();
+    let [Reply::Enrolled(enrolled)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(out.len(), 1, "{out:?}");
+    let stop = Command::Event(EventRequest {
+        candidate: enrolled.candidate.clone(),
+        event: "opted_out".into(),
+        ..Default::default()
+    });
+    core.execute(vec![stop], now).unwrap();
+    // The dispatcher now asks to hand the queued invite to its channel.
+    let (replies, _) = core
+        .execute(vec![Command::MarkInFlight(vec![out[0].key.clone()])], now)
+        .unwrap();
+    let [Reply::Cleared(cleared)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert!(
+        cleared.is_empty(),
+        "an opted-out candidate's send was cleared: {cleared:?}"
+    );
+    let entry: OutboxEntry = core
+        .store()
+        .get(&key::outbox(&out[0].key))
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&entry.status, SendStatus::Failed(why) if why.contains("opted out")),
+        "{entry:?}"
+    );
 }
 
 /// Drives the in-process daemon: wait until it has done everything due by

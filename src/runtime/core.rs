@@ -49,6 +49,9 @@ pub enum Reply {
     Enrolled(EnrollResponse),
     Event(EventResponse),
     Done,
+    /// The sends of a `MarkInFlight` that may go: the others were refused
+    /// here (the candidate opted out since the send was decided).
+    Cleared(Vec<String>),
     Error(ApiError),
 }
 
@@ -141,16 +144,7 @@ impl Core {
                     }
                 }
                 Command::MarkInFlight(keys) => {
-                    for k in keys {
-                        if let Some(mut entry) = txn.get::<OutboxEntry>(&key::outbox(&k))? {
-                            if matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
-                                entry.status = SendStatus::InFlight;
-                                entry.attempts += 1;
-                                txn.put(key::outbox(&k), &entry);
-                            }
-                        }
-                    }
-                    Reply::Done
+                    Reply::Cleared(self.clear_for_delivery(&mut txn, keys, now)?)
                 }
                 Command::Delivered { key: k, outcome } => {
                     self.delivered(&mut txn, &k, outcome, now)?;
@@ -161,6 +155,57 @@ impl Core {
         }
         txn.commit()?;
         Ok((replies, out))
+    }
+
+    /// The last gate before a channel: every send is checked against the
+    /// candidate's opt-out here, whatever path queued it, and marked in
+    /// flight only if it may go. Returns the keys that may go.
+    fn clear_for_delivery(
+        &self,
+        txn: &mut Txn,
+        keys: Vec<String>,
+        now: Instant,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut cleared = Vec::with_capacity(keys.len());
+        for k in keys {
+            let okey = key::outbox(&k);
+            let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? else {
+                continue;
+            };
+            if !matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+                continue;
+            }
+            let opted_out = txn
+                .get::<CandidateRecord>(&key::candidate(&entry.message.candidate))?
+                .is_some_and(|c| c.opted_out);
+            if opted_out {
+                let why = "the candidate opted out before it went out".to_string();
+                entry.status = SendStatus::Failed(why.clone());
+                txn.remove(key::queue(entry.queue_seq));
+                txn.put(okey, &entry);
+                txn.count(key::counter(&entry.message.campaign, "failed"), 1);
+                log(
+                    txn,
+                    &self.store,
+                    &entry.message.candidate,
+                    LogEntry {
+                        at: now,
+                        campaign: entry.message.campaign.clone(),
+                        kind: LogKind::DeliveryFailed {
+                            key: k,
+                            channel: entry.message.channel.name().into(),
+                            reason: why,
+                        },
+                    },
+                )?;
+                continue;
+            }
+            entry.status = SendStatus::InFlight;
+            entry.attempts += 1;
+            txn.put(okey, &entry);
+            cleared.push(k);
+        }
+        Ok(cleared)
     }
 
     /// Fires up to `limit` timers due at or before `now`, in due order, in

@@ -398,10 +398,12 @@ async fn dispatch_loop(
             }
         }
         let keys = batch.iter().map(|m| m.key.clone()).collect();
-        if handle.call(Command::MarkInFlight(keys)).await.is_err() {
-            break;
-        }
-        for message in batch {
+        let cleared = match handle.call(Command::MarkInFlight(keys)).await {
+            Ok(Reply::Cleared(keys)) => keys,
+            _ => break,
+        };
+        let cleared: std::collections::HashSet<String> = cleared.into_iter().collect();
+        for message in batch.into_iter().filter(|m| cleared.contains(&m.key)) {
             let Some((_, limit)) = limits.iter().find(|(c, _)| *c == message.channel) else {
                 continue;
             };
