@@ -25,6 +25,8 @@ fn message(key: &str, channel: Channel) -> Message {
         },
         subject: (channel == Channel::Email).then(|| "Your next step".to_string()),
         body: "Acme Logistics: Hi Ana, next step for Warehouse Associate".to_string(),
+        html: None,
+        unsubscribe_url: None,
         scheduled_at: DateTime::parse_from_rfc3339("2026-11-28T15:00:00Z")
             .unwrap()
             .to_utc(),

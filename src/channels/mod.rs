@@ -41,6 +41,12 @@ pub struct Message {
     pub subject: Option<String>,
     /// The rendered text.
     pub body: String,
+    /// The rendered HTML alternative of an email, when an HTML template exists.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    /// The candidate's one-click unsubscribe link (email: `List-Unsubscribe`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unsubscribe_url: Option<String>,
     /// The instant the engine decided to send it (RFC 3339 in JSON).
     pub scheduled_at: Instant,
 }
@@ -51,15 +57,24 @@ pub enum SendError {
     /// Trying the same message again later may succeed (a full disk, a
     /// timeout, a provider's 5xx).
     Retryable(String),
+    /// The provider asked us to slow down and said when to come back
+    /// (HTTP 429 with `Retry-After`).
+    Throttled {
+        why: String,
+        retry_after: std::time::Duration,
+    },
     /// The same message will never succeed on this channel (a rejected
     /// address); the runtime moves on to the next channel or gives up.
     Permanent(String),
+    /// The mailbox does not exist (SMTP 550): permanent, and recorded as a
+    /// `bounced` event for the candidate.
+    Bounced(String),
 }
 
 impl SendError {
     /// Whether trying again later may succeed.
     pub fn is_retryable(&self) -> bool {
-        matches!(self, SendError::Retryable(_))
+        matches!(self, SendError::Retryable(_) | SendError::Throttled { .. })
     }
 }
 
@@ -67,7 +82,13 @@ impl fmt::Display for SendError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SendError::Retryable(why) => write!(f, "delivery failed, will retry: {why}"),
+            SendError::Throttled { why, retry_after } => write!(
+                f,
+                "delivery throttled, will retry after {} s: {why}",
+                retry_after.as_secs()
+            ),
             SendError::Permanent(why) => write!(f, "delivery failed for good: {why}"),
+            SendError::Bounced(why) => write!(f, "bounced: {why}"),
         }
     }
 }

@@ -1142,6 +1142,7 @@ impl Core {
             Channel::Webhook => String::new(),
         };
         let link = record.as_ref().map(|r| self.link(r)).unwrap_or_default();
+        let unsubscribe = (channel == Channel::Email).then(|| format!("{link}/unsubscribe"));
         let rendered = match &self.templates {
             Some(t) => {
                 let vars = Vars {
@@ -1159,8 +1160,7 @@ impl Core {
                     variant: enr.variants.clone(),
                     sender: self.settings.sender.clone(),
                     company: self.settings.company.clone(),
-                    unsubscribe_link: (channel == Channel::Email)
-                        .then(|| format!("{link}/unsubscribe")),
+                    unsubscribe_link: unsubscribe.clone(),
                 };
                 t.render(template, channel, candidate.field("language"), &vars)
                     .map_err(|e| e.to_string())
@@ -1182,6 +1182,8 @@ impl Core {
                 .as_ref()
                 .map(|r| r.body.clone())
                 .unwrap_or_default(),
+            html: None,
+            unsubscribe_url: unsubscribe,
             scheduled_at: at,
         };
         let refusal = if opted_out {
