@@ -42,10 +42,11 @@ pub struct Message {
     /// The rendered text.
     pub body: String,
     /// The rendered HTML alternative of an email, when an HTML template exists.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// (Never skipped when serialising: the store's encoding is positional.)
+    #[serde(default)]
     pub html: Option<String>,
     /// The candidate's one-click unsubscribe link (email: `List-Unsubscribe`).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[serde(default)]
     pub unsubscribe_url: Option<String>,
     /// The instant the engine decided to send it (RFC 3339 in JSON).
     pub scheduled_at: Instant,
