@@ -71,6 +71,54 @@ pub struct Config {
     /// The daemon's throughput and catch-up limits.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// The global switch: `"off"` stops every candidate message (each send
+    /// is recorded as suppressed, nothing leaves the machine) (default `"on"`).
+    #[serde(default)]
+    pub communications: Communications,
+    /// The pace each channel may be fed at, for providers' and carriers' caps.
+    #[serde(default)]
+    pub rates: RatesConfig,
+}
+
+/// `communications = "on" | "off"`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Communications {
+    /// Messages go out.
+    #[default]
+    On,
+    /// No candidate message leaves the machine.
+    Off,
+}
+
+/// The `[rates]` table: one pace per channel; no limit where unset.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RatesConfig {
+    /// The pace of email.
+    #[serde(default)]
+    pub email: RateConfig,
+    /// The pace of SMS.
+    #[serde(default)]
+    pub sms: RateConfig,
+    /// The pace of WhatsApp messages.
+    #[serde(default)]
+    pub whatsapp: RateConfig,
+    /// The pace of webhook calls.
+    #[serde(default)]
+    pub webhook: RateConfig,
+}
+
+/// At most this many messages in any second, and in any minute.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateConfig {
+    /// Messages in any one second (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_second: Option<u32>,
+    /// Messages in any one minute (default: no limit).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub per_minute: Option<u32>,
 }
 
 /// The `[admin]` table: the admin API, for enrolling candidates and
@@ -140,6 +188,17 @@ pub struct RuntimeConfig {
     /// never sends at a stale hour (default 900).
     #[serde(default = "default_catch_up_secs")]
     pub catch_up_secs: u64,
+    /// Deliveries tried in all before a send that keeps failing for a
+    /// passing reason is given up (and the next channel tried) (default 8).
+    #[serde(default = "default_max_attempts")]
+    pub max_attempts: u32,
+    /// The first retry waits up to this many seconds; each further one up
+    /// to twice as long, randomly (full jitter) (default 30).
+    #[serde(default = "default_retry_base_secs")]
+    pub retry_base_secs: u64,
+    /// No retry waits longer than this many seconds (default 3600).
+    #[serde(default = "default_retry_cap_secs")]
+    pub retry_cap_secs: u64,
 }
 
 fn default_store() -> PathBuf {
@@ -186,6 +245,18 @@ fn default_catch_up_secs() -> u64 {
     900
 }
 
+fn default_max_attempts() -> u32 {
+    8
+}
+
+fn default_retry_base_secs() -> u64 {
+    30
+}
+
+fn default_retry_cap_secs() -> u64 {
+    3600
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
@@ -198,6 +269,8 @@ impl Default for Config {
             admin: AdminConfig::default(),
             channels: ChannelsConfig::default(),
             runtime: RuntimeConfig::default(),
+            communications: Communications::On,
+            rates: RatesConfig::default(),
         }
     }
 }
@@ -228,6 +301,9 @@ impl Default for RuntimeConfig {
             concurrency: default_concurrency(),
             batch: default_batch(),
             catch_up_secs: default_catch_up_secs(),
+            max_attempts: default_max_attempts(),
+            retry_base_secs: default_retry_base_secs(),
+            retry_cap_secs: default_retry_cap_secs(),
         }
     }
 }
@@ -847,6 +923,10 @@ sender = "The recruiting team"
 # by the candidate's token and must appear.
 interview_url = "http://127.0.0.1:7777/i/{token}"
 
+# The global switch: "off" stops every candidate message; each send is
+# recorded as suppressed and nothing leaves the machine.
+communications = "on"
+
 [admin]
 # The address the admin API listens on. It must be a loopback address: the
 # admin API is not for the open internet.
@@ -884,6 +964,22 @@ batch = 1024
 # at the current time instead of its due time, so a long outage never sends
 # at a stale hour.
 catch_up_secs = 900
+
+# Deliveries tried in all before a send that keeps failing for a passing
+# reason (a timeout, a 4xx from SMTP, a 5xx or 429 from an API) is given up
+# and the next channel of the campaign tried.
+max_attempts = 8
+
+# The first retry waits up to this many seconds, each further one up to twice
+# as long (a random time below that: full jitter), never more than the cap.
+retry_base_secs = 30
+retry_cap_secs = 3600
+
+# The pace each channel may be fed at, in any second and any minute; no
+# limit where unset. For example:
+# [rates.sms]
+# per_second = 10
+# per_minute = 300
 "#;
 
 #[cfg(test)]

@@ -112,6 +112,8 @@ fn settings() -> Settings {
         company: "Example Co".into(),
         sender: "The recruiting team".into(),
         catch_up: Duration::seconds(900),
+        backoff: Default::default(),
+        communications_off: false,
     }
 }
 
@@ -630,6 +632,7 @@ async fn the_daemon_on_a_manual_clock_delivers_the_week_to_files() {
         channels: Arc::new(channels),
         clock: clock.clone(),
         concurrency: 4,
+        rates: Vec::new(),
         batch: 64,
         sources: fx.sources(),
     })

@@ -74,6 +74,12 @@ pub fn settings(config: &Config) -> Settings {
         catch_up: chrono::Duration::seconds(
             i64::try_from(config.runtime.catch_up_secs).unwrap_or(i64::MAX / 1000),
         ),
+        backoff: super::policy::Backoff {
+            base: std::time::Duration::from_secs(config.runtime.retry_base_secs),
+            cap: std::time::Duration::from_secs(config.runtime.retry_cap_secs),
+            max_attempts: config.runtime.max_attempts.max(1),
+        },
+        communications_off: config.communications == crate::config::Communications::Off,
     }
 }
 

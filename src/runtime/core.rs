@@ -64,6 +64,10 @@ pub struct Settings {
     pub sender: String,
     /// A timer found later than this runs at the current time, not its due time.
     pub catch_up: Duration,
+    /// How failed deliveries are tried again.
+    pub backoff: super::policy::Backoff,
+    /// `communications = "off"`: nothing leaves the machine.
+    pub communications_off: bool,
 }
 
 /// Sends to hand to the dispatcher once a commit is durable.
@@ -147,7 +151,7 @@ impl Core {
                     Reply::Cleared(self.clear_for_delivery(&mut txn, keys, now)?)
                 }
                 Command::Delivered { key: k, outcome } => {
-                    self.delivered(&mut txn, &k, outcome, now)?;
+                    self.delivered(&mut txn, &k, outcome, now, &mut out)?;
                     Reply::Done
                 }
             };
@@ -178,6 +182,28 @@ impl Core {
             let opted_out = txn
                 .get::<CandidateRecord>(&key::candidate(&entry.message.candidate))?
                 .is_some_and(|c| c.opted_out);
+            if self.settings.communications_off {
+                let why =
+                    "communications are off (`communications = \"off\"` in nudge.toml)".to_string();
+                entry.status = SendStatus::Suppressed(why.clone());
+                txn.remove(key::queue(entry.queue_seq));
+                txn.put(okey, &entry);
+                log(
+                    txn,
+                    &self.store,
+                    &entry.message.candidate,
+                    LogEntry {
+                        at: now,
+                        campaign: entry.message.campaign.clone(),
+                        kind: LogKind::DeliverySuppressed {
+                            key: k,
+                            channel: entry.message.channel.name().into(),
+                            reason: why,
+                        },
+                    },
+                )?;
+                continue;
+            }
             if opted_out {
                 let why = "the candidate opted out before it went out".to_string();
                 entry.status = SendStatus::Failed(why.clone());
@@ -294,7 +320,35 @@ impl Core {
 
     /// The earliest armed timer (damaged ones passed over).
     pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
-        Ok(self.live_timers(None, 1)?.first().map(|t| t.due))
+        let timer = self.live_timers(None, 1)?.first().map(|t| t.due);
+        let retry = self.store.retries_until(None, 1)?.first().map(|r| r.0);
+        Ok(match (timer, retry) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        })
+    }
+
+    /// Sends whose retry is due: back to the dispatcher, in one commit.
+    pub fn retry_due(&mut self, now: Instant, limit: usize) -> Result<Outgoing, StoreError> {
+        let due = self.store.retries_until(Some(now), limit)?;
+        if due.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut txn = Txn::new(&self.store);
+        let mut out = Vec::new();
+        for (_, send_key, rkey) in due {
+            txn.remove(rkey);
+            let okey = key::outbox(&send_key);
+            if let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? {
+                if entry.status == SendStatus::Queued && entry.retry_at.is_some() {
+                    entry.retry_at = None;
+                    out.push(entry.message.clone());
+                    txn.put(okey, &entry);
+                }
+            }
+        }
+        txn.commit()?;
+        Ok(out)
     }
 
     /// Sends not yet delivered, in the order they were decided; marks those
@@ -334,6 +388,10 @@ impl Core {
                         },
                     },
                 )?;
+            }
+            if entry.retry_at.is_some() {
+                // Waiting for its retry: the retry index brings it back.
+                continue;
             }
             if matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
                 pending.push(Pending {
@@ -771,48 +829,167 @@ impl Core {
         Ok(Ok(()))
     }
 
+    /// A channel's answer: delivered; failed for a passing reason (tried
+    /// again after a backoff, durably); or failed for good (the next channel
+    /// of the campaign is tried; a bounce is also a `bounced` event).
     fn delivered(
         &self,
         txn: &mut Txn,
         k: &str,
         outcome: Result<Delivered, SendError>,
         now: Instant,
+        out: &mut Outgoing,
     ) -> Result<(), StoreError> {
         let okey = key::outbox(k);
         let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? else {
             return Ok(());
         };
-        let kind = match outcome {
+        let channel = entry.message.channel.name().to_string();
+        let candidate = entry.message.candidate.clone();
+        let campaign = entry.message.campaign.clone();
+        let note = |txn: &mut Txn, kind: LogKind| {
+            log(
+                txn,
+                &self.store,
+                &candidate,
+                LogEntry {
+                    at: now,
+                    campaign: campaign.clone(),
+                    kind,
+                },
+            )
+        };
+        let error = match outcome {
             Ok(d) => {
                 entry.status = SendStatus::Delivered;
-                LogKind::Delivered {
+                txn.remove(key::queue(entry.queue_seq));
+                let kind = LogKind::Delivered {
                     key: k.to_string(),
-                    channel: entry.message.channel.name().into(),
+                    channel,
                     duplicate: d.duplicate,
                     possible_duplicate: entry.possible_duplicate,
-                }
+                };
+                txn.put(okey, &entry);
+                return note(txn, kind);
             }
-            Err(e) => {
-                entry.status = SendStatus::Failed(e.to_string());
-                txn.count(key::counter(&entry.message.campaign, "failed"), 1);
-                LogKind::DeliveryFailed {
-                    key: k.to_string(),
-                    channel: entry.message.channel.name().into(),
-                    reason: e.to_string(),
-                }
-            }
+            Err(e) => e,
         };
+        if error.is_retryable() {
+            let backoff = self
+                .settings
+                .backoff
+                .delay(entry.attempts, super::policy::jitter());
+            if let Some(wait) = backoff {
+                let wait = match &error {
+                    SendError::Throttled { retry_after, .. } => wait.max(*retry_after),
+                    _ => wait,
+                };
+                let when = now + Duration::from_std(wait).unwrap_or(Duration::hours(1));
+                entry.status = SendStatus::Queued;
+                entry.retry_at = Some(when.timestamp_millis());
+                txn.put_raw(key::retry(when, k), Vec::new());
+                txn.put(okey, &entry);
+                return note(
+                    txn,
+                    LogKind::Retrying {
+                        key: k.to_string(),
+                        channel,
+                        reason: error.to_string(),
+                        at: when.timestamp_millis(),
+                    },
+                );
+            }
+        }
+        // Failed for good (or out of attempts).
+        entry.status = SendStatus::Failed(error.to_string());
         txn.remove(key::queue(entry.queue_seq));
+        txn.count(key::counter(&campaign, "failed"), 1);
         txn.put(okey, &entry);
+        note(
+            txn,
+            LogKind::DeliveryFailed {
+                key: k.to_string(),
+                channel: channel.clone(),
+                reason: error.to_string(),
+            },
+        )?;
+        if matches!(error, SendError::Bounced(_)) {
+            let bounce = EventRequest {
+                candidate: candidate.clone(),
+                event: "bounced".into(),
+                at: None,
+                fields: BTreeMap::from([("channel".to_string(), channel.clone())]),
+                id: Some(format!("bounce:{k}")),
+            };
+            if let Err(e) = self.event(txn, &bounce, now, out)? {
+                tracing::warn!(key = k, "recording the bounce failed: {e}");
+            }
+        }
+        self.fall_back(txn, &entry, now, out)
+    }
+
+    /// Tries a failed send on the campaign's next channel with an address,
+    /// unless the candidate has left the campaign meanwhile.
+    fn fall_back(
+        &self,
+        txn: &mut Txn,
+        failed: &OutboxEntry,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<(), StoreError> {
+        let Some(&next) = failed.fallbacks.first() else {
+            return Ok(());
+        };
+        let m = &failed.message;
+        let Some(campaign) = self.campaigns.get(&m.campaign).cloned() else {
+            return Ok(());
+        };
+        let Some(enr) = txn.get::<Enrollment>(&key::enrollment(&m.candidate, &m.campaign))? else {
+            return Ok(());
+        };
+        let Some(record) = txn.get::<CandidateRecord>(&key::candidate(&m.candidate))? else {
+            return Ok(());
+        };
+        if enr
+            .engine
+            .outcome
+            .as_deref()
+            .is_some_and(|o| o != enr.state_name)
+        {
+            // Exited by an event (a bounce with `exit on bounced`, a
+            // completion): the message has no reason to go any more. A final
+            // state's own message still goes.
+            return Ok(());
+        }
+        let candidate = engine_candidate(&record);
+        let zone = candidate.zone(&campaign.machine.zone);
+        let base = m.key.split('>').next().unwrap_or(&m.key);
+        let send_key = format!("{base}>{next}");
         log(
             txn,
             &self.store,
-            &entry.message.candidate,
+            &m.candidate,
             LogEntry {
                 at: now,
-                campaign: entry.message.campaign.clone(),
-                kind,
+                campaign: m.campaign.clone(),
+                kind: LogKind::FellBack {
+                    key: m.key.clone(),
+                    from: m.channel.name().into(),
+                    to: next.name().into(),
+                },
             },
+        )?;
+        self.queue_send(
+            txn,
+            &enr,
+            &campaign.machine,
+            &candidate,
+            zone,
+            &m.template,
+            &failed.fallbacks,
+            &send_key,
+            now,
+            out,
         )
     }
 
@@ -1042,8 +1219,27 @@ impl Core {
                         },
                     };
                     log(txn, &self.store, &enr.candidate, entry)?;
+                    // Without `via`, the campaign's later channels with an
+                    // address are the fallbacks if this one fails for good.
+                    let via = machine
+                        .states
+                        .get(state)
+                        .and_then(|s| s.sends.get(index))
+                        .and_then(|s| s.via);
+                    let mut route = vec![channel];
+                    if via.is_none() {
+                        route.extend(
+                            machine
+                                .channels
+                                .iter()
+                                .copied()
+                                .skip_while(|c| *c != channel)
+                                .skip(1)
+                                .filter(|c| candidate.has_address(*c)),
+                        );
+                    }
                     self.queue_send(
-                        txn, &enr, machine, candidate, zone, &template, channel, &send_key, at, out,
+                        txn, &enr, machine, candidate, zone, &template, &route, &send_key, at, out,
                     )?;
                     continue;
                 }
@@ -1123,11 +1319,14 @@ impl Core {
         candidate: &Candidate,
         zone: Tz,
         template: &str,
-        channel: Channel,
+        route: &[Channel],
         send_key: &str,
         at: Instant,
         out: &mut Outgoing,
     ) -> Result<(), StoreError> {
+        let Some((&channel, fallbacks)) = route.split_first() else {
+            return Ok(());
+        };
         let okey = key::outbox(send_key);
         if txn.get_raw(&okey)?.is_some() {
             return Ok(());
@@ -1198,6 +1397,8 @@ impl Core {
             queue_seq: seq,
             attempts: 0,
             possible_duplicate: false,
+            fallbacks: fallbacks.to_vec(),
+            retry_at: None,
         };
         if let Some(why) = refusal {
             entry.status = SendStatus::Failed(why.clone());
@@ -1513,6 +1714,22 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
         LogKind::DeliveryFailed {
             channel, reason, ..
         } => ("failed".into(), format!("{channel}: {reason}")),
+        LogKind::Retrying {
+            channel,
+            reason,
+            at,
+            ..
+        } => (
+            "retrying".into(),
+            format!("{channel}: {reason}; next try {}", local(*at)),
+        ),
+        LogKind::FellBack { from, to, .. } => (
+            "fallback".into(),
+            format!("{from} failed for good; trying {to}"),
+        ),
+        LogKind::DeliverySuppressed {
+            channel, reason, ..
+        } => ("suppressed".into(), format!("{channel}: {reason}")),
         LogKind::Migrated {
             from_version,
             to_version,

@@ -30,6 +30,7 @@ use super::api::{
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
 use super::core::{Command, Core, Reply};
+use super::policy::{Limiter, Rate};
 use super::query;
 use crate::channels::{Channels, Message};
 use crate::engine::Channel;
@@ -187,6 +188,8 @@ pub struct Options {
     pub channels: Arc<Channels>,
     pub clock: Arc<dyn Clock>,
     pub concurrency: usize,
+    /// The pace of each channel (none where absent).
+    pub rates: Vec<(Channel, Rate)>,
     pub batch: usize,
     pub sources: Sources,
 }
@@ -199,6 +202,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         channels,
         clock,
         concurrency,
+        rates,
         batch,
         sources,
     } = options;
@@ -236,6 +240,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         handle.clone(),
         channels,
         concurrency,
+        rates,
         stop_rx,
     ));
     Ok(Running {
@@ -332,10 +337,23 @@ fn core_loop(
                 0
             }
         };
+        let retried = match core.retry_due(clock.now(), batch) {
+            Ok(out) => {
+                let n = out.len();
+                for m in out {
+                    let _ = dispatch.send(m);
+                }
+                n
+            }
+            Err(e) => {
+                error!(%e, "resuming sends due for a retry failed; will retry");
+                0
+            }
+        };
         if stop {
             break;
         }
-        busy = fired == batch || had_commands;
+        busy = fired == batch || retried == batch || had_commands;
     }
 }
 
@@ -376,27 +394,75 @@ async fn dispatch_loop(
     handle: Handle,
     channels: Arc<Channels>,
     concurrency: usize,
+    rates: Vec<(Channel, Rate)>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let limits: Vec<(Channel, Arc<Semaphore>)> = Channel::ALL
-        .iter()
-        .map(|c| (*c, Arc::new(Semaphore::new(concurrency.max(1)))))
-        .collect();
-    let mut running = JoinSet::new();
+    // One lane per channel kind, so a slow or throttled channel never holds
+    // up the others.
+    let mut lanes = Vec::new();
+    let mut workers = JoinSet::new();
+    for kind in Channel::ALL {
+        let (tx, lane_rx) = mpsc::unbounded_channel();
+        let rate = rates
+            .iter()
+            .find(|(c, _)| *c == kind)
+            .map(|(_, r)| *r)
+            .unwrap_or_default();
+        workers.spawn(lane(
+            lane_rx,
+            handle.clone(),
+            channels.clone(),
+            concurrency,
+            rate,
+            stop.clone(),
+        ));
+        lanes.push((kind, tx));
+    }
     loop {
-        let first = tokio::select! {
+        let message = tokio::select! {
             m = rx.recv() => m,
             _ = stop.changed() => None,
-            Some(_) = running.join_next(), if !running.is_empty() => continue,
         };
-        let Some(first) = first else { break };
-        let mut batch = vec![first];
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(m) => batch.push(m),
-                Err(_) => break,
+        let Some(message) = message else { break };
+        if let Some((_, tx)) = lanes.iter().find(|(c, _)| *c == message.channel) {
+            let _ = tx.send(message);
+        }
+    }
+    // Shutting down: each lane finishes the deliveries under way and records
+    // them; the rest stay queued in the outbox for the next start.
+    drop(lanes);
+    while workers.join_next().await.is_some() {}
+}
+
+/// One channel's deliveries: at most `concurrency` at once, never faster
+/// than its rate. A few sends at a time are marked in flight (durably)
+/// just before they go, so a crash leaves few of them in doubt.
+async fn lane(
+    mut rx: mpsc::UnboundedReceiver<Message>,
+    handle: Handle,
+    channels: Arc<Channels>,
+    concurrency: usize,
+    rate: Rate,
+    stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    let mut limiter = Limiter::new(rate);
+    let origin = std::time::Instant::now();
+    let step = rate.per_second.map_or(256, |n| (n as usize).clamp(1, 256));
+    let mut queue = std::collections::VecDeque::new();
+    let mut running = JoinSet::new();
+    while !*stop.borrow() {
+        if queue.is_empty() {
+            match rx.recv().await {
+                Some(m) => queue.push_back(m),
+                None => break,
             }
         }
+        while let Ok(m) = rx.try_recv() {
+            queue.push_back(m);
+        }
+        while running.try_join_next().is_some() {}
+        let batch: Vec<Message> = queue.drain(..step.min(queue.len())).collect();
         let keys = batch.iter().map(|m| m.key.clone()).collect();
         let cleared = match handle.call(Command::MarkInFlight(keys)).await {
             Ok(Reply::Cleared(keys)) => keys,
@@ -404,12 +470,14 @@ async fn dispatch_loop(
         };
         let cleared: std::collections::HashSet<String> = cleared.into_iter().collect();
         for message in batch.into_iter().filter(|m| cleared.contains(&m.key)) {
-            let Some((_, limit)) = limits.iter().find(|(c, _)| *c == message.channel) else {
-                continue;
-            };
-            let Ok(permit) = limit.clone().acquire_owned().await else {
+            let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
+            let wait = limiter.wait(origin.elapsed());
+            if !wait.is_zero() {
+                tokio::time::sleep(wait).await;
+            }
+            limiter.record(origin.elapsed());
             let channels = channels.clone();
             let handle = handle.clone();
             running.spawn(async move {
@@ -425,7 +493,5 @@ async fn dispatch_loop(
             });
         }
     }
-    // Shutting down: the deliveries under way finish and are recorded; the
-    // rest stay queued in the outbox for the next start.
     while running.join_next().await.is_some() {}
 }

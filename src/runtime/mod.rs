@@ -7,5 +7,6 @@ pub mod client;
 pub mod clock;
 pub mod core;
 pub mod daemon;
+pub mod policy;
 pub mod query;
 pub mod run;

@@ -86,7 +86,7 @@ pub fn status(
             match entry.status {
                 SendStatus::Queued | SendStatus::InFlight => outbox += 1,
                 SendStatus::Failed(_) => failures += 1,
-                SendStatus::Delivered => {}
+                SendStatus::Delivered | SendStatus::Suppressed(_) => {}
             }
         }
     }

@@ -72,6 +72,28 @@ pub fn channels_from(config: &Config) -> Result<Channels, RunError> {
     ))
 }
 
+/// The pace of each channel, from `[rates]`.
+pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
+    let r = &config.rates;
+    [
+        (Channel::Email, r.email),
+        (Channel::Sms, r.sms),
+        (Channel::Whatsapp, r.whatsapp),
+        (Channel::Webhook, r.webhook),
+    ]
+    .into_iter()
+    .map(|(c, rate)| {
+        (
+            c,
+            super::policy::Rate {
+                per_second: rate.per_second,
+                per_minute: rate.per_minute,
+            },
+        )
+    })
+    .collect()
+}
+
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
     let store = Store::open(&config.store, 128 << 20).map_err(RunError::Store)?;
@@ -116,6 +138,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         channels,
         clock,
         concurrency: config.runtime.concurrency,
+        rates: rates_from(&config),
         batch: config.runtime.batch,
         sources: sources(&config),
     })

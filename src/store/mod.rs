@@ -20,6 +20,7 @@
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
 //! | `o` send key | [`OutboxEntry`] |
+//! | `r` due-ms(8) send key | a failed send waiting to be tried again |
 //! | `q` seq(8) | send key of a send not yet delivered |
 //! | `l` candidate `0` seq(8) | [`LogEntry`] |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
@@ -189,6 +190,20 @@ pub mod key {
     pub fn parked_of(campaign: &str) -> Vec<u8> {
         let mut k = join(b'z', &[campaign.as_bytes()]);
         k.push(0);
+        k
+    }
+    /// A failed send waiting to be tried again at `due`.
+    pub fn retry(due: Instant, send_key: &str) -> Vec<u8> {
+        let mut k = vec![b'r'];
+        k.extend_from_slice(&due_bytes(due));
+        k.extend_from_slice(send_key.as_bytes());
+        k
+    }
+    /// The first retry key after every retry due at or before `due`.
+    pub fn retries_after(due: Instant) -> Vec<u8> {
+        let mut k = vec![b'r'];
+        let next = (u64::from_be_bytes(due_bytes(due))).saturating_add(1);
+        k.extend_from_slice(&next.to_be_bytes());
         k
     }
     pub fn event_id(candidate: &str, id: &str) -> Vec<u8> {
@@ -386,6 +401,38 @@ impl Store {
             if let Some(timer) = parse_timer(&k, &v) {
                 out.push(timer);
             }
+        }
+        Ok(out)
+    }
+
+    /// Up to `limit` retries due at or before `until` (all when `None`), in
+    /// due order: (due, send key, the retry's own key).
+    pub fn retries_until(
+        &self,
+        until: Option<Instant>,
+        limit: usize,
+    ) -> Result<Vec<(Instant, String, Vec<u8>)>, StoreError> {
+        let end = match until {
+            Some(t) => key::retries_after(t),
+            None => vec![b's'],
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(vec![b'r']..end).take(limit) {
+            let (k, _) = item?;
+            if k.len() < 9 {
+                continue;
+            }
+            let Some(due) = <[u8; 8]>::try_from(&k[1..9])
+                .ok()
+                .and_then(key::due_from_bytes)
+            else {
+                continue;
+            };
+            out.push((
+                due,
+                String::from_utf8_lossy(&k[9..]).into_owned(),
+                k.to_vec(),
+            ));
         }
         Ok(out)
     }

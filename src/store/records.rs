@@ -85,6 +85,8 @@ pub enum SendStatus {
     Delivered,
     /// The channel refused it for good.
     Failed(String),
+    /// Never handed to a channel, on purpose (`communications = "off"`).
+    Suppressed(String),
 }
 
 /// A send in the outbox.
@@ -99,6 +101,11 @@ pub struct OutboxEntry {
     /// Re-sent after a crash caught it in flight on a channel that cannot
     /// recognise a repeat: the candidate may have it twice.
     pub possible_duplicate: bool,
+    /// The campaign's next channels with an address for the candidate, to
+    /// try in order if this one fails for good (empty for a `via` send).
+    pub fallbacks: Vec<crate::engine::Channel>,
+    /// When a failed attempt is tried again (epoch ms), while it waits.
+    pub retry_at: Option<i64>,
 }
 
 /// One line of a candidate's history: what happened, when, and why.
@@ -180,5 +187,21 @@ pub enum LogKind {
     Migrated {
         from_version: String,
         to_version: String,
+    },
+    Retrying {
+        key: String,
+        channel: String,
+        reason: String,
+        at: i64,
+    },
+    FellBack {
+        key: String,
+        from: String,
+        to: String,
+    },
+    DeliverySuppressed {
+        key: String,
+        channel: String,
+        reason: String,
     },
 }
