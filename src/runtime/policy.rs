@@ -64,6 +64,9 @@ pub struct Rate {
     pub per_minute: Option<u32>,
 }
 
+/// Slack added to each window (see [`Limiter::wait`]).
+const MARGIN: Duration = Duration::from_millis(10);
+
 /// A sliding-window limiter: a send at `t` is allowed when fewer than
 /// `per_second` sends happened in `(t - 1 s, t]` and fewer than
 /// `per_minute` in `(t - 60 s, t]`. Exact over every window, not on
@@ -84,12 +87,15 @@ impl Limiter {
     }
 
     /// How long to wait from `now` before the next send may go; zero when
-    /// it may go now.
+    /// it may go now. Windows are kept 10 ms longer than a second (and a
+    /// minute), so the small jitter between deciding a send and the channel
+    /// acting on it cannot squeeze one more into a second: the pace is at
+    /// most 1% under the limit, never over it.
     pub fn wait(&mut self, now: Duration) -> Duration {
         let mut wait = Duration::ZERO;
         for (limit, window) in [
-            (self.rate.per_second, Duration::from_secs(1)),
-            (self.rate.per_minute, Duration::from_secs(60)),
+            (self.rate.per_second, Duration::from_secs(1) + MARGIN),
+            (self.rate.per_minute, Duration::from_secs(60) + MARGIN),
         ] {
             let Some(limit) = limit else { continue };
             let limit = limit.max(1) as usize;
@@ -115,7 +121,7 @@ impl Limiter {
         while self
             .recent
             .front()
-            .is_some_and(|t| *t + Duration::from_secs(60) <= now)
+            .is_some_and(|t| *t + Duration::from_secs(60) + MARGIN <= now)
         {
             self.recent.pop_front();
         }
@@ -188,6 +194,12 @@ mod tests {
         // The backlog drains at the limit: 1000 in the first minute, then on.
         assert!(sent[999] < Duration::from_secs(20), "{:?}", sent[999]);
         assert!(sent[1000] >= Duration::from_secs(60), "{:?}", sent[1000]);
+        // ... and only just under it: a burst of 50 every 1.01 s.
+        assert!(
+            sent[999] > Duration::from_millis(19_100) && sent[999] < Duration::from_millis(19_300),
+            "{:?}",
+            sent[999]
+        );
     }
 
     #[test]
