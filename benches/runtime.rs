@@ -21,7 +21,8 @@
 //!    `delivered_at` against its due instant.
 //!
 //! `NUDGE_BENCH_N` sets N (default 1,000,000); stage 5 uses N / 10 sends,
-//! between 10,000 and 100,000.
+//! between 10,000 and 100,000. `NUDGE_BENCH_STAGES` picks stages (`12`,
+//! `5`; stages 1 and 2 run whenever 3 or 4 does, as they build its store).
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -39,6 +40,11 @@ use nudge::runtime::client::settings;
 use nudge::runtime::core::{Command, Core, Reply};
 use nudge::runtime::daemon::{load_all, Sources};
 use nudge::store::{key, LogEntry, LogKind, OutboxEntry, SendStatus, Store};
+
+/// The allocator `nudge run` uses, so the stages run in this process
+/// measure what the daemon does.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Commands (and timers) per durable commit.
 const BATCH: usize = 1_000;
@@ -87,20 +93,30 @@ fn main() {
     write_campaign(&root);
     println!("nudge runtime benchmark: N = {n}; {}", machine());
 
+    let stages = std::env::var("NUDGE_BENCH_STAGES").unwrap_or_default();
+    let wanted = |stage: char| stages.is_empty() || stages.contains(stage);
     let store = root.join("store");
     let t0 = Utc::now();
-    stage_enroll(&root, &store, n, t0);
-    stage_fire(&root, &store, t0 + Duration::hours(1));
-    stage_rss(&root, &store, n);
-    stage_restart(&root, &store, t0 + Duration::hours(2));
-    let sends = (n / 10).clamp(10_000, 100_000);
-    let _ = fs::create_dir_all(&shm);
-    let out = if shm.is_dir() {
-        shm.clone()
-    } else {
-        root.clone()
-    };
-    stage_lateness(&root, &out, sends);
+    if "1234".chars().any(wanted) {
+        stage_enroll(&root, &store, n, t0);
+        stage_fire(&root, &store, t0 + Duration::hours(1));
+    }
+    if wanted('3') {
+        stage_rss(&root, &store, n);
+    }
+    if wanted('4') {
+        stage_restart(&root, &store, t0 + Duration::hours(2));
+    }
+    if wanted('5') {
+        let sends = (n / 10).clamp(10_000, 100_000);
+        let _ = fs::create_dir_all(&shm);
+        let out = if shm.is_dir() {
+            shm.clone()
+        } else {
+            root.clone()
+        };
+        stage_lateness(&root, &out, sends);
+    }
 
     let _ = fs::remove_dir_all(&root);
     let _ = fs::remove_dir_all(&shm);
@@ -145,6 +161,22 @@ fn open_core(root: &Path, store: &Path) -> Core {
     Core::new(store, campaigns, templates, settings(&Config::default()))
 }
 
+/// CPU time (user and system, every thread) this process has used, in
+/// seconds: a figure that other processes on the machine disturb less than
+/// the wall clock.
+fn cpu_secs() -> f64 {
+    let stat = fs::read_to_string("/proc/self/stat").unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map_or("", |(_, r)| r);
+    let ticks: f64 = rest
+        .split_whitespace()
+        .skip(11)
+        .take(2)
+        .filter_map(|f| f.parse::<f64>().ok())
+        .sum();
+    ticks / 100.0
+}
+
 fn rate(count: usize, secs: f64) -> String {
     group(count as f64 / secs)
 }
@@ -173,6 +205,7 @@ fn verdict(ok: bool) -> &'static str {
 fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
     let mut core = open_core(root, store);
     let mut sends = Vec::with_capacity(n);
+    let cpu = cpu_secs();
     let started = Timer::now();
     let mut enrolled = 0;
     for (b, first) in (0..n).step_by(BATCH).enumerate() {
@@ -198,12 +231,14 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
         sends.extend(out.into_iter().map(|m| m.key));
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu;
     println!(
         "1 enroll    {enrolled} enrollments in {secs:.1} s: {} enrollments/s, {BATCH} per durable commit \
-         (target {} durable transitions/s: {}); store {:.0} MB",
+         (target {} durable transitions/s: {}); {:.0} µs CPU each; store {:.0} MB",
         rate(enrolled, secs),
         group(TARGET_RATE),
         verdict(enrolled as f64 / secs >= TARGET_RATE),
+        cpu * 1e6 / enrolled.max(1) as f64,
         core.store().size_on_disk() as f64 / 1e6,
     );
     settle(&mut core, &sends, t0, Some("invites"));
@@ -213,6 +248,7 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
 /// commit, as the daemon's dispatcher and core do for a null channel;
 /// prints the rate when told what they are.
 fn settle(core: &mut Core, keys: &[String], now: Instant, what: Option<&str>) {
+    let cpu = cpu_secs();
     let started = Timer::now();
     for chunk in keys.chunks(BATCH) {
         core.execute(vec![Command::MarkInFlight(chunk.to_vec())], now)
@@ -228,11 +264,13 @@ fn settle(core: &mut Core, keys: &[String], now: Instant, what: Option<&str>) {
     }
     let Some(what) = what else { return };
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu;
     println!(
         "  deliver   {} {what} marked in flight and recorded delivered in {secs:.1} s: {} sends/s \
-         (2 durable commits per {BATCH})",
+         (2 durable commits per {BATCH}); {:.0} µs CPU each",
         keys.len(),
         rate(keys.len(), secs),
+        cpu * 1e6 / keys.len().max(1) as f64,
     );
 }
 
@@ -241,6 +279,7 @@ fn stage_fire(root: &Path, store: &Path, due: Instant) {
     let now = due + Duration::seconds(5);
     let mut sends = Vec::new();
     let mut fired = 0;
+    let cpu = cpu_secs();
     let started = Timer::now();
     loop {
         let (n, out) = core.fire_due(now, BATCH).expect("fire due timers");
@@ -251,13 +290,15 @@ fn stage_fire(root: &Path, store: &Path, due: Instant) {
         sends.extend(out.into_iter().map(|m| m.key));
     }
     let secs = started.elapsed().as_secs_f64();
+    let cpu = cpu_secs() - cpu;
     println!(
         "2 fire      {fired} due timers fired in {secs:.1} s: {} transitions/s, {BATCH} per durable \
-         commit, {} sends queued (target {}/s: {})",
+         commit, {} sends queued (target {}/s: {}); {:.0} µs CPU each",
         rate(fired, secs),
         sends.len(),
         group(TARGET_RATE),
         verdict(fired as f64 / secs >= TARGET_RATE),
+        cpu * 1e6 / fired.max(1) as f64,
     );
     settle(&mut core, &sends, now, Some("reminders"));
 }
