@@ -22,7 +22,8 @@
 //!
 //! `NUDGE_BENCH_N` sets N (default 1,000,000); stage 5 uses N / 10 sends,
 //! between 10,000 and 100,000. `NUDGE_BENCH_STAGES` picks stages (`12`,
-//! `5`; stages 1 and 2 run whenever 3 or 4 does, as they build its store).
+//! `5`; stages 1 and 2 run whenever 3 or 4 does, as they build its store);
+//! `NUDGE_BENCH_KEEP=1` keeps the stores and the daemons' logs.
 
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
@@ -118,8 +119,12 @@ fn main() {
         stage_lateness(&root, &out, sends);
     }
 
-    let _ = fs::remove_dir_all(&root);
-    let _ = fs::remove_dir_all(&shm);
+    if std::env::var_os("NUDGE_BENCH_KEEP").is_some() {
+        println!("kept {} and {}", root.display(), shm.display());
+    } else {
+        let _ = fs::remove_dir_all(&root);
+        let _ = fs::remove_dir_all(&shm);
+    }
 }
 
 /// Cores, load and memory as the benchmark starts.
@@ -490,7 +495,7 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
     first.kill();
     let killed = Utc::now();
 
-    let (waiting, queued, in_flight) = inspect_after_kill(store);
+    let (waiting, queued, in_flight, open_after_kill) = inspect_after_kill(store);
     let len_at_kill = file_len(&out);
     let in_file = file_keys(&out, 0);
     let already = in_flight
@@ -538,9 +543,11 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
 
     println!(
         "4 restart   kill -9 of nudge run ({:.0} MB resident) with {waiting} candidates waiting, \
-         {queued} sends queued and {} in flight ({already} of them already in the file)",
+         {queued} sends queued and {} in flight ({already} of them already in the file); \
+         opening the store after the kill took {} ms",
         rss_before,
         in_flight.len(),
+        open_after_kill.as_millis(),
     );
     match first_ms {
         Some(ms) => println!(
@@ -568,10 +575,13 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
     }
 }
 
-/// After the kill: candidates waiting on a timer, sends queued, and the
-/// (key, candidate) of each send marked in flight.
-fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>) {
+/// After the kill: candidates waiting on a timer, sends queued, the
+/// (key, candidate) of each send marked in flight, and how long opening
+/// the store took (sled's recovery, the floor under a restart).
+fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, StdDuration) {
+    let opening = Timer::now();
     let store = Store::open(store, CACHE).expect("open the store after the kill");
+    let opened = opening.elapsed();
     let waiting = store.scan_raw(b"t").count();
     let mut queued = 0;
     let mut in_flight = Vec::new();
@@ -589,7 +599,7 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>) {
             _ => queued += 1,
         }
     }
-    (waiting, queued, in_flight)
+    (waiting, queued, in_flight, opened)
 }
 
 /// When (real time) each of the sends was recorded delivered or failed
