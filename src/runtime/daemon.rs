@@ -36,6 +36,33 @@ use crate::channels::{Channels, Message};
 use crate::engine::Channel;
 use crate::templates::Templates;
 
+/// Sends handed from the core to the dispatcher but not yet to a channel
+/// are at most this many: past it the core stops firing timers until the
+/// channels catch up, so memory stays bounded under any backlog.
+const MAX_BACKLOG: usize = 16_384;
+
+/// The core's way to the dispatcher, counting what waits there.
+#[derive(Clone)]
+struct Outbound {
+    tx: mpsc::UnboundedSender<Message>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
+}
+
+impl Outbound {
+    fn send(&self, m: Message) {
+        self.waiting
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        if self.tx.send(m).is_err() {
+            self.waiting
+                .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+        }
+    }
+
+    fn room(&self) -> usize {
+        MAX_BACKLOG.saturating_sub(self.waiting.load(std::sync::atomic::Ordering::Relaxed))
+    }
+}
+
 /// Messages to the core thread.
 enum CoreMsg {
     Command(Command, Option<oneshot::Sender<Reply>>),
@@ -226,13 +253,18 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
             in_flight, "resuming undelivered sends"
         );
     }
+    let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let outbound = Outbound {
+        tx: dispatch_tx,
+        waiting: waiting.clone(),
+    };
     for p in pending {
-        let _ = dispatch_tx.send(p.message);
+        outbound.send(p.message);
     }
     let core_clock = clock.clone();
     let core_thread = std::thread::Builder::new()
         .name("nudge-core".into())
-        .spawn(move || core_loop(core, rx, core_clock, dispatch_tx, batch))
+        .spawn(move || core_loop(core, rx, core_clock, outbound, batch))
         .map_err(|e| crate::store::StoreError::Io(sled::Error::Io(e)))?;
     let (stop_dispatch, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(dispatch_loop(
@@ -241,6 +273,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         channels,
         concurrency,
         rates,
+        waiting,
         stop_rx,
     ));
     Ok(Running {
@@ -267,13 +300,16 @@ fn core_loop(
     mut core: Core,
     rx: Receiver<CoreMsg>,
     clock: Arc<dyn Clock>,
-    dispatch: mpsc::UnboundedSender<Message>,
+    dispatch: Outbound,
     batch: usize,
 ) {
     let batch = batch.max(1);
     let mut busy = true;
     loop {
-        let wait = if busy {
+        let wait = if dispatch.room() == 0 {
+            // The channels are behind: let them catch up before firing more.
+            StdDuration::from_millis(20)
+        } else if busy {
             StdDuration::ZERO
         } else {
             match core.next_due() {
@@ -325,10 +361,11 @@ fn core_loop(
         }
         let had_commands = !commands.is_empty();
         run_commands(&mut core, &clock, &dispatch, commands, waiting);
-        let fired = match core.fire_due(clock.now(), batch) {
+        let room = dispatch.room();
+        let fired = match core.fire_due(clock.now(), batch.min(room)) {
             Ok((n, out)) => {
                 for m in out {
-                    let _ = dispatch.send(m);
+                    dispatch.send(m);
                 }
                 n
             }
@@ -337,11 +374,11 @@ fn core_loop(
                 0
             }
         };
-        let retried = match core.retry_due(clock.now(), batch) {
+        let retried = match core.retry_due(clock.now(), batch.min(dispatch.room())) {
             Ok(out) => {
                 let n = out.len();
                 for m in out {
-                    let _ = dispatch.send(m);
+                    dispatch.send(m);
                 }
                 n
             }
@@ -353,14 +390,14 @@ fn core_loop(
         if stop {
             break;
         }
-        busy = fired == batch || retried == batch || had_commands;
+        busy = (fired == batch.min(room) && fired > 0) || retried == batch || had_commands;
     }
 }
 
 fn run_commands(
     core: &mut Core,
     clock: &Arc<dyn Clock>,
-    dispatch: &mpsc::UnboundedSender<Message>,
+    dispatch: &Outbound,
     commands: Vec<Command>,
     waiting: Vec<Option<oneshot::Sender<Reply>>>,
 ) {
@@ -375,7 +412,7 @@ fn run_commands(
                 }
             }
             for m in out {
-                let _ = dispatch.send(m);
+                dispatch.send(m);
             }
         }
         Err(e) => {
@@ -395,6 +432,7 @@ async fn dispatch_loop(
     channels: Arc<Channels>,
     concurrency: usize,
     rates: Vec<(Channel, Rate)>,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     // One lane per channel kind, so a slow or throttled channel never holds
@@ -414,6 +452,7 @@ async fn dispatch_loop(
             channels.clone(),
             concurrency,
             rate,
+            waiting.clone(),
             stop.clone(),
         ));
         lanes.push((kind, tx));
@@ -443,6 +482,7 @@ async fn lane(
     channels: Arc<Channels>,
     concurrency: usize,
     rate: Rate,
+    waiting: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
@@ -463,13 +503,18 @@ async fn lane(
         }
         while running.try_join_next().is_some() {}
         let batch: Vec<Message> = queue.drain(..step.min(queue.len())).collect();
+        let left = || waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
         let keys = batch.iter().map(|m| m.key.clone()).collect();
         let cleared = match handle.call(Command::MarkInFlight(keys)).await {
             Ok(Reply::Cleared(keys)) => keys,
             _ => break,
         };
         let cleared: std::collections::HashSet<String> = cleared.into_iter().collect();
-        for message in batch.into_iter().filter(|m| cleared.contains(&m.key)) {
+        for message in batch {
+            left();
+            if !cleared.contains(&message.key) {
+                continue;
+            }
             let Ok(permit) = permits.clone().acquire_owned().await else {
                 break;
             };
