@@ -116,11 +116,17 @@ pub fn check(
     } else {
         eprint!("{}", render_report(&loaded.sources, &report, color()));
     }
-    Ok(if report.has_errors() || !config_ok {
-        Status::Failed
-    } else {
-        Status::Ok
-    })
+    let template_errors = match templates.as_deref() {
+        Some(dir) if dir.is_dir() && !json => check_template_files(dir),
+        _ => 0,
+    };
+    Ok(
+        if report.has_errors() || !config_ok || template_errors > 0 {
+            Status::Failed
+        } else {
+            Status::Ok
+        },
+    )
 }
 
 /// `templates/` beside the first campaigns folder (or beside the folder of
@@ -662,6 +668,163 @@ pub fn reload(config: &crate::config::Config) -> Result<Status, CliError> {
         println!("reloaded: nothing changed");
     } else {
         println!("reloaded: {}", report.changed.join(", "));
+    }
+    Ok(Status::Ok)
+}
+
+/// Renders every template with a sample candidate: undefined variables and
+/// syntax errors are errors, texts past three SMS segments are warnings.
+/// Returns the number of errors.
+fn check_template_files(dir: &Path) -> usize {
+    use crate::channels::segments::measure;
+    use crate::templates::{Templates, Vars};
+    let (templates, mut errors) = match Templates::load_partial(dir) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return 1;
+        }
+    };
+    let sample = Vars::sample();
+    errors.extend(templates.check_all(&sample));
+    for e in &errors {
+        eprintln!("error: {e}");
+    }
+    let files: Vec<String> = templates.files().map(str::to_string).collect();
+    for file in files {
+        let parts: Vec<&str> = file.trim_end_matches(".j2").split('.').collect();
+        let (name, language, channel) = match parts.as_slice() {
+            [name, channel] => (*name, None, *channel),
+            [name, language, channel] => (*name, Some(*language), *channel),
+            _ => continue,
+        };
+        let Some(channel @ (crate::engine::Channel::Sms | crate::engine::Channel::Whatsapp)) =
+            crate::engine::Channel::from_name(channel)
+        else {
+            continue;
+        };
+        if let Ok(rendered) = templates.render(name, channel, language, &sample) {
+            let size = measure(&rendered.body);
+            if size.segments > 3 {
+                eprintln!(
+                    "warning: `{file}` renders to {size} for a sample candidate: long texts cost more and read worse"
+                );
+            }
+        }
+    }
+    errors.len()
+}
+
+/// The options of `nudge render`.
+#[derive(Debug, Clone, Default)]
+pub struct RenderOptions {
+    pub campaign: String,
+    pub template: String,
+    pub channel: Option<String>,
+    pub candidate: Vec<String>,
+    pub variants: Vec<String>,
+}
+
+/// `nudge render CAMPAIGN TEMPLATE`: a message as a candidate would get it.
+pub fn render_message(
+    config: &crate::config::Config,
+    opts: &RenderOptions,
+) -> Result<Status, CliError> {
+    use crate::engine::Channel;
+    use crate::templates::{format_deadline, time_left, CampaignVars, Templates, Vars};
+    let (campaigns, _, _) =
+        crate::runtime::campaigns::Campaigns::load(&config.campaigns, Some(&config.templates))
+            .map_err(|f| CliError::Input(crate::runtime::daemon::render_failure(&f)))?;
+    let campaign = campaigns.get(&opts.campaign).ok_or_else(|| {
+        let names: Vec<String> = campaigns.iter().map(|(n, _)| format!("`{n}`")).collect();
+        CliError::Usage(format!(
+            "no campaign `{}` (loaded: {})",
+            opts.campaign,
+            names.join(", ")
+        ))
+    })?;
+    let machine = &campaign.machine;
+    let templates =
+        Templates::load(&config.templates).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut pairs = Vec::new();
+    for c in &opts.candidate {
+        pairs.push(key_value(c, "--candidate", '=', "KEY=VALUE")?);
+    }
+    let candidate = Candidate::from_pairs(pairs, "preview");
+    let mut forced = Vec::new();
+    for v in &opts.variants {
+        let (e, name) = key_value(v, "--variant", '=', "EXPERIMENT=VARIANT")?;
+        forced.push((e.to_string(), name.trim().to_string()));
+    }
+    let variants = sim::variants_for(machine, &candidate, &forced)
+        .map_err(|e| CliError::Usage(e.to_string()))?;
+    let variant_names: std::collections::BTreeMap<String, String> = machine
+        .experiments
+        .iter()
+        .zip(&variants)
+        .map(|(e, v)| (e.name.clone(), e.variants[*v].0.clone()))
+        .collect();
+    // `invite-{copy}` resolves with the candidate's variant.
+    let mut name = opts.template.clone();
+    for (e, v) in &variant_names {
+        name = name.replace(&format!("{{{e}}}"), v);
+    }
+    let language = candidate.field("language");
+    let channel = match &opts.channel {
+        Some(c) => Channel::from_name(c).ok_or_else(|| {
+            CliError::Usage(format!(
+                "`--channel {c}`: use email, sms, whatsapp or webhook"
+            ))
+        })?,
+        None => machine
+            .channels
+            .iter()
+            .copied()
+            .chain(Channel::ALL)
+            .find(|c| templates.resolve(&name, *c, language).is_some())
+            .ok_or_else(|| {
+                CliError::Input(format!(
+                    "no template file for `{name}` in {}",
+                    config.templates.display()
+                ))
+            })?,
+    };
+    let now = chrono::Utc::now();
+    let zone = candidate.zone(&machine.zone);
+    let deadline = machine.deadline.map(|d| now + Duration::seconds(d.secs));
+    let token = "0123456789abcdef0123456789abcdef";
+    let link = config.interview_url.replace("{token}", token);
+    let vars = Vars {
+        candidate: Vars::candidate_fields(&candidate),
+        campaign: CampaignVars {
+            name: machine.name.clone(),
+            title: machine
+                .title
+                .clone()
+                .unwrap_or_else(|| machine.name.clone()),
+        },
+        link: link.clone(),
+        deadline: deadline.map(|d| format_deadline(d, zone)),
+        time_left: deadline.map(|d| time_left(now, d)),
+        variant: variant_names,
+        sender: config.sender.clone(),
+        company: config.company.clone(),
+        unsubscribe_link: (channel == Channel::Email).then(|| format!("{link}/unsubscribe")),
+    };
+    let file = templates
+        .resolve(&name, channel, language)
+        .unwrap_or_default()
+        .to_string();
+    let rendered = templates
+        .render(&name, channel, language, &vars)
+        .map_err(|e| CliError::Input(e.to_string()))?;
+    eprintln!("{file} for {channel} (a sample link and a deadline counted from now)");
+    if let Some(subject) = &rendered.subject {
+        println!("Subject: {subject}\n");
+    }
+    println!("{}", rendered.body);
+    if matches!(channel, Channel::Sms | Channel::Whatsapp) {
+        eprintln!("\n{}", crate::channels::segments::measure(&rendered.body));
     }
     Ok(Status::Ok)
 }

@@ -123,6 +123,21 @@ enum Command {
     Resume { campaign: String },
     /// Ask the running daemon to reload its campaigns and templates.
     Reload,
+    /// Print a message as a candidate would get it (and its SMS length).
+    Render {
+        campaign: String,
+        /// The template name as the campaign's `send` writes it (`invite-{copy}` or `reminder`).
+        template: String,
+        /// The channel (default: the first of the campaign's channels with a template).
+        #[arg(long)]
+        channel: Option<String>,
+        /// A candidate field, KEY=VALUE (repeatable).
+        #[arg(long = "candidate", value_name = "KEY=VALUE")]
+        candidate: Vec<String>,
+        /// Force a variant, EXPERIMENT=VARIANT (repeatable).
+        #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT")]
+        variant: Vec<String>,
+    },
     /// Rewrite campaign files in the canonical layout, comments kept.
     Fmt {
         /// Report files that are not formatted instead of rewriting them (exit 1).
@@ -272,6 +287,24 @@ fn main() -> ExitCode {
             config().and_then(|c| cli::set_paused(&c, &campaign, false))
         }
         Command::Reload => config().and_then(|c| cli::reload(&c)),
+        Command::Render {
+            campaign,
+            template,
+            channel,
+            candidate,
+            variant,
+        } => config().and_then(|c| {
+            cli::render_message(
+                &c,
+                &cli::RenderOptions {
+                    campaign,
+                    template,
+                    channel,
+                    candidate,
+                    variants: variant,
+                },
+            )
+        }),
     };
     match result {
         Ok(status) => status.into(),

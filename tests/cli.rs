@@ -300,3 +300,65 @@ fn fmt_check_accepts_formatted_examples_and_fmt_rewrites() {
     let out = nudge(&["fmt", "--check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{once}");
 }
+
+#[test]
+fn render_prints_a_message_as_the_candidate_gets_it() {
+    let out = nudge(&[
+        "render",
+        "warehouse_associate",
+        "invite-{copy}",
+        "--candidate",
+        "name=Ana Ruiz",
+        "--variant",
+        "copy=short",
+        "--channel",
+        "sms",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("Hi Ana"), "{text}");
+    assert!(text.contains("Reply STOP"), "{text}");
+    assert!(
+        stderr(&out).contains("invite-short.sms.j2"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(
+        stderr(&out).contains("characters, GSM-7"),
+        "{}",
+        stderr(&out)
+    );
+    let out = nudge(&[
+        "render",
+        "warehouse_associate",
+        "reminder",
+        "--candidate",
+        "name=Bo Chen",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(stdout(&out).starts_with("Subject: "), "{}", stdout(&out));
+}
+
+#[test]
+fn check_renders_templates_and_reports_undefined_variables() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("campaigns")).unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    write(
+        &dir.path().join("campaigns"),
+        "c.nudge",
+        "campaign c {\n  channels sms\n  goal completed\n  state a {\n    send \"hello\"\n    after 1d -> b\n  }\n  state b { end }\n}\n",
+    );
+    write(
+        &dir.path().join("templates"),
+        "hello.sms.j2",
+        "Hi {{ candidate.first_name }}, {{ lnk }}\n",
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .args(["check", "campaigns"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("lnk"), "{}", stderr(&out));
+}

@@ -11,6 +11,7 @@
 
 pub mod console;
 pub mod file;
+pub mod segments;
 
 use std::fmt;
 
