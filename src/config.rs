@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::channels::twilio::TwilioConfig;
+use crate::channels::webhook::WebhookConfig;
+use crate::channels::SettingProblem;
 use crate::diag::{Diagnostic, FileId, Sources};
 use crate::dsl::ast::Span;
 use crate::dsl::report::render;
@@ -123,6 +126,10 @@ pub enum Transport {
     },
     /// Drops every message (for benchmarks).
     Null,
+    /// Twilio's Messages API, or a compatible one (SMS and WhatsApp only).
+    Twilio(TwilioConfig),
+    /// A signed JSON POST of each message to a URL.
+    Http(WebhookConfig),
 }
 
 /// The `[runtime]` table: limits of the daemon.
@@ -239,6 +246,8 @@ impl Transport {
             Transport::Console => "console",
             Transport::File { .. } => "file",
             Transport::Null => "null",
+            Transport::Twilio(_) => "twilio",
+            Transport::Http(_) => "http",
         }
     }
 }
@@ -282,6 +291,7 @@ impl Config {
             match transport {
                 Transport::File { path } => join(path),
                 Transport::Console | Transport::Null => {}
+                Transport::Twilio(_) | Transport::Http(_) => {}
             }
         }
         self
@@ -811,10 +821,51 @@ fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnosti
                     )));
                 }
             }
+            Transport::Twilio(twilio) => {
+                if matches!(name, "sms" | "whatsapp") {
+                    let problems = twilio.problems(&format!("channels.{name}"), name == "whatsapp");
+                    diagnostics.extend(setting_diagnostics(file, table, name, problems));
+                } else {
+                    let message = format!("`channels.{name}` cannot use the twilio transport");
+                    diagnostics.push(
+                        at(&["channels", name, "transport"], message)
+                            .with_label("twilio sends SMS and WhatsApp only")
+                            .with_help("use \"http\" for a webhook, \"console\" or \"file\""),
+                    );
+                }
+            }
+            Transport::Http(http) => {
+                let problems = http.problems(&format!("channels.{name}"));
+                diagnostics.extend(setting_diagnostics(file, table, name, problems));
+            }
         }
     }
     diagnostics.sort_by_key(|d| d.span.start);
     diagnostics
+}
+
+/// A channel transport's own findings, each at its setting (or at the
+/// channel's table when the setting is missing).
+fn setting_diagnostics(
+    file: FileId,
+    table: &DeTable<'_>,
+    channel: &str,
+    problems: Vec<SettingProblem>,
+) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|problem| {
+            let mut path = vec!["channels", channel];
+            path.extend(problem.key);
+            let span = entry(table, &path)
+                .or_else(|| entry(table, &["channels", channel]))
+                .map(|e| e.value)
+                .unwrap_or_default();
+            Diagnostic::error(file, span, problem.message)
+                .with_label(problem.label)
+                .with_help(problem.help)
+        })
+        .collect()
 }
 
 /// The commented configuration `nudge init` writes: every setting, with
@@ -859,7 +910,11 @@ listen = "127.0.0.1:7777"
 
 # How each channel's messages leave: transport "console" prints them,
 # "file" appends them as JSON lines to `path` (path = "outbox/email.jsonl"),
-# "null" drops them (for benchmarks).
+# "null" drops them (for benchmarks). SMS and WhatsApp can go through
+# "twilio" (account_sid, auth_token_env, from or messaging_service_sid;
+# optional base_url, status_callback, timeout_secs), and any channel to
+# "http": a signed JSON POST to `url`, with the secret in the environment
+# variable `secret_env`. Secrets never go in this file.
 
 [channels.email]
 transport = "console"
