@@ -65,6 +65,12 @@ pub struct Config {
     /// `http://127.0.0.1:7777/i/{token}`).
     #[serde(default = "default_interview_url")]
     pub interview_url: String,
+    /// The country calling code that completes phone numbers written
+    /// without one when candidates are enrolled: `1` for North America,
+    /// `44` for the UK (default: none, so every number must start with `+`
+    /// or `00`). See `channels::phone` for the rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_country_code: Option<String>,
     /// The admin API.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -202,6 +208,7 @@ impl Default for Config {
             company: default_company(),
             sender: default_sender(),
             interview_url: default_interview_url(),
+            phone_country_code: None,
             admin: AdminConfig::default(),
             channels: ChannelsConfig::default(),
             runtime: RuntimeConfig::default(),
@@ -760,6 +767,18 @@ fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnosti
             ),
         );
     }
+    if let Some(code) = &config.phone_country_code {
+        if !crate::channels::phone::is_country_code(code) {
+            diagnostics.push(
+                at(
+                    &["phone_country_code"],
+                    format!("`phone_country_code` is `{code}`, not a country calling code"),
+                )
+                .with_label("1 to 3 digits, the first not 0")
+                .with_help("write the code without the trunk prefix, such as \"1\" or \"44\""),
+            );
+        }
+    }
     if !config.admin.listen.ip().is_loopback() {
         let message = format!(
             "`admin.listen` is `{}`, not a loopback address",
@@ -897,6 +916,11 @@ sender = "The recruiting team"
 # The tracked interview link, {{ link }} in templates. `{token}` is replaced
 # by the candidate's token and must appear.
 interview_url = "http://127.0.0.1:7777/i/{token}"
+
+# The country calling code that completes phone numbers written without one
+# when candidates are enrolled ("1" for North America, "44" for the UK).
+# Without it, every number must start with + (or 00).
+# phone_country_code = "1"
 
 [admin]
 # The address the admin API listens on. It must be a loopback address: the

@@ -530,6 +530,22 @@ case!(
     "#,
 );
 
+case!(
+    phone_country_code_with_its_trunk_prefix,
+    r#"
+    phone_country_code = "044"
+    "#,
+    r#"
+    error: `phone_country_code` is `044`, not a country calling code
+     --> nudge.toml:1:22
+      |
+    1 | phone_country_code = "044"
+      |                      ^^^^^ 1 to 3 digits, the first not 0
+      |
+      = help: write the code without the trunk prefix, such as "1" or "44"
+    "#,
+);
+
 /// A configuration whose store is a fresh temporary folder.
 fn in_store(store: &Path, token_env: Option<&str>) -> Config {
     let mut config = Config {
