@@ -22,6 +22,9 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use toml::de::{DeTable, DeValue};
 
+use crate::channels::twilio::TwilioConfig;
+use crate::channels::webhook::WebhookConfig;
+use crate::channels::SettingProblem;
 use crate::diag::{Diagnostic, FileId, Sources};
 use crate::dsl::ast::Span;
 use crate::dsl::report::render;
@@ -62,6 +65,12 @@ pub struct Config {
     /// `http://127.0.0.1:7777/i/{token}`).
     #[serde(default = "default_interview_url")]
     pub interview_url: String,
+    /// The country calling code that completes phone numbers written
+    /// without one when candidates are enrolled: `1` for North America,
+    /// `44` for the UK (default: none, so every number must start with `+`
+    /// or `00`). See `channels::phone` for the rules.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone_country_code: Option<String>,
     /// The admin API.
     #[serde(default)]
     pub admin: AdminConfig,
@@ -171,6 +180,10 @@ pub enum Transport {
     },
     /// Drops every message (for benchmarks).
     Null,
+    /// Twilio's Messages API, or a compatible one (SMS and WhatsApp only).
+    Twilio(TwilioConfig),
+    /// A signed JSON POST of each message to a URL.
+    Http(WebhookConfig),
 }
 
 /// The `[runtime]` table: limits of the daemon.
@@ -266,6 +279,7 @@ impl Default for Config {
             company: default_company(),
             sender: default_sender(),
             interview_url: default_interview_url(),
+            phone_country_code: None,
             admin: AdminConfig::default(),
             channels: ChannelsConfig::default(),
             runtime: RuntimeConfig::default(),
@@ -315,6 +329,8 @@ impl Transport {
             Transport::Console => "console",
             Transport::File { .. } => "file",
             Transport::Null => "null",
+            Transport::Twilio(_) => "twilio",
+            Transport::Http(_) => "http",
         }
     }
 }
@@ -358,6 +374,7 @@ impl Config {
             match transport {
                 Transport::File { path } => join(path),
                 Transport::Console | Transport::Null => {}
+                Transport::Twilio(_) | Transport::Http(_) => {}
             }
         }
         self
@@ -826,6 +843,18 @@ fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnosti
             ),
         );
     }
+    if let Some(code) = &config.phone_country_code {
+        if !crate::channels::phone::is_country_code(code) {
+            diagnostics.push(
+                at(
+                    &["phone_country_code"],
+                    format!("`phone_country_code` is `{code}`, not a country calling code"),
+                )
+                .with_label("1 to 3 digits, the first not 0")
+                .with_help("write the code without the trunk prefix, such as \"1\" or \"44\""),
+            );
+        }
+    }
     if !config.admin.listen.ip().is_loopback() {
         let message = format!(
             "`admin.listen` is `{}`, not a loopback address",
@@ -887,10 +916,51 @@ fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnosti
                     )));
                 }
             }
+            Transport::Twilio(twilio) => {
+                if matches!(name, "sms" | "whatsapp") {
+                    let problems = twilio.problems(&format!("channels.{name}"), name == "whatsapp");
+                    diagnostics.extend(setting_diagnostics(file, table, name, problems));
+                } else {
+                    let message = format!("`channels.{name}` cannot use the twilio transport");
+                    diagnostics.push(
+                        at(&["channels", name, "transport"], message)
+                            .with_label("twilio sends SMS and WhatsApp only")
+                            .with_help("use \"http\" for a webhook, \"console\" or \"file\""),
+                    );
+                }
+            }
+            Transport::Http(http) => {
+                let problems = http.problems(&format!("channels.{name}"));
+                diagnostics.extend(setting_diagnostics(file, table, name, problems));
+            }
         }
     }
     diagnostics.sort_by_key(|d| d.span.start);
     diagnostics
+}
+
+/// A channel transport's own findings, each at its setting (or at the
+/// channel's table when the setting is missing).
+fn setting_diagnostics(
+    file: FileId,
+    table: &DeTable<'_>,
+    channel: &str,
+    problems: Vec<SettingProblem>,
+) -> Vec<Diagnostic> {
+    problems
+        .into_iter()
+        .map(|problem| {
+            let mut path = vec!["channels", channel];
+            path.extend(problem.key);
+            let span = entry(table, &path)
+                .or_else(|| entry(table, &["channels", channel]))
+                .map(|e| e.value)
+                .unwrap_or_default();
+            Diagnostic::error(file, span, problem.message)
+                .with_label(problem.label)
+                .with_help(problem.help)
+        })
+        .collect()
 }
 
 /// The commented configuration `nudge init` writes: every setting, with
@@ -927,6 +997,11 @@ interview_url = "http://127.0.0.1:7777/i/{token}"
 # recorded as suppressed and nothing leaves the machine.
 communications = "on"
 
+# The country calling code that completes phone numbers written without one
+# when candidates are enrolled ("1" for North America, "44" for the UK).
+# Without it, every number must start with + (or 00).
+# phone_country_code = "1"
+
 [admin]
 # The address the admin API listens on. It must be a loopback address: the
 # admin API is not for the open internet.
@@ -939,7 +1014,11 @@ listen = "127.0.0.1:7777"
 
 # How each channel's messages leave: transport "console" prints them,
 # "file" appends them as JSON lines to `path` (path = "outbox/email.jsonl"),
-# "null" drops them (for benchmarks).
+# "null" drops them (for benchmarks). SMS and WhatsApp can go through
+# "twilio" (account_sid, auth_token_env, from or messaging_service_sid;
+# optional base_url, status_callback, timeout_secs), and any channel to
+# "http": a signed JSON POST to `url`, with the secret in the environment
+# variable `secret_env`. Secrets never go in this file.
 
 [channels.email]
 transport = "console"

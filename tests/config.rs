@@ -286,16 +286,16 @@ case!(
     unknown_transport,
     r#"
     [channels.sms]
-    transport = "twilio"
+    transport = "pigeon"
     "#,
     r#"
-    error: unknown transport `twilio` for `channels.sms`
+    error: unknown transport `pigeon` for `channels.sms`
      --> nudge.toml:2:13
       |
-    2 | transport = "twilio"
+    2 | transport = "pigeon"
       |             ^^^^^^^^ no such transport
       |
-      = help: expected one of `console`, `file` or `null`
+      = help: expected one of `console`, `file`, `null`, `twilio` or `http`
     "#,
 );
 
@@ -381,6 +381,168 @@ case!(
       |        ^^ no file to write to
       |
       = help: name a file, such as "outbox/email.jsonl"
+    "#,
+);
+
+case!(
+    twilio_settings_that_cannot_work,
+    r#"
+    [channels.sms]
+    transport = "twilio"
+    base_url = "api.twilio.com"
+    account_sid = "AC123"
+    auth_token_env = "my token"
+    "#,
+    r#"
+    error: `channels.sms` needs `from` or `messaging_service_sid`
+     --> nudge.toml:1:1
+      |
+    1 | [channels.sms]
+      | ^^^^^^^^^^^^^^ no sender
+      |
+      = help: set `from` to your Twilio number, or `messaging_service_sid` to a Messaging Service ("MG…")
+
+    error: `channels.sms.base_url` is not a URL: relative URL without a base
+     --> nudge.toml:3:12
+      |
+    3 | base_url = "api.twilio.com"
+      |            ^^^^^^^^^^^^^^^^ not an http(s) URL
+      |
+      = help: leave it out for "https://api.twilio.com"
+
+    error: `channels.sms.auth_token_env` is not an environment variable name
+     --> nudge.toml:5:18
+      |
+    5 | auth_token_env = "my token"
+      |                  ^^^^^^^^^^ not a variable name
+      |
+      = help: name the variable holding the token, such as "TWILIO_AUTH_TOKEN"; the token itself never goes in this file
+    "#,
+);
+
+case!(
+    twilio_typo,
+    r#"
+    [channels.whatsapp]
+    transport = "twilio"
+    account_sid = "AC123"
+    auth_token_env = "TWILIO_AUTH_TOKEN"
+    form = "+14155238886"
+    "#,
+    r#"
+    error: unknown key `channels.whatsapp.form`
+     --> nudge.toml:5:1
+      |
+    5 | form = "+14155238886"
+      | ^^^^ not a setting
+      |
+      = help: did you mean `from`?
+    "#,
+);
+
+case!(
+    twilio_missing_sid,
+    r#"
+    channels.sms = { transport = "twilio", auth_token_env = "T", from = "AcmeJobs" }
+    "#,
+    r#"
+    error: `channels.sms` needs a `account_sid` setting
+     --> nudge.toml:1:16
+      |
+    1 | channels.sms = { transport = "twilio", auth_token_env = "T", from = "AcmeJobs" }
+      |                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ no `account_sid` here
+    "#,
+);
+
+case!(
+    twilio_for_email,
+    r#"
+    [channels.email]
+    transport = "twilio"
+    account_sid = "AC123"
+    auth_token_env = "TWILIO_AUTH_TOKEN"
+    from = "+14155238886"
+    "#,
+    r#"
+    error: `channels.email` cannot use the twilio transport
+     --> nudge.toml:2:13
+      |
+    2 | transport = "twilio"
+      |             ^^^^^^^^ twilio sends SMS and WhatsApp only
+      |
+      = help: use "http" for a webhook, "console" or "file"
+    "#,
+);
+
+case!(
+    whatsapp_from_must_be_a_number,
+    r#"
+    [channels.whatsapp]
+    transport = "twilio"
+    account_sid = "AC123"
+    auth_token_env = "TWILIO_AUTH_TOKEN"
+    from = "AcmeJobs"
+    "#,
+    r#"
+    error: `channels.whatsapp.from` is not a WhatsApp number: the phone number `AcmeJobs` has `A`, not a digit
+     --> nudge.toml:5:8
+      |
+    5 | from = "AcmeJobs"
+      |        ^^^^^^^^^^ not a sender
+      |
+      = help: give the WhatsApp number in E.164 form, such as "+14155238886"
+    "#,
+);
+
+case!(
+    http_settings_that_cannot_work,
+    r#"
+    [channels.webhook]
+    transport = "http"
+    url = "ftp://ats.example.com/nudge"
+    secret_env = ""
+    timeout_secs = 0
+    "#,
+    r#"
+    error: `channels.webhook.url` is not an http or https URL
+     --> nudge.toml:3:7
+      |
+    3 | url = "ftp://ats.example.com/nudge"
+      |       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ not an http(s) URL
+      |
+      = help: give the receiver's URL, such as "https://ats.example.com/nudge"
+
+    error: `channels.webhook.secret_env` is not an environment variable name
+     --> nudge.toml:4:14
+      |
+    4 | secret_env = ""
+      |              ^^ not a variable name
+      |
+      = help: name the variable holding the secret, such as "NUDGE_WEBHOOK_SECRET"; the secret itself never goes in this file
+
+    error: `channels.webhook.timeout_secs` is 0
+     --> nudge.toml:5:16
+      |
+    5 | timeout_secs = 0
+      |                ^ must be at least 1
+      |
+      = help: leave it out for the default
+    "#,
+);
+
+case!(
+    phone_country_code_with_its_trunk_prefix,
+    r#"
+    phone_country_code = "044"
+    "#,
+    r#"
+    error: `phone_country_code` is `044`, not a country calling code
+     --> nudge.toml:1:22
+      |
+    1 | phone_country_code = "044"
+      |                      ^^^^^ 1 to 3 digits, the first not 0
+      |
+      = help: write the code without the trunk prefix, such as "1" or "44"
     "#,
 );
 

@@ -111,6 +111,7 @@ fn settings() -> Settings {
         interview_url: "https://interview.example/i/{token}".into(),
         company: "Example Co".into(),
         sender: "The recruiting team".into(),
+        phone_country_code: String::new(),
         catch_up: Duration::seconds(900),
         backoff: Default::default(),
         communications_off: false,

@@ -11,7 +11,12 @@
 
 pub mod console;
 pub mod file;
+mod http;
+pub mod phone;
+pub mod secret;
 pub mod segments;
+pub mod twilio;
+pub mod webhook;
 
 use std::fmt;
 
@@ -21,6 +26,8 @@ use crate::engine::{Channel, Instant};
 
 pub use console::Console;
 pub use file::{read_messages, FileChannel};
+pub use twilio::TwilioChannel;
+pub use webhook::WebhookChannel;
 
 /// One message ready to go out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -108,6 +115,9 @@ pub struct Delivered {
 }
 
 /// The configured backend of one channel kind; a closed enum.
+// Four of these exist, built once at startup: boxing the large variants
+// would buy nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Backend {
     /// Prints each message for a person watching a terminal.
@@ -116,6 +126,10 @@ pub enum Backend {
     File(FileChannel),
     /// Drops everything (benchmarks).
     Null,
+    /// SMS or WhatsApp through Twilio's Messages API.
+    Twilio(TwilioChannel),
+    /// Signed JSON POSTs to a URL.
+    Webhook(WebhookChannel),
 }
 
 impl Backend {
@@ -125,15 +139,20 @@ impl Backend {
             Backend::Console(console) => console.deliver(msg).await,
             Backend::File(file) => file.deliver(msg).await,
             Backend::Null => Ok(Delivered::default()),
+            Backend::Twilio(twilio) => twilio.deliver(msg).await,
+            Backend::Webhook(webhook) => webhook.deliver(msg).await,
         }
     }
 
     /// Whether delivering the same key twice is recognised (file: yes;
-    /// console, null: no).
+    /// webhook: yes, its receiver must dedupe by `Idempotency-Key`;
+    /// console, null, Twilio: no).
     pub fn idempotent(&self) -> bool {
         match self {
             Backend::File(_) => true,
+            Backend::Webhook(_) => true,
             Backend::Console(_) | Backend::Null => false,
+            Backend::Twilio(_) => false,
         }
     }
 
@@ -144,6 +163,39 @@ impl Backend {
             Backend::Console(_) => "console".to_string(),
             Backend::File(file) => format!("file {}", file.path().display()),
             Backend::Null => "null".to_string(),
+            Backend::Twilio(twilio) => twilio.describe(),
+            Backend::Webhook(webhook) => webhook.describe(),
+        }
+    }
+}
+
+/// A channel setting that cannot work, found by a transport's own checks
+/// and placed by `nudge check` at the setting in `nudge.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingProblem {
+    /// The setting's key in the channel's table; `None` for the table as a
+    /// whole (a setting that is missing).
+    pub key: Option<&'static str>,
+    /// The headline, naming the setting in full (`channels.sms.from`).
+    pub message: String,
+    /// The short note beside the caret.
+    pub label: &'static str,
+    /// What to write instead.
+    pub help: &'static str,
+}
+
+impl SettingProblem {
+    pub fn new(
+        key: Option<&'static str>,
+        message: String,
+        label: &'static str,
+        help: &'static str,
+    ) -> Self {
+        SettingProblem {
+            key,
+            message,
+            label,
+            help,
         }
     }
 }

@@ -71,6 +71,7 @@ pub fn settings(config: &Config) -> Settings {
         interview_url: config.interview_url.clone(),
         company: config.company.clone(),
         sender: config.sender.clone(),
+        phone_country_code: config.phone_country_code.clone().unwrap_or_default(),
         catch_up: chrono::Duration::seconds(
             i64::try_from(config.runtime.catch_up_secs).unwrap_or(i64::MAX / 1000),
         ),

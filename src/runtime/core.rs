@@ -15,6 +15,7 @@ use super::api::{
     ReloadReport,
 };
 use super::campaigns::{Campaign, Campaigns};
+use crate::channels::phone::to_e164;
 use crate::channels::{Delivered, Message, SendError};
 use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
 use crate::sim::output::{cancel_text, hold_text, skip_text, trigger_text};
@@ -62,6 +63,9 @@ pub struct Settings {
     pub interview_url: String,
     pub company: String,
     pub sender: String,
+    /// Completes national phone numbers at enrollment (`"1"`; `""` for
+    /// none): see [`crate::channels::phone::to_e164`].
+    pub phone_country_code: String,
     /// A timer found later than this runs at the current time, not its due time.
     pub catch_up: Duration,
     /// How failed deliveries are tried again.
@@ -1008,6 +1012,26 @@ impl Core {
             }
             if !v.is_empty() {
                 clean.insert(k, v.to_string());
+            }
+        }
+        // Channels send to E.164 numbers only; a number that cannot be put
+        // in that form is refused now, not at the first SMS.
+        if let Some(phone) = clean.get("phone") {
+            match to_e164(phone, &self.settings.phone_country_code) {
+                Ok(e164) => {
+                    clean.insert("phone".to_string(), e164);
+                }
+                Err(e) => {
+                    let who = external_id
+                        .map(str::trim)
+                        .filter(|id| !id.is_empty())
+                        .or_else(|| clean.get("email").map(String::as_str))
+                        .or_else(|| clean.get("name").map(String::as_str))
+                        .unwrap_or("without id or email");
+                    return Ok(Err(ApiError::bad_request(format!(
+                        "candidate `{who}`: {e}"
+                    ))));
+                }
             }
         }
         let identity = external_id

@@ -14,7 +14,9 @@ use super::client::{settings, sources};
 use super::clock::Clock;
 use super::core::Core;
 use super::daemon::{self, load_all, render_failure, Options};
-use crate::channels::{console::Console, file::FileChannel, Backend, Channels};
+use crate::channels::{
+    console::Console, file::FileChannel, Backend, Channels, TwilioChannel, WebhookChannel,
+};
 use crate::config::{Config, Transport};
 use crate::engine::Channel;
 use crate::store::{Store, StoreError};
@@ -61,6 +63,26 @@ pub fn channels_from(config: &Config) -> Result<Channels, RunError> {
                     why: format!("cannot open {}: {e}", path.display()),
                 })?)
             }
+            Transport::Twilio(cfg) => {
+                let whatsapp = match channel {
+                    Channel::Sms => false,
+                    Channel::Whatsapp => true,
+                    Channel::Email | Channel::Webhook => {
+                        return Err(RunError::Channel {
+                            channel,
+                            why: "the twilio transport sends SMS and WhatsApp only".to_string(),
+                        })
+                    }
+                };
+                Backend::Twilio(
+                    TwilioChannel::new(cfg, whatsapp)
+                        .map_err(|why| RunError::Channel { channel, why })?,
+                )
+            }
+            Transport::Http(cfg) => Backend::Webhook(
+                WebhookChannel::new(cfg, channel)
+                    .map_err(|why| RunError::Channel { channel, why })?,
+            ),
         })
     };
     let c = &config.channels;
