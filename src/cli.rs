@@ -692,6 +692,9 @@ fn check_template_files(dir: &Path) -> usize {
     }
     let files: Vec<String> = templates.files().map(str::to_string).collect();
     for file in files {
+        if file.ends_with(".html.j2") {
+            continue;
+        }
         let parts: Vec<&str> = file.trim_end_matches(".j2").split('.').collect();
         let (name, language, channel) = match parts.as_slice() {
             [name, channel] => (*name, None, *channel),

@@ -383,10 +383,33 @@ impl Templates {
         self.render_file(file, Some(channel), Value::from(Serde(vars)))
     }
 
+    /// The HTML alternative of an email, when an `NAME.email.html.j2` (or
+    /// `NAME.LANG.email.html.j2`) file exists: rendered with HTML escaping.
+    pub fn render_html(
+        &self,
+        name: &str,
+        language: Option<&str>,
+        vars: &Vars,
+    ) -> Result<Option<String>, TemplateError> {
+        let file = lookup_order(name, Channel::Email, language)
+            .into_iter()
+            .filter(|f| f.contains(".email."))
+            .map(|f| format!("{}.html{EXTENSION}", f.trim_end_matches(EXTENSION)))
+            .find_map(|f| self.files.get(&f.to_lowercase()).cloned());
+        match file {
+            Some(file) => Ok(Some(
+                self.render_file(&file, None, Value::from(Serde(vars)))?
+                    .body,
+            )),
+            None => Ok(None),
+        }
+    }
+
     /// Checks every template file with `sample` (see the module notes for
     /// what is filled in) and returns every error, in file name order.
     /// A file named for a channel (`NAME.email.j2`, `NAME.es.email.j2`) is
-    /// checked as that channel's, so an email file needs its subject.
+    /// checked as that channel's, so an email file needs its subject (its
+    /// HTML alternative, `NAME.email.html.j2`, does not).
     pub fn check_all(&self, sample: &Vars) -> Vec<TemplateError> {
         // Every variable a message can have: the full sample's, and any
         // the caller's sample adds.
@@ -430,7 +453,9 @@ impl Templates {
                 map.entry(key.to_string())
                     .or_insert_with(|| format!("[{key}]"));
             }
-            match self.render_file(file, channel_of(file), Value::from(Serde(&vars))) {
+            // An HTML alternative has no subject line of its own.
+            let channel = channel_of(file).filter(|_| !file.ends_with(".html.j2"));
+            match self.render_file(file, channel, Value::from(Serde(&vars))) {
                 Err(TemplateError::Undefined { variable, .. })
                     if unknown.iter().any(|name| root_of(&variable) == name) => {}
                 Err(error) => errors.push(error),

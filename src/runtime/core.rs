@@ -1385,13 +1385,24 @@ impl Core {
                     company: self.settings.company.clone(),
                     unsubscribe_link: unsubscribe.clone(),
                 };
-                t.render(template, channel, candidate.field("language"), &vars)
+                let language = candidate.field("language");
+                t.render(template, channel, language, &vars)
+                    .and_then(|r| {
+                        let html = match channel {
+                            Channel::Email => t.render_html(template, language, &vars)?,
+                            _ => None,
+                        };
+                        Ok((r, html))
+                    })
                     .map_err(|e| e.to_string())
             }
-            None => Ok(crate::templates::Rendered {
-                subject: None,
-                body: format!("[template `{template}`: no templates folder configured]"),
-            }),
+            None => Ok((
+                crate::templates::Rendered {
+                    subject: None,
+                    body: format!("[template `{template}`: no templates folder configured]"),
+                },
+                None,
+            )),
         };
         let message = Message {
             key: send_key.to_string(),
@@ -1400,12 +1411,12 @@ impl Core {
             template: template.to_string(),
             channel,
             to,
-            subject: rendered.as_ref().ok().and_then(|r| r.subject.clone()),
+            subject: rendered.as_ref().ok().and_then(|(r, _)| r.subject.clone()),
             body: rendered
                 .as_ref()
-                .map(|r| r.body.clone())
+                .map(|(r, _)| r.body.clone())
                 .unwrap_or_default(),
-            html: None,
+            html: rendered.as_ref().ok().and_then(|(_, h)| h.clone()),
             unsubscribe_url: unsubscribe,
             scheduled_at: at,
         };
