@@ -295,7 +295,7 @@ case!(
     2 | transport = "twilio"
       |             ^^^^^^^^ no such transport
       |
-      = help: expected one of `console`, `file` or `null`
+      = help: expected one of `console`, `file`, `null` or `smtp`
     "#,
 );
 

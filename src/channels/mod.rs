@@ -11,6 +11,7 @@
 
 pub mod console;
 pub mod file;
+pub mod smtp;
 
 use std::fmt;
 
@@ -20,6 +21,7 @@ use crate::engine::{Channel, Instant};
 
 pub use console::Console;
 pub use file::{read_messages, FileChannel};
+pub use smtp::SmtpChannel;
 
 /// One message ready to go out.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -115,6 +117,8 @@ pub enum Backend {
     File(FileChannel),
     /// Drops everything (benchmarks).
     Null,
+    /// Sends email through an SMTP server.
+    Smtp(Box<SmtpChannel>),
 }
 
 impl Backend {
@@ -124,25 +128,33 @@ impl Backend {
             Backend::Console(console) => console.deliver(msg).await,
             Backend::File(file) => file.deliver(msg).await,
             Backend::Null => Ok(Delivered::default()),
+            Backend::Smtp(smtp) => smtp.deliver(msg).await,
         }
     }
 
     /// Whether delivering the same key twice is recognised (file: yes;
     /// console, null: no).
+    ///
+    /// SMTP: no. The same key always carries the same `Message-ID`, so a
+    /// mailbox that dedupes by it shows a repeat once, but the server does
+    /// not dedupe, and when the connection dies or times out after the
+    /// message's final `.` nudge cannot know whether the server took it.
     pub fn idempotent(&self) -> bool {
         match self {
             Backend::File(_) => true,
-            Backend::Console(_) | Backend::Null => false,
+            Backend::Console(_) | Backend::Null | Backend::Smtp(_) => false,
         }
     }
 
-    /// `console`, `file /path/out.jsonl`, `null`: for `nudge run`'s startup
+    /// `console`, `file /path/out.jsonl`, `null`,
+    /// `smtp smtp.example.com:587 (starttls)`: for `nudge run`'s startup
     /// lines.
     pub fn describe(&self) -> String {
         match self {
             Backend::Console(_) => "console".to_string(),
             Backend::File(file) => format!("file {}", file.path().display()),
             Backend::Null => "null".to_string(),
+            Backend::Smtp(smtp) => smtp.describe(),
         }
     }
 }

@@ -14,7 +14,7 @@ use super::client::{settings, sources};
 use super::clock::Clock;
 use super::core::Core;
 use super::daemon::{self, load_all, render_failure, Options};
-use crate::channels::{console::Console, file::FileChannel, Backend, Channels};
+use crate::channels::{console::Console, file::FileChannel, Backend, Channels, SmtpChannel};
 use crate::config::{Config, Transport};
 use crate::engine::Channel;
 use crate::store::{Store, StoreError};
@@ -61,6 +61,9 @@ pub fn channels_from(config: &Config) -> Result<Channels, RunError> {
                     why: format!("cannot open {}: {e}", path.display()),
                 })?)
             }
+            Transport::Smtp(smtp) => Backend::Smtp(Box::new(
+                SmtpChannel::new(smtp).map_err(|why| RunError::Channel { channel, why })?,
+            )),
         })
     };
     let c = &config.channels;
