@@ -145,6 +145,11 @@ pub struct SmtpConfig {
     /// (TLS from the first byte) (default `starttls`).
     #[serde(default)]
     pub security: Security,
+    /// A PEM file of root certificates to trust besides the public ones,
+    /// for a server whose certificate comes from a private CA; relative to
+    /// the configuration file (default: the public roots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_path: Option<PathBuf>,
     /// The user name to authenticate as (default: no authentication).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub username: Option<String>,
@@ -430,6 +435,9 @@ impl Config {
                 Transport::Smtp(smtp) => {
                     if let Some(dkim) = &mut smtp.dkim {
                         join(&mut dkim.private_key_path);
+                    }
+                    if let Some(path) = &mut smtp.tls_ca_path {
+                        join(path);
                     }
                 }
                 Transport::Console | Transport::Null => {}
@@ -1114,6 +1122,14 @@ fn validate_smtp(
             );
         }
     }
+    if smtp.tls_ca_path.is_some() && smtp.security == Security::Plain {
+        here(
+            &["tls_ca_path"],
+            format!("`{}` is set but `security` is plain", key(&["tls_ca_path"])),
+            "no TLS to use it for",
+            "set security = \"starttls\" or \"tls\", or leave `tls_ca_path` out",
+        );
+    }
     if smtp.pool_size == 0 {
         here(
             &["pool_size"],
@@ -1222,6 +1238,7 @@ transport = "console"
 # transport = "smtp"
 # host = "smtp.example.com"
 # security = "starttls"          # "plain", "starttls" (port 587) or "tls" (465)
+# tls_ca_path = "private-ca.pem" # roots to trust besides the public ones
 # username = "jobs@example.com"
 # password_env = "NUDGE_SMTP_PASSWORD"
 # from = "Dana Ruiz <jobs@example.com>"

@@ -12,7 +12,7 @@ use std::path::Path;
 use std::sync::{Arc, Mutex};
 
 use chrono::DateTime;
-use mailin_embedded::{response, Handler, Response, Server};
+use mailin_embedded::{response, Handler, Response, Server, SslConfig};
 use nudge::channels::smtp::message_id;
 use nudge::channels::{Backend, Message, SendError, SmtpChannel};
 use nudge::config::{parse_str, Transport, FILE_NAME};
@@ -117,6 +117,12 @@ impl Handler for Inbox {
 /// Starts a mailin-embedded server on a free loopback port. It runs until
 /// the test process exits (mailin has no shutdown).
 fn start(inbox: &Inbox) -> SocketAddr {
+    start_with(inbox, false)
+}
+
+/// The same, offering STARTTLS with a certificate for `localhost` from
+/// the test CA (`tests/fixtures/smtp/ca.pem`) when `tls`.
+fn start_with(inbox: &Inbox, tls: bool) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     let mut server = Server::new(inbox.clone());
@@ -124,6 +130,16 @@ fn start(inbox: &Inbox) -> SocketAddr {
         .with_name("mx.test")
         .with_num_threads(4)
         .with_tcp_listener(listener);
+    if tls {
+        let fixture =
+            |name: &str| format!("{}/tests/fixtures/smtp/{name}", env!("CARGO_MANIFEST_DIR"));
+        server
+            .with_ssl(SslConfig::SelfSigned {
+                cert_path: fixture("localhost.pem"),
+                key_path: fixture("localhost.key"),
+            })
+            .expect("the test certificate loads");
+    }
     std::thread::spawn(move || {
         let _ = server.serve();
     });
@@ -136,27 +152,31 @@ fn start(inbox: &Inbox) -> SocketAddr {
 /// The SMTP channel for `addr`, through the configuration file's parser,
 /// with `extra` settings appended to `[channels.email]`.
 fn channel(addr: SocketAddr, extra: &str) -> SmtpChannel {
+    channel_to(&addr.ip().to_string(), addr.port(), "plain", extra).unwrap()
+}
+
+/// The SMTP channel for `host:port` with `security`, or why it cannot be
+/// built.
+fn channel_to(host: &str, port: u16, security: &str, extra: &str) -> Result<SmtpChannel, String> {
     let toml = format!(
         r#"
 [channels.email]
 transport = "smtp"
-host = "{}"
-port = {}
-security = "plain"
+host = "{host}"
+port = {port}
+security = "{security}"
 hello_name = "nudge.test"
 from = "Dana Ruiz <jobs@example.com>"
 reply_to = "Dana Ruiz <dana@example.com>"
 {extra}
-"#,
-        addr.ip(),
-        addr.port()
+"#
     );
     let config = parse_str(FILE_NAME, &toml).unwrap_or_else(|e| panic!("{}", e.render(false)));
     let config = config.resolve(Path::new(env!("CARGO_MANIFEST_DIR")));
     let Transport::Smtp(smtp) = &config.channels.email else {
         panic!("not an smtp transport");
     };
-    SmtpChannel::new(smtp).unwrap()
+    SmtpChannel::new(smtp)
 }
 
 const UNSUBSCRIBE: &str = "https://jobs.example.com/u/36d4a5f8c5acba25";
@@ -498,6 +518,44 @@ async fn dkim_signs_the_sender_and_the_unsubscribe_headers() {
         assert!(signed.contains(&header), "{header} not in h={signed:?}");
     }
     assert!(tag("b").is_some_and(|b| b.len() > 300));
+}
+
+#[tokio::test]
+async fn starttls_encrypts_with_a_certificate_from_the_configured_ca() {
+    let inbox = Inbox::default();
+    let addr = start_with(&inbox, true);
+    let ca = r#"tls_ca_path = "tests/fixtures/smtp/ca.pem""#;
+    let smtp = channel_to("localhost", addr.port(), "starttls", ca).unwrap();
+    assert_eq!(
+        smtp.check().await.unwrap(),
+        format!(
+            "smtp localhost:{} (starttls): connected, encrypted",
+            addr.port()
+        )
+    );
+    smtp.deliver(&email("k-tls")).await.unwrap();
+    assert_eq!(inbox.mails().len(), 1);
+}
+
+#[tokio::test]
+async fn starttls_refuses_an_unknown_certificate_and_a_server_without_starttls() {
+    let inbox = Inbox::default();
+    // A certificate from a CA nudge was not told to trust.
+    let tls = start_with(&inbox, true);
+    let smtp = channel_to("localhost", tls.port(), "starttls", "").unwrap();
+    let err = smtp.deliver(&email("k-untrusted")).await.unwrap_err();
+    assert!(matches!(err, SendError::Retryable(_)), "{err:?}");
+    assert!(smtp.check().await.unwrap_err().contains("certificate"));
+
+    // A server that does not offer STARTTLS: no fallback to plain text.
+    let plain = start(&inbox);
+    let smtp = channel_to("localhost", plain.port(), "starttls", "").unwrap();
+    let err = smtp.deliver(&email("k-downgrade")).await.unwrap_err();
+    assert!(
+        matches!(err, SendError::Retryable(ref why) if why.contains("STARTTLS")),
+        "{err:?}"
+    );
+    assert!(inbox.mails().is_empty());
 }
 
 // ---------------------------------------------------------------------------

@@ -43,7 +43,7 @@ use lettre::message::dkim::{
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
-use lettre::transport::smtp::client::{AsyncSmtpConnection, TlsParameters};
+use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
 use lettre::transport::smtp::extension::{ClientId, Extension, MailBodyParameter, MailParameter};
 use lettre::transport::smtp::response::Response;
@@ -139,10 +139,7 @@ impl SmtpChannel {
         };
         let tls = match config.security {
             Security::Plain => None,
-            Security::Starttls | Security::Tls => Some(
-                TlsParameters::new(config.host.clone())
-                    .map_err(|e| format!("cannot set up TLS for `{}`: {e}", config.host))?,
-            ),
+            Security::Starttls | Security::Tls => Some(tls_parameters(config)?),
         };
         let hello = match &config.hello_name {
             Some(name) => ClientId::Domain(name.clone()),
@@ -386,6 +383,25 @@ impl SmtpChannel {
         }
         Email::new(&email)
     }
+}
+
+/// TLS for the configured host: the public roots, plus `tls_ca_path`'s.
+fn tls_parameters(config: &SmtpConfig) -> Result<TlsParameters, String> {
+    let mut builder = TlsParameters::builder(config.host.clone());
+    if let Some(path) = &config.tls_ca_path {
+        let pem = std::fs::read(path)
+            .map_err(|e| format!("cannot read the CA file {}: {e}", path.display()))?;
+        let roots = Certificate::from_pem(&pem).map_err(|e| {
+            format!(
+                "the CA file {} holds no usable certificate: {e}",
+                path.display()
+            )
+        })?;
+        builder = builder.add_root_certificate(roots);
+    }
+    builder
+        .build()
+        .map_err(|e| format!("cannot set up TLS for `{}`: {e}", config.host))
 }
 
 impl Server {
