@@ -463,9 +463,12 @@ impl Pool {
         None
     }
 
+    /// Returns a connection to the pool, closing those idle too long (the
+    /// oldest sit at the bottom, where `take` rarely reaches).
     fn put(&self, conn: AsyncSmtpConnection) {
         if !conn.has_broken() {
             let mut idle = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+            idle.retain(|(_, since)| since.elapsed() < IDLE_LIMIT);
             idle.push((conn, Instant::now()));
         }
     }
