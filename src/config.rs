@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+use std::collections::BTreeMap;
 use std::ffi::OsString;
 use std::fmt;
 use std::fs;
@@ -184,6 +185,147 @@ pub enum Transport {
     Twilio(TwilioConfig),
     /// A signed JSON POST of each message to a URL.
     Http(WebhookConfig),
+    /// Sends email through an SMTP server (email only).
+    Smtp(Box<SmtpConfig>),
+}
+
+/// The settings of `transport = "smtp"`: the server, how to reach it
+/// securely, who the mail is from, and how it is signed.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SmtpConfig {
+    /// The SMTP server's host name; with `starttls` or `tls` its
+    /// certificate must carry this name.
+    pub host: String,
+    /// The server's port (default by `security`: 25 for `plain`, 587 for
+    /// `starttls`, 465 for `tls`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    /// How the connection is protected: `plain` (none, for a relay on the
+    /// same host), `starttls` (upgrade required, never falls back) or `tls`
+    /// (TLS from the first byte) (default `starttls`).
+    #[serde(default)]
+    pub security: Security,
+    /// A PEM file of root certificates to trust besides the public ones,
+    /// for a server whose certificate comes from a private CA; relative to
+    /// the configuration file (default: the public roots only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls_ca_path: Option<PathBuf>,
+    /// The user name to authenticate as (default: no authentication).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The name of the environment variable holding the password; required
+    /// with `username`. The password itself never appears in this file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password_env: Option<String>,
+    /// The sender, a mailbox such as "Dana Ruiz <jobs@example.com>"; its
+    /// domain also ends every `Message-ID`.
+    pub from: String,
+    /// Where replies go, a mailbox (default: to `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
+    /// Connections kept open to the server and used at once, at least 1
+    /// (default 8).
+    #[serde(default = "default_pool_size")]
+    pub pool_size: usize,
+    /// Seconds allowed to connect, and then to send one message, at least 1
+    /// (default 30).
+    #[serde(default = "default_timeout_secs")]
+    pub timeout_secs: u64,
+    /// The name nudge gives in `EHLO` (default: this machine's host name).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hello_name: Option<String>,
+    /// DKIM signing of every message (default: not signed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dkim: Option<DkimSettings>,
+    /// Per-campaign senders, by campaign identifier:
+    /// `[channels.email.campaigns.warehouse_associate]` with `from` and
+    /// `reply_to`, each replacing the global setting for that campaign.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub campaigns: BTreeMap<String, SenderSettings>,
+}
+
+/// How an SMTP connection is protected.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Security {
+    /// No encryption: only for a relay on the same host or network.
+    Plain,
+    /// A plain connection upgraded with `STARTTLS`, which the server must
+    /// offer (no fallback to plain).
+    #[default]
+    Starttls,
+    /// TLS from the first byte (implicit TLS, "SMTPS").
+    Tls,
+}
+
+impl Security {
+    /// The word written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            Security::Plain => "plain",
+            Security::Starttls => "starttls",
+            Security::Tls => "tls",
+        }
+    }
+
+    /// The usual port: 25, 587 or 465.
+    pub fn default_port(self) -> u16 {
+        match self {
+            Security::Plain => 25,
+            Security::Starttls => 587,
+            Security::Tls => 465,
+        }
+    }
+}
+
+impl SmtpConfig {
+    /// The configured port, or the usual one for the security mode.
+    pub fn port(&self) -> u16 {
+        self.port.unwrap_or(self.security.default_port())
+    }
+}
+
+/// The `dkim` table of the SMTP transport.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DkimSettings {
+    /// The signing domain (`d=`), usually the domain of `from`.
+    pub domain: String,
+    /// The selector (`s=`): the public key is published at
+    /// `<selector>._domainkey.<domain>`.
+    pub selector: String,
+    /// The private key file, relative to the configuration file: PEM
+    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`) for `rsa`, the base64 32-byte seed
+    /// for `ed25519`.
+    pub private_key_path: PathBuf,
+    /// The key's algorithm: `rsa` or `ed25519` (default `rsa`).
+    #[serde(default)]
+    pub algorithm: DkimAlgorithm,
+}
+
+/// A DKIM key's algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum DkimAlgorithm {
+    /// RSA with SHA-256, understood by every receiver.
+    #[default]
+    Rsa,
+    /// Ed25519 with SHA-256 (RFC 8463); not every receiver checks it.
+    Ed25519,
+}
+
+/// A campaign's own sender, overriding the SMTP transport's.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SenderSettings {
+    /// The campaign's sender mailbox (default: the transport's `from`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The campaign's reply-to mailbox (default: the transport's
+    /// `reply_to`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reply_to: Option<String>,
 }
 
 /// The `[runtime]` table: limits of the daemon.
@@ -244,6 +386,14 @@ fn default_listen() -> SocketAddr {
 
 fn default_transport() -> Transport {
     Transport::Console
+}
+
+fn default_pool_size() -> usize {
+    8
+}
+
+fn default_timeout_secs() -> u64 {
+    30
 }
 
 fn default_concurrency() -> usize {
@@ -331,6 +481,7 @@ impl Transport {
             Transport::Null => "null",
             Transport::Twilio(_) => "twilio",
             Transport::Http(_) => "http",
+            Transport::Smtp(_) => "smtp",
         }
     }
 }
@@ -373,6 +524,14 @@ impl Config {
         for transport in self.channels.entries_mut() {
             match transport {
                 Transport::File { path } => join(path),
+                Transport::Smtp(smtp) => {
+                    if let Some(dkim) = &mut smtp.dkim {
+                        join(&mut dkim.private_key_path);
+                    }
+                    if let Some(path) = &mut smtp.tls_ca_path {
+                        join(path);
+                    }
+                }
                 Transport::Console | Transport::Null => {}
                 Transport::Twilio(_) | Transport::Http(_) => {}
             }
@@ -638,11 +797,29 @@ fn shape_diagnostic(file: FileId, table: &DeTable<'_>, error: &toml::de::Error) 
         return diag;
     }
     let key = found.path.join(".");
-    // Transports are the only enum in the configuration.
     if let Some(unknown) = between(message, "unknown variant `", "`") {
         let mut channel = found.path.clone();
         if channel.last().is_some_and(|last| last == "transport") {
             channel.pop();
+        }
+        let expected = expected_names(message);
+        // Serde sees a transport's settings as a whole and does not say
+        // which of its words it did not know: find the word, unless it is
+        // the transport's name.
+        let transports = ["console", "file", "null", "twilio", "http", "smtp"];
+        if !expected.iter().all(|e| transports.contains(e)) {
+            if let Some((path, span)) = find_string(table, &channel, unknown) {
+                let mut diag = Diagnostic::error(
+                    file,
+                    span,
+                    format!("`{}` should be one of {}", path.join("."), list(&expected)),
+                )
+                .with_label("not one of these");
+                if let Some(best) = closest(unknown, &expected) {
+                    diag = diag.with_help(format!("did you mean `{best}`?"));
+                }
+                return diag;
+            }
         }
         let key = channel.join(".");
         let span =
@@ -729,9 +906,12 @@ fn describe_expected(expected: &str) -> String {
         "usize" | "u64" | "u32" | "u16" => "a whole number, 0 or more".to_string(),
         "a string" | "path string" => "a string".to_string(),
         "socket address" => "an address such as \"127.0.0.1:7777\"".to_string(),
-        "struct AdminConfig" | "struct ChannelsConfig" | "struct RuntimeConfig" => {
-            "a table".to_string()
-        }
+        "struct AdminConfig"
+        | "struct ChannelsConfig"
+        | "struct RuntimeConfig"
+        | "struct DkimSettings"
+        | "struct SenderSettings"
+        | "struct SmtpConfig" => "a table".to_string(),
         "variant identifier" => "a transport name such as \"console\"".to_string(),
         "internally tagged enum Transport" => {
             "a table such as { transport = \"console\" }".to_string()
@@ -793,6 +973,43 @@ fn entry(table: &DeTable<'_>, path: &[&str]) -> Option<Entry> {
         DeValue::Table(inner) => entry(inner, rest),
         _ => None,
     }
+}
+
+/// The first key under the table at `path` (searched depth first) whose
+/// value is the string `word`: its dotted path from the root, and where
+/// the value is written.
+fn find_string(table: &DeTable<'_>, path: &[String], word: &str) -> Option<(Vec<String>, Span)> {
+    fn search(table: &DeTable<'_>, prefix: &[String], word: &str) -> Option<(Vec<String>, Span)> {
+        for (key, value) in table.iter() {
+            let mut path = prefix.to_vec();
+            path.push(key.get_ref().to_string());
+            match value.get_ref() {
+                DeValue::String(s) if s.as_ref() == word => {
+                    return Some((path, span_of(value.span())));
+                }
+                DeValue::Table(inner) => {
+                    if let Some(found) = search(inner, &path, word) {
+                        return Some(found);
+                    }
+                }
+                _ => {}
+            }
+        }
+        None
+    }
+    let mut current = table;
+    for part in path {
+        match current
+            .iter()
+            .find(|(k, _)| k.get_ref() == part.as_str())?
+            .1
+            .get_ref()
+        {
+            DeValue::Table(inner) => current = inner,
+            _ => return None,
+        }
+    }
+    search(current, path, word)
 }
 
 /// The entry `child` of the table at `path`.
@@ -906,6 +1123,17 @@ fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnosti
                     );
                 }
             }
+            Transport::Smtp(smtp) => {
+                if name != "email" {
+                    let message = format!("`channels.{name}` cannot use the smtp transport");
+                    diagnostics.push(
+                        at(&["channels", name, "transport"], message)
+                            .with_label("smtp sends email only")
+                            .with_help("use it under [channels.email]"),
+                    );
+                }
+                validate_smtp(&at, name, smtp, &mut diagnostics);
+            }
             // Serde lets a variant without settings ignore extra keys.
             Transport::Console | Transport::Null => {
                 for (key, span) in other_keys(table, &["channels", name], "transport") {
@@ -961,6 +1189,148 @@ fn setting_diagnostics(
                 .with_help(problem.help)
         })
         .collect()
+}
+
+/// Checks the values of an SMTP transport under `channels.<channel>`.
+fn validate_smtp(
+    at: &dyn Fn(&[&str], String) -> Diagnostic,
+    channel: &str,
+    smtp: &SmtpConfig,
+    diagnostics: &mut Vec<Diagnostic>,
+) {
+    let key = |rest: &[&str]| format!("channels.{channel}.{}", rest.join("."));
+    let path = |rest: &[&str]| -> Vec<String> {
+        ["channels", channel]
+            .iter()
+            .chain(rest)
+            .map(|s| (*s).to_string())
+            .collect()
+    };
+    let mut here = |rest: &[&str], message: String, label: &str, help: &str| {
+        let path = path(rest);
+        let path: Vec<&str> = path.iter().map(String::as_str).collect();
+        diagnostics.push(at(&path, message).with_label(label).with_help(help));
+    };
+    if smtp.host.trim().is_empty() {
+        here(
+            &["host"],
+            format!("`{}` is empty", key(&["host"])),
+            "no server to send to",
+            "name the SMTP server, such as \"smtp.example.com\"",
+        );
+    }
+    let mut mailboxes = vec![(vec!["from"], Some(&smtp.from))];
+    mailboxes.push((vec!["reply_to"], smtp.reply_to.as_ref()));
+    for (campaign, sender) in &smtp.campaigns {
+        for (field, value) in [("from", &sender.from), ("reply_to", &sender.reply_to)] {
+            mailboxes.push((vec!["campaigns", campaign.as_str(), field], value.as_ref()));
+        }
+    }
+    for (rest, value) in mailboxes {
+        let Some(value) = value else { continue };
+        if value.parse::<lettre::message::Mailbox>().is_err() {
+            here(
+                &rest,
+                format!("`{}` is not a mailbox", key(&rest)),
+                "not an address, nor a name and an address in <>",
+                "write an address, or a name and an address, \
+                 such as \"Dana Ruiz <jobs@example.com>\"",
+            );
+        }
+    }
+    match (&smtp.username, &smtp.password_env) {
+        (Some(_), None) => here(
+            &["username"],
+            format!("`{}` has no `password_env`", key(&["username"])),
+            "a user name without a password",
+            "name the environment variable holding the password: \
+             password_env = \"NUDGE_SMTP_PASSWORD\"",
+        ),
+        (None, Some(_)) => here(
+            &["password_env"],
+            format!("`{}` has no `username`", key(&["password_env"])),
+            "a password without a user name",
+            "add the user name: username = \"jobs@example.com\"",
+        ),
+        _ => {}
+    }
+    if let Some(name) = &smtp.password_env {
+        if name.is_empty() || name.contains(['=', '\0']) {
+            here(
+                &["password_env"],
+                format!(
+                    "`{}` is not an environment variable name",
+                    key(&["password_env"])
+                ),
+                "not a variable name",
+                "name the variable, such as \"NUDGE_SMTP_PASSWORD\"; \
+                 the password itself never goes in this file",
+            );
+        }
+    }
+    if smtp.tls_ca_path.is_some() && smtp.security == Security::Plain {
+        here(
+            &["tls_ca_path"],
+            format!("`{}` is set but `security` is plain", key(&["tls_ca_path"])),
+            "no TLS to use it for",
+            "set security = \"starttls\" or \"tls\", or leave `tls_ca_path` out",
+        );
+    }
+    if smtp.pool_size == 0 {
+        here(
+            &["pool_size"],
+            format!("`{}` is 0", key(&["pool_size"])),
+            "must be at least 1",
+            "leave it out for the default",
+        );
+    }
+    if smtp.timeout_secs == 0 {
+        here(
+            &["timeout_secs"],
+            format!("`{}` is 0", key(&["timeout_secs"])),
+            "must be at least 1",
+            "leave it out for the default",
+        );
+    }
+    if smtp.port == Some(0) {
+        here(
+            &["port"],
+            format!("`{}` is 0", key(&["port"])),
+            "not a port",
+            "leave it out for the usual port of `security`",
+        );
+    }
+    if smtp
+        .hello_name
+        .as_ref()
+        .is_some_and(|n| n.trim().is_empty())
+    {
+        here(
+            &["hello_name"],
+            format!("`{}` is empty", key(&["hello_name"])),
+            "no name to give the server",
+            "leave it out to use this machine's host name",
+        );
+    }
+    if let Some(dkim) = &smtp.dkim {
+        for (field, empty) in [
+            ("domain", dkim.domain.trim().is_empty()),
+            ("selector", dkim.selector.trim().is_empty()),
+            (
+                "private_key_path",
+                dkim.private_key_path.as_os_str().is_empty(),
+            ),
+        ] {
+            if empty {
+                here(
+                    &["dkim", field],
+                    format!("`{}` is empty", key(&["dkim", field])),
+                    "DKIM needs it",
+                    "leave out the whole `dkim` table to send unsigned mail",
+                );
+            }
+        }
+    }
 }
 
 /// The commented configuration `nudge init` writes: every setting, with
@@ -1022,6 +1392,21 @@ listen = "127.0.0.1:7777"
 
 [channels.email]
 transport = "console"
+# Email through an SMTP server instead (the password is read from the
+# environment variable named by password_env, never from this file):
+# transport = "smtp"
+# host = "smtp.example.com"
+# security = "starttls"          # "plain", "starttls" (port 587) or "tls" (465)
+# tls_ca_path = "private-ca.pem" # roots to trust besides the public ones
+# username = "jobs@example.com"
+# password_env = "NUDGE_SMTP_PASSWORD"
+# from = "Dana Ruiz <jobs@example.com>"
+# reply_to = "Dana Ruiz <dana@example.com>"
+# pool_size = 8                  # connections used at once
+# timeout_secs = 30
+# dkim = { domain = "example.com", selector = "nudge", private_key_path = "dkim.pem" }
+# [channels.email.campaigns.warehouse_associate]
+# from = "Dallas DC Hiring <dallas-jobs@example.com>"
 
 [channels.sms]
 transport = "console"

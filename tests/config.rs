@@ -295,7 +295,7 @@ case!(
     2 | transport = "pigeon"
       |             ^^^^^^^^ no such transport
       |
-      = help: expected one of `console`, `file`, `null`, `twilio` or `http`
+      = help: expected one of `console`, `file`, `null`, `twilio`, `http` or `smtp`
     "#,
 );
 

@@ -122,10 +122,12 @@ fn start(setup: &Setup, core: Core, now: Instant, rate: Rate) -> daemon::Running
     .unwrap()
 }
 
-/// The `delivered_at` instants the file channel wrote, in order.
+/// The `delivered_at` instants the file channel wrote, in order (a line
+/// still being written, with no newline yet, is left for the next look).
 fn delivered_at(path: &std::path::Path) -> Vec<Instant> {
     let text = std::fs::read_to_string(path).unwrap_or_default();
-    let mut times: Vec<Instant> = text
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    let mut times: Vec<Instant> = complete
         .lines()
         .map(|l| {
             let v: serde_json::Value = serde_json::from_str(l).unwrap();

@@ -15,6 +15,7 @@ mod http;
 pub mod phone;
 pub mod secret;
 pub mod segments;
+pub mod smtp;
 pub mod twilio;
 pub mod webhook;
 
@@ -26,6 +27,7 @@ use crate::engine::{Channel, Instant};
 
 pub use console::Console;
 pub use file::{read_messages, FileChannel};
+pub use smtp::SmtpChannel;
 pub use twilio::TwilioChannel;
 pub use webhook::WebhookChannel;
 
@@ -130,6 +132,8 @@ pub enum Backend {
     Twilio(TwilioChannel),
     /// Signed JSON POSTs to a URL.
     Webhook(WebhookChannel),
+    /// Sends email through an SMTP server.
+    Smtp(Box<SmtpChannel>),
 }
 
 impl Backend {
@@ -141,23 +145,28 @@ impl Backend {
             Backend::Null => Ok(Delivered::default()),
             Backend::Twilio(twilio) => twilio.deliver(msg).await,
             Backend::Webhook(webhook) => webhook.deliver(msg).await,
+            Backend::Smtp(smtp) => smtp.deliver(msg).await,
         }
     }
 
     /// Whether delivering the same key twice is recognised (file: yes;
     /// webhook: yes, its receiver must dedupe by `Idempotency-Key`;
     /// console, null, Twilio: no).
+    ///
+    /// SMTP: no. The same key always carries the same `Message-ID`, so a
+    /// mailbox that dedupes by it shows a repeat once, but the server does
+    /// not dedupe, and when the connection dies or times out after the
+    /// message's final `.` nudge cannot know whether the server took it.
     pub fn idempotent(&self) -> bool {
         match self {
-            Backend::File(_) => true,
-            Backend::Webhook(_) => true,
-            Backend::Console(_) | Backend::Null => false,
-            Backend::Twilio(_) => false,
+            Backend::File(_) | Backend::Webhook(_) => true,
+            Backend::Console(_) | Backend::Null | Backend::Twilio(_) | Backend::Smtp(_) => false,
         }
     }
 
-    /// `console`, `file /path/out.jsonl`, `null`: for `nudge run`'s startup
-    /// lines.
+    /// `console`, `file /path/out.jsonl`, `null`,
+    /// `smtp smtp.example.com:587 (starttls)`, a Twilio or webhook line:
+    /// for `nudge run`'s startup lines.
     pub fn describe(&self) -> String {
         match self {
             Backend::Console(_) => "console".to_string(),
@@ -165,6 +174,7 @@ impl Backend {
             Backend::Null => "null".to_string(),
             Backend::Twilio(twilio) => twilio.describe(),
             Backend::Webhook(webhook) => webhook.describe(),
+            Backend::Smtp(smtp) => smtp.describe(),
         }
     }
 }

@@ -15,7 +15,8 @@ use super::clock::Clock;
 use super::core::Core;
 use super::daemon::{self, load_all, render_failure, Options};
 use crate::channels::{
-    console::Console, file::FileChannel, Backend, Channels, TwilioChannel, WebhookChannel,
+    console::Console, file::FileChannel, Backend, Channels, SmtpChannel, TwilioChannel,
+    WebhookChannel,
 };
 use crate::config::{Config, Transport};
 use crate::engine::Channel;
@@ -83,6 +84,9 @@ pub fn channels_from(config: &Config) -> Result<Channels, RunError> {
                 WebhookChannel::new(cfg, channel)
                     .map_err(|why| RunError::Channel { channel, why })?,
             ),
+            Transport::Smtp(smtp) => Backend::Smtp(Box::new(
+                SmtpChannel::new(smtp).map_err(|why| RunError::Channel { channel, why })?,
+            )),
         })
     };
     let c = &config.channels;
