@@ -82,6 +82,7 @@ pub fn check(
     paths: &[PathBuf],
     json: bool,
     templates: Option<&Path>,
+    channels: bool,
 ) -> Result<Status, CliError> {
     // A configuration that does not check is reported, and the campaigns
     // are still checked (from the default folders), so one run shows all.
@@ -120,13 +121,13 @@ pub fn check(
         Some(dir) if dir.is_dir() && !json => check_template_files(dir),
         _ => 0,
     };
-    Ok(
-        if report.has_errors() || !config_ok || template_errors > 0 {
-            Status::Failed
-        } else {
-            Status::Ok
-        },
-    )
+    let channel_errors = if channels && config_ok {
+        check_channels(&config)?
+    } else {
+        0
+    };
+    let failed = report.has_errors() || !config_ok || template_errors > 0 || channel_errors > 0;
+    Ok(if failed { Status::Failed } else { Status::Ok })
 }
 
 /// `templates/` beside the first campaigns folder (or beside the folder of
@@ -830,4 +831,27 @@ pub fn render_message(
         eprintln!("\n{}", crate::channels::segments::measure(&rendered.body));
     }
     Ok(Status::Ok)
+}
+
+/// `nudge check --channels`: connects to every configured channel, sends
+/// nothing, and reports what works. Returns the number that do not.
+fn check_channels(config: &crate::config::Config) -> Result<usize, CliError> {
+    let channels =
+        crate::runtime::run::channels_from(config).map_err(|e| CliError::Input(e.to_string()))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| CliError::Input(format!("cannot start: {e}")))?;
+    let mut failures = 0;
+    for kind in crate::engine::Channel::ALL {
+        let backend = channels.get(kind);
+        match runtime.block_on(backend.check()) {
+            Ok(what) => eprintln!("channel {kind} ({}): ok: {what}", backend.describe()),
+            Err(why) => {
+                failures += 1;
+                eprintln!("error: channel {kind} ({}): {why}", backend.describe());
+            }
+        }
+    }
+    Ok(failures)
 }

@@ -41,6 +41,10 @@ enum Command {
         /// The templates folder (default: templates/ beside the campaigns folder).
         #[arg(long)]
         templates: Option<PathBuf>,
+        /// Also connect to every configured channel (SMTP EHLO and login, the SMS
+        /// provider's account) and report what works, sending nothing.
+        #[arg(long)]
+        channels: bool,
     },
     /// Run one candidate (or a whole list) through a campaign on a virtual clock.
     Simulate(SimulateArgs),
@@ -208,11 +212,13 @@ fn main() -> ExitCode {
             paths,
             format,
             templates,
+            channels,
         } => cli::check(
             config_path.as_deref(),
             &paths,
             matches!(format, Format::Json),
             templates.as_deref(),
+            channels,
         ),
         Command::Simulate(a) => cli::simulate(&cli::SimulateOptions {
             file: a.file,

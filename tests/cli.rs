@@ -362,3 +362,32 @@ fn check_renders_templates_and_reports_undefined_variables() {
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("lnk"), "{}", stderr(&out));
 }
+
+#[test]
+fn check_channels_connects_without_sending_and_reports_what_fails() {
+    let dir = tempfile::tempdir().unwrap();
+    // A port nothing listens on: bind one, then let it go.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let config = write(
+        dir.path(),
+        "nudge.toml",
+        &format!(
+            "campaigns = \"{}\"\ntemplates = \"{}\"\nstore = \"store\"\n\n[channels.email]\ntransport = \"smtp\"\nhost = \"127.0.0.1\"\nport = {port}\nsecurity = \"plain\"\nfrom = \"Jobs <jobs@example.com>\"\ntimeout_secs = 2\n",
+            root.join("campaigns").display(),
+            root.join("templates").display()
+        ),
+    );
+    let out = nudge(&["--config", config.to_str().unwrap(), "check", "--channels"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains("error: channel email (smtp 127.0.0.1"),
+        "{err}"
+    );
+    assert!(err.contains("channel sms (console): ok"), "{err}");
+}

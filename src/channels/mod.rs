@@ -164,6 +164,23 @@ impl Backend {
         }
     }
 
+    /// Whether the channel works, without sending a message: an SMTP
+    /// EHLO (and STARTTLS and login), an authenticated GET on the SMS
+    /// provider's account. Says what was checked.
+    pub async fn check(&self) -> Result<String, String> {
+        match self {
+            Backend::Console(_) => Ok("prints messages on this terminal".into()),
+            Backend::Null => Ok("drops every message".into()),
+            Backend::File(file) => Ok(format!("appends to {}", file.path().display())),
+            Backend::Twilio(twilio) => twilio.check().await,
+            Backend::Smtp(smtp) => smtp.check().await,
+            Backend::Webhook(_) => Ok(
+                "configured; not contacted (a webhook cannot be called without sending a message)"
+                    .into(),
+            ),
+        }
+    }
+
     /// `console`, `file /path/out.jsonl`, `null`,
     /// `smtp smtp.example.com:587 (starttls)`, a Twilio or webhook line:
     /// for `nudge run`'s startup lines.
