@@ -186,48 +186,25 @@ impl Core {
             let opted_out = txn
                 .get::<CandidateRecord>(&key::candidate(&entry.message.candidate))?
                 .is_some_and(|c| c.opted_out);
+            let channel = entry.message.channel.name().to_string();
             if self.settings.communications_off {
-                let why =
-                    "communications are off (`communications = \"off\"` in nudge.toml)".to_string();
-                entry.status = SendStatus::Suppressed(why.clone());
-                txn.remove(key::queue(entry.queue_seq));
-                txn.put(okey, &entry);
-                log(
-                    txn,
-                    &self.store,
-                    &entry.message.candidate,
-                    LogEntry {
-                        at: now,
-                        campaign: entry.message.campaign.clone(),
-                        kind: LogKind::DeliverySuppressed {
-                            key: k,
-                            channel: entry.message.channel.name().into(),
-                            reason: why,
-                        },
-                    },
-                )?;
+                let why = "communications are off (`communications = \"off\"` in nudge.toml)";
+                let kind = LogKind::DeliverySuppressed {
+                    key: k,
+                    channel,
+                    reason: why.into(),
+                };
+                self.settle(txn, entry, SendStatus::Suppressed(why.into()), kind, now)?;
                 continue;
             }
             if opted_out {
-                let why = "the candidate opted out before it went out".to_string();
-                entry.status = SendStatus::Failed(why.clone());
-                txn.remove(key::queue(entry.queue_seq));
-                txn.put(okey, &entry);
-                txn.count(key::counter(&entry.message.campaign, "failed"), 1);
-                log(
-                    txn,
-                    &self.store,
-                    &entry.message.candidate,
-                    LogEntry {
-                        at: now,
-                        campaign: entry.message.campaign.clone(),
-                        kind: LogKind::DeliveryFailed {
-                            key: k,
-                            channel: entry.message.channel.name().into(),
-                            reason: why,
-                        },
-                    },
-                )?;
+                let why = "the candidate opted out before it went out";
+                let kind = LogKind::DeliveryFailed {
+                    key: k,
+                    channel,
+                    reason: why.into(),
+                };
+                self.settle(txn, entry, SendStatus::Failed(why.into()), kind, now)?;
                 continue;
             }
             entry.status = SendStatus::InFlight;
@@ -236,6 +213,31 @@ impl Core {
             cleared.push(k);
         }
         Ok(cleared)
+    }
+
+    /// Ends a send's time in the delivery queue with its final status, and
+    /// records why in the candidate's history.
+    fn settle(
+        &self,
+        txn: &mut Txn,
+        mut entry: OutboxEntry,
+        status: SendStatus,
+        kind: LogKind,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        if matches!(status, SendStatus::Failed(_)) {
+            txn.count(key::counter(&entry.message.campaign, "failed"), 1);
+        }
+        entry.status = status;
+        entry.retry_at = None;
+        txn.remove(key::queue(entry.queue_seq));
+        txn.put(key::outbox(&entry.message.key), &entry);
+        let entry_log = LogEntry {
+            at: now,
+            campaign: entry.message.campaign.clone(),
+            kind,
+        };
+        log(txn, &self.store, &entry.message.candidate, entry_log)
     }
 
     /// Fires up to `limit` timers due at or before `now`, in due order, in
@@ -865,16 +867,13 @@ impl Core {
         };
         let error = match outcome {
             Ok(d) => {
-                entry.status = SendStatus::Delivered;
-                txn.remove(key::queue(entry.queue_seq));
                 let kind = LogKind::Delivered {
                     key: k.to_string(),
                     channel,
                     duplicate: d.duplicate,
                     possible_duplicate: entry.possible_duplicate,
                 };
-                txn.put(okey, &entry);
-                return note(txn, kind);
+                return self.settle(txn, entry, SendStatus::Delivered, kind, now);
             }
             Err(e) => e,
         };
@@ -905,17 +904,17 @@ impl Core {
             }
         }
         // Failed for good (or out of attempts).
-        entry.status = SendStatus::Failed(error.to_string());
-        txn.remove(key::queue(entry.queue_seq));
-        txn.count(key::counter(&campaign, "failed"), 1);
-        txn.put(okey, &entry);
-        note(
+        let kind = LogKind::DeliveryFailed {
+            key: k.to_string(),
+            channel: channel.clone(),
+            reason: error.to_string(),
+        };
+        self.settle(
             txn,
-            LogKind::DeliveryFailed {
-                key: k.to_string(),
-                channel: channel.clone(),
-                reason: error.to_string(),
-            },
+            entry.clone(),
+            SendStatus::Failed(error.to_string()),
+            kind,
+            now,
         )?;
         if matches!(error, SendError::Bounced(_)) {
             let bounce = EventRequest {
