@@ -707,6 +707,7 @@ async fn a_retry_waiting_when_the_daemon_stops_goes_after_the_next_start_once() 
     running.stop().await;
     let waiting = send_on(&store, Channel::Email).unwrap();
     assert_eq!(waiting.status, SendStatus::Queued);
+    assert_eq!(sc.mail.rcpts(), 1, "tried once before the stop");
     assert_eq!(sc.mail.accepted(), 0);
     drop(store);
 
