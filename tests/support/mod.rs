@@ -1,13 +1,15 @@
 //! A recording HTTP server on loopback for the HTTP channel tests: it
-//! answers every request with one scripted reply and keeps what it got,
-//! so a test can check the exact request a channel made.
+//! answers each request with the next scripted reply (the last one again
+//! once the script is used up) and keeps what it got and when, so a test
+//! can check the exact requests a channel made and the time between them.
 
 // Each test binary uses part of this module.
 #![allow(dead_code)]
 
+use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use axum::body::Bytes;
 use axum::extract::State;
@@ -66,6 +68,8 @@ pub struct Received {
     pub query: Option<String>,
     pub headers: HeaderMap,
     pub body: Bytes,
+    /// When the request arrived.
+    pub at: Instant,
 }
 
 impl Received {
@@ -86,7 +90,8 @@ impl Received {
 
 #[derive(Clone)]
 struct Shared {
-    reply: Reply,
+    /// Replies still to give, in order; the last is kept for every request after.
+    script: Arc<Mutex<VecDeque<Reply>>>,
     received: Arc<Mutex<Vec<Received>>>,
 }
 
@@ -99,9 +104,17 @@ pub struct Server {
 impl Server {
     /// Starts a server on a free loopback port answering `reply`.
     pub async fn start(reply: Reply) -> Server {
+        Server::start_scripted([reply]).await
+    }
+
+    /// Starts a server giving `replies` in order, then the last one again
+    /// for every later request.
+    pub async fn start_scripted(replies: impl IntoIterator<Item = Reply>) -> Server {
+        let script: VecDeque<Reply> = replies.into_iter().collect();
+        assert!(!script.is_empty(), "a server needs at least one reply");
         let received = Arc::new(Mutex::new(Vec::new()));
         let shared = Shared {
-            reply,
+            script: Arc::new(Mutex::new(script)),
             received: received.clone(),
         };
         let app = Router::new().fallback(record).with_state(shared);
@@ -137,8 +150,16 @@ async fn record(
         query: uri.query().map(str::to_string),
         headers,
         body,
+        at: Instant::now(),
     });
-    let reply = shared.reply;
+    let reply = {
+        let mut script = shared.script.lock().unwrap();
+        if script.len() > 1 {
+            script.pop_front().unwrap()
+        } else {
+            script[0].clone()
+        }
+    };
     tokio::time::sleep(reply.delay).await;
     let mut response = (StatusCode::from_u16(reply.status).unwrap(), reply.body).into_response();
     for (name, value) in reply.headers {
