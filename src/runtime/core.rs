@@ -1682,10 +1682,10 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
         } => (
             "enrolled".into(),
             if variants.is_empty() {
-                format!("enrolled in {state}")
+                format!("in {state}")
             } else {
                 let v: Vec<String> = variants.iter().map(|(k, v)| format!("{k}={v}")).collect();
-                format!("enrolled in {state} ({})", v.join(", "))
+                format!("in {state} ({})", v.join(", "))
             },
         ),
         LogKind::Entered { state, from, by } => {
