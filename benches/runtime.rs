@@ -40,7 +40,7 @@ use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::client::settings;
 use nudge::runtime::core::{Command, Core, Reply};
 use nudge::runtime::daemon::{load_all, Sources};
-use nudge::store::{key, LogEntry, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{key, LogKind, OutboxEntry, SendStatus, Store};
 
 /// The allocator `nudge run` uses, so the stages run in this process
 /// measure what the daemon does.
@@ -620,10 +620,8 @@ fn resolutions(
         if !done {
             continue;
         }
-        let entries = store
-            .scan::<LogEntry>(&key::log_of(candidate))
-            .expect("read the log");
-        for (_, entry) in entries {
+        let entries = store.history(candidate).expect("read the log");
+        for entry in entries {
             let about = match &entry.kind {
                 LogKind::Delivered { key, .. } | LogKind::DeliveryFailed { key, .. } => key,
                 _ => continue,

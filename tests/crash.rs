@@ -25,7 +25,7 @@ use nudge::runtime::api::{
     EnrollRequest, EnrollResponse, EventRequest, EventResponse, StatusReport,
 };
 use nudge::sim::{Line, Scenario};
-use nudge::store::{key, LogEntry, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{key, LogKind, OutboxEntry, SendStatus, Store};
 
 const CAMPAIGN: &str = "warehouse_associate";
 const CANDIDATES: usize = 1_000;
@@ -877,10 +877,10 @@ fn compare(
         report.extra.push(format!("{key}: {}", describe(&got)));
     }
     report.repeats_dropped = store
-        .scan::<LogEntry>(b"l")
+        .all_history()
         .expect("read the event log")
         .into_iter()
-        .filter(|(_, e)| {
+        .filter(|e| {
             matches!(
                 e.kind,
                 LogKind::Delivered {

@@ -29,7 +29,7 @@ use nudge::runtime::clock::{Clock, ManualClock, ScaledClock};
 use nudge::runtime::core::{Command, Core, Reply as CoreReply, Settings};
 use nudge::runtime::daemon::{self, Options, Running, Sources};
 use nudge::runtime::policy::Backoff;
-use nudge::store::{key, LogEntry, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{LogKind, OutboxEntry, SendStatus, Store};
 use support::{Reply, Server};
 
 /// The variable holding the Twilio auth token in these tests.
@@ -328,10 +328,10 @@ async fn settle() {
 /// The candidate's log, in order.
 fn log_of(store: &Store, candidate: &str) -> Vec<LogKind> {
     store
-        .scan::<LogEntry>(&key::log_of(candidate))
+        .history(candidate)
         .unwrap()
         .into_iter()
-        .map(|(_, e)| e.kind)
+        .map(|e| e.kind)
         .collect()
 }
 

@@ -34,7 +34,7 @@ use nudge::runtime::clock::{Clock, ManualClock};
 use nudge::runtime::core::{engine_candidate, Command, Core, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::sim::{self, Scenario};
-use nudge::store::{key, CandidateRecord, LogEntry, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{key, CandidateRecord, LogKind, OutboxEntry, SendStatus, Store};
 use nudge::templates::Templates;
 use support::{Reply, Server};
 
@@ -299,10 +299,10 @@ fn predict(
 
 fn logged_sends(store: &Store, id: &str) -> Vec<Send> {
     let mut sends: Vec<Send> = store
-        .scan::<LogEntry>(&key::log_of(id))
+        .history(id)
         .unwrap()
         .into_iter()
-        .filter_map(|(_, e)| match e.kind {
+        .filter_map(|e| match e.kind {
             LogKind::Sent {
                 template, channel, ..
             } => Some((template, channel, e.at)),

@@ -21,8 +21,7 @@ use nudge::runtime::core::{engine_candidate, Command, Core, Reply, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::sim::{self, Scenario};
 use nudge::store::{
-    key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
-    StoreError, Txn,
+    key, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendStatus, Store, StoreError, Txn,
 };
 use nudge::templates::Templates;
 
@@ -400,10 +399,10 @@ fn enrollment(store: &Store, id: &str) -> Enrollment {
 
 fn logged_sends(store: &Store, id: &str) -> Vec<(String, String, Instant)> {
     store
-        .scan::<LogEntry>(&key::log_of(id))
+        .history(id)
         .unwrap()
         .into_iter()
-        .filter_map(|(_, e)| match e.kind {
+        .filter_map(|e| match e.kind {
             LogKind::Sent {
                 template, channel, ..
             } => Some((template, channel, e.at)),
@@ -554,10 +553,10 @@ fn an_event_from_the_future_is_refused_and_a_repeated_event_counts_once() {
     assert_eq!(first.effects, second.effects);
     let received = core
         .store()
-        .scan::<LogEntry>(&key::log_of(&enrolled.candidate))
+        .history(&enrolled.candidate)
         .unwrap()
         .into_iter()
-        .filter(|(_, e)| matches!(&e.kind, LogKind::Received { event, .. } if event == "clicked"))
+        .filter(|e| matches!(&e.kind, LogKind::Received { event, .. } if event == "clicked"))
         .count();
     assert_eq!(received, 1, "a repeated event is recorded once");
 }
@@ -879,10 +878,10 @@ fn a_valid_reload_keeps_every_timer_and_new_candidates_get_the_new_version() {
     for who in ["ana", "ben"] {
         let migrated = core
             .store()
-            .scan::<LogEntry>(&key::log_of(&ids[who]))
+            .history(&ids[who])
             .unwrap()
             .into_iter()
-            .any(|(_, e)| matches!(e.kind, LogKind::Migrated { .. }));
+            .any(|e| matches!(e.kind, LogKind::Migrated { .. }));
         assert!(migrated, "{who}: the move to the new version is logged");
     }
 }

@@ -237,7 +237,7 @@ impl Core {
             campaign: entry.message.campaign.clone(),
             kind,
         };
-        log(txn, &self.store, &entry.message.candidate, entry_log)
+        log(txn, &entry.message.candidate, entry_log)
     }
 
     /// Fires up to `limit` timers due at or before `now`, in due order, in
@@ -380,10 +380,7 @@ impl Core {
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
                 entry.possible_duplicate = true;
                 txn.put(key::outbox(&k), &entry);
-                log(
-                    &mut txn,
-                    &self.store,
-                    &entry.message.candidate,
+                log(&mut txn, &entry.message.candidate,
                     LogEntry {
                         at: now,
                         campaign: entry.message.campaign.clone(),
@@ -497,7 +494,7 @@ impl Core {
             {
                 continue;
             }
-            migrate(&mut txn, &self.store, &mut enr, campaign, now)?;
+            migrate(&mut txn, &mut enr, campaign, now)?;
             rearm(&mut txn, &mut enr, &campaign.machine);
             txn.put(k.to_vec(), &enr);
             moved += 1;
@@ -634,7 +631,6 @@ impl Core {
         );
         log(
             txn,
-            &self.store,
             &candidate.id,
             LogEntry {
                 at: now,
@@ -711,7 +707,6 @@ impl Core {
         }
         log(
             txn,
-            &self.store,
             &candidate.id,
             LogEntry {
                 at,
@@ -856,7 +851,6 @@ impl Core {
         let note = |txn: &mut Txn, kind: LogKind| {
             log(
                 txn,
-                &self.store,
                 &candidate,
                 LogEntry {
                     at: now,
@@ -970,7 +964,6 @@ impl Core {
         let send_key = format!("{base}>{next}");
         log(
             txn,
-            &self.store,
             &m.candidate,
             LogEntry {
                 at: now,
@@ -1096,7 +1089,6 @@ impl Core {
         }
         log(
             txn,
-            &self.store,
             &id,
             LogEntry {
                 at: now,
@@ -1138,7 +1130,7 @@ impl Core {
         };
         let machine = &campaign.machine;
         if enr.version != campaign.version {
-            migrate(txn, &self.store, &mut enr, &campaign, now)?;
+            migrate(txn, &mut enr, &campaign, now)?;
         }
         let Some(candidate) = txn.get::<CandidateRecord>(&key::candidate(&enr.candidate))? else {
             return Ok(enr);
@@ -1241,7 +1233,7 @@ impl Core {
                             key: send_key.clone(),
                         },
                     };
-                    log(txn, &self.store, &enr.candidate, entry)?;
+                    log(txn, &enr.candidate, entry)?;
                     // Without `via`, the campaign's later channels with an
                     // address are the fallbacks if this one fails for good.
                     let via = machine
@@ -1318,7 +1310,6 @@ impl Core {
             };
             log(
                 txn,
-                &self.store,
                 &enr.candidate,
                 LogEntry {
                     at,
@@ -1440,7 +1431,6 @@ impl Core {
             txn.put(okey, &entry);
             return log(
                 txn,
-                &self.store,
                 &enr.candidate,
                 LogEntry {
                     at,
@@ -1498,7 +1488,6 @@ fn variant_names(machine: &Machine, variants: &[usize]) -> BTreeMap<String, Stri
 /// the same variants by name (new experiments assigned by the rule).
 fn migrate(
     txn: &mut Txn,
-    store: &Store,
     enr: &mut Enrollment,
     campaign: &Campaign,
     now: Instant,
@@ -1527,7 +1516,6 @@ fn migrate(
     enr.engine.variants = variants;
     log(
         txn,
-        store,
         &enr.candidate,
         LogEntry {
             at: now,
@@ -1631,9 +1619,8 @@ pub fn find(txn: &Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError>
 }
 
 /// Appends to a candidate's history.
-fn log(txn: &mut Txn, store: &Store, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
-    let seq = store.next_id()?;
-    txn.put(key::log(candidate, seq), &entry);
+fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+    txn.log(candidate, entry);
     Ok(())
 }
 

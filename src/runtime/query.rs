@@ -11,7 +11,7 @@ use super::core::{counters, describe, engine_candidate};
 use crate::engine::Instant;
 use crate::sim::rfc3339;
 use crate::store::{
-    key, CandidateRecord, Enrollment, LogEntry, OutboxEntry, SendStatus, Store, TimerKind, Txn,
+    key, CandidateRecord, Enrollment, OutboxEntry, SendStatus, Store, TimerKind, Txn,
 };
 
 /// Candidates per state, sends due soon, held sends and failures, per campaign.
@@ -126,9 +126,9 @@ pub fn show(
         });
     }
     let timeline = store
-        .scan::<LogEntry>(&key::log_of(&candidate.id))?
+        .history(&candidate.id)?
         .into_iter()
-        .map(|(_, entry)| {
+        .map(|entry| {
             let (kind, text) = describe(&entry, zone);
             TimelineLine {
                 at: rfc3339(entry.at),

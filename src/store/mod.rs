@@ -22,7 +22,7 @@
 //! | `o` send key | [`OutboxEntry`] |
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
 //! | `q` seq(8) | send key of a send not yet delivered |
-//! | `l` candidate `0` seq(8) | [`LogEntry`] |
+//! | `l` candidate `0` seq(8) | the candidate's [`LogEntry`] lines of one commit |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
@@ -437,6 +437,26 @@ impl Store {
         Ok(out)
     }
 
+    /// A candidate's history, oldest first. Each commit writes a
+    /// candidate's lines of that commit as one record.
+    pub fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
+        Ok(self
+            .scan::<Vec<LogEntry>>(&key::log_of(candidate))?
+            .into_iter()
+            .flat_map(|(_, lines)| lines)
+            .collect())
+    }
+
+    /// Every candidate's history (for tests and audits): (candidate key
+    /// prefix stripped, lines).
+    pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
+        Ok(self
+            .scan::<Vec<LogEntry>>(b"l")?
+            .into_iter()
+            .flat_map(|(_, lines)| lines)
+            .collect())
+    }
+
     /// Every armed timer of one campaign (a full scan of the timer index:
     /// for `nudge status`, not for hot paths).
     pub fn timers_for_campaign(&self, campaign: &str) -> Result<Vec<DueTimer>, StoreError> {
@@ -556,6 +576,9 @@ pub struct Txn<'a> {
     batch: sled::Batch,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     counters: HashMap<Vec<u8>, i64>,
+    /// History gathered in this transaction, per candidate: written as one
+    /// record per candidate at commit (one key instead of one per line).
+    history: BTreeMap<String, Vec<LogEntry>>,
 }
 
 impl<'a> Txn<'a> {
@@ -565,6 +588,7 @@ impl<'a> Txn<'a> {
             batch: sled::Batch::default(),
             overlay: BTreeMap::new(),
             counters: HashMap::new(),
+            history: BTreeMap::new(),
         }
     }
 
@@ -611,11 +635,26 @@ impl<'a> Txn<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty() && self.counters.values().all(|d| *d == 0)
+        self.overlay.is_empty()
+            && self.history.is_empty()
+            && self.counters.values().all(|d| *d == 0)
+    }
+
+    /// Appends a line to a candidate's history.
+    pub fn log(&mut self, candidate: &str, entry: LogEntry) {
+        self.history
+            .entry(candidate.to_string())
+            .or_default()
+            .push(entry);
     }
 
     /// Writes everything in one atomic batch and flushes it.
     pub fn commit(mut self) -> Result<(), StoreError> {
+        for (candidate, entries) in std::mem::take(&mut self.history) {
+            let seq = self.store.next_id()?;
+            self.batch
+                .insert(key::log(&candidate, seq), encode(&entries));
+        }
         for (key, delta) in std::mem::take(&mut self.counters) {
             if delta == 0 {
                 continue;
