@@ -404,7 +404,7 @@ flowchart LR
 
     #[test]
     fn the_language_reference_example_shows_every_state_and_transition() {
-        let source = include_str!("../tests/fixtures/fmt/warehouse.nudge");
+        let source = include_str!("../campaigns/warehouse.nudge");
         let c = campaign(source);
         let dot = dot(&c);
         let mermaid = mermaid(&c);

@@ -1233,13 +1233,13 @@ fn templates_all_present() {
 
 #[test]
 fn complete_example_checks_clean() {
-    let path = PathBuf::from("tests/fixtures/check/warehouse.nudge");
+    let path = PathBuf::from("campaigns/warehouse.nudge");
     let loaded = load(&[path]).unwrap();
     let report = check(&loaded, None);
     assert_eq!(
         render_report(&loaded.sources, &report, false),
         "note: template checks were skipped: no templates folder is configured\n\
-         checked `tests/fixtures/check/warehouse.nudge`: no problems found\n"
+         checked `campaigns/warehouse.nudge`: no problems found\n"
     );
     assert_eq!(
         report.templates,

@@ -122,7 +122,7 @@ fn fixtures_format_to_their_expected_text() {
 
 #[test]
 fn the_language_reference_example_is_canonical() {
-    let spec = include_str!("fixtures/fmt/warehouse.nudge");
+    let spec = include_str!("../campaigns/warehouse.nudge");
     assert_eq!(fmt(spec), spec);
     assert!(check_formatted(&parsed(spec), spec).is_none());
 }

@@ -2023,62 +2023,8 @@ mod tests {
     use super::*;
     use crate::diag::Sources;
 
-    const EXAMPLE: &str = r#"# campaigns/warehouse.nudge
-campaign warehouse_associate {
-  title    "Warehouse Associate, Dallas DC"
-  enroll   on applied where role == "Warehouse Associate" and source != "referral"
-  channels sms, email
-  timezone candidate or "America/Chicago"
-  window   mon-sun 08:00-20:00
-  limit    1 per 12h
-  limit    5 total
-  deadline 72h
-  goal     completed
-  exit on  opted_out, bounced
-
-  experiment copy { short 50, warm 50 }
-
-  state invite {
-    window mon-thu, sat 09:00-19:00     # no Friday for the first contact
-    send "invite-{copy}"
-    on clicked -> clicked
-    after 24h -> reminder
-  }
-
-  state reminder {
-    send "reminder" via email
-    on clicked -> clicked
-    after 24h -> last_call
-  }
-
-  state last_call {
-    send "last-call"
-    on clicked -> clicked
-    at deadline -> expired
-  }
-
-  state clicked {
-    on started -> started
-    after 12h -> reminder
-    at deadline -> expired
-  }
-
-  state started {
-    before deadline 12h -> nudge
-    at deadline -> expired
-  }
-
-  state nudge {
-    send "nudge"
-    at deadline -> expired
-  }
-
-  state expired {
-    send "expired" via email
-    end
-  }
-}
-"#;
+    /// The LANGUAGE.md example, as shipped in `campaigns/`.
+    const EXAMPLE: &str = include_str!("../../campaigns/warehouse.nudge");
 
     fn ok(src: &str) -> ast::File {
         match parse(0, src) {
