@@ -40,7 +40,7 @@ use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::client::settings;
 use nudge::runtime::core::{Command, Core, Reply};
 use nudge::runtime::daemon::{load_all, Sources};
-use nudge::store::{key, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{LogKind, SendStatus, Store};
 
 /// The allocator `nudge run` uses, so the stages run in this process
 /// measure what the daemon does.
@@ -588,10 +588,7 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, Std
     for item in store.scan_raw(b"q") {
         let (_, send_key) = item.expect("read the queue");
         let send_key = String::from_utf8_lossy(&send_key).into_owned();
-        let Some(entry) = store
-            .get::<OutboxEntry>(&key::outbox(&send_key))
-            .expect("read the outbox")
-        else {
+        let Some(entry) = store.send(&send_key).expect("read the outbox") else {
             continue;
         };
         match entry.status {
@@ -614,7 +611,7 @@ fn resolutions(
     let mut out = HashMap::new();
     for (send_key, candidate) in sends {
         let done = store
-            .get::<OutboxEntry>(&key::outbox(send_key))
+            .send(send_key)
             .expect("read the outbox")
             .is_some_and(|e| matches!(e.status, SendStatus::Delivered | SendStatus::Failed(_)));
         if !done {

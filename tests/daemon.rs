@@ -655,7 +655,10 @@ fn a_store_from_a_newer_nudge_is_refused_and_left_as_it_was() {
         txn.commit().unwrap();
     }
     let marker = site.store().join(nudge::store::LAYOUT_FILE);
-    assert_eq!(std::fs::read_to_string(&marker).unwrap().trim(), "1");
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap().trim(),
+        nudge::store::SCHEMA_VERSION.to_string()
+    );
     std::fs::write(&marker, "99\n").unwrap();
     assert_refused_untouched(&site, "was written by a newer nudge (layout version 99");
 }
@@ -670,17 +673,14 @@ fn a_damaged_record_is_an_error_that_names_its_key() {
     {
         let store = Store::open(&site.store(), 1 << 20).unwrap();
         let mut txn = Txn::new(&store);
-        txn.put_raw(
-            key::enrollment(&candidate, "probe"),
-            b"\x07\xffnot postcard".to_vec(),
-        );
+        txn.put_raw(key::candidate(&candidate), b"\x07\xffnot postcard".to_vec());
         txn.commit().unwrap();
     }
     let out = site.nudge(&["show", &candidate]);
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(1), "{err}");
     assert!(err.contains("damaged record"), "{err}");
-    assert!(err.contains(&candidate) && err.contains("probe"), "{err}");
+    assert!(err.contains(&format!("`c{candidate}`")), "{err}");
     assert!(!err.contains("panicked"), "{err}");
 
     // The daemon reports the record and goes on with everyone else: a

@@ -338,10 +338,9 @@ fn log_of(store: &Store, candidate: &str) -> Vec<LogKind> {
 /// The outbox entry of the candidate's send on `channel`, if any.
 fn send_on(store: &Store, channel: Channel) -> Option<OutboxEntry> {
     store
-        .scan::<OutboxEntry>(b"o")
+        .sends()
         .unwrap()
         .into_iter()
-        .map(|(_, e)| e)
         .find(|e| e.message.channel == channel)
 }
 

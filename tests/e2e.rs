@@ -34,7 +34,7 @@ use nudge::runtime::clock::{Clock, ManualClock};
 use nudge::runtime::core::{engine_candidate, Command, Core, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::sim::{self, Scenario};
-use nudge::store::{key, CandidateRecord, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{CandidateRecord, LogKind, OutboxEntry, SendStatus, Store};
 use nudge::templates::Templates;
 use support::{Reply, Server};
 
@@ -515,7 +515,7 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
                 }
             }
             let next = wakes.into_iter().min();
-            let drained = store.scan_raw(b"q").count() == 0;
+            let drained = store.undelivered() == 0;
             (drained && next.is_none_or(|w| w > now)).then_some(next)
         })
         .await;
@@ -554,13 +554,13 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
 
     // Every delivered send, by key, from the outbox.
     let outbox: HashMap<String, OutboxEntry> = store
-        .scan::<OutboxEntry>(b"o")
+        .sends()
         .unwrap()
         .into_iter()
-        .map(|(_, e)| (e.message.key.clone(), e))
+        .map(|e| (e.message.key.clone(), e))
         .collect();
     assert!(outbox.values().all(|e| e.status == SendStatus::Delivered));
-    assert_eq!(store.scan_raw(b"q").count(), 0);
+    assert_eq!(store.undelivered(), 0);
     let from: lettre::Address = FROM_EMAIL.parse().unwrap();
     let by_message_id: HashMap<String, &OutboxEntry> = outbox
         .values()
@@ -627,7 +627,7 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
     let mut total = 0;
     for a in applicants(&agenda) {
         let id = &ids[a.id];
-        let record: CandidateRecord = store.get(&key::candidate(id)).unwrap().unwrap();
+        let record: CandidateRecord = store.candidate(id).unwrap().unwrap();
         let expected = predict(&machine, &record, &agenda, a.id);
         assert!(
             !expected.is_empty(),

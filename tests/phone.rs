@@ -52,8 +52,8 @@ fn enroll(core: &mut Core, fields: &[(&str, &str)]) -> Reply {
 }
 
 fn stored_phone(core: &Core, who: &str) -> Option<String> {
-    let txn = Txn::new(core.store());
-    let record = core.find_candidate(&txn, who).unwrap()?;
+    let mut txn = Txn::new(core.store());
+    let record = core.find_candidate(&mut txn, who).unwrap()?;
     record.fields.get("phone").cloned()
 }
 

@@ -176,15 +176,20 @@ impl Core {
     ) -> Result<Vec<String>, StoreError> {
         let mut cleared = Vec::with_capacity(keys.len());
         for k in keys {
-            let okey = key::outbox(&k);
-            let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? else {
-                continue;
+            let mut entry = match txn.send(&k) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::error!(%e, send = %k, "an undelivered send belongs to a damaged record; it is left as it is");
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             if !matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
                 continue;
             }
             let opted_out = txn
-                .get::<CandidateRecord>(&key::candidate(&entry.message.candidate))?
+                .candidate(&entry.message.candidate)?
                 .is_some_and(|c| c.opted_out);
             let channel = entry.message.channel.name().to_string();
             if self.settings.communications_off {
@@ -209,7 +214,7 @@ impl Core {
             }
             entry.status = SendStatus::InFlight;
             entry.attempts += 1;
-            txn.put(okey, &entry);
+            txn.put_send(&entry)?;
             cleared.push(k);
         }
         Ok(cleared)
@@ -231,7 +236,7 @@ impl Core {
         entry.status = status;
         entry.retry_at = None;
         txn.remove(key::queue(entry.queue_seq));
-        txn.put(key::outbox(&entry.message.key), &entry);
+        txn.put_send(&entry)?;
         let entry_log = LogEntry {
             at: now,
             campaign: entry.message.campaign.clone(),
@@ -283,8 +288,7 @@ impl Core {
         now: Instant,
         out: &mut Outgoing,
     ) -> Result<(), StoreError> {
-        let ekey = key::enrollment(&timer.candidate, &timer.campaign);
-        let Some(mut enr) = txn.get::<Enrollment>(&ekey)? else {
+        let Some(mut enr) = txn.enrollment(&timer.candidate, &timer.campaign)? else {
             txn.remove(timer.key);
             return Ok(());
         };
@@ -297,7 +301,7 @@ impl Core {
             || self.campaigns.get(&enr.campaign).is_none()
         {
             park(txn, &mut enr);
-            txn.put(ekey, &enr);
+            txn.put_enrollment(&enr)?;
             return Ok(());
         }
         if now - timer.due > self.settings.catch_up {
@@ -344,12 +348,11 @@ impl Core {
         let mut out = Vec::new();
         for (_, send_key, rkey) in due {
             txn.remove(rkey);
-            let okey = key::outbox(&send_key);
-            if let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? {
+            if let Some(mut entry) = txn.send(&send_key)? {
                 if entry.status == SendStatus::Queued && entry.retry_at.is_some() {
                     entry.retry_at = None;
                     out.push(entry.message.clone());
-                    txn.put(okey, &entry);
+                    txn.put_send(&entry)?;
                 }
             }
         }
@@ -373,13 +376,19 @@ impl Core {
             .map(|r| r.map(|(_, v)| String::from_utf8_lossy(&v).into_owned()))
             .collect::<Result<_, _>>()?;
         for k in keys {
-            let Some(mut entry) = txn.get::<OutboxEntry>(&key::outbox(&k))? else {
-                continue;
+            let mut entry = match txn.send(&k) {
+                Ok(Some(entry)) => entry,
+                Ok(None) => continue,
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    tracing::error!(%e, send = %k, "an undelivered send belongs to a damaged record; it is left as it is");
+                    continue;
+                }
+                Err(e) => return Err(e),
             };
             let was_in_flight = entry.status == SendStatus::InFlight;
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
                 entry.possible_duplicate = true;
-                txn.put(key::outbox(&k), &entry);
+                txn.put_send(&entry)?;
                 log(&mut txn, &entry.message.candidate,
                     LogEntry {
                         at: now,
@@ -480,25 +489,27 @@ impl Core {
         const CHUNK: usize = 10_000;
         let mut txn = Txn::new(&self.store);
         let mut moved = 0;
-        for item in self.store.scan_raw(b"e") {
-            let (k, v) = item?;
-            let Ok(mut enr) = store::decode::<Enrollment>(&k, &v) else {
+        for dossier in self.store.dossiers() {
+            let Ok(dossier) = dossier else {
                 continue;
             };
-            let Some(campaign) = new.get(&enr.campaign) else {
-                continue;
-            };
-            if !changed.contains(&enr.campaign)
-                || enr.engine.outcome.is_some()
-                || enr.version == campaign.version
-            {
-                continue;
+            for mut enr in dossier.enrollments {
+                let Some(campaign) = new.get(&enr.campaign) else {
+                    continue;
+                };
+                if !changed.contains(&enr.campaign)
+                    || enr.engine.outcome.is_some()
+                    || enr.version == campaign.version
+                {
+                    continue;
+                }
+                migrate(&mut txn, &mut enr, campaign, now)?;
+                rearm(&mut txn, &mut enr, &campaign.machine);
+                txn.put_enrollment(&enr)?;
+                moved += 1;
             }
-            migrate(&mut txn, &mut enr, campaign, now)?;
-            rearm(&mut txn, &mut enr, &campaign.machine);
-            txn.put(k.to_vec(), &enr);
-            moved += 1;
-            if moved % CHUNK == 0 {
+            if moved >= CHUNK {
+                moved = 0;
                 std::mem::replace(&mut txn, Txn::new(&self.store)).commit()?;
             }
         }
@@ -560,14 +571,14 @@ impl Core {
                 Ok(c) => c,
                 Err(e) => return Ok(Err(e)),
             };
-        let ekey = key::enrollment(&candidate.id, &campaign.machine.name);
-        if candidate.opted_out && txn.get_raw(&ekey)?.is_none() {
+        let existing = txn.enrollment(&candidate.id, &campaign.machine.name)?;
+        if candidate.opted_out && existing.is_none() {
             return Ok(Err(ApiError::conflict(format!(
                 "candidate {} opted out: nothing is ever sent to them again, so they are not enrolled",
                 candidate.id
             ))));
         }
-        if let Some(existing) = txn.get::<Enrollment>(&ekey)? {
+        if let Some(existing) = existing {
             return Ok(Ok(EnrollResponse {
                 candidate: candidate.id.clone(),
                 link: self.link(&candidate),
@@ -652,7 +663,7 @@ impl Core {
             self.apply_records(txn, enr, machine, &engine_candidate, zone, records, out)?;
         if txn.get_raw(&key::paused(&machine.name))?.is_some() {
             park(txn, &mut enr);
-            txn.put(key::enrollment(&candidate.id, &machine.name), &enr);
+            txn.put_enrollment(&enr)?;
             return Ok(enr);
         }
         self.step(txn, enr, Step::Wake, now, out)
@@ -719,7 +730,7 @@ impl Core {
         )?;
         if req.event == engine::step::OPTED_OUT && !candidate.opted_out {
             candidate.opted_out = true;
-            txn.put(key::candidate(&candidate.id), &candidate);
+            txn.put_candidate(&candidate)?;
         }
         let mut effects = Vec::new();
         let mut fresh = Vec::new();
@@ -731,10 +742,7 @@ impl Core {
             if rule.event != req.event || candidate.opted_out {
                 continue;
             }
-            if txn
-                .get_raw(&key::enrollment(&candidate.id, name))?
-                .is_some()
-            {
+            if txn.enrollment(&candidate.id, name)?.is_some() {
                 continue;
             }
             if !crate::sim::accepts(&campaign.machine, &engine_candidate) {
@@ -747,9 +755,7 @@ impl Core {
             effects.push(format!("{name}: enrolled in {}", enr.state_name));
             fresh.push(name.clone());
         }
-        let enrollments: Vec<(Vec<u8>, Enrollment)> =
-            txn_scan(txn, &self.store, &key::enrollments_of(&candidate.id))?;
-        for (_, enr) in enrollments {
+        for enr in txn.enrollments_of(&candidate.id)? {
             if fresh.contains(&enr.campaign) || enr.engine.outcome.is_some() {
                 continue;
             }
@@ -819,8 +825,7 @@ impl Core {
             .collect::<Result<_, _>>()?;
         for candidate in parked {
             txn.remove(key::parked(campaign, &candidate));
-            let Some(mut enr) = txn.get::<Enrollment>(&key::enrollment(&candidate, campaign))?
-            else {
+            let Some(mut enr) = txn.enrollment(&candidate, campaign)? else {
                 continue;
             };
             enr.parked = false;
@@ -841,8 +846,7 @@ impl Core {
         now: Instant,
         out: &mut Outgoing,
     ) -> Result<(), StoreError> {
-        let okey = key::outbox(k);
-        let Some(mut entry) = txn.get::<OutboxEntry>(&okey)? else {
+        let Some(mut entry) = txn.send(k)? else {
             return Ok(());
         };
         let channel = entry.message.channel.name().to_string();
@@ -885,7 +889,7 @@ impl Core {
                 entry.status = SendStatus::Queued;
                 entry.retry_at = Some(when.timestamp_millis());
                 txn.put_raw(key::retry(when, k), Vec::new());
-                txn.put(okey, &entry);
+                txn.put_send(&entry)?;
                 return note(
                     txn,
                     LogKind::Retrying {
@@ -941,10 +945,10 @@ impl Core {
         let Some(campaign) = self.campaigns.get(&m.campaign).cloned() else {
             return Ok(());
         };
-        let Some(enr) = txn.get::<Enrollment>(&key::enrollment(&m.candidate, &m.campaign))? else {
+        let Some(enr) = txn.enrollment(&m.candidate, &m.campaign)? else {
             return Ok(());
         };
-        let Some(record) = txn.get::<CandidateRecord>(&key::candidate(&m.candidate))? else {
+        let Some(record) = txn.candidate(&m.candidate)? else {
             return Ok(());
         };
         if enr
@@ -1047,7 +1051,7 @@ impl Core {
         if let Some(identity) = &identity {
             if let Some(id) = txn.get_raw(&key::external(identity))? {
                 let id = String::from_utf8_lossy(&id).into_owned();
-                if let Some(mut existing) = txn.get::<CandidateRecord>(&key::candidate(&id))? {
+                if let Some(mut existing) = txn.candidate(&id)? {
                     let mut changed = false;
                     for (k, v) in clean {
                         if existing.fields.get(&k) != Some(&v) {
@@ -1056,7 +1060,7 @@ impl Core {
                         }
                     }
                     if changed {
-                        txn.put(key::candidate(&id), &existing);
+                        txn.put_candidate(&existing)?;
                     }
                     return Ok(Ok(existing));
                 }
@@ -1082,7 +1086,7 @@ impl Core {
             created_at: now,
             opted_out: false,
         };
-        txn.put(key::candidate(&id), &record);
+        txn.put_candidate(&record)?;
         txn.put_raw(key::token(&token), id.as_bytes().to_vec());
         if let Some(identity) = identity {
             txn.put_raw(key::external(&identity), id.as_bytes().to_vec());
@@ -1104,7 +1108,7 @@ impl Core {
     /// A candidate by id, external id, email or phone identity, or token.
     pub fn find_candidate(
         &self,
-        txn: &Txn,
+        txn: &mut Txn,
         who: &str,
     ) -> Result<Option<CandidateRecord>, StoreError> {
         find(txn, who)
@@ -1132,7 +1136,7 @@ impl Core {
         if enr.version != campaign.version {
             migrate(txn, &mut enr, &campaign, now)?;
         }
-        let Some(candidate) = txn.get::<CandidateRecord>(&key::candidate(&enr.candidate))? else {
+        let Some(candidate) = txn.candidate(&enr.candidate)? else {
             return Ok(enr);
         };
         let engine_candidate = engine_candidate(&candidate);
@@ -1140,7 +1144,7 @@ impl Core {
         let others = if machine.rate_limits.is_empty() {
             Vec::new()
         } else {
-            other_sends(txn, &self.store, &enr)?
+            other_sends(txn, &enr)?
         };
         let ctx = Ctx {
             candidate: &engine_candidate,
@@ -1319,7 +1323,7 @@ impl Core {
             )?;
         }
         rearm(txn, &mut enr, machine);
-        txn.put(key::enrollment(&enr.candidate, &campaign), &enr);
+        txn.put_enrollment(&enr)?;
         Ok(enr)
     }
 
@@ -1341,11 +1345,10 @@ impl Core {
         let Some((&channel, fallbacks)) = route.split_first() else {
             return Ok(());
         };
-        let okey = key::outbox(send_key);
-        if txn.get_raw(&okey)?.is_some() {
+        if txn.send(send_key)?.is_some() {
             return Ok(());
         }
-        let record = txn.get::<CandidateRecord>(&key::candidate(&enr.candidate))?;
+        let record = txn.candidate(&enr.candidate)?;
         let opted_out = record.as_ref().is_some_and(|r| r.opted_out);
         let to = match channel {
             Channel::Email => candidate.field("email").unwrap_or_default().to_string(),
@@ -1428,7 +1431,7 @@ impl Core {
         if let Some(why) = refusal {
             entry.status = SendStatus::Failed(why.clone());
             txn.count(key::counter(&machine.name, "failed"), 1);
-            txn.put(okey, &entry);
+            txn.put_send(&entry)?;
             return log(
                 txn,
                 &enr.candidate,
@@ -1443,7 +1446,7 @@ impl Core {
                 },
             );
         }
-        txn.put(okey, &entry);
+        txn.put_send(&entry)?;
         txn.put_raw(key::queue(seq), send_key.as_bytes().to_vec());
         out.push(message);
         Ok(())
@@ -1564,9 +1567,9 @@ fn park(txn: &mut Txn, enr: &mut Enrollment) {
 }
 
 /// The sends of the candidate's other enrollments, for sliding limits.
-fn other_sends(txn: &Txn, store: &Store, enr: &Enrollment) -> Result<Vec<Instant>, StoreError> {
+fn other_sends(txn: &mut Txn, enr: &Enrollment) -> Result<Vec<Instant>, StoreError> {
     let mut out = Vec::new();
-    for (_, other) in txn_scan::<Enrollment>(txn, store, &key::enrollments_of(&enr.candidate))? {
+    for other in txn.enrollments_of(&enr.candidate)? {
         if other.campaign != enr.campaign {
             out.extend(other.engine.recent_sends.iter().copied());
         }
@@ -1574,33 +1577,9 @@ fn other_sends(txn: &Txn, store: &Store, enr: &Enrollment) -> Result<Vec<Instant
     Ok(out)
 }
 
-/// Records under a prefix as the transaction sees them.
-fn txn_scan<T: serde::de::DeserializeOwned>(
-    txn: &Txn,
-    store: &Store,
-    prefix: &[u8],
-) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-    let keys: Vec<Vec<u8>> = store
-        .scan_raw(prefix)
-        .map(|r| r.map(|(k, _)| k.to_vec()))
-        .chain(txn.overlay_keys(prefix).into_iter().map(Ok))
-        .collect::<Result<_, _>>()?;
-    let mut seen = std::collections::BTreeSet::new();
-    let mut out = Vec::new();
-    for k in keys {
-        if !seen.insert(k.clone()) {
-            continue;
-        }
-        if let Some(v) = txn.get::<T>(&k)? {
-            out.push((k, v));
-        }
-    }
-    Ok(out)
-}
-
 /// A candidate by id, external id, email or phone identity, or link token.
-pub fn find(txn: &Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError> {
-    if let Some(c) = txn.get::<CandidateRecord>(&key::candidate(who))? {
+pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError> {
+    if let Some(c) = txn.candidate(who)? {
         return Ok(Some(c));
     }
     let identities = [
@@ -1612,7 +1591,7 @@ pub fn find(txn: &Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError>
     for k in identities {
         if let Some(id) = txn.get_raw(&k)? {
             let id = String::from_utf8_lossy(&id).into_owned();
-            return txn.get::<CandidateRecord>(&key::candidate(&id));
+            return txn.candidate(&id);
         }
     }
     Ok(None)
@@ -1620,8 +1599,7 @@ pub fn find(txn: &Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError>
 
 /// Appends to a candidate's history.
 fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
-    txn.log(candidate, entry);
-    Ok(())
+    txn.log(candidate, entry)
 }
 
 /// 128 random bits from the operating system, hex: the token of a tracked

@@ -10,9 +10,7 @@ use super::campaigns::Campaigns;
 use super::core::{counters, describe, engine_candidate};
 use crate::engine::Instant;
 use crate::sim::rfc3339;
-use crate::store::{
-    key, CandidateRecord, Enrollment, OutboxEntry, SendStatus, Store, TimerKind, Txn,
-};
+use crate::store::{key, CandidateRecord, SendStatus, Store, TimerKind, Txn};
 
 /// Candidates per state, sends due soon, held sends and failures, per campaign.
 pub fn status(
@@ -81,8 +79,7 @@ pub fn status(
     let mut failures = 0;
     for item in store.scan_raw(b"q") {
         let (_, v) = item?;
-        let k = key::outbox(&String::from_utf8_lossy(&v));
-        if let Some(entry) = store.get::<OutboxEntry>(&k)? {
+        if let Some(entry) = store.send(&String::from_utf8_lossy(&v))? {
             match entry.status {
                 SendStatus::Queued | SendStatus::InFlight => outbox += 1,
                 SendStatus::Failed(_) => failures += 1,
@@ -106,13 +103,13 @@ pub fn show(
     who: &str,
     interview_url: &str,
 ) -> Result<CandidateView, ApiError> {
-    let txn = Txn::new(store);
-    let candidate: CandidateRecord = super::core::find(&txn, who)?
+    let mut txn = Txn::new(store);
+    let candidate: CandidateRecord = super::core::find(&mut txn, who)?
         .ok_or_else(|| ApiError::not_found(format!("no candidate `{who}`")))?;
     let engine_candidate = engine_candidate(&candidate);
     let mut enrollments = Vec::new();
     let mut zone = chrono_tz::UTC;
-    for (_, enr) in store.scan::<Enrollment>(&key::enrollments_of(&candidate.id))? {
+    for enr in txn.enrollments_of(&candidate.id)? {
         if let Some(c) = campaigns.get(&enr.campaign) {
             zone = engine_candidate.zone(&c.machine.zone);
         }

@@ -12,24 +12,21 @@
 //! | key | value |
 //! |---|---|
 //! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
-//! | `c` candidate | [`CandidateRecord`] |
+//! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
 //! | `x` external id | candidate id |
 //! | `k` token | candidate id |
-//! | `e` candidate `0` campaign | [`Enrollment`] |
 //! | `t` due-ms(8, big-endian) candidate `0` campaign | [`TimerKind`] byte |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
-//! | `o` send key | [`OutboxEntry`] |
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
 //! | `q` seq(8) | send key of a send not yet delivered |
-//! | `l` candidate `0` seq(8) | the candidate's [`LogEntry`] lines of one commit |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 
 mod records;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -37,13 +34,15 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use records::{
-    CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
+    CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
 };
 
 use crate::engine::Instant;
 
-/// The layout version this build writes and reads.
-pub const SCHEMA_VERSION: u32 = 1;
+/// The layout version this build writes and reads. Version 1 kept
+/// enrollments, sends and history under keys of their own; version 2 keeps
+/// them in the candidate's [`Dossier`].
+pub const SCHEMA_VERSION: u32 = 2;
 
 /// The file in the store folder, beside sled's own, that holds the layout
 /// version as text. It is read before sled opens anything: sled has no
@@ -61,6 +60,11 @@ pub enum StoreError {
     },
     /// Written by a newer nudge: never touched.
     NewerSchema {
+        path: PathBuf,
+        found: u32,
+    },
+    /// Written by an older nudge whose layout this build does not convert.
+    OlderSchema {
         path: PathBuf,
         found: u32,
     },
@@ -88,6 +92,11 @@ impl fmt::Display for StoreError {
             StoreError::NewerSchema { path, found } => write!(
                 f,
                 "the store `{}` was written by a newer nudge (layout version {found}; this build reads version {SCHEMA_VERSION}); upgrade nudge, the store was left untouched",
+                path.display()
+            ),
+            StoreError::OlderSchema { path, found } => write!(
+                f,
+                "the store `{}` was written by an older nudge (layout version {found}; this build reads version {SCHEMA_VERSION} and cannot convert it); run the nudge that wrote it, or start a new store; the store was left untouched",
                 path.display()
             ),
             StoreError::Unreadable { path, why } => write!(
@@ -152,14 +161,10 @@ pub mod key {
     pub fn token(token: &str) -> Vec<u8> {
         join(b'k', &[token.as_bytes()])
     }
-    pub fn enrollment(candidate: &str, campaign: &str) -> Vec<u8> {
-        join(b'e', &[candidate.as_bytes(), campaign.as_bytes()])
-    }
-    /// Every enrollment of a candidate.
-    pub fn enrollments_of(candidate: &str) -> Vec<u8> {
-        let mut k = join(b'e', &[candidate.as_bytes()]);
-        k.push(0);
-        k
+    /// The candidate of a send key (`campaign/candidate/visit/index`, with
+    /// `>channel` after a fallback).
+    pub fn send_candidate(send_key: &str) -> Option<&str> {
+        send_key.split('/').nth(1)
     }
     /// Milliseconds since the epoch as 8 big-endian bytes that sort in time
     /// order (the sign bit flipped so that instants before 1970 sort first).
@@ -209,23 +214,9 @@ pub mod key {
     pub fn event_id(candidate: &str, id: &str) -> Vec<u8> {
         join(b'i', &[candidate.as_bytes(), id.as_bytes()])
     }
-    pub fn outbox(send_key: &str) -> Vec<u8> {
-        join(b'o', &[send_key.as_bytes()])
-    }
     pub fn queue(seq: u64) -> Vec<u8> {
         let mut k = vec![b'q'];
         k.extend_from_slice(&seq.to_be_bytes());
-        k
-    }
-    pub fn log(candidate: &str, seq: u64) -> Vec<u8> {
-        let mut k = join(b'l', &[candidate.as_bytes()]);
-        k.push(0);
-        k.extend_from_slice(&seq.to_be_bytes());
-        k
-    }
-    pub fn log_of(candidate: &str) -> Vec<u8> {
-        let mut k = join(b'l', &[candidate.as_bytes()]);
-        k.push(0);
         k
     }
     pub fn counter(campaign: &str, name: &str) -> Vec<u8> {
@@ -294,6 +285,9 @@ impl Store {
         if let Some(found) = layout.filter(|v| *v > SCHEMA_VERSION) {
             return Err(StoreError::NewerSchema { path, found });
         }
+        if let Some(found) = layout.filter(|v| *v < SCHEMA_VERSION) {
+            return Err(StoreError::OlderSchema { path, found });
+        }
         let db = sled::Config::new()
             .path(&path)
             .cache_capacity(cache_bytes)
@@ -312,6 +306,12 @@ impl Store {
                     })?;
                 if found > SCHEMA_VERSION {
                     return Err(StoreError::NewerSchema {
+                        path: store.path.clone(),
+                        found,
+                    });
+                }
+                if found < SCHEMA_VERSION {
+                    return Err(StoreError::OlderSchema {
                         path: store.path.clone(),
                         found,
                     });
@@ -437,24 +437,73 @@ impl Store {
         Ok(out)
     }
 
-    /// A candidate's history, oldest first. Each commit writes a
-    /// candidate's lines of that commit as one record.
-    pub fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
-        Ok(self
-            .scan::<Vec<LogEntry>>(&key::log_of(candidate))?
-            .into_iter()
-            .flat_map(|(_, lines)| lines)
-            .collect())
+    /// A candidate's dossier, by candidate id.
+    pub fn dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
+        self.get(&key::candidate(candidate))
     }
 
-    /// Every candidate's history (for tests and audits): (candidate key
-    /// prefix stripped, lines).
-    pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
+    /// Every dossier, in key order (a full scan: for reloads, reports and
+    /// audits, not for hot paths).
+    pub fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
+        self.db.scan_prefix(b"c").map(|r| {
+            r.map_err(StoreError::from)
+                .and_then(|(k, v)| decode(&k, &v))
+        })
+    }
+
+    pub fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate))
+    }
+
+    pub fn enrollment(
+        &self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
         Ok(self
-            .scan::<Vec<LogEntry>>(b"l")?
-            .into_iter()
-            .flat_map(|(_, lines)| lines)
-            .collect())
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    /// A send by its key.
+    pub fn send(&self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        let Some(candidate) = key::send_candidate(send_key) else {
+            return Ok(None);
+        };
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.send(send_key).cloned()))
+    }
+
+    /// Every send of every candidate (a full scan).
+    pub fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.dossiers() {
+            out.extend(d?.outbox);
+        }
+        Ok(out)
+    }
+
+    /// Sends decided and not yet settled (the delivery queue's length).
+    pub fn undelivered(&self) -> usize {
+        self.db.scan_prefix(b"q").count()
+    }
+
+    /// A candidate's history, oldest first.
+    pub fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .map(|d| d.history)
+            .unwrap_or_default())
+    }
+
+    /// Every candidate's history (for tests and audits).
+    pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.dossiers() {
+            out.extend(d?.history);
+        }
+        Ok(out)
     }
 
     /// Every armed timer of one campaign (a full scan of the timer index:
@@ -571,14 +620,17 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
 
 /// Writes gathered for one atomic commit, readable before they land: a
 /// later step in the same batch sees the records an earlier step wrote.
+/// Dossiers are read once, changed in memory and encoded once at commit,
+/// however many steps of the batch touch them.
 pub struct Txn<'a> {
     store: &'a Store,
     batch: sled::Batch,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     counters: HashMap<Vec<u8>, i64>,
-    /// History gathered in this transaction, per candidate: written as one
-    /// record per candidate at commit (one key instead of one per line).
-    history: BTreeMap<String, Vec<LogEntry>>,
+    /// Dossiers read or written in this transaction (`None`: none stored).
+    dossiers: HashMap<String, Option<Dossier>>,
+    /// The dossiers to write at commit.
+    dirty: HashSet<String>,
 }
 
 impl<'a> Txn<'a> {
@@ -588,7 +640,8 @@ impl<'a> Txn<'a> {
             batch: sled::Batch::default(),
             overlay: BTreeMap::new(),
             counters: HashMap::new(),
-            history: BTreeMap::new(),
+            dossiers: HashMap::new(),
+            dirty: HashSet::new(),
         }
     }
 
@@ -604,15 +657,6 @@ impl<'a> Txn<'a> {
             Some(v) => decode(key, &v).map(Some),
             None => Ok(None),
         }
-    }
-
-    /// Keys under `prefix` written (or removed) in this transaction.
-    pub fn overlay_keys(&self, prefix: &[u8]) -> Vec<Vec<u8>> {
-        self.overlay
-            .range(prefix.to_vec()..)
-            .take_while(|(k, _)| k.starts_with(prefix))
-            .map(|(k, _)| k.clone())
-            .collect()
     }
 
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
@@ -635,25 +679,117 @@ impl<'a> Txn<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty()
-            && self.history.is_empty()
-            && self.counters.values().all(|d| *d == 0)
+        self.overlay.is_empty() && self.dirty.is_empty() && self.counters.values().all(|d| *d == 0)
     }
 
-    /// Appends a line to a candidate's history.
-    pub fn log(&mut self, candidate: &str, entry: LogEntry) {
-        self.history
-            .entry(candidate.to_string())
-            .or_default()
-            .push(entry);
+    /// A candidate's dossier as this transaction sees it.
+    pub fn dossier(&mut self, candidate: &str) -> Result<Option<&Dossier>, StoreError> {
+        self.load(candidate)?;
+        Ok(self.dossiers.get(candidate).and_then(Option::as_ref))
+    }
+
+    /// A candidate's dossier to change (written at commit).
+    fn dossier_mut(&mut self, candidate: &str) -> Result<Option<&mut Dossier>, StoreError> {
+        self.load(candidate)?;
+        let found = self.dossiers.get_mut(candidate).and_then(Option::as_mut);
+        if found.is_some() {
+            self.dirty.insert(candidate.to_string());
+        }
+        Ok(found)
+    }
+
+    fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
+        if !self.dossiers.contains_key(candidate) {
+            let d = self.store.dossier(candidate)?;
+            self.dossiers.insert(candidate.to_string(), d);
+        }
+        Ok(())
+    }
+
+    pub fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
+    }
+
+    /// Writes a candidate's record (a new candidate gets a new dossier).
+    pub fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
+        match self.dossier_mut(&record.id)? {
+            Some(d) => d.candidate = record.clone(),
+            None => {
+                self.dossiers
+                    .insert(record.id.clone(), Some(Dossier::new(record.clone())));
+                self.dirty.insert(record.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    pub fn enrollment(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    pub fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .map(|d| d.enrollments.clone())
+            .unwrap_or_default())
+    }
+
+    /// Writes an enrollment into its candidate's dossier (which must exist).
+    pub fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError> {
+        match self.dossier_mut(&enrollment.candidate)? {
+            Some(d) => {
+                d.put_enrollment(enrollment.clone());
+                Ok(())
+            }
+            None => Err(missing(&enrollment.candidate)),
+        }
+    }
+
+    /// A send by its key.
+    pub fn send(&mut self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        let Some(candidate) = key::send_candidate(send_key) else {
+            return Ok(None);
+        };
+        let candidate = candidate.to_string();
+        Ok(self
+            .dossier(&candidate)?
+            .and_then(|d| d.send(send_key).cloned()))
+    }
+
+    /// Writes a send into its candidate's dossier (which must exist).
+    pub fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(&entry.message.candidate)? {
+            Some(d) => {
+                d.put_send(entry.clone());
+                Ok(())
+            }
+            None => Err(missing(&entry.message.candidate)),
+        }
+    }
+
+    /// Appends a line to a candidate's history (dropped, with a warning,
+    /// when the candidate has no dossier: nothing else could be written
+    /// for them either).
+    pub fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(candidate)? {
+            Some(d) => d.history.push(entry),
+            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
+        }
+        Ok(())
     }
 
     /// Writes everything in one atomic batch and flushes it.
     pub fn commit(mut self) -> Result<(), StoreError> {
-        for (candidate, entries) in std::mem::take(&mut self.history) {
-            let seq = self.store.next_id()?;
-            self.batch
-                .insert(key::log(&candidate, seq), encode(&entries));
+        for id in std::mem::take(&mut self.dirty) {
+            if let Some(Some(d)) = self.dossiers.get(&id) {
+                self.batch.insert(key::candidate(&id), encode(d));
+            }
         }
         for (key, delta) in std::mem::take(&mut self.counters) {
             if delta == 0 {
@@ -666,6 +802,13 @@ impl<'a> Txn<'a> {
             self.batch.insert(key, &(current + delta).to_be_bytes());
         }
         self.store.commit(self.batch)
+    }
+}
+
+fn missing(candidate: &str) -> StoreError {
+    StoreError::Corrupt {
+        key: key::candidate(candidate).escape_ascii().to_string(),
+        why: "the candidate's dossier is missing".into(),
     }
 }
 

@@ -205,3 +205,63 @@ pub enum LogKind {
         reason: String,
     },
 }
+
+/// Everything about one candidate, kept in one record (`c` key): who they
+/// are, their enrollments, their sends and their history. A state change
+/// rewrites this one record instead of one key per kind of record, which
+/// is what makes a transition cheap on sled (see the store's docs).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Dossier {
+    pub candidate: CandidateRecord,
+    /// One per campaign the candidate was ever enrolled in.
+    pub enrollments: Vec<Enrollment>,
+    /// Their sends: the undelivered ones whole; settled ones without their
+    /// HTML part (the plain text, subject and address stay, for audits).
+    pub outbox: Vec<OutboxEntry>,
+    /// Their history, oldest first.
+    pub history: Vec<LogEntry>,
+}
+
+impl Dossier {
+    pub fn new(candidate: CandidateRecord) -> Self {
+        Dossier {
+            candidate,
+            enrollments: Vec::new(),
+            outbox: Vec::new(),
+            history: Vec::new(),
+        }
+    }
+
+    pub fn enrollment(&self, campaign: &str) -> Option<&Enrollment> {
+        self.enrollments.iter().find(|e| e.campaign == campaign)
+    }
+
+    pub fn put_enrollment(&mut self, enrollment: Enrollment) {
+        match self
+            .enrollments
+            .iter_mut()
+            .find(|e| e.campaign == enrollment.campaign)
+        {
+            Some(e) => *e = enrollment,
+            None => self.enrollments.push(enrollment),
+        }
+    }
+
+    pub fn send(&self, key: &str) -> Option<&OutboxEntry> {
+        self.outbox.iter().find(|e| e.message.key == key)
+    }
+
+    pub fn put_send(&mut self, mut entry: OutboxEntry) {
+        if !matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+            entry.message.html = None;
+        }
+        match self
+            .outbox
+            .iter_mut()
+            .find(|e| e.message.key == entry.message.key)
+        {
+            Some(e) => *e = entry,
+            None => self.outbox.push(entry),
+        }
+    }
+}
