@@ -306,6 +306,17 @@ fn stage_fire(root: &Path, store: &Path, due: Instant) {
         cpu * 1e6 / fired.max(1) as f64,
     );
     settle(&mut core, &sends, now, Some("reminders"));
+    let (mut count, mut bytes) = (0usize, 0usize);
+    for item in core.store().scan_raw(b"c") {
+        let (_, v) = item.expect("read a dossier");
+        count += 1;
+        bytes += v.len();
+    }
+    println!(
+        "  records   {count} dossiers of {} bytes on average; store {:.0} MB",
+        bytes / count.max(1),
+        core.store().size_on_disk() as f64 / 1e6
+    );
 }
 
 /// A free loopback port for a child's admin API.
