@@ -596,15 +596,14 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, Std
     let waiting = store.scan_raw(b"t").count();
     let mut queued = 0;
     let mut in_flight = Vec::new();
-    for item in store.scan_raw(b"q") {
-        let (_, send_key) = item.expect("read the queue");
-        let send_key = String::from_utf8_lossy(&send_key).into_owned();
-        let Some(entry) = store.send(&send_key).expect("read the outbox") else {
-            continue;
-        };
-        match entry.status {
-            SendStatus::InFlight => in_flight.push((send_key, entry.message.candidate)),
-            _ => queued += 1,
+    for (send_key, flying) in store.queued_sends() {
+        if flying {
+            let candidate = nudge::store::key::send_candidate(&send_key)
+                .unwrap_or_default()
+                .to_string();
+            in_flight.push((send_key, candidate));
+        } else {
+            queued += 1;
         }
     }
     (waiting, queued, in_flight, opened)

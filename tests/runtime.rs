@@ -596,6 +596,74 @@ fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
     );
 }
 
+/// The delivery journal: queued, in flight and settled sends as the store
+/// reads them back after a restart, and no record left once all settle.
+#[test]
+fn the_delivery_journal_survives_a_reopen_and_empties_when_sends_settle() {
+    let fx = Fixture::warehouse();
+    let now = at("2026-11-26T15:00:00Z");
+    let mut keys = Vec::new();
+    {
+        let mut core = fx.core();
+        let people = [
+            ("j-0", "Al", "+15550100"),
+            ("j-1", "Bea", "+15550101"),
+            ("j-2", "Cal", "+15550102"),
+        ];
+        for (id, name, phone) in people {
+            let who = applicant(
+                id,
+                &[
+                    ("name", name),
+                    ("phone", phone),
+                    ("timezone", "America/Chicago"),
+                ],
+            );
+            let (_, out) = core.execute(vec![who.command(WAREHOUSE)], now).unwrap();
+            keys.extend(out.into_iter().map(|m| m.key));
+        }
+        assert_eq!(keys.len(), 3);
+        // Two go to their channel; the answer for one of them arrives.
+        core.execute(vec![Command::MarkInFlight(keys[..2].to_vec())], now)
+            .unwrap();
+        let answer = Command::Delivered {
+            key: keys[0].clone(),
+            outcome: Ok(Default::default()),
+        };
+        core.execute(vec![answer], now).unwrap();
+        assert_eq!(core.store().undelivered(), 2);
+    }
+    // As after a crash: the store is opened again and read back.
+    let mut core = fx.core();
+    let mut queued = core.store().queued_sends();
+    queued.sort();
+    let mut expected = vec![(keys[1].clone(), true), (keys[2].clone(), false)];
+    expected.sort();
+    assert_eq!(queued, expected);
+    let pending = core.recover(|_| true, now).unwrap();
+    let mut found: Vec<(String, bool)> = pending
+        .iter()
+        .map(|p| (p.message.key.clone(), p.was_in_flight))
+        .collect();
+    found.sort();
+    assert_eq!(found, expected);
+    // Both go and are answered: nothing is left queued, and no journal
+    // record is left behind.
+    core.execute(vec![Command::MarkInFlight(keys[1..].to_vec())], now)
+        .unwrap();
+    let answers = keys[1..]
+        .iter()
+        .map(|k| Command::Delivered {
+            key: k.clone(),
+            outcome: Ok(Default::default()),
+        })
+        .collect();
+    core.execute(answers, now).unwrap();
+    assert_eq!(core.store().undelivered(), 0);
+    let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
+    assert_eq!(records, 0, "journal records left after every send settled");
+}
+
 /// Drives the in-process daemon: wait until it has done everything due by
 /// the clock, then move the clock to the next thing to happen.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -176,7 +176,7 @@ impl Core {
     ) -> Result<Vec<String>, StoreError> {
         let mut cleared = Vec::with_capacity(keys.len());
         for k in keys {
-            let mut entry = match txn.send(&k) {
+            let entry = match txn.send(&k) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e @ StoreError::Corrupt { .. }) => {
@@ -185,7 +185,7 @@ impl Core {
                 }
                 Err(e) => return Err(e),
             };
-            if !matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+            if entry.status != SendStatus::Queued || entry.retry_at.is_some() {
                 continue;
             }
             let opted_out = txn
@@ -212,9 +212,9 @@ impl Core {
                 self.settle(txn, entry, SendStatus::Failed(why.into()), kind, now)?;
                 continue;
             }
-            entry.status = SendStatus::InFlight;
-            entry.attempts += 1;
-            txn.put_send(&entry)?;
+            // Durably in flight from here: the journal lists it, the
+            // dossier is left as it is until the channel answers.
+            txn.launch(&k);
             cleared.push(k);
         }
         Ok(cleared)
@@ -235,7 +235,7 @@ impl Core {
         }
         entry.status = status;
         entry.retry_at = None;
-        txn.remove(key::queue(entry.queue_seq));
+        txn.settle(&entry.message.key);
         txn.put_send(&entry)?;
         let entry_log = LogEntry {
             at: now,
@@ -353,6 +353,7 @@ impl Core {
                     entry.retry_at = None;
                     out.push(entry.message.clone());
                     txn.put_send(&entry)?;
+                    txn.enqueue(&send_key);
                 }
             }
         }
@@ -370,12 +371,7 @@ impl Core {
     ) -> Result<Vec<Pending>, StoreError> {
         let mut pending = Vec::new();
         let mut txn = Txn::new(&self.store);
-        let keys: Vec<String> = self
-            .store
-            .scan_raw(b"q")
-            .map(|r| r.map(|(_, v)| String::from_utf8_lossy(&v).into_owned()))
-            .collect::<Result<_, _>>()?;
-        for k in keys {
+        for (k, was_in_flight) in self.store.queued_sends() {
             let mut entry = match txn.send(&k) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
@@ -385,7 +381,6 @@ impl Core {
                 }
                 Err(e) => return Err(e),
             };
-            let was_in_flight = entry.status == SendStatus::InFlight;
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
                 entry.possible_duplicate = true;
                 txn.put_send(&entry)?;
@@ -405,7 +400,7 @@ impl Core {
                 // Waiting for its retry: the retry index brings it back.
                 continue;
             }
-            if matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+            if entry.status == SendStatus::Queued {
                 pending.push(Pending {
                     message: entry.message,
                     was_in_flight,
@@ -849,6 +844,11 @@ impl Core {
         let Some(mut entry) = txn.send(k)? else {
             return Ok(());
         };
+        if entry.status != SendStatus::Queued {
+            // Settled already (an answer that arrives twice).
+            return Ok(());
+        }
+        entry.attempts += 1;
         let channel = entry.message.channel.name().to_string();
         let candidate = entry.message.candidate.clone();
         let campaign = entry.message.campaign.clone();
@@ -889,6 +889,7 @@ impl Core {
                 entry.status = SendStatus::Queued;
                 entry.retry_at = Some(when.timestamp_millis());
                 txn.put_raw(key::retry(when, k), Vec::new());
+                txn.settle(k);
                 txn.put_send(&entry)?;
                 return note(
                     txn,
@@ -1418,11 +1419,9 @@ impl Core {
         } else {
             rendered.err()
         };
-        let seq = self.store.next_id()?;
         let mut entry = OutboxEntry {
             message: message.clone(),
             status: SendStatus::Queued,
-            queue_seq: seq,
             attempts: 0,
             possible_duplicate: false,
             fallbacks: fallbacks.to_vec(),
@@ -1447,7 +1446,7 @@ impl Core {
             );
         }
         txn.put_send(&entry)?;
-        txn.put_raw(key::queue(seq), send_key.as_bytes().to_vec());
+        txn.enqueue(send_key);
         out.push(message);
         Ok(())
     }

@@ -10,7 +10,7 @@ use super::campaigns::Campaigns;
 use super::core::{counters, describe, engine_candidate};
 use crate::engine::Instant;
 use crate::sim::rfc3339;
-use crate::store::{key, CandidateRecord, SendStatus, Store, TimerKind, Txn};
+use crate::store::{key, CandidateRecord, Store, TimerKind, Txn};
 
 /// Candidates per state, sends due soon, held sends and failures, per campaign.
 pub fn status(
@@ -75,18 +75,8 @@ pub fn status(
             failed: counts.get("failed").copied().unwrap_or(0),
         });
     }
-    let mut outbox = 0;
+    let outbox = store.undelivered() as u64;
     let mut failures = 0;
-    for item in store.scan_raw(b"q") {
-        let (_, v) = item?;
-        if let Some(entry) = store.send(&String::from_utf8_lossy(&v))? {
-            match entry.status {
-                SendStatus::Queued | SendStatus::InFlight => outbox += 1,
-                SendStatus::Failed(_) => failures += 1,
-                SendStatus::Delivered | SendStatus::Suppressed(_) => {}
-            }
-        }
-    }
     failures += out.iter().map(|c| c.failed.max(0) as u64).sum::<u64>();
     Ok(StatusReport {
         at: rfc3339(now),

@@ -19,7 +19,8 @@
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
-//! | `q` seq(8) | send key of a send not yet delivered |
+//! | `q` seq(8) | the send keys one commit queued for delivery ([`Journal`]) |
+//! | `f` seq(8) | the send keys one commit handed to channels ([`Journal`]) |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
@@ -29,6 +30,7 @@ mod records;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
@@ -214,8 +216,15 @@ pub mod key {
     pub fn event_id(candidate: &str, id: &str) -> Vec<u8> {
         join(b'i', &[candidate.as_bytes(), id.as_bytes()])
     }
+    /// A journal record of sends queued for delivery by one commit.
     pub fn queue(seq: u64) -> Vec<u8> {
         let mut k = vec![b'q'];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
+    }
+    /// A journal record of sends handed to channels by one commit.
+    pub fn flight(seq: u64) -> Vec<u8> {
+        let mut k = vec![b'f'];
         k.extend_from_slice(&seq.to_be_bytes());
         k
     }
@@ -258,6 +267,46 @@ pub struct DueTimer {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
+    journal: Arc<Mutex<Journal>>,
+}
+
+/// Which sends are queued for delivery and which are in flight, kept as
+/// journal records instead of a key per send: each commit that queues
+/// sends writes one `q` record listing them, each commit that hands sends
+/// to channels writes one `f` record, and a record is deleted in the commit
+/// that settles the last send it lists. A send's own state (its message,
+/// attempts and outcome) stays in its candidate's [`Dossier`]; the journal
+/// only says where it is in the pipeline, so a transition or a delivery
+/// costs one dossier write plus a share of one record. The lists are read
+/// back (and checked against the dossiers) when the store opens; they are
+/// bounded by the dispatcher's backlog.
+#[derive(Debug, Default)]
+pub struct Journal {
+    /// Unsettled send → the `q` record that lists it.
+    queued: HashMap<String, Vec<u8>>,
+    /// Send handed to a channel and not settled → its `f` record.
+    flying: HashMap<String, Vec<u8>>,
+    /// Record → how many unsettled sends it still lists.
+    open: HashMap<Vec<u8>, usize>,
+}
+
+impl Journal {
+    /// Drops `key` from `map`'s record; returns the record when that was
+    /// its last unsettled send (the caller deletes it).
+    fn unlist(
+        map: &mut HashMap<String, Vec<u8>>,
+        open: &mut HashMap<Vec<u8>, usize>,
+        key: &str,
+    ) -> Option<Vec<u8>> {
+        let record = map.remove(key)?;
+        let left = open.get_mut(&record)?;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            open.remove(&record);
+            return Some(record);
+        }
+        None
+    }
 }
 
 impl Store {
@@ -295,7 +344,11 @@ impl Store {
             .flush_every_ms(None)
             .open()
             .map_err(|e| classify_open_error(&path, e))?;
-        let store = Store { db, path };
+        let store = Store {
+            db,
+            path,
+            journal: Arc::default(),
+        };
         match store.db.get(key::meta("schema"))? {
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref())
@@ -333,6 +386,7 @@ impl Store {
         if layout.is_none() {
             write_layout(&store.path).map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
         }
+        store.load_journal()?;
         Ok(store)
     }
 
@@ -484,9 +538,61 @@ impl Store {
         Ok(out)
     }
 
-    /// Sends decided and not yet settled (the delivery queue's length).
+    /// Reads the journal records back: a listed send counts as long as
+    /// its dossier still has it queued and not waiting for a retry.
+    fn load_journal(&self) -> Result<(), StoreError> {
+        let mut journal = Journal::default();
+        for (prefix, flying) in [(b"q", false), (b"f", true)] {
+            for item in self.db.scan_prefix(prefix) {
+                let (record, value) = item?;
+                let keys: Vec<String> = decode(&record, &value)?;
+                let mut open = 0;
+                for k in keys {
+                    let waiting = match self.send(&k) {
+                        Ok(Some(e)) => e.status == SendStatus::Queued && e.retry_at.is_none(),
+                        Ok(None) => false,
+                        // A damaged dossier: listed still, reported when used.
+                        Err(_) => true,
+                    };
+                    if waiting {
+                        let map = if flying {
+                            &mut journal.flying
+                        } else {
+                            &mut journal.queued
+                        };
+                        map.insert(k, record.to_vec());
+                        open += 1;
+                    }
+                }
+                // Records with nothing open stay until the next commit that
+                // settles something of theirs; empty ones are harmless.
+                journal.open.insert(record.to_vec(), open);
+            }
+        }
+        *self.journal() = journal;
+        Ok(())
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Sends queued and not yet settled (the delivery queue's length).
     pub fn undelivered(&self) -> usize {
-        self.db.scan_prefix(b"q").count()
+        self.journal().queued.len()
+    }
+
+    /// The sends queued for delivery and not settled, in the order their
+    /// journal records were written, each with whether it was handed to
+    /// a channel.
+    pub fn queued_sends(&self) -> Vec<(String, bool)> {
+        let journal = self.journal();
+        let mut out: Vec<(&Vec<u8>, &String)> =
+            journal.queued.iter().map(|(k, r)| (r, k)).collect();
+        out.sort();
+        out.into_iter()
+            .map(|(_, k)| (k.clone(), journal.flying.contains_key(k)))
+            .collect()
     }
 
     /// A candidate's history, oldest first.
@@ -631,6 +737,10 @@ pub struct Txn<'a> {
     dossiers: HashMap<String, Option<Dossier>>,
     /// The dossiers to write at commit.
     dirty: HashSet<String>,
+    /// Sends queued, handed to channels, and settled in this transaction.
+    enqueued: Vec<String>,
+    launched: Vec<String>,
+    settled: Vec<String>,
 }
 
 impl<'a> Txn<'a> {
@@ -642,7 +752,28 @@ impl<'a> Txn<'a> {
             counters: HashMap::new(),
             dossiers: HashMap::new(),
             dirty: HashSet::new(),
+            enqueued: Vec::new(),
+            launched: Vec::new(),
+            settled: Vec::new(),
         }
+    }
+
+    /// Puts a send on the delivery queue (its entry is in the dossier).
+    pub fn enqueue(&mut self, send_key: &str) {
+        self.enqueued.push(send_key.to_string());
+    }
+
+    /// Records that a queued send is being handed to its channel.
+    pub fn launch(&mut self, send_key: &str) {
+        self.launched.push(send_key.to_string());
+    }
+
+    /// Takes a send off the queue: delivered, failed, suppressed, or
+    /// waiting for a retry (whose own key brings it back).
+    pub fn settle(&mut self, send_key: &str) {
+        self.enqueued.retain(|k| k != send_key);
+        self.launched.retain(|k| k != send_key);
+        self.settled.push(send_key.to_string());
     }
 
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
@@ -679,7 +810,12 @@ impl<'a> Txn<'a> {
     }
 
     pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty() && self.dirty.is_empty() && self.counters.values().all(|d| *d == 0)
+        self.overlay.is_empty()
+            && self.dirty.is_empty()
+            && self.enqueued.is_empty()
+            && self.launched.is_empty()
+            && self.settled.is_empty()
+            && self.counters.values().all(|d| *d == 0)
     }
 
     /// A candidate's dossier as this transaction sees it.
@@ -801,7 +937,53 @@ impl<'a> Txn<'a> {
                 .map_or(0, i64::from_be_bytes);
             self.batch.insert(key, &(current + delta).to_be_bytes());
         }
-        self.store.commit(self.batch)
+        let store = self.store;
+        let mut journal = store.journal();
+        let Journal {
+            queued,
+            flying,
+            open,
+        } = &mut *journal;
+        for k in std::mem::take(&mut self.settled) {
+            for map in [&mut *queued, &mut *flying] {
+                if let Some(record) = Journal::unlist(map, open, &k) {
+                    self.batch.remove(record);
+                }
+            }
+        }
+        for (keys, flight) in [
+            (std::mem::take(&mut self.enqueued), false),
+            (std::mem::take(&mut self.launched), true),
+        ] {
+            if keys.is_empty() {
+                continue;
+            }
+            let seq = store.next_id()?;
+            let record = if flight {
+                key::flight(seq)
+            } else {
+                key::queue(seq)
+            };
+            let map = if flight { &mut *flying } else { &mut *queued };
+            let mut seen = HashSet::new();
+            let keys: Vec<String> = keys
+                .into_iter()
+                .filter(|k| seen.insert(k.clone()))
+                .collect();
+            let mut fresh = 0;
+            for k in &keys {
+                // Listed again (a retry, a send again after a restart): it
+                // leaves its earlier record.
+                if let Some(old) = Journal::unlist(map, open, k) {
+                    self.batch.remove(old);
+                }
+                map.insert(k.clone(), record.clone());
+                fresh += 1;
+            }
+            open.insert(record.clone(), fresh);
+            self.batch.insert(record, encode(&keys));
+        }
+        store.commit(self.batch)
     }
 }
 

@@ -79,8 +79,6 @@ impl TimerKind {
 pub enum SendStatus {
     /// Decided and stored; not yet handed to the channel.
     Queued,
-    /// Handed to the channel; the outcome is not yet recorded.
-    InFlight,
     /// The channel accepted it.
     Delivered,
     /// The channel refused it for good.
@@ -94,8 +92,6 @@ pub enum SendStatus {
 pub struct OutboxEntry {
     pub message: Message,
     pub status: SendStatus,
-    /// Its key in the `q` queue while not delivered.
-    pub queue_seq: u64,
     /// Deliveries attempted.
     pub attempts: u32,
     /// Re-sent after a crash caught it in flight on a channel that cannot
@@ -252,7 +248,7 @@ impl Dossier {
     }
 
     pub fn put_send(&mut self, mut entry: OutboxEntry) {
-        if !matches!(entry.status, SendStatus::Queued | SendStatus::InFlight) {
+        if entry.status != SendStatus::Queued {
             entry.message.html = None;
         }
         match self
