@@ -593,7 +593,7 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, Std
     let opening = Timer::now();
     let store = Store::open(store, CACHE).expect("open the store after the kill");
     let opened = opening.elapsed();
-    let waiting = store.scan_raw(b"t").count();
+    let waiting = store.timers_until(None).expect("read the timers").len();
     let mut queued = 0;
     let mut in_flight = Vec::new();
     for (send_key, flying) in store.queued_sends() {

@@ -984,7 +984,7 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
         damaged,
         "the damaged record is left as it was"
     );
-    assert_eq!(core.store().timers_until(None, 10).unwrap().len(), 1);
+    assert_eq!(core.store().timers_until(None).unwrap().len(), 1);
 
     let err = core.store().enrollment(&ana, WAREHOUSE).unwrap_err();
     assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");

@@ -22,7 +22,7 @@ use crate::sim::output::{cancel_text, hold_text, skip_text, trigger_text};
 use crate::sim::rfc3339;
 use crate::store::{
     self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
-    StoreError, TimerKind, Txn,
+    StoreError, TimerEntry, TimerKind, Txn,
 };
 use crate::templates::{format_deadline, time_left, Templates, Vars};
 
@@ -83,10 +83,27 @@ pub struct Core {
     campaigns: Campaigns,
     templates: Option<Arc<Templates>>,
     settings: Settings,
-    /// Timer keys whose records do not decode: reported once and passed
-    /// over until the process restarts, so one damaged record neither
-    /// stops every other timer nor is rewritten.
-    damaged: HashSet<Vec<u8>>,
+    /// Candidates whose dossiers do not decode: reported once and their
+    /// timers passed over until the process restarts, so one damaged
+    /// record neither stops every other timer nor is rewritten.
+    damaged: HashSet<String>,
+    /// Timer records that do not decode, passed over likewise.
+    damaged_records: HashSet<Vec<u8>>,
+    /// Timer records being fired: their entries and how many are taken.
+    /// Taken entries stay in the store until the record's last is taken;
+    /// after a restart they are taken again and found stale.
+    open_timers: BTreeMap<Vec<u8>, OpenRecord>,
+}
+
+/// A timer record being fired.
+struct OpenRecord {
+    entries: Vec<TimerEntry>,
+    /// Entries taken, in order.
+    done: usize,
+    /// Taken entries of damaged records, kept in the store.
+    kept: Vec<TimerEntry>,
+    /// Already rewritten down to its kept entries.
+    rewritten: bool,
 }
 
 /// An undelivered send found at startup.
@@ -110,6 +127,8 @@ impl Core {
             templates,
             settings,
             damaged: HashSet::new(),
+            damaged_records: HashSet::new(),
+            open_timers: BTreeMap::new(),
         }
     }
 
@@ -245,56 +264,131 @@ impl Core {
         log(txn, &entry.message.candidate, entry_log)
     }
 
-    /// Fires up to `limit` timers due at or before `now`, in due order, in
-    /// one commit. Returns how many fired and the sends to dispatch.
+    /// Fires up to `limit` timers due at or before `now`, bucket by bucket
+    /// in due order, in one commit. Returns how many timer entries were
+    /// taken (stale ones, passed over, included) and the sends to dispatch.
     pub fn fire_due(
         &mut self,
         now: Instant,
         limit: usize,
     ) -> Result<(usize, Outgoing), StoreError> {
-        let due = self.live_timers(Some(now), limit)?;
-        if due.is_empty() {
-            return Ok((0, Vec::new()));
+        let now_ms = now.timestamp_millis();
+        let mut picked: Vec<TimerEntry> = Vec::new();
+        // Where each record touched stood before, to undo on a damaged record.
+        let mut touched: Vec<(Vec<u8>, usize, usize)> = Vec::new();
+        for item in self.store.timer_records(Some(now)) {
+            let (k, v) = item?;
+            if self.damaged_records.contains(k.as_ref()) {
+                continue;
+            }
+            let open = match self.open_timers.entry(k.to_vec()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match store::decode::<Vec<TimerEntry>>(&k, &v) {
+                        Ok(entries) => slot.insert(OpenRecord {
+                            entries,
+                            done: 0,
+                            kept: Vec::new(),
+                            rewritten: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(%e, "a timer record is damaged; it is passed over until nudge restarts and left as it is");
+                            self.damaged_records.insert(k.to_vec());
+                            continue;
+                        }
+                    }
+                }
+            };
+            touched.push((k.to_vec(), open.done, open.kept.len()));
+            while picked.len() < limit {
+                let Some(e) = open.entries.get(open.done) else {
+                    break;
+                };
+                if e.due > now_ms {
+                    break;
+                }
+                if self.damaged.contains(&e.candidate) {
+                    open.kept.push(e.clone());
+                } else {
+                    picked.push(e.clone());
+                }
+                open.done += 1;
+            }
+            if picked.len() >= limit {
+                break;
+            }
         }
         let mut txn = Txn::new(&self.store);
         let mut out = Vec::new();
-        let fired = due.len();
-        for timer in due {
-            let timer_key = timer.key.clone();
+        for timer in &picked {
             match self.fire_one(&mut txn, timer, now, &mut out) {
                 Ok(()) => {}
                 Err(e @ StoreError::Corrupt { .. }) => {
                     // Nothing of this batch is written; the next one runs
-                    // without the damaged timer.
+                    // without the damaged record's timers.
                     tracing::error!(
                         %e,
-                        timer = %timer_key.escape_ascii(),
+                        candidate = %timer.candidate,
+                        campaign = %timer.campaign,
                         "a due timer reaches a damaged record; it is passed over until nudge restarts and the record is left as it is"
                     );
-                    self.damaged.insert(timer_key);
+                    self.damaged.insert(timer.candidate.clone());
+                    for (k, done, kept) in touched {
+                        if let Some(open) = self.open_timers.get_mut(&k) {
+                            open.done = done;
+                            open.kept.truncate(kept);
+                        }
+                    }
                     return Ok((0, Vec::new()));
                 }
                 Err(e) => return Err(e),
             }
         }
+        // A record whose timers have all been taken goes, in the commit that
+        // takes the last; one that holds timers of damaged records keeps
+        // just those.
+        let mut finished = Vec::new();
+        for (k, _, _) in &touched {
+            let Some(open) = self.open_timers.get_mut(k) else {
+                continue;
+            };
+            if open.done < open.entries.len() || open.rewritten {
+                continue;
+            }
+            if open.kept.is_empty() {
+                txn.remove(k.clone());
+                finished.push(k.clone());
+            } else {
+                txn.put(k.clone(), &open.kept);
+                open.entries = std::mem::take(&mut open.kept);
+                open.done = open.entries.len();
+                open.rewritten = true;
+            }
+        }
+        if picked.is_empty() && txn.is_empty() {
+            return Ok((0, Vec::new()));
+        }
         txn.commit()?;
-        Ok((fired, out))
+        for k in finished {
+            self.open_timers.remove(&k);
+        }
+        Ok((picked.len(), out))
     }
 
     fn fire_one(
         &self,
         txn: &mut Txn,
-        timer: store::DueTimer,
+        timer: &TimerEntry,
         now: Instant,
         out: &mut Outgoing,
     ) -> Result<(), StoreError> {
         let Some(mut enr) = txn.enrollment(&timer.candidate, &timer.campaign)? else {
-            txn.remove(timer.key);
             return Ok(());
         };
-        if enr.timer != Some(timer.due) {
-            // A stale key left by an earlier re-arm in this batch.
-            txn.remove(timer.key);
+        let due = timer.due();
+        if enr.timer != Some(due) {
+            // Stale: the enrollment moved on (re-armed, parked, exited)
+            // after this timer was armed.
             return Ok(());
         }
         if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
@@ -304,33 +398,43 @@ impl Core {
             txn.put_enrollment(&enr)?;
             return Ok(());
         }
-        if now - timer.due > self.settings.catch_up {
+        if now - due > self.settings.catch_up {
             // Long downtime: run what fell due now, at a decent hour.
             enr.engine.clock = enr.engine.clock.max(now);
         }
+        // This timer is taken: whatever the step arms is a new one.
+        enr.timer = None;
         self.step(txn, enr, Step::Wake, now, out)?;
         Ok(())
     }
 
-    /// Up to `limit` timers due by `until`, in due order, passing over the
-    /// damaged ones.
-    fn live_timers(
-        &self,
-        until: Option<Instant>,
-        limit: usize,
-    ) -> Result<Vec<store::DueTimer>, StoreError> {
-        Ok(self
-            .store
-            .timers_until(until, limit.saturating_add(self.damaged.len()))?
-            .into_iter()
-            .filter(|t| !self.damaged.contains(&t.key))
-            .take(limit)
-            .collect())
-    }
-
-    /// The earliest armed timer (damaged ones passed over).
+    /// The instant of the earliest timer not yet taken (it may turn out
+    /// stale), or of the earliest retry.
     pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
-        let timer = self.live_timers(None, 1)?.first().map(|t| t.due);
+        let mut timer: Option<i64> = None;
+        let mut first_bucket = None;
+        for item in self.store.timer_records(None) {
+            let (k, v) = item?;
+            let bucket = key::record_bucket(&k);
+            if first_bucket.is_some() && bucket != first_bucket {
+                // Later buckets hold only later instants.
+                break;
+            }
+            if self.damaged_records.contains(k.as_ref()) {
+                continue;
+            }
+            let pending = match self.open_timers.get(k.as_ref()) {
+                Some(open) => open.entries.get(open.done).map(|e| e.due),
+                None => store::decode::<Vec<TimerEntry>>(&k, &v)
+                    .ok()
+                    .and_then(|entries| entries.first().map(|e| e.due)),
+            };
+            if let Some(due) = pending {
+                timer = Some(timer.map_or(due, |t: i64| t.min(due)));
+                first_bucket = bucket;
+            }
+        }
+        let timer = timer.and_then(Instant::from_timestamp_millis);
         let retry = self.store.retries_until(None, 1)?.first().map(|r| r.0);
         Ok(match (timer, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),
@@ -1530,15 +1634,18 @@ fn migrate(
     )
 }
 
-/// Replaces the enrollment's timer key with one at its next wake.
+/// Arms the enrollment's timer at its next wake (its earlier timer, if
+/// any, becomes stale; one already armed at that very instant is kept).
 fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
-    if let Some(old) = enr.timer.take() {
-        txn.remove(key::timer(old, &enr.candidate, &enr.campaign));
-    }
+    let armed = enr.timer.take();
     if enr.parked {
         return;
     }
     if let Some(due) = engine::next_due(machine, &enr.engine) {
+        if armed == Some(due) {
+            enr.timer = armed;
+            return;
+        }
         let kind = if enr.engine.send_due == Some(due) {
             if enr.engine.held_until == Some(due) {
                 TimerKind::Held
@@ -1548,19 +1655,19 @@ fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
         } else {
             TimerKind::Transition
         };
-        txn.put_raw(
-            key::timer(due, &enr.candidate, &enr.campaign),
-            vec![kind.byte()],
-        );
+        txn.arm(TimerEntry {
+            due: due.timestamp_millis(),
+            candidate: enr.candidate.clone(),
+            campaign: enr.campaign.clone(),
+            kind,
+        });
         enr.timer = Some(due);
     }
 }
 
-/// Takes a paused (or orphaned) campaign's enrollment off the timer index.
+/// Takes a paused (or orphaned) campaign's enrollment off the timers.
 fn park(txn: &mut Txn, enr: &mut Enrollment) {
-    if let Some(old) = enr.timer.take() {
-        txn.remove(key::timer(old, &enr.candidate, &enr.campaign));
-    }
+    enr.timer = None;
     enr.parked = true;
     txn.put_raw(key::parked(&enr.campaign, &enr.candidate), Vec::new());
 }

@@ -15,7 +15,7 @@
 //! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
 //! | `x` external id | candidate id |
 //! | `k` token | candidate id |
-//! | `t` due-ms(8, big-endian) candidate `0` campaign | [`TimerKind`] byte |
+//! | `t` bucket-ms(8, big-endian) seq(8) | the [`TimerEntry`]s one commit armed in that 10 ms bucket, in due order |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
@@ -176,20 +176,29 @@ pub mod key {
     pub fn due_from_bytes(b: [u8; 8]) -> Option<Instant> {
         Instant::from_timestamp_millis((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
     }
-    pub fn timer(due: Instant, candidate: &str, campaign: &str) -> Vec<u8> {
+    /// The bucket (its first millisecond) a due instant falls in.
+    pub fn bucket(due_ms: i64) -> i64 {
+        due_ms.div_euclid(super::TIMER_BUCKET_MS) * super::TIMER_BUCKET_MS
+    }
+    /// The record of the timers one commit (`seq`) armed in a bucket.
+    pub fn timer_record(bucket_ms: i64, seq: u64) -> Vec<u8> {
         let mut k = vec![b't'];
-        k.extend_from_slice(&due_bytes(due));
-        k.extend_from_slice(candidate.as_bytes());
-        k.push(0);
-        k.extend_from_slice(campaign.as_bytes());
+        k.extend_from_slice(&((bucket_ms as u64) ^ (1 << 63)).to_be_bytes());
+        k.extend_from_slice(&seq.to_be_bytes());
         k
     }
-    /// The first timer key strictly after every timer due at or before `due`.
+    /// The first timer record key after every bucket that holds instants
+    /// at or before `due`.
     pub fn timers_after(due: Instant) -> Vec<u8> {
+        let next = bucket(due.timestamp_millis()) + super::TIMER_BUCKET_MS;
         let mut k = vec![b't'];
-        let next = (u64::from_be_bytes(due_bytes(due))).saturating_add(1);
-        k.extend_from_slice(&next.to_be_bytes());
+        k.extend_from_slice(&((next as u64) ^ (1 << 63)).to_be_bytes());
         k
+    }
+    /// The bucket of a timer record key.
+    pub fn record_bucket(k: &[u8]) -> Option<i64> {
+        let b: [u8; 8] = k.get(1..9)?.try_into().ok()?;
+        Some((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
     }
     pub fn parked(campaign: &str, candidate: &str) -> Vec<u8> {
         join(b'z', &[campaign.as_bytes(), candidate.as_bytes()])
@@ -252,10 +261,34 @@ pub mod key {
     }
 }
 
-/// A due timer, as read back from its key.
+/// Timer records group the timers armed by one commit per bucket of this
+/// many milliseconds.
+pub const TIMER_BUCKET_MS: i64 = 10;
+
+/// An armed timer, inside a timer record. A timer is live while its
+/// enrollment's `timer` still names its instant: re-arming or parking an
+/// enrollment does not delete its old entry, which is passed over as stale
+/// when it comes due (so a transition writes no timer key of its own, only
+/// a share of its commit's record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+pub struct TimerEntry {
+    /// Epoch milliseconds.
+    pub due: i64,
+    pub candidate: String,
+    pub campaign: String,
+    pub kind: TimerKind,
+}
+
+impl TimerEntry {
+    pub fn due(&self) -> Instant {
+        Instant::from_timestamp_millis(self.due).unwrap_or_default()
+    }
+}
+
+/// A timer as read back, with the record that holds it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueTimer {
-    pub key: Vec<u8>,
+    pub record: Vec<u8>,
     pub due: Instant,
     pub candidate: String,
     pub campaign: String,
@@ -434,26 +467,38 @@ impl Store {
             .map(|r| r.map_err(StoreError::from))
     }
 
-    /// The earliest armed timer, if any.
-    pub fn first_timer(&self) -> Result<Option<DueTimer>, StoreError> {
-        Ok(self.timers_until(None, 1)?.into_iter().next())
-    }
-
-    /// Up to `limit` timers in due order, due at or before `until` (all when `None`).
-    pub fn timers_until(
+    /// Timer records whose bucket holds instants at or before `until`
+    /// (every record when `None`), in bucket order, undecoded.
+    pub fn timer_records(
         &self,
         until: Option<Instant>,
-        limit: usize,
-    ) -> Result<Vec<DueTimer>, StoreError> {
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
         let end = match until {
             Some(t) => key::timers_after(t),
             None => vec![b'u'],
         };
+        self.db
+            .range(vec![b't']..end)
+            .map(|r| r.map_err(StoreError::from))
+    }
+
+    /// Every timer entry due at or before `until` (all when `None`), live
+    /// or stale, in bucket order: for status, audits and tests.
+    pub fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.range(vec![b't']..end).take(limit) {
+        for item in self.timer_records(until) {
             let (k, v) = item?;
-            if let Some(timer) = parse_timer(&k, &v) {
-                out.push(timer);
+            for e in decode::<Vec<TimerEntry>>(&k, &v)? {
+                if until.is_some_and(|t| e.due > t.timestamp_millis()) {
+                    continue;
+                }
+                out.push(DueTimer {
+                    record: k.to_vec(),
+                    due: e.due(),
+                    candidate: e.candidate,
+                    campaign: e.campaign,
+                    kind: e.kind,
+                });
             }
         }
         Ok(out)
@@ -612,39 +657,26 @@ impl Store {
         Ok(out)
     }
 
-    /// Every armed timer of one campaign (a full scan of the timer index:
-    /// for `nudge status`, not for hot paths).
+    /// The live timers of one campaign: every entry checked against its
+    /// enrollment (a full scan that reads dossiers: for `nudge status`, not
+    /// for hot paths).
     pub fn timers_for_campaign(&self, campaign: &str) -> Result<Vec<DueTimer>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.range(vec![b't']..vec![b'u']) {
-            let (k, v) = item?;
-            if let Some(t) = parse_timer(&k, &v) {
-                if t.campaign == campaign {
-                    out.push(t);
-                }
+        let mut txn = Txn::new(self);
+        for t in self.timers_until(None)? {
+            if t.campaign != campaign {
+                continue;
+            }
+            let live = match txn.enrollment(&t.candidate, &t.campaign) {
+                Ok(Some(e)) => e.timer == Some(t.due) && !e.parked,
+                Ok(None) | Err(StoreError::Corrupt { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if live {
+                out.push(t);
             }
         }
         Ok(out)
-    }
-
-    /// Counts timers due in `[from, until)`, by kind.
-    pub fn count_timers(
-        &self,
-        from: Instant,
-        until: Instant,
-    ) -> Result<HashMap<TimerKind, u64>, StoreError> {
-        let mut counts = HashMap::new();
-        let mut start = vec![b't'];
-        start.extend_from_slice(&key::due_bytes(from));
-        let mut end = vec![b't'];
-        end.extend_from_slice(&key::due_bytes(until));
-        for item in self.db.range(start..end) {
-            let (k, v) = item?;
-            if let Some(t) = parse_timer(&k, &v) {
-                *counts.entry(t.kind).or_insert(0) += 1;
-            }
-        }
-        Ok(counts)
     }
 
     /// Applies a batch atomically and makes it durable before returning.
@@ -691,22 +723,6 @@ fn write_layout(path: &Path) -> std::io::Result<()> {
     std::fs::File::open(path)?.sync_all()
 }
 
-fn parse_timer(k: &[u8], v: &[u8]) -> Option<DueTimer> {
-    if k.len() < 10 || k[0] != b't' {
-        return None;
-    }
-    let due = key::due_from_bytes(k[1..9].try_into().ok()?)?;
-    let (candidate, campaign) = key::split_pair(&k[9..])?;
-    let kind = TimerKind::from_byte(v.first().copied().unwrap_or(0));
-    Some(DueTimer {
-        key: k.to_vec(),
-        due,
-        candidate,
-        campaign,
-        kind,
-    })
-}
-
 fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
     match &e {
         sled::Error::Io(io)
@@ -741,6 +757,8 @@ pub struct Txn<'a> {
     enqueued: Vec<String>,
     launched: Vec<String>,
     settled: Vec<String>,
+    /// Timers armed in this transaction.
+    armed: Vec<TimerEntry>,
 }
 
 impl<'a> Txn<'a> {
@@ -755,7 +773,13 @@ impl<'a> Txn<'a> {
             enqueued: Vec::new(),
             launched: Vec::new(),
             settled: Vec::new(),
+            armed: Vec::new(),
         }
+    }
+
+    /// Arms a timer (written with the commit's other timers of its bucket).
+    pub fn arm(&mut self, entry: TimerEntry) {
+        self.armed.push(entry);
     }
 
     /// Puts a send on the delivery queue (its entry is in the dossier).
@@ -815,6 +839,7 @@ impl<'a> Txn<'a> {
             && self.enqueued.is_empty()
             && self.launched.is_empty()
             && self.settled.is_empty()
+            && self.armed.is_empty()
             && self.counters.values().all(|d| *d == 0)
     }
 
@@ -938,6 +963,18 @@ impl<'a> Txn<'a> {
             self.batch.insert(key, &(current + delta).to_be_bytes());
         }
         let store = self.store;
+        if !self.armed.is_empty() {
+            let seq = store.next_id()?;
+            let mut buckets: BTreeMap<i64, Vec<TimerEntry>> = BTreeMap::new();
+            for e in std::mem::take(&mut self.armed) {
+                buckets.entry(key::bucket(e.due)).or_default().push(e);
+            }
+            for (bucket, mut entries) in buckets {
+                entries.sort_by_key(|e| e.due);
+                self.batch
+                    .insert(key::timer_record(bucket, seq), encode(&entries));
+            }
+        }
         let mut journal = store.journal();
         let Journal {
             queued,
