@@ -1638,37 +1638,42 @@ fn migrate(
 /// any, becomes stale; one already armed at that very instant is kept).
 fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
     let armed = enr.timer.take();
-    if enr.parked {
+    let next = if enr.parked {
+        None
+    } else {
+        engine::next_due(machine, &enr.engine)
+    };
+    let Some(due) = next else {
+        txn.disarm(&enr.candidate, &enr.campaign);
+        return;
+    };
+    if armed == Some(due) {
+        enr.timer = armed;
         return;
     }
-    if let Some(due) = engine::next_due(machine, &enr.engine) {
-        if armed == Some(due) {
-            enr.timer = armed;
-            return;
-        }
-        let kind = if enr.engine.send_due == Some(due) {
-            if enr.engine.held_until == Some(due) {
-                TimerKind::Held
-            } else {
-                TimerKind::Send
-            }
+    let kind = if enr.engine.send_due == Some(due) {
+        if enr.engine.held_until == Some(due) {
+            TimerKind::Held
         } else {
-            TimerKind::Transition
-        };
-        txn.arm(TimerEntry {
-            due: due.timestamp_millis(),
-            candidate: enr.candidate.clone(),
-            campaign: enr.campaign.clone(),
-            kind,
-        });
-        enr.timer = Some(due);
-    }
+            TimerKind::Send
+        }
+    } else {
+        TimerKind::Transition
+    };
+    txn.arm(TimerEntry {
+        due: due.timestamp_millis(),
+        candidate: enr.candidate.clone(),
+        campaign: enr.campaign.clone(),
+        kind,
+    });
+    enr.timer = Some(due);
 }
 
 /// Takes a paused (or orphaned) campaign's enrollment off the timers.
 fn park(txn: &mut Txn, enr: &mut Enrollment) {
     enr.timer = None;
     enr.parked = true;
+    txn.disarm(&enr.candidate, &enr.campaign);
     txn.put_raw(key::parked(&enr.campaign, &enr.candidate), Vec::new());
 }
 

@@ -757,8 +757,8 @@ pub struct Txn<'a> {
     enqueued: Vec<String>,
     launched: Vec<String>,
     settled: Vec<String>,
-    /// Timers armed in this transaction.
-    armed: Vec<TimerEntry>,
+    /// Timers armed in this transaction, one per enrollment (the last).
+    armed: HashMap<(String, String), TimerEntry>,
 }
 
 impl<'a> Txn<'a> {
@@ -773,13 +773,22 @@ impl<'a> Txn<'a> {
             enqueued: Vec::new(),
             launched: Vec::new(),
             settled: Vec::new(),
-            armed: Vec::new(),
+            armed: HashMap::new(),
         }
     }
 
-    /// Arms a timer (written with the commit's other timers of its bucket).
+    /// Arms an enrollment's timer (written with the commit's other timers
+    /// of its bucket), replacing one armed earlier in this transaction.
     pub fn arm(&mut self, entry: TimerEntry) {
-        self.armed.push(entry);
+        self.armed
+            .insert((entry.candidate.clone(), entry.campaign.clone()), entry);
+    }
+
+    /// Forgets a timer armed earlier in this transaction (the enrollment
+    /// has none now).
+    pub fn disarm(&mut self, candidate: &str, campaign: &str) {
+        self.armed
+            .remove(&(candidate.to_string(), campaign.to_string()));
     }
 
     /// Puts a send on the delivery queue (its entry is in the dossier).
@@ -966,7 +975,7 @@ impl<'a> Txn<'a> {
         if !self.armed.is_empty() {
             let seq = store.next_id()?;
             let mut buckets: BTreeMap<i64, Vec<TimerEntry>> = BTreeMap::new();
-            for e in std::mem::take(&mut self.armed) {
+            for e in std::mem::take(&mut self.armed).into_values() {
                 buckets.entry(key::bucket(e.due)).or_default().push(e);
             }
             for (bucket, mut entries) in buckets {
