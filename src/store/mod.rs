@@ -36,7 +36,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use records::{
-    CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
+    Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
+    TimerKind,
 };
 
 use crate::engine::Instant;
@@ -569,16 +570,18 @@ impl Store {
         let Some(candidate) = key::send_candidate(send_key) else {
             return Ok(None);
         };
-        Ok(self
-            .dossier(candidate)?
-            .and_then(|d| d.send(send_key).cloned()))
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key).map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
     }
 
     /// Every send of every candidate (a full scan).
     pub fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut out = Vec::new();
         for d in self.dossiers() {
-            out.extend(d?.outbox);
+            let d = d?;
+            out.extend(d.sends().map_err(|e| damaged(&d.candidate.id, e))?);
         }
         Ok(out)
     }
@@ -642,17 +645,18 @@ impl Store {
 
     /// A candidate's history, oldest first.
     pub fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .map(|d| d.history)
-            .unwrap_or_default())
+        match self.dossier(candidate)? {
+            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
+            None => Ok(Vec::new()),
+        }
     }
 
     /// Every candidate's history (for tests and audits).
     pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
         let mut out = Vec::new();
         for d in self.dossiers() {
-            out.extend(d?.history);
+            let d = d?;
+            out.extend(d.history.items().map_err(|e| damaged(&d.candidate.id, e))?);
         }
         Ok(out)
     }
@@ -927,9 +931,10 @@ impl<'a> Txn<'a> {
             return Ok(None);
         };
         let candidate = candidate.to_string();
-        Ok(self
-            .dossier(&candidate)?
-            .and_then(|d| d.send(send_key).cloned()))
+        match self.dossier(&candidate)? {
+            Some(d) => d.send(send_key).map_err(|e| damaged(&candidate, e)),
+            None => Ok(None),
+        }
     }
 
     /// Writes a send into its candidate's dossier (which must exist).
@@ -948,7 +953,7 @@ impl<'a> Txn<'a> {
     /// for them either).
     pub fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
         match self.dossier_mut(candidate)? {
-            Some(d) => d.history.push(entry),
+            Some(d) => d.history.push(&entry),
             None => tracing::warn!(candidate, "a history line for an unknown candidate"),
         }
         Ok(())
@@ -1030,6 +1035,14 @@ impl<'a> Txn<'a> {
             self.batch.insert(record, encode(&keys));
         }
         store.commit(self.batch)
+    }
+}
+
+/// A dossier whose history or settled sends do not decode.
+fn damaged(candidate: &str, e: postcard::Error) -> StoreError {
+    StoreError::Corrupt {
+        key: key::candidate(candidate).escape_ascii().to_string(),
+        why: e.to_string(),
     }
 }
 

@@ -211,11 +211,13 @@ pub struct Dossier {
     pub candidate: CandidateRecord,
     /// One per campaign the candidate was ever enrolled in.
     pub enrollments: Vec<Enrollment>,
-    /// Their sends: the undelivered ones whole; settled ones without their
-    /// HTML part (the plain text, subject and address stay, for audits).
+    /// Their sends not yet settled (queued, in flight, waiting to retry).
     pub outbox: Vec<OutboxEntry>,
+    /// Their settled sends (delivered, failed, suppressed), without the
+    /// HTML part (the plain text, subject and address stay, for audits).
+    pub settled: Appendix<OutboxEntry>,
     /// Their history, oldest first.
-    pub history: Vec<LogEntry>,
+    pub history: Appendix<LogEntry>,
 }
 
 impl Dossier {
@@ -224,7 +226,8 @@ impl Dossier {
             candidate,
             enrollments: Vec::new(),
             outbox: Vec::new(),
-            history: Vec::new(),
+            settled: Appendix::default(),
+            history: Appendix::default(),
         }
     }
 
@@ -243,21 +246,128 @@ impl Dossier {
         }
     }
 
-    pub fn send(&self, key: &str) -> Option<&OutboxEntry> {
-        self.outbox.iter().find(|e| e.message.key == key)
+    /// A send by its key: unsettled, else the last settled record of it.
+    pub fn send(&self, key: &str) -> Result<Option<OutboxEntry>, postcard::Error> {
+        if let Some(e) = self.outbox.iter().find(|e| e.message.key == key) {
+            return Ok(Some(e.clone()));
+        }
+        Ok(self
+            .settled
+            .items()?
+            .into_iter()
+            .rev()
+            .find(|e| e.message.key == key))
+    }
+
+    /// Every send, unsettled ones last (a send settled again replaces its
+    /// earlier record).
+    pub fn sends(&self) -> Result<Vec<OutboxEntry>, postcard::Error> {
+        let mut out: Vec<OutboxEntry> = Vec::new();
+        for e in self.settled.items()?.into_iter().chain(self.outbox.clone()) {
+            match out.iter_mut().find(|o| o.message.key == e.message.key) {
+                Some(o) => *o = e,
+                None => out.push(e),
+            }
+        }
+        Ok(out)
     }
 
     pub fn put_send(&mut self, mut entry: OutboxEntry) {
-        if entry.status != SendStatus::Queued {
-            entry.message.html = None;
-        }
-        match self
+        let at = self
             .outbox
-            .iter_mut()
-            .find(|e| e.message.key == entry.message.key)
-        {
-            Some(e) => *e = entry,
-            None => self.outbox.push(entry),
+            .iter()
+            .position(|e| e.message.key == entry.message.key);
+        if entry.status == SendStatus::Queued {
+            match at {
+                Some(i) => self.outbox[i] = entry,
+                None => self.outbox.push(entry),
+            }
+            return;
         }
+        if let Some(i) = at {
+            self.outbox.remove(i);
+        }
+        entry.message.html = None;
+        self.settled.push(&entry);
+    }
+}
+
+/// Records kept as their encoded bytes one after another: appended
+/// without decoding what is already there, decoded only when read. A
+/// candidate's history and settled sends grow with every step; kept this
+/// way, a transition copies their bytes instead of decoding and encoding
+/// each line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Appendix<T> {
+    bytes: Vec<u8>,
+    of: std::marker::PhantomData<T>,
+}
+
+impl<T> Default for Appendix<T> {
+    fn default() -> Self {
+        Appendix {
+            bytes: Vec::new(),
+            of: std::marker::PhantomData,
+        }
+    }
+}
+
+impl<T: Serialize + serde::de::DeserializeOwned> Appendix<T> {
+    pub fn push(&mut self, item: &T) {
+        let bytes = std::mem::take(&mut self.bytes);
+        self.bytes = postcard::to_extend(item, bytes).unwrap_or_default();
+    }
+
+    pub fn items(&self) -> Result<Vec<T>, postcard::Error> {
+        let mut out = Vec::new();
+        let mut rest = &self.bytes[..];
+        while !rest.is_empty() {
+            let (item, tail) = postcard::take_from_bytes(rest)?;
+            out.push(item);
+            rest = tail;
+        }
+        Ok(out)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.bytes.is_empty()
+    }
+}
+
+impl<T> Serialize for Appendix<T> {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_bytes(&self.bytes)
+    }
+}
+
+impl<'de, T> Deserialize<'de> for Appendix<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Bytes;
+        impl<'de> serde::de::Visitor<'de> for Bytes {
+            type Value = Vec<u8>;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("encoded records")
+            }
+            fn visit_bytes<E: serde::de::Error>(self, v: &[u8]) -> Result<Vec<u8>, E> {
+                Ok(v.to_vec())
+            }
+            fn visit_byte_buf<E: serde::de::Error>(self, v: Vec<u8>) -> Result<Vec<u8>, E> {
+                Ok(v)
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(
+                self,
+                mut seq: A,
+            ) -> Result<Vec<u8>, A::Error> {
+                let mut out = Vec::new();
+                while let Some(b) = seq.next_element()? {
+                    out.push(b);
+                }
+                Ok(out)
+            }
+        }
+        Ok(Appendix {
+            bytes: deserializer.deserialize_bytes(Bytes)?,
+            of: std::marker::PhantomData,
+        })
     }
 }
