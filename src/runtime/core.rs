@@ -93,6 +93,10 @@ pub struct Core {
     /// Taken entries stay in the store until the record's last is taken;
     /// after a restart they are taken again and found stale.
     open_timers: BTreeMap<Vec<u8>, OpenRecord>,
+    /// Undelivered sends found at startup and not yet handed back, in
+    /// flight ones first; and whether the journal is still to be tidied.
+    recovering: std::collections::VecDeque<(String, bool)>,
+    tidy_journal: bool,
 }
 
 /// A timer record being fired.
@@ -129,6 +133,8 @@ impl Core {
             damaged: HashSet::new(),
             damaged_records: HashSet::new(),
             open_timers: BTreeMap::new(),
+            recovering: std::collections::VecDeque::new(),
+            tidy_journal: false,
         }
     }
 
@@ -465,26 +471,92 @@ impl Core {
         Ok(out)
     }
 
-    /// Sends not yet delivered, in the order they were decided; marks those
-    /// that were in flight on a channel that cannot recognise a repeat as
-    /// possible duplicates (and logs it) before they go again.
+    /// Sends not yet delivered, in flight ones first, then in the order
+    /// they were decided; marks those that were in flight on a channel that
+    /// cannot recognise a repeat as possible duplicates (and logs it) before
+    /// they go again. All at once: see [`Core::begin_recovery`] for the
+    /// daemon's way, a chunk at a time.
     pub fn recover(
         &mut self,
         idempotent: impl Fn(Channel) -> bool,
         now: Instant,
     ) -> Result<Vec<Pending>, StoreError> {
+        self.begin_recovery();
+        let mut all = Vec::new();
+        loop {
+            all.extend(self.recover_next(&idempotent, now, 4096)?);
+            if !self.recovering() {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// Lists the sends the journal says were queued or in flight when the
+    /// previous process stopped (without reading their dossiers yet):
+    /// (queued, in flight).
+    pub fn begin_recovery(&mut self) -> (usize, usize) {
+        let mut listed = self.store.queued_sends();
+        // In flight first: they are the oldest, and the ones a restart owes
+        // an answer soonest.
+        listed.sort_by_key(|(_, flying)| !flying);
+        let in_flight = listed.iter().filter(|(_, f)| *f).count();
+        let queued = listed.len() - in_flight;
+        self.recovering = listed.into();
+        self.tidy_journal = true;
+        (queued, in_flight)
+    }
+
+    /// Stops handing back the sends found at startup (after a store error:
+    /// the journal keeps them for the next start).
+    pub fn abandon_recovery(&mut self) {
+        self.recovering.clear();
+        self.tidy_journal = false;
+    }
+
+    /// Whether sends found at startup are still to be handed back.
+    pub fn recovering(&self) -> bool {
+        !self.recovering.is_empty() || self.tidy_journal
+    }
+
+    /// The next `limit` sends of the recovery, read from their dossiers and
+    /// made ready to go again, in one commit (settled ones leave the
+    /// journal).
+    pub fn recover_next(
+        &mut self,
+        idempotent: impl Fn(Channel) -> bool,
+        now: Instant,
+        limit: usize,
+    ) -> Result<Vec<Pending>, StoreError> {
         let mut pending = Vec::new();
         let mut txn = Txn::new(&self.store);
-        for (k, was_in_flight) in self.store.queued_sends() {
+        if std::mem::take(&mut self.tidy_journal) {
+            // Handed to a channel and settled since, but listed still.
+            for k in self.store.flying_unqueued() {
+                txn.settle(&k);
+            }
+        }
+        let take = limit.max(1).min(self.recovering.len());
+        let chunk: Vec<(String, bool)> = self.recovering.drain(..take).collect();
+        for (k, was_in_flight) in chunk {
             let mut entry = match txn.send(&k) {
                 Ok(Some(entry)) => entry,
-                Ok(None) => continue,
+                Ok(None) => {
+                    txn.settle(&k);
+                    continue;
+                }
                 Err(e @ StoreError::Corrupt { .. }) => {
                     tracing::error!(%e, send = %k, "an undelivered send belongs to a damaged record; it is left as it is");
                     continue;
                 }
                 Err(e) => return Err(e),
             };
+            if entry.retry_at.is_some() || entry.status != SendStatus::Queued {
+                // Settled after its journal record was written, or waiting
+                // for its retry (the retry index brings it back): off the
+                // queue.
+                txn.settle(&k);
+                continue;
+            }
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
                 entry.possible_duplicate = true;
                 txn.put_send(&entry)?;
@@ -500,18 +572,14 @@ impl Core {
                     },
                 )?;
             }
-            if entry.retry_at.is_some() {
-                // Waiting for its retry: the retry index brings it back.
-                continue;
-            }
-            if entry.status == SendStatus::Queued {
-                pending.push(Pending {
-                    message: entry.message,
-                    was_in_flight,
-                });
-            }
+            pending.push(Pending {
+                message: entry.message,
+                was_in_flight,
+            });
         }
-        txn.commit()?;
+        if !txn.is_empty() {
+            txn.commit()?;
+        }
         Ok(pending)
     }
 

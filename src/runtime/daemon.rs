@@ -245,26 +245,26 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         sources,
     };
     core.pin_versions(&campaigns.read().unwrap_or_else(|p| p.into_inner()))?;
-    let pending = core.recover(|c| channels.get(c).idempotent(), clock.now())?;
-    if !pending.is_empty() {
-        let in_flight = pending.iter().filter(|p| p.was_in_flight).count();
-        info!(
-            queued = pending.len() - in_flight,
-            in_flight, "resuming undelivered sends"
-        );
+    // The sends the previous process left undelivered go first, a chunk at
+    // a time from the core thread, so the first of them leaves without
+    // waiting for the rest to be read.
+    let (queued, in_flight) = core.begin_recovery();
+    if queued + in_flight > 0 {
+        info!(queued, in_flight, "resuming undelivered sends");
     }
+    let idempotent: Vec<Channel> = Channel::ALL
+        .into_iter()
+        .filter(|c| channels.get(*c).idempotent())
+        .collect();
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outbound = Outbound {
         tx: dispatch_tx,
         waiting: waiting.clone(),
     };
-    for p in pending {
-        outbound.send(p.message);
-    }
     let core_clock = clock.clone();
     let core_thread = std::thread::Builder::new()
         .name("nudge-core".into())
-        .spawn(move || core_loop(core, rx, core_clock, outbound, batch))
+        .spawn(move || core_loop(core, rx, core_clock, outbound, batch, idempotent))
         .map_err(|e| crate::store::StoreError::Io(sled::Error::Io(e)))?;
     let (stop_dispatch, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(dispatch_loop(
@@ -296,12 +296,16 @@ impl Running {
     }
 }
 
+/// Undelivered sends read back per step of the startup recovery.
+const RECOVERY_CHUNK: usize = 256;
+
 fn core_loop(
     mut core: Core,
     rx: Receiver<CoreMsg>,
     clock: Arc<dyn Clock>,
     dispatch: Outbound,
     batch: usize,
+    idempotent: Vec<Channel>,
 ) {
     let batch = batch.max(1);
     let mut busy = true;
@@ -361,6 +365,28 @@ fn core_loop(
         }
         let had_commands = !commands.is_empty();
         run_commands(&mut core, &clock, &dispatch, commands, waiting);
+        if core.recovering() {
+            // The sends the previous process left undelivered go first, a
+            // chunk at a time between commands (the dispatcher's among
+            // them), so the first leaves without waiting for the rest.
+            let chunk = RECOVERY_CHUNK.min(dispatch.room()).max(1);
+            match core.recover_next(|c| idempotent.contains(&c), clock.now(), chunk) {
+                Ok(pending) => {
+                    for p in pending {
+                        dispatch.send(p.message);
+                    }
+                }
+                Err(e) => {
+                    error!(%e, "resuming undelivered sends failed; they go when nudge restarts");
+                    core.abandon_recovery();
+                }
+            }
+            if stop {
+                break;
+            }
+            busy = true;
+            continue;
+        }
         let room = dispatch.room();
         let fired = match core.fire_due(clock.now(), batch.min(room)) {
             Ok((n, out)) => {

@@ -75,7 +75,7 @@ pub fn status(
             failed: counts.get("failed").copied().unwrap_or(0),
         });
     }
-    let outbox = store.undelivered() as u64;
+    let outbox = store.undelivered_checked()? as u64;
     let mut failures = 0;
     failures += out.iter().map(|c| c.failed.max(0) as u64).sum::<u64>();
     Ok(StatusReport {

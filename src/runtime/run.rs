@@ -122,9 +122,22 @@ pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
-    let store = Store::open(&config.store, 128 << 20).map_err(RunError::Store)?;
-    let (campaigns, templates) = load_all(&sources(&config)).map_err(RunError::Campaigns)?;
-    let channels = Arc::new(channels_from(&config)?);
+    // sled's recovery and the campaigns, templates and channels load side
+    // by side: a restart's first send waits for the slower of the two.
+    let opening = std::time::Instant::now();
+    let store_path = config.store.clone();
+    let store = std::thread::spawn(move || {
+        let store = Store::open(&store_path, 128 << 20);
+        (store, opening.elapsed())
+    });
+    let loaded = load_all(&sources(&config)).map_err(RunError::Campaigns);
+    let channels = channels_from(&config);
+    let (store, opened) = store
+        .join()
+        .map_err(|_| RunError::Io(std::io::Error::other("opening the store panicked")))?;
+    let store = store.map_err(RunError::Store)?;
+    let (campaigns, templates) = loaded?;
+    let channels = Arc::new(channels?);
     let token = config.admin_token().map_err(RunError::Io)?;
     let listener = tokio::net::TcpListener::bind(config.admin.listen)
         .await
@@ -133,7 +146,11 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
             why: e.to_string(),
         })?;
 
-    eprintln!("nudge run: store {}", config.store.display());
+    eprintln!(
+        "nudge run: store {} (opened in {} ms)",
+        config.store.display(),
+        opened.as_millis()
+    );
     eprintln!(
         "admin API on http://{} (token required)",
         config.admin.listen

@@ -586,34 +586,31 @@ impl Store {
         Ok(out)
     }
 
-    /// Reads the journal records back: a listed send counts as long as
-    /// its dossier still has it queued and not waiting for a retry.
+    /// Reads the journal records back. Every send they list counts as
+    /// unsettled until the daemon's recovery reads its dossier (a record
+    /// lists sends that settled after it was written, until its last one
+    /// settles): opening the store reads the few records, not the dossiers.
     fn load_journal(&self) -> Result<(), StoreError> {
         let mut journal = Journal::default();
         for (prefix, flying) in [(b"q", false), (b"f", true)] {
             for item in self.db.scan_prefix(prefix) {
                 let (record, value) = item?;
                 let keys: Vec<String> = decode(&record, &value)?;
+                let map = if flying {
+                    &mut journal.flying
+                } else {
+                    &mut journal.queued
+                };
                 let mut open = 0;
                 for k in keys {
-                    let waiting = match self.send(&k) {
-                        Ok(Some(e)) => e.status == SendStatus::Queued && e.retry_at.is_none(),
-                        Ok(None) => false,
-                        // A damaged dossier: listed still, reported when used.
-                        Err(_) => true,
-                    };
-                    if waiting {
-                        let map = if flying {
-                            &mut journal.flying
-                        } else {
-                            &mut journal.queued
-                        };
-                        map.insert(k, record.to_vec());
-                        open += 1;
+                    // Listed again in a later record: that one counts.
+                    if let Some(old) = map.insert(k, record.to_vec()) {
+                        if let Some(n) = journal.open.get_mut(&old) {
+                            *n = n.saturating_sub(1);
+                        }
                     }
+                    open += 1;
                 }
-                // Records with nothing open stay until the next commit that
-                // settles something of theirs; empty ones are harmless.
                 journal.open.insert(record.to_vec(), open);
             }
         }
@@ -625,9 +622,35 @@ impl Store {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends queued and not yet settled (the delivery queue's length).
+    /// Sends queued and not yet settled (the delivery queue's length); after
+    /// a restart, until recovery, sends listed by the journal (some may have
+    /// settled: [`Store::undelivered_checked`] reads their dossiers).
     pub fn undelivered(&self) -> usize {
         self.journal().queued.len()
+    }
+
+    /// Sends a journal record lists as handed to a channel that are no
+    /// longer queued (settled before the record's last send was).
+    pub fn flying_unqueued(&self) -> Vec<String> {
+        let journal = self.journal();
+        journal
+            .flying
+            .keys()
+            .filter(|k| !journal.queued.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// Sends queued and not settled, each checked against its dossier.
+    pub fn undelivered_checked(&self) -> Result<usize, StoreError> {
+        let keys: Vec<String> = self.journal().queued.keys().cloned().collect();
+        let mut n = 0;
+        for k in keys {
+            if let Some(e) = self.send(&k)? {
+                n += usize::from(e.status == SendStatus::Queued && e.retry_at.is_none());
+            }
+        }
+        Ok(n)
     }
 
     /// The sends queued for delivery and not settled, in the order their
