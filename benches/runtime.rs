@@ -518,6 +518,8 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
         .status()
         .expect("copy the store");
     assert!(copied.success(), "copy the store after the kill");
+    // The copy's gigabytes go to disk now, not while the daemon restarts.
+    let _ = Process::new("sync").status();
     let (waiting, queued, in_flight, open_after_kill) = inspect_after_kill(&at_kill);
     let _ = fs::remove_dir_all(&at_kill);
     let len_at_kill = file_len(&out);
@@ -610,6 +612,15 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, Std
     let mut queued = 0;
     let mut in_flight = Vec::new();
     for (send_key, flying) in store.queued_sends() {
+        // The journal lists sends until its record's last one settles: the
+        // dossier says whether this one still waits.
+        let waits = store
+            .send(&send_key)
+            .expect("read the outbox")
+            .is_some_and(|e| e.status == SendStatus::Queued && e.retry_at.is_none());
+        if !waits {
+            continue;
+        }
         if flying {
             let candidate = nudge::store::key::send_candidate(&send_key)
                 .unwrap_or_default()

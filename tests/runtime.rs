@@ -596,6 +596,83 @@ fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
     );
 }
 
+/// A timer whose enrollment moved on stays in its record but is passed
+/// over when it comes due, and its record goes once it has been taken.
+#[test]
+fn a_timer_left_behind_by_an_event_is_passed_over() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    // Thursday 09:00 in Chicago: the invite goes, the reminder is due
+    // Friday 09:00 (after 24h).
+    let t0 = at("2026-11-26T15:00:00Z");
+    let ana = applicant(
+        "stale-ana",
+        &[
+            ("name", "Ana"),
+            ("phone", "+15550100"),
+            ("role", "Warehouse Associate"),
+            ("timezone", "America/Chicago"),
+        ],
+    );
+    let (replies, out) = core.execute(vec![ana.command(WAREHOUSE)], t0).unwrap();
+    let [Reply::Enrolled(enrolled)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(out.len(), 1, "the invite: {out:?}");
+    let id = enrolled.candidate.clone();
+    // A click an hour later: `clicked`, whose `after 12h` is due at 22:00 Chicago.
+    let click = Command::Event(EventRequest {
+        candidate: id.clone(),
+        event: "clicked".into(),
+        ..Default::default()
+    });
+    core.execute(vec![click], t0 + Duration::hours(1)).unwrap();
+    let reminder_due = t0 + Duration::hours(24);
+    let armed: Vec<Instant> = core
+        .store()
+        .timers_until(None)
+        .unwrap()
+        .iter()
+        .filter(|t| t.candidate == id)
+        .map(|t| t.due)
+        .collect();
+    assert!(
+        armed.contains(&reminder_due) && armed.contains(&(t0 + Duration::hours(13))),
+        "the stale reminder timer and the live one are both stored: {armed:?}"
+    );
+    assert_eq!(
+        enrollment(core.store(), &id).timer,
+        Some(t0 + Duration::hours(13))
+    );
+    // At 13h the live timer moves Ana to `reminder` (its text goes by email,
+    // which she has not got: skipped); its own `after 24h` is due at 37h.
+    let (fired, _) = core.fire_due(t0 + Duration::hours(13), 100).unwrap();
+    assert_eq!(fired, 1);
+    assert_eq!(enrollment(core.store(), &id).state_name, "reminder");
+    let history = core.store().history(&id).unwrap().len();
+    // At 24h only the stale timer is due: it is taken and does nothing.
+    let (fired, out) = core.fire_due(reminder_due, 100).unwrap();
+    assert_eq!(fired, 1, "the stale timer is taken");
+    assert!(out.is_empty(), "{out:?}");
+    let enr = enrollment(core.store(), &id);
+    assert_eq!(enr.state_name, "reminder");
+    assert_eq!(enr.timer, Some(t0 + Duration::hours(37)));
+    assert_eq!(core.store().history(&id).unwrap().len(), history);
+    let left: Vec<Instant> = core
+        .store()
+        .timers_until(None)
+        .unwrap()
+        .iter()
+        .map(|t| t.due)
+        .collect();
+    assert_eq!(
+        left,
+        vec![t0 + Duration::hours(37)],
+        "records taken are gone"
+    );
+    assert_eq!(core.next_due().unwrap(), Some(t0 + Duration::hours(37)));
+}
+
 /// The delivery journal: queued, in flight and settled sends as the store
 /// reads them back after a restart, and no record left once all settle.
 #[test]

@@ -97,6 +97,9 @@ pub struct Core {
     /// flight ones first; and whether the journal is still to be tidied.
     recovering: std::collections::VecDeque<(String, bool)>,
     tidy_journal: bool,
+    /// Campaigns' paused flags as read from the store (this core is their
+    /// only writer), so a fired timer does not read its flag again.
+    paused: std::cell::RefCell<HashMap<String, bool>>,
 }
 
 /// A timer record being fired.
@@ -135,6 +138,7 @@ impl Core {
             open_timers: BTreeMap::new(),
             recovering: std::collections::VecDeque::new(),
             tidy_journal: false,
+            paused: Default::default(),
         }
     }
 
@@ -397,9 +401,7 @@ impl Core {
             // after this timer was armed.
             return Ok(());
         }
-        if txn.get_raw(&key::paused(&enr.campaign))?.is_some()
-            || self.campaigns.get(&enr.campaign).is_none()
-        {
+        if self.is_paused(txn, &enr.campaign)? || self.campaigns.get(&enr.campaign).is_none() {
             park(txn, &mut enr);
             txn.put_enrollment(&enr)?;
             return Ok(());
@@ -412,6 +414,15 @@ impl Core {
         enr.timer = None;
         self.step(txn, enr, Step::Wake, now, out)?;
         Ok(())
+    }
+
+    fn is_paused(&self, txn: &Txn, campaign: &str) -> Result<bool, StoreError> {
+        if let Some(p) = self.paused.borrow().get(campaign) {
+            return Ok(*p);
+        }
+        let p = txn.get_raw(&key::paused(campaign))?.is_some();
+        self.paused.borrow_mut().insert(campaign.to_string(), p);
+        Ok(p)
     }
 
     /// The instant of the earliest timer not yet taken (it may turn out
@@ -828,7 +839,7 @@ impl Core {
             .collect();
         let mut enr =
             self.apply_records(txn, enr, machine, &engine_candidate, zone, records, out)?;
-        if txn.get_raw(&key::paused(&machine.name))?.is_some() {
+        if self.is_paused(txn, &machine.name)? {
             park(txn, &mut enr);
             txn.put_enrollment(&enr)?;
             return Ok(enr);
@@ -971,10 +982,13 @@ impl Core {
             return Ok(Err(ApiError::unknown_campaign(campaign, &self.campaigns)));
         }
         let pkey = key::paused(campaign);
-        let was = txn.get_raw(&pkey)?.is_some();
+        let was = self.is_paused(txn, campaign)?;
         if was == paused {
             return Ok(Ok(()));
         }
+        self.paused
+            .borrow_mut()
+            .insert(campaign.to_string(), paused);
         if paused {
             txn.put_raw(pkey, vec![1]);
             return Ok(Ok(()));
@@ -1518,7 +1532,7 @@ impl Core {
         let Some((&channel, fallbacks)) = route.split_first() else {
             return Ok(());
         };
-        if txn.send(send_key)?.is_some() {
+        if txn.unsettled_send(send_key)?.is_some() {
             return Ok(());
         }
         let record = txn.candidate(&enr.candidate)?;

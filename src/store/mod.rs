@@ -960,6 +960,18 @@ impl<'a> Txn<'a> {
         }
     }
 
+    /// A send by its key if it is not settled (without reading the settled
+    /// ones).
+    pub fn unsettled_send(&mut self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
+        let Some(candidate) = key::send_candidate(send_key) else {
+            return Ok(None);
+        };
+        let candidate = candidate.to_string();
+        Ok(self
+            .dossier(&candidate)?
+            .and_then(|d| d.outbox.iter().find(|e| e.message.key == send_key).cloned()))
+    }
+
     /// Writes a send into its candidate's dossier (which must exist).
     pub fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
         match self.dossier_mut(&entry.message.candidate)? {
