@@ -49,8 +49,15 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 /// Commands (and timers) per durable commit.
 const BATCH: usize = 1_000;
-/// The store's cache, as `nudge run` opens it.
-const CACHE: u64 = 128 << 20;
+/// The store's cache, as `nudge run` opens it by default
+/// (`NUDGE_BENCH_CACHE_MB` to try another).
+fn cache() -> u64 {
+    std::env::var("NUDGE_BENCH_CACHE_MB")
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(128)
+        << 20
+}
 /// Targets from the issue.
 const TARGET_RATE: f64 = 50_000.0;
 const TARGET_RSS_MB: f64 = 300.0;
@@ -161,7 +168,7 @@ fn sources(root: &Path) -> Sources {
 
 /// The core over a store, with the bench campaign and its templates.
 fn open_core(root: &Path, store: &Path) -> Core {
-    let store = Store::open(store, CACHE).expect("open the store");
+    let store = Store::open(store, cache()).expect("open the store");
     let (campaigns, templates) = load_all(&sources(root)).expect("the bench campaign checks");
     Core::new(store, campaigns, templates, settings(&Config::default()))
 }
@@ -411,7 +418,15 @@ impl Daemon {
     }
 }
 
+/// Writes the earlier stages' dirty pages to disk, so that a stage that
+/// times a daemon does not also time the kernel's writeback of gigabytes
+/// it did not write.
+fn quiet_disk() {
+    let _ = Process::new("sync").status();
+}
+
 fn stage_rss(root: &Path, store: &Path, n: usize) {
+    quiet_disk();
     let config = write_config(root, "rss.toml", store, None);
     let daemon = Daemon::spawn(&config, None, &root.join("rss.log"));
     // Sample until the resident set holds still for two seconds (at most 20 s).
@@ -481,6 +496,7 @@ fn file_len(path: &Path) -> u64 {
 }
 
 fn stage_restart(root: &Path, store: &Path, due: Instant) {
+    quiet_disk();
     let out = root.join("restart-email.jsonl");
     let config = write_config(root, "restart.toml", store, Some(&out));
     // A clock at real speed on which every timer is already due; both
@@ -519,7 +535,7 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
         .expect("copy the store");
     assert!(copied.success(), "copy the store after the kill");
     // The copy's gigabytes go to disk now, not while the daemon restarts.
-    let _ = Process::new("sync").status();
+    quiet_disk();
     let (waiting, queued, in_flight, open_after_kill) = inspect_after_kill(&at_kill);
     let _ = fs::remove_dir_all(&at_kill);
     let len_at_kill = file_len(&out);
@@ -606,7 +622,7 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
 /// the store took (sled's recovery, the floor under a restart).
 fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, StdDuration) {
     let opening = Timer::now();
-    let store = Store::open(store, CACHE).expect("open the store after the kill");
+    let store = Store::open(store, cache()).expect("open the store after the kill");
     let opened = opening.elapsed();
     let waiting = store.timers_until(None).expect("read the timers").len();
     let mut queued = 0;
@@ -641,7 +657,7 @@ fn resolutions(
     since: DateTime<Utc>,
     to_real: impl Fn(Instant) -> DateTime<Utc>,
 ) -> HashMap<String, DateTime<Utc>> {
-    let store = Store::open(store, CACHE).expect("open the store after the restart");
+    let store = Store::open(store, cache()).expect("open the store after the restart");
     let mut out = HashMap::new();
     for (send_key, candidate) in sends {
         let done = store
@@ -697,6 +713,7 @@ fn stage_lateness(root: &Path, out_dir: &Path, sends: usize) {
     let setup = started.elapsed().as_secs_f64();
     settle(&mut core, &invites, origin - Duration::hours(1), None);
     drop(core);
+    quiet_disk();
 
     // Real time `origin_real` is `origin` on the child's clock.
     let config = write_config(root, "lateness.toml", &store, Some(&out));

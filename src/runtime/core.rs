@@ -1261,7 +1261,7 @@ impl Core {
         txn.put_raw(counter, next.to_be_bytes().to_vec());
         let id = format!("c{next}");
         let token = match new_token() {
-            Ok(t) => t,
+            Ok(t) => format!("{id}-{t}"),
             Err(e) => return Ok(Err(ApiError::internal(e))),
         };
         clean.insert("id".into(), id.clone());
@@ -1274,7 +1274,6 @@ impl Core {
             opted_out: false,
         };
         txn.put_candidate(&record)?;
-        txn.put_raw(key::token(&token), id.as_bytes().to_vec());
         if let Some(identity) = identity {
             txn.put_raw(key::external(&identity), id.as_bytes().to_vec());
         }
@@ -1775,11 +1774,21 @@ pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreEr
     if let Some(c) = txn.candidate(who)? {
         return Ok(Some(c));
     }
+    // A link token is the candidate id, `-`, and 128 random bits: found
+    // through the id, then compared whole.
+    if let Some((id, secret)) = who.rsplit_once('-') {
+        if secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Some(c) = txn.candidate(id)? {
+                if same_token(c.token.as_bytes(), who.as_bytes()) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+    }
     let identities = [
         key::external(who),
         key::external(&format!("email:{}", who.to_lowercase())),
         key::external(&format!("phone:{who}")),
-        key::token(who),
     ];
     for k in identities {
         if let Some(id) = txn.get_raw(&k)? {
@@ -1790,13 +1799,20 @@ pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreEr
     Ok(None)
 }
 
+/// Compares two tokens in time that does not depend on where they differ.
+fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
 /// Appends to a candidate's history.
 fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
     txn.log(candidate, entry)
 }
 
-/// 128 random bits from the operating system, hex: the token of a tracked
-/// link. Without OS randomness no link is made (a guessable one is worse).
+/// 128 random bits from the operating system, hex: the secret part of a
+/// tracked link's token (the token is `candidate-secret`, so the store
+/// needs no index of tokens). Without OS randomness no link is made (a
+/// guessable one is worse).
 pub fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes for a link token: {e}"))?;

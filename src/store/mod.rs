@@ -14,7 +14,6 @@
 //! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
 //! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
 //! | `x` external id | candidate id |
-//! | `k` token | candidate id |
 //! | `t` bucket-ms(8, big-endian) seq(8) | the [`TimerEntry`]s one commit armed in that 10 ms bucket, in due order |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
@@ -155,14 +154,38 @@ pub mod key {
     pub fn meta(name: &str) -> Vec<u8> {
         join(b'm', &[name.as_bytes()])
     }
+    /// A candidate's dossier. Ids are `c` and a number, kept as 8
+    /// big-endian bytes so that dossiers sort in the order candidates came
+    /// (new ones append to the tree; those enrolled together sit together,
+    /// as their timers fall due together); any other text (a lookup by
+    /// something that is not an id) goes after a 0xFF byte and matches
+    /// nothing.
     pub fn candidate(id: &str) -> Vec<u8> {
-        join(b'c', &[id.as_bytes()])
+        let mut k = vec![b'c'];
+        match id
+            .strip_prefix('c')
+            .filter(|n| {
+                !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+            })
+            .and_then(|n| n.parse::<u64>().ok())
+        {
+            Some(n) => k.extend_from_slice(&n.to_be_bytes()),
+            None => {
+                k.push(0xFF);
+                k.extend_from_slice(id.as_bytes());
+            }
+        }
+        k
+    }
+    /// The candidate id of a dossier key.
+    pub fn candidate_id(k: &[u8]) -> Option<String> {
+        match k.get(1..)? {
+            [0xFF, rest @ ..] => String::from_utf8(rest.to_vec()).ok(),
+            rest => Some(format!("c{}", u64::from_be_bytes(rest.try_into().ok()?))),
+        }
     }
     pub fn external(id: &str) -> Vec<u8> {
         join(b'x', &[id.as_bytes()])
-    }
-    pub fn token(token: &str) -> Vec<u8> {
-        join(b'k', &[token.as_bytes()])
     }
     /// The candidate of a send key (`campaign/candidate/visit/index`, with
     /// `>channel` after a fallback).
@@ -539,15 +562,23 @@ impl Store {
 
     /// A candidate's dossier, by candidate id.
     pub fn dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
-        self.get(&key::candidate(candidate))
+        let k = key::candidate(candidate);
+        match self.db.get(&k)? {
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
     }
 
     /// Every dossier, in key order (a full scan: for reloads, reports and
     /// audits, not for hot paths).
     pub fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
         self.db.scan_prefix(b"c").map(|r| {
-            r.map_err(StoreError::from)
-                .and_then(|(k, v)| decode(&k, &v))
+            r.map_err(StoreError::from).and_then(|(k, v)| {
+                postcard::from_bytes(&v)
+                    .map_err(|e| damaged(&key::candidate_id(&k).unwrap_or_default(), e))
+            })
         })
     }
 
@@ -1019,7 +1050,9 @@ impl<'a> Txn<'a> {
                 buckets.entry(key::bucket(e.due)).or_default().push(e);
             }
             for (bucket, mut entries) in buckets {
-                entries.sort_by_key(|e| e.due);
+                // Due order; at one instant, the dossiers' order, so a batch
+                // of them walks the tree forwards.
+                entries.sort_by_cached_key(|e| (e.due, key::candidate(&e.candidate)));
                 self.batch
                     .insert(key::timer_record(bucket, seq), encode(&entries));
             }
@@ -1076,14 +1109,14 @@ impl<'a> Txn<'a> {
 /// A dossier whose history or settled sends do not decode.
 fn damaged(candidate: &str, e: postcard::Error) -> StoreError {
     StoreError::Corrupt {
-        key: key::candidate(candidate).escape_ascii().to_string(),
+        key: format!("c{candidate}"),
         why: e.to_string(),
     }
 }
 
 fn missing(candidate: &str) -> StoreError {
     StoreError::Corrupt {
-        key: key::candidate(candidate).escape_ascii().to_string(),
+        key: format!("c{candidate}"),
         why: "the candidate's dossier is missing".into(),
     }
 }
