@@ -162,6 +162,16 @@ impl Core {
         now: Instant,
     ) -> Result<(Vec<Reply>, Outgoing), StoreError> {
         let mut txn = Txn::new(&self.store);
+        let touched: Vec<&str> = commands
+            .iter()
+            .flat_map(|c| match c {
+                Command::MarkInFlight(keys) => keys.iter().map(String::as_str).collect(),
+                Command::Delivered { key: k, .. } => vec![k.as_str()],
+                _ => Vec::new(),
+            })
+            .filter_map(key::send_candidate)
+            .collect();
+        txn.prefetch(&touched);
         let mut out = Vec::new();
         let mut replies = Vec::with_capacity(commands.len());
         for command in commands {
@@ -329,6 +339,8 @@ impl Core {
             }
         }
         let mut txn = Txn::new(&self.store);
+        let candidates: Vec<&str> = picked.iter().map(|e| e.candidate.as_str()).collect();
+        txn.prefetch(&candidates);
         let mut out = Vec::new();
         for timer in &picked {
             match self.fire_one(&mut txn, timer, now, &mut out) {
