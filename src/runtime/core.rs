@@ -102,6 +102,17 @@ pub struct Core {
     paused: std::cell::RefCell<HashMap<String, bool>>,
 }
 
+/// What one firing took from the timer records.
+struct Fired {
+    /// Entries taken, stale ones included.
+    taken: usize,
+    /// Records whose last entry was taken (deleted in the commit).
+    finished: Vec<Vec<u8>>,
+    /// Each record touched and where it stood before: (key, done, kept,
+    /// rewritten).
+    touched: Vec<(Vec<u8>, usize, usize, bool)>,
+}
+
 /// A timer record being fired.
 struct OpenRecord {
     entries: Vec<TimerEntry>,
@@ -161,7 +172,39 @@ impl Core {
         commands: Vec<Command>,
         now: Instant,
     ) -> Result<(Vec<Reply>, Outgoing), StoreError> {
-        let mut txn = Txn::new(&self.store);
+        let store = self.store.clone();
+        let mut txn = Txn::new(&store);
+        let mut out = Vec::new();
+        let replies = self.run_into(&mut txn, commands, now, &mut out)?;
+        txn.commit()?;
+        Ok((replies, out))
+    }
+
+    /// Runs commands and fires up to `limit` due timers after them, in one
+    /// atomic commit (one flush for both): the daemon's loop. Returns the
+    /// replies, how many timer entries were taken, and the sends.
+    pub fn tick(
+        &mut self,
+        commands: Vec<Command>,
+        now: Instant,
+        limit: usize,
+    ) -> Result<(Vec<Reply>, usize, Outgoing), StoreError> {
+        let store = self.store.clone();
+        let mut txn = Txn::new(&store);
+        let mut out = Vec::new();
+        let replies = self.run_into(&mut txn, commands, now, &mut out)?;
+        let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
+        self.commit_fired(txn, fired.as_ref())?;
+        Ok((replies, fired.map_or(0, |f| f.taken), out))
+    }
+
+    fn run_into(
+        &mut self,
+        txn: &mut Txn,
+        commands: Vec<Command>,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<Reply>, StoreError> {
         let touched: Vec<&str> = commands
             .iter()
             .flat_map(|c| match c {
@@ -172,36 +215,34 @@ impl Core {
             .filter_map(key::send_candidate)
             .collect();
         txn.prefetch(&touched);
-        let mut out = Vec::new();
         let mut replies = Vec::with_capacity(commands.len());
         for command in commands {
             let reply = match command {
-                Command::Enroll(req) => match self.enroll(&mut txn, &req, now, &mut out)? {
+                Command::Enroll(req) => match self.enroll(txn, &req, now, out)? {
                     Ok(r) => Reply::Enrolled(r),
                     Err(e) => Reply::Error(e),
                 },
-                Command::Event(req) => match self.event(&mut txn, &req, now, &mut out)? {
+                Command::Event(req) => match self.event(txn, &req, now, out)? {
                     Ok(r) => Reply::Event(r),
                     Err(e) => Reply::Error(e),
                 },
                 Command::SetPaused { campaign, paused } => {
-                    match self.set_paused(&mut txn, &campaign, paused, now, &mut out)? {
+                    match self.set_paused(txn, &campaign, paused, now, out)? {
                         Ok(()) => Reply::Done,
                         Err(e) => Reply::Error(e),
                     }
                 }
                 Command::MarkInFlight(keys) => {
-                    Reply::Cleared(self.clear_for_delivery(&mut txn, keys, now)?)
+                    Reply::Cleared(self.clear_for_delivery(txn, keys, now)?)
                 }
                 Command::Delivered { key: k, outcome } => {
-                    self.delivered(&mut txn, &k, outcome, now, &mut out)?;
+                    self.delivered(txn, &k, outcome, now, out)?;
                     Reply::Done
                 }
             };
             replies.push(reply);
         }
-        txn.commit()?;
-        Ok((replies, out))
+        Ok(replies)
     }
 
     /// The last gate before a channel: every send is checked against the
@@ -292,10 +333,53 @@ impl Core {
         now: Instant,
         limit: usize,
     ) -> Result<(usize, Outgoing), StoreError> {
+        let store = self.store.clone();
+        let mut txn = Txn::new(&store);
+        let mut out = Vec::new();
+        let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
+        if fired.is_none() && txn.is_empty() {
+            return Ok((0, Vec::new()));
+        }
+        self.commit_fired(txn, fired.as_ref())?;
+        Ok((fired.map_or(0, |f| f.taken), out))
+    }
+
+    /// Commits a transaction that fired timers; the records they finished
+    /// are forgotten once it is durable, and their progress is undone if it
+    /// fails (the timers are taken again).
+    fn commit_fired(&mut self, txn: Txn, fired: Option<&Fired>) -> Result<(), StoreError> {
+        match txn.commit() {
+            Ok(()) => {
+                for k in fired.map(|f| f.finished.as_slice()).unwrap_or_default() {
+                    self.open_timers.remove(k);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // What this firing took is taken again from the store (the
+                // entries already fired in earlier commits are then stale).
+                for (k, ..) in fired.map(|f| f.touched.as_slice()).unwrap_or_default() {
+                    self.open_timers.remove(k);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Takes up to `limit` due timer entries and steps their enrollments
+    /// into `txn`. A timer whose dossier does not decode is reported,
+    /// passed over until nudge restarts, and its entry kept in the store.
+    fn fire_into(
+        &mut self,
+        txn: &mut Txn,
+        now: Instant,
+        limit: usize,
+        out: &mut Outgoing,
+    ) -> Result<Option<Fired>, StoreError> {
         let now_ms = now.timestamp_millis();
-        let mut picked: Vec<TimerEntry> = Vec::new();
-        // Where each record touched stood before, to undo on a damaged record.
-        let mut touched: Vec<(Vec<u8>, usize, usize)> = Vec::new();
+        let mut picked: Vec<(Vec<u8>, TimerEntry)> = Vec::new();
+        // Where each record touched stood before, to undo a failed commit.
+        let mut touched: Vec<(Vec<u8>, usize, usize, bool)> = Vec::new();
         for item in self.store.timer_records(Some(now)) {
             let (k, v) = item?;
             if self.damaged_records.contains(k.as_ref()) {
@@ -319,7 +403,10 @@ impl Core {
                     }
                 }
             };
-            touched.push((k.to_vec(), open.done, open.kept.len()));
+            if open.done >= open.entries.len() {
+                continue;
+            }
+            touched.push((k.to_vec(), open.done, open.kept.len(), open.rewritten));
             while picked.len() < limit {
                 let Some(e) = open.entries.get(open.done) else {
                     break;
@@ -330,7 +417,7 @@ impl Core {
                 if self.damaged.contains(&e.candidate) {
                     open.kept.push(e.clone());
                 } else {
-                    picked.push(e.clone());
+                    picked.push((k.to_vec(), e.clone()));
                 }
                 open.done += 1;
             }
@@ -338,16 +425,17 @@ impl Core {
                 break;
             }
         }
-        let mut txn = Txn::new(&self.store);
-        let candidates: Vec<&str> = picked.iter().map(|e| e.candidate.as_str()).collect();
+        if touched.is_empty() {
+            return Ok(None);
+        }
+        let candidates: Vec<&str> = picked.iter().map(|(_, e)| e.candidate.as_str()).collect();
         txn.prefetch(&candidates);
-        let mut out = Vec::new();
-        for timer in &picked {
-            match self.fire_one(&mut txn, timer, now, &mut out) {
+        for (record, timer) in &picked {
+            match self.fire_one(txn, timer, now, out) {
                 Ok(()) => {}
                 Err(e @ StoreError::Corrupt { .. }) => {
-                    // Nothing of this batch is written; the next one runs
-                    // without the damaged record's timers.
+                    // Met when the dossier is read, before anything of this
+                    // timer is written: the others go on.
                     tracing::error!(
                         %e,
                         candidate = %timer.candidate,
@@ -355,13 +443,9 @@ impl Core {
                         "a due timer reaches a damaged record; it is passed over until nudge restarts and the record is left as it is"
                     );
                     self.damaged.insert(timer.candidate.clone());
-                    for (k, done, kept) in touched {
-                        if let Some(open) = self.open_timers.get_mut(&k) {
-                            open.done = done;
-                            open.kept.truncate(kept);
-                        }
+                    if let Some(open) = self.open_timers.get_mut(record) {
+                        open.kept.push(timer.clone());
                     }
-                    return Ok((0, Vec::new()));
                 }
                 Err(e) => return Err(e),
             }
@@ -370,7 +454,7 @@ impl Core {
         // takes the last; one that holds timers of damaged records keeps
         // just those.
         let mut finished = Vec::new();
-        for (k, _, _) in &touched {
+        for (k, _, _, _) in &touched {
             let Some(open) = self.open_timers.get_mut(k) else {
                 continue;
             };
@@ -387,14 +471,11 @@ impl Core {
                 open.rewritten = true;
             }
         }
-        if picked.is_empty() && txn.is_empty() {
-            return Ok((0, Vec::new()));
-        }
-        txn.commit()?;
-        for k in finished {
-            self.open_timers.remove(&k);
-        }
-        Ok((picked.len(), out))
+        Ok(Some(Fired {
+            taken: picked.len(),
+            finished,
+            touched,
+        }))
     }
 
     fn fire_one(

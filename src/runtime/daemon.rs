@@ -364,8 +364,8 @@ fn core_loop(
             }
         }
         let had_commands = !commands.is_empty();
-        run_commands(&mut core, &clock, &dispatch, commands, waiting);
         if core.recovering() {
+            run_commands(&mut core, &clock, &dispatch, commands, waiting);
             // The sends the previous process left undelivered go first, a
             // chunk at a time between commands (the dispatcher's among
             // them), so the first leaves without waiting for the rest.
@@ -387,16 +387,27 @@ fn core_loop(
             busy = true;
             continue;
         }
+        // The commands, then the timers due, in one commit: one flush.
         let room = dispatch.room();
-        let fired = match core.fire_due(clock.now(), batch.min(room)) {
-            Ok((n, out)) => {
+        let fired = match core.tick(commands, clock.now(), batch.min(room)) {
+            Ok((replies, n, out)) => {
+                for (reply, tx) in replies.into_iter().zip(waiting) {
+                    if let Some(tx) = tx {
+                        let _ = tx.send(reply);
+                    }
+                }
                 for m in out {
                     dispatch.send(m);
                 }
                 n
             }
             Err(e) => {
-                error!(%e, "firing due timers failed; will retry");
+                error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers will fire again");
+                for tx in waiting.into_iter().flatten() {
+                    let _ = tx.send(Reply::Error(ApiError::internal(format!(
+                        "not recorded: {e}"
+                    ))));
+                }
                 0
             }
         };
