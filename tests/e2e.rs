@@ -421,7 +421,8 @@ fn channels(mail: SocketAddr, sms: &Server, whatsapp: &Server) -> Channels {
         auth_token_env: TOKEN_ENV.into(),
         from: Some("+14155238886".into()),
         messaging_service_sid: None,
-        status_callback: None,
+        // Carries each text's send key, which names its send below.
+        status_callback: Some("http://127.0.0.1:9/status".into()),
         timeout_secs: 5,
     };
     Channels::new(
@@ -591,14 +592,22 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
         let form: HashMap<String, String> = r.form().into_iter().collect();
         let to = &form["To"];
         let body = &form["Body"];
-        let matches: Vec<&OutboxEntry> = outbox
-            .values()
-            .filter(|e| {
-                e.message.channel.name() == "sms" && &e.message.to == to && &e.message.body == body
-            })
-            .collect();
-        assert_eq!(matches.len(), 1, "text to {to} matches one send: {body}");
-        let msg = &matches[0].message;
+        let callback = reqwest::Url::parse(&form["StatusCallback"]).expect("a callback URL");
+        let key = callback
+            .query_pairs()
+            .find(|(k, _)| k == "key")
+            .map(|(_, v)| v.into_owned())
+            .expect("the send key in the callback");
+        let entry = outbox
+            .get(&key)
+            .unwrap_or_else(|| panic!("text to {to} ({key}) matches no send: {body}"));
+        let msg = &entry.message;
+        assert_eq!(msg.channel.name(), "sms", "{key}");
+        assert_eq!(&msg.to, to, "{key}: recipient");
+        // The stored send keeps no text once delivered: the text carries
+        // the candidate's own link.
+        let token = store.candidate(&msg.candidate).unwrap().unwrap().token;
+        assert!(body.contains(&token), "{key}: {body}");
         got.entry(msg.candidate.clone()).or_default().push((
             msg.template.clone(),
             "sms".into(),

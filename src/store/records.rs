@@ -213,8 +213,8 @@ pub struct Dossier {
     pub enrollments: Vec<Enrollment>,
     /// Their sends not yet settled (queued, in flight, waiting to retry).
     pub outbox: Vec<OutboxEntry>,
-    /// Their settled sends (delivered, failed, suppressed), without the
-    /// HTML part (the plain text, subject and address stay, for audits).
+    /// Their settled sends (delivered, failed, suppressed), without their
+    /// text (the address, subject, template and outcome stay, for audits).
     pub settled: Appendix<OutboxEntry>,
     /// Their history, oldest first.
     pub history: Appendix<LogEntry>,
@@ -287,7 +287,12 @@ impl Dossier {
         if let Some(i) = at {
             self.outbox.remove(i);
         }
+        // Settled: the text goes (it was most of a dossier's bytes, written
+        // again on every step); the address, subject, template, channel,
+        // key and outcome stay. `nudge render` shows the text again.
+        entry.message.body = String::new();
         entry.message.html = None;
+        entry.message.unsubscribe_url = None;
         self.settled.push(&entry);
     }
 }
