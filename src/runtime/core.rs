@@ -100,8 +100,6 @@ pub struct Core {
     /// Campaigns' paused flags as read from the store (this core is their
     /// only writer), so a fired timer does not read its flag again.
     paused: std::cell::RefCell<HashMap<String, bool>>,
-    /// Messages decided in the batch being built, rendered before it commits.
-    renders: std::cell::RefCell<Vec<RenderJob>>,
 }
 
 /// What one firing took from the timer records.
@@ -152,7 +150,6 @@ impl Core {
             recovering: std::collections::VecDeque::new(),
             tidy_journal: false,
             paused: Default::default(),
-            renders: Default::default(),
         }
     }
 
@@ -178,8 +175,7 @@ impl Core {
         let store = self.store.clone();
         let mut txn = Txn::new(&store);
         let mut out = Vec::new();
-        let replies = self.run_into(&mut txn, commands, now, &mut out);
-        let replies = self.finish_batch(&mut txn, &mut out, replies)?;
+        let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         txn.commit()?;
         Ok((replies, out))
     }
@@ -196,32 +192,10 @@ impl Core {
         let store = self.store.clone();
         let mut txn = Txn::new(&store);
         let mut out = Vec::new();
-        let replies = self.run_into(&mut txn, commands, now, &mut out);
-        let replies = self.finish_batch(&mut txn, &mut out, replies)?;
-        let fired = self.fire_into(&mut txn, now, limit, &mut out);
-        let fired = self.finish_batch(&mut txn, &mut out, fired)?;
+        let replies = self.run_into(&mut txn, commands, now, &mut out)?;
+        let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
         self.commit_fired(txn, fired.as_ref())?;
         Ok((replies, fired.map_or(0, |f| f.taken), out))
-    }
-
-    /// Renders what a batch decided, unless building it failed (then its
-    /// messages go with it).
-    fn finish_batch<T>(
-        &self,
-        txn: &mut Txn,
-        out: &mut Outgoing,
-        built: Result<T, StoreError>,
-    ) -> Result<T, StoreError> {
-        match built {
-            Ok(v) => {
-                self.finish_renders(txn, out)?;
-                Ok(v)
-            }
-            Err(e) => {
-                self.renders.borrow_mut().clear();
-                Err(e)
-            }
-        }
     }
 
     fn run_into(
@@ -362,8 +336,7 @@ impl Core {
         let store = self.store.clone();
         let mut txn = Txn::new(&store);
         let mut out = Vec::new();
-        let fired = self.fire_into(&mut txn, now, limit, &mut out);
-        let fired = self.finish_batch(&mut txn, &mut out, fired)?;
+        let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
         if fired.is_none() && txn.is_empty() {
             return Ok((0, Vec::new()));
         }
@@ -1646,18 +1619,12 @@ impl Core {
         route: &[Channel],
         send_key: &str,
         at: Instant,
-        _out: &mut Outgoing,
+        out: &mut Outgoing,
     ) -> Result<(), StoreError> {
         let Some((&channel, fallbacks)) = route.split_first() else {
             return Ok(());
         };
-        if txn.unsettled_send(send_key)?.is_some()
-            || self
-                .renders
-                .borrow()
-                .iter()
-                .any(|j| j.message.key == send_key)
-        {
+        if txn.unsettled_send(send_key)?.is_some() {
             return Ok(());
         }
         let record = txn.candidate(&enr.candidate)?;
@@ -1671,23 +1638,44 @@ impl Core {
         };
         let link = record.as_ref().map(|r| self.link(r)).unwrap_or_default();
         let unsubscribe = (channel == Channel::Email).then(|| format!("{link}/unsubscribe"));
-        let vars = self.templates.as_ref().map(|_| Vars {
-            candidate: Vars::candidate_fields(candidate),
-            campaign: crate::templates::CampaignVars {
-                name: machine.name.clone(),
-                title: machine
-                    .title
-                    .clone()
-                    .unwrap_or_else(|| machine.name.clone()),
-            },
-            link: link.clone(),
-            deadline: enr.engine.deadline.map(|d| format_deadline(d, zone)),
-            time_left: enr.engine.deadline.map(|d| time_left(at, d)),
-            variant: enr.variants.clone(),
-            sender: self.settings.sender.clone(),
-            company: self.settings.company.clone(),
-            unsubscribe_link: unsubscribe.clone(),
-        });
+        let rendered = match &self.templates {
+            Some(t) => {
+                let vars = Vars {
+                    candidate: Vars::candidate_fields(candidate),
+                    campaign: crate::templates::CampaignVars {
+                        name: machine.name.clone(),
+                        title: machine
+                            .title
+                            .clone()
+                            .unwrap_or_else(|| machine.name.clone()),
+                    },
+                    link: link.clone(),
+                    deadline: enr.engine.deadline.map(|d| format_deadline(d, zone)),
+                    time_left: enr.engine.deadline.map(|d| time_left(at, d)),
+                    variant: enr.variants.clone(),
+                    sender: self.settings.sender.clone(),
+                    company: self.settings.company.clone(),
+                    unsubscribe_link: unsubscribe.clone(),
+                };
+                let language = candidate.field("language");
+                t.render(template, channel, language, &vars)
+                    .and_then(|r| {
+                        let html = match channel {
+                            Channel::Email => t.render_html(template, language, &vars)?,
+                            _ => None,
+                        };
+                        Ok((r, html))
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            None => Ok((
+                crate::templates::Rendered {
+                    subject: None,
+                    body: format!("[template `{template}`: no templates folder configured]"),
+                },
+                None,
+            )),
+        };
         let message = Message {
             key: send_key.to_string(),
             campaign: machine.name.clone(),
@@ -1695,130 +1683,51 @@ impl Core {
             template: template.to_string(),
             channel,
             to,
-            subject: None,
-            body: String::new(),
-            html: None,
+            subject: rendered.as_ref().ok().and_then(|(r, _)| r.subject.clone()),
+            body: rendered
+                .as_ref()
+                .map(|(r, _)| r.body.clone())
+                .unwrap_or_default(),
+            html: rendered.as_ref().ok().and_then(|(_, h)| h.clone()),
             unsubscribe_url: unsubscribe,
             scheduled_at: at,
         };
-        // Rendered with the batch's other messages before it commits.
-        self.renders.borrow_mut().push(RenderJob {
-            message,
-            vars,
-            language: candidate.field("language").map(str::to_string),
-            fallbacks: fallbacks.to_vec(),
-            opted_out,
-        });
-        Ok(())
-    }
-
-    /// Renders the messages the batch's steps decided (on two threads when
-    /// there are many) and puts each in its candidate's outbox and the
-    /// delivery queue, or records why it cannot go.
-    fn finish_renders(&self, txn: &mut Txn, out: &mut Outgoing) -> Result<(), StoreError> {
-        let jobs = std::mem::take(&mut *self.renders.borrow_mut());
-        if jobs.is_empty() {
-            return Ok(());
-        }
-        type Rendered = Result<(crate::templates::Rendered, Option<String>), String>;
-        let templates = self.templates.clone();
-        let render = |job: &RenderJob| -> Rendered {
-            let m = &job.message;
-            match (&templates, &job.vars) {
-                (Some(t), Some(vars)) => {
-                    let language = job.language.as_deref();
-                    t.render(&m.template, m.channel, language, vars)
-                        .and_then(|r| {
-                            let html = match m.channel {
-                                Channel::Email => t.render_html(&m.template, language, vars)?,
-                                _ => None,
-                            };
-                            Ok((r, html))
-                        })
-                        .map_err(|e| e.to_string())
-                }
-                _ => Ok((
-                    crate::templates::Rendered {
-                        subject: None,
-                        body: format!(
-                            "[template `{}`: no templates folder configured]",
-                            m.template
-                        ),
-                    },
-                    None,
-                )),
-            }
-        };
-        let rendered: Vec<Rendered> = if jobs.len() >= 32 {
-            let (a, b) = jobs.split_at(jobs.len() / 2);
-            std::thread::scope(|s| {
-                let other = s.spawn(|| b.iter().map(render).collect::<Vec<_>>());
-                let mut all: Vec<Rendered> = a.iter().map(render).collect();
-                all.extend(
-                    other
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                );
-                all
-            })
+        let refusal = if opted_out {
+            Some("the candidate opted out".to_string())
         } else {
-            jobs.iter().map(render).collect()
+            rendered.err()
         };
-        for (job, rendered) in jobs.into_iter().zip(rendered) {
-            let mut message = job.message;
-            let refusal = match rendered {
-                Ok((r, html)) => {
-                    message.subject = r.subject;
-                    message.body = r.body;
-                    message.html = html;
-                    job.opted_out.then(|| "the candidate opted out".to_string())
-                }
-                Err(why) if job.opted_out => {
-                    let _ = why;
-                    Some("the candidate opted out".to_string())
-                }
-                Err(why) => Some(why),
-            };
-            let mut entry = OutboxEntry {
-                message,
-                status: SendStatus::Queued,
-                attempts: 0,
-                possible_duplicate: false,
-                fallbacks: job.fallbacks,
-                retry_at: None,
-            };
-            if let Some(why) = refusal {
-                let m = &entry.message;
-                let (campaign, candidate, at) =
-                    (m.campaign.clone(), m.candidate.clone(), m.scheduled_at);
-                let kind = LogKind::DeliveryFailed {
-                    key: m.key.clone(),
-                    channel: m.channel.name().into(),
-                    reason: why.clone(),
-                };
-                entry.status = SendStatus::Failed(why);
-                txn.count(key::counter(&campaign, "failed"), 1);
-                txn.put_send(&entry)?;
-                log(txn, &candidate, LogEntry { at, campaign, kind })?;
-                continue;
-            }
+        let mut entry = OutboxEntry {
+            message: message.clone(),
+            status: SendStatus::Queued,
+            attempts: 0,
+            possible_duplicate: false,
+            fallbacks: fallbacks.to_vec(),
+            retry_at: None,
+        };
+        if let Some(why) = refusal {
+            entry.status = SendStatus::Failed(why.clone());
+            txn.count(key::counter(&machine.name, "failed"), 1);
             txn.put_send(&entry)?;
-            txn.enqueue(&entry.message.key);
-            out.push(entry.message);
+            return log(
+                txn,
+                &enr.candidate,
+                LogEntry {
+                    at,
+                    campaign: machine.name.clone(),
+                    kind: LogKind::DeliveryFailed {
+                        key: send_key.to_string(),
+                        channel: channel.name().into(),
+                        reason: why,
+                    },
+                },
+            );
         }
+        txn.put_send(&entry)?;
+        txn.enqueue(send_key);
+        out.push(message);
         Ok(())
     }
-}
-
-/// A message decided by a step, to render before its batch commits.
-struct RenderJob {
-    /// Everything but the subject and the text.
-    message: Message,
-    /// `None` without a templates folder.
-    vars: Option<Vars>,
-    language: Option<String>,
-    fallbacks: Vec<Channel>,
-    opted_out: bool,
 }
 
 /// What to step an enrollment with.
