@@ -285,6 +285,9 @@ pub mod key {
     }
 }
 
+/// A commit slower than this is logged as a warning.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
 /// Timer records group the timers armed by one commit per bucket of this
 /// many milliseconds.
 pub const TIMER_BUCKET_MS: i64 = 10;
@@ -739,8 +742,20 @@ impl Store {
 
     /// Applies a batch atomically and makes it durable before returning.
     pub fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
+        let started = std::time::Instant::now();
         self.db.apply_batch(batch)?;
+        let applied = started.elapsed();
         self.db.flush()?;
+        let took = started.elapsed();
+        if took >= SLOW_COMMIT {
+            // Sends wait for their commit: an operator seeing late sends
+            // sees why (usually the disk's flush).
+            tracing::warn!(
+                ms = took.as_millis() as u64,
+                flush_ms = (took - applied).as_millis() as u64,
+                "slow store commit"
+            );
+        }
         Ok(())
     }
 
