@@ -600,6 +600,36 @@ async fn a_twilio_400_fails_for_good_with_its_reason_and_the_email_goes() {
     assert_eq!(sc.mail.log.lock().unwrap().accepted[0], [EMAIL]);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_twilio_21610_is_the_candidates_opt_out_and_no_email_follows() {
+    let stopped = Reply::json(
+        400,
+        json!({ "code": 21610, "message": "Attempt to send to unsubscribed recipient", "status": 400 }),
+    );
+    let (sc, store, who) = texting(vec![stopped], manual(), false).await;
+
+    assert_eq!(sc.twilio.received().len(), 1, "not retried");
+    let Some(SendStatus::Failed(why)) = status_on(&store, Channel::Sms) else {
+        panic!("{:?}", send_on(&store, Channel::Sms));
+    };
+    assert!(
+        why.contains("21610") && why.contains("unsubscribed"),
+        "{why}"
+    );
+    assert!(
+        store.candidate(&who).unwrap().unwrap().opted_out,
+        "a STOP to the provider is the candidate's opt-out"
+    );
+    let log = log_of(&store, &who);
+    assert!(
+        log.iter()
+            .any(|k| matches!(k, LogKind::Received { event, .. } if event == "opted_out")),
+        "{log:?}"
+    );
+    assert_eq!(delivery_story(&log), ["failed:sms", "exited:opted_out"]);
+    assert_eq!(sc.mail.accepted(), 0, "no email after the opt-out");
+}
+
 // ---------------------------------------------------------------------------
 // Nothing leaves for an opted-out candidate or with communications off
 

@@ -80,6 +80,10 @@ pub enum SendError {
     /// The mailbox does not exist (SMTP 550): permanent, and recorded as a
     /// `bounced` event for the candidate.
     Bounced(String),
+    /// The recipient told the provider to stop (Twilio 21610: they replied
+    /// STOP): permanent, and recorded as the candidate's `opted_out`, so
+    /// nothing goes to them again on any channel.
+    Unsubscribed(String),
 }
 
 impl SendError {
@@ -100,6 +104,7 @@ impl fmt::Display for SendError {
             ),
             SendError::Permanent(why) => write!(f, "delivery failed for good: {why}"),
             SendError::Bounced(why) => write!(f, "bounced: {why}"),
+            SendError::Unsubscribed(why) => write!(f, "the recipient unsubscribed: {why}"),
         }
     }
 }

@@ -252,6 +252,8 @@ enum CodeMeans {
     Permanent,
     /// Slow down: treated like HTTP 429.
     Throttled,
+    /// The recipient opted out with the provider (replied STOP).
+    Unsubscribed,
 }
 
 /// The error codes nudge acts on, with their meaning in words
@@ -281,7 +283,7 @@ const CODES: &[(u32, CodeMeans, &str)] = &[
     ),
     (
         21610,
-        CodeMeans::Permanent,
+        CodeMeans::Unsubscribed,
         "the recipient unsubscribed (replied STOP)",
     ),
     (
@@ -349,6 +351,7 @@ fn failure(status: StatusCode, retry_after: Option<Duration>, body: &str) -> Sen
     }
     match meaning {
         Some((CodeMeans::Permanent, _)) => SendError::Permanent(why),
+        Some((CodeMeans::Unsubscribed, _)) => SendError::Unsubscribed(why),
         Some((CodeMeans::Throttled, _)) => {
             http::status_failure(StatusCode::TOO_MANY_REQUESTS, retry_after, why)
         }
@@ -616,7 +619,7 @@ mod tests {
         let unsubscribed = failure(StatusCode::BAD_REQUEST, None, &body(21610));
         assert_eq!(
             unsubscribed,
-            SendError::Permanent(
+            SendError::Unsubscribed(
                 "HTTP 400, Twilio error 21610: the recipient unsubscribed (replied STOP) (m)"
                     .into()
             )

@@ -1194,6 +1194,22 @@ impl Core {
             kind,
             now,
         )?;
+        if matches!(error, SendError::Unsubscribed(_)) {
+            // A STOP to the provider is the candidate's opt-out: recorded as
+            // theirs, which ends every campaign and every later send, so
+            // there is no next channel to try.
+            let stop = EventRequest {
+                candidate: candidate.clone(),
+                event: engine::step::OPTED_OUT.into(),
+                at: None,
+                fields: BTreeMap::from([("channel".to_string(), channel.clone())]),
+                id: Some(format!("unsubscribed:{k}")),
+            };
+            if let Err(e) = self.event(txn, &stop, now, out)? {
+                tracing::warn!(key = k, "recording the opt-out failed: {e}");
+            }
+            return Ok(());
+        }
         if matches!(error, SendError::Bounced(_)) {
             let bounce = EventRequest {
                 candidate: candidate.clone(),
