@@ -11,6 +11,8 @@
 //! queue is empty), so each message a server receives arrived at the
 //! clock's instant of that step.
 
+#[path = "support/week.rs"]
+mod agenda;
 mod support;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -23,17 +25,16 @@ use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
 use mailin_embedded::{response, Handler, Response};
 use serde_json::json;
 
+use agenda::{applicants, predict, week, Act, Send};
 use nudge::channels::smtp::message_id;
 use nudge::channels::twilio::{TwilioChannel, TwilioConfig};
 use nudge::channels::{Backend, Channels, SmtpChannel};
 use nudge::config::{Security, SmtpConfig};
-use nudge::engine::{Happening, Instant, Machine};
-use nudge::runtime::api::{EnrollRequest, EventRequest};
+use nudge::engine::Instant;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
-use nudge::runtime::core::{engine_candidate, Command, Core, Settings};
+use nudge::runtime::core::{Command, Core, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
-use nudge::sim::{self, Scenario};
 use nudge::store::{CandidateRecord, LogKind, OutboxEntry, SendStatus, Store};
 use nudge::templates::Templates;
 use support::{Reply, Server};
@@ -118,184 +119,7 @@ impl Fixture {
 }
 
 // ---------------------------------------------------------------------------
-// The week (the same agenda as `tests/runtime.rs`)
-
-#[derive(Debug, Clone)]
-enum Act {
-    Enroll(Applicant),
-    Event {
-        who: &'static str,
-        event: &'static str,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Applicant {
-    id: &'static str,
-    fields: Vec<(&'static str, &'static str)>,
-}
-
-impl Applicant {
-    fn field(&self, name: &str) -> Option<&'static str> {
-        self.fields
-            .iter()
-            .find(|(k, _)| *k == name)
-            .map(|(_, v)| *v)
-    }
-}
-
-impl Act {
-    fn command(&self) -> Command {
-        match self {
-            Act::Enroll(a) => Command::Enroll(EnrollRequest {
-                campaign: WAREHOUSE.into(),
-                external_id: Some(a.id.into()),
-                fields: a
-                    .fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            }),
-            Act::Event { who, event } => Command::Event(EventRequest {
-                candidate: who.to_string(),
-                event: event.to_string(),
-                ..EventRequest::default()
-            }),
-        }
-    }
-}
-
-fn applicant(id: &'static str, fields: &[(&'static str, &'static str)]) -> Act {
-    Act::Enroll(Applicant {
-        id,
-        fields: fields.to_vec(),
-    })
-}
-
-/// Five applicants over one week: no answer, a click and a start, a
-/// Spanish speaker in Madrid who completes, a phone-only one who opts out,
-/// and one who clicks and then goes quiet.
-fn week() -> Vec<(Instant, Act)> {
-    let role = ("role", "Warehouse Associate");
-    let event = |who, event| Act::Event { who, event };
-    vec![
-        (
-            at("2026-11-26T15:00:00Z"),
-            applicant("di", &[("name", "Di Egan"), ("phone", "+15550103"), role]),
-        ),
-        (
-            at("2026-11-27T02:30:00Z"),
-            applicant(
-                "ana",
-                &[
-                    ("name", "Ana Ruiz"),
-                    ("phone", "+15550100"),
-                    ("email", "ana@example.com"),
-                    role,
-                ],
-            ),
-        ),
-        (
-            at("2026-11-27T02:30:00Z"),
-            applicant(
-                "eve",
-                &[
-                    ("name", "Eve Fox"),
-                    ("phone", "+15550104"),
-                    ("email", "eve@example.com"),
-                    role,
-                ],
-            ),
-        ),
-        (
-            at("2026-11-28T10:00:00Z"),
-            applicant(
-                "cy",
-                &[
-                    ("name", "Cy Diaz"),
-                    ("email", "cy@example.com"),
-                    ("language", "es"),
-                    ("timezone", "Europe/Madrid"),
-                    role,
-                ],
-            ),
-        ),
-        (at("2026-11-28T16:07:00Z"), event("eve", "clicked")),
-        (at("2026-11-28T17:11:00Z"), event("di", "opted_out")),
-        (at("2026-11-29T16:13:00Z"), event("cy", "completed")),
-        (
-            at("2026-11-30T14:00:00Z"),
-            applicant(
-                "ben",
-                &[
-                    ("name", "Ben Ode"),
-                    ("phone", "+15550101"),
-                    ("email", "ben@example.com"),
-                    ("timezone", "America/New_York"),
-                    role,
-                ],
-            ),
-        ),
-        (at("2026-11-30T17:03:00Z"), event("ben", "clicked")),
-        (at("2026-12-01T10:17:00Z"), event("ben", "started")),
-    ]
-}
-
-fn applicants(agenda: &[(Instant, Act)]) -> Vec<Applicant> {
-    agenda
-        .iter()
-        .filter_map(|(_, a)| match a {
-            Act::Enroll(a) => Some(a.clone()),
-            _ => None,
-        })
-        .collect()
-}
-
-/// (template, channel, instant) of one send.
-type Send = (String, String, Instant);
-
-/// The simulator's sends for one stored candidate, given the agenda.
-fn predict(
-    machine: &Machine,
-    record: &CandidateRecord,
-    agenda: &[(Instant, Act)],
-    external: &str,
-) -> Vec<Send> {
-    let start = agenda
-        .iter()
-        .find_map(|(t, a)| matches!(a, Act::Enroll(x) if x.id == external).then_some(*t))
-        .expect("enrolled in the agenda");
-    let events = agenda
-        .iter()
-        .filter_map(|(t, a)| match a {
-            Act::Event { who, event } if *who == external => Some((event.to_string(), *t)),
-            _ => None,
-        })
-        .collect();
-    let scenario = Scenario {
-        start,
-        candidate: engine_candidate(record),
-        events,
-        variants: Vec::new(),
-        until: start + Duration::days(30),
-    };
-    let timeline = sim::run(machine, &scenario).unwrap();
-    let mut sends: Vec<Send> = timeline
-        .lines
-        .iter()
-        .filter_map(|l| match l {
-            sim::Line::Record(r) => match &r.what {
-                Happening::Sent {
-                    template, channel, ..
-                } => Some((template.clone(), channel.name().to_string(), r.at)),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    sends.sort_by_key(|s| s.2);
-    sends
-}
+// The week (`tests/support/week.rs`, shared with `tests/runtime.rs`)
 
 fn logged_sends(store: &Store, id: &str) -> Vec<Send> {
     let mut sends: Vec<Send> = store
@@ -531,7 +355,7 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
             (_, Some(a)) => {
                 clock.set(a);
                 let (_, act) = queue.pop_front().unwrap();
-                match act.command() {
+                match act.command(WAREHOUSE) {
                     Command::Enroll(req) => {
                         let r = handle.enroll(req).await.unwrap();
                         let Act::Enroll(a) = act else { unreachable!() };
@@ -637,7 +461,7 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
     for a in applicants(&agenda) {
         let id = &ids[a.id];
         let record: CandidateRecord = store.candidate(id).unwrap().unwrap();
-        let expected = predict(&machine, &record, &agenda, a.id);
+        let (expected, _) = predict(&machine, &record, &agenda, a.id);
         assert!(
             !expected.is_empty(),
             "{}: the simulator sends something",

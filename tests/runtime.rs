@@ -5,6 +5,9 @@
 //! A week of campaign runs in milliseconds because nothing waits: the test
 //! moves time straight to the next due instant.
 
+#[path = "support/week.rs"]
+mod agenda;
+
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,14 +15,14 @@ use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, Utc};
 
+use agenda::{applicant, predict, week, Act};
 use nudge::channels::{read_messages, Backend, Channels, FileChannel, Message};
-use nudge::engine::{Happening, Instant, Machine};
-use nudge::runtime::api::{EnrollRequest, EventRequest};
+use nudge::engine::{Instant, Machine};
+use nudge::runtime::api::EventRequest;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
-use nudge::runtime::core::{engine_candidate, Command, Core, Reply, Settings};
+use nudge::runtime::core::{Command, Core, Reply, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
-use nudge::sim::{self, Scenario};
 use nudge::store::{
     key, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendStatus, Store, StoreError, Txn,
 };
@@ -121,149 +124,6 @@ fn warehouse_text() -> String {
     std::fs::read_to_string(repo().join("campaigns/warehouse.nudge")).unwrap()
 }
 
-/// Something that happens to a candidate, named by their external id.
-#[derive(Debug, Clone)]
-enum Act {
-    Enroll(Applicant),
-    Event {
-        who: &'static str,
-        event: &'static str,
-    },
-}
-
-#[derive(Debug, Clone)]
-struct Applicant {
-    id: &'static str,
-    fields: Vec<(&'static str, &'static str)>,
-}
-
-impl Act {
-    fn command(&self, campaign: &str) -> Command {
-        match self {
-            Act::Enroll(a) => Command::Enroll(EnrollRequest {
-                campaign: campaign.into(),
-                external_id: Some(a.id.into()),
-                fields: a
-                    .fields
-                    .iter()
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
-                    .collect(),
-            }),
-            Act::Event { who, event } => Command::Event(EventRequest {
-                candidate: who.to_string(),
-                event: event.to_string(),
-                ..EventRequest::default()
-            }),
-        }
-    }
-}
-
-fn applicant(id: &'static str, fields: &[(&'static str, &'static str)]) -> Act {
-    Act::Enroll(Applicant {
-        id,
-        fields: fields.to_vec(),
-    })
-}
-
-/// Five applicants over one week: no answer, a click and a start, a
-/// Spanish speaker in Madrid who completes, a phone-only one who opts out,
-/// and one who clicks and then goes quiet. Event instants avoid the
-/// instants timers fall on, so "events first" never has to break a tie.
-fn week() -> Vec<(Instant, Act)> {
-    let role = ("role", "Warehouse Associate");
-    vec![
-        (
-            at("2026-11-26T15:00:00Z"),
-            applicant("di", &[("name", "Di Egan"), ("phone", "+15550103"), role]),
-        ),
-        (
-            at("2026-11-27T02:30:00Z"),
-            applicant(
-                "ana",
-                &[
-                    ("name", "Ana Ruiz"),
-                    ("phone", "+15550100"),
-                    ("email", "ana@example.com"),
-                    role,
-                ],
-            ),
-        ),
-        (
-            at("2026-11-27T02:30:00Z"),
-            applicant(
-                "eve",
-                &[
-                    ("name", "Eve Fox"),
-                    ("phone", "+15550104"),
-                    ("email", "eve@example.com"),
-                    role,
-                ],
-            ),
-        ),
-        (
-            at("2026-11-28T10:00:00Z"),
-            applicant(
-                "cy",
-                &[
-                    ("name", "Cy Diaz"),
-                    ("email", "cy@example.com"),
-                    ("language", "es"),
-                    ("timezone", "Europe/Madrid"),
-                    role,
-                ],
-            ),
-        ),
-        (
-            at("2026-11-28T16:07:00Z"),
-            Act::Event {
-                who: "eve",
-                event: "clicked",
-            },
-        ),
-        (
-            at("2026-11-28T17:11:00Z"),
-            Act::Event {
-                who: "di",
-                event: "opted_out",
-            },
-        ),
-        (
-            at("2026-11-29T16:13:00Z"),
-            Act::Event {
-                who: "cy",
-                event: "completed",
-            },
-        ),
-        (
-            at("2026-11-30T14:00:00Z"),
-            applicant(
-                "ben",
-                &[
-                    ("name", "Ben Ode"),
-                    ("phone", "+15550101"),
-                    ("email", "ben@example.com"),
-                    ("timezone", "America/New_York"),
-                    role,
-                ],
-            ),
-        ),
-        (
-            at("2026-11-30T17:03:00Z"),
-            Act::Event {
-                who: "ben",
-                event: "clicked",
-            },
-        ),
-        (
-            at("2026-12-01T10:17:00Z"),
-            Act::Event {
-                who: "ben",
-                event: "started",
-            },
-        ),
-    ]
-}
-
 /// What the test saw go out: candidate id → (template, channel, instant).
 type Sends = BTreeMap<String, Vec<(String, String, Instant)>>;
 
@@ -338,49 +198,6 @@ fn machine(core: &Core) -> Machine {
         .expect("the warehouse campaign is loaded")
         .machine
         .clone()
-}
-
-/// What the simulator predicts for one stored candidate, given the agenda
-/// the test ran: their sends and their outcome.
-fn predict(
-    machine: &Machine,
-    record: &CandidateRecord,
-    agenda: &[(Instant, Act)],
-    external: &str,
-) -> (Vec<(String, String, Instant)>, Option<String>) {
-    let start = agenda
-        .iter()
-        .find_map(|(t, a)| matches!(a, Act::Enroll(x) if x.id == external).then_some(*t))
-        .expect("enrolled in the agenda");
-    let events = agenda
-        .iter()
-        .filter_map(|(t, a)| match a {
-            Act::Event { who, event } if *who == external => Some((event.to_string(), *t)),
-            _ => None,
-        })
-        .collect();
-    let scenario = Scenario {
-        start,
-        candidate: engine_candidate(record),
-        events,
-        variants: Vec::new(),
-        until: start + Duration::days(30),
-    };
-    let timeline = sim::run(machine, &scenario).unwrap();
-    let sends = timeline
-        .lines
-        .iter()
-        .filter_map(|l| match l {
-            sim::Line::Record(r) => match &r.what {
-                Happening::Sent {
-                    template, channel, ..
-                } => Some((template.clone(), channel.name().to_string(), r.at)),
-                _ => None,
-            },
-            _ => None,
-        })
-        .collect();
-    (sends, timeline.outcome().map(str::to_string))
 }
 
 fn candidate(store: &Store, id: &str) -> CandidateRecord {

@@ -214,7 +214,6 @@ async fn a_bad_request_is_permanent() {
 async fn recipient_error_codes_are_permanent_with_their_meaning() {
     let cases = [
         (21211, "the `To` number is not valid"),
-        (21610, "the recipient unsubscribed (replied STOP)"),
         (21614, "the `To` number is not a mobile number"),
         (63024, "the recipient is not a valid WhatsApp user"),
     ];
@@ -228,6 +227,15 @@ async fn recipient_error_codes_are_permanent_with_their_meaning() {
             "code {code}"
         );
     }
+    // A STOP the recipient sent the provider: the candidate's opt-out.
+    let reply = Reply::json(400, twilio_error(21610, 400, "refused"));
+    assert_eq!(
+        outcome(reply).await,
+        Err(SendError::Unsubscribed(
+            "HTTP 400, Twilio error 21610: the recipient unsubscribed (replied STOP) (refused)"
+                .into()
+        ))
+    );
 }
 
 #[tokio::test]
