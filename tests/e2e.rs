@@ -21,11 +21,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Datelike, Duration, Timelike, Utc, Weekday};
+use chrono::{Datelike, Duration, Timelike, Weekday};
 use mailin_embedded::{response, Handler, Response};
 use serde_json::json;
 
-use agenda::{applicants, predict, week, Act, Send};
+use agenda::{applicants, at, predict, week, Act, Send};
 use nudge::channels::smtp::message_id;
 use nudge::channels::twilio::{TwilioChannel, TwilioConfig};
 use nudge::channels::{Backend, Channels, SmtpChannel};
@@ -44,12 +44,6 @@ const TOKEN_ENV: &str = "NUDGE_TEST_E2E_TWILIO_TOKEN";
 const FROM_EMAIL: &str = "jobs@example.com";
 /// How long any wait may last: only against hangs, never a timing check.
 const PATIENCE: StdDuration = StdDuration::from_secs(10);
-
-fn at(text: &str) -> Instant {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{text}: {e}"))
-        .with_timezone(&Utc)
-}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

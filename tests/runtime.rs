@@ -13,9 +13,9 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
-use agenda::{applicant, predict, week, Act};
+use agenda::{applicant, at, predict, week, Act};
 use nudge::channels::{read_messages, Backend, Channels, FileChannel, Message};
 use nudge::engine::{Instant, Machine};
 use nudge::runtime::api::EventRequest;
@@ -29,12 +29,6 @@ use nudge::store::{
 use nudge::templates::Templates;
 
 const WAREHOUSE: &str = "warehouse_associate";
-
-fn at(text: &str) -> Instant {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{text}: {e}"))
-        .with_timezone(&Utc)
-}
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))

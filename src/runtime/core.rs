@@ -108,9 +108,8 @@ struct Fired {
     taken: usize,
     /// Records whose last entry was taken (deleted in the commit).
     finished: Vec<Vec<u8>>,
-    /// Each record touched and where it stood before: (key, done, kept,
-    /// rewritten).
-    touched: Vec<(Vec<u8>, usize, usize, bool)>,
+    /// Each record it took entries from.
+    touched: Vec<Vec<u8>>,
 }
 
 /// A timer record being fired.
@@ -358,7 +357,7 @@ impl Core {
             Err(e) => {
                 // What this firing took is taken again from the store (the
                 // entries already fired in earlier commits are then stale).
-                for (k, ..) in fired.map(|f| f.touched.as_slice()).unwrap_or_default() {
+                for k in fired.map(|f| f.touched.as_slice()).unwrap_or_default() {
                     self.open_timers.remove(k);
                 }
                 Err(e)
@@ -378,8 +377,8 @@ impl Core {
     ) -> Result<Option<Fired>, StoreError> {
         let now_ms = now.timestamp_millis();
         let mut picked: Vec<(Vec<u8>, TimerEntry)> = Vec::new();
-        // Where each record touched stood before, to undo a failed commit.
-        let mut touched: Vec<(Vec<u8>, usize, usize, bool)> = Vec::new();
+        // The records taken from, to read again if the commit fails.
+        let mut touched: Vec<Vec<u8>> = Vec::new();
         for item in self.store.timer_records(Some(now)) {
             let (k, v) = item?;
             if self.damaged_records.contains(k.as_ref()) {
@@ -406,7 +405,7 @@ impl Core {
             if open.done >= open.entries.len() {
                 continue;
             }
-            touched.push((k.to_vec(), open.done, open.kept.len(), open.rewritten));
+            touched.push(k.to_vec());
             while picked.len() < limit {
                 let Some(e) = open.entries.get(open.done) else {
                     break;
@@ -454,7 +453,7 @@ impl Core {
         // takes the last; one that holds timers of damaged records keeps
         // just those.
         let mut finished = Vec::new();
-        for (k, _, _, _) in &touched {
+        for k in &touched {
             let Some(open) = self.open_timers.get_mut(k) else {
                 continue;
             };

@@ -25,6 +25,8 @@ pub fn status(
         }
     }
     let mut out = Vec::new();
+    // One pass over the timers for every campaign shown.
+    let timers = store.live_timers()?;
     for (name, campaign) in campaigns.iter() {
         if only.is_some_and(|o| o != name) {
             continue;
@@ -50,7 +52,7 @@ pub fn status(
             .collect();
         outcomes.sort();
         let (mut hour, mut day, mut held) = (0, 0, 0);
-        for timer in store.timers_for_campaign(name)? {
+        for timer in timers.iter().filter(|t| &t.campaign == name) {
             match timer.kind {
                 TimerKind::Held => held += 1,
                 TimerKind::Send => {}

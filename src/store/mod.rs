@@ -312,10 +312,9 @@ impl TimerEntry {
     }
 }
 
-/// A timer as read back, with the record that holds it.
+/// A timer as read back.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueTimer {
-    pub record: Vec<u8>,
     pub due: Instant,
     pub candidate: String,
     pub campaign: String,
@@ -471,19 +470,6 @@ impl Store {
         }
     }
 
-    /// Every record whose key starts with `prefix`, decoded.
-    pub fn scan<T: DeserializeOwned>(
-        &self,
-        prefix: &[u8],
-    ) -> Result<Vec<(Vec<u8>, T)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(prefix) {
-            let (k, v) = item?;
-            out.push((k.to_vec(), decode(&k, &v)?));
-        }
-        Ok(out)
-    }
-
     /// Raw keys and values under a prefix.
     pub fn scan_raw(
         &self,
@@ -520,7 +506,6 @@ impl Store {
                     continue;
                 }
                 out.push(DueTimer {
-                    record: k.to_vec(),
                     due: e.due(),
                     candidate: e.candidate,
                     campaign: e.campaign,
@@ -718,16 +703,12 @@ impl Store {
         Ok(out)
     }
 
-    /// The live timers of one campaign: every entry checked against its
-    /// enrollment (a full scan that reads dossiers: for `nudge status`, not
-    /// for hot paths).
-    pub fn timers_for_campaign(&self, campaign: &str) -> Result<Vec<DueTimer>, StoreError> {
+    /// The live timers: every entry checked against its enrollment (a full
+    /// scan that reads dossiers: for `nudge status`, not for hot paths).
+    pub fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError> {
         let mut out = Vec::new();
         let mut txn = Txn::new(self);
         for t in self.timers_until(None)? {
-            if t.campaign != campaign {
-                continue;
-            }
             let live = match txn.enrollment(&t.candidate, &t.campaign) {
                 Ok(Some(e)) => e.timer == Some(t.due) && !e.parked,
                 Ok(None) | Err(StoreError::Corrupt { .. }) => false,

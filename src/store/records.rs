@@ -333,10 +333,6 @@ impl<T: Serialize + serde::de::DeserializeOwned> Appendix<T> {
         }
         Ok(out)
     }
-
-    pub fn is_empty(&self) -> bool {
-        self.bytes.is_empty()
-    }
 }
 
 impl<T> Serialize for Appendix<T> {
