@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use super::SendError;
+use super::{SendError, SettingProblem};
 
 /// How much of an error response's body goes into the error text.
 const EXCERPT_CHARS: usize = 300;
@@ -105,6 +105,28 @@ pub(crate) fn chain(e: &reqwest::Error) -> String {
         source = inner.source();
     }
     text
+}
+
+/// `text` as an absolute http(s) URL; with `base`, one that paths can be
+/// added to.
+pub fn parse_url(text: &str, base: bool) -> Result<reqwest::Url, String> {
+    let url = reqwest::Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
+    if !matches!(url.scheme(), "http" | "https") || (base && url.cannot_be_a_base()) {
+        return Err("is not an http or https URL".to_string());
+    }
+    Ok(url)
+}
+
+/// The problem with a channel's `timeout_secs`, if any.
+pub fn timeout_problem(table: &str, timeout_secs: u64) -> Option<SettingProblem> {
+    (timeout_secs == 0).then(|| {
+        SettingProblem::new(
+            Some("timeout_secs"),
+            format!("`{table}.timeout_secs` is 0"),
+            "must be at least 1",
+            "leave it out for the default",
+        )
+    })
 }
 
 #[cfg(test)]

@@ -153,25 +153,14 @@ impl TwilioConfig {
                 ));
             }
         }
-        if self.timeout_secs == 0 {
-            problems.push(SettingProblem::new(
-                Some("timeout_secs"),
-                format!("`{table}.timeout_secs` is 0"),
-                "must be at least 1",
-                "leave it out for the default",
-            ));
-        }
+        problems.extend(http::timeout_problem(table, self.timeout_secs));
         problems
     }
 }
 
 /// `text` as an absolute http(s) URL that paths can be added to.
 fn parse_base(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") || url.cannot_be_a_base() {
-        return Err("is not an http or https URL".to_string());
-    }
-    Ok(url)
+    http::parse_url(text, true)
 }
 
 /// The `From` value for a configured sender: a number in E.164 form

@@ -84,24 +84,13 @@ impl WebhookConfig {
                  the secret itself never goes in this file",
             ));
         }
-        if self.timeout_secs == 0 {
-            problems.push(SettingProblem::new(
-                Some("timeout_secs"),
-                format!("`{table}.timeout_secs` is 0"),
-                "must be at least 1",
-                "leave it out for the default",
-            ));
-        }
+        problems.extend(http::timeout_problem(table, self.timeout_secs));
         problems
     }
 }
 
 fn parse_url(text: &str) -> Result<Url, String> {
-    let url = Url::parse(text).map_err(|e| format!("is not a URL: {e}"))?;
-    if !matches!(url.scheme(), "http" | "https") {
-        return Err("is not an http or https URL".to_string());
-    }
-    Ok(url)
+    http::parse_url(text, false)
 }
 
 /// The JSON body of one delivery.
