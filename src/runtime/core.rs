@@ -99,8 +99,12 @@ pub struct Core {
     tidy_journal: bool,
     /// Campaigns' paused flags as read from the store (this core is their
     /// only writer), so a fired timer does not read its flag again.
-    paused: std::cell::RefCell<HashMap<String, bool>>,
+    paused: std::sync::Mutex<HashMap<String, bool>>,
 }
+
+/// Due timers in one batch from which their steps are shared between two
+/// threads.
+const PARALLEL_STEPS: usize = 64;
 
 /// What one firing took from the timer records.
 struct Fired {
@@ -428,25 +432,51 @@ impl Core {
             return Ok(None);
         }
         let candidates: Vec<&str> = picked.iter().map(|(_, e)| e.candidate.as_str()).collect();
+        // Candidates this batch's commands have not touched can step on
+        // another thread, with a transaction of their own.
+        let mut fresh: Vec<&str> = Vec::new();
+        if picked.len() >= PARALLEL_STEPS {
+            let mut seen = HashSet::new();
+            fresh = candidates
+                .iter()
+                .copied()
+                .filter(|c| !txn.has_read(c) && seen.insert(*c))
+                .collect();
+        }
         txn.prefetch(&candidates);
-        for (record, timer) in &picked {
-            match self.fire_one(txn, timer, now, out) {
-                Ok(()) => {}
-                Err(e @ StoreError::Corrupt { .. }) => {
-                    // Met when the dossier is read, before anything of this
-                    // timer is written: the others go on.
-                    tracing::error!(
-                        %e,
-                        candidate = %timer.candidate,
-                        campaign = %timer.campaign,
-                        "a due timer reaches a damaged record; it is passed over until nudge restarts and the record is left as it is"
-                    );
-                    self.damaged.insert(timer.candidate.clone());
-                    if let Some(open) = self.open_timers.get_mut(record) {
-                        open.kept.push(timer.clone());
-                    }
-                }
-                Err(e) => return Err(e),
+        let (hits, out_theirs) = if fresh.len() >= PARALLEL_STEPS {
+            let theirs: HashSet<&str> = fresh[fresh.len() / 2..].iter().copied().collect();
+            let (their_picks, my_picks): (Vec<&(Vec<u8>, TimerEntry)>, Vec<_>) = picked
+                .iter()
+                .partition(|(_, e)| theirs.contains(e.candidate.as_str()));
+            let mut other = txn.split_off(&theirs);
+            let core: &Core = self;
+            let (mine, theirs) = std::thread::scope(|s| {
+                let helper = s.spawn(|| {
+                    let mut out = Vec::new();
+                    let hits = core.fire_all(&mut other, &their_picks, now, &mut out);
+                    hits.map(|h| (h, out))
+                });
+                let mine = core.fire_all(txn, &my_picks, now, out);
+                let theirs = helper
+                    .join()
+                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
+                (mine, theirs)
+            });
+            let mut hits = mine?;
+            let (their_hits, out_theirs) = theirs?;
+            txn.absorb(other);
+            hits.extend(their_hits);
+            (hits, out_theirs)
+        } else {
+            let all: Vec<&(Vec<u8>, TimerEntry)> = picked.iter().collect();
+            (self.fire_all(txn, &all, now, out)?, Vec::new())
+        };
+        out.extend(out_theirs);
+        for (record, timer) in hits {
+            self.damaged.insert(timer.candidate.clone());
+            if let Some(open) = self.open_timers.get_mut(record) {
+                open.kept.push(timer.clone());
             }
         }
         // A record whose timers have all been taken goes, in the commit that
@@ -475,6 +505,36 @@ impl Core {
             finished,
             touched,
         }))
+    }
+
+    /// Fires `picks` into `txn`; returns those whose dossier is damaged
+    /// (reported here; the caller keeps them in their records).
+    fn fire_all<'p>(
+        &self,
+        txn: &mut Txn,
+        picks: &[&'p (Vec<u8>, TimerEntry)],
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<(&'p Vec<u8>, &'p TimerEntry)>, StoreError> {
+        let mut hits = Vec::new();
+        for (record, timer) in picks.iter().copied() {
+            match self.fire_one(txn, timer, now, out) {
+                Ok(()) => {}
+                Err(e @ StoreError::Corrupt { .. }) => {
+                    // Met when the dossier is read, before anything of this
+                    // timer is written: the others go on.
+                    tracing::error!(
+                        %e,
+                        candidate = %timer.candidate,
+                        campaign = %timer.campaign,
+                        "a due timer reaches a damaged record; it is passed over until nudge restarts and the record is left as it is"
+                    );
+                    hits.push((record, timer));
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(hits)
     }
 
     fn fire_one(
@@ -509,12 +569,16 @@ impl Core {
     }
 
     fn is_paused(&self, txn: &Txn, campaign: &str) -> Result<bool, StoreError> {
-        if let Some(p) = self.paused.borrow().get(campaign) {
+        if let Some(p) = self.paused_flags().get(campaign) {
             return Ok(*p);
         }
         let p = txn.get_raw(&key::paused(campaign))?.is_some();
-        self.paused.borrow_mut().insert(campaign.to_string(), p);
+        self.paused_flags().insert(campaign.to_string(), p);
         Ok(p)
+    }
+
+    fn paused_flags(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The instant of the earliest timer not yet taken (it may turn out
@@ -1078,9 +1142,7 @@ impl Core {
         if was == paused {
             return Ok(Ok(()));
         }
-        self.paused
-            .borrow_mut()
-            .insert(campaign.to_string(), paused);
+        self.paused_flags().insert(campaign.to_string(), paused);
         if paused {
             txn.put_raw(pkey, vec![1]);
             return Ok(Ok(()));

@@ -922,6 +922,65 @@ impl<'a> Txn<'a> {
         Ok(found)
     }
 
+    /// Whether this transaction has read (or written) the candidate's dossier.
+    pub fn has_read(&self, candidate: &str) -> bool {
+        self.dossiers.contains_key(candidate)
+    }
+
+    /// Moves the dossiers of `candidates` into a transaction of their own,
+    /// so their steps can run on another thread; [`Txn::absorb`] takes it
+    /// back. Only for candidates nothing else in this transaction has
+    /// touched but reading their dossier: the new one starts with none of
+    /// this one's other writes.
+    pub fn split_off(&mut self, candidates: &HashSet<&str>) -> Txn<'a> {
+        let mut other = Txn::new(self.store);
+        for c in candidates {
+            if let Some(d) = self.dossiers.remove(*c) {
+                if self.dirty.remove(*c) {
+                    other.dirty.insert(c.to_string());
+                }
+                other.dossiers.insert(c.to_string(), d);
+            }
+        }
+        other
+    }
+
+    /// Takes back a transaction made by [`Txn::split_off`]: its writes
+    /// become this one's, as if made here after this one's own.
+    pub fn absorb(&mut self, other: Txn<'a>) {
+        let Txn {
+            overlay,
+            counters,
+            dossiers,
+            dirty,
+            enqueued,
+            launched,
+            settled,
+            armed,
+            ..
+        } = other;
+        for (k, v) in overlay {
+            match v {
+                Some(v) => self.put_raw(k, v),
+                None => self.remove(k),
+            }
+        }
+        for (k, delta) in counters {
+            self.count(k, delta);
+        }
+        self.dossiers.extend(dossiers);
+        self.dirty.extend(dirty);
+        if !settled.is_empty() {
+            let gone: HashSet<&String> = settled.iter().collect();
+            self.enqueued.retain(|q| !gone.contains(q));
+            self.launched.retain(|q| !gone.contains(q));
+        }
+        self.settled.extend(settled);
+        self.enqueued.extend(enqueued);
+        self.launched.extend(launched);
+        self.armed.extend(armed);
+    }
+
     /// Reads the dossiers of a batch ahead of its steps, on two threads
     /// (the steps themselves run one after another). A dossier that does not
     /// decode is left for the step to meet and report.
