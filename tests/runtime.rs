@@ -962,3 +962,123 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     );
     assert_eq!(std::fs::read_dir(&other).unwrap().count(), 1);
 }
+
+/// Enrollment `i` of [`batched_like_one_at_a_time`]: phones for all, email
+/// for half, four time zones.
+fn numbered(i: usize) -> Command {
+    let zones = [
+        "America/Chicago",
+        "America/New_York",
+        "Europe/Madrid",
+        "America/Los_Angeles",
+    ];
+    let mut fields: BTreeMap<String, String> = [
+        ("name", format!("Applicant {i}")),
+        ("phone", format!("+1555{i:07}")),
+        ("role", "Warehouse Associate".to_string()),
+        ("timezone", zones[i % zones.len()].to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    if i % 2 == 0 {
+        fields.insert("email".into(), format!("a{i}@example.com"));
+    }
+    Command::Enroll(nudge::runtime::api::EnrollRequest {
+        campaign: WAREHOUSE.into(),
+        external_id: Some(format!("applicant-{i}")),
+        fields,
+    })
+}
+
+/// What a reply says, without the link (its token is random).
+fn gist(reply: &Reply) -> String {
+    match reply {
+        Reply::Enrolled(r) => format!(
+            "{} enrolled={} {} {:?} {:?} {}",
+            r.candidate, r.enrolled, r.at, r.state, r.variants, r.filter_matched
+        ),
+        Reply::Event(r) => format!("{r:?}"),
+        other => format!("{other:?}"),
+    }
+}
+
+/// A batch large enough to run its enrollments' first steps and its due
+/// timers on two threads ends where the same commands and timers taken one
+/// at a time end: the same replies, sends and histories.
+#[test]
+fn batched_like_one_at_a_time() {
+    const N: usize = 300;
+    let t0 = at("2026-11-26T15:00:00Z");
+    let until = t0 + Duration::days(4);
+    // An event between two runs of enrollments, and one applicant twice in
+    // the second run.
+    let mut commands: Vec<Command> = (0..N / 2).map(numbered).collect();
+    commands.push(Command::Event(EventRequest {
+        candidate: "c3".into(),
+        event: "clicked".into(),
+        ..EventRequest::default()
+    }));
+    commands.extend((N / 2..N).map(numbered));
+    commands.insert(N - 10, numbered(N / 2 + 5));
+
+    let run = |together: bool| {
+        let fx = Fixture::warehouse();
+        let mut core = fx.core();
+        let mut replies = Vec::new();
+        let mut sends = Vec::new();
+        let commands: Vec<Command> = commands
+            .iter()
+            .map(|c| match c {
+                Command::Enroll(r) => Command::Enroll(r.clone()),
+                Command::Event(e) => Command::Event(e.clone()),
+                _ => unreachable!(),
+            })
+            .collect();
+        if together {
+            let (r, out) = core.execute(commands, t0).unwrap();
+            replies.extend(r);
+            sends.extend(out);
+        } else {
+            for c in commands {
+                let (r, out) = core.execute(vec![c], t0).unwrap();
+                replies.extend(r);
+                sends.extend(out);
+            }
+        }
+        let limit = if together { 1024 } else { 1 };
+        let mut most = 0;
+        while let Some(t) = core.next_due().unwrap().filter(|t| *t <= until) {
+            let (fired, out) = core.fire_due(t, limit).unwrap();
+            assert!(fired > 0, "the timers due at {t} do not fire");
+            most = most.max(fired);
+            sends.extend(out);
+        }
+        let store = core.store();
+        let histories: Vec<_> = (1..=N)
+            .map(|i| store.history(&format!("c{i}")).unwrap())
+            .collect();
+        let mut sends: Vec<String> = sends
+            .into_iter()
+            .map(|m| format!("{} {} {} {}", m.key, m.template, m.channel, m.scheduled_at))
+            .collect();
+        sends.sort();
+        let replies: Vec<String> = replies.iter().map(gist).collect();
+        (replies, sends, histories, most)
+    };
+    let (replies, sends, histories, most) = run(true);
+    let (one_replies, one_sends, one_histories, _) = run(false);
+    assert!(most >= 128, "a batch fired only {most} timers at once");
+    assert_eq!(replies.len(), N + 2);
+    assert!(
+        replies[N - 10].contains("enrolled=false"),
+        "the applicant enrolled twice in one run: {}",
+        replies[N - 10]
+    );
+    assert_eq!(replies, one_replies);
+    assert!(sends.len() > 2 * N, "{} sends", sends.len());
+    assert_eq!(sends, one_sends);
+    for (i, (a, b)) in histories.iter().zip(&one_histories).enumerate() {
+        assert_eq!(a, b, "the history of c{}", i + 1);
+    }
+}

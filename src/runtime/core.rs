@@ -127,6 +127,23 @@ struct OpenRecord {
     rewritten: bool,
 }
 
+/// An enrollment admitted by [`Core::admit`].
+enum Admit {
+    /// Answered already (enrolled before, refused).
+    Done(Reply),
+    /// New: its first step is to be taken.
+    Start(Start),
+}
+
+/// A new enrollment whose first step is to be taken.
+struct Start {
+    /// Its place in the run of enrollments.
+    at: usize,
+    campaign: Arc<Campaign>,
+    candidate: CandidateRecord,
+    filter_matched: bool,
+}
+
 /// An undelivered send found at startup.
 #[derive(Debug, Clone)]
 pub struct Pending {
@@ -219,12 +236,20 @@ impl Core {
             .collect();
         txn.prefetch(&touched);
         let mut replies = Vec::with_capacity(commands.len());
-        for command in commands {
+        let mut commands = commands.into_iter().peekable();
+        while let Some(command) = commands.next() {
             let reply = match command {
-                Command::Enroll(req) => match self.enroll(txn, &req, now, out)? {
-                    Ok(r) => Reply::Enrolled(r),
-                    Err(e) => Reply::Error(e),
-                },
+                Command::Enroll(req) => {
+                    // A run of enrollments goes together: see `enroll_all`.
+                    let mut run = vec![req];
+                    while let Some(Command::Enroll(_)) = commands.peek() {
+                        if let Some(Command::Enroll(req)) = commands.next() {
+                            run.push(req);
+                        }
+                    }
+                    replies.extend(self.enroll_all(txn, &run, now, out)?);
+                    continue;
+                }
                 Command::Event(req) => match self.event(txn, &req, now, out)? {
                     Ok(r) => Reply::Event(r),
                     Err(e) => Reply::Error(e),
@@ -887,33 +912,164 @@ impl Core {
         Ok(out)
     }
 
-    fn enroll(
+    /// Enrollments, in order: who each candidate is and whether they are
+    /// enrolled already is settled one after another; the first steps of
+    /// the new enrollments then run on two threads when there are many
+    /// (a candidate's on one of them). The same candidate enrolled twice
+    /// in one campaign within the run sees the first enrollment.
+    fn enroll_all(
+        &self,
+        txn: &mut Txn,
+        reqs: &[EnrollRequest],
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let mut replies: Vec<Option<Reply>> = Vec::with_capacity(reqs.len());
+        let mut starts: Vec<Start> = Vec::new();
+        // Candidates whose dossier this transaction had read before the run
+        // stay on this thread; the others may go to the helper.
+        let mut pinned: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        for (at, req) in reqs.iter().enumerate() {
+            let mut admitted = self.admit(txn, req, now, &mut pinned, &mut seen)?;
+            if let Admit::Start(start) = &admitted {
+                let again = starts.iter().any(|s| {
+                    s.candidate.id == start.candidate.id
+                        && s.campaign.machine.name == start.campaign.machine.name
+                });
+                if again {
+                    // Enrolled earlier in this run: its first step is taken
+                    // now, so this one finds it.
+                    for (i, reply) in
+                        self.start_all(txn, std::mem::take(&mut starts), &pinned, now, out)?
+                    {
+                        replies[i] = Some(reply);
+                    }
+                    admitted = self.admit(txn, req, now, &mut pinned, &mut seen)?;
+                }
+            }
+            match admitted {
+                Admit::Done(reply) => replies.push(Some(reply)),
+                Admit::Start(mut start) => {
+                    start.at = at;
+                    starts.push(start);
+                    replies.push(None);
+                }
+            }
+        }
+        for (i, reply) in self.start_all(txn, starts, &pinned, now, out)? {
+            replies[i] = Some(reply);
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Reply::Error(ApiError::internal("an enrollment was lost")))
+            })
+            .collect())
+    }
+
+    /// The first steps of new enrollments, on two threads when there are
+    /// many; a reply for each, by its place in the run.
+    fn start_all(
+        &self,
+        txn: &mut Txn,
+        starts: Vec<Start>,
+        pinned: &HashSet<String>,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<(usize, Reply)>, StoreError> {
+        let each = |txn: &mut Txn, starts: Vec<Start>, out: &mut Outgoing| {
+            let mut replies = Vec::with_capacity(starts.len());
+            for s in starts {
+                let enr = self.start_enrollment(txn, &s.campaign, &s.candidate, now, out)?;
+                replies.push((
+                    s.at,
+                    Reply::Enrolled(EnrollResponse {
+                        candidate: s.candidate.id.clone(),
+                        link: self.link(&s.candidate),
+                        enrolled: true,
+                        at: exact_instant(now),
+                        state: enr.state_name.clone(),
+                        variants: enr.variants.clone(),
+                        filter_matched: s.filter_matched,
+                    }),
+                ));
+            }
+            Ok::<_, StoreError>(replies)
+        };
+        let free: Vec<&str> = {
+            let mut distinct = HashSet::new();
+            starts
+                .iter()
+                .map(|s| s.candidate.id.as_str())
+                .filter(|id| !pinned.contains(*id) && distinct.insert(*id))
+                .collect()
+        };
+        if free.len() < PARALLEL_STEPS {
+            return each(txn, starts, out);
+        }
+        let theirs: HashSet<String> = free[free.len() / 2..]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        let (their_starts, my_starts): (Vec<Start>, Vec<Start>) = starts
+            .into_iter()
+            .partition(|s| theirs.contains(&s.candidate.id));
+        let mut other = txn.split_off(&theirs.iter().map(String::as_str).collect());
+        let (mine, theirs) = std::thread::scope(|scope| {
+            let helper = scope.spawn(|| {
+                let mut out = Vec::new();
+                each(&mut other, their_starts, &mut out).map(|r| (r, out))
+            });
+            let mine = each(txn, my_starts, out);
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (mine, theirs)
+        });
+        let mut replies = mine?;
+        let (their_replies, their_out) = theirs?;
+        txn.absorb(other);
+        out.extend(their_out);
+        replies.extend(their_replies);
+        Ok(replies)
+    }
+
+    /// Who an enrollment's candidate is (created or updated), and whether
+    /// it is to start: the part of an enrollment taken one at a time.
+    fn admit(
         &self,
         txn: &mut Txn,
         req: &EnrollRequest,
         now: Instant,
-        out: &mut Outgoing,
-    ) -> Result<Result<EnrollResponse, ApiError>, StoreError> {
+        pinned: &mut HashSet<String>,
+        seen: &mut HashSet<String>,
+    ) -> Result<Admit, StoreError> {
         let Some(campaign) = self.campaigns.get(&req.campaign).cloned() else {
-            return Ok(Err(ApiError::unknown_campaign(
+            return Ok(Admit::Done(Reply::Error(ApiError::unknown_campaign(
                 &req.campaign,
                 &self.campaigns,
-            )));
+            ))));
         };
+        // A dossier this transaction had read already is not read again.
+        let read = txn.dossiers_held();
         let candidate =
             match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
                 Ok(c) => c,
-                Err(e) => return Ok(Err(e)),
+                Err(e) => return Ok(Admit::Done(Reply::Error(e))),
             };
+        if seen.insert(candidate.id.clone()) && txn.dossiers_held() == read {
+            pinned.insert(candidate.id.clone());
+        }
         let existing = txn.enrollment(&candidate.id, &campaign.machine.name)?;
         if candidate.opted_out && existing.is_none() {
-            return Ok(Err(ApiError::conflict(format!(
+            return Ok(Admit::Done(Reply::Error(ApiError::conflict(format!(
                 "candidate {} opted out: nothing is ever sent to them again, so they are not enrolled",
                 candidate.id
-            ))));
+            )))));
         }
         if let Some(existing) = existing {
-            return Ok(Ok(EnrollResponse {
+            return Ok(Admit::Done(Reply::Enrolled(EnrollResponse {
                 candidate: candidate.id.clone(),
                 link: self.link(&candidate),
                 enrolled: false,
@@ -921,18 +1077,13 @@ impl Core {
                 state: existing.state_name.clone(),
                 variants: existing.variants.clone(),
                 filter_matched: true,
-            }));
+            })));
         }
-        let engine_candidate = engine_candidate(&candidate);
-        let filter_matched = crate::sim::accepts(&campaign.machine, &engine_candidate);
-        let enr = self.start_enrollment(txn, &campaign, &candidate, now, out)?;
-        Ok(Ok(EnrollResponse {
-            candidate: candidate.id.clone(),
-            link: self.link(&candidate),
-            enrolled: true,
-            at: exact_instant(now),
-            state: enr.state_name.clone(),
-            variants: enr.variants.clone(),
+        let filter_matched = crate::sim::accepts(&campaign.machine, &engine_candidate(&candidate));
+        Ok(Admit::Start(Start {
+            at: 0,
+            campaign,
+            candidate,
             filter_matched,
         }))
     }

@@ -927,6 +927,11 @@ impl<'a> Txn<'a> {
         self.dossiers.contains_key(candidate)
     }
 
+    /// How many dossiers this transaction holds (read or created).
+    pub fn dossiers_held(&self) -> usize {
+        self.dossiers.len()
+    }
+
     /// Moves the dossiers of `candidates` into a transaction of their own,
     /// so their steps can run on another thread; [`Txn::absorb`] takes it
     /// back. Only for candidates nothing else in this transaction has
