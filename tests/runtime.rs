@@ -981,7 +981,7 @@ fn numbered(i: usize) -> Command {
     .into_iter()
     .map(|(k, v)| (k.to_string(), v))
     .collect();
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         fields.insert("email".into(), format!("a{i}@example.com"));
     }
     Command::Enroll(nudge::runtime::api::EnrollRequest {
