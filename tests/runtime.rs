@@ -96,7 +96,18 @@ impl Fixture {
     }
 
     fn core(&self) -> Core {
-        let store = Store::open(&self.store_dir(), 8 << 20).unwrap();
+        // sled's background threads may hold a store dropped a moment ago
+        // (and its lock) until their last write-out ends.
+        let mut tries = 0;
+        let store = loop {
+            match Store::open(&self.store_dir(), 8 << 20) {
+                Err(StoreError::Locked { .. }) if tries < 100 => {
+                    tries += 1;
+                    std::thread::sleep(StdDuration::from_millis(20));
+                }
+                other => break other.unwrap(),
+            }
+        };
         let templates = Templates::load(&self.templates_dir()).unwrap();
         Core::new(store, self.load(), Some(Arc::new(templates)), settings())
     }
@@ -1080,5 +1091,32 @@ fn batched_like_one_at_a_time() {
     assert_eq!(sends, one_sends);
     for (i, (a, b)) in histories.iter().zip(&one_histories).enumerate() {
         assert_eq!(a, b, "the history of c{}", i + 1);
+    }
+}
+
+/// New candidates are created without looking for a stored dossier under
+/// their new id: the ids must only grow, even when the id counter is lost.
+#[test]
+fn new_ids_stay_above_the_stored_ones_when_the_counter_is_lost() {
+    let fx = Fixture::warehouse();
+    let now = at("2026-11-26T15:00:00Z");
+    {
+        let mut core = fx.core();
+        let (replies, _) = core.execute((0..3).map(numbered).collect(), now).unwrap();
+        assert_eq!(replies.len(), 3);
+        let store = core.store().clone();
+        let mut txn = Txn::new(&store);
+        txn.remove(key::meta("next_candidate"));
+        txn.commit().unwrap();
+    }
+    let mut core = fx.core();
+    let (replies, _) = core.execute(vec![numbered(3)], now).unwrap();
+    let [Reply::Enrolled(fourth)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(fourth.candidate, "c4");
+    for (i, id) in ["c1", "c2", "c3"].iter().enumerate() {
+        let c = candidate(core.store(), id);
+        assert_eq!(c.fields["name"], format!("Applicant {i}"), "{id} kept");
     }
 }

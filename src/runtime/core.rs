@@ -474,7 +474,7 @@ impl Core {
             let (their_picks, my_picks): (Vec<&(Vec<u8>, TimerEntry)>, Vec<_>) = picked
                 .iter()
                 .partition(|(_, e)| theirs.contains(e.candidate.as_str()));
-            let mut other = txn.split_off(&theirs);
+            let mut other = txn.split_off(theirs.iter().copied());
             let core: &Core = self;
             let (mine, theirs) = std::thread::scope(|s| {
                 let helper = s.spawn(|| {
@@ -1015,7 +1015,7 @@ impl Core {
         let (their_starts, my_starts): (Vec<Start>, Vec<Start>) = starts
             .into_iter()
             .partition(|s| theirs.contains(&s.candidate.id));
-        let mut other = txn.split_off(&theirs.iter().map(String::as_str).collect());
+        let mut other = txn.split_off(theirs.iter().map(String::as_str));
         let (mine, theirs) = std::thread::scope(|scope| {
             let helper = scope.spawn(|| {
                 let mut out = Vec::new();
@@ -1578,7 +1578,8 @@ impl Core {
         let counter = key::meta("next_candidate");
         let next = txn
             .get_raw(&counter)?
-            .map_or(1, |v| store::counter_value(&v) + 1);
+            .map_or(1, |v| store::counter_value(&v) + 1)
+            .max(self.store.id_floor() as i64 + 1);
         txn.put_raw(counter, next.to_be_bytes().to_vec());
         let id = format!("c{next}");
         let token = match new_token() {
@@ -1594,7 +1595,7 @@ impl Core {
             created_at: now,
             opted_out: false,
         };
-        txn.put_candidate(&record)?;
+        txn.new_candidate(record.clone());
         if let Some(identity) = identity {
             txn.put_raw(key::external(&identity), id.as_bytes().to_vec());
         }

@@ -26,7 +26,11 @@
 
 mod records;
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::BTreeMap;
+
+// A fast hasher for the maps of a batch (send keys, candidate ids): the
+// keys are nudge's own.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -326,6 +330,8 @@ pub struct DueTimer {
 pub struct Store {
     db: sled::Db,
     path: PathBuf,
+    /// The highest numbered candidate id stored when the store opened.
+    id_floor: u64,
     journal: Arc<Mutex<Journal>>,
 }
 
@@ -403,9 +409,20 @@ impl Store {
             .flush_every_ms(None)
             .open()
             .map_err(|e| classify_open_error(&path, e))?;
+        // The last numbered dossier (`c` and 8 bytes; text ids sort after).
+        let id_floor = match db.range(vec![b'c']..vec![b'c', 0xFF]).next_back() {
+            Some(item) => {
+                let (k, _) = item?;
+                k.get(1..9)
+                    .and_then(|n| <[u8; 8]>::try_from(n).ok())
+                    .map_or(0, u64::from_be_bytes)
+            }
+            None => 0,
+        };
         let store = Store {
             db,
             path,
+            id_floor,
             journal: Arc::default(),
         };
         match store.db.get(key::meta("schema"))? {
@@ -451,6 +468,12 @@ impl Store {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The highest numbered candidate id (`c` n) stored when the store
+    /// opened: new ids are above it even if the id counter were lost.
+    pub fn id_floor(&self) -> u64 {
+        self.id_floor
     }
 
     /// A fresh, strictly increasing number (sled's id generator: survives
@@ -937,11 +960,11 @@ impl<'a> Txn<'a> {
     /// back. Only for candidates nothing else in this transaction has
     /// touched but reading their dossier: the new one starts with none of
     /// this one's other writes.
-    pub fn split_off(&mut self, candidates: &HashSet<&str>) -> Txn<'a> {
+    pub fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Txn<'a> {
         let mut other = Txn::new(self.store);
         for c in candidates {
-            if let Some(d) = self.dossiers.remove(*c) {
-                if self.dirty.remove(*c) {
+            if let Some(d) = self.dossiers.remove(c) {
+                if self.dirty.remove(c) {
                     other.dirty.insert(c.to_string());
                 }
                 other.dossiers.insert(c.to_string(), d);
@@ -1025,6 +1048,15 @@ impl<'a> Txn<'a> {
 
     pub fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
         Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
+    }
+
+    /// Starts the dossier of a candidate just given a fresh id, without
+    /// looking for one in the store: ids only grow (the counter is written
+    /// with the dossier, and never set below [`Store::id_floor`]).
+    pub fn new_candidate(&mut self, record: CandidateRecord) {
+        self.dirty.insert(record.id.clone());
+        self.dossiers
+            .insert(record.id.clone(), Some(Dossier::new(record)));
     }
 
     /// Writes a candidate's record (a new candidate gets a new dossier).
@@ -1150,6 +1182,14 @@ impl<'a> Txn<'a> {
             self.batch.insert(k, v);
         }
         self.dirty.clear();
+        let dossiers = std::mem::take(&mut self.dossiers);
+        if dossiers.len() >= 64 {
+            // Freeing a batch's dossiers takes a while: done beside the
+            // write instead of before it.
+            let _ = std::thread::Builder::new()
+                .name("nudge-free".into())
+                .spawn(move || drop(dossiers));
+        }
         for (key, delta) in std::mem::take(&mut self.counters) {
             if delta == 0 {
                 continue;
