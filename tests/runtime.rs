@@ -324,6 +324,17 @@ fn enrolling_the_same_external_id_twice_is_one_candidate() {
     assert!(first.enrolled && !second.enrolled);
     assert_eq!(first.link, second.link);
     assert_eq!(out.len(), 1, "one invite, not two: {out:?}");
+    // The link's token: the candidate id and 128 random bits in hex.
+    let token = first.link.rsplit('/').next().unwrap();
+    let (id, secret) = token.split_once('-').unwrap();
+    assert_eq!(id, first.candidate);
+    assert_eq!(secret.len(), 32, "{token}");
+    assert!(
+        secret
+            .bytes()
+            .all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')),
+        "{token}"
+    );
 }
 
 #[test]

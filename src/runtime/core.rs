@@ -2138,7 +2138,13 @@ fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError
 pub fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes for a link token: {e}"))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut token = String::with_capacity(32);
+    for b in bytes {
+        token.push(HEX[usize::from(b >> 4)] as char);
+        token.push(HEX[usize::from(b & 0xF)] as char);
+    }
+    Ok(token)
 }
 
 fn is_identifier(s: &str) -> bool {
