@@ -71,10 +71,12 @@ impl ScaledClock {
 
 impl Clock for ScaledClock {
     fn now(&self) -> Instant {
-        let real = SystemTime::now()
-            .duration_since(self.origin_real)
-            .unwrap_or(StdDuration::ZERO);
-        let virtual_ms = (real.as_secs_f64() * 1000.0 * self.speed) as i64;
+        // Before `origin_real` the clock shows instants before `origin`.
+        let real = match SystemTime::now().duration_since(self.origin_real) {
+            Ok(after) => after.as_secs_f64(),
+            Err(before) => -before.duration().as_secs_f64(),
+        };
+        let virtual_ms = (real * 1000.0 * self.speed).floor() as i64;
         self.origin + chrono::Duration::milliseconds(virtual_ms)
     }
 
@@ -149,6 +151,24 @@ mod tests {
         );
         assert!(ScaledClock::parse("2026-11-26T00:00:00Z@1*0").is_err());
         assert!(ScaledClock::parse("soon").is_err());
+    }
+
+    #[test]
+    fn scaled_clock_shows_earlier_instants_before_its_real_origin() {
+        let soon_ms = SystemTime::now()
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .unwrap()
+            .as_millis()
+            + 2_000;
+        let clock = ScaledClock::parse(&format!("2026-12-01T09:00:00Z@{soon_ms}*1")).unwrap();
+        let ahead = clock.origin - clock.now();
+        assert!(
+            ahead > chrono::Duration::milliseconds(1_500) && ahead <= chrono::Duration::seconds(2),
+            "{ahead}"
+        );
+        // So a timer due at the origin waits for it.
+        let wait = clock.real_until(clock.origin);
+        assert!(wait > StdDuration::from_millis(1_500), "{wait:?}");
     }
 
     #[test]
