@@ -741,16 +741,29 @@ fn stage_lateness(root: &Path, out_dir: &Path, sends: usize) {
     }
     daemon.stop();
 
-    let mut late: Vec<f64> = lines
+    // (due, lateness) in milliseconds from the first due instant.
+    let timed: Vec<(f64, f64)> = lines
         .iter()
         .map(|(scheduled, delivered)| {
             let due_real = origin_real + (*scheduled - origin);
-            (*delivered - due_real)
+            let late = (*delivered - due_real)
                 .num_microseconds()
                 .unwrap_or(i64::MAX) as f64
-                / 1e3
+                / 1e3;
+            ((*scheduled - origin).num_milliseconds() as f64, late)
         })
         .collect();
+    // The worst tenth of a second, to tell a stall from a steady tail.
+    let mut tenths: HashMap<i64, f64> = HashMap::new();
+    for (at, late) in &timed {
+        let worst = tenths.entry((at / 100.0).floor() as i64).or_insert(0.0);
+        *worst = worst.max(*late);
+    }
+    let worst_at = tenths
+        .into_iter()
+        .max_by(|a, b| a.1.total_cmp(&b.1))
+        .map_or(0, |(tenth, _)| tenth);
+    let mut late: Vec<f64> = timed.iter().map(|(_, l)| *l).collect();
     late.sort_by(f64::total_cmp);
     let pct = |q: f64| {
         late.get(((q * late.len() as f64).ceil() as usize).saturating_sub(1))
@@ -761,12 +774,13 @@ fn stage_lateness(root: &Path, out_dir: &Path, sends: usize) {
     println!(
         "5 lateness  {} of {sends} sends due at {}/s over {:.0} s (set up in {setup:.1} s) reached the \
          file channel: lateness p50 {:.1} ms, p99 {p99:.1} ms, max {:.1} ms (target p99 < {TARGET_P99_MS:.0} ms: {}); \
-         peak {peak:.0} MB resident",
+         peak {peak:.0} MB resident; the latest sends were due in the tenth of a second from {:.1} s",
         late.len(),
         group(LATENESS_RATE as f64),
         span.as_secs_f64(),
         pct(0.5),
         late.last().copied().unwrap_or(f64::NAN),
         verdict(late.len() == sends && p99 < TARGET_P99_MS),
+        worst_at as f64 / 10.0,
     );
 }
