@@ -469,35 +469,24 @@ impl Core {
                 .collect();
         }
         txn.prefetch(&candidates);
-        let (hits, out_theirs) = if fresh.len() >= PARALLEL_STEPS {
+        let hits = if fresh.len() >= PARALLEL_STEPS {
             let theirs: HashSet<&str> = fresh[fresh.len() / 2..].iter().copied().collect();
-            let (their_picks, my_picks): (Vec<&(Vec<u8>, TimerEntry)>, Vec<_>) = picked
+            let halves: (Vec<&(Vec<u8>, TimerEntry)>, Vec<_>) = picked
                 .iter()
-                .partition(|(_, e)| theirs.contains(e.candidate.as_str()));
-            let mut other = txn.split_off(theirs.iter().copied());
-            let core: &Core = self;
-            let (mine, theirs) = std::thread::scope(|s| {
-                let helper = s.spawn(|| {
-                    let mut out = Vec::new();
-                    let hits = core.fire_all(&mut other, &their_picks, now, &mut out);
-                    hits.map(|h| (h, out))
-                });
-                let mine = core.fire_all(txn, &my_picks, now, out);
-                let theirs = helper
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e));
-                (mine, theirs)
-            });
-            let mut hits = mine?;
-            let (their_hits, out_theirs) = theirs?;
-            txn.absorb(other);
+                .partition(|(_, e)| !theirs.contains(e.candidate.as_str()));
+            let (mut hits, their_hits) = self.on_two_threads(
+                txn,
+                theirs.iter().copied(),
+                halves,
+                out,
+                |txn, picks, out| self.fire_all(txn, &picks, now, out),
+            )?;
             hits.extend(their_hits);
-            (hits, out_theirs)
+            hits
         } else {
             let all: Vec<&(Vec<u8>, TimerEntry)> = picked.iter().collect();
-            (self.fire_all(txn, &all, now, out)?, Vec::new())
+            self.fire_all(txn, &all, now, out)?
         };
-        out.extend(out_theirs);
         for (record, timer) in hits {
             self.damaged.insert(timer.candidate.clone());
             if let Some(open) = self.open_timers.get_mut(record) {
@@ -530,6 +519,38 @@ impl Core {
             finished,
             touched,
         }))
+    }
+
+    /// Runs `work` over the first of `halves` in `txn` and over the second
+    /// in a transaction split off `txn` for `their_candidates` (whom the
+    /// second half must be about), on two threads. The helper's writes are
+    /// then absorbed back into `txn`, and its sends follow this thread's in
+    /// `out`.
+    fn on_two_threads<'c, W: Send, R: Send>(
+        &self,
+        txn: &mut Txn,
+        their_candidates: impl IntoIterator<Item = &'c str>,
+        (mine, theirs): (W, W),
+        out: &mut Outgoing,
+        work: impl Fn(&mut Txn, W, &mut Outgoing) -> Result<R, StoreError> + Sync,
+    ) -> Result<(R, R), StoreError> {
+        let mut other = txn.split_off(their_candidates);
+        let (mine, theirs) = std::thread::scope(|scope| {
+            let helper = scope.spawn(|| {
+                let mut out = Vec::new();
+                work(&mut other, theirs, &mut out).map(|r| (r, out))
+            });
+            let mine = work(txn, mine, out);
+            let theirs = helper
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+            (mine, theirs)
+        });
+        let mine = mine?;
+        let (theirs, their_out) = theirs?;
+        txn.absorb(other);
+        out.extend(their_out);
+        Ok((mine, theirs))
     }
 
     /// Fires `picks` into `txn`; returns those whose dossier is damaged
@@ -930,14 +951,17 @@ impl Core {
         // stay on this thread; the others may go to the helper.
         let mut pinned: HashSet<String> = HashSet::new();
         let mut seen: HashSet<String> = HashSet::new();
+        // (candidate, campaign) of the enrollments in `starts`.
+        let mut starting: HashSet<(String, String)> = HashSet::new();
         for (at, req) in reqs.iter().enumerate() {
             let mut admitted = self.admit(txn, req, now, &mut pinned, &mut seen)?;
             if let Admit::Start(start) = &admitted {
-                let again = starts.iter().any(|s| {
-                    s.candidate.id == start.candidate.id
-                        && s.campaign.machine.name == start.campaign.machine.name
-                });
-                if again {
+                let pair = (
+                    start.candidate.id.clone(),
+                    start.campaign.machine.name.clone(),
+                );
+                if !starting.insert(pair) {
+                    starting.clear();
                     // Enrolled earlier in this run: its first step is taken
                     // now, so this one finds it.
                     for (i, reply) in
@@ -946,6 +970,12 @@ impl Core {
                         replies[i] = Some(reply);
                     }
                     admitted = self.admit(txn, req, now, &mut pinned, &mut seen)?;
+                    if let Admit::Start(start) = &admitted {
+                        starting.insert((
+                            start.candidate.id.clone(),
+                            start.campaign.machine.name.clone(),
+                        ));
+                    }
                 }
             }
             match admitted {
@@ -1012,25 +1042,11 @@ impl Core {
             .iter()
             .map(|s| s.to_string())
             .collect();
-        let (their_starts, my_starts): (Vec<Start>, Vec<Start>) = starts
+        let halves: (Vec<Start>, Vec<Start>) = starts
             .into_iter()
-            .partition(|s| theirs.contains(&s.candidate.id));
-        let mut other = txn.split_off(theirs.iter().map(String::as_str));
-        let (mine, theirs) = std::thread::scope(|scope| {
-            let helper = scope.spawn(|| {
-                let mut out = Vec::new();
-                each(&mut other, their_starts, &mut out).map(|r| (r, out))
-            });
-            let mine = each(txn, my_starts, out);
-            let theirs = helper
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            (mine, theirs)
-        });
-        let mut replies = mine?;
-        let (their_replies, their_out) = theirs?;
-        txn.absorb(other);
-        out.extend(their_out);
+            .partition(|s| !theirs.contains(&s.candidate.id));
+        let (mut replies, their_replies) =
+            self.on_two_threads(txn, theirs.iter().map(String::as_str), halves, out, each)?;
         replies.extend(their_replies);
         Ok(replies)
     }
