@@ -2,7 +2,9 @@
 //! delivery outcomes) and due timers into engine steps, and writes each
 //! batch of them to the store in one atomic, flushed commit before anyone
 //! is told. The daemon runs it on its own thread; the CLI runs the very
-//! same code when no daemon holds the store.
+//! same code when no daemon holds the store. A large batch shares its steps
+//! with a helper thread (candidates split between the two, each with its
+//! part of the transaction), and the batch is still one commit.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
