@@ -955,11 +955,13 @@ impl<'a> Txn<'a> {
         self.dossiers.len()
     }
 
-    /// Moves the dossiers of `candidates` into a transaction of their own,
-    /// so their steps can run on another thread; [`Txn::absorb`] takes it
-    /// back. Only for candidates nothing else in this transaction has
-    /// touched but reading their dossier: the new one starts with none of
-    /// this one's other writes.
+    /// Moves the dossiers of `candidates` (as read or changed so far) into
+    /// a transaction of their own, so their steps can run on another
+    /// thread; [`Txn::absorb`] takes it back. The new one starts with none
+    /// of this one's other writes (single records, timers, queued sends):
+    /// the work given to it must not need them, which holds for steps of
+    /// candidates this transaction has only read, and for the first step
+    /// of a new enrollment.
     pub fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Txn<'a> {
         let mut other = Txn::new(self.store);
         for c in candidates {
