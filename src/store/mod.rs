@@ -960,8 +960,8 @@ impl<'a> Txn<'a> {
     /// thread; [`Txn::absorb`] takes it back. The new one starts with none
     /// of this one's other writes (single records, timers, queued sends):
     /// the work given to it must not need them, which holds for steps of
-    /// candidates this transaction has only read, and for the first step
-    /// of a new enrollment.
+    /// candidates this transaction has only read, and for the first steps
+    /// of new enrollments whose candidates it met only in admitting them.
     pub fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Txn<'a> {
         let mut other = Txn::new(self.store);
         for c in candidates {
