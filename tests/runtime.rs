@@ -1069,6 +1069,35 @@ fn batched_like_one_at_a_time() {
             }
         }
         let limit = if together { 1024 } else { 1 };
+        // At the first due instant, events for candidates whose timers are
+        // due too, in the same batch as those timers.
+        let t1 = core.next_due().unwrap().expect("timers armed");
+        let clicks: Vec<Command> = (5..=60)
+            .map(|i| {
+                Command::Event(EventRequest {
+                    candidate: format!("c{i}"),
+                    event: "clicked".into(),
+                    ..EventRequest::default()
+                })
+            })
+            .collect();
+        if together {
+            let (r, fired, out) = core.tick(clicks, t1, limit).unwrap();
+            assert!(fired >= 64, "only {fired} timers due with the events");
+            replies.extend(r);
+            sends.extend(out);
+        } else {
+            for c in clicks {
+                let (r, out) = core.execute(vec![c], t1).unwrap();
+                replies.extend(r);
+                sends.extend(out);
+            }
+            while core.next_due().unwrap().is_some_and(|t| t <= t1) {
+                let (fired, out) = core.fire_due(t1, limit).unwrap();
+                assert!(fired > 0, "the timers due at {t1} do not fire");
+                sends.extend(out);
+            }
+        }
         let mut most = 0;
         while let Some(t) = core.next_due().unwrap().filter(|t| *t <= until) {
             let (fired, out) = core.fire_due(t, limit).unwrap();
@@ -1091,7 +1120,7 @@ fn batched_like_one_at_a_time() {
     let (replies, sends, histories, most) = run(true);
     let (one_replies, one_sends, one_histories, _) = run(false);
     assert!(most >= 128, "a batch fired only {most} timers at once");
-    assert_eq!(replies.len(), N + 2);
+    assert_eq!(replies.len(), N + 2 + 56);
     assert!(
         replies[N - 10].contains("enrolled=false"),
         "the applicant enrolled twice in one run: {}",
