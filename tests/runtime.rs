@@ -96,18 +96,7 @@ impl Fixture {
     }
 
     fn core(&self) -> Core {
-        // sled's background threads may hold a store dropped a moment ago
-        // (and its lock) until their last write-out ends.
-        let mut tries = 0;
-        let store = loop {
-            match Store::open(&self.store_dir(), 8 << 20) {
-                Err(StoreError::Locked { .. }) if tries < 100 => {
-                    tries += 1;
-                    std::thread::sleep(StdDuration::from_millis(20));
-                }
-                other => break other.unwrap(),
-            }
-        };
+        let store = Store::open(&self.store_dir(), 8 << 20).unwrap();
         let templates = Templates::load(&self.templates_dir()).unwrap();
         Core::new(store, self.load(), Some(Arc::new(templates)), settings())
     }
@@ -608,7 +597,9 @@ async fn the_daemon_on_a_manual_clock_delivers_the_week_to_files() {
     let mut queue: VecDeque<_> = agenda.clone().into();
     let mut ids: HashMap<String, String> = HashMap::new();
     for _ in 0..10_000 {
-        // Settle: every enrollment's next wake lies after the clock.
+        // Settle: every enrollment's next wake lies after the clock, and
+        // every send decided so far has gone (the next act may be an
+        // opt-out, which stops a send still waiting for its channel).
         let now = clock.now();
         let next_wake = wait_for(StdDuration::from_secs(10), || {
             let mut wakes = Vec::new();
@@ -621,7 +612,7 @@ async fn the_daemon_on_a_manual_clock_delivers_the_week_to_files() {
                 }
             }
             let next = wakes.into_iter().min();
-            next.is_none_or(|w| w > now).then_some(next)
+            (next.is_none_or(|w| w > now) && store.undelivered() == 0).then_some(next)
         })
         .unwrap_or_else(|| panic!("the daemon did not run what was due at {now}"));
         let act = queue.front().map(|(t, _)| *t);

@@ -333,7 +333,38 @@ pub struct Store {
     /// The highest numbered candidate id stored when the store opened.
     id_floor: u64,
     journal: Arc<Mutex<Journal>>,
+    /// Dropped with the last clone, after `db`: notes when this process let
+    /// go of the store (see [`Store::open`]).
+    _closing: Arc<Closing>,
 }
+
+/// Notes, when the last clone of a [`Store`] goes, that this process closed
+/// the store at that path.
+struct Closing(PathBuf);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        closed_here().insert(self.0.clone(), std::time::Instant::now());
+    }
+}
+
+/// Stores this process closed, and when. sled's background threads finish
+/// their last writes after its handles are dropped, holding the store's
+/// lock a moment longer; opening the store again within that moment (a
+/// test, a command that reopens) waits for them instead of reporting the
+/// store as in use by another process.
+fn closed_here() -> std::sync::MutexGuard<'static, HashMap<PathBuf, std::time::Instant>> {
+    static CLOSED: std::sync::OnceLock<Mutex<HashMap<PathBuf, std::time::Instant>>> =
+        std::sync::OnceLock::new();
+    CLOSED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a store this process closed may stay locked by sled's
+/// finishing threads.
+const RELEASE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Which sends are queued for delivery and which are in flight, kept as
 /// journal records instead of a key per send: each commit that queues
@@ -402,13 +433,25 @@ impl Store {
         if let Some(found) = layout.filter(|v| *v < SCHEMA_VERSION) {
             return Err(StoreError::OlderSchema { path, found });
         }
-        let db = sled::Config::new()
-            .path(&path)
-            .cache_capacity(cache_bytes)
-            .mode(sled::Mode::HighThroughput)
-            .flush_every_ms(None)
-            .open()
-            .map_err(|e| classify_open_error(&path, e))?;
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&path)
+                .cache_capacity(cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(None)
+                .open()
+                .map_err(|e| classify_open_error(&path, e));
+            match opened {
+                Err(StoreError::Locked { .. })
+                    if closed_here()
+                        .get(&path)
+                        .is_some_and(|at| at.elapsed() < RELEASE) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
         // The last numbered dossier (`c` and 8 bytes; text ids sort after).
         let id_floor = match db.range(vec![b'c']..vec![b'c', 0xFF]).next_back() {
             Some(item) => {
@@ -421,6 +464,7 @@ impl Store {
         };
         let store = Store {
             db,
+            _closing: Arc::new(Closing(path.clone())),
             path,
             id_floor,
             journal: Arc::default(),
