@@ -1024,71 +1024,61 @@ fn batched_like_one_at_a_time() {
     const N: usize = 300;
     let t0 = at("2026-11-26T15:00:00Z");
     let until = t0 + Duration::days(4);
+    let click = |who: String| {
+        Command::Event(EventRequest {
+            candidate: who,
+            event: "clicked".into(),
+            ..EventRequest::default()
+        })
+    };
     // An event between two runs of enrollments, and one applicant twice in
     // the second run.
-    let mut commands: Vec<Command> = (0..N / 2).map(numbered).collect();
-    commands.push(Command::Event(EventRequest {
-        candidate: "c3".into(),
-        event: "clicked".into(),
-        ..EventRequest::default()
-    }));
-    commands.extend((N / 2..N).map(numbered));
-    commands.insert(N - 10, numbered(N / 2 + 5));
+    let enrollments = || {
+        let mut commands: Vec<Command> = (0..N / 2).map(numbered).collect();
+        commands.push(click("c3".into()));
+        commands.extend((N / 2..N).map(numbered));
+        commands.insert(N - 10, numbered(N / 2 + 5));
+        commands
+    };
 
     let run = |together: bool| {
         let fx = Fixture::warehouse();
         let mut core = fx.core();
         let mut replies = Vec::new();
         let mut sends = Vec::new();
-        let commands: Vec<Command> = commands
-            .iter()
-            .map(|c| match c {
-                Command::Enroll(r) => Command::Enroll(r.clone()),
-                Command::Event(e) => Command::Event(e.clone()),
-                _ => unreachable!(),
-            })
-            .collect();
-        if together {
-            let (r, out) = core.execute(commands, t0).unwrap();
+        // The commands in one batch (with the timers due at `now`, up to
+        // `limit`), or a batch each; returns the timers fired with them.
+        let mut batch = |core: &mut Core, commands: Vec<Command>, now, limit| {
+            if !together {
+                for c in commands {
+                    let (r, out) = core.execute(vec![c], now).unwrap();
+                    replies.extend(r);
+                    sends.extend(out);
+                }
+                return 0;
+            }
+            let (r, fired, out) = if limit == 0 {
+                let (r, out) = core.execute(commands, now).unwrap();
+                (r, 0, out)
+            } else {
+                core.tick(commands, now, limit).unwrap()
+            };
             replies.extend(r);
             sends.extend(out);
-        } else {
-            for c in commands {
-                let (r, out) = core.execute(vec![c], t0).unwrap();
-                replies.extend(r);
-                sends.extend(out);
-            }
-        }
+            fired
+        };
         let limit = if together { 1024 } else { 1 };
+        batch(&mut core, enrollments(), t0, 0);
         // At the first due instant, events for candidates whose timers are
         // due too, in the same batch as those timers.
         let t1 = core.next_due().unwrap().expect("timers armed");
-        let clicks: Vec<Command> = (5..=60)
-            .map(|i| {
-                Command::Event(EventRequest {
-                    candidate: format!("c{i}"),
-                    event: "clicked".into(),
-                    ..EventRequest::default()
-                })
-            })
-            .collect();
-        if together {
-            let (r, fired, out) = core.tick(clicks, t1, limit).unwrap();
-            assert!(fired >= 64, "only {fired} timers due with the events");
-            replies.extend(r);
-            sends.extend(out);
-        } else {
-            for c in clicks {
-                let (r, out) = core.execute(vec![c], t1).unwrap();
-                replies.extend(r);
-                sends.extend(out);
-            }
-            while core.next_due().unwrap().is_some_and(|t| t <= t1) {
-                let (fired, out) = core.fire_due(t1, limit).unwrap();
-                assert!(fired > 0, "the timers due at {t1} do not fire");
-                sends.extend(out);
-            }
-        }
+        let clicks = (5..=60).map(|i| click(format!("c{i}"))).collect();
+        let fired = batch(&mut core, clicks, t1, limit);
+        assert!(
+            !together || fired >= 64,
+            "only {fired} timers due with the events"
+        );
+        // What is left due (one at a time: all of it, from `t1` on).
         let mut most = 0;
         while let Some(t) = core.next_due().unwrap().filter(|t| *t <= until) {
             let (fired, out) = core.fire_due(t, limit).unwrap();

@@ -108,6 +108,26 @@ pub struct Core {
 /// threads.
 const PARALLEL_STEPS: usize = 64;
 
+/// The candidates a batch's helper thread takes: the later half of the
+/// distinct ones that `movable` lets go, in batch order; none when there
+/// are too few for a thread to be worth it.
+fn helper_share<'s>(
+    ids: impl IntoIterator<Item = &'s str>,
+    movable: impl Fn(&str) -> bool,
+) -> Option<HashSet<String>> {
+    let mut seen = HashSet::new();
+    let free: Vec<&str> = ids
+        .into_iter()
+        .filter(|id| movable(id) && seen.insert(*id))
+        .collect();
+    (free.len() >= PARALLEL_STEPS).then(|| {
+        free[free.len() / 2..]
+            .iter()
+            .map(|id| id.to_string())
+            .collect()
+    })
+}
+
 /// What one firing took from the timer records.
 struct Fired {
     /// Entries taken, stale ones included.
@@ -461,33 +481,29 @@ impl Core {
         let candidates: Vec<&str> = picked.iter().map(|(_, e)| e.candidate.as_str()).collect();
         // Candidates this batch's commands have not touched can step on
         // another thread, with a transaction of their own.
-        let mut fresh: Vec<&str> = Vec::new();
-        if picked.len() >= PARALLEL_STEPS {
-            let mut seen = HashSet::new();
-            fresh = candidates
-                .iter()
-                .copied()
-                .filter(|c| !txn.has_read(c) && seen.insert(*c))
-                .collect();
-        }
+        let theirs = (picked.len() >= PARALLEL_STEPS)
+            .then(|| helper_share(candidates.iter().copied(), |c| !txn.has_read(c)))
+            .flatten();
         txn.prefetch(&candidates);
-        let hits = if fresh.len() >= PARALLEL_STEPS {
-            let theirs: HashSet<&str> = fresh[fresh.len() / 2..].iter().copied().collect();
-            let halves: (Vec<&(Vec<u8>, TimerEntry)>, Vec<_>) = picked
-                .iter()
-                .partition(|(_, e)| !theirs.contains(e.candidate.as_str()));
-            let (mut hits, their_hits) = self.on_two_threads(
-                txn,
-                theirs.iter().copied(),
-                halves,
-                out,
-                |txn, picks, out| self.fire_all(txn, &picks, now, out),
-            )?;
-            hits.extend(their_hits);
-            hits
-        } else {
-            let all: Vec<&(Vec<u8>, TimerEntry)> = picked.iter().collect();
-            self.fire_all(txn, &all, now, out)?
+        let hits = match theirs {
+            Some(theirs) => {
+                let halves: (Vec<&(Vec<u8>, TimerEntry)>, Vec<_>) = picked
+                    .iter()
+                    .partition(|(_, e)| !theirs.contains(e.candidate.as_str()));
+                let (mut hits, their_hits) = self.on_two_threads(
+                    txn,
+                    theirs.iter().map(String::as_str),
+                    halves,
+                    out,
+                    |txn, picks, out| self.fire_all(txn, &picks, now, out),
+                )?;
+                hits.extend(their_hits);
+                hits
+            }
+            None => {
+                let all: Vec<&(Vec<u8>, TimerEntry)> = picked.iter().collect();
+                self.fire_all(txn, &all, now, out)?
+            }
         };
         for (record, timer) in hits {
             self.damaged.insert(timer.candidate.clone());
@@ -1029,21 +1045,10 @@ impl Core {
             }
             Ok::<_, StoreError>(replies)
         };
-        let free: Vec<&str> = {
-            let mut distinct = HashSet::new();
-            starts
-                .iter()
-                .map(|s| s.candidate.id.as_str())
-                .filter(|id| !pinned.contains(*id) && distinct.insert(*id))
-                .collect()
-        };
-        if free.len() < PARALLEL_STEPS {
+        let ids = starts.iter().map(|s| s.candidate.id.as_str());
+        let Some(theirs) = helper_share(ids, |id| !pinned.contains(id)) else {
             return each(txn, starts, out);
-        }
-        let theirs: HashSet<String> = free[free.len() / 2..]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
+        };
         let halves: (Vec<Start>, Vec<Start>) = starts
             .into_iter()
             .partition(|s| !theirs.contains(&s.candidate.id));
