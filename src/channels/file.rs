@@ -3,8 +3,11 @@
 //! key at most once, across restarts. The crash tests count deliveries with
 //! it through [`read_messages`].
 //!
-//! Durability: each line goes out in a single `write_all` followed by
-//! `sync_data`, so a delivery that returned is on disk. A crash in the
+//! Durability: one writer thread owns the file and commits in groups: it
+//! takes every delivery waiting for it, writes their lines with one
+//! `write_all`, makes them durable with one `sync_data`, and only then
+//! answers each, so a delivery that returned is on disk (and a busy channel
+//! pays one `sync_data` per group, not per line). A crash in the
 //! middle of a write can only tear the last line (no trailing newline, or
 //! not valid JSON); opening the file again truncates that line with a
 //! warning and counts it ([`FileChannel::torn_lines`]). The message it held
@@ -16,10 +19,12 @@ use std::collections::HashSet;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
 use serde::Serialize;
+use tokio::sync::oneshot;
 
 use super::{Delivered, Message, SendError};
 use crate::engine::Instant;
@@ -30,7 +35,17 @@ pub struct FileChannel {
     path: PathBuf,
     torn: usize,
     inner: Arc<Mutex<Inner>>,
+    /// To the writer thread; it stops when the channel is dropped, after
+    /// answering every delivery already handed to it.
+    writer: Mutex<Sender<Pending>>,
 }
+
+/// A delivery waiting for the writer thread, and where its answer goes.
+type Pending = (Message, oneshot::Sender<Result<Delivered, SendError>>);
+
+/// Deliveries written (and synced) together at most: bounds a group's
+/// buffer and how long the first of them waits for the last.
+const GROUP: usize = 1024;
 
 /// What the lock guards: the open file, its length after the last complete
 /// line, and every key in it.
@@ -81,14 +96,21 @@ impl FileChannel {
             file.sync_data()?;
         }
         let keys = parsed.messages.into_iter().map(|m| m.key).collect();
+        let inner = Arc::new(Mutex::new(Inner {
+            file,
+            len: parsed.complete_len as u64,
+            keys,
+        }));
+        let (tx, rx) = mpsc::channel();
+        let owned = Arc::clone(&inner);
+        std::thread::Builder::new()
+            .name("nudge-file".into())
+            .spawn(move || write_loop(&owned, &rx))?;
         Ok(FileChannel {
             path,
             torn,
-            inner: Arc::new(Mutex::new(Inner {
-                file,
-                len: parsed.complete_len as u64,
-                keys,
-            })),
+            inner,
+            writer: Mutex::new(tx),
         })
     }
 
@@ -114,11 +136,15 @@ impl FileChannel {
 
     /// Appends `msg` durably, unless its key is already in the file.
     pub async fn deliver(&self, msg: &Message) -> Result<Delivered, SendError> {
-        let msg = msg.clone();
-        let inner = Arc::clone(&self.inner);
-        tokio::task::spawn_blocking(move || append(&inner, &msg))
-            .await
-            .map_err(|e| SendError::Retryable(format!("file channel task failed: {e}")))?
+        let (tx, rx) = oneshot::channel();
+        let handed = self
+            .writer
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .send((msg.clone(), tx));
+        let gone = || SendError::Retryable("the file channel's writer stopped".into());
+        handed.map_err(|_| gone())?;
+        rx.await.map_err(|_| gone())?
     }
 }
 
@@ -147,38 +173,88 @@ fn lock(inner: &Mutex<Inner>) -> std::sync::MutexGuard<'_, Inner> {
         .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
-fn append(inner: &Mutex<Inner>, msg: &Message) -> Result<Delivered, SendError> {
-    let mut inner = lock(inner);
-    if inner.keys.contains(&msg.key) {
-        return Ok(Delivered {
-            duplicate: true,
-            provider_id: None,
-        });
+/// The writer thread: each turn takes the deliveries waiting (at most
+/// [`GROUP`]) and commits them together.
+fn write_loop(inner: &Mutex<Inner>, rx: &Receiver<Pending>) {
+    while let Ok(first) = rx.recv() {
+        let mut group = vec![first];
+        while group.len() < GROUP {
+            match rx.try_recv() {
+                Ok(next) => group.push(next),
+                Err(_) => break,
+            }
+        }
+        let (messages, answers): (Vec<Message>, Vec<_>) = group.into_iter().unzip();
+        let outcomes = append(&mut lock(inner), &messages);
+        for (answer, outcome) in answers.into_iter().zip(outcomes) {
+            // A caller that stopped waiting has nothing to be told.
+            let _ = answer.send(outcome);
+        }
     }
-    let line = Line {
-        message: msg,
-        delivered_at: Utc::now(),
-    };
-    let mut text = serde_json::to_vec(&line)
-        .map_err(|e| SendError::Permanent(format!("cannot encode the message as JSON: {e}")))?;
-    text.push(b'\n');
+}
+
+/// Appends the messages whose keys are not in the file yet (nor earlier in
+/// `messages`) with one write and one `sync_data`; one outcome per message.
+/// Nothing is reported delivered unless the whole group is durable.
+fn append(inner: &mut Inner, messages: &[Message]) -> Vec<Result<Delivered, SendError>> {
+    let mut text = Vec::new();
+    let mut fresh = HashSet::new();
+    let mut outcomes: Vec<Result<Delivered, SendError>> = Vec::with_capacity(messages.len());
+    for msg in messages {
+        if inner.keys.contains(&msg.key) || !fresh.insert(msg.key.as_str()) {
+            outcomes.push(Ok(Delivered {
+                duplicate: true,
+                provider_id: None,
+            }));
+            continue;
+        }
+        let line = Line {
+            message: msg,
+            delivered_at: Utc::now(),
+        };
+        let start = text.len();
+        match serde_json::to_writer(&mut text, &line) {
+            Ok(()) => {
+                text.push(b'\n');
+                outcomes.push(Ok(Delivered::default()));
+            }
+            Err(e) => {
+                text.truncate(start);
+                fresh.remove(msg.key.as_str());
+                outcomes.push(Err(SendError::Permanent(format!(
+                    "cannot encode the message as JSON: {e}"
+                ))));
+            }
+        }
+    }
+    if text.is_empty() {
+        return outcomes;
+    }
     let written = inner
         .file
         .write_all(&text)
         .and_then(|()| inner.file.sync_data());
     if let Err(e) = written {
-        // Take back whatever part of the line reached the file, so the next
-        // line does not land after a torn one; if even that fails, opening
-        // the file again truncates it.
+        // Take back whatever part of the group reached the file, so the
+        // next lines do not land after a torn one; if even that fails,
+        // opening the file again truncates it.
         let len = inner.len;
         let _ = inner.file.set_len(len);
-        return Err(SendError::Retryable(format!(
-            "cannot write the message: {e}"
-        )));
+        return messages
+            .iter()
+            .zip(outcomes)
+            .map(|(msg, outcome)| match outcome {
+                // Written in this group (or a repeat of one that was).
+                Ok(_) if fresh.contains(msg.key.as_str()) => Err(SendError::Retryable(format!(
+                    "cannot write the message: {e}"
+                ))),
+                other => other,
+            })
+            .collect();
     }
     inner.len += text.len() as u64;
-    inner.keys.insert(msg.key.clone());
-    Ok(Delivered::default())
+    inner.keys.extend(fresh.into_iter().map(str::to_string));
+    outcomes
 }
 
 /// Every message in a file written by [`FileChannel`], in file order;
@@ -233,4 +309,52 @@ fn parse<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> io::Resul
         messages,
         complete_len: start,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::Channel;
+
+    fn message(key: &str) -> Message {
+        Message {
+            key: key.to_string(),
+            campaign: "c".into(),
+            candidate: "a".into(),
+            template: "t".into(),
+            channel: Channel::Email,
+            to: "a@example.com".into(),
+            subject: Some("s".into()),
+            body: "b".into(),
+            html: None,
+            unsubscribe_url: None,
+            scheduled_at: Utc::now(),
+        }
+    }
+
+    #[test]
+    fn a_group_writes_each_new_key_once_and_reports_repeats_as_duplicates() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("out.jsonl");
+        let channel = FileChannel::open(&path).unwrap();
+        let mut inner = lock(&channel.inner);
+        let first = append(&mut inner, &[message("k1")]);
+        assert!(matches!(first[..], [Ok(Delivered { duplicate: false, .. })]));
+        // One group: a key already in the file, a new key twice, another.
+        let group = [message("k1"), message("k2"), message("k2"), message("k3")];
+        let duplicate: Vec<bool> = append(&mut inner, &group)
+            .into_iter()
+            .map(|o| o.unwrap().duplicate)
+            .collect();
+        assert_eq!(duplicate, [true, false, true, false]);
+        assert_eq!(inner.len, std::fs::metadata(&path).unwrap().len());
+        drop(inner);
+        let keys: Vec<String> = read_messages(&path)
+            .unwrap()
+            .into_iter()
+            .map(|m| m.key)
+            .collect();
+        assert_eq!(keys, ["k1", "k2", "k3"]);
+        assert_eq!(channel.len(), 3);
+    }
 }
