@@ -91,6 +91,8 @@ campaign bench {
 "#;
 
 fn main() {
+    // As `nudge run` does (the in-process stages run the same core).
+    nudge::runtime::memory::small_pages().expect("transparent huge pages off");
     let n: usize = std::env::var("NUDGE_BENCH_N")
         .ok()
         .and_then(|v| v.replace('_', "").parse().ok())

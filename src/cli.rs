@@ -416,6 +416,9 @@ pub fn run(
         (None, None) => std::sync::Arc::new(SystemClock),
     };
     init_logs(json_logs);
+    if let Err(e) = crate::runtime::memory::small_pages() {
+        tracing::warn!(%e, "cannot turn transparent huge pages off; a burst after idle may start late");
+    }
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -339,7 +339,13 @@ mod tests {
         let channel = FileChannel::open(&path).unwrap();
         let mut inner = lock(&channel.inner);
         let first = append(&mut inner, &[message("k1")]);
-        assert!(matches!(first[..], [Ok(Delivered { duplicate: false, .. })]));
+        assert!(matches!(
+            first[..],
+            [Ok(Delivered {
+                duplicate: false,
+                ..
+            })]
+        ));
         // One group: a key already in the file, a new key twice, another.
         let group = [message("k1"), message("k2"), message("k2"), message("k3")];
         let duplicate: Vec<bool> = append(&mut inner, &group)

@@ -7,6 +7,7 @@ pub mod client;
 pub mod clock;
 pub mod core;
 pub mod daemon;
+pub mod memory;
 pub mod policy;
 pub mod query;
 pub mod run;
