@@ -1141,3 +1141,112 @@ fn new_ids_stay_above_the_stored_ones_when_the_counter_is_lost() {
         assert_eq!(c.fields["name"], format!("Applicant {i}"), "{id} kept");
     }
 }
+
+/// An enrollment by external id, or by email when `id` is `None`.
+fn enroll_as(id: Option<&str>, email: &str) -> Command {
+    Command::Enroll(nudge::runtime::api::EnrollRequest {
+        campaign: WAREHOUSE.into(),
+        external_id: id.map(str::to_string),
+        fields: [
+            ("name".to_string(), "Someone".to_string()),
+            ("email".to_string(), email.to_string()),
+            ("phone".to_string(), "+15550100".to_string()),
+        ]
+        .into(),
+    })
+}
+
+fn enrolled(core: &mut Core, command: Command, now: Instant) -> (String, bool) {
+    let (replies, _) = core.execute(vec![command], now).unwrap();
+    match &replies[..] {
+        [Reply::Enrolled(e)] => (e.candidate.clone(), e.enrolled),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
+    let fx = Fixture::warehouse();
+    let now = at("2026-11-26T15:00:00Z");
+    {
+        let mut core = fx.core();
+        assert_eq!(
+            enrolled(&mut core, enroll_as(Some("ana-1"), "ana@example.com"), now),
+            ("c1".to_string(), true)
+        );
+        assert_eq!(
+            enrolled(&mut core, enroll_as(None, "Bea@Example.com"), now),
+            ("c2".to_string(), true)
+        );
+        assert_eq!(
+            enrolled(&mut core, enroll_as(Some("cy-1"), "cy@example.com"), now),
+            ("c3".to_string(), true)
+        );
+    }
+    // Reopened: found again by external id and by email (any case), and by
+    // `nudge show`'s lookup.
+    {
+        let mut core = fx.core();
+        core.store().preload_identities();
+        assert_eq!(
+            enrolled(&mut core, enroll_as(Some("ana-1"), "new@example.com"), now),
+            ("c1".to_string(), false)
+        );
+        assert_eq!(
+            enrolled(&mut core, enroll_as(None, "bea@example.COM"), now),
+            ("c2".to_string(), false)
+        );
+        assert_eq!(
+            candidate(core.store(), "c1").fields["email"],
+            "new@example.com"
+        );
+        let store = core.store().clone();
+        let mut txn = Txn::new(&store);
+        let found = core.find_candidate(&mut txn, "BEA@example.com").unwrap();
+        assert_eq!(found.map(|c| c.id).as_deref(), Some("c2"));
+        assert!(core
+            .find_candidate(&mut txn, "nobody@example.com")
+            .unwrap()
+            .is_none());
+
+        // Make it a layout-2 store: identities under an `x` key each.
+        let records: Vec<_> = store.scan_raw(b"y").map(|r| r.unwrap().0).collect();
+        assert_eq!(records.len(), 3, "one identity record per commit");
+        let mut txn = Txn::new(&store);
+        for k in records {
+            txn.remove(k.to_vec());
+        }
+        for (identity, id) in [
+            ("ana-1", "c1"),
+            ("email:bea@example.com", "c2"),
+            ("cy-1", "c3"),
+        ] {
+            let mut k = vec![b'x'];
+            k.extend_from_slice(identity.as_bytes());
+            txn.put_raw(k, id.as_bytes().to_vec());
+        }
+        txn.put_raw(key::meta("schema"), 2u32.to_be_bytes().to_vec());
+        txn.commit().unwrap();
+    }
+    let marker = fx.store_dir().join(nudge::store::LAYOUT_FILE);
+    std::fs::write(&marker, "2\n").unwrap();
+    let mut core = fx.core();
+    let current = format!("{}\n", nudge::store::SCHEMA_VERSION);
+    assert_eq!(
+        std::fs::read_to_string(&marker).unwrap(),
+        current,
+        "marked 3"
+    );
+    assert_eq!(
+        enrolled(&mut core, enroll_as(Some("cy-1"), "cy@example.com"), now),
+        ("c3".to_string(), false)
+    );
+    assert_eq!(
+        enrolled(&mut core, enroll_as(None, "bea@example.com"), now),
+        ("c2".to_string(), false)
+    );
+    assert_eq!(
+        enrolled(&mut core, enroll_as(None, "dee@example.com"), now),
+        ("c4".to_string(), true)
+    );
+}

@@ -1580,9 +1580,12 @@ impl Core {
                 })
             });
         if let Some(identity) = &identity {
-            if let Some(id) = txn.get_raw(&key::external(identity))? {
-                let id = String::from_utf8_lossy(&id).into_owned();
-                if let Some(mut existing) = txn.candidate(&id)? {
+            for id in txn.known_as(identity)? {
+                if let Some(mut existing) = txn
+                    .candidate(&id)?
+                    // Another identity with the same digest.
+                    .filter(|c| c.external_id.as_ref() == Some(identity))
+                {
                     let mut changed = false;
                     for (k, v) in clean {
                         if existing.fields.get(&k) != Some(&v) {
@@ -1619,8 +1622,8 @@ impl Core {
             opted_out: false,
         };
         txn.new_candidate(record.clone());
-        if let Some(identity) = identity {
-            txn.put_raw(key::external(&identity), id.as_bytes().to_vec());
+        if let Some(identity) = &identity {
+            txn.know_as(identity, &id);
         }
         log(
             txn,
@@ -2131,14 +2134,17 @@ pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreEr
         }
     }
     let identities = [
-        key::external(who),
-        key::external(&format!("email:{}", who.to_lowercase())),
-        key::external(&format!("phone:{who}")),
+        who.to_string(),
+        format!("email:{}", who.to_lowercase()),
+        format!("phone:{who}"),
     ];
-    for k in identities {
-        if let Some(id) = txn.get_raw(&k)? {
-            let id = String::from_utf8_lossy(&id).into_owned();
-            return txn.candidate(&id);
+    for identity in identities {
+        for id in txn.known_as(&identity)? {
+            if let Some(c) = txn.candidate(&id)? {
+                if c.external_id.as_ref() == Some(&identity) {
+                    return Ok(Some(c));
+                }
+            }
         }
     }
     Ok(None)

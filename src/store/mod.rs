@@ -13,7 +13,8 @@
 //! |---|---|
 //! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
 //! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
-//! | `x` external id | candidate id |
+//! | `x` identity | candidate id (layout 2; read, never written since) |
+//! | `y` seq(8) | the identities one commit gave new candidates ([`identities`]) |
 //! | `t` bucket-ms(8, big-endian) seq(8) | the [`TimerEntry`]s one commit armed in that 10 ms bucket, in due order |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
@@ -24,6 +25,7 @@
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 
+pub mod identities;
 mod records;
 
 use std::collections::BTreeMap;
@@ -47,8 +49,13 @@ use crate::engine::Instant;
 
 /// The layout version this build writes and reads. Version 1 kept
 /// enrollments, sends and history under keys of their own; version 2 keeps
-/// them in the candidate's [`Dossier`].
-pub const SCHEMA_VERSION: u32 = 2;
+/// them in the candidate's [`Dossier`]; version 3 records identities in a
+/// `y` record per commit instead of an `x` key per candidate. A version-2
+/// store is taken as it is (its `x` keys are still read) and marked 3.
+pub const SCHEMA_VERSION: u32 = 3;
+
+/// The oldest layout this build opens (and marks as its own).
+const OLDEST_READABLE: u32 = 2;
 
 /// The file in the store folder, beside sled's own, that holds the layout
 /// version as text. It is read before sled opens anything: sled has no
@@ -188,8 +195,11 @@ pub mod key {
             rest => Some(format!("c{}", u64::from_be_bytes(rest.try_into().ok()?))),
         }
     }
-    pub fn external(id: &str) -> Vec<u8> {
-        join(b'x', &[id.as_bytes()])
+    /// One commit's new identities.
+    pub fn identities(seq: u64) -> Vec<u8> {
+        let mut k = vec![b'y'];
+        k.extend_from_slice(&seq.to_be_bytes());
+        k
     }
     /// The candidate of a send key (`campaign/candidate/visit/index`, with
     /// `>channel` after a fallback).
@@ -333,6 +343,8 @@ pub struct Store {
     /// The highest numbered candidate id stored when the store opened.
     id_floor: u64,
     journal: Arc<Mutex<Journal>>,
+    /// Who each candidate is; read from the store when first needed.
+    identities: Arc<Mutex<Option<identities::Identities>>>,
     /// Dropped with the last clone, after `db`: notes when this process let
     /// go of the store (see [`Store::open`]).
     _closing: Arc<Closing>,
@@ -430,7 +442,7 @@ impl Store {
         if let Some(found) = layout.filter(|v| *v > SCHEMA_VERSION) {
             return Err(StoreError::NewerSchema { path, found });
         }
-        if let Some(found) = layout.filter(|v| *v < SCHEMA_VERSION) {
+        if let Some(found) = layout.filter(|v| *v < OLDEST_READABLE) {
             return Err(StoreError::OlderSchema { path, found });
         }
         let db = loop {
@@ -468,6 +480,7 @@ impl Store {
             path,
             id_floor,
             journal: Arc::default(),
+            identities: Arc::default(),
         };
         match store.db.get(key::meta("schema"))? {
             Some(v) => {
@@ -483,11 +496,21 @@ impl Store {
                         found,
                     });
                 }
-                if found < SCHEMA_VERSION {
+                if found < OLDEST_READABLE {
                     return Err(StoreError::OlderSchema {
                         path: store.path.clone(),
                         found,
                     });
+                }
+                if found < SCHEMA_VERSION {
+                    // Nothing to convert: the `x` keys stay readable. The
+                    // marker in the store goes first, the file second, so a
+                    // crash between them leaves a store this build opens
+                    // and an older one refuses.
+                    store
+                        .db
+                        .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                    store.db.flush()?;
                 }
             }
             None if store.db.is_empty() => {
@@ -503,7 +526,7 @@ impl Store {
                 })
             }
         }
-        if layout.is_none() {
+        if layout != Some(SCHEMA_VERSION) {
             write_layout(&store.path).map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
         }
         store.load_journal()?;
@@ -518,6 +541,81 @@ impl Store {
     /// opened: new ids are above it even if the id counter were lost.
     pub fn id_floor(&self) -> u64 {
         self.id_floor
+    }
+
+    /// Reads who each candidate is (see [`identities`]) on a thread of its
+    /// own, so the first enrollment after a start finds it ready; timers
+    /// never wait for it.
+    pub fn preload_identities(&self) {
+        let store = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("nudge-identities".into())
+            .spawn(move || {
+                if let Err(e) = store.with_identities(|_| ()) {
+                    tracing::error!(%e, "cannot read the candidates' identities");
+                }
+            });
+    }
+
+    /// Runs `f` on the identities, reading them first if this is the first
+    /// time (then later callers wait for the read).
+    fn with_identities<R>(
+        &self,
+        f: impl FnOnce(&mut identities::Identities) -> R,
+    ) -> Result<R, StoreError> {
+        let mut held = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        if held.is_none() {
+            *held = Some(self.read_identities()?);
+        }
+        Ok(f(held.get_or_insert_with(Default::default)))
+    }
+
+    fn read_identities(&self) -> Result<identities::Identities, StoreError> {
+        let started = std::time::Instant::now();
+        let mut found = identities::Identities::with_capacity(self.id_floor as usize);
+        for item in self.db.scan_prefix([b'y']) {
+            let (k, v) = item?;
+            let pairs = identities::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                why: format!("an identity record of {} bytes", v.len()),
+            })?;
+            for (digest, id) in pairs {
+                found.insert(digest, id);
+            }
+        }
+        // Layout 2's index, a key per candidate.
+        for item in self.db.scan_prefix([b'x']) {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&v).into_owned();
+            let number = id
+                .strip_prefix('c')
+                .and_then(|n| n.parse::<u64>().ok())
+                .filter(|n| format!("c{n}") == id);
+            match number {
+                Some(n) => found.insert(identities::digest(&String::from_utf8_lossy(&k[1..])), n),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        why: format!("names `{id}`, which is not a candidate id"),
+                    })
+                }
+            }
+        }
+        tracing::debug!(
+            candidates = found.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "identities read"
+        );
+        Ok(found)
+    }
+
+    /// The candidates that may be known under `identity` (an external id,
+    /// `email:...` or `phone:...`), earliest first: the caller compares
+    /// each one's stored identity.
+    pub fn known_as(&self, identity: &str) -> Result<Vec<String>, StoreError> {
+        let digest = identities::digest(identity);
+        let ids = self.with_identities(|ids| ids.get(digest))?;
+        Ok(ids.into_iter().map(|n| format!("c{n}")).collect())
     }
 
     /// A fresh, strictly increasing number (sled's id generator: survives
@@ -880,6 +978,8 @@ pub struct Txn<'a> {
     settled: Vec<String>,
     /// Timers armed in this transaction, one per enrollment (the last).
     armed: HashMap<(String, String), TimerEntry>,
+    /// New candidates' identities: (digest, candidate number).
+    known: Vec<(u64, u64)>,
 }
 
 impl<'a> Txn<'a> {
@@ -895,6 +995,31 @@ impl<'a> Txn<'a> {
             launched: Vec::new(),
             settled: Vec::new(),
             armed: HashMap::new(),
+            known: Vec::new(),
+        }
+    }
+
+    /// The candidates that may be known under `identity`, in the store or
+    /// created earlier in this transaction, earliest first (see
+    /// [`Store::known_as`]).
+    pub fn known_as(&self, identity: &str) -> Result<Vec<String>, StoreError> {
+        let mut ids = self.store.known_as(identity)?;
+        let digest = identities::digest(identity);
+        ids.extend(
+            self.known
+                .iter()
+                .filter(|(d, _)| *d == digest)
+                .map(|(_, n)| format!("c{n}")),
+        );
+        Ok(ids)
+    }
+
+    /// Records that the new candidate `id` (`c` and a number) is known
+    /// under `identity`.
+    pub fn know_as(&mut self, identity: &str, id: &str) {
+        match id.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()) {
+            Some(n) => self.known.push((identities::digest(identity), n)),
+            None => tracing::error!(id, "a new candidate id that is not `c` and a number"),
         }
     }
 
@@ -970,6 +1095,7 @@ impl<'a> Txn<'a> {
             && self.launched.is_empty()
             && self.settled.is_empty()
             && self.armed.is_empty()
+            && self.known.is_empty()
             && self.counters.values().all(|d| *d == 0)
     }
 
@@ -1031,8 +1157,10 @@ impl<'a> Txn<'a> {
             launched,
             settled,
             armed,
+            known,
             ..
         } = other;
+        self.known.extend(known);
         for (k, v) in overlay {
             match v {
                 Some(v) => self.put_raw(k, v),
@@ -1306,7 +1434,22 @@ impl<'a> Txn<'a> {
             open.insert(record.clone(), fresh);
             self.batch.insert(record, encode(&keys));
         }
-        store.commit(self.batch)
+        if self.known.is_empty() {
+            return store.commit(self.batch);
+        }
+        self.batch.insert(
+            key::identities(store.next_id()?),
+            identities::encode(&self.known),
+        );
+        // Read before the write: the map then gains exactly what the
+        // write made durable.
+        store.with_identities(|_| ())?;
+        store.commit(self.batch)?;
+        store.with_identities(|ids| {
+            for (digest, id) in self.known {
+                ids.insert(digest, id);
+            }
+        })
     }
 }
 
