@@ -309,6 +309,7 @@ fn core_loop(
 ) {
     let batch = batch.max(1);
     let mut busy = true;
+    let mut preloaded = false;
     loop {
         let wait = if dispatch.room() == 0 {
             // The channels are behind: let them catch up before firing more.
@@ -386,6 +387,13 @@ fn core_loop(
             }
             busy = true;
             continue;
+        }
+        if !preloaded {
+            // Who each candidate is, for enrollments: read once the sends
+            // a restart found undelivered are on their way, so the read
+            // does not compete with them.
+            core.store().preload_identities();
+            preloaded = true;
         }
         // The commands, then the timers due, in one commit: one flush.
         let room = dispatch.room();

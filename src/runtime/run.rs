@@ -136,7 +136,6 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         .join()
         .map_err(|_| RunError::Io(std::io::Error::other("opening the store panicked")))?;
     let store = store.map_err(RunError::Store)?;
-    store.preload_identities();
     let (campaigns, templates) = loaded?;
     let channels = Arc::new(channels?);
     let token = config.admin_token().map_err(RunError::Io)?;

@@ -544,8 +544,8 @@ impl Store {
     }
 
     /// Reads who each candidate is (see [`identities`]) on a thread of its
-    /// own, so the first enrollment after a start finds it ready; timers
-    /// never wait for it.
+    /// own, so the first enrollment after a start finds it ready (one that
+    /// comes sooner waits for the read); timers never wait for it.
     pub fn preload_identities(&self) {
         let store = self.clone();
         let _ = std::thread::Builder::new()
