@@ -391,21 +391,21 @@ const RELEASE: std::time::Duration = std::time::Duration::from_secs(3);
 #[derive(Debug, Default)]
 pub struct Journal {
     /// Unsettled send → the `q` record that lists it.
-    queued: HashMap<String, Vec<u8>>,
+    queued: HashMap<String, sled::IVec>,
     /// Send handed to a channel and not settled → its `f` record.
-    flying: HashMap<String, Vec<u8>>,
+    flying: HashMap<String, sled::IVec>,
     /// Record → how many unsettled sends it still lists.
-    open: HashMap<Vec<u8>, usize>,
+    open: HashMap<sled::IVec, usize>,
 }
 
 impl Journal {
     /// Drops `key` from `map`'s record; returns the record when that was
     /// its last unsettled send (the caller deletes it).
     fn unlist(
-        map: &mut HashMap<String, Vec<u8>>,
-        open: &mut HashMap<Vec<u8>, usize>,
+        map: &mut HashMap<String, sled::IVec>,
+        open: &mut HashMap<sled::IVec, usize>,
         key: &str,
-    ) -> Option<Vec<u8>> {
+    ) -> Option<sled::IVec> {
         let record = map.remove(key)?;
         let left = open.get_mut(&record)?;
         *left = left.saturating_sub(1);
@@ -788,14 +788,14 @@ impl Store {
                 let mut open = 0;
                 for k in keys {
                     // Listed again in a later record: that one counts.
-                    if let Some(old) = map.insert(k, record.to_vec()) {
+                    if let Some(old) = map.insert(k, record.clone()) {
                         if let Some(n) = journal.open.get_mut(&old) {
                             *n = n.saturating_sub(1);
                         }
                     }
                     open += 1;
                 }
-                journal.open.insert(record.to_vec(), open);
+                journal.open.insert(record, open);
             }
         }
         *self.journal() = journal;
@@ -842,7 +842,7 @@ impl Store {
     /// a channel.
     pub fn queued_sends(&self) -> Vec<(String, bool)> {
         let journal = self.journal();
-        let mut out: Vec<(&Vec<u8>, &String)> =
+        let mut out: Vec<(&sled::IVec, &String)> =
             journal.queued.iter().map(|(k, r)| (r, k)).collect();
         out.sort();
         out.into_iter()
@@ -1410,29 +1410,32 @@ impl<'a> Txn<'a> {
                 continue;
             }
             let seq = store.next_id()?;
-            let record = if flight {
+            // Short enough for sled to keep inline: copied, not allocated.
+            let record = sled::IVec::from(if flight {
                 key::flight(seq)
             } else {
                 key::queue(seq)
-            };
+            });
             let map = if flight { &mut *flying } else { &mut *queued };
-            let mut seen = HashSet::new();
+            let first: Vec<bool> = {
+                let mut seen = HashSet::with_capacity(keys.len());
+                keys.iter().map(|k| seen.insert(k.as_str())).collect()
+            };
             let keys: Vec<String> = keys
                 .into_iter()
-                .filter(|k| seen.insert(k.clone()))
+                .zip(first)
+                .filter_map(|(k, first)| first.then_some(k))
                 .collect();
-            let mut fresh = 0;
-            for k in &keys {
+            self.batch.insert(record.clone(), encode(&keys));
+            open.insert(record.clone(), keys.len());
+            for k in keys {
                 // Listed again (a retry, a send again after a restart): it
                 // leaves its earlier record.
-                if let Some(old) = Journal::unlist(map, open, k) {
+                if let Some(old) = Journal::unlist(map, open, &k) {
                     self.batch.remove(old);
                 }
-                map.insert(k.clone(), record.clone());
-                fresh += 1;
+                map.insert(k, record.clone());
             }
-            open.insert(record.clone(), fresh);
-            self.batch.insert(record, encode(&keys));
         }
         if self.known.is_empty() {
             return store.commit(self.batch);
