@@ -1156,10 +1156,16 @@ fn enroll_as(id: Option<&str>, email: &str) -> Command {
     })
 }
 
-fn enrolled(core: &mut Core, command: Command, now: Instant) -> (String, bool) {
-    let (replies, _) = core.execute(vec![command], now).unwrap();
+/// Enrolls (by external id, or by email when `id` is `None`) and checks
+/// which candidate it was and whether it was new to the campaign.
+fn enrolls(core: &mut Core, id: Option<&str>, email: &str, now: Instant, want: &str, new: bool) {
+    let (replies, _) = core.execute(vec![enroll_as(id, email)], now).unwrap();
     match &replies[..] {
-        [Reply::Enrolled(e)] => (e.candidate.clone(), e.enrolled),
+        [Reply::Enrolled(e)] => assert_eq!(
+            (e.candidate.as_str(), e.enrolled),
+            (want, new),
+            "{id:?} {email}"
+        ),
         other => panic!("{other:?}"),
     }
 }
@@ -1170,32 +1176,24 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
     let now = at("2026-11-26T15:00:00Z");
     {
         let mut core = fx.core();
-        assert_eq!(
-            enrolled(&mut core, enroll_as(Some("ana-1"), "ana@example.com"), now),
-            ("c1".to_string(), true)
-        );
-        assert_eq!(
-            enrolled(&mut core, enroll_as(None, "Bea@Example.com"), now),
-            ("c2".to_string(), true)
-        );
-        assert_eq!(
-            enrolled(&mut core, enroll_as(Some("cy-1"), "cy@example.com"), now),
-            ("c3".to_string(), true)
-        );
+        enrolls(&mut core, Some("ana-1"), "ana@example.com", now, "c1", true);
+        enrolls(&mut core, None, "Bea@Example.com", now, "c2", true);
+        enrolls(&mut core, Some("cy-1"), "cy@example.com", now, "c3", true);
     }
     // Reopened: found again by external id and by email (any case), and by
     // `nudge show`'s lookup.
     {
         let mut core = fx.core();
         core.store().preload_identities();
-        assert_eq!(
-            enrolled(&mut core, enroll_as(Some("ana-1"), "new@example.com"), now),
-            ("c1".to_string(), false)
+        enrolls(
+            &mut core,
+            Some("ana-1"),
+            "new@example.com",
+            now,
+            "c1",
+            false,
         );
-        assert_eq!(
-            enrolled(&mut core, enroll_as(None, "bea@example.COM"), now),
-            ("c2".to_string(), false)
-        );
+        enrolls(&mut core, None, "bea@example.COM", now, "c2", false);
         assert_eq!(
             candidate(core.store(), "c1").fields["email"],
             "new@example.com"
@@ -1237,16 +1235,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
         current,
         "marked 3"
     );
-    assert_eq!(
-        enrolled(&mut core, enroll_as(Some("cy-1"), "cy@example.com"), now),
-        ("c3".to_string(), false)
-    );
-    assert_eq!(
-        enrolled(&mut core, enroll_as(None, "bea@example.com"), now),
-        ("c2".to_string(), false)
-    );
-    assert_eq!(
-        enrolled(&mut core, enroll_as(None, "dee@example.com"), now),
-        ("c4".to_string(), true)
-    );
+    enrolls(&mut core, Some("cy-1"), "cy@example.com", now, "c3", false);
+    enrolls(&mut core, None, "bea@example.com", now, "c2", false);
+    enrolls(&mut core, None, "dee@example.com", now, "c4", true);
 }
