@@ -37,7 +37,7 @@ pub struct FileChannel {
     inner: Arc<Mutex<Inner>>,
     /// To the writer thread; it stops when the channel is dropped, after
     /// answering every delivery already handed to it.
-    writer: Mutex<Sender<Pending>>,
+    writer: Sender<Pending>,
 }
 
 /// A delivery waiting for the writer thread, and where its answer goes.
@@ -110,7 +110,7 @@ impl FileChannel {
             path,
             torn,
             inner,
-            writer: Mutex::new(tx),
+            writer: tx,
         })
     }
 
@@ -137,11 +137,7 @@ impl FileChannel {
     /// Appends `msg` durably, unless its key is already in the file.
     pub async fn deliver(&self, msg: &Message) -> Result<Delivered, SendError> {
         let (tx, rx) = oneshot::channel();
-        let handed = self
-            .writer
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .send((msg.clone(), tx));
+        let handed = self.writer.send((msg.clone(), tx));
         let gone = || SendError::Retryable("the file channel's writer stopped".into());
         handed.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?

@@ -1580,24 +1580,18 @@ impl Core {
                 })
             });
         if let Some(identity) = &identity {
-            for id in txn.known_as(identity)? {
-                if let Some(mut existing) = txn
-                    .candidate(&id)?
-                    // Another identity with the same digest.
-                    .filter(|c| c.external_id.as_ref() == Some(identity))
-                {
-                    let mut changed = false;
-                    for (k, v) in clean {
-                        if existing.fields.get(&k) != Some(&v) {
-                            existing.fields.insert(k, v);
-                            changed = true;
-                        }
+            if let Some(mut existing) = txn.candidate_known_as(identity)? {
+                let mut changed = false;
+                for (k, v) in clean {
+                    if existing.fields.get(&k) != Some(&v) {
+                        existing.fields.insert(k, v);
+                        changed = true;
                     }
-                    if changed {
-                        txn.put_candidate(&existing)?;
-                    }
-                    return Ok(Ok(existing));
                 }
+                if changed {
+                    txn.put_candidate(&existing)?;
+                }
+                return Ok(Ok(existing));
             }
         }
         // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
@@ -1607,7 +1601,7 @@ impl Core {
             .map_or(1, |v| store::counter_value(&v) + 1)
             .max(self.store.id_floor() as i64 + 1);
         txn.put_raw(counter, next.to_be_bytes().to_vec());
-        let id = format!("c{next}");
+        let id = key::numbered_candidate(next as u64);
         let token = match new_token() {
             Ok(t) => format!("{id}-{t}"),
             Err(e) => return Ok(Err(ApiError::internal(e))),
@@ -1623,7 +1617,7 @@ impl Core {
         };
         txn.new_candidate(record.clone());
         if let Some(identity) = &identity {
-            txn.know_as(identity, &id);
+            txn.know_as(identity, next as u64);
         }
         log(
             txn,
@@ -2139,12 +2133,8 @@ pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreEr
         format!("phone:{who}"),
     ];
     for identity in identities {
-        for id in txn.known_as(&identity)? {
-            if let Some(c) = txn.candidate(&id)? {
-                if c.external_id.as_ref() == Some(&identity) {
-                    return Ok(Some(c));
-                }
-            }
+        if let Some(c) = txn.candidate_known_as(&identity)? {
+            return Ok(Some(c));
         }
     }
     Ok(None)

@@ -4,14 +4,15 @@
 //! An index in sled keyed by identity put each new candidate's entry at a
 //! random place in the tree; sled 0.34 copies a leaf on every insert and
 //! splits it every 16 entries, so that index cost about as much as the
-//! rest of an enrollment (`cargo bench --bench runtime`: 20,526 against
-//! 37,555 enrollments a second without it, at 1,000,000 candidates).
-//! Instead, each commit that creates candidates writes one `y` record
-//! (sequential, like the timer and journal records) listing a 64-bit
-//! digest of each new identity and the candidate's number; the store reads
-//! them back into a map the first time it is asked (16 bytes a candidate
-//! on disk, about twice that in memory), and the daemon asks right after
-//! it starts, on a thread of its own.
+//! rest of an enrollment (`cargo bench --bench runtime` at 1,000,000
+//! candidates: 20,526 enrollments a second, 37,555 with a build that left
+//! the index out). Instead, each commit that creates candidates writes one
+//! `y` record (sequential, like the timer and journal records) listing a
+//! 64-bit digest of each new identity and the candidate's number; the
+//! store reads them back into a map the first time it is asked (16 bytes a
+//! candidate on disk, plus the map's overhead in memory), and the daemon
+//! asks on a thread of its own once a restart's undelivered sends are on
+//! their way.
 //!
 //! A digest says which candidates *may* be known under an identity: the
 //! caller compares the candidate's stored identity, so two identities with
@@ -71,6 +72,16 @@ impl Identities {
             Some(ids) => ids.clone(),
             None => self.one.get(&digest).copied().into_iter().collect(),
         }
+    }
+
+    /// Every (digest, candidate number) pair.
+    pub fn pairs(&self) -> Vec<(u64, u64)> {
+        let one = self.one.iter().map(|(d, id)| (*d, *id));
+        let more = self
+            .more
+            .iter()
+            .flat_map(|(d, ids)| ids.iter().map(move |id| (*d, *id)));
+        one.chain(more).collect()
     }
 
     pub fn len(&self) -> usize {

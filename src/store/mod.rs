@@ -173,13 +173,7 @@ pub mod key {
     /// nothing.
     pub fn candidate(id: &str) -> Vec<u8> {
         let mut k = vec![b'c'];
-        match id
-            .strip_prefix('c')
-            .filter(|n| {
-                !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
-            })
-            .and_then(|n| n.parse::<u64>().ok())
-        {
+        match candidate_number(id) {
             Some(n) => k.extend_from_slice(&n.to_be_bytes()),
             None => {
                 k.push(0xFF);
@@ -188,11 +182,26 @@ pub mod key {
         }
         k
     }
+    /// The number of a candidate id (`c` and a number written without
+    /// leading zeros), or `None` for any other text.
+    pub fn candidate_number(id: &str) -> Option<u64> {
+        id.strip_prefix('c')
+            .filter(|n| {
+                !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
+            })
+            .and_then(|n| n.parse().ok())
+    }
+    /// The candidate id of a number: `c` and the number.
+    pub fn numbered_candidate(n: u64) -> String {
+        format!("c{n}")
+    }
     /// The candidate id of a dossier key.
     pub fn candidate_id(k: &[u8]) -> Option<String> {
         match k.get(1..)? {
             [0xFF, rest @ ..] => String::from_utf8(rest.to_vec()).ok(),
-            rest => Some(format!("c{}", u64::from_be_bytes(rest.try_into().ok()?))),
+            rest => Some(numbered_candidate(u64::from_be_bytes(
+                rest.try_into().ok()?,
+            ))),
         }
     }
     /// One commit's new identities.
@@ -564,10 +573,11 @@ impl Store {
         f: impl FnOnce(&mut identities::Identities) -> R,
     ) -> Result<R, StoreError> {
         let mut held = self.identities.lock().unwrap_or_else(|e| e.into_inner());
-        if held.is_none() {
-            *held = Some(self.read_identities()?);
-        }
-        Ok(f(held.get_or_insert_with(Default::default)))
+        let ids = match &mut *held {
+            Some(ids) => ids,
+            None => held.insert(self.read_identities()?),
+        };
+        Ok(f(ids))
     }
 
     fn read_identities(&self) -> Result<identities::Identities, StoreError> {
@@ -587,11 +597,7 @@ impl Store {
         for item in self.db.scan_prefix([b'x']) {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&v).into_owned();
-            let number = id
-                .strip_prefix('c')
-                .and_then(|n| n.parse::<u64>().ok())
-                .filter(|n| format!("c{n}") == id);
-            match number {
+            match key::candidate_number(&id) {
                 Some(n) => found.insert(identities::digest(&String::from_utf8_lossy(&k[1..])), n),
                 None => {
                     return Err(StoreError::Corrupt {
@@ -609,13 +615,9 @@ impl Store {
         Ok(found)
     }
 
-    /// The candidates that may be known under `identity` (an external id,
-    /// `email:...` or `phone:...`), earliest first: the caller compares
-    /// each one's stored identity.
-    pub fn known_as(&self, identity: &str) -> Result<Vec<String>, StoreError> {
-        let digest = identities::digest(identity);
-        let ids = self.with_identities(|ids| ids.get(digest))?;
-        Ok(ids.into_iter().map(|n| format!("c{n}")).collect())
+    /// The numbers of the candidates whose identity has this digest.
+    fn with_digest(&self, digest: u64) -> Result<Vec<u64>, StoreError> {
+        self.with_identities(|ids| ids.get(digest))
     }
 
     /// A fresh, strictly increasing number (sled's id generator: survives
@@ -978,8 +980,8 @@ pub struct Txn<'a> {
     settled: Vec<String>,
     /// Timers armed in this transaction, one per enrollment (the last).
     armed: HashMap<(String, String), TimerEntry>,
-    /// New candidates' identities: (digest, candidate number).
-    known: Vec<(u64, u64)>,
+    /// New candidates' identities.
+    known: identities::Identities,
 }
 
 impl<'a> Txn<'a> {
@@ -995,32 +997,36 @@ impl<'a> Txn<'a> {
             launched: Vec::new(),
             settled: Vec::new(),
             armed: HashMap::new(),
-            known: Vec::new(),
+            known: identities::Identities::default(),
         }
     }
 
-    /// The candidates that may be known under `identity`, in the store or
-    /// created earlier in this transaction, earliest first (see
-    /// [`Store::known_as`]).
-    pub fn known_as(&self, identity: &str) -> Result<Vec<String>, StoreError> {
-        let mut ids = self.store.known_as(identity)?;
+    /// The candidate known under `identity` (an external id, `email:...`
+    /// or `phone:...`), in the store or created earlier in this
+    /// transaction. The identities are held by digest, so each candidate
+    /// with the digest is compared on the identity in its dossier: two
+    /// identities sharing a digest stay two candidates.
+    pub fn candidate_known_as(
+        &mut self,
+        identity: &str,
+    ) -> Result<Option<CandidateRecord>, StoreError> {
         let digest = identities::digest(identity);
-        ids.extend(
-            self.known
-                .iter()
-                .filter(|(d, _)| *d == digest)
-                .map(|(_, n)| format!("c{n}")),
-        );
-        Ok(ids)
+        let mut numbers = self.store.with_digest(digest)?;
+        numbers.extend(self.known.get(digest));
+        for n in numbers {
+            if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
+                if c.external_id.as_deref() == Some(identity) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
     }
 
-    /// Records that the new candidate `id` (`c` and a number) is known
-    /// under `identity`.
-    pub fn know_as(&mut self, identity: &str, id: &str) {
-        match id.strip_prefix('c').and_then(|n| n.parse::<u64>().ok()) {
-            Some(n) => self.known.push((identities::digest(identity), n)),
-            None => tracing::error!(id, "a new candidate id that is not `c` and a number"),
-        }
+    /// Records that the new candidate numbered `number` is known under
+    /// `identity`.
+    pub fn know_as(&mut self, identity: &str, number: u64) {
+        self.known.insert(identities::digest(identity), number);
     }
 
     /// Arms an enrollment's timer (written with the commit's other timers
@@ -1160,7 +1166,9 @@ impl<'a> Txn<'a> {
             known,
             ..
         } = other;
-        self.known.extend(known);
+        for (digest, id) in known.pairs() {
+            self.known.insert(digest, id);
+        }
         for (k, v) in overlay {
             match v {
                 Some(v) => self.put_raw(k, v),
@@ -1440,16 +1448,16 @@ impl<'a> Txn<'a> {
         if self.known.is_empty() {
             return store.commit(self.batch);
         }
+        let known = self.known.pairs();
         self.batch.insert(
             key::identities(store.next_id()?),
-            identities::encode(&self.known),
+            identities::encode(&known),
         );
-        // Read before the write: the map then gains exactly what the
-        // write made durable.
-        store.with_identities(|_| ())?;
         store.commit(self.batch)?;
+        // Made durable: now the store's map has them too (adding one it
+        // already read is nothing).
         store.with_identities(|ids| {
-            for (digest, id) in self.known {
+            for (digest, id) in known {
                 ids.insert(digest, id);
             }
         })
