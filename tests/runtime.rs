@@ -154,12 +154,25 @@ fn drive(
     sends: &mut Sends,
     ids: &mut HashMap<String, String>,
 ) {
+    drive_with(core, agenda, until, sends, ids, &mut |_| {});
+}
+
+/// [`drive`], calling `before_fire` with the core before each firing.
+fn drive_with(
+    core: &mut Core,
+    agenda: &mut VecDeque<(Instant, Act)>,
+    until: Instant,
+    sends: &mut Sends,
+    ids: &mut HashMap<String, String>,
+    before_fire: &mut dyn FnMut(&Core),
+) {
     let mut stalled = 0;
     for _ in 0..100_000 {
         let timer = core.next_due().unwrap().filter(|t| *t <= until);
         let act = agenda.front().map(|(t, _)| *t).filter(|t| *t <= until);
         match (timer, act) {
             (Some(t), a) if a.is_none_or(|a| t < a) => {
+                before_fire(core);
                 // Nothing fires when a batch meets a damaged record; the
                 // next one passes over it.
                 let (fired, out) = core.fire_due(t, 1024).unwrap();
@@ -296,6 +309,54 @@ fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
         "{}",
         cy_invite.body
     );
+}
+
+/// Every key and value in the store.
+fn snapshot(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+    store
+        .scan_raw(b"")
+        .map(|item| {
+            let (k, v) = item.unwrap();
+            (k.to_vec(), v.to_vec())
+        })
+        .collect()
+}
+
+/// The daemon rehearses the coming timers while it waits for them: the
+/// rehearsal writes nothing, and the week goes as if it had not happened.
+#[test]
+fn rehearsing_the_coming_timers_changes_nothing() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let agenda = week();
+    let mut queue: VecDeque<_> = agenda.clone().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    let mut rehearsals = 0;
+    drive_with(
+        &mut core,
+        &mut queue,
+        at("2027-01-01T00:00:00Z"),
+        &mut sends,
+        &mut ids,
+        &mut |core| {
+            let next = core.next_due().unwrap().expect("a timer is due");
+            let before = snapshot(core.store());
+            let last = core.rehearse(512).unwrap();
+            assert!(
+                last.is_some_and(|last| last >= next),
+                "rehearsed up to {last:?}, the next timer is due at {next}"
+            );
+            assert!(
+                snapshot(core.store()) == before,
+                "a rehearsal wrote to the store"
+            );
+            assert_eq!(core.next_due().unwrap(), Some(next));
+            rehearsals += 1;
+        },
+    );
+    assert!(rehearsals >= 10, "only {rehearsals} rehearsals");
+    let machine = machine(&core);
+    assert_as_simulated(core.store(), &machine, &agenda, &ids, &sends);
 }
 
 #[test]

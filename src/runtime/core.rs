@@ -647,6 +647,52 @@ impl Core {
 
     /// The instant of the earliest timer not yet taken (it may turn out
     /// stale), or of the earliest retry.
+    /// Steps the next `limit` timers through the engine at their due
+    /// instants, in a transaction that is dropped: nothing is written,
+    /// sent or logged. The daemon runs it while it waits for them, so that
+    /// the first batches of a burst (the reminders due at 09:00) find their
+    /// dossiers in sled's cache and the code and templates warm, instead of
+    /// paying for that while the sends are due. Returns the last instant
+    /// rehearsed.
+    pub fn rehearse(&self, limit: usize) -> Result<Option<Instant>, StoreError> {
+        let mut pending: Vec<TimerEntry> = Vec::new();
+        let mut bucket = None;
+        for item in self.store.timer_records(None) {
+            let (k, v) = item?;
+            let this = key::record_bucket(&k);
+            if this != bucket && pending.len() >= limit {
+                // Later buckets hold only later instants.
+                break;
+            }
+            bucket = this;
+            if self.damaged_records.contains(k.as_ref()) {
+                continue;
+            }
+            match self.open_timers.get(k.as_ref()) {
+                Some(open) => pending.extend(open.entries[open.done..].iter().take(limit).cloned()),
+                None => {
+                    // A damaged record is reported when it falls due.
+                    if let Ok(entries) = store::decode::<Vec<TimerEntry>>(&k, &v) {
+                        pending.extend(entries.into_iter().take(limit));
+                    }
+                }
+            }
+        }
+        pending.sort_by_key(|e| e.due);
+        pending.truncate(limit);
+        pending.retain(|e| !self.damaged.contains(&e.candidate));
+        let mut txn = Txn::new(&self.store);
+        let candidates: Vec<&str> = pending.iter().map(|e| e.candidate.as_str()).collect();
+        txn.prefetch(&candidates);
+        let mut out = Vec::new();
+        for e in &pending {
+            // What goes wrong here goes wrong again, and is reported, when
+            // the timer fires.
+            let _ = self.fire_one(&mut txn, e, e.due(), &mut out);
+        }
+        Ok(pending.last().map(TimerEntry::due))
+    }
+
     pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
         let mut timer: Option<i64> = None;
         let mut first_bucket = None;

@@ -33,7 +33,7 @@ use super::core::{Command, Core, Reply};
 use super::policy::{Limiter, Rate};
 use super::query;
 use crate::channels::{Channels, Message};
-use crate::engine::Channel;
+use crate::engine::{Channel, Instant};
 use crate::templates::Templates;
 
 /// Sends handed from the core to the dispatcher but not yet to a channel
@@ -299,6 +299,15 @@ impl Running {
 /// Undelivered sends read back per step of the startup recovery.
 const RECOVERY_CHUNK: usize = 256;
 
+/// How many upcoming timers [`Core::rehearse`] steps while the core waits
+/// (about 50 ms of a burst at 10,000 sends a second).
+const REHEARSAL: usize = 512;
+/// A rehearsal runs when the next timer is due between these two waits:
+/// not so close that it would delay the timer, not so far that its warmth
+/// is gone.
+const REHEARSAL_LEAD: StdDuration = StdDuration::from_millis(50);
+const REHEARSAL_HORIZON: StdDuration = StdDuration::from_secs(2);
+
 fn core_loop(
     mut core: Core,
     rx: Receiver<CoreMsg>,
@@ -310,6 +319,7 @@ fn core_loop(
     let batch = batch.max(1);
     let mut busy = true;
     let mut preloaded = false;
+    let mut rehearsed: Option<Instant> = None;
     loop {
         let wait = if dispatch.room() == 0 {
             // The channels are behind: let them catch up before firing more.
@@ -318,7 +328,20 @@ fn core_loop(
             StdDuration::ZERO
         } else {
             match core.next_due() {
-                Ok(Some(due)) => clock.real_until(due).min(StdDuration::from_secs(1)),
+                Ok(Some(due)) => {
+                    let wait = clock.real_until(due);
+                    if preloaded
+                        && rehearsed.is_none_or(|last| due > last)
+                        && (REHEARSAL_LEAD..=REHEARSAL_HORIZON).contains(&wait)
+                    {
+                        // Idle with a timer coming: warm up for it (once per
+                        // `REHEARSAL` timers), then look again.
+                        let last = core.rehearse(REHEARSAL).ok().flatten();
+                        rehearsed = Some(last.map_or(due, |last| last.max(due)));
+                        continue;
+                    }
+                    wait.min(StdDuration::from_secs(1))
+                }
                 Ok(None) => StdDuration::from_secs(1),
                 Err(e) => {
                     error!(%e, "cannot read the timer index");
