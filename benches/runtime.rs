@@ -38,7 +38,7 @@ use nudge::config::Config;
 use nudge::engine::Instant;
 use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::client::settings;
-use nudge::runtime::core::{Command, Core, Reply};
+use nudge::runtime::core::{Command, Core, Reply, This};
 use nudge::runtime::daemon::{load_all, Sources};
 use nudge::store::{LogKind, SendStatus, Store};
 
@@ -222,6 +222,7 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
     let cpu = cpu_secs();
     let started = Timer::now();
     let mut enrolled = 0;
+    let mut landed = Vec::new();
     for (b, first) in (0..n).step_by(BATCH).enumerate() {
         let commands = (first..(first + BATCH).min(n))
             .map(|i| {
@@ -237,12 +238,25 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
             })
             .collect();
         let now = t0 + Duration::milliseconds(b as i64);
-        let (replies, out) = core.execute(commands, now).expect("enroll batch");
-        enrolled += replies
+        // As `nudge run` does: each batch written while the next is built.
+        let handoff = core.tick_behind(commands, now, 0);
+        landed.extend(handoff.landed);
+        match handoff.this {
+            This::Behind { .. } => {}
+            This::Written(batch) => landed.push(Ok(batch)),
+            This::Failed(e) => panic!("enroll batch: {e}"),
+        }
+    }
+    landed.extend(core.land());
+    // Counted once written, as the daemon answers its clients.
+    for batch in landed {
+        let batch = batch.expect("enroll batch written");
+        enrolled += batch
+            .replies
             .iter()
             .filter(|r| matches!(r, Reply::Enrolled(e) if e.enrolled))
             .count();
-        sends.extend(out.into_iter().map(|m| m.key));
+        sends.extend(batch.out.into_iter().map(|m| m.key));
     }
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu;

@@ -21,7 +21,7 @@ use nudge::engine::{Instant, Machine};
 use nudge::runtime::api::EventRequest;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
-use nudge::runtime::core::{Command, Core, Reply, Settings};
+use nudge::runtime::core::{Command, Core, Reply, Settings, This};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::store::{
     key, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendStatus, Store, StoreError, Txn,
@@ -1102,14 +1102,61 @@ fn batched_like_one_at_a_time() {
         commands
     };
 
-    let run = |together: bool| {
+    #[derive(PartialEq)]
+    enum Mode {
+        OneAtATime,
+        Together,
+        /// Runs of enrollments in batches of 135 written behind (the
+        /// applicant enrolled twice is in two consecutive batches, the
+        /// second run while the first is written), runs of other commands
+        /// in a batch each.
+        Behind,
+    }
+    let run = |mode: Mode| {
+        let together = mode != Mode::OneAtATime;
         let fx = Fixture::warehouse();
         let mut core = fx.core();
+        // A slow disk: each batch written behind is still unwritten while
+        // the next is run.
+        core.store().hold_writes(StdDuration::from_millis(20));
         let mut replies = Vec::new();
         let mut sends = Vec::new();
         // The commands in one batch (with the timers due at `now`, up to
         // `limit`), or a batch each; returns the timers fired with them.
         let mut batch = |core: &mut Core, commands: Vec<Command>, now, limit| {
+            if mode == Mode::Behind {
+                let mut landed = Vec::new();
+                let mut fired = 0;
+                let mut commands = commands.into_iter().peekable();
+                while let Some(first) = commands.next() {
+                    let enroll = |c: &Command| matches!(c, Command::Enroll(_));
+                    let kind = enroll(&first);
+                    let mut chunk = vec![first];
+                    while chunk.len() < 135 {
+                        match commands.next_if(|c| enroll(c) == kind) {
+                            Some(c) => chunk.push(c),
+                            None => break,
+                        }
+                    }
+                    let handoff = core.tick_behind(chunk, now, limit);
+                    landed.extend(handoff.landed);
+                    match handoff.this {
+                        This::Behind { fired: n } => fired += n,
+                        This::Written(l) => {
+                            fired += l.fired;
+                            landed.push(Ok(l));
+                        }
+                        This::Failed(e) => panic!("{e}"),
+                    }
+                }
+                landed.extend(core.land());
+                for l in landed {
+                    let l = l.unwrap();
+                    replies.extend(l.replies);
+                    sends.extend(l.out);
+                }
+                return fired;
+            }
             if !together {
                 for c in commands {
                     let (r, out) = core.execute(vec![c], now).unwrap();
@@ -1159,8 +1206,15 @@ fn batched_like_one_at_a_time() {
         let replies: Vec<String> = replies.iter().map(gist).collect();
         (replies, sends, histories, most)
     };
-    let (replies, sends, histories, most) = run(true);
-    let (one_replies, one_sends, one_histories, _) = run(false);
+    let (replies, sends, histories, most) = run(Mode::Together);
+    let (one_replies, one_sends, one_histories, _) = run(Mode::OneAtATime);
+    let (behind_replies, behind_sends, behind_histories, _) = run(Mode::Behind);
+    assert_eq!(behind_replies, one_replies, "written behind");
+    assert_eq!(behind_sends, one_sends, "written behind");
+    assert!(
+        behind_histories == one_histories,
+        "written behind: the histories differ"
+    );
     assert!(most >= 128, "a batch fired only {most} timers at once");
     assert_eq!(replies.len(), N + 2 + 56);
     assert!(

@@ -102,6 +102,47 @@ pub struct Core {
     /// Campaigns' paused flags as read from the store (this core is their
     /// only writer), so a fired timer does not read its flag again.
     paused: std::sync::Mutex<HashMap<String, bool>>,
+    /// The batch being written behind ([`Core::tick_behind`]).
+    in_flight: Option<InFlight>,
+}
+
+/// A batch the core has built, once the store says it is durable: the
+/// answers to its commands, how many timer entries it took, and its sends.
+#[derive(Debug, Default)]
+pub struct Landed {
+    pub replies: Vec<Reply>,
+    pub fired: usize,
+    pub out: Outgoing,
+}
+
+/// A batch being written behind, and the timer records it finished (they
+/// stay among the open ones, all taken, until it is written: until then
+/// sled still lists them).
+struct InFlight {
+    landed: Landed,
+    finished: Vec<Vec<u8>>,
+}
+
+/// What [`Core::tick_behind`] did.
+#[derive(Debug)]
+pub struct Handoff {
+    /// The batch that was being written, now written (or not: nothing of
+    /// it may be acknowledged or sent then).
+    pub landed: Option<Result<Landed, StoreError>>,
+    /// This batch.
+    pub this: This,
+}
+
+/// Where a batch given to [`Core::tick_behind`] is.
+#[derive(Debug)]
+pub enum This {
+    /// Being written behind: it comes back from the next call or from
+    /// [`Core::land`]. It took this many timer entries.
+    Behind { fired: usize },
+    /// Written.
+    Written(Landed),
+    /// Not written: nothing of it may be acknowledged or sent.
+    Failed(StoreError),
 }
 
 /// Due timers in one batch from which their steps are shared between two
@@ -129,6 +170,7 @@ fn helper_share<'s>(
 }
 
 /// What one firing took from the timer records.
+#[derive(Default)]
 struct Fired {
     /// Entries taken, stale ones included.
     taken: usize,
@@ -192,6 +234,7 @@ impl Core {
             recovering: std::collections::VecDeque::new(),
             tidy_journal: false,
             paused: Default::default(),
+            in_flight: None,
         }
     }
 
@@ -220,6 +263,125 @@ impl Core {
         let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         txn.commit()?;
         Ok((replies, out))
+    }
+
+    /// [`Core::tick`], with the write of a batch of enrollments behind:
+    /// when the commands are all enrollments, they are run while the batch
+    /// before is written, and this batch is handed to the store's writer
+    /// thread and comes back from the next call or from [`Core::land`];
+    /// anything else is done as [`Core::tick`] does, after the batch before
+    /// is written. The batch before is returned, to be acknowledged and
+    /// sent now that it is durable. Between calls, use nothing but
+    /// `tick_behind` and `land`: the rest of the core reads sled directly.
+    ///
+    /// Why only enrollments: new candidates' enrollments read nothing from
+    /// sled but what the batch before writes (counters), which comes from
+    /// that batch's own writes. sled lets no read through while it applies
+    /// a batch, and commits made on the writer thread were measured slower
+    /// for firing and deliveries than commits made here.
+    pub fn tick_behind(&mut self, commands: Vec<Command>, now: Instant, limit: usize) -> Handoff {
+        let behind =
+            !commands.is_empty() && commands.iter().all(|c| matches!(c, Command::Enroll(_)));
+        if !behind {
+            let landed = self.land();
+            let this = match self.tick(commands, now, limit) {
+                Ok((replies, fired, out)) => This::Written(Landed {
+                    replies,
+                    fired,
+                    out,
+                }),
+                Err(e) => This::Failed(e),
+            };
+            return Handoff { landed, this };
+        }
+        let store = self.store.clone();
+        let mut txn = Txn::new(&store);
+        let mut out = Vec::new();
+        let run = self.run_into(&mut txn, commands, now, &mut out);
+        let landed = self.land();
+        let replies = match (run, &landed) {
+            (Err(e), _) => {
+                return Handoff {
+                    landed,
+                    this: This::Failed(e),
+                }
+            }
+            (Ok(_), Some(Err(_))) => {
+                // Run on what was not written: refused too.
+                let e = StoreError::Io(sled::Error::ReportableBug(
+                    "not written: the batch before it could not be written".into(),
+                ));
+                return Handoff {
+                    landed,
+                    this: This::Failed(e),
+                };
+            }
+            (Ok(replies), _) => replies,
+        };
+        let fired = if limit == 0 {
+            Fired::default()
+        } else {
+            match self.fire_into(&mut txn, now, limit, &mut out) {
+                Ok(fired) => fired.unwrap_or_default(),
+                Err(e) => {
+                    return Handoff {
+                        landed,
+                        this: This::Failed(e),
+                    }
+                }
+            }
+        };
+        let taken = fired.taken;
+        let this = match txn.commit_behind() {
+            Ok(()) => {
+                self.in_flight = Some(InFlight {
+                    landed: Landed {
+                        replies,
+                        fired: taken,
+                        out,
+                    },
+                    finished: fired.finished,
+                });
+                This::Behind { fired: taken }
+            }
+            Err(e) => {
+                // Its timers are taken again.
+                self.forget_progress(&fired.touched);
+                This::Failed(e)
+            }
+        };
+        Handoff { landed, this }
+    }
+
+    /// Waits for the batch being written behind; `None` when there is none.
+    /// When it could not be written, what the core holds in memory of it
+    /// (and of the store) is read again from the store.
+    pub fn land(&mut self) -> Option<Result<Landed, StoreError>> {
+        let flight = self.in_flight.take()?;
+        match self.store.settle() {
+            Ok(()) => {
+                for k in &flight.finished {
+                    self.open_timers.remove(k);
+                }
+                Some(Ok(flight.landed))
+            }
+            Err(e) => {
+                self.open_timers.clear();
+                self.paused_flags().clear();
+                if let Err(again) = self.store.reread() {
+                    tracing::error!(%again, "cannot read the delivery journal again");
+                }
+                Some(Err(e))
+            }
+        }
+    }
+
+    /// Timer records whose entries a batch took, when the batch is not
+    /// written: read again from the store, so the entries are taken again.
+    fn forget_progress(&mut self, touched: &[Vec<u8>]) {
+        for k in touched {
+            self.open_timers.remove(k);
+        }
     }
 
     /// Runs commands and fires up to `limit` due timers after them, in one
@@ -408,9 +570,7 @@ impl Core {
             Err(e) => {
                 // What this firing took is taken again from the store (the
                 // entries already fired in earlier commits are then stale).
-                for k in fired.map(|f| f.touched.as_slice()).unwrap_or_default() {
-                    self.open_timers.remove(k);
-                }
+                self.forget_progress(fired.map(|f| f.touched.as_slice()).unwrap_or_default());
                 Err(e)
             }
         }

@@ -29,7 +29,7 @@ use super::api::{
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
-use super::core::{Command, Core, Reply};
+use super::core::{Command, Core, Landed, Reply, This};
 use super::policy::{Limiter, Rate};
 use super::query;
 use crate::channels::{Channels, Message};
@@ -320,6 +320,9 @@ fn core_loop(
     let mut busy = true;
     let mut preloaded = false;
     let mut rehearsed: Option<Instant> = None;
+    // The clients waiting for the batch being written behind.
+    let mut flight: Vec<Option<oneshot::Sender<Reply>>> = Vec::new();
+    let mut retries_looked = std::time::Instant::now();
     loop {
         let wait = if dispatch.room() == 0 {
             // The channels are behind: let them catch up before firing more.
@@ -349,6 +352,10 @@ fn core_loop(
                 }
             }
         };
+        if !wait.is_zero() {
+            // Nothing to build while the batch being written finishes.
+            land(&mut core, &mut flight, &dispatch);
+        }
         let mut incoming = Vec::new();
         match rx.recv_timeout(wait) {
             Ok(m) => incoming.push(m),
@@ -371,6 +378,7 @@ fn core_loop(
                     waiting.push(reply);
                 }
                 CoreMsg::Reload(campaigns, templates, reply) => {
+                    land(&mut core, &mut flight, &dispatch);
                     run_commands(
                         &mut core,
                         &clock,
@@ -389,6 +397,7 @@ fn core_loop(
         }
         let had_commands = !commands.is_empty();
         if core.recovering() {
+            land(&mut core, &mut flight, &dispatch);
             run_commands(&mut core, &clock, &dispatch, commands, waiting);
             // The sends the previous process left undelivered go first, a
             // chunk at a time between commands (the dispatcher's among
@@ -418,47 +427,88 @@ fn core_loop(
             core.store().preload_identities();
             preloaded = true;
         }
-        // The commands, then the timers due, in one commit: one flush.
-        let room = dispatch.room();
-        let fired = match core.tick(commands, clock.now(), batch.min(room)) {
-            Ok((replies, n, out)) => {
-                for (reply, tx) in replies.into_iter().zip(waiting) {
-                    if let Some(tx) = tx {
-                        let _ = tx.send(reply);
+        // The commands, then the timers due, in one batch (one flush for
+        // both); a batch of enrollments is written behind while the next
+        // batch is built, and answered and sent once it is written.
+        let limit = batch.min(dispatch.room());
+        let handoff = core.tick_behind(commands, clock.now(), limit);
+        release(handoff.landed, std::mem::take(&mut flight), &dispatch);
+        let fired = match handoff.this {
+            This::Behind { fired } => {
+                flight = waiting;
+                fired
+            }
+            This::Written(landed) => {
+                let fired = landed.fired;
+                release(Some(Ok(landed)), waiting, &dispatch);
+                fired
+            }
+            This::Failed(e) => {
+                refuse(&e, waiting);
+                0
+            }
+        };
+        busy = (fired == limit && fired > 0) || had_commands;
+        if !busy || stop || retries_looked.elapsed() >= RETRY_LOOK {
+            // Idle, stopping, or a while since: the batch being written is
+            // waited for, and the retries due (read from sled) go out.
+            land(&mut core, &mut flight, &dispatch);
+            retries_looked = std::time::Instant::now();
+            match core.retry_due(clock.now(), batch.min(dispatch.room())) {
+                Ok(out) => {
+                    busy |= out.len() == batch;
+                    for m in out {
+                        dispatch.send(m);
                     }
                 }
-                for m in out {
-                    dispatch.send(m);
-                }
-                n
+                Err(e) => error!(%e, "resuming sends due for a retry failed; will retry"),
             }
-            Err(e) => {
-                error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers will fire again");
-                for tx in waiting.into_iter().flatten() {
-                    let _ = tx.send(Reply::Error(ApiError::internal(format!(
-                        "not recorded: {e}"
-                    ))));
-                }
-                0
-            }
-        };
-        let retried = match core.retry_due(clock.now(), batch.min(dispatch.room())) {
-            Ok(out) => {
-                let n = out.len();
-                for m in out {
-                    dispatch.send(m);
-                }
-                n
-            }
-            Err(e) => {
-                error!(%e, "resuming sends due for a retry failed; will retry");
-                0
-            }
-        };
+        }
         if stop {
             break;
         }
-        busy = (fired == batch.min(room) && fired > 0) || retried == batch || had_commands;
+    }
+    land(&mut core, &mut flight, &dispatch);
+}
+
+/// How often a busy core looks for retries due.
+const RETRY_LOOK: StdDuration = StdDuration::from_millis(100);
+
+/// Waits for the batch being written behind, then answers and sends it.
+fn land(core: &mut Core, flight: &mut Vec<Option<oneshot::Sender<Reply>>>, dispatch: &Outbound) {
+    release(core.land(), std::mem::take(flight), dispatch);
+}
+
+/// Answers a written batch's clients and hands its sends to the
+/// dispatcher; a batch that was not written is refused instead.
+fn release(
+    landed: Option<Result<Landed, crate::store::StoreError>>,
+    waiting: Vec<Option<oneshot::Sender<Reply>>>,
+    dispatch: &Outbound,
+) {
+    match landed {
+        None => {}
+        Some(Ok(landed)) => {
+            for (reply, tx) in landed.replies.into_iter().zip(waiting) {
+                if let Some(tx) = tx {
+                    let _ = tx.send(reply);
+                }
+            }
+            for m in landed.out {
+                dispatch.send(m);
+            }
+        }
+        Some(Err(e)) => refuse(&e, waiting),
+    }
+}
+
+/// Tells a batch's clients it was not recorded.
+fn refuse(e: &crate::store::StoreError, waiting: Vec<Option<oneshot::Sender<Reply>>>) {
+    error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers will fire again");
+    for tx in waiting.into_iter().flatten() {
+        let _ = tx.send(Reply::Error(ApiError::internal(format!(
+            "not recorded: {e}"
+        ))));
     }
 }
 

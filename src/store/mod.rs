@@ -27,6 +27,7 @@
 
 pub mod identities;
 mod records;
+mod writer;
 
 use std::collections::BTreeMap;
 
@@ -354,6 +355,8 @@ pub struct Store {
     journal: Arc<Mutex<Journal>>,
     /// Who each candidate is; read from the store when first needed.
     identities: Arc<Mutex<Option<identities::Identities>>>,
+    /// Writes batches behind the core (see [`writer`]).
+    writer: Arc<writer::Writer>,
     /// Dropped with the last clone, after `db`: notes when this process let
     /// go of the store (see [`Store::open`]).
     _closing: Arc<Closing>,
@@ -490,6 +493,7 @@ impl Store {
             id_floor,
             journal: Arc::default(),
             identities: Arc::default(),
+            writer: Arc::default(),
         };
         match store.db.get(key::meta("schema"))? {
             Some(v) => {
@@ -888,29 +892,82 @@ impl Store {
         Ok(out)
     }
 
-    /// Applies a batch atomically and makes it durable before returning.
+    /// Applies a batch atomically and makes it durable before returning
+    /// (after the batch being written behind, if any).
     pub fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
-        let started = std::time::Instant::now();
-        self.db.apply_batch(batch)?;
-        let applied = started.elapsed();
-        self.db.flush()?;
-        let took = started.elapsed();
-        if took >= SLOW_COMMIT {
-            // Sends wait for their commit: an operator seeing late sends
-            // sees why (usually the disk's flush).
-            tracing::warn!(
-                ms = took.as_millis() as u64,
-                flush_ms = (took - applied).as_millis() as u64,
-                "slow store commit"
-            );
+        self.writer.wait_idle();
+        write_durably(&self.db, batch)
+    }
+
+    /// Hands a batch to the writer thread and returns at once; the batch
+    /// being written before it, if any, is waited for first (settle it
+    /// before: see [`Store::settle`]). Until it is written, transactions
+    /// read what it writes ([`Txn`]), and other readers what sled has.
+    pub fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
+        self.writer.start(&self.db, writes)
+    }
+
+    /// Makes each batch written behind wait this long before it is applied:
+    /// for tests, which need the next batch built before it is written.
+    #[doc(hidden)]
+    pub fn hold_writes(&self, wait: std::time::Duration) {
+        self.writer.hold(wait.as_micros() as u64);
+    }
+
+    /// Waits for the batch being written behind, and says whether it was
+    /// written (`Ok` when there was none).
+    pub fn settle(&self) -> Result<(), StoreError> {
+        self.writer.settle()
+    }
+
+    /// The value at `key` as the batch being written leaves it.
+    fn latest(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        match self.writer.pending(key) {
+            Some(v) => Ok(v),
+            None => Ok(self.db.get(key)?),
         }
-        Ok(())
+    }
+
+    /// A dossier as the batch being written leaves it.
+    fn latest_dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
+        match self.latest(&key::candidate(candidate))? {
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the delivery journal and the identities again: after a batch
+    /// written behind failed, what memory holds of it is not in the store.
+    pub fn reread(&self) -> Result<(), StoreError> {
+        *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.load_journal()
     }
 
     /// Bytes on disk, for status and benchmarks.
     pub fn size_on_disk(&self) -> u64 {
         self.db.size_on_disk().unwrap_or(0)
     }
+}
+
+/// Applies a batch atomically and flushes it; a slow one is logged.
+fn write_durably(db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    db.apply_batch(batch)?;
+    let applied = started.elapsed();
+    db.flush()?;
+    let took = started.elapsed();
+    if took >= SLOW_COMMIT {
+        // Sends wait for their commit: an operator seeing late sends sees
+        // why (usually the disk's flush).
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            flush_ms = (took - applied).as_millis() as u64,
+            "slow store commit"
+        );
+    }
+    Ok(())
 }
 
 /// The layout version in [`LAYOUT_FILE`], if the file is there.
@@ -967,7 +1024,7 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
 /// however many steps of the batch touch them.
 pub struct Txn<'a> {
     store: &'a Store,
-    batch: sled::Batch,
+    batch: writer::Writes,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     counters: HashMap<Vec<u8>, i64>,
     /// Dossiers read or written in this transaction (`None`: none stored).
@@ -988,7 +1045,7 @@ impl<'a> Txn<'a> {
     pub fn new(store: &'a Store) -> Self {
         Txn {
             store,
-            batch: sled::Batch::default(),
+            batch: writer::Writes::default(),
             overlay: BTreeMap::new(),
             counters: HashMap::new(),
             dossiers: HashMap::new(),
@@ -1064,7 +1121,7 @@ impl<'a> Txn<'a> {
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.overlay.get(key) {
             Some(v) => Ok(v.clone()),
-            None => Ok(self.store.db.get(key)?.map(|v| v.to_vec())),
+            None => Ok(self.store.latest(key)?.map(|v| v.to_vec())),
         }
     }
 
@@ -1076,7 +1133,8 @@ impl<'a> Txn<'a> {
     }
 
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.batch.insert(key.clone(), value.clone());
+        self.batch
+            .insert(key.as_slice().into(), Some(value.as_slice().into()));
         self.overlay.insert(key, Some(value));
     }
 
@@ -1085,7 +1143,7 @@ impl<'a> Txn<'a> {
     }
 
     pub fn remove(&mut self, key: Vec<u8>) {
-        self.batch.remove(key.clone());
+        self.batch.insert(key.as_slice().into(), None);
         self.overlay.insert(key, None);
     }
 
@@ -1210,7 +1268,7 @@ impl<'a> Txn<'a> {
         let (a, b) = wanted.split_at(wanted.len() / 2);
         let read = |ids: &[&str]| -> Vec<(String, Option<Dossier>)> {
             ids.iter()
-                .filter_map(|id| Some((id.to_string(), store.dossier(id).ok()?)))
+                .filter_map(|id| Some((id.to_string(), store.latest_dossier(id).ok()?)))
                 .collect()
         };
         let (first, second) = std::thread::scope(|s| {
@@ -1222,7 +1280,7 @@ impl<'a> Txn<'a> {
 
     fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
         if !self.dossiers.contains_key(candidate) {
-            let d = self.store.dossier(candidate)?;
+            let d = self.store.latest_dossier(candidate)?;
             self.dossiers.insert(candidate.to_string(), d);
         }
         Ok(())
@@ -1328,8 +1386,8 @@ impl<'a> Txn<'a> {
         Ok(())
     }
 
-    /// Writes everything in one atomic batch and flushes it.
-    pub fn commit(mut self) -> Result<(), StoreError> {
+    /// Encodes the dossiers and journal and timer records into the batch.
+    fn prepare(mut self) -> Result<Prepared<'a>, StoreError> {
         // Dossiers are encoded on two threads when there are many.
         let dirty: Vec<(&String, &Dossier)> = self
             .dirty
@@ -1361,7 +1419,7 @@ impl<'a> Txn<'a> {
             encode_all(&dirty)
         };
         for (k, v) in encoded {
-            self.batch.insert(k, v);
+            self.batch.insert(k.into(), Some(v.into()));
         }
         self.dirty.clear();
         let dossiers = std::mem::take(&mut self.dossiers);
@@ -1380,7 +1438,8 @@ impl<'a> Txn<'a> {
                 .get_raw(&key)?
                 .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
                 .map_or(0, i64::from_be_bytes);
-            self.batch.insert(key, &(current + delta).to_be_bytes());
+            self.batch
+                .insert(key.into(), Some((&(current + delta).to_be_bytes()).into()));
         }
         let store = self.store;
         if !self.armed.is_empty() {
@@ -1393,8 +1452,10 @@ impl<'a> Txn<'a> {
                 // Due order; at one instant, the dossiers' order, so a batch
                 // of them walks the tree forwards.
                 entries.sort_by_cached_key(|e| (e.due, key::candidate(&e.candidate)));
-                self.batch
-                    .insert(key::timer_record(bucket, seq), encode(&entries));
+                self.batch.insert(
+                    key::timer_record(bucket, seq).into(),
+                    Some(encode(&entries).into()),
+                );
             }
         }
         let mut journal = store.journal();
@@ -1406,7 +1467,7 @@ impl<'a> Txn<'a> {
         for k in std::mem::take(&mut self.settled) {
             for map in [&mut *queued, &mut *flying] {
                 if let Some(record) = Journal::unlist(map, open, &k) {
-                    self.batch.remove(record);
+                    self.batch.insert(record, None);
                 }
             }
         }
@@ -1434,31 +1495,71 @@ impl<'a> Txn<'a> {
                 .zip(first)
                 .filter_map(|(k, first)| first.then_some(k))
                 .collect();
-            self.batch.insert(record.clone(), encode(&keys));
+            self.batch
+                .insert(record.clone(), Some(encode(&keys).into()));
             open.insert(record.clone(), keys.len());
             for k in keys {
                 // Listed again (a retry, a send again after a restart): it
                 // leaves its earlier record.
                 if let Some(old) = Journal::unlist(map, open, &k) {
-                    self.batch.remove(old);
+                    self.batch.insert(old, None);
                 }
                 map.insert(k, record.clone());
             }
         }
-        if self.known.is_empty() {
-            return store.commit(self.batch);
-        }
         let known = self.known.pairs();
-        self.batch.insert(
-            key::identities(store.next_id()?),
-            identities::encode(&known),
-        );
-        store.commit(self.batch)?;
-        // Made durable: now the store's map has them too (adding one it
-        // already read is nothing).
-        store.with_identities(|ids| {
-            for (digest, id) in known {
-                ids.insert(digest, id);
+        if !known.is_empty() {
+            self.batch.insert(
+                key::identities(store.next_id()?).into(),
+                Some(identities::encode(&known).into()),
+            );
+        }
+        Ok(Prepared {
+            store,
+            writes: self.batch,
+            known,
+        })
+    }
+
+    /// Writes everything in one atomic batch and flushes it.
+    pub fn commit(self) -> Result<(), StoreError> {
+        let prepared = self.prepare()?;
+        prepared.store.commit(writer::to_batch(&prepared.writes))?;
+        // Made durable: now the store's map has them too.
+        prepared.learn()
+    }
+
+    /// Hands everything to the store's writer thread, to be written in one
+    /// atomic batch while the caller goes on (see [`Store::write_behind`]).
+    /// Transactions begun after this read what it writes; settle it with
+    /// [`Store::settle`] before acknowledging any of it.
+    pub fn commit_behind(self) -> Result<(), StoreError> {
+        let prepared = self.prepare()?;
+        // Known at once, so the next batch's enrollments find them (if the
+        // write fails, the store reads them again: [`Store::reread`]).
+        prepared.learn()?;
+        prepared.store.write_behind(prepared.writes)
+    }
+}
+
+/// A transaction's writes, ready to go to sled.
+struct Prepared<'a> {
+    store: &'a Store,
+    writes: writer::Writes,
+    /// New candidates' identities.
+    known: Vec<(u64, u64)>,
+}
+
+impl Prepared<'_> {
+    /// Adds the new identities to the store's map (adding one it already
+    /// read is nothing).
+    fn learn(&self) -> Result<(), StoreError> {
+        if self.known.is_empty() {
+            return Ok(());
+        }
+        self.store.with_identities(|ids| {
+            for (digest, id) in &self.known {
+                ids.insert(*digest, *id);
             }
         })
     }

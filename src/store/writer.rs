@@ -1,0 +1,149 @@
+//! Write-behind: the store's writer thread applies and flushes one batch
+//! while the core builds the next.
+//!
+//! sled applies a batch on the calling thread (about a third of an
+//! enrollment's cost, all on one core), so a core that waited for each
+//! batch left the machine's other core idle meanwhile. With write-behind,
+//! the core hands batch k to this thread and goes on building batch k + 1;
+//! it reads what k writes from k's own list of writes ([`Writer::pending`])
+//! until sled has it. Nothing of k is acknowledged or sent before k is
+//! durable: the core waits for it ([`Writer::settle`]) before it answers
+//! k's clients, hands k's sends to the channels, or hands k + 1 over. At
+//! most one batch is being written at a time.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak};
+
+use foldhash::HashMap;
+
+use super::StoreError;
+
+/// A batch's writes by key (`None`: the key is removed).
+pub type Writes = HashMap<sled::IVec, Option<sled::IVec>>;
+
+/// Turns writes into sled's atomic batch (sharing the values).
+pub fn to_batch(writes: &Writes) -> sled::Batch {
+    let mut batch = sled::Batch::default();
+    for (k, v) in writes {
+        match v {
+            Some(v) => batch.insert(k.clone(), v.clone()),
+            None => batch.remove(k.clone()),
+        }
+    }
+    batch
+}
+
+#[derive(Default)]
+struct State {
+    /// The writes of the batch being written; `None` when there is none.
+    writing: Option<Arc<Writes>>,
+    /// How the last batch went, until [`Writer::settle`] takes it.
+    outcome: Option<Result<(), StoreError>>,
+}
+
+/// One batch at a time, written on a thread of its own.
+#[derive(Default)]
+pub struct Writer {
+    state: Mutex<State>,
+    written: Condvar,
+    /// The thread's queue; the thread starts with the first batch and ends
+    /// when the store is dropped.
+    queue: Mutex<Option<mpsc::Sender<(sled::Db, sled::Batch)>>>,
+    /// Microseconds each batch waits before it is applied (tests only: a
+    /// slow disk, so the next batch is surely built before it is written).
+    hold: AtomicU64,
+}
+
+impl Writer {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Hands `writes` to the thread, to apply and flush, after the batch
+    /// being written (if any) is done. The caller settles the batch before
+    /// it first: its outcome would otherwise be lost.
+    pub fn start(self: &Arc<Self>, db: &sled::Db, writes: Writes) -> Result<(), StoreError> {
+        self.wait_idle();
+        let batch = to_batch(&writes);
+        {
+            let mut state = self.state();
+            debug_assert!(state.outcome.is_none(), "a write's outcome was not taken");
+            state.writing = Some(Arc::new(writes));
+        }
+        let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if queue.is_none() {
+            let (tx, rx) = mpsc::channel();
+            let me = Arc::downgrade(self);
+            std::thread::Builder::new()
+                .name("nudge-writer".into())
+                .spawn(move || run(me, rx))
+                .map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
+            *queue = Some(tx);
+        }
+        if let Some(tx) = queue.as_ref() {
+            if tx.send((db.clone(), batch)).is_ok() {
+                return Ok(());
+            }
+        }
+        // The thread is gone (it panicked): the batch was not written.
+        *queue = None;
+        self.state().writing = None;
+        Err(StoreError::Io(sled::Error::ReportableBug(
+            "the store's writer thread stopped".into(),
+        )))
+    }
+
+    /// Waits for the batch being written, and says how it went (`Ok` when
+    /// there was none).
+    pub fn settle(&self) -> Result<(), StoreError> {
+        let mut state = self.state();
+        while state.writing.is_some() {
+            state = self.written.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+        state.outcome.take().unwrap_or(Ok(()))
+    }
+
+    /// Waits for the batch being written, leaving its outcome to be taken.
+    pub fn wait_idle(&self) {
+        let mut state = self.state();
+        while state.writing.is_some() {
+            state = self.written.wait(state).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Makes each batch wait `micros` before it is applied (for tests).
+    pub fn hold(&self, micros: u64) {
+        self.hold.store(micros, Ordering::Relaxed);
+    }
+
+    /// What the batch being written writes at `key`: `Some(None)` when it
+    /// removes the key, `None` when it does not touch it (or there is no
+    /// batch being written).
+    pub fn pending(&self, key: &[u8]) -> Option<Option<sled::IVec>> {
+        let writing = self.state().writing.clone()?;
+        writing.get(key).cloned()
+    }
+}
+
+/// The thread: each batch applied atomically and flushed, then its outcome
+/// posted and its writes dropped (sled has them).
+fn run(writer: Weak<Writer>, queue: mpsc::Receiver<(sled::Db, sled::Batch)>) {
+    while let Ok((db, batch)) = queue.recv() {
+        let hold = writer
+            .upgrade()
+            .map_or(0, |w| w.hold.load(Ordering::Relaxed));
+        if hold > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(hold));
+        }
+        let outcome = super::write_durably(&db, batch);
+        drop(db);
+        let Some(writer) = writer.upgrade() else {
+            return;
+        };
+        let mut state = writer.state();
+        state.outcome = Some(outcome);
+        state.writing = None;
+        drop(state);
+        writer.written.notify_all();
+    }
+}
