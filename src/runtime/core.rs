@@ -345,8 +345,12 @@ impl Core {
                 This::Behind { fired: taken }
             }
             Err(e) => {
-                // Its timers are taken again.
+                // Its timers are taken again, and what memory took from it
+                // (the journal, the identities) is read again.
                 self.forget_progress(&fired.touched);
+                if let Err(again) = self.store.reread() {
+                    tracing::error!(%again, "cannot read the delivery journal again");
+                }
                 This::Failed(e)
             }
         };
