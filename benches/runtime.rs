@@ -2,8 +2,9 @@
 //! stages, each printing its figure beside the target it is measured
 //! against (numbers go to the README; nothing here asserts on time).
 //!
-//! 1. **enroll**: N candidates through `Core::execute`, 1,000 enrollments
-//!    per durable commit; then the invites they caused are marked in flight
+//! 1. **enroll**: N candidates through `Core::tick_behind`, 1,000
+//!    enrollments per durable commit, each batch written on the store's
+//!    writer thread while the next is run (as `nudge run` does); then the invites they caused are marked in flight
 //!    and recorded delivered, as the daemon's dispatcher does.
 //! 2. **fire**: the manual time moves past every `after` timer and
 //!    `Core::fire_due` runs them, 1,000 per commit, each an engine step
