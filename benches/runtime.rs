@@ -4,8 +4,9 @@
 //!
 //! 1. **enroll**: N candidates through `Core::tick_behind`, 1,000
 //!    enrollments per durable commit, each batch written on the store's
-//!    writer thread while the next is run (as `nudge run` does); then the invites they caused are marked in flight
-//!    and recorded delivered, as the daemon's dispatcher does.
+//!    writer thread while the next is run (as `nudge run` does); then the
+//!    invites they caused are marked in flight and recorded delivered, as
+//!    the daemon's dispatcher does.
 //! 2. **fire**: the manual time moves past every `after` timer and
 //!    `Core::fire_due` runs them, 1,000 per commit, each an engine step
 //!    that queues a send in the outbox.
@@ -244,7 +245,7 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
         landed.extend(handoff.landed);
         match handoff.this {
             This::Behind { .. } => {}
-            This::Written(batch) => landed.push(Ok(batch)),
+            This::Written { landed: batch, .. } => landed.push(Ok(batch)),
             This::Failed(e) => panic!("enroll batch: {e}"),
         }
     }

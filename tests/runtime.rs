@@ -258,24 +258,49 @@ fn assert_as_simulated(
     }
 }
 
-#[test]
-fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
+/// The week's agenda driven through a core to its end, `before_fire`
+/// called before each firing, and checked against the simulator.
+struct Week {
+    _fx: Fixture,
+    core: Core,
+    ids: HashMap<String, String>,
+    sends: Sends,
+}
+
+fn run_week(before_fire: &mut dyn FnMut(&Core)) -> Week {
     let fx = Fixture::warehouse();
     let mut core = fx.core();
     let agenda = week();
     let mut queue: VecDeque<_> = agenda.clone().into();
     let (mut sends, mut ids) = (Sends::new(), HashMap::new());
-    drive(
+    drive_with(
         &mut core,
         &mut queue,
         at("2027-01-01T00:00:00Z"),
         &mut sends,
         &mut ids,
+        before_fire,
     );
     assert_eq!(ids.len(), 5);
     assert!(core.next_due().unwrap().is_none(), "timers left over");
     let machine = machine(&core);
     assert_as_simulated(core.store(), &machine, &agenda, &ids, &sends);
+    Week {
+        _fx: fx,
+        core,
+        ids,
+        sends,
+    }
+}
+
+#[test]
+fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
+    let Week {
+        _fx,
+        core,
+        ids,
+        sends,
+    } = run_week(&mut |_| {});
 
     // The scenario covers what it claims to.
     let outcome = |who: &str| enrollment(core.store(), &ids[who]).engine.outcome;
@@ -326,37 +351,23 @@ fn snapshot(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
 /// rehearsal writes nothing, and the week goes as if it had not happened.
 #[test]
 fn rehearsing_the_coming_timers_changes_nothing() {
-    let fx = Fixture::warehouse();
-    let mut core = fx.core();
-    let agenda = week();
-    let mut queue: VecDeque<_> = agenda.clone().into();
-    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
     let mut rehearsals = 0;
-    drive_with(
-        &mut core,
-        &mut queue,
-        at("2027-01-01T00:00:00Z"),
-        &mut sends,
-        &mut ids,
-        &mut |core| {
-            let next = core.next_due().unwrap().expect("a timer is due");
-            let before = snapshot(core.store());
-            let last = core.rehearse(512).unwrap();
-            assert!(
-                last.is_some_and(|last| last >= next),
-                "rehearsed up to {last:?}, the next timer is due at {next}"
-            );
-            assert!(
-                snapshot(core.store()) == before,
-                "a rehearsal wrote to the store"
-            );
-            assert_eq!(core.next_due().unwrap(), Some(next));
-            rehearsals += 1;
-        },
-    );
+    run_week(&mut |core| {
+        let next = core.next_due().unwrap().expect("a timer is due");
+        let before = snapshot(core.store());
+        let last = core.rehearse(512).unwrap();
+        assert!(
+            last.is_some_and(|last| last >= next),
+            "rehearsed up to {last:?}, the next timer is due at {next}"
+        );
+        assert!(
+            snapshot(core.store()) == before,
+            "a rehearsal wrote to the store"
+        );
+        assert_eq!(core.next_due().unwrap(), Some(next));
+        rehearsals += 1;
+    });
     assert!(rehearsals >= 10, "only {rehearsals} rehearsals");
-    let machine = machine(&core);
-    assert_as_simulated(core.store(), &machine, &agenda, &ids, &sends);
 }
 
 #[test]
@@ -1142,8 +1153,11 @@ fn batched_like_one_at_a_time() {
                     landed.extend(handoff.landed);
                     match handoff.this {
                         This::Behind { fired: n } => fired += n,
-                        This::Written(l) => {
-                            fired += l.fired;
+                        This::Written {
+                            landed: l,
+                            fired: n,
+                        } => {
+                            fired += n;
                             landed.push(Ok(l));
                         }
                         This::Failed(e) => panic!("{e}"),

@@ -107,11 +107,10 @@ pub struct Core {
 }
 
 /// A batch the core has built, once the store says it is durable: the
-/// answers to its commands, how many timer entries it took, and its sends.
+/// answers to its commands and its sends.
 #[derive(Debug, Default)]
 pub struct Landed {
     pub replies: Vec<Reply>,
-    pub fired: usize,
     pub out: Outgoing,
 }
 
@@ -139,8 +138,8 @@ pub enum This {
     /// Being written behind: it comes back from the next call or from
     /// [`Core::land`]. It took this many timer entries.
     Behind { fired: usize },
-    /// Written.
-    Written(Landed),
+    /// Written; it took `fired` timer entries.
+    Written { landed: Landed, fired: usize },
     /// Not written: nothing of it may be acknowledged or sent.
     Failed(StoreError),
 }
@@ -285,11 +284,10 @@ impl Core {
         if !behind {
             let landed = self.land();
             let this = match self.tick(commands, now, limit) {
-                Ok((replies, fired, out)) => This::Written(Landed {
-                    replies,
+                Ok((replies, fired, out)) => This::Written {
+                    landed: Landed { replies, out },
                     fired,
-                    out,
-                }),
+                },
                 Err(e) => This::Failed(e),
             };
             return Handoff { landed, this };
@@ -335,11 +333,7 @@ impl Core {
         let this = match txn.commit_behind() {
             Ok(()) => {
                 self.in_flight = Some(InFlight {
-                    landed: Landed {
-                        replies,
-                        fired: taken,
-                        out,
-                    },
+                    landed: Landed { replies, out },
                     finished: fired.finished,
                 });
                 This::Behind { fired: taken }
@@ -347,10 +341,7 @@ impl Core {
             Err(e) => {
                 // Its timers are taken again, and what memory took from it
                 // (the journal, the identities) is read again.
-                self.forget_progress(&fired.touched);
-                if let Err(again) = self.store.reread() {
-                    tracing::error!(%again, "cannot read the delivery journal again");
-                }
+                self.forget_unwritten();
                 This::Failed(e)
             }
         };
@@ -370,21 +361,20 @@ impl Core {
                 Some(Ok(flight.landed))
             }
             Err(e) => {
-                self.open_timers.clear();
-                self.paused_flags().clear();
-                if let Err(again) = self.store.reread() {
-                    tracing::error!(%again, "cannot read the delivery journal again");
-                }
+                self.forget_unwritten();
                 Some(Err(e))
             }
         }
     }
 
-    /// Timer records whose entries a batch took, when the batch is not
-    /// written: read again from the store, so the entries are taken again.
-    fn forget_progress(&mut self, touched: &[Vec<u8>]) {
-        for k in touched {
-            self.open_timers.remove(k);
+    /// After a batch written behind was not written: what memory holds of
+    /// it (timer records' progress, paused flags, the delivery journal,
+    /// identities) is read again from the store.
+    fn forget_unwritten(&mut self) {
+        self.open_timers.clear();
+        self.paused_flags().clear();
+        if let Err(again) = self.store.reread() {
+            tracing::error!(%again, "cannot read the delivery journal again");
         }
     }
 
@@ -574,7 +564,9 @@ impl Core {
             Err(e) => {
                 // What this firing took is taken again from the store (the
                 // entries already fired in earlier commits are then stale).
-                self.forget_progress(fired.map(|f| f.touched.as_slice()).unwrap_or_default());
+                for k in fired.map(|f| f.touched.as_slice()).unwrap_or_default() {
+                    self.open_timers.remove(k);
+                }
                 Err(e)
             }
         }
@@ -809,16 +801,11 @@ impl Core {
         self.paused.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// The instant of the earliest timer not yet taken (it may turn out
-    /// stale), or of the earliest retry.
-    /// Steps the next `limit` timers through the engine at their due
-    /// instants, in a transaction that is dropped: nothing is written,
-    /// sent or logged. The daemon runs it while it waits for them, so that
-    /// the first batches of a burst (the reminders due at 09:00) find their
-    /// dossiers in sled's cache and the code and templates warm, instead of
-    /// paying for that while the sends are due. Returns the last instant
-    /// rehearsed.
-    pub fn rehearse(&self, limit: usize) -> Result<Option<Instant>, StoreError> {
+    /// The next `limit` timer entries not yet taken (some may turn out
+    /// stale), in due order: the first records' entries, bucket by bucket,
+    /// until a bucket ends with `limit` found. Damaged records are passed
+    /// over (one that does not decode is reported when it falls due).
+    fn upcoming(&self, limit: usize) -> Result<Vec<TimerEntry>, StoreError> {
         let mut pending: Vec<TimerEntry> = Vec::new();
         let mut bucket = None;
         for item in self.store.timer_records(None) {
@@ -835,7 +822,6 @@ impl Core {
             match self.open_timers.get(k.as_ref()) {
                 Some(open) => pending.extend(open.entries[open.done..].iter().take(limit).cloned()),
                 None => {
-                    // A damaged record is reported when it falls due.
                     if let Ok(entries) = store::decode::<Vec<TimerEntry>>(&k, &v) {
                         pending.extend(entries.into_iter().take(limit));
                     }
@@ -844,6 +830,18 @@ impl Core {
         }
         pending.sort_by_key(|e| e.due);
         pending.truncate(limit);
+        Ok(pending)
+    }
+
+    /// Steps the next `limit` timers through the engine at their due
+    /// instants, in a transaction that is dropped: nothing is written,
+    /// sent or logged. The daemon runs it while it waits for them, so that
+    /// the first batches of a burst (the reminders due at 09:00) find their
+    /// dossiers in sled's cache and the code and templates warm, instead of
+    /// paying for that while the sends are due. Returns the last instant
+    /// rehearsed.
+    pub fn rehearse(&self, limit: usize) -> Result<Option<Instant>, StoreError> {
+        let mut pending = self.upcoming(limit)?;
         pending.retain(|e| !self.damaged.contains(&e.candidate));
         let mut txn = Txn::new(&self.store);
         let candidates: Vec<&str> = pending.iter().map(|e| e.candidate.as_str()).collect();
@@ -857,31 +855,10 @@ impl Core {
         Ok(pending.last().map(TimerEntry::due))
     }
 
+    /// The instant of the earliest timer not yet taken (it may turn out
+    /// stale), or of the earliest retry.
     pub fn next_due(&self) -> Result<Option<Instant>, StoreError> {
-        let mut timer: Option<i64> = None;
-        let mut first_bucket = None;
-        for item in self.store.timer_records(None) {
-            let (k, v) = item?;
-            let bucket = key::record_bucket(&k);
-            if first_bucket.is_some() && bucket != first_bucket {
-                // Later buckets hold only later instants.
-                break;
-            }
-            if self.damaged_records.contains(k.as_ref()) {
-                continue;
-            }
-            let pending = match self.open_timers.get(k.as_ref()) {
-                Some(open) => open.entries.get(open.done).map(|e| e.due),
-                None => store::decode::<Vec<TimerEntry>>(&k, &v)
-                    .ok()
-                    .and_then(|entries| entries.first().map(|e| e.due)),
-            };
-            if let Some(due) = pending {
-                timer = Some(timer.map_or(due, |t: i64| t.min(due)));
-                first_bucket = bucket;
-            }
-        }
-        let timer = timer.and_then(Instant::from_timestamp_millis);
+        let timer = self.upcoming(1)?.first().map(TimerEntry::due);
         let retry = self.store.retries_until(None, 1)?.first().map(|r| r.0);
         Ok(match (timer, retry) {
             (Some(a), Some(b)) => Some(a.min(b)),

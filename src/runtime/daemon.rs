@@ -438,8 +438,7 @@ fn core_loop(
                 flight = waiting;
                 fired
             }
-            This::Written(landed) => {
-                let fired = landed.fired;
+            This::Written { landed, fired } => {
                 release(Some(Ok(landed)), waiting, &dispatch);
                 fired
             }
@@ -504,7 +503,7 @@ fn release(
 
 /// Tells a batch's clients it was not recorded.
 fn refuse(e: &crate::store::StoreError, waiting: Vec<Option<oneshot::Sender<Reply>>>) {
-    error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers will fire again");
+    error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers (if any) will fire again");
     for tx in waiting.into_iter().flatten() {
         let _ = tx.send(Reply::Error(ApiError::internal(format!(
             "not recorded: {e}"
@@ -522,26 +521,10 @@ fn run_commands(
     if commands.is_empty() {
         return;
     }
-    match core.execute(commands, clock.now()) {
-        Ok((replies, out)) => {
-            for (reply, tx) in replies.into_iter().zip(waiting) {
-                if let Some(tx) = tx {
-                    let _ = tx.send(reply);
-                }
-            }
-            for m in out {
-                dispatch.send(m);
-            }
-        }
-        Err(e) => {
-            error!(%e, "a batch could not be written; nothing of it was acknowledged");
-            for tx in waiting.into_iter().flatten() {
-                let _ = tx.send(Reply::Error(ApiError::internal(format!(
-                    "not recorded: {e}"
-                ))));
-            }
-        }
-    }
+    let done = core
+        .execute(commands, clock.now())
+        .map(|(replies, out)| Landed { replies, out });
+    release(Some(done), waiting, dispatch);
 }
 
 async fn dispatch_loop(

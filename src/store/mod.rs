@@ -1523,8 +1523,9 @@ impl<'a> Txn<'a> {
 
     /// Writes everything in one atomic batch and flushes it.
     pub fn commit(self) -> Result<(), StoreError> {
-        let prepared = self.prepare()?;
-        prepared.store.commit(writer::to_batch(&prepared.writes))?;
+        let mut prepared = self.prepare()?;
+        let writes = std::mem::take(&mut prepared.writes);
+        prepared.store.commit(writer::into_batch(writes))?;
         // Made durable: now the store's map has them too.
         prepared.learn()
     }

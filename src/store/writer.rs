@@ -21,13 +21,15 @@ use super::StoreError;
 /// A batch's writes by key (`None`: the key is removed).
 pub type Writes = HashMap<sled::IVec, Option<sled::IVec>>;
 
-/// Turns writes into sled's atomic batch (sharing the values).
-pub fn to_batch(writes: &Writes) -> sled::Batch {
+/// Turns writes into sled's atomic batch.
+pub fn into_batch(
+    writes: impl IntoIterator<Item = (sled::IVec, Option<sled::IVec>)>,
+) -> sled::Batch {
     let mut batch = sled::Batch::default();
     for (k, v) in writes {
         match v {
-            Some(v) => batch.insert(k.clone(), v.clone()),
-            None => batch.remove(k.clone()),
+            Some(v) => batch.insert(k, v),
+            None => batch.remove(k),
         }
     }
     batch
@@ -63,10 +65,10 @@ impl Writer {
     /// being written (if any) is done. The caller settles the batch before
     /// it first: its outcome would otherwise be lost.
     pub fn start(self: &Arc<Self>, db: &sled::Db, writes: Writes) -> Result<(), StoreError> {
-        self.wait_idle();
-        let batch = to_batch(&writes);
+        // The batch shares its values with the list kept for reads.
+        let batch = into_batch(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
         {
-            let mut state = self.state();
+            let mut state = self.idle();
             debug_assert!(state.outcome.is_none(), "a write's outcome was not taken");
             state.writing = Some(Arc::new(writes));
         }
@@ -93,22 +95,25 @@ impl Writer {
         )))
     }
 
-    /// Waits for the batch being written, and says how it went (`Ok` when
-    /// there was none).
-    pub fn settle(&self) -> Result<(), StoreError> {
+    /// Waits for the batch being written (if any); returns the state with
+    /// none being written.
+    fn idle(&self) -> MutexGuard<'_, State> {
         let mut state = self.state();
         while state.writing.is_some() {
             state = self.written.wait(state).unwrap_or_else(|e| e.into_inner());
         }
-        state.outcome.take().unwrap_or(Ok(()))
+        state
+    }
+
+    /// Waits for the batch being written, and says how it went (`Ok` when
+    /// there was none).
+    pub fn settle(&self) -> Result<(), StoreError> {
+        self.idle().outcome.take().unwrap_or(Ok(()))
     }
 
     /// Waits for the batch being written, leaving its outcome to be taken.
     pub fn wait_idle(&self) {
-        let mut state = self.state();
-        while state.writing.is_some() {
-            state = self.written.wait(state).unwrap_or_else(|e| e.into_inner());
-        }
+        drop(self.idle());
     }
 
     /// Makes each batch wait `micros` before it is applied (for tests).
