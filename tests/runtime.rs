@@ -16,8 +16,8 @@ use std::time::Duration as StdDuration;
 use chrono::Duration;
 
 use agenda::{applicant, at, predict, week, Act};
-use nudge::channels::{read_messages, Backend, Channels, FileChannel, Message};
-use nudge::engine::{Instant, Machine};
+use nudge::channels::{read_messages, Backend, Channels, FileChannel, Message, SendError};
+use nudge::engine::{Channel, Instant, Machine};
 use nudge::runtime::api::EventRequest;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
@@ -633,6 +633,67 @@ fn the_delivery_journal_survives_a_reopen_and_empties_when_sends_settle() {
     assert_eq!(core.store().undelivered(), 0);
     let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
     assert_eq!(records, 0, "journal records left after every send settled");
+}
+
+/// A channel that drops a repeated key gets its sends marked in flight by
+/// the commit that queues them (the daemon then hands them over without a
+/// commit of its own); after a crash they go again as in flight, with no
+/// possible duplicate recorded, and a retry is marked likewise.
+#[test]
+fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them() {
+    let fx = Fixture::warehouse();
+    let now = at("2026-11-26T15:00:00Z");
+    let premarked = |core: &mut Core| core.mark_in_flight_when_queued(vec![Channel::Sms]);
+    let key = {
+        let mut core = fx.core();
+        premarked(&mut core);
+        let who = applicant(
+            "p-0",
+            &[
+                ("name", "Al"),
+                ("phone", "+15550100"),
+                ("timezone", "America/Chicago"),
+            ],
+        );
+        let (_, out) = core.execute(vec![who.command(WAREHOUSE)], now).unwrap();
+        let [invite] = &out[..] else {
+            panic!("one invite expected, got {out:?}")
+        };
+        assert_eq!(invite.channel, Channel::Sms);
+        assert_eq!(
+            core.store().queued_sends(),
+            vec![(invite.key.clone(), true)]
+        );
+        invite.key.clone()
+    };
+    // As after a crash: it goes again as in flight, and since the channel
+    // drops a repeat, nothing is recorded as a possible duplicate.
+    let mut core = fx.core();
+    premarked(&mut core);
+    let pending = core.recover(|c| c == Channel::Sms, now).unwrap();
+    assert_eq!(pending.len(), 1);
+    assert!(pending[0].was_in_flight);
+    let entry = core.store().send(&key).unwrap().unwrap();
+    assert!(!entry.possible_duplicate);
+    // A failure worth retrying takes it off the journal; the retry is in
+    // flight from the commit that queues it again.
+    let failed = Command::Delivered {
+        key: key.clone(),
+        outcome: Err(SendError::Retryable("the provider timed out".into())),
+    };
+    core.execute(vec![failed], now).unwrap();
+    assert_eq!(core.store().queued_sends(), vec![]);
+    let out = core.retry_due(now + Duration::days(1), 10).unwrap();
+    assert_eq!(out.len(), 1);
+    assert_eq!(core.store().queued_sends(), vec![(key.clone(), true)]);
+    let answer = Command::Delivered {
+        key,
+        outcome: Ok(Default::default()),
+    };
+    core.execute(vec![answer], now + Duration::days(1)).unwrap();
+    assert_eq!(core.store().undelivered(), 0);
+    let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
+    assert_eq!(records, 0, "journal records left after the send settled");
 }
 
 /// Drives the in-process daemon: wait until it has done everything due by

@@ -104,6 +104,9 @@ pub struct Core {
     paused: std::sync::Mutex<HashMap<String, bool>>,
     /// The batch being written behind ([`Core::tick_behind`]).
     in_flight: Option<InFlight>,
+    /// Channels whose sends are marked in flight in the commit that queues
+    /// them ([`Core::mark_in_flight_when_queued`]).
+    premarked: Vec<Channel>,
 }
 
 /// A batch the core has built, once the store says it is durable: the
@@ -234,6 +237,28 @@ impl Core {
             tidy_journal: false,
             paused: Default::default(),
             in_flight: None,
+            premarked: Vec::new(),
+        }
+    }
+
+    /// Sends to these channels are marked in flight in the same commit
+    /// that queues them, so the dispatcher hands them to the channel
+    /// without a commit of its own (one flushed commit less between a due
+    /// timer and its channel). Only for channels that recognise a repeated
+    /// key, where being in flight at a crash costs nothing (the repeat is
+    /// dropped), and that are not paced (a paced send may wait long before
+    /// it goes). The last gate before a channel (opt-out, communications
+    /// off) is then the queueing commit itself; the daemon passes no
+    /// channel when communications are off.
+    pub fn mark_in_flight_when_queued(&mut self, channels: Vec<Channel>) {
+        self.premarked = channels;
+    }
+
+    /// Marks a send in flight now if its channel is one of
+    /// [`Core::mark_in_flight_when_queued`]'s.
+    fn premark(&self, txn: &mut Txn, send_key: &str, channel: Channel) {
+        if self.premarked.contains(&channel) {
+            txn.launch(send_key);
         }
     }
 
@@ -879,9 +904,10 @@ impl Core {
             if let Some(mut entry) = txn.send(&send_key)? {
                 if entry.status == SendStatus::Queued && entry.retry_at.is_some() {
                     entry.retry_at = None;
-                    out.push(entry.message.clone());
                     txn.put_send(&entry)?;
                     txn.enqueue(&send_key);
+                    self.premark(&mut txn, &send_key, entry.message.channel);
+                    out.push(entry.message);
                 }
             }
         }
@@ -989,6 +1015,9 @@ impl Core {
                         },
                     },
                 )?;
+            }
+            if !was_in_flight {
+                self.premark(&mut txn, &k, entry.message.channel);
             }
             pending.push(Pending {
                 message: entry.message,
@@ -2161,6 +2190,7 @@ impl Core {
         }
         txn.put_send(&entry)?;
         txn.enqueue(send_key);
+        self.premark(txn, send_key, channel);
         out.push(message);
         Ok(())
     }

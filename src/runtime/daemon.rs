@@ -256,6 +256,35 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         .into_iter()
         .filter(|c| channels.get(*c).idempotent())
         .collect();
+    // Each channel's pace; sends to the channels that drop a repeated key
+    // are marked in flight by the commit that queues them, when unpaced and
+    // while communications are on.
+    let lanes: Vec<(Channel, Lane)> = Channel::ALL
+        .into_iter()
+        .map(|kind| {
+            let rate = rates
+                .iter()
+                .find(|(c, _)| *c == kind)
+                .map(|(_, r)| *r)
+                .unwrap_or_default();
+            let premarked = idempotent.contains(&kind)
+                && rate == Rate::default()
+                && !core.settings().communications_off;
+            let lane = Lane {
+                concurrency,
+                rate,
+                premarked,
+            };
+            (kind, lane)
+        })
+        .collect();
+    core.mark_in_flight_when_queued(
+        lanes
+            .iter()
+            .filter(|(_, l)| l.premarked)
+            .map(|(c, _)| *c)
+            .collect(),
+    );
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outbound = Outbound {
         tx: dispatch_tx,
@@ -271,8 +300,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         dispatch_rx,
         handle.clone(),
         channels,
-        concurrency,
-        rates,
+        lanes,
         waiting,
         stop_rx,
     ));
@@ -531,8 +559,7 @@ async fn dispatch_loop(
     mut rx: mpsc::UnboundedReceiver<Message>,
     handle: Handle,
     channels: Arc<Channels>,
-    concurrency: usize,
-    rates: Vec<(Channel, Rate)>,
+    paces: Vec<(Channel, Lane)>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -540,19 +567,13 @@ async fn dispatch_loop(
     // up the others.
     let mut lanes = Vec::new();
     let mut workers = JoinSet::new();
-    for kind in Channel::ALL {
+    for (kind, pace) in paces {
         let (tx, lane_rx) = mpsc::unbounded_channel();
-        let rate = rates
-            .iter()
-            .find(|(c, _)| *c == kind)
-            .map(|(_, r)| *r)
-            .unwrap_or_default();
         workers.spawn(lane(
             lane_rx,
             handle.clone(),
             channels.clone(),
-            concurrency,
-            rate,
+            pace,
             waiting.clone(),
             stop.clone(),
         ));
@@ -574,15 +595,30 @@ async fn dispatch_loop(
     while workers.join_next().await.is_some() {}
 }
 
+/// How the dispatcher feeds one channel.
+#[derive(Debug, Clone, Copy)]
+struct Lane {
+    /// Deliveries under way at once, at most.
+    concurrency: usize,
+    rate: Rate,
+    /// Whether the core marks its sends in flight as it queues them
+    /// ([`Core::mark_in_flight_when_queued`]).
+    premarked: bool,
+}
+
 /// One channel's deliveries: at most `concurrency` at once, never faster
 /// than its rate. A few sends at a time are marked in flight (durably)
-/// just before they go, so a crash leaves few of them in doubt.
+/// just before they go, so a crash leaves few of them in doubt; on a
+/// premarked lane the commit that queued them did that already.
 async fn lane(
     mut rx: mpsc::UnboundedReceiver<Message>,
     handle: Handle,
     channels: Arc<Channels>,
-    concurrency: usize,
-    rate: Rate,
+    Lane {
+        concurrency,
+        rate,
+        premarked,
+    }: Lane,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -605,15 +641,18 @@ async fn lane(
         while running.try_join_next().is_some() {}
         let batch: Vec<Message> = queue.drain(..step.min(queue.len())).collect();
         let left = || waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let keys = batch.iter().map(|m| m.key.clone()).collect();
-        let cleared = match handle.call(Command::MarkInFlight(keys)).await {
-            Ok(Reply::Cleared(keys)) => keys,
-            _ => break,
+        let cleared: Option<std::collections::HashSet<String>> = if premarked {
+            None
+        } else {
+            let keys = batch.iter().map(|m| m.key.clone()).collect();
+            match handle.call(Command::MarkInFlight(keys)).await {
+                Ok(Reply::Cleared(keys)) => Some(keys.into_iter().collect()),
+                _ => break,
+            }
         };
-        let cleared: std::collections::HashSet<String> = cleared.into_iter().collect();
         for message in batch {
             left();
-            if !cleared.contains(&message.key) {
+            if cleared.as_ref().is_some_and(|c| !c.contains(&message.key)) {
                 continue;
             }
             let Ok(permit) = permits.clone().acquire_owned().await else {
