@@ -97,6 +97,7 @@ fn messages(count: usize) -> Vec<Message> {
             scheduled_at: DateTime::parse_from_rfc3339("2026-11-28T15:00:00Z")
                 .expect("an instant")
                 .to_utc(),
+            in_flight: false,
         })
         .collect()
 }

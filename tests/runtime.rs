@@ -21,7 +21,7 @@ use nudge::engine::{Channel, Instant, Machine};
 use nudge::runtime::api::EventRequest;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
-use nudge::runtime::core::{Command, Core, Reply, Settings, This};
+use nudge::runtime::core::{Command, Core, Reply, Settings, This, PREMARKED_AT_MOST};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::store::{
     key, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendStatus, Store, StoreError, Txn,
@@ -660,6 +660,7 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
             panic!("one invite expected, got {out:?}")
         };
         assert_eq!(invite.channel, Channel::Sms);
+        assert!(invite.in_flight, "the dispatcher would mark it again");
         assert_eq!(
             core.store().queued_sends(),
             vec![(invite.key.clone(), true)]
@@ -685,6 +686,7 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     assert_eq!(core.store().queued_sends(), vec![]);
     let out = core.retry_due(now + Duration::days(1), 10).unwrap();
     assert_eq!(out.len(), 1);
+    assert!(out[0].in_flight);
     assert_eq!(core.store().queued_sends(), vec![(key.clone(), true)]);
     let answer = Command::Delivered {
         key,
@@ -694,6 +696,57 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     assert_eq!(core.store().undelivered(), 0);
     let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
     assert_eq!(records, 0, "journal records left after the send settled");
+}
+
+/// Past `PREMARKED_AT_MOST` sends in flight, sends are queued unmarked
+/// (a backlog waits as queued, so a crash leaves about that many in
+/// doubt), each message says which it is, and marking resumes as sends
+/// settle.
+#[test]
+fn a_backlog_past_the_premarked_bound_waits_as_queued() {
+    let fx = Fixture::warehouse();
+    let now = at("2026-11-26T15:00:00Z");
+    let mut core = fx.core();
+    core.mark_in_flight_when_queued(Channel::ALL.to_vec());
+    let mut out = Vec::new();
+    // Some invites wait for the candidate's window: enroll enough that
+    // more than the bound go now.
+    for first in (0..2 * PREMARKED_AT_MOST).step_by(100) {
+        let commands = (first..first + 100).map(numbered).collect();
+        out.extend(core.execute(commands, now).unwrap().1);
+    }
+    let journal: HashMap<String, bool> = core.store().queued_sends().into_iter().collect();
+    assert_eq!(journal.len(), out.len());
+    assert!(out.len() > PREMARKED_AT_MOST + 100, "{} sends", out.len());
+    for m in &out {
+        assert_eq!(
+            journal[&m.key], m.in_flight,
+            "{} disagrees with the journal",
+            m.key
+        );
+    }
+    let marked = out.iter().filter(|m| m.in_flight).count();
+    // The two threads that share a batch's enrollments may each reach it.
+    assert!(
+        (PREMARKED_AT_MOST..PREMARKED_AT_MOST + 100).contains(&marked),
+        "{marked} marked in flight"
+    );
+    assert_eq!(core.store().in_flight(), marked);
+    // The marked ones are answered; what is queued next is marked again.
+    let answers = out
+        .iter()
+        .filter(|m| m.in_flight)
+        .map(|m| Command::Delivered {
+            key: m.key.clone(),
+            outcome: Ok(Default::default()),
+        })
+        .collect();
+    core.execute(answers, now).unwrap();
+    assert_eq!(core.store().in_flight(), 0);
+    let (_, more) = core
+        .execute(vec![numbered(2 * PREMARKED_AT_MOST + 100)], now)
+        .unwrap();
+    assert!(!more.is_empty() && more.iter().all(|m| m.in_flight));
 }
 
 /// Drives the in-process daemon: wait until it has done everything due by

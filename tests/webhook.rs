@@ -52,6 +52,7 @@ fn message() -> Message {
         scheduled_at: DateTime::parse_from_rfc3339("2026-11-28T15:00:00Z")
             .unwrap()
             .to_utc(),
+        in_flight: false,
     }
 }
 

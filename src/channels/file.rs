@@ -325,6 +325,7 @@ mod tests {
             html: None,
             unsubscribe_url: None,
             scheduled_at: Utc::now(),
+            in_flight: false,
         }
     }
 

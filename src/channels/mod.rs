@@ -60,6 +60,12 @@ pub struct Message {
     pub unsubscribe_url: Option<String>,
     /// The instant the engine decided to send it (RFC 3339 in JSON).
     pub scheduled_at: Instant,
+    /// Marked in flight by the commit that queued it
+    /// ([`Core::mark_in_flight_when_queued`](crate::runtime::core::Core::mark_in_flight_when_queued)),
+    /// so the dispatcher hands it over without marking it again. Neither
+    /// stored nor sent.
+    #[serde(skip)]
+    pub in_flight: bool,
 }
 
 /// How a delivery failed, classified where it happens.

@@ -151,6 +151,13 @@ pub enum This {
 /// threads.
 const PARALLEL_STEPS: usize = 64;
 
+/// Sends in flight past which a queued send is no longer marked in flight
+/// as it is queued ([`Core::mark_in_flight_when_queued`]), so a backlog
+/// waits as queued and a crash leaves about this many in flight, not the
+/// dispatcher's whole backlog. (Two threads stepping one batch may each
+/// go up to it.)
+pub const PREMARKED_AT_MOST: usize = 1024;
+
 /// The candidates a batch's helper thread takes: the later half of the
 /// distinct ones that `movable` lets go, in batch order; none when there
 /// are too few for a thread to be worth it.
@@ -249,17 +256,23 @@ impl Core {
     /// dropped), and that are not paced (a paced send may wait long before
     /// it goes). The last gate before a channel (opt-out, communications
     /// off) is then the queueing commit itself; the daemon passes no
-    /// channel when communications are off.
+    /// channel when communications are off. Past [`PREMARKED_AT_MOST`]
+    /// sends in flight, sends are queued unmarked, and the dispatcher marks
+    /// them ([`Message::in_flight`] tells which is which).
     pub fn mark_in_flight_when_queued(&mut self, channels: Vec<Channel>) {
         self.premarked = channels;
     }
 
     /// Marks a send in flight now if its channel is one of
-    /// [`Core::mark_in_flight_when_queued`]'s.
-    fn premark(&self, txn: &mut Txn, send_key: &str, channel: Channel) {
-        if self.premarked.contains(&channel) {
+    /// [`Core::mark_in_flight_when_queued`]'s and fewer than
+    /// [`PREMARKED_AT_MOST`] sends are in flight; says whether it did.
+    fn premark(&self, txn: &mut Txn, send_key: &str, channel: Channel) -> bool {
+        let mark = self.premarked.contains(&channel)
+            && self.store.in_flight() + txn.launches() < PREMARKED_AT_MOST;
+        if mark {
             txn.launch(send_key);
         }
+        mark
     }
 
     pub fn store(&self) -> &Store {
@@ -906,7 +919,8 @@ impl Core {
                     entry.retry_at = None;
                     txn.put_send(&entry)?;
                     txn.enqueue(&send_key);
-                    self.premark(&mut txn, &send_key, entry.message.channel);
+                    entry.message.in_flight =
+                        self.premark(&mut txn, &send_key, entry.message.channel);
                     out.push(entry.message);
                 }
             }
@@ -1016,9 +1030,14 @@ impl Core {
                     },
                 )?;
             }
-            if !was_in_flight {
-                self.premark(&mut txn, &k, entry.message.channel);
-            }
+            let channel = entry.message.channel;
+            // In flight already; on the other channels the dispatcher marks
+            // it again (checking the opt-out once more).
+            entry.message.in_flight = if was_in_flight {
+                self.premarked.contains(&channel)
+            } else {
+                self.premark(&mut txn, &k, channel)
+            };
             pending.push(Pending {
                 message: entry.message,
                 was_in_flight,
@@ -2156,6 +2175,7 @@ impl Core {
             html: rendered.as_ref().ok().and_then(|(_, h)| h.clone()),
             unsubscribe_url: unsubscribe,
             scheduled_at: at,
+            in_flight: false,
         };
         let refusal = if opted_out {
             Some("the candidate opted out".to_string())
@@ -2190,7 +2210,8 @@ impl Core {
         }
         txn.put_send(&entry)?;
         txn.enqueue(send_key);
-        self.premark(txn, send_key, channel);
+        let mut message = message;
+        message.in_flight = self.premark(txn, send_key, channel);
         out.push(message);
         Ok(())
     }

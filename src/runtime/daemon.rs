@@ -6,7 +6,9 @@
 //!   then answers the callers and hands the new sends to the dispatcher.
 //! - The **dispatcher** marks sends in flight (durably) before calling a
 //!   channel, delivers them with a per-channel concurrency limit, and
-//!   reports each outcome back to the core.
+//!   reports each outcome back to the core. Sends to an unpaced channel
+//!   that drops a repeated key are mostly marked in flight by the core's
+//!   commit that queues them instead.
 //! - The **admin API** (loopback, with a token) and the CLI talk to the core
 //!   through a [`Handle`].
 //! - SIGTERM and Ctrl-C finish the deliveries in flight, record them, and
@@ -256,35 +258,17 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         .into_iter()
         .filter(|c| channels.get(*c).idempotent())
         .collect();
-    // Each channel's pace; sends to the channels that drop a repeated key
-    // are marked in flight by the commit that queues them, when unpaced and
-    // while communications are on.
-    let lanes: Vec<(Channel, Lane)> = Channel::ALL
-        .into_iter()
-        .map(|kind| {
-            let rate = rates
-                .iter()
-                .find(|(c, _)| *c == kind)
-                .map(|(_, r)| *r)
-                .unwrap_or_default();
-            let premarked = idempotent.contains(&kind)
-                && rate == Rate::default()
-                && !core.settings().communications_off;
-            let lane = Lane {
-                concurrency,
-                rate,
-                premarked,
-            };
-            (kind, lane)
-        })
-        .collect();
-    core.mark_in_flight_when_queued(
-        lanes
+    // Marked in flight by the commit that queues them: sends to a channel
+    // that drops a repeated key and is not paced, while communications
+    // are on.
+    let unpaced = |c: &Channel| {
+        !rates
             .iter()
-            .filter(|(_, l)| l.premarked)
-            .map(|(c, _)| *c)
-            .collect(),
-    );
+            .any(|(r, rate)| r == c && *rate != Rate::default())
+    };
+    if !core.settings().communications_off {
+        core.mark_in_flight_when_queued(idempotent.iter().copied().filter(unpaced).collect());
+    }
     let waiting = Arc::new(std::sync::atomic::AtomicUsize::new(0));
     let outbound = Outbound {
         tx: dispatch_tx,
@@ -300,7 +284,8 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         dispatch_rx,
         handle.clone(),
         channels,
-        lanes,
+        concurrency,
+        rates,
         waiting,
         stop_rx,
     ));
@@ -559,7 +544,8 @@ async fn dispatch_loop(
     mut rx: mpsc::UnboundedReceiver<Message>,
     handle: Handle,
     channels: Arc<Channels>,
-    paces: Vec<(Channel, Lane)>,
+    concurrency: usize,
+    rates: Vec<(Channel, Rate)>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -567,13 +553,19 @@ async fn dispatch_loop(
     // up the others.
     let mut lanes = Vec::new();
     let mut workers = JoinSet::new();
-    for (kind, pace) in paces {
+    for kind in Channel::ALL {
         let (tx, lane_rx) = mpsc::unbounded_channel();
+        let rate = rates
+            .iter()
+            .find(|(c, _)| *c == kind)
+            .map(|(_, r)| *r)
+            .unwrap_or_default();
         workers.spawn(lane(
             lane_rx,
             handle.clone(),
             channels.clone(),
-            pace,
+            concurrency,
+            rate,
             waiting.clone(),
             stop.clone(),
         ));
@@ -595,30 +587,16 @@ async fn dispatch_loop(
     while workers.join_next().await.is_some() {}
 }
 
-/// How the dispatcher feeds one channel.
-#[derive(Debug, Clone, Copy)]
-struct Lane {
-    /// Deliveries under way at once, at most.
-    concurrency: usize,
-    rate: Rate,
-    /// Whether the core marks its sends in flight as it queues them
-    /// ([`Core::mark_in_flight_when_queued`]).
-    premarked: bool,
-}
-
 /// One channel's deliveries: at most `concurrency` at once, never faster
 /// than its rate. A few sends at a time are marked in flight (durably)
-/// just before they go, so a crash leaves few of them in doubt; on a
-/// premarked lane the commit that queued them did that already.
+/// just before they go, so a crash leaves few of them in doubt (those the
+/// commit that queued them marked already go without).
 async fn lane(
     mut rx: mpsc::UnboundedReceiver<Message>,
     handle: Handle,
     channels: Arc<Channels>,
-    Lane {
-        concurrency,
-        rate,
-        premarked,
-    }: Lane,
+    concurrency: usize,
+    rate: Rate,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
@@ -641,18 +619,22 @@ async fn lane(
         while running.try_join_next().is_some() {}
         let batch: Vec<Message> = queue.drain(..step.min(queue.len())).collect();
         let left = || waiting.fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
-        let cleared: Option<std::collections::HashSet<String>> = if premarked {
-            None
+        let keys: Vec<String> = batch
+            .iter()
+            .filter(|m| !m.in_flight)
+            .map(|m| m.key.clone())
+            .collect();
+        let cleared: std::collections::HashSet<String> = if keys.is_empty() {
+            Default::default()
         } else {
-            let keys = batch.iter().map(|m| m.key.clone()).collect();
             match handle.call(Command::MarkInFlight(keys)).await {
-                Ok(Reply::Cleared(keys)) => Some(keys.into_iter().collect()),
+                Ok(Reply::Cleared(keys)) => keys.into_iter().collect(),
                 _ => break,
             }
         };
         for message in batch {
             left();
-            if cleared.as_ref().is_some_and(|c| !c.contains(&message.key)) {
+            if !message.in_flight && !cleared.contains(&message.key) {
                 continue;
             }
             let Ok(permit) = permits.clone().acquire_owned().await else {

@@ -819,6 +819,12 @@ impl Store {
         self.journal().queued.len()
     }
 
+    /// Sends handed to a channel (or marked in flight as they were queued)
+    /// and not settled.
+    pub fn in_flight(&self) -> usize {
+        self.journal().flying.len()
+    }
+
     /// Sends a journal record lists as handed to a channel that are no
     /// longer queued (settled before the record's last send was).
     pub fn flying_unqueued(&self) -> Vec<String> {
@@ -1108,6 +1114,11 @@ impl<'a> Txn<'a> {
     /// Records that a queued send is being handed to its channel.
     pub fn launch(&mut self, send_key: &str) {
         self.launched.push(send_key.to_string());
+    }
+
+    /// How many sends this transaction marks in flight.
+    pub fn launches(&self) -> usize {
+        self.launched.len()
     }
 
     /// Takes a send off the queue: delivered, failed, suppressed, or
