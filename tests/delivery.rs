@@ -4,8 +4,9 @@
 //! failures are retried and delivered once, bounces and permanent failures
 //! fall back to the campaign's next channel (or end the campaign with
 //! `exit on bounced`), an opt-out or `communications = "off"` lets nothing
-//! reach a server, and a retry waiting when the daemon stops goes out after
-//! the next start.
+//! reach a server, a retry waiting when the daemon stops goes out after
+//! the next start, and no more sends are in flight at once than twice the
+//! concurrency.
 
 mod support;
 
@@ -762,5 +763,43 @@ async fn a_retry_waiting_when_the_daemon_stops_goes_after_the_next_start_once() 
     assert_eq!(
         delivery_story(&log_of(&store, &who)),
         ["retrying:email", "delivered:email"]
+    );
+}
+
+/// On a channel that cannot recognise a repeat, the dispatcher marks no
+/// more sends in flight at a time than can be under way (concurrency 4
+/// here), so a crash never leaves more than twice that in doubt.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sends_in_doubt_on_an_sms_provider_stay_within_twice_the_concurrency() {
+    let slow = created().after(StdDuration::from_millis(150));
+    let sc = Scenario::new(&campaign("sms", None), MailServer::default(), [slow]).await;
+    let core = sc.core(backoff(StdDuration::from_millis(50)), false);
+    let store = core.store().clone();
+    let running = sc.start(core, manual());
+    let people = 24;
+    for i in 0..people {
+        let mut who = ana();
+        who.external_id = Some(format!("applicant-{i}"));
+        who.fields.insert("phone".into(), format!("+1415555{i:04}"));
+        running.handle.enroll(who).await.unwrap();
+    }
+    let mut most = 0;
+    until("every SMS is delivered", || {
+        most = most.max(store.in_flight());
+        let delivered = store
+            .sends()
+            .unwrap()
+            .iter()
+            .filter(|e| e.status == SendStatus::Delivered)
+            .count();
+        (delivered == people).then_some(())
+    })
+    .await;
+    running.stop().await;
+    assert_eq!(sc.texts(), people);
+    assert!(most > 0, "never saw a send in flight");
+    assert!(
+        most <= 8,
+        "{most} sends in flight at once, over twice the concurrency"
     );
 }

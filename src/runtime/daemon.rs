@@ -603,7 +603,14 @@ async fn lane(
     let permits = Arc::new(Semaphore::new(concurrency.max(1)));
     let mut limiter = Limiter::new(rate);
     let origin = std::time::Instant::now();
-    let step = rate.per_second.map_or(256, |n| (n as usize).clamp(1, 256));
+    // Taken (and marked in flight) no more at a time than can be under way
+    // at once: a crash leaves at most twice `concurrency` marked and
+    // unanswered (one batch going, the next marked).
+    let step = rate
+        .per_second
+        .map_or(256, |n| n as usize)
+        .min(concurrency)
+        .clamp(1, 256);
     let mut queue = std::collections::VecDeque::new();
     let mut running = JoinSet::new();
     while !*stop.borrow() {
