@@ -622,14 +622,24 @@ fn the_delivery_journal_survives_a_reopen_and_empties_when_sends_settle() {
     // record is left behind.
     core.execute(vec![Command::MarkInFlight(keys[1..].to_vec())], now)
         .unwrap();
-    let answers = keys[1..]
-        .iter()
-        .map(|k| Command::Delivered {
-            key: k.clone(),
+    deliver(&mut core, keys[1..].to_vec(), now);
+    assert_journal_empty(&core);
+}
+
+/// Records each of `keys` delivered at `now`.
+fn deliver(core: &mut Core, keys: Vec<String>, now: Instant) {
+    let answers = keys
+        .into_iter()
+        .map(|key| Command::Delivered {
+            key,
             outcome: Ok(Default::default()),
         })
         .collect();
     core.execute(answers, now).unwrap();
+}
+
+/// Nothing is queued, and no journal record is left behind.
+fn assert_journal_empty(core: &Core) {
     assert_eq!(core.store().undelivered(), 0);
     let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
     assert_eq!(records, 0, "journal records left after every send settled");
@@ -688,14 +698,8 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     assert_eq!(out.len(), 1);
     assert!(out[0].in_flight);
     assert_eq!(core.store().queued_sends(), vec![(key.clone(), true)]);
-    let answer = Command::Delivered {
-        key,
-        outcome: Ok(Default::default()),
-    };
-    core.execute(vec![answer], now + Duration::days(1)).unwrap();
-    assert_eq!(core.store().undelivered(), 0);
-    let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
-    assert_eq!(records, 0, "journal records left after the send settled");
+    deliver(&mut core, vec![key], now + Duration::days(1));
+    assert_journal_empty(&core);
 }
 
 /// Past `PREMARKED_AT_MOST` sends in flight, sends are queued unmarked
@@ -733,15 +737,8 @@ fn a_backlog_past_the_premarked_bound_waits_as_queued() {
     );
     assert_eq!(core.store().in_flight(), marked);
     // The marked ones are answered; what is queued next is marked again.
-    let answers = out
-        .iter()
-        .filter(|m| m.in_flight)
-        .map(|m| Command::Delivered {
-            key: m.key.clone(),
-            outcome: Ok(Default::default()),
-        })
-        .collect();
-    core.execute(answers, now).unwrap();
+    let marked_keys = out.iter().filter(|m| m.in_flight).map(|m| m.key.clone());
+    deliver(&mut core, marked_keys.collect(), now);
     assert_eq!(core.store().in_flight(), 0);
     let (_, more) = core
         .execute(vec![numbered(2 * PREMARKED_AT_MOST + 100)], now)
