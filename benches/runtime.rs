@@ -40,9 +40,9 @@ use nudge::config::Config;
 use nudge::engine::Instant;
 use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::client::settings;
-use nudge::runtime::core::{Command, Core, Reply, This};
+use nudge::runtime::core::{Command, Core, Landed, Reply, This};
 use nudge::runtime::daemon::{load_all, Sources};
-use nudge::store::{LogKind, SendStatus, Store};
+use nudge::store::{LogKind, SendStatus, Store, StoreError};
 
 /// The allocator `nudge run` uses, so the stages run in this process
 /// measure what the daemon does.
@@ -224,7 +224,18 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
     let cpu = cpu_secs();
     let started = Timer::now();
     let mut enrolled = 0;
-    let mut landed = Vec::new();
+    // Counted as each batch is written, as the daemon answers its clients
+    // and hands the sends on (keeping only their keys, for the next stage).
+    let mut take = |landed: Option<Result<Landed, StoreError>>| {
+        let Some(batch) = landed else { return };
+        let batch = batch.expect("enroll batch written");
+        enrolled += batch
+            .replies
+            .iter()
+            .filter(|r| matches!(r, Reply::Enrolled(e) if e.enrolled))
+            .count();
+        sends.extend(batch.out.into_iter().map(|m| m.key));
+    };
     for (b, first) in (0..n).step_by(BATCH).enumerate() {
         let commands = (first..(first + BATCH).min(n))
             .map(|i| {
@@ -242,24 +253,14 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
         let now = t0 + Duration::milliseconds(b as i64);
         // As `nudge run` does: each batch written while the next is built.
         let handoff = core.tick_behind(commands, now, 0);
-        landed.extend(handoff.landed);
+        take(handoff.landed);
         match handoff.this {
             This::Behind { .. } => {}
-            This::Written { landed: batch, .. } => landed.push(Ok(batch)),
+            This::Written { landed: batch, .. } => take(Some(Ok(batch))),
             This::Failed(e) => panic!("enroll batch: {e}"),
         }
     }
-    landed.extend(core.land());
-    // Counted once written, as the daemon answers its clients.
-    for batch in landed {
-        let batch = batch.expect("enroll batch written");
-        enrolled += batch
-            .replies
-            .iter()
-            .filter(|r| matches!(r, Reply::Enrolled(e) if e.enrolled))
-            .count();
-        sends.extend(batch.out.into_iter().map(|m| m.key));
-    }
+    take(core.land());
     let secs = started.elapsed().as_secs_f64();
     let cpu = cpu_secs() - cpu;
     println!(
