@@ -114,6 +114,18 @@ fn settings() -> Settings {
     }
 }
 
+/// An applicant with a phone (so texted) in Chicago.
+fn texter(id: &'static str, name: &'static str, phone: &'static str) -> Act {
+    applicant(
+        id,
+        &[
+            ("name", name),
+            ("phone", phone),
+            ("timezone", "America/Chicago"),
+        ],
+    )
+}
+
 fn warehouse_text() -> String {
     std::fs::read_to_string(repo().join("campaigns/warehouse.nudge")).unwrap()
 }
@@ -453,14 +465,7 @@ fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
     let mut core = fx.core();
     // Thursday 09:00 in Chicago: the invite is due at once and is queued.
     let now = at("2026-11-26T15:00:00Z");
-    let bo = applicant(
-        "bo-3",
-        &[
-            ("name", "Bo"),
-            ("phone", "+15550100"),
-            ("timezone", "America/Chicago"),
-        ],
-    );
+    let bo = texter("bo-3", "Bo", "+15550100");
     let (replies, out) = core.execute(vec![bo.command(WAREHOUSE)], now).unwrap();
     let [Reply::Enrolled(enrolled)] = &replies[..] else {
         panic!("{replies:?}");
@@ -582,14 +587,7 @@ fn the_delivery_journal_survives_a_reopen_and_empties_when_sends_settle() {
             ("j-2", "Cal", "+15550102"),
         ];
         for (id, name, phone) in people {
-            let who = applicant(
-                id,
-                &[
-                    ("name", name),
-                    ("phone", phone),
-                    ("timezone", "America/Chicago"),
-                ],
-            );
+            let who = texter(id, name, phone);
             let (_, out) = core.execute(vec![who.command(WAREHOUSE)], now).unwrap();
             keys.extend(out.into_iter().map(|m| m.key));
         }
@@ -657,14 +655,7 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     let key = {
         let mut core = fx.core();
         premarked(&mut core);
-        let who = applicant(
-            "p-0",
-            &[
-                ("name", "Al"),
-                ("phone", "+15550100"),
-                ("timezone", "America/Chicago"),
-            ],
-        );
+        let who = texter("p-0", "Al", "+15550100");
         let (_, out) = core.execute(vec![who.command(WAREHOUSE)], now).unwrap();
         let [invite] = &out[..] else {
             panic!("one invite expected, got {out:?}")
