@@ -8,7 +8,7 @@
 //! the next start, and no more sends are in flight at once than twice the
 //! concurrency.
 
-mod support;
+use crate::support;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, TcpListener};

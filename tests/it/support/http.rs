@@ -3,9 +3,6 @@
 //! once the script is used up) and keeps what it got and when, so a test
 //! can check the exact requests a channel made and the time between them.
 
-// Each test binary uses part of this module.
-#![allow(dead_code)]
-
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};

@@ -121,7 +121,7 @@ fn start(inbox: &Inbox) -> SocketAddr {
 }
 
 /// The same, offering STARTTLS with a certificate for `localhost` from
-/// the test CA (`tests/fixtures/smtp/ca.pem`) when `tls`.
+/// the test CA (`tests/it/fixtures/smtp/ca.pem`) when `tls`.
 fn start_with(inbox: &Inbox, tls: bool) -> SocketAddr {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
@@ -131,8 +131,12 @@ fn start_with(inbox: &Inbox, tls: bool) -> SocketAddr {
         .with_num_threads(4)
         .with_tcp_listener(listener);
     if tls {
-        let fixture =
-            |name: &str| format!("{}/tests/fixtures/smtp/{name}", env!("CARGO_MANIFEST_DIR"));
+        let fixture = |name: &str| {
+            format!(
+                "{}/tests/it/fixtures/smtp/{name}",
+                env!("CARGO_MANIFEST_DIR")
+            )
+        };
         server
             .with_ssl(SslConfig::SelfSigned {
                 cert_path: fixture("localhost.pem"),
@@ -492,7 +496,7 @@ async fn dkim_signs_the_sender_and_the_unsubscribe_headers() {
     let inbox = Inbox::default();
     let smtp = channel(
         start(&inbox),
-        r#"dkim = { domain = "example.com", selector = "nudge", private_key_path = "tests/fixtures/smtp/dkim-test.pem" }"#,
+        r#"dkim = { domain = "example.com", selector = "nudge", private_key_path = "tests/it/fixtures/smtp/dkim-test.pem" }"#,
     );
     smtp.deliver(&email("k-dkim")).await.unwrap();
 
@@ -525,7 +529,7 @@ async fn dkim_signs_the_sender_and_the_unsubscribe_headers() {
 async fn starttls_encrypts_with_a_certificate_from_the_configured_ca() {
     let inbox = Inbox::default();
     let addr = start_with(&inbox, true);
-    let ca = r#"tls_ca_path = "tests/fixtures/smtp/ca.pem""#;
+    let ca = r#"tls_ca_path = "tests/it/fixtures/smtp/ca.pem""#;
     let smtp = channel_to("localhost", addr.port(), "starttls", ca).unwrap();
     assert_eq!(
         smtp.check().await.unwrap(),

@@ -2,7 +2,7 @@
 //! exact form and basic auth it sends for SMS and WhatsApp, and how each
 //! kind of failure is classified.
 
-mod support;
+use crate::support;
 
 use std::time::Duration;
 

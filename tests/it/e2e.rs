@@ -11,9 +11,8 @@
 //! queue is empty), so each message a server receives arrived at the
 //! clock's instant of that step.
 
-#[path = "support/week.rs"]
-mod agenda;
-mod support;
+use crate::support;
+use crate::support::week as agenda;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, TcpListener};

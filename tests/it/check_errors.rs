@@ -13,7 +13,7 @@ use nudge::dsl::load::{load, load_str, LoadError, Loaded};
 use nudge::dsl::report::{render, render_json, render_report, summary};
 
 /// The templates used by the template cases.
-const TEMPLATES: &str = "tests/fixtures/check/templates";
+const TEMPLATES: &str = "tests/it/fixtures/check/templates";
 
 /// Removes the first line if blank, the last line if blank, and the
 /// indentation common to every non-blank line.
@@ -971,7 +971,7 @@ case!(
     6 |     send "invite-{copy}"
       |          ^^^^^^^^^^^^^^^ found none of `invite-warm.email.j2` or `invite-warm.j2`
       |
-      = help: create `invite-warm.email.j2` in `tests/fixtures/check/templates`, or `invite-warm.j2` for every channel
+      = help: create `invite-warm.email.j2` in `tests/it/fixtures/check/templates`, or `invite-warm.j2` for every channel
 
     error: no template file for `ghost`
       --> campaign.nudge:11:10
@@ -979,7 +979,7 @@ case!(
     11 |     send "ghost" via sms
        |          ^^^^^^^ found none of `ghost.sms.j2` or `ghost.j2`
        |
-       = help: create one of them in `tests/fixtures/check/templates`
+       = help: create one of them in `tests/it/fixtures/check/templates`
     "#,
 );
 
@@ -1257,12 +1257,12 @@ fn missing_templates_folder_skips_template_checks() {
     );
     let report = check(
         &loaded,
-        Some(Path::new("tests/fixtures/check/no-such-folder")),
+        Some(Path::new("tests/it/fixtures/check/no-such-folder")),
     );
     assert!(report.diagnostics.is_empty());
     assert_eq!(
         report.templates.to_string(),
-        "template checks were skipped: no templates folder at `tests/fixtures/check/no-such-folder`"
+        "template checks were skipped: no templates folder at `tests/it/fixtures/check/no-such-folder`"
     );
 }
 

@@ -1,5 +1,5 @@
 //! `nudge fmt`: the canonical layout, comments kept, idempotent, and never
-//! changing what a campaign means. Fixtures live in `tests/fixtures/fmt/`:
+//! changing what a campaign means. Fixtures live in `tests/it/fixtures/fmt/`:
 //! `NAME.in.nudge` formats to `NAME.out.nudge`; a lone `NAME.nudge` is
 //! already canonical.
 
@@ -93,7 +93,7 @@ fn assert_sound(source: &str) -> String {
 }
 
 fn fixtures() -> Vec<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/fmt");
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/it/fixtures/fmt");
     let mut paths: Vec<PathBuf> = fs::read_dir(&dir)
         .expect("fixture folder")
         .map(|e| e.expect("fixture entry").path())
@@ -122,7 +122,7 @@ fn fixtures_format_to_their_expected_text() {
 
 #[test]
 fn the_language_reference_example_is_canonical() {
-    let spec = include_str!("../campaigns/warehouse.nudge");
+    let spec = include_str!("../../campaigns/warehouse.nudge");
     assert_eq!(fmt(spec), spec);
     assert!(check_formatted(&parsed(spec), spec).is_none());
 }

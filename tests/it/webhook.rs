@@ -2,7 +2,7 @@
 //! loopback: the JSON it posts, the headers, a signature the receiver can
 //! verify with the shared secret, and how failures are classified.
 
-mod support;
+use crate::support;
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 

@@ -1,9 +1,6 @@
-//! The warehouse week both `tests/runtime.rs` and `tests/e2e.rs` run:
+//! The warehouse week both `runtime.rs` and `e2e.rs` run:
 //! five applicants and their events as an agenda, the commands that play
 //! it, and what the simulator predicts for each of them.
-
-// Each test binary uses part of this module.
-#![allow(dead_code)]
 
 use chrono::{DateTime, Duration, Utc};
 use nudge::engine::{Happening, Instant, Machine};

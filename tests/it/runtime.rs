@@ -5,8 +5,7 @@
 //! A week of campaign runs in milliseconds because nothing waits: the test
 //! moves time straight to the next due instant.
 
-#[path = "support/week.rs"]
-mod agenda;
+use crate::support::week as agenda;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::path::{Path, PathBuf};

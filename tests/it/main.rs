@@ -1,0 +1,28 @@
+//! nudge's integration tests, as one test binary (one link instead of one
+//! per file). Each module is one feature seen from outside: through the
+//! public library API, the in-process daemon, or the real `nudge` binary.
+//!
+//! The crash test (`crash`) kills the real daemon many times and is slow;
+//! `.ci/run` runs it as its own step (`cargo test --test it crash::`).
+
+mod support;
+
+mod channels;
+mod check_errors;
+mod cli;
+mod config;
+mod crash;
+mod daemon;
+mod delivery;
+mod e2e;
+mod engine;
+mod fmt;
+mod parse_fuzz;
+mod phone;
+mod policy;
+mod properties;
+mod runtime;
+mod smtp;
+mod templates;
+mod twilio;
+mod webhook;
