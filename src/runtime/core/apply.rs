@@ -1,0 +1,396 @@
+//! Applying the engine's decisions: stepping an enrollment, writing what
+//! the step recorded (state, timers, history) and queueing its sends.
+
+use super::reload::{migrate, rearm};
+use super::*;
+
+/// What to step an enrollment with.
+pub(super) enum Step<'a> {
+    Wake,
+    Event {
+        name: &'a str,
+        fields: &'a BTreeMap<String, String>,
+        at: Instant,
+    },
+}
+
+pub(super) fn variant_names(machine: &Machine, variants: &[usize]) -> BTreeMap<String, String> {
+    machine
+        .experiments
+        .iter()
+        .zip(variants)
+        .map(|(e, v)| {
+            (
+                e.name.clone(),
+                e.variants
+                    .get(*v)
+                    .map_or_else(String::new, |(n, _)| n.clone()),
+            )
+        })
+        .collect()
+}
+
+/// The sends of the candidate's other enrollments, for sliding limits.
+pub(super) fn other_sends(txn: &mut Txn, enr: &Enrollment) -> Result<Vec<Instant>, StoreError> {
+    let mut out = Vec::new();
+    for other in txn.enrollments_of(&enr.candidate)? {
+        if other.campaign != enr.campaign {
+            out.extend(other.engine.recent_sends.iter().copied());
+        }
+    }
+    Ok(out)
+}
+
+/// Appends to a candidate's history.
+pub(super) fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+    txn.log(candidate, entry)
+}
+
+impl Core {
+    pub(super) fn link(&self, candidate: &CandidateRecord) -> String {
+        self.settings
+            .interview_url
+            .replace("{token}", &candidate.token)
+    }
+
+    /// One engine step for one enrollment, and everything it causes.
+    pub(super) fn step(
+        &self,
+        txn: &mut Txn,
+        mut enr: Enrollment,
+        input: Step,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Enrollment, StoreError> {
+        let Some(campaign) = self.campaigns.get(&enr.campaign).cloned() else {
+            return Ok(enr);
+        };
+        let machine = &campaign.machine;
+        if enr.version != campaign.version {
+            migrate(txn, &mut enr, &campaign, now)?;
+        }
+        let Some(candidate) = txn.candidate(&enr.candidate)? else {
+            return Ok(enr);
+        };
+        let engine_candidate = engine_candidate(&candidate);
+        let zone = engine_candidate.zone(&machine.zone);
+        let others = if machine.rate_limits.is_empty() {
+            Vec::new()
+        } else {
+            other_sends(txn, &enr)?
+        };
+        let ctx = Ctx {
+            candidate: &engine_candidate,
+            zone,
+            other_sends: &others,
+        };
+        let state = std::mem::take(&mut enr.engine);
+        let result = match input {
+            Step::Wake => engine::step(machine, &ctx, state, Input::Wake, now),
+            Step::Event { name, fields, at } => {
+                let at = at.max(state.clock);
+                let first = engine::step(machine, &ctx, state, Input::Event { name, fields }, at);
+                // What the event makes due at once (a split, a past deadline)
+                // runs now rather than on the next timer tick.
+                match first.next_wake {
+                    Some(w) if w <= now.max(at) => {
+                        let mut second =
+                            engine::step(machine, &ctx, first.state, Input::Wake, now.max(at));
+                        let mut records = first.records;
+                        records.append(&mut second.records);
+                        second.records = records;
+                        second
+                    }
+                    _ => first,
+                }
+            }
+        };
+        enr.engine = result.state;
+        self.apply_records(
+            txn,
+            enr,
+            machine,
+            &engine_candidate,
+            zone,
+            result.records,
+            out,
+        )
+    }
+
+    /// Logs what the engine decided, queues its sends, moves the counters,
+    /// re-arms the timer, and writes the enrollment.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn apply_records(
+        &self,
+        txn: &mut Txn,
+        mut enr: Enrollment,
+        machine: &Machine,
+        candidate: &Candidate,
+        zone: Tz,
+        records: Vec<engine::Record>,
+        out: &mut Outgoing,
+    ) -> Result<Enrollment, StoreError> {
+        let campaign = machine.name.clone();
+        let state_name = |id: &usize| {
+            machine
+                .states
+                .get(*id)
+                .map_or_else(|| "?".to_string(), |s| s.name.clone())
+        };
+        for record in records {
+            let at = record.at;
+            let kind = match record.what {
+                Happening::Enrolled { .. } => continue,
+                Happening::Entered { state, from, by } => {
+                    let (old, new) = (state_name(&from), state_name(&state));
+                    txn.count(key::counter(&campaign, &format!("state:{old}")), -1);
+                    txn.count(key::counter(&campaign, &format!("state:{new}")), 1);
+                    enr.state_name = new.clone();
+                    LogKind::Entered {
+                        state: new,
+                        from: old,
+                        by: trigger_text(machine, &by),
+                    }
+                }
+                Happening::Sent {
+                    state,
+                    template,
+                    channel,
+                    visit,
+                    index,
+                } => {
+                    let send_key = format!("{}/{}/{}/{}", campaign, enr.candidate, visit, index);
+                    let entry = LogEntry {
+                        at,
+                        campaign: campaign.clone(),
+                        kind: LogKind::Sent {
+                            state: state_name(&state),
+                            template: template.clone(),
+                            channel: channel.name().into(),
+                            key: send_key.clone(),
+                        },
+                    };
+                    log(txn, &enr.candidate, entry)?;
+                    // Without `via`, the campaign's later channels with an
+                    // address are the fallbacks if this one fails for good.
+                    let via = machine
+                        .states
+                        .get(state)
+                        .and_then(|s| s.sends.get(index))
+                        .and_then(|s| s.via);
+                    let mut route = vec![channel];
+                    if via.is_none() {
+                        route.extend(
+                            machine
+                                .channels
+                                .iter()
+                                .copied()
+                                .skip_while(|c| *c != channel)
+                                .skip(1)
+                                .filter(|c| candidate.has_address(*c)),
+                        );
+                    }
+                    self.queue_send(
+                        txn, &enr, machine, candidate, zone, &template, &route, &send_key, at, out,
+                    )?;
+                    continue;
+                }
+                Happening::Held {
+                    state,
+                    template,
+                    until,
+                    reason,
+                } => LogKind::Held {
+                    state: state_name(&state),
+                    template,
+                    until: until.timestamp_millis(),
+                    reason: hold_text(machine, state, reason),
+                },
+                Happening::Cancelled {
+                    state,
+                    template,
+                    reason,
+                } => LogKind::Cancelled {
+                    state: state_name(&state),
+                    template,
+                    reason: cancel_text(machine, &reason),
+                },
+                Happening::Skipped {
+                    state,
+                    template,
+                    channel,
+                } => LogKind::Skipped {
+                    state: state_name(&state),
+                    template,
+                    reason: skip_text(machine, channel),
+                },
+                Happening::Suppressed {
+                    state,
+                    template,
+                    limit,
+                } => LogKind::Suppressed {
+                    state: state_name(&state),
+                    template,
+                    reason: format!("limit {limit} total reached"),
+                },
+                Happening::DeadlineStarted { deadline } => LogKind::DeadlineStarted {
+                    deadline: deadline.timestamp_millis(),
+                },
+                Happening::Exited { outcome, converted } => {
+                    txn.count(
+                        key::counter(&campaign, &format!("state:{}", enr.state_name)),
+                        -1,
+                    );
+                    txn.count(key::counter(&campaign, &format!("outcome:{outcome}")), 1);
+                    LogKind::Exited { outcome, converted }
+                }
+            };
+            log(
+                txn,
+                &enr.candidate,
+                LogEntry {
+                    at,
+                    campaign: campaign.clone(),
+                    kind,
+                },
+            )?;
+        }
+        rearm(txn, &mut enr, machine);
+        txn.put_enrollment(&enr)?;
+        Ok(enr)
+    }
+
+    /// Renders a send and puts it in the outbox and the delivery queue.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn queue_send(
+        &self,
+        txn: &mut Txn,
+        enr: &Enrollment,
+        machine: &Machine,
+        candidate: &Candidate,
+        zone: Tz,
+        template: &str,
+        route: &[Channel],
+        send_key: &str,
+        at: Instant,
+        out: &mut Outgoing,
+    ) -> Result<(), StoreError> {
+        let Some((&channel, fallbacks)) = route.split_first() else {
+            return Ok(());
+        };
+        if txn.unsettled_send(send_key)?.is_some() {
+            return Ok(());
+        }
+        let record = txn.candidate(&enr.candidate)?;
+        let opted_out = record.as_ref().is_some_and(|r| r.opted_out);
+        let to = match channel {
+            Channel::Email => candidate.field("email").unwrap_or_default().to_string(),
+            Channel::Sms | Channel::Whatsapp => {
+                candidate.field("phone").unwrap_or_default().to_string()
+            }
+            Channel::Webhook => String::new(),
+        };
+        let link = record.as_ref().map(|r| self.link(r)).unwrap_or_default();
+        let unsubscribe = (channel == Channel::Email).then(|| format!("{link}/unsubscribe"));
+        let rendered = match &self.templates {
+            Some(t) => {
+                let vars = Vars {
+                    candidate: Vars::candidate_fields(candidate),
+                    campaign: crate::templates::CampaignVars {
+                        name: machine.name.clone(),
+                        title: machine
+                            .title
+                            .clone()
+                            .unwrap_or_else(|| machine.name.clone()),
+                    },
+                    link: link.clone(),
+                    deadline: enr.engine.deadline.map(|d| format_deadline(d, zone)),
+                    time_left: enr.engine.deadline.map(|d| time_left(at, d)),
+                    variant: enr.variants.clone(),
+                    sender: self.settings.sender.clone(),
+                    company: self.settings.company.clone(),
+                    unsubscribe_link: unsubscribe.clone(),
+                };
+                let language = candidate.field("language");
+                t.render(template, channel, language, &vars)
+                    .and_then(|r| {
+                        let html = match channel {
+                            Channel::Email => t.render_html(template, language, &vars)?,
+                            _ => None,
+                        };
+                        Ok((r, html))
+                    })
+                    .map_err(|e| e.to_string())
+            }
+            None => Ok((
+                crate::templates::Rendered {
+                    subject: None,
+                    body: format!("[template `{template}`: no templates folder configured]"),
+                },
+                None,
+            )),
+        };
+        let message = Message {
+            key: send_key.to_string(),
+            campaign: machine.name.clone(),
+            candidate: enr.candidate.clone(),
+            template: template.to_string(),
+            channel,
+            to,
+            subject: rendered.as_ref().ok().and_then(|(r, _)| r.subject.clone()),
+            body: rendered
+                .as_ref()
+                .map(|(r, _)| r.body.clone())
+                .unwrap_or_default(),
+            html: rendered.as_ref().ok().and_then(|(_, h)| h.clone()),
+            unsubscribe_url: unsubscribe,
+            scheduled_at: at,
+            in_flight: false,
+        };
+        let refusal = if opted_out {
+            Some("the candidate opted out".to_string())
+        } else {
+            rendered.err()
+        };
+        let mut entry = OutboxEntry {
+            message: message.clone(),
+            status: SendStatus::Queued,
+            attempts: 0,
+            possible_duplicate: false,
+            fallbacks: fallbacks.to_vec(),
+            retry_at: None,
+        };
+        if let Some(why) = refusal {
+            entry.status = SendStatus::Failed(why.clone());
+            txn.count(key::counter(&machine.name, "failed"), 1);
+            txn.put_send(&entry)?;
+            return log(
+                txn,
+                &enr.candidate,
+                LogEntry {
+                    at,
+                    campaign: machine.name.clone(),
+                    kind: LogKind::DeliveryFailed {
+                        key: send_key.to_string(),
+                        channel: channel.name().into(),
+                        reason: why,
+                    },
+                },
+            );
+        }
+        txn.put_send(&entry)?;
+        txn.enqueue(send_key);
+        let mut message = message;
+        message.in_flight = self.premark(txn, send_key, channel);
+        out.push(message);
+        Ok(())
+    }
+}
+
+/// The engine's view of a stored candidate.
+pub fn engine_candidate(record: &CandidateRecord) -> Candidate {
+    Candidate {
+        id: record.id.clone(),
+        fields: record.fields.clone(),
+    }
+}

@@ -1,0 +1,428 @@
+//! Enrollment and identity: new candidates and their tokens, the same
+//! person found by id, email or phone, and the campaign's `where` filter.
+
+use super::apply::{log, variant_names, Step};
+use super::batch::helper_share;
+use super::reload::park;
+use super::*;
+
+/// An enrollment admitted by [`Core::admit`].
+pub(super) enum Admit {
+    /// Answered already (enrolled before, refused).
+    Done(Reply),
+    /// New: its first step is to be taken.
+    Start(Start),
+}
+
+/// A new enrollment whose first step is to be taken.
+pub(super) struct Start {
+    /// Its place in the run of enrollments.
+    pub(super) at: usize,
+    pub(super) campaign: Arc<Campaign>,
+    pub(super) candidate: CandidateRecord,
+    pub(super) filter_matched: bool,
+}
+
+/// Compares two tokens in time that does not depend on where they differ.
+pub(super) fn same_token(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+pub(super) fn is_identifier(s: &str) -> bool {
+    let mut chars = s.chars();
+    chars
+        .next()
+        .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+impl Core {
+    /// Enrollments, in order: who each candidate is and whether they are
+    /// enrolled already is settled one after another; the first steps of
+    /// the new enrollments then run on two threads when there are many
+    /// (a candidate's on one of them). The same candidate enrolled twice
+    /// in one campaign within the run sees the first enrollment.
+    pub(super) fn enroll_all(
+        &self,
+        txn: &mut Txn,
+        reqs: &[EnrollRequest],
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let mut replies: Vec<Option<Reply>> = Vec::with_capacity(reqs.len());
+        let mut starts: Vec<Start> = Vec::new();
+        // Candidates whose dossier this transaction had read before the run
+        // stay on this thread; the others may go to the helper.
+        let mut pinned: HashSet<String> = HashSet::new();
+        let mut seen: HashSet<String> = HashSet::new();
+        // (candidate, campaign) of the enrollments in `starts`.
+        let mut starting: HashSet<(String, String)> = HashSet::new();
+        for (at, req) in reqs.iter().enumerate() {
+            let mut admitted = self.admit(txn, req, now, &mut pinned, &mut seen)?;
+            if let Admit::Start(start) = &admitted {
+                let pair = (
+                    start.candidate.id.clone(),
+                    start.campaign.machine.name.clone(),
+                );
+                if !starting.insert(pair) {
+                    starting.clear();
+                    // Enrolled earlier in this run: its first step is taken
+                    // now, so this one finds it.
+                    for (i, reply) in
+                        self.start_all(txn, std::mem::take(&mut starts), &pinned, now, out)?
+                    {
+                        replies[i] = Some(reply);
+                    }
+                    admitted = self.admit(txn, req, now, &mut pinned, &mut seen)?;
+                    if let Admit::Start(start) = &admitted {
+                        starting.insert((
+                            start.candidate.id.clone(),
+                            start.campaign.machine.name.clone(),
+                        ));
+                    }
+                }
+            }
+            match admitted {
+                Admit::Done(reply) => replies.push(Some(reply)),
+                Admit::Start(mut start) => {
+                    start.at = at;
+                    starts.push(start);
+                    replies.push(None);
+                }
+            }
+        }
+        for (i, reply) in self.start_all(txn, starts, &pinned, now, out)? {
+            replies[i] = Some(reply);
+        }
+        Ok(replies
+            .into_iter()
+            .map(|r| {
+                r.unwrap_or_else(|| Reply::Error(ApiError::internal("an enrollment was lost")))
+            })
+            .collect())
+    }
+
+    /// The first steps of new enrollments, on two threads when there are
+    /// many; a reply for each, by its place in the run.
+    pub(super) fn start_all(
+        &self,
+        txn: &mut Txn,
+        starts: Vec<Start>,
+        pinned: &HashSet<String>,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<(usize, Reply)>, StoreError> {
+        let each = |txn: &mut Txn, starts: Vec<Start>, out: &mut Outgoing| {
+            let mut replies = Vec::with_capacity(starts.len());
+            for s in starts {
+                let enr = self.start_enrollment(txn, &s.campaign, &s.candidate, now, out)?;
+                replies.push((
+                    s.at,
+                    Reply::Enrolled(EnrollResponse {
+                        candidate: s.candidate.id.clone(),
+                        link: self.link(&s.candidate),
+                        enrolled: true,
+                        at: exact_instant(now),
+                        state: enr.state_name.clone(),
+                        variants: enr.variants.clone(),
+                        filter_matched: s.filter_matched,
+                    }),
+                ));
+            }
+            Ok::<_, StoreError>(replies)
+        };
+        let ids = starts.iter().map(|s| s.candidate.id.as_str());
+        let Some(theirs) = helper_share(ids, |id| !pinned.contains(id)) else {
+            return each(txn, starts, out);
+        };
+        let halves: (Vec<Start>, Vec<Start>) = starts
+            .into_iter()
+            .partition(|s| !theirs.contains(&s.candidate.id));
+        let (mut replies, their_replies) =
+            self.on_two_threads(txn, theirs.iter().map(String::as_str), halves, out, each)?;
+        replies.extend(their_replies);
+        Ok(replies)
+    }
+
+    /// Who an enrollment's candidate is (created or updated), and whether
+    /// it is to start: the part of an enrollment taken one at a time.
+    pub(super) fn admit(
+        &self,
+        txn: &mut Txn,
+        req: &EnrollRequest,
+        now: Instant,
+        pinned: &mut HashSet<String>,
+        seen: &mut HashSet<String>,
+    ) -> Result<Admit, StoreError> {
+        let Some(campaign) = self.campaigns.get(&req.campaign).cloned() else {
+            return Ok(Admit::Done(Reply::Error(ApiError::unknown_campaign(
+                &req.campaign,
+                &self.campaigns,
+            ))));
+        };
+        // A dossier this transaction had read already is not read again.
+        let read = txn.dossiers_held();
+        let candidate =
+            match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
+                Ok(c) => c,
+                Err(e) => return Ok(Admit::Done(Reply::Error(e))),
+            };
+        if seen.insert(candidate.id.clone()) && txn.dossiers_held() == read {
+            pinned.insert(candidate.id.clone());
+        }
+        let existing = txn.enrollment(&candidate.id, &campaign.machine.name)?;
+        if candidate.opted_out && existing.is_none() {
+            return Ok(Admit::Done(Reply::Error(ApiError::conflict(format!(
+                "candidate {} opted out: nothing is ever sent to them again, so they are not enrolled",
+                candidate.id
+            )))));
+        }
+        if let Some(existing) = existing {
+            return Ok(Admit::Done(Reply::Enrolled(EnrollResponse {
+                candidate: candidate.id.clone(),
+                link: self.link(&candidate),
+                enrolled: false,
+                at: exact_instant(existing.engine.enrolled_at),
+                state: existing.state_name.clone(),
+                variants: existing.variants.clone(),
+                filter_matched: true,
+            })));
+        }
+        let filter_matched = crate::sim::accepts(&campaign.machine, &engine_candidate(&candidate));
+        Ok(Admit::Start(Start {
+            at: 0,
+            campaign,
+            candidate,
+            filter_matched,
+        }))
+    }
+
+    pub(super) fn start_enrollment(
+        &self,
+        txn: &mut Txn,
+        campaign: &Arc<Campaign>,
+        candidate: &CandidateRecord,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Enrollment, StoreError> {
+        let machine = &campaign.machine;
+        let engine_candidate = engine_candidate(candidate);
+        let variants: Vec<usize> = machine
+            .experiments
+            .iter()
+            .map(|e| engine::assign_variant(&machine.name, e, &candidate.id))
+            .collect();
+        let variant_names = variant_names(machine, &variants);
+        let zone = engine_candidate.zone(&machine.zone);
+        let ctx = Ctx {
+            candidate: &engine_candidate,
+            zone,
+            other_sends: &[],
+        };
+        let first = engine::enroll(machine, &ctx, variants, now);
+        let enr = Enrollment {
+            campaign: machine.name.clone(),
+            candidate: candidate.id.clone(),
+            version: campaign.version.clone(),
+            state_name: machine.states[0].name.clone(),
+            variants: variant_names.clone(),
+            engine: first.state.clone(),
+            timer: None,
+            parked: false,
+        };
+        txn.count(
+            key::counter(&machine.name, &format!("state:{}", enr.state_name)),
+            1,
+        );
+        log(
+            txn,
+            &candidate.id,
+            LogEntry {
+                at: now,
+                campaign: machine.name.clone(),
+                kind: LogKind::Enrolled {
+                    state: enr.state_name.clone(),
+                    variants: variant_names,
+                    version: campaign.version.clone(),
+                },
+            },
+        )?;
+        // Records of `enroll` beyond `Enrolled` (a split, a final state).
+        let records: Vec<_> = first
+            .records
+            .into_iter()
+            .filter(|r| !matches!(r.what, Happening::Enrolled { .. }))
+            .collect();
+        let mut enr =
+            self.apply_records(txn, enr, machine, &engine_candidate, zone, records, out)?;
+        if self.is_paused(txn, &machine.name)? {
+            park(txn, &mut enr);
+            txn.put_enrollment(&enr)?;
+            return Ok(enr);
+        }
+        self.step(txn, enr, Step::Wake, now, out)
+    }
+
+    pub(super) fn upsert_candidate(
+        &self,
+        txn: &mut Txn,
+        external_id: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        now: Instant,
+    ) -> Result<Result<CandidateRecord, ApiError>, StoreError> {
+        let mut clean = BTreeMap::new();
+        for (k, v) in fields {
+            let (k, v) = (k.trim().to_lowercase(), v.trim());
+            if k.is_empty() {
+                return Ok(Err(ApiError::bad_request("a candidate field needs a name")));
+            }
+            if !v.is_empty() {
+                clean.insert(k, v.to_string());
+            }
+        }
+        // Channels send to E.164 numbers only; a number that cannot be put
+        // in that form is refused now, not at the first SMS.
+        if let Some(phone) = clean.get("phone") {
+            match to_e164(phone, &self.settings.phone_country_code) {
+                Ok(e164) => {
+                    clean.insert("phone".to_string(), e164);
+                }
+                Err(e) => {
+                    let who = external_id
+                        .map(str::trim)
+                        .filter(|id| !id.is_empty())
+                        .or_else(|| clean.get("email").map(String::as_str))
+                        .or_else(|| clean.get("name").map(String::as_str))
+                        .unwrap_or("without id or email");
+                    return Ok(Err(ApiError::bad_request(format!(
+                        "candidate `{who}`: {e}"
+                    ))));
+                }
+            }
+        }
+        let identity = external_id
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .or_else(|| {
+                clean
+                    .get("email")
+                    .map(|e| format!("email:{}", e.to_lowercase()))
+            })
+            .or_else(|| {
+                clean.get("phone").map(|p| {
+                    format!(
+                        "phone:{}",
+                        p.chars()
+                            .filter(|c| c.is_ascii_digit() || *c == '+')
+                            .collect::<String>()
+                    )
+                })
+            });
+        if let Some(identity) = &identity {
+            if let Some(mut existing) = txn.candidate_known_as(identity)? {
+                let mut changed = false;
+                for (k, v) in clean {
+                    if existing.fields.get(&k) != Some(&v) {
+                        existing.fields.insert(k, v);
+                        changed = true;
+                    }
+                }
+                if changed {
+                    txn.put_candidate(&existing)?;
+                }
+                return Ok(Ok(existing));
+            }
+        }
+        // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
+        let counter = key::meta("next_candidate");
+        let next = txn
+            .get_raw(&counter)?
+            .map_or(1, |v| store::counter_value(&v) + 1)
+            .max(self.store.id_floor() as i64 + 1);
+        txn.put_raw(counter, next.to_be_bytes().to_vec());
+        let id = key::numbered_candidate(next as u64);
+        let token = match new_token() {
+            Ok(t) => format!("{id}-{t}"),
+            Err(e) => return Ok(Err(ApiError::internal(e))),
+        };
+        clean.insert("id".into(), id.clone());
+        let record = CandidateRecord {
+            id: id.clone(),
+            external_id: identity.clone(),
+            fields: clean,
+            token: token.clone(),
+            created_at: now,
+            opted_out: false,
+        };
+        txn.new_candidate(record.clone());
+        if let Some(identity) = &identity {
+            txn.know_as(identity, next as u64);
+        }
+        log(
+            txn,
+            &id,
+            LogEntry {
+                at: now,
+                campaign: String::new(),
+                kind: LogKind::Created {
+                    source: record.fields.get("source").cloned(),
+                },
+            },
+        )?;
+        Ok(Ok(record))
+    }
+
+    /// A candidate by id, external id, email or phone identity, or token.
+    pub fn find_candidate(
+        &self,
+        txn: &mut Txn,
+        who: &str,
+    ) -> Result<Option<CandidateRecord>, StoreError> {
+        find(txn, who)
+    }
+}
+
+/// A candidate by id, external id, email or phone identity, or link token.
+pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError> {
+    if let Some(c) = txn.candidate(who)? {
+        return Ok(Some(c));
+    }
+    // A link token is the candidate id, `-`, and 128 random bits: found
+    // through the id, then compared whole.
+    if let Some((id, secret)) = who.rsplit_once('-') {
+        if secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()) {
+            if let Some(c) = txn.candidate(id)? {
+                if same_token(c.token.as_bytes(), who.as_bytes()) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+    }
+    let identities = [
+        who.to_string(),
+        format!("email:{}", who.to_lowercase()),
+        format!("phone:{who}"),
+    ];
+    for identity in identities {
+        if let Some(c) = txn.candidate_known_as(&identity)? {
+            return Ok(Some(c));
+        }
+    }
+    Ok(None)
+}
+
+/// 128 random bits from the operating system, hex: the secret part of a
+/// tracked link's token (the token is `candidate-secret`, so the store
+/// needs no index of tokens). Without OS randomness no link is made (a
+/// guessable one is worse).
+pub fn new_token() -> Result<String, String> {
+    let mut bytes = [0u8; 16];
+    getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes for a link token: {e}"))?;
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut token = String::with_capacity(32);
+    for b in bytes {
+        token.push(HEX[usize::from(b >> 4)] as char);
+        token.push(HEX[usize::from(b & 0xF)] as char);
+    }
+    Ok(token)
+}

@@ -1,0 +1,188 @@
+//! Events from outside (clicked, started, completed, ...) and pausing a
+//! campaign.
+
+use super::apply::{log, Step};
+use super::enroll::is_identifier;
+use super::*;
+
+impl Core {
+    pub(super) fn is_paused(&self, txn: &Txn, campaign: &str) -> Result<bool, StoreError> {
+        if let Some(p) = self.paused_flags().get(campaign) {
+            return Ok(*p);
+        }
+        let p = txn.get_raw(&key::paused(campaign))?.is_some();
+        self.paused_flags().insert(campaign.to_string(), p);
+        Ok(p)
+    }
+
+    pub(super) fn paused_flags(&self) -> std::sync::MutexGuard<'_, HashMap<String, bool>> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub(super) fn event(
+        &self,
+        txn: &mut Txn,
+        req: &EventRequest,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Result<EventResponse, ApiError>, StoreError> {
+        let Some(mut candidate) = self.find_candidate(txn, &req.candidate)? else {
+            return Ok(Err(ApiError::not_found(format!(
+                "no candidate `{}`",
+                req.candidate
+            ))));
+        };
+        let at = match &req.at {
+            Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
+                // The store keeps milliseconds: so does the engine.
+                Ok(t) => t.with_timezone(&chrono::Utc).trunc_subsecs(3),
+                Err(_) => {
+                    return Ok(Err(ApiError::bad_request(format!(
+                        "`{t}` is not an RFC 3339 instant such as `2026-12-01T09:00:00Z`"
+                    ))))
+                }
+            },
+            None => now,
+        };
+        // An event from the future would let the engine run ahead of the
+        // clock and decide sends before their time.
+        if at > now + Duration::minutes(1) {
+            return Ok(Err(ApiError::bad_request(format!(
+                "event at {} is in the future (now is {}): record events when they happen",
+                rfc3339(at),
+                rfc3339(now)
+            ))));
+        }
+        let seen_key = req.id.as_ref().map(|id| key::event_id(&candidate.id, id));
+        if let Some(k) = &seen_key {
+            if let Some(mut first) = txn.get::<EventResponse>(k)? {
+                first.repeated = true;
+                return Ok(Ok(first));
+            }
+        }
+        if !is_identifier(&req.event) {
+            return Ok(Err(ApiError::bad_request(format!(
+                "`{}` is not an event name: use lowercase letters, digits and `_`",
+                req.event
+            ))));
+        }
+        log(
+            txn,
+            &candidate.id,
+            LogEntry {
+                at,
+                campaign: String::new(),
+                kind: LogKind::Received {
+                    event: req.event.clone(),
+                    fields: req.fields.clone(),
+                },
+            },
+        )?;
+        if req.event == engine::step::OPTED_OUT && !candidate.opted_out {
+            candidate.opted_out = true;
+            txn.put_candidate(&candidate)?;
+        }
+        let mut effects = Vec::new();
+        let mut fresh = Vec::new();
+        let engine_candidate = engine_candidate(&candidate);
+        for (name, campaign) in self.campaigns.iter() {
+            let Some(rule) = &campaign.machine.enroll else {
+                continue;
+            };
+            if rule.event != req.event || candidate.opted_out {
+                continue;
+            }
+            if txn.enrollment(&candidate.id, name)?.is_some() {
+                continue;
+            }
+            if !crate::sim::accepts(&campaign.machine, &engine_candidate) {
+                effects.push(format!(
+                    "{name}: not enrolled (the `where` filter does not take them)"
+                ));
+                continue;
+            }
+            let enr = self.start_enrollment(txn, campaign, &candidate, at, out)?;
+            effects.push(format!("{name}: enrolled in {}", enr.state_name));
+            fresh.push(name.clone());
+        }
+        for enr in txn.enrollments_of(&candidate.id)? {
+            if fresh.contains(&enr.campaign) || enr.engine.outcome.is_some() {
+                continue;
+            }
+            let before = enr.state_name.clone();
+            let campaign = enr.campaign.clone();
+            let after = self.step(
+                txn,
+                enr,
+                Step::Event {
+                    name: &req.event,
+                    fields: &req.fields,
+                    at,
+                },
+                now,
+                out,
+            )?;
+            match &after.engine.outcome {
+                Some(o) => effects.push(format!("{campaign}: exited {o}")),
+                None if after.state_name != before => {
+                    effects.push(format!("{campaign}: entered {}", after.state_name))
+                }
+                None => {}
+            }
+        }
+        let response = EventResponse {
+            candidate: candidate.id,
+            at: exact_instant(at),
+            effects,
+            repeated: false,
+        };
+        if let Some(k) = seen_key {
+            txn.put(k, &response);
+        }
+        Ok(Ok(response))
+    }
+
+    pub(super) fn set_paused(
+        &self,
+        txn: &mut Txn,
+        campaign: &str,
+        paused: bool,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Result<(), ApiError>, StoreError> {
+        if self.campaigns.get(campaign).is_none() {
+            return Ok(Err(ApiError::unknown_campaign(campaign, &self.campaigns)));
+        }
+        let pkey = key::paused(campaign);
+        let was = self.is_paused(txn, campaign)?;
+        if was == paused {
+            return Ok(Ok(()));
+        }
+        self.paused_flags().insert(campaign.to_string(), paused);
+        if paused {
+            txn.put_raw(pkey, vec![1]);
+            return Ok(Ok(()));
+        }
+        txn.remove(pkey);
+        // Unpark: everything that fell due while paused runs now.
+        let parked: Vec<String> = self
+            .store
+            .scan_raw(&key::parked_of(campaign))
+            .map(|r| {
+                r.map(|(k, _)| {
+                    String::from_utf8_lossy(&k[key::parked_of(campaign).len()..]).into_owned()
+                })
+            })
+            .collect::<Result<_, _>>()?;
+        for candidate in parked {
+            txn.remove(key::parked(campaign, &candidate));
+            let Some(mut enr) = txn.enrollment(&candidate, campaign)? else {
+                continue;
+            };
+            enr.parked = false;
+            enr.engine.clock = enr.engine.clock.max(now);
+            self.step(txn, enr, Step::Wake, now, out)?;
+        }
+        Ok(Ok(()))
+    }
+}

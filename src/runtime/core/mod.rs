@@ -1,0 +1,291 @@
+//! The runtime's single writer: it turns commands (enrollments, events,
+//! delivery outcomes) and due timers into engine steps, and writes each
+//! batch of them to the store in one atomic, flushed commit before anyone
+//! is told. The daemon runs it on its own thread; the CLI runs the very
+//! same code when no daemon holds the store. A large batch shares its steps
+//! with a helper thread (candidates split between the two, each with its
+//! part of the transaction), and the batch is still one commit.
+//!
+//! One file per concern:
+//!
+//! | file | owns |
+//! |---|---|
+//! | `mod.rs` | commands and replies, the core, running one batch |
+//! | `enroll.rs` | enrollment, identity, tokens, the `where` filter |
+//! | `events.rs` | events from outside, pausing a campaign |
+//! | `timers.rs` | firing due timers, what is next, the idle rehearsal |
+//! | `journal.rs` | sends in flight, retries, recovery after a restart |
+//! | `outcomes.rs` | a channel's answer, fallback to another channel |
+//! | `reload.rs` | reload and migration onto a new campaign version |
+//! | `apply.rs` | engine steps, their records, queueing and rendering sends |
+//! | `batch.rs` | writing behind, sharing a batch with a helper thread |
+//! | `queries.rs` | counts and history for people |
+//!
+//! The children share this module's imports (`use super::*`).
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+use chrono::{Duration, SubsecRound};
+use chrono_tz::Tz;
+
+use crate::channels::phone::to_e164;
+use crate::channels::{Delivered, Message, SendError};
+use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
+use crate::runtime::api::{
+    exact_instant, ApiError, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
+    ReloadReport,
+};
+use crate::runtime::campaigns::{Campaign, Campaigns};
+use crate::sim::output::{cancel_text, hold_text, skip_text, trigger_text};
+use crate::sim::rfc3339;
+use crate::store::{
+    self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
+    StoreError, TimerEntry, TimerKind, Txn,
+};
+use crate::templates::{format_deadline, time_left, Templates, Vars};
+
+mod apply;
+mod batch;
+mod enroll;
+mod events;
+mod journal;
+mod outcomes;
+mod queries;
+mod reload;
+mod timers;
+
+pub use apply::engine_candidate;
+pub use batch::{Handoff, This};
+pub use enroll::{find, new_token};
+pub use journal::PREMARKED_AT_MOST;
+pub use queries::{counters, describe};
+
+use batch::InFlight;
+use timers::OpenRecord;
+
+/// What the core is asked to do.
+#[derive(Debug)]
+pub enum Command {
+    Enroll(EnrollRequest),
+    Event(EventRequest),
+    SetPaused {
+        campaign: String,
+        paused: bool,
+    },
+    /// The dispatcher is about to hand these sends to their channels.
+    MarkInFlight(Vec<String>),
+    /// A channel's answer for a send.
+    Delivered {
+        key: String,
+        outcome: Result<Delivered, SendError>,
+    },
+}
+
+/// The answer to a [`Command`].
+#[derive(Debug)]
+pub enum Reply {
+    Enrolled(EnrollResponse),
+    Event(EventResponse),
+    Done,
+    /// The sends of a `MarkInFlight` that may go: the others were refused
+    /// here (the candidate opted out since the send was decided).
+    Cleared(Vec<String>),
+    Error(ApiError),
+}
+
+/// Settings the core needs from the configuration.
+#[derive(Debug, Clone)]
+pub struct Settings {
+    /// The tracked link; `{token}` is replaced by the candidate's token.
+    pub interview_url: String,
+    pub company: String,
+    pub sender: String,
+    /// Completes national phone numbers at enrollment (`"1"`; `""` for
+    /// none): see [`crate::channels::phone::to_e164`].
+    pub phone_country_code: String,
+    /// A timer found later than this runs at the current time, not its due time.
+    pub catch_up: Duration,
+    /// How failed deliveries are tried again.
+    pub backoff: crate::runtime::policy::Backoff,
+    /// `communications = "off"`: nothing leaves the machine.
+    pub communications_off: bool,
+}
+
+/// Sends to hand to the dispatcher once a commit is durable.
+pub type Outgoing = Vec<Message>;
+
+/// The single writer.
+pub struct Core {
+    store: Store,
+    campaigns: Campaigns,
+    templates: Option<Arc<Templates>>,
+    settings: Settings,
+    /// Candidates whose dossiers do not decode: reported once and their
+    /// timers passed over until the process restarts, so one damaged
+    /// record neither stops every other timer nor is rewritten.
+    damaged: HashSet<String>,
+    /// Timer records that do not decode, passed over likewise.
+    damaged_records: HashSet<Vec<u8>>,
+    /// Timer records being fired: their entries and how many are taken.
+    /// Taken entries stay in the store until the record's last is taken;
+    /// after a restart they are taken again and found stale.
+    open_timers: BTreeMap<Vec<u8>, OpenRecord>,
+    /// Undelivered sends found at startup and not yet handed back, in
+    /// flight ones first; and whether the journal is still to be tidied.
+    recovering: std::collections::VecDeque<(String, bool)>,
+    tidy_journal: bool,
+    /// Campaigns' paused flags as read from the store (this core is their
+    /// only writer), so a fired timer does not read its flag again.
+    paused: std::sync::Mutex<HashMap<String, bool>>,
+    /// The batch being written behind ([`Core::tick_behind`]).
+    in_flight: Option<InFlight>,
+    /// Channels whose sends are marked in flight in the commit that queues
+    /// them ([`Core::mark_in_flight_when_queued`]).
+    premarked: Vec<Channel>,
+}
+
+/// A batch the core has built, once the store says it is durable: the
+/// answers to its commands and its sends.
+#[derive(Debug, Default)]
+pub struct Landed {
+    pub replies: Vec<Reply>,
+    pub out: Outgoing,
+}
+
+/// An undelivered send found at startup.
+#[derive(Debug, Clone)]
+pub struct Pending {
+    pub message: Message,
+    /// It was in flight when the previous process stopped.
+    pub was_in_flight: bool,
+}
+
+impl Core {
+    pub fn new(
+        store: Store,
+        campaigns: Campaigns,
+        templates: Option<Arc<Templates>>,
+        settings: Settings,
+    ) -> Self {
+        Core {
+            store,
+            campaigns,
+            templates,
+            settings,
+            damaged: HashSet::new(),
+            damaged_records: HashSet::new(),
+            open_timers: BTreeMap::new(),
+            recovering: std::collections::VecDeque::new(),
+            tidy_journal: false,
+            paused: Default::default(),
+            in_flight: None,
+            premarked: Vec::new(),
+        }
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    pub fn campaigns(&self) -> &Campaigns {
+        &self.campaigns
+    }
+
+    pub fn settings(&self) -> &Settings {
+        &self.settings
+    }
+
+    /// Runs commands in one atomic commit; returns a reply per command and
+    /// the sends to dispatch.
+    pub fn execute(
+        &mut self,
+        commands: Vec<Command>,
+        now: Instant,
+    ) -> Result<(Vec<Reply>, Outgoing), StoreError> {
+        let store = self.store.clone();
+        let mut txn = Txn::new(&store);
+        let mut out = Vec::new();
+        let replies = self.run_into(&mut txn, commands, now, &mut out)?;
+        txn.commit()?;
+        Ok((replies, out))
+    }
+
+    /// Runs commands and fires up to `limit` due timers after them, in one
+    /// atomic commit (one flush for both): the daemon's loop. Returns the
+    /// replies, how many timer entries were taken, and the sends.
+    pub fn tick(
+        &mut self,
+        commands: Vec<Command>,
+        now: Instant,
+        limit: usize,
+    ) -> Result<(Vec<Reply>, usize, Outgoing), StoreError> {
+        let store = self.store.clone();
+        let mut txn = Txn::new(&store);
+        let mut out = Vec::new();
+        let replies = self.run_into(&mut txn, commands, now, &mut out)?;
+        let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
+        self.commit_fired(txn, fired.as_ref())?;
+        Ok((replies, fired.map_or(0, |f| f.taken), out))
+    }
+
+    fn run_into(
+        &mut self,
+        txn: &mut Txn,
+        commands: Vec<Command>,
+        now: Instant,
+        out: &mut Outgoing,
+    ) -> Result<Vec<Reply>, StoreError> {
+        let touched: Vec<&str> = commands
+            .iter()
+            .flat_map(|c| match c {
+                Command::MarkInFlight(keys) => keys.iter().map(String::as_str).collect(),
+                Command::Delivered { key: k, .. } => vec![k.as_str()],
+                _ => Vec::new(),
+            })
+            .filter_map(key::send_candidate)
+            .collect();
+        txn.prefetch(&touched);
+        let mut replies = Vec::with_capacity(commands.len());
+        let mut commands = commands.into_iter().peekable();
+        while let Some(command) = commands.next() {
+            let reply = match command {
+                Command::Enroll(req) => {
+                    // A run of enrollments goes together: see `enroll_all`.
+                    let mut run = vec![req];
+                    while let Some(Command::Enroll(_)) = commands.peek() {
+                        if let Some(Command::Enroll(req)) = commands.next() {
+                            run.push(req);
+                        }
+                    }
+                    replies.extend(self.enroll_all(txn, &run, now, out)?);
+                    continue;
+                }
+                Command::Event(req) => match self.event(txn, &req, now, out)? {
+                    Ok(r) => Reply::Event(r),
+                    Err(e) => Reply::Error(e),
+                },
+                Command::SetPaused { campaign, paused } => {
+                    match self.set_paused(txn, &campaign, paused, now, out)? {
+                        Ok(()) => Reply::Done,
+                        Err(e) => Reply::Error(e),
+                    }
+                }
+                Command::MarkInFlight(keys) => {
+                    Reply::Cleared(self.clear_for_delivery(txn, keys, now)?)
+                }
+                Command::Delivered { key: k, outcome } => {
+                    self.delivered(txn, &k, outcome, now, out)?;
+                    Reply::Done
+                }
+            };
+            replies.push(reply);
+        }
+        Ok(replies)
+    }
+
+    /// Replaces the templates (after a reload).
+    pub fn set_templates(&mut self, templates: Option<Arc<Templates>>) {
+        self.templates = templates;
+    }
+}
