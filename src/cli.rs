@@ -126,8 +126,38 @@ pub fn check(
     } else {
         0
     };
-    let failed = report.has_errors() || !config_ok || template_errors > 0 || channel_errors > 0;
+    let stranding = config_file.is_some()
+        && config_ok
+        && !report.has_errors()
+        && {
+            let stranded = strandings_for(&config)?;
+            for s in &stranded {
+                eprintln!("error: {s}");
+            }
+            if !stranded.is_empty() {
+                eprintln!(
+                "error: nudge would refuse to start (or reload) on these campaign files: the store at `{}` has candidates in what they remove",
+                config.store.display()
+            );
+            }
+            !stranded.is_empty()
+        };
+    let failed =
+        report.has_errors() || !config_ok || template_errors > 0 || channel_errors > 0 || stranding;
     Ok(if failed { Status::Failed } else { Status::Ok })
+}
+
+/// What the configured campaign files would strand in the configured
+/// store, were nudge started (or reloaded) on them now.
+fn strandings_for(
+    config: &crate::config::Config,
+) -> Result<Vec<crate::runtime::core::Stranded>, CliError> {
+    let sources = crate::runtime::client::sources(config);
+    let Ok((campaigns, _)) = crate::runtime::daemon::load_all(&sources) else {
+        return Ok(Vec::new());
+    };
+    crate::runtime::client::strandings_on_start(config, &campaigns)
+        .map_err(|e| CliError::Input(e.to_string()))
 }
 
 /// `templates/` beside the first campaigns folder (or beside the folder of

@@ -11,7 +11,10 @@ use super::api::{
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::{Clock, SystemClock};
-use super::core::{Command, Core, Reply, Settings};
+use super::core::{
+    check_start, stranded, strandings, Command, Core, Reply, Settings, StartRefusal, Stranded,
+    StrandedOnStart, Waiting,
+};
 use super::daemon::{load_all, Sources};
 use super::query;
 use crate::config::Config;
@@ -31,6 +34,8 @@ pub struct Local {
     clock: SystemClock,
     /// Sends decided here wait in the outbox for the daemon.
     pub queued: usize,
+    /// Why this store may not be changed under the loaded campaigns.
+    refusal: Option<StrandedOnStart>,
 }
 
 /// Either way in.
@@ -43,6 +48,8 @@ pub enum Admin {
 #[derive(Debug)]
 pub enum ConnectError {
     Store(StoreError),
+    /// The running daemon could not answer.
+    Daemon(String),
     Campaigns(LoadFailure),
     Token(std::io::Error),
     Runtime(std::io::Error),
@@ -52,6 +59,7 @@ impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::Store(e) => write!(f, "{e}"),
+            ConnectError::Daemon(e) => write!(f, "the running daemon did not answer: {e}"),
             ConnectError::Campaigns(failure) => write!(
                 f,
                 "the campaigns do not check:\n{}",
@@ -92,6 +100,38 @@ pub fn sources(config: &Config) -> Sources {
     }
 }
 
+/// The candidates `campaigns` would strand if nudge started on them now
+/// (`nudge check` in the daemon's folder): from the store when nothing
+/// holds it, else from the running daemon's counts. None when there is no
+/// store yet.
+pub fn strandings_on_start(
+    config: &Config,
+    campaigns: &Campaigns,
+) -> Result<Vec<Stranded>, ConnectError> {
+    if !config.store.exists() {
+        return Ok(Vec::new());
+    }
+    match Store::open(&config.store, 64 << 20) {
+        Ok(store) => stranded(&store, campaigns).map_err(ConnectError::Store),
+        Err(StoreError::Locked { .. }) => {
+            let mut admin = Admin::connect(config)?;
+            let report = admin
+                .status(None)
+                .map_err(|e| ConnectError::Daemon(e.to_string()))?;
+            let waiting: Waiting = report
+                .campaigns
+                .into_iter()
+                .map(|c| {
+                    let states = c.states.into_iter().filter(|(_, n)| *n > 0).collect();
+                    (c.name, states)
+                })
+                .collect();
+            Ok(strandings(waiting, campaigns))
+        }
+        Err(e) => Err(ConnectError::Store(e)),
+    }
+}
+
 impl Admin {
     /// Opens the store, or finds the daemon that holds it.
     pub fn connect(config: &Config) -> Result<Admin, ConnectError> {
@@ -99,13 +139,23 @@ impl Admin {
             Ok(store) => {
                 let (campaigns, templates) =
                     load_all(&sources(config)).map_err(ConnectError::Campaigns)?;
+                // Files that strand candidates still let people look
+                // (status, show), and refuse every change.
+                let refusal = match check_start(&store, &campaigns) {
+                    Ok(()) => None,
+                    Err(StartRefusal::Stranded(s)) => Some(s),
+                    Err(StartRefusal::Store(e)) => return Err(ConnectError::Store(e)),
+                };
                 let core = Core::new(store, campaigns, templates, settings(config));
-                core.pin_versions(&core.campaigns().clone())
-                    .map_err(ConnectError::Store)?;
+                if refusal.is_none() {
+                    core.pin_versions(&core.campaigns().clone())
+                        .map_err(ConnectError::Store)?;
+                }
                 Ok(Admin::Local(Box::new(Local {
                     core,
                     clock: SystemClock,
                     queued: 0,
+                    refusal,
                 })))
             }
             Err(StoreError::Locked { .. }) => {
@@ -225,6 +275,9 @@ impl Admin {
 
 impl Local {
     fn run(&mut self, command: Command) -> Result<Reply, ApiError> {
+        if let Some(refusal) = &self.refusal {
+            return Err(ApiError::conflict(refusal.to_string()));
+        }
         let (mut replies, out) = self.core.execute(vec![command], self.clock.now())?;
         // Also run what falls due now (a send due at once), so the outbox
         // holds it for the daemon.

@@ -12,7 +12,7 @@ use tracing::{error, info, warn};
 use super::campaigns::LoadFailure;
 use super::client::{settings, sources};
 use super::clock::Clock;
-use super::core::Core;
+use super::core::{check_start, Core, StartRefusal};
 use super::daemon::{self, load_all, render_failure, Options};
 use crate::channels::{
     console::Console, file::FileChannel, Backend, Channels, SmtpChannel, TwilioChannel,
@@ -26,6 +26,7 @@ use crate::store::{Store, StoreError};
 #[derive(Debug)]
 pub enum RunError {
     Store(StoreError),
+    Start(StartRefusal),
     Campaigns(LoadFailure),
     Channel { channel: Channel, why: String },
     Listen { addr: SocketAddr, why: String },
@@ -36,6 +37,7 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Store(e) => write!(f, "{e}"),
+            RunError::Start(e) => write!(f, "{e}"),
             RunError::Campaigns(failure) => write!(
                 f,
                 "the campaigns do not check, nothing was started:\n{}",
@@ -137,6 +139,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         .map_err(|_| RunError::Io(std::io::Error::other("opening the store panicked")))?;
     let store = store.map_err(RunError::Store)?;
     let (campaigns, templates) = loaded?;
+    check_start(&store, &campaigns).map_err(RunError::Start)?;
     let channels = Arc::new(channels?);
     let token = config.admin_token().map_err(RunError::Io)?;
     let listener = tokio::net::TcpListener::bind(config.admin.listen)

@@ -288,6 +288,11 @@ pub mod key {
     pub fn counter(campaign: &str, name: &str) -> Vec<u8> {
         join(b'n', &[campaign.as_bytes(), name.as_bytes()])
     }
+    /// Every campaign's counters.
+    pub fn all_counters() -> Vec<u8> {
+        vec![b'n']
+    }
+
     pub fn counters_of(campaign: &str) -> Vec<u8> {
         let mut k = join(b'n', &[campaign.as_bytes()]);
         k.push(0);

@@ -1091,3 +1091,98 @@ fn the_admin_api_wants_its_token_and_names_the_campaigns_it_has() {
     assert_eq!(status, 404, "{answer}");
     daemon.stop();
 }
+
+// ---------------------------------------- campaigns edited while it was stopped
+
+/// Waits for a command that should end by itself; kills it if it does not.
+fn ends_by_itself(mut child: Child, what: &str) -> (Option<i32>, String) {
+    let status = wait_for(|| child.try_wait().unwrap());
+    let Some(status) = status else {
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("{what} did not stop by itself");
+    };
+    let mut err = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut err)
+        .unwrap();
+    (status.code(), err)
+}
+
+#[test]
+fn a_campaign_edited_while_stopped_that_strands_candidates_is_refused_at_start() {
+    let site = Site::probe();
+    for (name, email) in [
+        ("Ana Ruiz", "ana@example.com"),
+        ("Ben Ode", "ben@example.com"),
+    ] {
+        let out = site.nudge(&[
+            "enroll",
+            "--campaign",
+            "probe",
+            "--name",
+            name,
+            "--email",
+            email,
+        ]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    }
+    let looks = |site: &Site| -> Vec<String> {
+        ["c1", "c2"]
+            .iter()
+            .map(|c| stdout(&site.nudge(&["show", c, "--json"])))
+            .collect()
+    };
+    let counts = |site: &Site| -> serde_json::Value {
+        let mut status: serde_json::Value =
+            serde_json::from_str(&stdout(&site.nudge(&["status", "--json"]))).unwrap();
+        status["at"] = serde_json::Value::Null;
+        status
+    };
+    let before = looks(&site);
+    let counts_before = counts(&site);
+    assert!(before[0].contains("\"first\""), "{}", before[0]);
+
+    // The state both wait in is renamed while nothing runs.
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace("state first {", "state opening {"),
+    );
+    let words = "campaign `probe`: state `first` is removed but 2 candidates wait in it";
+
+    let check = site.nudge(&["check"]);
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    assert!(stderr(&check).contains(words), "{}", stderr(&check));
+
+    let run = site
+        .command(&["run"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, err) = ends_by_itself(run, "nudge run on files that strand candidates");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains(words), "{err}");
+    assert!(err.contains("nothing was started or changed"), "{err}");
+    assert!(!err.contains("panicked"), "{err}");
+
+    // Changes through the CLI are refused; looking is not.
+    let event = site.nudge(&["event", "c1", "clicked"]);
+    assert_eq!(event.status.code(), Some(1), "{}", stderr(&event));
+    assert!(stderr(&event).contains(words), "{}", stderr(&event));
+    assert_eq!(looks(&site), before);
+
+    // The edit undone, everyone is exactly where they were, and carries on.
+    site.write("campaigns/probe.nudge", PROBE);
+    let check = site.nudge(&["check"]);
+    assert_eq!(check.status.code(), Some(0), "{}", stderr(&check));
+    assert_eq!(looks(&site), before);
+    assert_eq!(counts(&site), counts_before);
+    let daemon = site.start(None);
+    site.wait_sent("c1", "ping");
+    site.wait_sent("c2", "ping");
+    daemon.stop();
+}

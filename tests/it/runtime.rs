@@ -1469,3 +1469,46 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
     enrolls(&mut core, None, "bea@example.com", now, "c2", false);
     enrolls(&mut core, None, "dee@example.com", now, "c4", true);
 }
+
+/// The last guard behind the start-up check: a core given campaign files
+/// that strand candidates (nothing in the library stops a caller from
+/// building one) leaves them where they are when their timers fire, never
+/// indexing the new machine's states with the stored index.
+#[test]
+fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let mut queue: VecDeque<_> = two_in_reminder().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    drive(&mut core, &mut queue, at(RELOAD_AT), &mut sends, &mut ids);
+    let before: Vec<Enrollment> = ids
+        .values()
+        .map(|id| enrollment(core.store(), id))
+        .collect();
+    drop(core);
+
+    fx.write_campaign("warehouse.nudge", &without_reminder());
+    let store = Store::open(&fx.store_dir(), 8 << 20).unwrap();
+    let stranded = nudge::runtime::core::stranded(&store, &fx.load()).unwrap();
+    assert_eq!(stranded.len(), 1, "{stranded:?}");
+    assert_eq!(
+        stranded[0].to_string(),
+        "campaign `warehouse_associate`: state `reminder` is removed but 2 candidates wait in it"
+    );
+    let templates = Templates::load(&fx.templates_dir()).unwrap();
+    let mut core = Core::new(store, fx.load(), Some(Arc::new(templates)), settings());
+    let (_, out) = core.fire_due(at("2027-01-01T00:00:00Z"), 1024).unwrap();
+    assert!(out.is_empty(), "nothing is sent from a state that is gone");
+    let after: Vec<Enrollment> = ids
+        .values()
+        .map(|id| enrollment(core.store(), id))
+        .collect();
+    for (b, a) in before.iter().zip(&after) {
+        assert_eq!(a.state_name, "reminder");
+        assert_eq!(
+            a.version, b.version,
+            "not moved onto the version without its state"
+        );
+        assert_eq!(a.engine.state, b.engine.state);
+    }
+}

@@ -1,7 +1,7 @@
 //! Applying the engine's decisions: stepping an enrollment, writing what
 //! the step recorded (state, timers, history) and queueing its sends.
 
-use super::reload::{migrate, rearm};
+use super::reload::{migrate, placed, rearm};
 use super::*;
 
 /// What to step an enrollment with.
@@ -66,8 +66,24 @@ impl Core {
             return Ok(enr);
         };
         let machine = &campaign.machine;
-        if enr.version != campaign.version {
-            migrate(txn, &mut enr, &campaign, now)?;
+        if enr.version != campaign.version && !migrate(txn, &mut enr, &campaign, now)? {
+            tracing::error!(
+                candidate = %enr.candidate,
+                campaign = %enr.campaign,
+                state = %enr.state_name,
+                "the candidate's state is not in the loaded campaign; left where it is"
+            );
+            return Ok(enr);
+        }
+        if !placed(machine, &enr) {
+            tracing::error!(
+                candidate = %enr.candidate,
+                campaign = %enr.campaign,
+                state = %enr.state_name,
+                index = enr.engine.state,
+                "the stored state does not match the campaign; left where it is"
+            );
+            return Ok(enr);
         }
         let Some(candidate) = txn.candidate(&enr.candidate)? else {
             return Ok(enr);

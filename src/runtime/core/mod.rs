@@ -60,6 +60,9 @@ pub use batch::{Handoff, This};
 pub use enroll::{find, new_token};
 pub use journal::PREMARKED_AT_MOST;
 pub use queries::{counters, describe};
+pub use reload::{
+    check_start, stranded, strandings, waiting, StartRefusal, Stranded, StrandedOnStart, Waiting,
+};
 
 use batch::InFlight;
 use timers::OpenRecord;

@@ -4,23 +4,170 @@
 use super::apply::{log, variant_names};
 use super::*;
 
+/// Live candidates that a set of campaigns would leave with nowhere to be:
+/// in a campaign gone from the files, or in a state its version removes.
+/// Reload refuses such a set, and so does every start on a store (the
+/// daemon's, and the CLI's when it opens the store itself): the files may
+/// have been edited while nothing ran.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Stranded {
+    pub campaign: String,
+    /// The removed state; `None` when the whole campaign is gone.
+    pub state: Option<String>,
+    pub candidates: i64,
+}
+
+impl std::fmt::Display for Stranded {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let (n, campaign) = (self.candidates, &self.campaign);
+        let s = if n == 1 { "" } else { "s" };
+        match &self.state {
+            None => write!(
+                f,
+                "campaign `{campaign}` is gone from the campaign files but {n} candidate{s} are still in it"
+            ),
+            Some(state) => write!(
+                f,
+                "campaign `{campaign}`: state `{state}` is removed but {n} candidate{s} wait in it"
+            ),
+        }
+    }
+}
+
+/// A start refused because the campaign files strand candidates.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StrandedOnStart(pub Vec<Stranded>);
+
+impl std::fmt::Display for StrandedOnStart {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        writeln!(
+            f,
+            "the campaign files leave candidates with nowhere to be; nothing was started or changed:"
+        )?;
+        for s in &self.0 {
+            writeln!(f, "  {s}")?;
+        }
+        write!(
+            f,
+            "put the state (or campaign) back in the campaign files, or rename it back, and start again"
+        )
+    }
+}
+
+impl std::error::Error for StrandedOnStart {}
+
+/// Refuses campaign files that strand candidates of `store` (the check
+/// [`Core::reload`] makes), before anything is written.
+pub fn check_start(store: &Store, campaigns: &Campaigns) -> Result<(), StartRefusal> {
+    let found = stranded(store, campaigns).map_err(StartRefusal::Store)?;
+    if found.is_empty() {
+        Ok(())
+    } else {
+        Err(StartRefusal::Stranded(StrandedOnStart(found)))
+    }
+}
+
+/// Why a start on a store is refused.
+#[derive(Debug)]
+pub enum StartRefusal {
+    Stranded(StrandedOnStart),
+    Store(StoreError),
+}
+
+impl std::fmt::Display for StartRefusal {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            StartRefusal::Stranded(s) => s.fmt(f),
+            StartRefusal::Store(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for StartRefusal {}
+
+/// Live candidates per state, per campaign.
+pub type Waiting = BTreeMap<String, BTreeMap<String, i64>>;
+
+/// The live candidates of `store` per campaign and state, from the
+/// per-state counters (finished candidates are in none).
+pub fn waiting(store: &Store) -> Result<Waiting, StoreError> {
+    let mut waiting = Waiting::new();
+    for item in store.scan_raw(&key::all_counters()) {
+        let (k, v) = item?;
+        let Some((campaign, name)) = key::split_pair(&k[1..]) else {
+            continue;
+        };
+        let n = store::counter_value(&v);
+        if let (Some(state), true) = (name.strip_prefix("state:"), n > 0) {
+            waiting
+                .entry(campaign)
+                .or_default()
+                .insert(state.to_string(), n);
+        }
+    }
+    Ok(waiting)
+}
+
+/// The [`Stranded`] candidates of `store` under `campaigns`.
+pub fn stranded(store: &Store, campaigns: &Campaigns) -> Result<Vec<Stranded>, StoreError> {
+    Ok(strandings(waiting(store)?, campaigns))
+}
+
+/// The [`Stranded`] among `waiting` under `campaigns`.
+pub fn strandings(waiting: Waiting, campaigns: &Campaigns) -> Vec<Stranded> {
+    let mut out = Vec::new();
+    for (campaign, states) in waiting {
+        match campaigns.get(&campaign) {
+            None => out.push(Stranded {
+                campaign,
+                state: None,
+                candidates: states.values().sum(),
+            }),
+            Some(c) => out.extend(
+                states
+                    .into_iter()
+                    .filter(|(state, _)| c.machine.state_index(state).is_none())
+                    .map(|(state, candidates)| Stranded {
+                        campaign: campaign.clone(),
+                        state: Some(state),
+                        candidates,
+                    }),
+            ),
+        }
+    }
+    out
+}
+
+/// Whether an enrollment's state index, as read from the store, names its
+/// state in `machine`: the engine indexes the machine's states with it.
+pub(super) fn placed(machine: &Machine, enr: &Enrollment) -> bool {
+    machine
+        .states
+        .get(enr.engine.state)
+        .is_some_and(|s| s.name == enr.state_name)
+}
+
 /// Moves an enrollment onto a new campaign version: the same-named state,
-/// the same variants by name (new experiments assigned by the rule).
+/// the same variants by name (new experiments assigned by the rule). An
+/// enrollment whose state the new version lacks is left as it is, and
+/// `false` returned: [`stranded`] keeps such a version from being loaded,
+/// so this is only a last guard.
 pub(super) fn migrate(
     txn: &mut Txn,
     enr: &mut Enrollment,
     campaign: &Campaign,
     now: Instant,
-) -> Result<(), StoreError> {
+) -> Result<bool, StoreError> {
     let machine = &campaign.machine;
+    let Some(index) = machine.state_index(&enr.state_name) else {
+        return Ok(false);
+    };
     let from = std::mem::replace(&mut enr.version, campaign.version.clone());
-    if let Some(index) = machine.state_index(&enr.state_name) {
-        enr.engine.state = index;
-        let sends = machine.states[index].sends.len();
-        enr.engine.next_send = enr.engine.next_send.min(sends);
-        if enr.engine.next_send == sends {
-            enr.engine.send_due = None;
-        }
+    enr.engine.state = index;
+    let sends = machine.states[index].sends.len();
+    enr.engine.next_send = enr.engine.next_send.min(sends);
+    if enr.engine.next_send == sends {
+        enr.engine.send_due = None;
     }
     let variants: Vec<usize> = machine
         .experiments
@@ -45,7 +192,8 @@ pub(super) fn migrate(
                 to_version: campaign.version.clone(),
             },
         },
-    )
+    )?;
+    Ok(true)
 }
 
 /// Arms the enrollment's timer at its next wake (its earlier timer, if
@@ -98,37 +246,15 @@ impl Core {
     /// with their timers re-armed by it, so that a wait made shorter is not
     /// served at the old, later instant.
     pub fn reload(&mut self, new: Campaigns, now: Instant) -> Result<ReloadReport, ApiError> {
-        let mut refusals = Vec::new();
-        for (name, old) in self.campaigns.iter() {
-            let counts = self.state_counts(name)?;
-            let waiting: Vec<(&String, i64)> = counts
-                .iter()
-                .filter(|(_, n)| **n > 0)
-                .map(|(s, n)| (s, *n))
-                .collect();
-            match new.get(name) {
-                None if !waiting.is_empty() => refusals.push(format!(
-                    "campaign `{name}` is gone from the campaign files but {} candidates are still in it",
-                    waiting.iter().map(|(_, n)| n).sum::<i64>()
-                )),
-                Some(c) => {
-                    for (state, n) in waiting {
-                        if c.machine.state_index(state).is_none() {
-                            refusals.push(format!(
-                                "campaign `{name}`: state `{state}` is removed but {n} candidate{} wait in it",
-                                if n == 1 { "" } else { "s" }
-                            ));
-                        }
-                    }
-                    let _ = old;
-                }
-                None => {}
-            }
-        }
-        if !refusals.is_empty() {
+        let stranded = stranded(&self.store, &new)?;
+        if !stranded.is_empty() {
             return Err(ApiError::conflict(format!(
                 "reload refused, the running version is kept: {}",
-                refusals.join("; ")
+                stranded
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join("; ")
             )));
         }
         let changed: Vec<String> = new
@@ -179,7 +305,9 @@ impl Core {
                 {
                     continue;
                 }
-                migrate(&mut txn, &mut enr, campaign, now)?;
+                if !migrate(&mut txn, &mut enr, campaign, now)? {
+                    continue;
+                }
                 rearm(&mut txn, &mut enr, &campaign.machine);
                 txn.put_enrollment(&enr)?;
                 moved += 1;
