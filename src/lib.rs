@@ -10,6 +10,7 @@ pub mod config;
 pub mod diag;
 pub mod dsl;
 pub mod engine;
+pub mod explain;
 pub mod graph;
 pub mod init;
 pub mod runtime;

@@ -7,8 +7,9 @@ use super::api::{
     ApiError, CampaignStatus, CandidateView, EnrollmentView, StatusReport, TimelineLine,
 };
 use super::campaigns::Campaigns;
-use super::core::{counters, describe, engine_candidate};
+use super::core::{counters, engine_candidate};
 use crate::engine::Instant;
+use crate::explain::describe;
 use crate::sim::rfc3339;
 use crate::store::{key, CandidateRecord, Store, TimerKind, Txn};
 

@@ -11,10 +11,11 @@ use chrono::{DateTime, Timelike, Utc};
 use chrono_tz::Tz;
 use serde_json::{json, Value};
 
-use super::output::{local, skip_text};
+use super::output::local;
 use super::{rfc3339, run, Line, Scenario, ScenarioError};
 use crate::dsl::fmt::format_expr;
 use crate::engine::{Candidate, Channel, Happening, Instant, Machine, Record};
+use crate::explain::facts;
 
 /// A candidate list that cannot be read.
 #[derive(Debug)]
@@ -255,7 +256,7 @@ fn simulate_row(
                 Happening::Skipped {
                     channel, template, ..
                 } => {
-                    let why = skip_text(machine, *channel);
+                    let why = facts::skip(machine, *channel).to_string();
                     skipped.get_or_insert_with(|| why.clone());
                     out.dropped.push((template.clone(), why));
                 }

@@ -1,77 +1,14 @@
 //! Timeline rendering: one JSON object per line (the contract of
-//! LANGUAGE.md), or one human line per step in the candidate's zone.
+//! LANGUAGE.md), or one human line per step in the candidate's zone. The
+//! words for each cause come from [`crate::explain`].
 
 use chrono_tz::Tz;
 use serde_json::{Map, Value};
 
-use super::{duration_text, rfc3339, Line, Timeline};
+use super::{rfc3339, Line, Timeline};
 use crate::engine::machine::Machine;
-use crate::engine::step::{CancelReason, HoldReason, Trigger};
-use crate::engine::{Channel, Happening, Instant, Record};
-
-/// How a transition was triggered, in the language's words.
-pub fn trigger_text(machine: &Machine, by: &Trigger) -> String {
-    match by {
-        Trigger::Event(e) => e.clone(),
-        Trigger::After(s) => format!("after {}", duration_text(*s)),
-        Trigger::AtDeadline => "at deadline".into(),
-        Trigger::BeforeDeadline(s) => format!("before deadline {}", duration_text(*s)),
-        Trigger::Split {
-            experiment,
-            variant,
-        } => {
-            let exp = &machine.experiments[*experiment];
-            format!("split {}={}", exp.name, exp.variants[*variant].0)
-        }
-    }
-}
-
-/// Why a send waits, in words.
-pub fn hold_text(machine: &Machine, state: usize, reason: HoldReason) -> String {
-    match reason {
-        HoldReason::Window => {
-            let window = machine.states[state]
-                .window
-                .as_ref()
-                .or(machine.window.as_ref());
-            match window {
-                Some(w) => format!("outside window {}", w.text),
-                None => "outside window".into(),
-            }
-        }
-        HoldReason::Limit(i) => {
-            let l = machine.rate_limits[i];
-            format!("limit {} per {}", l.count, duration_text(l.period_secs))
-        }
-    }
-}
-
-/// Why a send was skipped, in words.
-pub fn skip_text(machine: &Machine, via: Option<Channel>) -> String {
-    match via {
-        Some(c) => format!("no {} for `via {c}`", address_name(c)),
-        None => {
-            let names: Vec<&str> = machine.channels.iter().map(|c| c.name()).collect();
-            format!("no address on any channel ({})", names.join(", "))
-        }
-    }
-}
-
-fn address_name(channel: Channel) -> &'static str {
-    match channel {
-        Channel::Email => "email address",
-        Channel::Sms | Channel::Whatsapp => "phone number",
-        Channel::Webhook => "webhook address",
-    }
-}
-
-/// Why an unsent message was dropped, in words.
-pub fn cancel_text(machine: &Machine, reason: &CancelReason) -> String {
-    match reason {
-        CancelReason::Left(by) => format!("left the state ({})", trigger_text(machine, by)),
-        CancelReason::Exited(outcome) => format!("exited: {outcome}"),
-    }
-}
+use crate::engine::{Happening, Instant, Record};
+use crate::explain::facts;
 
 fn state_name(machine: &Machine, state: usize) -> &str {
     machine.states.get(state).map_or("?", |s| s.name.as_str())
@@ -134,7 +71,7 @@ fn describe(machine: &Machine, timeline: &Timeline, line: &Line) -> Described {
                     )
                 }
                 Happening::Entered { state, from, by } => {
-                    let by = trigger_text(machine, by);
+                    let by = facts::trigger(machine, by).to_string();
                     let text = format!("{} from {} ({by})", name(state), name(from));
                     let keys = vec![
                         ("state", name(state).into()),
@@ -164,7 +101,7 @@ fn describe(machine: &Machine, timeline: &Timeline, line: &Line) -> Described {
                     until,
                     reason,
                 } => {
-                    let why = hold_text(machine, *state, *reason);
+                    let why = facts::hold(machine, *state, *reason).to_string();
                     let text = format!("{template} until {}: {why}", local(*until, zone));
                     let keys = vec![
                         ("state", name(state).into()),
@@ -179,7 +116,7 @@ fn describe(machine: &Machine, timeline: &Timeline, line: &Line) -> Described {
                     template,
                     reason,
                 } => {
-                    let why = cancel_text(machine, reason);
+                    let why = facts::cancel(machine, reason).to_string();
                     let text = format!("{template}: {why}");
                     let keys = vec![
                         ("state", name(state).into()),
@@ -193,7 +130,7 @@ fn describe(machine: &Machine, timeline: &Timeline, line: &Line) -> Described {
                     template,
                     channel,
                 } => {
-                    let why = skip_text(machine, *channel);
+                    let why = facts::skip(machine, *channel).to_string();
                     let text = format!("{template}: {why}");
                     let mut keys = vec![
                         ("state", name(state).into()),

@@ -25,6 +25,7 @@
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 
+pub mod causes;
 pub mod identities;
 mod records;
 mod writer;
@@ -51,9 +52,12 @@ use crate::engine::Instant;
 /// The layout version this build writes and reads. Version 1 kept
 /// enrollments, sends and history under keys of their own; version 2 keeps
 /// them in the candidate's [`Dossier`]; version 3 records identities in a
-/// `y` record per commit instead of an `x` key per candidate. A version-2
-/// store is taken as it is (its `x` keys are still read) and marked 3.
-pub const SCHEMA_VERSION: u32 = 3;
+/// `y` record per commit instead of an `x` key per candidate; version 4
+/// records history causes as typed facts ([`causes`]) in new [`LogKind`]
+/// variants. Older stores are taken as they are and marked 4: their `x`
+/// keys are still read, and their history in words stays readable as the
+/// `Legacy*` kinds (nothing to convert, so the upgrade is one marker).
+pub const SCHEMA_VERSION: u32 = 4;
 
 /// The oldest layout this build opens (and marks as its own).
 const OLDEST_READABLE: u32 = 2;
@@ -521,7 +525,8 @@ impl Store {
                     });
                 }
                 if found < SCHEMA_VERSION {
-                    // Nothing to convert: the `x` keys stay readable. The
+                    // Nothing to convert: the `x` keys and the history in
+                    // words (layout 3) stay readable. The
                     // marker in the store goes first, the file second, so a
                     // crash between them leaves a store this build opens
                     // and an older one refuses.

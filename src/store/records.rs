@@ -6,6 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::causes::{Cancel, Failure, Hold, Skip, Trigger};
 use crate::channels::Message;
 use crate::engine::{EngineState, Instant};
 
@@ -115,7 +116,14 @@ pub struct LogEntry {
 }
 
 /// The kinds of history entries; everything reports will need is here:
-/// source, channel, variant, state, template, every instant.
+/// source, channel, variant, state, template, every instant, and each
+/// cause as a fact with its values ([`super::causes`]), worded only when
+/// shown ([`crate::explain`]).
+///
+/// Entries are stored by variant position (postcard), so a variant is never
+/// removed or moved: the `Legacy*` ones are how layout 3 and earlier wrote
+/// causes, in English words; they are read and shown as they are, never
+/// written.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub enum LogKind {
     Created {
@@ -130,7 +138,7 @@ pub enum LogKind {
         variants: BTreeMap<String, String>,
         version: String,
     },
-    Entered {
+    LegacyEntered {
         state: String,
         from: String,
         by: String,
@@ -141,23 +149,23 @@ pub enum LogKind {
         channel: String,
         key: String,
     },
-    Held {
+    LegacyHeld {
         state: String,
         template: String,
         until: i64,
         reason: String,
     },
-    Cancelled {
+    LegacyCancelled {
         state: String,
         template: String,
         reason: String,
     },
-    Skipped {
+    LegacySkipped {
         state: String,
         template: String,
         reason: String,
     },
-    Suppressed {
+    LegacySuppressed {
         state: String,
         template: String,
         reason: String,
@@ -175,7 +183,7 @@ pub enum LogKind {
         duplicate: bool,
         possible_duplicate: bool,
     },
-    DeliveryFailed {
+    LegacyDeliveryFailed {
         key: String,
         channel: String,
         reason: String,
@@ -184,7 +192,7 @@ pub enum LogKind {
         from_version: String,
         to_version: String,
     },
-    Retrying {
+    LegacyRetrying {
         key: String,
         channel: String,
         reason: String,
@@ -195,10 +203,61 @@ pub enum LogKind {
         from: String,
         to: String,
     },
-    DeliverySuppressed {
+    LegacyDeliverySuppressed {
         key: String,
         channel: String,
         reason: String,
+    },
+    // Layout 4 on.
+    /// Moved from one state to another.
+    Entered {
+        state: String,
+        from: String,
+        by: Trigger,
+    },
+    /// A send waits (until epoch ms).
+    Held {
+        state: String,
+        template: String,
+        until: i64,
+        why: Hold,
+    },
+    /// A decided send was dropped before it went.
+    Cancelled {
+        state: String,
+        template: String,
+        why: Cancel,
+    },
+    /// A send was passed over.
+    Skipped {
+        state: String,
+        template: String,
+        why: Skip,
+    },
+    /// A send was not made: `limit N total` was reached.
+    Suppressed {
+        state: String,
+        template: String,
+        limit: u32,
+    },
+    /// A send did not go out, and will not on this channel.
+    DeliveryFailed {
+        key: String,
+        channel: String,
+        why: Failure,
+    },
+    /// A send failed and is tried again at `at` (epoch ms).
+    Retrying {
+        key: String,
+        channel: String,
+        why: Failure,
+        at: i64,
+    },
+    /// Sent again after a restart caught it in flight on a channel that
+    /// cannot recognise a repeat.
+    ResentInDoubt {
+        key: String,
+        channel: String,
     },
 }
 

@@ -403,7 +403,7 @@ async fn an_smtp_451_is_retried_and_the_email_delivered_once() {
     let reason = log_of(&store, &who)
         .into_iter()
         .find_map(|k| match k {
-            LogKind::Retrying { reason, .. } => Some(reason),
+            LogKind::Retrying { why, .. } => Some(why.to_string()),
             _ => None,
         })
         .unwrap();
@@ -588,7 +588,7 @@ async fn a_twilio_400_fails_for_good_with_its_reason_and_the_email_goes() {
     let logged = log_of(&store, &who)
         .into_iter()
         .find_map(|k| match k {
-            LogKind::DeliveryFailed { reason, .. } => Some(reason),
+            LogKind::DeliveryFailed { why, .. } => Some(why.to_string()),
             _ => None,
         })
         .unwrap();

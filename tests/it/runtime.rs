@@ -1512,3 +1512,39 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
         assert_eq!(a.engine.state, b.engine.state);
     }
 }
+
+/// The last failure of a send that may be retried says that it was given
+/// up, not that it will be tried again.
+#[test]
+fn the_last_failure_of_a_send_does_not_promise_a_retry() {
+    let fx = Fixture::warehouse();
+    let store = Store::open(&fx.store_dir(), 8 << 20).unwrap();
+    let templates = Templates::load(&fx.templates_dir()).unwrap();
+    let mut settings = settings();
+    settings.backoff.max_attempts = 1;
+    let mut core = Core::new(store, fx.load(), Some(Arc::new(templates)), settings);
+    let now = at("2026-11-26T15:00:00Z");
+    let bo = texter("bo-4", "Bo", "+15550100");
+    let (replies, out) = core.execute(vec![bo.command(WAREHOUSE)], now).unwrap();
+    let [Reply::Enrolled(enrolled)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    let key = out[0].key.clone();
+    core.execute(vec![Command::MarkInFlight(vec![key.clone()])], now)
+        .unwrap();
+    let answer = Command::Delivered {
+        key: key.clone(),
+        outcome: Err(SendError::Retryable("connection reset".into())),
+    };
+    core.execute(vec![answer], now).unwrap();
+    let entry: OutboxEntry = core.store().send(&key).unwrap().unwrap();
+    let SendStatus::Failed(why) = &entry.status else {
+        panic!("{entry:?}");
+    };
+    assert_eq!(why, "connection reset; given up after 1 attempt");
+    let history = core.store().history(&enrolled.candidate).unwrap();
+    let last = history.last().unwrap();
+    let (kind, text) = nudge::explain::describe(last, chrono_tz::UTC);
+    assert_eq!(kind, "failed");
+    assert_eq!(text, "sms: connection reset; given up after 1 attempt");
+}

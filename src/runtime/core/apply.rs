@@ -165,7 +165,7 @@ impl Core {
                     LogKind::Entered {
                         state: new,
                         from: old,
-                        by: trigger_text(machine, &by),
+                        by: facts::trigger(machine, &by),
                     }
                 }
                 Happening::Sent {
@@ -220,7 +220,7 @@ impl Core {
                     state: state_name(&state),
                     template,
                     until: until.timestamp_millis(),
-                    reason: hold_text(machine, state, reason),
+                    why: facts::hold(machine, state, reason),
                 },
                 Happening::Cancelled {
                     state,
@@ -229,7 +229,7 @@ impl Core {
                 } => LogKind::Cancelled {
                     state: state_name(&state),
                     template,
-                    reason: cancel_text(machine, &reason),
+                    why: facts::cancel(machine, &reason),
                 },
                 Happening::Skipped {
                     state,
@@ -238,7 +238,7 @@ impl Core {
                 } => LogKind::Skipped {
                     state: state_name(&state),
                     template,
-                    reason: skip_text(machine, channel),
+                    why: facts::skip(machine, channel),
                 },
                 Happening::Suppressed {
                     state,
@@ -247,7 +247,7 @@ impl Core {
                 } => LogKind::Suppressed {
                     state: state_name(&state),
                     template,
-                    reason: format!("limit {limit} total reached"),
+                    limit,
                 },
                 Happening::DeadlineStarted { deadline } => LogKind::DeadlineStarted {
                     deadline: deadline.timestamp_millis(),
@@ -364,9 +364,9 @@ impl Core {
             in_flight: false,
         };
         let refusal = if opted_out {
-            Some("the candidate opted out".to_string())
+            Some(Failure::OptedOut)
         } else {
-            rendered.err()
+            rendered.err().map(Failure::Render)
         };
         let mut entry = OutboxEntry {
             message: message.clone(),
@@ -377,7 +377,7 @@ impl Core {
             retry_at: None,
         };
         if let Some(why) = refusal {
-            entry.status = SendStatus::Failed(why.clone());
+            entry.status = SendStatus::Failed(why.to_string());
             txn.count(key::counter(&machine.name, "failed"), 1);
             txn.put_send(&entry)?;
             return log(
@@ -389,7 +389,7 @@ impl Core {
                     kind: LogKind::DeliveryFailed {
                         key: send_key.to_string(),
                         channel: channel.name().into(),
-                        reason: why,
+                        why,
                     },
                 },
             );

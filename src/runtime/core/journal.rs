@@ -67,23 +67,25 @@ impl Core {
                 .is_some_and(|c| c.opted_out);
             let channel = entry.message.channel.name().to_string();
             if self.settings.communications_off {
-                let why = "communications are off (`communications = \"off\"` in nudge.toml)";
-                let kind = LogKind::DeliverySuppressed {
-                    key: k,
-                    channel,
-                    reason: why.into(),
-                };
-                self.settle(txn, entry, SendStatus::Suppressed(why.into()), kind, now)?;
-                continue;
-            }
-            if opted_out {
-                let why = "the candidate opted out before it went out";
+                let why = Failure::CommunicationsOff;
+                let status = SendStatus::Suppressed(why.to_string());
                 let kind = LogKind::DeliveryFailed {
                     key: k,
                     channel,
-                    reason: why.into(),
+                    why,
                 };
-                self.settle(txn, entry, SendStatus::Failed(why.into()), kind, now)?;
+                self.settle(txn, entry, status, kind, now)?;
+                continue;
+            }
+            if opted_out {
+                let why = Failure::OptedOut;
+                let status = SendStatus::Failed(why.to_string());
+                let kind = LogKind::DeliveryFailed {
+                    key: k,
+                    channel,
+                    why,
+                };
+                self.settle(txn, entry, status, kind, now)?;
                 continue;
             }
             // Durably in flight from here: the journal lists it, the
@@ -233,14 +235,15 @@ impl Core {
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
                 entry.possible_duplicate = true;
                 txn.put_send(&entry)?;
-                log(&mut txn, &entry.message.candidate,
+                log(
+                    &mut txn,
+                    &entry.message.candidate,
                     LogEntry {
                         at: now,
                         campaign: entry.message.campaign.clone(),
-                        kind: LogKind::DeliveryFailed {
+                        kind: LogKind::ResentInDoubt {
                             key: k.clone(),
                             channel: entry.message.channel.name().into(),
-                            reason: "in flight when nudge stopped; sent again, the candidate may get it twice".into(),
                         },
                     },
                 )?;

@@ -32,13 +32,14 @@ use chrono_tz::Tz;
 use crate::channels::phone::to_e164;
 use crate::channels::{Delivered, Message, SendError};
 use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
+use crate::explain::facts;
 use crate::runtime::api::{
     exact_instant, ApiError, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
     ReloadReport,
 };
 use crate::runtime::campaigns::{Campaign, Campaigns};
-use crate::sim::output::{cancel_text, hold_text, skip_text, trigger_text};
 use crate::sim::rfc3339;
+use crate::store::causes::{Failure, FailureKind};
 use crate::store::{
     self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
     StoreError, TimerEntry, TimerKind, Txn,
@@ -59,7 +60,7 @@ pub use apply::engine_candidate;
 pub use batch::{Handoff, This};
 pub use enroll::{find, new_token};
 pub use journal::PREMARKED_AT_MOST;
-pub use queries::{counters, describe};
+pub use queries::counters;
 pub use reload::{
     check_start, stranded, strandings, waiting, StartRefusal, Stranded, StrandedOnStart, Waiting,
 };

@@ -50,6 +50,13 @@ impl Core {
             }
             Err(e) => e,
         };
+        let (kind, detail) = failure_of(&error);
+        let failure = |final_attempt: bool| Failure::Channel {
+            kind,
+            detail: detail.to_string(),
+            attempts: entry.attempts,
+            final_attempt,
+        };
         if error.is_retryable() {
             let backoff = self
                 .settings
@@ -71,25 +78,21 @@ impl Core {
                     LogKind::Retrying {
                         key: k.to_string(),
                         channel,
-                        reason: error.to_string(),
+                        why: failure(false),
                         at: when.timestamp_millis(),
                     },
                 );
             }
         }
         // Failed for good (or out of attempts).
+        let why = failure(true);
+        let status = SendStatus::Failed(why.to_string());
         let kind = LogKind::DeliveryFailed {
             key: k.to_string(),
             channel: channel.clone(),
-            reason: error.to_string(),
+            why,
         };
-        self.settle(
-            txn,
-            entry.clone(),
-            SendStatus::Failed(error.to_string()),
-            kind,
-            now,
-        )?;
+        self.settle(txn, entry.clone(), status, kind, now)?;
         if matches!(error, SendError::Unsubscribed(_)) {
             // A STOP to the provider is the candidate's opt-out: recorded as
             // theirs, which ends every campaign and every later send, so
@@ -183,5 +186,16 @@ impl Core {
             now,
             out,
         )
+    }
+}
+
+/// A channel's error as a fact: its kind and its own words.
+fn failure_of(error: &SendError) -> (FailureKind, &str) {
+    match error {
+        SendError::Retryable(why) => (FailureKind::Transient, why),
+        SendError::Throttled { why, .. } => (FailureKind::Throttled, why),
+        SendError::Permanent(why) => (FailureKind::Permanent, why),
+        SendError::Bounced(why) => (FailureKind::Bounced, why),
+        SendError::Unsubscribed(why) => (FailureKind::Unsubscribed, why),
     }
 }

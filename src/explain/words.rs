@@ -1,0 +1,100 @@
+//! The words for each fact, in the campaign language's own terms
+//! (`after 24h`, `at deadline`, `split copy=warm`).
+
+use std::fmt;
+
+use crate::engine::Channel;
+use crate::sim::duration_text;
+use crate::store::causes::{Cancel, Failure, FailureKind, Hold, Skip, Trigger};
+
+impl fmt::Display for Trigger {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Trigger::Event(e) => f.write_str(e),
+            Trigger::After { secs } => write!(f, "after {}", duration_text(*secs)),
+            Trigger::AtDeadline => f.write_str("at deadline"),
+            Trigger::BeforeDeadline { secs } => {
+                write!(f, "before deadline {}", duration_text(*secs))
+            }
+            Trigger::Split {
+                experiment,
+                variant,
+            } => write!(f, "split {experiment}={variant}"),
+        }
+    }
+}
+
+impl fmt::Display for Hold {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Hold::Window { window: Some(w) } => write!(f, "outside window {w}"),
+            Hold::Window { window: None } => f.write_str("outside window"),
+            Hold::Limit { count, period_secs } => {
+                write!(f, "limit {count} per {}", duration_text(*period_secs))
+            }
+        }
+    }
+}
+
+impl fmt::Display for Cancel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Cancel::Left(by) => write!(f, "left the state ({by})"),
+            Cancel::Exited(outcome) => write!(f, "exited: {outcome}"),
+        }
+    }
+}
+
+impl fmt::Display for Skip {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Skip::NoAddressFor(c) => write!(f, "no {} for `via {c}`", address_name(*c)),
+            Skip::NoAddress(channels) => {
+                let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
+                write!(f, "no address on any channel ({})", names.join(", "))
+            }
+        }
+    }
+}
+
+/// What a candidate needs to be reached on a channel.
+pub fn address_name(channel: Channel) -> &'static str {
+    match channel {
+        Channel::Email => "email address",
+        Channel::Sms | Channel::Whatsapp => "phone number",
+        Channel::Webhook => "webhook address",
+    }
+}
+
+impl fmt::Display for Failure {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Failure::Channel {
+                kind,
+                detail,
+                attempts,
+                final_attempt,
+            } => {
+                match kind {
+                    FailureKind::Transient | FailureKind::Permanent => f.write_str(detail)?,
+                    FailureKind::Throttled => write!(f, "throttled: {detail}")?,
+                    FailureKind::Bounced => write!(f, "bounced: {detail}")?,
+                    FailureKind::Unsubscribed => {
+                        write!(f, "the recipient told the provider to stop: {detail}")?
+                    }
+                }
+                let retryable = matches!(kind, FailureKind::Transient | FailureKind::Throttled);
+                if retryable && *final_attempt {
+                    let s = if *attempts == 1 { "" } else { "s" };
+                    write!(f, "; given up after {attempts} attempt{s}")?;
+                }
+                Ok(())
+            }
+            Failure::OptedOut => f.write_str("the candidate opted out before it went out"),
+            Failure::Render(why) => write!(f, "the message could not be made: {why}"),
+            Failure::CommunicationsOff => {
+                f.write_str("communications are off (`communications = \"off\"` in nudge.toml)")
+            }
+        }
+    }
+}
