@@ -477,12 +477,10 @@ fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Adm
     crate::runtime::client::Admin::connect(config).map_err(|e| CliError::Input(e.to_string()))
 }
 
-fn api(e: crate::runtime::api::ApiError) -> CliError {
-    if e.status == 400 {
-        CliError::Usage(e.message)
-    } else {
-        CliError::Input(e.message)
-    }
+/// Every refusal is an input error (exit 1): usage errors (exit 2) are
+/// clap's alone.
+fn api(e: crate::runtime::refusal::Refusal) -> CliError {
+    CliError::Input(e.to_string())
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<Status, CliError> {

@@ -3,7 +3,6 @@
 //! opens the store itself). All of them are plain serde types.
 
 use std::collections::BTreeMap;
-use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
@@ -145,71 +144,6 @@ pub struct ReloadReport {
 /// instants the engine used.
 pub fn exact_instant(at: crate::engine::Instant) -> String {
     at.to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
-}
-
-/// An error the runtime reports to a client: an HTTP status and words.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ApiError {
-    pub status: u16,
-    pub message: String,
-}
-
-impl ApiError {
-    pub fn bad_request(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 400,
-            message: message.into(),
-        }
-    }
-
-    pub fn not_found(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 404,
-            message: message.into(),
-        }
-    }
-
-    pub fn conflict(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 409,
-            message: message.into(),
-        }
-    }
-
-    /// A campaign that is not loaded, with the names of those that are, so
-    /// a typo is seen at once. The one wording for every way in.
-    pub fn unknown_campaign(name: &str, loaded: &super::campaigns::Campaigns) -> Self {
-        let known: Vec<String> = loaded.iter().map(|(n, _)| format!("`{n}`")).collect();
-        ApiError::not_found(format!(
-            "no campaign `{name}` (loaded: {})",
-            if known.is_empty() {
-                "none".to_string()
-            } else {
-                known.join(", ")
-            }
-        ))
-    }
-
-    pub fn internal(message: impl Into<String>) -> Self {
-        ApiError {
-            status: 500,
-            message: message.into(),
-        }
-    }
-}
-
-impl fmt::Display for ApiError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.message)
-    }
-}
-
-impl std::error::Error for ApiError {}
-
-impl From<crate::store::StoreError> for ApiError {
-    fn from(e: crate::store::StoreError) -> Self {
-        ApiError::internal(e.to_string())
-    }
 }
 
 #[cfg(test)]

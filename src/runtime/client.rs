@@ -6,8 +6,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::api::{
-    ApiError, CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
-    ReloadReport, StatusReport,
+    CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
+    StatusReport,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::{Clock, SystemClock};
@@ -17,6 +17,7 @@ use super::core::{
 };
 use super::daemon::{load_all, Sources};
 use super::query;
+use super::refusal::Refusal;
 use crate::config::Config;
 use crate::store::{Store, StoreError};
 
@@ -183,29 +184,29 @@ impl Admin {
         }
     }
 
-    pub fn enroll(&mut self, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    pub fn enroll(&mut self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
         match self {
             Admin::Remote(r) => r.post("/v1/enroll", &req),
             Admin::Local(l) => match l.run(Command::Enroll(req))? {
                 Reply::Enrolled(r) => Ok(r),
                 Reply::Error(e) => Err(e),
-                other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
             },
         }
     }
 
-    pub fn event(&mut self, req: EventRequest) -> Result<EventResponse, ApiError> {
+    pub fn event(&mut self, req: EventRequest) -> Result<EventResponse, Refusal> {
         match self {
             Admin::Remote(r) => r.post("/v1/events", &req),
             Admin::Local(l) => match l.run(Command::Event(req))? {
                 Reply::Event(r) => Ok(r),
                 Reply::Error(e) => Err(e),
-                other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
             },
         }
     }
 
-    pub fn set_paused(&mut self, campaign: &str, paused: bool) -> Result<(), ApiError> {
+    pub fn set_paused(&mut self, campaign: &str, paused: bool) -> Result<(), Refusal> {
         match self {
             Admin::Remote(r) => {
                 let verb = if paused { "pause" } else { "resume" };
@@ -221,12 +222,12 @@ impl Admin {
             })? {
                 Reply::Done => Ok(()),
                 Reply::Error(e) => Err(e),
-                other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
             },
         }
     }
 
-    pub fn status(&mut self, campaign: Option<&str>) -> Result<StatusReport, ApiError> {
+    pub fn status(&mut self, campaign: Option<&str>) -> Result<StatusReport, Refusal> {
         match self {
             Admin::Remote(r) => match campaign {
                 Some(c) => r.get(&format!("/v1/status?campaign={c}")),
@@ -239,7 +240,7 @@ impl Admin {
         }
     }
 
-    pub fn show(&mut self, who: &str) -> Result<CandidateView, ApiError> {
+    pub fn show(&mut self, who: &str) -> Result<CandidateView, Refusal> {
         match self {
             Admin::Remote(r) => r.get(&format!("/v1/candidates/{who}")),
             Admin::Local(l) => {
@@ -255,12 +256,10 @@ impl Admin {
     }
 
     /// Asks a running daemon to reload its campaigns and templates.
-    pub fn reload(&mut self) -> Result<ReloadReport, ApiError> {
+    pub fn reload(&mut self) -> Result<ReloadReport, Refusal> {
         match self {
             Admin::Remote(r) => r.post("/v1/reload", &serde_json::json!({})),
-            Admin::Local(_) => Err(ApiError::bad_request(
-                "no daemon is running: the next `nudge run` loads the files as they are",
-            )),
+            Admin::Local(_) => Err(Refusal::NoDaemon),
         }
     }
 
@@ -274,21 +273,23 @@ impl Admin {
 }
 
 impl Local {
-    fn run(&mut self, command: Command) -> Result<Reply, ApiError> {
+    fn run(&mut self, command: Command) -> Result<Reply, Refusal> {
         if let Some(refusal) = &self.refusal {
-            return Err(ApiError::conflict(refusal.to_string()));
+            return Err(Refusal::StoreStranded(refusal.clone()));
         }
         let (mut replies, out) = self.core.execute(vec![command], self.clock.now())?;
         // Also run what falls due now (a send due at once), so the outbox
         // holds it for the daemon.
         let (_, more) = self.core.fire_due(self.clock.now(), 1024)?;
         self.queued += out.len() + more.len();
-        replies.pop().ok_or_else(|| ApiError::internal("no answer"))
+        replies
+            .pop()
+            .ok_or_else(|| Refusal::Internal("no answer".into()))
     }
 }
 
 impl Remote {
-    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, ApiError> {
+    fn post<B: Serialize, T: DeserializeOwned>(&self, path: &str, body: &B) -> Result<T, Refusal> {
         let request = self
             .http
             .post(format!("{}{path}", self.base))
@@ -297,7 +298,7 @@ impl Remote {
         self.send(request)
     }
 
-    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, ApiError> {
+    fn get<T: DeserializeOwned>(&self, path: &str) -> Result<T, Refusal> {
         let request = self
             .http
             .get(format!("{}{path}", self.base))
@@ -305,10 +306,10 @@ impl Remote {
         self.send(request)
     }
 
-    fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, ApiError> {
+    fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Refusal> {
         self.runtime.block_on(async {
             let response = request.send().await.map_err(|e| {
-                ApiError::internal(format!(
+                Refusal::Internal(format!(
                     "the store is locked but the daemon's admin API at {} does not answer: {e}",
                     self.base
                 ))
@@ -317,18 +318,20 @@ impl Remote {
             let bytes = response
                 .bytes()
                 .await
-                .map_err(|e| ApiError::internal(e.to_string()))?;
+                .map_err(|e| Refusal::Internal(e.to_string()))?;
             if status.is_success() {
                 serde_json::from_slice(&bytes).map_err(|e| {
-                    ApiError::internal(format!("unexpected answer from the daemon: {e}"))
+                    Refusal::Internal(format!("unexpected answer from the daemon: {e}"))
                 })
             } else {
-                Err(
-                    serde_json::from_slice::<ApiError>(&bytes).unwrap_or_else(|_| ApiError {
-                        status: status.as_u16(),
-                        message: String::from_utf8_lossy(&bytes).into_owned(),
-                    }),
-                )
+                let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+                Err(Refusal::Daemon {
+                    status: status.as_u16(),
+                    message,
+                })
             }
         })
     }

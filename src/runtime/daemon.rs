@@ -26,14 +26,15 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::api::{
-    ApiError, CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
-    ReloadReport, StatusReport,
+    CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
+    StatusReport,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
 use super::core::{Command, Core, Landed, Reply, This};
 use super::policy::{Limiter, Rate};
 use super::query;
+use super::refusal::Refusal;
 use crate::channels::{Channels, Message};
 use crate::engine::{Channel, Instant};
 use crate::templates::Templates;
@@ -71,7 +72,7 @@ enum CoreMsg {
     Reload(
         Campaigns,
         Option<Arc<Templates>>,
-        oneshot::Sender<Result<ReloadReport, ApiError>>,
+        oneshot::Sender<Result<ReloadReport, Refusal>>,
     ),
     Stop,
 }
@@ -95,13 +96,12 @@ pub struct Handle {
 }
 
 impl Handle {
-    async fn call(&self, command: Command) -> Result<Reply, ApiError> {
+    async fn call(&self, command: Command) -> Result<Reply, Refusal> {
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(CoreMsg::Command(command, Some(tx)))
-            .map_err(|_| ApiError::internal("nudge is shutting down"))?;
-        rx.await
-            .map_err(|_| ApiError::internal("nudge is shutting down"))
+            .map_err(|_| Refusal::ShuttingDown)?;
+        rx.await.map_err(|_| Refusal::ShuttingDown)
     }
 
     /// Sends a command without waiting for its answer.
@@ -109,31 +109,31 @@ impl Handle {
         let _ = self.tx.send(CoreMsg::Command(command, None));
     }
 
-    pub async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, ApiError> {
+    pub async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
         match self.call(Command::Enroll(req)).await? {
             Reply::Enrolled(r) => Ok(r),
             Reply::Error(e) => Err(e),
-            other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
         }
     }
 
-    pub async fn event(&self, req: EventRequest) -> Result<EventResponse, ApiError> {
+    pub async fn event(&self, req: EventRequest) -> Result<EventResponse, Refusal> {
         match self.call(Command::Event(req)).await? {
             Reply::Event(r) => Ok(r),
             Reply::Error(e) => Err(e),
-            other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
         }
     }
 
-    pub async fn set_paused(&self, campaign: String, paused: bool) -> Result<(), ApiError> {
+    pub async fn set_paused(&self, campaign: String, paused: bool) -> Result<(), Refusal> {
         match self.call(Command::SetPaused { campaign, paused }).await? {
             Reply::Done => Ok(()),
             Reply::Error(e) => Err(e),
-            other => Err(ApiError::internal(format!("unexpected answer {other:?}"))),
+            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
         }
     }
 
-    pub fn status(&self, campaign: Option<&str>) -> Result<StatusReport, ApiError> {
+    pub fn status(&self, campaign: Option<&str>) -> Result<StatusReport, Refusal> {
         let campaigns = self
             .campaigns
             .read()
@@ -142,7 +142,7 @@ impl Handle {
         query::status(&self.store, &campaigns, campaign, self.clock.now())
     }
 
-    pub fn show(&self, who: &str) -> Result<CandidateView, ApiError> {
+    pub fn show(&self, who: &str) -> Result<CandidateView, Refusal> {
         let campaigns = self
             .campaigns
             .read()
@@ -153,24 +153,18 @@ impl Handle {
 
     /// Loads and checks the campaign and template files, then swaps them in
     /// unless the core refuses. A failed check keeps the running version.
-    pub async fn reload(&self) -> Result<ReloadReport, ApiError> {
+    pub async fn reload(&self) -> Result<ReloadReport, Refusal> {
         let sources = self.sources.clone();
         let loaded = tokio::task::spawn_blocking(move || load_all(&sources))
             .await
-            .map_err(|e| ApiError::internal(e.to_string()))?;
-        let (campaigns, templates) = loaded.map_err(|failure| {
-            ApiError::conflict(format!(
-                "reload refused, the running version is kept:\n{}",
-                render_failure(&failure)
-            ))
-        })?;
+            .map_err(|e| Refusal::Internal(e.to_string()))?;
+        let (campaigns, templates) =
+            loaded.map_err(|failure| Refusal::ReloadDoesNotCheck(render_failure(&failure)))?;
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(CoreMsg::Reload(campaigns.clone(), templates, tx))
-            .map_err(|_| ApiError::internal("nudge is shutting down"))?;
-        let report = rx
-            .await
-            .map_err(|_| ApiError::internal("nudge is shutting down"))??;
+            .map_err(|_| Refusal::ShuttingDown)?;
+        let report = rx.await.map_err(|_| Refusal::ShuttingDown)??;
         *self.campaigns.write().unwrap_or_else(|p| p.into_inner()) = campaigns;
         Ok(report)
     }
@@ -518,9 +512,7 @@ fn release(
 fn refuse(e: &crate::store::StoreError, waiting: Vec<Option<oneshot::Sender<Reply>>>) {
     error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers (if any) will fire again");
     for tx in waiting.into_iter().flatten() {
-        let _ = tx.send(Reply::Error(ApiError::internal(format!(
-            "not recorded: {e}"
-        ))));
+        let _ = tx.send(Reply::Error(Refusal::NotRecorded(e.to_string())));
     }
 }
 

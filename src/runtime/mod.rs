@@ -10,4 +10,5 @@ pub mod daemon;
 pub mod memory;
 pub mod policy;
 pub mod query;
+pub mod refusal;
 pub mod run;

@@ -3,11 +3,10 @@
 
 use chrono::Duration;
 
-use super::api::{
-    ApiError, CampaignStatus, CandidateView, EnrollmentView, StatusReport, TimelineLine,
-};
+use super::api::{CampaignStatus, CandidateView, EnrollmentView, StatusReport, TimelineLine};
 use super::campaigns::Campaigns;
 use super::core::{counters, engine_candidate};
+use super::refusal::Refusal;
 use crate::engine::Instant;
 use crate::explain::describe;
 use crate::sim::rfc3339;
@@ -19,10 +18,10 @@ pub fn status(
     campaigns: &Campaigns,
     only: Option<&str>,
     now: Instant,
-) -> Result<StatusReport, ApiError> {
+) -> Result<StatusReport, Refusal> {
     if let Some(name) = only {
         if campaigns.get(name).is_none() {
-            return Err(ApiError::unknown_campaign(name, campaigns));
+            return Err(Refusal::unknown_campaign(name, campaigns));
         }
     }
     let mut out = Vec::new();
@@ -95,10 +94,10 @@ pub fn show(
     campaigns: &Campaigns,
     who: &str,
     interview_url: &str,
-) -> Result<CandidateView, ApiError> {
+) -> Result<CandidateView, Refusal> {
     let mut txn = Txn::new(store);
     let candidate: CandidateRecord = super::core::find(&mut txn, who)?
-        .ok_or_else(|| ApiError::not_found(format!("no candidate `{who}`")))?;
+        .ok_or_else(|| Refusal::UnknownCandidate(who.to_string()))?;
     let engine_candidate = engine_candidate(&candidate);
     let mut enrollments = Vec::new();
     let mut zone = chrono_tz::UTC;

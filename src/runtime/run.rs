@@ -239,7 +239,7 @@ async fn reload(handle: &daemon::Handle, why: &str) {
     match handle.reload().await {
         Ok(report) if report.changed.is_empty() => info!(why, "reload: nothing changed"),
         Ok(report) => info!(why, changed = ?report.changed, "reloaded"),
-        Err(e) => warn!(why, "{}", e.message),
+        Err(e) => warn!(why, "{e}"),
     }
 }
 

@@ -23,8 +23,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
 
-use crate::runtime::api::{ApiError, EnrollRequest, EventRequest};
+use crate::runtime::api::{EnrollRequest, EventRequest};
 use crate::runtime::daemon::Handle;
+use crate::runtime::refusal::Refusal;
 
 #[derive(Clone)]
 struct AppState {
@@ -32,10 +33,47 @@ struct AppState {
     token: Arc<String>,
 }
 
-impl IntoResponse for ApiError {
+/// The HTTP status of a refusal: the one place where the runtime's
+/// reasons become status codes.
+fn status_of(refusal: &Refusal) -> StatusCode {
+    match refusal {
+        Refusal::UnknownCampaign { .. } | Refusal::UnknownCandidate(_) => StatusCode::NOT_FOUND,
+        Refusal::OptedOut { .. }
+        | Refusal::ReloadWouldStrand(_)
+        | Refusal::ReloadDoesNotCheck(_)
+        | Refusal::StoreStranded(_) => StatusCode::CONFLICT,
+        Refusal::UnnamedField
+        | Refusal::BadPhone { .. }
+        | Refusal::BadInstant(_)
+        | Refusal::EventInFuture { .. }
+        | Refusal::BadEventName(_)
+        | Refusal::NoDaemon => StatusCode::BAD_REQUEST,
+        Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
+        Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        Refusal::Daemon { status, .. } => {
+            StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
+        }
+        Refusal::NoRandomness(_) | Refusal::NotRecorded(_) | Refusal::Internal(_) => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+/// A refusal as the admin API answers it: its status, and a JSON body
+/// `{"status": ..., "message": ...}`.
+struct Answer(Refusal);
+
+impl From<Refusal> for Answer {
+    fn from(r: Refusal) -> Self {
+        Answer(r)
+    }
+}
+
+impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-        (status, Json(self)).into_response()
+        let status = status_of(&self.0);
+        let body = serde_json::json!({ "status": status.as_u16(), "message": self.0.to_string() });
+        (status, Json(body)).into_response()
     }
 }
 
@@ -69,11 +107,7 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         .and_then(|v| v.strip_prefix("Bearer "))
         .unwrap_or("");
     if !same(given.as_bytes(), state.token.as_bytes()) {
-        return ApiError {
-            status: 401,
-            message: "missing or wrong admin token".into(),
-        }
-        .into_response();
+        return Answer(Refusal::Unauthorized).into_response();
     }
     next.run(request).await
 }
@@ -86,44 +120,44 @@ fn same(a: &[u8], b: &[u8]) -> bool {
 async fn enroll(
     State(s): State<AppState>,
     Json(req): Json<EnrollRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.enroll(req).await?))
 }
 
 async fn event(
     State(s): State<AppState>,
     Json(req): Json<EventRequest>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.event(req).await?))
 }
 
 async fn status(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Answer> {
     let handle = s.handle.clone();
     let campaign = q.get("campaign").cloned();
     let report = tokio::task::spawn_blocking(move || handle.status(campaign.as_deref()))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
     Ok(Json(report))
 }
 
 async fn show(
     State(s): State<AppState>,
     Path(who): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Answer> {
     let handle = s.handle.clone();
     let view = tokio::task::spawn_blocking(move || handle.show(&who))
         .await
-        .map_err(|e| ApiError::internal(e.to_string()))??;
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
     Ok(Json(view))
 }
 
 async fn pause(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Answer> {
     s.handle.set_paused(name, true).await?;
     Ok(Json(serde_json::json!({})))
 }
@@ -131,11 +165,11 @@ async fn pause(
 async fn resume(
     State(s): State<AppState>,
     Path(name): Path<String>,
-) -> Result<impl IntoResponse, ApiError> {
+) -> Result<impl IntoResponse, Answer> {
     s.handle.set_paused(name, false).await?;
     Ok(Json(serde_json::json!({})))
 }
 
-async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, ApiError> {
+async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.reload().await?))
 }

@@ -949,7 +949,7 @@ fn status_show_and_event_with_at_through_the_daemon() {
     );
 
     let out = site.nudge(&["event", "ana", "clicked", "--at", "yesterday"]);
-    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not an RFC 3339 instant"));
     let out = site.nudge(&["show", "nobody"]);
     assert_eq!(out.status.code(), Some(1));

@@ -97,7 +97,9 @@ impl Core {
         Ok(replies
             .into_iter()
             .map(|r| {
-                r.unwrap_or_else(|| Reply::Error(ApiError::internal("an enrollment was lost")))
+                r.unwrap_or_else(|| {
+                    Reply::Error(Refusal::Internal("an enrollment was lost".into()))
+                })
             })
             .collect())
     }
@@ -155,7 +157,7 @@ impl Core {
         seen: &mut HashSet<String>,
     ) -> Result<Admit, StoreError> {
         let Some(campaign) = self.campaigns.get(&req.campaign).cloned() else {
-            return Ok(Admit::Done(Reply::Error(ApiError::unknown_campaign(
+            return Ok(Admit::Done(Reply::Error(Refusal::unknown_campaign(
                 &req.campaign,
                 &self.campaigns,
             ))));
@@ -172,10 +174,9 @@ impl Core {
         }
         let existing = txn.enrollment(&candidate.id, &campaign.machine.name)?;
         if candidate.opted_out && existing.is_none() {
-            return Ok(Admit::Done(Reply::Error(ApiError::conflict(format!(
-                "candidate {} opted out: nothing is ever sent to them again, so they are not enrolled",
-                candidate.id
-            )))));
+            return Ok(Admit::Done(Reply::Error(Refusal::OptedOut {
+                candidate: candidate.id.clone(),
+            })));
         }
         if let Some(existing) = existing {
             return Ok(Admit::Done(Reply::Enrolled(EnrollResponse {
@@ -269,12 +270,12 @@ impl Core {
         external_id: Option<&str>,
         fields: &BTreeMap<String, String>,
         now: Instant,
-    ) -> Result<Result<CandidateRecord, ApiError>, StoreError> {
+    ) -> Result<Result<CandidateRecord, Refusal>, StoreError> {
         let mut clean = BTreeMap::new();
         for (k, v) in fields {
             let (k, v) = (k.trim().to_lowercase(), v.trim());
             if k.is_empty() {
-                return Ok(Err(ApiError::bad_request("a candidate field needs a name")));
+                return Ok(Err(Refusal::UnnamedField));
             }
             if !v.is_empty() {
                 clean.insert(k, v.to_string());
@@ -294,9 +295,10 @@ impl Core {
                         .or_else(|| clean.get("email").map(String::as_str))
                         .or_else(|| clean.get("name").map(String::as_str))
                         .unwrap_or("without id or email");
-                    return Ok(Err(ApiError::bad_request(format!(
-                        "candidate `{who}`: {e}"
-                    ))));
+                    return Ok(Err(Refusal::BadPhone {
+                        who: who.to_string(),
+                        why: e.to_string(),
+                    }));
                 }
             }
         }
@@ -343,7 +345,7 @@ impl Core {
         let id = key::numbered_candidate(next as u64);
         let token = match new_token() {
             Ok(t) => format!("{id}-{t}"),
-            Err(e) => return Ok(Err(ApiError::internal(e))),
+            Err(e) => return Ok(Err(Refusal::NoRandomness(e))),
         };
         clean.insert("id".into(), id.clone());
         let record = CandidateRecord {

@@ -25,33 +25,22 @@ impl Core {
         req: &EventRequest,
         now: Instant,
         out: &mut Outgoing,
-    ) -> Result<Result<EventResponse, ApiError>, StoreError> {
+    ) -> Result<Result<EventResponse, Refusal>, StoreError> {
         let Some(mut candidate) = self.find_candidate(txn, &req.candidate)? else {
-            return Ok(Err(ApiError::not_found(format!(
-                "no candidate `{}`",
-                req.candidate
-            ))));
+            return Ok(Err(Refusal::UnknownCandidate(req.candidate.clone())));
         };
         let at = match &req.at {
             Some(t) => match chrono::DateTime::parse_from_rfc3339(t) {
                 // The store keeps milliseconds: so does the engine.
                 Ok(t) => t.with_timezone(&chrono::Utc).trunc_subsecs(3),
-                Err(_) => {
-                    return Ok(Err(ApiError::bad_request(format!(
-                        "`{t}` is not an RFC 3339 instant such as `2026-12-01T09:00:00Z`"
-                    ))))
-                }
+                Err(_) => return Ok(Err(Refusal::BadInstant(t.clone()))),
             },
             None => now,
         };
         // An event from the future would let the engine run ahead of the
         // clock and decide sends before their time.
         if at > now + Duration::minutes(1) {
-            return Ok(Err(ApiError::bad_request(format!(
-                "event at {} is in the future (now is {}): record events when they happen",
-                rfc3339(at),
-                rfc3339(now)
-            ))));
+            return Ok(Err(Refusal::EventInFuture { at, now }));
         }
         let seen_key = req.id.as_ref().map(|id| key::event_id(&candidate.id, id));
         if let Some(k) = &seen_key {
@@ -61,10 +50,7 @@ impl Core {
             }
         }
         if !is_identifier(&req.event) {
-            return Ok(Err(ApiError::bad_request(format!(
-                "`{}` is not an event name: use lowercase letters, digits and `_`",
-                req.event
-            ))));
+            return Ok(Err(Refusal::BadEventName(req.event.clone())));
         }
         log(
             txn,
@@ -149,9 +135,9 @@ impl Core {
         paused: bool,
         now: Instant,
         out: &mut Outgoing,
-    ) -> Result<Result<(), ApiError>, StoreError> {
+    ) -> Result<Result<(), Refusal>, StoreError> {
         if self.campaigns.get(campaign).is_none() {
-            return Ok(Err(ApiError::unknown_campaign(campaign, &self.campaigns)));
+            return Ok(Err(Refusal::unknown_campaign(campaign, &self.campaigns)));
         }
         let pkey = key::paused(campaign);
         let was = self.is_paused(txn, campaign)?;

@@ -34,11 +34,10 @@ use crate::channels::{Delivered, Message, SendError};
 use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
 use crate::explain::facts;
 use crate::runtime::api::{
-    exact_instant, ApiError, EnrollRequest, EnrollResponse, EventRequest, EventResponse,
-    ReloadReport,
+    exact_instant, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
 };
 use crate::runtime::campaigns::{Campaign, Campaigns};
-use crate::sim::rfc3339;
+use crate::runtime::refusal::Refusal;
 use crate::store::causes::{Failure, FailureKind};
 use crate::store::{
     self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
@@ -95,7 +94,7 @@ pub enum Reply {
     /// The sends of a `MarkInFlight` that may go: the others were refused
     /// here (the candidate opted out since the send was decided).
     Cleared(Vec<String>),
-    Error(ApiError),
+    Error(Refusal),
 }
 
 /// Settings the core needs from the configuration.

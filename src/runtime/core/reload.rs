@@ -245,17 +245,10 @@ impl Core {
     /// candidates of a changed campaign move onto its new version at once,
     /// with their timers re-armed by it, so that a wait made shorter is not
     /// served at the old, later instant.
-    pub fn reload(&mut self, new: Campaigns, now: Instant) -> Result<ReloadReport, ApiError> {
+    pub fn reload(&mut self, new: Campaigns, now: Instant) -> Result<ReloadReport, Refusal> {
         let stranded = stranded(&self.store, &new)?;
         if !stranded.is_empty() {
-            return Err(ApiError::conflict(format!(
-                "reload refused, the running version is kept: {}",
-                stranded
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join("; ")
-            )));
+            return Err(Refusal::ReloadWouldStrand(stranded));
         }
         let changed: Vec<String> = new
             .iter()
