@@ -65,11 +65,11 @@ impl WebhookConfig {
     /// Every setting that cannot work, for `nudge check` and
     /// [`WebhookChannel::new`]. `table` is the channel's table as written
     /// in messages (`channels.webhook`).
-    pub fn problems(&self, table: &str) -> Vec<SettingProblem> {
+    pub fn validate(&self, table: &str) -> Vec<SettingProblem> {
         let mut problems = Vec::new();
         if let Err(why) = parse_url(&self.url) {
             problems.push(SettingProblem::new(
-                Some("url"),
+                &["url"],
                 format!("`{table}.url` {why}"),
                 "not an http(s) URL",
                 "give the receiver's URL, such as \"https://ats.example.com/nudge\"",
@@ -77,7 +77,7 @@ impl WebhookConfig {
         }
         if !is_env_name(&self.secret_env) {
             problems.push(SettingProblem::new(
-                Some("secret_env"),
+                &["secret_env"],
                 format!("`{table}.secret_env` is not an environment variable name"),
                 "not a variable name",
                 "name the variable holding the secret, such as \"NUDGE_WEBHOOK_SECRET\"; \
@@ -148,7 +148,7 @@ impl WebhookChannel {
     /// secret.
     pub fn new(cfg: &WebhookConfig, channel: Channel) -> Result<WebhookChannel, String> {
         let table = format!("channels.{channel}");
-        if let Some(problem) = cfg.problems(&table).into_iter().next() {
+        if let Some(problem) = cfg.validate(&table).into_iter().next() {
             return Err(problem.message);
         }
         Ok(WebhookChannel {

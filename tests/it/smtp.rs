@@ -897,11 +897,11 @@ from = "jobs@example.com"
 security = "ssl"
 "#,
         r#"
-error: `channels.email.security` should be one of `plain`, `starttls` or `tls`
+error: `channels.email.security`: unknown variant `ssl`, expected one of `plain`, `starttls`, `tls`
  --> nudge.toml:5:12
   |
 5 | security = "ssl"
-  |            ^^^^^ not one of these
+  |            ^^^^^
 "#,
     );
 }
@@ -917,13 +917,11 @@ from = "jobs@example.com"
 password = "hunter2"
 "#,
         r#"
-error: unknown key `channels.email.password`
+error: `channels.email.password`: unknown field `password`, expected one of `host`, `port`, `security`, `tls_ca_path`, `username`, `password_env`, `from`, `reply_to`, `pool_size`, `timeout_secs`, `hello_name`, `dkim`, `campaigns`
  --> nudge.toml:5:1
   |
 5 | password = "hunter2"
-  | ^^^^^^^^ not a setting
-  |
-  = help: did you mean `password_env`?
+  | ^^^^^^^^
 "#,
     );
 }
