@@ -220,8 +220,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let digest = mac(secret, &timestamp.to_string(), body)
         .finalize()
         .into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("v1={hex}")
+    format!("v1={}", hex::encode(digest))
 }
 
 /// For receivers: whether `signature` (the `X-Nudge-Signature` header) is
@@ -246,22 +245,8 @@ pub fn verify(
     signature
         .split(',')
         .filter_map(|part| part.trim().strip_prefix("v1="))
-        .filter_map(from_hex)
+        .filter_map(|given| hex::decode(given).ok())
         .any(|given| expected.clone().verify_slice(&given).is_ok())
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [hi, lo] => Some(hex_digit(*hi)? << 4 | hex_digit(*lo)?),
-            _ => None,
-        })
-        .collect()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]

@@ -494,6 +494,7 @@ pub fn parse(sources: &Sources, file: FileId) -> Result<Config, Vec<Diagnostic>>
 mod tests {
     use super::*;
 
+    #[test]
     fn choose_prefers_explicit_then_env_then_default() {
         let env = Some(OsString::from("other.toml"));
         let explicit = Path::new("x.toml");

@@ -58,7 +58,7 @@ fn read_token(path: &Path) -> io::Result<String> {
 fn generate_token() -> io::Result<String> {
     let mut bytes = [0u8; 32];
     getrandom::fill(&mut bytes).map_err(|e| io::Error::other(format!("no random bytes: {e}")))?;
-    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+    Ok(hex::encode(bytes))
 }
 
 /// Creates `path` holding `token` (mode 0600) unless it exists: writes a
@@ -89,6 +89,7 @@ fn write_new(path: &Path, token: &str) -> io::Result<()> {
 mod tests {
     use super::*;
 
+    #[test]
     fn tokens_are_64_hex_digits() {
         let token = generate_token().unwrap();
         assert_eq!(token.len(), 64);

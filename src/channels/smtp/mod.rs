@@ -443,13 +443,7 @@ impl Pool {
 /// gives the same id.
 pub fn message_id(key: &str, from: &Address) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    let mut id = String::with_capacity(64);
-    id.push('<');
-    for byte in &digest[..16] {
-        let _ = write!(id, "{byte:02x}");
-    }
-    let _ = write!(id, "@{}>", from.domain());
-    id
+    format!("<{}@{}>", hex::encode(&digest[..16]), from.domain())
 }
 
 /// One email ready for the wire.
