@@ -62,8 +62,8 @@ pub struct Config {
     /// The company name, `{{ company }}` in templates (default `Example Co`).
     #[serde(default = "default_company")]
     pub company: String,
-    /// Who signs the messages, `{{ sender }}` in templates: a person or a
-    /// team (default `The recruiting team`).
+    /// Who signs the messages, `{{ sender }}` in templates: a person's
+    /// name, as the templates say "I'm {{ sender }}" (default `Alex`).
     #[serde(default = "default_sender")]
     pub sender: String,
     /// The tracked interview link, `{{ link }}` in templates; `{token}` is
@@ -213,7 +213,7 @@ fn default_company() -> String {
 }
 
 fn default_sender() -> String {
-    "The recruiting team".to_string()
+    "Alex".to_string()
 }
 
 fn default_interview_url() -> String {

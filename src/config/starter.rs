@@ -22,8 +22,9 @@ templates = "templates"
 # The company name, {{ company }} in templates.
 company = "Example Co"
 
-# Who signs the messages, {{ sender }} in templates: a person or a team.
-sender = "The recruiting team"
+# Who signs the messages, {{ sender }} in templates: a person's name, as
+# the templates say "I'm {{ sender }}" and "{{ sender }} at {{ company }}".
+sender = "Alex"
 
 # The tracked interview link, {{ link }} in templates. `{token}` is replaced
 # by the candidate's token and must appear.
@@ -63,6 +64,7 @@ transport = "console"
 # transport = "smtp"
 # host = "smtp.example.com"
 # security = "starttls"          # "plain", "starttls" (port 587) or "tls" (465)
+# port = 587                     # optional: the usual port of `security` when left out
 # tls_ca_path = "private-ca.pem" # roots to trust besides the public ones
 # username = "jobs@example.com"
 # password_env = "NUDGE_SMTP_PASSWORD"
@@ -70,7 +72,11 @@ transport = "console"
 # reply_to = "Dana Ruiz <dana@example.com>"
 # pool_size = 8                  # connections used at once
 # timeout_secs = 30
-# dkim = { domain = "example.com", selector = "nudge", private_key_path = "dkim.pem" }
+# hello_name = "mail.example.com" # optional: the name given in EHLO (default: this machine's)
+# DKIM signing (optional): the key is PEM, PKCS#8 ("BEGIN PRIVATE KEY", as
+# `openssl genpkey` writes) or PKCS#1; algorithm is "rsa" (the default,
+# checked by every receiver) or "ed25519".
+# dkim = { domain = "example.com", selector = "nudge", private_key_path = "dkim.pem", algorithm = "rsa" }
 # [channels.email.campaigns.warehouse_associate]
 # from = "Dallas DC Hiring <dallas-jobs@example.com>"
 
@@ -145,5 +151,51 @@ mod tests {
         written.sort();
         assert_eq!(written, expected);
         assert!(STARTER.contains("\n# token_env = "));
+    }
+
+    /// Every setting of the SMTP transport and of its `dkim` table is
+    /// shown, commented out, in the starter's `[channels.email]`.
+    #[test]
+    fn starter_shows_every_smtp_setting() {
+        use crate::config::{DkimSettings, SenderSettings, SmtpConfig};
+        let smtp = SmtpConfig {
+            host: "h".into(),
+            port: Some(1),
+            security: Default::default(),
+            tls_ca_path: Some("ca.pem".into()),
+            username: Some("u".into()),
+            password_env: Some("P".into()),
+            from: "f".into(),
+            reply_to: Some("r".into()),
+            pool_size: 1,
+            timeout_secs: 1,
+            hello_name: Some("n".into()),
+            dkim: Some(DkimSettings {
+                domain: "d".into(),
+                selector: "s".into(),
+                private_key_path: "k".into(),
+                algorithm: Default::default(),
+            }),
+            campaigns: [(
+                "c".to_string(),
+                SenderSettings {
+                    from: None,
+                    reply_to: None,
+                },
+            )]
+            .into(),
+        };
+        let table = toml::Table::try_from(smtp).unwrap();
+        let dkim = table["dkim"].as_table().unwrap();
+        for key in table.keys().filter(|k| *k != "campaigns") {
+            assert!(STARTER.contains(&format!("\n# {key} = ")), "{key}");
+        }
+        let line = STARTER
+            .lines()
+            .find(|l| l.starts_with("# dkim = "))
+            .unwrap();
+        for key in dkim.keys() {
+            assert!(line.contains(&format!(" {key} = ")), "dkim.{key}");
+        }
     }
 }

@@ -56,7 +56,7 @@ fn an_absent_file_means_the_defaults() {
     assert_eq!(config.campaigns, PathBuf::from("campaigns"));
     assert_eq!(config.templates, PathBuf::from("templates"));
     assert_eq!(config.company, "Example Co");
-    assert_eq!(config.sender, "The recruiting team");
+    assert_eq!(config.sender, "Alex");
     assert_eq!(config.interview_url, "http://127.0.0.1:7777/i/{token}");
     assert_eq!(config.admin.listen.to_string(), "127.0.0.1:7777");
     assert_eq!(config.admin.token_env, None);
