@@ -14,7 +14,7 @@ use crate::dsl::ast;
 use crate::dsl::check::check as check_campaigns;
 use crate::dsl::compile::compile;
 use crate::dsl::load::{load, Loaded};
-use crate::dsl::report::{render, render_json, render_report, render_report_json};
+use crate::dsl::report::{render, render_report, render_report_json};
 use crate::engine::{Candidate, Machine};
 use crate::sim::{self, batch, output, parse_offset, Scenario};
 
@@ -84,34 +84,42 @@ pub fn check(
     templates: Option<&Path>,
     channels: bool,
 ) -> Result<Status, CliError> {
-    // A configuration that does not check is reported, and the campaigns
-    // are still checked (from the default folders), so one run shows all.
-    let (config, config_file, config_ok) = match crate::config::load(config) {
-        Ok((c, f)) => (c, f, true),
+    // A configuration that does not check is reported with the campaigns
+    // (checked from the default folders), so one run shows all, and its
+    // errors count in the summary.
+    let (config, config_file, config_problems) = match crate::config::load(config) {
+        Ok((c, f)) => (c, f, None),
         Err(crate::config::ConfigError::Invalid {
             diagnostics,
             sources,
-        }) => {
-            if json {
-                print!("{}", render_json(&sources, &diagnostics));
-            } else {
-                eprint!("{}", render(&sources, &diagnostics, color()));
-            }
-            (crate::config::Config::default(), None, false)
-        }
+        }) => (
+            crate::config::Config::default(),
+            None,
+            Some((sources, diagnostics)),
+        ),
         Err(e) => return Err(CliError::Input(e.to_string())),
     };
+    let config_ok = config_problems.is_none();
     let paths = if paths.is_empty() && config_file.is_some() {
         vec![config.campaigns.clone()]
     } else {
         default_paths(paths)
     };
-    let loaded = load(&paths).map_err(|e| CliError::Input(e.to_string()))?;
+    let mut loaded = load(&paths).map_err(|e| CliError::Input(e.to_string()))?;
     let templates = templates
         .map(Path::to_path_buf)
         .or_else(|| config_file.as_ref().map(|_| config.templates.clone()))
         .or_else(|| default_templates(&paths));
-    let report = check_campaigns(&loaded, templates.as_deref());
+    let mut report = check_campaigns(&loaded, templates.as_deref());
+    if let Some((sources, diagnostics)) = config_problems {
+        let first = loaded.sources.files.len();
+        loaded.sources.files.extend(sources.files);
+        let moved = diagnostics.into_iter().map(|d| Diagnostic {
+            file: d.file + first,
+            ..d
+        });
+        report.diagnostics.splice(0..0, moved);
+    }
     if json {
         print!("{}", render_report_json(&loaded.sources, &report));
     } else {

@@ -23,11 +23,42 @@ use std::sync::mpsc::{self, Receiver, Sender};
 use std::sync::{Arc, Mutex};
 
 use chrono::Utc;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
-use super::{Delivered, Message, SendError};
+use super::{Delivered, Message, SendError, SettingProblem};
 use crate::engine::Instant;
+
+/// The settings of `transport = "file"`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    /// The file to append to, relative to the configuration file.
+    pub path: PathBuf,
+}
+
+impl FileConfig {
+    /// Every setting that cannot work; `table` is the channel's table as
+    /// written in messages (`channels.email`).
+    pub fn validate(&self, table: &str) -> Vec<SettingProblem> {
+        if self.path.as_os_str().is_empty() {
+            return vec![SettingProblem::new(
+                &["path"],
+                format!("`{table}.path` is empty"),
+                "no file to write to",
+                "name a file, such as \"outbox/email.jsonl\"",
+            )];
+        }
+        Vec::new()
+    }
+
+    /// The path taken relative to `base` unless it is absolute.
+    pub fn resolve(&mut self, base: &Path) {
+        if self.path.is_relative() {
+            self.path = base.join(&self.path);
+        }
+    }
+}
 
 /// Appends messages to a JSON-lines file, once per key.
 #[derive(Debug)]

@@ -121,7 +121,7 @@ pub fn parse_url(text: &str, base: bool) -> Result<reqwest::Url, String> {
 pub fn timeout_problem(table: &str, timeout_secs: u64) -> Option<SettingProblem> {
     (timeout_secs == 0).then(|| {
         SettingProblem::new(
-            Some("timeout_secs"),
+            &["timeout_secs"],
             format!("`{table}.timeout_secs` is 0"),
             "must be at least 1",
             "leave it out for the default",

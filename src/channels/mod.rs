@@ -1,8 +1,10 @@
 //! Channels: where a rendered message goes out. This module owns the
 //! [`Message`] the runtime hands over, the failure classification
 //! ([`SendError`]: retryable or permanent, decided where the failure
-//! happens), and the closed set of backends ([`Backend`]) configured per
-//! channel kind ([`Channels`]).
+//! happens), the closed set of backends ([`Backend`]) per channel kind
+//! ([`Channels`]), and the transports that configure them ([`Transport`]:
+//! each transport's settings live in its own module, with a pure
+//! `validate` and an IO `build`).
 //!
 //! Every backend is used through `&self` from many tokio tasks at once;
 //! those that hold state lock it inside. Blocking work (terminal and file
@@ -16,6 +18,7 @@ pub mod phone;
 pub mod secret;
 pub mod segments;
 pub mod smtp;
+pub mod transport;
 pub mod twilio;
 pub mod webhook;
 
@@ -26,8 +29,9 @@ use serde::{Deserialize, Serialize};
 use crate::engine::{Channel, Instant};
 
 pub use console::Console;
-pub use file::{read_messages, FileChannel};
+pub use file::{read_messages, FileChannel, FileConfig};
 pub use smtp::SmtpChannel;
+pub use transport::{SettingProblem, Transport, TransportKind};
 pub use twilio::TwilioChannel;
 pub use webhook::WebhookChannel;
 
@@ -203,37 +207,6 @@ impl Backend {
             Backend::Twilio(twilio) => twilio.describe(),
             Backend::Webhook(webhook) => webhook.describe(),
             Backend::Smtp(smtp) => smtp.describe(),
-        }
-    }
-}
-
-/// A channel setting that cannot work, found by a transport's own checks
-/// and placed by `nudge check` at the setting in `nudge.toml`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct SettingProblem {
-    /// The setting's key in the channel's table; `None` for the table as a
-    /// whole (a setting that is missing).
-    pub key: Option<&'static str>,
-    /// The headline, naming the setting in full (`channels.sms.from`).
-    pub message: String,
-    /// The short note beside the caret.
-    pub label: &'static str,
-    /// What to write instead.
-    pub help: &'static str,
-}
-
-impl SettingProblem {
-    pub fn new(
-        key: Option<&'static str>,
-        message: String,
-        label: &'static str,
-        help: &'static str,
-    ) -> Self {
-        SettingProblem {
-            key,
-            message,
-            label,
-            help,
         }
     }
 }

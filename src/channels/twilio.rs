@@ -77,11 +77,11 @@ impl TwilioConfig {
     /// Every setting that cannot work, for `nudge check` (which points at
     /// each) and [`TwilioChannel::new`]. `table` is the channel's table as
     /// written in messages (`channels.sms`).
-    pub fn problems(&self, table: &str, whatsapp: bool) -> Vec<SettingProblem> {
+    pub fn validate(&self, table: &str, whatsapp: bool) -> Vec<SettingProblem> {
         let mut problems = Vec::new();
         if let Err(why) = parse_base(&self.base_url) {
             problems.push(SettingProblem::new(
-                Some("base_url"),
+                &["base_url"],
                 format!("`{table}.base_url` {why}"),
                 "not an http(s) URL",
                 "leave it out for \"https://api.twilio.com\"",
@@ -91,7 +91,7 @@ impl TwilioConfig {
             && self.account_sid.bytes().all(|b| b.is_ascii_alphanumeric());
         if !sid_ok {
             problems.push(SettingProblem::new(
-                Some("account_sid"),
+                &["account_sid"],
                 format!("`{table}.account_sid` is not an account SID"),
                 "letters and digits only",
                 "copy the Account SID (\"AC…\") from the Twilio console",
@@ -99,7 +99,7 @@ impl TwilioConfig {
         }
         if !is_env_name(&self.auth_token_env) {
             problems.push(SettingProblem::new(
-                Some("auth_token_env"),
+                &["auth_token_env"],
                 format!("`{table}.auth_token_env` is not an environment variable name"),
                 "not a variable name",
                 "name the variable holding the token, such as \"TWILIO_AUTH_TOKEN\"; \
@@ -110,7 +110,7 @@ impl TwilioConfig {
             Some(from) => {
                 if let Err(why) = sender(from, whatsapp) {
                     problems.push(SettingProblem::new(
-                        Some("from"),
+                        &["from"],
                         format!("`{table}.from` {why}"),
                         "not a sender",
                         if whatsapp {
@@ -124,7 +124,7 @@ impl TwilioConfig {
             }
             None if self.messaging_service_sid.is_none() => {
                 problems.push(SettingProblem::new(
-                    None,
+                    &[],
                     format!("`{table}` needs `from` or `messaging_service_sid`"),
                     "no sender",
                     "set `from` to your Twilio number, or `messaging_service_sid` to a \
@@ -136,7 +136,7 @@ impl TwilioConfig {
         if let Some(mss) = &self.messaging_service_sid {
             if mss.is_empty() || !mss.bytes().all(|b| b.is_ascii_alphanumeric()) {
                 problems.push(SettingProblem::new(
-                    Some("messaging_service_sid"),
+                    &["messaging_service_sid"],
                     format!("`{table}.messaging_service_sid` is not a service SID"),
                     "letters and digits only",
                     "copy the Messaging Service SID (\"MG…\") from the Twilio console",
@@ -146,7 +146,7 @@ impl TwilioConfig {
         if let Some(callback) = &self.status_callback {
             if let Err(why) = parse_base(callback) {
                 problems.push(SettingProblem::new(
-                    Some("status_callback"),
+                    &["status_callback"],
                     format!("`{table}.status_callback` {why}"),
                     "not an http(s) URL",
                     "give the public URL of nudge's status endpoint, or leave it out",
@@ -378,7 +378,7 @@ impl TwilioChannel {
         } else {
             "channels.sms"
         };
-        if let Some(problem) = cfg.problems(table, whatsapp).into_iter().next() {
+        if let Some(problem) = cfg.validate(table, whatsapp).into_iter().next() {
             return Err(problem.message);
         }
         let auth_token = Secret::from_env(&cfg.auth_token_env)?;
@@ -556,7 +556,7 @@ mod tests {
 
     #[test]
     fn a_good_config_has_no_problems() {
-        assert_eq!(config().problems("channels.sms", false), vec![]);
+        assert_eq!(config().validate("channels.sms", false), vec![]);
     }
 
     #[test]
@@ -571,19 +571,19 @@ mod tests {
             timeout_secs: 0,
         };
         let keys: Vec<_> = cfg
-            .problems("channels.sms", false)
+            .validate("channels.sms", false)
             .into_iter()
-            .map(|p| p.key)
+            .map(|p| p.key.join("."))
             .collect();
         assert_eq!(
             keys,
             [
-                Some("base_url"),
-                Some("account_sid"),
-                Some("auth_token_env"),
-                None,
-                Some("status_callback"),
-                Some("timeout_secs"),
+                "base_url",
+                "account_sid",
+                "auth_token_env",
+                "",
+                "status_callback",
+                "timeout_secs",
             ]
         );
     }

@@ -65,11 +65,11 @@ impl WebhookConfig {
     /// Every setting that cannot work, for `nudge check` and
     /// [`WebhookChannel::new`]. `table` is the channel's table as written
     /// in messages (`channels.webhook`).
-    pub fn problems(&self, table: &str) -> Vec<SettingProblem> {
+    pub fn validate(&self, table: &str) -> Vec<SettingProblem> {
         let mut problems = Vec::new();
         if let Err(why) = parse_url(&self.url) {
             problems.push(SettingProblem::new(
-                Some("url"),
+                &["url"],
                 format!("`{table}.url` {why}"),
                 "not an http(s) URL",
                 "give the receiver's URL, such as \"https://ats.example.com/nudge\"",
@@ -77,7 +77,7 @@ impl WebhookConfig {
         }
         if !is_env_name(&self.secret_env) {
             problems.push(SettingProblem::new(
-                Some("secret_env"),
+                &["secret_env"],
                 format!("`{table}.secret_env` is not an environment variable name"),
                 "not a variable name",
                 "name the variable holding the secret, such as \"NUDGE_WEBHOOK_SECRET\"; \
@@ -148,7 +148,7 @@ impl WebhookChannel {
     /// secret.
     pub fn new(cfg: &WebhookConfig, channel: Channel) -> Result<WebhookChannel, String> {
         let table = format!("channels.{channel}");
-        if let Some(problem) = cfg.problems(&table).into_iter().next() {
+        if let Some(problem) = cfg.validate(&table).into_iter().next() {
             return Err(problem.message);
         }
         Ok(WebhookChannel {
@@ -220,8 +220,7 @@ pub fn sign(secret: &str, timestamp: i64, body: &[u8]) -> String {
     let digest = mac(secret, &timestamp.to_string(), body)
         .finalize()
         .into_bytes();
-    let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
-    format!("v1={hex}")
+    format!("v1={}", hex::encode(digest))
 }
 
 /// For receivers: whether `signature` (the `X-Nudge-Signature` header) is
@@ -246,22 +245,8 @@ pub fn verify(
     signature
         .split(',')
         .filter_map(|part| part.trim().strip_prefix("v1="))
-        .filter_map(from_hex)
+        .filter_map(|given| hex::decode(given).ok())
         .any(|given| expected.clone().verify_slice(&given).is_ok())
-}
-
-fn from_hex(text: &str) -> Option<Vec<u8>> {
-    text.as_bytes()
-        .chunks(2)
-        .map(|pair| match pair {
-            [hi, lo] => Some(hex_digit(*hi)? << 4 | hex_digit(*lo)?),
-            _ => None,
-        })
-        .collect()
-}
-
-fn hex_digit(b: u8) -> Option<u8> {
-    (b as char).to_digit(16).and_then(|d| u8::try_from(d).ok())
 }
 
 #[cfg(test)]

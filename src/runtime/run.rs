@@ -14,11 +14,8 @@ use super::client::{settings, sources};
 use super::clock::Clock;
 use super::core::{check_start, Core, StartRefusal};
 use super::daemon::{self, load_all, render_failure, Options};
-use crate::channels::{
-    console::Console, file::FileChannel, Backend, Channels, SmtpChannel, TwilioChannel,
-    WebhookChannel,
-};
-use crate::config::{Config, Transport};
+use crate::channels::Channels;
+use crate::config::Config;
 use crate::engine::Channel;
 use crate::store::{Store, StoreError};
 
@@ -56,47 +53,18 @@ impl std::error::Error for RunError {}
 
 /// The backends the configuration names.
 pub fn channels_from(config: &Config) -> Result<Channels, RunError> {
-    let make = |channel: Channel, transport: &Transport| -> Result<Backend, RunError> {
-        Ok(match transport {
-            Transport::Console => Backend::Console(Console::stdout()),
-            Transport::Null => Backend::Null,
-            Transport::File { path } => {
-                Backend::File(FileChannel::open(path).map_err(|e| RunError::Channel {
-                    channel,
-                    why: format!("cannot open {}: {e}", path.display()),
-                })?)
-            }
-            Transport::Twilio(cfg) => {
-                let whatsapp = match channel {
-                    Channel::Sms => false,
-                    Channel::Whatsapp => true,
-                    Channel::Email | Channel::Webhook => {
-                        return Err(RunError::Channel {
-                            channel,
-                            why: "the twilio transport sends SMS and WhatsApp only".to_string(),
-                        })
-                    }
-                };
-                Backend::Twilio(
-                    TwilioChannel::new(cfg, whatsapp)
-                        .map_err(|why| RunError::Channel { channel, why })?,
-                )
-            }
-            Transport::Http(cfg) => Backend::Webhook(
-                WebhookChannel::new(cfg, channel)
-                    .map_err(|why| RunError::Channel { channel, why })?,
-            ),
-            Transport::Smtp(smtp) => Backend::Smtp(Box::new(
-                SmtpChannel::new(smtp).map_err(|why| RunError::Channel { channel, why })?,
-            )),
-        })
+    let make = |channel: Channel| {
+        config
+            .channels
+            .get(channel)
+            .build(channel)
+            .map_err(|why| RunError::Channel { channel, why })
     };
-    let c = &config.channels;
     Ok(Channels::new(
-        make(Channel::Email, &c.email)?,
-        make(Channel::Sms, &c.sms)?,
-        make(Channel::Whatsapp, &c.whatsapp)?,
-        make(Channel::Webhook, &c.webhook)?,
+        make(Channel::Email)?,
+        make(Channel::Sms)?,
+        make(Channel::Whatsapp)?,
+        make(Channel::Webhook)?,
     ))
 }
 

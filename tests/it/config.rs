@@ -7,7 +7,8 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 use nudge::config::{
-    load, parse_str, starter_toml, Config, ConfigError, Transport, ADMIN_TOKEN_FILE, FILE_NAME,
+    load, parse_str, starter_toml, Config, ConfigError, FileConfig, Transport, ADMIN_TOKEN_FILE,
+    FILE_NAME,
 };
 use nudge::init::{init, InitError};
 
@@ -55,7 +56,7 @@ fn an_absent_file_means_the_defaults() {
     assert_eq!(config.campaigns, PathBuf::from("campaigns"));
     assert_eq!(config.templates, PathBuf::from("templates"));
     assert_eq!(config.company, "Example Co");
-    assert_eq!(config.sender, "The recruiting team");
+    assert_eq!(config.sender, "Alex");
     assert_eq!(config.interview_url, "http://127.0.0.1:7777/i/{token}");
     assert_eq!(config.admin.listen.to_string(), "127.0.0.1:7777");
     assert_eq!(config.admin.token_env, None);
@@ -114,9 +115,9 @@ fn relative_paths_are_relative_to_the_file() {
     assert_eq!(config.company, "Acme Logistics");
     assert_eq!(
         config.channels.email,
-        Transport::File {
+        Transport::File(FileConfig {
             path: site.join("outbox/email.jsonl")
-        }
+        })
     );
     assert_eq!(config.channels.sms, Transport::Null);
     assert_eq!(config.channels.whatsapp, Transport::Console);
@@ -154,13 +155,11 @@ case!(
     compnay = "Acme Logistics"
     "#,
     r#"
-    error: unknown key `compnay`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `runtime`, `communications`, `rates`
      --> nudge.toml:3:1
       |
     3 | compnay = "Acme Logistics"
-      | ^^^^^^^ not a setting
-      |
-      = help: did you mean `company`?
+      | ^^^^^^^
     "#,
 );
 
@@ -171,13 +170,11 @@ case!(
     concurency = 8
     "#,
     r#"
-    error: unknown key `runtime.concurency`
+    error: `runtime.concurency`: unknown field `concurency`, expected one of `concurrency`, `batch`, `catch_up_secs`, `max_attempts`, `retry_base_secs`, `retry_cap_secs`
      --> nudge.toml:2:1
       |
     2 | concurency = 8
-      | ^^^^^^^^^^ not a setting
-      |
-      = help: did you mean `concurrency`?
+      | ^^^^^^^^^^
     "#,
 );
 
@@ -188,11 +185,11 @@ case!(
     transport = "console"
     "#,
     r#"
-    error: unknown key `channels.fax`
+    error: unknown channel `channels.fax`
      --> nudge.toml:1:11
       |
     1 | [channels.fax]
-      |           ^^^ not a setting
+      |           ^^^ not a channel
       |
       = help: expected one of `email`, `sms`, `whatsapp` or `webhook`
     "#,
@@ -205,11 +202,11 @@ case!(
     concurrency = "16"
     "#,
     r#"
-    error: `runtime.concurrency` should be a whole number, 0 or more
+    error: `runtime.concurrency`: invalid type: string "16", expected usize
      --> nudge.toml:2:15
       |
     2 | concurrency = "16"
-      |               ^^^^ found string "16"
+      |               ^^^^
     "#,
 );
 
@@ -220,11 +217,11 @@ case!(
     catch_up_secs = -5
     "#,
     r#"
-    error: `runtime.catch_up_secs` should be a whole number, 0 or more
+    error: `runtime.catch_up_secs`: invalid value: integer `-5`, expected u64
      --> nudge.toml:2:17
       |
     2 | catch_up_secs = -5
-      |                 ^^ found integer `-5`
+      |                 ^^
     "#,
 );
 
@@ -322,11 +319,11 @@ case!(
     transport = "file"
     "#,
     r#"
-    error: `channels.email` needs a `path` setting
+    error: `channels.email`: missing field `path`
      --> nudge.toml:1:1
       |
     1 | [channels.email]
-      | ^^^^^^^^^^^^^^^^ no `path` here
+      | ^^^^^^^^^^^^^^^^
     "#,
 );
 
@@ -338,11 +335,11 @@ case!(
     path = "outbox/email.jsonl"
     "#,
     r#"
-    error: unknown key `channels.email.path`
+    error: `channels.email.path`: unknown field `path`, there are no fields
      --> nudge.toml:3:1
       |
     3 | path = "outbox/email.jsonl"
-      | ^^^^ the console transport has no settings
+      | ^^^^
     "#,
 );
 
@@ -430,13 +427,19 @@ case!(
     form = "+14155238886"
     "#,
     r#"
-    error: unknown key `channels.whatsapp.form`
+    error: `channels.whatsapp` needs `from` or `messaging_service_sid`
+     --> nudge.toml:1:1
+      |
+    1 | [channels.whatsapp]
+      | ^^^^^^^^^^^^^^^^^^^ no sender
+      |
+      = help: set `from` to your Twilio number, or `messaging_service_sid` to a Messaging Service ("MG…")
+
+    error: `channels.whatsapp.form`: unknown field `form`, expected one of `base_url`, `account_sid`, `auth_token_env`, `from`, `messaging_service_sid`, `status_callback`, `timeout_secs`
      --> nudge.toml:5:1
       |
     5 | form = "+14155238886"
-      | ^^^^ not a setting
-      |
-      = help: did you mean `from`?
+      | ^^^^
     "#,
 );
 
@@ -446,11 +449,11 @@ case!(
     channels.sms = { transport = "twilio", auth_token_env = "T", from = "AcmeJobs" }
     "#,
     r#"
-    error: `channels.sms` needs a `account_sid` setting
+    error: `channels.sms`: missing field `account_sid`
      --> nudge.toml:1:16
       |
     1 | channels.sms = { transport = "twilio", auth_token_env = "T", from = "AcmeJobs" }
-      |                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ no `account_sid` here
+      |                ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^
     "#,
 );
 
@@ -682,4 +685,109 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
         }
     }
     files
+}
+
+case!(
+    every_table_and_channel_reports_its_own_problem,
+    r#"
+    compnay = "Acme"
+
+    [admin]
+    listen = "0.0.0.0:7777"
+
+    [runtime]
+    concurrency = "16"
+
+    [channels.email]
+    transport = "pigeon"
+
+    [channels.sms]
+    transport = "twilio"
+    account_sid = "AC1"
+    auth_token_env = "TWILIO_AUTH_TOKEN"
+    from = "+14155238886"
+    timeout_secs = "ten"
+
+    [channels.webhook]
+    transport = "http"
+    url = "ftp://ats.example.com/nudge"
+    secret_env = "NUDGE_WEBHOOK_SECRET"
+    "#,
+    r#"
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `runtime`, `communications`, `rates`
+     --> nudge.toml:1:1
+      |
+    1 | compnay = "Acme"
+      | ^^^^^^^
+
+    error: `admin.listen` is `0.0.0.0:7777`, not a loopback address
+     --> nudge.toml:4:10
+      |
+    4 | listen = "0.0.0.0:7777"
+      |          ^^^^^^^^^^^^^^ the admin API is not for the open internet
+      |
+      = help: use 127.0.0.1 or [::1], and a reverse proxy with TLS if others must reach it
+
+    error: `runtime.concurrency`: invalid type: string "16", expected usize
+     --> nudge.toml:7:15
+      |
+    7 | concurrency = "16"
+      |               ^^^^
+
+    error: unknown transport `pigeon` for `channels.email`
+      --> nudge.toml:10:13
+       |
+    10 | transport = "pigeon"
+       |             ^^^^^^^^ no such transport
+       |
+       = help: expected one of `console`, `file`, `null`, `twilio`, `http` or `smtp`
+
+    error: `channels.sms.timeout_secs`: invalid type: string "ten", expected u64
+      --> nudge.toml:17:16
+       |
+    17 | timeout_secs = "ten"
+       |                ^^^^^
+
+    error: `channels.webhook.url` is not an http or https URL
+      --> nudge.toml:21:7
+       |
+    21 | url = "ftp://ats.example.com/nudge"
+       |       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ not an http(s) URL
+       |
+       = help: give the receiver's URL, such as "https://ats.example.com/nudge"
+    "#,
+);
+
+/// `nudge check` with a configuration that has errors reports them with
+/// the campaigns' findings, counts them in its summary, and fails; it
+/// never closes with "no problems found".
+#[test]
+fn check_counts_configuration_errors_in_its_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("hiring");
+    init(&root).unwrap();
+    let text = "compnay = \"Acme\"\n\n[channels.email]\ntransport = \"pigeon\"\n\n\
+                [runtime]\nconcurrency = 0\n";
+    fs::write(root.join(FILE_NAME), text).unwrap();
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+        .arg("check")
+        .current_dir(&root)
+        .env_remove("NUDGE_CONFIG")
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert_eq!(output.status.code(), Some(1), "{stderr}");
+    assert!(!stderr.contains("no problems found"), "{stderr}");
+    for expected in [
+        "error: `compnay`: unknown field `compnay`",
+        "error: unknown transport `pigeon` for `channels.email`",
+        "error: `runtime.concurrency` is 0",
+        "error: could not check 2 files due to 3 errors",
+    ] {
+        assert!(
+            stderr.contains(expected),
+            "{expected} missing from:\n{stderr}"
+        );
+    }
 }

@@ -525,6 +525,28 @@ async fn dkim_signs_the_sender_and_the_unsubscribe_headers() {
     assert!(tag("b").is_some_and(|b| b.len() > 300));
 }
 
+/// Keys as `openssl genpkey` (OpenSSL 3) writes them, PEM PKCS#8, sign
+/// for both algorithms; lettre alone reads only PKCS#1 and the bare seed.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkim_keys_in_pkcs8_sign() {
+    for (file, algorithm, tag) in [
+        ("dkim-test-pkcs8.pem", "rsa", "rsa-sha256"),
+        ("dkim-test-ed25519-pkcs8.pem", "ed25519", "ed25519-sha256"),
+    ] {
+        let inbox = Inbox::default();
+        let dkim = format!(
+            r#"dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "tests/it/fixtures/smtp/{file}" }}"#
+        );
+        let addr = start(&inbox);
+        let smtp = channel_to(&addr.ip().to_string(), addr.port(), "plain", &dkim)
+            .unwrap_or_else(|why| panic!("{file}: {why}"));
+        smtp.deliver(&email("k-pkcs8")).await.unwrap();
+        let email = Entity::parse(&inbox.mails()[0].text());
+        let signature = email.header("DKIM-Signature").expect("signed");
+        assert!(signature.contains(&format!("a={tag};")), "{signature}");
+    }
+}
+
 #[tokio::test]
 async fn starttls_encrypts_with_a_certificate_from_the_configured_ca() {
     let inbox = Inbox::default();
@@ -897,11 +919,11 @@ from = "jobs@example.com"
 security = "ssl"
 "#,
         r#"
-error: `channels.email.security` should be one of `plain`, `starttls` or `tls`
+error: `channels.email.security`: unknown variant `ssl`, expected one of `plain`, `starttls`, `tls`
  --> nudge.toml:5:12
   |
 5 | security = "ssl"
-  |            ^^^^^ not one of these
+  |            ^^^^^
 "#,
     );
 }
@@ -917,13 +939,11 @@ from = "jobs@example.com"
 password = "hunter2"
 "#,
         r#"
-error: unknown key `channels.email.password`
+error: `channels.email.password`: unknown field `password`, expected one of `host`, `port`, `security`, `tls_ca_path`, `username`, `password_env`, `from`, `reply_to`, `pool_size`, `timeout_secs`, `hello_name`, `dkim`, `campaigns`
  --> nudge.toml:5:1
   |
 5 | password = "hunter2"
-  | ^^^^^^^^ not a setting
-  |
-  = help: did you mean `password_env`?
+  | ^^^^^^^^
 "#,
     );
 }

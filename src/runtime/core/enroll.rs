@@ -25,7 +25,8 @@ pub(super) struct Start {
 
 /// Compares two tokens in time that does not depend on where they differ.
 pub(super) fn same_token(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+    use subtle::ConstantTimeEq;
+    bool::from(a.ct_eq(b))
 }
 
 pub(super) fn is_identifier(s: &str) -> bool {
@@ -420,11 +421,5 @@ pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreEr
 pub fn new_token() -> Result<String, String> {
     let mut bytes = [0u8; 16];
     getrandom::fill(&mut bytes).map_err(|e| format!("no random bytes for a link token: {e}"))?;
-    const HEX: &[u8; 16] = b"0123456789abcdef";
-    let mut token = String::with_capacity(32);
-    for b in bytes {
-        token.push(HEX[usize::from(b >> 4)] as char);
-        token.push(HEX[usize::from(b & 0xF)] as char);
-    }
-    Ok(token)
+    Ok(hex::encode(bytes))
 }

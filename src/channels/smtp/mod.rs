@@ -36,10 +36,7 @@ use std::io;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use lettre::message::dkim::{
-    DkimCanonicalization, DkimCanonicalizationType, DkimConfig, DkimSigningAlgorithm,
-    DkimSigningKey,
-};
+use lettre::message::dkim::DkimConfig;
 use lettre::message::header::{HeaderName, HeaderValue};
 use lettre::message::{Mailbox, MultiPart, SinglePart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
@@ -53,7 +50,11 @@ use tokio::net::TcpStream;
 use tokio::sync::Semaphore;
 
 use super::{Delivered, Message, SendError};
-use crate::config::{DkimAlgorithm, Security, SmtpConfig};
+
+mod config;
+mod dkim;
+
+pub use config::{DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig};
 
 /// A pooled connection unused for longer than this is closed rather than
 /// reused: servers drop idle clients (RFC 5321 asks them to wait at least
@@ -169,47 +170,11 @@ impl SmtpChannel {
             };
             campaigns.insert(name.clone(), Sender { from, reply_to });
         }
-        let dkim = match &config.dkim {
-            Some(dkim) => {
-                let text = std::fs::read_to_string(&dkim.private_key_path).map_err(|e| {
-                    format!(
-                        "cannot read the DKIM key {}: {e}",
-                        dkim.private_key_path.display()
-                    )
-                })?;
-                let algorithm = match dkim.algorithm {
-                    DkimAlgorithm::Rsa => DkimSigningAlgorithm::Rsa,
-                    DkimAlgorithm::Ed25519 => DkimSigningAlgorithm::Ed25519,
-                };
-                let key = DkimSigningKey::new(text.trim(), algorithm).map_err(|e| {
-                    let hint = match dkim.algorithm {
-                        DkimAlgorithm::Rsa => {
-                            " (an RSA key must be PEM PKCS#1, `BEGIN RSA PRIVATE KEY`; \
-                             convert with `openssl rsa -traditional`)"
-                        }
-                        DkimAlgorithm::Ed25519 => " (the base64 of the 32-byte private seed)",
-                    };
-                    format!(
-                        "the DKIM key {} is not usable: {e}{hint}",
-                        dkim.private_key_path.display()
-                    )
-                })?;
-                Some(Arc::new(DkimConfig::new(
-                    dkim.selector.clone(),
-                    dkim.domain.clone(),
-                    key,
-                    SIGNED_HEADERS
-                        .iter()
-                        .map(|name| HeaderName::new_from_ascii_str(name))
-                        .collect(),
-                    DkimCanonicalization {
-                        header: DkimCanonicalizationType::Relaxed,
-                        body: DkimCanonicalizationType::Relaxed,
-                    },
-                )))
-            }
-            None => None,
-        };
+        let dkim = config
+            .dkim
+            .as_ref()
+            .map(|dkim| dkim::load(dkim).map(Arc::new))
+            .transpose()?;
         Ok(SmtpChannel {
             server: Server {
                 host: config.host.clone(),
@@ -474,33 +439,11 @@ impl Pool {
     }
 }
 
-/// The headers DKIM signs. Those a message lacks are signed as absent, so
-/// they cannot be added on the way; RFC 8058 requires the two
-/// `List-Unsubscribe` headers to be signed.
-const SIGNED_HEADERS: &[&str] = &[
-    "From",
-    "Reply-To",
-    "To",
-    "Subject",
-    "Date",
-    "Message-ID",
-    "List-Unsubscribe",
-    "List-Unsubscribe-Post",
-    "MIME-Version",
-    "Content-Type",
-];
-
 /// `<32 hex digits of sha256(key)@domain of from>`: the same key always
 /// gives the same id.
 pub fn message_id(key: &str, from: &Address) -> String {
     let digest = Sha256::digest(key.as_bytes());
-    let mut id = String::with_capacity(64);
-    id.push('<');
-    for byte in &digest[..16] {
-        let _ = write!(id, "{byte:02x}");
-    }
-    let _ = write!(id, "@{}>", from.domain());
-    id
+    format!("<{}@{}>", hex::encode(&digest[..16]), from.domain())
 }
 
 /// One email ready for the wire.

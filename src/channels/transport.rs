@@ -1,0 +1,227 @@
+//! The closed set of transports a channel can be configured with, as the
+//! `transport` key of a `[channels.<channel>]` table names them. Each
+//! transport's settings are its own module's struct; this module only
+//! dispatches to them, in the three steps a configuration goes through:
+//!
+//! 1. reading: the `transport` word picks a [`TransportKind`], which (as a
+//!    serde [`DeserializeSeed`]) reads the rest of the table into that
+//!    transport's settings;
+//! 2. [`Transport::validate`]: pure checks of the values, each problem a
+//!    [`SettingProblem`] with its key inside the channel's table;
+//! 3. [`Transport::build`]: the IO step (environment variables, files, key
+//!    loading) that makes the channel's [`Backend`].
+
+use std::path::Path;
+
+use serde::de::{DeserializeSeed, Deserializer};
+use serde::{Deserialize, Serialize};
+
+use super::console::Console;
+use super::file::{FileChannel, FileConfig};
+use super::smtp::{SmtpChannel, SmtpConfig};
+use super::twilio::{TwilioChannel, TwilioConfig};
+use super::webhook::{WebhookChannel, WebhookConfig};
+use super::Backend;
+use crate::engine::Channel;
+
+/// Where one channel's messages go, with the chosen transport's settings.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "transport", rename_all = "lowercase")]
+pub enum Transport {
+    /// Prints each message on standard output.
+    Console,
+    /// Appends each message as one JSON line to a file.
+    File(FileConfig),
+    /// Drops every message (for benchmarks).
+    Null,
+    /// Twilio's Messages API, or a compatible one (SMS and WhatsApp only).
+    Twilio(TwilioConfig),
+    /// A signed JSON POST of each message to a URL.
+    Http(WebhookConfig),
+    /// Sends email through an SMTP server (email only).
+    Smtp(Box<SmtpConfig>),
+}
+
+/// The word after `transport =`: which transport, before its settings are
+/// read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TransportKind {
+    Console,
+    File,
+    Null,
+    Twilio,
+    Http,
+    Smtp,
+}
+
+impl TransportKind {
+    /// Every transport, in the order messages list them.
+    pub const ALL: [TransportKind; 6] = [
+        TransportKind::Console,
+        TransportKind::File,
+        TransportKind::Null,
+        TransportKind::Twilio,
+        TransportKind::Http,
+        TransportKind::Smtp,
+    ];
+
+    /// The word written after `transport =`.
+    pub fn name(self) -> &'static str {
+        match self {
+            TransportKind::Console => "console",
+            TransportKind::File => "file",
+            TransportKind::Null => "null",
+            TransportKind::Twilio => "twilio",
+            TransportKind::Http => "http",
+            TransportKind::Smtp => "smtp",
+        }
+    }
+
+    /// The transport a word names.
+    pub fn from_name(name: &str) -> Option<TransportKind> {
+        TransportKind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// The settings of a transport that has none: any key is unknown.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NoSettings {}
+
+/// Reads the settings of a channel's table (without its `transport` key)
+/// for this transport.
+impl<'de> DeserializeSeed<'de> for TransportKind {
+    type Value = Transport;
+
+    fn deserialize<D: Deserializer<'de>>(self, settings: D) -> Result<Transport, D::Error> {
+        Ok(match self {
+            TransportKind::Console => {
+                NoSettings::deserialize(settings)?;
+                Transport::Console
+            }
+            TransportKind::Null => {
+                NoSettings::deserialize(settings)?;
+                Transport::Null
+            }
+            TransportKind::File => Transport::File(FileConfig::deserialize(settings)?),
+            TransportKind::Twilio => Transport::Twilio(TwilioConfig::deserialize(settings)?),
+            TransportKind::Http => Transport::Http(WebhookConfig::deserialize(settings)?),
+            TransportKind::Smtp => Transport::Smtp(Box::new(SmtpConfig::deserialize(settings)?)),
+        })
+    }
+}
+
+/// A channel setting that cannot work, found by a transport's own checks
+/// and placed by `nudge check` at the setting in `nudge.toml`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SettingProblem {
+    /// The setting's key path inside the channel's table (`["dkim",
+    /// "selector"]`); empty for the table as a whole (a setting that is
+    /// missing).
+    pub key: Vec<String>,
+    /// The headline, naming the setting in full (`channels.sms.from`).
+    pub message: String,
+    /// The short note beside the caret.
+    pub label: &'static str,
+    /// What to write instead.
+    pub help: &'static str,
+}
+
+impl SettingProblem {
+    /// A problem with the setting at `key` (empty: the table).
+    pub fn new(key: &[&str], message: String, label: &'static str, help: &'static str) -> Self {
+        SettingProblem {
+            key: key.iter().map(|k| (*k).to_string()).collect(),
+            message,
+            label,
+            help,
+        }
+    }
+}
+
+impl Transport {
+    /// Which transport this is.
+    pub fn kind(&self) -> TransportKind {
+        match self {
+            Transport::Console => TransportKind::Console,
+            Transport::File(_) => TransportKind::File,
+            Transport::Null => TransportKind::Null,
+            Transport::Twilio(_) => TransportKind::Twilio,
+            Transport::Http(_) => TransportKind::Http,
+            Transport::Smtp(_) => TransportKind::Smtp,
+        }
+    }
+
+    /// The transport's name, as written after `transport =`.
+    pub fn name(&self) -> &'static str {
+        self.kind().name()
+    }
+
+    /// Every setting that cannot work as `channel`'s transport, without
+    /// touching files, the network or the environment.
+    pub fn validate(&self, channel: Channel) -> Vec<SettingProblem> {
+        let table = format!("channels.{channel}");
+        match self {
+            Transport::Console | Transport::Null => Vec::new(),
+            Transport::File(file) => file.validate(&table),
+            Transport::Twilio(twilio) => match channel {
+                Channel::Sms | Channel::Whatsapp => {
+                    twilio.validate(&table, channel == Channel::Whatsapp)
+                }
+                Channel::Email | Channel::Webhook => vec![SettingProblem::new(
+                    &["transport"],
+                    format!("`{table}` cannot use the twilio transport"),
+                    "twilio sends SMS and WhatsApp only",
+                    "use \"http\" for a webhook, \"console\" or \"file\"",
+                )],
+            },
+            Transport::Http(http) => http.validate(&table),
+            Transport::Smtp(smtp) => {
+                let mut problems = Vec::new();
+                if channel != Channel::Email {
+                    problems.push(SettingProblem::new(
+                        &["transport"],
+                        format!("`{table}` cannot use the smtp transport"),
+                        "smtp sends email only",
+                        "use it under [channels.email]",
+                    ));
+                }
+                problems.extend(smtp.validate(&table));
+                problems
+            }
+        }
+    }
+
+    /// The transport with its relative paths (a file to append to, a DKIM
+    /// key, a CA file) taken relative to `base`.
+    pub fn resolve(&mut self, base: &Path) {
+        match self {
+            Transport::File(file) => file.resolve(base),
+            Transport::Smtp(smtp) => smtp.resolve(base),
+            Transport::Console | Transport::Null => {}
+            Transport::Twilio(_) | Transport::Http(_) => {}
+        }
+    }
+
+    /// Makes `channel`'s backend: reads the secrets from the environment,
+    /// opens files, loads keys. The error says what is wrong in words,
+    /// never quoting a secret.
+    pub fn build(&self, channel: Channel) -> Result<Backend, String> {
+        if let Some(problem) = self.validate(channel).into_iter().next() {
+            return Err(problem.message);
+        }
+        Ok(match self {
+            Transport::Console => Backend::Console(Console::stdout()),
+            Transport::Null => Backend::Null,
+            Transport::File(file) => Backend::File(
+                FileChannel::open(&file.path)
+                    .map_err(|e| format!("cannot open {}: {e}", file.path.display()))?,
+            ),
+            Transport::Twilio(twilio) => {
+                Backend::Twilio(TwilioChannel::new(twilio, channel == Channel::Whatsapp)?)
+            }
+            Transport::Http(http) => Backend::Webhook(WebhookChannel::new(http, channel)?),
+            Transport::Smtp(smtp) => Backend::Smtp(Box::new(SmtpChannel::new(smtp)?)),
+        })
+    }
+}

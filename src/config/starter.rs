@@ -1,0 +1,201 @@
+//! The commented configuration `nudge init` writes; its tests keep it
+//! equal to [`Config::default`] and showing every setting.
+
+pub fn starter_toml() -> String {
+    STARTER.to_string()
+}
+
+const STARTER: &str = r#"# nudge.toml: configuration for nudge. Every setting is optional; each is
+# shown here with its default. Relative paths are relative to this file's
+# folder.
+
+# The sled store folder: candidates, enrollments, timers, the outbox and the
+# event log.
+store = "nudge-data"
+
+# The folder of campaign files (*.nudge).
+campaigns = "campaigns"
+
+# The folder of message templates.
+templates = "templates"
+
+# The company name, {{ company }} in templates.
+company = "Example Co"
+
+# Who signs the messages, {{ sender }} in templates: a person's name, as
+# the templates say "I'm {{ sender }}" and "{{ sender }} at {{ company }}".
+sender = "Alex"
+
+# The tracked interview link, {{ link }} in templates. `{token}` is replaced
+# by the candidate's token and must appear.
+interview_url = "http://127.0.0.1:7777/i/{token}"
+
+# The global switch: "off" stops every candidate message; each send is
+# recorded as suppressed and nothing leaves the machine.
+communications = "on"
+
+# The country calling code that completes phone numbers written without one
+# when candidates are enrolled ("1" for North America, "44" for the UK).
+# Without it, every number must start with + (or 00).
+# phone_country_code = "1"
+
+[admin]
+# The address the admin API listens on. It must be a loopback address: the
+# admin API is not for the open internet.
+listen = "127.0.0.1:7777"
+
+# The name of an environment variable holding the admin token. Without it (or
+# when the variable is unset or empty) a token is generated into
+# <store>/admin-token, readable by you only, and read from there.
+# token_env = "NUDGE_ADMIN_TOKEN"
+
+# How each channel's messages leave: transport "console" prints them,
+# "file" appends them as JSON lines to `path` (path = "outbox/email.jsonl"),
+# "null" drops them (for benchmarks). SMS and WhatsApp can go through
+# "twilio" (account_sid, auth_token_env, from or messaging_service_sid;
+# optional base_url, status_callback, timeout_secs), and any channel to
+# "http": a signed JSON POST to `url`, with the secret in the environment
+# variable `secret_env`. Secrets never go in this file.
+
+[channels.email]
+transport = "console"
+# Email through an SMTP server instead (the password is read from the
+# environment variable named by password_env, never from this file):
+# transport = "smtp"
+# host = "smtp.example.com"
+# security = "starttls"          # "plain", "starttls" (port 587) or "tls" (465)
+# port = 587                     # optional: the usual port of `security` when left out
+# tls_ca_path = "private-ca.pem" # roots to trust besides the public ones
+# username = "jobs@example.com"
+# password_env = "NUDGE_SMTP_PASSWORD"
+# from = "Dana Ruiz <jobs@example.com>"
+# reply_to = "Dana Ruiz <dana@example.com>"
+# pool_size = 8                  # connections used at once
+# timeout_secs = 30
+# hello_name = "mail.example.com" # optional: the name given in EHLO (default: this machine's)
+# DKIM signing (optional): the key is PEM, PKCS#8 ("BEGIN PRIVATE KEY", as
+# `openssl genpkey` writes) or PKCS#1; algorithm is "rsa" (the default,
+# checked by every receiver) or "ed25519".
+# dkim = { domain = "example.com", selector = "nudge", private_key_path = "dkim.pem", algorithm = "rsa" }
+# [channels.email.campaigns.warehouse_associate]
+# from = "Dallas DC Hiring <dallas-jobs@example.com>"
+
+[channels.sms]
+transport = "console"
+
+[channels.whatsapp]
+transport = "console"
+
+[channels.webhook]
+transport = "console"
+
+[runtime]
+# Sends in flight at once per channel, at least 1.
+concurrency = 16
+
+# Timers fired per batch, at least 1.
+batch = 1024
+
+# A timer found more than this many seconds late (after downtime, say) runs
+# at the current time instead of its due time, so a long outage never sends
+# at a stale hour.
+catch_up_secs = 900
+
+# Deliveries tried in all before a send that keeps failing for a passing
+# reason (a timeout, a 4xx from SMTP, a 5xx or 429 from an API) is given up
+# and the next channel of the campaign tried.
+max_attempts = 8
+
+# The first retry waits up to this many seconds, each further one up to twice
+# as long (a random time below that: full jitter), never more than the cap.
+retry_base_secs = 30
+retry_cap_secs = 3600
+
+# The pace each channel may be fed at, in any second and any minute; no
+# limit where unset. For example:
+# [rates.sms]
+# per_second = 10
+# per_minute = 300
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_str, Config, FILE_NAME};
+
+    #[test]
+    fn starter_parses_to_the_defaults() {
+        let config = parse_str(FILE_NAME, &starter_toml()).unwrap();
+        assert_eq!(config, Config::default());
+    }
+
+    /// Every setting the defaults serialize is spelled out in the starter,
+    /// and it sets nothing else, so a new field cannot go undocumented.
+    #[test]
+    fn starter_shows_every_setting() {
+        fn keys(table: &toml::Table, prefix: &str, out: &mut Vec<String>) {
+            for (key, value) in table {
+                let path = format!("{prefix}{key}");
+                match value {
+                    toml::Value::Table(inner) => keys(inner, &format!("{path}."), out),
+                    _ => out.push(path),
+                }
+            }
+        }
+        let defaults = toml::Table::try_from(Config::default()).unwrap();
+        let starter: toml::Table = toml::from_str(STARTER).unwrap();
+        let (mut expected, mut written) = (Vec::new(), Vec::new());
+        keys(&defaults, "", &mut expected);
+        keys(&starter, "", &mut written);
+        expected.sort();
+        written.sort();
+        assert_eq!(written, expected);
+        assert!(STARTER.contains("\n# token_env = "));
+    }
+
+    /// Every setting of the SMTP transport and of its `dkim` table is
+    /// shown, commented out, in the starter's `[channels.email]`.
+    #[test]
+    fn starter_shows_every_smtp_setting() {
+        use crate::config::{DkimSettings, SenderSettings, SmtpConfig};
+        let smtp = SmtpConfig {
+            host: "h".into(),
+            port: Some(1),
+            security: Default::default(),
+            tls_ca_path: Some("ca.pem".into()),
+            username: Some("u".into()),
+            password_env: Some("P".into()),
+            from: "f".into(),
+            reply_to: Some("r".into()),
+            pool_size: 1,
+            timeout_secs: 1,
+            hello_name: Some("n".into()),
+            dkim: Some(DkimSettings {
+                domain: "d".into(),
+                selector: "s".into(),
+                private_key_path: "k".into(),
+                algorithm: Default::default(),
+            }),
+            campaigns: [(
+                "c".to_string(),
+                SenderSettings {
+                    from: None,
+                    reply_to: None,
+                },
+            )]
+            .into(),
+        };
+        let table = toml::Table::try_from(smtp).unwrap();
+        let dkim = table["dkim"].as_table().unwrap();
+        for key in table.keys().filter(|k| *k != "campaigns") {
+            assert!(STARTER.contains(&format!("\n# {key} = ")), "{key}");
+        }
+        let line = STARTER
+            .lines()
+            .find(|l| l.starts_with("# dkim = "))
+            .unwrap();
+        for key in dkim.keys() {
+            assert!(line.contains(&format!(" {key} = ")), "dkim.{key}");
+        }
+    }
+}
