@@ -18,32 +18,105 @@ use crate::dsl::report::{render, render_json, render_report, render_report_json}
 use crate::engine::{Candidate, Machine};
 use crate::sim::{self, batch, output, parse_offset, Scenario};
 
-/// How a command failed.
+/// How a command failed. Every failure a command finds is exit status 1;
+/// 2 is left to clap, for arguments it rejects before a command runs (an
+/// unknown flag, a missing value, a value of the wrong shape), so a
+/// script can tell "you called me wrong" from "that did not work".
 #[derive(Debug)]
 pub enum CliError {
-    /// Bad usage: exit status 2.
-    Usage(String),
-    /// A campaign or input error: exit status 1.
+    /// A campaign, input or store error, with its message.
     Input(String),
-    /// Diagnostics were already printed: exit status 1.
+    /// Diagnostics were already printed.
     Reported,
 }
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
-        match self {
-            CliError::Usage(_) => ExitCode::from(2),
-            CliError::Input(_) | CliError::Reported => ExitCode::from(1),
-        }
+        ExitCode::from(1)
     }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Input(m) => f.write_str(m),
+            CliError::Input(m) => f.write_str(m),
             CliError::Reported => f.write_str("aborting because of the errors above"),
         }
+    }
+}
+
+/// Writes to stdout. A reader that went away (`nudge show X | head -1`)
+/// is no failure of the command: the rest of its output is dropped and it
+/// ends as it would have, exit status included.
+fn emit(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    match std::io::stdout().lock().write_fmt(args) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Input(format!("cannot write the output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `print!` through [`emit`]; returns the error from the calling function.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))?
+    };
+}
+
+/// `println!` through [`emit`]; returns the error from the calling function.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        emit(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// clap's check of an RFC 3339 instant (`--start`, `--at`); the text is
+/// passed on as given.
+pub fn instant_arg(text: &str) -> Result<String, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|_| text.to_string())
+        .map_err(|_| {
+            format!("`{text}` is not an RFC 3339 instant such as `2026-11-26T20:30:00-06:00`")
+        })
+}
+
+/// clap's check of a KEY=VALUE argument.
+pub fn key_value_arg(text: &str) -> Result<String, String> {
+    shaped(text, '=', "KEY=VALUE")
+}
+
+/// clap's check of an EXPERIMENT=VARIANT argument.
+pub fn variant_arg(text: &str) -> Result<String, String> {
+    shaped(text, '=', "EXPERIMENT=VARIANT")
+}
+
+/// clap's check of a NAME@OFFSET argument (whether the instant falls after
+/// `--start` is the simulation's to say).
+pub fn event_arg(text: &str) -> Result<String, String> {
+    let shape = "NAME@OFFSET, such as `clicked@20h`";
+    shaped(text, '@', shape)?;
+    let (_, offset) = text.split_once('@').unwrap_or_default();
+    offset_arg(offset).map(|_| text.to_string())
+}
+
+/// clap's check of an OFFSET: a duration (`30h`, `2d`) or an RFC 3339 instant.
+pub fn offset_arg(text: &str) -> Result<String, String> {
+    parse_offset(text, DateTime::UNIX_EPOCH).map(|_| text.to_string())
+}
+
+/// clap's check of `--speed`.
+pub fn speed_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 => Ok(speed),
+        _ => Err(format!("`{text}` is not a positive factor such as 3600")),
+    }
+}
+
+fn shaped(text: &str, sep: char, shape: &str) -> Result<String, String> {
+    match text.split_once(sep) {
+        Some((k, _)) if !k.trim().is_empty() => Ok(text.to_string()),
+        _ => Err(format!("expected {shape}")),
     }
 }
 
@@ -93,7 +166,7 @@ pub fn check(
             sources,
         }) => {
             if json {
-                print!("{}", render_json(&sources, &diagnostics));
+                out!("{}", render_json(&sources, &diagnostics));
             } else {
                 eprint!("{}", render(&sources, &diagnostics, color()));
             }
@@ -113,7 +186,7 @@ pub fn check(
         .or_else(|| default_templates(&paths));
     let report = check_campaigns(&loaded, templates.as_deref());
     if json {
-        print!("{}", render_report_json(&loaded.sources, &report));
+        out!("{}", render_report_json(&loaded.sources, &report));
     } else {
         eprint!("{}", render_report(&loaded.sources, &report, color()));
     }
@@ -149,6 +222,15 @@ fn default_templates(paths: &[PathBuf]) -> Option<PathBuf> {
 /// Loads, checks and compiles one campaign of a file; prints the
 /// diagnostics of a campaign that does not check.
 pub fn load_machine(file: &Path, campaign: Option<&str>) -> Result<(Machine, Sources), CliError> {
+    let loaded = load_checked(file)?;
+    let chosen = pick_campaign(&loaded, file, campaign)?;
+    let machine = compile(chosen).map_err(|e| CliError::Input(e.to_string()))?;
+    Ok((machine, loaded.sources))
+}
+
+/// Loads and checks a campaign file; prints the errors of one that does
+/// not check (its warnings are `nudge check`'s to tell).
+fn load_checked(file: &Path) -> Result<Loaded, CliError> {
     let loaded = load(&[file.to_path_buf()]).map_err(|e| CliError::Input(e.to_string()))?;
     let report = check_campaigns(&loaded, None);
     let errors: Vec<Diagnostic> = report
@@ -161,9 +243,7 @@ pub fn load_machine(file: &Path, campaign: Option<&str>) -> Result<(Machine, Sou
         eprint!("{}", render(&loaded.sources, &errors, color()));
         return Err(CliError::Reported);
     }
-    let chosen = pick_campaign(&loaded, file, campaign)?;
-    let machine = compile(chosen).map_err(|e| CliError::Input(e.to_string()))?;
-    Ok((machine, loaded.sources))
+    Ok(loaded)
 }
 
 fn pick_campaign<'a>(
@@ -188,7 +268,7 @@ fn pick_campaign<'a>(
             .copied()
             .find(|c| c.name.name == n)
             .ok_or_else(|| {
-                CliError::Usage(format!(
+                CliError::Input(format!(
                     "{} has no campaign `{n}` (it has {})",
                     file.display(),
                     names()
@@ -200,7 +280,7 @@ fn pick_campaign<'a>(
                 "{} holds no campaign",
                 file.display()
             ))),
-            _ => Err(CliError::Usage(format!(
+            _ => Err(CliError::Input(format!(
                 "{} holds several campaigns ({}): choose one with `--campaign NAME`",
                 file.display(),
                 names()
@@ -232,7 +312,7 @@ fn key_value<'a>(
 ) -> Result<(&'a str, &'a str), CliError> {
     match text.split_once(sep) {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
-        _ => Err(CliError::Usage(format!(
+        _ => Err(CliError::Input(format!(
             "`{flag} {text}`: expected {shape}"
         ))),
     }
@@ -243,14 +323,14 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
     let start = DateTime::parse_from_rfc3339(&opts.start)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
-            CliError::Usage(format!(
+            CliError::Input(format!(
                 "`--start {}`: expected an RFC 3339 instant such as `2026-11-26T20:30:00-06:00`",
                 opts.start
             ))
         })?;
     let until = match &opts.until {
         Some(u) => {
-            parse_offset(u, start).map_err(|e| CliError::Usage(format!("`--until`: {e}")))?
+            parse_offset(u, start).map_err(|e| CliError::Input(format!("`--until`: {e}")))?
         }
         None => start + Duration::days(30),
     };
@@ -268,7 +348,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let horizon = until - start;
         let outcomes = batch::simulate_list(&machine, &rows, start, horizon, threads)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            .map_err(|e| CliError::Input(e.to_string()))?;
         let mut stdout = std::io::stdout().lock();
         if opts.json {
             for o in &outcomes {
@@ -295,7 +375,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
     for e in &opts.events {
         let (name, offset) = key_value(e, "--event", '@', "NAME@OFFSET, such as `clicked@20h`")?;
         let at = parse_offset(offset, start)
-            .map_err(|m| CliError::Usage(format!("`--event {e}`: {m}")))?;
+            .map_err(|m| CliError::Input(format!("`--event {e}`: {m}")))?;
         events.push((name.to_string(), at));
     }
     let scenario = Scenario {
@@ -305,30 +385,28 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
         variants,
         until,
     };
-    let timeline = sim::run(&machine, &scenario).map_err(|e| CliError::Usage(e.to_string()))?;
+    let timeline = sim::run(&machine, &scenario).map_err(|e| CliError::Input(e.to_string()))?;
     let text = if opts.json {
         output::json(&machine, &timeline)
     } else {
         output::human(&machine, &timeline, &scenario.candidate.id)
     };
-    print!("{text}");
+    out!("{text}");
     Ok(Status::Ok)
 }
 
 /// `nudge graph`.
 pub fn graph(file: &Path, campaign: Option<&str>, mermaid: bool) -> Result<Status, CliError> {
-    let loaded = load(&[file.to_path_buf()]).map_err(|e| CliError::Input(e.to_string()))?;
-    if loaded.diagnostics.iter().any(Diagnostic::is_error) {
-        eprint!("{}", render(&loaded.sources, &loaded.diagnostics, color()));
-        return Err(CliError::Reported);
-    }
+    // A drawing of a campaign that does not check would show a machine
+    // that cannot run.
+    let loaded = load_checked(file)?;
     let chosen = pick_campaign(&loaded, file, campaign)?;
     let text = if mermaid {
         crate::graph::mermaid(chosen)
     } else {
         crate::graph::dot(chosen)
     };
-    print!("{text}");
+    out!("{text}");
     Ok(Status::Ok)
 }
 
@@ -347,9 +425,11 @@ pub fn fmt(paths: &[PathBuf], check: bool) -> Result<Status, CliError> {
         let source = loaded.sources.get(*id);
         if check {
             if let Some(change) = crate::dsl::fmt::check_formatted(file, &source.text) {
-                println!(
+                outln!(
                     "{}:{}: not formatted (`nudge fmt` rewrites it)\n{}",
-                    source.name, change.line, change.diff
+                    source.name,
+                    change.line,
+                    change.diff
                 );
                 status = Status::Failed;
             }
@@ -358,7 +438,7 @@ pub fn fmt(paths: &[PathBuf], check: bool) -> Result<Status, CliError> {
             if formatted != source.text {
                 std::fs::write(&source.name, formatted)
                     .map_err(|e| CliError::Input(format!("cannot write {}: {e}", source.name)))?;
-                println!("formatted {}", source.name);
+                outln!("formatted {}", source.name);
             }
         }
     }
@@ -382,9 +462,9 @@ pub fn load_config(path: Option<&Path>) -> Result<crate::config::Config, CliErro
 pub fn init(dir: &Path) -> Result<Status, CliError> {
     let report = crate::init::init(dir).map_err(|e| CliError::Input(e.to_string()))?;
     for file in &report.files {
-        println!("wrote {}", file.display());
+        outln!("wrote {}", file.display());
     }
-    println!(
+    outln!(
         "\nnext:\n  cd {}\n  nudge check\n  nudge run",
         dir.display()
     );
@@ -401,7 +481,7 @@ pub fn run(
     use crate::runtime::clock::{Clock, ScaledClock, SystemClock};
     let clock: std::sync::Arc<dyn Clock> = match (speed, clock) {
         (Some(speed), _) if !(speed.is_finite() && speed > 0.0) => {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Input(format!(
                 "`--speed {speed}`: expected a positive factor such as 3600"
             )))
         }
@@ -411,7 +491,7 @@ pub fn run(
             speed,
         }),
         (None, Some(spec)) => std::sync::Arc::new(
-            ScaledClock::parse(spec).map_err(|e| CliError::Usage(format!("`--clock`: {e}")))?,
+            ScaledClock::parse(spec).map_err(|e| CliError::Input(format!("`--clock`: {e}")))?,
         ),
         (None, None) => std::sync::Arc::new(SystemClock),
     };
@@ -448,15 +528,11 @@ fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Adm
 }
 
 fn api(e: crate::runtime::api::ApiError) -> CliError {
-    if e.status == 400 {
-        CliError::Usage(e.message)
-    } else {
-        CliError::Input(e.message)
-    }
+    CliError::Input(e.message)
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<Status, CliError> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?
     );
@@ -512,7 +588,7 @@ pub fn enroll(config: &crate::config::Config, opts: &EnrollOptions) -> Result<St
     if opts.json {
         print_json(&response)?;
     } else {
-        println!("{}", response.link);
+        outln!("{}", response.link);
         if response.enrolled {
             eprintln!(
                 "enrolled candidate {} in {} (state {}) {}",
@@ -562,12 +638,13 @@ pub fn event(
     if json {
         print_json(&response)?;
     } else {
-        println!(
+        outln!(
             "{event} recorded for {} at {}",
-            response.candidate, response.at
+            response.candidate,
+            response.at
         );
         for effect in &response.effects {
-            println!("  {effect}");
+            outln!("  {effect}");
         }
     }
     note_queued(&admin);
@@ -586,7 +663,7 @@ pub fn status(
         return print_json(&report);
     }
     for c in &report.campaigns {
-        println!(
+        outln!(
             "{}{}{}",
             c.name,
             c.title
@@ -596,17 +673,20 @@ pub fn status(
             if c.paused { " · PAUSED" } else { "" }
         );
         for (state, n) in &c.states {
-            println!("  {state:<24} {n:>8}");
+            outln!("  {state:<24} {n:>8}");
         }
         for (outcome, n) in &c.outcomes {
-            println!("  exited: {outcome:<16} {n:>8}");
+            outln!("  exited: {outcome:<16} {n:>8}");
         }
-        println!(
+        outln!(
             "  sends due in the next hour {}, next day {}; held {}; failed {}",
-            c.sends_next_hour, c.sends_next_day, c.held, c.failed
+            c.sends_next_hour,
+            c.sends_next_day,
+            c.held,
+            c.failed
         );
     }
-    println!("outbox: {} waiting for delivery", report.outbox);
+    outln!("outbox: {} waiting for delivery", report.outbox);
     Ok(Status::Ok)
 }
 
@@ -618,19 +698,21 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
         return print_json(&view);
     }
     let name = view.fields.get("name").cloned().unwrap_or_default();
-    println!(
+    outln!(
         "{} {name} · {} · times in {}",
-        view.id, view.link, view.zone
+        view.id,
+        view.link,
+        view.zone
     );
     if view.opted_out {
-        println!("opted out: nothing is sent to this candidate");
+        outln!("opted out: nothing is sent to this candidate");
     }
     for e in &view.enrollments {
         let state = match &e.outcome {
             Some(o) => format!("exited: {o}"),
             None => format!("in {}", e.state),
         };
-        println!(
+        outln!(
             "  {}: {state}{}{}",
             e.campaign,
             e.next_wake
@@ -646,7 +728,7 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
         } else {
             format!("{} ", line.campaign)
         };
-        println!("{}  {campaign}{:<10} {}", line.local, line.kind, line.text);
+        outln!("{}  {campaign}{:<10} {}", line.local, line.kind, line.text);
     }
     Ok(Status::Ok)
 }
@@ -659,7 +741,7 @@ pub fn set_paused(
 ) -> Result<Status, CliError> {
     let mut admin = connect(config)?;
     admin.set_paused(campaign, paused).map_err(api)?;
-    println!("{campaign} {}", if paused { "paused" } else { "resumed" });
+    outln!("{campaign} {}", if paused { "paused" } else { "resumed" });
     note_queued(&admin);
     Ok(Status::Ok)
 }
@@ -669,9 +751,9 @@ pub fn reload(config: &crate::config::Config) -> Result<Status, CliError> {
     let mut admin = connect(config)?;
     let report = admin.reload().map_err(api)?;
     if report.changed.is_empty() {
-        println!("reloaded: nothing changed");
+        outln!("reloaded: nothing changed");
     } else {
-        println!("reloaded: {}", report.changed.join(", "));
+        outln!("reloaded: {}", report.changed.join(", "));
     }
     Ok(Status::Ok)
 }
@@ -744,7 +826,7 @@ pub fn render_message(
             .map_err(|f| CliError::Input(crate::runtime::daemon::render_failure(&f)))?;
     let campaign = campaigns.get(&opts.campaign).ok_or_else(|| {
         let names: Vec<String> = campaigns.iter().map(|(n, _)| format!("`{n}`")).collect();
-        CliError::Usage(format!(
+        CliError::Input(format!(
             "no campaign `{}` (loaded: {})",
             opts.campaign,
             names.join(", ")
@@ -764,7 +846,7 @@ pub fn render_message(
         forced.push((e.to_string(), name.trim().to_string()));
     }
     let variants = sim::variants_for(machine, &candidate, &forced)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let variant_names: std::collections::BTreeMap<String, String> = machine
         .experiments
         .iter()
@@ -779,7 +861,7 @@ pub fn render_message(
     let language = candidate.field("language");
     let channel = match &opts.channel {
         Some(c) => Channel::from_name(c).ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::Input(format!(
                 "`--channel {c}`: use email, sms, whatsapp or webhook"
             ))
         })?,
@@ -827,9 +909,9 @@ pub fn render_message(
         .map_err(|e| CliError::Input(e.to_string()))?;
     eprintln!("{file} for {channel} (a sample link and a deadline counted from now)");
     if let Some(subject) = &rendered.subject {
-        println!("Subject: {subject}\n");
+        outln!("Subject: {subject}\n");
     }
-    println!("{}", rendered.body);
+    outln!("{}", rendered.body);
     if matches!(channel, Channel::Sms | Channel::Whatsapp) {
         eprintln!("\n{}", crate::channels::segments::measure(&rendered.body));
     }

@@ -52,6 +52,11 @@ impl std::fmt::Display for ConnectError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             ConnectError::Store(e) => write!(f, "{e}"),
+            ConnectError::Campaigns(failure) if failure.diagnostics.is_empty() => write!(
+                f,
+                "cannot load the campaigns: {}",
+                super::daemon::render_failure(failure)
+            ),
             ConnectError::Campaigns(failure) => write!(
                 f,
                 "the campaigns do not check:\n{}",
@@ -95,10 +100,19 @@ pub fn sources(config: &Config) -> Sources {
 impl Admin {
     /// Opens the store, or finds the daemon that holds it.
     pub fn connect(config: &Config) -> Result<Admin, ConnectError> {
+        // Without a store yet no daemon can hold it: the campaigns are
+        // loaded first, so a command run in the wrong folder fails before
+        // opening (and so creating) a store there.
+        let mut loaded = None;
+        if !config.store.exists() {
+            loaded = Some(load_all(&sources(config)).map_err(ConnectError::Campaigns)?);
+        }
         match Store::open(&config.store, 64 << 20) {
             Ok(store) => {
-                let (campaigns, templates) =
-                    load_all(&sources(config)).map_err(ConnectError::Campaigns)?;
+                let (campaigns, templates) = match loaded {
+                    Some(loaded) => loaded,
+                    None => load_all(&sources(config)).map_err(ConnectError::Campaigns)?,
+                };
                 let core = Core::new(store, campaigns, templates, settings(config));
                 core.pin_versions(&core.campaigns().clone())
                     .map_err(ConnectError::Store)?;

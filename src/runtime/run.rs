@@ -36,6 +36,11 @@ impl std::fmt::Display for RunError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             RunError::Store(e) => write!(f, "{e}"),
+            RunError::Campaigns(failure) if failure.diagnostics.is_empty() => write!(
+                f,
+                "cannot load the campaigns, nothing was started: {}",
+                render_failure(failure)
+            ),
             RunError::Campaigns(failure) => write!(
                 f,
                 "the campaigns do not check, nothing was started:\n{}",
@@ -124,13 +129,23 @@ pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
     // sled's recovery and the campaigns, templates and channels load side
     // by side: a restart's first send waits for the slower of the two.
+    // A first run checks the campaigns before the store is made, so a
+    // start in the wrong folder creates nothing there.
+    let first = if config.store.exists() {
+        None
+    } else {
+        Some(load_all(&sources(&config)).map_err(RunError::Campaigns)?)
+    };
     let opening = std::time::Instant::now();
     let store_path = config.store.clone();
     let store = std::thread::spawn(move || {
         let store = Store::open(&store_path, 128 << 20);
         (store, opening.elapsed())
     });
-    let loaded = load_all(&sources(&config)).map_err(RunError::Campaigns);
+    let loaded = match first {
+        Some(loaded) => Ok(loaded),
+        None => load_all(&sources(&config)).map_err(RunError::Campaigns),
+    };
     let channels = channels_from(&config);
     let (store, opened) = store
         .join()
