@@ -426,10 +426,10 @@ pub fn fmt(paths: &[PathBuf], check: bool) -> Result<Status, CliError> {
         if check {
             if let Some(change) = crate::dsl::fmt::check_formatted(file, &source.text) {
                 outln!(
-                    "{}:{}: not formatted (`nudge fmt` rewrites it)\n{}",
-                    source.name,
+                    "{name}:{}: not formatted (`nudge fmt` rewrites it)\n--- {name}\n+++ {name}\n{}",
                     change.line,
-                    change.diff
+                    change.diff,
+                    name = source.name,
                 );
                 status = Status::Failed;
             }

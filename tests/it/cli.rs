@@ -639,6 +639,9 @@ fn fmt_check_accepts_formatted_examples_and_fmt_rewrites() {
     );
     let out = nudge(&["fmt", "--check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
+    let name = file.display();
+    let diff = format!("--- {name}\n+++ {name}\n@@ -1,3 +1,8 @@\n-campaign  m{{channels email\n");
+    assert!(stdout(&out).contains(&diff), "{}", stdout(&out));
     let out = nudge(&["fmt", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let once = std::fs::read_to_string(&file).unwrap();
