@@ -626,15 +626,23 @@ pub fn event(
         map.insert(k.to_lowercase(), v.to_string());
     }
     let mut admin = connect(config)?;
-    let response = admin
-        .event(crate::runtime::api::EventRequest {
-            candidate: candidate.to_string(),
-            event: event.to_string(),
-            at: at.map(str::to_string),
-            fields: map,
-            id: None,
-        })
-        .map_err(api)?;
+    let request = |candidate: &str| crate::runtime::api::EventRequest {
+        candidate: candidate.to_string(),
+        event: event.to_string(),
+        at: at.map(str::to_string),
+        fields: map.clone(),
+        id: None,
+    };
+    let response = match admin.event(request(candidate)) {
+        // The core knows a candidate by id, token and the identity they
+        // were enrolled under; `show` also finds them by email or phone.
+        Err(e) if e.status == 404 => {
+            let id = admin.show(candidate).map_err(api)?.id;
+            admin.event(request(&id))
+        }
+        answer => answer,
+    }
+    .map_err(api)?;
     if json {
         print_json(&response)?;
     } else {

@@ -88,6 +88,78 @@ pub fn status(
     })
 }
 
+/// The candidate `who` names: their id, link token or the identity they
+/// were enrolled under (what the core looks up), else their email address
+/// or phone number. A candidate enrolled with an external id is known to
+/// the core by that id alone, so an address is looked for in every
+/// record: a full scan, for people's questions (`nudge show`, the CLI's
+/// `nudge event`), never for the daemon's own work.
+pub fn find_candidate(
+    store: &Store,
+    txn: &mut Txn,
+    who: &str,
+) -> Result<CandidateRecord, ApiError> {
+    if let Some(candidate) = super::core::find(txn, who)? {
+        return Ok(candidate);
+    }
+    let Some(address) = Address::of(who) else {
+        return Err(ApiError::not_found(format!("no candidate `{who}`")));
+    };
+    // A damaged record cannot be matched; it is reported where it is read
+    // for what it holds.
+    let mut found: Vec<CandidateRecord> = store
+        .dossiers()
+        .filter_map(Result::ok)
+        .map(|d| d.candidate)
+        .filter(|c| address.matches(c))
+        .collect();
+    match found.len() {
+        0 => Err(ApiError::not_found(format!("no candidate `{who}`"))),
+        1 => Ok(found.remove(0)),
+        _ => {
+            let ids: Vec<String> = found.iter().map(|c| format!("`{}`", c.id)).collect();
+            Err(ApiError::conflict(format!(
+                "`{who}` is the address of {} candidates ({}): name one by its id",
+                ids.len(),
+                ids.join(", ")
+            )))
+        }
+    }
+}
+
+/// An email address or a phone number, as a person types it.
+enum Address {
+    /// Lowercased.
+    Email(String),
+    /// The digits alone.
+    Phone(String),
+}
+
+impl Address {
+    fn of(who: &str) -> Option<Address> {
+        if who.contains('@') {
+            return Some(Address::Email(who.trim().to_lowercase()));
+        }
+        let digits: String = who.chars().filter(char::is_ascii_digit).collect();
+        let phone_like = who
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+        (phone_like && digits.len() >= 5).then_some(Address::Phone(digits))
+    }
+
+    fn matches(&self, candidate: &CandidateRecord) -> bool {
+        match self {
+            Address::Email(email) => candidate
+                .fields
+                .get("email")
+                .is_some_and(|e| e.trim().to_lowercase() == *email),
+            Address::Phone(digits) => candidate.fields.get("phone").is_some_and(|p| {
+                p.chars().filter(char::is_ascii_digit).collect::<String>() == *digits
+            }),
+        }
+    }
+}
+
 /// A candidate's record, enrollments and whole history with reasons.
 pub fn show(
     store: &Store,
@@ -96,8 +168,7 @@ pub fn show(
     interview_url: &str,
 ) -> Result<CandidateView, ApiError> {
     let mut txn = Txn::new(store);
-    let candidate: CandidateRecord = super::core::find(&mut txn, who)?
-        .ok_or_else(|| ApiError::not_found(format!("no candidate `{who}`")))?;
+    let candidate = find_candidate(store, &mut txn, who)?;
     let engine_candidate = engine_candidate(&candidate);
     let mut enrollments = Vec::new();
     let mut zone = chrono_tz::UTC;

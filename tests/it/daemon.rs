@@ -1091,3 +1091,90 @@ fn the_admin_api_wants_its_token_and_names_the_campaigns_it_has() {
     assert_eq!(status, 404, "{answer}");
     daemon.stop();
 }
+
+// ------------------------------------------------------------ who is who
+
+#[test]
+fn show_and_event_find_a_candidate_enrolled_with_an_id_by_email_or_phone() {
+    let site = Site::warehouse();
+    let out = site.nudge(&[
+        "enroll",
+        "--campaign",
+        "warehouse_associate",
+        "--id",
+        "ats-77",
+        "--name",
+        "Ana Ruiz",
+        "--phone",
+        "+15550100",
+        "--email",
+        "Ana.Ruiz@Example.com",
+        "--field",
+        "role=Warehouse Associate",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let enrolled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = enrolled["candidate"].as_str().unwrap().to_string();
+
+    // Without a daemon (the CLI opens the store), then through one.
+    for through in ["the store", "the daemon"] {
+        let daemon = (through == "the daemon").then(|| site.start(None));
+        for who in [
+            "ana.ruiz@example.com",
+            "Ana.Ruiz@Example.com",
+            "+15550100",
+            "ats-77",
+        ] {
+            let out = site.nudge(&["show", who, "--json"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{through}: show {who}: {}",
+                stderr(&out)
+            );
+            let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(view["id"], id.as_str(), "{through}: show {who}");
+        }
+        let (who, event) = match through {
+            "the store" => ("ana.ruiz@example.com", "clicked"),
+            _ => ("+15550100", "started"),
+        };
+        let out = site.nudge(&["event", who, event]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{through}: event {who}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains(&format!("{event} recorded for {id}")),
+            "{through}: {}",
+            stdout(&out)
+        );
+        if let Some(daemon) = daemon {
+            daemon.stop();
+        }
+    }
+
+    // An address two candidates share names neither.
+    let out = site.nudge(&[
+        "enroll",
+        "--campaign",
+        "warehouse_associate",
+        "--id",
+        "ats-78",
+        "--email",
+        "ana.ruiz@example.com",
+        "--field",
+        "role=Warehouse Associate",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = site.nudge(&["show", "ana.ruiz@example.com"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 candidates"), "{err}");
+    let out = site.nudge(&["show", "nobody@example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no candidate `nobody@example.com`"));
+}
