@@ -515,6 +515,7 @@ fn init_logs(json: bool) {
         EnvFilter::try_from_env("NUDGE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()

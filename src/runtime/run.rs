@@ -161,33 +161,34 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
             why: e.to_string(),
         })?;
 
-    eprintln!(
-        "nudge run: store {} (opened in {} ms)",
-        config.store.display(),
-        opened.as_millis()
+    // Through the log, not stderr: with `--log-format json` every line a
+    // collector reads is one JSON object.
+    info!(
+        store = %config.store.display(),
+        opened_ms = u64::try_from(opened.as_millis()).unwrap_or(u64::MAX),
+        "store opened"
     );
-    eprintln!(
-        "admin API on http://{} (token required)",
-        config.admin.listen
+    info!(
+        url = %format!("http://{}", config.admin.listen),
+        "admin API listening (token required)"
     );
     for (name, c) in campaigns.iter() {
-        eprintln!(
-            "campaign {name} (version {}, {} states) from {}",
-            c.version,
-            c.machine.states.len(),
-            c.file
+        info!(
+            campaign = %name,
+            version = %c.version,
+            states = c.machine.states.len(),
+            file = %c.file,
+            "campaign loaded"
         );
     }
     if campaigns.is_empty() {
         warn!("no campaigns loaded from {}", config.campaigns.display());
     }
     for kind in Channel::ALL {
-        eprintln!("channel {kind}: {}", channels.get(kind).describe());
+        info!(channel = %kind, backend = %channels.get(kind).describe(), "channel ready");
     }
     if channels.only_console() {
-        eprintln!(
-            "warning: only the console channel is configured: messages are printed here, not sent"
-        );
+        warn!("only the console channel is configured: messages are printed here, not sent");
     }
 
     let core = Core::new(store, campaigns, templates, settings(&config));

@@ -188,21 +188,32 @@ catch_up_secs = 2592000
 
     /// Starts `nudge run`, its log in a file, and waits until it runs.
     fn start(&self, clock: Option<&VirtualClock>) -> Daemon {
-        let log = self.path().join(format!("run-{}.log", free_port()));
         let mut args = vec!["run".to_string()];
         if let Some(c) = clock {
             args.push("--clock".into());
             args.push(c.spec());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = self
-            .command(&args)
+        self.start_with(&args, |_| {}, &[": running"])
+    }
+
+    /// Starts `nudge ARGS` (a `run`), its log in a file, with `adjust`
+    /// applied to the command, and waits for a line with `ready` in it.
+    fn start_with(
+        &self,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+        ready: &[&str],
+    ) -> Daemon {
+        let log = self.path().join(format!("run-{}.log", free_port()));
+        let mut command = self.command(args);
+        command
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start nudge run");
+            .stderr(std::fs::File::create(&log).unwrap());
+        adjust(&mut command);
+        let child = command.spawn().expect("start nudge run");
         let daemon = Daemon { child, log };
-        daemon.wait_line(0, &[": running"]);
+        daemon.wait_line(0, ready);
         daemon
     }
 
@@ -1177,4 +1188,91 @@ fn show_and_event_find_a_candidate_enrolled_with_an_id_by_email_or_phone() {
     let out = site.nudge(&["show", "nobody@example.com"]);
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("no candidate `nobody@example.com`"));
+}
+
+// --------------------------------------------------------------------- logs
+
+#[test]
+fn json_logs_are_json_from_the_first_line_with_one_line_per_send() {
+    let site = Site::probe();
+    let daemon = site.start_with(
+        &["run", "--log-format", "json"],
+        |_| {},
+        &["\"message\":\"running\""],
+    );
+    let ana = site.enroll("ana", "Ana Ruiz", "ana@example.com")["candidate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    site.wait_sent(&ana, "ping");
+    let line = daemon.wait_line(0, &["\"message\":\"sent\""]);
+    daemon.stop();
+
+    let log = std::fs::read_to_string(daemon_log(&site)).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{log}")))
+        .collect();
+    assert!(lines.len() > 8, "{log}");
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for said in [
+        "store opened",
+        "campaign loaded",
+        "channel ready",
+        "running",
+        "stopped cleanly",
+    ] {
+        assert!(messages.contains(&said), "{said}: {log}");
+    }
+    let sent: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(sent["level"], "INFO", "{line}");
+    let fields = &sent["fields"];
+    assert_eq!(fields["candidate"], ana.as_str(), "{line}");
+    assert_eq!(fields["campaign"], "probe", "{line}");
+    assert_eq!(fields["channel"], "email", "{line}");
+    assert_eq!(fields["template"], "ping", "{line}");
+    assert_eq!(fields["outcome"], "delivered", "{line}");
+    let (message, _) = site.sent().into_iter().next().unwrap();
+    assert_eq!(fields["key"], message.key.as_str(), "{line}");
+}
+
+/// The one log file a test's daemon wrote.
+fn daemon_log(site: &Site) -> PathBuf {
+    let logs: Vec<PathBuf> = std::fs::read_dir(site.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("run-"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    logs.into_iter().next().unwrap()
+}
+
+#[test]
+fn logs_to_a_file_have_no_colour() {
+    let site = Site::probe();
+    // NO_COLOR unset: the file alone must be enough.
+    let daemon = site.start_with(
+        &["run"],
+        |c| {
+            c.env_remove("NO_COLOR");
+        },
+        &["running"],
+    );
+    let ana = site.enroll("ana", "Ana Ruiz", "ana@example.com")["candidate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    site.wait_sent(&ana, "ping");
+    let line = daemon.wait_line(0, &["sent"]);
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("template=ping"), "{line}");
+    daemon.stop();
+    let log = std::fs::read_to_string(daemon_log(&site)).unwrap();
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file:\n{log:?}"
+    );
 }
