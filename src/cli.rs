@@ -647,10 +647,16 @@ pub fn event(
     if json {
         print_json(&response)?;
     } else {
+        let zone = admin
+            .show(&response.candidate)
+            .map_err(api)?
+            .zone
+            .parse()
+            .unwrap_or(chrono_tz::UTC);
         outln!(
             "{event} recorded for {} at {}",
             response.candidate,
-            response.at
+            for_people(&response.at, zone)
         );
         for effect in &response.effects {
             outln!("  {effect}");
@@ -658,6 +664,15 @@ pub fn event(
     }
     note_queued(&admin);
     Ok(Status::Ok)
+}
+
+/// An RFC 3339 instant from the runtime as people read every time:
+/// local to the candidate's zone, with its offset.
+fn for_people(rfc3339: &str, zone: chrono_tz::Tz) -> String {
+    match DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(at) => output::local(at.with_timezone(&Utc), zone),
+        Err(_) => rfc3339.to_string(),
+    }
 }
 
 /// `nudge status [CAMPAIGN]`.
@@ -706,6 +721,7 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
     if json {
         return print_json(&view);
     }
+    let zone = view.zone.parse().unwrap_or(chrono_tz::UTC);
     let name = view.fields.get("name").cloned().unwrap_or_default();
     outln!(
         "{} {name} · {} · times in {}",
@@ -725,8 +741,8 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
             "  {}: {state}{}{}",
             e.campaign,
             e.next_wake
-                .as_ref()
-                .map(|w| format!(", next step {w}"))
+                .as_deref()
+                .map(|w| format!(", next step {}", for_people(w, zone)))
                 .unwrap_or_default(),
             if e.paused { " (campaign paused)" } else { "" }
         );

@@ -160,6 +160,32 @@ impl Address {
     }
 }
 
+/// The zone a candidate's times are shown in: their own `timezone` when
+/// it names one, else the zone a campaign they are in reads them in (one
+/// they are still active in first), else UTC (their campaigns are all
+/// gone). Every time shown carries its offset, so even UTC is plain.
+fn candidate_zone(
+    candidate: &crate::engine::Candidate,
+    enrollments: &[crate::store::Enrollment],
+    campaigns: &Campaigns,
+) -> chrono_tz::Tz {
+    if let Some(own) = candidate
+        .field("timezone")
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+    {
+        return own;
+    }
+    let mut loaded: Vec<&crate::store::Enrollment> = enrollments
+        .iter()
+        .filter(|e| campaigns.get(&e.campaign).is_some())
+        .collect();
+    loaded.sort_by_key(|e| e.engine.outcome.is_some());
+    loaded
+        .first()
+        .and_then(|e| campaigns.get(&e.campaign))
+        .map_or(chrono_tz::UTC, |c| candidate.zone(&c.machine.zone))
+}
+
 /// A candidate's record, enrollments and whole history with reasons.
 pub fn show(
     store: &Store,
@@ -171,11 +197,9 @@ pub fn show(
     let candidate = find_candidate(store, &mut txn, who)?;
     let engine_candidate = engine_candidate(&candidate);
     let mut enrollments = Vec::new();
-    let mut zone = chrono_tz::UTC;
-    for enr in txn.enrollments_of(&candidate.id)? {
-        if let Some(c) = campaigns.get(&enr.campaign) {
-            zone = engine_candidate.zone(&c.machine.zone);
-        }
+    let records = txn.enrollments_of(&candidate.id)?;
+    let zone = candidate_zone(&engine_candidate, &records, campaigns);
+    for enr in records {
         enrollments.push(EnrollmentView {
             campaign: enr.campaign.clone(),
             state: enr.state_name.clone(),

@@ -514,12 +514,12 @@ fn simulate_for_people_uses_local_times_and_says_why() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Thu 26 Nov 2026 20:30 CST"), "{text}");
+    assert!(text.contains("Thu 2026-11-26 20:30 -06:00"), "{text}");
     assert!(
         text.contains("outside window mon-thu, sat 09:00-19:00"),
         "{text}"
     );
-    assert!(text.contains("Sat 28 Nov 2026 09:00 CST  sent"), "{text}");
+    assert!(text.contains("Sat 2026-11-28 09:00 -06:00  sent"), "{text}");
 }
 
 #[test]

@@ -899,10 +899,13 @@ fn status_show_and_event_with_at_through_the_daemon() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("times in America/Chicago"), "{text}");
-    assert!(text.contains("warehouse_associate: in invite"), "{text}");
+    assert!(
+        text.contains("warehouse_associate: in invite, next step Sat 2026-11-28 09:00 -06:00"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
-            "invite-{copy} held until Sat 28 Nov 2026 09:00 CST: outside window mon-thu, sat 09:00-19:00"
+            "invite-{copy} held until Sat 2026-11-28 09:00 -06:00: outside window mon-thu, sat 09:00-19:00"
         )),
         "{text}"
     );
@@ -931,8 +934,9 @@ fn status_show_and_event_with_at_through_the_daemon() {
     let out = site.nudge(&["event", "ana", "clicked", "--at", &clicked_at]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let clicked_local = for_people(at(&clicked_at), chrono_tz::America::Chicago);
     assert!(
-        text.contains(&format!("clicked recorded for {id} at {clicked_at}")),
+        text.contains(&format!("clicked recorded for {id} at {clicked_local}")),
         "{text}"
     );
     assert!(
@@ -1274,5 +1278,89 @@ fn logs_to_a_file_have_no_colour() {
     assert!(
         !log.contains('\u{1b}'),
         "escape codes in a log file:\n{log:?}"
+    );
+}
+
+// -------------------------------------------------------------------- times
+
+/// How every command shows a time to people: local, with the offset.
+fn for_people(instant: Instant, zone: chrono_tz::Tz) -> String {
+    instant
+        .with_timezone(&zone)
+        .format("%a %Y-%m-%d %H:%M %:z")
+        .to_string()
+}
+
+#[test]
+fn times_for_people_are_in_the_candidates_own_zone_with_the_offset() {
+    let site = Site::probe();
+    // Windows are read in Chicago; Ana lives in Madrid.
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace(
+            "  goal     completed\n",
+            "  goal     completed\n  timezone \"America/Chicago\"\n",
+        ),
+    );
+    let out = site.nudge(&[
+        "enroll",
+        "--campaign",
+        "probe",
+        "--id",
+        "ana",
+        "--name",
+        "Ana Ruiz",
+        "--email",
+        "ana@example.com",
+        "--field",
+        "timezone=Europe/Madrid",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let enrolled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enrolled_at = at(enrolled["at"].as_str().unwrap());
+    let madrid = chrono_tz::Europe::Madrid;
+
+    let out = site.nudge(&[
+        "event",
+        "ana",
+        "clicked",
+        "--at",
+        &nudge::sim::rfc3339(enrolled_at),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    // `--at` and the clock keep whole seconds or milliseconds: the same minute.
+    let clicked = for_people(enrolled_at, madrid);
+    assert!(
+        said.contains(&format!("clicked recorded for c1 at {clicked}\n")),
+        "{said}"
+    );
+
+    let out = site.nudge(&["show", "ana"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("times in Europe/Madrid"), "{text}");
+    // `clicked` waits an hour before `last`.
+    let next = for_people(enrolled_at + Duration::hours(1), madrid);
+    assert!(
+        text.contains(&format!("probe: in clicked, next step {next}\n")),
+        "{text}"
+    );
+    let offset = format!(" {}  ", clicked.rsplit(' ').next().unwrap());
+    for line in text.lines().skip(2) {
+        assert_eq!(line.get(20..29), Some(offset.as_str()), "{line}\n{text}");
+    }
+
+    // JSON keeps RFC 3339 instants.
+    let out = site.nudge(&["show", "ana", "--json"]);
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wake = view["enrollments"][0]["next_wake"].as_str().unwrap();
+    assert!(DateTime::parse_from_rfc3339(wake).is_ok(), "{wake}");
+    let out = site.nudge(&["event", "ana", "started", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        DateTime::parse_from_rfc3339(answer["at"].as_str().unwrap()).is_ok(),
+        "{answer}"
     );
 }
