@@ -975,6 +975,12 @@ fn status_show_and_event_with_at_through_the_daemon() {
 #[test]
 fn a_paused_campaign_fires_nothing_and_resume_runs_what_fell_due() {
     let site = Site::probe();
+    // Two virtual days (four real seconds) between the ping and the pong,
+    // so the pause lands in between even on a loaded machine.
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace("after 2h -> second", "after 48h -> second"),
+    );
     let clock = VirtualClock::new("2026-12-07T09:00:00Z", 43_200.0);
     let daemon = site.start(Some(&clock));
     let ana = site.enroll("ana", "Ana Ruiz", "ana@example.com")["candidate"]
@@ -993,8 +999,8 @@ fn a_paused_campaign_fires_nothing_and_resume_runs_what_fell_due() {
     let status = stdout(&site.nudge(&["status"]));
     assert!(status.contains("Probe · PAUSED"), "{status}");
 
-    // Ana's pong fell due 2h after her ping; wait until a day has passed.
-    wait_for(|| (clock.at_real(Utc::now()) > ping + Duration::hours(24)).then_some(()));
+    // Ana's pong fell due 48h after her ping; wait until it has.
+    wait_for(|| (clock.at_real(Utc::now()) > ping + Duration::hours(50)).then_some(()));
     let sent = site.sent();
     assert_eq!(sent.len(), 1, "a paused campaign sent: {sent:?}");
     let show = stdout(&site.nudge(&["show", &ana]));
@@ -1004,7 +1010,7 @@ fn a_paused_campaign_fires_nothing_and_resume_runs_what_fell_due() {
     let out = site.nudge(&["resume", "probe"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("probe resumed"));
-    // What fell due while paused runs now: Ana's step (due 2h after her
+    // What fell due while paused runs now: Ana's step (due 48h after her
     // ping) and Ben's first send (due at his enrollment).
     let pong = site.wait_sent(&ana, "pong");
     let ben_ping = site.wait_sent(&ben, "ping");
