@@ -28,6 +28,8 @@ pub enum CliError {
     Input(String),
     /// Diagnostics were already printed.
     Reported,
+    /// The error went to the log (`nudge run`), in the log's format.
+    Logged,
 }
 
 impl CliError {
@@ -41,6 +43,7 @@ impl fmt::Display for CliError {
         match self {
             CliError::Input(m) => f.write_str(m),
             CliError::Reported => f.write_str("aborting because of the errors above"),
+            CliError::Logged => f.write_str("stopped because of the error logged above"),
         }
     }
 }
@@ -499,13 +502,23 @@ pub fn run(
     if let Err(e) = crate::runtime::memory::small_pages() {
         tracing::warn!(%e, "cannot turn transparent huge pages off; a burst after idle may start late");
     }
+    // With JSON logs a failure to start is one more JSON line, so a
+    // collector reads every line the daemon wrote.
+    let failed = |message: String| {
+        if json_logs {
+            tracing::error!("{message}");
+            CliError::Logged
+        } else {
+            CliError::Input(message)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Input(format!("cannot start: {e}")))?;
+        .map_err(|e| failed(format!("cannot start: {e}")))?;
     runtime
         .block_on(crate::runtime::run::run(config, clock))
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()))?;
     Ok(Status::Ok)
 }
 

@@ -342,7 +342,9 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => status.into(),
         Err(err) => {
-            eprintln!("error: {err}");
+            if !matches!(err, cli::CliError::Logged) {
+                eprintln!("error: {err}");
+            }
             err.exit_code()
         }
     }

@@ -1249,6 +1249,27 @@ fn json_logs_are_json_from_the_first_line_with_one_line_per_send() {
     assert_eq!(fields["key"], message.key.as_str(), "{line}");
 }
 
+#[test]
+fn a_run_that_cannot_start_says_why_in_json_too() {
+    let site = Site::probe();
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace("-> second", "-> secnd"),
+    );
+    let out = site.nudge(&["run", "--log-format", "json"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{err}")))
+        .collect();
+    let last = lines.last().expect("a line");
+    assert_eq!(last["level"], "ERROR", "{err}");
+    let message = last["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("the campaigns do not check"), "{err}");
+    assert!(message.contains("did you mean `second`?"), "{err}");
+}
+
 /// The one log file a test's daemon wrote.
 fn daemon_log(site: &Site) -> PathBuf {
     let logs: Vec<PathBuf> = std::fs::read_dir(site.path())
