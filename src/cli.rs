@@ -18,32 +18,108 @@ use crate::dsl::report::{render, render_report, render_report_json};
 use crate::engine::{Candidate, Machine};
 use crate::sim::{self, batch, output, parse_offset, Scenario};
 
-/// How a command failed.
+/// How a command failed. Every failure a command finds is exit status 1;
+/// 2 is left to clap, for arguments it rejects before a command runs (an
+/// unknown flag, a missing value, a value of the wrong shape), so a
+/// script can tell "you called me wrong" from "that did not work".
 #[derive(Debug)]
 pub enum CliError {
-    /// Bad usage: exit status 2.
-    Usage(String),
-    /// A campaign or input error: exit status 1.
+    /// A campaign, input or store error, with its message.
     Input(String),
-    /// Diagnostics were already printed: exit status 1.
+    /// Diagnostics were already printed.
     Reported,
+    /// The error went to the log (`nudge run`), in the log's format.
+    Logged,
 }
 
 impl CliError {
     pub fn exit_code(&self) -> ExitCode {
-        match self {
-            CliError::Usage(_) => ExitCode::from(2),
-            CliError::Input(_) | CliError::Reported => ExitCode::from(1),
-        }
+        ExitCode::from(1)
     }
 }
 
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Input(m) => f.write_str(m),
+            CliError::Input(m) => f.write_str(m),
             CliError::Reported => f.write_str("aborting because of the errors above"),
+            CliError::Logged => f.write_str("stopped because of the error logged above"),
         }
+    }
+}
+
+/// Writes to stdout. A reader that went away (`nudge show X | head -1`)
+/// is no failure of the command: the rest of its output is dropped and it
+/// ends as it would have, exit status included.
+fn emit(args: fmt::Arguments<'_>) -> Result<(), CliError> {
+    match std::io::stdout().lock().write_fmt(args) {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => {
+            Err(CliError::Input(format!("cannot write the output: {e}")))
+        }
+        _ => Ok(()),
+    }
+}
+
+/// `print!` through [`emit`]; returns the error from the calling function.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        emit(format_args!($($arg)*))?
+    };
+}
+
+/// `println!` through [`emit`]; returns the error from the calling function.
+macro_rules! outln {
+    ($($arg:tt)*) => {
+        emit(format_args!("{}\n", format_args!($($arg)*)))?
+    };
+}
+
+/// clap's check of an RFC 3339 instant (`--start`, `--at`); the text is
+/// passed on as given.
+pub fn instant_arg(text: &str) -> Result<String, String> {
+    DateTime::parse_from_rfc3339(text)
+        .map(|_| text.to_string())
+        .map_err(|_| {
+            format!("`{text}` is not an RFC 3339 instant such as `2026-11-26T20:30:00-06:00`")
+        })
+}
+
+/// clap's check of a KEY=VALUE argument.
+pub fn key_value_arg(text: &str) -> Result<String, String> {
+    shaped(text, '=', "KEY=VALUE")
+}
+
+/// clap's check of an EXPERIMENT=VARIANT argument.
+pub fn variant_arg(text: &str) -> Result<String, String> {
+    shaped(text, '=', "EXPERIMENT=VARIANT")
+}
+
+/// clap's check of a NAME@OFFSET argument (whether the instant falls after
+/// `--start` is the simulation's to say).
+pub fn event_arg(text: &str) -> Result<String, String> {
+    let shape = "NAME@OFFSET, such as `clicked@20h`";
+    shaped(text, '@', shape)?;
+    let (_, offset) = text.split_once('@').unwrap_or_default();
+    offset_arg(offset).map(|_| text.to_string())
+}
+
+/// clap's check of an OFFSET: a duration (`30h`, `2d`) or an RFC 3339 instant.
+pub fn offset_arg(text: &str) -> Result<String, String> {
+    parse_offset(text, DateTime::UNIX_EPOCH).map(|_| text.to_string())
+}
+
+/// clap's check of `--speed`.
+pub fn speed_arg(text: &str) -> Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(speed) if speed.is_finite() && speed > 0.0 => Ok(speed),
+        _ => Err(format!("`{text}` is not a positive factor such as 3600")),
+    }
+}
+
+fn shaped(text: &str, sep: char, shape: &str) -> Result<String, String> {
+    match text.split_once(sep) {
+        Some((k, _)) if !k.trim().is_empty() => Ok(text.to_string()),
+        _ => Err(format!("expected {shape}")),
     }
 }
 
@@ -121,7 +197,7 @@ pub fn check(
         report.diagnostics.splice(0..0, moved);
     }
     if json {
-        print!("{}", render_report_json(&loaded.sources, &report));
+        out!("{}", render_report_json(&loaded.sources, &report));
     } else {
         eprint!("{}", render_report(&loaded.sources, &report, color()));
     }
@@ -187,6 +263,15 @@ fn default_templates(paths: &[PathBuf]) -> Option<PathBuf> {
 /// Loads, checks and compiles one campaign of a file; prints the
 /// diagnostics of a campaign that does not check.
 pub fn load_machine(file: &Path, campaign: Option<&str>) -> Result<(Machine, Sources), CliError> {
+    let loaded = load_checked(file)?;
+    let chosen = pick_campaign(&loaded, file, campaign)?;
+    let machine = compile(chosen).map_err(|e| CliError::Input(e.to_string()))?;
+    Ok((machine, loaded.sources))
+}
+
+/// Loads and checks a campaign file; prints the errors of one that does
+/// not check (its warnings are `nudge check`'s to tell).
+fn load_checked(file: &Path) -> Result<Loaded, CliError> {
     let loaded = load(&[file.to_path_buf()]).map_err(|e| CliError::Input(e.to_string()))?;
     let report = check_campaigns(&loaded, None);
     let errors: Vec<Diagnostic> = report
@@ -199,9 +284,7 @@ pub fn load_machine(file: &Path, campaign: Option<&str>) -> Result<(Machine, Sou
         eprint!("{}", render(&loaded.sources, &errors, color()));
         return Err(CliError::Reported);
     }
-    let chosen = pick_campaign(&loaded, file, campaign)?;
-    let machine = compile(chosen).map_err(|e| CliError::Input(e.to_string()))?;
-    Ok((machine, loaded.sources))
+    Ok(loaded)
 }
 
 fn pick_campaign<'a>(
@@ -226,7 +309,7 @@ fn pick_campaign<'a>(
             .copied()
             .find(|c| c.name.name == n)
             .ok_or_else(|| {
-                CliError::Usage(format!(
+                CliError::Input(format!(
                     "{} has no campaign `{n}` (it has {})",
                     file.display(),
                     names()
@@ -238,7 +321,7 @@ fn pick_campaign<'a>(
                 "{} holds no campaign",
                 file.display()
             ))),
-            _ => Err(CliError::Usage(format!(
+            _ => Err(CliError::Input(format!(
                 "{} holds several campaigns ({}): choose one with `--campaign NAME`",
                 file.display(),
                 names()
@@ -270,7 +353,7 @@ fn key_value<'a>(
 ) -> Result<(&'a str, &'a str), CliError> {
     match text.split_once(sep) {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim(), v)),
-        _ => Err(CliError::Usage(format!(
+        _ => Err(CliError::Input(format!(
             "`{flag} {text}`: expected {shape}"
         ))),
     }
@@ -281,14 +364,14 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
     let start = DateTime::parse_from_rfc3339(&opts.start)
         .map(|t| t.with_timezone(&Utc))
         .map_err(|_| {
-            CliError::Usage(format!(
+            CliError::Input(format!(
                 "`--start {}`: expected an RFC 3339 instant such as `2026-11-26T20:30:00-06:00`",
                 opts.start
             ))
         })?;
     let until = match &opts.until {
         Some(u) => {
-            parse_offset(u, start).map_err(|e| CliError::Usage(format!("`--until`: {e}")))?
+            parse_offset(u, start).map_err(|e| CliError::Input(format!("`--until`: {e}")))?
         }
         None => start + Duration::days(30),
     };
@@ -306,7 +389,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let horizon = until - start;
         let outcomes = batch::simulate_list(&machine, &rows, start, horizon, threads)
-            .map_err(|e| CliError::Usage(e.to_string()))?;
+            .map_err(|e| CliError::Input(e.to_string()))?;
         let mut stdout = std::io::stdout().lock();
         if opts.json {
             for o in &outcomes {
@@ -333,7 +416,7 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
     for e in &opts.events {
         let (name, offset) = key_value(e, "--event", '@', "NAME@OFFSET, such as `clicked@20h`")?;
         let at = parse_offset(offset, start)
-            .map_err(|m| CliError::Usage(format!("`--event {e}`: {m}")))?;
+            .map_err(|m| CliError::Input(format!("`--event {e}`: {m}")))?;
         events.push((name.to_string(), at));
     }
     let scenario = Scenario {
@@ -343,30 +426,28 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
         variants,
         until,
     };
-    let timeline = sim::run(&machine, &scenario).map_err(|e| CliError::Usage(e.to_string()))?;
+    let timeline = sim::run(&machine, &scenario).map_err(|e| CliError::Input(e.to_string()))?;
     let text = if opts.json {
         output::json(&machine, &timeline)
     } else {
         output::human(&machine, &timeline, &scenario.candidate.id)
     };
-    print!("{text}");
+    out!("{text}");
     Ok(Status::Ok)
 }
 
 /// `nudge graph`.
 pub fn graph(file: &Path, campaign: Option<&str>, mermaid: bool) -> Result<Status, CliError> {
-    let loaded = load(&[file.to_path_buf()]).map_err(|e| CliError::Input(e.to_string()))?;
-    if loaded.diagnostics.iter().any(Diagnostic::is_error) {
-        eprint!("{}", render(&loaded.sources, &loaded.diagnostics, color()));
-        return Err(CliError::Reported);
-    }
+    // A drawing of a campaign that does not check would show a machine
+    // that cannot run.
+    let loaded = load_checked(file)?;
     let chosen = pick_campaign(&loaded, file, campaign)?;
     let text = if mermaid {
         crate::graph::mermaid(chosen)
     } else {
         crate::graph::dot(chosen)
     };
-    print!("{text}");
+    out!("{text}");
     Ok(Status::Ok)
 }
 
@@ -385,9 +466,11 @@ pub fn fmt(paths: &[PathBuf], check: bool) -> Result<Status, CliError> {
         let source = loaded.sources.get(*id);
         if check {
             if let Some(change) = crate::dsl::fmt::check_formatted(file, &source.text) {
-                println!(
-                    "{}:{}: not formatted (`nudge fmt` rewrites it)\n{}",
-                    source.name, change.line, change.diff
+                outln!(
+                    "{name}:{}: not formatted (`nudge fmt` rewrites it)\n--- {name}\n+++ {name}\n{}",
+                    change.line,
+                    change.diff,
+                    name = source.name,
                 );
                 status = Status::Failed;
             }
@@ -396,7 +479,7 @@ pub fn fmt(paths: &[PathBuf], check: bool) -> Result<Status, CliError> {
             if formatted != source.text {
                 std::fs::write(&source.name, formatted)
                     .map_err(|e| CliError::Input(format!("cannot write {}: {e}", source.name)))?;
-                println!("formatted {}", source.name);
+                outln!("formatted {}", source.name);
             }
         }
     }
@@ -420,9 +503,9 @@ pub fn load_config(path: Option<&Path>) -> Result<crate::config::Config, CliErro
 pub fn init(dir: &Path) -> Result<Status, CliError> {
     let report = crate::init::init(dir).map_err(|e| CliError::Input(e.to_string()))?;
     for file in &report.files {
-        println!("wrote {}", file.display());
+        outln!("wrote {}", file.display());
     }
-    println!(
+    outln!(
         "\nnext:\n  cd {}\n  nudge check\n  nudge run",
         dir.display()
     );
@@ -439,7 +522,7 @@ pub fn run(
     use crate::runtime::clock::{Clock, ScaledClock, SystemClock};
     let clock: std::sync::Arc<dyn Clock> = match (speed, clock) {
         (Some(speed), _) if !(speed.is_finite() && speed > 0.0) => {
-            return Err(CliError::Usage(format!(
+            return Err(CliError::Input(format!(
                 "`--speed {speed}`: expected a positive factor such as 3600"
             )))
         }
@@ -449,7 +532,7 @@ pub fn run(
             speed,
         }),
         (None, Some(spec)) => std::sync::Arc::new(
-            ScaledClock::parse(spec).map_err(|e| CliError::Usage(format!("`--clock`: {e}")))?,
+            ScaledClock::parse(spec).map_err(|e| CliError::Input(format!("`--clock`: {e}")))?,
         ),
         (None, None) => std::sync::Arc::new(SystemClock),
     };
@@ -457,13 +540,23 @@ pub fn run(
     if let Err(e) = crate::runtime::memory::small_pages() {
         tracing::warn!(%e, "cannot turn transparent huge pages off; a burst after idle may start late");
     }
+    // With JSON logs a failure to start is one more JSON line, so a
+    // collector reads every line the daemon wrote.
+    let failed = |message: String| {
+        if json_logs {
+            tracing::error!("{message}");
+            CliError::Logged
+        } else {
+            CliError::Input(message)
+        }
+    };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::Input(format!("cannot start: {e}")))?;
+        .map_err(|e| failed(format!("cannot start: {e}")))?;
     runtime
         .block_on(crate::runtime::run::run(config, clock))
-        .map_err(|e| CliError::Input(e.to_string()))?;
+        .map_err(|e| failed(e.to_string()))?;
     Ok(Status::Ok)
 }
 
@@ -473,6 +566,7 @@ fn init_logs(json: bool) {
         EnvFilter::try_from_env("NUDGE_LOG").unwrap_or_else(|_| EnvFilter::new("info,sled=warn"));
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(color())
         .with_writer(std::io::stderr);
     let _ = if json {
         builder.json().try_init()
@@ -492,7 +586,7 @@ fn api(e: crate::runtime::refusal::Refusal) -> CliError {
 }
 
 fn print_json<T: serde::Serialize>(value: &T) -> Result<Status, CliError> {
-    println!(
+    outln!(
         "{}",
         serde_json::to_string_pretty(value).map_err(|e| CliError::Input(e.to_string()))?
     );
@@ -548,7 +642,7 @@ pub fn enroll(config: &crate::config::Config, opts: &EnrollOptions) -> Result<St
     if opts.json {
         print_json(&response)?;
     } else {
-        println!("{}", response.link);
+        outln!("{}", response.link);
         if response.enrolled {
             eprintln!(
                 "enrolled candidate {} in {} (state {}) {}",
@@ -586,28 +680,52 @@ pub fn event(
         map.insert(k.to_lowercase(), v.to_string());
     }
     let mut admin = connect(config)?;
-    let response = admin
-        .event(crate::runtime::api::EventRequest {
-            candidate: candidate.to_string(),
-            event: event.to_string(),
-            at: at.map(str::to_string),
-            fields: map,
-            id: None,
-        })
-        .map_err(api)?;
+    let request = |candidate: &str| crate::runtime::api::EventRequest {
+        candidate: candidate.to_string(),
+        event: event.to_string(),
+        at: at.map(str::to_string),
+        fields: map.clone(),
+        id: None,
+    };
+    let response = match admin.event(request(candidate)) {
+        // The core knows a candidate by id, token and the identity they
+        // were enrolled under; `show` also finds them by email or phone.
+        Err(e) if e.is_unknown_candidate() => {
+            let id = admin.show(candidate).map_err(api)?.id;
+            admin.event(request(&id))
+        }
+        answer => answer,
+    }
+    .map_err(api)?;
     if json {
         print_json(&response)?;
     } else {
-        println!(
+        let zone = admin
+            .show(&response.candidate)
+            .map_err(api)?
+            .zone
+            .parse()
+            .unwrap_or(chrono_tz::UTC);
+        outln!(
             "{event} recorded for {} at {}",
-            response.candidate, response.at
+            response.candidate,
+            for_people(&response.at, zone)
         );
         for effect in &response.effects {
-            println!("  {effect}");
+            outln!("  {effect}");
         }
     }
     note_queued(&admin);
     Ok(Status::Ok)
+}
+
+/// An RFC 3339 instant from the runtime as people read every time:
+/// local to the candidate's zone, with its offset.
+fn for_people(rfc3339: &str, zone: chrono_tz::Tz) -> String {
+    match DateTime::parse_from_rfc3339(rfc3339) {
+        Ok(at) => output::local(at.with_timezone(&Utc), zone),
+        Err(_) => rfc3339.to_string(),
+    }
 }
 
 /// `nudge status [CAMPAIGN]`.
@@ -622,7 +740,7 @@ pub fn status(
         return print_json(&report);
     }
     for c in &report.campaigns {
-        println!(
+        outln!(
             "{}{}{}",
             c.name,
             c.title
@@ -632,17 +750,20 @@ pub fn status(
             if c.paused { " · PAUSED" } else { "" }
         );
         for (state, n) in &c.states {
-            println!("  {state:<24} {n:>8}");
+            outln!("  {state:<24} {n:>8}");
         }
         for (outcome, n) in &c.outcomes {
-            println!("  exited: {outcome:<16} {n:>8}");
+            outln!("  exited: {outcome:<16} {n:>8}");
         }
-        println!(
+        outln!(
             "  sends due in the next hour {}, next day {}; held {}; failed {}",
-            c.sends_next_hour, c.sends_next_day, c.held, c.failed
+            c.sends_next_hour,
+            c.sends_next_day,
+            c.held,
+            c.failed
         );
     }
-    println!("outbox: {} waiting for delivery", report.outbox);
+    outln!("outbox: {} waiting for delivery", report.outbox);
     Ok(Status::Ok)
 }
 
@@ -653,25 +774,28 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
     if json {
         return print_json(&view);
     }
+    let zone = view.zone.parse().unwrap_or(chrono_tz::UTC);
     let name = view.fields.get("name").cloned().unwrap_or_default();
-    println!(
+    outln!(
         "{} {name} · {} · times in {}",
-        view.id, view.link, view.zone
+        view.id,
+        view.link,
+        view.zone
     );
     if view.opted_out {
-        println!("opted out: nothing is sent to this candidate");
+        outln!("opted out: nothing is sent to this candidate");
     }
     for e in &view.enrollments {
         let state = match &e.outcome {
             Some(o) => format!("exited: {o}"),
             None => format!("in {}", e.state),
         };
-        println!(
+        outln!(
             "  {}: {state}{}{}",
             e.campaign,
             e.next_wake
-                .as_ref()
-                .map(|w| format!(", next step {w}"))
+                .as_deref()
+                .map(|w| format!(", next step {}", for_people(w, zone)))
                 .unwrap_or_default(),
             if e.paused { " (campaign paused)" } else { "" }
         );
@@ -682,7 +806,7 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
         } else {
             format!("{} ", line.campaign)
         };
-        println!("{}  {campaign}{:<10} {}", line.local, line.kind, line.text);
+        outln!("{}  {campaign}{:<10} {}", line.local, line.kind, line.text);
     }
     Ok(Status::Ok)
 }
@@ -695,7 +819,7 @@ pub fn set_paused(
 ) -> Result<Status, CliError> {
     let mut admin = connect(config)?;
     admin.set_paused(campaign, paused).map_err(api)?;
-    println!("{campaign} {}", if paused { "paused" } else { "resumed" });
+    outln!("{campaign} {}", if paused { "paused" } else { "resumed" });
     note_queued(&admin);
     Ok(Status::Ok)
 }
@@ -705,9 +829,9 @@ pub fn reload(config: &crate::config::Config) -> Result<Status, CliError> {
     let mut admin = connect(config)?;
     let report = admin.reload().map_err(api)?;
     if report.changed.is_empty() {
-        println!("reloaded: nothing changed");
+        outln!("reloaded: nothing changed");
     } else {
-        println!("reloaded: {}", report.changed.join(", "));
+        outln!("reloaded: {}", report.changed.join(", "));
     }
     Ok(Status::Ok)
 }
@@ -780,7 +904,7 @@ pub fn render_message(
             .map_err(|f| CliError::Input(crate::runtime::daemon::render_failure(&f)))?;
     let campaign = campaigns.get(&opts.campaign).ok_or_else(|| {
         let names: Vec<String> = campaigns.iter().map(|(n, _)| format!("`{n}`")).collect();
-        CliError::Usage(format!(
+        CliError::Input(format!(
             "no campaign `{}` (loaded: {})",
             opts.campaign,
             names.join(", ")
@@ -800,7 +924,7 @@ pub fn render_message(
         forced.push((e.to_string(), name.trim().to_string()));
     }
     let variants = sim::variants_for(machine, &candidate, &forced)
-        .map_err(|e| CliError::Usage(e.to_string()))?;
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let variant_names: std::collections::BTreeMap<String, String> = machine
         .experiments
         .iter()
@@ -815,7 +939,7 @@ pub fn render_message(
     let language = candidate.field("language");
     let channel = match &opts.channel {
         Some(c) => Channel::from_name(c).ok_or_else(|| {
-            CliError::Usage(format!(
+            CliError::Input(format!(
                 "`--channel {c}`: use email, sms, whatsapp or webhook"
             ))
         })?,
@@ -863,9 +987,9 @@ pub fn render_message(
         .map_err(|e| CliError::Input(e.to_string()))?;
     eprintln!("{file} for {channel} (a sample link and a deadline counted from now)");
     if let Some(subject) = &rendered.subject {
-        println!("Subject: {subject}\n");
+        outln!("Subject: {subject}\n");
     }
-    println!("{}", rendered.body);
+    outln!("{}", rendered.body);
     if matches!(channel, Channel::Sms | Channel::Whatsapp) {
         eprintln!("\n{}", crate::channels::segments::measure(&rendered.body));
     }

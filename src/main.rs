@@ -1,5 +1,6 @@
 //! The `nudge` command: a thin clap front over the library. Exit status 0
-//! on success, 1 on a campaign (or input) error, 2 on bad usage.
+//! on success, 1 when a command fails (a campaign, input or store error),
+//! 2 when clap rejects the arguments before any command runs.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -55,6 +56,7 @@ enum Command {
         /// Which campaign of the file (needed when it holds several).
         #[arg(long)]
         campaign: Option<String>,
+        /// `dot` for Graphviz, or `mermaid` for Markdown pages.
         #[arg(long, value_enum, default_value_t = GraphFormat::Dot)]
         format: GraphFormat,
     },
@@ -65,12 +67,12 @@ enum Command {
     },
     /// Run the daemon: fire timers, send messages, serve the admin API.
     Run {
-        /// Log lines for people (`human`) or machines (`json`).
+        /// Log lines for people (`human`) or machines (`json`, one object per line).
         #[arg(long, value_enum, default_value_t = LogFormat::Human)]
         log_format: LogFormat,
         /// Demo mode: time runs this many times faster (3600 = an hour a second),
         /// so a week of follow-ups plays in minutes. Use a throwaway store.
-        #[arg(long, value_name = "FACTOR", conflicts_with = "clock")]
+        #[arg(long, value_name = "FACTOR", conflicts_with = "clock", value_parser = cli::speed_arg)]
         speed: Option<f64>,
         /// Run on an accelerated clock, START@REAL_MS*SPEED (for tests).
         #[arg(long, hide = true)]
@@ -78,20 +80,26 @@ enum Command {
     },
     /// Enroll a candidate in a campaign and print their tracked interview link.
     Enroll {
+        /// The campaign to enroll in, by the name after `campaign` in its file.
         #[arg(long)]
         campaign: String,
         /// The candidate's id in your ATS; the same id enrolled twice is one candidate.
         #[arg(long)]
         id: Option<String>,
+        /// The candidate's full name (templates greet them by its first word).
         #[arg(long)]
         name: Option<String>,
+        /// The candidate's email address, for the campaign's email sends.
         #[arg(long)]
         email: Option<String>,
+        /// The candidate's mobile number, for SMS and WhatsApp (+15550100, or
+        /// a national number with `phone_country_code` configured).
         #[arg(long)]
         phone: Option<String>,
         /// Any other field, KEY=VALUE (repeatable): timezone, language, role, source, ...
-        #[arg(long = "field", value_name = "KEY=VALUE")]
+        #[arg(long = "field", value_name = "KEY=VALUE", value_parser = cli::key_value_arg)]
         field: Vec<String>,
+        /// Print the answer as JSON (candidate, link, state, variants) instead of the link.
         #[arg(long)]
         json: bool,
     },
@@ -99,36 +107,49 @@ enum Command {
     Event {
         /// Candidate id, external id, email, phone or link token.
         candidate: String,
+        /// The event's name, as the campaign's `on` rules write it (clicked, completed, ...).
         event: String,
         /// When it happened (RFC 3339; default now).
-        #[arg(long)]
+        #[arg(long, value_parser = cli::instant_arg)]
         at: Option<String>,
         /// An event field, KEY=VALUE (repeatable).
-        #[arg(long = "field", value_name = "KEY=VALUE")]
+        #[arg(long = "field", value_name = "KEY=VALUE", value_parser = cli::key_value_arg)]
         field: Vec<String>,
+        /// Print the answer as JSON instead of lines for people.
         #[arg(long)]
         json: bool,
     },
     /// Candidates per state, sends due soon, held sends and failures.
     Status {
+        /// Only this campaign (default: every campaign).
         campaign: Option<String>,
+        /// Print the report as JSON instead of lines for people.
         #[arg(long)]
         json: bool,
     },
     /// A candidate's timeline, with the reason for every step.
     Show {
+        /// Candidate id, external id, email, phone or link token.
         candidate: String,
+        /// Print the candidate as JSON (times in RFC 3339) instead of lines for people.
         #[arg(long)]
         json: bool,
     },
     /// Pause a campaign: nothing of it fires or sends until resumed.
-    Pause { campaign: String },
+    Pause {
+        /// The campaign to pause.
+        campaign: String,
+    },
     /// Resume a paused campaign; what fell due meanwhile runs now.
-    Resume { campaign: String },
+    Resume {
+        /// The campaign to resume.
+        campaign: String,
+    },
     /// Ask the running daemon to reload its campaigns and templates.
     Reload,
     /// Print a message as a candidate would get it (and its SMS length).
     Render {
+        /// The campaign whose message to render.
         campaign: String,
         /// The template name as the campaign's `send` writes it (`invite-{copy}` or `reminder`).
         template: String,
@@ -136,15 +157,15 @@ enum Command {
         #[arg(long)]
         channel: Option<String>,
         /// A candidate field, KEY=VALUE (repeatable).
-        #[arg(long = "candidate", value_name = "KEY=VALUE")]
+        #[arg(long = "candidate", value_name = "KEY=VALUE", value_parser = cli::key_value_arg)]
         candidate: Vec<String>,
         /// Force a variant, EXPERIMENT=VARIANT (repeatable).
-        #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT")]
+        #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT", value_parser = cli::variant_arg)]
         variant: Vec<String>,
     },
     /// Rewrite campaign files in the canonical layout, comments kept.
     Fmt {
-        /// Report files that are not formatted instead of rewriting them (exit 1).
+        /// Report files that are not formatted, with a diff, instead of rewriting them (exit 1).
         #[arg(long)]
         check: bool,
         /// Campaign files or folders (default: campaigns/).
@@ -160,19 +181,19 @@ struct SimulateArgs {
     #[arg(long)]
     campaign: Option<String>,
     /// When the `applied` event arrives (RFC 3339, e.g. 2026-11-26T20:30:00-06:00).
-    #[arg(long)]
+    #[arg(long, value_parser = cli::instant_arg)]
     start: String,
     /// A candidate field, KEY=VALUE (repeatable): name, email, phone, timezone, role, ...
-    #[arg(long = "candidate", value_name = "KEY=VALUE")]
+    #[arg(long = "candidate", value_name = "KEY=VALUE", value_parser = cli::key_value_arg)]
     candidate: Vec<String>,
     /// An event, NAME@OFFSET (repeatable); OFFSET is a duration after --start (30h, 2d) or an RFC 3339 instant.
-    #[arg(long = "event", value_name = "NAME@OFFSET")]
+    #[arg(long = "event", value_name = "NAME@OFFSET", value_parser = cli::event_arg)]
     event: Vec<String>,
     /// Force a variant, EXPERIMENT=VARIANT (repeatable), instead of the stable assignment.
-    #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT")]
+    #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT", value_parser = cli::variant_arg)]
     variant: Vec<String>,
     /// Stop after this OFFSET (default 30d).
-    #[arg(long, value_name = "OFFSET")]
+    #[arg(long, value_name = "OFFSET", value_parser = cli::offset_arg)]
     until: Option<String>,
     /// Run every candidate of a CSV list (header row = field names) and print a summary.
     #[arg(long, value_name = "LIST.csv", conflicts_with_all = ["candidate", "event"])]
@@ -187,19 +208,25 @@ struct SimulateArgs {
 
 #[derive(Clone, Copy, ValueEnum)]
 enum Format {
+    /// Diagnostics like rustc's, for people.
     Human,
+    /// One JSON object per diagnostic, one a line.
     Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum LogFormat {
+    /// One line of text per event, for people.
     Human,
+    /// One JSON object per line, for log collectors.
     Json,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
 enum GraphFormat {
+    /// Graphviz DOT (`nudge graph FILE | dot -Tsvg`).
     Dot,
+    /// A Mermaid state diagram.
     Mermaid,
 }
 
@@ -315,7 +342,9 @@ fn main() -> ExitCode {
     match result {
         Ok(status) => status.into(),
         Err(err) => {
-            eprintln!("error: {err}");
+            if !matches!(err, cli::CliError::Logged) {
+                eprintln!("error: {err}");
+            }
             err.exit_code()
         }
     }

@@ -50,8 +50,8 @@ const KEYWORD_WIDTH: usize = 8;
 const TRAILING_COLUMN: usize = 40;
 /// Spaces between code and a trailing comment when the code is long.
 const TRAILING_GAP: usize = 2;
-/// Lines of each side shown by [`check_formatted`].
-const DIFF_LINES: usize = 8;
+/// Unchanged lines shown around each change by [`check_formatted`].
+const DIFF_CONTEXT: usize = 3;
 
 /// Print `file` in the canonical layout; `source` is the text it was parsed
 /// from, used to place comments and blank lines.
@@ -85,12 +85,12 @@ pub struct Unformatted {
     pub formatted: String,
     /// 1-based line of the first difference.
     pub line: usize,
-    /// A short unified-style excerpt of the first differing lines.
+    /// The hunks of a unified diff from the file to its canonical text.
     pub diff: String,
 }
 
 /// `None` when `source` is already in the canonical layout, else the
-/// canonical text and a short diff of the first differing lines.
+/// canonical text and a unified diff to it.
 pub fn check_formatted(file: &File, source: &str) -> Option<Unformatted> {
     let formatted = format(file, source);
     if formatted == source {
@@ -695,55 +695,29 @@ fn write_value(out: &mut String, value: &Value) {
     }
 }
 
-/// The 1-based line of the first difference and a unified-style excerpt:
-/// a little context, then the old lines (`-`) and the new ones (`+`).
+/// The 1-based line of the first difference and the hunks of a unified
+/// diff (`@@ -l,n +l,n @@`, three lines of context; the caller adds the
+/// `---`/`+++` header, it knows the file's name). A diff that would only
+/// show lines looking alike is a note instead.
 fn diff_excerpt(old: &str, new: &str) -> (usize, String) {
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    if a == b {
-        let line = a.len().max(1);
+    if old.lines().eq(new.lines()) {
+        let line = old.lines().count().max(1);
         let note = "  (only line endings or the final newline differ)\n".to_string();
         return (line, note);
     }
-    let max_suffix = a.len().min(b.len()) - prefix;
-    let suffix = a
+    let diff = similar::TextDiff::from_lines(old, new);
+    let first = diff
+        .ops()
         .iter()
-        .rev()
-        .zip(b.iter().rev())
-        .take(max_suffix)
-        .take_while(|(x, y)| x == y)
-        .count();
-    let removed = &a[prefix..a.len() - suffix];
-    let added = &b[prefix..b.len() - suffix];
-    let context = prefix.saturating_sub(2);
-
-    let mut out = format!(
-        "@@ -{},{} +{},{} @@\n",
-        prefix + 1,
-        removed.len(),
-        prefix + 1,
-        added.len()
-    );
-    for line in &a[context..prefix] {
-        out.push_str(&format!(" {line}\n"));
+        .find(|op| op.tag() != similar::DiffTag::Equal)
+        .map_or(0, |op| op.old_range().start);
+    let mut unified = diff.unified_diff();
+    unified.context_radius(DIFF_CONTEXT);
+    let mut text = unified.to_string();
+    if !text.ends_with('\n') {
+        text.push('\n');
     }
-    for (sign, lines) in [('-', removed), ('+', added)] {
-        for line in lines.iter().take(DIFF_LINES) {
-            out.push_str(&format!("{sign}{line}\n"));
-        }
-        if lines.len() > DIFF_LINES {
-            out.push_str(&format!(
-                "{sign}... {} more lines\n",
-                lines.len() - DIFF_LINES
-            ));
-        }
-    }
-    let after = a.len() - suffix;
-    for line in a[after..].iter().take(2) {
-        out.push_str(&format!(" {line}\n"));
-    }
-    (prefix + 1, out)
+    (first + 1, text)
 }
 
 #[cfg(test)]
@@ -814,9 +788,9 @@ mod tests {
     fn the_diff_shows_context_and_both_sides() {
         let (line, diff) = diff_excerpt("a\nb\nc\nd\ne\n", "a\nb\nX\nd\ne\n");
         assert_eq!(line, 3);
-        assert_eq!(diff, "@@ -3,1 +3,1 @@\n a\n b\n-c\n+X\n d\n e\n");
-        let long_old: String = (0..20).map(|i| format!("{i}\n")).collect();
-        let (_, diff) = diff_excerpt(&long_old, "");
-        assert!(diff.ends_with("-7\n-... 12 more lines\n"), "{diff}");
+        assert_eq!(diff, "@@ -1,5 +1,5 @@\n a\n b\n-c\n+X\n d\n e\n");
+        let (line, diff) = diff_excerpt("a\nb\n", "a\nb");
+        assert_eq!(line, 2);
+        assert!(diff.contains("final newline"), "{diff}");
     }
 }

@@ -61,6 +61,11 @@ impl std::fmt::Display for ConnectError {
         match self {
             ConnectError::Store(e) => write!(f, "{e}"),
             ConnectError::Daemon(e) => write!(f, "the running daemon did not answer: {e}"),
+            ConnectError::Campaigns(failure) if failure.diagnostics.is_empty() => write!(
+                f,
+                "cannot load the campaigns: {}",
+                super::daemon::render_failure(failure)
+            ),
             ConnectError::Campaigns(failure) => write!(
                 f,
                 "the campaigns do not check:\n{}",
@@ -136,10 +141,19 @@ pub fn strandings_on_start(
 impl Admin {
     /// Opens the store, or finds the daemon that holds it.
     pub fn connect(config: &Config) -> Result<Admin, ConnectError> {
+        // Without a store yet no daemon can hold it: the campaigns are
+        // loaded first, so a command run in the wrong folder fails before
+        // opening (and so creating) a store there.
+        let mut loaded = None;
+        if !config.store.exists() {
+            loaded = Some(load_all(&sources(config)).map_err(ConnectError::Campaigns)?);
+        }
         match Store::open(&config.store, 64 << 20) {
             Ok(store) => {
-                let (campaigns, templates) =
-                    load_all(&sources(config)).map_err(ConnectError::Campaigns)?;
+                let (campaigns, templates) = match loaded {
+                    Some(loaded) => loaded,
+                    None => load_all(&sources(config)).map_err(ConnectError::Campaigns)?,
+                };
                 // Files that strand candidates still let people look
                 // (status, show), and refuse every change.
                 let refusal = match check_start(&store, &campaigns) {

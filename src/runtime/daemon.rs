@@ -35,7 +35,7 @@ use super::core::{Command, Core, Landed, Reply, This};
 use super::policy::{Limiter, Rate};
 use super::query;
 use super::refusal::Refusal;
-use crate::channels::{Channels, Message};
+use crate::channels::{Channels, Message, SendError};
 use crate::engine::{Channel, Instant};
 use crate::templates::Templates;
 
@@ -579,6 +579,38 @@ async fn dispatch_loop(
     while workers.join_next().await.is_some() {}
 }
 
+/// One log line per send: who, which campaign, channel and template, its
+/// key, and what became of it (INFO when delivered, WARN when not).
+fn log_send(message: &Message, outcome: &Result<crate::channels::Delivered, SendError>) {
+    let (candidate, campaign, channel, template, key) = (
+        &message.candidate,
+        &message.campaign,
+        message.channel,
+        &message.template,
+        &message.key,
+    );
+    match outcome {
+        Ok(delivered) => {
+            let outcome = if delivered.duplicate {
+                "duplicate"
+            } else {
+                "delivered"
+            };
+            info!(%candidate, %campaign, %channel, %template, %key, outcome, "sent");
+        }
+        Err(e) => {
+            let outcome = match e {
+                SendError::Retryable(_) => "retryable",
+                SendError::Throttled { .. } => "throttled",
+                SendError::Permanent(_) => "permanent",
+                SendError::Bounced(_) => "bounced",
+                SendError::Unsubscribed(_) => "unsubscribed",
+            };
+            warn!(%candidate, %campaign, %channel, %template, %key, outcome, error = %e, "delivery failed");
+        }
+    }
+}
+
 /// One channel's deliveries: at most `concurrency` at once, never faster
 /// than its rate. A few sends at a time are marked in flight (durably)
 /// just before they go, so a crash leaves few of them in doubt (those the
@@ -648,9 +680,7 @@ async fn lane(
             let handle = handle.clone();
             running.spawn(async move {
                 let outcome = channels.get(message.channel).deliver(&message).await;
-                if let Err(e) = &outcome {
-                    warn!(key = %message.key, channel = %message.channel, %e, "delivery failed");
-                }
+                log_send(&message, &outcome);
                 handle.tell(Command::Delivered {
                     key: message.key.clone(),
                     outcome,

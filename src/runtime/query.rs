@@ -88,6 +88,96 @@ pub fn status(
     })
 }
 
+/// The candidate `who` names: their id, link token or the identity they
+/// were enrolled under (what the core looks up), else their email address
+/// or phone number. A candidate enrolled with an external id is known to
+/// the core by that id alone, so an address is looked for in every
+/// record: a full scan, for people's questions (`nudge show`, the CLI's
+/// `nudge event`), never for the daemon's own work.
+pub fn find_candidate(store: &Store, txn: &mut Txn, who: &str) -> Result<CandidateRecord, Refusal> {
+    if let Some(candidate) = super::core::find(txn, who)? {
+        return Ok(candidate);
+    }
+    let Some(address) = Address::of(who) else {
+        return Err(Refusal::UnknownCandidate(who.to_string()));
+    };
+    // A damaged record cannot be matched; it is reported where it is read
+    // for what it holds.
+    let mut found: Vec<CandidateRecord> = store
+        .dossiers()
+        .filter_map(Result::ok)
+        .map(|d| d.candidate)
+        .filter(|c| address.matches(c))
+        .collect();
+    match found.len() {
+        0 => Err(Refusal::UnknownCandidate(who.to_string())),
+        1 => Ok(found.remove(0)),
+        _ => Err(Refusal::AmbiguousCandidate {
+            who: who.to_string(),
+            ids: found.into_iter().map(|c| c.id).collect(),
+        }),
+    }
+}
+
+/// An email address or a phone number, as a person types it.
+enum Address {
+    /// Lowercased.
+    Email(String),
+    /// The digits alone.
+    Phone(String),
+}
+
+impl Address {
+    fn of(who: &str) -> Option<Address> {
+        if who.contains('@') {
+            return Some(Address::Email(who.trim().to_lowercase()));
+        }
+        let digits: String = who.chars().filter(char::is_ascii_digit).collect();
+        let phone_like = who
+            .chars()
+            .all(|c| c.is_ascii_digit() || " +-.()".contains(c));
+        (phone_like && digits.len() >= 5).then_some(Address::Phone(digits))
+    }
+
+    fn matches(&self, candidate: &CandidateRecord) -> bool {
+        match self {
+            Address::Email(email) => candidate
+                .fields
+                .get("email")
+                .is_some_and(|e| e.trim().to_lowercase() == *email),
+            Address::Phone(digits) => candidate.fields.get("phone").is_some_and(|p| {
+                p.chars().filter(char::is_ascii_digit).collect::<String>() == *digits
+            }),
+        }
+    }
+}
+
+/// The zone a candidate's times are shown in: their own `timezone` when
+/// it names one, else the zone a campaign they are in reads them in (one
+/// they are still active in first), else UTC (their campaigns are all
+/// gone). Every time shown carries its offset, so even UTC is plain.
+fn candidate_zone(
+    candidate: &crate::engine::Candidate,
+    enrollments: &[crate::store::Enrollment],
+    campaigns: &Campaigns,
+) -> chrono_tz::Tz {
+    if let Some(own) = candidate
+        .field("timezone")
+        .and_then(|z| z.parse::<chrono_tz::Tz>().ok())
+    {
+        return own;
+    }
+    let mut loaded: Vec<&crate::store::Enrollment> = enrollments
+        .iter()
+        .filter(|e| campaigns.get(&e.campaign).is_some())
+        .collect();
+    loaded.sort_by_key(|e| e.engine.outcome.is_some());
+    loaded
+        .first()
+        .and_then(|e| campaigns.get(&e.campaign))
+        .map_or(chrono_tz::UTC, |c| candidate.zone(&c.machine.zone))
+}
+
 /// A candidate's record, enrollments and whole history with reasons.
 pub fn show(
     store: &Store,
@@ -96,15 +186,12 @@ pub fn show(
     interview_url: &str,
 ) -> Result<CandidateView, Refusal> {
     let mut txn = Txn::new(store);
-    let candidate: CandidateRecord = super::core::find(&mut txn, who)?
-        .ok_or_else(|| Refusal::UnknownCandidate(who.to_string()))?;
+    let candidate = find_candidate(store, &mut txn, who)?;
     let engine_candidate = engine_candidate(&candidate);
     let mut enrollments = Vec::new();
-    let mut zone = chrono_tz::UTC;
-    for enr in txn.enrollments_of(&candidate.id)? {
-        if let Some(c) = campaigns.get(&enr.campaign) {
-            zone = engine_candidate.zone(&c.machine.zone);
-        }
+    let records = txn.enrollments_of(&candidate.id)?;
+    let zone = candidate_zone(&engine_candidate, &records, campaigns);
+    for enr in records {
         enrollments.push(EnrollmentView {
             campaign: enr.campaign.clone(),
             state: enr.state_name.clone(),

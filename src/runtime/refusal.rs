@@ -16,6 +16,8 @@ pub enum Refusal {
     UnknownCampaign { name: String, loaded: Vec<String> },
     /// No candidate by that id, external id, email or phone.
     UnknownCandidate(String),
+    /// An address shared by several candidates, named by their ids.
+    AmbiguousCandidate { who: String, ids: Vec<String> },
     /// The candidate opted out: never enrolled again.
     OptedOut { candidate: String },
     /// A candidate field without a name.
@@ -53,6 +55,15 @@ pub enum Refusal {
 }
 
 impl Refusal {
+    /// No such candidate, said here or by the running daemon (whose
+    /// answer crossed HTTP as a 404).
+    pub fn is_unknown_candidate(&self) -> bool {
+        matches!(
+            self,
+            Refusal::UnknownCandidate(_) | Refusal::Daemon { status: 404, .. }
+        )
+    }
+
     /// A campaign that is not loaded, with the names of those that are, so
     /// a typo is seen at once.
     pub fn unknown_campaign(name: &str, loaded: &super::campaigns::Campaigns) -> Self {
@@ -76,6 +87,15 @@ impl fmt::Display for Refusal {
                 write!(f, "no campaign `{name}` (loaded: {known})")
             }
             Refusal::UnknownCandidate(who) => write!(f, "no candidate `{who}`"),
+            Refusal::AmbiguousCandidate { who, ids } => {
+                let ids: Vec<String> = ids.iter().map(|id| format!("`{id}`")).collect();
+                write!(
+                    f,
+                    "`{who}` is the address of {} candidates ({}): name one by its id",
+                    ids.len(),
+                    ids.join(", ")
+                )
+            }
             Refusal::OptedOut { candidate } => write!(
                 f,
                 "candidate {candidate} opted out: nothing is ever sent to them again, so they are not enrolled"

@@ -35,6 +35,11 @@ impl std::fmt::Display for RunError {
         match self {
             RunError::Store(e) => write!(f, "{e}"),
             RunError::Start(e) => write!(f, "{e}"),
+            RunError::Campaigns(failure) if failure.diagnostics.is_empty() => write!(
+                f,
+                "cannot load the campaigns, nothing was started: {}",
+                render_failure(failure)
+            ),
             RunError::Campaigns(failure) => write!(
                 f,
                 "the campaigns do not check, nothing was started:\n{}",
@@ -94,13 +99,23 @@ pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
     // sled's recovery and the campaigns, templates and channels load side
     // by side: a restart's first send waits for the slower of the two.
+    // A first run checks the campaigns before the store is made, so a
+    // start in the wrong folder creates nothing there.
+    let first = if config.store.exists() {
+        None
+    } else {
+        Some(load_all(&sources(&config)).map_err(RunError::Campaigns)?)
+    };
     let opening = std::time::Instant::now();
     let store_path = config.store.clone();
     let store = std::thread::spawn(move || {
         let store = Store::open(&store_path, 128 << 20);
         (store, opening.elapsed())
     });
-    let loaded = load_all(&sources(&config)).map_err(RunError::Campaigns);
+    let loaded = match first {
+        Some(loaded) => Ok(loaded),
+        None => load_all(&sources(&config)).map_err(RunError::Campaigns),
+    };
     let channels = channels_from(&config);
     let (store, opened) = store
         .join()
@@ -117,33 +132,34 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
             why: e.to_string(),
         })?;
 
-    eprintln!(
-        "nudge run: store {} (opened in {} ms)",
-        config.store.display(),
-        opened.as_millis()
+    // Through the log, not stderr: with `--log-format json` every line a
+    // collector reads is one JSON object.
+    info!(
+        store = %config.store.display(),
+        opened_ms = u64::try_from(opened.as_millis()).unwrap_or(u64::MAX),
+        "store opened"
     );
-    eprintln!(
-        "admin API on http://{} (token required)",
-        config.admin.listen
+    info!(
+        url = %format!("http://{}", config.admin.listen),
+        "admin API listening (token required)"
     );
     for (name, c) in campaigns.iter() {
-        eprintln!(
-            "campaign {name} (version {}, {} states) from {}",
-            c.version,
-            c.machine.states.len(),
-            c.file
+        info!(
+            campaign = %name,
+            version = %c.version,
+            states = c.machine.states.len(),
+            file = %c.file,
+            "campaign loaded"
         );
     }
     if campaigns.is_empty() {
         warn!("no campaigns loaded from {}", config.campaigns.display());
     }
     for kind in Channel::ALL {
-        eprintln!("channel {kind}: {}", channels.get(kind).describe());
+        info!(channel = %kind, backend = %channels.get(kind).describe(), "channel ready");
     }
     if channels.only_console() {
-        eprintln!(
-            "warning: only the console channel is configured: messages are printed here, not sent"
-        );
+        warn!("only the console channel is configured: messages are printed here, not sent");
     }
 
     let core = Core::new(store, campaigns, templates, settings(&config));

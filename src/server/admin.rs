@@ -40,6 +40,7 @@ fn status_of(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::UnknownCampaign { .. } | Refusal::UnknownCandidate(_) => StatusCode::NOT_FOUND,
         Refusal::OptedOut { .. }
+        | Refusal::AmbiguousCandidate { .. }
         | Refusal::ReloadWouldStrand(_)
         | Refusal::ReloadDoesNotCheck(_)
         | Refusal::StoreStranded(_) => StatusCode::CONFLICT,

@@ -206,11 +206,13 @@ pub fn json(machine: &Machine, timeline: &Timeline) -> String {
     out
 }
 
-/// A local time for people: `Sat 28 Nov 2026 09:00 CST` (days padded, so
-/// columns line up: `Tue  1 Dec`).
+/// A time for people, the one format of every command's human output:
+/// `Sat 2026-11-28 09:00 -06:00`, local to `zone` with its offset (an
+/// abbreviation such as `CST` names several zones; the weekday is for
+/// reading windows such as `mon-thu`). Fixed width, so columns line up.
 pub fn local(at: Instant, zone: Tz) -> String {
     at.with_timezone(&zone)
-        .format("%a %e %b %Y %H:%M %Z")
+        .format("%a %Y-%m-%d %H:%M %:z")
         .to_string()
 }
 

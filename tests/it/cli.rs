@@ -73,7 +73,7 @@ fn check_json_gives_one_object_per_diagnostic() {
 }
 
 #[test]
-fn bad_usage_exits_2() {
+fn bad_usage_exits_2_and_bad_input_1() {
     let out = nudge(&["simulate", WAREHOUSE, "--start", "yesterday"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(stderr(&out).contains("RFC 3339"), "{}", stderr(&out));
@@ -85,7 +85,7 @@ fn bad_usage_exits_2() {
         "--variant",
         "copy=loud",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("no variant `loud`"),
         "{}",
@@ -93,6 +93,352 @@ fn bad_usage_exits_2() {
     );
     let out = nudge(&["frobnicate"]);
     assert_eq!(out.status.code(), Some(2));
+}
+
+/// A folder made by `nudge init`: a configuration, the sample campaign
+/// and its templates, and (once a command opens it) a store of its own.
+fn site() -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let out = nudge_in(dir.path(), &["init", "."]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    dir
+}
+
+fn nudge_in(dir: &Path, args: &[&str]) -> Output {
+    command_in(dir, args).output().expect("run nudge")
+}
+
+fn command_in(dir: &Path, args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_nudge"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove("NUDGE_CONFIG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+#[test]
+fn every_command_exits_1_on_bad_input_and_2_on_bad_usage() {
+    let site = site();
+    let warehouse = "campaigns/warehouse.nudge";
+    let start = "2026-11-26T20:30:00Z";
+    let table: &[(&[&str], i32, &str)] = &[
+        // Arguments clap rejects: usage, 2.
+        (&["frobnicate"], 2, "unrecognized subcommand"),
+        (&["enroll", "--phone", "5550123"], 2, "--campaign"),
+        (&["graph"], 2, "<FILE>"),
+        (
+            &["simulate", warehouse, "--start", "yesterday"],
+            2,
+            "RFC 3339",
+        ),
+        (
+            &["event", "c1", "clicked", "--at", "yesterday"],
+            2,
+            "RFC 3339",
+        ),
+        (
+            &["enroll", "--campaign", "x", "--field", "role"],
+            2,
+            "KEY=VALUE",
+        ),
+        (
+            &[
+                "simulate", warehouse, "--start", start, "--event", "clicked",
+            ],
+            2,
+            "NAME@OFFSET",
+        ),
+        (
+            &["simulate", warehouse, "--start", start, "--until", "soon"],
+            2,
+            "duration",
+        ),
+        (
+            &[
+                "render",
+                "warehouse_associate",
+                "reminder",
+                "--variant",
+                "copy",
+            ],
+            2,
+            "EXPERIMENT=VARIANT",
+        ),
+        (&["run", "--speed", "0"], 2, "positive factor"),
+        // Everything a command finds wrong: input, 1.
+        (
+            &[
+                "enroll",
+                "--campaign",
+                "warehouse_associate",
+                "--phone",
+                "5550123",
+            ],
+            1,
+            "country code",
+        ),
+        (
+            &["enroll", "--campaign", "nope", "--email", "a@example.com"],
+            1,
+            "no campaign `nope`",
+        ),
+        (
+            &["graph", warehouse, "--campaign", "nope"],
+            1,
+            "no campaign `nope`",
+        ),
+        (
+            &[
+                "simulate",
+                warehouse,
+                "--start",
+                start,
+                "--campaign",
+                "nope",
+            ],
+            1,
+            "no campaign `nope`",
+        ),
+        (
+            &[
+                "simulate",
+                warehouse,
+                "--start",
+                start,
+                "--variant",
+                "copy=loud",
+            ],
+            1,
+            "no variant `loud`",
+        ),
+        (
+            &[
+                "simulate",
+                warehouse,
+                "--start",
+                start,
+                "--event",
+                "clicked@2026-11-20T00:00:00Z",
+            ],
+            1,
+            "before `--start`",
+        ),
+        (
+            &["simulate", "missing.nudge", "--start", start],
+            1,
+            "missing.nudge",
+        ),
+        (&["render", "nope", "reminder"], 1, "no campaign `nope`"),
+        (
+            &[
+                "render",
+                "warehouse_associate",
+                "reminder",
+                "--channel",
+                "pigeon",
+            ],
+            1,
+            "pigeon",
+        ),
+        (
+            &[
+                "render",
+                "warehouse_associate",
+                "invite-{copy}",
+                "--variant",
+                "copy=loud",
+            ],
+            1,
+            "loud",
+        ),
+        (&["status", "nope"], 1, "no campaign `nope`"),
+        (&["show", "nobody"], 1, "no candidate `nobody`"),
+        (&["event", "nobody", "clicked"], 1, "no candidate `nobody`"),
+        (&["pause", "nope"], 1, "no campaign `nope`"),
+        (&["resume", "nope"], 1, "no campaign `nope`"),
+        (&["reload"], 1, "no daemon is running"),
+        (&["check", "missing.nudge"], 1, "missing.nudge"),
+        (&["fmt", "missing.nudge"], 1, "missing.nudge"),
+        (&["init", "campaigns"], 1, "campaigns"),
+    ];
+    for (args, code, says) in table {
+        let out = nudge_in(site.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(*code), "nudge {args:?}: {err}");
+        assert!(err.contains(says), "nudge {args:?}: {err}");
+        assert!(!err.contains("panicked"), "nudge {args:?}: {err}");
+    }
+}
+
+#[test]
+fn graph_refuses_a_campaign_that_does_not_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = write(
+        dir.path(),
+        "broken.nudge",
+        "campaign broken {\n  channels sms\n  state invite {\n    send \"invite\"\n    after 24h -> remnder\n  }\n  state reminder {\n    end\n  }\n}\n",
+    );
+    for format in ["dot", "mermaid"] {
+        let out = nudge(&["graph", file.to_str().unwrap(), "--format", format]);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", stdout(&out));
+        assert_eq!(stdout(&out), "", "{format}: nothing is drawn");
+        let err = stderr(&out);
+        assert!(err.contains("broken.nudge:5:18"), "{err}");
+        assert!(err.contains("did you mean `reminder`?"), "{err}");
+    }
+}
+
+#[test]
+fn commands_in_a_folder_without_campaigns_create_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    for args in [
+        &["status"][..],
+        &["show", "c1"],
+        &["event", "c1", "clicked"],
+        &[
+            "enroll",
+            "--campaign",
+            "warehouse_associate",
+            "--email",
+            "a@example.com",
+        ],
+        &["pause", "warehouse_associate"],
+        &["run"],
+    ] {
+        let out = nudge_in(dir.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "nudge {args:?}: {err}");
+        assert!(err.contains("campaigns"), "nudge {args:?}: {err}");
+        let made: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert!(made.is_empty(), "nudge {args:?} made {made:?}");
+    }
+}
+
+/// Runs `nudge` with a stdout whose reader is gone before it starts, so
+/// every write meets a closed pipe (`nudge ... | head -1` once head has
+/// read its line).
+fn nudge_closed_stdout(dir: &Path, args: &[&str]) -> Output {
+    let (reader, writer) = std::io::pipe().unwrap();
+    drop(reader);
+    let mut cmd = command_in(dir, args);
+    cmd.stdout(writer).stderr(std::process::Stdio::piped());
+    let child = cmd.spawn().expect("run nudge");
+    drop(cmd);
+    child.wait_with_output().expect("wait for nudge")
+}
+
+#[test]
+fn a_closed_stdout_ends_every_command_quietly() {
+    let site = site();
+    let out = nudge_in(
+        site.path(),
+        &[
+            "enroll",
+            "--campaign",
+            "warehouse_associate",
+            "--id",
+            "ana",
+            "--email",
+            "ana@example.com",
+        ],
+    );
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    write(
+        site.path(),
+        "messy.nudge",
+        "campaign  m{channels email\nstate a{\nsend \"x\"   after 1h->a}}\n",
+    );
+    let warehouse = "campaigns/warehouse.nudge";
+    let start = "2026-11-26T20:30:00-06:00";
+    let table: &[&[&str]] = &[
+        &["show", "ana"],
+        &["show", "ana", "--json"],
+        &["status"],
+        &["event", "ana", "clicked"],
+        &[
+            "simulate",
+            warehouse,
+            "--start",
+            start,
+            "--candidate",
+            "phone=+15550100",
+        ],
+        &[
+            "simulate",
+            warehouse,
+            "--start",
+            start,
+            "--candidate",
+            "phone=+15550100",
+            "--json",
+        ],
+        &["graph", warehouse],
+        &["render", "warehouse_associate", "reminder"],
+        &["fmt", "--check", "messy.nudge"],
+        &["check", "--format", "json", "messy.nudge"],
+        &["init", "other"],
+    ];
+    for args in table {
+        // The status the command gives when its output is read.
+        let expected = if args[0] == "event" || args[0] == "init" {
+            Some(0)
+        } else {
+            nudge_in(site.path(), args).status.code()
+        };
+        let out = nudge_closed_stdout(site.path(), args);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), expected, "nudge {args:?}: {err}");
+        assert!(!err.contains("panicked"), "nudge {args:?}: {err}");
+        assert!(!err.contains("Broken pipe"), "nudge {args:?}: {err}");
+    }
+}
+
+#[test]
+fn every_argument_of_every_subcommand_has_a_description() {
+    let top = nudge(&["--help"]);
+    let text = stdout(&top);
+    let commands: Vec<String> = text
+        .split("Commands:\n")
+        .nth(1)
+        .expect("a list of commands")
+        .lines()
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next().map(str::to_string))
+        .filter(|c| c != "help")
+        .collect();
+    assert!(commands.len() > 10, "{text}");
+    let mut missing = Vec::new();
+    for command in &commands {
+        let help = stdout(&nudge(&[command, "--help"]));
+        let lines: Vec<&str> = help.lines().collect();
+        for (i, line) in lines.iter().enumerate() {
+            let indent = line.len() - line.trim_start().len();
+            let spec = line.trim();
+            let is_argument = (2..10).contains(&indent)
+                && (spec.starts_with('-') || spec.starts_with('<') || spec.starts_with('['));
+            if !is_argument {
+                continue;
+            }
+            // Described on the same line (after a gap of two spaces or
+            // more) or on the next, indented further.
+            let inline = spec.contains("  ");
+            let below = lines.get(i + 1).is_some_and(|next| {
+                next.len() - next.trim_start().len() >= 10 && !next.trim().is_empty()
+            });
+            if !inline && !below {
+                missing.push(format!("nudge {command}: {spec}"));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "arguments without a description:\n{}",
+        missing.join("\n")
+    );
 }
 
 #[test]
@@ -168,12 +514,12 @@ fn simulate_for_people_uses_local_times_and_says_why() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Thu 26 Nov 2026 20:30 CST"), "{text}");
+    assert!(text.contains("Thu 2026-11-26 20:30 -06:00"), "{text}");
     assert!(
         text.contains("outside window mon-thu, sat 09:00-19:00"),
         "{text}"
     );
-    assert!(text.contains("Sat 28 Nov 2026 09:00 CST  sent"), "{text}");
+    assert!(text.contains("Sat 2026-11-28 09:00 -06:00  sent"), "{text}");
 }
 
 #[test]
@@ -186,7 +532,7 @@ fn simulate_rejects_events_before_start() {
         "--event",
         "clicked@2026-11-20T00:00:00Z",
     ]);
-    assert_eq!(out.status.code(), Some(2));
+    assert_eq!(out.status.code(), Some(1));
     assert!(
         stderr(&out).contains("before `--start`"),
         "{}",
@@ -293,6 +639,9 @@ fn fmt_check_accepts_formatted_examples_and_fmt_rewrites() {
     );
     let out = nudge(&["fmt", "--check", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(1));
+    let name = file.display();
+    let diff = format!("--- {name}\n+++ {name}\n@@ -1,3 +1,8 @@\n-campaign  m{{channels email\n");
+    assert!(stdout(&out).contains(&diff), "{}", stdout(&out));
     let out = nudge(&["fmt", file.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let once = std::fs::read_to_string(&file).unwrap();

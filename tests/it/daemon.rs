@@ -188,21 +188,32 @@ catch_up_secs = 2592000
 
     /// Starts `nudge run`, its log in a file, and waits until it runs.
     fn start(&self, clock: Option<&VirtualClock>) -> Daemon {
-        let log = self.path().join(format!("run-{}.log", free_port()));
         let mut args = vec!["run".to_string()];
         if let Some(c) = clock {
             args.push("--clock".into());
             args.push(c.spec());
         }
         let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let child = self
-            .command(&args)
+        self.start_with(&args, |_| {}, &[": running"])
+    }
+
+    /// Starts `nudge ARGS` (a `run`), its log in a file, with `adjust`
+    /// applied to the command, and waits for a line with `ready` in it.
+    fn start_with(
+        &self,
+        args: &[&str],
+        adjust: impl FnOnce(&mut Command),
+        ready: &[&str],
+    ) -> Daemon {
+        let log = self.path().join(format!("run-{}.log", free_port()));
+        let mut command = self.command(args);
+        command
             .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start nudge run");
+            .stderr(std::fs::File::create(&log).unwrap());
+        adjust(&mut command);
+        let child = command.spawn().expect("start nudge run");
         let daemon = Daemon { child, log };
-        daemon.wait_line(0, &[": running"]);
+        daemon.wait_line(0, ready);
         daemon
     }
 
@@ -888,10 +899,13 @@ fn status_show_and_event_with_at_through_the_daemon() {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
     assert!(text.contains("times in America/Chicago"), "{text}");
-    assert!(text.contains("warehouse_associate: in invite"), "{text}");
+    assert!(
+        text.contains("warehouse_associate: in invite, next step Sat 2026-11-28 09:00 -06:00"),
+        "{text}"
+    );
     assert!(
         text.contains(&format!(
-            "invite-{copy} held until Sat 28 Nov 2026 09:00 CST: outside window mon-thu, sat 09:00-19:00"
+            "invite-{copy} held until Sat 2026-11-28 09:00 -06:00: outside window mon-thu, sat 09:00-19:00"
         )),
         "{text}"
     );
@@ -920,8 +934,9 @@ fn status_show_and_event_with_at_through_the_daemon() {
     let out = site.nudge(&["event", "ana", "clicked", "--at", &clicked_at]);
     let text = stdout(&out);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let clicked_local = for_people(at(&clicked_at), chrono_tz::America::Chicago);
     assert!(
-        text.contains(&format!("clicked recorded for {id} at {clicked_at}")),
+        text.contains(&format!("clicked recorded for {id} at {clicked_local}")),
         "{text}"
     );
     assert!(
@@ -949,7 +964,7 @@ fn status_show_and_event_with_at_through_the_daemon() {
     );
 
     let out = site.nudge(&["event", "ana", "clicked", "--at", "yesterday"]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_eq!(out.status.code(), Some(2), "{}", stderr(&out));
     assert!(stderr(&out).contains("is not an RFC 3339 instant"));
     let out = site.nudge(&["show", "nobody"]);
     assert_eq!(out.status.code(), Some(1));
@@ -960,6 +975,12 @@ fn status_show_and_event_with_at_through_the_daemon() {
 #[test]
 fn a_paused_campaign_fires_nothing_and_resume_runs_what_fell_due() {
     let site = Site::probe();
+    // Two virtual days (four real seconds) between the ping and the pong,
+    // so the pause lands in between even on a loaded machine.
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace("after 2h -> second", "after 48h -> second"),
+    );
     let clock = VirtualClock::new("2026-12-07T09:00:00Z", 43_200.0);
     let daemon = site.start(Some(&clock));
     let ana = site.enroll("ana", "Ana Ruiz", "ana@example.com")["candidate"]
@@ -978,8 +999,8 @@ fn a_paused_campaign_fires_nothing_and_resume_runs_what_fell_due() {
     let status = stdout(&site.nudge(&["status"]));
     assert!(status.contains("Probe · PAUSED"), "{status}");
 
-    // Ana's pong fell due 2h after her ping; wait until a day has passed.
-    wait_for(|| (clock.at_real(Utc::now()) > ping + Duration::hours(24)).then_some(()));
+    // Ana's pong fell due 48h after her ping; wait until it has.
+    wait_for(|| (clock.at_real(Utc::now()) > ping + Duration::hours(50)).then_some(()));
     let sent = site.sent();
     assert_eq!(sent.len(), 1, "a paused campaign sent: {sent:?}");
     let show = stdout(&site.nudge(&["show", &ana]));
@@ -989,7 +1010,7 @@ fn a_paused_campaign_fires_nothing_and_resume_runs_what_fell_due() {
     let out = site.nudge(&["resume", "probe"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(stdout(&out).contains("probe resumed"));
-    // What fell due while paused runs now: Ana's step (due 2h after her
+    // What fell due while paused runs now: Ana's step (due 48h after her
     // ping) and Ben's first send (due at his enrollment).
     let pong = site.wait_sent(&ana, "pong");
     let ben_ping = site.wait_sent(&ben, "ping");
@@ -1185,4 +1206,283 @@ fn a_campaign_edited_while_stopped_that_strands_candidates_is_refused_at_start()
     site.wait_sent("c1", "ping");
     site.wait_sent("c2", "ping");
     daemon.stop();
+}
+
+// ------------------------------------------------------------ who is who
+
+#[test]
+fn show_and_event_find_a_candidate_enrolled_with_an_id_by_email_or_phone() {
+    let site = Site::warehouse();
+    let out = site.nudge(&[
+        "enroll",
+        "--campaign",
+        "warehouse_associate",
+        "--id",
+        "ats-77",
+        "--name",
+        "Ana Ruiz",
+        "--phone",
+        "+15550100",
+        "--email",
+        "Ana.Ruiz@Example.com",
+        "--field",
+        "role=Warehouse Associate",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let enrolled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let id = enrolled["candidate"].as_str().unwrap().to_string();
+
+    // Without a daemon (the CLI opens the store), then through one.
+    for through in ["the store", "the daemon"] {
+        let daemon = (through == "the daemon").then(|| site.start(None));
+        for who in [
+            "ana.ruiz@example.com",
+            "Ana.Ruiz@Example.com",
+            "+15550100",
+            "ats-77",
+        ] {
+            let out = site.nudge(&["show", who, "--json"]);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "{through}: show {who}: {}",
+                stderr(&out)
+            );
+            let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+            assert_eq!(view["id"], id.as_str(), "{through}: show {who}");
+        }
+        let (who, event) = match through {
+            "the store" => ("ana.ruiz@example.com", "clicked"),
+            _ => ("+15550100", "started"),
+        };
+        let out = site.nudge(&["event", who, event]);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{through}: event {who}: {}",
+            stderr(&out)
+        );
+        assert!(
+            stdout(&out).contains(&format!("{event} recorded for {id}")),
+            "{through}: {}",
+            stdout(&out)
+        );
+        if let Some(daemon) = daemon {
+            daemon.stop();
+        }
+    }
+
+    // An address two candidates share names neither.
+    let out = site.nudge(&[
+        "enroll",
+        "--campaign",
+        "warehouse_associate",
+        "--id",
+        "ats-78",
+        "--email",
+        "ana.ruiz@example.com",
+        "--field",
+        "role=Warehouse Associate",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let out = site.nudge(&["show", "ana.ruiz@example.com"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("2 candidates"), "{err}");
+    let out = site.nudge(&["show", "nobody@example.com"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("no candidate `nobody@example.com`"));
+}
+
+// --------------------------------------------------------------------- logs
+
+#[test]
+fn json_logs_are_json_from_the_first_line_with_one_line_per_send() {
+    let site = Site::probe();
+    let daemon = site.start_with(
+        &["run", "--log-format", "json"],
+        |_| {},
+        &["\"message\":\"running\""],
+    );
+    let ana = site.enroll("ana", "Ana Ruiz", "ana@example.com")["candidate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    site.wait_sent(&ana, "ping");
+    let line = daemon.wait_line(0, &["\"message\":\"sent\""]);
+    daemon.stop();
+
+    let log = std::fs::read_to_string(daemon_log(&site)).unwrap();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{log}")))
+        .collect();
+    assert!(lines.len() > 8, "{log}");
+    let messages: Vec<&str> = lines
+        .iter()
+        .filter_map(|l| l["fields"]["message"].as_str())
+        .collect();
+    for said in [
+        "store opened",
+        "campaign loaded",
+        "channel ready",
+        "running",
+        "stopped cleanly",
+    ] {
+        assert!(messages.contains(&said), "{said}: {log}");
+    }
+    let sent: serde_json::Value = serde_json::from_str(&line).unwrap();
+    assert_eq!(sent["level"], "INFO", "{line}");
+    let fields = &sent["fields"];
+    assert_eq!(fields["candidate"], ana.as_str(), "{line}");
+    assert_eq!(fields["campaign"], "probe", "{line}");
+    assert_eq!(fields["channel"], "email", "{line}");
+    assert_eq!(fields["template"], "ping", "{line}");
+    assert_eq!(fields["outcome"], "delivered", "{line}");
+    let (message, _) = site.sent().into_iter().next().unwrap();
+    assert_eq!(fields["key"], message.key.as_str(), "{line}");
+}
+
+#[test]
+fn a_run_that_cannot_start_says_why_in_json_too() {
+    let site = Site::probe();
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace("-> second", "-> secnd"),
+    );
+    let out = site.nudge(&["run", "--log-format", "json"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    let lines: Vec<serde_json::Value> = err
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON ({e}): {l}\n{err}")))
+        .collect();
+    let last = lines.last().expect("a line");
+    assert_eq!(last["level"], "ERROR", "{err}");
+    let message = last["fields"]["message"].as_str().unwrap();
+    assert!(message.contains("the campaigns do not check"), "{err}");
+    assert!(message.contains("did you mean `second`?"), "{err}");
+}
+
+/// The one log file a test's daemon wrote.
+fn daemon_log(site: &Site) -> PathBuf {
+    let logs: Vec<PathBuf> = std::fs::read_dir(site.path())
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with("run-"))
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    logs.into_iter().next().unwrap()
+}
+
+#[test]
+fn logs_to_a_file_have_no_colour() {
+    let site = Site::probe();
+    // NO_COLOR unset: the file alone must be enough.
+    let daemon = site.start_with(
+        &["run"],
+        |c| {
+            c.env_remove("NO_COLOR");
+        },
+        &["running"],
+    );
+    let ana = site.enroll("ana", "Ana Ruiz", "ana@example.com")["candidate"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    site.wait_sent(&ana, "ping");
+    let line = daemon.wait_line(0, &["sent"]);
+    assert!(line.contains(" INFO "), "{line}");
+    assert!(line.contains("template=ping"), "{line}");
+    daemon.stop();
+    let log = std::fs::read_to_string(daemon_log(&site)).unwrap();
+    assert!(
+        !log.contains('\u{1b}'),
+        "escape codes in a log file:\n{log:?}"
+    );
+}
+
+// -------------------------------------------------------------------- times
+
+/// How every command shows a time to people: local, with the offset.
+fn for_people(instant: Instant, zone: chrono_tz::Tz) -> String {
+    instant
+        .with_timezone(&zone)
+        .format("%a %Y-%m-%d %H:%M %:z")
+        .to_string()
+}
+
+#[test]
+fn times_for_people_are_in_the_candidates_own_zone_with_the_offset() {
+    let site = Site::probe();
+    // Windows are read in Chicago; Ana lives in Madrid.
+    site.write(
+        "campaigns/probe.nudge",
+        &PROBE.replace(
+            "  goal     completed\n",
+            "  goal     completed\n  timezone \"America/Chicago\"\n",
+        ),
+    );
+    let out = site.nudge(&[
+        "enroll",
+        "--campaign",
+        "probe",
+        "--id",
+        "ana",
+        "--name",
+        "Ana Ruiz",
+        "--email",
+        "ana@example.com",
+        "--field",
+        "timezone=Europe/Madrid",
+        "--json",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let enrolled: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let enrolled_at = at(enrolled["at"].as_str().unwrap());
+    let madrid = chrono_tz::Europe::Madrid;
+
+    let out = site.nudge(&[
+        "event",
+        "ana",
+        "clicked",
+        "--at",
+        &nudge::sim::rfc3339(enrolled_at),
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    // `--at` and the clock keep whole seconds or milliseconds: the same minute.
+    let clicked = for_people(enrolled_at, madrid);
+    assert!(
+        said.contains(&format!("clicked recorded for c1 at {clicked}\n")),
+        "{said}"
+    );
+
+    let out = site.nudge(&["show", "ana"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(text.contains("times in Europe/Madrid"), "{text}");
+    // `clicked` waits an hour before `last`.
+    let next = for_people(enrolled_at + Duration::hours(1), madrid);
+    assert!(
+        text.contains(&format!("probe: in clicked, next step {next}\n")),
+        "{text}"
+    );
+    let offset = format!(" {}  ", clicked.rsplit(' ').next().unwrap());
+    for line in text.lines().skip(2) {
+        assert_eq!(line.get(20..29), Some(offset.as_str()), "{line}\n{text}");
+    }
+
+    // JSON keeps RFC 3339 instants.
+    let out = site.nudge(&["show", "ana", "--json"]);
+    let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let wake = view["enrollments"][0]["next_wake"].as_str().unwrap();
+    assert!(DateTime::parse_from_rfc3339(wake).is_ok(), "{wake}");
+    let out = site.nudge(&["event", "ana", "started", "--json"]);
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        DateTime::parse_from_rfc3339(answer["at"].as_str().unwrap()).is_ok(),
+        "{answer}"
+    );
 }

@@ -168,8 +168,8 @@ fn check_reports_the_first_differing_lines() {
     assert_eq!(report.formatted, fmt(source));
     assert_eq!(
         report.diff,
-        "@@ -2,2 +2,3 @@\n campaign c {\n-  goal completed\n-  title \"T\"\n\
-         +  title    \"T\"\n+  goal     completed\n+\n   state a {\n     end\n"
+        "@@ -1,6 +1,7 @@\n campaign c {\n-  goal completed\n-  title \"T\"\n\
+         +  title    \"T\"\n+  goal     completed\n+\n   state a {\n     end\n   }\n"
     );
 
     let canonical = fmt(source);
@@ -177,6 +177,99 @@ fn check_reports_the_first_differing_lines() {
     let no_newline = canonical.trim_end();
     let report = check_formatted(&parsed(no_newline), no_newline).expect("final newline");
     assert!(report.diff.contains("final newline"), "{}", report.diff);
+}
+
+/// Applies the hunks of a unified diff to `old`, asserting that each
+/// hunk's header counts the lines it shows and that its context and
+/// removed lines are the file's own.
+fn apply(old: &str, diff: &str) -> String {
+    let old: Vec<&str> = old.lines().collect();
+    let mut new: Vec<String> = Vec::new();
+    let mut next = 0; // the next line of `old` not yet copied
+    let mut lines = diff.lines().peekable();
+    while let Some(header) = lines.next() {
+        let ranges = header
+            .strip_prefix("@@ -")
+            .and_then(|h| h.strip_suffix(" @@"))
+            .unwrap_or_else(|| panic!("not a hunk header: {header:?}\n{diff}"));
+        let (from, to) = ranges.split_once(" +").unwrap();
+        let range = |r: &str| -> (usize, usize) {
+            let (start, len) = r.split_once(',').unwrap_or((r, "1"));
+            (start.parse().unwrap(), len.parse().unwrap())
+        };
+        let ((old_start, old_len), (_, new_len)) = (range(from), range(to));
+        let first = if old_len == 0 {
+            old_start
+        } else {
+            old_start - 1
+        };
+        new.extend(old[next..first].iter().map(|l| l.to_string()));
+        next = first;
+        let (mut seen_old, mut seen_new) = (0, 0);
+        while let Some(line) = lines.next_if(|l| !l.starts_with("@@")) {
+            let (sign, text) = line.split_at(1);
+            match sign {
+                " " | "-" => {
+                    assert_eq!(old[next], text, "{header}\n{diff}");
+                    next += 1;
+                    seen_old += 1;
+                    if sign == " " {
+                        new.push(text.to_string());
+                        seen_new += 1;
+                    }
+                }
+                "+" => {
+                    new.push(text.to_string());
+                    seen_new += 1;
+                }
+                "\\" => {}
+                _ => panic!("not a diff line: {line:?}\n{diff}"),
+            }
+        }
+        assert_eq!((seen_old, seen_new), (old_len, new_len), "{header}\n{diff}");
+    }
+    new.extend(old[next..].iter().map(|l| l.to_string()));
+    new.iter().map(|l| format!("{l}\n")).collect()
+}
+
+#[test]
+fn check_prints_a_unified_diff_that_turns_the_file_into_its_layout() {
+    let canonical = include_str!("../../campaigns/warehouse.nudge").to_string();
+    let lines: Vec<&str> = canonical.lines().collect();
+    assert!(lines.len() > 30, "{canonical}");
+    // Two lines far apart out of place: two hunks, each changing one line
+    // and showing its neighbours as they are.
+    let mut messy: Vec<String> = lines.iter().map(|l| l.to_string()).collect();
+    let code = |i: usize| !lines[i].trim().is_empty() && !lines[i].trim().starts_with('#');
+    let one = (3..).find(|i| code(*i)).unwrap();
+    let two = (0..lines.len() - 3).rev().find(|i| code(*i)).unwrap();
+    for i in [one, two] {
+        messy[i] = format!("       {}", messy[i].trim());
+    }
+    let messy: String = messy.iter().map(|l| format!("{l}\n")).collect();
+    let report = check_formatted(&parsed(&messy), &messy).expect("not canonical");
+    assert_eq!(report.line, one + 1);
+    assert_eq!(apply(&messy, &report.diff), canonical, "{}", report.diff);
+    assert_eq!(
+        report.diff.matches("\n@@").count() + 1,
+        2,
+        "{}",
+        report.diff
+    );
+    assert_eq!(report.diff.matches("\n-").count(), 2, "{}", report.diff);
+    assert_eq!(report.diff.matches("\n+").count(), 2, "{}", report.diff);
+
+    for path in fixtures() {
+        let source = fs::read_to_string(&path).expect("fixture text");
+        if let Some(report) = check_formatted(&parsed(&source), &source) {
+            assert_eq!(
+                apply(&source, &report.diff),
+                fmt(&source),
+                "{}",
+                report.diff
+            );
+        }
+    }
 }
 
 // ------------------------------------------------------------ generated files
