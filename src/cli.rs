@@ -898,7 +898,7 @@ pub fn render_message(
     opts: &RenderOptions,
 ) -> Result<Status, CliError> {
     use crate::engine::Channel;
-    use crate::templates::{format_deadline, time_left, CampaignVars, Templates, Vars};
+    use crate::templates::Templates;
     let (campaigns, _, _) =
         crate::runtime::campaigns::Campaigns::load(&config.campaigns, Some(&config.templates))
             .map_err(|f| CliError::Input(crate::runtime::daemon::render_failure(&f)))?;
@@ -957,34 +957,27 @@ pub fn render_message(
             })?,
     };
     let now = chrono::Utc::now();
-    let zone = candidate.zone(&machine.zone);
-    let deadline = machine.deadline.map(|d| now + Duration::seconds(d.secs));
     let token = "0123456789abcdef0123456789abcdef";
-    let link = config.interview_url.replace("{token}", token);
-    let vars = Vars {
-        candidate: Vars::candidate_fields(&candidate),
-        campaign: CampaignVars {
-            name: machine.name.clone(),
-            title: machine
-                .title
-                .clone()
-                .unwrap_or_else(|| machine.name.clone()),
-        },
-        link: link.clone(),
-        deadline: deadline.map(|d| format_deadline(d, zone)),
-        time_left: deadline.map(|d| time_left(now, d)),
-        variant: variant_names,
-        sender: config.sender.clone(),
-        company: config.company.clone(),
-        unsubscribe_link: (channel == Channel::Email).then(|| format!("{link}/unsubscribe")),
+    // The daemon's own composition, on a sample link and a deadline counted
+    // from now.
+    let draft = crate::runtime::compose::Draft {
+        machine,
+        candidate: &candidate,
+        zone: candidate.zone(&machine.zone),
+        template: &name,
+        channel,
+        link: config.interview_url.replace("{token}", token),
+        deadline: machine.deadline.map(|d| now + Duration::seconds(d.secs)),
+        variants: variant_names,
+        at: now,
     };
     let file = templates
         .resolve(&name, channel, language)
         .unwrap_or_default()
         .to_string();
-    let rendered = templates
-        .render(&name, channel, language, &vars)
-        .map_err(|e| CliError::Input(e.to_string()))?;
+    let rendered = draft
+        .compose(Some(&templates), &crate::runtime::client::settings(config))
+        .map_err(CliError::Input)?;
     eprintln!("{file} for {channel} (a sample link and a deadline counted from now)");
     if let Some(subject) = &rendered.subject {
         outln!("Subject: {subject}\n");

@@ -5,6 +5,7 @@ pub mod api;
 pub mod campaigns;
 pub mod client;
 pub mod clock;
+pub mod compose;
 pub mod core;
 pub mod daemon;
 pub mod memory;

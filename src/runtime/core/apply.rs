@@ -299,52 +299,21 @@ impl Core {
         }
         let record = txn.candidate(&enr.candidate)?;
         let opted_out = record.as_ref().is_some_and(|r| r.opted_out);
-        let to = match channel {
-            Channel::Email => candidate.field("email").unwrap_or_default().to_string(),
-            Channel::Sms | Channel::Whatsapp => {
-                candidate.field("phone").unwrap_or_default().to_string()
-            }
-            Channel::Webhook => String::new(),
+        let draft = Draft {
+            machine,
+            candidate,
+            zone,
+            template,
+            channel,
+            link: record.as_ref().map(|r| self.link(r)).unwrap_or_default(),
+            deadline: enr.engine.deadline,
+            variants: enr.variants.clone(),
+            at,
         };
-        let link = record.as_ref().map(|r| self.link(r)).unwrap_or_default();
-        let unsubscribe = (channel == Channel::Email).then(|| format!("{link}/unsubscribe"));
-        let rendered = match &self.templates {
-            Some(t) => {
-                let vars = Vars {
-                    candidate: Vars::candidate_fields(candidate),
-                    campaign: crate::templates::CampaignVars {
-                        name: machine.name.clone(),
-                        title: machine
-                            .title
-                            .clone()
-                            .unwrap_or_else(|| machine.name.clone()),
-                    },
-                    link: link.clone(),
-                    deadline: enr.engine.deadline.map(|d| format_deadline(d, zone)),
-                    time_left: enr.engine.deadline.map(|d| time_left(at, d)),
-                    variant: enr.variants.clone(),
-                    sender: self.settings.sender.clone(),
-                    company: self.settings.company.clone(),
-                    unsubscribe_link: unsubscribe.clone(),
-                };
-                let language = candidate.field("language");
-                t.render(template, channel, language, &vars)
-                    .and_then(|r| {
-                        let html = match channel {
-                            Channel::Email => t.render_html(template, language, &vars)?,
-                            _ => None,
-                        };
-                        Ok((r, html))
-                    })
-                    .map_err(|e| e.to_string())
-            }
-            None => Ok((
-                crate::templates::Rendered {
-                    subject: None,
-                    body: format!("[template `{template}`: no templates folder configured]"),
-                },
-                None,
-            )),
+        let composed = draft.compose(self.templates.as_deref(), &self.settings);
+        let (subject, body, html) = match &composed {
+            Ok(c) => (c.subject.clone(), c.body.clone(), c.html.clone()),
+            Err(_) => (None, String::new(), None),
         };
         let message = Message {
             key: send_key.to_string(),
@@ -352,21 +321,18 @@ impl Core {
             candidate: enr.candidate.clone(),
             template: template.to_string(),
             channel,
-            to,
-            subject: rendered.as_ref().ok().and_then(|(r, _)| r.subject.clone()),
-            body: rendered
-                .as_ref()
-                .map(|(r, _)| r.body.clone())
-                .unwrap_or_default(),
-            html: rendered.as_ref().ok().and_then(|(_, h)| h.clone()),
-            unsubscribe_url: unsubscribe,
+            to: draft.to(),
+            subject,
+            body,
+            html,
+            unsubscribe_url: draft.unsubscribe_url(),
             scheduled_at: at,
             in_flight: false,
         };
         let refusal = if opted_out {
             Some(Failure::OptedOut)
         } else {
-            rendered.err().map(Failure::Render)
+            composed.err().map(Failure::Render)
         };
         let mut entry = OutboxEntry {
             message: message.clone(),

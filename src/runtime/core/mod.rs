@@ -37,13 +37,14 @@ use crate::runtime::api::{
     exact_instant, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
 };
 use crate::runtime::campaigns::{Campaign, Campaigns};
+use crate::runtime::compose::Draft;
 use crate::runtime::refusal::Refusal;
 use crate::store::causes::{Failure, FailureKind};
 use crate::store::{
     self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
     StoreError, TimerEntry, TimerKind, Txn,
 };
-use crate::templates::{format_deadline, time_left, Templates, Vars};
+use crate::templates::Templates;
 
 mod apply;
 mod batch;

@@ -1,0 +1,125 @@
+//! Composing a message from its template: the address, the variables a
+//! template sees and the rendering (text, and HTML for email). The core
+//! composes every send with it, and `nudge render` composes its preview with
+//! it too, so what a recruiter previews is what would be sent.
+
+use std::collections::BTreeMap;
+
+use chrono_tz::Tz;
+
+use super::core::Settings;
+use crate::engine::machine::Machine;
+use crate::engine::{Candidate, Channel, Instant};
+use crate::templates::{format_deadline, time_left, CampaignVars, Rendered, Templates, Vars};
+
+/// What a message is made from.
+pub struct Draft<'a> {
+    pub machine: &'a Machine,
+    pub candidate: &'a Candidate,
+    /// The candidate's zone, for the deadline's wording.
+    pub zone: Tz,
+    /// The template's name, variants resolved (`invite-warm`).
+    pub template: &'a str,
+    pub channel: Channel,
+    /// The candidate's tracked link.
+    pub link: String,
+    /// When the candidate's deadline passes, if the campaign has one.
+    pub deadline: Option<Instant>,
+    /// Variant name per experiment.
+    pub variants: BTreeMap<String, String>,
+    /// When the message goes out (for `time_left`).
+    pub at: Instant,
+}
+
+/// A composed message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Composed {
+    /// The address on the draft's channel (empty for webhooks, or when the
+    /// candidate has none).
+    pub to: String,
+    pub subject: Option<String>,
+    pub body: String,
+    pub html: Option<String>,
+    pub unsubscribe_url: Option<String>,
+}
+
+impl Draft<'_> {
+    /// The variables its template sees.
+    pub fn vars(&self, settings: &Settings) -> Vars {
+        let machine = self.machine;
+        Vars {
+            candidate: Vars::candidate_fields(self.candidate),
+            campaign: CampaignVars {
+                name: machine.name.clone(),
+                title: machine
+                    .title
+                    .clone()
+                    .unwrap_or_else(|| machine.name.clone()),
+            },
+            link: self.link.clone(),
+            deadline: self.deadline.map(|d| format_deadline(d, self.zone)),
+            time_left: self.deadline.map(|d| time_left(self.at, d)),
+            variant: self.variants.clone(),
+            sender: settings.sender.clone(),
+            company: settings.company.clone(),
+            unsubscribe_link: self.unsubscribe_url(),
+        }
+    }
+
+    /// Email carries an unsubscribe link beside the tracked one.
+    pub fn unsubscribe_url(&self) -> Option<String> {
+        (self.channel == Channel::Email).then(|| format!("{}/unsubscribe", self.link))
+    }
+
+    /// The candidate's address on the draft's channel.
+    pub fn to(&self) -> String {
+        let field = match self.channel {
+            Channel::Email => "email",
+            Channel::Sms | Channel::Whatsapp => "phone",
+            Channel::Webhook => return String::new(),
+        };
+        self.candidate.field(field).unwrap_or_default().to_string()
+    }
+
+    /// Renders the message; the error is the template's, in words. Without
+    /// a templates folder the body says so instead.
+    pub fn compose(
+        &self,
+        templates: Option<&Templates>,
+        settings: &Settings,
+    ) -> Result<Composed, String> {
+        let (rendered, html) = match templates {
+            Some(t) => {
+                let vars = self.vars(settings);
+                let language = self.candidate.field("language");
+                let rendered = t
+                    .render(self.template, self.channel, language, &vars)
+                    .map_err(|e| e.to_string())?;
+                let html = match self.channel {
+                    Channel::Email => t
+                        .render_html(self.template, language, &vars)
+                        .map_err(|e| e.to_string())?,
+                    _ => None,
+                };
+                (rendered, html)
+            }
+            None => (
+                Rendered {
+                    subject: None,
+                    body: format!(
+                        "[template `{}`: no templates folder configured]",
+                        self.template
+                    ),
+                },
+                None,
+            ),
+        };
+        Ok(Composed {
+            to: self.to(),
+            subject: rendered.subject,
+            body: rendered.body,
+            html,
+            unsubscribe_url: self.unsubscribe_url(),
+        })
+    }
+}
