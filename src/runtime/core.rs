@@ -1337,7 +1337,7 @@ impl Core {
                 filter_matched: true,
             })));
         }
-        let filter_matched = crate::sim::accepts(&campaign.machine, &engine_candidate(&candidate));
+        let filter_matched = campaign.machine.accepts(&engine_candidate(&candidate));
         Ok(Admit::Start(Start {
             at: 0,
             campaign,
@@ -1488,7 +1488,7 @@ impl Core {
             if txn.enrollment(&candidate.id, name)?.is_some() {
                 continue;
             }
-            if !crate::sim::accepts(&campaign.machine, &engine_candidate) {
+            if !campaign.machine.accepts(&engine_candidate) {
                 effects.push(format!(
                     "{name}: not enrolled (the `where` filter does not take them)"
                 ));
