@@ -17,8 +17,8 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, FileId, Severity, Sources};
 use crate::dsl::ast::{
-    Campaign, Duration, Experiment, Ident, Limit, SettingKind, Span, State, StatementKind, Str,
-    TimezoneSpec, Window,
+    self, Campaign, Duration, Experiment, Ident, Limit, SettingKind, Span, State, StatementKind,
+    Str, TimezoneSpec, Window,
 };
 use crate::dsl::load::Loaded;
 
@@ -85,6 +85,57 @@ impl fmt::Display for TemplateCheck {
 /// The syntax errors found while loading are part of the report, so one
 /// list holds everything `nudge check` prints.
 pub fn check(loaded: &Loaded, templates: Option<&Path>) -> CheckReport {
+    checked(loaded, templates).0
+}
+
+/// Campaign files in which [`checked`] found no error: the only thing
+/// [`compile`](crate::dsl::compile::compile) takes, so nothing unchecked can
+/// reach the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    loaded: &'a Loaded,
+}
+
+/// One campaign of a [`Checked`] set.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedCampaign<'a> {
+    file: FileId,
+    campaign: &'a Campaign,
+}
+
+impl<'a> Checked<'a> {
+    /// Every campaign, in load order.
+    pub fn campaigns(self) -> impl Iterator<Item = CheckedCampaign<'a>> {
+        self.loaded.files.iter().flat_map(|(file, ast)| {
+            ast.campaigns.iter().map(|campaign| CheckedCampaign {
+                file: *file,
+                campaign,
+            })
+        })
+    }
+
+    /// The files the campaigns came from.
+    pub fn loaded(self) -> &'a Loaded {
+        self.loaded
+    }
+}
+
+impl<'a> CheckedCampaign<'a> {
+    pub fn file(self) -> FileId {
+        self.file
+    }
+
+    pub fn ast(self) -> &'a ast::Campaign {
+        self.campaign
+    }
+}
+
+/// Checks like [`check`], and hands out the files as [`Checked`] when no
+/// error was found (warnings pass).
+pub fn checked<'a>(
+    loaded: &'a Loaded,
+    templates: Option<&Path>,
+) -> (CheckReport, Option<Checked<'a>>) {
     let templates = match templates {
         None => TemplateCheck::Skipped {
             reason: "no templates folder is configured".to_string(),
@@ -133,10 +184,12 @@ pub fn check(loaded: &Loaded, templates: Option<&Path>) -> CheckReport {
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(out);
     diagnostics.sort_by_key(|d| (d.file, d.span.start, d.span.end));
-    CheckReport {
+    let report = CheckReport {
         diagnostics,
         templates,
-    }
+    };
+    let checked = (!report.has_errors()).then_some(Checked { loaded });
+    (report, checked)
 }
 
 /// Every problem the checker knows, with its wording.

@@ -1,13 +1,15 @@
 //! Checked syntax tree → [`Machine`]. Names become indexes, durations
-//! seconds, zones `Tz`. The checker has already reported every problem a
-//! recruiter can make; what is left here is a defensive error for a
-//! campaign that was compiled without being checked.
+//! seconds, zones `Tz`, filters the engine's own [`Filter`]. Only a
+//! [`CheckedCampaign`] compiles, so the checker has already reported every
+//! problem a recruiter can make; what is left here is a defensive error
+//! for a mistake of the checker itself.
 
 use std::fmt;
 
 use chrono_tz::Tz;
 
 use super::ast::{self, CompareOp, ExprKind, SettingKind, StatementKind, TimezoneSpec};
+use super::check::CheckedCampaign;
 use super::fmt::format_expr;
 use crate::engine::filter::{fold, Condition, Field, Filter};
 use crate::engine::machine::{
@@ -33,8 +35,9 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-/// Compiles one campaign.
-pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
+/// Compiles one campaign that the checker passed.
+pub fn compile(checked: CheckedCampaign<'_>) -> Result<Machine, CompileError> {
+    let campaign = checked.ast();
     let fail = |message: String, span: ast::Span| CompileError {
         campaign: campaign.name.name.clone(),
         message,

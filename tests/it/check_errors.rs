@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use nudge::dsl::check::{check, TemplateCheck};
 use nudge::dsl::load::{load, load_str, LoadError, Loaded};
+use nudge::dsl::pipeline::{compile_loaded, PipelineError};
 use nudge::dsl::report::{render, render_json, render_report, summary};
 
 /// The templates used by the template cases.
@@ -1338,4 +1339,26 @@ fn load_errors() {
     assert!(err
         .to_string()
         .starts_with(&format!("cannot read `{}`: ", missing.display())));
+}
+
+#[test]
+fn the_pipeline_compiles_only_what_checks() {
+    let warned = "campaign c {\n  channels sms\n  state a {\n    end\n  }\n}\n";
+    let compiled = compile_loaded(load_str("w.nudge", warned), None).expect("warnings pass");
+    assert_eq!(compiled.campaigns.len(), 1);
+    assert!(compiled.warnings.iter().all(|d| !d.is_error()));
+    assert_eq!(compiled.warnings.len(), 1, "{:?}", compiled.warnings);
+    assert!(compiled.machine("c").is_some());
+
+    let broken = "campaign c {\n  goal completed\n  state a {\n    after 1h -> b\n  }\n}\n";
+    match compile_loaded(load_str("e.nudge", broken), None) {
+        Err(PipelineError::Rejected {
+            sources,
+            diagnostics,
+        }) => {
+            let text = render(&sources, &diagnostics, false);
+            assert!(text.contains("error: unknown state `b`"), "{text}");
+        }
+        other => panic!("expected a rejection, got {other:?}"),
+    }
 }

@@ -5,22 +5,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use nudge::dsl::check::check;
-use nudge::dsl::compile::compile;
 use nudge::dsl::load::load_str;
+use nudge::dsl::pipeline::compile_loaded;
 use nudge::engine::{self, Candidate, Ctx, Happening, Input, Machine};
 use nudge::sim::{output, run, Scenario};
 
 fn machine(text: &str) -> Machine {
     let loaded = load_str("test.nudge", text);
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    let report = check(&loaded, None);
-    assert!(
-        report.diagnostics.iter().all(|d| !d.is_error()),
-        "{:?}",
-        report.diagnostics
-    );
-    compile(&loaded.files[0].1.campaigns[0]).unwrap()
+    let mut compiled = compile_loaded(loaded, None).expect("the campaign checks and compiles");
+    compiled.campaigns.remove(0).machine
 }
 
 fn at(s: &str) -> DateTime<Utc> {

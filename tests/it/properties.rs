@@ -6,9 +6,8 @@
 use chrono::{DateTime, Duration, Utc};
 use proptest::prelude::*;
 
-use nudge::dsl::check::check;
-use nudge::dsl::compile::compile;
 use nudge::dsl::load::load_str;
+use nudge::dsl::pipeline::compile_loaded;
 use nudge::engine::{Candidate, Happening, Machine, Record};
 use nudge::sim::{run, Line, Scenario};
 
@@ -230,13 +229,10 @@ fn machine_of(text: &str) -> Machine {
         "generated campaign does not parse:\n{text}\n{:?}",
         loaded.diagnostics
     );
-    let report = check(&loaded, None);
-    let errors: Vec<_> = report.diagnostics.iter().filter(|d| d.is_error()).collect();
-    assert!(
-        errors.is_empty(),
-        "generated campaign does not check:\n{text}\n{errors:?}"
-    );
-    compile(&loaded.files[0].1.campaigns[0]).expect("compiles")
+    match compile_loaded(loaded, None) {
+        Ok(mut compiled) => compiled.campaigns.remove(0).machine,
+        Err(e) => panic!("generated campaign does not check:\n{text}\n{e:?}"),
+    }
 }
 
 fn candidate_strategy() -> impl Strategy<Value = Candidate> {
