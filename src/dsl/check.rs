@@ -21,6 +21,7 @@ use crate::dsl::ast::{
     Str, TimezoneSpec, Window,
 };
 use crate::dsl::load::Loaded;
+use crate::dsl::window_deadline::{minutes_text, range_text, verdict, Timing, Verdict, WeekMask};
 
 /// The channel kinds a campaign may send on, in the order the help lists them.
 pub const CHANNEL_KINDS: [&str; 4] = ["email", "sms", "whatsapp", "webhook"];
@@ -304,6 +305,22 @@ enum CheckErrorKind<'a> {
         before: Duration,
         deadline: Duration,
     },
+    WindowTooLate {
+        state: &'a str,
+        window: String,
+        /// When the state can be entered and when the transition fires,
+        /// after the deadline starts (`24h`).
+        entered: String,
+        fires: String,
+        transition: String,
+    },
+    WindowSometimesLate {
+        state: &'a str,
+        window: String,
+        /// The days and times of the week that lose the sends.
+        when: Vec<String>,
+        from_enrollment: bool,
+    },
 }
 
 /// Where a singular setting was repeated.
@@ -403,6 +420,14 @@ impl fmt::Display for CheckErrorKind<'_> {
                 f,
                 "`before deadline {before}` fires as soon as the {deadline} deadline starts"
             ),
+            WindowTooLate { state, .. } => write!(
+                f,
+                "state `{state}` never sends: its window opens only after its deadline transition"
+            ),
+            WindowSometimesLate { state, .. } => write!(
+                f,
+                "state `{state}` loses its sends for some candidates: its window may open only after its deadline transition"
+            ),
         }
     }
 }
@@ -415,7 +440,8 @@ impl<'a> CheckErrorKind<'a> {
             | Unreachable { .. }
             | NoGoal { .. }
             | LimitNeverReached { .. }
-            | BeforeDeadlineAtOnce { .. } => Severity::Warning,
+            | BeforeDeadlineAtOnce { .. }
+            | WindowSometimesLate { .. } => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -457,6 +483,12 @@ impl<'a> CheckErrorKind<'a> {
             NoGoal { .. } => "no `goal` setting".into(),
             LimitNeverReached { .. } => "higher than the number of sends".into(),
             BeforeDeadlineAtOnce { .. } => "not shorter than the deadline".into(),
+            WindowTooLate { window, .. } => {
+                format!("always cancelled before window `{window}` opens")
+            }
+            WindowSometimesLate { window, .. } => {
+                format!("cancelled when window `{window}` opens too late")
+            }
         };
         Some(label)
     }
@@ -552,6 +584,29 @@ impl<'a> CheckErrorKind<'a> {
                 Some(format!("use `limit {sends} total` or remove the limit"))
             }
             BeforeDeadlineAtOnce { .. } => Some("use a duration shorter than the deadline".into()),
+            WindowTooLate {
+                entered,
+                fires,
+                transition,
+                ..
+            } => Some(format!(
+                "the state is entered {entered} or more after the deadline starts and `{transition}` leaves it {fires} after; widen the window or lengthen the deadline"
+            )),
+            WindowSometimesLate {
+                when,
+                from_enrollment,
+                ..
+            } => Some(if *from_enrollment {
+                format!(
+                    "candidates enrolled {} wait past the deadline; widen the window or lengthen the deadline",
+                    listed(when)
+                )
+            } else {
+                format!(
+                    "when the first message goes out {}, the window does not open again before the deadline; widen the window or lengthen the deadline",
+                    listed(when)
+                )
+            }),
         }
     }
 
@@ -566,6 +621,23 @@ impl<'a> CheckErrorKind<'a> {
             help: self.help(),
             secondary: Vec::new(),
         }
+    }
+}
+
+/// "a, b and c", or the first four and how many more.
+fn listed(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if items.len() > SHOWN {
+        return format!(
+            "{} and {} more",
+            items[..SHOWN].join(", "),
+            items.len() - SHOWN
+        );
+    }
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -709,6 +781,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             self.state(state);
         }
         self.reachability();
+        self.windows_before_deadline();
     }
 
     fn report(&mut self, kind: CheckErrorKind<'a>, span: Span) -> &mut Diagnostic {
@@ -1317,6 +1390,131 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
         }
     }
 
+    /// A state that sends, in a window, and that a deadline transition
+    /// leaves: an error when the window can never open between the state's
+    /// earliest entry and that transition, a warning naming the days and
+    /// times that lose its sends when only some do (see `window_deadline`).
+    fn windows_before_deadline(&mut self) {
+        let campaign = self.campaign;
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        let d = minutes(deadline);
+        let from_enrollment = campaign.settings.iter().find_map(|s| match s.kind {
+            SettingKind::Deadline {
+                after_enrollment, ..
+            } => Some(after_enrollment),
+            _ => None,
+        }) == Some(true);
+        let campaign_window = campaign.settings.iter().find_map(|s| match &s.kind {
+            SettingKind::Window(w) => Some(w),
+            _ => None,
+        });
+        let window_of = |state: &'a State| {
+            state
+                .statements
+                .iter()
+                .find_map(|s| match &s.kind {
+                    StatementKind::Window(w) => Some(w),
+                    _ => None,
+                })
+                .or(campaign_window)
+        };
+        let states: Vec<&'a State> = campaign
+            .states
+            .iter()
+            .filter(|s| {
+                self.states
+                    .get(s.name.name.as_str())
+                    .is_some_and(|first| std::ptr::eq(*first, *s))
+            })
+            .collect();
+        let entered = earliest_entries(&states, d, from_enrollment);
+        let sends = |state: &'a State| {
+            state
+                .statements
+                .iter()
+                .find(|s| matches!(s.kind, StatementKind::Send { .. }))
+        };
+        let starts = if from_enrollment {
+            WeekMask::always()
+        } else {
+            // The first message comes from a state that can be entered
+            // before the deadline starts, inside that state's window.
+            let mut starts: Option<WeekMask> = None;
+            for (i, state) in states.iter().enumerate() {
+                if entered[i] != Some(None) || sends(state).is_none() {
+                    continue;
+                }
+                let mask = window_of(state).map_or_else(WeekMask::always, WeekMask::of);
+                starts = Some(match starts {
+                    Some(s) => s.union(&mask),
+                    None => mask,
+                });
+            }
+            let Some(starts) = starts else {
+                return;
+            };
+            starts
+        };
+        let margin = dst_margin(campaign);
+        for (i, state) in states.iter().enumerate() {
+            let (Some(Some(entered)), Some(send), Some(window)) =
+                (entered[i], sends(state), window_of(state))
+            else {
+                continue;
+            };
+            if window.open.minutes() == window.close.minutes() {
+                continue;
+            }
+            let first_transition = state
+                .statements
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    StatementKind::AtDeadline { .. } => Some((d, s, "at deadline".to_string())),
+                    StatementKind::BeforeDeadline { duration, .. } => Some((
+                        (d - minutes(duration)).max(0),
+                        s,
+                        format!("before deadline {duration}"),
+                    )),
+                    _ => None,
+                })
+                .min_by_key(|(fires, _, _)| *fires);
+            let Some((fires, transition, transition_text)) = first_transition else {
+                continue;
+            };
+            if fires <= entered {
+                continue;
+            }
+            let timing = Timing {
+                entered,
+                fires,
+                margin,
+            };
+            let window_text = crate::dsl::compile::window(window).text;
+            let kind = match verdict(&WeekMask::of(window), &starts, timing) {
+                Verdict::Fine => continue,
+                Verdict::Never => CheckErrorKind::WindowTooLate {
+                    state: &state.name.name,
+                    window: window_text,
+                    entered: minutes_text(entered),
+                    fires: minutes_text(fires - entered),
+                    transition: transition_text,
+                },
+                Verdict::Sometimes(lost) => CheckErrorKind::WindowSometimesLate {
+                    state: &state.name.name,
+                    window: window_text,
+                    when: lost.into_iter().map(range_text).collect(),
+                    from_enrollment,
+                },
+            };
+            let span = Self::keyword_span(send.span, "send");
+            self.report(kind, span)
+                .secondary
+                .push((transition.span, "leaves the state first".into()));
+        }
+    }
+
     /// Warns about `limit N total` above the number of sends that can
     /// happen; no warning when a reachable cycle holds a send (unbounded).
     fn limits_reachable(&mut self, limits: &[crate::dsl::ast::Int]) {
@@ -1342,6 +1540,129 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 );
             }
         }
+    }
+}
+
+/// A duration in whole minutes (every duration unit is).
+fn minutes(d: &Duration) -> i64 {
+    i64::try_from(d.seconds() / 60)
+        .unwrap_or(i64::MAX / 4)
+        .min(i64::MAX / 4)
+}
+
+/// For each state, how soon after the deadline starts it can be entered:
+/// `None` unreachable, `Some(None)` possibly before the deadline starts,
+/// `Some(Some(m))` only once the deadline has run `m` minutes. The first
+/// state is entered at enrollment; a deadline transition fires only once the
+/// deadline runs; an `after` adds its duration; events and splits add nothing.
+fn earliest_entries(
+    states: &[&State],
+    deadline: i64,
+    from_enrollment: bool,
+) -> Vec<Option<Option<i64>>> {
+    let index: HashMap<&str, usize> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.name.as_str(), i))
+        .collect();
+    let mut entered: Vec<Option<Option<i64>>> = vec![None; states.len()];
+    if states.is_empty() {
+        return entered;
+    }
+    entered[0] = Some(from_enrollment.then_some(0));
+    // `None` inside sorts first, so `min` keeps the earliest bound.
+    let earlier = |a: Option<Option<i64>>, b: Option<i64>| match a {
+        Some(a) => Some(a.min(b)),
+        None => Some(b),
+    };
+    for _ in 0..=states.len() {
+        let mut changed = false;
+        for (i, state) in states.iter().enumerate() {
+            let Some(from) = entered[i] else {
+                continue;
+            };
+            for statement in &state.statements {
+                let moves: Vec<(&str, Option<i64>)> = match &statement.kind {
+                    StatementKind::On { target, .. } => vec![(&target.name, from)],
+                    StatementKind::Split { arms, .. } => arms
+                        .iter()
+                        .map(|a| (a.target.name.as_str(), from))
+                        .collect(),
+                    StatementKind::After { duration, target } => {
+                        vec![(&target.name, from.map(|f| f + minutes(duration)))]
+                    }
+                    StatementKind::AtDeadline { target } => {
+                        vec![(
+                            &target.name,
+                            Some(from.map_or(deadline, |f| f.max(deadline))),
+                        )]
+                    }
+                    StatementKind::BeforeDeadline { duration, target } => {
+                        let fires = (deadline - minutes(duration)).max(0);
+                        vec![(&target.name, Some(from.map_or(fires, |f| f.max(fires))))]
+                    }
+                    StatementKind::Send { .. } | StatementKind::Window(_) | StatementKind::End => {
+                        Vec::new()
+                    }
+                };
+                for (target, at) in moves {
+                    let Some(&j) = index.get(target) else {
+                        continue;
+                    };
+                    let next = earlier(entered[j], at);
+                    if next != entered[j] {
+                        entered[j] = next;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    entered
+}
+
+/// How far daylight saving can move the wall clock of the campaign's zone,
+/// in minutes: none for a fixed zone without it, two hours (the most any
+/// zone moves) when the zone is the candidate's.
+fn dst_margin(campaign: &Campaign) -> i64 {
+    let zone = campaign.settings.iter().find_map(|s| match &s.kind {
+        SettingKind::Timezone(spec) => Some(spec),
+        _ => None,
+    });
+    match zone {
+        None => 0,
+        Some(TimezoneSpec::Candidate { .. }) => 120,
+        Some(TimezoneSpec::Fixed(name)) => name
+            .value
+            .parse::<chrono_tz::Tz>()
+            .map_or(0, largest_clock_change),
+    }
+}
+
+/// The spread of a zone's offsets from UTC over the coming years, sampled
+/// twice a month, in minutes.
+fn largest_clock_change(zone: chrono_tz::Tz) -> i64 {
+    use chrono::{Offset, TimeZone};
+    let mut offsets = Vec::new();
+    for year in 2024..=2060 {
+        for month in 1..=12 {
+            for day in [1, 15] {
+                if let Some(at) = chrono::NaiveDate::from_ymd_opt(year, month, day)
+                    .and_then(|d| d.and_hms_opt(12, 0, 0))
+                {
+                    let offset = zone.offset_from_utc_datetime(&at).fix().local_minus_utc();
+                    offsets.push(i64::from(offset) / 60);
+                }
+            }
+        }
+    }
+    let (min, max) = (offsets.iter().min(), offsets.iter().max());
+    match (min, max) {
+        (Some(min), Some(max)) => max - min,
+        _ => 120,
     }
 }
 

@@ -8,3 +8,4 @@ pub mod load;
 pub mod parse;
 pub mod pipeline;
 pub mod report;
+pub mod window_deadline;

@@ -1362,3 +1362,174 @@ fn the_pipeline_compiles_only_what_checks() {
         other => panic!("expected a rejection, got {other:?}"),
     }
 }
+
+// A window that opens only after the deadline transition that leaves the
+// state: an error when that holds whenever the deadline starts, a warning
+// naming the start days and times when it holds only for some.
+case!(
+    window_never_opens_before_the_deadline,
+    r#"
+    campaign c {
+      channels email
+      window sat 09:00-10:00
+      deadline 24h
+      goal completed
+      state invite {
+        send "invite"
+        on clicked -> started
+        before deadline 12h -> nudge
+      }
+      state started {
+        at deadline -> expired
+      }
+      state nudge {
+        send "nudge"
+        at deadline -> expired
+      }
+      state expired {
+        end
+      }
+    }
+    "#,
+    r#"
+    error: state `nudge` never sends: its window opens only after its deadline transition
+      --> campaign.nudge:15:5
+       |
+    15 |     send "nudge"
+       |     ^^^^ always cancelled before window `sat 09:00-10:00` opens
+    16 |     at deadline -> expired
+       |     ---------------------- leaves the state first
+       |
+       = help: the state is entered 12h or more after the deadline starts and `at deadline` leaves it 12h after; widen the window or lengthen the deadline
+    "#,
+);
+
+case!(
+    window_opens_too_late_for_some_enrollments,
+    r#"
+    campaign c {
+      channels email
+      window sat 09:00-10:00
+      deadline 24h after enrollment
+      goal completed
+      state invite {
+        send "invite"
+        at deadline -> expired
+      }
+      state expired {
+        end
+      }
+    }
+    "#,
+    r#"
+    warning: state `invite` loses its sends for some candidates: its window may open only after its deadline transition
+     --> campaign.nudge:7:5
+      |
+    7 |     send "invite"
+      |     ^^^^ cancelled when window `sat 09:00-10:00` opens too late
+    8 |     at deadline -> expired
+      |     ---------------------- leaves the state first
+      |
+      = help: candidates enrolled sat 10:00-fri 09:00 wait past the deadline; widen the window or lengthen the deadline
+    "#,
+);
+
+case!(
+    window_opens_too_late_after_some_first_messages,
+    r#"
+    campaign c {
+      channels email
+      timezone "America/Chicago"
+      window mon-fri 09:00-17:00
+      deadline 72h
+      goal completed
+      state invite {
+        send "invite"
+        before deadline 12h -> nudge
+      }
+      state nudge {
+        send "nudge"
+        at deadline -> expired
+      }
+      state expired {
+        end
+      }
+    }
+    "#,
+    r#"
+    warning: state `nudge` loses its sends for some candidates: its window may open only after its deadline transition
+      --> campaign.nudge:12:5
+       |
+    12 |     send "nudge"
+       |     ^^^^ cancelled when window `mon-fri 09:00-17:00` opens too late
+    13 |     at deadline -> expired
+       |     ---------------------- leaves the state first
+       |
+       = help: when the first message goes out wed 09:00-17:00 and thu 09:00-17:00, the window does not open again before the deadline; widen the window or lengthen the deadline
+    "#,
+);
+
+// A 12h wait across a 12h night misses the morning opening only when it
+// starts on the very minute the evening closes: no diagnostic.
+case!(
+    window_gap_as_long_as_the_wait_is_fine,
+    r#"
+    campaign c {
+      channels email
+      window mon-sun 08:00-20:00
+      deadline 72h
+      goal completed
+      state invite {
+        send "invite"
+        before deadline 12h -> nudge
+      }
+      state nudge {
+        send "nudge"
+        at deadline -> expired
+      }
+      state expired {
+        end
+      }
+    }
+    "#,
+    "",
+);
+
+// In UTC the Sunday window is out of reach; in a candidate's zone a
+// daylight-saving change could bring it within reach, so that is a warning.
+const SUNDAY_NUDGE: &str = r#"
+    campaign c {
+      channels email
+      ZONE
+      window sat 09:00-10:00
+      deadline 24h
+      goal completed
+      state invite {
+        send "invite"
+        before deadline 12h -> nudge
+      }
+      state nudge {
+        window sun 10:30-11:00
+        send "nudge"
+        at deadline -> expired
+      }
+      state expired {
+        end
+      }
+    }
+    "#;
+
+#[test]
+fn window_verdicts_allow_for_daylight_saving() {
+    let utc = rendered(&SUNDAY_NUDGE.replace("ZONE", "title \"UTC\""), None);
+    assert!(utc.starts_with("error: state `nudge` never sends"), "{utc}");
+    let candidate = rendered(&SUNDAY_NUDGE.replace("ZONE", "timezone candidate"), None);
+    assert!(
+        candidate.starts_with("warning: state `nudge` loses its sends for some candidates"),
+        "{candidate}"
+    );
+    assert!(
+        candidate.contains("when the first message goes out sat 09:00-10:00,"),
+        "{candidate}"
+    );
+}
