@@ -155,7 +155,12 @@ pub fn checked<'a>(
 
     let mut out = Vec::new();
     let mut campaigns: HashMap<&str, (FileId, &Ident)> = HashMap::new();
-    for (file, ast) in &loaded.files {
+    // Files that did not parse are checked too, in load order, for what
+    // parsed of them: a syntax error hides nothing else.
+    let mut files: Vec<&(FileId, ast::File)> =
+        loaded.files.iter().chain(&loaded.recovered).collect();
+    files.sort_by_key(|(file, _)| *file);
+    for (file, ast) in files {
         for campaign in &ast.campaigns {
             let name = &campaign.name;
             match campaigns.get(name.name.as_str()) {
@@ -750,6 +755,11 @@ struct CampaignChecker<'a, 'o> {
     /// The valid channels of the `channels` setting, if there is one.
     channels: Option<Vec<&'a str>>,
     deadline: Option<&'a Duration>,
+    /// False when part of the campaign did not parse: then only problems
+    /// that a missing item cannot cause or explain are reported (no unknown
+    /// state, missing goal or unreachable state that the lost text may
+    /// have held).
+    complete: bool,
 }
 
 impl<'a, 'o> CampaignChecker<'a, 'o> {
@@ -770,6 +780,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             experiments: HashMap::new(),
             channels: None,
             deadline: None,
+            complete: campaign.complete,
         }
     }
 
@@ -780,8 +791,10 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
         for state in &self.campaign.states {
             self.state(state);
         }
-        self.reachability();
-        self.windows_before_deadline();
+        if self.complete {
+            self.reachability();
+            self.windows_before_deadline();
+        }
     }
 
     fn report(&mut self, kind: CheckErrorKind<'a>, span: Span) -> &mut Diagnostic {
@@ -871,7 +884,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 | SettingKind::Link(_) => {}
             }
         }
-        if !goal {
+        if !goal && self.complete {
             self.report(
                 CheckErrorKind::NoGoal {
                     campaign: &campaign.name.name,
@@ -879,7 +892,9 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 campaign.name.span,
             );
         }
-        self.limits_reachable(&total_limits);
+        if self.complete {
+            self.limits_reachable(&total_limits);
+        }
     }
 
     /// Checks a `channels` list and returns its valid, distinct channels.
@@ -1082,7 +1097,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             }
         }
 
-        if !is_final && !has_transition {
+        if !is_final && !has_transition && self.complete {
             self.report(
                 CheckErrorKind::NoTransition { state: name },
                 state.name.span,
@@ -1091,7 +1106,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
     }
 
     fn target(&mut self, target: &'a Ident) {
-        if self.states.contains_key(target.name.as_str()) {
+        if self.states.contains_key(target.name.as_str()) || !self.complete {
             return;
         }
         let names = self.campaign.states.iter().map(|s| s.name.name.as_str());
@@ -1117,7 +1132,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 .settings
                 .iter()
                 .any(|s| matches!(s.kind, SettingKind::Deadline { .. }));
-            if !has_zero_deadline {
+            if !has_zero_deadline && self.complete {
                 let span = self.words_span(statement, keyword);
                 self.report(CheckErrorKind::DeadlineWithoutSetting { keyword }, span);
             }
@@ -1153,6 +1168,9 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             self.target(&arm.target);
         }
         let Some(exp) = self.experiments.get(experiment.name.as_str()).copied() else {
+            if !self.complete {
+                return;
+            }
             let names = self
                 .campaign
                 .experiments
@@ -1213,6 +1231,11 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
     fn send(&mut self, statement: Span, template: &'a Str, via: &'a Option<Ident>) {
         let via_ok = via.as_ref().map(|v| self.channel(v));
         let placeholders_ok = self.placeholders(template);
+        if !self.complete {
+            // The `channels` setting or the templates' experiments may be
+            // in the text that did not parse.
+            return;
+        }
         if via.is_none() && self.channels.is_none() {
             self.report(
                 CheckErrorKind::NoChannel {
@@ -1263,6 +1286,9 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             };
             if !self.experiments.contains_key(name) {
                 ok = false;
+                if !self.complete {
+                    continue;
+                }
                 let names = self
                     .campaign
                     .experiments

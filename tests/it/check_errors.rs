@@ -1533,3 +1533,143 @@ fn window_verdicts_allow_for_daylight_saving() {
         "{candidate}"
     );
 }
+
+// A syntax error hides nothing else: the campaigns that parsed are checked
+// in full, and what parsed of a broken campaign is checked for what the
+// lost text cannot explain (here the zero weight, but not the unknown state
+// or the missing goal, which the broken line might have held).
+case!(
+    syntax_error_leaves_other_errors_reported,
+    r#"
+    campaign a {
+      channels sms, fax
+      goal completed
+      state invite {
+        send "invite"
+        after 24 -> done
+      }
+      state done {
+        end
+      }
+    }
+    campaign b {
+      channels email
+      timezone "America/Chicgo"
+      goal completed
+      state invite {
+        send "invite"
+        after 1d -> reminder
+      }
+      state reminder {
+        send "reminder"
+        after 1d -> expird
+      }
+      state expired {
+        end
+      }
+    }
+    campaign c {
+      window mon-fry 09:00-17:00
+      experiment copy { short 0, warm 50 }
+      state s {
+        on clicked -> nowhere
+      }
+    }
+    "#,
+    r#"
+    error: unknown channel `fax`
+     --> campaign.nudge:2:17
+      |
+    2 |   channels sms, fax
+      |                 ^^^ no such channel
+      |
+      = help: the channels are `email`, `sms`, `whatsapp` and `webhook`
+
+    error: expected a duration such as `24h`, found `24`
+     --> campaign.nudge:6:11
+      |
+    6 |     after 24 -> done
+      |           ^^ expected a duration such as `24h`
+      |
+      = help: a duration needs a unit, m, h, d or w: for example `24h`
+
+    error: unknown time zone `America/Chicgo`
+      --> campaign.nudge:14:12
+       |
+    14 |   timezone "America/Chicgo"
+       |            ^^^^^^^^^^^^^^^^ not an IANA time zone
+       |
+       = help: did you mean `America/Chicago`?
+
+    error: unknown state `expird`
+      --> campaign.nudge:22:17
+       |
+    22 |     after 1d -> expird
+       |                 ^^^^^^ no such state
+       |
+       = help: did you mean `expired`?
+
+    warning: state `expired` can never be reached
+      --> campaign.nudge:24:9
+       |
+    24 |   state expired {
+       |         ^^^^^^^ no transition leads here
+       |
+       = help: no chain of transitions leads here from the first state `invite`
+
+    error: expected a day such as `mon`, found `fry`
+      --> campaign.nudge:29:14
+       |
+    29 |   window mon-fry 09:00-17:00
+       |              ^^^ expected a day such as `mon`
+       |
+       = help: days are mon tue wed thu fri sat sun
+
+    error: variant `short` of experiment `copy` has weight 0
+      --> campaign.nudge:30:27
+       |
+    30 |   experiment copy { short 0, warm 50 }
+       |                           ^ no candidate would ever get this variant
+       |
+       = help: give it a weight of at least 1, or remove it
+    "#,
+);
+
+// A file that parses in full but holds a bad time still keeps its other
+// campaigns' errors.
+case!(
+    hour_out_of_range_leaves_other_campaigns_checked,
+    r#"
+    campaign a {
+      channels sms
+      goal completed
+      window mon-fri 25:00-17:00
+      state invite {
+        send "invite"
+        end
+      }
+    }
+    campaign b {
+      channels sms
+      goal completed
+      state invite {
+        after 1d -> nowhere
+      }
+    }
+    "#,
+    r#"
+    error: invalid time `25:00`
+     --> campaign.nudge:4:18
+      |
+    4 |   window mon-fri 25:00-17:00
+      |                  ^^ hours run from 00 to 23
+      |
+      = help: times use the 24-hour clock, `00:00` to `23:59`
+
+    error: unknown state `nowhere`
+      --> campaign.nudge:14:17
+       |
+    14 |     after 1d -> nowhere
+       |                 ^^^^^^^ no such state
+    "#,
+);
