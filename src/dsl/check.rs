@@ -114,11 +114,6 @@ impl<'a> Checked<'a> {
             })
         })
     }
-
-    /// The files the campaigns came from.
-    pub fn loaded(self) -> &'a Loaded {
-        self.loaded
-    }
 }
 
 impl<'a> CheckedCampaign<'a> {
@@ -1615,7 +1610,10 @@ fn earliest_entries(
                         .map(|a| (a.target.name.as_str(), from))
                         .collect(),
                     StatementKind::After { duration, target } => {
-                        vec![(&target.name, from.map(|f| f + minutes(duration)))]
+                        vec![(
+                            &target.name,
+                            from.map(|f| f.saturating_add(minutes(duration))),
+                        )]
                     }
                     StatementKind::AtDeadline { target } => {
                         vec![(

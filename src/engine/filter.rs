@@ -107,7 +107,7 @@ impl CandidateField {
 impl Field {
     /// The field a path of segment names reads: `x` and `candidate.x` a
     /// candidate field, `event.x` an event field, anything else nothing.
-    pub fn from_path<'s>(segments: &[&'s str]) -> Field {
+    pub fn from_path(segments: &[&str]) -> Field {
         match segments {
             [name] | ["candidate", name] => Field::Candidate(CandidateField::from_name(name)),
             ["event", name] => Field::Event((*name).to_string()),
