@@ -12,7 +12,7 @@ use std::process::{Command, Stdio};
 use std::time::Instant;
 
 use chrono::{DateTime, Duration, Utc};
-use nudge::dsl::{compile::compile, load::load};
+use nudge::dsl::pipeline::compile_paths;
 use nudge::sim::batch::{read_list, simulate_list};
 
 const CANDIDATES: usize = 100_000;
@@ -77,8 +77,9 @@ fn main() {
     let list = dir.join("candidates.csv");
     generate(&list);
     let campaign = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/warehouse.nudge");
-    let loaded = load(std::slice::from_ref(&campaign)).expect("load warehouse.nudge");
-    let machine = compile(&loaded.files[0].1.campaigns[0]).expect("compile");
+    let mut compiled =
+        compile_paths(std::slice::from_ref(&campaign), None).expect("warehouse.nudge runs");
+    let machine = compiled.campaigns.remove(0).machine;
     let start: DateTime<Utc> = "2026-11-23T06:00:00Z".parse().expect("valid instant");
     let cores = std::thread::available_parallelism().map_or(1, usize::from);
 

@@ -12,8 +12,8 @@ use chrono::{DateTime, Duration, Utc};
 use crate::diag::{Diagnostic, Sources};
 use crate::dsl::ast;
 use crate::dsl::check::check as check_campaigns;
-use crate::dsl::compile::compile;
 use crate::dsl::load::{load, Loaded};
+use crate::dsl::pipeline::{compile_paths, PipelineError};
 use crate::dsl::report::{render, render_report, render_report_json};
 use crate::engine::{Candidate, Machine};
 use crate::sim::{self, batch, output, parse_offset, Scenario};
@@ -263,10 +263,30 @@ fn default_templates(paths: &[PathBuf]) -> Option<PathBuf> {
 /// Loads, checks and compiles one campaign of a file; prints the
 /// diagnostics of a campaign that does not check.
 pub fn load_machine(file: &Path, campaign: Option<&str>) -> Result<(Machine, Sources), CliError> {
-    let loaded = load_checked(file)?;
-    let chosen = pick_campaign(&loaded, file, campaign)?;
-    let machine = compile(chosen).map_err(|e| CliError::Input(e.to_string()))?;
-    Ok((machine, loaded.sources))
+    let mut compiled = match compile_paths(&[file.to_path_buf()], None) {
+        Ok(compiled) => compiled,
+        Err(PipelineError::Rejected {
+            sources,
+            diagnostics,
+        }) => {
+            let errors: Vec<Diagnostic> =
+                diagnostics.into_iter().filter(|d| d.is_error()).collect();
+            eprint!("{}", render(&sources, &errors, color()));
+            return Err(CliError::Reported);
+        }
+        Err(e) => return Err(CliError::Input(e.to_string())),
+    };
+    let chosen = pick_campaign(&compiled.loaded, file, campaign)?
+        .name
+        .name
+        .clone();
+    let at = compiled
+        .campaigns
+        .iter()
+        .position(|c| c.machine.name == chosen)
+        .ok_or_else(|| CliError::Input(format!("campaign `{chosen}` was not compiled")))?;
+    let machine = compiled.campaigns.swap_remove(at).machine;
+    Ok((machine, compiled.loaded.sources))
 }
 
 /// Loads and checks a campaign file; prints the errors of one that does

@@ -193,6 +193,9 @@ pub struct Campaign {
     pub states: Vec<State>,
     /// From `campaign` to the closing brace.
     pub span: Span,
+    /// False when some of the campaign's text did not parse: the tree then
+    /// holds only the items that did (see `parse::parse_recovering`).
+    pub complete: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]

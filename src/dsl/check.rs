@@ -17,10 +17,11 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, FileId, Severity, Sources};
 use crate::dsl::ast::{
-    Campaign, Duration, Experiment, Ident, Limit, SettingKind, Span, State, StatementKind, Str,
-    TimezoneSpec, Window,
+    self, Campaign, Duration, Experiment, Ident, Limit, SettingKind, Span, State, StatementKind,
+    Str, TimezoneSpec, Window,
 };
 use crate::dsl::load::Loaded;
+use crate::dsl::window_deadline::{minutes_text, range_text, verdict, Timing, Verdict, WeekMask};
 
 /// The channel kinds a campaign may send on, in the order the help lists them.
 pub const CHANNEL_KINDS: [&str; 4] = ["email", "sms", "whatsapp", "webhook"];
@@ -85,6 +86,52 @@ impl fmt::Display for TemplateCheck {
 /// The syntax errors found while loading are part of the report, so one
 /// list holds everything `nudge check` prints.
 pub fn check(loaded: &Loaded, templates: Option<&Path>) -> CheckReport {
+    checked(loaded, templates).0
+}
+
+/// Campaign files in which [`checked`] found no error: the only thing
+/// [`compile`](crate::dsl::compile::compile) takes, so nothing unchecked can
+/// reach the engine.
+#[derive(Debug, Clone, Copy)]
+pub struct Checked<'a> {
+    loaded: &'a Loaded,
+}
+
+/// One campaign of a [`Checked`] set.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckedCampaign<'a> {
+    file: FileId,
+    campaign: &'a Campaign,
+}
+
+impl<'a> Checked<'a> {
+    /// Every campaign, in load order.
+    pub fn campaigns(self) -> impl Iterator<Item = CheckedCampaign<'a>> {
+        self.loaded.files.iter().flat_map(|(file, ast)| {
+            ast.campaigns.iter().map(|campaign| CheckedCampaign {
+                file: *file,
+                campaign,
+            })
+        })
+    }
+}
+
+impl<'a> CheckedCampaign<'a> {
+    pub fn file(self) -> FileId {
+        self.file
+    }
+
+    pub fn ast(self) -> &'a ast::Campaign {
+        self.campaign
+    }
+}
+
+/// Checks like [`check`], and hands out the files as [`Checked`] when no
+/// error was found (warnings pass).
+pub fn checked<'a>(
+    loaded: &'a Loaded,
+    templates: Option<&Path>,
+) -> (CheckReport, Option<Checked<'a>>) {
     let templates = match templates {
         None => TemplateCheck::Skipped {
             reason: "no templates folder is configured".to_string(),
@@ -103,7 +150,12 @@ pub fn check(loaded: &Loaded, templates: Option<&Path>) -> CheckReport {
 
     let mut out = Vec::new();
     let mut campaigns: HashMap<&str, (FileId, &Ident)> = HashMap::new();
-    for (file, ast) in &loaded.files {
+    // Files that did not parse are checked too, in load order, for what
+    // parsed of them: a syntax error hides nothing else.
+    let mut files: Vec<&(FileId, ast::File)> =
+        loaded.files.iter().chain(&loaded.recovered).collect();
+    files.sort_by_key(|(file, _)| *file);
+    for (file, ast) in files {
         for campaign in &ast.campaigns {
             let name = &campaign.name;
             match campaigns.get(name.name.as_str()) {
@@ -133,10 +185,12 @@ pub fn check(loaded: &Loaded, templates: Option<&Path>) -> CheckReport {
     let mut diagnostics = loaded.diagnostics.clone();
     diagnostics.extend(out);
     diagnostics.sort_by_key(|d| (d.file, d.span.start, d.span.end));
-    CheckReport {
+    let report = CheckReport {
         diagnostics,
         templates,
-    }
+    };
+    let checked = (!report.has_errors()).then_some(Checked { loaded });
+    (report, checked)
 }
 
 /// Every problem the checker knows, with its wording.
@@ -251,6 +305,22 @@ enum CheckErrorKind<'a> {
         before: Duration,
         deadline: Duration,
     },
+    WindowTooLate {
+        state: &'a str,
+        window: String,
+        /// When the state can be entered and when the transition fires,
+        /// after the deadline starts (`24h`).
+        entered: String,
+        fires: String,
+        transition: String,
+    },
+    WindowSometimesLate {
+        state: &'a str,
+        window: String,
+        /// The days and times of the week that lose the sends.
+        when: Vec<String>,
+        from_enrollment: bool,
+    },
 }
 
 /// Where a singular setting was repeated.
@@ -350,6 +420,14 @@ impl fmt::Display for CheckErrorKind<'_> {
                 f,
                 "`before deadline {before}` fires as soon as the {deadline} deadline starts"
             ),
+            WindowTooLate { state, .. } => write!(
+                f,
+                "state `{state}` never sends: its window opens only after its deadline transition"
+            ),
+            WindowSometimesLate { state, .. } => write!(
+                f,
+                "state `{state}` loses its sends for some candidates: its window may open only after its deadline transition"
+            ),
         }
     }
 }
@@ -362,7 +440,8 @@ impl<'a> CheckErrorKind<'a> {
             | Unreachable { .. }
             | NoGoal { .. }
             | LimitNeverReached { .. }
-            | BeforeDeadlineAtOnce { .. } => Severity::Warning,
+            | BeforeDeadlineAtOnce { .. }
+            | WindowSometimesLate { .. } => Severity::Warning,
             _ => Severity::Error,
         }
     }
@@ -404,6 +483,12 @@ impl<'a> CheckErrorKind<'a> {
             NoGoal { .. } => "no `goal` setting".into(),
             LimitNeverReached { .. } => "higher than the number of sends".into(),
             BeforeDeadlineAtOnce { .. } => "not shorter than the deadline".into(),
+            WindowTooLate { window, .. } => {
+                format!("always cancelled before window `{window}` opens")
+            }
+            WindowSometimesLate { window, .. } => {
+                format!("cancelled when window `{window}` opens too late")
+            }
         };
         Some(label)
     }
@@ -499,6 +584,29 @@ impl<'a> CheckErrorKind<'a> {
                 Some(format!("use `limit {sends} total` or remove the limit"))
             }
             BeforeDeadlineAtOnce { .. } => Some("use a duration shorter than the deadline".into()),
+            WindowTooLate {
+                entered,
+                fires,
+                transition,
+                ..
+            } => Some(format!(
+                "the state is entered {entered} or more after the deadline starts and `{transition}` leaves it {fires} after; widen the window or lengthen the deadline"
+            )),
+            WindowSometimesLate {
+                when,
+                from_enrollment,
+                ..
+            } => Some(if *from_enrollment {
+                format!(
+                    "candidates enrolled {} wait past the deadline; widen the window or lengthen the deadline",
+                    listed(when)
+                )
+            } else {
+                format!(
+                    "when the first message goes out {}, the window does not open again before the deadline; widen the window or lengthen the deadline",
+                    listed(when)
+                )
+            }),
         }
     }
 
@@ -513,6 +621,23 @@ impl<'a> CheckErrorKind<'a> {
             help: self.help(),
             secondary: Vec::new(),
         }
+    }
+}
+
+/// "a, b and c", or the first four and how many more.
+fn listed(items: &[String]) -> String {
+    const SHOWN: usize = 4;
+    if items.len() > SHOWN {
+        return format!(
+            "{} and {} more",
+            items[..SHOWN].join(", "),
+            items.len() - SHOWN
+        );
+    }
+    match items.split_last() {
+        None => String::new(),
+        Some((last, [])) => last.clone(),
+        Some((last, rest)) => format!("{} and {last}", rest.join(", ")),
     }
 }
 
@@ -625,6 +750,11 @@ struct CampaignChecker<'a, 'o> {
     /// The valid channels of the `channels` setting, if there is one.
     channels: Option<Vec<&'a str>>,
     deadline: Option<&'a Duration>,
+    /// False when part of the campaign did not parse: then only problems
+    /// that a missing item cannot cause or explain are reported (no unknown
+    /// state, missing goal or unreachable state that the lost text may
+    /// have held).
+    complete: bool,
 }
 
 impl<'a, 'o> CampaignChecker<'a, 'o> {
@@ -645,6 +775,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             experiments: HashMap::new(),
             channels: None,
             deadline: None,
+            complete: campaign.complete,
         }
     }
 
@@ -655,7 +786,10 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
         for state in &self.campaign.states {
             self.state(state);
         }
-        self.reachability();
+        if self.complete {
+            self.reachability();
+            self.windows_before_deadline();
+        }
     }
 
     fn report(&mut self, kind: CheckErrorKind<'a>, span: Span) -> &mut Diagnostic {
@@ -745,7 +879,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 | SettingKind::Link(_) => {}
             }
         }
-        if !goal {
+        if !goal && self.complete {
             self.report(
                 CheckErrorKind::NoGoal {
                     campaign: &campaign.name.name,
@@ -753,7 +887,9 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 campaign.name.span,
             );
         }
-        self.limits_reachable(&total_limits);
+        if self.complete {
+            self.limits_reachable(&total_limits);
+        }
     }
 
     /// Checks a `channels` list and returns its valid, distinct channels.
@@ -956,7 +1092,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             }
         }
 
-        if !is_final && !has_transition {
+        if !is_final && !has_transition && self.complete {
             self.report(
                 CheckErrorKind::NoTransition { state: name },
                 state.name.span,
@@ -965,7 +1101,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
     }
 
     fn target(&mut self, target: &'a Ident) {
-        if self.states.contains_key(target.name.as_str()) {
+        if self.states.contains_key(target.name.as_str()) || !self.complete {
             return;
         }
         let names = self.campaign.states.iter().map(|s| s.name.name.as_str());
@@ -991,7 +1127,7 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 .settings
                 .iter()
                 .any(|s| matches!(s.kind, SettingKind::Deadline { .. }));
-            if !has_zero_deadline {
+            if !has_zero_deadline && self.complete {
                 let span = self.words_span(statement, keyword);
                 self.report(CheckErrorKind::DeadlineWithoutSetting { keyword }, span);
             }
@@ -1027,6 +1163,9 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             self.target(&arm.target);
         }
         let Some(exp) = self.experiments.get(experiment.name.as_str()).copied() else {
+            if !self.complete {
+                return;
+            }
             let names = self
                 .campaign
                 .experiments
@@ -1087,6 +1226,11 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
     fn send(&mut self, statement: Span, template: &'a Str, via: &'a Option<Ident>) {
         let via_ok = via.as_ref().map(|v| self.channel(v));
         let placeholders_ok = self.placeholders(template);
+        if !self.complete {
+            // The `channels` setting or the templates' experiments may be
+            // in the text that did not parse.
+            return;
+        }
         if via.is_none() && self.channels.is_none() {
             self.report(
                 CheckErrorKind::NoChannel {
@@ -1137,6 +1281,9 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
             };
             if !self.experiments.contains_key(name) {
                 ok = false;
+                if !self.complete {
+                    continue;
+                }
                 let names = self
                     .campaign
                     .experiments
@@ -1264,6 +1411,131 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
         }
     }
 
+    /// A state that sends, in a window, and that a deadline transition
+    /// leaves: an error when the window can never open between the state's
+    /// earliest entry and that transition, a warning naming the days and
+    /// times that lose its sends when only some do (see `window_deadline`).
+    fn windows_before_deadline(&mut self) {
+        let campaign = self.campaign;
+        let Some(deadline) = self.deadline else {
+            return;
+        };
+        let d = minutes(deadline);
+        let from_enrollment = campaign.settings.iter().find_map(|s| match s.kind {
+            SettingKind::Deadline {
+                after_enrollment, ..
+            } => Some(after_enrollment),
+            _ => None,
+        }) == Some(true);
+        let campaign_window = campaign.settings.iter().find_map(|s| match &s.kind {
+            SettingKind::Window(w) => Some(w),
+            _ => None,
+        });
+        let window_of = |state: &'a State| {
+            state
+                .statements
+                .iter()
+                .find_map(|s| match &s.kind {
+                    StatementKind::Window(w) => Some(w),
+                    _ => None,
+                })
+                .or(campaign_window)
+        };
+        let states: Vec<&'a State> = campaign
+            .states
+            .iter()
+            .filter(|s| {
+                self.states
+                    .get(s.name.name.as_str())
+                    .is_some_and(|first| std::ptr::eq(*first, *s))
+            })
+            .collect();
+        let entered = earliest_entries(&states, d, from_enrollment);
+        let sends = |state: &'a State| {
+            state
+                .statements
+                .iter()
+                .find(|s| matches!(s.kind, StatementKind::Send { .. }))
+        };
+        let starts = if from_enrollment {
+            WeekMask::always()
+        } else {
+            // The first message comes from a state that can be entered
+            // before the deadline starts, inside that state's window.
+            let mut starts: Option<WeekMask> = None;
+            for (i, state) in states.iter().enumerate() {
+                if entered[i] != Some(None) || sends(state).is_none() {
+                    continue;
+                }
+                let mask = window_of(state).map_or_else(WeekMask::always, WeekMask::of);
+                starts = Some(match starts {
+                    Some(s) => s.union(&mask),
+                    None => mask,
+                });
+            }
+            let Some(starts) = starts else {
+                return;
+            };
+            starts
+        };
+        let margin = dst_margin(campaign);
+        for (i, state) in states.iter().enumerate() {
+            let (Some(Some(entered)), Some(send), Some(window)) =
+                (entered[i], sends(state), window_of(state))
+            else {
+                continue;
+            };
+            if window.open.minutes() == window.close.minutes() {
+                continue;
+            }
+            let first_transition = state
+                .statements
+                .iter()
+                .filter_map(|s| match &s.kind {
+                    StatementKind::AtDeadline { .. } => Some((d, s, "at deadline".to_string())),
+                    StatementKind::BeforeDeadline { duration, .. } => Some((
+                        (d - minutes(duration)).max(0),
+                        s,
+                        format!("before deadline {duration}"),
+                    )),
+                    _ => None,
+                })
+                .min_by_key(|(fires, _, _)| *fires);
+            let Some((fires, transition, transition_text)) = first_transition else {
+                continue;
+            };
+            if fires <= entered {
+                continue;
+            }
+            let timing = Timing {
+                entered,
+                fires,
+                margin,
+            };
+            let window_text = crate::dsl::compile::window(window).text;
+            let kind = match verdict(&WeekMask::of(window), &starts, timing) {
+                Verdict::Fine => continue,
+                Verdict::Never => CheckErrorKind::WindowTooLate {
+                    state: &state.name.name,
+                    window: window_text,
+                    entered: minutes_text(entered),
+                    fires: minutes_text(fires - entered),
+                    transition: transition_text,
+                },
+                Verdict::Sometimes(lost) => CheckErrorKind::WindowSometimesLate {
+                    state: &state.name.name,
+                    window: window_text,
+                    when: lost.into_iter().map(range_text).collect(),
+                    from_enrollment,
+                },
+            };
+            let span = Self::keyword_span(send.span, "send");
+            self.report(kind, span)
+                .secondary
+                .push((transition.span, "leaves the state first".into()));
+        }
+    }
+
     /// Warns about `limit N total` above the number of sends that can
     /// happen; no warning when a reachable cycle holds a send (unbounded).
     fn limits_reachable(&mut self, limits: &[crate::dsl::ast::Int]) {
@@ -1289,6 +1561,132 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
                 );
             }
         }
+    }
+}
+
+/// A duration in whole minutes (every duration unit is).
+fn minutes(d: &Duration) -> i64 {
+    i64::try_from(d.seconds() / 60)
+        .unwrap_or(i64::MAX / 4)
+        .min(i64::MAX / 4)
+}
+
+/// For each state, how soon after the deadline starts it can be entered:
+/// `None` unreachable, `Some(None)` possibly before the deadline starts,
+/// `Some(Some(m))` only once the deadline has run `m` minutes. The first
+/// state is entered at enrollment; a deadline transition fires only once the
+/// deadline runs; an `after` adds its duration; events and splits add nothing.
+fn earliest_entries(
+    states: &[&State],
+    deadline: i64,
+    from_enrollment: bool,
+) -> Vec<Option<Option<i64>>> {
+    let index: HashMap<&str, usize> = states
+        .iter()
+        .enumerate()
+        .map(|(i, s)| (s.name.name.as_str(), i))
+        .collect();
+    let mut entered: Vec<Option<Option<i64>>> = vec![None; states.len()];
+    if states.is_empty() {
+        return entered;
+    }
+    entered[0] = Some(from_enrollment.then_some(0));
+    // `None` inside sorts first, so `min` keeps the earliest bound.
+    let earlier = |a: Option<Option<i64>>, b: Option<i64>| match a {
+        Some(a) => Some(a.min(b)),
+        None => Some(b),
+    };
+    for _ in 0..=states.len() {
+        let mut changed = false;
+        for (i, state) in states.iter().enumerate() {
+            let Some(from) = entered[i] else {
+                continue;
+            };
+            for statement in &state.statements {
+                let moves: Vec<(&str, Option<i64>)> = match &statement.kind {
+                    StatementKind::On { target, .. } => vec![(&target.name, from)],
+                    StatementKind::Split { arms, .. } => arms
+                        .iter()
+                        .map(|a| (a.target.name.as_str(), from))
+                        .collect(),
+                    StatementKind::After { duration, target } => {
+                        vec![(
+                            &target.name,
+                            from.map(|f| f.saturating_add(minutes(duration))),
+                        )]
+                    }
+                    StatementKind::AtDeadline { target } => {
+                        vec![(
+                            &target.name,
+                            Some(from.map_or(deadline, |f| f.max(deadline))),
+                        )]
+                    }
+                    StatementKind::BeforeDeadline { duration, target } => {
+                        let fires = (deadline - minutes(duration)).max(0);
+                        vec![(&target.name, Some(from.map_or(fires, |f| f.max(fires))))]
+                    }
+                    StatementKind::Send { .. } | StatementKind::Window(_) | StatementKind::End => {
+                        Vec::new()
+                    }
+                };
+                for (target, at) in moves {
+                    let Some(&j) = index.get(target) else {
+                        continue;
+                    };
+                    let next = earlier(entered[j], at);
+                    if next != entered[j] {
+                        entered[j] = next;
+                        changed = true;
+                    }
+                }
+            }
+        }
+        if !changed {
+            break;
+        }
+    }
+    entered
+}
+
+/// How far daylight saving can move the wall clock of the campaign's zone,
+/// in minutes: none for a fixed zone without it, two hours (the most any
+/// zone moves) when the zone is the candidate's.
+fn dst_margin(campaign: &Campaign) -> i64 {
+    let zone = campaign.settings.iter().find_map(|s| match &s.kind {
+        SettingKind::Timezone(spec) => Some(spec),
+        _ => None,
+    });
+    match zone {
+        None => 0,
+        Some(TimezoneSpec::Candidate { .. }) => 120,
+        Some(TimezoneSpec::Fixed(name)) => name
+            .value
+            .parse::<chrono_tz::Tz>()
+            .map_or(0, largest_clock_change),
+    }
+}
+
+/// The spread of a zone's offsets from UTC over the coming years, sampled
+/// twice a month, in minutes.
+fn largest_clock_change(zone: chrono_tz::Tz) -> i64 {
+    use chrono::{Offset, TimeZone};
+    let mut offsets = Vec::new();
+    for year in 2024..=2060 {
+        for month in 1..=12 {
+            for day in [1, 15] {
+                if let Some(at) = chrono::NaiveDate::from_ymd_opt(year, month, day)
+                    .and_then(|d| d.and_hms_opt(12, 0, 0))
+                {
+                    let offset = zone.offset_from_utc_datetime(&at).fix().local_minus_utc();
+                    offsets.push(i64::from(offset) / 60);
+                }
+            }
+        }
+    }
+    let (min, max) = (offsets.iter().min(), offsets.iter().max());
+    match (min, max) {
+        (Some(min), Some(max)) => max - min,
+        _ => 120,
     }
 }
 

@@ -1,13 +1,17 @@
 //! Checked syntax tree → [`Machine`]. Names become indexes, durations
-//! seconds, zones `Tz`. The checker has already reported every problem a
-//! recruiter can make; what is left here is a defensive error for a
-//! campaign that was compiled without being checked.
+//! seconds, zones `Tz`, filters the engine's own [`Filter`]. Only a
+//! [`CheckedCampaign`] compiles, so the checker has already reported every
+//! problem a recruiter can make; what is left here is a defensive error
+//! for a mistake of the checker itself.
 
 use std::fmt;
 
 use chrono_tz::Tz;
 
-use super::ast::{self, SettingKind, StatementKind, TimezoneSpec};
+use super::ast::{self, CompareOp, ExprKind, SettingKind, StatementKind, TimezoneSpec};
+use super::check::CheckedCampaign;
+use super::fmt::format_expr;
+use crate::engine::filter::{fold, Condition, Field, Filter};
 use crate::engine::machine::{
     After, Channel, DeadlineRule, DeadlineTransition, EnrollRule, Experiment, Machine, OnRule,
     Send, Split, State, TemplateName, TemplatePart, ZoneRule,
@@ -31,8 +35,9 @@ impl fmt::Display for CompileError {
 
 impl std::error::Error for CompileError {}
 
-/// Compiles one campaign.
-pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
+/// Compiles one campaign that the checker passed.
+pub fn compile(checked: CheckedCampaign<'_>) -> Result<Machine, CompileError> {
+    let campaign = checked.ast();
     let fail = |message: String, span: ast::Span| CompileError {
         campaign: campaign.name.name.clone(),
         message,
@@ -72,7 +77,7 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
             SettingKind::Enroll { event, filter } => {
                 machine.enroll = Some(EnrollRule {
                     event: event.name.clone(),
-                    filter: filter.clone(),
+                    filter: filter.as_ref().map(lower_filter),
                 });
             }
             SettingKind::Channels(list) => {
@@ -164,7 +169,7 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
                     target: t,
                 } => state.ons.push(OnRule {
                     event: event.name.clone(),
-                    filter: filter.clone(),
+                    filter: filter.as_ref().map(lower_filter),
                     target: target(t)?,
                 }),
                 StatementKind::After {
@@ -224,6 +229,74 @@ pub fn compile(campaign: &ast::Campaign) -> Result<Machine, CompileError> {
         ));
     }
     Ok(machine)
+}
+
+/// A `where` filter for the engine, keeping its text for display.
+pub fn lower_filter(expr: &ast::Expr) -> Filter {
+    Filter::new(format_expr(expr), condition(expr))
+}
+
+/// Groups disappear, chains of `and`/`or` flatten, `!=` becomes `not ==`,
+/// paths become fields and values are case-folded.
+fn condition(expr: &ast::Expr) -> Condition {
+    match &expr.kind {
+        ExprKind::Or(..) => Condition::Any(chain(expr, is_or)),
+        ExprKind::And(..) => Condition::All(chain(expr, is_and)),
+        ExprKind::Not(inner) => Condition::Not(Box::new(condition(inner))),
+        ExprKind::Group(inner) => condition(inner),
+        ExprKind::Compare { path, op, value } => {
+            let equals = Condition::Equals {
+                field: field(path),
+                value: fold(&value.text()),
+            };
+            match op {
+                CompareOp::Eq => equals,
+                CompareOp::Ne => Condition::Not(Box::new(equals)),
+            }
+        }
+        ExprKind::In { path, values } => Condition::OneOf {
+            field: field(path),
+            values: values.iter().map(|v| fold(&v.text())).collect(),
+        },
+        ExprKind::Matches { path, pattern } => Condition::Matches {
+            field: field(path),
+            pattern: fold(&pattern.value).chars().collect(),
+        },
+    }
+}
+
+fn is_or(kind: &ExprKind) -> Option<(&ast::Expr, &ast::Expr)> {
+    match kind {
+        ExprKind::Or(a, b) => Some((a, b)),
+        _ => None,
+    }
+}
+
+fn is_and(kind: &ExprKind) -> Option<(&ast::Expr, &ast::Expr)> {
+    match kind {
+        ExprKind::And(a, b) => Some((a, b)),
+        _ => None,
+    }
+}
+
+/// The operands of a run of one binary operator, in source order.
+fn chain(
+    expr: &ast::Expr,
+    split: fn(&ExprKind) -> Option<(&ast::Expr, &ast::Expr)>,
+) -> Vec<Condition> {
+    match split(&expr.kind) {
+        Some((a, b)) => {
+            let mut out = chain(a, split);
+            out.extend(chain(b, split));
+            out
+        }
+        None => vec![condition(expr)],
+    }
+}
+
+fn field(path: &ast::Path) -> Field {
+    let names: Vec<&str> = path.segments.iter().map(|s| s.name.as_str()).collect();
+    Field::from_path(&names)
 }
 
 /// Splits `invite-{copy}` into text and experiment placeholders.

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use crate::diag::{Diagnostic, FileId, Sources};
 use crate::dsl::ast;
-use crate::dsl::parse::parse;
+use crate::dsl::parse::parse_recovering;
 
 /// The extension of campaign files.
 pub const EXTENSION: &str = "nudge";
@@ -27,15 +27,22 @@ pub struct Loaded {
     pub files: Vec<(FileId, ast::File)>,
     /// Syntax errors of the files that did not parse.
     pub diagnostics: Vec<Diagnostic>,
+    /// What parsed of the files that did not, in load order: for the
+    /// checker, so that one run reports more than the syntax errors. Never
+    /// compiled, formatted or drawn.
+    pub recovered: Vec<(FileId, ast::File)>,
 }
 
 impl Loaded {
     /// Parses one more source text and adds it under `name`.
     pub fn add_source(&mut self, name: impl Into<String>, text: impl Into<String>) -> FileId {
         let id = self.sources.add(name, text);
-        match parse(id, &self.sources.get(id).text) {
-            Ok(file) => self.files.push((id, file)),
-            Err(diagnostics) => self.diagnostics.extend(diagnostics),
+        let (file, errors) = parse_recovering(id, &self.sources.get(id).text);
+        if errors.is_empty() {
+            self.files.push((id, file));
+        } else {
+            self.diagnostics.extend(errors);
+            self.recovered.push((id, file));
         }
         id
     }
@@ -83,7 +90,7 @@ impl std::error::Error for LoadError {
 /// searched recursively for `*.nudge` files in sorted order so that runs are
 /// deterministic. A file reached twice is read once. Syntax errors do not
 /// stop loading: they end up in [`Loaded::diagnostics`] and the file is left
-/// out of [`Loaded::files`].
+/// out of [`Loaded::files`] (what parsed of it is in [`Loaded::recovered`]).
 pub fn load(paths: &[PathBuf]) -> Result<Loaded, LoadError> {
     let mut found = Vec::new();
     for path in paths {

@@ -6,4 +6,6 @@ pub mod compile;
 pub mod fmt;
 pub mod load;
 pub mod parse;
+pub mod pipeline;
 pub mod report;
+pub mod window_deadline;

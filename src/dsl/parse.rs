@@ -39,6 +39,20 @@ use grammar::{CampaignParser, Rule};
 /// the diagnostics (all errors found, in source order) have spans relative to
 /// the whole of `source`, on character boundaries.
 pub fn parse(file: FileId, source: &str) -> Result<ast::File, Vec<Diagnostic>> {
+    let (tree, errors) = parse_recovering(file, source);
+    if errors.is_empty() {
+        Ok(tree)
+    } else {
+        Err(errors)
+    }
+}
+
+/// Parses one `.nudge` file as far as it goes: every syntax error, and the
+/// campaigns whose beginning (`campaign NAME {`) parsed. A campaign with a
+/// syntax error inside keeps the items that parsed and is marked not
+/// [`complete`](ast::Campaign::complete), so that the checker can still
+/// report what does not depend on the missing text.
+pub fn parse_recovering(file: FileId, source: &str) -> (ast::File, Vec<Diagnostic>) {
     let comments = scan_comments(source);
     let mut errors = Vec::new();
     let campaigns = match CampaignParser::parse(Rule::file, source) {
@@ -57,25 +71,23 @@ pub fn parse(file: FileId, source: &str) -> Result<ast::File, Vec<Diagnostic>> {
                 file,
                 src: source,
                 errors: Vec::new(),
+                campaigns: Vec::new(),
             };
             recovery.file();
             errors = recovery.errors;
             if errors.is_empty() {
                 errors.push(pest_diagnostic(file, source, 0, &first, Eoi::File));
             }
-            Vec::new()
+            recovery.campaigns
         }
     };
-    if errors.is_empty() {
-        Ok(ast::File {
-            campaigns,
-            comments,
-        })
-    } else {
-        errors.sort_by_key(|d| (d.span.start, d.span.end));
-        errors.dedup();
-        Err(errors)
-    }
+    errors.sort_by_key(|d| (d.span.start, d.span.end));
+    errors.dedup();
+    let tree = ast::File {
+        campaigns,
+        comments,
+    };
+    (tree, errors)
 }
 
 // ---------------------------------------------------------------------------
@@ -1094,6 +1106,8 @@ struct Recovery<'s> {
     file: FileId,
     src: &'s str,
     errors: Vec<Diagnostic>,
+    /// What parsed of each campaign whose beginning parsed.
+    campaigns: Vec<Campaign>,
 }
 
 impl Recovery<'_> {
@@ -1121,12 +1135,17 @@ impl Recovery<'_> {
             Ok(pairs) => {
                 let b = self.builder(start);
                 let span = Span::new(start, end);
+                let before = self.errors.len();
                 let result = single(pairs, Rule::campaign_unit, span, self.file).and_then(|p| {
                     let mut c = Cursor::new(b, p);
                     parse_campaign(b, c.take(Rule::campaign)?, &mut self.errors)
                 });
-                if let Err(d) = result {
-                    self.errors.push(*d);
+                match result {
+                    Ok(mut campaign) => {
+                        campaign.complete &= self.errors.len() == before;
+                        self.campaigns.push(campaign);
+                    }
+                    Err(d) => self.errors.push(*d),
                 }
                 return;
             }
@@ -1139,8 +1158,24 @@ impl Recovery<'_> {
             }
             return;
         };
+        // A head that did not parse has a guessed name: keep nothing of it.
+        let head_parsed = self.errors.len() == before;
         let close = matching_brace(self.src, head.open.start, end);
-        let (_, body_end) = self.items(Level::Campaign, head.open.end, close.unwrap_or(end));
+        let (nodes, body_end) = self.items(Level::Campaign, head.open.end, close.unwrap_or(end));
+        if head_parsed {
+            let mut campaign = Campaign {
+                name: head.name.clone(),
+                settings: Vec::new(),
+                experiments: Vec::new(),
+                states: Vec::new(),
+                span: Span::new(start, close.map_or(body_end, |c| c + 1)),
+                complete: false,
+            };
+            for node in nodes {
+                add_node(&mut campaign, node);
+            }
+            self.campaigns.push(campaign);
+        }
         let closed = close.is_some() || body_end < end;
         if !closed && (end < self.src.len() || self.errors.len() == before) {
             self.unclosed("campaign", &head, end);
@@ -1467,13 +1502,16 @@ fn parse_campaign(
         experiments: Vec::new(),
         states: Vec::new(),
         span,
+        complete: true,
     };
+    let before = errors.len();
     while c.peek() != Some(Rule::rbrace) {
         match parse_campaign_item(b, c.next()?, errors) {
             Ok(node) => add_node(&mut campaign, node),
             Err(d) => errors.push(*d),
         }
     }
+    campaign.complete = errors.len() == before;
     c.take(Rule::rbrace)?;
     c.done()?;
     Ok(campaign)

@@ -1,5 +1,5 @@
-//! A candidate as the engine sees it: an id and text fields; plus the
-//! `where` filter evaluation and experiment assignment, which only read them.
+//! A candidate as the engine sees it: an id and text fields; plus
+//! experiment assignment, which only reads the id.
 
 use std::collections::BTreeMap;
 
@@ -7,7 +7,6 @@ use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 
 use super::machine::{Channel, Experiment, ZoneRule};
-use crate::dsl::ast::{CompareOp, Expr, ExprKind, Path};
 
 /// Text fields keyed by lowercase name (`name`, `email`, `phone`,
 /// `timezone`, `language`, `role`, `source`, custom fields).
@@ -72,71 +71,6 @@ impl Candidate {
     }
 }
 
-/// Evaluates a `where` filter. `event` holds the fields of the event being
-/// matched (for `event.x` paths), empty for enrollment filters.
-pub fn eval(expr: &Expr, candidate: &Candidate, event: &Fields) -> bool {
-    match &expr.kind {
-        ExprKind::Or(a, b) => eval(a, candidate, event) || eval(b, candidate, event),
-        ExprKind::And(a, b) => eval(a, candidate, event) && eval(b, candidate, event),
-        ExprKind::Not(a) => !eval(a, candidate, event),
-        ExprKind::Group(a) => eval(a, candidate, event),
-        ExprKind::Compare { path, op, value } => {
-            let found = lookup(path, candidate, event);
-            let equal = found.is_some_and(|v| same_text(v, &value.text()));
-            match op {
-                CompareOp::Eq => equal,
-                CompareOp::Ne => !equal,
-            }
-        }
-        ExprKind::In { path, values } => lookup(path, candidate, event)
-            .is_some_and(|v| values.iter().any(|x| same_text(v, &x.text()))),
-        ExprKind::Matches { path, pattern } => {
-            lookup(path, candidate, event).is_some_and(|v| glob(&pattern.value, v))
-        }
-    }
-}
-
-fn lookup<'a>(path: &Path, candidate: &'a Candidate, event: &'a Fields) -> Option<&'a str> {
-    let names: Vec<&str> = path.segments.iter().map(|s| s.name.as_str()).collect();
-    match names.as_slice() {
-        [field] | ["candidate", field] => candidate.field(field),
-        ["event", field] => event.get(*field).map(String::as_str),
-        _ => None,
-    }
-}
-
-/// Text equality ignoring letter case.
-fn same_text(a: &str, b: &str) -> bool {
-    a.chars()
-        .flat_map(char::to_lowercase)
-        .eq(b.chars().flat_map(char::to_lowercase))
-}
-
-/// A glob over the whole value: `*` any run, `?` one character; case-blind.
-pub fn glob(pattern: &str, value: &str) -> bool {
-    let p: Vec<char> = pattern.chars().flat_map(char::to_lowercase).collect();
-    let v: Vec<char> = value.chars().flat_map(char::to_lowercase).collect();
-    // Iterative matcher with one backtrack point for the last `*`.
-    let (mut pi, mut vi) = (0, 0);
-    let mut star: Option<(usize, usize)> = None;
-    while vi < v.len() {
-        if pi < p.len() && (p[pi] == '?' || p[pi] == v[vi]) {
-            pi += 1;
-            vi += 1;
-        } else if pi < p.len() && p[pi] == '*' {
-            star = Some((pi, vi));
-            pi += 1;
-        } else if let Some((sp, sv)) = star {
-            pi = sp + 1;
-            vi = sv + 1;
-            star = Some((sp, sv + 1));
-        } else {
-            return false;
-        }
-    }
-    p[pi..].iter().all(|c| *c == '*')
-}
-
 /// The stable variant of `experiment` for a candidate: SHA-256 of
 /// `CAMPAIGN/EXPERIMENT/CANDIDATE_ID`, first 8 bytes big-endian, modulo the
 /// sum of weights; variants own consecutive ranges in the order written.
@@ -167,16 +101,6 @@ pub fn assign_variant(campaign: &str, experiment: &Experiment, candidate_id: &st
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn glob_matches_whole_value_ignoring_case() {
-        assert!(glob("*night*", "Night Shift Picker"));
-        assert!(glob("warehouse ?ssociate", "Warehouse Associate"));
-        assert!(!glob("warehouse", "Warehouse Associate"));
-        assert!(glob("*", ""));
-        assert!(glob("a*b*c", "aXXbYYc"));
-        assert!(!glob("a*b*c", "aXXbYY"));
-    }
 
     #[test]
     fn variant_follows_the_sha256_rule() {

@@ -7,8 +7,9 @@ use std::fmt;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
+use super::candidate::{Candidate, Fields};
+use super::filter::Filter;
 use super::window::{RateLimit, Window};
-use crate::dsl::ast::Expr;
 
 /// Index of a state in [`Machine::states`].
 pub type StateId = usize;
@@ -76,7 +77,7 @@ pub struct Machine {
 #[derive(Debug, Clone)]
 pub struct EnrollRule {
     pub event: String,
-    pub filter: Option<Expr>,
+    pub filter: Option<Filter>,
 }
 
 /// Which zone a candidate's window is read in.
@@ -159,7 +160,7 @@ impl TemplateName {
 #[derive(Debug, Clone)]
 pub struct OnRule {
     pub event: String,
-    pub filter: Option<Expr>,
+    pub filter: Option<Filter>,
     pub target: StateId,
 }
 
@@ -192,5 +193,13 @@ impl Machine {
 
     pub fn experiment_index(&self, name: &str) -> Option<usize> {
         self.experiments.iter().position(|e| e.name == name)
+    }
+
+    /// Whether the campaign's `where` filter (if any) takes the candidate.
+    pub fn accepts(&self, candidate: &Candidate) -> bool {
+        self.enroll
+            .as_ref()
+            .and_then(|e| e.filter.as_ref())
+            .is_none_or(|f| f.matches(candidate, &Fields::new()))
     }
 }

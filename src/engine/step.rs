@@ -14,7 +14,7 @@ use chrono::Duration;
 use chrono_tz::Tz;
 use serde::{Deserialize, Serialize};
 
-use super::candidate::{eval, Candidate, Fields};
+use super::candidate::{Candidate, Fields};
 use super::machine::{Channel, Machine, StateId};
 use super::Instant;
 
@@ -371,7 +371,7 @@ impl<'a> Run<'a> {
                 && on
                     .filter
                     .as_ref()
-                    .is_none_or(|f| eval(f, self.ctx.candidate, fields))
+                    .is_none_or(|f| f.matches(self.ctx.candidate, fields))
         });
         if let Some(on) = hit {
             self.transition(on.target, Trigger::Event(name.to_string()), at);

@@ -9,9 +9,7 @@ use std::sync::Arc;
 use sha2::{Digest, Sha256};
 
 use crate::diag::{Diagnostic, Sources};
-use crate::dsl::check::check;
-use crate::dsl::compile::compile;
-use crate::dsl::load::load;
+use crate::dsl::pipeline::{compile_paths, PipelineError};
 use crate::engine::Machine;
 
 /// One compiled campaign and where it came from.
@@ -56,53 +54,45 @@ impl Campaigns {
         self.by_name.is_empty()
     }
 
-    /// Loads and checks every campaign under `folder`; any error refuses the
-    /// whole set (warnings pass).
+    /// Loads, checks and compiles every campaign under `folder`; any error
+    /// refuses the whole set (warnings pass).
     pub fn load(
         folder: &Path,
         templates: Option<&Path>,
     ) -> Result<(Campaigns, Vec<Diagnostic>, Sources), LoadFailure> {
-        let loaded = load(&[PathBuf::from(folder)]).map_err(|e| LoadFailure {
-            sources: Sources::default(),
-            diagnostics: Vec::new(),
-            message: Some(e.to_string()),
-        })?;
-        let report = check(&loaded, templates);
-        if report.has_errors() {
-            return Err(LoadFailure {
-                sources: loaded.sources,
-                diagnostics: report.diagnostics,
+        let compiled = compile_paths(&[PathBuf::from(folder)], templates).map_err(|e| match e {
+            PipelineError::Rejected {
+                sources,
+                diagnostics,
+            } => LoadFailure {
+                sources,
+                diagnostics,
                 message: None,
-            });
-        }
+            },
+            other => LoadFailure {
+                sources: Sources::default(),
+                diagnostics: Vec::new(),
+                message: Some(other.to_string()),
+            },
+        })?;
         let mut by_name = BTreeMap::new();
-        for (file, ast) in &loaded.files {
-            let source = loaded.sources.get(*file);
-            for campaign in &ast.campaigns {
-                let machine = compile(campaign).map_err(|e| LoadFailure {
-                    sources: loaded.sources.clone(),
-                    diagnostics: Vec::new(),
-                    message: Some(e.to_string()),
-                })?;
-                let text = source
-                    .text
-                    .get(campaign.span.start..campaign.span.end)
-                    .unwrap_or_default()
-                    .to_string();
-                let digest = Sha256::digest(text.as_bytes());
-                let version: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
-                by_name.insert(
-                    machine.name.clone(),
-                    Arc::new(Campaign {
-                        machine,
-                        version,
-                        source: text,
-                        file: source.name.clone(),
-                    }),
-                );
-            }
+        for campaign in compiled.campaigns {
+            let digest = Sha256::digest(campaign.text.as_bytes());
+            let version: String = digest[..6].iter().map(|b| format!("{b:02x}")).collect();
+            by_name.insert(
+                campaign.machine.name.clone(),
+                Arc::new(Campaign {
+                    machine: campaign.machine,
+                    version,
+                    source: campaign.text,
+                    file: compiled.loaded.sources.get(campaign.file).name.clone(),
+                }),
+            );
         }
-        let warnings = report.diagnostics;
-        Ok((Campaigns { by_name }, warnings, loaded.sources))
+        Ok((
+            Campaigns { by_name },
+            compiled.warnings,
+            compiled.loaded.sources,
+        ))
     }
 }

@@ -13,7 +13,6 @@ use serde_json::{json, Value};
 
 use super::output::local;
 use super::{rfc3339, run, Line, Scenario, ScenarioError};
-use crate::dsl::fmt::format_expr;
 use crate::engine::{Candidate, Channel, Happening, Instant, Machine, Record};
 use crate::explain::facts;
 
@@ -308,7 +307,7 @@ pub fn summary(machine: &Machine, outcomes: &[Outcome], list_name: &str, days: i
         .enroll
         .as_ref()
         .and_then(|e| e.filter.as_ref())
-        .map_or_else(String::new, |f| format!(": {}", format_expr(f)));
+        .map_or_else(String::new, |f| format!(": {}", f.text()));
     line(format!(
         "not enrolled   {:>7}  ({:.1}%)  rejected by the `where` filter{filter}",
         total - enrolled,

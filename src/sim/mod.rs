@@ -10,7 +10,6 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
-use crate::engine::candidate::eval;
 use crate::engine::{self, Candidate, Ctx, Fields, Happening, Input, Instant, Machine, Record};
 
 /// What to simulate: who, from when, which events, until when.
@@ -150,15 +149,6 @@ pub fn variants_for(
         .collect()
 }
 
-/// Whether the campaign's `where` filter (if any) takes the candidate.
-pub fn accepts(machine: &Machine, candidate: &Candidate) -> bool {
-    machine
-        .enroll
-        .as_ref()
-        .and_then(|e| e.filter.as_ref())
-        .is_none_or(|f| eval(f, candidate, &Fields::new()))
-}
-
 /// Runs the scenario to `until` or to the candidate's exit.
 pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioError> {
     let candidate = &scenario.candidate;
@@ -170,7 +160,7 @@ pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioE
         });
     }
     let variants = variants_for(machine, candidate, &scenario.variants)?;
-    if !accepts(machine, candidate) {
+    if !machine.accepts(candidate) {
         return Ok(Timeline {
             zone,
             variants: Vec::new(),

@@ -683,15 +683,11 @@ fn parse_instant(text: &str) -> Instant {
 
 fn load_machine() -> Machine {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("campaigns/warehouse.nudge");
-    let loaded = nudge::dsl::load::load(&[path]).expect("load the campaign");
-    assert!(!loaded.has_errors(), "{:?}", loaded.diagnostics);
-    let campaign = loaded.files[0]
-        .1
-        .campaigns
-        .iter()
-        .find(|c| c.name.name == CAMPAIGN)
-        .expect("the warehouse campaign");
-    nudge::dsl::compile::compile(campaign).expect("compile the campaign")
+    let compiled = nudge::dsl::pipeline::compile_paths(&[path], None).expect("the campaign runs");
+    compiled
+        .machine(CAMPAIGN)
+        .expect("the warehouse campaign")
+        .clone()
 }
 
 /// A message as both sides describe it: template, channel, scheduled instant.

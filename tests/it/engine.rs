@@ -5,22 +5,16 @@
 
 use chrono::{DateTime, Duration, Utc};
 
-use nudge::dsl::check::check;
-use nudge::dsl::compile::compile;
 use nudge::dsl::load::load_str;
+use nudge::dsl::pipeline::compile_loaded;
 use nudge::engine::{self, Candidate, Ctx, Happening, Input, Machine};
 use nudge::sim::{output, run, Scenario};
 
 fn machine(text: &str) -> Machine {
     let loaded = load_str("test.nudge", text);
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
-    let report = check(&loaded, None);
-    assert!(
-        report.diagnostics.iter().all(|d| !d.is_error()),
-        "{:?}",
-        report.diagnostics
-    );
-    compile(&loaded.files[0].1.campaigns[0]).unwrap()
+    let mut compiled = compile_loaded(loaded, None).expect("the campaign checks and compiles");
+    compiled.campaigns.remove(0).machine
 }
 
 fn at(s: &str) -> DateTime<Utc> {
@@ -415,4 +409,34 @@ fn window_crossing_midnight_in_the_engine() {
             "2026-12-02T03:00:00Z exited c",
         ]
     );
+}
+
+#[test]
+fn enrollment_filter_is_compiled_once_and_reads_like_the_language() {
+    let m = machine(
+        "campaign d { channels email
+           enroll on applied where (role == \"Picker\" or role matches \"*driver*\")
+             and not source in [\"Referral\", 7] and candidate.first_name != \"bot\" and a.b.c != \"x\"
+           state a { end } }",
+    );
+    let filter = m.enroll.as_ref().and_then(|e| e.filter.as_ref()).unwrap();
+    assert_eq!(
+        filter.text(),
+        "(role == \"Picker\" or role matches \"*driver*\") and not source in [\"Referral\", 7] \
+         and candidate.first_name != \"bot\" and a.b.c != \"x\""
+    );
+    let takes = |pairs: &[(&str, &str)]| m.accepts(&Candidate::from_pairs(pairs.to_vec(), "c"));
+    assert!(takes(&[("role", "PICKER")]));
+    assert!(takes(&[
+        ("role", "Night DRIVER, Dallas"),
+        ("source", "indeed")
+    ]));
+    assert!(!takes(&[("role", "Packer")]));
+    // A missing field: `==` false, `!=` true; an INT compares as its digits.
+    assert!(!takes(&[]));
+    assert!(!takes(&[("role", "picker"), ("source", "referral")]));
+    assert!(!takes(&[("role", "picker"), ("source", "7")]));
+    // `first_name` falls back to the first word of `name`.
+    assert!(!takes(&[("role", "picker"), ("name", "Bot Smith")]));
+    assert!(takes(&[("role", "picker"), ("name", "Ana Smith")]));
 }

@@ -190,7 +190,7 @@ impl Core {
                 filter_matched: true,
             })));
         }
-        let filter_matched = crate::sim::accepts(&campaign.machine, &engine_candidate(&candidate));
+        let filter_matched = campaign.machine.accepts(&engine_candidate(&candidate));
         Ok(Admit::Start(Start {
             at: 0,
             campaign,

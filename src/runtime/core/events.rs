@@ -81,7 +81,7 @@ impl Core {
             if txn.enrollment(&candidate.id, name)?.is_some() {
                 continue;
             }
-            if !crate::sim::accepts(&campaign.machine, &engine_candidate) {
+            if !campaign.machine.accepts(&engine_candidate) {
                 effects.push(format!(
                     "{name}: not enrolled (the `where` filter does not take them)"
                 ));
