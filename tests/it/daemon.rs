@@ -1486,3 +1486,65 @@ fn times_for_people_are_in_the_candidates_own_zone_with_the_offset() {
         "{answer}"
     );
 }
+
+// ------------------------------------------------- a store from layout 3
+
+/// A store written by the nudge before history was kept as facts (layout 3,
+/// its causes in English words; made by that build's `nudge enroll` and
+/// `nudge event`, see `tests/it/fixtures/layout3/README.md`) opens, is
+/// marked layout 4, shows its history as it was written, and goes on.
+#[test]
+fn a_store_written_by_layout_3_opens_upgraded_with_its_history() {
+    let site = Site::warehouse();
+    let fixture = repo().join("tests/it/fixtures/layout3");
+    site.write(
+        "campaigns/warehouse.nudge",
+        &std::fs::read_to_string(fixture.join("warehouse.nudge")).unwrap(),
+    );
+    std::fs::create_dir(site.store()).unwrap();
+    for (name, bytes) in Site::snapshot(&fixture.join("data")) {
+        let to = site.store().join(&name);
+        std::fs::create_dir_all(to.parent().unwrap()).unwrap();
+        std::fs::write(to, bytes).unwrap();
+    }
+    let timeline = |who: &str| -> Vec<(String, String)> {
+        let out = site.nudge(&["show", who, "--json"]);
+        assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        let view: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        view["timeline"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                let kind = l["kind"].as_str().unwrap().to_string();
+                (kind, l["text"].as_str().unwrap().to_string())
+            })
+            .collect()
+    };
+    let before = timeline("c1");
+    assert!(
+        before.contains(&("entered".into(), "clicked from invite (clicked)".into())),
+        "{before:?}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(site.store().join("nudge-layout"))
+            .unwrap()
+            .trim(),
+        "4"
+    );
+
+    // A minute after the fixture's click, whenever the test runs.
+    let out = site.nudge(&["event", "c1", "started", "--at", "2026-12-03T08:52:30Z"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let after = timeline("c1");
+    assert_eq!(
+        &after[..before.len()],
+        &before[..],
+        "history kept as it was"
+    );
+    assert!(
+        after.contains(&("entered".into(), "started from clicked (started)".into())),
+        "{after:?}"
+    );
+    assert!(!timeline("c2").is_empty());
+}
