@@ -665,7 +665,7 @@ fn render_prints_a_message_as_the_candidate_gets_it() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Hi Ana"), "{text}");
+    assert!(text.contains("Ana, next"), "{text}");
     assert!(text.contains("Reply STOP"), "{text}");
     assert!(
         stderr(&out).contains("invite-short.sms.j2"),
@@ -673,8 +673,7 @@ fn render_prints_a_message_as_the_candidate_gets_it() {
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("characters, GSM-7, ")
-            && stderr(&out).contains("of one SMS segment)"),
+        stderr(&out).contains("characters, GSM-7, 1 segment (within the 160 of one SMS segment)"),
         "{}",
         stderr(&out)
     );

@@ -74,9 +74,8 @@ fn invite_sms_reads_as_written() {
         rendered,
         Rendered {
             subject: None,
-            body: "Acme Logistics: Hi Ana, next step for Warehouse Associate, Dallas DC: a \
-                   10-min interview on your phone https://jobs.example.com/i/sample \
-                   Reply STOP to opt out"
+            body: "Acme Logistics: Ana, next: a 10-min interview on your phone \
+                   https://jobs.example.com/i/sample Reply STOP to opt out"
                 .to_string(),
         }
     );
@@ -495,6 +494,19 @@ fn a_real_length_link_has_a_real_token() {
     assert_eq!(longest.deadline.as_deref(), Some("Wed 30 Sep, 23:59 +0545"));
     assert_eq!(longest.time_left.as_deref(), Some("less than a minute"));
     assert_eq!(longest.candidate["first_name"], "Christopher");
+}
+
+#[test]
+fn every_shipped_sms_fits_one_segment_with_a_real_length_link() {
+    let templates = repo_templates();
+    let sms = templates.files().filter(|f| f.ends_with(".sms.j2")).count();
+    assert!(sms >= 12, "{sms} SMS templates");
+    let long: Vec<String> = templates
+        .check_lengths(&Vars::longest(REAL_URL))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
 }
 
 #[test]
