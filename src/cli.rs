@@ -202,7 +202,9 @@ pub fn check(
         eprint!("{}", render_report(&loaded.sources, &report, color()));
     }
     let template_errors = match templates.as_deref() {
-        Some(dir) if dir.is_dir() && !json => check_template_files(dir),
+        Some(dir) if dir.is_dir() && !json => {
+            check_template_files(dir, &config, config_file.is_some())
+        }
         _ => 0,
     };
     let channel_errors = if channels && config_ok {
@@ -856,11 +858,12 @@ pub fn reload(config: &crate::config::Config) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-/// Renders every template with a sample candidate: undefined variables and
-/// syntax errors are errors, texts past three SMS segments are warnings.
-/// Returns the number of errors.
-fn check_template_files(dir: &Path) -> usize {
-    use crate::channels::segments::measure;
+/// Renders every template with a sample candidate (undefined variables
+/// and syntax errors are errors), then every SMS template with the longest
+/// realistic values (more than one segment is a warning). `configured`
+/// says whether `config` was read from a file: its company and sender then
+/// replace the sample's longest ones. Returns the number of errors.
+fn check_template_files(dir: &Path, config: &crate::config::Config, configured: bool) -> usize {
     use crate::templates::{Templates, Vars};
     let (templates, mut errors) = match Templates::load_partial(dir) {
         Ok(loaded) => loaded,
@@ -869,36 +872,23 @@ fn check_template_files(dir: &Path) -> usize {
             return 1;
         }
     };
-    let sample = Vars::sample();
-    errors.extend(templates.check_all(&sample));
+    errors.extend(templates.check_all(&Vars::sample()));
     for e in &errors {
         eprintln!("error: {e}");
     }
-    let files: Vec<String> = templates.files().map(str::to_string).collect();
-    for file in files {
-        if file.ends_with(".html.j2") {
-            continue;
-        }
-        let parts: Vec<&str> = file.trim_end_matches(".j2").split('.').collect();
-        let (name, language, channel) = match parts.as_slice() {
-            [name, channel] => (*name, None, *channel),
-            [name, language, channel] => (*name, Some(*language), *channel),
-            _ => continue,
-        };
-        let Some(channel @ (crate::engine::Channel::Sms | crate::engine::Channel::Whatsapp)) =
-            crate::engine::Channel::from_name(channel)
-        else {
-            continue;
-        };
-        if let Ok(rendered) = templates.render(name, channel, language, &sample) {
-            let size = measure(&rendered.body);
-            if size.segments > 3 {
-                eprintln!(
-                    "warning: `{file}` renders to {size} for a sample candidate: long texts cost more and read worse"
-                );
-            }
-        }
+    let mut longest = Vars::longest(&config.interview_url);
+    if configured {
+        longest.company.clone_from(&config.company);
+        longest.sender.clone_from(&config.sender);
     }
+    let mut sources = Sources::default();
+    let mut warnings = Vec::new();
+    for long in templates.check_lengths(&longest) {
+        let text = templates.source(&long.file).unwrap_or_default();
+        let file = sources.add(dir.join(&long.file).display().to_string(), text.clone());
+        warnings.push(long.diagnostic(file, &text));
+    }
+    eprint!("{}", render(&sources, &warnings, color()));
     errors.len()
 }
 
@@ -977,16 +967,16 @@ pub fn render_message(
             })?,
     };
     let now = chrono::Utc::now();
-    let token = "0123456789abcdef0123456789abcdef";
-    // The daemon's own composition, on a sample link and a deadline counted
-    // from now.
+    // The daemon's own composition, on a sample link as long as a real one
+    // (so the length shown is the length sent) and a deadline counted from
+    // now.
     let draft = crate::runtime::compose::Draft {
         machine,
         candidate: &candidate,
         zone: candidate.zone(&machine.zone),
         template: &name,
         channel,
-        link: config.interview_url.replace("{token}", token),
+        link: crate::templates::real_length_link(&config.interview_url),
         deadline: machine.deadline.map(|d| now + Duration::seconds(d.secs)),
         variants: variant_names,
         at: now,
@@ -998,13 +988,22 @@ pub fn render_message(
     let rendered = draft
         .compose(Some(&templates), &crate::runtime::client::settings(config))
         .map_err(CliError::Input)?;
-    eprintln!("{file} for {channel} (a sample link and a deadline counted from now)");
+    eprintln!(
+        "{file} for {channel} (a sample link as long as a real one, and a deadline counted from now)"
+    );
     if let Some(subject) = &rendered.subject {
         outln!("Subject: {subject}\n");
     }
     outln!("{}", rendered.body);
     if matches!(channel, Channel::Sms | Channel::Whatsapp) {
-        eprintln!("\n{}", crate::channels::segments::measure(&rendered.body));
+        let size = crate::channels::segments::measure(&rendered.body);
+        let limit = size.encoding.single_segment();
+        let fits = if size.units <= limit {
+            "within"
+        } else {
+            "over"
+        };
+        eprintln!("\n{size} ({fits} the {limit} of one SMS segment)");
     }
     Ok(Status::Ok)
 }

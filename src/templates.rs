@@ -35,6 +35,13 @@
 //!   is an error.
 //! - **Escaping.** Only `*.html.j2` files are HTML-escaped; text and SMS
 //!   go out as written.
+//! - **One SMS segment, measured at the longest.** [`Templates::check_lengths`]
+//!   renders every SMS file with [`Vars::longest`]: a link as long as a real
+//!   one and the longest values a message realistically carries (the
+//!   numbers are on [`Vars::longest`]), and reports each that would cost
+//!   more than one segment. A warning, not an error: a longer text still
+//!   goes out, it just costs more and arrives in parts. WhatsApp is not
+//!   measured: it does not split messages into segments.
 //! - **Language tags** match file names without regard to case, and `_` is
 //!   read as `-` (`pt_BR` is `pt-BR`). Any tag with a region also tries its
 //!   language (`es-MX` tries `es`, `pt-BR` tries `pt`).
@@ -50,6 +57,9 @@ use minijinja::value::Serde;
 use minijinja::{AutoEscape, Environment, ErrorKind, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use crate::channels::segments::{measure, Encoding, Segments};
+use crate::diag::{Diagnostic, FileId};
+use crate::dsl::ast::Span;
 use crate::engine::{Candidate, Channel, Instant};
 
 /// The extension every template file carries.
@@ -161,6 +171,140 @@ impl Vars {
             company: "Acme Logistics".to_string(),
             unsubscribe_link: Some("https://jobs.example.com/u/sample".to_string()),
         }
+    }
+
+    /// The longest values a message realistically carries, for measuring
+    /// SMS ([`Templates::check_lengths`]): the link is `interview_url` with
+    /// a token as long as a real one ([`real_length_link`]), and the rest
+    /// are at these lengths, long enough for nearly every candidate and
+    /// setup (a longer value makes a longer text, which still goes out):
+    ///
+    /// | variable | characters | value |
+    /// |---|---|---|
+    /// | `candidate.first_name` | 11 | `Christopher` |
+    /// | `candidate.name` | 24 | `Christopher Papadopoulos` |
+    /// | `candidate.role`, `campaign.title` | 30 | `Warehouse Associate, Dallas DC` |
+    /// | `campaign.name` | 30 | `warehouse_associate_dallas_dc` |
+    /// | `company` | 16 | `Acme Freight Inc` |
+    /// | `sender` | 10 | `Alexandrea`: a first name, as it signs "I'm Alex" |
+    /// | `deadline` | 23 | the longest [`format_deadline`] writes: two-digit day, a five-character zone |
+    /// | `time_left` | 18 | the longest [`time_left`] writes: `less than a minute` |
+    ///
+    /// Every value is GSM-7: a name outside it (`María`) turns any text
+    /// into UCS-2, whatever the template, so it says nothing about one.
+    /// `nudge check` puts the configured `company` and `sender` in place
+    /// of these when there is a configuration, since every message carries
+    /// exactly those.
+    pub fn longest(interview_url: &str) -> Vars {
+        let candidate = Candidate::from_pairs(
+            [
+                ("id", "c1234567"),
+                ("name", "Christopher Papadopoulos"),
+                ("first_name", "Christopher"),
+                ("email", "christopher.papadopoulos@example.com"),
+                ("phone", "+15550100"),
+                ("role", "Warehouse Associate, Dallas DC"),
+                ("source", "indeed"),
+                ("timezone", "Asia/Kathmandu"),
+                ("language", "en"),
+            ],
+            "c1234567",
+        );
+        // The last minute of a two-digit day, in a zone chrono-tz writes as
+        // an offset (`+0545`): as long as a deadline gets.
+        let deadline = chrono::DateTime::parse_from_rfc3339("2026-09-30T18:14:00Z")
+            .map(|d| format_deadline(d.to_utc(), chrono_tz::Asia::Kathmandu))
+            .unwrap_or_default();
+        let now = chrono::DateTime::UNIX_EPOCH;
+        let link = real_length_link(interview_url);
+        Vars {
+            candidate: Vars::candidate_fields(&candidate),
+            campaign: CampaignVars {
+                name: "warehouse_associate_dallas_dc".to_string(),
+                title: "Warehouse Associate, Dallas DC".to_string(),
+            },
+            unsubscribe_link: Some(format!("{link}/unsubscribe")),
+            link,
+            deadline: Some(deadline),
+            time_left: Some(time_left(now, now)),
+            variant: BTreeMap::new(),
+            sender: "Alexandrea".to_string(),
+            company: "Acme Freight Inc".to_string(),
+        }
+    }
+}
+
+/// A link token as long as the longest real one the store will make for
+/// years: the candidate id with a seven-digit number, `-`, and 128 random
+/// bits in hex (see `runtime::core::enroll::new_token`).
+pub const REAL_LENGTH_TOKEN: &str = "c1234567-9f86d081884c7d659a2feaa0c55ad015";
+
+/// `interview_url` with [`REAL_LENGTH_TOKEN`] for `{token}`: what a
+/// candidate's link looks like, at its length.
+pub fn real_length_link(interview_url: &str) -> String {
+    interview_url.replace("{token}", REAL_LENGTH_TOKEN)
+}
+
+/// An SMS template that can render to more than one segment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TooLong {
+    /// The template file.
+    pub file: String,
+    /// The channel it is measured for.
+    pub channel: Channel,
+    /// Its size rendered with [`Vars::longest`].
+    pub size: Segments,
+}
+
+impl fmt::Display for TooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let unit = match self.size.encoding {
+            Encoding::Gsm7 => "characters",
+            Encoding::Ucs2 => "UTF-16 units",
+        };
+        write!(
+            f,
+            "{} `{}` can render to {} {unit}, over the {} of one segment",
+            self.channel,
+            self.file,
+            self.size.units,
+            self.size.encoding.single_segment()
+        )
+    }
+}
+
+impl TooLong {
+    /// The note under the caret.
+    pub fn label(&self) -> String {
+        format!(
+            "{} with a real-length link and the longest names",
+            self.size
+        )
+    }
+
+    /// The hint.
+    pub fn help(&self) -> String {
+        let over = self.size.units - self.size.encoding.single_segment();
+        let mut help = format!(
+            "shorten it by {over}: a longer text costs {} messages and may arrive in parts",
+            self.size.segments
+        );
+        if self.size.encoding == Encoding::Ucs2 {
+            help.push_str(
+                "; a character outside GSM-7 (such as `á`, `í`, `ó`, `ú` or an emoji) makes the whole text UCS-2, 70 to a segment",
+            );
+        }
+        help
+    }
+
+    /// The warning as a diagnostic on the template's text, `file` in
+    /// `sources`.
+    pub fn diagnostic(&self, file: FileId, source: &str) -> Diagnostic {
+        let text = source.trim_end();
+        let start = text.len() - text.trim_start().len();
+        Diagnostic::warning(file, Span::new(start, text.len()), self.to_string())
+            .with_label(self.label())
+            .with_help(self.help())
     }
 }
 
@@ -439,20 +583,7 @@ impl Templates {
                     unknown.insert(name);
                 }
             }
-            let mut vars = sample.clone();
-            for variable in template.undeclared_variables(true) {
-                let mut parts = variable.splitn(3, '.');
-                let (Some(root), Some(key)) = (parts.next(), parts.next()) else {
-                    continue;
-                };
-                let map = match root {
-                    "candidate" => &mut vars.candidate,
-                    "variant" => &mut vars.variant,
-                    _ => continue,
-                };
-                map.entry(key.to_string())
-                    .or_insert_with(|| format!("[{key}]"));
-            }
+            let vars = filled(&template, sample);
             // An HTML alternative has no subject line of its own.
             let channel = channel_of(file).filter(|_| !file.ends_with(".html.j2"));
             match self.render_file(file, channel, Value::from(Serde(&vars))) {
@@ -463,6 +594,47 @@ impl Templates {
             }
         }
         errors
+    }
+
+    /// Renders every SMS file with `longest` (normally [`Vars::longest`];
+    /// a `candidate.FIELD` or `variant.NAME` it lacks is filled as
+    /// [`Templates::check_all`] does) and returns those that cost more than
+    /// one segment, in file name order. A file that does not render is
+    /// [`Templates::check_all`]'s to report, not this.
+    pub fn check_lengths(&self, longest: &Vars) -> Vec<TooLong> {
+        let mut long = Vec::new();
+        for file in self.files.values() {
+            let channel = channel_of(file).filter(|_| !file.ends_with(".html.j2"));
+            // WhatsApp sends a text whole, up to 4096 characters: only SMS
+            // is cut into segments.
+            if channel != Some(Channel::Sms) {
+                continue;
+            }
+            let Ok(template) = self.env.get_template(file) else {
+                continue;
+            };
+            let vars = filled(&template, longest);
+            let Ok(rendered) = self.render_file(file, channel, Value::from(Serde(&vars))) else {
+                continue;
+            };
+            let size = measure(&rendered.body);
+            if size.segments > 1 {
+                long.push(TooLong {
+                    file: file.clone(),
+                    channel: Channel::Sms,
+                    size,
+                });
+            }
+        }
+        long
+    }
+
+    /// The text of a template file, as read.
+    pub fn source(&self, file: &str) -> Option<String> {
+        self.env
+            .get_template(file)
+            .ok()
+            .map(|t| t.source().to_string())
     }
 
     fn render_file(
@@ -483,6 +655,26 @@ impl Templates {
             .map_err(|e| render_error(file, template.source(), e))?;
         split_subject(file, channel, &text)
     }
+}
+
+/// `sample` with a placeholder (`[shift]`) for each `candidate.FIELD` and
+/// `variant.NAME` the template uses and the sample lacks.
+fn filled(template: &minijinja::Template<'_, '_>, sample: &Vars) -> Vars {
+    let mut vars = sample.clone();
+    for variable in template.undeclared_variables(true) {
+        let mut parts = variable.splitn(3, '.');
+        let (Some(root), Some(key)) = (parts.next(), parts.next()) else {
+            continue;
+        };
+        let map = match root {
+            "candidate" => &mut vars.candidate,
+            "variant" => &mut vars.variant,
+            _ => continue,
+        };
+        map.entry(key.to_string())
+            .or_insert_with(|| format!("[{key}]"));
+    }
+    vars
 }
 
 /// The file names a template name is looked for under, in order:

@@ -14,6 +14,34 @@ pub enum Encoding {
     Ucs2,
 }
 
+impl Encoding {
+    /// What one unsplit segment holds: GSM-7 septets or UTF-16 units.
+    pub const fn single_segment(self) -> usize {
+        match self {
+            Encoding::Gsm7 => 160,
+            Encoding::Ucs2 => 70,
+        }
+    }
+
+    /// What each segment of a split text holds: the rest of each carries
+    /// the header that joins the parts again.
+    const fn split_segment(self) -> usize {
+        match self {
+            Encoding::Gsm7 => 153,
+            Encoding::Ucs2 => 67,
+        }
+    }
+
+    /// The segments `units` cost in this encoding.
+    fn segments(self, units: usize) -> usize {
+        if units <= self.single_segment() {
+            1
+        } else {
+            units.div_ceil(self.split_segment())
+        }
+    }
+}
+
 /// The size of an SMS.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Segments {
@@ -56,24 +84,15 @@ pub fn measure(text: &str) -> Segments {
             break;
         }
     }
-    if gsm {
-        let segments = if septets <= 160 {
-            1
-        } else {
-            septets.div_ceil(153)
-        };
-        return Segments {
-            encoding: Encoding::Gsm7,
-            units: septets,
-            segments,
-        };
-    }
-    let units: usize = text.chars().map(char::len_utf16).sum();
-    let segments = if units <= 70 { 1 } else { units.div_ceil(67) };
+    let (encoding, units) = if gsm {
+        (Encoding::Gsm7, septets)
+    } else {
+        (Encoding::Ucs2, text.chars().map(char::len_utf16).sum())
+    };
     Segments {
-        encoding: Encoding::Ucs2,
+        encoding,
         units,
-        segments,
+        segments: encoding.segments(units),
     }
 }
 
@@ -106,6 +125,9 @@ mod tests {
         assert_eq!(s.encoding, Encoding::Ucs2);
         assert_eq!(measure(&"á".repeat(70)).segments, 1);
         assert_eq!(measure(&"á".repeat(71)).segments, 2);
+        // `¿`, `¡` and `ñ` are in GSM-7's basic set: Spanish keeps 160.
+        assert_eq!(measure("¿Hola Ñoño? ¡Sí!").encoding, Encoding::Ucs2);
+        assert_eq!(measure("¿Hola Ñoño? ¡Si!").encoding, Encoding::Gsm7);
         // An emoji is two UTF-16 units.
         assert_eq!(measure("👍").units, 2);
     }

@@ -665,7 +665,7 @@ fn render_prints_a_message_as_the_candidate_gets_it() {
     ]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let text = stdout(&out);
-    assert!(text.contains("Hi Ana"), "{text}");
+    assert!(text.contains("Ana, next"), "{text}");
     assert!(text.contains("Reply STOP"), "{text}");
     assert!(
         stderr(&out).contains("invite-short.sms.j2"),
@@ -673,10 +673,17 @@ fn render_prints_a_message_as_the_candidate_gets_it() {
         stderr(&out)
     );
     assert!(
-        stderr(&out).contains("characters, GSM-7"),
+        stderr(&out).contains("characters, GSM-7, 1 segment (within the 160 of one SMS segment)"),
         "{}",
         stderr(&out)
     );
+    // The link is as long as a real one: `c`, seven digits, `-`, 32 hex.
+    let token = text
+        .split_whitespace()
+        .find_map(|word| word.split_once("/i/"))
+        .map(|(_, token)| token)
+        .unwrap_or_default();
+    assert_eq!(token.len(), 41, "{text}");
     let out = nudge(&[
         "render",
         "warehouse_associate",
@@ -710,6 +717,53 @@ fn check_renders_templates_and_reports_undefined_variables() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("lnk"), "{}", stderr(&out));
+}
+
+/// A folder with one SMS campaign sending `hello`, whose template is
+/// `template`, and a configuration.
+fn sms_campaign(template: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir(dir.path().join("campaigns")).unwrap();
+    std::fs::create_dir(dir.path().join("templates")).unwrap();
+    write(
+        &dir.path().join("campaigns"),
+        "c.nudge",
+        "campaign c {\n  channels sms\n  goal completed\n  state a {\n    send \"hello\"\n    after 1d -> b\n  }\n  state b { end }\n}\n",
+    );
+    write(&dir.path().join("templates"), "hello.sms.j2", template);
+    write(
+        dir.path(),
+        "nudge.toml",
+        "company = \"Acme\"\ninterview_url = \"https://jobs.example.com/i/{token}\"\n",
+    );
+    dir
+}
+
+#[test]
+fn check_warns_of_an_sms_longer_than_one_segment() {
+    // "Acme: " and a 68-character link leave 86 characters for the rest.
+    let over = format!("{{{{ company }}}}: {} {{{{ link }}}}\n", "a".repeat(86));
+    let dir = sms_campaign(&over);
+    let out = nudge_in(dir.path(), &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let expected = format!(
+        "warning: sms `hello.sms.j2` can render to 161 characters, over the 160 of one segment
+ --> templates/hello.sms.j2:1:1
+  |
+1 | {}
+  | {} 161 characters, GSM-7, 2 segments with a real-length link and the longest names
+  |
+  = help: shorten it by 1: a longer text costs 2 messages and may arrive in parts
+",
+        over.trim_end(),
+        "^".repeat(over.trim_end().len())
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+
+    let within = format!("{{{{ company }}}}: {} {{{{ link }}}}\n", "a".repeat(85));
+    let out = nudge_in(sms_campaign(&within).path(), &["check"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(!stderr(&out).contains("warning"), "{}", stderr(&out));
 }
 
 #[test]

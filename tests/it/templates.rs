@@ -4,9 +4,11 @@
 use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, Duration, Utc};
+use nudge::channels::segments::Encoding;
 use nudge::engine::{Candidate, Channel};
 use nudge::templates::{
-    format_deadline, lookup_order, time_left, Rendered, TemplateError, Templates, Vars,
+    format_deadline, lookup_order, real_length_link, time_left, Rendered, TemplateError, Templates,
+    Vars, REAL_LENGTH_TOKEN,
 };
 
 fn repo_templates() -> Templates {
@@ -72,9 +74,8 @@ fn invite_sms_reads_as_written() {
         rendered,
         Rendered {
             subject: None,
-            body: "Acme Logistics: Hi Ana, next step for Warehouse Associate, Dallas DC: a \
-                   10-min interview on your phone https://jobs.example.com/i/sample \
-                   Reply STOP to opt out"
+            body: "Acme Logistics: Ana, next: a 10-min interview on your phone \
+                   https://jobs.example.com/i/sample Reply STOP to opt out"
                 .to_string(),
         }
     );
@@ -472,5 +473,70 @@ fn an_email_with_an_html_file_gets_an_escaped_html_alternative() {
     assert_eq!(
         templates.render_html("reminder", None, &vars).unwrap(),
         None
+    );
+}
+
+/// The interview link of templates/README.md, as a deployment would have it.
+const REAL_URL: &str = "https://jobs.example.com/i/{token}";
+
+#[test]
+fn a_real_length_link_has_a_real_token() {
+    // `c`, a seven-digit candidate number, `-`, 128 bits in hex.
+    let (id, secret) = REAL_LENGTH_TOKEN.split_once('-').unwrap();
+    assert!(id
+        .strip_prefix('c')
+        .is_some_and(|n| n.len() == 7 && n.bytes().all(|b| b.is_ascii_digit())));
+    assert!(secret.len() == 32 && secret.bytes().all(|b| b.is_ascii_hexdigit()));
+    let link = real_length_link(REAL_URL);
+    assert_eq!(link.len(), 68, "{link}");
+    let longest = Vars::longest(REAL_URL);
+    assert_eq!(longest.link, link);
+    assert_eq!(longest.deadline.as_deref(), Some("Wed 30 Sep, 23:59 +0545"));
+    assert_eq!(longest.time_left.as_deref(), Some("less than a minute"));
+    assert_eq!(longest.candidate["first_name"], "Christopher");
+}
+
+#[test]
+fn every_shipped_sms_fits_one_segment_with_a_real_length_link() {
+    let templates = repo_templates();
+    let sms = templates.files().filter(|f| f.ends_with(".sms.j2")).count();
+    assert!(sms >= 12, "{sms} SMS templates");
+    let long: Vec<String> = templates
+        .check_lengths(&Vars::longest(REAL_URL))
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(long.is_empty(), "{long:#?}");
+}
+
+#[test]
+fn an_sms_past_one_segment_warns_and_one_within_does_not() {
+    // 92 characters of text and a 68-character link: 160, one segment;
+    // one character more is two.
+    let within = format!("{}{{{{ link }}}}", "a".repeat(92));
+    let over = format!("{}{{{{ link }}}}", "a".repeat(93));
+    // `á` is outside GSM-7: the whole text is UCS-2, 70 to a segment.
+    let accented = "Hola, tu entrevista está lista: {{ link }}";
+    let dir = folder(&[
+        ("within.sms.j2", &within),
+        ("over.sms.j2", &over),
+        ("accented.es.sms.j2", accented),
+        // WhatsApp and email are not cut into segments.
+        ("over.whatsapp.j2", &over),
+        ("over.email.j2", &format!("Subject: s\n\n{over}")),
+    ]);
+    let templates = Templates::load(dir.path()).unwrap();
+    let long = templates.check_lengths(&Vars::longest(REAL_URL));
+    let files: Vec<&str> = long.iter().map(|l| l.file.as_str()).collect();
+    assert_eq!(files, ["accented.es.sms.j2", "over.sms.j2"]);
+    assert_eq!(
+        long[1].to_string(),
+        "sms `over.sms.j2` can render to 161 characters, over the 160 of one segment"
+    );
+    assert_eq!(long[1].size.segments, 2);
+    assert_eq!(long[0].size.encoding, Encoding::Ucs2);
+    assert_eq!(
+        long[0].to_string(),
+        "sms `accented.es.sms.j2` can render to 100 UTF-16 units, over the 70 of one segment"
     );
 }
