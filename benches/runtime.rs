@@ -42,7 +42,7 @@ use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::client::settings;
 use nudge::runtime::core::{Command, Core, Landed, Reply, This};
 use nudge::runtime::daemon::{load_all, Sources};
-use nudge::store::{LogKind, SendStatus, Store, StoreError};
+use nudge::store::{LogKind, SendKey, SendStatus, Store, StoreError};
 
 /// The allocator `nudge run` uses, so the stages run in this process
 /// measure what the daemon does.
@@ -650,16 +650,16 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, Std
         // The journal lists sends until its record's last one settles: the
         // dossier says whether this one still waits.
         let waits = store
-            .send(&send_key)
+            .send(SendKey::parse(&send_key).expect("a send key"))
             .expect("read the outbox")
             .is_some_and(|e| e.status == SendStatus::Queued && e.retry_at.is_none());
         if !waits {
             continue;
         }
         if flying {
-            let candidate = nudge::store::key::send_candidate(&send_key)
-                .unwrap_or_default()
-                .to_string();
+            let candidate = SendKey::parse(&send_key)
+                .map(|k| k.candidate().to_string())
+                .unwrap_or_default();
             in_flight.push((send_key, candidate));
         } else {
             queued += 1;
@@ -680,7 +680,7 @@ fn resolutions(
     let mut out = HashMap::new();
     for (send_key, candidate) in sends {
         let done = store
-            .send(send_key)
+            .send(SendKey::parse(send_key).expect("a send key"))
             .expect("read the outbox")
             .is_some_and(|e| matches!(e.status, SendStatus::Delivered | SendStatus::Failed(_)));
         if !done {

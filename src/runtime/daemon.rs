@@ -278,7 +278,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
     let core_thread = std::thread::Builder::new()
         .name("nudge-core".into())
         .spawn(move || core_loop(core, rx, core_clock, outbound, batch, idempotent))
-        .map_err(|e| crate::store::StoreError::Io(sled::Error::Io(e)))?;
+        .map_err(crate::store::StoreError::Io)?;
     let (stop_dispatch, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(dispatch_loop(
         dispatch_rx,

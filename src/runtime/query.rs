@@ -11,7 +11,7 @@ use super::core::{counters, engine_candidate};
 use crate::engine::Instant;
 use crate::explain::describe;
 use crate::sim::rfc3339;
-use crate::store::{key, CandidateRecord, Store, TimerKind, Txn};
+use crate::store::{CandidateRecord, Counter, Store, TimerKind, Txn};
 
 /// Candidates per state, sends due soon, held sends and failures, per campaign.
 pub fn status(
@@ -41,7 +41,7 @@ pub fn status(
                 (
                     s.name.clone(),
                     counts
-                        .get(&format!("state:{}", s.name))
+                        .get(&Counter::State(s.name.clone()))
                         .copied()
                         .unwrap_or(0),
                 )
@@ -49,7 +49,10 @@ pub fn status(
             .collect();
         let mut outcomes: Vec<(String, i64)> = counts
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("outcome:").map(|o| (o.to_string(), *v)))
+            .filter_map(|(k, v)| match k {
+                Counter::Outcome(o) => Some((o.clone(), *v)),
+                _ => None,
+            })
             .collect();
         outcomes.sort();
         let (mut hour, mut day, mut held) = (0, 0, 0);
@@ -69,13 +72,13 @@ pub fn status(
         out.push(CampaignStatus {
             name: name.clone(),
             title: campaign.machine.title.clone(),
-            paused: store.get_raw(&key::paused(name))?.is_some(),
+            paused: store.paused(name)?,
             states,
             outcomes,
             sends_next_hour: hour,
             sends_next_day: day,
             held,
-            failed: counts.get("failed").copied().unwrap_or(0),
+            failed: counts.get(&Counter::Failed).copied().unwrap_or(0),
         });
     }
     let outbox = store.undelivered_checked()? as u64;

@@ -27,6 +27,7 @@
 
 pub mod causes;
 pub mod identities;
+mod names;
 mod records;
 mod writer;
 
@@ -42,6 +43,7 @@ use std::sync::{Arc, Mutex};
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use names::{Counter, SendKey};
 pub use records::{
     Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
     TimerKind,
@@ -73,30 +75,22 @@ pub const LAYOUT_FILE: &str = "nudge-layout";
 #[derive(Debug)]
 pub enum StoreError {
     /// Another process (normally the daemon) holds the store.
-    Locked {
-        path: PathBuf,
-    },
+    Locked { path: PathBuf },
     /// Written by a newer nudge: never touched.
-    NewerSchema {
-        path: PathBuf,
-        found: u32,
-    },
+    NewerSchema { path: PathBuf, found: u32 },
     /// Written by an older nudge whose layout this build does not convert.
-    OlderSchema {
-        path: PathBuf,
-        found: u32,
-    },
+    OlderSchema { path: PathBuf, found: u32 },
     /// Not a nudge store, or damaged: never touched.
-    Unreadable {
-        path: PathBuf,
-        why: String,
-    },
+    Unreadable { path: PathBuf, why: String },
     /// A record that does not decode.
-    Corrupt {
-        key: String,
-        why: String,
-    },
-    Io(sled::Error),
+    Corrupt { key: String, why: String },
+    /// The operating system failed the store (a file, a thread).
+    Io(std::io::Error),
+    /// The storage engine failed.
+    Backend(String),
+    /// Not written, because the batch written behind before it could not
+    /// be written.
+    NotWritten,
 }
 
 impl fmt::Display for StoreError {
@@ -124,6 +118,10 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Corrupt { key, why } => write!(f, "damaged record `{key}`: {why}"),
             StoreError::Io(e) => write!(f, "store error: {e}"),
+            StoreError::Backend(why) => write!(f, "store error: {why}"),
+            StoreError::NotWritten => {
+                f.write_str("not written: the batch before it could not be written")
+            }
         }
     }
 }
@@ -132,7 +130,10 @@ impl std::error::Error for StoreError {}
 
 impl From<sled::Error> for StoreError {
     fn from(e: sled::Error) -> Self {
-        StoreError::Io(e)
+        match e {
+            sled::Error::Io(e) => StoreError::Io(e),
+            e => StoreError::Backend(e.to_string()),
+        }
     }
 }
 
@@ -151,8 +152,22 @@ pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreE
     })
 }
 
+/// The keys of records, for tests of the on-disk layout (damaged records,
+/// older layouts); the store's own methods are the way in otherwise.
+#[doc(hidden)]
+pub mod raw {
+    /// A candidate's dossier.
+    pub fn dossier(candidate: &str) -> Vec<u8> {
+        super::key::candidate(candidate)
+    }
+    /// A metadata record (`schema`, `next_candidate`).
+    pub fn meta(name: &str) -> Vec<u8> {
+        super::key::meta(name)
+    }
+}
+
 /// Key builders, one per record kind.
-pub mod key {
+mod key {
     use crate::engine::Instant;
 
     fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
@@ -214,11 +229,6 @@ pub mod key {
         let mut k = vec![b'y'];
         k.extend_from_slice(&seq.to_be_bytes());
         k
-    }
-    /// The candidate of a send key (`campaign/candidate/visit/index`, with
-    /// `>channel` after a fallback).
-    pub fn send_candidate(send_key: &str) -> Option<&str> {
-        send_key.split('/').nth(1)
     }
     /// Milliseconds since the epoch as 8 big-endian bytes that sort in time
     /// order (the sign bit flipped so that instants before 1970 sort first).
@@ -343,9 +353,27 @@ impl TimerEntry {
     pub fn due(&self) -> Instant {
         Instant::from_timestamp_millis(self.due).unwrap_or_default()
     }
+
+    fn to_due(&self) -> DueTimer {
+        DueTimer {
+            due: self.due(),
+            candidate: self.candidate.clone(),
+            campaign: self.campaign.clone(),
+            kind: self.kind,
+        }
+    }
+
+    fn of(timer: &DueTimer) -> TimerEntry {
+        TimerEntry {
+            due: timer.due.timestamp_millis(),
+            candidate: timer.candidate.clone(),
+            campaign: timer.campaign.clone(),
+            kind: timer.kind,
+        }
+    }
 }
 
-/// A timer as read back.
+/// An enrollment's timer: when it falls due, and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueTimer {
     pub due: Instant,
@@ -366,6 +394,8 @@ pub struct Store {
     identities: Arc<Mutex<Option<identities::Identities>>>,
     /// Writes batches behind the core (see [`writer`]).
     writer: Arc<writer::Writer>,
+    /// The timer records being taken by this process.
+    timers: Arc<Mutex<TakenTimers>>,
     /// Dropped with the last clone, after `db`: notes when this process let
     /// go of the store (see [`Store::open`]).
     _closing: Arc<Closing>,
@@ -438,6 +468,33 @@ impl Journal {
     }
 }
 
+/// A timer record being taken: its entries and how many are taken. Taken
+/// entries stay in the store until the record's last is taken (the commit
+/// that takes it deletes the record); after a restart they are taken again
+/// and found stale.
+struct OpenRecord {
+    entries: Vec<TimerEntry>,
+    /// Entries taken, in order.
+    done: usize,
+    /// Taken entries that were not fired (their dossiers are damaged),
+    /// kept in the store.
+    kept: Vec<TimerEntry>,
+    /// Already rewritten down to its kept entries.
+    rewritten: bool,
+}
+
+/// How far this process has taken the timer records.
+#[derive(Default)]
+struct TakenTimers {
+    open: BTreeMap<Vec<u8>, OpenRecord>,
+    /// Records that do not decode: reported once and passed over until the
+    /// process restarts, left as they are.
+    damaged: HashSet<Vec<u8>>,
+    /// Records the batch being written behind finishes: forgotten once it
+    /// is written (until then sled still lists them).
+    behind: Vec<Vec<u8>>,
+}
+
 impl Store {
     /// Opens (or creates) the store in `path`. A store written by a newer
     /// nudge, or a folder that is not a nudge store, is refused untouched.
@@ -503,6 +560,7 @@ impl Store {
             journal: Arc::default(),
             identities: Arc::default(),
             writer: Arc::default(),
+            timers: Arc::default(),
         };
         match store.db.get(key::meta("schema"))? {
             Some(v) => {
@@ -550,7 +608,7 @@ impl Store {
             }
         }
         if layout != Some(SCHEMA_VERSION) {
-            write_layout(&store.path).map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
+            write_layout(&store.path).map_err(StoreError::Io)?;
         }
         store.load_journal()?;
         Ok(store)
@@ -640,18 +698,14 @@ impl Store {
         Ok(self.db.generate_id()?)
     }
 
+    /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
         Ok(self.db.get(key)?)
     }
 
-    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.db.get(key)? {
-            Some(v) => decode(key, &v).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Raw keys and values under a prefix.
+    /// Raw keys and values under a prefix: for tests of the on-disk layout.
+    #[doc(hidden)]
     pub fn scan_raw(
         &self,
         prefix: &[u8],
@@ -663,7 +717,7 @@ impl Store {
 
     /// Timer records whose bucket holds instants at or before `until`
     /// (every record when `None`), in bucket order, undecoded.
-    pub fn timer_records(
+    fn timer_records(
         &self,
         until: Option<Instant>,
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
@@ -697,9 +751,86 @@ impl Store {
         Ok(out)
     }
 
+    /// The next `limit` timers not yet taken (some may turn out stale), in
+    /// due order: the first records' entries, bucket by bucket, until a
+    /// bucket ends with `limit` found. Damaged records are passed over (one
+    /// that does not decode is reported when it falls due).
+    pub fn upcoming_timers(&self, limit: usize) -> Result<Vec<DueTimer>, StoreError> {
+        let mut pending: Vec<DueTimer> = Vec::new();
+        let mut bucket = None;
+        let taken = self.taken_timers();
+        for item in self.timer_records(None) {
+            let (k, v) = item?;
+            let this = key::record_bucket(&k);
+            if this != bucket && pending.len() >= limit {
+                // Later buckets hold only later instants.
+                break;
+            }
+            bucket = this;
+            if taken.damaged.contains(k.as_ref()) {
+                continue;
+            }
+            match taken.open.get(k.as_ref()) {
+                Some(open) => pending.extend(
+                    open.entries[open.done..]
+                        .iter()
+                        .take(limit)
+                        .map(TimerEntry::to_due),
+                ),
+                None => {
+                    if let Ok(entries) = decode::<Vec<TimerEntry>>(&k, &v) {
+                        pending.extend(entries.iter().take(limit).map(TimerEntry::to_due));
+                    }
+                }
+            }
+        }
+        pending.sort_by_key(|e| e.due);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    fn taken_timers(&self) -> std::sync::MutexGuard<'_, TakenTimers> {
+        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// The instant of the earliest retry of a failed send.
+    pub fn next_retry(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(self.retries_until(None, 1)?.first().map(|r| r.0))
+    }
+
+    /// A campaign's counters.
+    pub fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
+        let prefix = key::counters_of(campaign);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[prefix.len()..]);
+            out.push((Counter::parse(&name), counter_value(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Every campaign's counters: (campaign, counter, count).
+    pub fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(key::all_counters()) {
+            let (k, v) = item?;
+            let Some((campaign, name)) = key::split_pair(&k[1..]) else {
+                continue;
+            };
+            out.push((campaign, Counter::parse(&name), counter_value(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Whether a campaign is paused.
+    pub fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.db.get(key::paused(campaign))?.is_some())
+    }
+
     /// Up to `limit` retries due at or before `until` (all when `None`), in
     /// due order: (due, send key, the retry's own key).
-    pub fn retries_until(
+    fn retries_until(
         &self,
         until: Option<Instant>,
         limit: usize,
@@ -766,12 +897,10 @@ impl Store {
     }
 
     /// A send by its key.
-    pub fn send(&self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let Some(candidate) = key::send_candidate(send_key) else {
-            return Ok(None);
-        };
+    pub fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
         match self.dossier(candidate)? {
-            Some(d) => d.send(send_key).map_err(|e| damaged(candidate, e)),
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
             None => Ok(None),
         }
     }
@@ -852,7 +981,10 @@ impl Store {
         let keys: Vec<String> = self.journal().queued.keys().cloned().collect();
         let mut n = 0;
         for k in keys {
-            if let Some(e) = self.send(&k)? {
+            let Some(k) = SendKey::parse(&k) else {
+                continue;
+            };
+            if let Some(e) = self.send(k)? {
                 n += usize::from(e.status == SendStatus::Queued && e.retry_at.is_none());
             }
         }
@@ -910,7 +1042,7 @@ impl Store {
 
     /// Applies a batch atomically and makes it durable before returning
     /// (after the batch being written behind, if any).
-    pub fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
+    fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
         self.writer.wait_idle();
         write_durably(&self.db, batch)
     }
@@ -919,7 +1051,7 @@ impl Store {
     /// being written before it, if any, is waited for first (settle it
     /// before: see [`Store::settle`]). Until it is written, transactions
     /// read what it writes ([`Txn`]), and other readers what sled has.
-    pub fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
+    fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
         self.writer.start(&self.db, writes)
     }
 
@@ -933,7 +1065,15 @@ impl Store {
     /// Waits for the batch being written behind, and says whether it was
     /// written (`Ok` when there was none).
     pub fn settle(&self) -> Result<(), StoreError> {
-        self.writer.settle()
+        let written = self.writer.settle();
+        let mut taken = self.taken_timers();
+        let finished = std::mem::take(&mut taken.behind);
+        if written.is_ok() {
+            for k in finished {
+                taken.open.remove(&k);
+            }
+        }
+        written
     }
 
     /// The value at `key` as the batch being written leaves it.
@@ -954,10 +1094,16 @@ impl Store {
         }
     }
 
-    /// Reads the delivery journal and the identities again: after a batch
-    /// written behind failed, what memory holds of it is not in the store.
+    /// Reads the delivery journal, the identities and the timer records
+    /// again: after a batch written behind failed, what memory holds of it
+    /// is not in the store.
     pub fn reread(&self) -> Result<(), StoreError> {
         *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        {
+            let mut taken = self.taken_timers();
+            taken.open.clear();
+            taken.behind.clear();
+        }
         self.load_journal()
     }
 
@@ -1030,7 +1176,7 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
             path: path.to_path_buf(),
             why: e.to_string(),
         },
-        _ => StoreError::Io(e),
+        _ => StoreError::from(e),
     }
 }
 
@@ -1053,6 +1199,10 @@ pub struct Txn<'a> {
     settled: Vec<String>,
     /// Timers armed in this transaction, one per enrollment (the last).
     armed: HashMap<(String, String), TimerEntry>,
+    /// Timers taken by this transaction, with their records.
+    taken: Vec<(Vec<u8>, TimerEntry)>,
+    /// The timer records this transaction took entries from.
+    touched: Vec<Vec<u8>>,
     /// New candidates' identities.
     known: identities::Identities,
 }
@@ -1070,6 +1220,8 @@ impl<'a> Txn<'a> {
             launched: Vec::new(),
             settled: Vec::new(),
             armed: HashMap::new(),
+            taken: Vec::new(),
+            touched: Vec::new(),
             known: identities::Identities::default(),
         }
     }
@@ -1096,17 +1248,103 @@ impl<'a> Txn<'a> {
         Ok(None)
     }
 
-    /// Records that the new candidate numbered `number` is known under
-    /// `identity`.
-    pub fn know_as(&mut self, identity: &str, number: u64) {
-        self.known.insert(identities::digest(identity), number);
+    /// A fresh candidate id (`c` and a number), above every one stored.
+    pub fn next_candidate_id(&mut self) -> Result<String, StoreError> {
+        let counter = key::meta("next_candidate");
+        let next = self
+            .get_raw(&counter)?
+            .map_or(1, |v| counter_value(&v) + 1)
+            .max(self.store.id_floor() as i64 + 1);
+        self.put_raw(counter, next.to_be_bytes().to_vec());
+        Ok(key::numbered_candidate(next as u64))
     }
 
     /// Arms an enrollment's timer (written with the commit's other timers
     /// of its bucket), replacing one armed earlier in this transaction.
-    pub fn arm(&mut self, entry: TimerEntry) {
-        self.armed
-            .insert((entry.candidate.clone(), entry.campaign.clone()), entry);
+    /// A timer armed before for the enrollment may stay stored: it is
+    /// stale once the enrollment's `timer` no longer names its instant.
+    pub fn arm(&mut self, timer: &DueTimer) {
+        self.armed.insert(
+            (timer.candidate.clone(), timer.campaign.clone()),
+            TimerEntry::of(timer),
+        );
+    }
+
+    /// Takes up to `limit` timers due at or before `now`, bucket by bucket
+    /// in due order: a later transaction is not offered them (nor, once
+    /// this one commits, anyone). Those of candidates `pass_over` names are
+    /// taken too but kept in the store and not returned. Some may be stale
+    /// (see [`Txn::arm`]).
+    pub fn take_due_timers(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pass_over: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DueTimer>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let store = self.store;
+        let mut taken = store.taken_timers();
+        let TakenTimers { open, damaged, .. } = &mut *taken;
+        let mut picked = Vec::new();
+        for item in store.timer_records(Some(now)) {
+            let (k, v) = item?;
+            if damaged.contains(k.as_ref()) {
+                continue;
+            }
+            let record = match open.entry(k.to_vec()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match decode::<Vec<TimerEntry>>(&k, &v) {
+                        Ok(entries) => slot.insert(OpenRecord {
+                            entries,
+                            done: 0,
+                            kept: Vec::new(),
+                            rewritten: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(%e, "a timer record is damaged; it is passed over until nudge restarts and left as it is");
+                            damaged.insert(k.to_vec());
+                            continue;
+                        }
+                    }
+                }
+            };
+            if record.done >= record.entries.len() {
+                continue;
+            }
+            self.touched.push(k.to_vec());
+            while picked.len() < limit {
+                let Some(e) = record.entries.get(record.done) else {
+                    break;
+                };
+                if e.due > now_ms {
+                    break;
+                }
+                if pass_over(&e.candidate) {
+                    record.kept.push(e.clone());
+                } else {
+                    picked.push(e.to_due());
+                    self.taken.push((k.to_vec(), e.clone()));
+                }
+                record.done += 1;
+            }
+            if picked.len() >= limit {
+                break;
+            }
+        }
+        Ok(picked)
+    }
+
+    /// Keeps a timer this transaction took in the store, unfired (its
+    /// dossier is damaged): this process does not offer it again.
+    pub fn keep_timer(&mut self, timer: &DueTimer) {
+        let entry = TimerEntry::of(timer);
+        let Some((record, _)) = self.taken.iter().find(|(_, e)| *e == entry) else {
+            return;
+        };
+        if let Some(open) = self.store.taken_timers().open.get_mut(record) {
+            open.kept.push(entry);
+        }
     }
 
     /// Forgets a timer armed earlier in this transaction (the enrollment
@@ -1117,13 +1355,13 @@ impl<'a> Txn<'a> {
     }
 
     /// Puts a send on the delivery queue (its entry is in the dossier).
-    pub fn enqueue(&mut self, send_key: &str) {
-        self.enqueued.push(send_key.to_string());
+    pub fn enqueue(&mut self, send_key: SendKey) {
+        self.enqueued.push(send_key.as_str().to_string());
     }
 
     /// Records that a queued send is being handed to its channel.
-    pub fn launch(&mut self, send_key: &str) {
-        self.launched.push(send_key.to_string());
+    pub fn launch(&mut self, send_key: SendKey) {
+        self.launched.push(send_key.as_str().to_string());
     }
 
     /// How many sends this transaction marks in flight.
@@ -1133,12 +1371,117 @@ impl<'a> Txn<'a> {
 
     /// Takes a send off the queue: delivered, failed, suppressed, or
     /// waiting for a retry (whose own key brings it back).
-    pub fn settle(&mut self, send_key: &str) {
+    pub fn settle(&mut self, send_key: SendKey) {
+        let send_key = send_key.as_str();
         self.enqueued.retain(|k| k != send_key);
         self.launched.retain(|k| k != send_key);
         self.settled.push(send_key.to_string());
     }
 
+    /// Tries a send again at `at` (settle it too: it leaves the queue until
+    /// then).
+    pub fn retry_send(&mut self, send_key: SendKey, at: Instant) {
+        self.put_raw(key::retry(at, send_key.as_str()), Vec::new());
+    }
+
+    /// Takes up to `limit` retries due at or before `now`, in due order:
+    /// their send keys.
+    pub fn take_due_retries(
+        &mut self,
+        now: Instant,
+        limit: usize,
+    ) -> Result<Vec<String>, StoreError> {
+        let due = self.store.retries_until(Some(now), limit)?;
+        let mut out = Vec::with_capacity(due.len());
+        for (_, send_key, rkey) in due {
+            self.remove(rkey);
+            out.push(send_key);
+        }
+        Ok(out)
+    }
+
+    /// Adds `delta` to a campaign's counter (a delta, applied at commit).
+    pub fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
+        self.count(key::counter(campaign, &counter.to_string()), delta);
+    }
+
+    /// Whether a campaign is paused.
+    pub fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.get_raw(&key::paused(campaign))?.is_some())
+    }
+
+    pub fn set_paused(&mut self, campaign: &str, paused: bool) {
+        if paused {
+            self.put_raw(key::paused(campaign), vec![1]);
+        } else {
+            self.remove(key::paused(campaign));
+        }
+    }
+
+    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
+    pub fn park(&mut self, campaign: &str, candidate: &str) {
+        self.put_raw(key::parked(campaign, candidate), Vec::new());
+    }
+
+    pub fn unpark(&mut self, campaign: &str, candidate: &str) {
+        self.remove(key::parked(campaign, candidate));
+    }
+
+    /// The candidates whose enrollments in `campaign` are parked.
+    pub fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = key::parked_of(campaign);
+        let mut found = std::collections::BTreeSet::new();
+        for item in self.store.scan_raw(&prefix) {
+            let (k, _) = item?;
+            found.insert(k[prefix.len()..].to_vec());
+        }
+        for (k, v) in self.overlay.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let candidate = k[prefix.len()..].to_vec();
+            if v.is_some() {
+                found.insert(candidate);
+            } else {
+                found.remove(&candidate);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .collect())
+    }
+
+    /// The first answer to a candidate's event with this id, if any.
+    pub fn event_answer<A: DeserializeOwned>(
+        &self,
+        candidate: &str,
+        event_id: &str,
+    ) -> Result<Option<A>, StoreError> {
+        self.get(&key::event_id(candidate, event_id))
+    }
+
+    /// Remembers the first answer to a candidate's event with this id.
+    pub fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
+        self.put(key::event_id(candidate, event_id), answer);
+    }
+
+    /// Stores a campaign version's source, unless it is stored already.
+    pub fn pin_version(
+        &mut self,
+        campaign: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let k = key::version(campaign, version);
+        if self.get_raw(&k)?.is_none() {
+            self.put_raw(k, source.as_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         match self.overlay.get(key) {
             Some(v) => Ok(v.clone()),
@@ -1146,30 +1489,35 @@ impl<'a> Txn<'a> {
         }
     }
 
-    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
         match self.get_raw(key)? {
             Some(v) => decode(key, &v).map(Some),
             None => Ok(None),
         }
     }
 
+    /// Writes bytes under a key (see [`raw`]): for tests of the on-disk
+    /// layout.
+    #[doc(hidden)]
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
         self.batch
             .insert(key.as_slice().into(), Some(value.as_slice().into()));
         self.overlay.insert(key, Some(value));
     }
 
-    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
         self.put_raw(key, encode(value));
     }
 
+    /// Removes a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
     pub fn remove(&mut self, key: Vec<u8>) {
         self.batch.insert(key.as_slice().into(), None);
         self.overlay.insert(key, None);
     }
 
     /// Adds `delta` to a counter (applied at commit).
-    pub fn count(&mut self, key: Vec<u8>, delta: i64) {
+    fn count(&mut self, key: Vec<u8>, delta: i64) {
         *self.counters.entry(key).or_insert(0) += delta;
     }
 
@@ -1180,6 +1528,7 @@ impl<'a> Txn<'a> {
             && self.launched.is_empty()
             && self.settled.is_empty()
             && self.armed.is_empty()
+            && self.touched.is_empty()
             && self.known.is_empty()
             && self.counters.values().all(|d| *d == 0)
     }
@@ -1200,9 +1549,11 @@ impl<'a> Txn<'a> {
         Ok(found)
     }
 
-    /// Whether this transaction has read (or written) the candidate's dossier.
-    pub fn has_read(&self, candidate: &str) -> bool {
-        self.dossiers.contains_key(candidate)
+    /// Whether the candidate's steps may move to a transaction split off
+    /// this one ([`Txn::split_off`]): not when this one has read (or
+    /// written) their dossier.
+    pub fn movable(&self, candidate: &str) -> bool {
+        !self.dossiers.contains_key(candidate)
     }
 
     /// How many dossiers this transaction holds (read or created).
@@ -1242,9 +1593,13 @@ impl<'a> Txn<'a> {
             launched,
             settled,
             armed,
+            taken,
+            touched,
             known,
             ..
         } = other;
+        self.taken.extend(taken);
+        self.touched.extend(touched);
         for (digest, id) in known.pairs() {
             self.known.insert(digest, id);
         }
@@ -1311,10 +1666,16 @@ impl<'a> Txn<'a> {
         Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
     }
 
-    /// Starts the dossier of a candidate just given a fresh id, without
-    /// looking for one in the store: ids only grow (the counter is written
-    /// with the dossier, and never set below [`Store::id_floor`]).
+    /// Starts the dossier of a candidate just given a fresh id
+    /// ([`Txn::next_candidate_id`]), without looking for one in the store:
+    /// ids only grow (the counter is written with the dossier, and never set
+    /// below [`Store::id_floor`]). They are known under their external id
+    /// from then on ([`Txn::candidate_known_as`]).
     pub fn new_candidate(&mut self, record: CandidateRecord) {
+        if let (Some(identity), Some(n)) = (&record.external_id, key::candidate_number(&record.id))
+        {
+            self.known.insert(identities::digest(identity), n);
+        }
         self.dirty.insert(record.id.clone());
         self.dossiers
             .insert(record.id.clone(), Some(Dossier::new(record)));
@@ -1362,27 +1723,21 @@ impl<'a> Txn<'a> {
     }
 
     /// A send by its key.
-    pub fn send(&mut self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let Some(candidate) = key::send_candidate(send_key) else {
-            return Ok(None);
-        };
-        let candidate = candidate.to_string();
-        match self.dossier(&candidate)? {
-            Some(d) => d.send(send_key).map_err(|e| damaged(&candidate, e)),
+    pub fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
             None => Ok(None),
         }
     }
 
     /// A send by its key if it is not settled (without reading the settled
     /// ones).
-    pub fn unsettled_send(&mut self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let Some(candidate) = key::send_candidate(send_key) else {
-            return Ok(None);
-        };
-        let candidate = candidate.to_string();
+    pub fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let text = send_key.as_str();
         Ok(self
-            .dossier(&candidate)?
-            .and_then(|d| d.outbox.iter().find(|e| e.message.key == send_key).cloned()))
+            .dossier(send_key.candidate())?
+            .and_then(|d| d.outbox.iter().find(|e| e.message.key == text).cloned()))
     }
 
     /// Writes a send into its candidate's dossier (which must exist).
@@ -1463,6 +1818,33 @@ impl<'a> Txn<'a> {
                 .insert(key.into(), Some((&(current + delta).to_be_bytes()).into()));
         }
         let store = self.store;
+        // A record whose timers have all been taken goes, in the commit that
+        // takes the last; one that holds timers kept unfired keeps just
+        // those.
+        let mut finished = Vec::new();
+        if !self.touched.is_empty() {
+            let mut taken = store.taken_timers();
+            for k in &self.touched {
+                let Some(open) = taken.open.get_mut(k) else {
+                    continue;
+                };
+                if open.done < open.entries.len() || open.rewritten {
+                    continue;
+                }
+                if open.kept.is_empty() {
+                    if !finished.contains(k) {
+                        self.batch.insert(k.as_slice().into(), None);
+                        finished.push(k.clone());
+                    }
+                } else {
+                    self.batch
+                        .insert(k.as_slice().into(), Some(encode(&open.kept).into()));
+                    open.entries = std::mem::take(&mut open.kept);
+                    open.done = open.entries.len();
+                    open.rewritten = true;
+                }
+            }
+        }
         if !self.armed.is_empty() {
             let seq = store.next_id()?;
             let mut buckets: BTreeMap<i64, Vec<TimerEntry>> = BTreeMap::new();
@@ -1539,16 +1921,40 @@ impl<'a> Txn<'a> {
             store,
             writes: self.batch,
             known,
+            finished,
         })
     }
 
-    /// Writes everything in one atomic batch and flushes it.
+    /// Writes everything in one atomic batch and flushes it. The timer
+    /// records it finished are forgotten once it is durable; if it fails,
+    /// what it took of them is taken again.
     pub fn commit(self) -> Result<(), StoreError> {
-        let mut prepared = self.prepare()?;
-        let writes = std::mem::take(&mut prepared.writes);
-        prepared.store.commit(writer::into_batch(writes))?;
-        // Made durable: now the store's map has them too.
-        prepared.learn()
+        let store = self.store;
+        let touched = self.touched.clone();
+        let written = self.prepare().and_then(|mut prepared| {
+            let writes = std::mem::take(&mut prepared.writes);
+            prepared.store.commit(writer::into_batch(writes))?;
+            // Made durable: now the store's map has them too.
+            prepared.learn()?;
+            Ok(prepared.finished)
+        });
+        let mut taken = store.taken_timers();
+        match written {
+            Ok(finished) => {
+                for k in finished {
+                    taken.open.remove(&k);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The entries already taken in earlier commits are then
+                // found stale.
+                for k in touched {
+                    taken.open.remove(&k);
+                }
+                Err(e)
+            }
+        }
     }
 
     /// Hands everything to the store's writer thread, to be written in one
@@ -1556,10 +1962,12 @@ impl<'a> Txn<'a> {
     /// Transactions begun after this read what it writes; settle it with
     /// [`Store::settle`] before acknowledging any of it.
     pub fn commit_behind(self) -> Result<(), StoreError> {
-        let prepared = self.prepare()?;
+        let mut prepared = self.prepare()?;
         // Known at once, so the next batch's enrollments find them (if the
         // write fails, the store reads them again: [`Store::reread`]).
         prepared.learn()?;
+        let finished = std::mem::take(&mut prepared.finished);
+        prepared.store.taken_timers().behind.extend(finished);
         prepared.store.write_behind(prepared.writes)
     }
 }
@@ -1570,6 +1978,8 @@ struct Prepared<'a> {
     writes: writer::Writes,
     /// New candidates' identities.
     known: Vec<(u64, u64)>,
+    /// Timer records whose last entry it takes.
+    finished: Vec<Vec<u8>>,
 }
 
 impl Prepared<'_> {
@@ -1603,6 +2013,6 @@ fn missing(candidate: &str) -> StoreError {
 }
 
 /// Reads a counter value.
-pub fn counter_value(bytes: &[u8]) -> i64 {
+fn counter_value(bytes: &[u8]) -> i64 {
     <[u8; 8]>::try_from(bytes).map_or(0, i64::from_be_bytes)
 }

@@ -25,7 +25,7 @@ use nudge::runtime::api::{
     EnrollRequest, EnrollResponse, EventRequest, EventResponse, StatusReport,
 };
 use nudge::sim::{Line, Scenario};
-use nudge::store::{LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{LogKind, OutboxEntry, SendKey, SendStatus, Store};
 
 const CAMPAIGN: &str = "warehouse_associate";
 const CANDIDATES: usize = 1_000;
@@ -836,7 +836,9 @@ fn compare(
         report.predicted += predicted.len();
         for (key, sent) in predicted {
             let Some(copies) = delivered.remove(key.as_str()) else {
-                let entry: Option<OutboxEntry> = store.send(&key).expect("outbox");
+                let entry: Option<OutboxEntry> = store
+                    .send(SendKey::parse(&key).expect("a send key"))
+                    .expect("outbox");
                 let refused = matches!(
                     entry.as_ref().map(|e| &e.status),
                     Some(SendStatus::Failed(why)) if why.contains("opted out")

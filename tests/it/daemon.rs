@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use nudge::channels::Message;
 use nudge::engine::Instant;
-use nudge::store::{key, Store, Txn};
+use nudge::store::{raw, Store, Txn};
 
 /// Long enough for a loaded 2-core machine; only reached when something hangs.
 const PATIENCE: StdDuration = StdDuration::from_secs(30);
@@ -651,7 +651,7 @@ fn a_store_from_a_newer_nudge_is_refused_and_left_as_it_was() {
     {
         let store = Store::open(&site.store(), 1 << 20).unwrap();
         let mut txn = Txn::new(&store);
-        txn.put_raw(key::meta("schema"), 99u32.to_be_bytes().to_vec());
+        txn.put_raw(raw::meta("schema"), 99u32.to_be_bytes().to_vec());
         txn.commit().unwrap();
     }
     let marker = site.store().join(nudge::store::LAYOUT_FILE);
@@ -673,7 +673,7 @@ fn a_damaged_record_is_an_error_that_names_its_key() {
     {
         let store = Store::open(&site.store(), 1 << 20).unwrap();
         let mut txn = Txn::new(&store);
-        txn.put_raw(key::candidate(&candidate), b"\x07\xffnot postcard".to_vec());
+        txn.put_raw(raw::dossier(&candidate), b"\x07\xffnot postcard".to_vec());
         txn.commit().unwrap();
     }
     let out = site.nudge(&["show", &candidate]);

@@ -23,7 +23,8 @@ use nudge::runtime::clock::{Clock, ManualClock};
 use nudge::runtime::core::{Command, Core, Reply, Settings, This, PREMARKED_AT_MOST};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::store::{
-    key, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendStatus, Store, StoreError, Txn,
+    raw, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendKey, SendStatus, Store, StoreError,
+    Txn,
 };
 use nudge::templates::Templates;
 
@@ -487,7 +488,7 @@ fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
         cleared.is_empty(),
         "an opted-out candidate's send was cleared: {cleared:?}"
     );
-    let entry: OutboxEntry = core.store().send(&out[0].key).unwrap().unwrap();
+    let entry: OutboxEntry = core.store().send(SendKey::of(&out[0])).unwrap().unwrap();
     assert!(
         matches!(&entry.status, SendStatus::Failed(why) if why.contains("opted out")),
         "{entry:?}"
@@ -674,7 +675,11 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     let pending = core.recover(|c| c == Channel::Sms, now).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].was_in_flight);
-    let entry = core.store().send(&key).unwrap().unwrap();
+    let entry = core
+        .store()
+        .send(SendKey::parse(&key).unwrap())
+        .unwrap()
+        .unwrap();
     assert!(!entry.possible_duplicate);
     // A failure worth retrying takes it off the journal; the retry is in
     // flight from the commit that queues it again.
@@ -1029,10 +1034,10 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
     );
     let ana = ids["ana"].clone();
     let mut txn = Txn::new(core.store());
-    txn.put_raw(key::candidate(&ana), b"\xff\xfe garbage".to_vec());
+    txn.put_raw(raw::dossier(&ana), b"\xff\xfe garbage".to_vec());
     txn.commit().unwrap();
 
-    let damaged = core.store().get_raw(&key::candidate(&ana)).unwrap();
+    let damaged = core.store().get_raw(&raw::dossier(&ana)).unwrap();
 
     // Ana's timer comes first; it is passed over, and Ben goes on to the end.
     let (mut sends, mut ids) = (Sends::new(), ids);
@@ -1054,7 +1059,7 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
     );
     assert_eq!(core.next_due().unwrap(), None);
     assert_eq!(
-        core.store().get_raw(&key::candidate(&ana)).unwrap(),
+        core.store().get_raw(&raw::dossier(&ana)).unwrap(),
         damaged,
         "the damaged record is left as it was"
     );
@@ -1080,7 +1085,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     let fx = Fixture::new();
     let store = Store::open(&fx.store_dir(), 1 << 20).unwrap();
     let mut txn = Txn::new(&store);
-    txn.put_raw(key::meta("schema"), 99u32.to_be_bytes().to_vec());
+    txn.put_raw(raw::meta("schema"), 99u32.to_be_bytes().to_vec());
     txn.commit().unwrap();
     drop(store);
     match Store::open(&fx.store_dir(), 1 << 20) {
@@ -1357,7 +1362,7 @@ fn new_ids_stay_above_the_stored_ones_when_the_counter_is_lost() {
         assert_eq!(replies.len(), 3);
         let store = core.store().clone();
         let mut txn = Txn::new(&store);
-        txn.remove(key::meta("next_candidate"));
+        txn.remove(raw::meta("next_candidate"));
         txn.commit().unwrap();
     }
     let mut core = fx.core();
@@ -1453,7 +1458,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
             k.extend_from_slice(identity.as_bytes());
             txn.put_raw(k, id.as_bytes().to_vec());
         }
-        txn.put_raw(key::meta("schema"), 2u32.to_be_bytes().to_vec());
+        txn.put_raw(raw::meta("schema"), 2u32.to_be_bytes().to_vec());
         txn.commit().unwrap();
     }
     let marker = fx.store_dir().join(nudge::store::LAYOUT_FILE);
@@ -1537,7 +1542,11 @@ fn the_last_failure_of_a_send_does_not_promise_a_retry() {
         outcome: Err(SendError::Retryable("connection reset".into())),
     };
     core.execute(vec![answer], now).unwrap();
-    let entry: OutboxEntry = core.store().send(&key).unwrap().unwrap();
+    let entry: OutboxEntry = core
+        .store()
+        .send(SendKey::parse(&key).unwrap())
+        .unwrap()
+        .unwrap();
     let SendStatus::Failed(why) = &entry.status else {
         panic!("{entry:?}");
     };
@@ -1547,4 +1556,38 @@ fn the_last_failure_of_a_send_does_not_promise_a_retry() {
     let (kind, text) = nudge::explain::describe(last, chrono_tz::UTC);
     assert_eq!(kind, "failed");
     assert_eq!(text, "sms: connection reset; given up after 1 attempt");
+}
+
+#[test]
+fn a_paused_campaign_parks_what_falls_due_and_resuming_runs_it() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let now = at("2026-11-26T15:00:00Z");
+    let (replies, _) = core.execute(vec![numbered(0)], now).unwrap();
+    let [Reply::Enrolled(enrolled)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    let id = enrolled.candidate.clone();
+    let pause = |paused| Command::SetPaused {
+        campaign: WAREHOUSE.into(),
+        paused,
+    };
+    let (replies, _) = core.execute(vec![pause(true)], now).unwrap();
+    assert!(matches!(replies[..], [Reply::Done]), "{replies:?}");
+
+    let due = core.next_due().unwrap().expect("a timer is armed");
+    let (_, out) = core.fire_due(due, 1024).unwrap();
+    assert_eq!(out, vec![], "a paused campaign sends nothing");
+    let parked = enrollment(core.store(), &id);
+    assert!(parked.parked && parked.timer.is_none(), "{parked:?}");
+    assert_eq!(core.next_due().unwrap(), None);
+
+    let later = due + Duration::hours(1);
+    let (_, out) = core.execute(vec![pause(false)], later).unwrap();
+    let resumed = enrollment(core.store(), &id);
+    assert!(!resumed.parked, "{resumed:?}");
+    assert!(
+        !out.is_empty() || resumed.timer.is_some(),
+        "what fell due runs, or waits for its time again: {resumed:?}"
+    );
 }

@@ -159,8 +159,8 @@ impl Core {
                 Happening::Enrolled { .. } => continue,
                 Happening::Entered { state, from, by } => {
                     let (old, new) = (state_name(&from), state_name(&state));
-                    txn.count(key::counter(&campaign, &format!("state:{old}")), -1);
-                    txn.count(key::counter(&campaign, &format!("state:{new}")), 1);
+                    txn.bump(&campaign, &Counter::State(old.clone()), -1);
+                    txn.bump(&campaign, &Counter::State(new.clone()), 1);
                     enr.state_name = new.clone();
                     LogKind::Entered {
                         state: new,
@@ -175,7 +175,7 @@ impl Core {
                     visit,
                     index,
                 } => {
-                    let send_key = format!("{}/{}/{}/{}", campaign, enr.candidate, visit, index);
+                    let send_key = SendKey::format(&campaign, &enr.candidate, visit, index);
                     let entry = LogEntry {
                         at,
                         campaign: campaign.clone(),
@@ -253,11 +253,8 @@ impl Core {
                     deadline: deadline.timestamp_millis(),
                 },
                 Happening::Exited { outcome, converted } => {
-                    txn.count(
-                        key::counter(&campaign, &format!("state:{}", enr.state_name)),
-                        -1,
-                    );
-                    txn.count(key::counter(&campaign, &format!("outcome:{outcome}")), 1);
+                    txn.bump(&campaign, &Counter::State(enr.state_name.clone()), -1);
+                    txn.bump(&campaign, &Counter::Outcome(outcome.clone()), 1);
                     LogKind::Exited { outcome, converted }
                 }
             };
@@ -294,7 +291,10 @@ impl Core {
         let Some((&channel, fallbacks)) = route.split_first() else {
             return Ok(());
         };
-        if txn.unsettled_send(send_key)?.is_some() {
+        let Some(key) = SendKey::parse(send_key) else {
+            return Ok(());
+        };
+        if txn.unsettled_send(key)?.is_some() {
             return Ok(());
         }
         let record = txn.candidate(&enr.candidate)?;
@@ -378,7 +378,7 @@ impl Core {
         };
         if let Some(why) = refusal {
             entry.status = SendStatus::Failed(why.to_string());
-            txn.count(key::counter(&machine.name, "failed"), 1);
+            txn.bump(&machine.name, &Counter::Failed, 1);
             txn.put_send(&entry)?;
             return log(
                 txn,
@@ -395,9 +395,9 @@ impl Core {
             );
         }
         txn.put_send(&entry)?;
-        txn.enqueue(send_key);
+        txn.enqueue(key);
         let mut message = message;
-        message.in_flight = self.premark(txn, send_key, channel);
+        message.in_flight = self.premark(txn, key, channel);
         out.push(message);
         Ok(())
     }

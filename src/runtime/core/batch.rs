@@ -2,15 +2,11 @@
 //! enrollments overlapped with the next ([`Core::tick_behind`]), and a large
 //! batch's steps shared with a helper thread.
 
-use super::timers::Fired;
 use super::*;
 
-/// A batch being written behind, and the timer records it finished (they
-/// stay among the open ones, all taken, until it is written: until then
-/// sled still lists them).
+/// A batch being written behind.
 pub(super) struct InFlight {
     pub(super) landed: Landed,
-    pub(super) finished: Vec<Vec<u8>>,
 }
 
 /// What [`Core::tick_behind`] did.
@@ -102,9 +98,7 @@ impl Core {
             }
             (Ok(_), Some(Err(_))) => {
                 // Run on what was not written: refused too.
-                let e = StoreError::Io(sled::Error::ReportableBug(
-                    "not written: the batch before it could not be written".into(),
-                ));
+                let e = StoreError::NotWritten;
                 return Handoff {
                     landed,
                     this: This::Failed(e),
@@ -112,11 +106,11 @@ impl Core {
             }
             (Ok(replies), _) => replies,
         };
-        let fired = if limit == 0 {
-            Fired::default()
+        let taken = if limit == 0 {
+            0
         } else {
             match self.fire_into(&mut txn, now, limit, &mut out) {
-                Ok(fired) => fired.unwrap_or_default(),
+                Ok(fired) => fired,
                 Err(e) => {
                     return Handoff {
                         landed,
@@ -125,12 +119,10 @@ impl Core {
                 }
             }
         };
-        let taken = fired.taken;
         let this = match txn.commit_behind() {
             Ok(()) => {
                 self.in_flight = Some(InFlight {
                     landed: Landed { replies, out },
-                    finished: fired.finished,
                 });
                 This::Behind { fired: taken }
             }
@@ -150,12 +142,7 @@ impl Core {
     pub fn land(&mut self) -> Option<Result<Landed, StoreError>> {
         let flight = self.in_flight.take()?;
         match self.store.settle() {
-            Ok(()) => {
-                for k in &flight.finished {
-                    self.open_timers.remove(k);
-                }
-                Some(Ok(flight.landed))
-            }
+            Ok(()) => Some(Ok(flight.landed)),
             Err(e) => {
                 self.forget_unwritten();
                 Some(Err(e))
@@ -164,10 +151,9 @@ impl Core {
     }
 
     /// After a batch written behind was not written: what memory holds of
-    /// it (timer records' progress, paused flags, the delivery journal,
-    /// identities) is read again from the store.
+    /// it (paused flags here; the timers taken, the delivery journal and
+    /// identities in the store) is read again from the store.
     pub(super) fn forget_unwritten(&mut self) {
-        self.open_timers.clear();
         self.paused_flags().clear();
         if let Err(again) = self.store.reread() {
             tracing::error!(%again, "cannot read the delivery journal again");

@@ -230,10 +230,7 @@ impl Core {
             timer: None,
             parked: false,
         };
-        txn.count(
-            key::counter(&machine.name, &format!("state:{}", enr.state_name)),
-            1,
-        );
+        txn.bump(&machine.name, &Counter::State(enr.state_name.clone()), 1);
         log(
             txn,
             &candidate.id,
@@ -334,13 +331,7 @@ impl Core {
             }
         }
         // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
-        let counter = key::meta("next_candidate");
-        let next = txn
-            .get_raw(&counter)?
-            .map_or(1, |v| store::counter_value(&v) + 1)
-            .max(self.store.id_floor() as i64 + 1);
-        txn.put_raw(counter, next.to_be_bytes().to_vec());
-        let id = key::numbered_candidate(next as u64);
+        let id = txn.next_candidate_id()?;
         let token = match new_token() {
             Ok(t) => format!("{id}-{t}"),
             Err(e) => return Ok(Err(ApiError::internal(e))),
@@ -355,9 +346,6 @@ impl Core {
             opted_out: false,
         };
         txn.new_candidate(record.clone());
-        if let Some(identity) = &identity {
-            txn.know_as(identity, next as u64);
-        }
         log(
             txn,
             &id,

@@ -30,7 +30,7 @@ impl Core {
     /// Marks a send in flight now if its channel is one of
     /// [`Core::mark_in_flight_when_queued`]'s and fewer than
     /// [`PREMARKED_AT_MOST`] sends are in flight; says whether it did.
-    pub(super) fn premark(&self, txn: &mut Txn, send_key: &str, channel: Channel) -> bool {
+    pub(super) fn premark(&self, txn: &mut Txn, send_key: SendKey, channel: Channel) -> bool {
         let mark = self.premarked.contains(&channel)
             && self.store.in_flight() + txn.launches() < PREMARKED_AT_MOST;
         if mark {
@@ -50,7 +50,10 @@ impl Core {
     ) -> Result<Vec<String>, StoreError> {
         let mut cleared = Vec::with_capacity(keys.len());
         for k in keys {
-            let entry = match txn.send(&k) {
+            let Some(send_key) = SendKey::parse(&k) else {
+                continue;
+            };
+            let entry = match txn.send(send_key) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e @ StoreError::Corrupt { .. }) => {
@@ -90,7 +93,7 @@ impl Core {
             }
             // Durably in flight from here: the journal lists it, the
             // dossier is left as it is until the channel answers.
-            txn.launch(&k);
+            txn.launch(SendKey::of(&entry.message));
             cleared.push(k);
         }
         Ok(cleared)
@@ -107,11 +110,11 @@ impl Core {
         now: Instant,
     ) -> Result<(), StoreError> {
         if matches!(status, SendStatus::Failed(_)) {
-            txn.count(key::counter(&entry.message.campaign, "failed"), 1);
+            txn.bump(&entry.message.campaign, &Counter::Failed, 1);
         }
         entry.status = status;
         entry.retry_at = None;
-        txn.settle(&entry.message.key);
+        txn.settle(SendKey::of(&entry.message));
         txn.put_send(&entry)?;
         let entry_log = LogEntry {
             at: now,
@@ -123,21 +126,24 @@ impl Core {
 
     /// Sends whose retry is due: back to the dispatcher, in one commit.
     pub fn retry_due(&mut self, now: Instant, limit: usize) -> Result<Outgoing, StoreError> {
-        let due = self.store.retries_until(Some(now), limit)?;
+        let mut txn = Txn::new(&self.store);
+        let due = txn.take_due_retries(now, limit)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut txn = Txn::new(&self.store);
         let mut out = Vec::new();
-        for (_, send_key, rkey) in due {
-            txn.remove(rkey);
-            if let Some(mut entry) = txn.send(&send_key)? {
+        for k in due {
+            let Some(send_key) = SendKey::parse(&k) else {
+                continue;
+            };
+            if let Some(mut entry) = txn.send(send_key)? {
                 if entry.status == SendStatus::Queued && entry.retry_at.is_some() {
                     entry.retry_at = None;
                     txn.put_send(&entry)?;
-                    txn.enqueue(&send_key);
-                    entry.message.in_flight =
-                        self.premark(&mut txn, &send_key, entry.message.channel);
+                    let send_key = SendKey::of(&entry.message);
+                    txn.enqueue(send_key);
+                    let in_flight = self.premark(&mut txn, send_key, entry.message.channel);
+                    entry.message.in_flight = in_flight;
                     out.push(entry.message);
                 }
             }
@@ -207,16 +213,21 @@ impl Core {
         if std::mem::take(&mut self.tidy_journal) {
             // Handed to a channel and settled since, but listed still.
             for k in self.store.flying_unqueued() {
-                txn.settle(&k);
+                if let Some(k) = SendKey::parse(&k) {
+                    txn.settle(k);
+                }
             }
         }
         let take = limit.max(1).min(self.recovering.len());
         let chunk: Vec<(String, bool)> = self.recovering.drain(..take).collect();
         for (k, was_in_flight) in chunk {
-            let mut entry = match txn.send(&k) {
+            let Some(send_key) = SendKey::parse(&k) else {
+                continue;
+            };
+            let mut entry = match txn.send(send_key) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => {
-                    txn.settle(&k);
+                    txn.settle(send_key);
                     continue;
                 }
                 Err(e @ StoreError::Corrupt { .. }) => {
@@ -229,7 +240,7 @@ impl Core {
                 // Settled after its journal record was written, or waiting
                 // for its retry (the retry index brings it back): off the
                 // queue.
-                txn.settle(&k);
+                txn.settle(send_key);
                 continue;
             }
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
@@ -254,7 +265,7 @@ impl Core {
             entry.message.in_flight = if was_in_flight {
                 self.premarked.contains(&channel)
             } else {
-                self.premark(&mut txn, &k, channel)
+                self.premark(&mut txn, send_key, channel)
             };
             pending.push(Pending {
                 message: entry.message,

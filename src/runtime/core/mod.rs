@@ -41,8 +41,8 @@ use crate::runtime::campaigns::{Campaign, Campaigns};
 use crate::sim::rfc3339;
 use crate::store::causes::{Failure, FailureKind};
 use crate::store::{
-    self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
-    StoreError, TimerEntry, TimerKind, Txn,
+    CandidateRecord, Counter, DueTimer, Enrollment, LogEntry, LogKind, OutboxEntry, SendKey,
+    SendStatus, Store, StoreError, TimerKind, Txn,
 };
 use crate::templates::{format_deadline, time_left, Templates, Vars};
 
@@ -66,7 +66,6 @@ pub use reload::{
 };
 
 use batch::InFlight;
-use timers::OpenRecord;
 
 /// What the core is asked to do.
 #[derive(Debug)]
@@ -129,12 +128,6 @@ pub struct Core {
     /// timers passed over until the process restarts, so one damaged
     /// record neither stops every other timer nor is rewritten.
     damaged: HashSet<String>,
-    /// Timer records that do not decode, passed over likewise.
-    damaged_records: HashSet<Vec<u8>>,
-    /// Timer records being fired: their entries and how many are taken.
-    /// Taken entries stay in the store until the record's last is taken;
-    /// after a restart they are taken again and found stale.
-    open_timers: BTreeMap<Vec<u8>, OpenRecord>,
     /// Undelivered sends found at startup and not yet handed back, in
     /// flight ones first; and whether the journal is still to be tidied.
     recovering: std::collections::VecDeque<(String, bool)>,
@@ -178,8 +171,6 @@ impl Core {
             templates,
             settings,
             damaged: HashSet::new(),
-            damaged_records: HashSet::new(),
-            open_timers: BTreeMap::new(),
             recovering: std::collections::VecDeque::new(),
             tidy_journal: false,
             paused: Default::default(),
@@ -229,8 +220,8 @@ impl Core {
         let mut out = Vec::new();
         let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
-        self.commit_fired(txn, fired.as_ref())?;
-        Ok((replies, fired.map_or(0, |f| f.taken), out))
+        txn.commit()?;
+        Ok((replies, fired, out))
     }
 
     fn run_into(
@@ -247,7 +238,7 @@ impl Core {
                 Command::Delivered { key: k, .. } => vec![k.as_str()],
                 _ => Vec::new(),
             })
-            .filter_map(key::send_candidate)
+            .filter_map(|k| SendKey::parse(k).map(|k| k.candidate()))
             .collect();
         txn.prefetch(&touched);
         let mut replies = Vec::with_capacity(commands.len());

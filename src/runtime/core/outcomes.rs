@@ -16,7 +16,10 @@ impl Core {
         now: Instant,
         out: &mut Outgoing,
     ) -> Result<(), StoreError> {
-        let Some(mut entry) = txn.send(k)? else {
+        let Some(send_key) = SendKey::parse(k) else {
+            return Ok(());
+        };
+        let Some(mut entry) = txn.send(send_key)? else {
             return Ok(());
         };
         if entry.status != SendStatus::Queued {
@@ -70,8 +73,8 @@ impl Core {
                 let when = now + Duration::from_std(wait).unwrap_or(Duration::hours(1));
                 entry.status = SendStatus::Queued;
                 entry.retry_at = Some(when.timestamp_millis());
-                txn.put_raw(key::retry(when, k), Vec::new());
-                txn.settle(k);
+                txn.retry_send(send_key, when);
+                txn.settle(send_key);
                 txn.put_send(&entry)?;
                 return note(
                     txn,
@@ -159,8 +162,7 @@ impl Core {
         }
         let candidate = engine_candidate(&record);
         let zone = candidate.zone(&campaign.machine.zone);
-        let base = m.key.split('>').next().unwrap_or(&m.key);
-        let send_key = format!("{base}>{next}");
+        let send_key = SendKey::of(m).fallback(next.name());
         log(
             txn,
             &m.candidate,

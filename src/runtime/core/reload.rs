@@ -92,17 +92,9 @@ pub type Waiting = BTreeMap<String, BTreeMap<String, i64>>;
 /// per-state counters (finished candidates are in none).
 pub fn waiting(store: &Store) -> Result<Waiting, StoreError> {
     let mut waiting = Waiting::new();
-    for item in store.scan_raw(&key::all_counters()) {
-        let (k, v) = item?;
-        let Some((campaign, name)) = key::split_pair(&k[1..]) else {
-            continue;
-        };
-        let n = store::counter_value(&v);
-        if let (Some(state), true) = (name.strip_prefix("state:"), n > 0) {
-            waiting
-                .entry(campaign)
-                .or_default()
-                .insert(state.to_string(), n);
+    for (campaign, counter, n) in store.all_counters()? {
+        if let (Counter::State(state), true) = (counter, n > 0) {
+            waiting.entry(campaign).or_default().insert(state, n);
         }
     }
     Ok(waiting)
@@ -222,8 +214,8 @@ pub(super) fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
     } else {
         TimerKind::Transition
     };
-    txn.arm(TimerEntry {
-        due: due.timestamp_millis(),
+    txn.arm(&DueTimer {
+        due,
         candidate: enr.candidate.clone(),
         campaign: enr.campaign.clone(),
         kind,
@@ -236,7 +228,7 @@ pub(super) fn park(txn: &mut Txn, enr: &mut Enrollment) {
     enr.timer = None;
     enr.parked = true;
     txn.disarm(&enr.candidate, &enr.campaign);
-    txn.put_raw(key::parked(&enr.campaign, &enr.candidate), Vec::new());
+    txn.park(&enr.campaign, &enr.candidate);
 }
 
 impl Core {
@@ -328,10 +320,7 @@ impl Core {
     pub fn pin_versions(&self, campaigns: &Campaigns) -> Result<(), StoreError> {
         let mut txn = Txn::new(&self.store);
         for (name, c) in campaigns.iter() {
-            let k = key::version(name, &c.version);
-            if self.store.get_raw(&k)?.is_none() {
-                txn.put_raw(k, c.source.as_bytes().to_vec());
-            }
+            txn.pin_version(name, &c.version, &c.source)?;
         }
         if !txn.is_empty() {
             txn.commit()?;
