@@ -1,5 +1,5 @@
 //! How a CLI command reaches the runtime: through the running daemon's
-//! admin API when the daemon holds the store (sled admits one process), or
+//! admin API when the daemon holds the store (one process holds it), or
 //! by opening the store itself and running the same core when it does not.
 
 use serde::de::DeserializeOwned;

@@ -463,7 +463,7 @@ fn core_loop(
         busy = (fired == limit && fired > 0) || had_commands;
         if !busy || stop || retries_looked.elapsed() >= RETRY_LOOK {
             // Idle, stopping, or a while since: the batch being written is
-            // waited for, and the retries due (read from sled) go out.
+            // waited for, and the retries due (read from the store) go out.
             land(&mut core, &mut flight, &dispatch);
             retries_looked = std::time::Instant::now();
             match core.retry_due(clock.now(), batch.min(dispatch.room())) {

@@ -124,7 +124,7 @@ pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
-    // sled's recovery and the campaigns, templates and channels load side
+    // The store's recovery and the campaigns, templates and channels load side
     // by side: a restart's first send waits for the slower of the two.
     let opening = std::time::Instant::now();
     let store_path = config.store.clone();

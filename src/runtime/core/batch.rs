@@ -63,13 +63,15 @@ impl Core {
     /// anything else is done as [`Core::tick`] does, after the batch before
     /// is written. The batch before is returned, to be acknowledged and
     /// sent now that it is durable. Between calls, use nothing but
-    /// `tick_behind` and `land`: the rest of the core reads sled directly.
+    /// `tick_behind` and `land`: the rest of the core reads the store's
+    /// committed records directly. A store that cannot write behind
+    /// commits at once ([`crate::store`]'s `commit_behind`).
     ///
     /// Why only enrollments: new candidates' enrollments read nothing from
-    /// sled but what the batch before writes (counters), which comes from
-    /// that batch's own writes. sled lets no read through while it applies
-    /// a batch, and commits made on the writer thread were measured slower
-    /// for firing and deliveries than commits made here.
+    /// the store but what the batch before writes (counters), which comes
+    /// from that batch's own writes. The store on disk lets no read through
+    /// while it applies a batch, and commits made on its writer thread were
+    /// measured slower for firing and deliveries than commits made here.
     pub fn tick_behind(&mut self, commands: Vec<Command>, now: Instant, limit: usize) -> Handoff {
         let behind =
             !commands.is_empty() && commands.iter().all(|c| matches!(c, Command::Enroll(_)));

@@ -141,7 +141,7 @@ impl Core {
     /// instants, in a transaction that is dropped: nothing is written,
     /// sent or logged. The daemon runs it while it waits for them, so that
     /// the first batches of a burst (the reminders due at 09:00) find their
-    /// dossiers in sled's cache and the code and templates warm, instead of
+    /// dossiers in the store's cache and the code and templates warm, instead of
     /// paying for that while the sends are due. Returns the last instant
     /// rehearsed.
     pub fn rehearse(&self, limit: usize) -> Result<Option<Instant>, StoreError> {
