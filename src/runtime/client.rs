@@ -18,7 +18,7 @@ use super::core::{
 use super::daemon::{load_all, Sources};
 use super::query;
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// The admin API of a running daemon.
 pub struct Remote {
@@ -111,7 +111,7 @@ pub fn strandings_on_start(
     if !config.store.exists() {
         return Ok(Vec::new());
     }
-    match Store::open(&config.store, 64 << 20) {
+    match SledStore::open(&config.store, 64 << 20) {
         Ok(store) => stranded(&store, campaigns).map_err(ConnectError::Store),
         Err(StoreError::Locked { .. }) => {
             let mut admin = Admin::connect(config)?;
@@ -135,7 +135,7 @@ pub fn strandings_on_start(
 impl Admin {
     /// Opens the store, or finds the daemon that holds it.
     pub fn connect(config: &Config) -> Result<Admin, ConnectError> {
-        match Store::open(&config.store, 64 << 20) {
+        match SledStore::open(&config.store, 64 << 20) {
             Ok(store) => {
                 let (campaigns, templates) =
                     load_all(&sources(config)).map_err(ConnectError::Campaigns)?;

@@ -87,7 +87,7 @@ pub struct Sources {
 #[derive(Clone)]
 pub struct Handle {
     tx: Sender<CoreMsg>,
-    store: crate::store::Store,
+    store: crate::store::SledStore,
     campaigns: Arc<RwLock<Campaigns>>,
     clock: Arc<dyn Clock>,
     interview_url: String,

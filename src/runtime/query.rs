@@ -11,11 +11,11 @@ use super::core::{counters, engine_candidate};
 use crate::engine::Instant;
 use crate::explain::describe;
 use crate::sim::rfc3339;
-use crate::store::{CandidateRecord, Counter, Store, TimerKind, Txn};
+use crate::store::{CandidateRecord, Counter, Store, TimerKind, Transaction};
 
 /// Candidates per state, sends due soon, held sends and failures, per campaign.
-pub fn status(
-    store: &Store,
+pub fn status<S: Store>(
+    store: &S,
     campaigns: &Campaigns,
     only: Option<&str>,
     now: Instant,
@@ -93,13 +93,13 @@ pub fn status(
 }
 
 /// A candidate's record, enrollments and whole history with reasons.
-pub fn show(
-    store: &Store,
+pub fn show<S: Store>(
+    store: &S,
     campaigns: &Campaigns,
     who: &str,
     interview_url: &str,
 ) -> Result<CandidateView, ApiError> {
-    let mut txn = Txn::new(store);
+    let mut txn = store.begin();
     let candidate: CandidateRecord = super::core::find(&mut txn, who)?
         .ok_or_else(|| ApiError::not_found(format!("no candidate `{who}`")))?;
     let engine_candidate = engine_candidate(&candidate);

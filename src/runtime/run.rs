@@ -20,7 +20,7 @@ use crate::channels::{
 };
 use crate::config::{Config, Transport};
 use crate::engine::Channel;
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -129,7 +129,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let opening = std::time::Instant::now();
     let store_path = config.store.clone();
     let store = std::thread::spawn(move || {
-        let store = Store::open(&store_path, 128 << 20);
+        let store = SledStore::open(&store_path, 128 << 20);
         (store, opening.elapsed())
     });
     let loaded = load_all(&sources(&config)).map_err(RunError::Campaigns);

@@ -3,7 +3,17 @@
 //! ([`records`], [`causes`]) and words ([`Counter`], [`SendKey`]) of the
 //! domain. The one implementation is on sled ([`sled`]: its key layout,
 //! dossiers, delivery journal, timer buckets, write-behind and identity
-//! digests are its own); the runtime sees none of that.
+//! digests are its own); the runtime sees none of that, only the
+//! [`Store`] and [`Transaction`] traits, and is generic over them
+//! (monomorphized: no `dyn` on the hot path).
+//!
+//! The traits are written so that a database can implement them: due
+//! timers and retries are *taken* by a transaction (a database leases them
+//! with `SELECT … FOR UPDATE SKIP LOCKED` and deletes them at commit), and
+//! counters only ever receive deltas (`UPDATE … SET n = n + $1`), never a
+//! value read and written back. Writing behind and sharing a batch between
+//! two threads are capabilities of the sled store; the defaults commit at
+//! once and keep a batch on one thread.
 
 pub mod causes;
 mod names;
@@ -13,7 +23,10 @@ pub mod sled;
 use std::fmt;
 use std::path::PathBuf;
 
-pub use self::sled::{raw, Store, Txn, LAYOUT_FILE, SCHEMA_VERSION};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, SCHEMA_VERSION};
 pub use names::{Counter, SendKey};
 pub use records::{
     Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
@@ -86,4 +99,246 @@ pub struct DueTimer {
     pub candidate: String,
     pub campaign: String,
     pub kind: TimerKind,
+}
+
+/// A durable store: what the runtime reads of committed records, and the
+/// transactions it writes through. One writer (the core) at a time; any
+/// number of readers.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// A transaction: writes gathered for one atomic commit, readable
+    /// before they land.
+    type Txn<'a>: Transaction + Send
+    where
+        Self: 'a;
+
+    fn begin(&self) -> Self::Txn<'_>;
+
+    fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError>;
+
+    fn enrollment(&self, candidate: &str, campaign: &str)
+        -> Result<Option<Enrollment>, StoreError>;
+
+    /// A send by its key.
+    fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// Every send of every candidate (a full scan).
+    fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError>;
+
+    /// A candidate's history, oldest first.
+    fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Every candidate's dossier (a full scan: for reloads and audits).
+    fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
+
+    /// The live timers: each checked against its enrollment (for
+    /// `nudge status`, not for hot paths).
+    fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// Every timer stored due at or before `until` (all when `None`), live
+    /// or stale: for audits and tests.
+    fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// The next `limit` timers not yet taken (some may be stale), in due
+    /// order.
+    fn upcoming_timers(&self, limit: usize) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// The instant of the earliest retry of a failed send.
+    fn next_retry(&self) -> Result<Option<Instant>, StoreError>;
+
+    /// A campaign's counters.
+    fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError>;
+
+    /// Every campaign's counters: (campaign, counter, count).
+    fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError>;
+
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
+
+    /// Sends queued and not settled, as this process knows them (after a
+    /// restart, until recovery, some may have settled).
+    fn undelivered(&self) -> usize;
+
+    /// Sends handed to a channel and not settled.
+    fn in_flight(&self) -> usize;
+
+    /// The sends queued and not settled, in the order they were queued,
+    /// each with whether it was handed to a channel.
+    fn queued_sends(&self) -> Vec<(String, bool)>;
+
+    /// Sends listed as handed to a channel that are no longer queued (to be
+    /// settled by the recovery after a restart).
+    fn flying_unqueued(&self) -> Vec<String>;
+
+    /// Sends queued and not settled, each checked against its record.
+    fn undelivered_checked(&self) -> Result<usize, StoreError>;
+
+    /// Waits for the batch being written behind, and says whether it was
+    /// written (`Ok` when there was none: see [`Transaction::commit_behind`]).
+    fn settle(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// Reads again what this process holds in memory of the store (after a
+    /// batch written behind failed).
+    fn reread(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+}
+
+/// Writes gathered for one atomic commit, readable before they land: a
+/// later step in the same batch sees what an earlier step wrote.
+pub trait Transaction: Sized {
+    fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError>;
+
+    /// The candidate known under `identity` (an external id, `email:...`
+    /// or `phone:...`), stored or created in this transaction.
+    fn candidate_known_as(&mut self, identity: &str)
+        -> Result<Option<CandidateRecord>, StoreError>;
+
+    /// A fresh candidate id (`c` and a number), above every one stored.
+    fn next_candidate_id(&mut self) -> Result<String, StoreError>;
+
+    /// Stores a candidate just given a fresh id; they are known under
+    /// their external id from then on.
+    fn new_candidate(&mut self, record: CandidateRecord);
+
+    /// Writes a candidate's record.
+    fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError>;
+
+    fn enrollment(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError>;
+
+    fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// Writes an enrollment (its candidate must be stored).
+    fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError>;
+
+    fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// A send by its key if it is not settled.
+    fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// Writes a send (its candidate must be stored).
+    fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// Appends to a candidate's history.
+    fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError>;
+
+    /// Arms an enrollment's timer, replacing one armed earlier in this
+    /// transaction. One armed before may stay stored: it is stale once the
+    /// enrollment's `timer` no longer names its instant.
+    fn arm(&mut self, timer: &DueTimer);
+
+    /// Forgets a timer armed earlier in this transaction.
+    fn disarm(&mut self, candidate: &str, campaign: &str);
+
+    /// Takes up to `limit` timers due at or before `now`, in due order: no
+    /// other transaction is offered them, and they are gone once this one
+    /// commits (if it fails, they are offered again). Those of candidates
+    /// `pass_over` names are taken too but kept stored, not returned.
+    fn take_due_timers(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pass_over: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// Keeps a timer this transaction took stored, unfired (its records are
+    /// damaged): this process does not offer it again.
+    fn keep_timer(&mut self, timer: &DueTimer);
+
+    /// Puts a send (its entry written with [`Transaction::put_send`]) on the
+    /// delivery queue.
+    fn enqueue(&mut self, send_key: SendKey);
+
+    /// Marks a queued send as handed to its channel.
+    fn launch(&mut self, send_key: SendKey);
+
+    /// How many sends this transaction marks in flight.
+    fn launches(&self) -> usize;
+
+    /// Takes a send off the queue: delivered, failed, suppressed, or
+    /// waiting for a retry.
+    fn settle(&mut self, send_key: SendKey);
+
+    /// Tries a settled send again at `at`.
+    fn retry_send(&mut self, send_key: SendKey, at: Instant);
+
+    /// Takes up to `limit` retries due at or before `now`, in due order:
+    /// their send keys.
+    fn take_due_retries(&mut self, now: Instant, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Adds `delta` to a campaign's counter at commit.
+    fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64);
+
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
+
+    fn set_paused(&mut self, campaign: &str, paused: bool);
+
+    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
+    fn park(&mut self, campaign: &str, candidate: &str);
+
+    fn unpark(&mut self, campaign: &str, candidate: &str);
+
+    /// The candidates whose enrollments in `campaign` are parked.
+    fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The first answer to a candidate's event with this id, if any.
+    fn event_answer<A: DeserializeOwned>(
+        &self,
+        candidate: &str,
+        event_id: &str,
+    ) -> Result<Option<A>, StoreError>;
+
+    /// Remembers the first answer to a candidate's event with this id.
+    fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A);
+
+    /// Stores a campaign version's source, unless it is stored already.
+    fn pin_version(
+        &mut self,
+        campaign: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Whether committing would write nothing.
+    fn is_empty(&self) -> bool;
+
+    /// Writes everything atomically and durably.
+    fn commit(self) -> Result<(), StoreError>;
+
+    /// Commits while the caller goes on, where the store can: transactions
+    /// begun after this read what it writes, and [`Store::settle`] says when
+    /// it is durable. By default a commit.
+    fn commit_behind(self) -> Result<(), StoreError> {
+        self.commit()
+    }
+
+    /// Reads these candidates' records ahead of their steps.
+    fn prefetch(&mut self, _candidates: &[&str]) {}
+
+    /// Whether the candidate's steps may move to a transaction split off
+    /// this one ([`Transaction::split_off`]).
+    fn movable(&self, _candidate: &str) -> bool {
+        false
+    }
+
+    /// Moves these candidates into a transaction of their own, so their
+    /// steps can run on another thread; [`Transaction::absorb`] takes it
+    /// back. `None` where the store cannot (the steps stay here).
+    fn split_off<'c>(&mut self, _candidates: impl IntoIterator<Item = &'c str>) -> Option<Self> {
+        None
+    }
+
+    /// How many candidates this transaction holds (read or created): an
+    /// admission that leaves it as it was met a candidate read before,
+    /// whose steps stay with this transaction.
+    fn candidates_held(&self) -> usize {
+        0
+    }
+
+    /// Takes back a transaction made by [`Transaction::split_off`].
+    fn absorb(&mut self, _other: Self) {}
 }

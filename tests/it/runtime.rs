@@ -23,8 +23,8 @@ use nudge::runtime::clock::{Clock, ManualClock};
 use nudge::runtime::core::{Command, Core, Reply, Settings, This, PREMARKED_AT_MOST};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::store::{
-    raw, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendKey, SendStatus, Store, StoreError,
-    Txn,
+    raw, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendKey, SendStatus, SledStore,
+    SledTxn, Store, StoreError, Transaction,
 };
 use nudge::templates::Templates;
 
@@ -96,7 +96,7 @@ impl Fixture {
     }
 
     fn core(&self) -> Core {
-        let store = Store::open(&self.store_dir(), 8 << 20).unwrap();
+        let store = SledStore::open(&self.store_dir(), 8 << 20).unwrap();
         let templates = Templates::load(&self.templates_dir()).unwrap();
         Core::new(store, self.load(), Some(Arc::new(templates)), settings())
     }
@@ -219,18 +219,18 @@ fn machine(core: &Core) -> Machine {
         .clone()
 }
 
-fn candidate(store: &Store, id: &str) -> CandidateRecord {
+fn candidate(store: &SledStore, id: &str) -> CandidateRecord {
     store.candidate(id).unwrap().expect("candidate stored")
 }
 
-fn enrollment(store: &Store, id: &str) -> Enrollment {
+fn enrollment(store: &SledStore, id: &str) -> Enrollment {
     store
         .enrollment(id, WAREHOUSE)
         .unwrap()
         .expect("enrollment stored")
 }
 
-fn logged_sends(store: &Store, id: &str) -> Vec<(String, String, Instant)> {
+fn logged_sends(store: &SledStore, id: &str) -> Vec<(String, String, Instant)> {
     store
         .history(id)
         .unwrap()
@@ -246,7 +246,7 @@ fn logged_sends(store: &Store, id: &str) -> Vec<(String, String, Instant)> {
 
 /// Every candidate's sends and outcome are the simulator's.
 fn assert_as_simulated(
-    store: &Store,
+    store: &SledStore,
     machine: &Machine,
     agenda: &[(Instant, Act)],
     ids: &HashMap<String, String>,
@@ -349,7 +349,7 @@ fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
 }
 
 /// Every key and value in the store.
-fn snapshot(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn snapshot(store: &SledStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     store
         .scan_raw(b"")
         .map(|item| {
@@ -1033,7 +1033,7 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
         &mut ids,
     );
     let ana = ids["ana"].clone();
-    let mut txn = Txn::new(core.store());
+    let mut txn = SledTxn::new(core.store());
     txn.put_raw(raw::dossier(&ana), b"\xff\xfe garbage".to_vec());
     txn.commit().unwrap();
 
@@ -1083,12 +1083,12 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
 #[test]
 fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     let fx = Fixture::new();
-    let store = Store::open(&fx.store_dir(), 1 << 20).unwrap();
-    let mut txn = Txn::new(&store);
+    let store = SledStore::open(&fx.store_dir(), 1 << 20).unwrap();
+    let mut txn = SledTxn::new(&store);
     txn.put_raw(raw::meta("schema"), 99u32.to_be_bytes().to_vec());
     txn.commit().unwrap();
     drop(store);
-    match Store::open(&fx.store_dir(), 1 << 20) {
+    match SledStore::open(&fx.store_dir(), 1 << 20) {
         Err(StoreError::NewerSchema { found: 99, .. }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer layout was opened"),
@@ -1097,7 +1097,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     // A newer nudge also writes its layout into the marker file beside
     // sled's files, which is read before sled opens (and rewrites) anything.
     let newer = fx.path().join("newer");
-    drop(Store::open(&newer, 1 << 20).unwrap());
+    drop(SledStore::open(&newer, 1 << 20).unwrap());
     let marker = newer.join(nudge::store::LAYOUT_FILE);
     let current = format!("{}\n", nudge::store::SCHEMA_VERSION);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), current);
@@ -1116,7 +1116,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
         names
     };
     let before = files(&newer);
-    match Store::open(&newer, 1 << 20) {
+    match SledStore::open(&newer, 1 << 20) {
         Err(StoreError::NewerSchema { found, .. }) if found == next => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer layout was opened"),
@@ -1126,7 +1126,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     // is refused the same way: this build does not convert it.
     std::fs::write(&marker, "1\n").unwrap();
     let before = files(&newer);
-    match Store::open(&newer, 1 << 20) {
+    match SledStore::open(&newer, 1 << 20) {
         Err(e @ StoreError::OlderSchema { found: 1, .. }) => {
             assert!(e.to_string().contains("older nudge"), "{e}")
         }
@@ -1135,18 +1135,18 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     }
     assert!(before == files(&newer), "the refused store was written to");
     std::fs::write(&marker, "two").unwrap();
-    let err = Store::open(&newer, 1 << 20).err().expect("refused");
+    let err = SledStore::open(&newer, 1 << 20).err().expect("refused");
     assert!(err.to_string().contains("layout marker"), "{err}");
 
     // A store from before the marker file gets one.
     std::fs::remove_file(&marker).unwrap();
-    drop(Store::open(&newer, 1 << 20).unwrap());
+    drop(SledStore::open(&newer, 1 << 20).unwrap());
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), current);
 
     let other = fx.path().join("notes");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("todo.txt"), "call Ana").unwrap();
-    let err = Store::open(&other, 1 << 20).err().expect("refused");
+    let err = SledStore::open(&other, 1 << 20).err().expect("refused");
     assert!(
         err.to_string().contains("not a nudge store") && err.to_string().contains("untouched"),
         "{err}"
@@ -1361,7 +1361,7 @@ fn new_ids_stay_above_the_stored_ones_when_the_counter_is_lost() {
         let (replies, _) = core.execute((0..3).map(numbered).collect(), now).unwrap();
         assert_eq!(replies.len(), 3);
         let store = core.store().clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = SledTxn::new(&store);
         txn.remove(raw::meta("next_candidate"));
         txn.commit().unwrap();
     }
@@ -1434,7 +1434,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
             "new@example.com"
         );
         let store = core.store().clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = SledTxn::new(&store);
         let found = core.find_candidate(&mut txn, "BEA@example.com").unwrap();
         assert_eq!(found.map(|c| c.id).as_deref(), Some("c2"));
         assert!(core
@@ -1445,7 +1445,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
         // Make it a layout-2 store: identities under an `x` key each.
         let records: Vec<_> = store.scan_raw(b"y").map(|r| r.unwrap().0).collect();
         assert_eq!(records.len(), 3, "one identity record per commit");
-        let mut txn = Txn::new(&store);
+        let mut txn = SledTxn::new(&store);
         for k in records {
             txn.remove(k.to_vec());
         }
@@ -1493,7 +1493,7 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
     drop(core);
 
     fx.write_campaign("warehouse.nudge", &without_reminder());
-    let store = Store::open(&fx.store_dir(), 8 << 20).unwrap();
+    let store = SledStore::open(&fx.store_dir(), 8 << 20).unwrap();
     let stranded = nudge::runtime::core::stranded(&store, &fx.load()).unwrap();
     assert_eq!(stranded.len(), 1, "{stranded:?}");
     assert_eq!(
@@ -1523,7 +1523,7 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
 #[test]
 fn the_last_failure_of_a_send_does_not_promise_a_retry() {
     let fx = Fixture::warehouse();
-    let store = Store::open(&fx.store_dir(), 8 << 20).unwrap();
+    let store = SledStore::open(&fx.store_dir(), 8 << 20).unwrap();
     let templates = Templates::load(&fx.templates_dir()).unwrap();
     let mut settings = settings();
     settings.backoff.max_attempts = 1;

@@ -31,7 +31,10 @@ pub(super) fn variant_names(machine: &Machine, variants: &[usize]) -> BTreeMap<S
 }
 
 /// The sends of the candidate's other enrollments, for sliding limits.
-pub(super) fn other_sends(txn: &mut Txn, enr: &Enrollment) -> Result<Vec<Instant>, StoreError> {
+pub(super) fn other_sends<T: Transaction>(
+    txn: &mut T,
+    enr: &Enrollment,
+) -> Result<Vec<Instant>, StoreError> {
     let mut out = Vec::new();
     for other in txn.enrollments_of(&enr.candidate)? {
         if other.campaign != enr.campaign {
@@ -42,11 +45,15 @@ pub(super) fn other_sends(txn: &mut Txn, enr: &Enrollment) -> Result<Vec<Instant
 }
 
 /// Appends to a candidate's history.
-pub(super) fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+pub(super) fn log<T: Transaction>(
+    txn: &mut T,
+    candidate: &str,
+    entry: LogEntry,
+) -> Result<(), StoreError> {
     txn.log(candidate, entry)
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     pub(super) fn link(&self, candidate: &CandidateRecord) -> String {
         self.settings
             .interview_url
@@ -56,7 +63,7 @@ impl Core {
     /// One engine step for one enrollment, and everything it causes.
     pub(super) fn step(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         mut enr: Enrollment,
         input: Step,
         now: Instant,
@@ -138,7 +145,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_records(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         mut enr: Enrollment,
         machine: &Machine,
         candidate: &Candidate,
@@ -277,7 +284,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn queue_send(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         enr: &Enrollment,
         machine: &Machine,
         candidate: &Candidate,

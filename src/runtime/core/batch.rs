@@ -55,7 +55,7 @@ pub(super) fn helper_share<'s>(
     })
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     /// [`Core::tick`], with the write of a batch of enrollments behind:
     /// when the commands are all enrollments, they are run while the batch
     /// before is written, and this batch is handed to the store's writer
@@ -87,7 +87,7 @@ impl Core {
             return Handoff { landed, this };
         }
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let run = self.run_into(&mut txn, commands, now, &mut out);
         let landed = self.land();
@@ -169,13 +169,18 @@ impl Core {
     /// `out`.
     pub(super) fn on_two_threads<'c, W: Send, R: Send>(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         their_candidates: impl IntoIterator<Item = &'c str>,
         (mine, theirs): (W, W),
         out: &mut Outgoing,
-        work: impl Fn(&mut Txn, W, &mut Outgoing) -> Result<R, StoreError> + Sync,
+        work: impl Fn(&mut Txn<S>, W, &mut Outgoing) -> Result<R, StoreError> + Sync,
     ) -> Result<(R, R), StoreError> {
-        let mut other = txn.split_off(their_candidates);
+        let Some(mut other) = txn.split_off(their_candidates) else {
+            // The store keeps a batch on one thread.
+            let mine = work(txn, mine, out)?;
+            let theirs = work(txn, theirs, out)?;
+            return Ok((mine, theirs));
+        };
         let (mine, theirs) = std::thread::scope(|scope| {
             let helper = scope.spawn(|| {
                 let mut out = Vec::new();

@@ -5,8 +5,8 @@ use super::apply::{log, Step};
 use super::enroll::is_identifier;
 use super::*;
 
-impl Core {
-    pub(super) fn is_paused(&self, txn: &Txn, campaign: &str) -> Result<bool, StoreError> {
+impl<S: Store> Core<S> {
+    pub(super) fn is_paused(&self, txn: &Txn<S>, campaign: &str) -> Result<bool, StoreError> {
         if let Some(p) = self.paused_flags().get(campaign) {
             return Ok(*p);
         }
@@ -21,7 +21,7 @@ impl Core {
 
     pub(super) fn event(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         req: &EventRequest,
         now: Instant,
         out: &mut Outgoing,
@@ -143,7 +143,7 @@ impl Core {
 
     pub(super) fn set_paused(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         campaign: &str,
         paused: bool,
         now: Instant,

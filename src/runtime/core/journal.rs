@@ -11,7 +11,7 @@ use super::*;
 /// go up to it.)
 pub const PREMARKED_AT_MOST: usize = 1024;
 
-impl Core {
+impl<S: Store> Core<S> {
     /// Sends to these channels are marked in flight in the same commit
     /// that queues them, so the dispatcher hands them to the channel
     /// without a commit of its own (one flushed commit less between a due
@@ -30,7 +30,7 @@ impl Core {
     /// Marks a send in flight now if its channel is one of
     /// [`Core::mark_in_flight_when_queued`]'s and fewer than
     /// [`PREMARKED_AT_MOST`] sends are in flight; says whether it did.
-    pub(super) fn premark(&self, txn: &mut Txn, send_key: SendKey, channel: Channel) -> bool {
+    pub(super) fn premark(&self, txn: &mut Txn<S>, send_key: SendKey, channel: Channel) -> bool {
         let mark = self.premarked.contains(&channel)
             && self.store.in_flight() + txn.launches() < PREMARKED_AT_MOST;
         if mark {
@@ -44,7 +44,7 @@ impl Core {
     /// flight only if it may go. Returns the keys that may go.
     pub(super) fn clear_for_delivery(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         keys: Vec<String>,
         now: Instant,
     ) -> Result<Vec<String>, StoreError> {
@@ -103,7 +103,7 @@ impl Core {
     /// records why in the candidate's history.
     pub(super) fn settle(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         mut entry: OutboxEntry,
         status: SendStatus,
         kind: LogKind,
@@ -126,7 +126,7 @@ impl Core {
 
     /// Sends whose retry is due: back to the dispatcher, in one commit.
     pub fn retry_due(&mut self, now: Instant, limit: usize) -> Result<Outgoing, StoreError> {
-        let mut txn = Txn::new(&self.store);
+        let mut txn = self.store.begin();
         let due = txn.take_due_retries(now, limit)?;
         if due.is_empty() {
             return Ok(Vec::new());
@@ -209,7 +209,7 @@ impl Core {
         limit: usize,
     ) -> Result<Vec<Pending>, StoreError> {
         let mut pending = Vec::new();
-        let mut txn = Txn::new(&self.store);
+        let mut txn = self.store.begin();
         if std::mem::take(&mut self.tidy_journal) {
             // Handed to a channel and settled since, but listed still.
             for k in self.store.flying_unqueued() {

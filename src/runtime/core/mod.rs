@@ -42,7 +42,7 @@ use crate::sim::rfc3339;
 use crate::store::causes::{Failure, FailureKind};
 use crate::store::{
     CandidateRecord, Counter, DueTimer, Enrollment, LogEntry, LogKind, OutboxEntry, SendKey,
-    SendStatus, Store, StoreError, TimerKind, Txn,
+    SendStatus, SledStore, Store, StoreError, TimerKind, Transaction,
 };
 use crate::templates::{format_deadline, time_left, Templates, Vars};
 
@@ -118,9 +118,12 @@ pub struct Settings {
 /// Sends to hand to the dispatcher once a commit is durable.
 pub type Outgoing = Vec<Message>;
 
-/// The single writer.
-pub struct Core {
-    store: Store,
+/// A transaction of the store `S`.
+type Txn<'a, S> = <S as Store>::Txn<'a>;
+
+/// The single writer, over a store (the sled one unless said otherwise).
+pub struct Core<S: Store = SledStore> {
+    store: S,
     campaigns: Campaigns,
     templates: Option<Arc<Templates>>,
     settings: Settings,
@@ -158,9 +161,9 @@ pub struct Pending {
     pub was_in_flight: bool,
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     pub fn new(
-        store: Store,
+        store: S,
         campaigns: Campaigns,
         templates: Option<Arc<Templates>>,
         settings: Settings,
@@ -179,7 +182,7 @@ impl Core {
         }
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &S {
         &self.store
     }
 
@@ -199,7 +202,7 @@ impl Core {
         now: Instant,
     ) -> Result<(Vec<Reply>, Outgoing), StoreError> {
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         txn.commit()?;
@@ -216,7 +219,7 @@ impl Core {
         limit: usize,
     ) -> Result<(Vec<Reply>, usize, Outgoing), StoreError> {
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
@@ -226,7 +229,7 @@ impl Core {
 
     fn run_into(
         &mut self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         commands: Vec<Command>,
         now: Instant,
         out: &mut Outgoing,

@@ -4,13 +4,13 @@
 use super::apply::log;
 use super::*;
 
-impl Core {
+impl<S: Store> Core<S> {
     /// A channel's answer: delivered; failed for a passing reason (tried
     /// again after a backoff, durably); or failed for good (the next channel
     /// of the campaign is tried; a bounce is also a `bounced` event).
     pub(super) fn delivered(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         k: &str,
         outcome: Result<Delivered, SendError>,
         now: Instant,
@@ -30,7 +30,7 @@ impl Core {
         let channel = entry.message.channel.name().to_string();
         let candidate = entry.message.candidate.clone();
         let campaign = entry.message.campaign.clone();
-        let note = |txn: &mut Txn, kind: LogKind| {
+        let note = |txn: &mut Txn<S>, kind: LogKind| {
             log(
                 txn,
                 &candidate,
@@ -131,7 +131,7 @@ impl Core {
     /// unless the candidate has left the campaign meanwhile.
     pub(super) fn fall_back(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         failed: &OutboxEntry,
         now: Instant,
         out: &mut Outgoing,

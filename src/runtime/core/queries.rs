@@ -2,7 +2,7 @@
 
 use super::*;
 
-impl Core {
+impl<S: Store> Core<S> {
     /// Candidates per state of a campaign (from the counters).
     pub fn state_counts(&self, campaign: &str) -> Result<BTreeMap<String, i64>, StoreError> {
         Ok(self
@@ -18,6 +18,6 @@ impl Core {
 }
 
 /// Counters of a campaign: candidates per state and per outcome, failures.
-pub fn counters(store: &Store, campaign: &str) -> Result<HashMap<Counter, i64>, StoreError> {
+pub fn counters<S: Store>(store: &S, campaign: &str) -> Result<HashMap<Counter, i64>, StoreError> {
     Ok(store.counters(campaign)?.into_iter().collect())
 }

@@ -6,7 +6,7 @@ use super::batch::{helper_share, PARALLEL_STEPS};
 use super::reload::park;
 use super::*;
 
-impl Core {
+impl<S: Store> Core<S> {
     /// Fires up to `limit` timers due at or before `now`, bucket by bucket
     /// in due order, in one commit. Returns how many timers were taken
     /// (stale ones, passed over, included) and the sends to dispatch.
@@ -16,7 +16,7 @@ impl Core {
         limit: usize,
     ) -> Result<(usize, Outgoing), StoreError> {
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
         if txn.is_empty() {
@@ -32,7 +32,7 @@ impl Core {
     /// the store.
     pub(super) fn fire_into(
         &mut self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         now: Instant,
         limit: usize,
         out: &mut Outgoing,
@@ -80,7 +80,7 @@ impl Core {
     /// (reported here; the caller keeps them in their records).
     pub(super) fn fire_all<'p>(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         picks: &[&'p DueTimer],
         now: Instant,
         out: &mut Outgoing,
@@ -108,7 +108,7 @@ impl Core {
 
     pub(super) fn fire_one(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         timer: &DueTimer,
         now: Instant,
         out: &mut Outgoing,
@@ -147,7 +147,7 @@ impl Core {
     pub fn rehearse(&self, limit: usize) -> Result<Option<Instant>, StoreError> {
         let mut pending = self.store.upcoming_timers(limit)?;
         pending.retain(|e| !self.damaged.contains(&e.candidate));
-        let mut txn = Txn::new(&self.store);
+        let mut txn = self.store.begin();
         let candidates: Vec<&str> = pending.iter().map(|e| e.candidate.as_str()).collect();
         txn.prefetch(&candidates);
         let mut out = Vec::new();

@@ -1,5 +1,6 @@
-//! The store on sled, with the layout and tricks that make it fast: candidates, enrollments, timers ordered by due
-//! instant, the outbox of sends, the append-only event log, and counters.
+//! The store on sled, with the layout and the tricks that make it fast:
+//! candidates, enrollments, timers ordered by due instant, the outbox of
+//! sends, the append-only event log, and counters ([`super::Store`]).
 //!
 //! Everything lives in one sled tree with one-byte key prefixes, so that a
 //! state change, the timer it arms, the sends it causes and its log entries
@@ -41,7 +42,7 @@ use serde::Serialize;
 
 use super::{
     CandidateRecord, Counter, Dossier, DueTimer, Enrollment, LogEntry, OutboxEntry, SendKey,
-    SendStatus, StoreError, TimerKind,
+    SendStatus, Store, StoreError, TimerKind, Transaction,
 };
 
 use crate::engine::Instant;
@@ -153,7 +154,7 @@ impl TimerEntry {
 
 /// The sled database, opened and checked.
 #[derive(Clone)]
-pub struct Store {
+pub struct SledStore {
     db: sled::Db,
     path: PathBuf,
     /// The highest numbered candidate id stored when the store opened.
@@ -166,11 +167,11 @@ pub struct Store {
     /// The timer records being taken by this process.
     timers: Arc<Mutex<TakenTimers>>,
     /// Dropped with the last clone, after `db`: notes when this process let
-    /// go of the store (see [`Store::open`]).
+    /// go of the store (see [`SledStore::open`]).
     _closing: Arc<Closing>,
 }
 
-/// Notes, when the last clone of a [`Store`] goes, that this process closed
+/// Notes, when the last clone of a [`SledStore`] goes, that this process closed
 /// the store at that path.
 struct Closing(PathBuf);
 
@@ -264,10 +265,10 @@ struct TakenTimers {
     behind: Vec<Vec<u8>>,
 }
 
-impl Store {
+impl SledStore {
     /// Opens (or creates) the store in `path`. A store written by a newer
     /// nudge, or a folder that is not a nudge store, is refused untouched.
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
         let path = path.to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::Unreadable {
@@ -321,7 +322,7 @@ impl Store {
             }
             None => 0,
         };
-        let store = Store {
+        let store = SledStore {
             db,
             _closing: Arc::new(Closing(path.clone())),
             path,
@@ -499,102 +500,8 @@ impl Store {
             .map(|r| r.map_err(StoreError::from))
     }
 
-    /// Every timer entry due at or before `until` (all when `None`), live
-    /// or stale, in bucket order: for status, audits and tests.
-    pub fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.timer_records(until) {
-            let (k, v) = item?;
-            for e in decode::<Vec<TimerEntry>>(&k, &v)? {
-                if until.is_some_and(|t| e.due > t.timestamp_millis()) {
-                    continue;
-                }
-                out.push(DueTimer {
-                    due: e.due(),
-                    candidate: e.candidate,
-                    campaign: e.campaign,
-                    kind: e.kind,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// The next `limit` timers not yet taken (some may turn out stale), in
-    /// due order: the first records' entries, bucket by bucket, until a
-    /// bucket ends with `limit` found. Damaged records are passed over (one
-    /// that does not decode is reported when it falls due).
-    pub fn upcoming_timers(&self, limit: usize) -> Result<Vec<DueTimer>, StoreError> {
-        let mut pending: Vec<DueTimer> = Vec::new();
-        let mut bucket = None;
-        let taken = self.taken_timers();
-        for item in self.timer_records(None) {
-            let (k, v) = item?;
-            let this = key::record_bucket(&k);
-            if this != bucket && pending.len() >= limit {
-                // Later buckets hold only later instants.
-                break;
-            }
-            bucket = this;
-            if taken.damaged.contains(k.as_ref()) {
-                continue;
-            }
-            match taken.open.get(k.as_ref()) {
-                Some(open) => pending.extend(
-                    open.entries[open.done..]
-                        .iter()
-                        .take(limit)
-                        .map(TimerEntry::to_due),
-                ),
-                None => {
-                    if let Ok(entries) = decode::<Vec<TimerEntry>>(&k, &v) {
-                        pending.extend(entries.iter().take(limit).map(TimerEntry::to_due));
-                    }
-                }
-            }
-        }
-        pending.sort_by_key(|e| e.due);
-        pending.truncate(limit);
-        Ok(pending)
-    }
-
     fn taken_timers(&self) -> std::sync::MutexGuard<'_, TakenTimers> {
         self.timers.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// The instant of the earliest retry of a failed send.
-    pub fn next_retry(&self) -> Result<Option<Instant>, StoreError> {
-        Ok(self.retries_until(None, 1)?.first().map(|r| r.0))
-    }
-
-    /// A campaign's counters.
-    pub fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
-        let prefix = key::counters_of(campaign);
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let name = String::from_utf8_lossy(&k[prefix.len()..]);
-            out.push((Counter::parse(&name), counter_value(&v)));
-        }
-        Ok(out)
-    }
-
-    /// Every campaign's counters: (campaign, counter, count).
-    pub fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.db.scan_prefix(key::all_counters()) {
-            let (k, v) = item?;
-            let Some((campaign, name)) = key::split_pair(&k[1..]) else {
-                continue;
-            };
-            out.push((campaign, Counter::parse(&name), counter_value(&v)));
-        }
-        Ok(out)
-    }
-
-    /// Whether a campaign is paused.
-    pub fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
-        Ok(self.db.get(key::paused(campaign))?.is_some())
     }
 
     /// Up to `limit` retries due at or before `until` (all when `None`), in
@@ -640,50 +547,6 @@ impl Store {
         }
     }
 
-    /// Every dossier, in key order (a full scan: for reloads, reports and
-    /// audits, not for hot paths).
-    pub fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
-        self.db.scan_prefix(b"c").map(|r| {
-            r.map_err(StoreError::from).and_then(|(k, v)| {
-                postcard::from_bytes(&v)
-                    .map_err(|e| damaged(&key::candidate_id(&k).unwrap_or_default(), e))
-            })
-        })
-    }
-
-    pub fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
-        Ok(self.dossier(id)?.map(|d| d.candidate))
-    }
-
-    pub fn enrollment(
-        &self,
-        candidate: &str,
-        campaign: &str,
-    ) -> Result<Option<Enrollment>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .and_then(|d| d.enrollment(campaign).cloned()))
-    }
-
-    /// A send by its key.
-    pub fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
-        let candidate = send_key.candidate();
-        match self.dossier(candidate)? {
-            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every send of every candidate (a full scan).
-    pub fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut out = Vec::new();
-        for d in self.dossiers() {
-            let d = d?;
-            out.extend(d.sends().map_err(|e| damaged(&d.candidate.id, e))?);
-        }
-        Ok(out)
-    }
-
     /// Reads the journal records back. Every send they list counts as
     /// unsettled until the daemon's recovery reads its dossier (a record
     /// lists sends that settled after it was written, until its last one
@@ -720,91 +583,12 @@ impl Store {
         self.journal.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// Sends queued and not yet settled (the delivery queue's length); after
-    /// a restart, until recovery, sends listed by the journal (some may have
-    /// settled: [`Store::undelivered_checked`] reads their dossiers).
-    pub fn undelivered(&self) -> usize {
-        self.journal().queued.len()
-    }
-
-    /// Sends handed to a channel (or marked in flight as they were queued)
-    /// and not settled.
-    pub fn in_flight(&self) -> usize {
-        self.journal().flying.len()
-    }
-
-    /// Sends a journal record lists as handed to a channel that are no
-    /// longer queued (settled before the record's last send was).
-    pub fn flying_unqueued(&self) -> Vec<String> {
-        let journal = self.journal();
-        journal
-            .flying
-            .keys()
-            .filter(|k| !journal.queued.contains_key(*k))
-            .cloned()
-            .collect()
-    }
-
-    /// Sends queued and not settled, each checked against its dossier.
-    pub fn undelivered_checked(&self) -> Result<usize, StoreError> {
-        let keys: Vec<String> = self.journal().queued.keys().cloned().collect();
-        let mut n = 0;
-        for k in keys {
-            let Some(k) = SendKey::parse(&k) else {
-                continue;
-            };
-            if let Some(e) = self.send(k)? {
-                n += usize::from(e.status == SendStatus::Queued && e.retry_at.is_none());
-            }
-        }
-        Ok(n)
-    }
-
-    /// The sends queued for delivery and not settled, in the order their
-    /// journal records were written, each with whether it was handed to
-    /// a channel.
-    pub fn queued_sends(&self) -> Vec<(String, bool)> {
-        let journal = self.journal();
-        let mut out: Vec<(&sled::IVec, &String)> =
-            journal.queued.iter().map(|(k, r)| (r, k)).collect();
-        out.sort();
-        out.into_iter()
-            .map(|(_, k)| (k.clone(), journal.flying.contains_key(k)))
-            .collect()
-    }
-
-    /// A candidate's history, oldest first.
-    pub fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
-        match self.dossier(candidate)? {
-            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
-            None => Ok(Vec::new()),
-        }
-    }
-
     /// Every candidate's history (for tests and audits).
     pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
         let mut out = Vec::new();
         for d in self.dossiers() {
             let d = d?;
             out.extend(d.history.items().map_err(|e| damaged(&d.candidate.id, e))?);
-        }
-        Ok(out)
-    }
-
-    /// The live timers: every entry checked against its enrollment (a full
-    /// scan that reads dossiers: for `nudge status`, not for hot paths).
-    pub fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError> {
-        let mut out = Vec::new();
-        let mut txn = Txn::new(self);
-        for t in self.timers_until(None)? {
-            let live = match txn.enrollment(&t.candidate, &t.campaign) {
-                Ok(Some(e)) => e.timer == Some(t.due) && !e.parked,
-                Ok(None) | Err(StoreError::Corrupt { .. }) => false,
-                Err(e) => return Err(e),
-            };
-            if live {
-                out.push(t);
-            }
         }
         Ok(out)
     }
@@ -818,8 +602,8 @@ impl Store {
 
     /// Hands a batch to the writer thread and returns at once; the batch
     /// being written before it, if any, is waited for first (settle it
-    /// before: see [`Store::settle`]). Until it is written, transactions
-    /// read what it writes ([`Txn`]), and other readers what sled has.
+    /// before: see [`SledStore::settle`]). Until it is written, transactions
+    /// read what it writes ([`SledTxn`]), and other readers what sled has.
     fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
         self.writer.start(&self.db, writes)
     }
@@ -829,20 +613,6 @@ impl Store {
     #[doc(hidden)]
     pub fn hold_writes(&self, wait: std::time::Duration) {
         self.writer.hold(wait.as_micros() as u64);
-    }
-
-    /// Waits for the batch being written behind, and says whether it was
-    /// written (`Ok` when there was none).
-    pub fn settle(&self) -> Result<(), StoreError> {
-        let written = self.writer.settle();
-        let mut taken = self.taken_timers();
-        let finished = std::mem::take(&mut taken.behind);
-        if written.is_ok() {
-            for k in finished {
-                taken.open.remove(&k);
-            }
-        }
-        written
     }
 
     /// The value at `key` as the batch being written leaves it.
@@ -863,10 +633,254 @@ impl Store {
         }
     }
 
+    /// Bytes on disk, for status and benchmarks.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl super::Store for SledStore {
+    type Txn<'a> = SledTxn<'a>;
+
+    fn begin(&self) -> SledTxn<'_> {
+        SledTxn::new(self)
+    }
+
+    /// Every timer entry due at or before `until` (all when `None`), live
+    /// or stale, in bucket order: for status, audits and tests.
+    fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.timer_records(until) {
+            let (k, v) = item?;
+            for e in decode::<Vec<TimerEntry>>(&k, &v)? {
+                if until.is_some_and(|t| e.due > t.timestamp_millis()) {
+                    continue;
+                }
+                out.push(DueTimer {
+                    due: e.due(),
+                    candidate: e.candidate,
+                    campaign: e.campaign,
+                    kind: e.kind,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The next `limit` timers not yet taken (some may turn out stale), in
+    /// due order: the first records' entries, bucket by bucket, until a
+    /// bucket ends with `limit` found. Damaged records are passed over (one
+    /// that does not decode is reported when it falls due).
+    fn upcoming_timers(&self, limit: usize) -> Result<Vec<DueTimer>, StoreError> {
+        let mut pending: Vec<DueTimer> = Vec::new();
+        let mut bucket = None;
+        let taken = self.taken_timers();
+        for item in self.timer_records(None) {
+            let (k, v) = item?;
+            let this = key::record_bucket(&k);
+            if this != bucket && pending.len() >= limit {
+                // Later buckets hold only later instants.
+                break;
+            }
+            bucket = this;
+            if taken.damaged.contains(k.as_ref()) {
+                continue;
+            }
+            match taken.open.get(k.as_ref()) {
+                Some(open) => pending.extend(
+                    open.entries[open.done..]
+                        .iter()
+                        .take(limit)
+                        .map(TimerEntry::to_due),
+                ),
+                None => {
+                    if let Ok(entries) = decode::<Vec<TimerEntry>>(&k, &v) {
+                        pending.extend(entries.iter().take(limit).map(TimerEntry::to_due));
+                    }
+                }
+            }
+        }
+        pending.sort_by_key(|e| e.due);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    /// The instant of the earliest retry of a failed send.
+    fn next_retry(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(self.retries_until(None, 1)?.first().map(|r| r.0))
+    }
+
+    /// A campaign's counters.
+    fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
+        let prefix = key::counters_of(campaign);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[prefix.len()..]);
+            out.push((Counter::parse(&name), counter_value(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Every campaign's counters: (campaign, counter, count).
+    fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(key::all_counters()) {
+            let (k, v) = item?;
+            let Some((campaign, name)) = key::split_pair(&k[1..]) else {
+                continue;
+            };
+            out.push((campaign, Counter::parse(&name), counter_value(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Whether a campaign is paused.
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.db.get(key::paused(campaign))?.is_some())
+    }
+
+    /// Every dossier, in key order (a full scan: for reloads, reports and
+    /// audits, not for hot paths).
+    fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
+        self.db.scan_prefix(b"c").map(|r| {
+            r.map_err(StoreError::from).and_then(|(k, v)| {
+                postcard::from_bytes(&v)
+                    .map_err(|e| damaged(&key::candidate_id(&k).unwrap_or_default(), e))
+            })
+        })
+    }
+
+    fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate))
+    }
+
+    fn enrollment(
+        &self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    /// A send by its key.
+    fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every send of every candidate (a full scan).
+    fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.dossiers() {
+            let d = d?;
+            out.extend(d.sends().map_err(|e| damaged(&d.candidate.id, e))?);
+        }
+        Ok(out)
+    }
+
+    /// Sends queued and not yet settled (the delivery queue's length); after
+    /// a restart, until recovery, sends listed by the journal (some may have
+    /// settled: [`SledStore::undelivered_checked`] reads their dossiers).
+    fn undelivered(&self) -> usize {
+        self.journal().queued.len()
+    }
+
+    /// Sends handed to a channel (or marked in flight as they were queued)
+    /// and not settled.
+    fn in_flight(&self) -> usize {
+        self.journal().flying.len()
+    }
+
+    /// Sends a journal record lists as handed to a channel that are no
+    /// longer queued (settled before the record's last send was).
+    fn flying_unqueued(&self) -> Vec<String> {
+        let journal = self.journal();
+        journal
+            .flying
+            .keys()
+            .filter(|k| !journal.queued.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// Sends queued and not settled, each checked against its dossier.
+    fn undelivered_checked(&self) -> Result<usize, StoreError> {
+        let keys: Vec<String> = self.journal().queued.keys().cloned().collect();
+        let mut n = 0;
+        for k in keys {
+            let Some(k) = SendKey::parse(&k) else {
+                continue;
+            };
+            if let Some(e) = self.send(k)? {
+                n += usize::from(e.status == SendStatus::Queued && e.retry_at.is_none());
+            }
+        }
+        Ok(n)
+    }
+
+    /// The sends queued for delivery and not settled, in the order their
+    /// journal records were written, each with whether it was handed to
+    /// a channel.
+    fn queued_sends(&self) -> Vec<(String, bool)> {
+        let journal = self.journal();
+        let mut out: Vec<(&sled::IVec, &String)> =
+            journal.queued.iter().map(|(k, r)| (r, k)).collect();
+        out.sort();
+        out.into_iter()
+            .map(|(_, k)| (k.clone(), journal.flying.contains_key(k)))
+            .collect()
+    }
+
+    /// A candidate's history, oldest first.
+    fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
+        match self.dossier(candidate)? {
+            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The live timers: every entry checked against its enrollment (a full
+    /// scan that reads dossiers: for `nudge status`, not for hot paths).
+    fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError> {
+        let mut out = Vec::new();
+        let mut txn = SledTxn::new(self);
+        for t in self.timers_until(None)? {
+            let live = match txn.enrollment(&t.candidate, &t.campaign) {
+                Ok(Some(e)) => e.timer == Some(t.due) && !e.parked,
+                Ok(None) | Err(StoreError::Corrupt { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if live {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits for the batch being written behind, and says whether it was
+    /// written (`Ok` when there was none).
+    fn settle(&self) -> Result<(), StoreError> {
+        let written = self.writer.settle();
+        let mut taken = self.taken_timers();
+        let finished = std::mem::take(&mut taken.behind);
+        if written.is_ok() {
+            for k in finished {
+                taken.open.remove(&k);
+            }
+        }
+        written
+    }
+
     /// Reads the delivery journal, the identities and the timer records
     /// again: after a batch written behind failed, what memory holds of it
     /// is not in the store.
-    pub fn reread(&self) -> Result<(), StoreError> {
+    fn reread(&self) -> Result<(), StoreError> {
         *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
         {
             let mut taken = self.taken_timers();
@@ -874,11 +888,6 @@ impl Store {
             taken.behind.clear();
         }
         self.load_journal()
-    }
-
-    /// Bytes on disk, for status and benchmarks.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
     }
 }
 
@@ -953,8 +962,8 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
 /// later step in the same batch sees the records an earlier step wrote.
 /// Dossiers are read once, changed in memory and encoded once at commit,
 /// however many steps of the batch touch them.
-pub struct Txn<'a> {
-    store: &'a Store,
+pub struct SledTxn<'a> {
+    store: &'a SledStore,
     batch: writer::Writes,
     overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
     counters: HashMap<Vec<u8>, i64>,
@@ -976,9 +985,9 @@ pub struct Txn<'a> {
     known: identities::Identities,
 }
 
-impl<'a> Txn<'a> {
-    pub fn new(store: &'a Store) -> Self {
-        Txn {
+impl<'a> SledTxn<'a> {
+    pub fn new(store: &'a SledStore) -> Self {
+        SledTxn {
             store,
             batch: writer::Writes::default(),
             overlay: BTreeMap::new(),
@@ -993,260 +1002,6 @@ impl<'a> Txn<'a> {
             touched: Vec::new(),
             known: identities::Identities::default(),
         }
-    }
-
-    /// The candidate known under `identity` (an external id, `email:...`
-    /// or `phone:...`), in the store or created earlier in this
-    /// transaction. The identities are held by digest, so each candidate
-    /// with the digest is compared on the identity in its dossier: two
-    /// identities sharing a digest stay two candidates.
-    pub fn candidate_known_as(
-        &mut self,
-        identity: &str,
-    ) -> Result<Option<CandidateRecord>, StoreError> {
-        let digest = identities::digest(identity);
-        let mut numbers = self.store.with_digest(digest)?;
-        numbers.extend(self.known.get(digest));
-        for n in numbers {
-            if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
-                if c.external_id.as_deref() == Some(identity) {
-                    return Ok(Some(c));
-                }
-            }
-        }
-        Ok(None)
-    }
-
-    /// A fresh candidate id (`c` and a number), above every one stored.
-    pub fn next_candidate_id(&mut self) -> Result<String, StoreError> {
-        let counter = key::meta("next_candidate");
-        let next = self
-            .get_raw(&counter)?
-            .map_or(1, |v| counter_value(&v) + 1)
-            .max(self.store.id_floor() as i64 + 1);
-        self.put_raw(counter, next.to_be_bytes().to_vec());
-        Ok(key::numbered_candidate(next as u64))
-    }
-
-    /// Arms an enrollment's timer (written with the commit's other timers
-    /// of its bucket), replacing one armed earlier in this transaction.
-    /// A timer armed before for the enrollment may stay stored: it is
-    /// stale once the enrollment's `timer` no longer names its instant.
-    pub fn arm(&mut self, timer: &DueTimer) {
-        self.armed.insert(
-            (timer.candidate.clone(), timer.campaign.clone()),
-            TimerEntry::of(timer),
-        );
-    }
-
-    /// Takes up to `limit` timers due at or before `now`, bucket by bucket
-    /// in due order: a later transaction is not offered them (nor, once
-    /// this one commits, anyone). Those of candidates `pass_over` names are
-    /// taken too but kept in the store and not returned. Some may be stale
-    /// (see [`Txn::arm`]).
-    pub fn take_due_timers(
-        &mut self,
-        now: Instant,
-        limit: usize,
-        pass_over: impl Fn(&str) -> bool,
-    ) -> Result<Vec<DueTimer>, StoreError> {
-        let now_ms = now.timestamp_millis();
-        let store = self.store;
-        let mut taken = store.taken_timers();
-        let TakenTimers { open, damaged, .. } = &mut *taken;
-        let mut picked = Vec::new();
-        for item in store.timer_records(Some(now)) {
-            let (k, v) = item?;
-            if damaged.contains(k.as_ref()) {
-                continue;
-            }
-            let record = match open.entry(k.to_vec()) {
-                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
-                std::collections::btree_map::Entry::Vacant(slot) => {
-                    match decode::<Vec<TimerEntry>>(&k, &v) {
-                        Ok(entries) => slot.insert(OpenRecord {
-                            entries,
-                            done: 0,
-                            kept: Vec::new(),
-                            rewritten: false,
-                        }),
-                        Err(e) => {
-                            tracing::error!(%e, "a timer record is damaged; it is passed over until nudge restarts and left as it is");
-                            damaged.insert(k.to_vec());
-                            continue;
-                        }
-                    }
-                }
-            };
-            if record.done >= record.entries.len() {
-                continue;
-            }
-            self.touched.push(k.to_vec());
-            while picked.len() < limit {
-                let Some(e) = record.entries.get(record.done) else {
-                    break;
-                };
-                if e.due > now_ms {
-                    break;
-                }
-                if pass_over(&e.candidate) {
-                    record.kept.push(e.clone());
-                } else {
-                    picked.push(e.to_due());
-                    self.taken.push((k.to_vec(), e.clone()));
-                }
-                record.done += 1;
-            }
-            if picked.len() >= limit {
-                break;
-            }
-        }
-        Ok(picked)
-    }
-
-    /// Keeps a timer this transaction took in the store, unfired (its
-    /// dossier is damaged): this process does not offer it again.
-    pub fn keep_timer(&mut self, timer: &DueTimer) {
-        let entry = TimerEntry::of(timer);
-        let Some((record, _)) = self.taken.iter().find(|(_, e)| *e == entry) else {
-            return;
-        };
-        if let Some(open) = self.store.taken_timers().open.get_mut(record) {
-            open.kept.push(entry);
-        }
-    }
-
-    /// Forgets a timer armed earlier in this transaction (the enrollment
-    /// has none now).
-    pub fn disarm(&mut self, candidate: &str, campaign: &str) {
-        self.armed
-            .remove(&(candidate.to_string(), campaign.to_string()));
-    }
-
-    /// Puts a send on the delivery queue (its entry is in the dossier).
-    pub fn enqueue(&mut self, send_key: SendKey) {
-        self.enqueued.push(send_key.as_str().to_string());
-    }
-
-    /// Records that a queued send is being handed to its channel.
-    pub fn launch(&mut self, send_key: SendKey) {
-        self.launched.push(send_key.as_str().to_string());
-    }
-
-    /// How many sends this transaction marks in flight.
-    pub fn launches(&self) -> usize {
-        self.launched.len()
-    }
-
-    /// Takes a send off the queue: delivered, failed, suppressed, or
-    /// waiting for a retry (whose own key brings it back).
-    pub fn settle(&mut self, send_key: SendKey) {
-        let send_key = send_key.as_str();
-        self.enqueued.retain(|k| k != send_key);
-        self.launched.retain(|k| k != send_key);
-        self.settled.push(send_key.to_string());
-    }
-
-    /// Tries a send again at `at` (settle it too: it leaves the queue until
-    /// then).
-    pub fn retry_send(&mut self, send_key: SendKey, at: Instant) {
-        self.put_raw(key::retry(at, send_key.as_str()), Vec::new());
-    }
-
-    /// Takes up to `limit` retries due at or before `now`, in due order:
-    /// their send keys.
-    pub fn take_due_retries(
-        &mut self,
-        now: Instant,
-        limit: usize,
-    ) -> Result<Vec<String>, StoreError> {
-        let due = self.store.retries_until(Some(now), limit)?;
-        let mut out = Vec::with_capacity(due.len());
-        for (_, send_key, rkey) in due {
-            self.remove(rkey);
-            out.push(send_key);
-        }
-        Ok(out)
-    }
-
-    /// Adds `delta` to a campaign's counter (a delta, applied at commit).
-    pub fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
-        self.count(key::counter(campaign, &counter.to_string()), delta);
-    }
-
-    /// Whether a campaign is paused.
-    pub fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
-        Ok(self.get_raw(&key::paused(campaign))?.is_some())
-    }
-
-    pub fn set_paused(&mut self, campaign: &str, paused: bool) {
-        if paused {
-            self.put_raw(key::paused(campaign), vec![1]);
-        } else {
-            self.remove(key::paused(campaign));
-        }
-    }
-
-    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
-    pub fn park(&mut self, campaign: &str, candidate: &str) {
-        self.put_raw(key::parked(campaign, candidate), Vec::new());
-    }
-
-    pub fn unpark(&mut self, campaign: &str, candidate: &str) {
-        self.remove(key::parked(campaign, candidate));
-    }
-
-    /// The candidates whose enrollments in `campaign` are parked.
-    pub fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError> {
-        let prefix = key::parked_of(campaign);
-        let mut found = std::collections::BTreeSet::new();
-        for item in self.store.scan_raw(&prefix) {
-            let (k, _) = item?;
-            found.insert(k[prefix.len()..].to_vec());
-        }
-        for (k, v) in self.overlay.range(prefix.clone()..) {
-            if !k.starts_with(&prefix) {
-                break;
-            }
-            let candidate = k[prefix.len()..].to_vec();
-            if v.is_some() {
-                found.insert(candidate);
-            } else {
-                found.remove(&candidate);
-            }
-        }
-        Ok(found
-            .into_iter()
-            .map(|c| String::from_utf8_lossy(&c).into_owned())
-            .collect())
-    }
-
-    /// The first answer to a candidate's event with this id, if any.
-    pub fn event_answer<A: DeserializeOwned>(
-        &self,
-        candidate: &str,
-        event_id: &str,
-    ) -> Result<Option<A>, StoreError> {
-        self.get(&key::event_id(candidate, event_id))
-    }
-
-    /// Remembers the first answer to a candidate's event with this id.
-    pub fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
-        self.put(key::event_id(candidate, event_id), answer);
-    }
-
-    /// Stores a campaign version's source, unless it is stored already.
-    pub fn pin_version(
-        &mut self,
-        campaign: &str,
-        version: &str,
-        source: &str,
-    ) -> Result<(), StoreError> {
-        let k = key::version(campaign, version);
-        if self.get_raw(&k)?.is_none() {
-            self.put_raw(k, source.as_bytes().to_vec());
-        }
-        Ok(())
     }
 
     /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
@@ -1290,18 +1045,6 @@ impl<'a> Txn<'a> {
         *self.counters.entry(key).or_insert(0) += delta;
     }
 
-    pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty()
-            && self.dirty.is_empty()
-            && self.enqueued.is_empty()
-            && self.launched.is_empty()
-            && self.settled.is_empty()
-            && self.armed.is_empty()
-            && self.touched.is_empty()
-            && self.known.is_empty()
-            && self.counters.values().all(|d| *d == 0)
-    }
-
     /// A candidate's dossier as this transaction sees it.
     pub fn dossier(&mut self, candidate: &str) -> Result<Option<&Dossier>, StoreError> {
         self.load(candidate)?;
@@ -1318,215 +1061,10 @@ impl<'a> Txn<'a> {
         Ok(found)
     }
 
-    /// Whether the candidate's steps may move to a transaction split off
-    /// this one ([`Txn::split_off`]): not when this one has read (or
-    /// written) their dossier.
-    pub fn movable(&self, candidate: &str) -> bool {
-        !self.dossiers.contains_key(candidate)
-    }
-
-    /// How many dossiers this transaction holds (read or created).
-    pub fn dossiers_held(&self) -> usize {
-        self.dossiers.len()
-    }
-
-    /// Moves the dossiers of `candidates` (as read or changed so far) into
-    /// a transaction of their own, so their steps can run on another
-    /// thread; [`Txn::absorb`] takes it back. The new one starts with none
-    /// of this one's other writes (single records, timers, queued sends):
-    /// the work given to it must not need them, which holds for steps of
-    /// candidates this transaction has only read, and for the first steps
-    /// of new enrollments whose candidates it met only in admitting them.
-    pub fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Txn<'a> {
-        let mut other = Txn::new(self.store);
-        for c in candidates {
-            if let Some(d) = self.dossiers.remove(c) {
-                if self.dirty.remove(c) {
-                    other.dirty.insert(c.to_string());
-                }
-                other.dossiers.insert(c.to_string(), d);
-            }
-        }
-        other
-    }
-
-    /// Takes back a transaction made by [`Txn::split_off`]: its writes
-    /// become this one's, as if made here after this one's own.
-    pub fn absorb(&mut self, other: Txn<'a>) {
-        let Txn {
-            overlay,
-            counters,
-            dossiers,
-            dirty,
-            enqueued,
-            launched,
-            settled,
-            armed,
-            taken,
-            touched,
-            known,
-            ..
-        } = other;
-        self.taken.extend(taken);
-        self.touched.extend(touched);
-        for (digest, id) in known.pairs() {
-            self.known.insert(digest, id);
-        }
-        for (k, v) in overlay {
-            match v {
-                Some(v) => self.put_raw(k, v),
-                None => self.remove(k),
-            }
-        }
-        for (k, delta) in counters {
-            self.count(k, delta);
-        }
-        self.dossiers.extend(dossiers);
-        self.dirty.extend(dirty);
-        if !settled.is_empty() {
-            let gone: HashSet<&String> = settled.iter().collect();
-            self.enqueued.retain(|q| !gone.contains(q));
-            self.launched.retain(|q| !gone.contains(q));
-        }
-        self.settled.extend(settled);
-        self.enqueued.extend(enqueued);
-        self.launched.extend(launched);
-        self.armed.extend(armed);
-    }
-
-    /// Reads the dossiers of a batch ahead of its steps, on two threads
-    /// (the steps themselves run one after another). A dossier that does not
-    /// decode is left for the step to meet and report.
-    pub fn prefetch(&mut self, candidates: &[&str]) {
-        let wanted: Vec<&str> = {
-            let mut seen = HashSet::new();
-            candidates
-                .iter()
-                .copied()
-                .filter(|c| !self.dossiers.contains_key(*c) && seen.insert(*c))
-                .collect()
-        };
-        if wanted.len() < 64 {
-            return;
-        }
-        let store = self.store;
-        let (a, b) = wanted.split_at(wanted.len() / 2);
-        let read = |ids: &[&str]| -> Vec<(String, Option<Dossier>)> {
-            ids.iter()
-                .filter_map(|id| Some((id.to_string(), store.latest_dossier(id).ok()?)))
-                .collect()
-        };
-        let (first, second) = std::thread::scope(|s| {
-            let other = s.spawn(|| read(b));
-            (read(a), other.join().unwrap_or_default())
-        });
-        self.dossiers.extend(first.into_iter().chain(second));
-    }
-
     fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
         if !self.dossiers.contains_key(candidate) {
             let d = self.store.latest_dossier(candidate)?;
             self.dossiers.insert(candidate.to_string(), d);
-        }
-        Ok(())
-    }
-
-    pub fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
-        Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
-    }
-
-    /// Starts the dossier of a candidate just given a fresh id
-    /// ([`Txn::next_candidate_id`]), without looking for one in the store:
-    /// ids only grow (the counter is written with the dossier, and never set
-    /// below [`Store::id_floor`]). They are known under their external id
-    /// from then on ([`Txn::candidate_known_as`]).
-    pub fn new_candidate(&mut self, record: CandidateRecord) {
-        if let (Some(identity), Some(n)) = (&record.external_id, key::candidate_number(&record.id))
-        {
-            self.known.insert(identities::digest(identity), n);
-        }
-        self.dirty.insert(record.id.clone());
-        self.dossiers
-            .insert(record.id.clone(), Some(Dossier::new(record)));
-    }
-
-    /// Writes a candidate's record (a new candidate gets a new dossier).
-    pub fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
-        match self.dossier_mut(&record.id)? {
-            Some(d) => d.candidate = record.clone(),
-            None => {
-                self.dossiers
-                    .insert(record.id.clone(), Some(Dossier::new(record.clone())));
-                self.dirty.insert(record.id.clone());
-            }
-        }
-        Ok(())
-    }
-
-    pub fn enrollment(
-        &mut self,
-        candidate: &str,
-        campaign: &str,
-    ) -> Result<Option<Enrollment>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .and_then(|d| d.enrollment(campaign).cloned()))
-    }
-
-    pub fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .map(|d| d.enrollments.clone())
-            .unwrap_or_default())
-    }
-
-    /// Writes an enrollment into its candidate's dossier (which must exist).
-    pub fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError> {
-        match self.dossier_mut(&enrollment.candidate)? {
-            Some(d) => {
-                d.put_enrollment(enrollment.clone());
-                Ok(())
-            }
-            None => Err(missing(&enrollment.candidate)),
-        }
-    }
-
-    /// A send by its key.
-    pub fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
-        let candidate = send_key.candidate();
-        match self.dossier(candidate)? {
-            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
-            None => Ok(None),
-        }
-    }
-
-    /// A send by its key if it is not settled (without reading the settled
-    /// ones).
-    pub fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
-        let text = send_key.as_str();
-        Ok(self
-            .dossier(send_key.candidate())?
-            .and_then(|d| d.outbox.iter().find(|e| e.message.key == text).cloned()))
-    }
-
-    /// Writes a send into its candidate's dossier (which must exist).
-    pub fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        match self.dossier_mut(&entry.message.candidate)? {
-            Some(d) => {
-                d.put_send(entry.clone());
-                Ok(())
-            }
-            None => Err(missing(&entry.message.candidate)),
-        }
-    }
-
-    /// Appends a line to a candidate's history (dropped, with a warning,
-    /// when the candidate has no dossier: nothing else could be written
-    /// for them either).
-    pub fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
-        match self.dossier_mut(candidate)? {
-            Some(d) => d.history.push(&entry),
-            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
         }
         Ok(())
     }
@@ -1693,11 +1231,477 @@ impl<'a> Txn<'a> {
             finished,
         })
     }
+}
+
+impl<'a> Transaction for SledTxn<'a> {
+    /// The candidate known under `identity` (an external id, `email:...`
+    /// or `phone:...`), in the store or created earlier in this
+    /// transaction. The identities are held by digest, so each candidate
+    /// with the digest is compared on the identity in its dossier: two
+    /// identities sharing a digest stay two candidates.
+    fn candidate_known_as(
+        &mut self,
+        identity: &str,
+    ) -> Result<Option<CandidateRecord>, StoreError> {
+        let digest = identities::digest(identity);
+        let mut numbers = self.store.with_digest(digest)?;
+        numbers.extend(self.known.get(digest));
+        for n in numbers {
+            if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
+                if c.external_id.as_deref() == Some(identity) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A fresh candidate id (`c` and a number), above every one stored.
+    fn next_candidate_id(&mut self) -> Result<String, StoreError> {
+        let counter = key::meta("next_candidate");
+        let next = self
+            .get_raw(&counter)?
+            .map_or(1, |v| counter_value(&v) + 1)
+            .max(self.store.id_floor() as i64 + 1);
+        self.put_raw(counter, next.to_be_bytes().to_vec());
+        Ok(key::numbered_candidate(next as u64))
+    }
+
+    /// Arms an enrollment's timer (written with the commit's other timers
+    /// of its bucket), replacing one armed earlier in this transaction.
+    /// A timer armed before for the enrollment may stay stored: it is
+    /// stale once the enrollment's `timer` no longer names its instant.
+    fn arm(&mut self, timer: &DueTimer) {
+        self.armed.insert(
+            (timer.candidate.clone(), timer.campaign.clone()),
+            TimerEntry::of(timer),
+        );
+    }
+
+    /// Takes up to `limit` timers due at or before `now`, bucket by bucket
+    /// in due order: a later transaction is not offered them (nor, once
+    /// this one commits, anyone). Those of candidates `pass_over` names are
+    /// taken too but kept in the store and not returned. Some may be stale
+    /// (see [`SledTxn::arm`]).
+    fn take_due_timers(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pass_over: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DueTimer>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let store = self.store;
+        let mut taken = store.taken_timers();
+        let TakenTimers { open, damaged, .. } = &mut *taken;
+        let mut picked = Vec::new();
+        for item in store.timer_records(Some(now)) {
+            let (k, v) = item?;
+            if damaged.contains(k.as_ref()) {
+                continue;
+            }
+            let record = match open.entry(k.to_vec()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match decode::<Vec<TimerEntry>>(&k, &v) {
+                        Ok(entries) => slot.insert(OpenRecord {
+                            entries,
+                            done: 0,
+                            kept: Vec::new(),
+                            rewritten: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(%e, "a timer record is damaged; it is passed over until nudge restarts and left as it is");
+                            damaged.insert(k.to_vec());
+                            continue;
+                        }
+                    }
+                }
+            };
+            if record.done >= record.entries.len() {
+                continue;
+            }
+            self.touched.push(k.to_vec());
+            while picked.len() < limit {
+                let Some(e) = record.entries.get(record.done) else {
+                    break;
+                };
+                if e.due > now_ms {
+                    break;
+                }
+                if pass_over(&e.candidate) {
+                    record.kept.push(e.clone());
+                } else {
+                    picked.push(e.to_due());
+                    self.taken.push((k.to_vec(), e.clone()));
+                }
+                record.done += 1;
+            }
+            if picked.len() >= limit {
+                break;
+            }
+        }
+        Ok(picked)
+    }
+
+    /// Keeps a timer this transaction took in the store, unfired (its
+    /// dossier is damaged): this process does not offer it again.
+    fn keep_timer(&mut self, timer: &DueTimer) {
+        let entry = TimerEntry::of(timer);
+        let Some((record, _)) = self.taken.iter().find(|(_, e)| *e == entry) else {
+            return;
+        };
+        if let Some(open) = self.store.taken_timers().open.get_mut(record) {
+            open.kept.push(entry);
+        }
+    }
+
+    /// Forgets a timer armed earlier in this transaction (the enrollment
+    /// has none now).
+    fn disarm(&mut self, candidate: &str, campaign: &str) {
+        self.armed
+            .remove(&(candidate.to_string(), campaign.to_string()));
+    }
+
+    /// Puts a send on the delivery queue (its entry is in the dossier).
+    fn enqueue(&mut self, send_key: SendKey) {
+        self.enqueued.push(send_key.as_str().to_string());
+    }
+
+    /// Records that a queued send is being handed to its channel.
+    fn launch(&mut self, send_key: SendKey) {
+        self.launched.push(send_key.as_str().to_string());
+    }
+
+    /// How many sends this transaction marks in flight.
+    fn launches(&self) -> usize {
+        self.launched.len()
+    }
+
+    /// Takes a send off the queue: delivered, failed, suppressed, or
+    /// waiting for a retry (whose own key brings it back).
+    fn settle(&mut self, send_key: SendKey) {
+        let send_key = send_key.as_str();
+        self.enqueued.retain(|k| k != send_key);
+        self.launched.retain(|k| k != send_key);
+        self.settled.push(send_key.to_string());
+    }
+
+    /// Tries a send again at `at` (settle it too: it leaves the queue until
+    /// then).
+    fn retry_send(&mut self, send_key: SendKey, at: Instant) {
+        self.put_raw(key::retry(at, send_key.as_str()), Vec::new());
+    }
+
+    /// Takes up to `limit` retries due at or before `now`, in due order:
+    /// their send keys.
+    fn take_due_retries(&mut self, now: Instant, limit: usize) -> Result<Vec<String>, StoreError> {
+        let due = self.store.retries_until(Some(now), limit)?;
+        let mut out = Vec::with_capacity(due.len());
+        for (_, send_key, rkey) in due {
+            self.remove(rkey);
+            out.push(send_key);
+        }
+        Ok(out)
+    }
+
+    /// Adds `delta` to a campaign's counter (a delta, applied at commit).
+    fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
+        self.count(key::counter(campaign, &counter.to_string()), delta);
+    }
+
+    /// Whether a campaign is paused.
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.get_raw(&key::paused(campaign))?.is_some())
+    }
+
+    fn set_paused(&mut self, campaign: &str, paused: bool) {
+        if paused {
+            self.put_raw(key::paused(campaign), vec![1]);
+        } else {
+            self.remove(key::paused(campaign));
+        }
+    }
+
+    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
+    fn park(&mut self, campaign: &str, candidate: &str) {
+        self.put_raw(key::parked(campaign, candidate), Vec::new());
+    }
+
+    fn unpark(&mut self, campaign: &str, candidate: &str) {
+        self.remove(key::parked(campaign, candidate));
+    }
+
+    /// The candidates whose enrollments in `campaign` are parked.
+    fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = key::parked_of(campaign);
+        let mut found = std::collections::BTreeSet::new();
+        for item in self.store.scan_raw(&prefix) {
+            let (k, _) = item?;
+            found.insert(k[prefix.len()..].to_vec());
+        }
+        for (k, v) in self.overlay.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let candidate = k[prefix.len()..].to_vec();
+            if v.is_some() {
+                found.insert(candidate);
+            } else {
+                found.remove(&candidate);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .collect())
+    }
+
+    /// The first answer to a candidate's event with this id, if any.
+    fn event_answer<A: DeserializeOwned>(
+        &self,
+        candidate: &str,
+        event_id: &str,
+    ) -> Result<Option<A>, StoreError> {
+        self.get(&key::event_id(candidate, event_id))
+    }
+
+    /// Remembers the first answer to a candidate's event with this id.
+    fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
+        self.put(key::event_id(candidate, event_id), answer);
+    }
+
+    /// Stores a campaign version's source, unless it is stored already.
+    fn pin_version(
+        &mut self,
+        campaign: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let k = key::version(campaign, version);
+        if self.get_raw(&k)?.is_none() {
+            self.put_raw(k, source.as_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.overlay.is_empty()
+            && self.dirty.is_empty()
+            && self.enqueued.is_empty()
+            && self.launched.is_empty()
+            && self.settled.is_empty()
+            && self.armed.is_empty()
+            && self.touched.is_empty()
+            && self.known.is_empty()
+            && self.counters.values().all(|d| *d == 0)
+    }
+
+    fn candidates_held(&self) -> usize {
+        self.dossiers.len()
+    }
+
+    /// Not when this one has read (or written) their dossier.
+    fn movable(&self, candidate: &str) -> bool {
+        !self.dossiers.contains_key(candidate)
+    }
+
+    /// Moves the dossiers of `candidates` (as read or changed so far) into
+    /// a transaction of their own, so their steps can run on another
+    /// thread; [`Transaction::absorb`] takes it back. The new one starts with none
+    /// of this one's other writes (single records, timers, queued sends):
+    /// the work given to it must not need them, which holds for steps of
+    /// candidates this transaction has only read, and for the first steps
+    /// of new enrollments whose candidates it met only in admitting them.
+    fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Option<Self> {
+        let mut other = SledTxn::new(self.store);
+        for c in candidates {
+            if let Some(d) = self.dossiers.remove(c) {
+                if self.dirty.remove(c) {
+                    other.dirty.insert(c.to_string());
+                }
+                other.dossiers.insert(c.to_string(), d);
+            }
+        }
+        Some(other)
+    }
+
+    /// Takes back a transaction made by [`Transaction::split_off`]: its writes
+    /// become this one's, as if made here after this one's own.
+    fn absorb(&mut self, other: Self) {
+        let SledTxn {
+            overlay,
+            counters,
+            dossiers,
+            dirty,
+            enqueued,
+            launched,
+            settled,
+            armed,
+            taken,
+            touched,
+            known,
+            ..
+        } = other;
+        self.taken.extend(taken);
+        self.touched.extend(touched);
+        for (digest, id) in known.pairs() {
+            self.known.insert(digest, id);
+        }
+        for (k, v) in overlay {
+            match v {
+                Some(v) => self.put_raw(k, v),
+                None => self.remove(k),
+            }
+        }
+        for (k, delta) in counters {
+            self.count(k, delta);
+        }
+        self.dossiers.extend(dossiers);
+        self.dirty.extend(dirty);
+        if !settled.is_empty() {
+            let gone: HashSet<&String> = settled.iter().collect();
+            self.enqueued.retain(|q| !gone.contains(q));
+            self.launched.retain(|q| !gone.contains(q));
+        }
+        self.settled.extend(settled);
+        self.enqueued.extend(enqueued);
+        self.launched.extend(launched);
+        self.armed.extend(armed);
+    }
+
+    /// Reads the dossiers of a batch ahead of its steps, on two threads
+    /// (the steps themselves run one after another). A dossier that does not
+    /// decode is left for the step to meet and report.
+    fn prefetch(&mut self, candidates: &[&str]) {
+        let wanted: Vec<&str> = {
+            let mut seen = HashSet::new();
+            candidates
+                .iter()
+                .copied()
+                .filter(|c| !self.dossiers.contains_key(*c) && seen.insert(*c))
+                .collect()
+        };
+        if wanted.len() < 64 {
+            return;
+        }
+        let store = self.store;
+        let (a, b) = wanted.split_at(wanted.len() / 2);
+        let read = |ids: &[&str]| -> Vec<(String, Option<Dossier>)> {
+            ids.iter()
+                .filter_map(|id| Some((id.to_string(), store.latest_dossier(id).ok()?)))
+                .collect()
+        };
+        let (first, second) = std::thread::scope(|s| {
+            let other = s.spawn(|| read(b));
+            (read(a), other.join().unwrap_or_default())
+        });
+        self.dossiers.extend(first.into_iter().chain(second));
+    }
+
+    fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
+    }
+
+    /// Starts the dossier of a candidate just given a fresh id
+    /// ([`SledTxn::next_candidate_id`]), without looking for one in the store:
+    /// ids only grow (the counter is written with the dossier, and never set
+    /// below [`SledStore::id_floor`]). They are known under their external id
+    /// from then on ([`SledTxn::candidate_known_as`]).
+    fn new_candidate(&mut self, record: CandidateRecord) {
+        if let (Some(identity), Some(n)) = (&record.external_id, key::candidate_number(&record.id))
+        {
+            self.known.insert(identities::digest(identity), n);
+        }
+        self.dirty.insert(record.id.clone());
+        self.dossiers
+            .insert(record.id.clone(), Some(Dossier::new(record)));
+    }
+
+    /// Writes a candidate's record (a new candidate gets a new dossier).
+    fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
+        match self.dossier_mut(&record.id)? {
+            Some(d) => d.candidate = record.clone(),
+            None => {
+                self.dossiers
+                    .insert(record.id.clone(), Some(Dossier::new(record.clone())));
+                self.dirty.insert(record.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn enrollment(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .map(|d| d.enrollments.clone())
+            .unwrap_or_default())
+    }
+
+    /// Writes an enrollment into its candidate's dossier (which must exist).
+    fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError> {
+        match self.dossier_mut(&enrollment.candidate)? {
+            Some(d) => {
+                d.put_enrollment(enrollment.clone());
+                Ok(())
+            }
+            None => Err(missing(&enrollment.candidate)),
+        }
+    }
+
+    /// A send by its key.
+    fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// A send by its key if it is not settled (without reading the settled
+    /// ones).
+    fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let text = send_key.as_str();
+        Ok(self
+            .dossier(send_key.candidate())?
+            .and_then(|d| d.outbox.iter().find(|e| e.message.key == text).cloned()))
+    }
+
+    /// Writes a send into its candidate's dossier (which must exist).
+    fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(&entry.message.candidate)? {
+            Some(d) => {
+                d.put_send(entry.clone());
+                Ok(())
+            }
+            None => Err(missing(&entry.message.candidate)),
+        }
+    }
+
+    /// Appends a line to a candidate's history (dropped, with a warning,
+    /// when the candidate has no dossier: nothing else could be written
+    /// for them either).
+    fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(candidate)? {
+            Some(d) => d.history.push(&entry),
+            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
+        }
+        Ok(())
+    }
 
     /// Writes everything in one atomic batch and flushes it. The timer
     /// records it finished are forgotten once it is durable; if it fails,
     /// what it took of them is taken again.
-    pub fn commit(self) -> Result<(), StoreError> {
+    fn commit(self) -> Result<(), StoreError> {
         let store = self.store;
         let touched = self.touched.clone();
         let written = self.prepare().and_then(|mut prepared| {
@@ -1727,13 +1731,13 @@ impl<'a> Txn<'a> {
     }
 
     /// Hands everything to the store's writer thread, to be written in one
-    /// atomic batch while the caller goes on (see [`Store::write_behind`]).
+    /// atomic batch while the caller goes on (see [`SledStore::write_behind`]).
     /// Transactions begun after this read what it writes; settle it with
-    /// [`Store::settle`] before acknowledging any of it.
-    pub fn commit_behind(self) -> Result<(), StoreError> {
+    /// [`SledStore::settle`] before acknowledging any of it.
+    fn commit_behind(self) -> Result<(), StoreError> {
         let mut prepared = self.prepare()?;
         // Known at once, so the next batch's enrollments find them (if the
-        // write fails, the store reads them again: [`Store::reread`]).
+        // write fails, the store reads them again: [`SledStore::reread`]).
         prepared.learn()?;
         let finished = std::mem::take(&mut prepared.finished);
         prepared.store.taken_timers().behind.extend(finished);
@@ -1743,7 +1747,7 @@ impl<'a> Txn<'a> {
 
 /// A transaction's writes, ready to go to sled.
 struct Prepared<'a> {
-    store: &'a Store,
+    store: &'a SledStore,
     writes: writer::Writes,
     /// New candidates' identities.
     known: Vec<(u64, u64)>,
