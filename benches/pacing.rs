@@ -19,7 +19,7 @@ use nudge::runtime::clock::ManualClock;
 use nudge::runtime::core::{Command, Core, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::runtime::policy::Rate;
-use nudge::store::Store;
+use nudge::store::SledStore;
 
 const CAMPAIGN: &str = "campaign pace {\n  channels sms\n  goal completed\n  state a {\n    send \"hello\"\n    after 1w -> b\n  }\n  state b { end }\n}\n";
 
@@ -49,7 +49,7 @@ fn scratch() -> PathBuf {
 fn run(rate: u32, count: usize, runtime: &tokio::runtime::Runtime) {
     let dir = scratch();
     let now: DateTime<Utc> = "2026-11-26T15:00:00Z".parse().expect("instant");
-    let store = Store::open(&dir.join("store"), 32 << 20).expect("store");
+    let store = SledStore::open(&dir.join("store"), 32 << 20).expect("store");
     let (campaigns, _, _) =
         Campaigns::load(&dir.join("campaigns"), Some(&dir.join("templates"))).expect("campaign");
     let templates = nudge::templates::Templates::load(&dir.join("templates")).expect("templates");

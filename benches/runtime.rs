@@ -42,7 +42,7 @@ use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::client::settings;
 use nudge::runtime::core::{Command, Core, Landed, Reply, This};
 use nudge::runtime::daemon::{load_all, Sources};
-use nudge::store::{LogKind, SendStatus, Store, StoreError};
+use nudge::store::{LogKind, SendKey, SendStatus, SledStore, Store, StoreError};
 
 /// The allocator `nudge run` uses, so the stages run in this process
 /// measure what the daemon does.
@@ -172,7 +172,7 @@ fn sources(root: &Path) -> Sources {
 
 /// The core over a store, with the bench campaign and its templates.
 fn open_core(root: &Path, store: &Path) -> Core {
-    let store = Store::open(store, cache()).expect("open the store");
+    let store = SledStore::open(store, cache()).expect("open the store");
     let (campaigns, templates) = load_all(&sources(root)).expect("the bench campaign checks");
     Core::new(store, campaigns, templates, settings(&Config::default()))
 }
@@ -641,7 +641,7 @@ fn stage_restart(root: &Path, store: &Path, due: Instant) {
 /// the store took (sled's recovery, the floor under a restart).
 fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, StdDuration) {
     let opening = Timer::now();
-    let store = Store::open(store, cache()).expect("open the store after the kill");
+    let store = SledStore::open(store, cache()).expect("open the store after the kill");
     let opened = opening.elapsed();
     let waiting = store.timers_until(None).expect("read the timers").len();
     let mut queued = 0;
@@ -650,16 +650,16 @@ fn inspect_after_kill(store: &Path) -> (usize, usize, Vec<(String, String)>, Std
         // The journal lists sends until its record's last one settles: the
         // dossier says whether this one still waits.
         let waits = store
-            .send(&send_key)
+            .send(SendKey::parse(&send_key).expect("a send key"))
             .expect("read the outbox")
             .is_some_and(|e| e.status == SendStatus::Queued && e.retry_at.is_none());
         if !waits {
             continue;
         }
         if flying {
-            let candidate = nudge::store::key::send_candidate(&send_key)
-                .unwrap_or_default()
-                .to_string();
+            let candidate = SendKey::parse(&send_key)
+                .map(|k| k.candidate().to_string())
+                .unwrap_or_default();
             in_flight.push((send_key, candidate));
         } else {
             queued += 1;
@@ -676,11 +676,11 @@ fn resolutions(
     since: DateTime<Utc>,
     to_real: impl Fn(Instant) -> DateTime<Utc>,
 ) -> HashMap<String, DateTime<Utc>> {
-    let store = Store::open(store, cache()).expect("open the store after the restart");
+    let store = SledStore::open(store, cache()).expect("open the store after the restart");
     let mut out = HashMap::new();
     for (send_key, candidate) in sends {
         let done = store
-            .send(send_key)
+            .send(SendKey::parse(send_key).expect("a send key"))
             .expect("read the outbox")
             .is_some_and(|e| matches!(e.status, SendStatus::Delivered | SendStatus::Failed(_)));
         if !done {

@@ -1,5 +1,5 @@
 //! How a CLI command reaches the runtime: through the running daemon's
-//! admin API when the daemon holds the store (sled admits one process), or
+//! admin API when the daemon holds the store (one process holds it), or
 //! by opening the store itself and running the same core when it does not.
 
 use serde::de::DeserializeOwned;
@@ -19,7 +19,7 @@ use super::daemon::{load_all, Sources};
 use super::query;
 use super::refusal::Refusal;
 use crate::config::Config;
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// The admin API of a running daemon.
 pub struct Remote {
@@ -117,7 +117,7 @@ pub fn strandings_on_start(
     if !config.store.exists() {
         return Ok(Vec::new());
     }
-    match Store::open(&config.store, 64 << 20) {
+    match SledStore::open(&config.store, 64 << 20) {
         Ok(store) => stranded(&store, campaigns).map_err(ConnectError::Store),
         Err(StoreError::Locked { .. }) => {
             let mut admin = Admin::connect(config)?;
@@ -148,7 +148,7 @@ impl Admin {
         if !config.store.exists() {
             loaded = Some(load_all(&sources(config)).map_err(ConnectError::Campaigns)?);
         }
-        match Store::open(&config.store, 64 << 20) {
+        match SledStore::open(&config.store, 64 << 20) {
             Ok(store) => {
                 let (campaigns, templates) = match loaded {
                     Some(loaded) => loaded,

@@ -88,7 +88,7 @@ pub struct Sources {
 #[derive(Clone)]
 pub struct Handle {
     tx: Sender<CoreMsg>,
-    store: crate::store::Store,
+    store: crate::store::SledStore,
     campaigns: Arc<RwLock<Campaigns>>,
     clock: Arc<dyn Clock>,
     interview_url: String,
@@ -272,7 +272,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
     let core_thread = std::thread::Builder::new()
         .name("nudge-core".into())
         .spawn(move || core_loop(core, rx, core_clock, outbound, batch, idempotent))
-        .map_err(|e| crate::store::StoreError::Io(sled::Error::Io(e)))?;
+        .map_err(crate::store::StoreError::Io)?;
     let (stop_dispatch, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(dispatch_loop(
         dispatch_rx,
@@ -457,7 +457,7 @@ fn core_loop(
         busy = (fired == limit && fired > 0) || had_commands;
         if !busy || stop || retries_looked.elapsed() >= RETRY_LOOK {
             // Idle, stopping, or a while since: the batch being written is
-            // waited for, and the retries due (read from sled) go out.
+            // waited for, and the retries due (read from the store) go out.
             land(&mut core, &mut flight, &dispatch);
             retries_looked = std::time::Instant::now();
             match core.retry_due(clock.now(), batch.min(dispatch.room())) {

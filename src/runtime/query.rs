@@ -10,11 +10,11 @@ use super::refusal::Refusal;
 use crate::engine::Instant;
 use crate::explain::describe;
 use crate::sim::rfc3339;
-use crate::store::{key, CandidateRecord, Store, TimerKind, Txn};
+use crate::store::{CandidateRecord, Counter, Store, TimerKind, Transaction};
 
 /// Candidates per state, sends due soon, held sends and failures, per campaign.
-pub fn status(
-    store: &Store,
+pub fn status<S: Store>(
+    store: &S,
     campaigns: &Campaigns,
     only: Option<&str>,
     now: Instant,
@@ -40,7 +40,7 @@ pub fn status(
                 (
                     s.name.clone(),
                     counts
-                        .get(&format!("state:{}", s.name))
+                        .get(&Counter::State(s.name.clone()))
                         .copied()
                         .unwrap_or(0),
                 )
@@ -48,7 +48,10 @@ pub fn status(
             .collect();
         let mut outcomes: Vec<(String, i64)> = counts
             .iter()
-            .filter_map(|(k, v)| k.strip_prefix("outcome:").map(|o| (o.to_string(), *v)))
+            .filter_map(|(k, v)| match k {
+                Counter::Outcome(o) => Some((o.clone(), *v)),
+                _ => None,
+            })
             .collect();
         outcomes.sort();
         let (mut hour, mut day, mut held) = (0, 0, 0);
@@ -68,13 +71,13 @@ pub fn status(
         out.push(CampaignStatus {
             name: name.clone(),
             title: campaign.machine.title.clone(),
-            paused: store.get_raw(&key::paused(name))?.is_some(),
+            paused: store.paused(name)?,
             states,
             outcomes,
             sends_next_hour: hour,
             sends_next_day: day,
             held,
-            failed: counts.get("failed").copied().unwrap_or(0),
+            failed: counts.get(&Counter::Failed).copied().unwrap_or(0),
         });
     }
     let outbox = store.undelivered_checked()? as u64;
@@ -94,7 +97,11 @@ pub fn status(
 /// the core by that id alone, so an address is looked for in every
 /// record: a full scan, for people's questions (`nudge show`, the CLI's
 /// `nudge event`), never for the daemon's own work.
-pub fn find_candidate(store: &Store, txn: &mut Txn, who: &str) -> Result<CandidateRecord, Refusal> {
+pub fn find_candidate<S: Store>(
+    store: &S,
+    txn: &mut S::Txn<'_>,
+    who: &str,
+) -> Result<CandidateRecord, Refusal> {
     if let Some(candidate) = super::core::find(txn, who)? {
         return Ok(candidate);
     }
@@ -179,13 +186,13 @@ fn candidate_zone(
 }
 
 /// A candidate's record, enrollments and whole history with reasons.
-pub fn show(
-    store: &Store,
+pub fn show<S: Store>(
+    store: &S,
     campaigns: &Campaigns,
     who: &str,
     interview_url: &str,
 ) -> Result<CandidateView, Refusal> {
-    let mut txn = Txn::new(store);
+    let mut txn = store.begin();
     let candidate = find_candidate(store, &mut txn, who)?;
     let engine_candidate = engine_candidate(&candidate);
     let mut enrollments = Vec::new();

@@ -17,7 +17,7 @@ use super::daemon::{self, load_all, render_failure, Options};
 use crate::channels::Channels;
 use crate::config::Config;
 use crate::engine::Channel;
-use crate::store::{Store, StoreError};
+use crate::store::{SledStore, StoreError};
 
 /// Why the daemon could not run.
 #[derive(Debug)]
@@ -97,7 +97,7 @@ pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
-    // sled's recovery and the campaigns, templates and channels load side
+    // The store's recovery and the campaigns, templates and channels load side
     // by side: a restart's first send waits for the slower of the two.
     // A first run checks the campaigns before the store is made, so a
     // start in the wrong folder creates nothing there.
@@ -109,7 +109,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let opening = std::time::Instant::now();
     let store_path = config.store.clone();
     let store = std::thread::spawn(move || {
-        let store = Store::open(&store_path, 128 << 20);
+        let store = SledStore::open(&store_path, 128 << 20);
         (store, opening.elapsed())
     });
     let loaded = match first {

@@ -1,47 +1,33 @@
-//! The durable store on sled: candidates, enrollments, timers ordered by due
-//! instant, the outbox of sends, the append-only event log, and counters.
+//! The durable store: candidates, enrollments, timers ordered by due
+//! instant, the outbox of sends, history, and counters, in the records
+//! ([`records`], [`causes`]) and words ([`Counter`], [`SendKey`]) of the
+//! domain. The one implementation is on sled ([`sled`]: its key layout,
+//! dossiers, delivery journal, timer buckets, write-behind and identity
+//! digests are its own); the runtime sees none of that, only the
+//! [`Store`] and [`Transaction`] traits, and is generic over them
+//! (monomorphized: no `dyn` on the hot path).
 //!
-//! Everything lives in one sled tree with one-byte key prefixes, so that a
-//! state change, the timer it arms, the sends it causes and its log entries
-//! go to disk in one atomic `apply_batch` (multi-tree transactions are slow
-//! on sled; see DEPENDENCIES.md). The runtime groups many changes into one
-//! batch and flushes it before acknowledging any of them.
-//!
-//! Key layout (`0` is a zero byte separating variable-length parts):
-//!
-//! | key | value |
-//! |---|---|
-//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
-//! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
-//! | `x` identity | candidate id (layout 2; read, never written since) |
-//! | `y` seq(8) | the identities one commit gave new candidates ([`identities`]) |
-//! | `t` bucket-ms(8, big-endian) seq(8) | the [`TimerEntry`]s one commit armed in that 10 ms bucket, in due order |
-//! | `z` campaign `0` candidate | parked timer of a paused campaign |
-//! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
-//! | `r` due-ms(8) send key | a failed send waiting to be tried again |
-//! | `q` seq(8) | the send keys one commit queued for delivery ([`Journal`]) |
-//! | `f` seq(8) | the send keys one commit handed to channels ([`Journal`]) |
-//! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
-//! | `p` campaign | paused flag |
-//! | `v` campaign `0` version | campaign source text, pinned by enrollments |
+//! The traits are written so that a database can implement them: due
+//! timers and retries are *taken* by a transaction (a database leases them
+//! with `SELECT … FOR UPDATE SKIP LOCKED` and deletes them at commit), and
+//! counters only ever receive deltas (`UPDATE … SET n = n + $1`), never a
+//! value read and written back. Writing behind and sharing a batch between
+//! two threads are capabilities of the sled store; the defaults commit at
+//! once and keep a batch on one thread.
 
 pub mod causes;
-pub mod identities;
+mod names;
 mod records;
-mod writer;
+pub mod sled;
 
-use std::collections::BTreeMap;
-
-// A fast hasher for the maps of a batch (send keys, candidate ids): the
-// keys are nudge's own.
-use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
 use std::fmt;
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, Mutex};
+use std::path::PathBuf;
 
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
+pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, SCHEMA_VERSION};
+pub use names::{Counter, SendKey};
 pub use records::{
     Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
     TimerKind,
@@ -49,54 +35,26 @@ pub use records::{
 
 use crate::engine::Instant;
 
-/// The layout version this build writes and reads. Version 1 kept
-/// enrollments, sends and history under keys of their own; version 2 keeps
-/// them in the candidate's [`Dossier`]; version 3 records identities in a
-/// `y` record per commit instead of an `x` key per candidate; version 4
-/// records history causes as typed facts ([`causes`]) in new [`LogKind`]
-/// variants. Older stores are taken as they are and marked 4: their `x`
-/// keys are still read, and their history in words stays readable as the
-/// `Legacy*` kinds (nothing to convert, so the upgrade is one marker).
-pub const SCHEMA_VERSION: u32 = 4;
-
-/// The oldest layout this build opens (and marks as its own).
-const OLDEST_READABLE: u32 = 2;
-
-/// The file in the store folder, beside sled's own, that holds the layout
-/// version as text. It is read before sled opens anything: sled has no
-/// read-only mode (every open writes a fresh snapshot file), so a store of
-/// a newer nudge must be recognised without opening it. The `m schema`
-/// record stays, and must agree.
-pub const LAYOUT_FILE: &str = "nudge-layout";
-
 /// Why the store cannot be used.
 #[derive(Debug)]
 pub enum StoreError {
     /// Another process (normally the daemon) holds the store.
-    Locked {
-        path: PathBuf,
-    },
+    Locked { path: PathBuf },
     /// Written by a newer nudge: never touched.
-    NewerSchema {
-        path: PathBuf,
-        found: u32,
-    },
+    NewerSchema { path: PathBuf, found: u32 },
     /// Written by an older nudge whose layout this build does not convert.
-    OlderSchema {
-        path: PathBuf,
-        found: u32,
-    },
+    OlderSchema { path: PathBuf, found: u32 },
     /// Not a nudge store, or damaged: never touched.
-    Unreadable {
-        path: PathBuf,
-        why: String,
-    },
+    Unreadable { path: PathBuf, why: String },
     /// A record that does not decode.
-    Corrupt {
-        key: String,
-        why: String,
-    },
-    Io(sled::Error),
+    Corrupt { key: String, why: String },
+    /// The operating system failed the store (a file, a thread).
+    Io(std::io::Error),
+    /// The storage engine failed.
+    Backend(String),
+    /// Not written, because the batch written behind before it could not
+    /// be written.
+    NotWritten,
 }
 
 impl fmt::Display for StoreError {
@@ -124,228 +82,17 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Corrupt { key, why } => write!(f, "damaged record `{key}`: {why}"),
             StoreError::Io(e) => write!(f, "store error: {e}"),
+            StoreError::Backend(why) => write!(f, "store error: {why}"),
+            StoreError::NotWritten => {
+                f.write_str("not written: the batch before it could not be written")
+            }
         }
     }
 }
 
 impl std::error::Error for StoreError {}
 
-impl From<sled::Error> for StoreError {
-    fn from(e: sled::Error) -> Self {
-        StoreError::Io(e)
-    }
-}
-
-/// Encodes a record (postcard: compact and fast).
-pub fn encode<T: Serialize>(value: &T) -> Vec<u8> {
-    postcard::to_stdvec(value).unwrap_or_default()
-}
-
-/// Decodes a record, naming the key when it does not decode.
-pub fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
-        // Keys hold zero separators and binary instants: escaped, so the
-        // message names the key in full and prints cleanly.
-        key: key.escape_ascii().to_string(),
-        why: e.to_string(),
-    })
-}
-
-/// Key builders, one per record kind.
-pub mod key {
-    use crate::engine::Instant;
-
-    fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
-        let mut k = Vec::with_capacity(1 + parts.iter().map(|p| p.len() + 1).sum::<usize>());
-        k.push(prefix);
-        for (i, p) in parts.iter().enumerate() {
-            if i > 0 {
-                k.push(0);
-            }
-            k.extend_from_slice(p);
-        }
-        k
-    }
-
-    pub fn meta(name: &str) -> Vec<u8> {
-        join(b'm', &[name.as_bytes()])
-    }
-    /// A candidate's dossier. Ids are `c` and a number, kept as 8
-    /// big-endian bytes so that dossiers sort in the order candidates came
-    /// (new ones append to the tree; those enrolled together sit together,
-    /// as their timers fall due together); any other text (a lookup by
-    /// something that is not an id) goes after a 0xFF byte and matches
-    /// nothing.
-    pub fn candidate(id: &str) -> Vec<u8> {
-        let mut k = vec![b'c'];
-        match candidate_number(id) {
-            Some(n) => k.extend_from_slice(&n.to_be_bytes()),
-            None => {
-                k.push(0xFF);
-                k.extend_from_slice(id.as_bytes());
-            }
-        }
-        k
-    }
-    /// The number of a candidate id (`c` and a number written without
-    /// leading zeros), or `None` for any other text.
-    pub fn candidate_number(id: &str) -> Option<u64> {
-        id.strip_prefix('c')
-            .filter(|n| {
-                !n.is_empty() && !n.starts_with('0') && n.bytes().all(|b| b.is_ascii_digit())
-            })
-            .and_then(|n| n.parse().ok())
-    }
-    /// The candidate id of a number: `c` and the number.
-    pub fn numbered_candidate(n: u64) -> String {
-        format!("c{n}")
-    }
-    /// The candidate id of a dossier key.
-    pub fn candidate_id(k: &[u8]) -> Option<String> {
-        match k.get(1..)? {
-            [0xFF, rest @ ..] => String::from_utf8(rest.to_vec()).ok(),
-            rest => Some(numbered_candidate(u64::from_be_bytes(
-                rest.try_into().ok()?,
-            ))),
-        }
-    }
-    /// One commit's new identities.
-    pub fn identities(seq: u64) -> Vec<u8> {
-        let mut k = vec![b'y'];
-        k.extend_from_slice(&seq.to_be_bytes());
-        k
-    }
-    /// The candidate of a send key (`campaign/candidate/visit/index`, with
-    /// `>channel` after a fallback).
-    pub fn send_candidate(send_key: &str) -> Option<&str> {
-        send_key.split('/').nth(1)
-    }
-    /// Milliseconds since the epoch as 8 big-endian bytes that sort in time
-    /// order (the sign bit flipped so that instants before 1970 sort first).
-    pub fn due_bytes(due: Instant) -> [u8; 8] {
-        ((due.timestamp_millis() as u64) ^ (1 << 63)).to_be_bytes()
-    }
-    pub fn due_from_bytes(b: [u8; 8]) -> Option<Instant> {
-        Instant::from_timestamp_millis((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
-    }
-    /// The bucket (its first millisecond) a due instant falls in.
-    pub fn bucket(due_ms: i64) -> i64 {
-        due_ms.div_euclid(super::TIMER_BUCKET_MS) * super::TIMER_BUCKET_MS
-    }
-    /// The record of the timers one commit (`seq`) armed in a bucket.
-    pub fn timer_record(bucket_ms: i64, seq: u64) -> Vec<u8> {
-        let mut k = vec![b't'];
-        k.extend_from_slice(&((bucket_ms as u64) ^ (1 << 63)).to_be_bytes());
-        k.extend_from_slice(&seq.to_be_bytes());
-        k
-    }
-    /// The first timer record key after every bucket that holds instants
-    /// at or before `due`.
-    pub fn timers_after(due: Instant) -> Vec<u8> {
-        let next = bucket(due.timestamp_millis()) + super::TIMER_BUCKET_MS;
-        let mut k = vec![b't'];
-        k.extend_from_slice(&((next as u64) ^ (1 << 63)).to_be_bytes());
-        k
-    }
-    /// The bucket of a timer record key.
-    pub fn record_bucket(k: &[u8]) -> Option<i64> {
-        let b: [u8; 8] = k.get(1..9)?.try_into().ok()?;
-        Some((u64::from_be_bytes(b) ^ (1 << 63)) as i64)
-    }
-    pub fn parked(campaign: &str, candidate: &str) -> Vec<u8> {
-        join(b'z', &[campaign.as_bytes(), candidate.as_bytes()])
-    }
-    pub fn parked_of(campaign: &str) -> Vec<u8> {
-        let mut k = join(b'z', &[campaign.as_bytes()]);
-        k.push(0);
-        k
-    }
-    /// A failed send waiting to be tried again at `due`.
-    pub fn retry(due: Instant, send_key: &str) -> Vec<u8> {
-        let mut k = vec![b'r'];
-        k.extend_from_slice(&due_bytes(due));
-        k.extend_from_slice(send_key.as_bytes());
-        k
-    }
-    /// The first retry key after every retry due at or before `due`.
-    pub fn retries_after(due: Instant) -> Vec<u8> {
-        let mut k = vec![b'r'];
-        let next = (u64::from_be_bytes(due_bytes(due))).saturating_add(1);
-        k.extend_from_slice(&next.to_be_bytes());
-        k
-    }
-    pub fn event_id(candidate: &str, id: &str) -> Vec<u8> {
-        join(b'i', &[candidate.as_bytes(), id.as_bytes()])
-    }
-    /// A journal record of sends queued for delivery by one commit.
-    pub fn queue(seq: u64) -> Vec<u8> {
-        let mut k = vec![b'q'];
-        k.extend_from_slice(&seq.to_be_bytes());
-        k
-    }
-    /// A journal record of sends handed to channels by one commit.
-    pub fn flight(seq: u64) -> Vec<u8> {
-        let mut k = vec![b'f'];
-        k.extend_from_slice(&seq.to_be_bytes());
-        k
-    }
-    pub fn counter(campaign: &str, name: &str) -> Vec<u8> {
-        join(b'n', &[campaign.as_bytes(), name.as_bytes()])
-    }
-    /// Every campaign's counters.
-    pub fn all_counters() -> Vec<u8> {
-        vec![b'n']
-    }
-
-    pub fn counters_of(campaign: &str) -> Vec<u8> {
-        let mut k = join(b'n', &[campaign.as_bytes()]);
-        k.push(0);
-        k
-    }
-    pub fn paused(campaign: &str) -> Vec<u8> {
-        join(b'p', &[campaign.as_bytes()])
-    }
-    pub fn version(campaign: &str, version: &str) -> Vec<u8> {
-        join(b'v', &[campaign.as_bytes(), version.as_bytes()])
-    }
-
-    /// Splits the `candidate 0 campaign` tail of an enrollment or timer key.
-    pub fn split_pair(tail: &[u8]) -> Option<(String, String)> {
-        let zero = tail.iter().position(|b| *b == 0)?;
-        let a = std::str::from_utf8(&tail[..zero]).ok()?;
-        let b = std::str::from_utf8(&tail[zero + 1..]).ok()?;
-        Some((a.to_string(), b.to_string()))
-    }
-}
-
-/// A commit slower than this is logged as a warning.
-const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
-
-/// Timer records group the timers armed by one commit per bucket of this
-/// many milliseconds.
-pub const TIMER_BUCKET_MS: i64 = 10;
-
-/// An armed timer, inside a timer record. A timer is live while its
-/// enrollment's `timer` still names its instant: re-arming or parking an
-/// enrollment does not delete its old entry, which is passed over as stale
-/// when it comes due (so a transition writes no timer key of its own, only
-/// a share of its commit's record).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
-pub struct TimerEntry {
-    /// Epoch milliseconds.
-    pub due: i64,
-    pub candidate: String,
-    pub campaign: String,
-    pub kind: TimerKind,
-}
-
-impl TimerEntry {
-    pub fn due(&self) -> Instant {
-        Instant::from_timestamp_millis(self.due).unwrap_or_default()
-    }
-}
-
-/// A timer as read back.
+/// An enrollment's timer: when it falls due, and what for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DueTimer {
     pub due: Instant,
@@ -354,1255 +101,244 @@ pub struct DueTimer {
     pub kind: TimerKind,
 }
 
-/// The sled database, opened and checked.
-#[derive(Clone)]
-pub struct Store {
-    db: sled::Db,
-    path: PathBuf,
-    /// The highest numbered candidate id stored when the store opened.
-    id_floor: u64,
-    journal: Arc<Mutex<Journal>>,
-    /// Who each candidate is; read from the store when first needed.
-    identities: Arc<Mutex<Option<identities::Identities>>>,
-    /// Writes batches behind the core (see [`writer`]).
-    writer: Arc<writer::Writer>,
-    /// Dropped with the last clone, after `db`: notes when this process let
-    /// go of the store (see [`Store::open`]).
-    _closing: Arc<Closing>,
-}
+/// A durable store: what the runtime reads of committed records, and the
+/// transactions it writes through. One writer (the core) at a time; any
+/// number of readers.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// A transaction: writes gathered for one atomic commit, readable
+    /// before they land.
+    type Txn<'a>: Transaction + Send
+    where
+        Self: 'a;
 
-/// Notes, when the last clone of a [`Store`] goes, that this process closed
-/// the store at that path.
-struct Closing(PathBuf);
+    fn begin(&self) -> Self::Txn<'_>;
 
-impl Drop for Closing {
-    fn drop(&mut self) {
-        closed_here().insert(self.0.clone(), std::time::Instant::now());
-    }
-}
+    fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError>;
 
-/// Stores this process closed, and when. sled's background threads finish
-/// their last writes after its handles are dropped, holding the store's
-/// lock a moment longer; opening the store again within that moment (a
-/// test, a command that reopens) waits for them instead of reporting the
-/// store as in use by another process.
-fn closed_here() -> std::sync::MutexGuard<'static, HashMap<PathBuf, std::time::Instant>> {
-    static CLOSED: std::sync::OnceLock<Mutex<HashMap<PathBuf, std::time::Instant>>> =
-        std::sync::OnceLock::new();
-    CLOSED
-        .get_or_init(Default::default)
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-}
-
-/// How long a store this process closed may stay locked by sled's
-/// finishing threads.
-const RELEASE: std::time::Duration = std::time::Duration::from_secs(3);
-
-/// Which sends are queued for delivery and which are in flight, kept as
-/// journal records instead of a key per send: each commit that queues
-/// sends writes one `q` record listing them, each commit that hands sends
-/// to channels writes one `f` record, and a record is deleted in the commit
-/// that settles the last send it lists. A send's own state (its message,
-/// attempts and outcome) stays in its candidate's [`Dossier`]; the journal
-/// only says where it is in the pipeline, so a transition or a delivery
-/// costs one dossier write plus a share of one record. The lists are read
-/// back (and checked against the dossiers) when the store opens; they are
-/// bounded by the dispatcher's backlog.
-#[derive(Debug, Default)]
-pub struct Journal {
-    /// Unsettled send → the `q` record that lists it.
-    queued: HashMap<String, sled::IVec>,
-    /// Send handed to a channel and not settled → its `f` record.
-    flying: HashMap<String, sled::IVec>,
-    /// Record → how many unsettled sends it still lists.
-    open: HashMap<sled::IVec, usize>,
-}
-
-impl Journal {
-    /// Drops `key` from `map`'s record; returns the record when that was
-    /// its last unsettled send (the caller deletes it).
-    fn unlist(
-        map: &mut HashMap<String, sled::IVec>,
-        open: &mut HashMap<sled::IVec, usize>,
-        key: &str,
-    ) -> Option<sled::IVec> {
-        let record = map.remove(key)?;
-        let left = open.get_mut(&record)?;
-        *left = left.saturating_sub(1);
-        if *left == 0 {
-            open.remove(&record);
-            return Some(record);
-        }
-        None
-    }
-}
-
-impl Store {
-    /// Opens (or creates) the store in `path`. A store written by a newer
-    /// nudge, or a folder that is not a nudge store, is refused untouched.
-    pub fn open(path: &Path, cache_bytes: u64) -> Result<Store, StoreError> {
-        let path = path.to_path_buf();
-        if path.exists() && !path.is_dir() {
-            return Err(StoreError::Unreadable {
-                path,
-                why: "it is a file, not a folder".into(),
-            });
-        }
-        let fresh = !path.exists()
-            || std::fs::read_dir(&path)
-                .map(|mut d| d.next().is_none())
-                .unwrap_or(false);
-        if !fresh && !path.join("conf").exists() && !path.join("db").exists() {
-            return Err(StoreError::Unreadable {
-                path,
-                why: "the folder holds other files and no sled database".into(),
-            });
-        }
-        let layout = read_layout(&path)?;
-        if let Some(found) = layout.filter(|v| *v > SCHEMA_VERSION) {
-            return Err(StoreError::NewerSchema { path, found });
-        }
-        if let Some(found) = layout.filter(|v| *v < OLDEST_READABLE) {
-            return Err(StoreError::OlderSchema { path, found });
-        }
-        let db = loop {
-            let opened = sled::Config::new()
-                .path(&path)
-                .cache_capacity(cache_bytes)
-                .mode(sled::Mode::HighThroughput)
-                .flush_every_ms(None)
-                .open()
-                .map_err(|e| classify_open_error(&path, e));
-            match opened {
-                Err(StoreError::Locked { .. })
-                    if closed_here()
-                        .get(&path)
-                        .is_some_and(|at| at.elapsed() < RELEASE) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => break other?,
-            }
-        };
-        // The last numbered dossier (`c` and 8 bytes; text ids sort after).
-        let id_floor = match db.range(vec![b'c']..vec![b'c', 0xFF]).next_back() {
-            Some(item) => {
-                let (k, _) = item?;
-                k.get(1..9)
-                    .and_then(|n| <[u8; 8]>::try_from(n).ok())
-                    .map_or(0, u64::from_be_bytes)
-            }
-            None => 0,
-        };
-        let store = Store {
-            db,
-            _closing: Arc::new(Closing(path.clone())),
-            path,
-            id_floor,
-            journal: Arc::default(),
-            identities: Arc::default(),
-            writer: Arc::default(),
-        };
-        match store.db.get(key::meta("schema"))? {
-            Some(v) => {
-                let found = <[u8; 4]>::try_from(v.as_ref())
-                    .map(u32::from_be_bytes)
-                    .map_err(|_| StoreError::Unreadable {
-                        path: store.path.clone(),
-                        why: "its schema marker is damaged".into(),
-                    })?;
-                if found > SCHEMA_VERSION {
-                    return Err(StoreError::NewerSchema {
-                        path: store.path.clone(),
-                        found,
-                    });
-                }
-                if found < OLDEST_READABLE {
-                    return Err(StoreError::OlderSchema {
-                        path: store.path.clone(),
-                        found,
-                    });
-                }
-                if found < SCHEMA_VERSION {
-                    // Nothing to convert: the `x` keys and the history in
-                    // words (layout 3) stay readable. The
-                    // marker in the store goes first, the file second, so a
-                    // crash between them leaves a store this build opens
-                    // and an older one refuses.
-                    store
-                        .db
-                        .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
-                    store.db.flush()?;
-                }
-            }
-            None if store.db.is_empty() => {
-                store
-                    .db
-                    .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
-                store.db.flush()?;
-            }
-            None => {
-                return Err(StoreError::Unreadable {
-                    path: store.path.clone(),
-                    why: "it has data but no schema marker".into(),
-                })
-            }
-        }
-        if layout != Some(SCHEMA_VERSION) {
-            write_layout(&store.path).map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
-        }
-        store.load_journal()?;
-        Ok(store)
-    }
-
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
-
-    /// The highest numbered candidate id (`c` n) stored when the store
-    /// opened: new ids are above it even if the id counter were lost.
-    pub fn id_floor(&self) -> u64 {
-        self.id_floor
-    }
-
-    /// Reads who each candidate is (see [`identities`]) on a thread of its
-    /// own, so the first enrollment after a start finds it ready (one that
-    /// comes sooner waits for the read); timers never wait for it.
-    pub fn preload_identities(&self) {
-        let store = self.clone();
-        let _ = std::thread::Builder::new()
-            .name("nudge-identities".into())
-            .spawn(move || {
-                if let Err(e) = store.with_identities(|_| ()) {
-                    tracing::error!(%e, "cannot read the candidates' identities");
-                }
-            });
-    }
-
-    /// Runs `f` on the identities, reading them first if this is the first
-    /// time (then later callers wait for the read).
-    fn with_identities<R>(
-        &self,
-        f: impl FnOnce(&mut identities::Identities) -> R,
-    ) -> Result<R, StoreError> {
-        let mut held = self.identities.lock().unwrap_or_else(|e| e.into_inner());
-        let ids = match &mut *held {
-            Some(ids) => ids,
-            None => held.insert(self.read_identities()?),
-        };
-        Ok(f(ids))
-    }
-
-    fn read_identities(&self) -> Result<identities::Identities, StoreError> {
-        let started = std::time::Instant::now();
-        let mut found = identities::Identities::with_capacity(self.id_floor as usize);
-        for item in self.db.scan_prefix([b'y']) {
-            let (k, v) = item?;
-            let pairs = identities::decode(&v).ok_or_else(|| StoreError::Corrupt {
-                key: String::from_utf8_lossy(&k).into_owned(),
-                why: format!("an identity record of {} bytes", v.len()),
-            })?;
-            for (digest, id) in pairs {
-                found.insert(digest, id);
-            }
-        }
-        // Layout 2's index, a key per candidate.
-        for item in self.db.scan_prefix([b'x']) {
-            let (k, v) = item?;
-            let id = String::from_utf8_lossy(&v).into_owned();
-            match key::candidate_number(&id) {
-                Some(n) => found.insert(identities::digest(&String::from_utf8_lossy(&k[1..])), n),
-                None => {
-                    return Err(StoreError::Corrupt {
-                        key: String::from_utf8_lossy(&k).into_owned(),
-                        why: format!("names `{id}`, which is not a candidate id"),
-                    })
-                }
-            }
-        }
-        tracing::debug!(
-            candidates = found.len(),
-            ms = started.elapsed().as_millis() as u64,
-            "identities read"
-        );
-        Ok(found)
-    }
-
-    /// The numbers of the candidates whose identity has this digest.
-    fn with_digest(&self, digest: u64) -> Result<Vec<u64>, StoreError> {
-        self.with_identities(|ids| ids.get(digest))
-    }
-
-    /// A fresh, strictly increasing number (sled's id generator: survives
-    /// restarts).
-    pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
-    }
-
-    pub fn get_raw(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.db.get(key)?)
-    }
-
-    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.db.get(key)? {
-            Some(v) => decode(key, &v).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    /// Raw keys and values under a prefix.
-    pub fn scan_raw(
-        &self,
-        prefix: &[u8],
-    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
-        self.db
-            .scan_prefix(prefix)
-            .map(|r| r.map_err(StoreError::from))
-    }
-
-    /// Timer records whose bucket holds instants at or before `until`
-    /// (every record when `None`), in bucket order, undecoded.
-    pub fn timer_records(
-        &self,
-        until: Option<Instant>,
-    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
-        let end = match until {
-            Some(t) => key::timers_after(t),
-            None => vec![b'u'],
-        };
-        self.db
-            .range(vec![b't']..end)
-            .map(|r| r.map_err(StoreError::from))
-    }
-
-    /// Every timer entry due at or before `until` (all when `None`), live
-    /// or stale, in bucket order: for status, audits and tests.
-    pub fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError> {
-        let mut out = Vec::new();
-        for item in self.timer_records(until) {
-            let (k, v) = item?;
-            for e in decode::<Vec<TimerEntry>>(&k, &v)? {
-                if until.is_some_and(|t| e.due > t.timestamp_millis()) {
-                    continue;
-                }
-                out.push(DueTimer {
-                    due: e.due(),
-                    candidate: e.candidate,
-                    campaign: e.campaign,
-                    kind: e.kind,
-                });
-            }
-        }
-        Ok(out)
-    }
-
-    /// Up to `limit` retries due at or before `until` (all when `None`), in
-    /// due order: (due, send key, the retry's own key).
-    pub fn retries_until(
-        &self,
-        until: Option<Instant>,
-        limit: usize,
-    ) -> Result<Vec<(Instant, String, Vec<u8>)>, StoreError> {
-        let end = match until {
-            Some(t) => key::retries_after(t),
-            None => vec![b's'],
-        };
-        let mut out = Vec::new();
-        for item in self.db.range(vec![b'r']..end).take(limit) {
-            let (k, _) = item?;
-            if k.len() < 9 {
-                continue;
-            }
-            let Some(due) = <[u8; 8]>::try_from(&k[1..9])
-                .ok()
-                .and_then(key::due_from_bytes)
-            else {
-                continue;
-            };
-            out.push((
-                due,
-                String::from_utf8_lossy(&k[9..]).into_owned(),
-                k.to_vec(),
-            ));
-        }
-        Ok(out)
-    }
-
-    /// A candidate's dossier, by candidate id.
-    pub fn dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
-        let k = key::candidate(candidate);
-        match self.db.get(&k)? {
-            Some(v) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| damaged(candidate, e)),
-            None => Ok(None),
-        }
-    }
-
-    /// Every dossier, in key order (a full scan: for reloads, reports and
-    /// audits, not for hot paths).
-    pub fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
-        self.db.scan_prefix(b"c").map(|r| {
-            r.map_err(StoreError::from).and_then(|(k, v)| {
-                postcard::from_bytes(&v)
-                    .map_err(|e| damaged(&key::candidate_id(&k).unwrap_or_default(), e))
-            })
-        })
-    }
-
-    pub fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
-        Ok(self.dossier(id)?.map(|d| d.candidate))
-    }
-
-    pub fn enrollment(
-        &self,
-        candidate: &str,
-        campaign: &str,
-    ) -> Result<Option<Enrollment>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .and_then(|d| d.enrollment(campaign).cloned()))
-    }
+    fn enrollment(&self, candidate: &str, campaign: &str)
+        -> Result<Option<Enrollment>, StoreError>;
 
     /// A send by its key.
-    pub fn send(&self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let Some(candidate) = key::send_candidate(send_key) else {
-            return Ok(None);
-        };
-        match self.dossier(candidate)? {
-            Some(d) => d.send(send_key).map_err(|e| damaged(candidate, e)),
-            None => Ok(None),
-        }
-    }
+    fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError>;
 
     /// Every send of every candidate (a full scan).
-    pub fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
-        let mut out = Vec::new();
-        for d in self.dossiers() {
-            let d = d?;
-            out.extend(d.sends().map_err(|e| damaged(&d.candidate.id, e))?);
-        }
-        Ok(out)
-    }
+    fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError>;
 
-    /// Reads the journal records back. Every send they list counts as
-    /// unsettled until the daemon's recovery reads its dossier (a record
-    /// lists sends that settled after it was written, until its last one
-    /// settles): opening the store reads the few records, not the dossiers.
-    fn load_journal(&self) -> Result<(), StoreError> {
-        let mut journal = Journal::default();
-        for (prefix, flying) in [(b"q", false), (b"f", true)] {
-            for item in self.db.scan_prefix(prefix) {
-                let (record, value) = item?;
-                let keys: Vec<String> = decode(&record, &value)?;
-                let map = if flying {
-                    &mut journal.flying
-                } else {
-                    &mut journal.queued
-                };
-                let mut open = 0;
-                for k in keys {
-                    // Listed again in a later record: that one counts.
-                    if let Some(old) = map.insert(k, record.clone()) {
-                        if let Some(n) = journal.open.get_mut(&old) {
-                            *n = n.saturating_sub(1);
-                        }
-                    }
-                    open += 1;
-                }
-                journal.open.insert(record, open);
-            }
-        }
-        *self.journal() = journal;
+    /// A candidate's history, oldest first.
+    fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError>;
+
+    /// Every candidate's dossier (a full scan: for reloads and audits).
+    fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
+
+    /// The live timers: each checked against its enrollment (for
+    /// `nudge status`, not for hot paths).
+    fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// Every timer stored due at or before `until` (all when `None`), live
+    /// or stale: for audits and tests.
+    fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// The next `limit` timers not yet taken (some may be stale), in due
+    /// order.
+    fn upcoming_timers(&self, limit: usize) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// The instant of the earliest retry of a failed send.
+    fn next_retry(&self) -> Result<Option<Instant>, StoreError>;
+
+    /// A campaign's counters.
+    fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError>;
+
+    /// Every campaign's counters: (campaign, counter, count).
+    fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError>;
+
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
+
+    /// Sends queued and not settled, as this process knows them (after a
+    /// restart, until recovery, some may have settled).
+    fn undelivered(&self) -> usize;
+
+    /// Sends handed to a channel and not settled.
+    fn in_flight(&self) -> usize;
+
+    /// The sends queued and not settled, in the order they were queued,
+    /// each with whether it was handed to a channel.
+    fn queued_sends(&self) -> Vec<(String, bool)>;
+
+    /// Sends listed as handed to a channel that are no longer queued (to be
+    /// settled by the recovery after a restart).
+    fn flying_unqueued(&self) -> Vec<String>;
+
+    /// Sends queued and not settled, each checked against its record.
+    fn undelivered_checked(&self) -> Result<usize, StoreError>;
+
+    /// Waits for the batch being written behind, and says whether it was
+    /// written (`Ok` when there was none: see [`Transaction::commit_behind`]).
+    fn settle(&self) -> Result<(), StoreError> {
         Ok(())
     }
 
-    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
-        self.journal.lock().unwrap_or_else(|e| e.into_inner())
-    }
-
-    /// Sends queued and not yet settled (the delivery queue's length); after
-    /// a restart, until recovery, sends listed by the journal (some may have
-    /// settled: [`Store::undelivered_checked`] reads their dossiers).
-    pub fn undelivered(&self) -> usize {
-        self.journal().queued.len()
-    }
-
-    /// Sends handed to a channel (or marked in flight as they were queued)
-    /// and not settled.
-    pub fn in_flight(&self) -> usize {
-        self.journal().flying.len()
-    }
-
-    /// Sends a journal record lists as handed to a channel that are no
-    /// longer queued (settled before the record's last send was).
-    pub fn flying_unqueued(&self) -> Vec<String> {
-        let journal = self.journal();
-        journal
-            .flying
-            .keys()
-            .filter(|k| !journal.queued.contains_key(*k))
-            .cloned()
-            .collect()
-    }
-
-    /// Sends queued and not settled, each checked against its dossier.
-    pub fn undelivered_checked(&self) -> Result<usize, StoreError> {
-        let keys: Vec<String> = self.journal().queued.keys().cloned().collect();
-        let mut n = 0;
-        for k in keys {
-            if let Some(e) = self.send(&k)? {
-                n += usize::from(e.status == SendStatus::Queued && e.retry_at.is_none());
-            }
-        }
-        Ok(n)
-    }
-
-    /// The sends queued for delivery and not settled, in the order their
-    /// journal records were written, each with whether it was handed to
-    /// a channel.
-    pub fn queued_sends(&self) -> Vec<(String, bool)> {
-        let journal = self.journal();
-        let mut out: Vec<(&sled::IVec, &String)> =
-            journal.queued.iter().map(|(k, r)| (r, k)).collect();
-        out.sort();
-        out.into_iter()
-            .map(|(_, k)| (k.clone(), journal.flying.contains_key(k)))
-            .collect()
-    }
-
-    /// A candidate's history, oldest first.
-    pub fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
-        match self.dossier(candidate)? {
-            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
-            None => Ok(Vec::new()),
-        }
-    }
-
-    /// Every candidate's history (for tests and audits).
-    pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
-        let mut out = Vec::new();
-        for d in self.dossiers() {
-            let d = d?;
-            out.extend(d.history.items().map_err(|e| damaged(&d.candidate.id, e))?);
-        }
-        Ok(out)
-    }
-
-    /// The live timers: every entry checked against its enrollment (a full
-    /// scan that reads dossiers: for `nudge status`, not for hot paths).
-    pub fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError> {
-        let mut out = Vec::new();
-        let mut txn = Txn::new(self);
-        for t in self.timers_until(None)? {
-            let live = match txn.enrollment(&t.candidate, &t.campaign) {
-                Ok(Some(e)) => e.timer == Some(t.due) && !e.parked,
-                Ok(None) | Err(StoreError::Corrupt { .. }) => false,
-                Err(e) => return Err(e),
-            };
-            if live {
-                out.push(t);
-            }
-        }
-        Ok(out)
-    }
-
-    /// Applies a batch atomically and makes it durable before returning
-    /// (after the batch being written behind, if any).
-    pub fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
-        self.writer.wait_idle();
-        write_durably(&self.db, batch)
-    }
-
-    /// Hands a batch to the writer thread and returns at once; the batch
-    /// being written before it, if any, is waited for first (settle it
-    /// before: see [`Store::settle`]). Until it is written, transactions
-    /// read what it writes ([`Txn`]), and other readers what sled has.
-    pub fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
-        self.writer.start(&self.db, writes)
-    }
-
-    /// Makes each batch written behind wait this long before it is applied:
-    /// for tests, which need the next batch built before it is written.
-    #[doc(hidden)]
-    pub fn hold_writes(&self, wait: std::time::Duration) {
-        self.writer.hold(wait.as_micros() as u64);
-    }
-
-    /// Waits for the batch being written behind, and says whether it was
-    /// written (`Ok` when there was none).
-    pub fn settle(&self) -> Result<(), StoreError> {
-        self.writer.settle()
-    }
-
-    /// The value at `key` as the batch being written leaves it.
-    fn latest(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        match self.writer.pending(key) {
-            Some(v) => Ok(v),
-            None => Ok(self.db.get(key)?),
-        }
-    }
-
-    /// A dossier as the batch being written leaves it.
-    fn latest_dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
-        match self.latest(&key::candidate(candidate))? {
-            Some(v) => postcard::from_bytes(&v)
-                .map(Some)
-                .map_err(|e| damaged(candidate, e)),
-            None => Ok(None),
-        }
-    }
-
-    /// Reads the delivery journal and the identities again: after a batch
-    /// written behind failed, what memory holds of it is not in the store.
-    pub fn reread(&self) -> Result<(), StoreError> {
-        *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
-        self.load_journal()
-    }
-
-    /// Bytes on disk, for status and benchmarks.
-    pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
-    }
-}
-
-/// Applies a batch atomically and flushes it; a slow one is logged.
-fn write_durably(db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
-    let started = std::time::Instant::now();
-    db.apply_batch(batch)?;
-    let applied = started.elapsed();
-    db.flush()?;
-    let took = started.elapsed();
-    if took >= SLOW_COMMIT {
-        // Sends wait for their commit: an operator seeing late sends sees
-        // why (usually the disk's flush).
-        tracing::warn!(
-            ms = took.as_millis() as u64,
-            flush_ms = (took - applied).as_millis() as u64,
-            "slow store commit"
-        );
-    }
-    Ok(())
-}
-
-/// The layout version in [`LAYOUT_FILE`], if the file is there.
-fn read_layout(path: &Path) -> Result<Option<u32>, StoreError> {
-    let file = path.join(LAYOUT_FILE);
-    match std::fs::read_to_string(&file) {
-        Ok(text) => text
-            .trim()
-            .parse()
-            .map(Some)
-            .map_err(|_| StoreError::Unreadable {
-                path: path.to_path_buf(),
-                why: format!("its layout marker `{LAYOUT_FILE}` is damaged"),
-            }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(StoreError::Unreadable {
-            path: path.to_path_buf(),
-            why: format!("cannot read `{LAYOUT_FILE}`: {e}"),
-        }),
-    }
-}
-
-/// Writes [`LAYOUT_FILE`] whole or not at all: aside, synced, renamed.
-fn write_layout(path: &Path) -> std::io::Result<()> {
-    use std::io::Write;
-    let temp = path.join(format!("{LAYOUT_FILE}.tmp"));
-    let mut file = std::fs::File::create(&temp)?;
-    file.write_all(format!("{SCHEMA_VERSION}\n").as_bytes())?;
-    file.sync_all()?;
-    std::fs::rename(&temp, path.join(LAYOUT_FILE))?;
-    std::fs::File::open(path)?.sync_all()
-}
-
-fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
-    match &e {
-        sled::Error::Io(io)
-            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
-        {
-            StoreError::Locked {
-                path: path.to_path_buf(),
-            }
-        }
-        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Unreadable {
-            path: path.to_path_buf(),
-            why: e.to_string(),
-        },
-        _ => StoreError::Io(e),
+    /// Reads again what this process holds in memory of the store (after a
+    /// batch written behind failed).
+    fn reread(&self) -> Result<(), StoreError> {
+        Ok(())
     }
 }
 
 /// Writes gathered for one atomic commit, readable before they land: a
-/// later step in the same batch sees the records an earlier step wrote.
-/// Dossiers are read once, changed in memory and encoded once at commit,
-/// however many steps of the batch touch them.
-pub struct Txn<'a> {
-    store: &'a Store,
-    batch: writer::Writes,
-    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
-    counters: HashMap<Vec<u8>, i64>,
-    /// Dossiers read or written in this transaction (`None`: none stored).
-    dossiers: HashMap<String, Option<Dossier>>,
-    /// The dossiers to write at commit.
-    dirty: HashSet<String>,
-    /// Sends queued, handed to channels, and settled in this transaction.
-    enqueued: Vec<String>,
-    launched: Vec<String>,
-    settled: Vec<String>,
-    /// Timers armed in this transaction, one per enrollment (the last).
-    armed: HashMap<(String, String), TimerEntry>,
-    /// New candidates' identities.
-    known: identities::Identities,
-}
-
-impl<'a> Txn<'a> {
-    pub fn new(store: &'a Store) -> Self {
-        Txn {
-            store,
-            batch: writer::Writes::default(),
-            overlay: BTreeMap::new(),
-            counters: HashMap::new(),
-            dossiers: HashMap::new(),
-            dirty: HashSet::new(),
-            enqueued: Vec::new(),
-            launched: Vec::new(),
-            settled: Vec::new(),
-            armed: HashMap::new(),
-            known: identities::Identities::default(),
-        }
-    }
+/// later step in the same batch sees what an earlier step wrote.
+pub trait Transaction: Sized {
+    fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError>;
 
     /// The candidate known under `identity` (an external id, `email:...`
-    /// or `phone:...`), in the store or created earlier in this
-    /// transaction. The identities are held by digest, so each candidate
-    /// with the digest is compared on the identity in its dossier: two
-    /// identities sharing a digest stay two candidates.
-    pub fn candidate_known_as(
-        &mut self,
-        identity: &str,
-    ) -> Result<Option<CandidateRecord>, StoreError> {
-        let digest = identities::digest(identity);
-        let mut numbers = self.store.with_digest(digest)?;
-        numbers.extend(self.known.get(digest));
-        for n in numbers {
-            if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
-                if c.external_id.as_deref() == Some(identity) {
-                    return Ok(Some(c));
-                }
-            }
-        }
-        Ok(None)
-    }
+    /// or `phone:...`), stored or created in this transaction.
+    fn candidate_known_as(&mut self, identity: &str)
+        -> Result<Option<CandidateRecord>, StoreError>;
 
-    /// Records that the new candidate numbered `number` is known under
-    /// `identity`.
-    pub fn know_as(&mut self, identity: &str, number: u64) {
-        self.known.insert(identities::digest(identity), number);
-    }
+    /// A fresh candidate id (`c` and a number), above every one stored.
+    fn next_candidate_id(&mut self) -> Result<String, StoreError>;
 
-    /// Arms an enrollment's timer (written with the commit's other timers
-    /// of its bucket), replacing one armed earlier in this transaction.
-    pub fn arm(&mut self, entry: TimerEntry) {
-        self.armed
-            .insert((entry.candidate.clone(), entry.campaign.clone()), entry);
-    }
+    /// Stores a candidate just given a fresh id; they are known under
+    /// their external id from then on.
+    fn new_candidate(&mut self, record: CandidateRecord);
 
-    /// Forgets a timer armed earlier in this transaction (the enrollment
-    /// has none now).
-    pub fn disarm(&mut self, candidate: &str, campaign: &str) {
-        self.armed
-            .remove(&(candidate.to_string(), campaign.to_string()));
-    }
+    /// Writes a candidate's record.
+    fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError>;
 
-    /// Puts a send on the delivery queue (its entry is in the dossier).
-    pub fn enqueue(&mut self, send_key: &str) {
-        self.enqueued.push(send_key.to_string());
-    }
-
-    /// Records that a queued send is being handed to its channel.
-    pub fn launch(&mut self, send_key: &str) {
-        self.launched.push(send_key.to_string());
-    }
-
-    /// How many sends this transaction marks in flight.
-    pub fn launches(&self) -> usize {
-        self.launched.len()
-    }
-
-    /// Takes a send off the queue: delivered, failed, suppressed, or
-    /// waiting for a retry (whose own key brings it back).
-    pub fn settle(&mut self, send_key: &str) {
-        self.enqueued.retain(|k| k != send_key);
-        self.launched.retain(|k| k != send_key);
-        self.settled.push(send_key.to_string());
-    }
-
-    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.overlay.get(key) {
-            Some(v) => Ok(v.clone()),
-            None => Ok(self.store.latest(key)?.map(|v| v.to_vec())),
-        }
-    }
-
-    pub fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
-        match self.get_raw(key)? {
-            Some(v) => decode(key, &v).map(Some),
-            None => Ok(None),
-        }
-    }
-
-    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        self.batch
-            .insert(key.as_slice().into(), Some(value.as_slice().into()));
-        self.overlay.insert(key, Some(value));
-    }
-
-    pub fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
-        self.put_raw(key, encode(value));
-    }
-
-    pub fn remove(&mut self, key: Vec<u8>) {
-        self.batch.insert(key.as_slice().into(), None);
-        self.overlay.insert(key, None);
-    }
-
-    /// Adds `delta` to a counter (applied at commit).
-    pub fn count(&mut self, key: Vec<u8>, delta: i64) {
-        *self.counters.entry(key).or_insert(0) += delta;
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.overlay.is_empty()
-            && self.dirty.is_empty()
-            && self.enqueued.is_empty()
-            && self.launched.is_empty()
-            && self.settled.is_empty()
-            && self.armed.is_empty()
-            && self.known.is_empty()
-            && self.counters.values().all(|d| *d == 0)
-    }
-
-    /// A candidate's dossier as this transaction sees it.
-    pub fn dossier(&mut self, candidate: &str) -> Result<Option<&Dossier>, StoreError> {
-        self.load(candidate)?;
-        Ok(self.dossiers.get(candidate).and_then(Option::as_ref))
-    }
-
-    /// A candidate's dossier to change (written at commit).
-    fn dossier_mut(&mut self, candidate: &str) -> Result<Option<&mut Dossier>, StoreError> {
-        self.load(candidate)?;
-        let found = self.dossiers.get_mut(candidate).and_then(Option::as_mut);
-        if found.is_some() {
-            self.dirty.insert(candidate.to_string());
-        }
-        Ok(found)
-    }
-
-    /// Whether this transaction has read (or written) the candidate's dossier.
-    pub fn has_read(&self, candidate: &str) -> bool {
-        self.dossiers.contains_key(candidate)
-    }
-
-    /// How many dossiers this transaction holds (read or created).
-    pub fn dossiers_held(&self) -> usize {
-        self.dossiers.len()
-    }
-
-    /// Moves the dossiers of `candidates` (as read or changed so far) into
-    /// a transaction of their own, so their steps can run on another
-    /// thread; [`Txn::absorb`] takes it back. The new one starts with none
-    /// of this one's other writes (single records, timers, queued sends):
-    /// the work given to it must not need them, which holds for steps of
-    /// candidates this transaction has only read, and for the first steps
-    /// of new enrollments whose candidates it met only in admitting them.
-    pub fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Txn<'a> {
-        let mut other = Txn::new(self.store);
-        for c in candidates {
-            if let Some(d) = self.dossiers.remove(c) {
-                if self.dirty.remove(c) {
-                    other.dirty.insert(c.to_string());
-                }
-                other.dossiers.insert(c.to_string(), d);
-            }
-        }
-        other
-    }
-
-    /// Takes back a transaction made by [`Txn::split_off`]: its writes
-    /// become this one's, as if made here after this one's own.
-    pub fn absorb(&mut self, other: Txn<'a>) {
-        let Txn {
-            overlay,
-            counters,
-            dossiers,
-            dirty,
-            enqueued,
-            launched,
-            settled,
-            armed,
-            known,
-            ..
-        } = other;
-        for (digest, id) in known.pairs() {
-            self.known.insert(digest, id);
-        }
-        for (k, v) in overlay {
-            match v {
-                Some(v) => self.put_raw(k, v),
-                None => self.remove(k),
-            }
-        }
-        for (k, delta) in counters {
-            self.count(k, delta);
-        }
-        self.dossiers.extend(dossiers);
-        self.dirty.extend(dirty);
-        if !settled.is_empty() {
-            let gone: HashSet<&String> = settled.iter().collect();
-            self.enqueued.retain(|q| !gone.contains(q));
-            self.launched.retain(|q| !gone.contains(q));
-        }
-        self.settled.extend(settled);
-        self.enqueued.extend(enqueued);
-        self.launched.extend(launched);
-        self.armed.extend(armed);
-    }
-
-    /// Reads the dossiers of a batch ahead of its steps, on two threads
-    /// (the steps themselves run one after another). A dossier that does not
-    /// decode is left for the step to meet and report.
-    pub fn prefetch(&mut self, candidates: &[&str]) {
-        let wanted: Vec<&str> = {
-            let mut seen = HashSet::new();
-            candidates
-                .iter()
-                .copied()
-                .filter(|c| !self.dossiers.contains_key(*c) && seen.insert(*c))
-                .collect()
-        };
-        if wanted.len() < 64 {
-            return;
-        }
-        let store = self.store;
-        let (a, b) = wanted.split_at(wanted.len() / 2);
-        let read = |ids: &[&str]| -> Vec<(String, Option<Dossier>)> {
-            ids.iter()
-                .filter_map(|id| Some((id.to_string(), store.latest_dossier(id).ok()?)))
-                .collect()
-        };
-        let (first, second) = std::thread::scope(|s| {
-            let other = s.spawn(|| read(b));
-            (read(a), other.join().unwrap_or_default())
-        });
-        self.dossiers.extend(first.into_iter().chain(second));
-    }
-
-    fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
-        if !self.dossiers.contains_key(candidate) {
-            let d = self.store.latest_dossier(candidate)?;
-            self.dossiers.insert(candidate.to_string(), d);
-        }
-        Ok(())
-    }
-
-    pub fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
-        Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
-    }
-
-    /// Starts the dossier of a candidate just given a fresh id, without
-    /// looking for one in the store: ids only grow (the counter is written
-    /// with the dossier, and never set below [`Store::id_floor`]).
-    pub fn new_candidate(&mut self, record: CandidateRecord) {
-        self.dirty.insert(record.id.clone());
-        self.dossiers
-            .insert(record.id.clone(), Some(Dossier::new(record)));
-    }
-
-    /// Writes a candidate's record (a new candidate gets a new dossier).
-    pub fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
-        match self.dossier_mut(&record.id)? {
-            Some(d) => d.candidate = record.clone(),
-            None => {
-                self.dossiers
-                    .insert(record.id.clone(), Some(Dossier::new(record.clone())));
-                self.dirty.insert(record.id.clone());
-            }
-        }
-        Ok(())
-    }
-
-    pub fn enrollment(
+    fn enrollment(
         &mut self,
         candidate: &str,
         campaign: &str,
-    ) -> Result<Option<Enrollment>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .and_then(|d| d.enrollment(campaign).cloned()))
+    ) -> Result<Option<Enrollment>, StoreError>;
+
+    fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError>;
+
+    /// Writes an enrollment (its candidate must be stored).
+    fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError>;
+
+    fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// A send by its key if it is not settled.
+    fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError>;
+
+    /// Writes a send (its candidate must be stored).
+    fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError>;
+
+    /// Appends to a candidate's history.
+    fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError>;
+
+    /// Arms an enrollment's timer, replacing one armed earlier in this
+    /// transaction. One armed before may stay stored: it is stale once the
+    /// enrollment's `timer` no longer names its instant.
+    fn arm(&mut self, timer: &DueTimer);
+
+    /// Forgets a timer armed earlier in this transaction.
+    fn disarm(&mut self, candidate: &str, campaign: &str);
+
+    /// Takes up to `limit` timers due at or before `now`, in due order: no
+    /// other transaction is offered them, and they are gone once this one
+    /// commits (if it fails, they are offered again). Those of candidates
+    /// `pass_over` names are taken too but kept stored, not returned.
+    fn take_due_timers(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pass_over: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DueTimer>, StoreError>;
+
+    /// Keeps a timer this transaction took stored, unfired (its records are
+    /// damaged): this process does not offer it again.
+    fn keep_timer(&mut self, timer: &DueTimer);
+
+    /// Puts a send (its entry written with [`Transaction::put_send`]) on the
+    /// delivery queue.
+    fn enqueue(&mut self, send_key: SendKey);
+
+    /// Marks a queued send as handed to its channel.
+    fn launch(&mut self, send_key: SendKey);
+
+    /// How many sends this transaction marks in flight.
+    fn launches(&self) -> usize;
+
+    /// Takes a send off the queue: delivered, failed, suppressed, or
+    /// waiting for a retry.
+    fn settle(&mut self, send_key: SendKey);
+
+    /// Tries a settled send again at `at`.
+    fn retry_send(&mut self, send_key: SendKey, at: Instant);
+
+    /// Takes up to `limit` retries due at or before `now`, in due order:
+    /// their send keys.
+    fn take_due_retries(&mut self, now: Instant, limit: usize) -> Result<Vec<String>, StoreError>;
+
+    /// Adds `delta` to a campaign's counter at commit.
+    fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64);
+
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
+
+    fn set_paused(&mut self, campaign: &str, paused: bool);
+
+    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
+    fn park(&mut self, campaign: &str, candidate: &str);
+
+    fn unpark(&mut self, campaign: &str, candidate: &str);
+
+    /// The candidates whose enrollments in `campaign` are parked.
+    fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The first answer to a candidate's event with this id, if any.
+    fn event_answer<A: DeserializeOwned>(
+        &self,
+        candidate: &str,
+        event_id: &str,
+    ) -> Result<Option<A>, StoreError>;
+
+    /// Remembers the first answer to a candidate's event with this id.
+    fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A);
+
+    /// Stores a campaign version's source, unless it is stored already.
+    fn pin_version(
+        &mut self,
+        campaign: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError>;
+
+    /// Whether committing would write nothing.
+    fn is_empty(&self) -> bool;
+
+    /// Writes everything atomically and durably.
+    fn commit(self) -> Result<(), StoreError>;
+
+    /// Commits while the caller goes on, where the store can: transactions
+    /// begun after this read what it writes, and [`Store::settle`] says when
+    /// it is durable. By default a commit.
+    fn commit_behind(self) -> Result<(), StoreError> {
+        self.commit()
     }
 
-    pub fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
-        Ok(self
-            .dossier(candidate)?
-            .map(|d| d.enrollments.clone())
-            .unwrap_or_default())
+    /// Reads these candidates' records ahead of their steps.
+    fn prefetch(&mut self, _candidates: &[&str]) {}
+
+    /// Whether the candidate's steps may move to a transaction split off
+    /// this one ([`Transaction::split_off`]).
+    fn movable(&self, _candidate: &str) -> bool {
+        false
     }
 
-    /// Writes an enrollment into its candidate's dossier (which must exist).
-    pub fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError> {
-        match self.dossier_mut(&enrollment.candidate)? {
-            Some(d) => {
-                d.put_enrollment(enrollment.clone());
-                Ok(())
-            }
-            None => Err(missing(&enrollment.candidate)),
-        }
+    /// Moves these candidates into a transaction of their own, so their
+    /// steps can run on another thread; [`Transaction::absorb`] takes it
+    /// back. `None` where the store cannot (the steps stay here).
+    fn split_off<'c>(&mut self, _candidates: impl IntoIterator<Item = &'c str>) -> Option<Self> {
+        None
     }
 
-    /// A send by its key.
-    pub fn send(&mut self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let Some(candidate) = key::send_candidate(send_key) else {
-            return Ok(None);
-        };
-        let candidate = candidate.to_string();
-        match self.dossier(&candidate)? {
-            Some(d) => d.send(send_key).map_err(|e| damaged(&candidate, e)),
-            None => Ok(None),
-        }
+    /// How many candidates this transaction holds (read or created): an
+    /// admission that leaves it as it was met a candidate read before,
+    /// whose steps stay with this transaction.
+    fn candidates_held(&self) -> usize {
+        0
     }
 
-    /// A send by its key if it is not settled (without reading the settled
-    /// ones).
-    pub fn unsettled_send(&mut self, send_key: &str) -> Result<Option<OutboxEntry>, StoreError> {
-        let Some(candidate) = key::send_candidate(send_key) else {
-            return Ok(None);
-        };
-        let candidate = candidate.to_string();
-        Ok(self
-            .dossier(&candidate)?
-            .and_then(|d| d.outbox.iter().find(|e| e.message.key == send_key).cloned()))
-    }
-
-    /// Writes a send into its candidate's dossier (which must exist).
-    pub fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
-        match self.dossier_mut(&entry.message.candidate)? {
-            Some(d) => {
-                d.put_send(entry.clone());
-                Ok(())
-            }
-            None => Err(missing(&entry.message.candidate)),
-        }
-    }
-
-    /// Appends a line to a candidate's history (dropped, with a warning,
-    /// when the candidate has no dossier: nothing else could be written
-    /// for them either).
-    pub fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
-        match self.dossier_mut(candidate)? {
-            Some(d) => d.history.push(&entry),
-            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
-        }
-        Ok(())
-    }
-
-    /// Encodes the dossiers and journal and timer records into the batch.
-    fn prepare(mut self) -> Result<Prepared<'a>, StoreError> {
-        // Dossiers are encoded on two threads when there are many.
-        let dirty: Vec<(&String, &Dossier)> = self
-            .dirty
-            .iter()
-            .filter_map(|id| Some((id, self.dossiers.get(id)?.as_ref()?)))
-            .collect();
-        let encode_all = |part: &[(&String, &Dossier)]| -> Vec<(Vec<u8>, Vec<u8>)> {
-            part.iter()
-                .map(|(id, d)| {
-                    // Sized for a typical dossier, so encoding seldom grows it.
-                    let bytes = postcard::to_extend(*d, Vec::with_capacity(2048));
-                    (key::candidate(id), bytes.unwrap_or_default())
-                })
-                .collect()
-        };
-        let encoded = if dirty.len() >= 64 {
-            let (a, b) = dirty.split_at(dirty.len() / 2);
-            std::thread::scope(|s| {
-                let other = s.spawn(|| encode_all(b));
-                let mut out = encode_all(a);
-                out.extend(
-                    other
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                );
-                out
-            })
-        } else {
-            encode_all(&dirty)
-        };
-        for (k, v) in encoded {
-            self.batch.insert(k.into(), Some(v.into()));
-        }
-        self.dirty.clear();
-        let dossiers = std::mem::take(&mut self.dossiers);
-        if dossiers.len() >= 64 {
-            // Freeing a batch's dossiers takes a while: done beside the
-            // write instead of before it.
-            let _ = std::thread::Builder::new()
-                .name("nudge-free".into())
-                .spawn(move || drop(dossiers));
-        }
-        for (key, delta) in std::mem::take(&mut self.counters) {
-            if delta == 0 {
-                continue;
-            }
-            let current = self
-                .get_raw(&key)?
-                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
-                .map_or(0, i64::from_be_bytes);
-            self.batch
-                .insert(key.into(), Some((&(current + delta).to_be_bytes()).into()));
-        }
-        let store = self.store;
-        if !self.armed.is_empty() {
-            let seq = store.next_id()?;
-            let mut buckets: BTreeMap<i64, Vec<TimerEntry>> = BTreeMap::new();
-            for e in std::mem::take(&mut self.armed).into_values() {
-                buckets.entry(key::bucket(e.due)).or_default().push(e);
-            }
-            for (bucket, mut entries) in buckets {
-                // Due order; at one instant, the dossiers' order, so a batch
-                // of them walks the tree forwards.
-                entries.sort_by_cached_key(|e| (e.due, key::candidate(&e.candidate)));
-                self.batch.insert(
-                    key::timer_record(bucket, seq).into(),
-                    Some(encode(&entries).into()),
-                );
-            }
-        }
-        let mut journal = store.journal();
-        let Journal {
-            queued,
-            flying,
-            open,
-        } = &mut *journal;
-        for k in std::mem::take(&mut self.settled) {
-            for map in [&mut *queued, &mut *flying] {
-                if let Some(record) = Journal::unlist(map, open, &k) {
-                    self.batch.insert(record, None);
-                }
-            }
-        }
-        for (keys, flight) in [
-            (std::mem::take(&mut self.enqueued), false),
-            (std::mem::take(&mut self.launched), true),
-        ] {
-            if keys.is_empty() {
-                continue;
-            }
-            let seq = store.next_id()?;
-            // Short enough for sled to keep inline: copied, not allocated.
-            let record = sled::IVec::from(if flight {
-                key::flight(seq)
-            } else {
-                key::queue(seq)
-            });
-            let map = if flight { &mut *flying } else { &mut *queued };
-            let first: Vec<bool> = {
-                let mut seen = HashSet::with_capacity(keys.len());
-                keys.iter().map(|k| seen.insert(k.as_str())).collect()
-            };
-            let keys: Vec<String> = keys
-                .into_iter()
-                .zip(first)
-                .filter_map(|(k, first)| first.then_some(k))
-                .collect();
-            self.batch
-                .insert(record.clone(), Some(encode(&keys).into()));
-            open.insert(record.clone(), keys.len());
-            for k in keys {
-                // Listed again (a retry, a send again after a restart): it
-                // leaves its earlier record.
-                if let Some(old) = Journal::unlist(map, open, &k) {
-                    self.batch.insert(old, None);
-                }
-                map.insert(k, record.clone());
-            }
-        }
-        let known = self.known.pairs();
-        if !known.is_empty() {
-            self.batch.insert(
-                key::identities(store.next_id()?).into(),
-                Some(identities::encode(&known).into()),
-            );
-        }
-        Ok(Prepared {
-            store,
-            writes: self.batch,
-            known,
-        })
-    }
-
-    /// Writes everything in one atomic batch and flushes it.
-    pub fn commit(self) -> Result<(), StoreError> {
-        let mut prepared = self.prepare()?;
-        let writes = std::mem::take(&mut prepared.writes);
-        prepared.store.commit(writer::into_batch(writes))?;
-        // Made durable: now the store's map has them too.
-        prepared.learn()
-    }
-
-    /// Hands everything to the store's writer thread, to be written in one
-    /// atomic batch while the caller goes on (see [`Store::write_behind`]).
-    /// Transactions begun after this read what it writes; settle it with
-    /// [`Store::settle`] before acknowledging any of it.
-    pub fn commit_behind(self) -> Result<(), StoreError> {
-        let prepared = self.prepare()?;
-        // Known at once, so the next batch's enrollments find them (if the
-        // write fails, the store reads them again: [`Store::reread`]).
-        prepared.learn()?;
-        prepared.store.write_behind(prepared.writes)
-    }
-}
-
-/// A transaction's writes, ready to go to sled.
-struct Prepared<'a> {
-    store: &'a Store,
-    writes: writer::Writes,
-    /// New candidates' identities.
-    known: Vec<(u64, u64)>,
-}
-
-impl Prepared<'_> {
-    /// Adds the new identities to the store's map (adding one it already
-    /// read is nothing).
-    fn learn(&self) -> Result<(), StoreError> {
-        if self.known.is_empty() {
-            return Ok(());
-        }
-        self.store.with_identities(|ids| {
-            for (digest, id) in &self.known {
-                ids.insert(*digest, *id);
-            }
-        })
-    }
-}
-
-/// A dossier whose history or settled sends do not decode.
-fn damaged(candidate: &str, e: postcard::Error) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("c{candidate}"),
-        why: e.to_string(),
-    }
-}
-
-fn missing(candidate: &str) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("c{candidate}"),
-        why: "the candidate's dossier is missing".into(),
-    }
-}
-
-/// Reads a counter value.
-pub fn counter_value(bytes: &[u8]) -> i64 {
-    <[u8; 8]>::try_from(bytes).map_or(0, i64::from_be_bytes)
+    /// Takes back a transaction made by [`Transaction::split_off`].
+    fn absorb(&mut self, _other: Self) {}
 }

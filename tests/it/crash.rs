@@ -25,7 +25,7 @@ use nudge::runtime::api::{
     EnrollRequest, EnrollResponse, EventRequest, EventResponse, StatusReport,
 };
 use nudge::sim::{Line, Scenario};
-use nudge::store::{LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{LogKind, OutboxEntry, SendKey, SendStatus, SledStore, Store};
 
 const CAMPAIGN: &str = "warehouse_associate";
 const CANDIDATES: usize = 1_000;
@@ -105,7 +105,8 @@ fn daemon_killed_at_random_delivers_exactly_what_the_simulator_predicts() {
     let machine = load_machine();
     let messages =
         nudge::channels::read_messages(&setup.deliveries).expect("read the deliveries file");
-    let store = Store::open(&setup.dir.join("store"), 16 << 20).expect("open the stopped store");
+    let store =
+        SledStore::open(&setup.dir.join("store"), 16 << 20).expect("open the stopped store");
     let report = compare(&machine, &observed, &messages, &store);
 
     eprintln!(
@@ -807,7 +808,7 @@ fn compare(
     machine: &Machine,
     observed: &[Observed],
     messages: &[nudge::channels::Message],
-    store: &Store,
+    store: &SledStore,
 ) -> Report {
     let mut report = Report::default();
     let mut delivered: HashMap<&str, Vec<&nudge::channels::Message>> = HashMap::new();
@@ -832,7 +833,9 @@ fn compare(
         report.predicted += predicted.len();
         for (key, sent) in predicted {
             let Some(copies) = delivered.remove(key.as_str()) else {
-                let entry: Option<OutboxEntry> = store.send(&key).expect("outbox");
+                let entry: Option<OutboxEntry> = store
+                    .send(SendKey::parse(&key).expect("a send key"))
+                    .expect("outbox");
                 let refused = matches!(
                     entry.as_ref().map(|e| &e.status),
                     Some(SendStatus::Failed(why)) if why.contains("opted out")

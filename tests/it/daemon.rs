@@ -17,7 +17,7 @@ use chrono::{DateTime, Duration, Utc};
 
 use nudge::channels::Message;
 use nudge::engine::Instant;
-use nudge::store::{key, Store, Txn};
+use nudge::store::{raw, SledStore, SledTxn, Transaction};
 
 /// Long enough for a loaded 2-core machine; only reached when something hangs.
 const PATIENCE: StdDuration = StdDuration::from_secs(30);
@@ -660,9 +660,9 @@ fn a_store_from_a_newer_nudge_is_refused_and_left_as_it_was() {
     // As a newer nudge would leave it: layout 99 in the record and in the
     // marker file beside sled's files.
     {
-        let store = Store::open(&site.store(), 1 << 20).unwrap();
-        let mut txn = Txn::new(&store);
-        txn.put_raw(key::meta("schema"), 99u32.to_be_bytes().to_vec());
+        let store = SledStore::open(&site.store(), 1 << 20).unwrap();
+        let mut txn = SledTxn::new(&store);
+        txn.put_raw(raw::meta("schema"), 99u32.to_be_bytes().to_vec());
         txn.commit().unwrap();
     }
     let marker = site.store().join(nudge::store::LAYOUT_FILE);
@@ -682,9 +682,9 @@ fn a_damaged_record_is_an_error_that_names_its_key() {
         .unwrap()
         .to_string();
     {
-        let store = Store::open(&site.store(), 1 << 20).unwrap();
-        let mut txn = Txn::new(&store);
-        txn.put_raw(key::candidate(&candidate), b"\x07\xffnot postcard".to_vec());
+        let store = SledStore::open(&site.store(), 1 << 20).unwrap();
+        let mut txn = SledTxn::new(&store);
+        txn.put_raw(raw::dossier(&candidate), b"\x07\xffnot postcard".to_vec());
         txn.commit().unwrap();
     }
     let out = site.nudge(&["show", &candidate]);

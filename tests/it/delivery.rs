@@ -30,7 +30,7 @@ use nudge::runtime::clock::{Clock, ManualClock, ScaledClock};
 use nudge::runtime::core::{Command, Core, Reply as CoreReply, Settings};
 use nudge::runtime::daemon::{self, Options, Running, Sources};
 use nudge::runtime::policy::Backoff;
-use nudge::store::{LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{LogKind, OutboxEntry, SendStatus, SledStore, Store};
 use support::{Reply, Server};
 
 /// The variable holding the Twilio auth token in these tests.
@@ -199,7 +199,7 @@ impl Scenario {
 
     /// A core on the scenario's store (which must not be open elsewhere).
     fn core(&self, backoff: Backoff, communications_off: bool) -> Core {
-        let store = Store::open(&self.store_path(), 16 << 20).unwrap();
+        let store = SledStore::open(&self.store_path(), 16 << 20).unwrap();
         let templates_dir = self.dir.path().join("templates");
         let (campaigns, _, _) =
             Campaigns::load(&self.dir.path().join("campaigns"), Some(&templates_dir)).unwrap();
@@ -327,7 +327,7 @@ async fn settle() {
 }
 
 /// The candidate's log, in order.
-fn log_of(store: &Store, candidate: &str) -> Vec<LogKind> {
+fn log_of(store: &SledStore, candidate: &str) -> Vec<LogKind> {
     store
         .history(candidate)
         .unwrap()
@@ -337,7 +337,7 @@ fn log_of(store: &Store, candidate: &str) -> Vec<LogKind> {
 }
 
 /// The outbox entry of the candidate's send on `channel`, if any.
-fn send_on(store: &Store, channel: Channel) -> Option<OutboxEntry> {
+fn send_on(store: &SledStore, channel: Channel) -> Option<OutboxEntry> {
     store
         .sends()
         .unwrap()
@@ -345,7 +345,7 @@ fn send_on(store: &Store, channel: Channel) -> Option<OutboxEntry> {
         .find(|e| e.message.channel == channel)
 }
 
-fn status_on(store: &Store, channel: Channel) -> Option<SendStatus> {
+fn status_on(store: &SledStore, channel: Channel) -> Option<SendStatus> {
     send_on(store, channel).map(|e| e.status)
 }
 
@@ -413,7 +413,7 @@ async fn an_smtp_451_is_retried_and_the_email_delivered_once() {
 
 /// SMTP 550 on `RCPT` for a campaign over email then SMS, with or without
 /// `exit on bounced`.
-async fn bounce(exit_on_bounced: bool) -> (Scenario, Store, String) {
+async fn bounce(exit_on_bounced: bool) -> (Scenario, SledStore, String) {
     let mail = MailServer::default();
     mail.refuse_rcpt
         .lock()
@@ -498,7 +498,7 @@ async fn texting(
     replies: Vec<Reply>,
     clock: Arc<dyn Clock>,
     email_too: bool,
-) -> (Scenario, Store, String) {
+) -> (Scenario, SledStore, String) {
     let sc = Scenario::new(
         &campaign("sms, email", None),
         MailServer::default(),

@@ -34,7 +34,7 @@ use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
 use nudge::runtime::core::{Command, Core, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
-use nudge::store::{CandidateRecord, LogKind, OutboxEntry, SendStatus, Store};
+use nudge::store::{CandidateRecord, LogKind, OutboxEntry, SendStatus, SledStore, Store};
 use nudge::templates::Templates;
 use support::{Reply, Server};
 
@@ -92,7 +92,7 @@ impl Fixture {
     }
 
     fn core(&self) -> Core {
-        let store = Store::open(&self.dir.path().join("store"), 8 << 20).unwrap();
+        let store = SledStore::open(&self.dir.path().join("store"), 8 << 20).unwrap();
         let templates = Templates::load(&self.templates_dir()).unwrap();
         let campaigns = match Campaigns::load(&self.campaigns_dir(), Some(&self.templates_dir())) {
             Ok((campaigns, _, _)) => campaigns,
@@ -114,7 +114,7 @@ impl Fixture {
 // ---------------------------------------------------------------------------
 // The week (`tests/support/week.rs`, shared with `tests/runtime.rs`)
 
-fn logged_sends(store: &Store, id: &str) -> Vec<Send> {
+fn logged_sends(store: &SledStore, id: &str) -> Vec<Send> {
     let mut sends: Vec<Send> = store
         .history(id)
         .unwrap()

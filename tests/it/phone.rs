@@ -11,7 +11,7 @@ use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::core::{Command, Core, Reply, Settings};
 use nudge::runtime::refusal::Refusal;
-use nudge::store::{Store, Txn};
+use nudge::store::{SledStore, SledTxn};
 use nudge::templates::Templates;
 
 fn core(store: &Path, phone_country_code: &str) -> Core {
@@ -29,7 +29,7 @@ fn core(store: &Path, phone_country_code: &str) -> Core {
         communications_off: false,
     };
     Core::new(
-        Store::open(store, 8 << 20).unwrap(),
+        SledStore::open(store, 8 << 20).unwrap(),
         campaigns,
         Some(Arc::new(Templates::load(&templates).unwrap())),
         settings,
@@ -53,7 +53,7 @@ fn enroll(core: &mut Core, fields: &[(&str, &str)]) -> Reply {
 }
 
 fn stored_phone(core: &Core, who: &str) -> Option<String> {
-    let mut txn = Txn::new(core.store());
+    let mut txn = SledTxn::new(core.store());
     let record = core.find_candidate(&mut txn, who).unwrap()?;
     record.fields.get("phone").cloned()
 }

@@ -15,7 +15,7 @@ use nudge::runtime::clock::ManualClock;
 use nudge::runtime::core::{Command, Core, Settings};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::runtime::policy::Rate;
-use nudge::store::{SendStatus, Store};
+use nudge::store::{SendStatus, SledStore, Store};
 
 const CAMPAIGN: &str = "campaign blast {
   channels email
@@ -47,7 +47,7 @@ impl Setup {
     }
 
     fn core(&self, communications_off: bool) -> Core {
-        let store = Store::open(&self.dir.path().join("store"), 16 << 20).unwrap();
+        let store = SledStore::open(&self.dir.path().join("store"), 16 << 20).unwrap();
         let templates_dir = self.dir.path().join("templates");
         let (campaigns, _, _) =
             Campaigns::load(&self.dir.path().join("campaigns"), Some(&templates_dir)).unwrap();

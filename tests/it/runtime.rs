@@ -24,7 +24,8 @@ use nudge::runtime::core::{Command, Core, Reply, Settings, This, PREMARKED_AT_MO
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::runtime::refusal::Refusal;
 use nudge::store::{
-    key, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendStatus, Store, StoreError, Txn,
+    raw, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendKey, SendStatus, SledStore,
+    SledTxn, Store, StoreError, Transaction,
 };
 use nudge::templates::Templates;
 
@@ -96,7 +97,7 @@ impl Fixture {
     }
 
     fn core(&self) -> Core {
-        let store = Store::open(&self.store_dir(), 8 << 20).unwrap();
+        let store = SledStore::open(&self.store_dir(), 8 << 20).unwrap();
         let templates = Templates::load(&self.templates_dir()).unwrap();
         Core::new(store, self.load(), Some(Arc::new(templates)), settings())
     }
@@ -219,18 +220,18 @@ fn machine(core: &Core) -> Machine {
         .clone()
 }
 
-fn candidate(store: &Store, id: &str) -> CandidateRecord {
+fn candidate(store: &SledStore, id: &str) -> CandidateRecord {
     store.candidate(id).unwrap().expect("candidate stored")
 }
 
-fn enrollment(store: &Store, id: &str) -> Enrollment {
+fn enrollment(store: &SledStore, id: &str) -> Enrollment {
     store
         .enrollment(id, WAREHOUSE)
         .unwrap()
         .expect("enrollment stored")
 }
 
-fn logged_sends(store: &Store, id: &str) -> Vec<(String, String, Instant)> {
+fn logged_sends(store: &SledStore, id: &str) -> Vec<(String, String, Instant)> {
     store
         .history(id)
         .unwrap()
@@ -246,7 +247,7 @@ fn logged_sends(store: &Store, id: &str) -> Vec<(String, String, Instant)> {
 
 /// Every candidate's sends and outcome are the simulator's.
 fn assert_as_simulated(
-    store: &Store,
+    store: &SledStore,
     machine: &Machine,
     agenda: &[(Instant, Act)],
     ids: &HashMap<String, String>,
@@ -349,7 +350,7 @@ fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
 }
 
 /// Every key and value in the store.
-fn snapshot(store: &Store) -> Vec<(Vec<u8>, Vec<u8>)> {
+fn snapshot(store: &SledStore) -> Vec<(Vec<u8>, Vec<u8>)> {
     store
         .scan_raw(b"")
         .map(|item| {
@@ -488,7 +489,7 @@ fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
         cleared.is_empty(),
         "an opted-out candidate's send was cleared: {cleared:?}"
     );
-    let entry: OutboxEntry = core.store().send(&out[0].key).unwrap().unwrap();
+    let entry: OutboxEntry = core.store().send(SendKey::of(&out[0])).unwrap().unwrap();
     assert!(
         matches!(&entry.status, SendStatus::Failed(why) if why.contains("opted out")),
         "{entry:?}"
@@ -675,7 +676,11 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     let pending = core.recover(|c| c == Channel::Sms, now).unwrap();
     assert_eq!(pending.len(), 1);
     assert!(pending[0].was_in_flight);
-    let entry = core.store().send(&key).unwrap().unwrap();
+    let entry = core
+        .store()
+        .send(SendKey::parse(&key).unwrap())
+        .unwrap()
+        .unwrap();
     assert!(!entry.possible_duplicate);
     // A failure worth retrying takes it off the journal; the retry is in
     // flight from the commit that queues it again.
@@ -1029,11 +1034,11 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
         &mut ids,
     );
     let ana = ids["ana"].clone();
-    let mut txn = Txn::new(core.store());
-    txn.put_raw(key::candidate(&ana), b"\xff\xfe garbage".to_vec());
+    let mut txn = SledTxn::new(core.store());
+    txn.put_raw(raw::dossier(&ana), b"\xff\xfe garbage".to_vec());
     txn.commit().unwrap();
 
-    let damaged = core.store().get_raw(&key::candidate(&ana)).unwrap();
+    let damaged = core.store().get_raw(&raw::dossier(&ana)).unwrap();
 
     // Ana's timer comes first; it is passed over, and Ben goes on to the end.
     let (mut sends, mut ids) = (Sends::new(), ids);
@@ -1055,7 +1060,7 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
     );
     assert_eq!(core.next_due().unwrap(), None);
     assert_eq!(
-        core.store().get_raw(&key::candidate(&ana)).unwrap(),
+        core.store().get_raw(&raw::dossier(&ana)).unwrap(),
         damaged,
         "the damaged record is left as it was"
     );
@@ -1079,12 +1084,12 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
 #[test]
 fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     let fx = Fixture::new();
-    let store = Store::open(&fx.store_dir(), 1 << 20).unwrap();
-    let mut txn = Txn::new(&store);
-    txn.put_raw(key::meta("schema"), 99u32.to_be_bytes().to_vec());
+    let store = SledStore::open(&fx.store_dir(), 1 << 20).unwrap();
+    let mut txn = SledTxn::new(&store);
+    txn.put_raw(raw::meta("schema"), 99u32.to_be_bytes().to_vec());
     txn.commit().unwrap();
     drop(store);
-    match Store::open(&fx.store_dir(), 1 << 20) {
+    match SledStore::open(&fx.store_dir(), 1 << 20) {
         Err(StoreError::NewerSchema { found: 99, .. }) => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer layout was opened"),
@@ -1093,7 +1098,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     // A newer nudge also writes its layout into the marker file beside
     // sled's files, which is read before sled opens (and rewrites) anything.
     let newer = fx.path().join("newer");
-    drop(Store::open(&newer, 1 << 20).unwrap());
+    drop(SledStore::open(&newer, 1 << 20).unwrap());
     let marker = newer.join(nudge::store::LAYOUT_FILE);
     let current = format!("{}\n", nudge::store::SCHEMA_VERSION);
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), current);
@@ -1112,7 +1117,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
         names
     };
     let before = files(&newer);
-    match Store::open(&newer, 1 << 20) {
+    match SledStore::open(&newer, 1 << 20) {
         Err(StoreError::NewerSchema { found, .. }) if found == next => {}
         Err(other) => panic!("{other}"),
         Ok(_) => panic!("a newer layout was opened"),
@@ -1122,7 +1127,7 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     // is refused the same way: this build does not convert it.
     std::fs::write(&marker, "1\n").unwrap();
     let before = files(&newer);
-    match Store::open(&newer, 1 << 20) {
+    match SledStore::open(&newer, 1 << 20) {
         Err(e @ StoreError::OlderSchema { found: 1, .. }) => {
             assert!(e.to_string().contains("older nudge"), "{e}")
         }
@@ -1131,18 +1136,18 @@ fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     }
     assert!(before == files(&newer), "the refused store was written to");
     std::fs::write(&marker, "two").unwrap();
-    let err = Store::open(&newer, 1 << 20).err().expect("refused");
+    let err = SledStore::open(&newer, 1 << 20).err().expect("refused");
     assert!(err.to_string().contains("layout marker"), "{err}");
 
     // A store from before the marker file gets one.
     std::fs::remove_file(&marker).unwrap();
-    drop(Store::open(&newer, 1 << 20).unwrap());
+    drop(SledStore::open(&newer, 1 << 20).unwrap());
     assert_eq!(std::fs::read_to_string(&marker).unwrap(), current);
 
     let other = fx.path().join("notes");
     std::fs::create_dir(&other).unwrap();
     std::fs::write(other.join("todo.txt"), "call Ana").unwrap();
-    let err = Store::open(&other, 1 << 20).err().expect("refused");
+    let err = SledStore::open(&other, 1 << 20).err().expect("refused");
     assert!(
         err.to_string().contains("not a nudge store") && err.to_string().contains("untouched"),
         "{err}"
@@ -1357,8 +1362,8 @@ fn new_ids_stay_above_the_stored_ones_when_the_counter_is_lost() {
         let (replies, _) = core.execute((0..3).map(numbered).collect(), now).unwrap();
         assert_eq!(replies.len(), 3);
         let store = core.store().clone();
-        let mut txn = Txn::new(&store);
-        txn.remove(key::meta("next_candidate"));
+        let mut txn = SledTxn::new(&store);
+        txn.remove(raw::meta("next_candidate"));
         txn.commit().unwrap();
     }
     let mut core = fx.core();
@@ -1430,7 +1435,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
             "new@example.com"
         );
         let store = core.store().clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = SledTxn::new(&store);
         let found = core.find_candidate(&mut txn, "BEA@example.com").unwrap();
         assert_eq!(found.map(|c| c.id).as_deref(), Some("c2"));
         assert!(core
@@ -1441,7 +1446,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
         // Make it a layout-2 store: identities under an `x` key each.
         let records: Vec<_> = store.scan_raw(b"y").map(|r| r.unwrap().0).collect();
         assert_eq!(records.len(), 3, "one identity record per commit");
-        let mut txn = Txn::new(&store);
+        let mut txn = SledTxn::new(&store);
         for k in records {
             txn.remove(k.to_vec());
         }
@@ -1454,7 +1459,7 @@ fn identities_survive_a_reopen_and_a_layout_2_index_is_still_read() {
             k.extend_from_slice(identity.as_bytes());
             txn.put_raw(k, id.as_bytes().to_vec());
         }
-        txn.put_raw(key::meta("schema"), 2u32.to_be_bytes().to_vec());
+        txn.put_raw(raw::meta("schema"), 2u32.to_be_bytes().to_vec());
         txn.commit().unwrap();
     }
     let marker = fx.store_dir().join(nudge::store::LAYOUT_FILE);
@@ -1489,7 +1494,7 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
     drop(core);
 
     fx.write_campaign("warehouse.nudge", &without_reminder());
-    let store = Store::open(&fx.store_dir(), 8 << 20).unwrap();
+    let store = SledStore::open(&fx.store_dir(), 8 << 20).unwrap();
     let stranded = nudge::runtime::core::stranded(&store, &fx.load()).unwrap();
     assert_eq!(stranded.len(), 1, "{stranded:?}");
     assert_eq!(
@@ -1519,7 +1524,7 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
 #[test]
 fn the_last_failure_of_a_send_does_not_promise_a_retry() {
     let fx = Fixture::warehouse();
-    let store = Store::open(&fx.store_dir(), 8 << 20).unwrap();
+    let store = SledStore::open(&fx.store_dir(), 8 << 20).unwrap();
     let templates = Templates::load(&fx.templates_dir()).unwrap();
     let mut settings = settings();
     settings.backoff.max_attempts = 1;
@@ -1538,7 +1543,11 @@ fn the_last_failure_of_a_send_does_not_promise_a_retry() {
         outcome: Err(SendError::Retryable("connection reset".into())),
     };
     core.execute(vec![answer], now).unwrap();
-    let entry: OutboxEntry = core.store().send(&key).unwrap().unwrap();
+    let entry: OutboxEntry = core
+        .store()
+        .send(SendKey::parse(&key).unwrap())
+        .unwrap()
+        .unwrap();
     let SendStatus::Failed(why) = &entry.status else {
         panic!("{entry:?}");
     };
@@ -1548,4 +1557,38 @@ fn the_last_failure_of_a_send_does_not_promise_a_retry() {
     let (kind, text) = nudge::explain::describe(last, chrono_tz::UTC);
     assert_eq!(kind, "failed");
     assert_eq!(text, "sms: connection reset; given up after 1 attempt");
+}
+
+#[test]
+fn a_paused_campaign_parks_what_falls_due_and_resuming_runs_it() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let now = at("2026-11-26T15:00:00Z");
+    let (replies, _) = core.execute(vec![numbered(0)], now).unwrap();
+    let [Reply::Enrolled(enrolled)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    let id = enrolled.candidate.clone();
+    let pause = |paused| Command::SetPaused {
+        campaign: WAREHOUSE.into(),
+        paused,
+    };
+    let (replies, _) = core.execute(vec![pause(true)], now).unwrap();
+    assert!(matches!(replies[..], [Reply::Done]), "{replies:?}");
+
+    let due = core.next_due().unwrap().expect("a timer is armed");
+    let (_, out) = core.fire_due(due, 1024).unwrap();
+    assert_eq!(out, vec![], "a paused campaign sends nothing");
+    let parked = enrollment(core.store(), &id);
+    assert!(parked.parked && parked.timer.is_none(), "{parked:?}");
+    assert_eq!(core.next_due().unwrap(), None);
+
+    let later = due + Duration::hours(1);
+    let (_, out) = core.execute(vec![pause(false)], later).unwrap();
+    let resumed = enrollment(core.store(), &id);
+    assert!(!resumed.parked, "{resumed:?}");
+    assert!(
+        !out.is_empty() || resumed.timer.is_some(),
+        "what fell due runs, or waits for its time again: {resumed:?}"
+    );
 }

@@ -31,7 +31,10 @@ pub(super) fn variant_names(machine: &Machine, variants: &[usize]) -> BTreeMap<S
 }
 
 /// The sends of the candidate's other enrollments, for sliding limits.
-pub(super) fn other_sends(txn: &mut Txn, enr: &Enrollment) -> Result<Vec<Instant>, StoreError> {
+pub(super) fn other_sends<T: Transaction>(
+    txn: &mut T,
+    enr: &Enrollment,
+) -> Result<Vec<Instant>, StoreError> {
     let mut out = Vec::new();
     for other in txn.enrollments_of(&enr.candidate)? {
         if other.campaign != enr.campaign {
@@ -42,11 +45,15 @@ pub(super) fn other_sends(txn: &mut Txn, enr: &Enrollment) -> Result<Vec<Instant
 }
 
 /// Appends to a candidate's history.
-pub(super) fn log(txn: &mut Txn, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+pub(super) fn log<T: Transaction>(
+    txn: &mut T,
+    candidate: &str,
+    entry: LogEntry,
+) -> Result<(), StoreError> {
     txn.log(candidate, entry)
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     pub(super) fn link(&self, candidate: &CandidateRecord) -> String {
         self.settings
             .interview_url
@@ -56,7 +63,7 @@ impl Core {
     /// One engine step for one enrollment, and everything it causes.
     pub(super) fn step(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         mut enr: Enrollment,
         input: Step,
         now: Instant,
@@ -138,7 +145,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn apply_records(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         mut enr: Enrollment,
         machine: &Machine,
         candidate: &Candidate,
@@ -159,8 +166,8 @@ impl Core {
                 Happening::Enrolled { .. } => continue,
                 Happening::Entered { state, from, by } => {
                     let (old, new) = (state_name(&from), state_name(&state));
-                    txn.count(key::counter(&campaign, &format!("state:{old}")), -1);
-                    txn.count(key::counter(&campaign, &format!("state:{new}")), 1);
+                    txn.bump(&campaign, &Counter::State(old.clone()), -1);
+                    txn.bump(&campaign, &Counter::State(new.clone()), 1);
                     enr.state_name = new.clone();
                     LogKind::Entered {
                         state: new,
@@ -175,7 +182,7 @@ impl Core {
                     visit,
                     index,
                 } => {
-                    let send_key = format!("{}/{}/{}/{}", campaign, enr.candidate, visit, index);
+                    let send_key = SendKey::format(&campaign, &enr.candidate, visit, index);
                     let entry = LogEntry {
                         at,
                         campaign: campaign.clone(),
@@ -253,11 +260,8 @@ impl Core {
                     deadline: deadline.timestamp_millis(),
                 },
                 Happening::Exited { outcome, converted } => {
-                    txn.count(
-                        key::counter(&campaign, &format!("state:{}", enr.state_name)),
-                        -1,
-                    );
-                    txn.count(key::counter(&campaign, &format!("outcome:{outcome}")), 1);
+                    txn.bump(&campaign, &Counter::State(enr.state_name.clone()), -1);
+                    txn.bump(&campaign, &Counter::Outcome(outcome.clone()), 1);
                     LogKind::Exited { outcome, converted }
                 }
             };
@@ -280,7 +284,7 @@ impl Core {
     #[allow(clippy::too_many_arguments)]
     pub(super) fn queue_send(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         enr: &Enrollment,
         machine: &Machine,
         candidate: &Candidate,
@@ -294,7 +298,10 @@ impl Core {
         let Some((&channel, fallbacks)) = route.split_first() else {
             return Ok(());
         };
-        if txn.unsettled_send(send_key)?.is_some() {
+        let Some(key) = SendKey::parse(send_key) else {
+            return Ok(());
+        };
+        if txn.unsettled_send(key)?.is_some() {
             return Ok(());
         }
         let record = txn.candidate(&enr.candidate)?;
@@ -344,7 +351,7 @@ impl Core {
         };
         if let Some(why) = refusal {
             entry.status = SendStatus::Failed(why.to_string());
-            txn.count(key::counter(&machine.name, "failed"), 1);
+            txn.bump(&machine.name, &Counter::Failed, 1);
             txn.put_send(&entry)?;
             return log(
                 txn,
@@ -361,9 +368,9 @@ impl Core {
             );
         }
         txn.put_send(&entry)?;
-        txn.enqueue(send_key);
+        txn.enqueue(key);
         let mut message = message;
-        message.in_flight = self.premark(txn, send_key, channel);
+        message.in_flight = self.premark(txn, key, channel);
         out.push(message);
         Ok(())
     }

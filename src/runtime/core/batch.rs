@@ -2,15 +2,11 @@
 //! enrollments overlapped with the next ([`Core::tick_behind`]), and a large
 //! batch's steps shared with a helper thread.
 
-use super::timers::Fired;
 use super::*;
 
-/// A batch being written behind, and the timer records it finished (they
-/// stay among the open ones, all taken, until it is written: until then
-/// sled still lists them).
+/// A batch being written behind.
 pub(super) struct InFlight {
     pub(super) landed: Landed,
-    pub(super) finished: Vec<Vec<u8>>,
 }
 
 /// What [`Core::tick_behind`] did.
@@ -59,7 +55,7 @@ pub(super) fn helper_share<'s>(
     })
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     /// [`Core::tick`], with the write of a batch of enrollments behind:
     /// when the commands are all enrollments, they are run while the batch
     /// before is written, and this batch is handed to the store's writer
@@ -67,13 +63,15 @@ impl Core {
     /// anything else is done as [`Core::tick`] does, after the batch before
     /// is written. The batch before is returned, to be acknowledged and
     /// sent now that it is durable. Between calls, use nothing but
-    /// `tick_behind` and `land`: the rest of the core reads sled directly.
+    /// `tick_behind` and `land`: the rest of the core reads the store's
+    /// committed records directly. A store that cannot write behind
+    /// commits at once ([`crate::store`]'s `commit_behind`).
     ///
     /// Why only enrollments: new candidates' enrollments read nothing from
-    /// sled but what the batch before writes (counters), which comes from
-    /// that batch's own writes. sled lets no read through while it applies
-    /// a batch, and commits made on the writer thread were measured slower
-    /// for firing and deliveries than commits made here.
+    /// the store but what the batch before writes (counters), which comes
+    /// from that batch's own writes. The store on disk lets no read through
+    /// while it applies a batch, and commits made on its writer thread were
+    /// measured slower for firing and deliveries than commits made here.
     pub fn tick_behind(&mut self, commands: Vec<Command>, now: Instant, limit: usize) -> Handoff {
         let behind =
             !commands.is_empty() && commands.iter().all(|c| matches!(c, Command::Enroll(_)));
@@ -89,7 +87,7 @@ impl Core {
             return Handoff { landed, this };
         }
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let run = self.run_into(&mut txn, commands, now, &mut out);
         let landed = self.land();
@@ -102,9 +100,7 @@ impl Core {
             }
             (Ok(_), Some(Err(_))) => {
                 // Run on what was not written: refused too.
-                let e = StoreError::Io(sled::Error::ReportableBug(
-                    "not written: the batch before it could not be written".into(),
-                ));
+                let e = StoreError::NotWritten;
                 return Handoff {
                     landed,
                     this: This::Failed(e),
@@ -112,11 +108,11 @@ impl Core {
             }
             (Ok(replies), _) => replies,
         };
-        let fired = if limit == 0 {
-            Fired::default()
+        let taken = if limit == 0 {
+            0
         } else {
             match self.fire_into(&mut txn, now, limit, &mut out) {
-                Ok(fired) => fired.unwrap_or_default(),
+                Ok(fired) => fired,
                 Err(e) => {
                     return Handoff {
                         landed,
@@ -125,12 +121,10 @@ impl Core {
                 }
             }
         };
-        let taken = fired.taken;
         let this = match txn.commit_behind() {
             Ok(()) => {
                 self.in_flight = Some(InFlight {
                     landed: Landed { replies, out },
-                    finished: fired.finished,
                 });
                 This::Behind { fired: taken }
             }
@@ -150,12 +144,7 @@ impl Core {
     pub fn land(&mut self) -> Option<Result<Landed, StoreError>> {
         let flight = self.in_flight.take()?;
         match self.store.settle() {
-            Ok(()) => {
-                for k in &flight.finished {
-                    self.open_timers.remove(k);
-                }
-                Some(Ok(flight.landed))
-            }
+            Ok(()) => Some(Ok(flight.landed)),
             Err(e) => {
                 self.forget_unwritten();
                 Some(Err(e))
@@ -164,10 +153,9 @@ impl Core {
     }
 
     /// After a batch written behind was not written: what memory holds of
-    /// it (timer records' progress, paused flags, the delivery journal,
-    /// identities) is read again from the store.
+    /// it (paused flags here; the timers taken, the delivery journal and
+    /// identities in the store) is read again from the store.
     pub(super) fn forget_unwritten(&mut self) {
-        self.open_timers.clear();
         self.paused_flags().clear();
         if let Err(again) = self.store.reread() {
             tracing::error!(%again, "cannot read the delivery journal again");
@@ -181,13 +169,18 @@ impl Core {
     /// `out`.
     pub(super) fn on_two_threads<'c, W: Send, R: Send>(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         their_candidates: impl IntoIterator<Item = &'c str>,
         (mine, theirs): (W, W),
         out: &mut Outgoing,
-        work: impl Fn(&mut Txn, W, &mut Outgoing) -> Result<R, StoreError> + Sync,
+        work: impl Fn(&mut Txn<S>, W, &mut Outgoing) -> Result<R, StoreError> + Sync,
     ) -> Result<(R, R), StoreError> {
-        let mut other = txn.split_off(their_candidates);
+        let Some(mut other) = txn.split_off(their_candidates) else {
+            // The store keeps a batch on one thread.
+            let mine = work(txn, mine, out)?;
+            let theirs = work(txn, theirs, out)?;
+            return Ok((mine, theirs));
+        };
         let (mine, theirs) = std::thread::scope(|scope| {
             let helper = scope.spawn(|| {
                 let mut out = Vec::new();

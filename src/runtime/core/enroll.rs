@@ -37,7 +37,7 @@ pub(super) fn is_identifier(s: &str) -> bool {
         && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     /// Enrollments, in order: who each candidate is and whether they are
     /// enrolled already is settled one after another; the first steps of
     /// the new enrollments then run on two threads when there are many
@@ -45,7 +45,7 @@ impl Core {
     /// in one campaign within the run sees the first enrollment.
     pub(super) fn enroll_all(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         reqs: &[EnrollRequest],
         now: Instant,
         out: &mut Outgoing,
@@ -109,13 +109,13 @@ impl Core {
     /// many; a reply for each, by its place in the run.
     pub(super) fn start_all(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         starts: Vec<Start>,
         pinned: &HashSet<String>,
         now: Instant,
         out: &mut Outgoing,
     ) -> Result<Vec<(usize, Reply)>, StoreError> {
-        let each = |txn: &mut Txn, starts: Vec<Start>, out: &mut Outgoing| {
+        let each = |txn: &mut Txn<S>, starts: Vec<Start>, out: &mut Outgoing| {
             let mut replies = Vec::with_capacity(starts.len());
             for s in starts {
                 let enr = self.start_enrollment(txn, &s.campaign, &s.candidate, now, out)?;
@@ -151,7 +151,7 @@ impl Core {
     /// it is to start: the part of an enrollment taken one at a time.
     pub(super) fn admit(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         req: &EnrollRequest,
         now: Instant,
         pinned: &mut HashSet<String>,
@@ -164,13 +164,13 @@ impl Core {
             ))));
         };
         // A dossier this transaction had read already is not read again.
-        let read = txn.dossiers_held();
+        let read = txn.candidates_held();
         let candidate =
             match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
                 Ok(c) => c,
                 Err(e) => return Ok(Admit::Done(Reply::Error(e))),
             };
-        if seen.insert(candidate.id.clone()) && txn.dossiers_held() == read {
+        if seen.insert(candidate.id.clone()) && txn.candidates_held() == read {
             pinned.insert(candidate.id.clone());
         }
         let existing = txn.enrollment(&candidate.id, &campaign.machine.name)?;
@@ -201,7 +201,7 @@ impl Core {
 
     pub(super) fn start_enrollment(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         campaign: &Arc<Campaign>,
         candidate: &CandidateRecord,
         now: Instant,
@@ -232,10 +232,7 @@ impl Core {
             timer: None,
             parked: false,
         };
-        txn.count(
-            key::counter(&machine.name, &format!("state:{}", enr.state_name)),
-            1,
-        );
+        txn.bump(&machine.name, &Counter::State(enr.state_name.clone()), 1);
         log(
             txn,
             &candidate.id,
@@ -267,7 +264,7 @@ impl Core {
 
     pub(super) fn upsert_candidate(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         external_id: Option<&str>,
         fields: &BTreeMap<String, String>,
         now: Instant,
@@ -337,13 +334,7 @@ impl Core {
             }
         }
         // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
-        let counter = key::meta("next_candidate");
-        let next = txn
-            .get_raw(&counter)?
-            .map_or(1, |v| store::counter_value(&v) + 1)
-            .max(self.store.id_floor() as i64 + 1);
-        txn.put_raw(counter, next.to_be_bytes().to_vec());
-        let id = key::numbered_candidate(next as u64);
+        let id = txn.next_candidate_id()?;
         let token = match new_token() {
             Ok(t) => format!("{id}-{t}"),
             Err(e) => return Ok(Err(Refusal::NoRandomness(e))),
@@ -358,9 +349,6 @@ impl Core {
             opted_out: false,
         };
         txn.new_candidate(record.clone());
-        if let Some(identity) = &identity {
-            txn.know_as(identity, next as u64);
-        }
         log(
             txn,
             &id,
@@ -378,7 +366,7 @@ impl Core {
     /// A candidate by id, external id, email or phone identity, or token.
     pub fn find_candidate(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         who: &str,
     ) -> Result<Option<CandidateRecord>, StoreError> {
         find(txn, who)
@@ -386,7 +374,7 @@ impl Core {
 }
 
 /// A candidate by id, external id, email or phone identity, or link token.
-pub fn find(txn: &mut Txn, who: &str) -> Result<Option<CandidateRecord>, StoreError> {
+pub fn find<T: Transaction>(txn: &mut T, who: &str) -> Result<Option<CandidateRecord>, StoreError> {
     if let Some(c) = txn.candidate(who)? {
         return Ok(Some(c));
     }

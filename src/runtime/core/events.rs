@@ -5,12 +5,12 @@ use super::apply::{log, Step};
 use super::enroll::is_identifier;
 use super::*;
 
-impl Core {
-    pub(super) fn is_paused(&self, txn: &Txn, campaign: &str) -> Result<bool, StoreError> {
+impl<S: Store> Core<S> {
+    pub(super) fn is_paused(&self, txn: &Txn<S>, campaign: &str) -> Result<bool, StoreError> {
         if let Some(p) = self.paused_flags().get(campaign) {
             return Ok(*p);
         }
-        let p = txn.get_raw(&key::paused(campaign))?.is_some();
+        let p = txn.paused(campaign)?;
         self.paused_flags().insert(campaign.to_string(), p);
         Ok(p)
     }
@@ -21,7 +21,7 @@ impl Core {
 
     pub(super) fn event(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         req: &EventRequest,
         now: Instant,
         out: &mut Outgoing,
@@ -42,9 +42,8 @@ impl Core {
         if at > now + Duration::minutes(1) {
             return Ok(Err(Refusal::EventInFuture { at, now }));
         }
-        let seen_key = req.id.as_ref().map(|id| key::event_id(&candidate.id, id));
-        if let Some(k) = &seen_key {
-            if let Some(mut first) = txn.get::<EventResponse>(k)? {
+        if let Some(id) = &req.id {
+            if let Some(mut first) = txn.event_answer::<EventResponse>(&candidate.id, id)? {
                 first.repeated = true;
                 return Ok(Ok(first));
             }
@@ -122,15 +121,15 @@ impl Core {
             effects,
             repeated: false,
         };
-        if let Some(k) = seen_key {
-            txn.put(k, &response);
+        if let Some(id) = &req.id {
+            txn.remember_event(&response.candidate, id, &response);
         }
         Ok(Ok(response))
     }
 
     pub(super) fn set_paused(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         campaign: &str,
         paused: bool,
         now: Instant,
@@ -139,29 +138,18 @@ impl Core {
         if self.campaigns.get(campaign).is_none() {
             return Ok(Err(Refusal::unknown_campaign(campaign, &self.campaigns)));
         }
-        let pkey = key::paused(campaign);
         let was = self.is_paused(txn, campaign)?;
         if was == paused {
             return Ok(Ok(()));
         }
         self.paused_flags().insert(campaign.to_string(), paused);
+        txn.set_paused(campaign, paused);
         if paused {
-            txn.put_raw(pkey, vec![1]);
             return Ok(Ok(()));
         }
-        txn.remove(pkey);
         // Unpark: everything that fell due while paused runs now.
-        let parked: Vec<String> = self
-            .store
-            .scan_raw(&key::parked_of(campaign))
-            .map(|r| {
-                r.map(|(k, _)| {
-                    String::from_utf8_lossy(&k[key::parked_of(campaign).len()..]).into_owned()
-                })
-            })
-            .collect::<Result<_, _>>()?;
-        for candidate in parked {
-            txn.remove(key::parked(campaign, &candidate));
+        for candidate in txn.parked(campaign)? {
+            txn.unpark(campaign, &candidate);
             let Some(mut enr) = txn.enrollment(&candidate, campaign)? else {
                 continue;
             };

@@ -11,7 +11,7 @@ use super::*;
 /// go up to it.)
 pub const PREMARKED_AT_MOST: usize = 1024;
 
-impl Core {
+impl<S: Store> Core<S> {
     /// Sends to these channels are marked in flight in the same commit
     /// that queues them, so the dispatcher hands them to the channel
     /// without a commit of its own (one flushed commit less between a due
@@ -30,7 +30,7 @@ impl Core {
     /// Marks a send in flight now if its channel is one of
     /// [`Core::mark_in_flight_when_queued`]'s and fewer than
     /// [`PREMARKED_AT_MOST`] sends are in flight; says whether it did.
-    pub(super) fn premark(&self, txn: &mut Txn, send_key: &str, channel: Channel) -> bool {
+    pub(super) fn premark(&self, txn: &mut Txn<S>, send_key: SendKey, channel: Channel) -> bool {
         let mark = self.premarked.contains(&channel)
             && self.store.in_flight() + txn.launches() < PREMARKED_AT_MOST;
         if mark {
@@ -44,13 +44,16 @@ impl Core {
     /// flight only if it may go. Returns the keys that may go.
     pub(super) fn clear_for_delivery(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         keys: Vec<String>,
         now: Instant,
     ) -> Result<Vec<String>, StoreError> {
         let mut cleared = Vec::with_capacity(keys.len());
         for k in keys {
-            let entry = match txn.send(&k) {
+            let Some(send_key) = SendKey::parse(&k) else {
+                continue;
+            };
+            let entry = match txn.send(send_key) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => continue,
                 Err(e @ StoreError::Corrupt { .. }) => {
@@ -90,7 +93,7 @@ impl Core {
             }
             // Durably in flight from here: the journal lists it, the
             // dossier is left as it is until the channel answers.
-            txn.launch(&k);
+            txn.launch(SendKey::of(&entry.message));
             cleared.push(k);
         }
         Ok(cleared)
@@ -100,18 +103,18 @@ impl Core {
     /// records why in the candidate's history.
     pub(super) fn settle(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         mut entry: OutboxEntry,
         status: SendStatus,
         kind: LogKind,
         now: Instant,
     ) -> Result<(), StoreError> {
         if matches!(status, SendStatus::Failed(_)) {
-            txn.count(key::counter(&entry.message.campaign, "failed"), 1);
+            txn.bump(&entry.message.campaign, &Counter::Failed, 1);
         }
         entry.status = status;
         entry.retry_at = None;
-        txn.settle(&entry.message.key);
+        txn.settle(SendKey::of(&entry.message));
         txn.put_send(&entry)?;
         let entry_log = LogEntry {
             at: now,
@@ -123,21 +126,24 @@ impl Core {
 
     /// Sends whose retry is due: back to the dispatcher, in one commit.
     pub fn retry_due(&mut self, now: Instant, limit: usize) -> Result<Outgoing, StoreError> {
-        let due = self.store.retries_until(Some(now), limit)?;
+        let mut txn = self.store.begin();
+        let due = txn.take_due_retries(now, limit)?;
         if due.is_empty() {
             return Ok(Vec::new());
         }
-        let mut txn = Txn::new(&self.store);
         let mut out = Vec::new();
-        for (_, send_key, rkey) in due {
-            txn.remove(rkey);
-            if let Some(mut entry) = txn.send(&send_key)? {
+        for k in due {
+            let Some(send_key) = SendKey::parse(&k) else {
+                continue;
+            };
+            if let Some(mut entry) = txn.send(send_key)? {
                 if entry.status == SendStatus::Queued && entry.retry_at.is_some() {
                     entry.retry_at = None;
                     txn.put_send(&entry)?;
-                    txn.enqueue(&send_key);
-                    entry.message.in_flight =
-                        self.premark(&mut txn, &send_key, entry.message.channel);
+                    let send_key = SendKey::of(&entry.message);
+                    txn.enqueue(send_key);
+                    let in_flight = self.premark(&mut txn, send_key, entry.message.channel);
+                    entry.message.in_flight = in_flight;
                     out.push(entry.message);
                 }
             }
@@ -203,20 +209,25 @@ impl Core {
         limit: usize,
     ) -> Result<Vec<Pending>, StoreError> {
         let mut pending = Vec::new();
-        let mut txn = Txn::new(&self.store);
+        let mut txn = self.store.begin();
         if std::mem::take(&mut self.tidy_journal) {
             // Handed to a channel and settled since, but listed still.
             for k in self.store.flying_unqueued() {
-                txn.settle(&k);
+                if let Some(k) = SendKey::parse(&k) {
+                    txn.settle(k);
+                }
             }
         }
         let take = limit.max(1).min(self.recovering.len());
         let chunk: Vec<(String, bool)> = self.recovering.drain(..take).collect();
         for (k, was_in_flight) in chunk {
-            let mut entry = match txn.send(&k) {
+            let Some(send_key) = SendKey::parse(&k) else {
+                continue;
+            };
+            let mut entry = match txn.send(send_key) {
                 Ok(Some(entry)) => entry,
                 Ok(None) => {
-                    txn.settle(&k);
+                    txn.settle(send_key);
                     continue;
                 }
                 Err(e @ StoreError::Corrupt { .. }) => {
@@ -229,7 +240,7 @@ impl Core {
                 // Settled after its journal record was written, or waiting
                 // for its retry (the retry index brings it back): off the
                 // queue.
-                txn.settle(&k);
+                txn.settle(send_key);
                 continue;
             }
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {
@@ -254,7 +265,7 @@ impl Core {
             entry.message.in_flight = if was_in_flight {
                 self.premarked.contains(&channel)
             } else {
-                self.premark(&mut txn, &k, channel)
+                self.premark(&mut txn, send_key, channel)
             };
             pending.push(Pending {
                 message: entry.message,

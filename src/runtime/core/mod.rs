@@ -41,8 +41,8 @@ use crate::runtime::compose::Draft;
 use crate::runtime::refusal::Refusal;
 use crate::store::causes::{Failure, FailureKind};
 use crate::store::{
-    self, key, CandidateRecord, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus, Store,
-    StoreError, TimerEntry, TimerKind, Txn,
+    CandidateRecord, Counter, DueTimer, Enrollment, LogEntry, LogKind, OutboxEntry, SendKey,
+    SendStatus, SledStore, Store, StoreError, TimerKind, Transaction,
 };
 use crate::templates::Templates;
 
@@ -66,7 +66,6 @@ pub use reload::{
 };
 
 use batch::InFlight;
-use timers::OpenRecord;
 
 /// What the core is asked to do.
 #[derive(Debug)]
@@ -119,9 +118,12 @@ pub struct Settings {
 /// Sends to hand to the dispatcher once a commit is durable.
 pub type Outgoing = Vec<Message>;
 
-/// The single writer.
-pub struct Core {
-    store: Store,
+/// A transaction of the store `S`.
+type Txn<'a, S> = <S as Store>::Txn<'a>;
+
+/// The single writer, over a store (the sled one unless said otherwise).
+pub struct Core<S: Store = SledStore> {
+    store: S,
     campaigns: Campaigns,
     templates: Option<Arc<Templates>>,
     settings: Settings,
@@ -129,12 +131,6 @@ pub struct Core {
     /// timers passed over until the process restarts, so one damaged
     /// record neither stops every other timer nor is rewritten.
     damaged: HashSet<String>,
-    /// Timer records that do not decode, passed over likewise.
-    damaged_records: HashSet<Vec<u8>>,
-    /// Timer records being fired: their entries and how many are taken.
-    /// Taken entries stay in the store until the record's last is taken;
-    /// after a restart they are taken again and found stale.
-    open_timers: BTreeMap<Vec<u8>, OpenRecord>,
     /// Undelivered sends found at startup and not yet handed back, in
     /// flight ones first; and whether the journal is still to be tidied.
     recovering: std::collections::VecDeque<(String, bool)>,
@@ -165,9 +161,9 @@ pub struct Pending {
     pub was_in_flight: bool,
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     pub fn new(
-        store: Store,
+        store: S,
         campaigns: Campaigns,
         templates: Option<Arc<Templates>>,
         settings: Settings,
@@ -178,8 +174,6 @@ impl Core {
             templates,
             settings,
             damaged: HashSet::new(),
-            damaged_records: HashSet::new(),
-            open_timers: BTreeMap::new(),
             recovering: std::collections::VecDeque::new(),
             tidy_journal: false,
             paused: Default::default(),
@@ -188,7 +182,7 @@ impl Core {
         }
     }
 
-    pub fn store(&self) -> &Store {
+    pub fn store(&self) -> &S {
         &self.store
     }
 
@@ -208,7 +202,7 @@ impl Core {
         now: Instant,
     ) -> Result<(Vec<Reply>, Outgoing), StoreError> {
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         txn.commit()?;
@@ -225,17 +219,17 @@ impl Core {
         limit: usize,
     ) -> Result<(Vec<Reply>, usize, Outgoing), StoreError> {
         let store = self.store.clone();
-        let mut txn = Txn::new(&store);
+        let mut txn = store.begin();
         let mut out = Vec::new();
         let replies = self.run_into(&mut txn, commands, now, &mut out)?;
         let fired = self.fire_into(&mut txn, now, limit, &mut out)?;
-        self.commit_fired(txn, fired.as_ref())?;
-        Ok((replies, fired.map_or(0, |f| f.taken), out))
+        txn.commit()?;
+        Ok((replies, fired, out))
     }
 
     fn run_into(
         &mut self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         commands: Vec<Command>,
         now: Instant,
         out: &mut Outgoing,
@@ -247,7 +241,7 @@ impl Core {
                 Command::Delivered { key: k, .. } => vec![k.as_str()],
                 _ => Vec::new(),
             })
-            .filter_map(key::send_candidate)
+            .filter_map(|k| SendKey::parse(k).map(|k| k.candidate()))
             .collect();
         txn.prefetch(&touched);
         let mut replies = Vec::with_capacity(commands.len());

@@ -4,19 +4,22 @@
 use super::apply::log;
 use super::*;
 
-impl Core {
+impl<S: Store> Core<S> {
     /// A channel's answer: delivered; failed for a passing reason (tried
     /// again after a backoff, durably); or failed for good (the next channel
     /// of the campaign is tried; a bounce is also a `bounced` event).
     pub(super) fn delivered(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         k: &str,
         outcome: Result<Delivered, SendError>,
         now: Instant,
         out: &mut Outgoing,
     ) -> Result<(), StoreError> {
-        let Some(mut entry) = txn.send(k)? else {
+        let Some(send_key) = SendKey::parse(k) else {
+            return Ok(());
+        };
+        let Some(mut entry) = txn.send(send_key)? else {
             return Ok(());
         };
         if entry.status != SendStatus::Queued {
@@ -27,7 +30,7 @@ impl Core {
         let channel = entry.message.channel.name().to_string();
         let candidate = entry.message.candidate.clone();
         let campaign = entry.message.campaign.clone();
-        let note = |txn: &mut Txn, kind: LogKind| {
+        let note = |txn: &mut Txn<S>, kind: LogKind| {
             log(
                 txn,
                 &candidate,
@@ -70,8 +73,8 @@ impl Core {
                 let when = now + Duration::from_std(wait).unwrap_or(Duration::hours(1));
                 entry.status = SendStatus::Queued;
                 entry.retry_at = Some(when.timestamp_millis());
-                txn.put_raw(key::retry(when, k), Vec::new());
-                txn.settle(k);
+                txn.retry_send(send_key, when);
+                txn.settle(send_key);
                 txn.put_send(&entry)?;
                 return note(
                     txn,
@@ -128,7 +131,7 @@ impl Core {
     /// unless the candidate has left the campaign meanwhile.
     pub(super) fn fall_back(
         &self,
-        txn: &mut Txn,
+        txn: &mut Txn<S>,
         failed: &OutboxEntry,
         now: Instant,
         out: &mut Outgoing,
@@ -159,8 +162,7 @@ impl Core {
         }
         let candidate = engine_candidate(&record);
         let zone = candidate.zone(&campaign.machine.zone);
-        let base = m.key.split('>').next().unwrap_or(&m.key);
-        let send_key = format!("{base}>{next}");
+        let send_key = SendKey::of(m).fallback(next.name());
         log(
             txn,
             &m.candidate,

@@ -58,7 +58,7 @@ impl std::error::Error for StrandedOnStart {}
 
 /// Refuses campaign files that strand candidates of `store` (the check
 /// [`Core::reload`] makes), before anything is written.
-pub fn check_start(store: &Store, campaigns: &Campaigns) -> Result<(), StartRefusal> {
+pub fn check_start<S: Store>(store: &S, campaigns: &Campaigns) -> Result<(), StartRefusal> {
     let found = stranded(store, campaigns).map_err(StartRefusal::Store)?;
     if found.is_empty() {
         Ok(())
@@ -90,26 +90,18 @@ pub type Waiting = BTreeMap<String, BTreeMap<String, i64>>;
 
 /// The live candidates of `store` per campaign and state, from the
 /// per-state counters (finished candidates are in none).
-pub fn waiting(store: &Store) -> Result<Waiting, StoreError> {
+pub fn waiting<S: Store>(store: &S) -> Result<Waiting, StoreError> {
     let mut waiting = Waiting::new();
-    for item in store.scan_raw(&key::all_counters()) {
-        let (k, v) = item?;
-        let Some((campaign, name)) = key::split_pair(&k[1..]) else {
-            continue;
-        };
-        let n = store::counter_value(&v);
-        if let (Some(state), true) = (name.strip_prefix("state:"), n > 0) {
-            waiting
-                .entry(campaign)
-                .or_default()
-                .insert(state.to_string(), n);
+    for (campaign, counter, n) in store.all_counters()? {
+        if let (Counter::State(state), true) = (counter, n > 0) {
+            waiting.entry(campaign).or_default().insert(state, n);
         }
     }
     Ok(waiting)
 }
 
 /// The [`Stranded`] candidates of `store` under `campaigns`.
-pub fn stranded(store: &Store, campaigns: &Campaigns) -> Result<Vec<Stranded>, StoreError> {
+pub fn stranded<S: Store>(store: &S, campaigns: &Campaigns) -> Result<Vec<Stranded>, StoreError> {
     Ok(strandings(waiting(store)?, campaigns))
 }
 
@@ -152,8 +144,8 @@ pub(super) fn placed(machine: &Machine, enr: &Enrollment) -> bool {
 /// enrollment whose state the new version lacks is left as it is, and
 /// `false` returned: [`stranded`] keeps such a version from being loaded,
 /// so this is only a last guard.
-pub(super) fn migrate(
-    txn: &mut Txn,
+pub(super) fn migrate<T: Transaction>(
+    txn: &mut T,
     enr: &mut Enrollment,
     campaign: &Campaign,
     now: Instant,
@@ -198,7 +190,7 @@ pub(super) fn migrate(
 
 /// Arms the enrollment's timer at its next wake (its earlier timer, if
 /// any, becomes stale; one already armed at that very instant is kept).
-pub(super) fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
+pub(super) fn rearm<T: Transaction>(txn: &mut T, enr: &mut Enrollment, machine: &Machine) {
     let armed = enr.timer.take();
     let next = if enr.parked {
         None
@@ -222,8 +214,8 @@ pub(super) fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
     } else {
         TimerKind::Transition
     };
-    txn.arm(TimerEntry {
-        due: due.timestamp_millis(),
+    txn.arm(&DueTimer {
+        due,
         candidate: enr.candidate.clone(),
         campaign: enr.campaign.clone(),
         kind,
@@ -232,14 +224,14 @@ pub(super) fn rearm(txn: &mut Txn, enr: &mut Enrollment, machine: &Machine) {
 }
 
 /// Takes a paused (or orphaned) campaign's enrollment off the timers.
-pub(super) fn park(txn: &mut Txn, enr: &mut Enrollment) {
+pub(super) fn park<T: Transaction>(txn: &mut T, enr: &mut Enrollment) {
     enr.timer = None;
     enr.parked = true;
     txn.disarm(&enr.candidate, &enr.campaign);
-    txn.put_raw(key::parked(&enr.campaign, &enr.candidate), Vec::new());
+    txn.park(&enr.campaign, &enr.candidate);
 }
 
-impl Core {
+impl<S: Store> Core<S> {
     /// Swaps in new campaign versions after checking that no candidate waits
     /// in a state the new version removes (then nothing changes). The
     /// candidates of a changed campaign move onto its new version at once,
@@ -282,7 +274,7 @@ impl Core {
         now: Instant,
     ) -> Result<(), StoreError> {
         const CHUNK: usize = 10_000;
-        let mut txn = Txn::new(&self.store);
+        let mut txn = self.store.begin();
         let mut moved = 0;
         for dossier in self.store.dossiers() {
             let Ok(dossier) = dossier else {
@@ -307,7 +299,7 @@ impl Core {
             }
             if moved >= CHUNK {
                 moved = 0;
-                std::mem::replace(&mut txn, Txn::new(&self.store)).commit()?;
+                std::mem::replace(&mut txn, self.store.begin()).commit()?;
             }
         }
         if !txn.is_empty() {
@@ -319,12 +311,9 @@ impl Core {
     /// Stores the source of every loaded campaign version, so enrollments'
     /// pinned versions can always be read back.
     pub fn pin_versions(&self, campaigns: &Campaigns) -> Result<(), StoreError> {
-        let mut txn = Txn::new(&self.store);
+        let mut txn = self.store.begin();
         for (name, c) in campaigns.iter() {
-            let k = key::version(name, &c.version);
-            if self.store.get_raw(&k)?.is_none() {
-                txn.put_raw(k, c.source.as_bytes().to_vec());
-            }
+            txn.pin_version(name, &c.version, &c.source)?;
         }
         if !txn.is_empty() {
             txn.commit()?;

@@ -79,7 +79,7 @@ impl Writer {
             std::thread::Builder::new()
                 .name("nudge-writer".into())
                 .spawn(move || run(me, rx))
-                .map_err(|e| StoreError::Io(sled::Error::Io(e)))?;
+                .map_err(StoreError::Io)?;
             *queue = Some(tx);
         }
         if let Some(tx) = queue.as_ref() {
@@ -90,9 +90,9 @@ impl Writer {
         // The thread is gone (it panicked): the batch was not written.
         *queue = None;
         self.state().writing = None;
-        Err(StoreError::Io(sled::Error::ReportableBug(
+        Err(StoreError::Backend(
             "the store's writer thread stopped".into(),
-        )))
+        ))
     }
 
     /// Waits for the batch being written (if any); returns the state with

@@ -1,0 +1,132 @@
+//! How the store names what it counts and what it sends: typed
+//! [`Counter`]s and [`SendKey`]s, each parsed and written in this one
+//! place. Their text is what every layout stores (counter names in counter
+//! keys, send keys in dossiers, the journal and retries), so it must not
+//! change.
+
+use std::fmt;
+
+use crate::channels::Message;
+
+/// A counter a campaign keeps.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Counter {
+    /// Candidates in a state (stored as `state:NAME`).
+    State(String),
+    /// Candidates that left with an outcome (`outcome:NAME`).
+    Outcome(String),
+    /// Sends that failed for good (`failed`).
+    Failed,
+    /// A name this build does not know (kept as it is, so a store written
+    /// by a later nudge still reads).
+    Other(String),
+}
+
+impl Counter {
+    /// The counter stored under `name`.
+    pub fn parse(name: &str) -> Counter {
+        if let Some(state) = name.strip_prefix("state:") {
+            Counter::State(state.to_string())
+        } else if let Some(outcome) = name.strip_prefix("outcome:") {
+            Counter::Outcome(outcome.to_string())
+        } else if name == "failed" {
+            Counter::Failed
+        } else {
+            Counter::Other(name.to_string())
+        }
+    }
+}
+
+/// The stored name: `state:NAME`, `outcome:NAME`, `failed`.
+impl fmt::Display for Counter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Counter::State(s) => write!(f, "state:{s}"),
+            Counter::Outcome(o) => write!(f, "outcome:{o}"),
+            Counter::Failed => f.write_str("failed"),
+            Counter::Other(name) => f.write_str(name),
+        }
+    }
+}
+
+/// A send's idempotency key: `campaign/candidate/visit/index`, with
+/// `>channel` after it for a fallback to another channel. A view of the
+/// key's text that knows whose send it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SendKey<'a> {
+    text: &'a str,
+    candidate: &'a str,
+}
+
+impl<'a> SendKey<'a> {
+    /// A key as written by [`SendKey::format`] (or with a fallback);
+    /// `None` for text that names no candidate.
+    pub fn parse(text: &'a str) -> Option<SendKey<'a>> {
+        let candidate = text.split('/').nth(1)?;
+        Some(SendKey { text, candidate })
+    }
+
+    /// The key of a message (which says whose it is).
+    pub fn of(message: &'a Message) -> SendKey<'a> {
+        SendKey {
+            text: &message.key,
+            candidate: &message.candidate,
+        }
+    }
+
+    /// The key of the `index`th send of a candidate's `visit` to a state.
+    pub fn format(campaign: &str, candidate: &str, visit: u32, index: usize) -> String {
+        format!("{campaign}/{candidate}/{visit}/{index}")
+    }
+
+    /// The key of this send tried again on `channel`.
+    pub fn fallback(&self, channel: &str) -> String {
+        let base = self.text.split('>').next().unwrap_or(self.text);
+        format!("{base}>{channel}")
+    }
+
+    pub fn as_str(&self) -> &'a str {
+        self.text
+    }
+
+    /// Whose send it is.
+    pub fn candidate(&self) -> &'a str {
+        self.candidate
+    }
+}
+
+impl fmt::Display for SendKey<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counters_read_as_they_are_stored() {
+        for name in ["state:waiting", "outcome:completed", "failed", "later"] {
+            assert_eq!(Counter::parse(name).to_string(), name);
+        }
+        assert_eq!(
+            Counter::parse("state:a:b"),
+            Counter::State("a:b".to_string())
+        );
+    }
+
+    #[test]
+    fn send_keys_know_their_candidate_and_fall_back() {
+        let text = SendKey::format("warehouse", "c7", 1, 0);
+        let k = SendKey::parse(&text).unwrap();
+        assert_eq!((k.as_str(), k.candidate()), ("warehouse/c7/1/0", "c7"));
+        let again = k.fallback("sms");
+        assert_eq!(again, "warehouse/c7/1/0>sms");
+        assert_eq!(
+            SendKey::parse(&again).unwrap().fallback("email"),
+            "warehouse/c7/1/0>email"
+        );
+        assert!(SendKey::parse("nothing").is_none());
+    }
+}

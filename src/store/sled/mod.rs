@@ -1,0 +1,1791 @@
+//! The store on sled, with the layout and the tricks that make it fast:
+//! candidates, enrollments, timers ordered by due instant, the outbox of
+//! sends, the append-only event log, and counters ([`super::Store`]).
+//!
+//! Everything lives in one sled tree with one-byte key prefixes, so that a
+//! state change, the timer it arms, the sends it causes and its log entries
+//! go to disk in one atomic `apply_batch` (multi-tree transactions are slow
+//! on sled; see DEPENDENCIES.md). The runtime groups many changes into one
+//! batch and flushes it before acknowledging any of them.
+//!
+//! Key layout (`0` is a zero byte separating variable-length parts):
+//!
+//! | key | value |
+//! |---|---|
+//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
+//! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
+//! | `x` identity | candidate id (layout 2; read, never written since) |
+//! | `y` seq(8) | the identities one commit gave new candidates ([`identities`]) |
+//! | `t` bucket-ms(8, big-endian) seq(8) | the [`TimerEntry`]s one commit armed in that 10 ms bucket, in due order |
+//! | `z` campaign `0` candidate | parked timer of a paused campaign |
+//! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
+//! | `r` due-ms(8) send key | a failed send waiting to be tried again |
+//! | `q` seq(8) | the send keys one commit queued for delivery ([`Journal`]) |
+//! | `f` seq(8) | the send keys one commit handed to channels ([`Journal`]) |
+//! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
+//! | `p` campaign | paused flag |
+//! | `v` campaign `0` version | campaign source text, pinned by enrollments |
+
+mod identities;
+mod writer;
+
+use std::collections::BTreeMap;
+
+// A fast hasher for the maps of a batch (send keys, candidate ids): the
+// keys are nudge's own.
+use foldhash::{HashMap, HashMapExt, HashSet, HashSetExt};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+
+use super::{
+    CandidateRecord, Counter, Dossier, DueTimer, Enrollment, LogEntry, OutboxEntry, SendKey,
+    SendStatus, Store, StoreError, TimerKind, Transaction,
+};
+
+use crate::engine::Instant;
+
+/// The layout version this build writes and reads. Version 1 kept
+/// enrollments, sends and history under keys of their own; version 2 keeps
+/// them in the candidate's [`Dossier`]; version 3 records identities in a
+/// `y` record per commit instead of an `x` key per candidate; version 4
+/// records history causes as typed facts ([`causes`]) in new [`LogKind`]
+/// variants. Older stores are taken as they are and marked 4: their `x`
+/// keys are still read, and their history in words stays readable as the
+/// `Legacy*` kinds (nothing to convert, so the upgrade is one marker).
+pub const SCHEMA_VERSION: u32 = 4;
+
+/// The oldest layout this build opens (and marks as its own).
+const OLDEST_READABLE: u32 = 2;
+
+/// The file in the store folder, beside sled's own, that holds the layout
+/// version as text. It is read before sled opens anything: sled has no
+/// read-only mode (every open writes a fresh snapshot file), so a store of
+/// a newer nudge must be recognised without opening it. The `m schema`
+/// record stays, and must agree.
+pub const LAYOUT_FILE: &str = "nudge-layout";
+
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        match e {
+            sled::Error::Io(e) => StoreError::Io(e),
+            e => StoreError::Backend(e.to_string()),
+        }
+    }
+}
+
+/// Encodes a record (postcard: compact and fast).
+fn encode<T: Serialize>(value: &T) -> Vec<u8> {
+    postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// Decodes a record, naming the key when it does not decode.
+fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
+        // Keys hold zero separators and binary instants: escaped, so the
+        // message names the key in full and prints cleanly.
+        key: key.escape_ascii().to_string(),
+        why: e.to_string(),
+    })
+}
+
+/// The keys of records, for tests of the on-disk layout (damaged records,
+/// older layouts); the store's own methods are the way in otherwise.
+#[doc(hidden)]
+pub mod raw {
+    /// A candidate's dossier.
+    pub fn dossier(candidate: &str) -> Vec<u8> {
+        super::key::candidate(candidate)
+    }
+    /// A metadata record (`schema`, `next_candidate`).
+    pub fn meta(name: &str) -> Vec<u8> {
+        super::key::meta(name)
+    }
+}
+
+mod key;
+
+/// A commit slower than this is logged as a warning.
+const SLOW_COMMIT: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// Timer records group the timers armed by one commit per bucket of this
+/// many milliseconds.
+const TIMER_BUCKET_MS: i64 = 10;
+
+/// An armed timer, inside a timer record. A timer is live while its
+/// enrollment's `timer` still names its instant: re-arming or parking an
+/// enrollment does not delete its old entry, which is passed over as stale
+/// when it comes due (so a transition writes no timer key of its own, only
+/// a share of its commit's record).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+struct TimerEntry {
+    /// Epoch milliseconds.
+    pub due: i64,
+    pub candidate: String,
+    pub campaign: String,
+    pub kind: TimerKind,
+}
+
+impl TimerEntry {
+    pub fn due(&self) -> Instant {
+        Instant::from_timestamp_millis(self.due).unwrap_or_default()
+    }
+
+    fn to_due(&self) -> DueTimer {
+        DueTimer {
+            due: self.due(),
+            candidate: self.candidate.clone(),
+            campaign: self.campaign.clone(),
+            kind: self.kind,
+        }
+    }
+
+    fn of(timer: &DueTimer) -> TimerEntry {
+        TimerEntry {
+            due: timer.due.timestamp_millis(),
+            candidate: timer.candidate.clone(),
+            campaign: timer.campaign.clone(),
+            kind: timer.kind,
+        }
+    }
+}
+
+/// The sled database, opened and checked.
+#[derive(Clone)]
+pub struct SledStore {
+    db: sled::Db,
+    path: PathBuf,
+    /// The highest numbered candidate id stored when the store opened.
+    id_floor: u64,
+    journal: Arc<Mutex<Journal>>,
+    /// Who each candidate is; read from the store when first needed.
+    identities: Arc<Mutex<Option<identities::Identities>>>,
+    /// Writes batches behind the core (see [`writer`]).
+    writer: Arc<writer::Writer>,
+    /// The timer records being taken by this process.
+    timers: Arc<Mutex<TakenTimers>>,
+    /// Dropped with the last clone, after `db`: notes when this process let
+    /// go of the store (see [`SledStore::open`]).
+    _closing: Arc<Closing>,
+}
+
+/// Notes, when the last clone of a [`SledStore`] goes, that this process closed
+/// the store at that path.
+struct Closing(PathBuf);
+
+impl Drop for Closing {
+    fn drop(&mut self) {
+        closed_here().insert(self.0.clone(), std::time::Instant::now());
+    }
+}
+
+/// Stores this process closed, and when. sled's background threads finish
+/// their last writes after its handles are dropped, holding the store's
+/// lock a moment longer; opening the store again within that moment (a
+/// test, a command that reopens) waits for them instead of reporting the
+/// store as in use by another process.
+fn closed_here() -> std::sync::MutexGuard<'static, HashMap<PathBuf, std::time::Instant>> {
+    static CLOSED: std::sync::OnceLock<Mutex<HashMap<PathBuf, std::time::Instant>>> =
+        std::sync::OnceLock::new();
+    CLOSED
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+}
+
+/// How long a store this process closed may stay locked by sled's
+/// finishing threads.
+const RELEASE: std::time::Duration = std::time::Duration::from_secs(3);
+
+/// Which sends are queued for delivery and which are in flight, kept as
+/// journal records instead of a key per send: each commit that queues
+/// sends writes one `q` record listing them, each commit that hands sends
+/// to channels writes one `f` record, and a record is deleted in the commit
+/// that settles the last send it lists. A send's own state (its message,
+/// attempts and outcome) stays in its candidate's [`Dossier`]; the journal
+/// only says where it is in the pipeline, so a transition or a delivery
+/// costs one dossier write plus a share of one record. The lists are read
+/// back (and checked against the dossiers) when the store opens; they are
+/// bounded by the dispatcher's backlog.
+#[derive(Debug, Default)]
+struct Journal {
+    /// Unsettled send → the `q` record that lists it.
+    queued: HashMap<String, sled::IVec>,
+    /// Send handed to a channel and not settled → its `f` record.
+    flying: HashMap<String, sled::IVec>,
+    /// Record → how many unsettled sends it still lists.
+    open: HashMap<sled::IVec, usize>,
+}
+
+impl Journal {
+    /// Drops `key` from `map`'s record; returns the record when that was
+    /// its last unsettled send (the caller deletes it).
+    fn unlist(
+        map: &mut HashMap<String, sled::IVec>,
+        open: &mut HashMap<sled::IVec, usize>,
+        key: &str,
+    ) -> Option<sled::IVec> {
+        let record = map.remove(key)?;
+        let left = open.get_mut(&record)?;
+        *left = left.saturating_sub(1);
+        if *left == 0 {
+            open.remove(&record);
+            return Some(record);
+        }
+        None
+    }
+}
+
+/// A timer record being taken: its entries and how many are taken. Taken
+/// entries stay in the store until the record's last is taken (the commit
+/// that takes it deletes the record); after a restart they are taken again
+/// and found stale.
+struct OpenRecord {
+    entries: Vec<TimerEntry>,
+    /// Entries taken, in order.
+    done: usize,
+    /// Taken entries that were not fired (their dossiers are damaged),
+    /// kept in the store.
+    kept: Vec<TimerEntry>,
+    /// Already rewritten down to its kept entries.
+    rewritten: bool,
+}
+
+/// How far this process has taken the timer records.
+#[derive(Default)]
+struct TakenTimers {
+    open: BTreeMap<Vec<u8>, OpenRecord>,
+    /// Records that do not decode: reported once and passed over until the
+    /// process restarts, left as they are.
+    damaged: HashSet<Vec<u8>>,
+    /// Records the batch being written behind finishes: forgotten once it
+    /// is written (until then sled still lists them).
+    behind: Vec<Vec<u8>>,
+}
+
+impl SledStore {
+    /// Opens (or creates) the store in `path`. A store written by a newer
+    /// nudge, or a folder that is not a nudge store, is refused untouched.
+    pub fn open(path: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        let path = path.to_path_buf();
+        if path.exists() && !path.is_dir() {
+            return Err(StoreError::Unreadable {
+                path,
+                why: "it is a file, not a folder".into(),
+            });
+        }
+        let fresh = !path.exists()
+            || std::fs::read_dir(&path)
+                .map(|mut d| d.next().is_none())
+                .unwrap_or(false);
+        if !fresh && !path.join("conf").exists() && !path.join("db").exists() {
+            return Err(StoreError::Unreadable {
+                path,
+                why: "the folder holds other files and no sled database".into(),
+            });
+        }
+        let layout = read_layout(&path)?;
+        if let Some(found) = layout.filter(|v| *v > SCHEMA_VERSION) {
+            return Err(StoreError::NewerSchema { path, found });
+        }
+        if let Some(found) = layout.filter(|v| *v < OLDEST_READABLE) {
+            return Err(StoreError::OlderSchema { path, found });
+        }
+        let db = loop {
+            let opened = sled::Config::new()
+                .path(&path)
+                .cache_capacity(cache_bytes)
+                .mode(sled::Mode::HighThroughput)
+                .flush_every_ms(None)
+                .open()
+                .map_err(|e| classify_open_error(&path, e));
+            match opened {
+                Err(StoreError::Locked { .. })
+                    if closed_here()
+                        .get(&path)
+                        .is_some_and(|at| at.elapsed() < RELEASE) =>
+                {
+                    std::thread::sleep(std::time::Duration::from_millis(10));
+                }
+                other => break other?,
+            }
+        };
+        // The last numbered dossier (`c` and 8 bytes; text ids sort after).
+        let id_floor = match db.range(vec![b'c']..vec![b'c', 0xFF]).next_back() {
+            Some(item) => {
+                let (k, _) = item?;
+                k.get(1..9)
+                    .and_then(|n| <[u8; 8]>::try_from(n).ok())
+                    .map_or(0, u64::from_be_bytes)
+            }
+            None => 0,
+        };
+        let store = SledStore {
+            db,
+            _closing: Arc::new(Closing(path.clone())),
+            path,
+            id_floor,
+            journal: Arc::default(),
+            identities: Arc::default(),
+            writer: Arc::default(),
+            timers: Arc::default(),
+        };
+        match store.db.get(key::meta("schema"))? {
+            Some(v) => {
+                let found = <[u8; 4]>::try_from(v.as_ref())
+                    .map(u32::from_be_bytes)
+                    .map_err(|_| StoreError::Unreadable {
+                        path: store.path.clone(),
+                        why: "its schema marker is damaged".into(),
+                    })?;
+                if found > SCHEMA_VERSION {
+                    return Err(StoreError::NewerSchema {
+                        path: store.path.clone(),
+                        found,
+                    });
+                }
+                if found < OLDEST_READABLE {
+                    return Err(StoreError::OlderSchema {
+                        path: store.path.clone(),
+                        found,
+                    });
+                }
+                if found < SCHEMA_VERSION {
+                    // Nothing to convert: the `x` keys and the history in
+                    // words (layout 3) stay readable. The
+                    // marker in the store goes first, the file second, so a
+                    // crash between them leaves a store this build opens
+                    // and an older one refuses.
+                    store
+                        .db
+                        .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                    store.db.flush()?;
+                }
+            }
+            None if store.db.is_empty() => {
+                store
+                    .db
+                    .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                store.db.flush()?;
+            }
+            None => {
+                return Err(StoreError::Unreadable {
+                    path: store.path.clone(),
+                    why: "it has data but no schema marker".into(),
+                })
+            }
+        }
+        if layout != Some(SCHEMA_VERSION) {
+            write_layout(&store.path).map_err(StoreError::Io)?;
+        }
+        store.load_journal()?;
+        Ok(store)
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The highest numbered candidate id (`c` n) stored when the store
+    /// opened: new ids are above it even if the id counter were lost.
+    pub fn id_floor(&self) -> u64 {
+        self.id_floor
+    }
+
+    /// Reads who each candidate is (see [`identities`]) on a thread of its
+    /// own, so the first enrollment after a start finds it ready (one that
+    /// comes sooner waits for the read); timers never wait for it.
+    pub fn preload_identities(&self) {
+        let store = self.clone();
+        let _ = std::thread::Builder::new()
+            .name("nudge-identities".into())
+            .spawn(move || {
+                if let Err(e) = store.with_identities(|_| ()) {
+                    tracing::error!(%e, "cannot read the candidates' identities");
+                }
+            });
+    }
+
+    /// Runs `f` on the identities, reading them first if this is the first
+    /// time (then later callers wait for the read).
+    fn with_identities<R>(
+        &self,
+        f: impl FnOnce(&mut identities::Identities) -> R,
+    ) -> Result<R, StoreError> {
+        let mut held = self.identities.lock().unwrap_or_else(|e| e.into_inner());
+        let ids = match &mut *held {
+            Some(ids) => ids,
+            None => held.insert(self.read_identities()?),
+        };
+        Ok(f(ids))
+    }
+
+    fn read_identities(&self) -> Result<identities::Identities, StoreError> {
+        let started = std::time::Instant::now();
+        let mut found = identities::Identities::with_capacity(self.id_floor as usize);
+        for item in self.db.scan_prefix([b'y']) {
+            let (k, v) = item?;
+            let pairs = identities::decode(&v).ok_or_else(|| StoreError::Corrupt {
+                key: String::from_utf8_lossy(&k).into_owned(),
+                why: format!("an identity record of {} bytes", v.len()),
+            })?;
+            for (digest, id) in pairs {
+                found.insert(digest, id);
+            }
+        }
+        // Layout 2's index, a key per candidate.
+        for item in self.db.scan_prefix([b'x']) {
+            let (k, v) = item?;
+            let id = String::from_utf8_lossy(&v).into_owned();
+            match key::candidate_number(&id) {
+                Some(n) => found.insert(identities::digest(&String::from_utf8_lossy(&k[1..])), n),
+                None => {
+                    return Err(StoreError::Corrupt {
+                        key: String::from_utf8_lossy(&k).into_owned(),
+                        why: format!("names `{id}`, which is not a candidate id"),
+                    })
+                }
+            }
+        }
+        tracing::debug!(
+            candidates = found.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "identities read"
+        );
+        Ok(found)
+    }
+
+    /// The numbers of the candidates whose identity has this digest.
+    fn with_digest(&self, digest: u64) -> Result<Vec<u64>, StoreError> {
+        self.with_identities(|ids| ids.get(digest))
+    }
+
+    /// A fresh, strictly increasing number (sled's id generator: survives
+    /// restarts).
+    pub fn next_id(&self) -> Result<u64, StoreError> {
+        Ok(self.db.generate_id()?)
+    }
+
+    /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        Ok(self.db.get(key)?)
+    }
+
+    /// Raw keys and values under a prefix: for tests of the on-disk layout.
+    #[doc(hidden)]
+    pub fn scan_raw(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
+        self.db
+            .scan_prefix(prefix)
+            .map(|r| r.map_err(StoreError::from))
+    }
+
+    /// Timer records whose bucket holds instants at or before `until`
+    /// (every record when `None`), in bucket order, undecoded.
+    fn timer_records(
+        &self,
+        until: Option<Instant>,
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
+        let end = match until {
+            Some(t) => key::timers_after(t),
+            None => vec![b'u'],
+        };
+        self.db
+            .range(vec![b't']..end)
+            .map(|r| r.map_err(StoreError::from))
+    }
+
+    fn taken_timers(&self) -> std::sync::MutexGuard<'_, TakenTimers> {
+        self.timers.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Up to `limit` retries due at or before `until` (all when `None`), in
+    /// due order: (due, send key, the retry's own key).
+    fn retries_until(
+        &self,
+        until: Option<Instant>,
+        limit: usize,
+    ) -> Result<Vec<(Instant, String, Vec<u8>)>, StoreError> {
+        let end = match until {
+            Some(t) => key::retries_after(t),
+            None => vec![b's'],
+        };
+        let mut out = Vec::new();
+        for item in self.db.range(vec![b'r']..end).take(limit) {
+            let (k, _) = item?;
+            if k.len() < 9 {
+                continue;
+            }
+            let Some(due) = <[u8; 8]>::try_from(&k[1..9])
+                .ok()
+                .and_then(key::due_from_bytes)
+            else {
+                continue;
+            };
+            out.push((
+                due,
+                String::from_utf8_lossy(&k[9..]).into_owned(),
+                k.to_vec(),
+            ));
+        }
+        Ok(out)
+    }
+
+    /// A candidate's dossier, by candidate id.
+    pub fn dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
+        let k = key::candidate(candidate);
+        match self.db.get(&k)? {
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Reads the journal records back. Every send they list counts as
+    /// unsettled until the daemon's recovery reads its dossier (a record
+    /// lists sends that settled after it was written, until its last one
+    /// settles): opening the store reads the few records, not the dossiers.
+    fn load_journal(&self) -> Result<(), StoreError> {
+        let mut journal = Journal::default();
+        for (prefix, flying) in [(b"q", false), (b"f", true)] {
+            for item in self.db.scan_prefix(prefix) {
+                let (record, value) = item?;
+                let keys: Vec<String> = decode(&record, &value)?;
+                let map = if flying {
+                    &mut journal.flying
+                } else {
+                    &mut journal.queued
+                };
+                let mut open = 0;
+                for k in keys {
+                    // Listed again in a later record: that one counts.
+                    if let Some(old) = map.insert(k, record.clone()) {
+                        if let Some(n) = journal.open.get_mut(&old) {
+                            *n = n.saturating_sub(1);
+                        }
+                    }
+                    open += 1;
+                }
+                journal.open.insert(record, open);
+            }
+        }
+        *self.journal() = journal;
+        Ok(())
+    }
+
+    fn journal(&self) -> std::sync::MutexGuard<'_, Journal> {
+        self.journal.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Every candidate's history (for tests and audits).
+    pub fn all_history(&self) -> Result<Vec<LogEntry>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.dossiers() {
+            let d = d?;
+            out.extend(d.history.items().map_err(|e| damaged(&d.candidate.id, e))?);
+        }
+        Ok(out)
+    }
+
+    /// Applies a batch atomically and makes it durable before returning
+    /// (after the batch being written behind, if any).
+    fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
+        self.writer.wait_idle();
+        write_durably(&self.db, batch)
+    }
+
+    /// Hands a batch to the writer thread and returns at once; the batch
+    /// being written before it, if any, is waited for first (settle it
+    /// before: see [`SledStore::settle`]). Until it is written, transactions
+    /// read what it writes ([`SledTxn`]), and other readers what sled has.
+    fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
+        self.writer.start(&self.db, writes)
+    }
+
+    /// Makes each batch written behind wait this long before it is applied:
+    /// for tests, which need the next batch built before it is written.
+    #[doc(hidden)]
+    pub fn hold_writes(&self, wait: std::time::Duration) {
+        self.writer.hold(wait.as_micros() as u64);
+    }
+
+    /// The value at `key` as the batch being written leaves it.
+    fn latest(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
+        match self.writer.pending(key) {
+            Some(v) => Ok(v),
+            None => Ok(self.db.get(key)?),
+        }
+    }
+
+    /// A dossier as the batch being written leaves it.
+    fn latest_dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
+        match self.latest(&key::candidate(candidate))? {
+            Some(v) => postcard::from_bytes(&v)
+                .map(Some)
+                .map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Bytes on disk, for status and benchmarks.
+    pub fn size_on_disk(&self) -> u64 {
+        self.db.size_on_disk().unwrap_or(0)
+    }
+}
+
+impl super::Store for SledStore {
+    type Txn<'a> = SledTxn<'a>;
+
+    fn begin(&self) -> SledTxn<'_> {
+        SledTxn::new(self)
+    }
+
+    /// Every timer entry due at or before `until` (all when `None`), live
+    /// or stale, in bucket order: for status, audits and tests.
+    fn timers_until(&self, until: Option<Instant>) -> Result<Vec<DueTimer>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.timer_records(until) {
+            let (k, v) = item?;
+            for e in decode::<Vec<TimerEntry>>(&k, &v)? {
+                if until.is_some_and(|t| e.due > t.timestamp_millis()) {
+                    continue;
+                }
+                out.push(DueTimer {
+                    due: e.due(),
+                    candidate: e.candidate,
+                    campaign: e.campaign,
+                    kind: e.kind,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// The next `limit` timers not yet taken (some may turn out stale), in
+    /// due order: the first records' entries, bucket by bucket, until a
+    /// bucket ends with `limit` found. Damaged records are passed over (one
+    /// that does not decode is reported when it falls due).
+    fn upcoming_timers(&self, limit: usize) -> Result<Vec<DueTimer>, StoreError> {
+        let mut pending: Vec<DueTimer> = Vec::new();
+        let mut bucket = None;
+        let taken = self.taken_timers();
+        for item in self.timer_records(None) {
+            let (k, v) = item?;
+            let this = key::record_bucket(&k);
+            if this != bucket && pending.len() >= limit {
+                // Later buckets hold only later instants.
+                break;
+            }
+            bucket = this;
+            if taken.damaged.contains(k.as_ref()) {
+                continue;
+            }
+            match taken.open.get(k.as_ref()) {
+                Some(open) => pending.extend(
+                    open.entries[open.done..]
+                        .iter()
+                        .take(limit)
+                        .map(TimerEntry::to_due),
+                ),
+                None => {
+                    if let Ok(entries) = decode::<Vec<TimerEntry>>(&k, &v) {
+                        pending.extend(entries.iter().take(limit).map(TimerEntry::to_due));
+                    }
+                }
+            }
+        }
+        pending.sort_by_key(|e| e.due);
+        pending.truncate(limit);
+        Ok(pending)
+    }
+
+    /// The instant of the earliest retry of a failed send.
+    fn next_retry(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(self.retries_until(None, 1)?.first().map(|r| r.0))
+    }
+
+    /// A campaign's counters.
+    fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
+        let prefix = key::counters_of(campaign);
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(&prefix) {
+            let (k, v) = item?;
+            let name = String::from_utf8_lossy(&k[prefix.len()..]);
+            out.push((Counter::parse(&name), counter_value(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Every campaign's counters: (campaign, counter, count).
+    fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError> {
+        let mut out = Vec::new();
+        for item in self.db.scan_prefix(key::all_counters()) {
+            let (k, v) = item?;
+            let Some((campaign, name)) = key::split_pair(&k[1..]) else {
+                continue;
+            };
+            out.push((campaign, Counter::parse(&name), counter_value(&v)));
+        }
+        Ok(out)
+    }
+
+    /// Whether a campaign is paused.
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.db.get(key::paused(campaign))?.is_some())
+    }
+
+    /// Every dossier, in key order (a full scan: for reloads, reports and
+    /// audits, not for hot paths).
+    fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
+        self.db.scan_prefix(b"c").map(|r| {
+            r.map_err(StoreError::from).and_then(|(k, v)| {
+                postcard::from_bytes(&v)
+                    .map_err(|e| damaged(&key::candidate_id(&k).unwrap_or_default(), e))
+            })
+        })
+    }
+
+    fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate))
+    }
+
+    fn enrollment(
+        &self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    /// A send by its key.
+    fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// Every send of every candidate (a full scan).
+    fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
+        let mut out = Vec::new();
+        for d in self.dossiers() {
+            let d = d?;
+            out.extend(d.sends().map_err(|e| damaged(&d.candidate.id, e))?);
+        }
+        Ok(out)
+    }
+
+    /// Sends queued and not yet settled (the delivery queue's length); after
+    /// a restart, until recovery, sends listed by the journal (some may have
+    /// settled: [`SledStore::undelivered_checked`] reads their dossiers).
+    fn undelivered(&self) -> usize {
+        self.journal().queued.len()
+    }
+
+    /// Sends handed to a channel (or marked in flight as they were queued)
+    /// and not settled.
+    fn in_flight(&self) -> usize {
+        self.journal().flying.len()
+    }
+
+    /// Sends a journal record lists as handed to a channel that are no
+    /// longer queued (settled before the record's last send was).
+    fn flying_unqueued(&self) -> Vec<String> {
+        let journal = self.journal();
+        journal
+            .flying
+            .keys()
+            .filter(|k| !journal.queued.contains_key(*k))
+            .cloned()
+            .collect()
+    }
+
+    /// Sends queued and not settled, each checked against its dossier.
+    fn undelivered_checked(&self) -> Result<usize, StoreError> {
+        let keys: Vec<String> = self.journal().queued.keys().cloned().collect();
+        let mut n = 0;
+        for k in keys {
+            let Some(k) = SendKey::parse(&k) else {
+                continue;
+            };
+            if let Some(e) = self.send(k)? {
+                n += usize::from(e.status == SendStatus::Queued && e.retry_at.is_none());
+            }
+        }
+        Ok(n)
+    }
+
+    /// The sends queued for delivery and not settled, in the order their
+    /// journal records were written, each with whether it was handed to
+    /// a channel.
+    fn queued_sends(&self) -> Vec<(String, bool)> {
+        let journal = self.journal();
+        let mut out: Vec<(&sled::IVec, &String)> =
+            journal.queued.iter().map(|(k, r)| (r, k)).collect();
+        out.sort();
+        out.into_iter()
+            .map(|(_, k)| (k.clone(), journal.flying.contains_key(k)))
+            .collect()
+    }
+
+    /// A candidate's history, oldest first.
+    fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
+        match self.dossier(candidate)? {
+            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
+            None => Ok(Vec::new()),
+        }
+    }
+
+    /// The live timers: every entry checked against its enrollment (a full
+    /// scan that reads dossiers: for `nudge status`, not for hot paths).
+    fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError> {
+        let mut out = Vec::new();
+        let mut txn = SledTxn::new(self);
+        for t in self.timers_until(None)? {
+            let live = match txn.enrollment(&t.candidate, &t.campaign) {
+                Ok(Some(e)) => e.timer == Some(t.due) && !e.parked,
+                Ok(None) | Err(StoreError::Corrupt { .. }) => false,
+                Err(e) => return Err(e),
+            };
+            if live {
+                out.push(t);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Waits for the batch being written behind, and says whether it was
+    /// written (`Ok` when there was none).
+    fn settle(&self) -> Result<(), StoreError> {
+        let written = self.writer.settle();
+        let mut taken = self.taken_timers();
+        let finished = std::mem::take(&mut taken.behind);
+        if written.is_ok() {
+            for k in finished {
+                taken.open.remove(&k);
+            }
+        }
+        written
+    }
+
+    /// Reads the delivery journal, the identities and the timer records
+    /// again: after a batch written behind failed, what memory holds of it
+    /// is not in the store.
+    fn reread(&self) -> Result<(), StoreError> {
+        *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        {
+            let mut taken = self.taken_timers();
+            taken.open.clear();
+            taken.behind.clear();
+        }
+        self.load_journal()
+    }
+}
+
+/// Applies a batch atomically and flushes it; a slow one is logged.
+fn write_durably(db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
+    let started = std::time::Instant::now();
+    db.apply_batch(batch)?;
+    let applied = started.elapsed();
+    db.flush()?;
+    let took = started.elapsed();
+    if took >= SLOW_COMMIT {
+        // Sends wait for their commit: an operator seeing late sends sees
+        // why (usually the disk's flush).
+        tracing::warn!(
+            ms = took.as_millis() as u64,
+            flush_ms = (took - applied).as_millis() as u64,
+            "slow store commit"
+        );
+    }
+    Ok(())
+}
+
+/// The layout version in [`LAYOUT_FILE`], if the file is there.
+fn read_layout(path: &Path) -> Result<Option<u32>, StoreError> {
+    let file = path.join(LAYOUT_FILE);
+    match std::fs::read_to_string(&file) {
+        Ok(text) => text
+            .trim()
+            .parse()
+            .map(Some)
+            .map_err(|_| StoreError::Unreadable {
+                path: path.to_path_buf(),
+                why: format!("its layout marker `{LAYOUT_FILE}` is damaged"),
+            }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::Unreadable {
+            path: path.to_path_buf(),
+            why: format!("cannot read `{LAYOUT_FILE}`: {e}"),
+        }),
+    }
+}
+
+/// Writes [`LAYOUT_FILE`] whole or not at all: aside, synced, renamed.
+fn write_layout(path: &Path) -> std::io::Result<()> {
+    use std::io::Write;
+    let temp = path.join(format!("{LAYOUT_FILE}.tmp"));
+    let mut file = std::fs::File::create(&temp)?;
+    file.write_all(format!("{SCHEMA_VERSION}\n").as_bytes())?;
+    file.sync_all()?;
+    std::fs::rename(&temp, path.join(LAYOUT_FILE))?;
+    std::fs::File::open(path)?.sync_all()
+}
+
+fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
+    match &e {
+        sled::Error::Io(io)
+            if io.kind() == std::io::ErrorKind::WouldBlock || io.to_string().contains("lock") =>
+        {
+            StoreError::Locked {
+                path: path.to_path_buf(),
+            }
+        }
+        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Unreadable {
+            path: path.to_path_buf(),
+            why: e.to_string(),
+        },
+        _ => StoreError::from(e),
+    }
+}
+
+/// Writes gathered for one atomic commit, readable before they land: a
+/// later step in the same batch sees the records an earlier step wrote.
+/// Dossiers are read once, changed in memory and encoded once at commit,
+/// however many steps of the batch touch them.
+pub struct SledTxn<'a> {
+    store: &'a SledStore,
+    batch: writer::Writes,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    counters: HashMap<Vec<u8>, i64>,
+    /// Dossiers read or written in this transaction (`None`: none stored).
+    dossiers: HashMap<String, Option<Dossier>>,
+    /// The dossiers to write at commit.
+    dirty: HashSet<String>,
+    /// Sends queued, handed to channels, and settled in this transaction.
+    enqueued: Vec<String>,
+    launched: Vec<String>,
+    settled: Vec<String>,
+    /// Timers armed in this transaction, one per enrollment (the last).
+    armed: HashMap<(String, String), TimerEntry>,
+    /// Timers taken by this transaction, with their records.
+    taken: Vec<(Vec<u8>, TimerEntry)>,
+    /// The timer records this transaction took entries from.
+    touched: Vec<Vec<u8>>,
+    /// New candidates' identities.
+    known: identities::Identities,
+}
+
+impl<'a> SledTxn<'a> {
+    pub fn new(store: &'a SledStore) -> Self {
+        SledTxn {
+            store,
+            batch: writer::Writes::default(),
+            overlay: BTreeMap::new(),
+            counters: HashMap::new(),
+            dossiers: HashMap::new(),
+            dirty: HashSet::new(),
+            enqueued: Vec::new(),
+            launched: Vec::new(),
+            settled: Vec::new(),
+            armed: HashMap::new(),
+            taken: Vec::new(),
+            touched: Vec::new(),
+            known: identities::Identities::default(),
+        }
+    }
+
+    /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.store.latest(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.get_raw(key)? {
+            Some(v) => decode(key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes bytes under a key (see [`raw`]): for tests of the on-disk
+    /// layout.
+    #[doc(hidden)]
+    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch
+            .insert(key.as_slice().into(), Some(value.as_slice().into()));
+        self.overlay.insert(key, Some(value));
+    }
+
+    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put_raw(key, encode(value));
+    }
+
+    /// Removes a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.batch.insert(key.as_slice().into(), None);
+        self.overlay.insert(key, None);
+    }
+
+    /// Adds `delta` to a counter (applied at commit).
+    fn count(&mut self, key: Vec<u8>, delta: i64) {
+        *self.counters.entry(key).or_insert(0) += delta;
+    }
+
+    /// A candidate's dossier as this transaction sees it.
+    pub fn dossier(&mut self, candidate: &str) -> Result<Option<&Dossier>, StoreError> {
+        self.load(candidate)?;
+        Ok(self.dossiers.get(candidate).and_then(Option::as_ref))
+    }
+
+    /// A candidate's dossier to change (written at commit).
+    fn dossier_mut(&mut self, candidate: &str) -> Result<Option<&mut Dossier>, StoreError> {
+        self.load(candidate)?;
+        let found = self.dossiers.get_mut(candidate).and_then(Option::as_mut);
+        if found.is_some() {
+            self.dirty.insert(candidate.to_string());
+        }
+        Ok(found)
+    }
+
+    fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
+        if !self.dossiers.contains_key(candidate) {
+            let d = self.store.latest_dossier(candidate)?;
+            self.dossiers.insert(candidate.to_string(), d);
+        }
+        Ok(())
+    }
+
+    /// Encodes the dossiers and journal and timer records into the batch.
+    fn prepare(mut self) -> Result<Prepared<'a>, StoreError> {
+        // Dossiers are encoded on two threads when there are many.
+        let dirty: Vec<(&String, &Dossier)> = self
+            .dirty
+            .iter()
+            .filter_map(|id| Some((id, self.dossiers.get(id)?.as_ref()?)))
+            .collect();
+        let encode_all = |part: &[(&String, &Dossier)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            part.iter()
+                .map(|(id, d)| {
+                    // Sized for a typical dossier, so encoding seldom grows it.
+                    let bytes = postcard::to_extend(*d, Vec::with_capacity(2048));
+                    (key::candidate(id), bytes.unwrap_or_default())
+                })
+                .collect()
+        };
+        let encoded = if dirty.len() >= 64 {
+            let (a, b) = dirty.split_at(dirty.len() / 2);
+            std::thread::scope(|s| {
+                let other = s.spawn(|| encode_all(b));
+                let mut out = encode_all(a);
+                out.extend(
+                    other
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                );
+                out
+            })
+        } else {
+            encode_all(&dirty)
+        };
+        for (k, v) in encoded {
+            self.batch.insert(k.into(), Some(v.into()));
+        }
+        self.dirty.clear();
+        let dossiers = std::mem::take(&mut self.dossiers);
+        if dossiers.len() >= 64 {
+            // Freeing a batch's dossiers takes a while: done beside the
+            // write instead of before it.
+            let _ = std::thread::Builder::new()
+                .name("nudge-free".into())
+                .spawn(move || drop(dossiers));
+        }
+        for (key, delta) in std::mem::take(&mut self.counters) {
+            if delta == 0 {
+                continue;
+            }
+            let current = self
+                .get_raw(&key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, i64::from_be_bytes);
+            self.batch
+                .insert(key.into(), Some((&(current + delta).to_be_bytes()).into()));
+        }
+        let store = self.store;
+        // A record whose timers have all been taken goes, in the commit that
+        // takes the last; one that holds timers kept unfired keeps just
+        // those.
+        let mut finished = Vec::new();
+        if !self.touched.is_empty() {
+            let mut taken = store.taken_timers();
+            for k in &self.touched {
+                let Some(open) = taken.open.get_mut(k) else {
+                    continue;
+                };
+                if open.done < open.entries.len() || open.rewritten {
+                    continue;
+                }
+                if open.kept.is_empty() {
+                    if !finished.contains(k) {
+                        self.batch.insert(k.as_slice().into(), None);
+                        finished.push(k.clone());
+                    }
+                } else {
+                    self.batch
+                        .insert(k.as_slice().into(), Some(encode(&open.kept).into()));
+                    open.entries = std::mem::take(&mut open.kept);
+                    open.done = open.entries.len();
+                    open.rewritten = true;
+                }
+            }
+        }
+        if !self.armed.is_empty() {
+            let seq = store.next_id()?;
+            let mut buckets: BTreeMap<i64, Vec<TimerEntry>> = BTreeMap::new();
+            for e in std::mem::take(&mut self.armed).into_values() {
+                buckets.entry(key::bucket(e.due)).or_default().push(e);
+            }
+            for (bucket, mut entries) in buckets {
+                // Due order; at one instant, the dossiers' order, so a batch
+                // of them walks the tree forwards.
+                entries.sort_by_cached_key(|e| (e.due, key::candidate(&e.candidate)));
+                self.batch.insert(
+                    key::timer_record(bucket, seq).into(),
+                    Some(encode(&entries).into()),
+                );
+            }
+        }
+        let mut journal = store.journal();
+        let Journal {
+            queued,
+            flying,
+            open,
+        } = &mut *journal;
+        for k in std::mem::take(&mut self.settled) {
+            for map in [&mut *queued, &mut *flying] {
+                if let Some(record) = Journal::unlist(map, open, &k) {
+                    self.batch.insert(record, None);
+                }
+            }
+        }
+        for (keys, flight) in [
+            (std::mem::take(&mut self.enqueued), false),
+            (std::mem::take(&mut self.launched), true),
+        ] {
+            if keys.is_empty() {
+                continue;
+            }
+            let seq = store.next_id()?;
+            // Short enough for sled to keep inline: copied, not allocated.
+            let record = sled::IVec::from(if flight {
+                key::flight(seq)
+            } else {
+                key::queue(seq)
+            });
+            let map = if flight { &mut *flying } else { &mut *queued };
+            let first: Vec<bool> = {
+                let mut seen = HashSet::with_capacity(keys.len());
+                keys.iter().map(|k| seen.insert(k.as_str())).collect()
+            };
+            let keys: Vec<String> = keys
+                .into_iter()
+                .zip(first)
+                .filter_map(|(k, first)| first.then_some(k))
+                .collect();
+            self.batch
+                .insert(record.clone(), Some(encode(&keys).into()));
+            open.insert(record.clone(), keys.len());
+            for k in keys {
+                // Listed again (a retry, a send again after a restart): it
+                // leaves its earlier record.
+                if let Some(old) = Journal::unlist(map, open, &k) {
+                    self.batch.insert(old, None);
+                }
+                map.insert(k, record.clone());
+            }
+        }
+        let known = self.known.pairs();
+        if !known.is_empty() {
+            self.batch.insert(
+                key::identities(store.next_id()?).into(),
+                Some(identities::encode(&known).into()),
+            );
+        }
+        Ok(Prepared {
+            store,
+            writes: self.batch,
+            known,
+            finished,
+        })
+    }
+}
+
+impl<'a> Transaction for SledTxn<'a> {
+    /// The candidate known under `identity` (an external id, `email:...`
+    /// or `phone:...`), in the store or created earlier in this
+    /// transaction. The identities are held by digest, so each candidate
+    /// with the digest is compared on the identity in its dossier: two
+    /// identities sharing a digest stay two candidates.
+    fn candidate_known_as(
+        &mut self,
+        identity: &str,
+    ) -> Result<Option<CandidateRecord>, StoreError> {
+        let digest = identities::digest(identity);
+        let mut numbers = self.store.with_digest(digest)?;
+        numbers.extend(self.known.get(digest));
+        for n in numbers {
+            if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
+                if c.external_id.as_deref() == Some(identity) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A fresh candidate id (`c` and a number), above every one stored.
+    fn next_candidate_id(&mut self) -> Result<String, StoreError> {
+        let counter = key::meta("next_candidate");
+        let next = self
+            .get_raw(&counter)?
+            .map_or(1, |v| counter_value(&v) + 1)
+            .max(self.store.id_floor() as i64 + 1);
+        self.put_raw(counter, next.to_be_bytes().to_vec());
+        Ok(key::numbered_candidate(next as u64))
+    }
+
+    /// Arms an enrollment's timer (written with the commit's other timers
+    /// of its bucket), replacing one armed earlier in this transaction.
+    /// A timer armed before for the enrollment may stay stored: it is
+    /// stale once the enrollment's `timer` no longer names its instant.
+    fn arm(&mut self, timer: &DueTimer) {
+        self.armed.insert(
+            (timer.candidate.clone(), timer.campaign.clone()),
+            TimerEntry::of(timer),
+        );
+    }
+
+    /// Takes up to `limit` timers due at or before `now`, bucket by bucket
+    /// in due order: a later transaction is not offered them (nor, once
+    /// this one commits, anyone). Those of candidates `pass_over` names are
+    /// taken too but kept in the store and not returned. Some may be stale
+    /// (see [`SledTxn::arm`]).
+    fn take_due_timers(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pass_over: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DueTimer>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let store = self.store;
+        let mut taken = store.taken_timers();
+        let TakenTimers { open, damaged, .. } = &mut *taken;
+        let mut picked = Vec::new();
+        for item in store.timer_records(Some(now)) {
+            let (k, v) = item?;
+            if damaged.contains(k.as_ref()) {
+                continue;
+            }
+            let record = match open.entry(k.to_vec()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match decode::<Vec<TimerEntry>>(&k, &v) {
+                        Ok(entries) => slot.insert(OpenRecord {
+                            entries,
+                            done: 0,
+                            kept: Vec::new(),
+                            rewritten: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(%e, "a timer record is damaged; it is passed over until nudge restarts and left as it is");
+                            damaged.insert(k.to_vec());
+                            continue;
+                        }
+                    }
+                }
+            };
+            if record.done >= record.entries.len() {
+                continue;
+            }
+            self.touched.push(k.to_vec());
+            while picked.len() < limit {
+                let Some(e) = record.entries.get(record.done) else {
+                    break;
+                };
+                if e.due > now_ms {
+                    break;
+                }
+                if pass_over(&e.candidate) {
+                    record.kept.push(e.clone());
+                } else {
+                    picked.push(e.to_due());
+                    self.taken.push((k.to_vec(), e.clone()));
+                }
+                record.done += 1;
+            }
+            if picked.len() >= limit {
+                break;
+            }
+        }
+        Ok(picked)
+    }
+
+    /// Keeps a timer this transaction took in the store, unfired (its
+    /// dossier is damaged): this process does not offer it again.
+    fn keep_timer(&mut self, timer: &DueTimer) {
+        let entry = TimerEntry::of(timer);
+        let Some((record, _)) = self.taken.iter().find(|(_, e)| *e == entry) else {
+            return;
+        };
+        if let Some(open) = self.store.taken_timers().open.get_mut(record) {
+            open.kept.push(entry);
+        }
+    }
+
+    /// Forgets a timer armed earlier in this transaction (the enrollment
+    /// has none now).
+    fn disarm(&mut self, candidate: &str, campaign: &str) {
+        self.armed
+            .remove(&(candidate.to_string(), campaign.to_string()));
+    }
+
+    /// Puts a send on the delivery queue (its entry is in the dossier).
+    fn enqueue(&mut self, send_key: SendKey) {
+        self.enqueued.push(send_key.as_str().to_string());
+    }
+
+    /// Records that a queued send is being handed to its channel.
+    fn launch(&mut self, send_key: SendKey) {
+        self.launched.push(send_key.as_str().to_string());
+    }
+
+    /// How many sends this transaction marks in flight.
+    fn launches(&self) -> usize {
+        self.launched.len()
+    }
+
+    /// Takes a send off the queue: delivered, failed, suppressed, or
+    /// waiting for a retry (whose own key brings it back).
+    fn settle(&mut self, send_key: SendKey) {
+        let send_key = send_key.as_str();
+        self.enqueued.retain(|k| k != send_key);
+        self.launched.retain(|k| k != send_key);
+        self.settled.push(send_key.to_string());
+    }
+
+    /// Tries a send again at `at` (settle it too: it leaves the queue until
+    /// then).
+    fn retry_send(&mut self, send_key: SendKey, at: Instant) {
+        self.put_raw(key::retry(at, send_key.as_str()), Vec::new());
+    }
+
+    /// Takes up to `limit` retries due at or before `now`, in due order:
+    /// their send keys.
+    fn take_due_retries(&mut self, now: Instant, limit: usize) -> Result<Vec<String>, StoreError> {
+        let due = self.store.retries_until(Some(now), limit)?;
+        let mut out = Vec::with_capacity(due.len());
+        for (_, send_key, rkey) in due {
+            self.remove(rkey);
+            out.push(send_key);
+        }
+        Ok(out)
+    }
+
+    /// Adds `delta` to a campaign's counter (a delta, applied at commit).
+    fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
+        self.count(key::counter(campaign, &counter.to_string()), delta);
+    }
+
+    /// Whether a campaign is paused.
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.get_raw(&key::paused(campaign))?.is_some())
+    }
+
+    fn set_paused(&mut self, campaign: &str, paused: bool) {
+        if paused {
+            self.put_raw(key::paused(campaign), vec![1]);
+        } else {
+            self.remove(key::paused(campaign));
+        }
+    }
+
+    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
+    fn park(&mut self, campaign: &str, candidate: &str) {
+        self.put_raw(key::parked(campaign, candidate), Vec::new());
+    }
+
+    fn unpark(&mut self, campaign: &str, candidate: &str) {
+        self.remove(key::parked(campaign, candidate));
+    }
+
+    /// The candidates whose enrollments in `campaign` are parked.
+    fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = key::parked_of(campaign);
+        let mut found = std::collections::BTreeSet::new();
+        for item in self.store.scan_raw(&prefix) {
+            let (k, _) = item?;
+            found.insert(k[prefix.len()..].to_vec());
+        }
+        for (k, v) in self.overlay.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let candidate = k[prefix.len()..].to_vec();
+            if v.is_some() {
+                found.insert(candidate);
+            } else {
+                found.remove(&candidate);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .collect())
+    }
+
+    /// The first answer to a candidate's event with this id, if any.
+    fn event_answer<A: DeserializeOwned>(
+        &self,
+        candidate: &str,
+        event_id: &str,
+    ) -> Result<Option<A>, StoreError> {
+        self.get(&key::event_id(candidate, event_id))
+    }
+
+    /// Remembers the first answer to a candidate's event with this id.
+    fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
+        self.put(key::event_id(candidate, event_id), answer);
+    }
+
+    /// Stores a campaign version's source, unless it is stored already.
+    fn pin_version(
+        &mut self,
+        campaign: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let k = key::version(campaign, version);
+        if self.get_raw(&k)?.is_none() {
+            self.put_raw(k, source.as_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.overlay.is_empty()
+            && self.dirty.is_empty()
+            && self.enqueued.is_empty()
+            && self.launched.is_empty()
+            && self.settled.is_empty()
+            && self.armed.is_empty()
+            && self.touched.is_empty()
+            && self.known.is_empty()
+            && self.counters.values().all(|d| *d == 0)
+    }
+
+    fn candidates_held(&self) -> usize {
+        self.dossiers.len()
+    }
+
+    /// Not when this one has read (or written) their dossier.
+    fn movable(&self, candidate: &str) -> bool {
+        !self.dossiers.contains_key(candidate)
+    }
+
+    /// Moves the dossiers of `candidates` (as read or changed so far) into
+    /// a transaction of their own, so their steps can run on another
+    /// thread; [`Transaction::absorb`] takes it back. The new one starts with none
+    /// of this one's other writes (single records, timers, queued sends):
+    /// the work given to it must not need them, which holds for steps of
+    /// candidates this transaction has only read, and for the first steps
+    /// of new enrollments whose candidates it met only in admitting them.
+    fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Option<Self> {
+        let mut other = SledTxn::new(self.store);
+        for c in candidates {
+            if let Some(d) = self.dossiers.remove(c) {
+                if self.dirty.remove(c) {
+                    other.dirty.insert(c.to_string());
+                }
+                other.dossiers.insert(c.to_string(), d);
+            }
+        }
+        Some(other)
+    }
+
+    /// Takes back a transaction made by [`Transaction::split_off`]: its writes
+    /// become this one's, as if made here after this one's own.
+    fn absorb(&mut self, other: Self) {
+        let SledTxn {
+            overlay,
+            counters,
+            dossiers,
+            dirty,
+            enqueued,
+            launched,
+            settled,
+            armed,
+            taken,
+            touched,
+            known,
+            ..
+        } = other;
+        self.taken.extend(taken);
+        self.touched.extend(touched);
+        for (digest, id) in known.pairs() {
+            self.known.insert(digest, id);
+        }
+        for (k, v) in overlay {
+            match v {
+                Some(v) => self.put_raw(k, v),
+                None => self.remove(k),
+            }
+        }
+        for (k, delta) in counters {
+            self.count(k, delta);
+        }
+        self.dossiers.extend(dossiers);
+        self.dirty.extend(dirty);
+        if !settled.is_empty() {
+            let gone: HashSet<&String> = settled.iter().collect();
+            self.enqueued.retain(|q| !gone.contains(q));
+            self.launched.retain(|q| !gone.contains(q));
+        }
+        self.settled.extend(settled);
+        self.enqueued.extend(enqueued);
+        self.launched.extend(launched);
+        self.armed.extend(armed);
+    }
+
+    /// Reads the dossiers of a batch ahead of its steps, on two threads
+    /// (the steps themselves run one after another). A dossier that does not
+    /// decode is left for the step to meet and report.
+    fn prefetch(&mut self, candidates: &[&str]) {
+        let wanted: Vec<&str> = {
+            let mut seen = HashSet::new();
+            candidates
+                .iter()
+                .copied()
+                .filter(|c| !self.dossiers.contains_key(*c) && seen.insert(*c))
+                .collect()
+        };
+        if wanted.len() < 64 {
+            return;
+        }
+        let store = self.store;
+        let (a, b) = wanted.split_at(wanted.len() / 2);
+        let read = |ids: &[&str]| -> Vec<(String, Option<Dossier>)> {
+            ids.iter()
+                .filter_map(|id| Some((id.to_string(), store.latest_dossier(id).ok()?)))
+                .collect()
+        };
+        let (first, second) = std::thread::scope(|s| {
+            let other = s.spawn(|| read(b));
+            (read(a), other.join().unwrap_or_default())
+        });
+        self.dossiers.extend(first.into_iter().chain(second));
+    }
+
+    fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
+    }
+
+    /// Starts the dossier of a candidate just given a fresh id
+    /// ([`SledTxn::next_candidate_id`]), without looking for one in the store:
+    /// ids only grow (the counter is written with the dossier, and never set
+    /// below [`SledStore::id_floor`]). They are known under their external id
+    /// from then on ([`SledTxn::candidate_known_as`]).
+    fn new_candidate(&mut self, record: CandidateRecord) {
+        if let (Some(identity), Some(n)) = (&record.external_id, key::candidate_number(&record.id))
+        {
+            self.known.insert(identities::digest(identity), n);
+        }
+        self.dirty.insert(record.id.clone());
+        self.dossiers
+            .insert(record.id.clone(), Some(Dossier::new(record)));
+    }
+
+    /// Writes a candidate's record (a new candidate gets a new dossier).
+    fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
+        match self.dossier_mut(&record.id)? {
+            Some(d) => d.candidate = record.clone(),
+            None => {
+                self.dossiers
+                    .insert(record.id.clone(), Some(Dossier::new(record.clone())));
+                self.dirty.insert(record.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn enrollment(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .map(|d| d.enrollments.clone())
+            .unwrap_or_default())
+    }
+
+    /// Writes an enrollment into its candidate's dossier (which must exist).
+    fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError> {
+        match self.dossier_mut(&enrollment.candidate)? {
+            Some(d) => {
+                d.put_enrollment(enrollment.clone());
+                Ok(())
+            }
+            None => Err(missing(&enrollment.candidate)),
+        }
+    }
+
+    /// A send by its key.
+    fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// A send by its key if it is not settled (without reading the settled
+    /// ones).
+    fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let text = send_key.as_str();
+        Ok(self
+            .dossier(send_key.candidate())?
+            .and_then(|d| d.outbox.iter().find(|e| e.message.key == text).cloned()))
+    }
+
+    /// Writes a send into its candidate's dossier (which must exist).
+    fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(&entry.message.candidate)? {
+            Some(d) => {
+                d.put_send(entry.clone());
+                Ok(())
+            }
+            None => Err(missing(&entry.message.candidate)),
+        }
+    }
+
+    /// Appends a line to a candidate's history (dropped, with a warning,
+    /// when the candidate has no dossier: nothing else could be written
+    /// for them either).
+    fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(candidate)? {
+            Some(d) => d.history.push(&entry),
+            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
+        }
+        Ok(())
+    }
+
+    /// Writes everything in one atomic batch and flushes it. The timer
+    /// records it finished are forgotten once it is durable; if it fails,
+    /// what it took of them is taken again.
+    fn commit(self) -> Result<(), StoreError> {
+        let store = self.store;
+        let touched = self.touched.clone();
+        let written = self.prepare().and_then(|mut prepared| {
+            let writes = std::mem::take(&mut prepared.writes);
+            prepared.store.commit(writer::into_batch(writes))?;
+            // Made durable: now the store's map has them too.
+            prepared.learn()?;
+            Ok(prepared.finished)
+        });
+        let mut taken = store.taken_timers();
+        match written {
+            Ok(finished) => {
+                for k in finished {
+                    taken.open.remove(&k);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The entries already taken in earlier commits are then
+                // found stale.
+                for k in touched {
+                    taken.open.remove(&k);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Hands everything to the store's writer thread, to be written in one
+    /// atomic batch while the caller goes on (see [`SledStore::write_behind`]).
+    /// Transactions begun after this read what it writes; settle it with
+    /// [`SledStore::settle`] before acknowledging any of it.
+    fn commit_behind(self) -> Result<(), StoreError> {
+        let mut prepared = self.prepare()?;
+        // Known at once, so the next batch's enrollments find them (if the
+        // write fails, the store reads them again: [`SledStore::reread`]).
+        prepared.learn()?;
+        let finished = std::mem::take(&mut prepared.finished);
+        prepared.store.taken_timers().behind.extend(finished);
+        prepared.store.write_behind(prepared.writes)
+    }
+}
+
+/// A transaction's writes, ready to go to sled.
+struct Prepared<'a> {
+    store: &'a SledStore,
+    writes: writer::Writes,
+    /// New candidates' identities.
+    known: Vec<(u64, u64)>,
+    /// Timer records whose last entry it takes.
+    finished: Vec<Vec<u8>>,
+}
+
+impl Prepared<'_> {
+    /// Adds the new identities to the store's map (adding one it already
+    /// read is nothing).
+    fn learn(&self) -> Result<(), StoreError> {
+        if self.known.is_empty() {
+            return Ok(());
+        }
+        self.store.with_identities(|ids| {
+            for (digest, id) in &self.known {
+                ids.insert(*digest, *id);
+            }
+        })
+    }
+}
+
+/// A dossier whose history or settled sends do not decode.
+fn damaged(candidate: &str, e: postcard::Error) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("c{candidate}"),
+        why: e.to_string(),
+    }
+}
+
+fn missing(candidate: &str) -> StoreError {
+    StoreError::Corrupt {
+        key: format!("c{candidate}"),
+        why: "the candidate's dossier is missing".into(),
+    }
+}
+
+/// Reads a counter value.
+fn counter_value(bytes: &[u8]) -> i64 {
+    <[u8; 8]>::try_from(bytes).map_or(0, i64::from_be_bytes)
+}
