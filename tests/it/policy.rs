@@ -164,22 +164,28 @@ async fn a_backlog_of_1000_drains_at_50_per_second_and_never_above() {
     }
     running.stop().await;
     assert_eq!(times.len(), 1000, "every send of the backlog was delivered");
+    // The file channel stamps `delivered_at` on its writer thread, a
+    // little after nudge hands a send over, and a busy machine delays some
+    // stamps more than others: a send stamped late can join the next
+    // second's fifty. Counting in windows 100 ms shorter than a second
+    // allows for that much jitter and still catches a limiter that lets a
+    // burst through; the pace is checked by the span below, and the
+    // limiter's exact bound, on its own clock, by the unit test
+    // `limiter_never_exceeds_the_rate_in_any_window` (runtime/policy.rs).
+    let window = Duration::milliseconds(900);
     let mut worst = 0;
     for (i, t) in times.iter().enumerate() {
-        let in_second = times[..=i]
-            .iter()
-            .filter(|s| **s + Duration::seconds(1) > *t)
-            .count();
-        worst = worst.max(in_second);
+        let in_window = times[..=i].iter().filter(|s| **s + window > *t).count();
+        worst = worst.max(in_window);
     }
-    assert!(worst <= 50, "{worst} deliveries within one second");
+    assert!(worst <= 50, "{worst} deliveries within 900 ms");
     let span = times[999] - times[0];
     // 1000 at 50 a second: the last goes out about 19.98 s after the first.
     assert!(
         span >= Duration::milliseconds(19_000),
         "drained too fast: {span}"
     );
-    eprintln!("1000 sends drained in {span}, at most {worst} in any second");
+    eprintln!("1000 sends drained in {span}, at most {worst} in any 900 ms");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
