@@ -15,13 +15,13 @@
 //! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
 //! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
 //! | `x` identity | candidate id (layout 2; read, never written since) |
-//! | `y` seq(8) | the identities one commit gave new candidates ([`identities`]) |
-//! | `t` bucket-ms(8, big-endian) seq(8) | the [`TimerEntry`]s one commit armed in that 10 ms bucket, in due order |
+//! | `y` seq(8) | the identities one commit gave new candidates (`identities`) |
+//! | `t` bucket-ms(8, big-endian) seq(8) | the `TimerEntry`s one commit armed in that 10 ms bucket, in due order |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
-//! | `q` seq(8) | the send keys one commit queued for delivery ([`Journal`]) |
-//! | `f` seq(8) | the send keys one commit handed to channels ([`Journal`]) |
+//! | `q` seq(8) | the send keys one commit queued for delivery (`Journal`) |
+//! | `f` seq(8) | the send keys one commit handed to channels (`Journal`) |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
@@ -51,7 +51,7 @@ use crate::engine::Instant;
 /// enrollments, sends and history under keys of their own; version 2 keeps
 /// them in the candidate's [`Dossier`]; version 3 records identities in a
 /// `y` record per commit instead of an `x` key per candidate; version 4
-/// records history causes as typed facts ([`causes`]) in new [`LogKind`]
+/// records history causes as typed facts ([`super::causes`]) in new [`super::LogKind`]
 /// variants. Older stores are taken as they are and marked 4: their `x`
 /// keys are still read, and their history in words stays readable as the
 /// `Legacy*` kinds (nothing to convert, so the upgrade is one marker).
@@ -394,7 +394,7 @@ impl SledStore {
         self.id_floor
     }
 
-    /// Reads who each candidate is (see [`identities`]) on a thread of its
+    /// Reads who each candidate is (see `identities`) on a thread of its
     /// own, so the first enrollment after a start finds it ready (one that
     /// comes sooner waits for the read); timers never wait for it.
     pub fn preload_identities(&self) {
@@ -1731,7 +1731,7 @@ impl<'a> Transaction for SledTxn<'a> {
     }
 
     /// Hands everything to the store's writer thread, to be written in one
-    /// atomic batch while the caller goes on (see [`SledStore::write_behind`]).
+    /// atomic batch while the caller goes on (see `SledStore::write_behind`).
     /// Transactions begun after this read what it writes; settle it with
     /// [`SledStore::settle`] before acknowledging any of it.
     fn commit_behind(self) -> Result<(), StoreError> {
