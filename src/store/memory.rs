@@ -390,7 +390,7 @@ impl Transaction for MemoryTxn<'_> {
     }
 
     /// Replaces the enrollment's stored timer (a database's upsert).
-    fn arm(&mut self, timer: &DueTimer) {
+    fn arm(&mut self, timer: DueTimer) {
         self.changed = true;
         let (candidate, campaign) = (timer.candidate.clone(), timer.campaign.clone());
         let due = timer.due.timestamp_millis();

@@ -977,8 +977,6 @@ pub struct SledTxn<'a> {
     settled: Vec<String>,
     /// Timers armed in this transaction, one per enrollment (the last).
     armed: HashMap<(String, String), TimerEntry>,
-    /// Timers taken by this transaction, with their records.
-    taken: Vec<(Vec<u8>, TimerEntry)>,
     /// The timer records this transaction took entries from.
     touched: Vec<Vec<u8>>,
     /// New candidates' identities.
@@ -998,7 +996,6 @@ impl<'a> SledTxn<'a> {
             launched: Vec::new(),
             settled: Vec::new(),
             armed: HashMap::new(),
-            taken: Vec::new(),
             touched: Vec::new(),
             known: identities::Identities::default(),
         }
@@ -1271,11 +1268,15 @@ impl<'a> Transaction for SledTxn<'a> {
     /// of its bucket), replacing one armed earlier in this transaction.
     /// A timer armed before for the enrollment may stay stored: it is
     /// stale once the enrollment's `timer` no longer names its instant.
-    fn arm(&mut self, timer: &DueTimer) {
-        self.armed.insert(
-            (timer.candidate.clone(), timer.campaign.clone()),
-            TimerEntry::of(timer),
-        );
+    fn arm(&mut self, timer: DueTimer) {
+        let entry = TimerEntry {
+            due: timer.due.timestamp_millis(),
+            candidate: timer.candidate,
+            campaign: timer.campaign,
+            kind: timer.kind,
+        };
+        self.armed
+            .insert((entry.candidate.clone(), entry.campaign.clone()), entry);
     }
 
     /// Takes up to `limit` timers due at or before `now`, bucket by bucket
@@ -1332,7 +1333,6 @@ impl<'a> Transaction for SledTxn<'a> {
                     record.kept.push(e.clone());
                 } else {
                     picked.push(e.to_due());
-                    self.taken.push((k.to_vec(), e.clone()));
                 }
                 record.done += 1;
             }
@@ -1347,11 +1347,15 @@ impl<'a> Transaction for SledTxn<'a> {
     /// dossier is damaged): this process does not offer it again.
     fn keep_timer(&mut self, timer: &DueTimer) {
         let entry = TimerEntry::of(timer);
-        let Some((record, _)) = self.taken.iter().find(|(_, e)| *e == entry) else {
-            return;
-        };
-        if let Some(open) = self.store.taken_timers().open.get_mut(record) {
-            open.kept.push(entry);
+        let mut taken = self.store.taken_timers();
+        // Rare (a damaged dossier): the records it took from are searched.
+        for k in &self.touched {
+            if let Some(open) = taken.open.get_mut(k) {
+                if open.entries[..open.done].contains(&entry) {
+                    open.kept.push(entry);
+                    return;
+                }
+            }
         }
     }
 
@@ -1537,12 +1541,10 @@ impl<'a> Transaction for SledTxn<'a> {
             launched,
             settled,
             armed,
-            taken,
             touched,
             known,
             ..
         } = other;
-        self.taken.extend(taken);
         self.touched.extend(touched);
         for (digest, id) in known.pairs() {
             self.known.insert(digest, id);
