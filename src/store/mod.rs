@@ -1,11 +1,12 @@
 //! The durable store: candidates, enrollments, timers ordered by due
 //! instant, the outbox of sends, history, and counters, in the records
-//! ([`records`], [`causes`]) and words ([`Counter`], [`SendKey`]) of the
-//! domain. The one implementation is on sled ([`sled`]: its key layout,
+//! (`records`, [`causes`]) and words ([`Counter`], [`SendKey`]) of the
+//! domain. The daemon's store is on sled ([`sled`]: its key layout,
 //! dossiers, delivery journal, timer buckets, write-behind and identity
-//! digests are its own); the runtime sees none of that, only the
+//! digests are its own); [`memory`] is a second implementation, in memory,
+//! that the runtime tests run on too. The runtime sees neither, only the
 //! [`Store`] and [`Transaction`] traits, and is generic over them
-//! (monomorphized: no `dyn` on the hot path).
+//! (monomorphized: no `dyn` on the hot path). See `docs/store.md`.
 //!
 //! The traits are written so that a database can implement them: due
 //! timers and retries are *taken* by a transaction (a database leases them
@@ -16,6 +17,7 @@
 //! once and keep a batch on one thread.
 
 pub mod causes;
+pub mod memory;
 mod names;
 mod records;
 pub mod sled;
@@ -27,6 +29,7 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, SCHEMA_VERSION};
+pub use memory::{MemoryStore, MemoryTxn};
 pub use names::{Counter, SendKey};
 pub use records::{
     Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
@@ -229,7 +232,7 @@ pub trait Transaction: Sized {
     /// Arms an enrollment's timer, replacing one armed earlier in this
     /// transaction. One armed before may stay stored: it is stale once the
     /// enrollment's `timer` no longer names its instant.
-    fn arm(&mut self, timer: &DueTimer);
+    fn arm(&mut self, timer: DueTimer);
 
     /// Forgets a timer armed earlier in this transaction.
     fn disarm(&mut self, candidate: &str, campaign: &str);

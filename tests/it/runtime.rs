@@ -24,8 +24,8 @@ use nudge::runtime::core::{Command, Core, Reply, Settings, This, PREMARKED_AT_MO
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::runtime::refusal::Refusal;
 use nudge::store::{
-    raw, CandidateRecord, Enrollment, LogKind, OutboxEntry, SendKey, SendStatus, SledStore,
-    SledTxn, Store, StoreError, Transaction,
+    raw, CandidateRecord, Enrollment, LogKind, MemoryStore, OutboxEntry, SendKey, SendStatus,
+    SledStore, SledTxn, Store, StoreError, Transaction,
 };
 use nudge::templates::Templates;
 
@@ -35,9 +35,57 @@ fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
-/// A throwaway folder with campaigns, the repository's templates and a store.
+/// A throwaway folder with campaigns, the repository's templates and a
+/// store (on sled in the folder, or in memory).
 struct Fixture {
     dir: tempfile::TempDir,
+    memory: MemoryStore,
+}
+
+/// A store the core-level tests run on: each runs on both.
+trait StoreFor: Store {
+    /// The fixture's store (the same records each time).
+    fn of(fx: &Fixture) -> Self;
+
+    /// Records the store keeps of its delivery queue besides the sends
+    /// (the sled store's journal records).
+    fn journal_records(&self) -> usize {
+        0
+    }
+}
+
+impl StoreFor for SledStore {
+    fn of(fx: &Fixture) -> Self {
+        SledStore::open(&fx.store_dir(), 8 << 20).unwrap()
+    }
+
+    fn journal_records(&self) -> usize {
+        self.scan_raw(b"q").count() + self.scan_raw(b"f").count()
+    }
+}
+
+impl StoreFor for MemoryStore {
+    fn of(fx: &Fixture) -> Self {
+        fx.memory.clone()
+    }
+}
+
+/// Runs each named test body (generic over [`StoreFor`]) on the sled store
+/// and on the memory store: `NAME::sled` and `NAME::memory`.
+macro_rules! on_both_stores {
+    ($($name:ident),* $(,)?) => {$(
+        mod $name {
+            #[test]
+            fn sled() {
+                super::$name::<nudge::store::SledStore>()
+            }
+
+            #[test]
+            fn memory() {
+                super::$name::<nudge::store::MemoryStore>()
+            }
+        }
+    )*};
 }
 
 impl Fixture {
@@ -53,7 +101,10 @@ impl Fixture {
             )
             .unwrap();
         }
-        Fixture { dir }
+        Fixture {
+            dir,
+            memory: MemoryStore::new(),
+        }
     }
 
     fn warehouse() -> Fixture {
@@ -97,9 +148,17 @@ impl Fixture {
     }
 
     fn core(&self) -> Core {
-        let store = SledStore::open(&self.store_dir(), 8 << 20).unwrap();
+        self.core_on::<SledStore>()
+    }
+
+    fn core_on<S: StoreFor>(&self) -> Core<S> {
         let templates = Templates::load(&self.templates_dir()).unwrap();
-        Core::new(store, self.load(), Some(Arc::new(templates)), settings())
+        Core::new(
+            S::of(self),
+            self.load(),
+            Some(Arc::new(templates)),
+            settings(),
+        )
     }
 }
 
@@ -160,8 +219,8 @@ fn record_at(sends: &mut Sends, messages: Vec<Message>, now: Instant) {
 /// Runs the core like a manual clock would: fire what falls due before the
 /// next act, then the act at its instant, until nothing is left before
 /// `until`. Returns external id → candidate id.
-fn drive(
-    core: &mut Core,
+fn drive<S: Store>(
+    core: &mut Core<S>,
     agenda: &mut VecDeque<(Instant, Act)>,
     until: Instant,
     sends: &mut Sends,
@@ -171,13 +230,13 @@ fn drive(
 }
 
 /// [`drive`], calling `before_fire` with the core before each firing.
-fn drive_with(
-    core: &mut Core,
+fn drive_with<S: Store>(
+    core: &mut Core<S>,
     agenda: &mut VecDeque<(Instant, Act)>,
     until: Instant,
     sends: &mut Sends,
     ids: &mut HashMap<String, String>,
-    before_fire: &mut dyn FnMut(&Core),
+    before_fire: &mut dyn FnMut(&Core<S>),
 ) {
     let mut stalled = 0;
     for _ in 0..100_000 {
@@ -212,7 +271,7 @@ fn drive_with(
     panic!("the core never ran out of due timers");
 }
 
-fn machine(core: &Core) -> Machine {
+fn machine<S: Store>(core: &Core<S>) -> Machine {
     core.campaigns()
         .get(WAREHOUSE)
         .expect("the warehouse campaign is loaded")
@@ -220,18 +279,18 @@ fn machine(core: &Core) -> Machine {
         .clone()
 }
 
-fn candidate(store: &SledStore, id: &str) -> CandidateRecord {
+fn candidate(store: &impl Store, id: &str) -> CandidateRecord {
     store.candidate(id).unwrap().expect("candidate stored")
 }
 
-fn enrollment(store: &SledStore, id: &str) -> Enrollment {
+fn enrollment(store: &impl Store, id: &str) -> Enrollment {
     store
         .enrollment(id, WAREHOUSE)
         .unwrap()
         .expect("enrollment stored")
 }
 
-fn logged_sends(store: &SledStore, id: &str) -> Vec<(String, String, Instant)> {
+fn logged_sends(store: &impl Store, id: &str) -> Vec<(String, String, Instant)> {
     store
         .history(id)
         .unwrap()
@@ -247,7 +306,7 @@ fn logged_sends(store: &SledStore, id: &str) -> Vec<(String, String, Instant)> {
 
 /// Every candidate's sends and outcome are the simulator's.
 fn assert_as_simulated(
-    store: &SledStore,
+    store: &impl Store,
     machine: &Machine,
     agenda: &[(Instant, Act)],
     ids: &HashMap<String, String>,
@@ -273,16 +332,16 @@ fn assert_as_simulated(
 
 /// The week's agenda driven through a core to its end, `before_fire`
 /// called before each firing, and checked against the simulator.
-struct Week {
+struct Week<S: Store> {
     _fx: Fixture,
-    core: Core,
+    core: Core<S>,
     ids: HashMap<String, String>,
     sends: Sends,
 }
 
-fn run_week(before_fire: &mut dyn FnMut(&Core)) -> Week {
+fn run_week<S: StoreFor>(before_fire: &mut dyn FnMut(&Core<S>)) -> Week<S> {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     let agenda = week();
     let mut queue: VecDeque<_> = agenda.clone().into();
     let (mut sends, mut ids) = (Sends::new(), HashMap::new());
@@ -306,14 +365,13 @@ fn run_week(before_fire: &mut dyn FnMut(&Core)) -> Week {
     }
 }
 
-#[test]
-fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts() {
+fn a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts<S: StoreFor>() {
     let Week {
         _fx,
         core,
         ids,
         sends,
-    } = run_week(&mut |_| {});
+    } = run_week::<S>(&mut |_| {});
 
     // The scenario covers what it claims to.
     let outcome = |who: &str| enrollment(core.store(), &ids[who]).engine.outcome;
@@ -365,7 +423,7 @@ fn snapshot(store: &SledStore) -> Vec<(Vec<u8>, Vec<u8>)> {
 #[test]
 fn rehearsing_the_coming_timers_changes_nothing() {
     let mut rehearsals = 0;
-    run_week(&mut |core| {
+    run_week::<SledStore>(&mut |core| {
         let next = core.next_due().unwrap().expect("a timer is due");
         let before = snapshot(core.store());
         let last = core.rehearse(512).unwrap();
@@ -383,10 +441,9 @@ fn rehearsing_the_coming_timers_changes_nothing() {
     assert!(rehearsals >= 10, "only {rehearsals} rehearsals");
 }
 
-#[test]
-fn enrolling_the_same_external_id_twice_is_one_candidate() {
+fn enrolling_the_same_external_id_twice_is_one_candidate<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     let now = at("2026-11-26T15:00:00Z");
     let ana = applicant("ana-1", &[("name", "Ana"), ("phone", "+15550100")]);
     let both = vec![ana.command(WAREHOUSE), ana.command(WAREHOUSE)];
@@ -411,10 +468,9 @@ fn enrolling_the_same_external_id_twice_is_one_candidate() {
     );
 }
 
-#[test]
-fn an_event_from_the_future_is_refused_and_a_repeated_event_counts_once() {
+fn an_event_from_the_future_is_refused_and_a_repeated_event_counts_once<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     let now = at("2026-11-26T15:00:00Z");
     let ana = applicant("ana-2", &[("name", "Ana"), ("phone", "+15550100")]);
     let (replies, _) = core.execute(vec![ana.command(WAREHOUSE)], now).unwrap();
@@ -460,10 +516,9 @@ fn an_event_from_the_future_is_refused_and_a_repeated_event_counts_once() {
     assert_eq!(received, 1, "a repeated event is recorded once");
 }
 
-#[test]
-fn a_send_queued_before_an_opt_out_never_reaches_the_channel() {
+fn a_send_queued_before_an_opt_out_never_reaches_the_channel<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     // Thursday 09:00 in Chicago: the invite is due at once and is queued.
     let now = at("2026-11-26T15:00:00Z");
     let bo = texter("bo-3", "Bo", "+15550100");
@@ -626,7 +681,7 @@ fn the_delivery_journal_survives_a_reopen_and_empties_when_sends_settle() {
 }
 
 /// Records each of `keys` delivered at `now`.
-fn deliver(core: &mut Core, keys: Vec<String>, now: Instant) {
+fn deliver<S: Store>(core: &mut Core<S>, keys: Vec<String>, now: Instant) {
     let answers = keys
         .into_iter()
         .map(|key| Command::Delivered {
@@ -638,9 +693,9 @@ fn deliver(core: &mut Core, keys: Vec<String>, now: Instant) {
 }
 
 /// Nothing is queued, and no journal record is left behind.
-fn assert_journal_empty(core: &Core) {
+fn assert_journal_empty<S: StoreFor>(core: &Core<S>) {
     assert_eq!(core.store().undelivered(), 0);
-    let records = core.store().scan_raw(b"q").count() + core.store().scan_raw(b"f").count();
+    let records = core.store().journal_records();
     assert_eq!(records, 0, "journal records left after every send settled");
 }
 
@@ -648,13 +703,12 @@ fn assert_journal_empty(core: &Core) {
 /// the commit that queues them (the daemon then hands them over without a
 /// commit of its own); after a crash they go again as in flight, with no
 /// possible duplicate recorded, and a retry is marked likewise.
-#[test]
-fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them() {
+fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them<S: StoreFor>() {
     let fx = Fixture::warehouse();
     let now = at("2026-11-26T15:00:00Z");
-    let premarked = |core: &mut Core| core.mark_in_flight_when_queued(vec![Channel::Sms]);
+    let premarked = |core: &mut Core<S>| core.mark_in_flight_when_queued(vec![Channel::Sms]);
     let key = {
-        let mut core = fx.core();
+        let mut core = fx.core_on::<S>();
         premarked(&mut core);
         let who = texter("p-0", "Al", "+15550100");
         let (_, out) = core.execute(vec![who.command(WAREHOUSE)], now).unwrap();
@@ -671,7 +725,7 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
     };
     // As after a crash: it goes again as in flight, and since the channel
     // drops a repeat, nothing is recorded as a possible duplicate.
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     premarked(&mut core);
     let pending = core.recover(|c| c == Channel::Sms, now).unwrap();
     assert_eq!(pending.len(), 1);
@@ -702,11 +756,10 @@ fn sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them()
 /// (a backlog waits as queued, so a crash leaves about that many in
 /// doubt), each message says which it is, and marking resumes as sends
 /// settle.
-#[test]
-fn a_backlog_past_the_premarked_bound_waits_as_queued() {
+fn a_backlog_past_the_premarked_bound_waits_as_queued<S: StoreFor>() {
     let fx = Fixture::warehouse();
     let now = at("2026-11-26T15:00:00Z");
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     core.mark_in_flight_when_queued(Channel::ALL.to_vec());
     let mut out = Vec::new();
     // Some invites wait for the candidate's window: enroll enough that
@@ -906,10 +959,9 @@ fn two_in_reminder() -> Vec<(Instant, Act)> {
 
 const RELOAD_AT: &str = "2026-11-29T20:00:00Z";
 
-#[test]
-fn a_reload_that_removes_a_state_with_waiting_candidates_is_refused() {
+fn a_reload_that_removes_a_state_with_waiting_candidates_is_refused<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     let agenda = two_in_reminder();
     let mut queue: VecDeque<_> = agenda.clone().into();
     let (mut sends, mut ids) = (Sends::new(), HashMap::new());
@@ -952,10 +1004,9 @@ fn a_reload_that_removes_a_state_with_waiting_candidates_is_refused() {
     }
 }
 
-#[test]
-fn a_valid_reload_keeps_every_timer_and_new_candidates_get_the_new_version() {
+fn a_valid_reload_keeps_every_timer_and_new_candidates_get_the_new_version<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     let mut agenda = two_in_reminder();
     let mut queue: VecDeque<_> = agenda.clone().into();
     let (mut sends, mut ids) = (Sends::new(), HashMap::new());
@@ -1521,10 +1572,9 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
 
 /// The last failure of a send that may be retried says that it was given
 /// up, not that it will be tried again.
-#[test]
-fn the_last_failure_of_a_send_does_not_promise_a_retry() {
+fn the_last_failure_of_a_send_does_not_promise_a_retry<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let store = SledStore::open(&fx.store_dir(), 8 << 20).unwrap();
+    let store = S::of(&fx);
     let templates = Templates::load(&fx.templates_dir()).unwrap();
     let mut settings = settings();
     settings.backoff.max_attempts = 1;
@@ -1559,10 +1609,9 @@ fn the_last_failure_of_a_send_does_not_promise_a_retry() {
     assert_eq!(text, "sms: connection reset; given up after 1 attempt");
 }
 
-#[test]
-fn a_paused_campaign_parks_what_falls_due_and_resuming_runs_it() {
+fn a_paused_campaign_parks_what_falls_due_and_resuming_runs_it<S: StoreFor>() {
     let fx = Fixture::warehouse();
-    let mut core = fx.core();
+    let mut core = fx.core_on::<S>();
     let now = at("2026-11-26T15:00:00Z");
     let (replies, _) = core.execute(vec![numbered(0)], now).unwrap();
     let [Reply::Enrolled(enrolled)] = &replies[..] else {
@@ -1592,3 +1641,16 @@ fn a_paused_campaign_parks_what_falls_due_and_resuming_runs_it() {
         "what fell due runs, or waits for its time again: {resumed:?}"
     );
 }
+
+on_both_stores!(
+    a_week_of_the_warehouse_campaign_runs_as_the_simulator_predicts,
+    enrolling_the_same_external_id_twice_is_one_candidate,
+    an_event_from_the_future_is_refused_and_a_repeated_event_counts_once,
+    a_send_queued_before_an_opt_out_never_reaches_the_channel,
+    sends_to_a_premarked_channel_are_in_flight_from_the_commit_that_queues_them,
+    a_backlog_past_the_premarked_bound_waits_as_queued,
+    a_reload_that_removes_a_state_with_waiting_candidates_is_refused,
+    a_valid_reload_keeps_every_timer_and_new_candidates_get_the_new_version,
+    the_last_failure_of_a_send_does_not_promise_a_retry,
+    a_paused_campaign_parks_what_falls_due_and_resuming_runs_it,
+);

@@ -121,7 +121,7 @@ pub type Outgoing = Vec<Message>;
 /// A transaction of the store `S`.
 type Txn<'a, S> = <S as Store>::Txn<'a>;
 
-/// The single writer, over a store (the sled one unless said otherwise).
+/// The single writer, over a store ([`SledStore`] unless said otherwise).
 pub struct Core<S: Store = SledStore> {
     store: S,
     campaigns: Campaigns,

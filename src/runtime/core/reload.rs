@@ -214,7 +214,7 @@ pub(super) fn rearm<T: Transaction>(txn: &mut T, enr: &mut Enrollment, machine: 
     } else {
         TimerKind::Transition
     };
-    txn.arm(&DueTimer {
+    txn.arm(DueTimer {
         due,
         candidate: enr.candidate.clone(),
         campaign: enr.campaign.clone(),

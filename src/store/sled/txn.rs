@@ -1,0 +1,819 @@
+//! The sled store's transaction: writes gathered in memory (dossiers
+//! read once and encoded once, counters as deltas, timers by bucket, the
+//! journal's records) and written in one atomic batch, at once or behind.
+
+use super::*;
+
+/// Writes gathered for one atomic commit, readable before they land: a
+/// later step in the same batch sees the records an earlier step wrote.
+/// Dossiers are read once, changed in memory and encoded once at commit,
+/// however many steps of the batch touch them.
+pub struct SledTxn<'a> {
+    store: &'a SledStore,
+    batch: writer::Writes,
+    overlay: BTreeMap<Vec<u8>, Option<Vec<u8>>>,
+    counters: HashMap<Vec<u8>, i64>,
+    /// Dossiers read or written in this transaction (`None`: none stored).
+    dossiers: HashMap<String, Option<Dossier>>,
+    /// The dossiers to write at commit.
+    dirty: HashSet<String>,
+    /// Sends queued, handed to channels, and settled in this transaction.
+    enqueued: Vec<String>,
+    launched: Vec<String>,
+    settled: Vec<String>,
+    /// Timers armed in this transaction, one per enrollment (the last).
+    armed: HashMap<(String, String), TimerEntry>,
+    /// The timer records this transaction took entries from.
+    touched: Vec<Vec<u8>>,
+    /// New candidates' identities.
+    known: identities::Identities,
+}
+
+impl<'a> SledTxn<'a> {
+    pub fn new(store: &'a SledStore) -> Self {
+        SledTxn {
+            store,
+            batch: writer::Writes::default(),
+            overlay: BTreeMap::new(),
+            counters: HashMap::new(),
+            dossiers: HashMap::new(),
+            dirty: HashSet::new(),
+            enqueued: Vec::new(),
+            launched: Vec::new(),
+            settled: Vec::new(),
+            armed: HashMap::new(),
+            touched: Vec::new(),
+            known: identities::Identities::default(),
+        }
+    }
+
+    /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
+    pub fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.overlay.get(key) {
+            Some(v) => Ok(v.clone()),
+            None => Ok(self.store.latest(key)?.map(|v| v.to_vec())),
+        }
+    }
+
+    fn get<T: DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StoreError> {
+        match self.get_raw(key)? {
+            Some(v) => decode(key, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Writes bytes under a key (see [`raw`]): for tests of the on-disk
+    /// layout.
+    #[doc(hidden)]
+    pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        self.batch
+            .insert(key.as_slice().into(), Some(value.as_slice().into()));
+        self.overlay.insert(key, Some(value));
+    }
+
+    fn put<T: Serialize>(&mut self, key: Vec<u8>, value: &T) {
+        self.put_raw(key, encode(value));
+    }
+
+    /// Removes a key (see [`raw`]): for tests of the on-disk layout.
+    #[doc(hidden)]
+    pub fn remove(&mut self, key: Vec<u8>) {
+        self.batch.insert(key.as_slice().into(), None);
+        self.overlay.insert(key, None);
+    }
+
+    /// Adds `delta` to a counter (applied at commit).
+    fn count(&mut self, key: Vec<u8>, delta: i64) {
+        *self.counters.entry(key).or_insert(0) += delta;
+    }
+
+    /// A candidate's dossier as this transaction sees it.
+    pub fn dossier(&mut self, candidate: &str) -> Result<Option<&Dossier>, StoreError> {
+        self.load(candidate)?;
+        Ok(self.dossiers.get(candidate).and_then(Option::as_ref))
+    }
+
+    /// A candidate's dossier to change (written at commit).
+    fn dossier_mut(&mut self, candidate: &str) -> Result<Option<&mut Dossier>, StoreError> {
+        self.load(candidate)?;
+        let found = self.dossiers.get_mut(candidate).and_then(Option::as_mut);
+        if found.is_some() {
+            self.dirty.insert(candidate.to_string());
+        }
+        Ok(found)
+    }
+
+    fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
+        if !self.dossiers.contains_key(candidate) {
+            let d = self.store.latest_dossier(candidate)?;
+            self.dossiers.insert(candidate.to_string(), d);
+        }
+        Ok(())
+    }
+
+    /// Encodes the dossiers and journal and timer records into the batch.
+    fn prepare(mut self) -> Result<Prepared<'a>, StoreError> {
+        // Dossiers are encoded on two threads when there are many.
+        let dirty: Vec<(&String, &Dossier)> = self
+            .dirty
+            .iter()
+            .filter_map(|id| Some((id, self.dossiers.get(id)?.as_ref()?)))
+            .collect();
+        let encode_all = |part: &[(&String, &Dossier)]| -> Vec<(Vec<u8>, Vec<u8>)> {
+            part.iter()
+                .map(|(id, d)| {
+                    // Sized for a typical dossier, so encoding seldom grows it.
+                    let bytes = postcard::to_extend(*d, Vec::with_capacity(2048));
+                    (key::candidate(id), bytes.unwrap_or_default())
+                })
+                .collect()
+        };
+        let encoded = if dirty.len() >= 64 {
+            let (a, b) = dirty.split_at(dirty.len() / 2);
+            std::thread::scope(|s| {
+                let other = s.spawn(|| encode_all(b));
+                let mut out = encode_all(a);
+                out.extend(
+                    other
+                        .join()
+                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
+                );
+                out
+            })
+        } else {
+            encode_all(&dirty)
+        };
+        for (k, v) in encoded {
+            self.batch.insert(k.into(), Some(v.into()));
+        }
+        self.dirty.clear();
+        let dossiers = std::mem::take(&mut self.dossiers);
+        if dossiers.len() >= 64 {
+            // Freeing a batch's dossiers takes a while: done beside the
+            // write instead of before it.
+            let _ = std::thread::Builder::new()
+                .name("nudge-free".into())
+                .spawn(move || drop(dossiers));
+        }
+        for (key, delta) in std::mem::take(&mut self.counters) {
+            if delta == 0 {
+                continue;
+            }
+            let current = self
+                .get_raw(&key)?
+                .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
+                .map_or(0, i64::from_be_bytes);
+            self.batch
+                .insert(key.into(), Some((&(current + delta).to_be_bytes()).into()));
+        }
+        let store = self.store;
+        // A record whose timers have all been taken goes, in the commit that
+        // takes the last; one that holds timers kept unfired keeps just
+        // those.
+        let mut finished = Vec::new();
+        if !self.touched.is_empty() {
+            let mut taken = store.taken_timers();
+            for k in &self.touched {
+                let Some(open) = taken.open.get_mut(k) else {
+                    continue;
+                };
+                if open.done < open.entries.len() || open.rewritten {
+                    continue;
+                }
+                if open.kept.is_empty() {
+                    if !finished.contains(k) {
+                        self.batch.insert(k.as_slice().into(), None);
+                        finished.push(k.clone());
+                    }
+                } else {
+                    self.batch
+                        .insert(k.as_slice().into(), Some(encode(&open.kept).into()));
+                    open.entries = std::mem::take(&mut open.kept);
+                    open.done = open.entries.len();
+                    open.rewritten = true;
+                }
+            }
+        }
+        if !self.armed.is_empty() {
+            let seq = store.next_id()?;
+            let mut buckets: BTreeMap<i64, Vec<TimerEntry>> = BTreeMap::new();
+            for e in std::mem::take(&mut self.armed).into_values() {
+                buckets.entry(key::bucket(e.due)).or_default().push(e);
+            }
+            for (bucket, mut entries) in buckets {
+                // Due order; at one instant, the dossiers' order, so a batch
+                // of them walks the tree forwards.
+                entries.sort_by_cached_key(|e| (e.due, key::candidate(&e.candidate)));
+                self.batch.insert(
+                    key::timer_record(bucket, seq).into(),
+                    Some(encode(&entries).into()),
+                );
+            }
+        }
+        let mut journal = store.journal();
+        let Journal {
+            queued,
+            flying,
+            open,
+        } = &mut *journal;
+        for k in std::mem::take(&mut self.settled) {
+            for map in [&mut *queued, &mut *flying] {
+                if let Some(record) = Journal::unlist(map, open, &k) {
+                    self.batch.insert(record, None);
+                }
+            }
+        }
+        for (keys, flight) in [
+            (std::mem::take(&mut self.enqueued), false),
+            (std::mem::take(&mut self.launched), true),
+        ] {
+            if keys.is_empty() {
+                continue;
+            }
+            let seq = store.next_id()?;
+            // Short enough for sled to keep inline: copied, not allocated.
+            let record = sled::IVec::from(if flight {
+                key::flight(seq)
+            } else {
+                key::queue(seq)
+            });
+            let map = if flight { &mut *flying } else { &mut *queued };
+            let first: Vec<bool> = {
+                let mut seen = HashSet::with_capacity(keys.len());
+                keys.iter().map(|k| seen.insert(k.as_str())).collect()
+            };
+            let keys: Vec<String> = keys
+                .into_iter()
+                .zip(first)
+                .filter_map(|(k, first)| first.then_some(k))
+                .collect();
+            self.batch
+                .insert(record.clone(), Some(encode(&keys).into()));
+            open.insert(record.clone(), keys.len());
+            for k in keys {
+                // Listed again (a retry, a send again after a restart): it
+                // leaves its earlier record.
+                if let Some(old) = Journal::unlist(map, open, &k) {
+                    self.batch.insert(old, None);
+                }
+                map.insert(k, record.clone());
+            }
+        }
+        let known = self.known.pairs();
+        if !known.is_empty() {
+            self.batch.insert(
+                key::identities(store.next_id()?).into(),
+                Some(identities::encode(&known).into()),
+            );
+        }
+        Ok(Prepared {
+            store,
+            writes: self.batch,
+            known,
+            finished,
+        })
+    }
+}
+
+impl<'a> Transaction for SledTxn<'a> {
+    /// The candidate known under `identity` (an external id, `email:...`
+    /// or `phone:...`), in the store or created earlier in this
+    /// transaction. The identities are held by digest, so each candidate
+    /// with the digest is compared on the identity in its dossier: two
+    /// identities sharing a digest stay two candidates.
+    fn candidate_known_as(
+        &mut self,
+        identity: &str,
+    ) -> Result<Option<CandidateRecord>, StoreError> {
+        let digest = identities::digest(identity);
+        let mut numbers = self.store.with_digest(digest)?;
+        numbers.extend(self.known.get(digest));
+        for n in numbers {
+            if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
+                if c.external_id.as_deref() == Some(identity) {
+                    return Ok(Some(c));
+                }
+            }
+        }
+        Ok(None)
+    }
+
+    /// A fresh candidate id (`c` and a number), above every one stored.
+    fn next_candidate_id(&mut self) -> Result<String, StoreError> {
+        let counter = key::meta("next_candidate");
+        let next = self
+            .get_raw(&counter)?
+            .map_or(1, |v| counter_value(&v) + 1)
+            .max(self.store.id_floor() as i64 + 1);
+        self.put_raw(counter, next.to_be_bytes().to_vec());
+        Ok(key::numbered_candidate(next as u64))
+    }
+
+    /// Arms an enrollment's timer (written with the commit's other timers
+    /// of its bucket), replacing one armed earlier in this transaction.
+    /// A timer armed before for the enrollment may stay stored: it is
+    /// stale once the enrollment's `timer` no longer names its instant.
+    fn arm(&mut self, timer: DueTimer) {
+        let entry = TimerEntry {
+            due: timer.due.timestamp_millis(),
+            candidate: timer.candidate,
+            campaign: timer.campaign,
+            kind: timer.kind,
+        };
+        self.armed
+            .insert((entry.candidate.clone(), entry.campaign.clone()), entry);
+    }
+
+    /// Takes up to `limit` timers due at or before `now`, bucket by bucket
+    /// in due order: a later transaction is not offered them (nor, once
+    /// this one commits, anyone). Those of candidates `pass_over` names are
+    /// taken too but kept in the store and not returned. Some may be stale
+    /// (see [`SledTxn::arm`]).
+    fn take_due_timers(
+        &mut self,
+        now: Instant,
+        limit: usize,
+        pass_over: impl Fn(&str) -> bool,
+    ) -> Result<Vec<DueTimer>, StoreError> {
+        let now_ms = now.timestamp_millis();
+        let store = self.store;
+        let mut taken = store.taken_timers();
+        let TakenTimers { open, damaged, .. } = &mut *taken;
+        let mut picked = Vec::new();
+        for item in store.timer_records(Some(now)) {
+            let (k, v) = item?;
+            if damaged.contains(k.as_ref()) {
+                continue;
+            }
+            let record = match open.entry(k.to_vec()) {
+                std::collections::btree_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::btree_map::Entry::Vacant(slot) => {
+                    match decode::<Vec<TimerEntry>>(&k, &v) {
+                        Ok(entries) => slot.insert(OpenRecord {
+                            entries,
+                            done: 0,
+                            kept: Vec::new(),
+                            rewritten: false,
+                        }),
+                        Err(e) => {
+                            tracing::error!(%e, "a timer record is damaged; it is passed over until nudge restarts and left as it is");
+                            damaged.insert(k.to_vec());
+                            continue;
+                        }
+                    }
+                }
+            };
+            if record.done >= record.entries.len() {
+                continue;
+            }
+            self.touched.push(k.to_vec());
+            while picked.len() < limit {
+                let Some(e) = record.entries.get(record.done) else {
+                    break;
+                };
+                if e.due > now_ms {
+                    break;
+                }
+                if pass_over(&e.candidate) {
+                    record.kept.push(e.clone());
+                } else {
+                    picked.push(e.to_due());
+                }
+                record.done += 1;
+            }
+            if picked.len() >= limit {
+                break;
+            }
+        }
+        Ok(picked)
+    }
+
+    /// Keeps a timer this transaction took in the store, unfired (its
+    /// dossier is damaged): this process does not offer it again.
+    fn keep_timer(&mut self, timer: &DueTimer) {
+        let entry = TimerEntry::of(timer);
+        let mut taken = self.store.taken_timers();
+        // Rare (a damaged dossier): the records it took from are searched.
+        for k in &self.touched {
+            if let Some(open) = taken.open.get_mut(k) {
+                if open.entries[..open.done].contains(&entry) {
+                    open.kept.push(entry);
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Forgets a timer armed earlier in this transaction (the enrollment
+    /// has none now).
+    fn disarm(&mut self, candidate: &str, campaign: &str) {
+        self.armed
+            .remove(&(candidate.to_string(), campaign.to_string()));
+    }
+
+    /// Puts a send on the delivery queue (its entry is in the dossier).
+    fn enqueue(&mut self, send_key: SendKey) {
+        self.enqueued.push(send_key.as_str().to_string());
+    }
+
+    /// Records that a queued send is being handed to its channel.
+    fn launch(&mut self, send_key: SendKey) {
+        self.launched.push(send_key.as_str().to_string());
+    }
+
+    /// How many sends this transaction marks in flight.
+    fn launches(&self) -> usize {
+        self.launched.len()
+    }
+
+    /// Takes a send off the queue: delivered, failed, suppressed, or
+    /// waiting for a retry (whose own key brings it back).
+    fn settle(&mut self, send_key: SendKey) {
+        let send_key = send_key.as_str();
+        self.enqueued.retain(|k| k != send_key);
+        self.launched.retain(|k| k != send_key);
+        self.settled.push(send_key.to_string());
+    }
+
+    /// Tries a send again at `at` (settle it too: it leaves the queue until
+    /// then).
+    fn retry_send(&mut self, send_key: SendKey, at: Instant) {
+        self.put_raw(key::retry(at, send_key.as_str()), Vec::new());
+    }
+
+    /// Takes up to `limit` retries due at or before `now`, in due order:
+    /// their send keys.
+    fn take_due_retries(&mut self, now: Instant, limit: usize) -> Result<Vec<String>, StoreError> {
+        let due = self.store.retries_until(Some(now), limit)?;
+        let mut out = Vec::with_capacity(due.len());
+        for (_, send_key, rkey) in due {
+            self.remove(rkey);
+            out.push(send_key);
+        }
+        Ok(out)
+    }
+
+    /// Adds `delta` to a campaign's counter (a delta, applied at commit).
+    fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
+        self.count(key::counter(campaign, &counter.to_string()), delta);
+    }
+
+    /// Whether a campaign is paused.
+    fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
+        Ok(self.get_raw(&key::paused(campaign))?.is_some())
+    }
+
+    fn set_paused(&mut self, campaign: &str, paused: bool) {
+        if paused {
+            self.put_raw(key::paused(campaign), vec![1]);
+        } else {
+            self.remove(key::paused(campaign));
+        }
+    }
+
+    /// Notes an enrollment of a paused (or orphaned) campaign as parked.
+    fn park(&mut self, campaign: &str, candidate: &str) {
+        self.put_raw(key::parked(campaign, candidate), Vec::new());
+    }
+
+    fn unpark(&mut self, campaign: &str, candidate: &str) {
+        self.remove(key::parked(campaign, candidate));
+    }
+
+    /// The candidates whose enrollments in `campaign` are parked.
+    fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = key::parked_of(campaign);
+        let mut found = std::collections::BTreeSet::new();
+        for item in self.store.scan_raw(&prefix) {
+            let (k, _) = item?;
+            found.insert(k[prefix.len()..].to_vec());
+        }
+        for (k, v) in self.overlay.range(prefix.clone()..) {
+            if !k.starts_with(&prefix) {
+                break;
+            }
+            let candidate = k[prefix.len()..].to_vec();
+            if v.is_some() {
+                found.insert(candidate);
+            } else {
+                found.remove(&candidate);
+            }
+        }
+        Ok(found
+            .into_iter()
+            .map(|c| String::from_utf8_lossy(&c).into_owned())
+            .collect())
+    }
+
+    /// The first answer to a candidate's event with this id, if any.
+    fn event_answer<A: DeserializeOwned>(
+        &self,
+        candidate: &str,
+        event_id: &str,
+    ) -> Result<Option<A>, StoreError> {
+        self.get(&key::event_id(candidate, event_id))
+    }
+
+    /// Remembers the first answer to a candidate's event with this id.
+    fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
+        self.put(key::event_id(candidate, event_id), answer);
+    }
+
+    /// Stores a campaign version's source, unless it is stored already.
+    fn pin_version(
+        &mut self,
+        campaign: &str,
+        version: &str,
+        source: &str,
+    ) -> Result<(), StoreError> {
+        let k = key::version(campaign, version);
+        if self.get_raw(&k)?.is_none() {
+            self.put_raw(k, source.as_bytes().to_vec());
+        }
+        Ok(())
+    }
+
+    fn is_empty(&self) -> bool {
+        self.overlay.is_empty()
+            && self.dirty.is_empty()
+            && self.enqueued.is_empty()
+            && self.launched.is_empty()
+            && self.settled.is_empty()
+            && self.armed.is_empty()
+            && self.touched.is_empty()
+            && self.known.is_empty()
+            && self.counters.values().all(|d| *d == 0)
+    }
+
+    fn candidates_held(&self) -> usize {
+        self.dossiers.len()
+    }
+
+    /// Not when this one has read (or written) their dossier.
+    fn movable(&self, candidate: &str) -> bool {
+        !self.dossiers.contains_key(candidate)
+    }
+
+    /// Moves the dossiers of `candidates` (as read or changed so far) into
+    /// a transaction of their own, so their steps can run on another
+    /// thread; [`Transaction::absorb`] takes it back. The new one starts with none
+    /// of this one's other writes (single records, timers, queued sends):
+    /// the work given to it must not need them, which holds for steps of
+    /// candidates this transaction has only read, and for the first steps
+    /// of new enrollments whose candidates it met only in admitting them.
+    fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Option<Self> {
+        let mut other = SledTxn::new(self.store);
+        for c in candidates {
+            if let Some(d) = self.dossiers.remove(c) {
+                if self.dirty.remove(c) {
+                    other.dirty.insert(c.to_string());
+                }
+                other.dossiers.insert(c.to_string(), d);
+            }
+        }
+        Some(other)
+    }
+
+    /// Takes back a transaction made by [`Transaction::split_off`]: its writes
+    /// become this one's, as if made here after this one's own.
+    fn absorb(&mut self, other: Self) {
+        let SledTxn {
+            overlay,
+            counters,
+            dossiers,
+            dirty,
+            enqueued,
+            launched,
+            settled,
+            armed,
+            touched,
+            known,
+            ..
+        } = other;
+        self.touched.extend(touched);
+        for (digest, id) in known.pairs() {
+            self.known.insert(digest, id);
+        }
+        for (k, v) in overlay {
+            match v {
+                Some(v) => self.put_raw(k, v),
+                None => self.remove(k),
+            }
+        }
+        for (k, delta) in counters {
+            self.count(k, delta);
+        }
+        self.dossiers.extend(dossiers);
+        self.dirty.extend(dirty);
+        if !settled.is_empty() {
+            let gone: HashSet<&String> = settled.iter().collect();
+            self.enqueued.retain(|q| !gone.contains(q));
+            self.launched.retain(|q| !gone.contains(q));
+        }
+        self.settled.extend(settled);
+        self.enqueued.extend(enqueued);
+        self.launched.extend(launched);
+        self.armed.extend(armed);
+    }
+
+    /// Reads the dossiers of a batch ahead of its steps, on two threads
+    /// (the steps themselves run one after another). A dossier that does not
+    /// decode is left for the step to meet and report.
+    fn prefetch(&mut self, candidates: &[&str]) {
+        let wanted: Vec<&str> = {
+            let mut seen = HashSet::new();
+            candidates
+                .iter()
+                .copied()
+                .filter(|c| !self.dossiers.contains_key(*c) && seen.insert(*c))
+                .collect()
+        };
+        if wanted.len() < 64 {
+            return;
+        }
+        let store = self.store;
+        let (a, b) = wanted.split_at(wanted.len() / 2);
+        let read = |ids: &[&str]| -> Vec<(String, Option<Dossier>)> {
+            ids.iter()
+                .filter_map(|id| Some((id.to_string(), store.latest_dossier(id).ok()?)))
+                .collect()
+        };
+        let (first, second) = std::thread::scope(|s| {
+            let other = s.spawn(|| read(b));
+            (read(a), other.join().unwrap_or_default())
+        });
+        self.dossiers.extend(first.into_iter().chain(second));
+    }
+
+    fn candidate(&mut self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {
+        Ok(self.dossier(id)?.map(|d| d.candidate.clone()))
+    }
+
+    /// Starts the dossier of a candidate just given a fresh id
+    /// ([`SledTxn::next_candidate_id`]), without looking for one in the store:
+    /// ids only grow (the counter is written with the dossier, and never set
+    /// below [`SledStore::id_floor`]). They are known under their external id
+    /// from then on ([`SledTxn::candidate_known_as`]).
+    fn new_candidate(&mut self, record: CandidateRecord) {
+        if let (Some(identity), Some(n)) = (&record.external_id, key::candidate_number(&record.id))
+        {
+            self.known.insert(identities::digest(identity), n);
+        }
+        self.dirty.insert(record.id.clone());
+        self.dossiers
+            .insert(record.id.clone(), Some(Dossier::new(record)));
+    }
+
+    /// Writes a candidate's record (a new candidate gets a new dossier).
+    fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
+        match self.dossier_mut(&record.id)? {
+            Some(d) => d.candidate = record.clone(),
+            None => {
+                self.dossiers
+                    .insert(record.id.clone(), Some(Dossier::new(record.clone())));
+                self.dirty.insert(record.id.clone());
+            }
+        }
+        Ok(())
+    }
+
+    fn enrollment(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign).cloned()))
+    }
+
+    fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .map(|d| d.enrollments.clone())
+            .unwrap_or_default())
+    }
+
+    /// Writes an enrollment into its candidate's dossier (which must exist).
+    fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError> {
+        match self.dossier_mut(&enrollment.candidate)? {
+            Some(d) => {
+                d.put_enrollment(enrollment.clone());
+                Ok(())
+            }
+            None => Err(missing(&enrollment.candidate)),
+        }
+    }
+
+    /// A send by its key.
+    fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let candidate = send_key.candidate();
+        match self.dossier(candidate)? {
+            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            None => Ok(None),
+        }
+    }
+
+    /// A send by its key if it is not settled (without reading the settled
+    /// ones).
+    fn unsettled_send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
+        let text = send_key.as_str();
+        Ok(self
+            .dossier(send_key.candidate())?
+            .and_then(|d| d.outbox.iter().find(|e| e.message.key == text).cloned()))
+    }
+
+    /// Writes a send into its candidate's dossier (which must exist).
+    fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(&entry.message.candidate)? {
+            Some(d) => {
+                d.put_send(entry.clone());
+                Ok(())
+            }
+            None => Err(missing(&entry.message.candidate)),
+        }
+    }
+
+    /// Appends a line to a candidate's history (dropped, with a warning,
+    /// when the candidate has no dossier: nothing else could be written
+    /// for them either).
+    fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
+        match self.dossier_mut(candidate)? {
+            Some(d) => d.history.push(&entry),
+            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
+        }
+        Ok(())
+    }
+
+    /// Writes everything in one atomic batch and flushes it. The timer
+    /// records it finished are forgotten once it is durable; if it fails,
+    /// what it took of them is taken again.
+    fn commit(self) -> Result<(), StoreError> {
+        let store = self.store;
+        let touched = self.touched.clone();
+        let written = self.prepare().and_then(|mut prepared| {
+            let writes = std::mem::take(&mut prepared.writes);
+            prepared.store.commit(writer::into_batch(writes))?;
+            // Made durable: now the store's map has them too.
+            prepared.learn()?;
+            Ok(prepared.finished)
+        });
+        let mut taken = store.taken_timers();
+        match written {
+            Ok(finished) => {
+                for k in finished {
+                    taken.open.remove(&k);
+                }
+                Ok(())
+            }
+            Err(e) => {
+                // The entries already taken in earlier commits are then
+                // found stale.
+                for k in touched {
+                    taken.open.remove(&k);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// Hands everything to the store's writer thread, to be written in one
+    /// atomic batch while the caller goes on (see `SledStore::write_behind`).
+    /// Transactions begun after this read what it writes; settle it with
+    /// [`SledStore::settle`] before acknowledging any of it.
+    fn commit_behind(self) -> Result<(), StoreError> {
+        let mut prepared = self.prepare()?;
+        // Known at once, so the next batch's enrollments find them (if the
+        // write fails, the store reads them again: [`SledStore::reread`]).
+        prepared.learn()?;
+        let finished = std::mem::take(&mut prepared.finished);
+        prepared.store.taken_timers().behind.extend(finished);
+        prepared.store.write_behind(prepared.writes)
+    }
+}
+
+/// A transaction's writes, ready to go to sled.
+struct Prepared<'a> {
+    store: &'a SledStore,
+    writes: writer::Writes,
+    /// New candidates' identities.
+    known: Vec<(u64, u64)>,
+    /// Timer records whose last entry it takes.
+    finished: Vec<Vec<u8>>,
+}
+
+impl Prepared<'_> {
+    /// Adds the new identities to the store's map (adding one it already
+    /// read is nothing).
+    fn learn(&self) -> Result<(), StoreError> {
+        if self.known.is_empty() {
+            return Ok(());
+        }
+        self.store.with_identities(|ids| {
+            for (digest, id) in &self.known {
+                ids.insert(*digest, *id);
+            }
+        })
+    }
+}
