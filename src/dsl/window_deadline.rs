@@ -49,7 +49,8 @@ impl WeekMask {
         } else {
             to + 1440 - from
         };
-        for day in days(window) {
+        let days = super::compile::window(window).days;
+        for day in (0..7).filter(|d| days[*d]) {
             let start = day as i64 * 1440 + from;
             for minute in start..start + length {
                 open[minute.rem_euclid(WEEK) as usize] = true;
@@ -95,24 +96,6 @@ impl WeekMask {
         };
         count > 0
     }
-}
-
-/// The days (0 Monday) a window opens on.
-fn days(window: &ast::Window) -> Vec<usize> {
-    let mut days = [false; 7];
-    for range in &window.days {
-        let from = range.from.index();
-        let to = range.to.map_or(from, ast::Day::index);
-        let mut day = from;
-        loop {
-            days[day] = true;
-            if day == to {
-                break;
-            }
-            day = (day + 1) % 7;
-        }
-    }
-    (0..7).filter(|d| days[*d]).collect()
 }
 
 /// The question for one state, in minutes after the deadline starts.

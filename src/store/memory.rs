@@ -76,25 +76,13 @@ pub struct MemoryTxn<'a> {
     launches: usize,
 }
 
-fn damaged(candidate: &str, e: postcard::Error) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("c{candidate}"),
-        why: e.to_string(),
-    }
-}
-
-fn missing(candidate: &str) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("c{candidate}"),
-        why: "the candidate's dossier is missing".into(),
-    }
-}
-
 impl State {
     fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
         let candidate = send_key.candidate();
         match self.dossiers.get(candidate) {
-            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            Some(d) => d
+                .send(send_key.as_str())
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
         }
     }
@@ -161,14 +149,17 @@ impl Store for MemoryStore {
     fn sends(&self) -> Result<Vec<OutboxEntry>, StoreError> {
         let mut out = Vec::new();
         for (id, d) in &self.state().dossiers {
-            out.extend(d.sends().map_err(|e| damaged(id, e))?);
+            out.extend(d.sends().map_err(|e| StoreError::damaged_dossier(id, e))?);
         }
         Ok(out)
     }
 
     fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
         match self.state().dossiers.get(candidate) {
-            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
+            Some(d) => d
+                .history
+                .items()
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(Vec::new()),
         }
     }
@@ -354,7 +345,7 @@ impl Transaction for MemoryTxn<'_> {
                 d.put_enrollment(enrollment.clone());
                 Ok(())
             }
-            None => Err(missing(&enrollment.candidate)),
+            None => Err(StoreError::missing_dossier(&enrollment.candidate)),
         }
     }
 
@@ -377,7 +368,7 @@ impl Transaction for MemoryTxn<'_> {
                 d.put_send(entry.clone());
                 Ok(())
             }
-            None => Err(missing(&entry.message.candidate)),
+            None => Err(StoreError::missing_dossier(&entry.message.candidate)),
         }
     }
 

@@ -60,6 +60,24 @@ pub enum StoreError {
     NotWritten,
 }
 
+impl StoreError {
+    /// A dossier whose history or settled sends do not decode.
+    pub fn damaged_dossier(candidate: &str, e: postcard::Error) -> StoreError {
+        StoreError::Corrupt {
+            key: format!("c{candidate}"),
+            why: e.to_string(),
+        }
+    }
+
+    /// A candidate's dossier that should be there and is not.
+    pub fn missing_dossier(candidate: &str) -> StoreError {
+        StoreError::Corrupt {
+            key: format!("c{candidate}"),
+            why: "the candidate's dossier is missing".into(),
+        }
+    }
+}
+
 impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {

@@ -69,20 +69,20 @@ impl<S: Store> Core<S> {
                 .candidate(&entry.message.candidate)?
                 .is_some_and(|c| c.opted_out);
             let channel = entry.message.channel.name().to_string();
-            if self.settings.communications_off {
-                let why = Failure::CommunicationsOff;
-                let status = SendStatus::Suppressed(why.to_string());
-                let kind = LogKind::DeliveryFailed {
-                    key: k,
-                    channel,
-                    why,
+            // The last gate before a channel: nothing leaves with
+            // communications off, nothing reaches a candidate who opted out.
+            let refusal = if self.settings.communications_off {
+                Some(Failure::CommunicationsOff)
+            } else if opted_out {
+                Some(Failure::OptedOut)
+            } else {
+                None
+            };
+            if let Some(why) = refusal {
+                let status = match why {
+                    Failure::CommunicationsOff => SendStatus::Suppressed(why.to_string()),
+                    _ => SendStatus::Failed(why.to_string()),
                 };
-                self.settle(txn, entry, status, kind, now)?;
-                continue;
-            }
-            if opted_out {
-                let why = Failure::OptedOut;
-                let status = SendStatus::Failed(why.to_string());
                 let kind = LogKind::DeliveryFailed {
                     key: k,
                     channel,

@@ -545,7 +545,7 @@ impl SledStore {
         match self.db.get(&k)? {
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
-                .map_err(|e| damaged(candidate, e)),
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
         }
     }
@@ -591,7 +591,11 @@ impl SledStore {
         let mut out = Vec::new();
         for d in self.dossiers() {
             let d = d?;
-            out.extend(d.history.items().map_err(|e| damaged(&d.candidate.id, e))?);
+            out.extend(
+                d.history
+                    .items()
+                    .map_err(|e| StoreError::damaged_dossier(&d.candidate.id, e))?,
+            );
         }
         Ok(out)
     }
@@ -631,7 +635,7 @@ impl SledStore {
         match self.latest(&key::candidate(candidate))? {
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
-                .map_err(|e| damaged(candidate, e)),
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
         }
     }
@@ -748,8 +752,9 @@ impl super::Store for SledStore {
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
         self.db.scan_prefix(b"c").map(|r| {
             r.map_err(StoreError::from).and_then(|(k, v)| {
-                postcard::from_bytes(&v)
-                    .map_err(|e| damaged(&key::candidate_id(&k).unwrap_or_default(), e))
+                postcard::from_bytes(&v).map_err(|e| {
+                    StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e)
+                })
             })
         })
     }
@@ -772,7 +777,9 @@ impl super::Store for SledStore {
     fn send(&self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
         let candidate = send_key.candidate();
         match self.dossier(candidate)? {
-            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            Some(d) => d
+                .send(send_key.as_str())
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
         }
     }
@@ -782,7 +789,10 @@ impl super::Store for SledStore {
         let mut out = Vec::new();
         for d in self.dossiers() {
             let d = d?;
-            out.extend(d.sends().map_err(|e| damaged(&d.candidate.id, e))?);
+            out.extend(
+                d.sends()
+                    .map_err(|e| StoreError::damaged_dossier(&d.candidate.id, e))?,
+            );
         }
         Ok(out)
     }
@@ -843,7 +853,10 @@ impl super::Store for SledStore {
     /// A candidate's history, oldest first.
     fn history(&self, candidate: &str) -> Result<Vec<LogEntry>, StoreError> {
         match self.dossier(candidate)? {
-            Some(d) => d.history.items().map_err(|e| damaged(candidate, e)),
+            Some(d) => d
+                .history
+                .items()
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(Vec::new()),
         }
     }
@@ -958,21 +971,6 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
             why: e.to_string(),
         },
         _ => StoreError::from(e),
-    }
-}
-
-/// A dossier whose history or settled sends do not decode.
-fn damaged(candidate: &str, e: postcard::Error) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("c{candidate}"),
-        why: e.to_string(),
-    }
-}
-
-fn missing(candidate: &str) -> StoreError {
-    StoreError::Corrupt {
-        key: format!("c{candidate}"),
-        why: "the candidate's dossier is missing".into(),
     }
 }
 

@@ -702,7 +702,7 @@ impl<'a> Transaction for SledTxn<'a> {
                 d.put_enrollment(enrollment.clone());
                 Ok(())
             }
-            None => Err(missing(&enrollment.candidate)),
+            None => Err(StoreError::missing_dossier(&enrollment.candidate)),
         }
     }
 
@@ -710,7 +710,9 @@ impl<'a> Transaction for SledTxn<'a> {
     fn send(&mut self, send_key: SendKey) -> Result<Option<OutboxEntry>, StoreError> {
         let candidate = send_key.candidate();
         match self.dossier(candidate)? {
-            Some(d) => d.send(send_key.as_str()).map_err(|e| damaged(candidate, e)),
+            Some(d) => d
+                .send(send_key.as_str())
+                .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
         }
     }
@@ -731,7 +733,7 @@ impl<'a> Transaction for SledTxn<'a> {
                 d.put_send(entry.clone());
                 Ok(())
             }
-            None => Err(missing(&entry.message.candidate)),
+            None => Err(StoreError::missing_dossier(&entry.message.candidate)),
         }
     }
 
