@@ -5,6 +5,7 @@
 //! are unindented before use, so they can be written at the indentation of
 //! the code around them.
 
+use crate::support::unindent;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,30 +16,6 @@ use nudge::dsl::report::{render, render_json, render_report, summary};
 
 /// The templates used by the template cases.
 const TEMPLATES: &str = "tests/it/fixtures/check/templates";
-
-/// Removes the first line if blank, the last line if blank, and the
-/// indentation common to every non-blank line.
-fn unindent(text: &str) -> String {
-    let mut lines: Vec<&str> = text.lines().collect();
-    if lines.first().is_some_and(|l| l.trim().is_empty()) {
-        lines.remove(0);
-    }
-    if lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    let indent = lines
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for line in lines {
-        out.push_str(line.get(indent..).unwrap_or(""));
-        out.push('\n');
-    }
-    out
-}
 
 /// Loads `input` as `campaign.nudge`, checks it and renders everything.
 fn rendered(input: &str, templates: Option<&Path>) -> String {

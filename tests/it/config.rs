@@ -2,6 +2,7 @@
 //! defaults, path resolution, the exact rendered error for each kind of bad
 //! file, the admin token, and the folder `nudge init` writes.
 
+use crate::support::unindent;
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -11,30 +12,6 @@ use nudge::config::{
     FILE_NAME,
 };
 use nudge::init::{init, InitError};
-
-/// Removes the first line if blank, the last line if blank, and the
-/// indentation common to every non-blank line.
-fn unindent(text: &str) -> String {
-    let mut lines: Vec<&str> = text.lines().collect();
-    if lines.first().is_some_and(|l| l.trim().is_empty()) {
-        lines.remove(0);
-    }
-    if lines.last().is_some_and(|l| l.trim().is_empty()) {
-        lines.pop();
-    }
-    let indent = lines
-        .iter()
-        .filter(|l| !l.trim().is_empty())
-        .map(|l| l.len() - l.trim_start().len())
-        .min()
-        .unwrap_or(0);
-    let mut out = String::new();
-    for line in lines {
-        out.push_str(line.get(indent..).unwrap_or(""));
-        out.push('\n');
-    }
-    out
-}
 
 /// The text with trailing blanks removed from every line and the end.
 fn trimmed(text: &str) -> String {

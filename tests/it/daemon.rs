@@ -6,6 +6,7 @@
 //! accelerated clock (`--clock START@REAL_MS*SPEED`) where time has to
 //! pass; waits poll with generous limits, only to end a hang.
 
+use crate::support::{at, repo, stderr, stdout};
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
@@ -21,16 +22,6 @@ use nudge::store::{raw, SledStore, SledTxn, Transaction};
 
 /// Long enough for a loaded 2-core machine; only reached when something hangs.
 const PATIENCE: StdDuration = StdDuration::from_secs(30);
-
-fn at(text: &str) -> Instant {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{text}: {e}"))
-        .with_timezone(&Utc)
-}
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A campaign built for these tests: email only, no window, so every send
 /// goes out the moment it is due.
@@ -416,14 +407,6 @@ fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         }
         std::thread::sleep(StdDuration::from_millis(20));
     }
-}
-
-fn stdout(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stdout).into_owned()
-}
-
-fn stderr(o: &Output) -> String {
-    String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
 /// A minimal HTTP/1.1 request on loopback: status and body.

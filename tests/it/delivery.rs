@@ -9,6 +9,7 @@
 //! concurrency.
 
 use crate::support;
+use crate::support::at;
 
 use std::collections::{BTreeMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, TcpListener};
@@ -16,7 +17,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, SystemTime};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use mailin_embedded::{response, Handler, Response};
 use serde_json::json;
 
@@ -41,10 +42,6 @@ const EMAIL: &str = "ana@example.com";
 /// How long any wait may last before the test gives up: only against
 /// hangs, never a timing assertion.
 const PATIENCE: StdDuration = StdDuration::from_secs(30);
-
-fn at(s: &str) -> Instant {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
-}
 
 /// Thursday afternoon: no window in these campaigns, so sends are due at once.
 fn start_instant() -> Instant {

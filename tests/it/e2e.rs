@@ -12,11 +12,12 @@
 //! clock's instant of that step.
 
 use crate::support;
+use crate::support::repo;
 use crate::support::week as agenda;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
 
@@ -43,10 +44,6 @@ const TOKEN_ENV: &str = "NUDGE_TEST_E2E_TWILIO_TOKEN";
 const FROM_EMAIL: &str = "jobs@example.com";
 /// How long any wait may last: only against hangs, never a timing check.
 const PATIENCE: StdDuration = StdDuration::from_secs(10);
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 // ---------------------------------------------------------------------------
 // The campaign, its templates and a store in a throwaway folder

@@ -3,7 +3,8 @@
 //! exit precedence, opt-out in a final state, limits across campaigns, and
 //! the guard against loops that take no time.
 
-use chrono::{DateTime, Duration, Utc};
+use crate::support::at;
+use chrono::Duration;
 
 use nudge::dsl::load::load_str;
 use nudge::dsl::pipeline::compile_loaded;
@@ -15,10 +16,6 @@ fn machine(text: &str) -> Machine {
     assert!(loaded.diagnostics.is_empty(), "{:?}", loaded.diagnostics);
     let mut compiled = compile_loaded(loaded, None).expect("the campaign checks and compiles");
     compiled.campaigns.remove(0).machine
-}
-
-fn at(s: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 /// The timeline as compact lines: `AT KIND detail`, skipping `enrolled`.

@@ -2,10 +2,11 @@
 //! backlog drains at the configured rate and never above it in any second;
 //! `communications = "off"` lets nothing leave the machine.
 
+use crate::support::at;
 use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 
 use nudge::channels::{Backend, Channels, FileChannel};
 use nudge::engine::{Channel, Instant};
@@ -74,10 +75,6 @@ impl Setup {
             templates: self.dir.path().join("templates"),
         }
     }
-}
-
-fn at(s: &str) -> Instant {
-    DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&Utc)
 }
 
 /// Enrolls `n` candidates: each has one invite due at once, queued.

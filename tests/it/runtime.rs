@@ -5,6 +5,7 @@
 //! A week of campaign runs in milliseconds because nothing waits: the test
 //! moves time straight to the next due instant.
 
+use crate::support::repo;
 use crate::support::week as agenda;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -30,10 +31,6 @@ use nudge::store::{
 use nudge::templates::Templates;
 
 const WAREHOUSE: &str = "warehouse_associate";
-
-fn repo() -> &'static Path {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-}
 
 /// A throwaway folder with campaigns, the repository's templates and a
 /// store (on sled in the folder, or in memory).

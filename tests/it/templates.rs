@@ -1,9 +1,10 @@
 //! The template renderer against the repository's real `templates/` folder,
 //! and against small folders written for one case each.
 
+use crate::support::at;
 use std::path::{Path, PathBuf};
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use nudge::channels::segments::Encoding;
 use nudge::engine::{Candidate, Channel};
 use nudge::templates::{
@@ -23,10 +24,6 @@ fn folder(files: &[(&str, &str)]) -> tempfile::TempDir {
         std::fs::write(dir.path().join(name), text).unwrap();
     }
     dir
-}
-
-fn at(text: &str) -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339(text).unwrap().to_utc()
 }
 
 #[test]

@@ -2,10 +2,60 @@
 //! loopback ([`http`]) and the week of applicants that the runtime and
 //! end-to-end tests replay ([`week`]).
 
-// Each test module uses part of these.
+// Each test module uses part of these: the loopback HTTP server, the
+// warehouse week, and small helpers every kind of test needs.
 #![allow(dead_code)]
 
 pub mod http;
 pub mod week;
 
 pub use http::*;
+
+use std::path::Path;
+use std::process::Output;
+
+use chrono::{DateTime, Utc};
+
+/// An RFC 3339 instant, in UTC.
+pub fn at(text: &str) -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339(text)
+        .unwrap_or_else(|e| panic!("{text}: {e}"))
+        .with_timezone(&Utc)
+}
+
+/// The repository's root, where `campaigns/` and `templates/` are.
+pub fn repo() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Removes the first line if blank, the last line if blank, and the
+/// indentation common to every non-blank line.
+pub fn unindent(text: &str) -> String {
+    let mut lines: Vec<&str> = text.lines().collect();
+    if lines.first().is_some_and(|l| l.trim().is_empty()) {
+        lines.remove(0);
+    }
+    if lines.last().is_some_and(|l| l.trim().is_empty()) {
+        lines.pop();
+    }
+    let indent = lines
+        .iter()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| l.len() - l.trim_start().len())
+        .min()
+        .unwrap_or(0);
+    let mut out = String::new();
+    for line in lines {
+        out.push_str(line.get(indent..).unwrap_or(""));
+        out.push('\n');
+    }
+    out
+}

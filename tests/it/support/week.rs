@@ -2,18 +2,14 @@
 //! five applicants and their events as an agenda, the commands that play
 //! it, and what the simulator predicts for each of them.
 
-use chrono::{DateTime, Duration, Utc};
+use chrono::Duration;
 use nudge::engine::{Happening, Instant, Machine};
 use nudge::runtime::api::{EnrollRequest, EventRequest};
 use nudge::runtime::core::{engine_candidate, Command};
 use nudge::sim::{self, Scenario};
 use nudge::store::CandidateRecord;
 
-pub fn at(text: &str) -> Instant {
-    DateTime::parse_from_rfc3339(text)
-        .unwrap_or_else(|e| panic!("{text}: {e}"))
-        .with_timezone(&Utc)
-}
+pub use super::at;
 
 /// Something that happens to a candidate, named by their external id.
 #[derive(Debug, Clone)]
