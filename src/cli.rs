@@ -990,7 +990,7 @@ pub fn render_message(
         channel,
         link: crate::templates::real_length_link(&config.interview_url),
         deadline: machine.deadline.map(|d| now + Duration::seconds(d.secs)),
-        variants: variant_names,
+        variants: &variant_names,
         at: now,
     };
     let file = templates

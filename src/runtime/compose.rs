@@ -26,7 +26,7 @@ pub struct Draft<'a> {
     /// When the candidate's deadline passes, if the campaign has one.
     pub deadline: Option<Instant>,
     /// Variant name per experiment.
-    pub variants: BTreeMap<String, String>,
+    pub variants: &'a BTreeMap<String, String>,
     /// When the message goes out (for `time_left`).
     pub at: Instant,
 }
@@ -46,6 +46,10 @@ pub struct Composed {
 impl Draft<'_> {
     /// The variables its template sees.
     pub fn vars(&self, settings: &Settings) -> Vars {
+        self.vars_with(settings, self.unsubscribe_url())
+    }
+
+    fn vars_with(&self, settings: &Settings, unsubscribe_link: Option<String>) -> Vars {
         let machine = self.machine;
         Vars {
             candidate: Vars::candidate_fields(self.candidate),
@@ -62,7 +66,7 @@ impl Draft<'_> {
             variant: self.variants.clone(),
             sender: settings.sender.clone(),
             company: settings.company.clone(),
-            unsubscribe_link: self.unsubscribe_url(),
+            unsubscribe_link,
         }
     }
 
@@ -88,9 +92,10 @@ impl Draft<'_> {
         templates: Option<&Templates>,
         settings: &Settings,
     ) -> Result<Composed, String> {
+        let unsubscribe_url = self.unsubscribe_url();
         let (rendered, html) = match templates {
             Some(t) => {
-                let vars = self.vars(settings);
+                let vars = self.vars_with(settings, unsubscribe_url.clone());
                 let language = self.candidate.field("language");
                 let rendered = t
                     .render(self.template, self.channel, language, &vars)
@@ -119,7 +124,7 @@ impl Draft<'_> {
             subject: rendered.subject,
             body: rendered.body,
             html,
-            unsubscribe_url: self.unsubscribe_url(),
+            unsubscribe_url,
         })
     }
 }

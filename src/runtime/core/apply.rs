@@ -314,32 +314,40 @@ impl<S: Store> Core<S> {
             channel,
             link: record.as_ref().map(|r| self.link(r)).unwrap_or_default(),
             deadline: enr.engine.deadline,
-            variants: enr.variants.clone(),
+            variants: &enr.variants,
             at,
         };
-        let composed = draft.compose(self.templates.as_deref(), &self.settings);
-        let (subject, body, html) = match &composed {
-            Ok(c) => (c.subject.clone(), c.body.clone(), c.html.clone()),
-            Err(_) => (None, String::new(), None),
-        };
+        // Moved into the message, not copied: this runs for every send.
+        let (to, subject, body, html, unsubscribe_url, unmade) =
+            match draft.compose(self.templates.as_deref(), &self.settings) {
+                Ok(c) => (c.to, c.subject, c.body, c.html, c.unsubscribe_url, None),
+                Err(e) => (
+                    draft.to(),
+                    None,
+                    String::new(),
+                    None,
+                    draft.unsubscribe_url(),
+                    Some(e),
+                ),
+            };
         let message = Message {
             key: send_key.to_string(),
             campaign: machine.name.clone(),
             candidate: enr.candidate.clone(),
             template: template.to_string(),
             channel,
-            to: draft.to(),
+            to,
             subject,
             body,
             html,
-            unsubscribe_url: draft.unsubscribe_url(),
+            unsubscribe_url,
             scheduled_at: at,
             in_flight: false,
         };
         let refusal = if opted_out {
             Some(Failure::OptedOut)
         } else {
-            composed.err().map(Failure::Render)
+            unmade.map(Failure::Render)
         };
         let mut entry = OutboxEntry {
             message: message.clone(),
