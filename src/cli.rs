@@ -577,9 +577,10 @@ pub fn run(
         .enable_all()
         .build()
         .map_err(|e| failed(format!("cannot start: {e}")))?;
-    runtime
-        .block_on(crate::runtime::run::run(config, clock))
-        .map_err(|e| failed(e.to_string()))?;
+    let ran = runtime.block_on(crate::runtime::run::run(config, clock));
+    // Not waiting for a thread stuck in a store write (see `StuckOnStop`).
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    ran.map_err(|e| failed(e.to_string()))?;
     Ok(Status::Ok)
 }
 
@@ -771,7 +772,11 @@ pub fn status(
     let mut admin = connect(config)?;
     let report = admin.status(campaign).map_err(api)?;
     if json {
-        return print_json(&report);
+        print_json(&report)?;
+        return Ok(troubled(&report));
+    }
+    if let Some(trouble) = &report.store_trouble {
+        outln!("STORE NOT WRITABLE: {trouble}\n");
     }
     for c in &report.campaigns {
         outln!(
@@ -798,7 +803,16 @@ pub fn status(
         );
     }
     outln!("outbox: {} waiting for delivery", report.outbox);
-    Ok(Status::Ok)
+    Ok(troubled(&report))
+}
+
+/// Status fails (exit 1) while the store cannot be written, so a monitor
+/// running `nudge status` sees it.
+fn troubled(report: &crate::runtime::api::StatusReport) -> Status {
+    match report.store_trouble {
+        Some(_) => Status::Failed,
+        None => Status::Ok,
+    }
 }
 
 /// `nudge show CANDIDATE`.

@@ -78,6 +78,10 @@ pub struct StatusReport {
     /// Sends waiting for delivery or in flight.
     pub outbox: u64,
     pub failures: u64,
+    /// Why the store cannot be written now, if it cannot (the daemon's
+    /// answer only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_trouble: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -32,6 +32,7 @@ use super::api::{
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
 use super::core::{Command, Core, Landed, Reply, This};
+use super::health::Health;
 use super::policy::{Limiter, Rate};
 use super::query;
 use super::refusal::Refusal;
@@ -93,15 +94,31 @@ pub struct Handle {
     clock: Arc<dyn Clock>,
     interview_url: String,
     sources: Sources,
+    health: Health,
 }
 
 impl Handle {
+    /// Asks the core, and waits for its answer; while the store cannot be
+    /// written (or once it turns out it cannot), the answer is at once
+    /// that it cannot. A command given up on that way is dropped by the
+    /// core unrun.
     async fn call(&self, command: Command) -> Result<Reply, Refusal> {
+        if let Some(trouble) = self.health.trouble() {
+            return Err(Refusal::StoreTrouble(trouble.to_string()));
+        }
         let (tx, rx) = oneshot::channel();
         self.tx
             .send(CoreMsg::Command(command, Some(tx)))
             .map_err(|_| Refusal::ShuttingDown)?;
-        rx.await.map_err(|_| Refusal::ShuttingDown)
+        tokio::select! {
+            reply = rx => reply.map_err(|_| Refusal::ShuttingDown),
+            trouble = self.health.troubled() => Err(Refusal::StoreTrouble(trouble.to_string())),
+        }
+    }
+
+    /// Whether the store can be written.
+    pub fn health(&self) -> &Health {
+        &self.health
     }
 
     /// Sends a command without waiting for its answer.
@@ -139,7 +156,15 @@ impl Handle {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        query::status(&self.store, &campaigns, campaign, self.clock.now())
+        let trouble = self.health.trouble();
+        let mut report = query::status(&self.store, &campaigns, campaign, self.clock.now())
+            .map_err(|e| match &trouble {
+                // The store is closed while it is opened again: say why.
+                Some(t) => Refusal::StoreTrouble(t.to_string()),
+                None => e,
+            })?;
+        report.store_trouble = trouble.map(|t| t.to_string());
+        Ok(report)
     }
 
     pub fn show(&self, who: &str) -> Result<CandidateView, Refusal> {
@@ -203,6 +228,7 @@ pub struct Running {
     core_thread: std::thread::JoinHandle<()>,
     dispatcher: tokio::task::JoinHandle<()>,
     stop_dispatch: tokio::sync::watch::Sender<bool>,
+    watchdog: tokio::task::JoinHandle<()>,
 }
 
 /// Options of one daemon.
@@ -239,6 +265,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         clock: clock.clone(),
         interview_url: core.settings().interview_url.clone(),
         sources,
+        health: Health::default(),
     };
     core.pin_versions(&campaigns.read().unwrap_or_else(|p| p.into_inner()))?;
     // The sends the previous process left undelivered go first, a chunk at
@@ -269,10 +296,12 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         waiting: waiting.clone(),
     };
     let core_clock = clock.clone();
+    let health = handle.health.clone();
     let core_thread = std::thread::Builder::new()
         .name("nudge-core".into())
-        .spawn(move || core_loop(core, rx, core_clock, outbound, batch, idempotent))
+        .spawn(move || core_loop(core, rx, core_clock, outbound, batch, idempotent, health))
         .map_err(crate::store::StoreError::Io)?;
+    let watchdog = tokio::spawn(watch_writes(handle.clone()));
     let (stop_dispatch, stop_rx) = tokio::sync::watch::channel(false);
     let dispatcher = tokio::spawn(dispatch_loop(
         dispatch_rx,
@@ -288,6 +317,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         core_thread,
         dispatcher,
         stop_dispatch,
+        watchdog,
     })
 }
 
@@ -300,6 +330,31 @@ impl Running {
         let _ = self.handle.tx.send(CoreMsg::Stop);
         let thread = self.core_thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        self.watchdog.abort();
+    }
+}
+
+/// A write that has not returned after this long is a stall.
+const STALL: StdDuration = StdDuration::from_secs(5);
+
+/// Watches the store's writes from outside the core (whose thread is inside
+/// the write when one stalls), so that a stall is seen and callers are
+/// answered.
+async fn watch_writes(handle: Handle) {
+    use crate::store::Store;
+    let mut tick = tokio::time::interval(StdDuration::from_millis(500));
+    loop {
+        tick.tick().await;
+        let running = handle.store.write_running_for();
+        let was = handle.health.trouble();
+        handle
+            .health
+            .write_running(running, STALL, chrono::Utc::now());
+        match (was.is_some(), handle.health.trouble()) {
+            (false, Some(t)) => error!("{t}"),
+            (true, None) => info!("the stalled store write finished: resuming"),
+            _ => {}
+        }
     }
 }
 
@@ -322,8 +377,14 @@ fn core_loop(
     dispatch: Outbound,
     batch: usize,
     idempotent: Vec<Channel>,
+    health: Health,
 ) {
     let batch = batch.max(1);
+    // While writes fail: when to try again, the wait after that, and the
+    // channels' answers held until they can be recorded.
+    let mut retry_at = std::time::Instant::now();
+    let mut retry_wait = FIRST_RETRY;
+    let mut held: Vec<Command> = Vec::new();
     let mut busy = true;
     let mut preloaded = false;
     let mut rehearsed: Option<Instant> = None;
@@ -331,6 +392,31 @@ fn core_loop(
     let mut flight: Vec<Option<oneshot::Sender<Reply>>> = Vec::new();
     let mut retries_looked = std::time::Instant::now();
     loop {
+        if health.writes_failing() {
+            flight.clear();
+            match stand_by(&rx, &mut held, &health, retry_at) {
+                StandBy::Stop => break,
+                StandBy::Wait => continue,
+                StandBy::Try => {}
+            }
+            match core.recover_writes() {
+                Ok(()) => {
+                    info!("the store can be written again: resuming");
+                    health.clear();
+                    retry_wait = FIRST_RETRY;
+                    let answers = std::mem::take(&mut held);
+                    let none = answers.iter().map(|_| None).collect();
+                    run_commands(&mut core, &clock, &dispatch, &health, answers, none);
+                    busy = true;
+                }
+                Err(e) => {
+                    warn!(%e, retry_in_s = retry_wait.as_secs(), "the store still cannot be written");
+                    retry_at = std::time::Instant::now() + retry_wait;
+                    retry_wait = (retry_wait * 2).min(LAST_RETRY);
+                }
+            }
+            continue;
+        }
         let wait = if dispatch.room() == 0 {
             // The channels are behind: let them catch up before firing more.
             StdDuration::from_millis(20)
@@ -361,7 +447,7 @@ fn core_loop(
         };
         if !wait.is_zero() {
             // Nothing to build while the batch being written finishes.
-            land(&mut core, &mut flight, &dispatch);
+            land(&mut core, &mut flight, &dispatch, &health);
         }
         let mut incoming = Vec::new();
         match rx.recv_timeout(wait) {
@@ -380,16 +466,19 @@ fn core_loop(
         let mut waiting = Vec::new();
         for m in incoming {
             match m {
+                // Given up on (the store was in trouble): never run.
+                CoreMsg::Command(_, Some(reply)) if reply.is_closed() => {}
                 CoreMsg::Command(c, reply) => {
                     commands.push(c);
                     waiting.push(reply);
                 }
                 CoreMsg::Reload(campaigns, templates, reply) => {
-                    land(&mut core, &mut flight, &dispatch);
+                    land(&mut core, &mut flight, &dispatch, &health);
                     run_commands(
                         &mut core,
                         &clock,
                         &dispatch,
+                        &health,
                         std::mem::take(&mut commands),
                         std::mem::take(&mut waiting),
                     );
@@ -404,8 +493,8 @@ fn core_loop(
         }
         let had_commands = !commands.is_empty();
         if core.recovering() {
-            land(&mut core, &mut flight, &dispatch);
-            run_commands(&mut core, &clock, &dispatch, commands, waiting);
+            land(&mut core, &mut flight, &dispatch, &health);
+            run_commands(&mut core, &clock, &dispatch, &health, commands, waiting);
             // The sends the previous process left undelivered go first, a
             // chunk at a time between commands (the dispatcher's among
             // them), so the first leaves without waiting for the rest.
@@ -419,6 +508,9 @@ fn core_loop(
                 Err(e) => {
                     error!(%e, "resuming undelivered sends failed; they go when nudge restarts");
                     core.abandon_recovery();
+                    if e.is_write_failure() {
+                        health.writes_fail(e.to_string(), chrono::Utc::now());
+                    }
                 }
             }
             if stop {
@@ -439,26 +531,39 @@ fn core_loop(
         // batch is built, and answered and sent once it is written.
         let limit = batch.min(dispatch.room());
         let handoff = core.tick_behind(commands, clock.now(), limit);
-        release(handoff.landed, std::mem::take(&mut flight), &dispatch);
+        release(
+            handoff.landed,
+            std::mem::take(&mut flight),
+            &dispatch,
+            &health,
+        );
         let fired = match handoff.this {
             This::Behind { fired } => {
                 flight = waiting;
                 fired
             }
             This::Written { landed, fired } => {
-                release(Some(Ok(landed)), waiting, &dispatch);
+                release(Some(Ok(landed)), waiting, &dispatch, &health);
                 fired
             }
             This::Failed(e) => {
-                refuse(&e, waiting);
+                refuse(&e, waiting, &health);
                 0
             }
         };
         busy = (fired == limit && fired > 0) || had_commands;
+        if health.writes_failing() {
+            // Tried again first thing next time round.
+            retry_at = std::time::Instant::now() + retry_wait;
+            if stop {
+                break;
+            }
+            continue;
+        }
         if !busy || stop || retries_looked.elapsed() >= RETRY_LOOK {
             // Idle, stopping, or a while since: the batch being written is
             // waited for, and the retries due (read from the store) go out.
-            land(&mut core, &mut flight, &dispatch);
+            land(&mut core, &mut flight, &dispatch, &health);
             retries_looked = std::time::Instant::now();
             match core.retry_due(clock.now(), batch.min(dispatch.room())) {
                 Ok(out) => {
@@ -467,22 +572,89 @@ fn core_loop(
                         dispatch.send(m);
                     }
                 }
-                Err(e) => error!(%e, "resuming sends due for a retry failed; will retry"),
+                Err(e) => {
+                    error!(%e, "resuming sends due for a retry failed; will retry");
+                    if e.is_write_failure() {
+                        health.writes_fail(e.to_string(), chrono::Utc::now());
+                    }
+                }
             }
         }
         if stop {
             break;
         }
     }
-    land(&mut core, &mut flight, &dispatch);
+    land(&mut core, &mut flight, &dispatch, &health);
 }
 
 /// How often a busy core looks for retries due.
 const RETRY_LOOK: StdDuration = StdDuration::from_millis(100);
 
+/// The first wait before trying a store whose writes failed again, and
+/// the longest (the wait doubles in between).
+const FIRST_RETRY: StdDuration = StdDuration::from_secs(1);
+const LAST_RETRY: StdDuration = StdDuration::from_secs(30);
+
+/// What the core does next while the store's writes fail.
+enum StandBy {
+    Stop,
+    /// Look again (the loop comes back here).
+    Wait,
+    /// Time to try the store again.
+    Try,
+}
+
+/// While the store's writes fail: every caller is answered at once that
+/// nothing can be recorded, and the channels' answers are held (to be
+/// recorded once the store can be written) until `retry_at`.
+fn stand_by(
+    rx: &Receiver<CoreMsg>,
+    held: &mut Vec<Command>,
+    health: &Health,
+    retry_at: std::time::Instant,
+) -> StandBy {
+    let refusal = || {
+        Refusal::StoreTrouble(
+            health
+                .trouble()
+                .map_or_else(|| "the store cannot be written".into(), |t| t.to_string()),
+        )
+    };
+    let wait = retry_at.saturating_duration_since(std::time::Instant::now());
+    let mut next = match rx.recv_timeout(wait.min(StdDuration::from_millis(200))) {
+        Ok(m) => Some(m),
+        Err(RecvTimeoutError::Timeout) => None,
+        Err(RecvTimeoutError::Disconnected) => return StandBy::Stop,
+    };
+    while let Some(m) = next {
+        match m {
+            CoreMsg::Stop => return StandBy::Stop,
+            CoreMsg::Command(c @ Command::Delivered { .. }, None) => held.push(c),
+            CoreMsg::Command(_, Some(reply)) => {
+                let _ = reply.send(Reply::Error(refusal()));
+            }
+            CoreMsg::Command(_, None) => {}
+            CoreMsg::Reload(_, _, reply) => {
+                let _ = reply.send(Err(refusal()));
+            }
+        }
+        next = rx.try_recv().ok();
+    }
+    if std::time::Instant::now() >= retry_at {
+        StandBy::Try
+    } else {
+        StandBy::Wait
+    }
+}
+
 /// Waits for the batch being written behind, then answers and sends it.
-fn land(core: &mut Core, flight: &mut Vec<Option<oneshot::Sender<Reply>>>, dispatch: &Outbound) {
-    release(core.land(), std::mem::take(flight), dispatch);
+fn land(
+    core: &mut Core,
+    flight: &mut Vec<Option<oneshot::Sender<Reply>>>,
+    dispatch: &Outbound,
+    health: &Health,
+) {
+    release(core.land(), std::mem::take(flight), dispatch, health);
 }
 
 /// Answers a written batch's clients and hands its sends to the
@@ -491,6 +663,7 @@ fn release(
     landed: Option<Result<Landed, crate::store::StoreError>>,
     waiting: Vec<Option<oneshot::Sender<Reply>>>,
     dispatch: &Outbound,
+    health: &Health,
 ) {
     match landed {
         None => {}
@@ -504,13 +677,21 @@ fn release(
                 dispatch.send(m);
             }
         }
-        Some(Err(e)) => refuse(&e, waiting),
+        Some(Err(e)) => refuse(&e, waiting, health),
     }
 }
 
-/// Tells a batch's clients it was not recorded.
-fn refuse(e: &crate::store::StoreError, waiting: Vec<Option<oneshot::Sender<Reply>>>) {
+/// Tells a batch's clients it was not recorded; a store that could not
+/// write is in trouble until it can again.
+fn refuse(
+    e: &crate::store::StoreError,
+    waiting: Vec<Option<oneshot::Sender<Reply>>>,
+    health: &Health,
+) {
     error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers (if any) will fire again");
+    if e.is_write_failure() {
+        health.writes_fail(e.to_string(), chrono::Utc::now());
+    }
     for tx in waiting.into_iter().flatten() {
         let _ = tx.send(Reply::Error(Refusal::NotRecorded(e.to_string())));
     }
@@ -520,6 +701,7 @@ fn run_commands(
     core: &mut Core,
     clock: &Arc<dyn Clock>,
     dispatch: &Outbound,
+    health: &Health,
     commands: Vec<Command>,
     waiting: Vec<Option<oneshot::Sender<Reply>>>,
 ) {
@@ -529,7 +711,7 @@ fn run_commands(
     let done = core
         .execute(commands, clock.now())
         .map(|(replies, out)| Landed { replies, out });
-    release(Some(done), waiting, dispatch);
+    release(Some(done), waiting, dispatch, health);
 }
 
 async fn dispatch_loop(
@@ -660,7 +842,21 @@ async fn lane(
         } else {
             match handle.call(Command::MarkInFlight(keys)).await {
                 Ok(Reply::Cleared(keys)) => keys.into_iter().collect(),
-                _ => break,
+                Err(Refusal::ShuttingDown) => break,
+                _ => {
+                    // Not marked (the store cannot be written): they wait,
+                    // first in line, until it can.
+                    for m in batch.into_iter().rev() {
+                        queue.push_front(m);
+                    }
+                    let mut stop = stop.clone();
+                    tokio::select! {
+                        _ = handle.health.healthy() => {}
+                        _ = stop.changed() => {}
+                    }
+                    tokio::time::sleep(StdDuration::from_millis(100)).await;
+                    continue;
+                }
             }
         };
         for message in batch {

@@ -88,6 +88,7 @@ pub fn status<S: Store>(
         campaigns: out,
         outbox,
         failures,
+        store_trouble: None,
     })
 }
 

@@ -43,6 +43,9 @@ pub enum Refusal {
     NoRandomness(String),
     /// The batch could not be written; nothing of it happened.
     NotRecorded(String),
+    /// The store cannot be written now (why, and since when): nothing was
+    /// tried.
+    StoreTrouble(String),
     /// The daemon is stopping.
     ShuttingDown,
     /// The admin token is missing or wrong.
@@ -134,6 +137,7 @@ impl fmt::Display for Refusal {
             ),
             Refusal::NoRandomness(why) => f.write_str(why),
             Refusal::NotRecorded(why) => write!(f, "not recorded: {why}"),
+            Refusal::StoreTrouble(why) => write!(f, "not recorded: {why}"),
             Refusal::ShuttingDown => f.write_str("nudge is shutting down"),
             Refusal::Unauthorized => f.write_str("missing or wrong admin token"),
             Refusal::Daemon { message, .. } => f.write_str(message),

@@ -25,9 +25,18 @@ pub enum RunError {
     Store(StoreError),
     Start(StartRefusal),
     Campaigns(LoadFailure),
-    Channel { channel: Channel, why: String },
-    Listen { addr: SocketAddr, why: String },
+    Channel {
+        channel: Channel,
+        why: String,
+    },
+    Listen {
+        addr: SocketAddr,
+        why: String,
+    },
     Io(std::io::Error),
+    /// Asked to stop, it could not finish within its time (a store write
+    /// that does not return).
+    StuckOnStop,
 }
 
 impl std::fmt::Display for RunError {
@@ -50,6 +59,9 @@ impl std::fmt::Display for RunError {
                 write!(f, "cannot listen on {addr} for the admin API: {why}")
             }
             RunError::Io(e) => write!(f, "{e}"),
+            RunError::StuckOnStop => {
+                f.write_str("stopped without finishing: a store write did not return (see the log)")
+            }
         }
     }
 }
@@ -213,11 +225,49 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         }
     }
     let _ = shutdown_tx.send(true);
-    let _ = server.await;
-    running.stop().await;
+    let health = handle.health().clone();
+    let stopping = async {
+        let _ = server.await;
+        running.stop().await;
+    };
+    let started = tokio::time::Instant::now();
+    let overdue = async {
+        loop {
+            tokio::time::sleep(StdDuration::from_millis(100)).await;
+            let limit = match health.trouble() {
+                Some(_) => STOP_WITHIN_TROUBLED,
+                None => STOP_WITHIN,
+            };
+            if started.elapsed() >= limit {
+                return limit;
+            }
+        }
+    };
+    let late = tokio::select! {
+        _ = stopping => None,
+        limit = overdue => Some(limit),
+    };
+    if let Some(limit) = late {
+        // The core is inside a store write that does not return (a stalled
+        // disk). Everything acknowledged was flushed before it was
+        // acknowledged, and the next start resolves the sends in flight,
+        // as after a crash: leave without waiting for it.
+        error!(
+            seconds = limit.as_secs(),
+            "did not stop in time: a store write has not returned; exiting without it (nothing acknowledged is lost; sends in flight are resolved at the next start)"
+        );
+        return Err(RunError::StuckOnStop);
+    }
     info!("stopped cleanly");
     Ok(())
 }
+
+/// How long a stop may take (deliveries in flight finishing, the last
+/// commit) before the daemon leaves without finishing; and how long while
+/// the store is in trouble (a stalled or failing disk), when waiting longer
+/// would not help.
+const STOP_WITHIN: StdDuration = StdDuration::from_secs(30);
+const STOP_WITHIN_TROUBLED: StdDuration = StdDuration::from_secs(3);
 
 async fn reload(handle: &daemon::Handle, why: &str) {
     match handle.reload().await {

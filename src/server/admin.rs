@@ -51,13 +51,14 @@ fn status_of(refusal: &Refusal) -> StatusCode {
         | Refusal::BadEventName(_)
         | Refusal::NoDaemon => StatusCode::BAD_REQUEST,
         Refusal::Unauthorized => StatusCode::UNAUTHORIZED,
-        Refusal::ShuttingDown => StatusCode::SERVICE_UNAVAILABLE,
+        // The store cannot be written now: a client may try again later.
+        Refusal::ShuttingDown | Refusal::NotRecorded(_) | Refusal::StoreTrouble(_) => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
         Refusal::Daemon { status, .. } => {
             StatusCode::from_u16(*status).unwrap_or(StatusCode::BAD_GATEWAY)
         }
-        Refusal::NoRandomness(_) | Refusal::NotRecorded(_) | Refusal::Internal(_) => {
-            StatusCode::INTERNAL_SERVER_ERROR
-        }
+        Refusal::NoRandomness(_) | Refusal::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
     }
 }
 
@@ -86,10 +87,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         token: Arc::new(token),
     };
     Router::new()
-        .route(
-            "/v1/health",
-            get(|| async { Json(serde_json::json!({ "ok": true })) }),
-        )
+        .route("/v1/health", get(health))
         .route("/v1/enroll", post(enroll))
         .route("/v1/events", post(event))
         .route("/v1/status", get(status))
@@ -114,6 +112,19 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
         return Answer(Refusal::Unauthorized).into_response();
     }
     next.run(request).await
+}
+
+/// `{"ok": true}`, or 503 with `{"ok": false, "reason": ...}` while the
+/// store cannot be written.
+async fn health(State(s): State<AppState>) -> Response {
+    match s.handle.health().trouble() {
+        None => Json(serde_json::json!({ "ok": true })).into_response(),
+        Some(trouble) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(serde_json::json!({ "ok": false, "reason": trouble.to_string() })),
+        )
+            .into_response(),
+    }
 }
 
 async fn enroll(

@@ -58,9 +58,24 @@ pub enum StoreError {
     /// Not written, because the batch written behind before it could not
     /// be written.
     NotWritten,
+    /// Closed for the moment: being opened again after a write failed.
+    Unavailable { path: PathBuf },
 }
 
 impl StoreError {
+    /// The store could not write (a full disk, an I/O error, a stalled or
+    /// failed storage engine), as opposed to a record that is wrong: writing
+    /// may work again later.
+    pub fn is_write_failure(&self) -> bool {
+        matches!(
+            self,
+            StoreError::Io(_)
+                | StoreError::Backend(_)
+                | StoreError::NotWritten
+                | StoreError::Unavailable { .. }
+        )
+    }
+
     /// A dossier whose history or settled sends do not decode.
     pub fn damaged_dossier(candidate: &str, e: postcard::Error) -> StoreError {
         StoreError::Corrupt {
@@ -107,6 +122,11 @@ impl fmt::Display for StoreError {
             StoreError::NotWritten => {
                 f.write_str("not written: the batch before it could not be written")
             }
+            StoreError::Unavailable { path } => write!(
+                f,
+                "the store `{}` is being opened again after a write failed",
+                path.display()
+            ),
         }
     }
 }
@@ -196,6 +216,18 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// written (`Ok` when there was none: see [`Transaction::commit_behind`]).
     fn settle(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Makes the store writable again after a write failed (see
+    /// [`StoreError::is_write_failure`]); an error says it is not yet.
+    fn recover_writes(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
+
+    /// How long the write under way has been going, if one is: a stalled
+    /// disk shows here.
+    fn write_running_for(&self) -> Option<std::time::Duration> {
+        None
     }
 
     /// Reads again what this process holds in memory of the store (after a

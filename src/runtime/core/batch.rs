@@ -162,6 +162,15 @@ impl<S: Store> Core<S> {
         }
     }
 
+    /// Makes the store writable again after a write failed (see
+    /// [`Store::recover_writes`]); what memory holds of the store is read
+    /// again.
+    pub fn recover_writes(&mut self) -> Result<(), StoreError> {
+        self.store.recover_writes()?;
+        self.paused_flags().clear();
+        Ok(())
+    }
+
     /// Runs `work` over the first of `halves` in `txn` and over the second
     /// in a transaction split off `txn` for `their_candidates` (whom the
     /// second half must be about), on two threads. The helper's writes are

@@ -26,6 +26,7 @@
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 
+mod faults;
 mod identities;
 mod txn;
 mod writer;
@@ -158,7 +159,14 @@ impl TimerEntry {
 /// The sled database, opened and checked.
 #[derive(Clone)]
 pub struct SledStore {
-    db: sled::Db,
+    /// The database; `None` for the moment it is being reopened after a
+    /// write failed (see [`SledStore::recover_writes`]).
+    slot: Arc<arc_swap::ArcSwapOption<sled::Db>>,
+    /// sled's cache size, to reopen with.
+    cache_bytes: u64,
+    /// [`HOLDER_FILE`], locked while this process holds the store, even
+    /// while sled's database is closed to be opened again.
+    _holder: Arc<std::fs::File>,
     path: PathBuf,
     /// The highest numbered candidate id stored when the store opened.
     id_floor: u64,
@@ -281,7 +289,7 @@ impl SledStore {
         }
         let fresh = !path.exists()
             || std::fs::read_dir(&path)
-                .map(|mut d| d.next().is_none())
+                .map(|mut d| d.all(|e| e.is_ok_and(|e| e.file_name() == HOLDER_FILE)))
                 .unwrap_or(false);
         if !fresh && !path.join("conf").exists() && !path.join("db").exists() {
             return Err(StoreError::Unreadable {
@@ -296,25 +304,13 @@ impl SledStore {
         if let Some(found) = layout.filter(|v| *v < OLDEST_READABLE) {
             return Err(StoreError::OlderSchema { path, found });
         }
-        let db = loop {
-            let opened = sled::Config::new()
-                .path(&path)
-                .cache_capacity(cache_bytes)
-                .mode(sled::Mode::HighThroughput)
-                .flush_every_ms(None)
-                .open()
-                .map_err(|e| classify_open_error(&path, e));
-            match opened {
-                Err(StoreError::Locked { .. })
-                    if closed_here()
-                        .get(&path)
-                        .is_some_and(|at| at.elapsed() < RELEASE) =>
-                {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => break other?,
-            }
+        let released = || {
+            closed_here()
+                .get(&path)
+                .is_some_and(|at| at.elapsed() < RELEASE)
         };
+        let holder = hold(&path, released)?;
+        let db = open_db(&path, cache_bytes, released)?;
         // The last numbered dossier (`c` and 8 bytes; text ids sort after).
         let id_floor = match db.range(vec![b'c']..vec![b'c', 0xFF]).next_back() {
             Some(item) => {
@@ -326,7 +322,9 @@ impl SledStore {
             None => 0,
         };
         let store = SledStore {
-            db,
+            slot: Arc::new(arc_swap::ArcSwapOption::from_pointee(db.clone())),
+            cache_bytes,
+            _holder: Arc::new(holder),
             _closing: Arc::new(Closing(path.clone())),
             path,
             id_floor,
@@ -335,7 +333,7 @@ impl SledStore {
             writer: Arc::default(),
             timers: Arc::default(),
         };
-        match store.db.get(key::meta("schema"))? {
+        match db.get(key::meta("schema"))? {
             Some(v) => {
                 let found = <[u8; 4]>::try_from(v.as_ref())
                     .map(u32::from_be_bytes)
@@ -361,17 +359,13 @@ impl SledStore {
                     // marker in the store goes first, the file second, so a
                     // crash between them leaves a store this build opens
                     // and an older one refuses.
-                    store
-                        .db
-                        .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
-                    store.db.flush()?;
+                    db.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                    db.flush()?;
                 }
             }
-            None if store.db.is_empty() => {
-                store
-                    .db
-                    .insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
-                store.db.flush()?;
+            None if db.is_empty() => {
+                db.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                db.flush()?;
             }
             None => {
                 return Err(StoreError::Unreadable {
@@ -389,6 +383,61 @@ impl SledStore {
 
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The open database, or why there is none: it is being reopened after
+    /// a write failed, or that reopening failed.
+    fn db(&self) -> Result<Arc<sled::Db>, StoreError> {
+        self.slot
+            .load_full()
+            .ok_or_else(|| StoreError::Unavailable {
+                path: self.path.clone(),
+            })
+    }
+
+    /// The records under a prefix, in key order; a store being reopened
+    /// yields its error once.
+    fn scan(
+        &self,
+        prefix: &[u8],
+    ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + 'static {
+        entries(self.db().map(|db| db.scan_prefix(prefix)))
+    }
+
+    /// Makes the store writable again after a write failed (a full disk, an
+    /// I/O error), without a restart: sled keeps the first write error of a
+    /// database and fails every later write with it, so the database is
+    /// closed and opened again (its files hold everything acknowledged),
+    /// what this process keeps in memory of it is read again, and a small
+    /// write is flushed to prove that writing works. Readers meanwhile get
+    /// [`StoreError::Unavailable`]; until this succeeds, the caller tries
+    /// again later.
+    pub fn reopen_for_writes(&self) -> Result<(), StoreError> {
+        self.writer.wait_idle();
+        // A full disk: the database stays open for reads until there is
+        // room to open it again (sled writes as it opens).
+        if let Some(free) = free_bytes(&self.path) {
+            if free < REOPEN_FREE {
+                return Err(StoreError::Io(std::io::Error::new(
+                    std::io::ErrorKind::StorageFull,
+                    format!(
+                        "the store's filesystem is still full ({} KiB free)",
+                        free / 1024
+                    ),
+                )));
+            }
+        }
+        if let Some(old) = self.slot.swap(None) {
+            // Its last flush fails like the writes before it; what it held
+            // and had not flushed was never acknowledged.
+            let _ = old.flush();
+        }
+        let started = std::time::Instant::now();
+        let db = open_db(&self.path, self.cache_bytes, || started.elapsed() < RELEASE)?;
+        db.insert(key::meta("probe"), &now_millis().to_be_bytes())?;
+        db.flush()?;
+        self.slot.store(Some(Arc::new(db)));
+        self.reread()
     }
 
     /// The highest numbered candidate id (`c` n) stored when the store
@@ -428,7 +477,7 @@ impl SledStore {
     fn read_identities(&self) -> Result<identities::Identities, StoreError> {
         let started = std::time::Instant::now();
         let mut found = identities::Identities::with_capacity(self.id_floor as usize);
-        for item in self.db.scan_prefix([b'y']) {
+        for item in self.db()?.scan_prefix([b'y']) {
             let (k, v) = item?;
             let pairs = identities::decode(&v).ok_or_else(|| StoreError::Corrupt {
                 key: String::from_utf8_lossy(&k).into_owned(),
@@ -439,7 +488,7 @@ impl SledStore {
             }
         }
         // Layout 2's index, a key per candidate.
-        for item in self.db.scan_prefix([b'x']) {
+        for item in self.db()?.scan_prefix([b'x']) {
             let (k, v) = item?;
             let id = String::from_utf8_lossy(&v).into_owned();
             match key::candidate_number(&id) {
@@ -468,13 +517,13 @@ impl SledStore {
     /// A fresh, strictly increasing number (sled's id generator: survives
     /// restarts).
     pub fn next_id(&self) -> Result<u64, StoreError> {
-        Ok(self.db.generate_id()?)
+        Ok(self.db()?.generate_id()?)
     }
 
     /// The bytes under a key (see [`raw`]): for tests of the on-disk layout.
     #[doc(hidden)]
     pub fn get_raw(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
-        Ok(self.db.get(key)?)
+        Ok(self.db()?.get(key)?)
     }
 
     /// Raw keys and values under a prefix: for tests of the on-disk layout.
@@ -483,9 +532,7 @@ impl SledStore {
         &self,
         prefix: &[u8],
     ) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>> + '_ {
-        self.db
-            .scan_prefix(prefix)
-            .map(|r| r.map_err(StoreError::from))
+        self.scan(prefix)
     }
 
     /// Timer records whose bucket holds instants at or before `until`
@@ -498,9 +545,8 @@ impl SledStore {
             Some(t) => key::timers_after(t),
             None => vec![b'u'],
         };
-        self.db
-            .range(vec![b't']..end)
-            .map(|r| r.map_err(StoreError::from))
+        let range = self.db().map(|db| db.range(vec![b't']..end));
+        entries(range)
     }
 
     fn taken_timers(&self) -> std::sync::MutexGuard<'_, TakenTimers> {
@@ -519,7 +565,7 @@ impl SledStore {
             None => vec![b's'],
         };
         let mut out = Vec::new();
-        for item in self.db.range(vec![b'r']..end).take(limit) {
+        for item in self.db()?.range(vec![b'r']..end).take(limit) {
             let (k, _) = item?;
             if k.len() < 9 {
                 continue;
@@ -542,7 +588,7 @@ impl SledStore {
     /// A candidate's dossier, by candidate id.
     pub fn dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
         let k = key::candidate(candidate);
-        match self.db.get(&k)? {
+        match self.db()?.get(&k)? {
             Some(v) => postcard::from_bytes(&v)
                 .map(Some)
                 .map_err(|e| StoreError::damaged_dossier(candidate, e)),
@@ -557,7 +603,7 @@ impl SledStore {
     fn load_journal(&self) -> Result<(), StoreError> {
         let mut journal = Journal::default();
         for (prefix, flying) in [(b"q", false), (b"f", true)] {
-            for item in self.db.scan_prefix(prefix) {
+            for item in self.db()?.scan_prefix(prefix) {
                 let (record, value) = item?;
                 let keys: Vec<String> = decode(&record, &value)?;
                 let map = if flying {
@@ -604,7 +650,7 @@ impl SledStore {
     /// (after the batch being written behind, if any).
     fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
         self.writer.wait_idle();
-        write_durably(&self.db, batch)
+        self.writer.write_here(&*self.db()?, batch)
     }
 
     /// Hands a batch to the writer thread and returns at once; the batch
@@ -612,7 +658,7 @@ impl SledStore {
     /// before: see [`SledStore::settle`]). Until it is written, transactions
     /// read what it writes ([`SledTxn`]), and other readers what sled has.
     fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
-        self.writer.start(&self.db, writes)
+        self.writer.start(&*self.db()?, writes)
     }
 
     /// Makes each batch written behind wait this long before it is applied:
@@ -626,7 +672,7 @@ impl SledStore {
     fn latest(&self, key: &[u8]) -> Result<Option<sled::IVec>, StoreError> {
         match self.writer.pending(key) {
             Some(v) => Ok(v),
-            None => Ok(self.db.get(key)?),
+            None => Ok(self.db()?.get(key)?),
         }
     }
 
@@ -642,12 +688,23 @@ impl SledStore {
 
     /// Bytes on disk, for status and benchmarks.
     pub fn size_on_disk(&self) -> u64 {
-        self.db.size_on_disk().unwrap_or(0)
+        self.db()
+            .ok()
+            .and_then(|db| db.size_on_disk().ok())
+            .unwrap_or(0)
     }
 }
 
 impl super::Store for SledStore {
     type Txn<'a> = SledTxn<'a>;
+
+    fn recover_writes(&self) -> Result<(), StoreError> {
+        self.reopen_for_writes()
+    }
+
+    fn write_running_for(&self) -> Option<std::time::Duration> {
+        self.writer.running_for()
+    }
 
     fn begin(&self) -> SledTxn<'_> {
         SledTxn::new(self)
@@ -721,7 +778,7 @@ impl super::Store for SledStore {
     fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
         let prefix = key::counters_of(campaign);
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(&prefix) {
+        for item in self.db()?.scan_prefix(&prefix) {
             let (k, v) = item?;
             let name = String::from_utf8_lossy(&k[prefix.len()..]);
             out.push((Counter::parse(&name), counter_value(&v)));
@@ -732,7 +789,7 @@ impl super::Store for SledStore {
     /// Every campaign's counters: (campaign, counter, count).
     fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError> {
         let mut out = Vec::new();
-        for item in self.db.scan_prefix(key::all_counters()) {
+        for item in self.db()?.scan_prefix(key::all_counters()) {
             let (k, v) = item?;
             let Some((campaign, name)) = key::split_pair(&k[1..]) else {
                 continue;
@@ -744,14 +801,14 @@ impl super::Store for SledStore {
 
     /// Whether a campaign is paused.
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
-        Ok(self.db.get(key::paused(campaign))?.is_some())
+        Ok(self.db()?.get(key::paused(campaign))?.is_some())
     }
 
     /// Every dossier, in key order (a full scan: for reloads, reports and
     /// audits, not for hot paths).
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
-        self.db.scan_prefix(b"c").map(|r| {
-            r.map_err(StoreError::from).and_then(|(k, v)| {
+        self.scan(b"c").map(|r| {
+            r.and_then(|(k, v)| {
                 postcard::from_bytes(&v).map_err(|e| {
                     StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e)
                 })
@@ -910,8 +967,10 @@ impl super::Store for SledStore {
 /// Applies a batch atomically and flushes it; a slow one is logged.
 fn write_durably(db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
+    faults::before_write()?;
     db.apply_batch(batch)?;
     let applied = started.elapsed();
+    faults::before_flush()?;
     db.flush()?;
     let took = started.elapsed();
     if took >= SLOW_COMMIT {
@@ -955,6 +1014,111 @@ fn write_layout(path: &Path) -> std::io::Result<()> {
     file.sync_all()?;
     std::fs::rename(&temp, path.join(LAYOUT_FILE))?;
     std::fs::File::open(path)?.sync_all()
+}
+
+/// The file in the store folder that the process holding the store keeps
+/// locked (besides sled's own lock, which a daemon reopening its database
+/// after a write failed lets go of for a moment).
+pub const HOLDER_FILE: &str = "holder.lock";
+
+/// Locks [`HOLDER_FILE`] in `path` (made if need be) for this process, or
+/// says the store is in use; while `wait_for_release` holds, a lock still
+/// held by a handle this process dropped is tried again.
+fn hold(path: &Path, wait_for_release: impl Fn() -> bool) -> Result<std::fs::File, StoreError> {
+    use std::os::fd::AsRawFd;
+    std::fs::create_dir_all(path).map_err(StoreError::Io)?;
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(path.join(HOLDER_FILE))
+        .map_err(StoreError::Io)?;
+    loop {
+        // SAFETY: flock on a descriptor this function owns; no memory is
+        // shared with the call.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        let e = std::io::Error::last_os_error();
+        if e.kind() != std::io::ErrorKind::WouldBlock {
+            return Err(StoreError::Io(e));
+        }
+        if !wait_for_release() {
+            return Err(StoreError::Locked {
+                path: path.to_path_buf(),
+            });
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+/// Opens sled's database in `path`; while `wait_for_release` holds, a
+/// store still locked (by sled's threads of a handle this process
+/// dropped) is tried again.
+fn open_db(
+    path: &Path,
+    cache_bytes: u64,
+    wait_for_release: impl Fn() -> bool,
+) -> Result<sled::Db, StoreError> {
+    loop {
+        let opened = sled::Config::new()
+            .path(path)
+            .cache_capacity(cache_bytes)
+            .mode(sled::Mode::HighThroughput)
+            .flush_every_ms(None)
+            .open()
+            .map_err(|e| classify_open_error(path, e));
+        match opened {
+            Err(StoreError::Locked { .. }) if wait_for_release() => {
+                std::thread::sleep(std::time::Duration::from_millis(10));
+            }
+            other => return other,
+        }
+    }
+}
+
+/// sled's records as the store's, or the one error that there are none.
+fn entries<I>(
+    scan: Result<I, StoreError>,
+) -> impl Iterator<Item = Result<(sled::IVec, sled::IVec), StoreError>>
+where
+    I: Iterator<Item = sled::Result<(sled::IVec, sled::IVec)>>,
+{
+    let (records, error) = match scan {
+        Ok(records) => (Some(records), None),
+        Err(e) => (None, Some(Err(e))),
+    };
+    error.into_iter().chain(
+        records
+            .into_iter()
+            .flatten()
+            .map(|r| r.map_err(StoreError::from)),
+    )
+}
+
+/// Free room on a filesystem before a database whose writes failed is
+/// opened again: two of sled's 512 KiB log segments.
+const REOPEN_FREE: u64 = 1 << 20;
+
+/// Bytes an unprivileged process may still write on `path`'s filesystem.
+fn free_bytes(path: &Path) -> Option<u64> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes()).ok()?;
+    let mut stat = std::mem::MaybeUninit::<libc::statvfs>::uninit();
+    // SAFETY: `c` is a NUL-terminated path and `stat` is written whole by a
+    // successful call, read only then.
+    if unsafe { libc::statvfs(c.as_ptr(), stat.as_mut_ptr()) } != 0 {
+        return None;
+    }
+    let stat = unsafe { stat.assume_init() };
+    Some(stat.f_bavail as u64 * stat.f_frsize as u64)
+}
+
+/// Milliseconds since the Unix epoch.
+fn now_millis() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
 }
 
 fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {

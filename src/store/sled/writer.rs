@@ -54,6 +54,9 @@ pub struct Writer {
     /// Microseconds each batch waits before it is applied (tests only: a
     /// slow disk, so the next batch is surely built before it is written).
     hold: AtomicU64,
+    /// When the write under way started ([`since_origin`] microseconds,
+    /// plus one), 0 when none is: a stalled disk shows here.
+    since: Arc<AtomicU64>,
 }
 
 impl Writer {
@@ -76,9 +79,10 @@ impl Writer {
         if queue.is_none() {
             let (tx, rx) = mpsc::channel();
             let me = Arc::downgrade(self);
+            let since = self.since.clone();
             std::thread::Builder::new()
                 .name("nudge-writer".into())
-                .spawn(move || run(me, rx))
+                .spawn(move || run(me, rx, since))
                 .map_err(StoreError::Io)?;
             *queue = Some(tx);
         }
@@ -111,6 +115,21 @@ impl Writer {
         self.idle().outcome.take().unwrap_or(Ok(()))
     }
 
+    /// Writes a batch on this thread, timed like those written behind.
+    pub fn write_here(&self, db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
+        timed(&self.since, || super::write_durably(db, batch))
+    }
+
+    /// How long the write under way (behind or not) has been going.
+    pub fn running_for(&self) -> Option<std::time::Duration> {
+        match self.since.load(Ordering::Relaxed) {
+            0 => None,
+            started => Some(std::time::Duration::from_micros(
+                since_origin().saturating_sub(started - 1),
+            )),
+        }
+    }
+
     /// Waits for the batch being written, leaving its outcome to be taken.
     pub fn wait_idle(&self) {
         drop(self.idle());
@@ -132,7 +151,11 @@ impl Writer {
 
 /// The thread: each batch applied atomically and flushed, then its outcome
 /// posted and its writes dropped (sled has them).
-fn run(writer: Weak<Writer>, queue: mpsc::Receiver<(sled::Db, sled::Batch)>) {
+fn run(
+    writer: Weak<Writer>,
+    queue: mpsc::Receiver<(sled::Db, sled::Batch)>,
+    since: Arc<AtomicU64>,
+) {
     while let Ok((db, batch)) = queue.recv() {
         let hold = writer
             .upgrade()
@@ -140,7 +163,7 @@ fn run(writer: Weak<Writer>, queue: mpsc::Receiver<(sled::Db, sled::Batch)>) {
         if hold > 0 {
             std::thread::sleep(std::time::Duration::from_micros(hold));
         }
-        let outcome = super::write_durably(&db, batch);
+        let outcome = timed(&since, || super::write_durably(&db, batch));
         drop(db);
         let Some(writer) = writer.upgrade() else {
             return;
@@ -151,4 +174,22 @@ fn run(writer: Weak<Writer>, queue: mpsc::Receiver<(sled::Db, sled::Batch)>) {
         drop(state);
         writer.written.notify_all();
     }
+}
+
+/// Runs a write, noting when it started in `since` meanwhile.
+fn timed<T>(since: &AtomicU64, write: impl FnOnce() -> T) -> T {
+    since.store(since_origin() + 1, Ordering::Relaxed);
+    let out = write();
+    since.store(0, Ordering::Relaxed);
+    out
+}
+
+/// Microseconds since the first call in this process (a monotonic clock
+/// that fits an atomic).
+fn since_origin() -> u64 {
+    static ORIGIN: std::sync::OnceLock<std::time::Instant> = std::sync::OnceLock::new();
+    ORIGIN
+        .get_or_init(std::time::Instant::now)
+        .elapsed()
+        .as_micros() as u64
 }

@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod http;
+pub mod site;
 pub mod week;
 
 pub use http::*;
