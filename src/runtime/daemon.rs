@@ -593,7 +593,7 @@ const RETRY_LOOK: StdDuration = StdDuration::from_millis(100);
 /// The first wait before trying a store whose writes failed again, and
 /// the longest (the wait doubles in between).
 const FIRST_RETRY: StdDuration = StdDuration::from_secs(1);
-const LAST_RETRY: StdDuration = StdDuration::from_secs(30);
+const LAST_RETRY: StdDuration = StdDuration::from_secs(8);
 
 /// What the core does next while the store's writes fail.
 enum StandBy {

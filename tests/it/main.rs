@@ -16,6 +16,7 @@ mod daemon;
 mod delivery;
 mod e2e;
 mod engine;
+mod faults;
 mod fmt;
 mod parse_fuzz;
 mod phone;
