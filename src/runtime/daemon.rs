@@ -761,6 +761,18 @@ async fn dispatch_loop(
     while workers.join_next().await.is_some() {}
 }
 
+/// What a delivery task that did not finish said (its panic's message).
+fn panic_words(e: tokio::task::JoinError) -> String {
+    match e.try_into_panic() {
+        Ok(payload) => payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic".into()),
+        Err(e) => e.to_string(),
+    }
+}
+
 /// One log line per send: who, which campaign, channel and template, its
 /// key, and what became of it (INFO when delivered, WARN when not).
 fn log_send(message: &Message, outcome: &Result<crate::channels::Delivered, SendError>) {
@@ -875,12 +887,24 @@ async fn lane(
             let channels = channels.clone();
             let handle = handle.clone();
             running.spawn(async move {
-                let outcome = channels.get(message.channel).deliver(&message).await;
-                log_send(&message, &outcome);
-                handle.tell(Command::Delivered {
-                    key: message.key.clone(),
-                    outcome,
+                let key = message.key.clone();
+                let channel = message.channel;
+                // A task of its own, so that a channel that panics fails
+                // this send (to be retried) instead of losing its outcome.
+                let delivery = tokio::spawn(async move {
+                    super::faults::before_delivery();
+                    let outcome = channels.get(message.channel).deliver(&message).await;
+                    log_send(&message, &outcome);
+                    outcome
                 });
+                let outcome = delivery.await.unwrap_or_else(|e| {
+                    let why = panic_words(e);
+                    error!(%key, %channel, why, "the channel failed inside nudge; the send will be retried");
+                    Err(SendError::Retryable(format!(
+                        "the {channel} channel failed inside nudge: {why}"
+                    )))
+                });
+                handle.tell(Command::Delivered { key, outcome });
                 drop(permit);
             });
         }

@@ -8,6 +8,7 @@ pub mod clock;
 pub mod compose;
 pub mod core;
 pub mod daemon;
+mod faults;
 pub mod health;
 pub mod memory;
 pub mod policy;

@@ -307,3 +307,44 @@ fn free_bytes(path: &Path) -> u64 {
         .and_then(|l| l.trim().parse().ok())
         .expect("df prints the free bytes")
 }
+
+#[test]
+fn a_channel_that_panics_fails_that_send_and_it_is_retried() {
+    let site = Site::probe();
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &config.replace("[runtime]\n", "[runtime]\nretry_base_secs = 1\n"),
+    );
+    let fault = site.path().join("channel-fault");
+    std::fs::write(&fault, "panic").unwrap();
+    let daemon = site.start_with(
+        &["run"],
+        |c| {
+            c.env("NUDGE_CHANNEL_FAULTS", &fault);
+        },
+        &[": running"],
+    );
+    let mark = daemon.mark();
+    let out = enroll(&site, "a1");
+    assert!(out.status.success(), "{}", stderr(&out));
+    let line = daemon.wait_line(mark, &["ERROR", "failed inside nudge"]);
+    assert!(line.contains("retried"), "{line}");
+    assert_eq!(health(&site).0, 200, "one send failing is not the store");
+
+    std::fs::write(&fault, "none").unwrap();
+    wait_pinged(&site, "a1");
+    let pings = site
+        .sent()
+        .iter()
+        .filter(|(m, _)| m.to == "a1@example.com" && m.template == "ping")
+        .count();
+    assert_eq!(pings, 1);
+    let out = answered(&site, &["show", "a1"]);
+    assert!(
+        stdout(&out).contains("failed inside nudge"),
+        "the history says what happened: {}",
+        stdout(&out)
+    );
+    daemon.stop();
+}
