@@ -56,21 +56,11 @@ fn two_enrolls_at_once_go_through_the_daemon_and_one_id_is_one_candidate() {
     let site = Site::probe();
     let daemon = site.start(None);
     let spawn = |id: &str| {
-        site.command(&[
-            "enroll",
-            "--campaign",
-            "probe",
-            "--id",
-            id,
-            "--name",
-            "Pat Parallel",
-            "--email",
-            &format!("{id}@example.com"),
-        ])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+        site.enroll_command(id, "Pat Parallel", &format!("{id}@example.com"), &[])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
     };
 
     // Two different people at once.

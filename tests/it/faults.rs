@@ -39,8 +39,11 @@ fn start_faulty(site: &Site) -> Daemon {
 
 /// A CLI command that must end by itself (a wedged daemon would hold it).
 fn answered(site: &Site, args: &[&str]) -> Output {
-    let mut child = site
-        .command(args)
+    ends(site.command(args), args)
+}
+
+fn ends(mut command: Command, what: &[&str]) -> Output {
+    let mut child = command
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -48,25 +51,16 @@ fn answered(site: &Site, args: &[&str]) -> Output {
     let ended = wait_for(|| child.try_wait().unwrap());
     if ended.is_none() {
         let _ = child.kill();
-        panic!("`nudge {}` got no answer", args.join(" "));
+        panic!("`nudge {}` got no answer", what.join(" "));
     }
     child.wait_with_output().unwrap()
 }
 
 fn enroll(site: &Site, id: &str) -> Output {
-    answered(
-        site,
-        &[
-            "enroll",
-            "--campaign",
-            "probe",
-            "--id",
-            id,
-            "--name",
-            "Ana Ruiz",
-            "--email",
-            &format!("{id}@example.com"),
-        ],
+    let email = format!("{id}@example.com");
+    ends(
+        site.enroll_command(id, "Ana Ruiz", &email, &[]),
+        &["enroll", id],
     )
 }
 

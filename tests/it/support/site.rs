@@ -257,9 +257,10 @@ catch_up_secs = 2592000
         })
     }
 
-    /// `nudge enroll --json` through whatever way in there is.
-    pub fn enroll(&self, id: &str, name: &str, email: &str) -> serde_json::Value {
-        let out = self.nudge(&[
+    /// `nudge enroll` of `id` in the probe campaign, named `name`, at
+    /// `email`, with `more` arguments.
+    pub fn enroll_command(&self, id: &str, name: &str, email: &str, more: &[&str]) -> Command {
+        let mut command = self.command(&[
             "enroll",
             "--campaign",
             "probe",
@@ -269,8 +270,17 @@ catch_up_secs = 2592000
             name,
             "--email",
             email,
-            "--json",
         ]);
+        command.args(more);
+        command
+    }
+
+    /// `nudge enroll --json` through whatever way in there is.
+    pub fn enroll(&self, id: &str, name: &str, email: &str) -> serde_json::Value {
+        let out = self
+            .enroll_command(id, name, email, &["--json"])
+            .output()
+            .expect("run nudge");
         assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
         serde_json::from_slice(&out.stdout).unwrap()
     }
