@@ -25,8 +25,10 @@
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
+//! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
 
 mod identities;
+mod suppression;
 mod txn;
 mod writer;
 
@@ -745,6 +747,17 @@ impl super::Store for SledStore {
     /// Whether a campaign is paused.
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.db.get(key::paused(campaign))?.is_some())
+    }
+
+    fn suppression(
+        &self,
+        contact: &super::Contact,
+    ) -> Result<Option<super::Suppression>, StoreError> {
+        self.suppression_entry(contact)
+    }
+
+    fn suppressions(&self) -> Result<Vec<super::Suppression>, StoreError> {
+        self.suppression_list()
     }
 
     /// Every dossier, in key order (a full scan: for reloads, reports and
