@@ -14,6 +14,14 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mailin_embedded::{response, Handler, Response, Server};
+use nudge::runtime::api::{EnrollRequest, EventRequest, UnsuppressRequest};
+use nudge::runtime::campaigns::Campaigns;
+use nudge::runtime::core::{Command as Ask, Core, Reply, Settings};
+use nudge::store::causes::Failure;
+use nudge::store::{
+    LogKind, MemoryStore, SendKey, SendStatus, SledStore, Store, SuppressionReason,
+};
+use nudge::templates::Templates;
 use serde_json::json;
 
 /// Long enough for a loaded 2-core machine; only reached when something hangs.
@@ -302,6 +310,147 @@ fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
 }
 
 // ---------------------------------------------------------------------------
+// The core, on both stores
+
+fn enroll(id: &str, email: &str) -> Ask {
+    Ask::Enroll(EnrollRequest {
+        campaign: "probe".into(),
+        external_id: Some(id.into()),
+        fields: [("email".to_string(), email.to_string())].into(),
+    })
+}
+
+/// Every gate, on a store made by `open` in the folder it is given: a send
+/// queued before the opt-out is refused when the dispatcher asks to hand it
+/// over, one decided in the opt-out's own batch is refused when queued,
+/// and taking the address off the list lets the next send go.
+fn every_gate_refuses_a_suppressed_address<S: Store>(open: impl FnOnce(&Path) -> S) {
+    let site = Site::new("email", "[channels.email]\ntransport = \"null\"");
+    let (campaigns, _, _) = Campaigns::load(
+        &site.path().join("campaigns"),
+        Some(&site.path().join("templates")),
+    )
+    .unwrap_or_else(|_| panic!("the probe campaign loads"));
+    let templates = Templates::load(&site.path().join("templates")).unwrap();
+    let settings = Settings {
+        interview_url: "https://interview.example/i/{token}".into(),
+        company: "Acme".into(),
+        sender: "Jobs".into(),
+        phone_country_code: String::new(),
+        catch_up: chrono::Duration::seconds(900),
+        backoff: Default::default(),
+        communications_off: false,
+    };
+    let mut core = Core::new(
+        open(&site.path().join("data")),
+        campaigns,
+        Some(std::sync::Arc::new(templates)),
+        settings,
+    );
+    let now = support::at("2026-12-01T09:00:00Z");
+    let (_, queued) = core
+        .execute(
+            vec![
+                enroll("b", "K15@Example.com"),
+                enroll("a", "k15@example.com"),
+            ],
+            now,
+        )
+        .unwrap();
+    assert_eq!(queued.len(), 2, "{queued:?}");
+    let b_invite = queued
+        .iter()
+        .find(|m| m.to == "K15@Example.com")
+        .unwrap()
+        .key
+        .clone();
+
+    let stop = Ask::Event(EventRequest {
+        candidate: "a".into(),
+        event: "opted_out".into(),
+        ..Default::default()
+    });
+    let (replies, out) = core
+        .execute(vec![stop, enroll("c", "k15@EXAMPLE.com")], now)
+        .unwrap();
+    assert!(out.is_empty(), "{out:?}");
+    let [Reply::Event(_), Reply::Enrolled(c)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert_eq!(c.suppressed.len(), 1, "{c:?}");
+    assert_eq!(c.suppressed[0].entry.contact, "k15@example.com");
+    assert_eq!(c.suppressed[0].entry.candidate.as_deref(), Some("c2"));
+
+    let (replies, _) = core
+        .execute(vec![Ask::MarkInFlight(vec![b_invite.clone()])], now)
+        .unwrap();
+    let [Reply::Cleared(cleared)] = &replies[..] else {
+        panic!("{replies:?}");
+    };
+    assert!(cleared.is_empty(), "{cleared:?}");
+    let entry = core
+        .store()
+        .send(SendKey::parse(&b_invite).unwrap())
+        .unwrap()
+        .unwrap();
+    assert!(
+        matches!(&entry.status, SendStatus::Suppressed(why) if why.starts_with("k15@example.com is suppressed (opted out on 2026-12-01 09:00 UTC")),
+        "{entry:?}"
+    );
+    for who in [entry.message.candidate.as_str(), c.candidate.as_str()] {
+        let refused: Vec<_> = core
+            .store()
+            .history(who)
+            .unwrap()
+            .into_iter()
+            .filter_map(|e| match e.kind {
+                LogKind::DeliveryFailed { why, .. } => Some(why),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            refused,
+            [Failure::Suppressed {
+                contact: "k15@example.com".into(),
+                reason: SuppressionReason::OptedOut,
+                since: now.timestamp_millis(),
+            }],
+            "{who}"
+        );
+    }
+
+    let (replies, _) = core
+        .execute(
+            vec![Ask::Unsuppress(UnsuppressRequest {
+                contact: "k15@example.com".into(),
+            })],
+            now,
+        )
+        .unwrap();
+    assert!(
+        matches!(&replies[..], [Reply::Unsuppressed(r)] if r.removed.is_some()),
+        "{replies:?}"
+    );
+    // An hour later the reminders of b and c go; a opted out.
+    let (_, out) = core
+        .fire_due(now + chrono::Duration::hours(1), 100)
+        .unwrap();
+    let mut to: Vec<&str> = out.iter().map(|m| m.to.as_str()).collect();
+    to.sort();
+    assert_eq!(to, ["K15@Example.com", "k15@EXAMPLE.com"], "{out:?}");
+}
+
+#[test]
+fn every_gate_refuses_a_suppressed_address_on_sled() {
+    every_gate_refuses_a_suppressed_address(|dir| SledStore::open(dir, 8 << 20).unwrap());
+}
+
+#[test]
+fn every_gate_refuses_a_suppressed_address_in_memory() {
+    every_gate_refuses_a_suppressed_address(|_| MemoryStore::new());
+}
+
+// ---------------------------------------------------------------------------
 // Opt-out by address
 
 #[test]
@@ -329,7 +478,11 @@ fn after_an_opt_out_no_email_reaches_the_address_whoever_is_enrolled_with_it() {
     site.enroll("a3", "email", "control@example.com");
     wait_for(|| (inbox.count("control@example.com") == 2).then_some(()))
         .expect("the control candidate's invite and reminder arrive");
-    assert_eq!(inbox.count("k15@example.com"), before, "nothing after the opt-out");
+    assert_eq!(
+        inbox.count("k15@example.com"),
+        before,
+        "nothing after the opt-out"
+    );
     let shown = wait_for(|| {
         let (out, _) = site.ok(&["show", "a2"]);
         (out.matches("is suppressed (opted out on").count() == 2).then_some(out)
