@@ -99,7 +99,8 @@ pub enum Reply {
     Event(EventResponse),
     Done,
     /// The sends of a `MarkInFlight` that may go: the others were refused
-    /// here (the candidate opted out since the send was decided).
+    /// here (the candidate opted out, or the destination was suppressed,
+    /// since the send was decided).
     Cleared(Vec<String>),
     Suppressed(SuppressResponse),
     Unsuppressed(UnsuppressResponse),
