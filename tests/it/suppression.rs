@@ -14,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use mailin_embedded::{response, Handler, Response, Server};
-use nudge::runtime::api::{EnrollRequest, EventRequest, UnsuppressRequest};
+use nudge::runtime::api::{EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest};
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::core::{Command as Ask, Core, Reply, Settings};
 use nudge::store::causes::Failure;
@@ -320,12 +320,9 @@ fn enroll(id: &str, email: &str) -> Ask {
     })
 }
 
-/// Every gate, on a store made by `open` in the folder it is given: a send
-/// queued before the opt-out is refused when the dispatcher asks to hand it
-/// over, one decided in the opt-out's own batch is refused when queued,
-/// and taking the address off the list lets the next send go.
-fn every_gate_refuses_a_suppressed_address<S: Store>(open: impl FnOnce(&Path) -> S) {
-    let site = Site::new("email", "[channels.email]\ntransport = \"null\"");
+/// The core over a store made by `open` in the site's `data` folder, with
+/// the site's campaigns and templates.
+fn core_of<S: Store>(site: &Site, open: impl FnOnce(&Path) -> S) -> Core<S> {
     let (campaigns, _, _) = Campaigns::load(
         &site.path().join("campaigns"),
         Some(&site.path().join("templates")),
@@ -341,12 +338,21 @@ fn every_gate_refuses_a_suppressed_address<S: Store>(open: impl FnOnce(&Path) ->
         backoff: Default::default(),
         communications_off: false,
     };
-    let mut core = Core::new(
+    Core::new(
         open(&site.path().join("data")),
         campaigns,
         Some(std::sync::Arc::new(templates)),
         settings,
-    );
+    )
+}
+
+/// Every gate, on a store made by `open`: a send queued before the opt-out
+/// is refused when the dispatcher asks to hand it over, one decided in the
+/// opt-out's own batch is refused when queued, and taking the address off
+/// the list lets the next send go.
+fn every_gate_refuses_a_suppressed_address<S: Store>(open: impl FnOnce(&Path) -> S) {
+    let site = Site::new("email", "[channels.email]\ntransport = \"null\"");
+    let mut core = core_of(&site, open);
     let now = support::at("2026-12-01T09:00:00Z");
     let (_, queued) = core
         .execute(
@@ -448,6 +454,53 @@ fn every_gate_refuses_a_suppressed_address_on_sled() {
 #[test]
 fn every_gate_refuses_a_suppressed_address_in_memory() {
     every_gate_refuses_a_suppressed_address(|_| MemoryStore::new());
+}
+
+/// A suppressed address is one channel closed, not the candidate: the
+/// send falls back to their number, which is not on the list.
+#[test]
+fn a_send_to_a_suppressed_address_falls_back_to_the_next_channel() {
+    let site = Site::new("email", "[channels.email]\ntransport = \"null\"");
+    site.write("campaigns/probe.nudge", &campaign("email, sms"));
+    for name in ["invite", "reminder"] {
+        site.write(
+            &format!("templates/{name}.sms.j2"),
+            &format!("Acme {name}: {{{{ link }}}}\n"),
+        );
+    }
+    let mut core = core_of(&site, |_| MemoryStore::new());
+    let now = support::at("2026-12-01T09:00:00Z");
+    let add = Ask::Suppress(SuppressRequest {
+        contact: "k17@example.com".into(),
+        reason: SuppressionReason::Bounced,
+    });
+    let both = Ask::Enroll(EnrollRequest {
+        campaign: "probe".into(),
+        external_id: Some("f1".into()),
+        fields: [
+            ("email".to_string(), "k17@example.com".to_string()),
+            ("phone".to_string(), "+15550100177".to_string()),
+        ]
+        .into(),
+    });
+    let (replies, out) = core.execute(vec![add, both], now).unwrap();
+    assert!(
+        matches!(&replies[0], Reply::Suppressed(r) if r.added),
+        "{replies:?}"
+    );
+    let to: Vec<(&str, &str)> = out
+        .iter()
+        .map(|m| (m.channel.name(), m.to.as_str()))
+        .collect();
+    assert_eq!(to, [("sms", "+15550100177")], "{out:?}");
+    let history = core.store().history("c1").unwrap();
+    assert!(
+        history.iter().any(|e| matches!(
+            &e.kind,
+            LogKind::FellBack { from, to, .. } if from == "email" && to == "sms"
+        )),
+        "{history:?}"
+    );
 }
 
 // ---------------------------------------------------------------------------
