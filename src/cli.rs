@@ -610,6 +610,8 @@ fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
     guard
 }
 
+pub mod suppression;
+
 fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Admin, CliError> {
     crate::runtime::client::Admin::connect(config).map_err(|e| CliError::Input(e.to_string()))
 }
@@ -694,6 +696,9 @@ pub fn enroll(config: &crate::config::Config, opts: &EnrollOptions) -> Result<St
         }
         if !response.filter_matched {
             eprintln!("note: the campaign's `where` filter would not have taken this candidate; enrolled as asked");
+        }
+        for s in &response.suppressed {
+            eprintln!("note: {}", s.message);
         }
     }
     note_queued(&admin);

@@ -163,6 +163,11 @@ enum Command {
         #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT", value_parser = cli::variant_arg)]
         variant: Vec<String>,
     },
+    /// The suppression list: email addresses and phone numbers nudge never sends to.
+    Suppression {
+        #[command(subcommand)]
+        command: SuppressionCommand,
+    },
     /// Rewrite campaign files in the canonical layout, comments kept.
     Fmt {
         /// Report files that are not formatted, with a diff, instead of rewriting them (exit 1).
@@ -170,6 +175,35 @@ enum Command {
         check: bool,
         /// Campaign files or folders (default: campaigns/).
         paths: Vec<PathBuf>,
+    },
+}
+
+#[derive(Subcommand)]
+enum SuppressionCommand {
+    /// Every entry: the contact, its kind, the reason, since when, the candidate it came from.
+    List {
+        /// Print the list as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Put an email address or phone number on the list: nothing is sent to it again.
+    Add {
+        /// An email address, or a phone number (+15550100, or national with `phone_country_code`).
+        contact: String,
+        /// Why: manual, opted_out, bounced or complaint.
+        #[arg(long, default_value = "manual", value_parser = cli::suppression::reason_arg)]
+        reason: nudge::store::SuppressionReason,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Take a contact off the list: sends to it go out again.
+    Remove {
+        /// The email address or phone number.
+        contact: String,
+        /// Print the answer as JSON.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -320,6 +354,17 @@ fn main() -> ExitCode {
             config().and_then(|c| cli::set_paused(&c, &campaign, false))
         }
         Command::Reload => config().and_then(|c| cli::reload(&c)),
+        Command::Suppression { command } => config().and_then(|c| match command {
+            SuppressionCommand::List { json } => cli::suppression::list(&c, json),
+            SuppressionCommand::Add {
+                contact,
+                reason,
+                json,
+            } => cli::suppression::add(&c, &contact, reason, json),
+            SuppressionCommand::Remove { contact, json } => {
+                cli::suppression::remove(&c, &contact, json)
+            }
+        }),
         Command::Render {
             campaign,
             template,

@@ -130,6 +130,22 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
             why: why @ Failure::CommunicationsOff,
             ..
         } => ("suppressed".into(), format!("{channel}: {why}")),
+        LogKind::DeliveryFailed {
+            channel,
+            why:
+                Failure::Suppressed {
+                    contact,
+                    reason,
+                    since,
+                },
+            ..
+        } => (
+            "not sent".into(),
+            format!(
+                "{channel}: {}",
+                super::words::suppressed(contact, *reason, &local(*since))
+            ),
+        ),
         LogKind::DeliveryFailed { channel, why, .. } => {
             ("failed".into(), format!("{channel}: {why}"))
         }

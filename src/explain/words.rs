@@ -6,6 +6,7 @@ use std::fmt;
 use crate::engine::Channel;
 use crate::sim::duration_text;
 use crate::store::causes::{Cancel, Failure, FailureKind, Hold, Skip, Trigger};
+use crate::store::SuppressionReason;
 
 impl fmt::Display for Trigger {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -95,6 +96,46 @@ impl fmt::Display for Failure {
             Failure::CommunicationsOff => {
                 f.write_str("communications are off (`communications = \"off\"` in nudge.toml)")
             }
+            Failure::Suppressed {
+                contact,
+                reason,
+                since,
+            } => f.write_str(&suppressed(contact, *reason, &utc_minute(*since))),
         }
     }
+}
+
+/// Why a contact is on the suppression list, for people.
+pub fn suppression_reason(reason: SuppressionReason) -> &'static str {
+    match reason {
+        SuppressionReason::OptedOut => "opted out",
+        SuppressionReason::Manual => "added by hand",
+        SuppressionReason::Bounced => "bounced",
+        SuppressionReason::Complaint => "marked as spam",
+    }
+}
+
+/// `k15@example.com is suppressed (opted out on WHEN)`, `when` already
+/// worded.
+pub fn suppressed(contact: &str, reason: SuppressionReason, when: &str) -> String {
+    format!(
+        "{contact} is suppressed ({} on {when})",
+        suppression_reason(reason)
+    )
+}
+
+/// What an enrollment says of a contact of the candidate that is
+/// suppressed.
+pub fn enrolled_suppressed(contact: &str, reason: SuppressionReason, since: i64) -> String {
+    format!(
+        "{}: nudge will not send to it",
+        suppressed(contact, reason, &utc_minute(since))
+    )
+}
+
+/// Epoch milliseconds as `2026-12-03 10:20 UTC`.
+pub fn utc_minute(ms: i64) -> String {
+    crate::engine::Instant::from_timestamp_millis(ms)
+        .map(|t| t.format("%Y-%m-%d %H:%M UTC").to_string())
+        .unwrap_or_else(|| format!("{ms} ms"))
 }

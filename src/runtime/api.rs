@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::store::{ContactKind, Suppression, SuppressionReason};
+
 /// `nudge enroll`: put a candidate in a campaign.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollRequest {
@@ -36,6 +38,81 @@ pub struct EnrollResponse {
     /// False when the campaign's `where` filter would not have taken the
     /// candidate (an explicit enrollment goes ahead regardless).
     pub filter_matched: bool,
+    /// The candidate's contacts on the suppression list: the enrollment is
+    /// recorded, and nothing is sent to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<SuppressedContact>,
+}
+
+/// A contact of an enrolled candidate that nudge will not send to.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressedContact {
+    #[serde(flatten)]
+    pub entry: SuppressionView,
+    /// For people: "k15@example.com is suppressed (opted out on …): nudge
+    /// will not send to it".
+    pub message: String,
+}
+
+/// An entry of the suppression list (`nudge suppression list`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressionView {
+    /// The email address (lower case) or phone number (E.164).
+    pub contact: String,
+    pub kind: ContactKind,
+    pub reason: SuppressionReason,
+    /// When it was suppressed, as [`EnrollResponse::at`].
+    pub at: String,
+    /// The candidate it came from (an opt-out), if any.
+    pub candidate: Option<String>,
+}
+
+impl SuppressionView {
+    pub fn of(entry: &Suppression) -> SuppressionView {
+        SuppressionView {
+            contact: entry.contact.address.clone(),
+            kind: entry.contact.kind,
+            reason: entry.reason,
+            at: exact_instant(entry.at),
+            candidate: entry.candidate.clone(),
+        }
+    }
+}
+
+/// `nudge suppression add CONTACT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressRequest {
+    /// An email address or a phone number (E.164, or national with
+    /// `phone_country_code` configured).
+    pub contact: String,
+    #[serde(default = "manual")]
+    pub reason: SuppressionReason,
+}
+
+fn manual() -> SuppressionReason {
+    SuppressionReason::Manual
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SuppressResponse {
+    /// The contact's entry.
+    pub entry: SuppressionView,
+    /// False when it was on the list already (its entry is kept as it was).
+    pub added: bool,
+}
+
+/// `nudge suppression remove CONTACT`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsuppressRequest {
+    pub contact: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UnsuppressResponse {
+    /// The contact in the form the list keeps.
+    pub contact: String,
+    /// The entry removed; none when the contact was not on the list.
+    pub removed: Option<SuppressionView>,
 }
 
 /// `nudge event CANDIDATE EVENT`: something happened to a candidate.

@@ -7,7 +7,8 @@ use serde::Serialize;
 
 use super::api::{
     CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    StatusReport,
+    StatusReport, SuppressRequest, SuppressResponse, SuppressionView, UnsuppressRequest,
+    UnsuppressResponse,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::{Clock, SystemClock};
@@ -266,6 +267,35 @@ impl Admin {
                     &l.core.settings().interview_url,
                 )
             }
+        }
+    }
+
+    pub fn suppress(&mut self, req: SuppressRequest) -> Result<SuppressResponse, Refusal> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/suppressions", &req),
+            Admin::Local(l) => match l.run(Command::Suppress(req))? {
+                Reply::Suppressed(r) => Ok(r),
+                Reply::Error(e) => Err(e),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    pub fn unsuppress(&mut self, req: UnsuppressRequest) -> Result<UnsuppressResponse, Refusal> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/suppressions/remove", &req),
+            Admin::Local(l) => match l.run(Command::Unsuppress(req))? {
+                Reply::Unsuppressed(r) => Ok(r),
+                Reply::Error(e) => Err(e),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    pub fn suppressions(&mut self) -> Result<Vec<SuppressionView>, Refusal> {
+        match self {
+            Admin::Remote(r) => r.get("/v1/suppressions"),
+            Admin::Local(l) => query::suppressions(l.core.store()),
         }
     }
 

@@ -27,7 +27,8 @@ use tracing::{error, info, warn};
 
 use super::api::{
     CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    StatusReport,
+    StatusReport, SuppressRequest, SuppressResponse, SuppressionView, UnsuppressRequest,
+    UnsuppressResponse,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
@@ -148,6 +149,26 @@ impl Handle {
             Reply::Error(e) => Err(e),
             other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
         }
+    }
+
+    pub async fn suppress(&self, req: SuppressRequest) -> Result<SuppressResponse, Refusal> {
+        match self.call(Command::Suppress(req)).await? {
+            Reply::Suppressed(r) => Ok(r),
+            Reply::Error(e) => Err(e),
+            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    pub async fn unsuppress(&self, req: UnsuppressRequest) -> Result<UnsuppressResponse, Refusal> {
+        match self.call(Command::Unsuppress(req)).await? {
+            Reply::Unsuppressed(r) => Ok(r),
+            Reply::Error(e) => Err(e),
+            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
+    pub fn suppressions(&self) -> Result<Vec<SuppressionView>, Refusal> {
+        query::suppressions(&self.store)
     }
 
     pub fn status(&self, campaign: Option<&str>) -> Result<StatusReport, Refusal> {

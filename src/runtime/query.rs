@@ -1,9 +1,12 @@
-//! Read-only questions to the store: `nudge status` and `nudge show`.
+//! Read-only questions to the store: `nudge status`, `nudge show` and
+//! `nudge suppression list`.
 //! They read committed records only, so they run beside the writer.
 
 use chrono::Duration;
 
-use super::api::{CampaignStatus, CandidateView, EnrollmentView, StatusReport, TimelineLine};
+use super::api::{
+    CampaignStatus, CandidateView, EnrollmentView, StatusReport, SuppressionView, TimelineLine,
+};
 use super::campaigns::Campaigns;
 use super::core::{counters, engine_candidate};
 use super::refusal::Refusal;
@@ -233,4 +236,13 @@ pub fn show<S: Store>(
         enrollments,
         timeline,
     })
+}
+
+/// The suppression list, by contact.
+pub fn suppressions<S: Store>(store: &S) -> Result<Vec<SuppressionView>, Refusal> {
+    Ok(store
+        .suppressions()?
+        .iter()
+        .map(SuppressionView::of)
+        .collect())
 }

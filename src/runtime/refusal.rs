@@ -24,6 +24,8 @@ pub enum Refusal {
     UnnamedField,
     /// A phone number that cannot be put in E.164 form.
     BadPhone { who: String, why: String },
+    /// Not an email address or a phone number (`nudge suppression`).
+    BadContact(crate::store::suppression::ContactError),
     /// An instant that is not RFC 3339.
     BadInstant(String),
     /// An event dated after now.
@@ -105,6 +107,7 @@ impl fmt::Display for Refusal {
             ),
             Refusal::UnnamedField => f.write_str("a candidate field needs a name"),
             Refusal::BadPhone { who, why } => write!(f, "candidate `{who}`: {why}"),
+            Refusal::BadContact(e) => e.fmt(f),
             Refusal::BadInstant(t) => write!(
                 f,
                 "`{t}` is not an RFC 3339 instant such as `2026-12-01T09:00:00Z`"

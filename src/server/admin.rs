@@ -10,6 +10,9 @@
 //! | `GET /v1/candidates/{who}` | `CandidateView` |
 //! | `POST /v1/campaigns/{name}/pause`, `/resume` | `{}` |
 //! | `POST /v1/reload` | `ReloadReport` |
+//! | `GET /v1/suppressions` | `[SuppressionView]` |
+//! | `POST /v1/suppressions` | `SuppressRequest` → `SuppressResponse` |
+//! | `POST /v1/suppressions/remove` | `UnsuppressRequest` → `UnsuppressResponse` |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`.
 
@@ -24,7 +27,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 
-use crate::runtime::api::{EnrollRequest, EventRequest};
+use crate::runtime::api::{EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest};
 use crate::runtime::daemon::Handle;
 use crate::runtime::refusal::Refusal;
 
@@ -46,6 +49,7 @@ fn status_of(refusal: &Refusal) -> StatusCode {
         | Refusal::StoreStranded(_) => StatusCode::CONFLICT,
         Refusal::UnnamedField
         | Refusal::BadPhone { .. }
+        | Refusal::BadContact(_)
         | Refusal::BadInstant(_)
         | Refusal::EventInFuture { .. }
         | Refusal::BadEventName(_)
@@ -95,6 +99,8 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/campaigns/{name}/pause", post(pause))
         .route("/v1/campaigns/{name}/resume", post(resume))
         .route("/v1/reload", post(reload))
+        .route("/v1/suppressions", get(suppressions).post(suppress))
+        .route("/v1/suppressions/remove", post(unsuppress))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -182,4 +188,26 @@ async fn resume(
 
 async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.reload().await?))
+}
+
+async fn suppressions(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
+    let handle = s.handle.clone();
+    let list = tokio::task::spawn_blocking(move || handle.suppressions())
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
+    Ok(Json(list))
+}
+
+async fn suppress(
+    State(s): State<AppState>,
+    Json(req): Json<SuppressRequest>,
+) -> Result<impl IntoResponse, Answer> {
+    Ok(Json(s.handle.suppress(req).await?))
+}
+
+async fn unsuppress(
+    State(s): State<AppState>,
+    Json(req): Json<UnsuppressRequest>,
+) -> Result<impl IntoResponse, Answer> {
+    Ok(Json(s.handle.unsuppress(req).await?))
 }

@@ -6,6 +6,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::suppression::SuppressionReason;
 use crate::engine::Channel;
 
 /// What moved a candidate from one state to the next.
@@ -83,4 +84,12 @@ pub enum Failure {
     Render(String),
     /// Withheld because `communications = "off"`.
     CommunicationsOff,
+    /// Not sent: its destination is on the suppression list.
+    Suppressed {
+        /// The email address or phone number, as the list keeps it.
+        contact: String,
+        reason: SuppressionReason,
+        /// When it was suppressed, epoch milliseconds.
+        since: i64,
+    },
 }

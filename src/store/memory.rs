@@ -12,8 +12,8 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::{
-    CandidateRecord, Counter, Dossier, DueTimer, Enrollment, LogEntry, OutboxEntry, SendKey,
-    SendStatus, Store, StoreError, TimerKind, Transaction,
+    CandidateRecord, Contact, Counter, Dossier, DueTimer, Enrollment, LogEntry, OutboxEntry,
+    SendKey, SendStatus, Store, StoreError, Suppression, TimerKind, Transaction,
 };
 use crate::engine::Instant;
 
@@ -49,6 +49,8 @@ struct State {
     events: BTreeMap<(String, String), Vec<u8>>,
     /// (campaign, version) → source.
     versions: BTreeMap<(String, String), String>,
+    /// The suppression list.
+    suppressions: BTreeMap<Contact, Suppression>,
 }
 
 /// The store in memory; clones share it.
@@ -226,6 +228,14 @@ impl Store for MemoryStore {
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.state().paused.contains(campaign))
+    }
+
+    fn suppression(&self, contact: &Contact) -> Result<Option<Suppression>, StoreError> {
+        Ok(self.state().suppressions.get(contact).cloned())
+    }
+
+    fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
+        Ok(self.state().suppressions.values().cloned().collect())
     }
 
     fn undelivered(&self) -> usize {
@@ -561,6 +571,22 @@ impl Transaction for MemoryTxn<'_> {
                 }),
             None => Ok(None),
         }
+    }
+
+    fn suppression(&self, contact: &Contact) -> Result<Option<Suppression>, StoreError> {
+        Ok(self.state.suppressions.get(contact).cloned())
+    }
+
+    fn suppress(&mut self, entry: &Suppression) {
+        self.changed = true;
+        self.state
+            .suppressions
+            .insert(entry.contact.clone(), entry.clone());
+    }
+
+    fn unsuppress(&mut self, contact: &Contact) {
+        self.changed = true;
+        self.state.suppressions.remove(contact);
     }
 
     fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {

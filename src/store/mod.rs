@@ -21,6 +21,7 @@ pub mod memory;
 mod names;
 mod records;
 pub mod sled;
+pub mod suppression;
 
 use std::fmt;
 use std::path::PathBuf;
@@ -35,6 +36,7 @@ pub use records::{
     Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
     TimerKind,
 };
+pub use suppression::{Contact, ContactKind, Suppression, SuppressionReason};
 
 use crate::engine::Instant;
 
@@ -194,6 +196,12 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
 
+    /// The suppression list's entry for a contact (a point lookup).
+    fn suppression(&self, contact: &Contact) -> Result<Option<Suppression>, StoreError>;
+
+    /// The whole suppression list, by contact.
+    fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
+
     /// Sends queued and not settled, as this process knows them (after a
     /// restart, until recovery, some may have settled).
     fn undelivered(&self) -> usize;
@@ -337,6 +345,16 @@ pub trait Transaction: Sized {
 
     /// The candidates whose enrollments in `campaign` are parked.
     fn parked(&self, campaign: &str) -> Result<Vec<String>, StoreError>;
+
+    /// The suppression list's entry for a contact, as this transaction
+    /// leaves it (a point lookup: it is read for every send).
+    fn suppression(&self, contact: &Contact) -> Result<Option<Suppression>, StoreError>;
+
+    /// Puts a contact on the suppression list (replacing its entry).
+    fn suppress(&mut self, entry: &Suppression);
+
+    /// Takes a contact off the suppression list.
+    fn unsuppress(&mut self, contact: &Contact);
 
     /// The first answer to a candidate's event with this id, if any.
     fn event_answer<A: DeserializeOwned>(

@@ -1047,7 +1047,8 @@ fn times_for_people_are_in_the_candidates_own_zone_with_the_offset() {
 /// A store written by the nudge before history was kept as facts (layout 3,
 /// its causes in English words; made by that build's `nudge enroll` and
 /// `nudge event`, see `tests/it/fixtures/layout3/README.md`) opens, is
-/// marked layout 4, shows its history as it was written, and goes on.
+/// marked with the current layout, shows its history as it was written,
+/// and goes on.
 #[test]
 fn a_store_written_by_layout_3_opens_upgraded_with_its_history() {
     let site = Site::warehouse();
@@ -1085,7 +1086,7 @@ fn a_store_written_by_layout_3_opens_upgraded_with_its_history() {
         std::fs::read_to_string(site.store().join("nudge-layout"))
             .unwrap()
             .trim(),
-        "4"
+        nudge::store::SCHEMA_VERSION.to_string()
     );
 
     // A minute after the fixture's click, whenever the test runs.

@@ -24,6 +24,7 @@ mod policy;
 mod properties;
 mod runtime;
 mod smtp;
+mod suppression;
 mod templates;
 mod twilio;
 mod webhook;

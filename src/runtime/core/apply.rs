@@ -346,6 +346,8 @@ impl<S: Store> Core<S> {
         };
         let refusal = if opted_out {
             Some(Failure::OptedOut)
+        } else if let Some(why) = self.suppressed_destination(txn, &message)? {
+            Some(why)
         } else {
             unmade.map(Failure::Render)
         };
@@ -358,10 +360,16 @@ impl<S: Store> Core<S> {
             retry_at: None,
         };
         if let Some(why) = refusal {
-            entry.status = SendStatus::Failed(why.to_string());
-            txn.bump(&machine.name, &Counter::Failed, 1);
+            let suppressed = matches!(why, Failure::Suppressed { .. });
+            entry.status = if suppressed {
+                // Withheld on purpose, not a failed delivery.
+                SendStatus::Suppressed(why.to_string())
+            } else {
+                txn.bump(&machine.name, &Counter::Failed, 1);
+                SendStatus::Failed(why.to_string())
+            };
             txn.put_send(&entry)?;
-            return log(
+            log(
                 txn,
                 &enr.candidate,
                 LogEntry {
@@ -373,7 +381,31 @@ impl<S: Store> Core<S> {
                         why,
                     },
                 },
-            );
+            )?;
+            // A suppressed address leaves the candidate's other channels
+            // (a number not on the list) to try, as a failure would.
+            return match fallbacks.first() {
+                Some(next) if suppressed => {
+                    let next_key = key.fallback(next.name());
+                    log(
+                        txn,
+                        &enr.candidate,
+                        LogEntry {
+                            at,
+                            campaign: machine.name.clone(),
+                            kind: LogKind::FellBack {
+                                key: send_key.to_string(),
+                                from: channel.name().into(),
+                                to: next.name().into(),
+                            },
+                        },
+                    )?;
+                    self.queue_send(
+                        txn, enr, machine, candidate, zone, template, fallbacks, &next_key, at, out,
+                    )
+                }
+                _ => Ok(()),
+            };
         }
         txn.put_send(&entry)?;
         txn.enqueue(key);

@@ -119,6 +119,7 @@ impl<S: Store> Core<S> {
             let mut replies = Vec::with_capacity(starts.len());
             for s in starts {
                 let enr = self.start_enrollment(txn, &s.campaign, &s.candidate, now, out)?;
+                let suppressed = self.suppressed_contacts(txn, &s.candidate)?;
                 replies.push((
                     s.at,
                     Reply::Enrolled(EnrollResponse {
@@ -129,6 +130,7 @@ impl<S: Store> Core<S> {
                         state: enr.state_name.clone(),
                         variants: enr.variants.clone(),
                         filter_matched: s.filter_matched,
+                        suppressed,
                     }),
                 ));
             }
@@ -188,6 +190,7 @@ impl<S: Store> Core<S> {
                 state: existing.state_name.clone(),
                 variants: existing.variants.clone(),
                 filter_matched: true,
+                suppressed: self.suppressed_contacts(txn, &candidate)?,
             })));
         }
         let filter_matched = campaign.machine.accepts(&engine_candidate(&candidate));

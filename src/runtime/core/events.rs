@@ -63,9 +63,14 @@ impl<S: Store> Core<S> {
                 },
             },
         )?;
-        if req.event == engine::step::OPTED_OUT && !candidate.opted_out {
-            candidate.opted_out = true;
-            txn.put_candidate(&candidate)?;
+        if req.event == engine::step::OPTED_OUT {
+            if !candidate.opted_out {
+                candidate.opted_out = true;
+                txn.put_candidate(&candidate)?;
+            }
+            // The person, not only this record: their address and number
+            // are suppressed for every candidate enrolled with them.
+            self.suppress_contacts(txn, &candidate, at)?;
         }
         let mut effects = Vec::new();
         let mut fresh = Vec::new();

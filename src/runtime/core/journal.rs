@@ -40,8 +40,11 @@ impl<S: Store> Core<S> {
     }
 
     /// The last gate before a channel: every send is checked against the
-    /// candidate's opt-out here, whatever path queued it, and marked in
-    /// flight only if it may go. Returns the keys that may go.
+    /// candidate's opt-out and the suppression list here, whatever path
+    /// queued it, and marked in flight only if it may go. Returns the keys
+    /// that may go. (A send to an address suppressed since it was queued
+    /// does not fall back to another channel here; one queued after is
+    /// refused when queued, and does.)
     pub(super) fn clear_for_delivery(
         &self,
         txn: &mut Txn<S>,
@@ -70,17 +73,20 @@ impl<S: Store> Core<S> {
                 .is_some_and(|c| c.opted_out);
             let channel = entry.message.channel.name().to_string();
             // The last gate before a channel: nothing leaves with
-            // communications off, nothing reaches a candidate who opted out.
+            // communications off, nothing reaches a candidate who opted out
+            // or an address on the suppression list.
             let refusal = if self.settings.communications_off {
                 Some(Failure::CommunicationsOff)
             } else if opted_out {
                 Some(Failure::OptedOut)
             } else {
-                None
+                self.suppressed_destination(txn, &entry.message)?
             };
             if let Some(why) = refusal {
                 let status = match why {
-                    Failure::CommunicationsOff => SendStatus::Suppressed(why.to_string()),
+                    Failure::CommunicationsOff | Failure::Suppressed { .. } => {
+                        SendStatus::Suppressed(why.to_string())
+                    }
                     _ => SendStatus::Failed(why.to_string()),
                 };
                 let kind = LogKind::DeliveryFailed {
@@ -138,6 +144,29 @@ impl<S: Store> Core<S> {
             };
             if let Some(mut entry) = txn.send(send_key)? {
                 if entry.status == SendStatus::Queued && entry.retry_at.is_some() {
+                    // A retry marked in flight here skips the dispatcher's
+                    // gate: it is gated now.
+                    let opted_out = txn
+                        .candidate(&entry.message.candidate)?
+                        .is_some_and(|c| c.opted_out);
+                    let refusal = if opted_out {
+                        Some(Failure::OptedOut)
+                    } else {
+                        self.suppressed_destination(&txn, &entry.message)?
+                    };
+                    if let Some(why) = refusal {
+                        let status = match why {
+                            Failure::Suppressed { .. } => SendStatus::Suppressed(why.to_string()),
+                            _ => SendStatus::Failed(why.to_string()),
+                        };
+                        let kind = LogKind::DeliveryFailed {
+                            key: k,
+                            channel: entry.message.channel.name().to_string(),
+                            why,
+                        };
+                        self.settle(&mut txn, entry, status, kind, now)?;
+                        continue;
+                    }
                     entry.retry_at = None;
                     txn.put_send(&entry)?;
                     let send_key = SendKey::of(&entry.message);

@@ -20,6 +20,7 @@
 //! | `apply.rs` | engine steps, their records, queueing and rendering sends |
 //! | `batch.rs` | writing behind, sharing a batch with a helper thread |
 //! | `queries.rs` | counts and history for people |
+//! | `suppression.rs` | the suppression list: opt-outs, the gate, add and remove |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -35,6 +36,7 @@ use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Ma
 use crate::explain::facts;
 use crate::runtime::api::{
     exact_instant, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
+    SuppressRequest, SuppressResponse, UnsuppressRequest, UnsuppressResponse,
 };
 use crate::runtime::campaigns::{Campaign, Campaigns};
 use crate::runtime::compose::Draft;
@@ -54,6 +56,7 @@ mod journal;
 mod outcomes;
 mod queries;
 mod reload;
+mod suppression;
 mod timers;
 
 pub use apply::engine_candidate;
@@ -83,6 +86,10 @@ pub enum Command {
         key: String,
         outcome: Result<Delivered, SendError>,
     },
+    /// A contact onto the suppression list.
+    Suppress(SuppressRequest),
+    /// A contact off the suppression list.
+    Unsuppress(UnsuppressRequest),
 }
 
 /// The answer to a [`Command`].
@@ -92,8 +99,11 @@ pub enum Reply {
     Event(EventResponse),
     Done,
     /// The sends of a `MarkInFlight` that may go: the others were refused
-    /// here (the candidate opted out since the send was decided).
+    /// here (the candidate opted out, or the destination was suppressed,
+    /// since the send was decided).
     Cleared(Vec<String>),
+    Suppressed(SuppressResponse),
+    Unsuppressed(UnsuppressResponse),
     Error(Refusal),
 }
 
@@ -272,6 +282,14 @@ impl<S: Store> Core<S> {
                 Command::MarkInFlight(keys) => {
                     Reply::Cleared(self.clear_for_delivery(txn, keys, now)?)
                 }
+                Command::Suppress(req) => match self.add_suppression(txn, &req, now)? {
+                    Ok(r) => Reply::Suppressed(r),
+                    Err(e) => Reply::Error(e),
+                },
+                Command::Unsuppress(req) => match self.remove_suppression(txn, &req)? {
+                    Ok(r) => Reply::Unsuppressed(r),
+                    Err(e) => Reply::Error(e),
+                },
                 Command::Delivered { key: k, outcome } => {
                     self.delivered(txn, &k, outcome, now, out)?;
                     Reply::Done

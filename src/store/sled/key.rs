@@ -156,3 +156,11 @@ pub fn split_pair(tail: &[u8]) -> Option<(String, String)> {
     let b = std::str::from_utf8(&tail[zero + 1..]).ok()?;
     Some((a.to_string(), b.to_string()))
 }
+/// A contact's entry on the suppression list.
+pub fn suppression(kind: &str, address: &str) -> Vec<u8> {
+    join(b's', &[kind.as_bytes(), address.as_bytes()])
+}
+/// Every entry of the suppression list.
+pub fn suppressions() -> Vec<u8> {
+    vec![b's']
+}

@@ -25,9 +25,11 @@
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
+//! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
 
 mod faults;
 mod identities;
+mod suppression;
 mod txn;
 mod writer;
 
@@ -56,10 +58,13 @@ use crate::engine::Instant;
 /// them in the candidate's [`Dossier`]; version 3 records identities in a
 /// `y` record per commit instead of an `x` key per candidate; version 4
 /// records history causes as typed facts ([`super::causes`]) in new [`super::LogKind`]
-/// variants. Older stores are taken as they are and marked 4: their `x`
-/// keys are still read, and their history in words stays readable as the
-/// `Legacy*` kinds (nothing to convert, so the upgrade is one marker).
-pub const SCHEMA_VERSION: u32 = 4;
+/// variants; version 5 keeps the suppression list (`s` keys), and records a
+/// send withheld for it as a cause older builds cannot decode (an older
+/// build must not open it and send to a suppressed address). Older stores
+/// are taken as they are and marked 5: their `x` keys are still read, and
+/// their history in words stays readable as the `Legacy*` kinds (nothing to
+/// convert, so the upgrade is one marker).
+pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest layout this build opens (and marks as its own).
 const OLDEST_READABLE: u32 = 2;
@@ -802,6 +807,17 @@ impl super::Store for SledStore {
     /// Whether a campaign is paused.
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.db()?.get(key::paused(campaign))?.is_some())
+    }
+
+    fn suppression(
+        &self,
+        contact: &super::Contact,
+    ) -> Result<Option<super::Suppression>, StoreError> {
+        self.suppression_entry(contact)
+    }
+
+    fn suppressions(&self) -> Result<Vec<super::Suppression>, StoreError> {
+        self.suppression_list()
     }
 
     /// Every dossier, in key order (a full scan: for reloads, reports and

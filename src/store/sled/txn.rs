@@ -27,6 +27,9 @@ pub struct SledTxn<'a> {
     touched: Vec<Vec<u8>>,
     /// New candidates' identities.
     known: identities::Identities,
+    /// Suppression entries written by the transaction this one was split
+    /// off ([`Transaction::split_off`]): read here, not written again.
+    inherited: HashSet<Vec<u8>>,
 }
 
 impl<'a> SledTxn<'a> {
@@ -44,6 +47,7 @@ impl<'a> SledTxn<'a> {
             armed: HashMap::new(),
             touched: Vec::new(),
             known: identities::Identities::default(),
+            inherited: HashSet::new(),
         }
     }
 
@@ -67,6 +71,9 @@ impl<'a> SledTxn<'a> {
     /// layout.
     #[doc(hidden)]
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
+        if !self.inherited.is_empty() {
+            self.inherited.remove(&key);
+        }
         self.batch
             .insert(key.as_slice().into(), Some(value.as_slice().into()));
         self.overlay.insert(key, Some(value));
@@ -79,6 +86,9 @@ impl<'a> SledTxn<'a> {
     /// Removes a key (see [`raw`]): for tests of the on-disk layout.
     #[doc(hidden)]
     pub fn remove(&mut self, key: Vec<u8>) {
+        if !self.inherited.is_empty() {
+            self.inherited.remove(&key);
+        }
         self.batch.insert(key.as_slice().into(), None);
         self.overlay.insert(key, None);
     }
@@ -515,6 +525,21 @@ impl<'a> Transaction for SledTxn<'a> {
         self.get(&key::event_id(candidate, event_id))
     }
 
+    fn suppression(
+        &self,
+        contact: &crate::store::Contact,
+    ) -> Result<Option<crate::store::Suppression>, StoreError> {
+        self.get(&suppression::key_of(contact))
+    }
+
+    fn suppress(&mut self, entry: &crate::store::Suppression) {
+        self.put(suppression::key_of(&entry.contact), entry);
+    }
+
+    fn unsuppress(&mut self, contact: &crate::store::Contact) {
+        self.remove(suppression::key_of(contact));
+    }
+
     /// Remembers the first answer to a candidate's event with this id.
     fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
         self.put(key::event_id(candidate, event_id), answer);
@@ -564,6 +589,14 @@ impl<'a> Transaction for SledTxn<'a> {
     /// of new enrollments whose candidates it met only in admitting them.
     fn split_off<'c>(&mut self, candidates: impl IntoIterator<Item = &'c str>) -> Option<Self> {
         let mut other = SledTxn::new(self.store);
+        // A contact suppressed earlier in this batch (an opt-out) is
+        // suppressed for the other thread's sends too.
+        for (k, v) in &self.overlay {
+            if suppression::is_entry(k) {
+                other.overlay.insert(k.clone(), v.clone());
+                other.inherited.insert(k.clone());
+            }
+        }
         for c in candidates {
             if let Some(d) = self.dossiers.remove(c) {
                 if self.dirty.remove(c) {
@@ -589,6 +622,7 @@ impl<'a> Transaction for SledTxn<'a> {
             armed,
             touched,
             known,
+            inherited,
             ..
         } = other;
         self.touched.extend(touched);
@@ -596,6 +630,9 @@ impl<'a> Transaction for SledTxn<'a> {
             self.known.insert(digest, id);
         }
         for (k, v) in overlay {
+            if inherited.contains(&k) {
+                continue;
+            }
             match v {
                 Some(v) => self.put_raw(k, v),
                 None => self.remove(k),

@@ -1,0 +1,110 @@
+//! The suppression list on sled: one `s` key per contact (`s` kind `0`
+//! address), its value the [`Suppression`] entry. A send reads one key;
+//! the list is read whole only to be listed.
+
+use super::*;
+use crate::store::{Contact, Suppression};
+
+/// The key of a contact's entry.
+pub(super) fn key_of(contact: &Contact) -> Vec<u8> {
+    key::suppression(contact.kind.name(), &contact.address)
+}
+
+/// Whether a key is a suppression entry's.
+pub(super) fn is_entry(k: &[u8]) -> bool {
+    k.first() == Some(&key::suppressions()[0])
+}
+
+impl SledStore {
+    /// A contact's entry, as committed.
+    pub(super) fn suppression_entry(
+        &self,
+        contact: &Contact,
+    ) -> Result<Option<Suppression>, StoreError> {
+        let k = key_of(contact);
+        match self.db.get(&k)? {
+            Some(v) => decode(&k, &v).map(Some),
+            None => Ok(None),
+        }
+    }
+
+    /// Every entry, in key order (email addresses, then phone numbers).
+    pub(super) fn suppression_list(&self) -> Result<Vec<Suppression>, StoreError> {
+        self.db
+            .scan_prefix(key::suppressions())
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{Contact, Store, SuppressionReason, Transaction};
+
+    fn entry(address: &str) -> Suppression {
+        Suppression {
+            contact: Contact::email(address),
+            reason: SuppressionReason::OptedOut,
+            at: Instant::from_timestamp_millis(1_796_000_000_000).unwrap(),
+            candidate: Some("c1".into()),
+        }
+    }
+
+    #[test]
+    fn entries_are_found_by_contact_listed_and_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let mut txn = store.begin();
+        txn.suppress(&entry("k15@example.com"));
+        txn.suppress(&entry("a@example.com"));
+        assert_eq!(
+            txn.suppression(&Contact::email("K15@example.com")).unwrap(),
+            Some(entry("k15@example.com"))
+        );
+        txn.commit().unwrap();
+        assert_eq!(
+            store
+                .suppression(&Contact::email("k15@example.com"))
+                .unwrap(),
+            Some(entry("k15@example.com"))
+        );
+        assert_eq!(
+            store.suppression(&Contact::phone("+15550100", "")).unwrap(),
+            None
+        );
+        assert_eq!(
+            store.suppressions().unwrap(),
+            [entry("a@example.com"), entry("k15@example.com")]
+        );
+        let mut txn = store.begin();
+        txn.unsuppress(&Contact::email("a@example.com"));
+        txn.commit().unwrap();
+        assert_eq!(store.suppressions().unwrap(), [entry("k15@example.com")]);
+    }
+
+    #[test]
+    fn a_transaction_split_off_sees_what_its_parent_suppressed_and_does_not_write_it_again() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        let mut txn = store.begin();
+        txn.suppress(&entry("k15@example.com"));
+        let mut other = txn.split_off(["c9"]).unwrap();
+        assert_eq!(
+            other
+                .suppression(&Contact::email("k15@example.com"))
+                .unwrap(),
+            Some(entry("k15@example.com"))
+        );
+        // The parent takes it off meanwhile; taking the other back does not
+        // put it on again.
+        txn.unsuppress(&Contact::email("k15@example.com"));
+        other.suppress(&entry("b@example.com"));
+        txn.absorb(other);
+        txn.commit().unwrap();
+        assert_eq!(store.suppressions().unwrap(), [entry("b@example.com")]);
+    }
+}
