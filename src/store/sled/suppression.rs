@@ -22,7 +22,7 @@ impl SledStore {
         contact: &Contact,
     ) -> Result<Option<Suppression>, StoreError> {
         let k = key_of(contact);
-        match self.db.get(&k)? {
+        match self.db()?.get(&k)? {
             Some(v) => decode(&k, &v).map(Some),
             None => Ok(None),
         }
@@ -30,8 +30,7 @@ impl SledStore {
 
     /// Every entry, in key order (email addresses, then phone numbers).
     pub(super) fn suppression_list(&self) -> Result<Vec<Suppression>, StoreError> {
-        self.db
-            .scan_prefix(key::suppressions())
+        self.scan(&key::suppressions())
             .map(|item| {
                 let (k, v) = item?;
                 decode(&k, &v)
