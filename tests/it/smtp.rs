@@ -19,6 +19,8 @@ use nudge::config::{parse_str, Transport, FILE_NAME};
 use nudge::engine::Channel;
 use nudge::templates::{Templates, Vars};
 
+use crate::support::dkim::{verify, PublicKey};
+
 // ---------------------------------------------------------------------------
 // A recording SMTP server (mailin-embedded)
 
@@ -525,26 +527,103 @@ async fn dkim_signs_the_sender_and_the_unsubscribe_headers() {
     assert!(tag("b").is_some_and(|b| b.len() > 300));
 }
 
-/// Keys as `openssl genpkey` (OpenSSL 3) writes them, PEM PKCS#8, sign
-/// for both algorithms; lettre alone reads only PKCS#1 and the bare seed.
+/// The emails a signed channel sends, by what they exercise in DKIM:
+/// one MIME part or two, ASCII or encoded-word headers (a long non-ASCII
+/// subject is folded over several lines), a non-ASCII display name,
+/// trailing spaces and blank lines that the body canonicalization drops.
+fn signed_variants() -> Vec<(&'static str, Message)> {
+    let mut plain_non_ascii = plain_email(
+        "k-plain-es",
+        "Hola Ana: tu entrevista para Almacén está abierta.  \n¡Éxito!\n\n\n",
+    );
+    plain_non_ascii.subject = Some("Tu entrevista · Almacén".to_string());
+    let mut multipart_non_ascii = email("k-multi-es");
+    multipart_non_ascii.subject = Some(
+        "Ana, tu entrevista para Almacén (turno de mañana, Düsseldorf–Málaga) \
+         está abierta hasta el viernes"
+            .to_string(),
+    );
+    multipart_non_ascii.html = Some("<p>¡Hola Ana! Tu entrevista está abierta.</p>\n".to_string());
+    let mut display_name = email("k-name");
+    display_name.campaign = "noel".to_string();
+    display_name.to = "Ana Zoë Pérez <ana@example.com>".to_string();
+    vec![
+        (
+            "plain, ASCII",
+            plain_email("k-plain", "Hi Ana,\n.a line with a dot\nBye"),
+        ),
+        ("multipart, ASCII", email("k-multi")),
+        ("plain, non-ASCII subject and body", plain_non_ascii),
+        ("multipart, long non-ASCII subject", multipart_non_ascii),
+        ("multipart, non-ASCII display names", display_name),
+    ]
+}
+
+/// Every email a signed channel sends verifies with dkimpy, an
+/// independent verifier, for each accepted form of RSA and Ed25519 key
+/// (PKCS#1, PKCS#8, the bare Ed25519 seed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dkim_keys_in_pkcs8_sign() {
-    for (file, algorithm, tag) in [
-        ("dkim-test-pkcs8.pem", "rsa", "rsa-sha256"),
-        ("dkim-test-ed25519-pkcs8.pem", "ed25519", "ed25519-sha256"),
+async fn every_signed_email_verifies_with_dkimpy() {
+    let mut failures = Vec::new();
+    for (file, algorithm) in [
+        ("dkim-test.pem", "rsa"),
+        ("dkim-test-pkcs8.pem", "rsa"),
+        ("dkim-test-ed25519-pkcs8.pem", "ed25519"),
+        ("dkim-test-ed25519.key", "ed25519"),
     ] {
         let inbox = Inbox::default();
-        let dkim = format!(
-            r#"dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "tests/it/fixtures/smtp/{file}" }}"#
+        let smtp = channel(
+            start(&inbox),
+            &format!(
+                r#"dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "tests/it/fixtures/smtp/{file}" }}
+[channels.email.campaigns.noel]
+from = "Zoë Núñez — Contratación <jobs@example.com>"
+"#
+            ),
         );
-        let addr = start(&inbox);
-        let smtp = channel_to(&addr.ip().to_string(), addr.port(), "plain", &dkim)
-            .unwrap_or_else(|why| panic!("{file}: {why}"));
-        smtp.deliver(&email("k-pkcs8")).await.unwrap();
-        let email = Entity::parse(&inbox.mails()[0].text());
-        let signature = email.header("DKIM-Signature").expect("signed");
-        assert!(signature.contains(&format!("a={tag};")), "{signature}");
+        let variants = signed_variants();
+        for (what, msg) in &variants {
+            smtp.deliver(msg)
+                .await
+                .unwrap_or_else(|e| panic!("{file}, {what}: {e:?}"));
+        }
+        let key = PublicKey::fixture(file, "nudge", "example.com");
+        let mails = inbox.mails();
+        assert_eq!(mails.len(), variants.len());
+        for ((what, _), mail) in variants.iter().zip(&mails) {
+            let signature = Entity::parse(&mail.text())
+                .header("DKIM-Signature")
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("{file}, {what}: not signed"));
+            assert!(
+                signature.contains(&format!("a={algorithm}-sha256;")),
+                "{signature}"
+            );
+            if let Err(why) = verify(&mail.data, &key) {
+                failures.push(format!("{file}, {what}: does not verify\n{why}"));
+            }
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The verifier can say no: an email changed on the way, or checked
+/// against another key, fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkimpy_refuses_a_changed_email_and_another_key() {
+    let inbox = Inbox::default();
+    let smtp = channel(
+        start(&inbox),
+        r#"dkim = { domain = "example.com", selector = "nudge", private_key_path = "tests/it/fixtures/smtp/dkim-test.pem" }"#,
+    );
+    smtp.deliver(&email("k-tamper")).await.unwrap();
+    let data = inbox.mails()[0].text();
+    let key = PublicKey::fixture("dkim-test.pem", "nudge", "example.com");
+    let changed = data.replacen("Subject: ", "Subject: Re: ", 1);
+    assert_ne!(changed, data);
+    assert!(verify(changed.as_bytes(), &key).is_err());
+    let other = PublicKey::fixture("dkim-test-pkcs8.pem", "nudge", "example.com");
+    assert!(verify(data.as_bytes(), &other).is_err());
 }
 
 #[tokio::test]
