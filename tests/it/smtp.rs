@@ -20,6 +20,7 @@ use nudge::engine::Channel;
 use nudge::templates::{Templates, Vars};
 
 use crate::support::dkim::{verify, PublicKey};
+use crate::support::stderr;
 
 // ---------------------------------------------------------------------------
 // A recording SMTP server (mailin-embedded)
@@ -624,6 +625,176 @@ async fn dkimpy_refuses_a_changed_email_and_another_key() {
     assert!(verify(changed.as_bytes(), &key).is_err());
     let other = PublicKey::fixture("dkim-test-pkcs8.pem", "nudge", "example.com");
     assert!(verify(data.as_bytes(), &other).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// The real binary with a DKIM key: `nudge check` and `nudge run`
+
+/// Two email-only campaigns, one plain and one with an HTML part, each
+/// sending one email with a non-ASCII subject the moment a candidate
+/// enrolls.
+const SIGNED_CAMPAIGNS: [(&str, &str); 2] = [("plain", "hola"), ("rich", "rico")];
+
+/// A folder as an operator lays it out, sending through the SMTP server at
+/// `addr` from a non-ASCII display name, signing with the fixture key
+/// `key` copied in as `dkim.key`.
+fn signed_site(addr: SocketAddr, key: &str, algorithm: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    write(
+        FILE_NAME,
+        &format!(
+            r#"store = "data"
+campaigns = "campaigns"
+templates = "templates"
+
+[admin]
+listen = "{admin}"
+
+[channels.email]
+transport = "smtp"
+host = "{}"
+port = {}
+security = "plain"
+from = "Zoë Núñez — Contratación <jobs@example.com>"
+dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "dkim.key" }}
+"#,
+            addr.ip(),
+            addr.port()
+        ),
+    );
+    let key_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures/smtp")
+        .join(key);
+    std::fs::copy(key_path, dir.path().join("dkim.key")).unwrap();
+    for (campaign, template) in SIGNED_CAMPAIGNS {
+        write(
+            &format!("campaigns/{campaign}.nudge"),
+            &format!(
+                "campaign {campaign} {{\n  title \"Almacén\"\n  channels email\n  goal completed\n\n  state invite {{\n    send \"{template}\"\n    end\n  }}\n}}\n"
+            ),
+        );
+        write(
+            &format!("templates/{template}.email.j2"),
+            "Subject: ¡Hola {{ candidate.first_name }}! Tu entrevista para {{ campaign.title }} está abierta hasta el viernes\n\n\
+             Hola {{ candidate.first_name }}, tu enlace: {{ link }}\n\n--\nDarse de baja: {{ unsubscribe_link }}\n",
+        );
+    }
+    write(
+        "templates/rico.email.html.j2",
+        "<p>¡Hola {{ candidate.first_name }}! <a href=\"{{ link }}\">Tu entrevista</a>.</p>\n\
+         <p><a href=\"{{ unsubscribe_link }}\">Darse de baja</a></p>\n",
+    );
+    dir
+}
+
+/// `nudge ARGS` in `dir`, with its configuration.
+fn nudge_in(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"));
+    cmd.arg("--config")
+        .arg(dir.join(FILE_NAME))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NUDGE_CONFIG")
+        .env_remove("NUDGE_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// The emails `nudge run` sends verify with dkimpy: the real daemon,
+/// plain and multipart, an RSA and an Ed25519 key.
+#[test]
+fn the_daemon_sends_emails_that_verify() {
+    for (key, algorithm) in [
+        ("dkim-test-pkcs8.pem", "rsa"),
+        ("dkim-test-ed25519-pkcs8.pem", "ed25519"),
+    ] {
+        let inbox = Inbox::default();
+        let site = signed_site(start(&inbox), key, algorithm);
+        for (n, (campaign, _)) in SIGNED_CAMPAIGNS.iter().enumerate() {
+            let out = nudge_in(
+                site.path(),
+                &[
+                    "enroll",
+                    "--campaign",
+                    campaign,
+                    "--id",
+                    &format!("c{n}"),
+                    "--name",
+                    "Zoë Pérez",
+                    "--email",
+                    "zoe@example.com",
+                ],
+            )
+            .output()
+            .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        }
+        let mut daemon = nudge_in(site.path(), &["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nudge run starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while inbox.mails().len() < SIGNED_CAMPAIGNS.len() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        let mails = inbox.mails();
+        assert_eq!(
+            mails.len(),
+            SIGNED_CAMPAIGNS.len(),
+            "{key}: emails received"
+        );
+        let public = PublicKey::fixture(key, "nudge", "example.com");
+        for mail in &mails {
+            let email = Entity::parse(&mail.text());
+            let what = format!("{key}, {}", email.header("Content-Type").unwrap());
+            assert!(
+                email.header("Subject").unwrap().contains("=?utf-8?"),
+                "{what}"
+            );
+            if let Err(why) = verify(&mail.data, &public) {
+                panic!("{what}: does not verify\n{why}\n{}", mail.text());
+            }
+        }
+    }
+}
+
+/// `nudge check` reads the DKIM key as `nudge run` would and refuses one
+/// that cannot sign, naming the setting, the file and why.
+#[test]
+fn check_refuses_a_dkim_key_that_cannot_sign() {
+    let addr: SocketAddr = "127.0.0.1:2525".parse().unwrap();
+    let good = signed_site(addr, "dkim-test-ed25519-pkcs8.pem", "ed25519");
+    let out = nudge_in(good.path(), &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let wrong = signed_site(addr, "dkim-test-pkcs8.pem", "ed25519");
+    let out = nudge_in(wrong.path(), &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let key = wrong.path().join("dkim.key");
+    let expected = format!(
+        "error: `channels.email.dkim.private_key_path`: the DKIM key {} is not usable: \
+         it is an RSA key, but `algorithm` is \"ed25519\"",
+        key.display()
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+
+    std::fs::remove_file(&key).unwrap();
+    let out = nudge_in(wrong.path(), &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let expected = format!("cannot read the DKIM key {}: ", key.display());
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
 }
 
 #[tokio::test]
