@@ -239,12 +239,12 @@ fn main() {
             let took = run_nudge(smtp, Arc::clone(&msgs), pool * 2).await;
             row(&format!("nudge, pool {pool}"), count, took);
         }
-        let dkim = r#"dkim = { domain = "example.com", selector = "bench", private_key_path = "tests/fixtures/smtp/dkim-test.pem" }"#;
+        let dkim = r#"dkim = { domain = "example.com", selector = "bench", private_key_path = "tests/it/fixtures/smtp/dkim-test.pem" }"#;
         let smtp = Arc::new(channel(addr, 8, dkim));
         let n = count.min(5_000);
         let took = run_nudge(smtp, Arc::new(msgs[..n].to_vec()), 16).await;
         row("nudge, pool 8, DKIM RSA-2048", n, took);
-        let dkim = r#"dkim = { domain = "example.com", selector = "bench", algorithm = "ed25519", private_key_path = "tests/fixtures/smtp/dkim-test-ed25519.key" }"#;
+        let dkim = r#"dkim = { domain = "example.com", selector = "bench", algorithm = "ed25519", private_key_path = "tests/it/fixtures/smtp/dkim-test-ed25519.key" }"#;
         let smtp = Arc::new(channel(addr, 8, dkim));
         let took = run_nudge(smtp, Arc::clone(&msgs), 16).await;
         row("nudge, pool 8, DKIM Ed25519", count, took);

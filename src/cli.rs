@@ -207,6 +207,16 @@ pub fn check(
         }
         _ => 0,
     };
+    // The files the settings name (a DKIM key), read as `run` would.
+    let mut file_errors = 0;
+    if config_ok {
+        for (channel, transport) in config.channels.entries() {
+            for problem in transport.check_files(channel) {
+                eprintln!("error: {problem}");
+                file_errors += 1;
+            }
+        }
+    }
     let channel_errors = if channels && config_ok {
         check_channels(&config)?
     } else {
@@ -228,8 +238,12 @@ pub fn check(
             }
             !stranded.is_empty()
         };
-    let failed =
-        report.has_errors() || !config_ok || template_errors > 0 || channel_errors > 0 || stranding;
+    let failed = report.has_errors()
+        || !config_ok
+        || template_errors > 0
+        || file_errors > 0
+        || channel_errors > 0
+        || stranding;
     Ok(if failed { Status::Failed } else { Status::Ok })
 }
 

@@ -192,6 +192,21 @@ impl Transport {
         }
     }
 
+    /// Every file `channel`'s settings name that cannot be used (a DKIM
+    /// key that does not read or parse), each naming the setting, the file
+    /// and why: what `nudge check` adds to [`Self::validate`], with the
+    /// paths resolved.
+    pub fn check_files(&self, channel: Channel) -> Vec<String> {
+        match self {
+            Transport::Smtp(smtp) => smtp.check_files(&format!("channels.{channel}")),
+            Transport::Console
+            | Transport::Null
+            | Transport::File(_)
+            | Transport::Twilio(_)
+            | Transport::Http(_) => Vec::new(),
+        }
+    }
+
     /// The transport with its relative paths (a file to append to, a DKIM
     /// key, a CA file) taken relative to `base`.
     pub fn resolve(&mut self, base: &Path) {

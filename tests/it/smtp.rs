@@ -19,6 +19,9 @@ use nudge::config::{parse_str, Transport, FILE_NAME};
 use nudge::engine::Channel;
 use nudge::templates::{Templates, Vars};
 
+use crate::support::dkim::{verify, PublicKey};
+use crate::support::stderr;
+
 // ---------------------------------------------------------------------------
 // A recording SMTP server (mailin-embedded)
 
@@ -525,26 +528,273 @@ async fn dkim_signs_the_sender_and_the_unsubscribe_headers() {
     assert!(tag("b").is_some_and(|b| b.len() > 300));
 }
 
-/// Keys as `openssl genpkey` (OpenSSL 3) writes them, PEM PKCS#8, sign
-/// for both algorithms; lettre alone reads only PKCS#1 and the bare seed.
+/// The emails a signed channel sends, by what they exercise in DKIM:
+/// one MIME part or two, ASCII or encoded-word headers (a long non-ASCII
+/// subject is folded over several lines), a non-ASCII display name,
+/// trailing spaces and blank lines that the body canonicalization drops.
+fn signed_variants() -> Vec<(&'static str, Message)> {
+    let mut plain_non_ascii = plain_email(
+        "k-plain-es",
+        "Hola Ana: tu entrevista para Almacén está abierta.  \n¡Éxito!\n\n\n",
+    );
+    plain_non_ascii.subject = Some("Tu entrevista · Almacén".to_string());
+    let mut multipart_non_ascii = email("k-multi-es");
+    multipart_non_ascii.subject = Some(
+        "Ana, tu entrevista para Almacén (turno de mañana, Düsseldorf–Málaga) \
+         está abierta hasta el viernes"
+            .to_string(),
+    );
+    multipart_non_ascii.html = Some("<p>¡Hola Ana! Tu entrevista está abierta.</p>\n".to_string());
+    let mut display_name = email("k-name");
+    display_name.campaign = "noel".to_string();
+    display_name.to = "Ana Zoë Pérez <ana@example.com>".to_string();
+    vec![
+        (
+            "plain, ASCII",
+            plain_email("k-plain", "Hi Ana,\n.a line with a dot\nBye"),
+        ),
+        ("multipart, ASCII", email("k-multi")),
+        ("plain, non-ASCII subject and body", plain_non_ascii),
+        ("multipart, long non-ASCII subject", multipart_non_ascii),
+        ("multipart, non-ASCII display names", display_name),
+    ]
+}
+
+/// Every email a signed channel sends verifies with dkimpy, an
+/// independent verifier, for each accepted form of RSA and Ed25519 key
+/// (PKCS#1, PKCS#8, the bare Ed25519 seed).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn dkim_keys_in_pkcs8_sign() {
-    for (file, algorithm, tag) in [
-        ("dkim-test-pkcs8.pem", "rsa", "rsa-sha256"),
-        ("dkim-test-ed25519-pkcs8.pem", "ed25519", "ed25519-sha256"),
+async fn every_signed_email_verifies_with_dkimpy() {
+    let mut failures = Vec::new();
+    for (file, algorithm) in [
+        ("dkim-test.pem", "rsa"),
+        ("dkim-test-pkcs8.pem", "rsa"),
+        ("dkim-test-ed25519-pkcs8.pem", "ed25519"),
+        ("dkim-test-ed25519.key", "ed25519"),
     ] {
         let inbox = Inbox::default();
-        let dkim = format!(
-            r#"dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "tests/it/fixtures/smtp/{file}" }}"#
+        let smtp = channel(
+            start(&inbox),
+            &format!(
+                r#"dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "tests/it/fixtures/smtp/{file}" }}
+[channels.email.campaigns.noel]
+from = "Zoë Núñez — Contratación <jobs@example.com>"
+"#
+            ),
         );
-        let addr = start(&inbox);
-        let smtp = channel_to(&addr.ip().to_string(), addr.port(), "plain", &dkim)
-            .unwrap_or_else(|why| panic!("{file}: {why}"));
-        smtp.deliver(&email("k-pkcs8")).await.unwrap();
-        let email = Entity::parse(&inbox.mails()[0].text());
-        let signature = email.header("DKIM-Signature").expect("signed");
-        assert!(signature.contains(&format!("a={tag};")), "{signature}");
+        let variants = signed_variants();
+        for (what, msg) in &variants {
+            smtp.deliver(msg)
+                .await
+                .unwrap_or_else(|e| panic!("{file}, {what}: {e:?}"));
+        }
+        let key = PublicKey::fixture(file, "nudge", "example.com");
+        let mails = inbox.mails();
+        assert_eq!(mails.len(), variants.len());
+        for ((what, _), mail) in variants.iter().zip(&mails) {
+            let signature = Entity::parse(&mail.text())
+                .header("DKIM-Signature")
+                .map(str::to_string)
+                .unwrap_or_else(|| panic!("{file}, {what}: not signed"));
+            assert!(
+                signature.contains(&format!("a={algorithm}-sha256;")),
+                "{signature}"
+            );
+            if let Err(why) = verify(&mail.data, &key) {
+                failures.push(format!("{file}, {what}: does not verify\n{why}"));
+            }
+        }
     }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// The verifier can say no: an email changed on the way, or checked
+/// against another key, fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dkimpy_refuses_a_changed_email_and_another_key() {
+    let inbox = Inbox::default();
+    let smtp = channel(
+        start(&inbox),
+        r#"dkim = { domain = "example.com", selector = "nudge", private_key_path = "tests/it/fixtures/smtp/dkim-test.pem" }"#,
+    );
+    smtp.deliver(&email("k-tamper")).await.unwrap();
+    let data = inbox.mails()[0].text();
+    let key = PublicKey::fixture("dkim-test.pem", "nudge", "example.com");
+    let changed = data.replacen("Subject: ", "Subject: Re: ", 1);
+    assert_ne!(changed, data);
+    assert!(verify(changed.as_bytes(), &key).is_err());
+    let other = PublicKey::fixture("dkim-test-pkcs8.pem", "nudge", "example.com");
+    assert!(verify(data.as_bytes(), &other).is_err());
+}
+
+// ---------------------------------------------------------------------------
+// The real binary with a DKIM key: `nudge check` and `nudge run`
+
+/// Two email-only campaigns, one plain and one with an HTML part, each
+/// sending one email with a non-ASCII subject the moment a candidate
+/// enrolls.
+const SIGNED_CAMPAIGNS: [(&str, &str); 2] = [("plain", "hola"), ("rich", "rico")];
+
+/// A folder as an operator lays it out, sending through the SMTP server at
+/// `addr` from a non-ASCII display name, signing with the fixture key
+/// `key` copied in as `dkim.key`.
+fn signed_site(addr: SocketAddr, key: &str, algorithm: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str| {
+        let path = dir.path().join(name);
+        std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+        std::fs::write(path, text).unwrap();
+    };
+    let admin = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    write(
+        FILE_NAME,
+        &format!(
+            r#"store = "data"
+campaigns = "campaigns"
+templates = "templates"
+
+[admin]
+listen = "{admin}"
+
+[channels.email]
+transport = "smtp"
+host = "{}"
+port = {}
+security = "plain"
+from = "Zoë Núñez — Contratación <jobs@example.com>"
+dkim = {{ domain = "example.com", selector = "nudge", algorithm = "{algorithm}", private_key_path = "dkim.key" }}
+"#,
+            addr.ip(),
+            addr.port()
+        ),
+    );
+    let key_path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/it/fixtures/smtp")
+        .join(key);
+    std::fs::copy(key_path, dir.path().join("dkim.key")).unwrap();
+    for (campaign, template) in SIGNED_CAMPAIGNS {
+        write(
+            &format!("campaigns/{campaign}.nudge"),
+            &format!(
+                "campaign {campaign} {{\n  title \"Almacén\"\n  channels email\n  goal completed\n\n  state invite {{\n    send \"{template}\"\n    end\n  }}\n}}\n"
+            ),
+        );
+        write(
+            &format!("templates/{template}.email.j2"),
+            "Subject: ¡Hola {{ candidate.first_name }}! Tu entrevista para {{ campaign.title }} está abierta hasta el viernes\n\n\
+             Hola {{ candidate.first_name }}, tu enlace: {{ link }}\n\n--\nDarse de baja: {{ unsubscribe_link }}\n",
+        );
+    }
+    write(
+        "templates/rico.email.html.j2",
+        "<p>¡Hola {{ candidate.first_name }}! <a href=\"{{ link }}\">Tu entrevista</a>.</p>\n\
+         <p><a href=\"{{ unsubscribe_link }}\">Darse de baja</a></p>\n",
+    );
+    dir
+}
+
+/// `nudge ARGS` in `dir`, with its configuration.
+fn nudge_in(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"));
+    cmd.arg("--config")
+        .arg(dir.join(FILE_NAME))
+        .args(args)
+        .current_dir(dir)
+        .env_remove("NUDGE_CONFIG")
+        .env_remove("NUDGE_LOG")
+        .env("NO_COLOR", "1");
+    cmd
+}
+
+/// The emails `nudge run` sends verify with dkimpy: the real daemon,
+/// plain and multipart, an RSA and an Ed25519 key.
+#[test]
+fn the_daemon_sends_emails_that_verify() {
+    for (key, algorithm) in [
+        ("dkim-test-pkcs8.pem", "rsa"),
+        ("dkim-test-ed25519-pkcs8.pem", "ed25519"),
+    ] {
+        let inbox = Inbox::default();
+        let site = signed_site(start(&inbox), key, algorithm);
+        for (n, (campaign, _)) in SIGNED_CAMPAIGNS.iter().enumerate() {
+            let out = nudge_in(
+                site.path(),
+                &[
+                    "enroll",
+                    "--campaign",
+                    campaign,
+                    "--id",
+                    &format!("c{n}"),
+                    "--name",
+                    "Zoë Pérez",
+                    "--email",
+                    "zoe@example.com",
+                ],
+            )
+            .output()
+            .unwrap();
+            assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+        }
+        let mut daemon = nudge_in(site.path(), &["run"])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("nudge run starts");
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while inbox.mails().len() < SIGNED_CAMPAIGNS.len() && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        let mails = inbox.mails();
+        assert_eq!(
+            mails.len(),
+            SIGNED_CAMPAIGNS.len(),
+            "{key}: emails received"
+        );
+        let public = PublicKey::fixture(key, "nudge", "example.com");
+        for mail in &mails {
+            let email = Entity::parse(&mail.text());
+            let what = format!("{key}, {}", email.header("Content-Type").unwrap());
+            assert!(
+                email.header("Subject").unwrap().contains("=?utf-8?"),
+                "{what}"
+            );
+            if let Err(why) = verify(&mail.data, &public) {
+                panic!("{what}: does not verify\n{why}\n{}", mail.text());
+            }
+        }
+    }
+}
+
+/// `nudge check` reads the DKIM key as `nudge run` would and refuses one
+/// that cannot sign, naming the setting, the file and why.
+#[test]
+fn check_refuses_a_dkim_key_that_cannot_sign() {
+    let addr: SocketAddr = "127.0.0.1:2525".parse().unwrap();
+    let good = signed_site(addr, "dkim-test-ed25519-pkcs8.pem", "ed25519");
+    let out = nudge_in(good.path(), &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+
+    let wrong = signed_site(addr, "dkim-test-pkcs8.pem", "ed25519");
+    let out = nudge_in(wrong.path(), &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let key = wrong.path().join("dkim.key");
+    let expected = format!(
+        "error: `channels.email.dkim.private_key_path`: the DKIM key {} is not usable: \
+         it is an RSA key, but `algorithm` is \"ed25519\"",
+        key.display()
+    );
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
+
+    std::fs::remove_file(&key).unwrap();
+    let out = nudge_in(wrong.path(), &["check"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    let expected = format!("cannot read the DKIM key {}: ", key.display());
+    assert!(stderr(&out).contains(&expected), "{}", stderr(&out));
 }
 
 #[tokio::test]

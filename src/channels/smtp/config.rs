@@ -117,8 +117,9 @@ pub struct DkimSettings {
     /// `<selector>._domainkey.<domain>`.
     pub selector: String,
     /// The private key file, relative to the configuration file: PEM
-    /// PKCS#1 (`BEGIN RSA PRIVATE KEY`) for `rsa`, the base64 32-byte seed
-    /// for `ed25519`.
+    /// PKCS#8 (`BEGIN PRIVATE KEY`, as `openssl genpkey` writes it) for
+    /// either algorithm; for `rsa` also PKCS#1 (`BEGIN RSA PRIVATE KEY`),
+    /// for `ed25519` also the base64 of the 32-byte seed.
     pub private_key_path: PathBuf,
     /// The key's algorithm: `rsa` or `ed25519` (default `rsa`).
     #[serde(default)]
@@ -134,6 +135,16 @@ pub enum DkimAlgorithm {
     Rsa,
     /// Ed25519 with SHA-256 (RFC 8463); not every receiver checks it.
     Ed25519,
+}
+
+impl DkimAlgorithm {
+    /// The word written in the configuration.
+    pub fn name(self) -> &'static str {
+        match self {
+            DkimAlgorithm::Rsa => "rsa",
+            DkimAlgorithm::Ed25519 => "ed25519",
+        }
+    }
 }
 
 /// A campaign's own sender, overriding the SMTP transport's.
@@ -170,6 +181,19 @@ impl SmtpConfig {
                 *path = base.join(&*path);
             }
         }
+    }
+
+    /// Every file a setting names that cannot be used, read as sending
+    /// would read it but not kept: for now the DKIM key. Each problem names
+    /// the setting, the file and why; `table` is as for [`Self::validate`].
+    pub fn check_files(&self, table: &str) -> Vec<String> {
+        let mut problems = Vec::new();
+        if let Some(dkim) = &self.dkim {
+            if let Err(why) = super::dkim::load(dkim) {
+                problems.push(format!("`{table}.dkim.private_key_path`: {why}"));
+            }
+        }
+        problems
     }
 
     /// Every setting that cannot work, without reading the files it names;

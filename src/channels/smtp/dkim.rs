@@ -2,7 +2,11 @@
 //! PEM PKCS#8 (`BEGIN PRIVATE KEY`, what `openssl genpkey` and OpenSSL 3
 //! write) or PKCS#1 (`BEGIN RSA PRIVATE KEY`); for Ed25519, PEM PKCS#8 or
 //! the base64 of the 32-byte seed. lettre reads only PKCS#1 and the bare
-//! seed, so a PKCS#8 key is unwrapped here first.
+//! seed, so a PKCS#8 key is unwrapped here first. A key that cannot sign
+//! ([`KeyError`]) is refused by `nudge check` and when the channel starts,
+//! naming the file and why.
+
+use std::fmt;
 
 use base64::Engine as _;
 use lettre::message::dkim::{
@@ -14,7 +18,7 @@ use rsa::pkcs1::EncodeRsaPrivateKey;
 use rsa::pkcs8::der::asn1::OctetStringRef;
 use rsa::pkcs8::der::pem::PemLabel;
 use rsa::pkcs8::der::Decode;
-use rsa::pkcs8::{DecodePrivateKey, LineEnding, ObjectIdentifier, PrivateKeyInfo, SecretDocument};
+use rsa::pkcs8::{LineEnding, ObjectIdentifier, PrivateKeyInfo, SecretDocument};
 use rsa::RsaPrivateKey;
 
 use super::config::{DkimAlgorithm, DkimSettings};
@@ -35,11 +39,63 @@ const SIGNED_HEADERS: &[&str] = &[
     "Content-Type",
 ];
 
-/// The algorithm identifier of Ed25519 keys in PKCS#8 (RFC 8410).
+/// The algorithm identifiers of private keys in PKCS#8: RSA (RFC 8017),
+/// Ed25519 (RFC 8410), and EC (RFC 5480), named when refused.
+const RSA: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.113549.1.1.1");
 const ED25519: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.101.112");
+const EC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.2.840.10045.2.1");
+
+/// The PEM label of PKCS#1 RSA keys.
+const PKCS1_LABEL: &str = "RSA PRIVATE KEY";
+
+/// Why a key file cannot sign.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum KeyError {
+    Empty,
+    /// An RSA key must be PEM.
+    NotPem,
+    /// PEM, but not a private key in a form read here.
+    Label(String),
+    /// A key of another algorithm than the configured one.
+    Algorithm {
+        found: &'static str,
+        configured: DkimAlgorithm,
+    },
+    /// A PKCS#8 key of an algorithm DKIM does not sign with.
+    Unsupported(String),
+    /// The right form, but its content does not decode.
+    Malformed(String),
+    /// A bare Ed25519 seed that is not base64.
+    NotBase64,
+    /// A bare Ed25519 seed of the wrong length.
+    SeedLength(usize),
+}
+
+impl fmt::Display for KeyError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            KeyError::Empty => f.write_str("the file is empty"),
+            KeyError::NotPem => f.write_str("it is not PEM (no `-----BEGIN` line)"),
+            KeyError::Label(label) => {
+                write!(f, "it is PEM `BEGIN {label}`, not a private key")
+            }
+            KeyError::Algorithm { found, configured } => write!(
+                f,
+                "it is an {found} key, but `algorithm` is \"{}\"",
+                configured.name()
+            ),
+            KeyError::Unsupported(what) => {
+                write!(f, "it is an {what} key, which DKIM does not sign with")
+            }
+            KeyError::Malformed(why) => write!(f, "it does not decode: {why}"),
+            KeyError::NotBase64 => f.write_str("it is neither PEM nor base64"),
+            KeyError::SeedLength(n) => write!(f, "the seed is {n} bytes, not 32"),
+        }
+    }
+}
 
 /// Reads the key file and makes the signing configuration. The error names
-/// the file and the forms accepted, never the key.
+/// the file, why it cannot sign and the forms accepted, never the key.
 pub(super) fn load(dkim: &DkimSettings) -> Result<DkimConfig, String> {
     let path = dkim.private_key_path.display();
     let text = std::fs::read_to_string(&dkim.private_key_path)
@@ -72,44 +128,161 @@ pub(super) fn load(dkim: &DkimSettings) -> Result<DkimConfig, String> {
     ))
 }
 
-/// The key in `text`, in whichever accepted form it is.
-fn signing_key(text: &str, algorithm: DkimAlgorithm) -> Result<DkimSigningKey, String> {
-    let pkcs8 = text.starts_with(&format!("-----BEGIN {}-----", PrivateKeyInfo::PEM_LABEL));
-    match (algorithm, pkcs8) {
-        (DkimAlgorithm::Rsa, true) => {
-            let key = RsaPrivateKey::from_pkcs8_pem(text).map_err(|e| e.to_string())?;
-            let pkcs1 = key
-                .to_pkcs1_pem(LineEnding::LF)
-                .map_err(|e| e.to_string())?;
-            DkimSigningKey::new(&pkcs1, DkimSigningAlgorithm::Rsa).map_err(|e| e.to_string())
+/// The key in `text`, in whichever accepted form it is: lettre reads RSA
+/// keys as PEM PKCS#1 and Ed25519 keys as the base64 seed, so a PKCS#8 key
+/// is converted to that first.
+fn signing_key(text: &str, algorithm: DkimAlgorithm) -> Result<DkimSigningKey, KeyError> {
+    if text.is_empty() {
+        return Err(KeyError::Empty);
+    }
+    let label = text
+        .strip_prefix("-----BEGIN ")
+        .and_then(|rest| rest.split_once("-----"))
+        .map(|(label, _)| label);
+    let lettre = |text: &str, algorithm| {
+        DkimSigningKey::new(text, algorithm).map_err(|e| KeyError::Malformed(cause(&e)))
+    };
+    match (label, algorithm) {
+        (Some(PrivateKeyInfo::PEM_LABEL), _) => {
+            let (_, document) =
+                SecretDocument::from_pem(text).map_err(|e| KeyError::Malformed(e.to_string()))?;
+            let info = PrivateKeyInfo::try_from(document.as_bytes())
+                .map_err(|e| KeyError::Malformed(e.to_string()))?;
+            match (info.algorithm.oid, algorithm) {
+                (RSA, DkimAlgorithm::Rsa) => {
+                    let key = RsaPrivateKey::try_from(info)
+                        .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                    let pkcs1 = key
+                        .to_pkcs1_pem(LineEnding::LF)
+                        .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                    lettre(&pkcs1, DkimSigningAlgorithm::Rsa)
+                }
+                (ED25519, DkimAlgorithm::Ed25519) => {
+                    let seed = OctetStringRef::from_der(info.private_key)
+                        .map_err(|e| KeyError::Malformed(e.to_string()))?;
+                    let seed: [u8; 32] = seed
+                        .as_bytes()
+                        .try_into()
+                        .map_err(|_| KeyError::SeedLength(seed.as_bytes().len()))?;
+                    let encoded = base64::engine::general_purpose::STANDARD.encode(seed);
+                    lettre(&encoded, DkimSigningAlgorithm::Ed25519)
+                }
+                (RSA, configured) => Err(KeyError::Algorithm {
+                    found: "RSA",
+                    configured,
+                }),
+                (ED25519, configured) => Err(KeyError::Algorithm {
+                    found: "Ed25519",
+                    configured,
+                }),
+                (EC, _) => Err(KeyError::Unsupported("EC (ECDSA)".to_string())),
+                (other, _) => Err(KeyError::Unsupported(format!("algorithm {other}"))),
+            }
         }
-        (DkimAlgorithm::Rsa, false) => {
-            DkimSigningKey::new(text, DkimSigningAlgorithm::Rsa).map_err(|e| e.to_string())
-        }
-        (DkimAlgorithm::Ed25519, true) => {
-            let seed = ed25519_seed(text)?;
-            let encoded = base64::engine::general_purpose::STANDARD.encode(seed);
-            DkimSigningKey::new(&encoded, DkimSigningAlgorithm::Ed25519).map_err(|e| e.to_string())
-        }
-        (DkimAlgorithm::Ed25519, false) => {
-            DkimSigningKey::new(text, DkimSigningAlgorithm::Ed25519).map_err(|e| e.to_string())
+        (Some(PKCS1_LABEL), DkimAlgorithm::Rsa) => lettre(text, DkimSigningAlgorithm::Rsa),
+        (Some(PKCS1_LABEL), configured) => Err(KeyError::Algorithm {
+            found: "RSA",
+            configured,
+        }),
+        (Some(label), _) => Err(KeyError::Label(label.to_string())),
+        (None, DkimAlgorithm::Rsa) => Err(KeyError::NotPem),
+        (None, DkimAlgorithm::Ed25519) => {
+            let seed = base64::engine::general_purpose::STANDARD
+                .decode(text)
+                .map_err(|_| KeyError::NotBase64)?;
+            if seed.len() != 32 {
+                return Err(KeyError::SeedLength(seed.len()));
+            }
+            lettre(text, DkimSigningAlgorithm::Ed25519)
         }
     }
 }
 
-/// The 32-byte seed of an Ed25519 key in PEM PKCS#8: the private key field
-/// holds it as a DER OCTET STRING (RFC 8410, section 7).
-fn ed25519_seed(text: &str) -> Result<[u8; 32], String> {
-    let (_, document) = SecretDocument::from_pem(text).map_err(|e| e.to_string())?;
-    let info = PrivateKeyInfo::try_from(document.as_bytes()).map_err(|e| e.to_string())?;
-    if info.algorithm.oid != ED25519 {
-        return Err(format!(
-            "the key is not Ed25519 (algorithm {})",
-            info.algorithm.oid
-        ));
+/// lettre's error with its cause ("rsa decode error: ..."), which its
+/// `Display` leaves out.
+fn cause(e: &dyn std::error::Error) -> String {
+    match e.source() {
+        Some(source) => format!("{e}: {source}"),
+        None => e.to_string(),
     }
-    let seed = OctetStringRef::from_der(info.private_key).map_err(|e| e.to_string())?;
-    seed.as_bytes()
-        .try_into()
-        .map_err(|_| "the Ed25519 seed is not 32 bytes".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixture(name: &str) -> String {
+        let path = format!(
+            "{}/tests/it/fixtures/smtp/{name}",
+            env!("CARGO_MANIFEST_DIR")
+        );
+        std::fs::read_to_string(path).unwrap()
+    }
+
+    fn why(text: &str, algorithm: DkimAlgorithm) -> String {
+        match signing_key(text.trim(), algorithm) {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn every_accepted_form_reads() {
+        use DkimAlgorithm::{Ed25519, Rsa};
+        for (file, algorithm) in [
+            ("dkim-test.pem", Rsa),
+            ("dkim-test-pkcs8.pem", Rsa),
+            ("dkim-test-ed25519-pkcs8.pem", Ed25519),
+            ("dkim-test-ed25519.key", Ed25519),
+        ] {
+            assert_eq!(why(&fixture(file), algorithm), "ok", "{file}");
+        }
+    }
+
+    #[test]
+    fn a_key_that_cannot_sign_says_why() {
+        use DkimAlgorithm::{Ed25519, Rsa};
+        let rsa_pkcs1 = fixture("dkim-test.pem");
+        let rsa_pkcs8 = fixture("dkim-test-pkcs8.pem");
+        let ed25519 = fixture("dkim-test-ed25519-pkcs8.pem");
+        let damaged = rsa_pkcs1.replace("MIIE", "MXXE");
+        for (text, algorithm, expected) in [
+            ("", Rsa, "the file is empty"),
+            ("hello", Rsa, "it is not PEM (no `-----BEGIN` line)"),
+            ("hello!", Ed25519, "it is neither PEM nor base64"),
+            ("aGVsbG8=", Ed25519, "the seed is 5 bytes, not 32"),
+            (
+                &rsa_pkcs1,
+                Ed25519,
+                "it is an RSA key, but `algorithm` is \"ed25519\"",
+            ),
+            (
+                &rsa_pkcs8,
+                Ed25519,
+                "it is an RSA key, but `algorithm` is \"ed25519\"",
+            ),
+            (
+                &ed25519,
+                Rsa,
+                "it is an Ed25519 key, but `algorithm` is \"rsa\"",
+            ),
+            (
+                &fixture("localhost.key"),
+                Rsa,
+                "it is an EC (ECDSA) key, which DKIM does not sign with",
+            ),
+            (
+                &fixture("ca.pem"),
+                Rsa,
+                "it is PEM `BEGIN CERTIFICATE`, not a private key",
+            ),
+        ] {
+            assert_eq!(why(text, algorithm), expected, "{text:.40}");
+        }
+        assert!(
+            why(&damaged, Rsa).starts_with("it does not decode: "),
+            "{}",
+            why(&damaged, Rsa)
+        );
+    }
 }

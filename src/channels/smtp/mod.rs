@@ -37,8 +37,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use lettre::message::dkim::DkimConfig;
-use lettre::message::header::{HeaderName, HeaderValue};
-use lettre::message::{Mailbox, MultiPart, SinglePart};
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Body, Mailbox, MultiPart};
 use lettre::transport::smtp::authentication::{Credentials, Mechanism};
 use lettre::transport::smtp::client::{AsyncSmtpConnection, Certificate, TlsParameters};
 use lettre::transport::smtp::commands::{Data, Mail, Rcpt, Rset};
@@ -326,15 +328,12 @@ impl SmtpChannel {
                     "List-Unsubscribe=One-Click".to_string(),
                 ));
         }
-        let built = match &msg.html {
-            Some(html) => builder.multipart(MultiPart::alternative_plain_html(
-                msg.body.clone(),
-                html.clone(),
-            )),
-            None => builder.singlepart(SinglePart::plain(msg.body.clone())),
-        };
-        let mut email =
-            built.map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
+        let (content_type, body) = mime_body(msg)?;
+        let mut email = builder
+            .header(MIME_VERSION_1_0)
+            .header(content_type)
+            .body(body)
+            .map_err(|e| SendError::Permanent(format!("cannot build the email: {e}")))?;
         if let Some(dkim) = &self.dkim {
             // RSA signing takes about a millisecond: not on the scheduler's
             // threads.
@@ -348,6 +347,39 @@ impl SmtpChannel {
         }
         Email::new(&email)
     }
+}
+
+/// The email's MIME body (plain text, or `multipart/alternative` with the
+/// HTML) as its `Content-Type` and its encoded bytes, for the message
+/// itself to carry.
+///
+/// Why not lettre's `singlepart`/`multipart`: those keep the body's
+/// `Content-Type` (and `Content-Transfer-Encoding`) with the MIME part,
+/// written after the message's headers, and lettre's DKIM signer reads only
+/// the message's own headers: it named `content-type` in `h=` but left it
+/// out of the signed data, so no signature verified. As the message's own
+/// headers they are signed as they are sent.
+fn mime_body(msg: &Message) -> Result<(ContentType, Body), SendError> {
+    let Some(html) = &msg.html else {
+        return Ok((ContentType::TEXT_PLAIN, Body::new(msg.body.clone())));
+    };
+    let part = MultiPart::alternative_plain_html(msg.body.clone(), html.clone());
+    let content_type = part.headers().get::<ContentType>().ok_or_else(|| {
+        SendError::Permanent("cannot build the email: the multipart has no Content-Type".into())
+    })?;
+    // The parts follow the multipart's headers and the blank line.
+    let formatted = part.formatted();
+    let start = formatted
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map_or(formatted.len(), |at| at + 4);
+    // lettre encodes every part to 7-bit text (quoted-printable or base64
+    // where it is not), so the whole is 7-bit too.
+    let body = Body::dangerous_pre_encoded(
+        formatted[start..].to_vec(),
+        ContentTransferEncoding::SevenBit,
+    );
+    Ok((content_type, body))
 }
 
 /// TLS for the configured host: the public roots, plus `tls_ca_path`'s.

@@ -1,11 +1,13 @@
 //! Fixtures shared by the integration tests: a scripted HTTP server on
-//! loopback ([`http`]) and the week of applicants that the runtime and
-//! end-to-end tests replay ([`week`]).
+//! loopback ([`http`]), the week of applicants that the runtime and
+//! end-to-end tests replay ([`week`]), and an independent DKIM verifier
+//! ([`dkim`]).
 
 // Each test module uses part of these: the loopback HTTP server, the
 // warehouse week, and small helpers every kind of test needs.
 #![allow(dead_code)]
 
+pub mod dkim;
 pub mod http;
 pub mod site;
 pub mod week;
