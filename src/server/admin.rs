@@ -43,9 +43,13 @@ fn status_of(refusal: &Refusal) -> StatusCode {
         | Refusal::AmbiguousCandidate { .. }
         | Refusal::ReloadWouldStrand(_)
         | Refusal::ReloadDoesNotCheck(_)
-        | Refusal::StoreStranded(_) => StatusCode::CONFLICT,
+        | Refusal::StoreStranded(_)
+        | Refusal::EventBeforeProcessed { .. } => StatusCode::CONFLICT,
         Refusal::UnnamedField
         | Refusal::BadPhone { .. }
+        | Refusal::BadField { .. }
+        | Refusal::MissingField { .. }
+        | Refusal::BadRequest(_)
         | Refusal::BadInstant(_)
         | Refusal::EventInFuture { .. }
         | Refusal::BadEventName(_)
