@@ -260,6 +260,49 @@ pub fn real_length_link(interview_url: &str) -> String {
     interview_url.replace("{token}", REAL_LENGTH_TOKEN)
 }
 
+/// The candidate fields a campaign's templates print
+/// ([`Templates::campaign_fields`]), worded on one line for `nudge check`:
+/// "campaign `invite`: templates print candidate.first_name (with a
+/// default), candidate.shift (required by invite.sms.j2)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignFields {
+    pub campaign: String,
+    /// By field name.
+    pub fields: BTreeMap<String, FieldUse>,
+}
+
+/// The files that print one field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldUse {
+    /// Files that print it with no default: enrolling a candidate without
+    /// it is refused.
+    pub required: BTreeSet<String>,
+    /// Files that print it with a default or under an `{% if %}`.
+    pub optional: BTreeSet<String>,
+}
+
+impl fmt::Display for CampaignFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "campaign `{}`: templates print ", self.campaign)?;
+        if self.fields.is_empty() {
+            return f.write_str("no candidate field");
+        }
+        let words: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(field, used)| {
+                if used.required.is_empty() {
+                    format!("candidate.{field} (with a default)")
+                } else {
+                    let files: Vec<&str> = used.required.iter().map(String::as_str).collect();
+                    format!("candidate.{field} (required by {})", files.join(", "))
+                }
+            })
+            .collect();
+        f.write_str(&words.join(", "))
+    }
+}
+
 /// An SMS template that can render to more than one segment.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TooLong {
@@ -747,6 +790,31 @@ impl Templates {
             }
         }
         out.into_iter().collect()
+    }
+
+    /// The candidate fields `machine`'s templates print, in every language
+    /// the folder has (for `nudge check`).
+    pub fn campaign_fields(&self, machine: &Machine) -> CampaignFields {
+        let mut fields: BTreeMap<String, FieldUse> = BTreeMap::new();
+        let languages = self.languages();
+        let languages = std::iter::once(None).chain(languages.iter().map(|l| Some(l.as_str())));
+        for language in languages {
+            for (file, _) in self.campaign_files(machine, language) {
+                for printed in self.printed(file) {
+                    let used = fields.entry(printed.field.clone()).or_default();
+                    let files = if printed.optional {
+                        &mut used.optional
+                    } else {
+                        &mut used.required
+                    };
+                    files.insert(file.to_string());
+                }
+            }
+        }
+        CampaignFields {
+            campaign: machine.name.clone(),
+            fields,
+        }
     }
 
     /// Every language some file is written in (`es` for

@@ -11,12 +11,14 @@
 //! | `POST /v1/campaigns/{name}/pause`, `/resume` | `{}` |
 //! | `POST /v1/reload` | `ReloadReport` |
 //!
-//! Errors answer with their status and `{"status": N, "message": "..."}`.
+//! Errors answer with their status and `{"status": N, "message": "..."}`;
+//! a body that is not its request (not JSON, a field missing, a field the
+//! request does not have) is refused that way too, with a 400 naming it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -83,6 +85,23 @@ impl IntoResponse for Answer {
     }
 }
 
+/// A JSON request body, refused as the API refuses (a 400 and
+/// `{"status", "message"}`) when it does not decode: the request types
+/// deny unknown fields, so a misspelled `external_id` is named, not
+/// ignored.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Answer;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) => Err(Answer(Refusal::BadRequest(rejection.body_text()))),
+        }
+    }
+}
+
 /// The admin router over a running core.
 pub fn router(handle: Handle, token: String) -> Router {
     let state = AppState {
@@ -122,14 +141,14 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
 
 async fn enroll(
     State(s): State<AppState>,
-    Json(req): Json<EnrollRequest>,
+    Body(req): Body<EnrollRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.enroll(req).await?))
 }
 
 async fn event(
     State(s): State<AppState>,
-    Json(req): Json<EventRequest>,
+    Body(req): Body<EventRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.event(req).await?))
 }
