@@ -262,8 +262,8 @@ pub fn real_length_link(interview_url: &str) -> String {
 
 /// The candidate fields a campaign's templates print
 /// ([`Templates::campaign_fields`]), worded on one line for `nudge check`:
-/// "campaign `invite`: templates print candidate.first_name (with a
-/// default), candidate.shift (required by invite.sms.j2)".
+/// "campaign `invite`: templates print candidate.first_name (optional),
+/// candidate.shift (required by invite.sms.j2)".
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CampaignFields {
     pub campaign: String,
@@ -292,7 +292,7 @@ impl fmt::Display for CampaignFields {
             .iter()
             .map(|(field, used)| {
                 if used.required.is_empty() {
-                    format!("candidate.{field} (with a default)")
+                    format!("candidate.{field} (optional)")
                 } else {
                     let files: Vec<&str> = used.required.iter().map(String::as_str).collect();
                     format!("candidate.{field} (required by {})", files.join(", "))
