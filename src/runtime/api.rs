@@ -52,7 +52,8 @@ pub struct EventRequest {
     pub event: String,
     /// When it happened (RFC 3339); default: now. Refused when earlier
     /// than the latest instant any of the candidate's enrollments has
-    /// processed (the engine never goes back), and when more than a minute
+    /// processed (the engine never goes back; within that instant's second
+    /// it is taken, as senders often give whole seconds), and when more than a minute
     /// after now: an event is recorded when it happens, and the minute
     /// allows for clocks a little apart; a later one would let the engine
     /// run ahead of the clock and decide sends before their time.

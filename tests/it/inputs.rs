@@ -6,6 +6,7 @@
 //! each refusal names the field and leaves nothing stored.
 
 use crate::support::{stderr, stdout};
+use chrono::SubsecRound;
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -349,13 +350,19 @@ fn cli_events(site: &Site) {
         assert!(err.contains(&at), "{at} not in {err}");
         assert!(err.contains("`strict`"), "{err}");
     }
+    // A second before the enrollment's second is earlier; its own second
+    // is not (senders often give whole seconds).
+    let second = crate::support::at(&at).trunc_subsecs(0);
+    let before = (second - chrono::Duration::seconds(1)).to_rfc3339();
+    let out = site.nudge(&["event", "ev", "clicked", "--at", &before]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(stderr(&out).contains("earlier than"), "{}", stderr(&out));
     let out = site.nudge(&["event", "ev", "clicked", "--at", "2100-01-01T00:00:00Z"]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
     assert!(stderr(&out).contains("in the future"), "{}", stderr(&out));
     let view: serde_json::Value = serde_json::from_slice(&site.show("ev").stdout).unwrap();
     assert_eq!(view["enrollments"][0]["state"], "first", "{view}");
-    // At the enrollment's own instant is not earlier: taken.
-    let out = site.nudge(&["event", "ev", "clicked", "--at", &at]);
+    let out = site.nudge(&["event", "ev", "clicked", "--at", &second.to_rfc3339()]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let view: serde_json::Value = serde_json::from_slice(&site.show("ev").stdout).unwrap();
     assert_ne!(view["enrollments"][0]["state"], "first", "{view}");

@@ -53,10 +53,12 @@ impl<S: Store> Core<S> {
         }
         // An event cannot change what the engine already decided: dated
         // before the latest instant any of the candidate's enrollments has
-        // processed, it is refused rather than moved to that instant.
+        // processed, it is refused rather than moved to that instant. Within
+        // that instant's second it is taken (at that instant): senders often
+        // give whole seconds.
         let enrollments = txn.enrollments_of(&candidate.id)?;
         if let Some(latest) = enrollments.iter().max_by_key(|e| e.engine.clock) {
-            if at < latest.engine.clock {
+            if at < latest.engine.clock.trunc_subsecs(0) {
                 return Ok(Err(Refusal::EventBeforeProcessed {
                     at,
                     processed: latest.engine.clock,
