@@ -26,6 +26,12 @@
 //!   sample lacks is filled with a placeholder, because custom fields and
 //!   experiments belong to the data and the campaigns, not to the templates
 //!   folder.
+//! - **Fields a template needs.** [`Templates::printed`] finds the
+//!   candidate fields a file prints, and which of them it prints with no
+//!   default, by rendering it with and without each: the core refuses to
+//!   enroll a candidate without one that a campaign's template needs
+//!   ([`Templates::campaign_files`] says which files a campaign can use), and
+//!   `nudge check` lists them per campaign ([`Templates::campaign_fields`]).
 //! - **The `Subject:` line** is required on email and optional elsewhere:
 //!   when any template's rendered first line starts with `Subject:`, it
 //!   (and the blank lines after it) move from the body into
