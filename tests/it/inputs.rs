@@ -32,6 +32,21 @@ const CAMPAIGNS: &str = r#"campaign strict {
   }
 }
 
+campaign later {
+  enroll   on applied
+  channels email
+  goal     completed
+
+  state first {
+    send "hello"
+    after 24h -> done
+  }
+
+  state done {
+    end
+  }
+}
+
 campaign kind {
   channels email
   goal     completed
@@ -332,6 +347,14 @@ fn cli_enrollments(site: &Site) {
     // A template with a default takes a candidate without a name.
     let out = enroll(site, "kind", &["--email", "noname@example.com"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(site.candidates(), 5);
+    // An event that would enroll them where a template needs their name
+    // says so, and leaves them out of that campaign.
+    let out = site.nudge(&["event", "noname@example.com", "applied"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let said = stdout(&out);
+    assert!(said.contains("later: not enrolled"), "{said}");
+    assert!(said.contains("`first_name`"), "{said}");
     assert_eq!(site.candidates(), 5);
 }
 
