@@ -217,6 +217,13 @@ pub fn check(
             }
         }
     }
+    if let Some(dir) = templates.as_deref().filter(|d| d.is_dir() && !json) {
+        if !report.has_errors() {
+            for line in template_fields(&paths, dir) {
+                outln!("{line}");
+            }
+        }
+    }
     let channel_errors = if channels && config_ok {
         check_channels(&config)?
     } else {
@@ -258,6 +265,24 @@ fn strandings_for(
     };
     crate::runtime::client::strandings_on_start(config, &campaigns)
         .map_err(|e| CliError::Input(e.to_string()))
+}
+
+/// Which candidate fields each campaign's templates print, a line per
+/// campaign: a candidate without one printed with no default is refused at
+/// enrollment. Nothing when the campaigns or the templates do not load
+/// (their errors are reported already).
+fn template_fields(paths: &[PathBuf], dir: &Path) -> Vec<String> {
+    let Ok(compiled) = compile_paths(paths, Some(dir)) else {
+        return Vec::new();
+    };
+    let Ok((templates, _)) = crate::templates::Templates::load_partial(dir) else {
+        return Vec::new();
+    };
+    compiled
+        .campaigns
+        .iter()
+        .map(|c| templates.campaign_fields(&c.machine).to_string())
+        .collect()
 }
 
 /// `templates/` beside the first campaigns folder (or beside the folder of

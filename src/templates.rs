@@ -26,6 +26,12 @@
 //!   sample lacks is filled with a placeholder, because custom fields and
 //!   experiments belong to the data and the campaigns, not to the templates
 //!   folder.
+//! - **Fields a template needs.** [`Templates::printed`] finds the
+//!   candidate fields a file prints, and which of them it prints with no
+//!   default, by rendering it with and without each: the core refuses to
+//!   enroll a candidate without one that a campaign's template needs
+//!   ([`Templates::campaign_files`] says which files a campaign can use), and
+//!   `nudge check` lists them per campaign ([`Templates::campaign_fields`]).
 //! - **The `Subject:` line** is required on email and optional elsewhere:
 //!   when any template's rendered first line starts with `Subject:`, it
 //!   (and the blank lines after it) move from the body into
@@ -50,7 +56,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use chrono_tz::Tz;
 use minijinja::value::Serde;
@@ -60,6 +66,7 @@ use serde::Serialize;
 use crate::channels::segments::{measure, Encoding, Segments};
 use crate::diag::{Diagnostic, FileId};
 use crate::dsl::ast::Span;
+use crate::engine::machine::{Machine, TemplatePart};
 use crate::engine::{Candidate, Channel, Instant};
 
 /// The extension every template file carries.
@@ -75,6 +82,20 @@ pub struct Templates {
     files: BTreeMap<String, String>,
     /// The files that did not compile, by file name.
     broken: BTreeMap<String, TemplateError>,
+    /// The candidate fields each file prints, by file name: worked out the
+    /// first time they are asked for ([`Templates::printed`]).
+    printed: OnceLock<BTreeMap<String, Vec<Printed>>>,
+}
+
+/// A candidate field a template file prints.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Printed {
+    /// The field's name (`first_name`).
+    pub field: String,
+    /// The file renders without it (a `| default(...)`, or printed only
+    /// under an `{% if %}`): a candidate without the field is still sent
+    /// the message. Otherwise the message fails for such a candidate.
+    pub optional: bool,
 }
 
 /// A message rendered from a template.
@@ -243,6 +264,49 @@ pub const REAL_LENGTH_TOKEN: &str = "c1234567-9f86d081884c7d659a2feaa0c55ad015";
 /// candidate's link looks like, at its length.
 pub fn real_length_link(interview_url: &str) -> String {
     interview_url.replace("{token}", REAL_LENGTH_TOKEN)
+}
+
+/// The candidate fields a campaign's templates print
+/// ([`Templates::campaign_fields`]), worded on one line for `nudge check`:
+/// "campaign `invite`: templates print candidate.first_name (optional),
+/// candidate.shift (required by invite.sms.j2)".
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CampaignFields {
+    pub campaign: String,
+    /// By field name.
+    pub fields: BTreeMap<String, FieldUse>,
+}
+
+/// The files that print one field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FieldUse {
+    /// Files that print it with no default: enrolling a candidate without
+    /// it is refused.
+    pub required: BTreeSet<String>,
+    /// Files that print it with a default or under an `{% if %}`.
+    pub optional: BTreeSet<String>,
+}
+
+impl fmt::Display for CampaignFields {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "campaign `{}`: templates print ", self.campaign)?;
+        if self.fields.is_empty() {
+            return f.write_str("no candidate field");
+        }
+        let words: Vec<String> = self
+            .fields
+            .iter()
+            .map(|(field, used)| {
+                if used.required.is_empty() {
+                    format!("candidate.{field} (optional)")
+                } else {
+                    let files: Vec<&str> = used.required.iter().map(String::as_str).collect();
+                    format!("candidate.{field} (required by {})", files.join(", "))
+                }
+            })
+            .collect();
+        f.write_str(&words.join(", "))
+    }
 }
 
 /// An SMS template that can render to more than one segment.
@@ -485,6 +549,7 @@ impl Templates {
             env,
             files,
             broken,
+            printed: OnceLock::new(),
         };
         Ok((templates, errors))
     }
@@ -535,18 +600,22 @@ impl Templates {
         language: Option<&str>,
         vars: &Vars,
     ) -> Result<Option<String>, TemplateError> {
-        let file = lookup_order(name, Channel::Email, language)
-            .into_iter()
-            .filter(|f| f.contains(".email."))
-            .map(|f| format!("{}.html{EXTENSION}", f.trim_end_matches(EXTENSION)))
-            .find_map(|f| self.files.get(&f.to_lowercase()).cloned());
-        match file {
+        match self.html_file(name, language) {
             Some(file) => Ok(Some(
-                self.render_file(&file, None, Value::from(Serde(vars)))?
-                    .body,
+                self.render_file(file, None, Value::from(Serde(vars)))?.body,
             )),
             None => Ok(None),
         }
+    }
+
+    /// The file of an email's HTML alternative, if there is one.
+    fn html_file(&self, name: &str, language: Option<&str>) -> Option<&str> {
+        lookup_order(name, Channel::Email, language)
+            .into_iter()
+            .filter(|f| f.contains(".email."))
+            .map(|f| format!("{}.html{EXTENSION}", f.trim_end_matches(EXTENSION)))
+            .find_map(|f| self.files.get(&f.to_lowercase()))
+            .map(String::as_str)
     }
 
     /// Checks every template file with `sample` (see the module notes for
@@ -627,6 +696,143 @@ impl Templates {
             }
         }
         long
+    }
+
+    /// The candidate fields template file `file` prints, in name order
+    /// (none for a file that does not render with the sample).
+    ///
+    /// Found by rendering, so that it means what sending means: a field is
+    /// printed when a value given to it shows in the rendered message, and
+    /// optional when the file still renders without it. A field printed
+    /// only in a branch the sample does not take (`{% if variant.copy ==
+    /// "warm" %}`) is not seen.
+    pub fn printed(&self, file: &str) -> &[Printed] {
+        let all = self.printed.get_or_init(|| {
+            self.files
+                .values()
+                .map(|f| (f.clone(), self.find_printed(f)))
+                .collect()
+        });
+        all.get(file).map_or(&[], Vec::as_slice)
+    }
+
+    fn find_printed(&self, file: &str) -> Vec<Printed> {
+        let Ok(template) = self.env.get_template(file) else {
+            return Vec::new();
+        };
+        let base = filled(&template, &Vars::sample());
+        let channel = channel_of(file).filter(|_| !file.ends_with(".html.j2"));
+        let fields: BTreeSet<String> = template
+            .undeclared_variables(true)
+            .iter()
+            .filter_map(|v| v.strip_prefix("candidate."))
+            .map(|f| root_of(f).to_string())
+            .filter(|f| f != "id")
+            .collect();
+        let mut printed = Vec::new();
+        for field in fields {
+            let marker = format!("nudgemarker{field}nudgemarker").to_lowercase();
+            let mut present = base.clone();
+            present.candidate.insert(field.clone(), marker.clone());
+            let Ok(rendered) = self.render_file(file, channel, Value::from(Serde(&present))) else {
+                continue;
+            };
+            let shown = |text: &str| text.to_lowercase().contains(&marker);
+            if !shown(&rendered.body) && !rendered.subject.as_deref().is_some_and(shown) {
+                continue;
+            }
+            let mut absent = base.clone();
+            absent.candidate.remove(&field);
+            let optional = self
+                .render_file(file, channel, Value::from(Serde(&absent)))
+                .is_ok();
+            printed.push(Printed { field, optional });
+        }
+        printed
+    }
+
+    /// The files a campaign's sends can be rendered from, each with the
+    /// channel it goes on, for a candidate speaking `language`: every
+    /// variant of a name with `{experiment}`, the `via` channel or else
+    /// each of the campaign's channels (the first with an address is used,
+    /// the later ones are fallbacks), an email's HTML alternative too.
+    /// Sorted, without repeats; templates with no file are left out (the
+    /// campaign check reports them).
+    pub fn campaign_files(
+        &self,
+        machine: &Machine,
+        language: Option<&str>,
+    ) -> Vec<(&str, Channel)> {
+        let mut out = BTreeSet::new();
+        for send in machine.states.iter().flat_map(|s| &s.sends) {
+            let mut names = vec![String::new()];
+            for part in &send.template.parts {
+                match part {
+                    TemplatePart::Text(t) => names.iter_mut().for_each(|n| n.push_str(t)),
+                    TemplatePart::Variant(e) => {
+                        let variants = machine.experiments.get(*e).map_or(&[][..], |x| &x.variants);
+                        names = names
+                            .iter()
+                            .flat_map(|n| variants.iter().map(move |(v, _)| format!("{n}{v}")))
+                            .collect();
+                    }
+                }
+            }
+            let channels = match send.via {
+                Some(via) => vec![via],
+                None => machine.channels.clone(),
+            };
+            for name in &names {
+                for &channel in &channels {
+                    if let Some(file) = self.resolve(name, channel, language) {
+                        out.insert((file, channel));
+                    }
+                    if channel == Channel::Email {
+                        if let Some(html) = self.html_file(name, language) {
+                            out.insert((html, channel));
+                        }
+                    }
+                }
+            }
+        }
+        out.into_iter().collect()
+    }
+
+    /// The candidate fields `machine`'s templates print, in every language
+    /// the folder has (for `nudge check`).
+    pub fn campaign_fields(&self, machine: &Machine) -> CampaignFields {
+        let mut fields: BTreeMap<String, FieldUse> = BTreeMap::new();
+        let languages = self.languages();
+        let languages = std::iter::once(None).chain(languages.iter().map(|l| Some(l.as_str())));
+        for language in languages {
+            for (file, _) in self.campaign_files(machine, language) {
+                for printed in self.printed(file) {
+                    let used = fields.entry(printed.field.clone()).or_default();
+                    let files = if printed.optional {
+                        &mut used.optional
+                    } else {
+                        &mut used.required
+                    };
+                    files.insert(file.to_string());
+                }
+            }
+        }
+        CampaignFields {
+            campaign: machine.name.clone(),
+            fields,
+        }
+    }
+
+    /// Every language some file is written in (`es` for
+    /// `invite.es.email.j2`), lowercased and sorted.
+    pub fn languages(&self) -> BTreeSet<String> {
+        self.files
+            .keys()
+            .filter_map(|f| f.strip_suffix(EXTENSION))
+            .flat_map(|stem| stem.split('.').skip(1))
+            .filter(|part| *part != "html" && Channel::from_name(part).is_none())
+            .map(str::to_string)
+            .collect()
     }
 
     /// The text of a template file, as read.

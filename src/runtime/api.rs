@@ -9,7 +9,10 @@ use serde::{Deserialize, Serialize};
 use crate::store::{ContactKind, Suppression, SuppressionReason};
 
 /// `nudge enroll`: put a candidate in a campaign.
+/// `nudge enroll`: put a candidate in a campaign. Unknown fields are
+/// refused (custom candidate fields go in `fields`).
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     pub campaign: String,
     /// The candidate's id in the source system (ATS, import). The same id
@@ -18,7 +21,9 @@ pub struct EnrollRequest {
     #[serde(default)]
     pub external_id: Option<String>,
     /// `name`, `email`, `phone`, `timezone`, `language`, `role`, `source`,
-    /// and any custom field.
+    /// and any custom field; each checked as `runtime::fields` says, and
+    /// refused when one a template of the campaign prints with no default
+    /// is missing.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
 }
@@ -116,13 +121,20 @@ pub struct UnsuppressResponse {
 }
 
 /// `nudge event CANDIDATE EVENT`: something happened to a candidate.
+/// Unknown fields are refused.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct EventRequest {
     /// The candidate id, their external id, or their link token.
     pub candidate: String,
     pub event: String,
-    /// When it happened (RFC 3339); default: now. Never earlier than what
-    /// the engine already processed for the candidate.
+    /// When it happened (RFC 3339); default: now. Refused when earlier
+    /// than the latest instant any of the candidate's enrollments has
+    /// processed (the engine never goes back; within that instant's second
+    /// it is taken, as senders often give whole seconds), and when more than a minute
+    /// after now: an event is recorded when it happens, and the minute
+    /// allows for clocks a little apart; a later one would let the engine
+    /// run ahead of the clock and decide sends before their time.
     #[serde(default)]
     pub at: Option<String>,
     #[serde(default)]

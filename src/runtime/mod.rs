@@ -10,6 +10,7 @@ pub mod core;
 pub mod daemon;
 mod faults;
 pub mod health;
+pub mod fields;
 pub mod memory;
 pub mod policy;
 pub mod query;

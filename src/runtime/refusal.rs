@@ -5,7 +5,9 @@
 
 use std::fmt;
 
+use super::api::exact_instant;
 use super::core::{Stranded, StrandedOnStart};
+use super::fields::FieldProblem;
 use crate::engine::Instant;
 use crate::sim::rfc3339;
 
@@ -26,10 +28,33 @@ pub enum Refusal {
     BadPhone { who: String, why: String },
     /// Not an email address or a phone number (`nudge suppression`).
     BadContact(crate::store::suppression::ContactError),
+    /// A candidate field whose value is refused (see `runtime::fields`).
+    BadField {
+        field: String,
+        value: String,
+        problem: FieldProblem,
+    },
+    /// A candidate without a field that a template of the campaign prints
+    /// with no default.
+    MissingField {
+        campaign: String,
+        field: String,
+        template: String,
+    },
     /// An instant that is not RFC 3339.
     BadInstant(String),
     /// An event dated after now.
     EventInFuture { at: Instant, now: Instant },
+    /// An event dated before what the candidate's enrollment in `campaign`
+    /// has already processed.
+    EventBeforeProcessed {
+        at: Instant,
+        processed: Instant,
+        campaign: String,
+    },
+    /// A request body that is not the request (an unknown field, a
+    /// missing one, not JSON): the decoder's words.
+    BadRequest(String),
     /// Not an event name of the language.
     BadEventName(String),
     /// A reload whose campaigns would leave candidates nowhere to be.
@@ -108,6 +133,30 @@ impl fmt::Display for Refusal {
             Refusal::UnnamedField => f.write_str("a candidate field needs a name"),
             Refusal::BadPhone { who, why } => write!(f, "candidate `{who}`: {why}"),
             Refusal::BadContact(e) => e.fmt(f),
+            Refusal::BadField {
+                field,
+                value,
+                problem,
+            } => write!(
+                f,
+                "candidate field `{field}`: `{}` {problem}",
+                value.escape_debug()
+            ),
+            Refusal::MissingField {
+                campaign,
+                field,
+                template,
+            } => {
+                let from_name = if field == "first_name" {
+                    " (or a `name` to take it from)"
+                } else {
+                    ""
+                };
+                write!(
+                    f,
+                    "candidate field `{field}` is missing{from_name}: template `{template}` of campaign `{campaign}` prints it with no default (give the field, or a default in the template: `{{{{ candidate.{field} | default(\"...\") }}}}`)"
+                )
+            }
             Refusal::BadInstant(t) => write!(
                 f,
                 "`{t}` is not an RFC 3339 instant such as `2026-12-01T09:00:00Z`"
@@ -118,6 +167,17 @@ impl fmt::Display for Refusal {
                 rfc3339(*at),
                 rfc3339(*now)
             ),
+            Refusal::EventBeforeProcessed {
+                at,
+                processed,
+                campaign,
+            } => write!(
+                f,
+                "event at {} is earlier than {}, the last instant the candidate's enrollment in `{campaign}` has processed: an event cannot change what already happened",
+                exact_instant(*at),
+                exact_instant(*processed)
+            ),
+            Refusal::BadRequest(why) => write!(f, "bad request body: {why}"),
             Refusal::BadEventName(e) => write!(
                 f,
                 "`{e}` is not an event name: use lowercase letters, digits and `_`"

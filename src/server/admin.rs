@@ -14,12 +14,14 @@
 //! | `POST /v1/suppressions` | `SuppressRequest` → `SuppressResponse` |
 //! | `POST /v1/suppressions/remove` | `UnsuppressRequest` → `UnsuppressResponse` |
 //!
-//! Errors answer with their status and `{"status": N, "message": "..."}`.
+//! Errors answer with their status and `{"status": N, "message": "..."}`;
+//! a body that is not its request (not JSON, a field missing, a field the
+//! request does not have) is refused that way too, with a 400 naming it.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{FromRequest, Path, Query, Request, State};
 use axum::http::{header, StatusCode};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -46,10 +48,14 @@ fn status_of(refusal: &Refusal) -> StatusCode {
         | Refusal::AmbiguousCandidate { .. }
         | Refusal::ReloadWouldStrand(_)
         | Refusal::ReloadDoesNotCheck(_)
-        | Refusal::StoreStranded(_) => StatusCode::CONFLICT,
+        | Refusal::StoreStranded(_)
+        | Refusal::EventBeforeProcessed { .. } => StatusCode::CONFLICT,
         Refusal::UnnamedField
         | Refusal::BadPhone { .. }
         | Refusal::BadContact(_)
+        | Refusal::BadField { .. }
+        | Refusal::MissingField { .. }
+        | Refusal::BadRequest(_)
         | Refusal::BadInstant(_)
         | Refusal::EventInFuture { .. }
         | Refusal::BadEventName(_)
@@ -81,6 +87,23 @@ impl IntoResponse for Answer {
         let status = status_of(&self.0);
         let body = serde_json::json!({ "status": status.as_u16(), "message": self.0.to_string() });
         (status, Json(body)).into_response()
+    }
+}
+
+/// A JSON request body, refused as the API refuses (a 400 and
+/// `{"status", "message"}`) when it does not decode: the request types
+/// deny unknown fields, so a misspelled `external_id` is named, not
+/// ignored.
+struct Body<T>(T);
+
+impl<S: Send + Sync, T: serde::de::DeserializeOwned> FromRequest<S> for Body<T> {
+    type Rejection = Answer;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(body)) => Ok(Body(body)),
+            Err(rejection) => Err(Answer(Refusal::BadRequest(rejection.body_text()))),
+        }
     }
 }
 
@@ -135,14 +158,14 @@ async fn health(State(s): State<AppState>) -> Response {
 
 async fn enroll(
     State(s): State<AppState>,
-    Json(req): Json<EnrollRequest>,
+    Body(req): Body<EnrollRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.enroll(req).await?))
 }
 
 async fn event(
     State(s): State<AppState>,
-    Json(req): Json<EventRequest>,
+    Body(req): Body<EventRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.event(req).await?))
 }

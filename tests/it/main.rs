@@ -18,6 +18,7 @@ mod e2e;
 mod engine;
 mod faults;
 mod fmt;
+mod inputs;
 mod parse_fuzz;
 mod phone;
 mod policy;

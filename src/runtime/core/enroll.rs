@@ -5,6 +5,19 @@ use super::apply::{log, variant_names, Step};
 use super::batch::helper_share;
 use super::reload::park;
 use super::*;
+use crate::runtime::fields;
+
+/// A field a campaign's template prints with no default, on the channel
+/// the file is sent on.
+pub(super) struct Need {
+    field: String,
+    template: String,
+    channel: Channel,
+}
+
+/// [`Need`]s by campaign, then by the candidate's language as written
+/// (lowercased; empty for none).
+pub(super) type Needs = HashMap<String, HashMap<String, Arc<Vec<Need>>>>;
 
 /// An enrollment admitted by [`Core::admit`].
 pub(super) enum Admit {
@@ -167,11 +180,16 @@ impl<S: Store> Core<S> {
         };
         // A dossier this transaction had read already is not read again.
         let read = txn.candidates_held();
-        let candidate =
-            match self.upsert_candidate(txn, req.external_id.as_deref(), &req.fields, now)? {
-                Ok(c) => c,
-                Err(e) => return Ok(Admit::Done(Reply::Error(e))),
-            };
+        let candidate = match self.upsert_candidate(
+            txn,
+            &campaign,
+            req.external_id.as_deref(),
+            &req.fields,
+            now,
+        )? {
+            Ok(c) => c,
+            Err(e) => return Ok(Admit::Done(Reply::Error(e))),
+        };
         if seen.insert(candidate.id.clone()) && txn.candidates_held() == read {
             pinned.insert(candidate.id.clone());
         }
@@ -265,9 +283,14 @@ impl<S: Store> Core<S> {
         self.step(txn, enr, Step::Wake, now, out)
     }
 
+    /// The candidate an enrollment in `campaign` names, created or with
+    /// its fields updated; refused, with nothing written, when a field does
+    /// not check (`runtime::fields`) or when the candidate, fields updated,
+    /// lacks one that a template of the campaign prints with no default.
     pub(super) fn upsert_candidate(
         &self,
         txn: &mut Txn<S>,
+        campaign: &Campaign,
         external_id: Option<&str>,
         fields: &BTreeMap<String, String>,
         now: Instant,
@@ -277,6 +300,14 @@ impl<S: Store> Core<S> {
             let (k, v) = (k.trim().to_lowercase(), v.trim());
             if k.is_empty() {
                 return Ok(Err(Refusal::UnnamedField));
+            }
+            let checked = fields::check_name(&k).and_then(|()| fields::check(&k, v));
+            if let Err(problem) = checked {
+                return Ok(Err(Refusal::BadField {
+                    field: k,
+                    value: v.to_string(),
+                    problem,
+                }));
             }
             if !v.is_empty() {
                 clean.insert(k, v.to_string());
@@ -330,11 +361,21 @@ impl<S: Store> Core<S> {
                         changed = true;
                     }
                 }
+                let fields = std::mem::take(&mut existing.fields);
+                let (fields, missing) = self.missing_field(campaign, fields);
+                existing.fields = fields;
+                if let Some(refusal) = missing {
+                    return Ok(Err(refusal));
+                }
                 if changed {
                     txn.put_candidate(&existing)?;
                 }
                 return Ok(Ok(existing));
             }
+        }
+        let (mut clean, missing) = self.missing_field(campaign, clean);
+        if let Some(refusal) = missing {
+            return Ok(Err(refusal));
         }
         // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
         let id = txn.next_candidate_id()?;
@@ -364,6 +405,68 @@ impl<S: Store> Core<S> {
             },
         )?;
         Ok(Ok(record))
+    }
+
+    /// The first field a template of `campaign` prints with no default that
+    /// a candidate with `fields` lacks, as a refusal; only templates on a
+    /// channel the candidate can be reached on count. The fields are handed
+    /// back as they came.
+    pub(super) fn missing_field(
+        &self,
+        campaign: &Campaign,
+        fields: BTreeMap<String, String>,
+    ) -> (BTreeMap<String, String>, Option<Refusal>) {
+        let probe = Candidate {
+            id: String::new(),
+            fields,
+        };
+        let needs = self.needs_of(campaign, probe.field("language"));
+        let missing = needs
+            .iter()
+            .find(|n| probe.has_address(n.channel) && probe.field(&n.field).is_none())
+            .map(|n| Refusal::MissingField {
+                campaign: campaign.machine.name.clone(),
+                field: n.field.clone(),
+                template: n.template.clone(),
+            });
+        (probe.fields, missing)
+    }
+
+    /// The fields `campaign`'s templates need from a candidate speaking
+    /// `language`, worked out once per campaign and language.
+    fn needs_of(&self, campaign: &Campaign, language: Option<&str>) -> Arc<Vec<Need>> {
+        let Some(templates) = &self.templates else {
+            return Arc::default();
+        };
+        let name = &campaign.machine.name;
+        let key = language.unwrap_or_default().to_lowercase();
+        let mut cache = self.needs.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(needs) = cache.get(name).and_then(|by| by.get(&key)) {
+            return needs.clone();
+        }
+        let mut needs = Vec::new();
+        for (file, channel) in templates.campaign_files(&campaign.machine, language) {
+            for printed in templates.printed(file) {
+                if !printed.optional {
+                    needs.push(Need {
+                        field: printed.field.clone(),
+                        template: file.to_string(),
+                        channel,
+                    });
+                }
+            }
+        }
+        let needs = Arc::new(needs);
+        cache
+            .entry(name.clone())
+            .or_default()
+            .insert(key, needs.clone());
+        needs
+    }
+
+    /// Empties the cache of [`Core::needs_of`].
+    pub(super) fn forget_needs(&self) {
+        self.needs.lock().unwrap_or_else(|e| e.into_inner()).clear();
     }
 
     /// A candidate by id, external id, email or phone identity, or token.

@@ -51,6 +51,21 @@ impl<S: Store> Core<S> {
         if !is_identifier(&req.event) {
             return Ok(Err(Refusal::BadEventName(req.event.clone())));
         }
+        // An event cannot change what the engine already decided: dated
+        // before the latest instant any of the candidate's enrollments has
+        // processed, it is refused rather than moved to that instant. Within
+        // that instant's second it is taken (at that instant): senders often
+        // give whole seconds.
+        let enrollments = txn.enrollments_of(&candidate.id)?;
+        if let Some(latest) = enrollments.iter().max_by_key(|e| e.engine.clock) {
+            if at < latest.engine.clock.trunc_subsecs(0) {
+                return Ok(Err(Refusal::EventBeforeProcessed {
+                    at,
+                    processed: latest.engine.clock,
+                    campaign: latest.campaign.clone(),
+                }));
+            }
+        }
         log(
             txn,
             &candidate.id,
@@ -89,6 +104,13 @@ impl<S: Store> Core<S> {
                 effects.push(format!(
                     "{name}: not enrolled (the `where` filter does not take them)"
                 ));
+                continue;
+            }
+            let fields = std::mem::take(&mut candidate.fields);
+            let (fields, missing) = self.missing_field(campaign, fields);
+            candidate.fields = fields;
+            if let Some(missing) = missing {
+                effects.push(format!("{name}: not enrolled ({missing})"));
                 continue;
             }
             let enr = self.start_enrollment(txn, campaign, &candidate, at, out)?;

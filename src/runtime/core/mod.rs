@@ -153,6 +153,9 @@ pub struct Core<S: Store = SledStore> {
     /// Channels whose sends are marked in flight in the commit that queues
     /// them ([`Core::mark_in_flight_when_queued`]).
     premarked: Vec<Channel>,
+    /// The fields each campaign's templates need, by campaign and language
+    /// ([`Core::missing_field`]); emptied when templates or campaigns change.
+    needs: std::sync::Mutex<enroll::Needs>,
 }
 
 /// A batch the core has built, once the store says it is durable: the
@@ -189,6 +192,7 @@ impl<S: Store> Core<S> {
             paused: Default::default(),
             in_flight: None,
             premarked: Vec::new(),
+            needs: Default::default(),
         }
     }
 
@@ -303,5 +307,6 @@ impl<S: Store> Core<S> {
     /// Replaces the templates (after a reload).
     pub fn set_templates(&mut self, templates: Option<Arc<Templates>>) {
         self.templates = templates;
+        self.forget_needs();
     }
 }

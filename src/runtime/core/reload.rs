@@ -256,6 +256,7 @@ impl<S: Store> Core<S> {
         self.pin_versions(&new)?;
         self.migrate_all(&new, &changed, now)?;
         self.campaigns = new;
+        self.forget_needs();
         Ok(ReloadReport {
             changed,
             campaigns: self.campaigns.iter().map(|(n, _)| n.clone()).collect(),
