@@ -11,7 +11,8 @@
 //! | `POST /v1/campaigns/{name}/pause`, `/resume` | `{}` |
 //! | `POST /v1/reload` | `ReloadReport` |
 //!
-//! Errors answer with their status and `{"status": N, "message": "..."}`.
+//! Errors answer with their status and `{"status": N, "message": "..."}`;
+//! a body over [`super::BODY_LIMIT`] is refused with 413 before it is read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -73,9 +74,7 @@ impl From<Refusal> for Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let status = status_of(&self.0);
-        let body = serde_json::json!({ "status": status.as_u16(), "message": self.0.to_string() });
-        (status, Json(body)).into_response()
+        super::error_response(status_of(&self.0), self.0.to_string())
     }
 }
 
@@ -85,7 +84,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         handle,
         token: Arc::new(token),
     };
-    Router::new()
+    let router = Router::new()
         .route(
             "/v1/health",
             get(|| async { Json(serde_json::json!({ "ok": true })) }),
@@ -98,7 +97,8 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/campaigns/{name}/resume", post(resume))
         .route("/v1/reload", post(reload))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state)
+        .with_state(state);
+    super::guard(router)
 }
 
 async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {
