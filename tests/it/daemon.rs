@@ -1587,3 +1587,35 @@ fn a_request_declaring_a_huge_body_gets_413_at_once_and_is_closed() {
     assert!(site.sent().is_empty());
     daemon.stop();
 }
+
+/// `nudge run` with an admin token from the environment that is too short
+/// refuses to start, says why and where the token came from, and makes no
+/// store.
+#[test]
+fn a_short_admin_token_from_the_environment_stops_run_before_anything_is_made() {
+    const VAR: &str = "NUDGE_TEST_DAEMON_SHORT_TOKEN";
+    let site = Site::probe();
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &config.replace("[admin]\n", &format!("[admin]\ntoken_env = \"{VAR}\"\n")),
+    );
+    let run = site
+        .command(&["run"])
+        .env(VAR, "guessable")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, err) = ends_by_itself(run, "nudge run with a short token");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the admin token in environment variable `{VAR}` (named by `admin.token_env`) \
+             has 9 characters, too few to be safe"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("guessable"), "{err}");
+    assert!(!site.store().exists(), "a store was made");
+}
