@@ -323,7 +323,7 @@ fn core_loop(
     batch: usize,
     idempotent: Vec<Channel>,
 ) {
-    let batch = batch.max(1);
+    let batch = crate::config::RuntimeConfig::BATCH.clamp_usize(batch);
     let mut busy = true;
     let mut preloaded = false;
     let mut rehearsed: Option<Instant> = None;
@@ -624,7 +624,10 @@ async fn lane(
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    // Brought inside the configuration's bounds, so a value that came by
+    // another path than `nudge.toml` cannot panic the semaphore.
+    let concurrency = crate::config::RuntimeConfig::CONCURRENCY.clamp_usize(concurrency);
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut limiter = Limiter::new(rate);
     let origin = std::time::Instant::now();
     // Taken (and marked in flight) no more at a time than can be under way
