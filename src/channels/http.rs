@@ -12,14 +12,16 @@
 //! Error texts never hold the request URL (a webhook URL may carry a
 //! token in its query) nor any header.
 
+use std::borrow::Cow;
 use std::error::Error as _;
+use std::net::IpAddr;
 use std::time::{Duration, SystemTime};
 
 use chrono::{DateTime, Utc};
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::StatusCode;
 
-use super::{SendError, SettingProblem};
+use super::{Bounds, PlainHttp, SendError, SettingProblem};
 
 /// How much of an error response's body goes into the error text.
 const EXCERPT_CHARS: usize = 300;
@@ -117,15 +119,56 @@ pub fn parse_url(text: &str, base: bool) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-/// The problem with a channel's `timeout_secs`, if any.
-pub fn timeout_problem(table: &str, timeout_secs: u64) -> Option<SettingProblem> {
-    (timeout_secs == 0).then(|| {
-        SettingProblem::new(
-            &["timeout_secs"],
-            format!("`{table}.timeout_secs` is 0"),
-            "must be at least 1",
-            "leave it out for the default",
-        )
+/// The seconds an HTTP channel's request may take (`timeout_secs`): at
+/// least 1, as 0 would fail every send; at most 300, since a request takes
+/// one of the channel's `concurrency` places while it waits, and an API
+/// that has not answered in five minutes is better tried again.
+pub const TIMEOUT_SECS: Bounds = Bounds::new(1, 300);
+
+/// The problem with a channel's `timeout_secs`, if any; `default` is the
+/// channel's.
+pub fn timeout_problem(table: &str, timeout_secs: u64, default: u64) -> Option<SettingProblem> {
+    TIMEOUT_SECS.check(
+        table,
+        "timeout_secs",
+        timeout_secs,
+        &format!("the default, {default}"),
+    )
+}
+
+/// Whether `url` goes to this machine: `localhost`, 127.0.0.0/8 or `::1`.
+pub fn is_loopback(url: &reqwest::Url) -> bool {
+    let host = url.host_str().unwrap_or_default();
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    host.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+/// The problem with `url`, the setting `key` of `table`, when it is plain
+/// `http://` to another machine and `plain_http` does not allow it;
+/// `travels` says what would go in clear ("the auth token and the
+/// messages").
+pub fn plain_http_problem(
+    table: &str,
+    key: &str,
+    url: &reqwest::Url,
+    plain_http: PlainHttp,
+    travels: &str,
+) -> Option<SettingProblem> {
+    if url.scheme() != "http" || plain_http == PlainHttp::Allowed || is_loopback(url) {
+        return None;
+    }
+    let host = url.host_str().unwrap_or_default();
+    Some(SettingProblem {
+        key: vec![key.to_string()],
+        message: format!(
+            "`{table}.{key}` is plain http to `{host}`: {travels} would cross the network in clear"
+        ),
+        label: Cow::Borrowed("not https, and not this machine"),
+        help: Cow::Owned(format!(
+            "use https://, or, if every network between is trusted, \
+             write plain_http = \"allowed\" in [{table}]"
+        )),
     })
 }
 
@@ -182,6 +225,34 @@ mod tests {
         assert_eq!(classify(400, None), SendError::Permanent("x".into()));
         assert_eq!(classify(401, None), SendError::Permanent("x".into()));
         assert_eq!(classify(404, None), SendError::Permanent("x".into()));
+    }
+
+    #[test]
+    fn loopback_hosts() {
+        let url = |text: &str| reqwest::Url::parse(text).unwrap();
+        for here in [
+            "http://127.0.0.1:9/x",
+            "http://127.1.2.3/",
+            "http://[::1]:8080/",
+            "http://localhost/",
+            "http://LOCALHOST:1/",
+        ] {
+            assert!(is_loopback(&url(here)), "{here}");
+        }
+        for there in [
+            "http://10.0.0.1/",
+            "http://[::2]/",
+            "http://localhost.example.com/",
+            "http://api.twilio.com/",
+        ] {
+            assert!(!is_loopback(&url(there)), "{there}");
+        }
+        let plain = url("http://api.example.com/");
+        let problem = |p| plain_http_problem("channels.sms", "base_url", &plain, p, "it");
+        assert!(problem(PlainHttp::Refused).is_some());
+        assert!(problem(PlainHttp::Allowed).is_none());
+        let secure = url("https://api.example.com/");
+        assert!(plain_http_problem("t", "url", &secure, PlainHttp::Refused, "it").is_none());
     }
 
     #[test]

@@ -31,7 +31,7 @@ use crate::engine::{Channel, Instant};
 pub use console::Console;
 pub use file::{read_messages, FileChannel, FileConfig};
 pub use smtp::SmtpChannel;
-pub use transport::{SettingProblem, Transport, TransportKind};
+pub use transport::{Bounds, PlainHttp, SettingProblem, Transport, TransportKind};
 pub use twilio::TwilioChannel;
 pub use webhook::WebhookChannel;
 

@@ -11,6 +11,8 @@
 //! 3. [`Transport::build`]: the IO step (environment variables, files, key
 //!    loading) that makes the channel's [`Backend`].
 
+use std::borrow::Cow;
+use std::fmt;
 use std::path::Path;
 
 use serde::de::{DeserializeSeed, Deserializer};
@@ -111,20 +113,20 @@ impl<'de> DeserializeSeed<'de> for TransportKind {
     }
 }
 
-/// A channel setting that cannot work, found by a transport's own checks
-/// and placed by `nudge check` at the setting in `nudge.toml`.
+/// A setting that cannot work, found by a transport's own checks (or the
+/// configuration's) and placed by `nudge check` at the setting in
+/// `nudge.toml`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SettingProblem {
-    /// The setting's key path inside the channel's table (`["dkim",
-    /// "selector"]`); empty for the table as a whole (a setting that is
-    /// missing).
+    /// The setting's key path inside its table (`["dkim", "selector"]`);
+    /// empty for the table as a whole (a setting that is missing).
     pub key: Vec<String>,
     /// The headline, naming the setting in full (`channels.sms.from`).
     pub message: String,
     /// The short note beside the caret.
-    pub label: &'static str,
+    pub label: Cow<'static, str>,
     /// What to write instead.
-    pub help: &'static str,
+    pub help: Cow<'static, str>,
 }
 
 impl SettingProblem {
@@ -133,9 +135,99 @@ impl SettingProblem {
         SettingProblem {
             key: key.iter().map(|k| (*k).to_string()).collect(),
             message,
-            label,
-            help,
+            label: Cow::Borrowed(label),
+            help: Cow::Borrowed(help),
         }
+    }
+}
+
+/// The values a numeric setting may take, both ends included. Each
+/// setting's bounds are a named constant beside its struct, saying why;
+/// `nudge check` and `nudge run` refuse a value outside them, and the
+/// runtime brings a value that reached it by another path inside them
+/// ([`Bounds::clamp`]) rather than panic on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bounds {
+    /// The least value allowed.
+    pub min: u64,
+    /// The greatest value allowed.
+    pub max: u64,
+}
+
+impl Bounds {
+    /// From `min` to `max`, both included.
+    pub const fn new(min: u64, max: u64) -> Self {
+        Bounds { min, max }
+    }
+
+    /// Whether `value` is allowed.
+    pub fn contains(self, value: u64) -> bool {
+        (self.min..=self.max).contains(&value)
+    }
+
+    /// `value`, or the nearer end when it is outside.
+    pub fn clamp(self, value: u64) -> u64 {
+        value.clamp(self.min, self.max)
+    }
+
+    /// [`Bounds::clamp`] for a count.
+    pub fn clamp_usize(self, value: usize) -> usize {
+        let clamped = self.clamp(u64::try_from(value).unwrap_or(u64::MAX));
+        usize::try_from(clamped).unwrap_or(usize::MAX)
+    }
+
+    /// The problem with `value` as the setting `key` of `table` (`runtime`,
+    /// `channels.sms`), if it is outside; `default` says what leaving the
+    /// setting out means (`the default, 16`; `no limit`).
+    pub fn check(
+        self,
+        table: &str,
+        key: &str,
+        value: u64,
+        default: &str,
+    ) -> Option<SettingProblem> {
+        if self.contains(value) {
+            return None;
+        }
+        let name = if table.is_empty() {
+            key.to_string()
+        } else {
+            format!("{table}.{key}")
+        };
+        Some(SettingProblem {
+            key: vec![key.to_string()],
+            message: format!("`{name}` is {value}; it must be {self}"),
+            label: Cow::Borrowed("out of range"),
+            help: Cow::Owned(format!("leave it out for {default}")),
+        })
+    }
+}
+
+/// `from 1 to 1024`.
+impl fmt::Display for Bounds {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "from {} to {}", self.min, self.max)
+    }
+}
+
+/// Whether a URL that carries a secret or candidate data may be plain
+/// `http://` to another machine: `plain_http = "allowed"` beside it says
+/// so in words. Without it, such a URL must be `https://`, or `http://` to
+/// this machine (127.0.0.0/8, `::1`, `localhost`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum PlainHttp {
+    /// Plain HTTP only to this machine (the default).
+    #[default]
+    Refused,
+    /// Plain HTTP to any host: the secret and the data travel in clear.
+    Allowed,
+}
+
+impl PlainHttp {
+    /// Whether this is the default, which is not written out.
+    pub fn is_refused(&self) -> bool {
+        *self == PlainHttp::Refused
     }
 }
 

@@ -28,7 +28,7 @@ use serde::{Deserialize, Serialize};
 use super::http;
 use super::phone;
 use super::secret::{is_env_name, Secret};
-use super::{Delivered, Message, SendError, SettingProblem};
+use super::{Delivered, Message, PlainHttp, SendError, SettingProblem};
 
 /// The settings of `transport = "twilio"`, for `[channels.sms]` and
 /// `[channels.whatsapp]`.
@@ -59,10 +59,16 @@ pub struct TwilioConfig {
     /// `key=<message key>` to its query (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub status_callback: Option<String>,
-    /// Seconds before a request gives up (and the send is retried), at
-    /// least 1 (default 10).
+    /// Seconds before a request gives up (and the send is retried), from
+    /// 1 to 300 (default 10).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// `"allowed"` lets `base_url` and `status_callback` be plain
+    /// `http://` to another machine, sending the auth token and the
+    /// candidates' numbers and messages in clear (default `"refused"`:
+    /// https, or http to this machine only).
+    #[serde(default, skip_serializing_if = "PlainHttp::is_refused")]
+    pub plain_http: PlainHttp,
 }
 
 fn default_base_url() -> String {
@@ -79,13 +85,20 @@ impl TwilioConfig {
     /// written in messages (`channels.sms`).
     pub fn validate(&self, table: &str, whatsapp: bool) -> Vec<SettingProblem> {
         let mut problems = Vec::new();
-        if let Err(why) = parse_base(&self.base_url) {
-            problems.push(SettingProblem::new(
+        match parse_base(&self.base_url) {
+            Ok(url) => problems.extend(http::plain_http_problem(
+                table,
+                "base_url",
+                &url,
+                self.plain_http,
+                "the auth token and the messages",
+            )),
+            Err(why) => problems.push(SettingProblem::new(
                 &["base_url"],
                 format!("`{table}.base_url` {why}"),
                 "not an http(s) URL",
                 "leave it out for \"https://api.twilio.com\"",
-            ));
+            )),
         }
         let sid_ok = !self.account_sid.is_empty()
             && self.account_sid.bytes().all(|b| b.is_ascii_alphanumeric());
@@ -144,16 +157,27 @@ impl TwilioConfig {
             }
         }
         if let Some(callback) = &self.status_callback {
-            if let Err(why) = parse_base(callback) {
-                problems.push(SettingProblem::new(
+            match parse_base(callback) {
+                Ok(url) => problems.extend(http::plain_http_problem(
+                    table,
+                    "status_callback",
+                    &url,
+                    self.plain_http,
+                    "the candidates' numbers and delivery statuses",
+                )),
+                Err(why) => problems.push(SettingProblem::new(
                     &["status_callback"],
                     format!("`{table}.status_callback` {why}"),
                     "not an http(s) URL",
                     "give the public URL of nudge's status endpoint, or leave it out",
-                ));
+                )),
             }
         }
-        problems.extend(http::timeout_problem(table, self.timeout_secs));
+        problems.extend(http::timeout_problem(
+            table,
+            self.timeout_secs,
+            default_timeout_secs(),
+        ));
         problems
     }
 }
@@ -390,7 +414,9 @@ impl TwilioChannel {
         );
         let account_url = join(&base_url, &["2010-04-01", "Accounts", &account]);
         Ok(TwilioChannel {
-            client: http::client(Duration::from_secs(cfg.timeout_secs))?,
+            client: http::client(Duration::from_secs(
+                http::TIMEOUT_SECS.clamp(cfg.timeout_secs),
+            ))?,
             whatsapp,
             base_url,
             messages_url,
@@ -534,6 +560,7 @@ mod tests {
             messaging_service_sid: None,
             status_callback: None,
             timeout_secs: 10,
+            plain_http: PlainHttp::Refused,
         }
     }
 
@@ -569,6 +596,7 @@ mod tests {
             messaging_service_sid: None,
             status_callback: Some("not a url".into()),
             timeout_secs: 0,
+            plain_http: PlainHttp::Refused,
         };
         let keys: Vec<_> = cfg
             .validate("channels.sms", false)
@@ -586,6 +614,25 @@ mod tests {
                 "timeout_secs",
             ]
         );
+    }
+
+    #[test]
+    fn plain_http_to_another_host_only_when_allowed_in_words() {
+        let keys = |cfg: &TwilioConfig| -> Vec<String> {
+            cfg.validate("channels.sms", false)
+                .into_iter()
+                .map(|p| p.key.join("."))
+                .collect()
+        };
+        let mut cfg = config();
+        cfg.base_url = "http://sms.example.com".into();
+        cfg.status_callback = Some("http://hooks.example.com/status".into());
+        assert_eq!(keys(&cfg), ["base_url", "status_callback"]);
+        cfg.plain_http = PlainHttp::Allowed;
+        assert!(keys(&cfg).is_empty());
+        let mut local = config();
+        local.base_url = "http://127.0.0.1:9".into();
+        assert!(keys(&local).is_empty());
     }
 
     #[test]

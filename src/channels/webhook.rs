@@ -32,7 +32,7 @@ use sha2::Sha256;
 
 use super::http;
 use super::secret::{is_env_name, Secret};
-use super::{Delivered, Message, SendError, SettingProblem};
+use super::{Delivered, Message, PlainHttp, SendError, SettingProblem};
 use crate::engine::{Channel, Instant};
 
 /// The header carrying the message key.
@@ -51,10 +51,15 @@ pub struct WebhookConfig {
     /// The name of the environment variable holding the signing secret,
     /// such as `NUDGE_WEBHOOK_SECRET`.
     pub secret_env: String,
-    /// Seconds before a request gives up (and the send is retried), at
-    /// least 1 (default 10).
+    /// Seconds before a request gives up (and the send is retried), from
+    /// 1 to 300 (default 10).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
+    /// `"allowed"` lets `url` be plain `http://` to another machine,
+    /// sending the candidates' messages in clear (default `"refused"`:
+    /// https, or http to this machine only).
+    #[serde(default, skip_serializing_if = "PlainHttp::is_refused")]
+    pub plain_http: PlainHttp,
 }
 
 fn default_timeout_secs() -> u64 {
@@ -67,13 +72,20 @@ impl WebhookConfig {
     /// in messages (`channels.webhook`).
     pub fn validate(&self, table: &str) -> Vec<SettingProblem> {
         let mut problems = Vec::new();
-        if let Err(why) = parse_url(&self.url) {
-            problems.push(SettingProblem::new(
+        match parse_url(&self.url) {
+            Ok(url) => problems.extend(http::plain_http_problem(
+                table,
+                "url",
+                &url,
+                self.plain_http,
+                "the messages and the candidates' addresses",
+            )),
+            Err(why) => problems.push(SettingProblem::new(
                 &["url"],
                 format!("`{table}.url` {why}"),
                 "not an http(s) URL",
                 "give the receiver's URL, such as \"https://ats.example.com/nudge\"",
-            ));
+            )),
         }
         if !is_env_name(&self.secret_env) {
             problems.push(SettingProblem::new(
@@ -84,7 +96,11 @@ impl WebhookConfig {
                  the secret itself never goes in this file",
             ));
         }
-        problems.extend(http::timeout_problem(table, self.timeout_secs));
+        problems.extend(http::timeout_problem(
+            table,
+            self.timeout_secs,
+            default_timeout_secs(),
+        ));
         problems
     }
 }
@@ -152,7 +168,9 @@ impl WebhookChannel {
             return Err(problem.message);
         }
         Ok(WebhookChannel {
-            client: http::client(Duration::from_secs(cfg.timeout_secs))?,
+            client: http::client(Duration::from_secs(
+                http::TIMEOUT_SECS.clamp(cfg.timeout_secs),
+            ))?,
             url: parse_url(&cfg.url)?,
             secret: Secret::from_env(&cfg.secret_env)?,
         })

@@ -32,8 +32,9 @@ use crate::engine::Channel;
 pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
-pub use crate::channels::{FileConfig, Transport};
+pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use starter::starter_toml;
+pub use token::MIN_TOKEN_CHARS;
 
 /// The configuration file's name, looked up in the current directory.
 pub const FILE_NAME: &str = "nudge.toml";
@@ -130,12 +131,22 @@ pub struct RatesConfig {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RateConfig {
-    /// Messages in any one second (default: no limit).
+    /// Messages in any one second, from 1 to 10000 (default: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_second: Option<u32>,
-    /// Messages in any one minute (default: no limit).
+    /// Messages in any one minute, from 1 to 600000 (default: no limit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub per_minute: Option<u32>,
+}
+
+impl RateConfig {
+    /// `per_second`: 0 would stop the channel for good (leave the setting
+    /// out for no limit); no provider takes more than thousands a second,
+    /// and the limiter remembers every send of the last minute.
+    pub const PER_SECOND: Bounds = Bounds::new(1, 10_000);
+
+    /// `per_minute`: as `per_second`, for a minute.
+    pub const PER_MINUTE: Bounds = Bounds::new(1, 600_000);
 }
 
 /// The `[admin]` table: the admin API, for enrolling candidates and
@@ -144,12 +155,14 @@ pub struct RateConfig {
 #[serde(deny_unknown_fields)]
 pub struct AdminConfig {
     /// The address the admin API listens on; it must be a loopback address,
-    /// as the admin API is not for the open internet (default
+    /// as the admin API is not for the open internet, and its port not 0,
+    /// as the CLI could not find a port chosen at random (default
     /// `127.0.0.1:7777`).
     #[serde(default = "default_listen")]
     pub listen: SocketAddr,
-    /// The name of an environment variable holding the admin token. When
-    /// unset, or the variable is unset or empty, a token is generated into
+    /// The name of an environment variable holding the admin token, of at
+    /// least [`MIN_TOKEN_CHARS`] visible ASCII characters. When unset, or
+    /// the variable is unset or empty, a token is generated into
     /// `<store>/admin-token` (mode 0600) and read from there (default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub token_env: Option<String>,
@@ -168,32 +181,67 @@ pub struct ChannelsConfig {
     pub webhook: Transport,
 }
 
-/// The `[runtime]` table: limits of the daemon.
+/// The `[runtime]` table: limits of the daemon. Each number has bounds
+/// (the constants below); a value outside them is refused.
 #[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct RuntimeConfig {
-    /// Sends in flight at once per channel, at least 1 (default 16).
+    /// Sends in flight at once per channel, from 1 to 1024 (default 16).
     #[serde(default = "default_concurrency")]
     pub concurrency: usize,
-    /// Timers fired per batch, at least 1 (default 1024).
+    /// Timers fired per batch, from 1 to 65536 (default 1024).
     #[serde(default = "default_batch")]
     pub batch: usize,
     /// A timer found more than this many seconds late (after downtime, say)
     /// runs at the current time instead of its due time, so a long outage
-    /// never sends at a stale hour (default 900).
+    /// never sends at a stale hour; from 0 to 315360000, ten years (default
+    /// 900).
     #[serde(default = "default_catch_up_secs")]
     pub catch_up_secs: u64,
     /// Deliveries tried in all before a send that keeps failing for a
-    /// passing reason is given up (and the next channel tried) (default 8).
+    /// passing reason is given up (and the next channel tried), from 1 to
+    /// 100 (default 8).
     #[serde(default = "default_max_attempts")]
     pub max_attempts: u32,
     /// The first retry waits up to this many seconds; each further one up
-    /// to twice as long, randomly (full jitter) (default 30).
+    /// to twice as long, randomly (full jitter); from 1 to 86400, a day
+    /// (default 30).
     #[serde(default = "default_retry_base_secs")]
     pub retry_base_secs: u64,
-    /// No retry waits longer than this many seconds (default 3600).
+    /// No retry waits longer than this many seconds; from
+    /// `retry_base_secs` to 604800, a week (default 3600).
     #[serde(default = "default_retry_cap_secs")]
     pub retry_cap_secs: u64,
+}
+
+impl RuntimeConfig {
+    /// `concurrency`: at least one send at a time, or nothing goes; at most
+    /// 1024, as each send in flight holds a task and, for SMTP and HTTP, a
+    /// connection, and providers throttle far below that (beyond it sends
+    /// only queue at their end).
+    pub const CONCURRENCY: Bounds = Bounds::new(1, 1024);
+
+    /// `batch`: at least one timer per commit; at most 65536, as a batch is
+    /// one store transaction held in memory, and a longer commit delays the
+    /// admin API's answers behind it.
+    pub const BATCH: Bounds = Bounds::new(1, 65_536);
+
+    /// `catch_up_secs`: 0 runs every late timer at once; more than ten years
+    /// late is as good as never, and a bound keeps the time arithmetic far
+    /// from overflowing.
+    pub const CATCH_UP_SECS: Bounds = Bounds::new(0, 315_360_000);
+
+    /// `max_attempts`: the first attempt counts, so at least 1; 100
+    /// attempts at the longest wait already span months.
+    pub const MAX_ATTEMPTS: Bounds = Bounds::new(1, 100);
+
+    /// `retry_base_secs`: at least a second, so a failing provider is not
+    /// hammered in a loop; at most a day.
+    pub const RETRY_BASE_SECS: Bounds = Bounds::new(1, 86_400);
+
+    /// `retry_cap_secs`: at most a week between two attempts (and never
+    /// below `retry_base_secs`, checked apart).
+    pub const RETRY_CAP_SECS: Bounds = Bounds::new(1, 604_800);
 }
 
 fn default_store() -> PathBuf {

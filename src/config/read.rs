@@ -185,18 +185,51 @@ where
                 .map(span_of)
                 .or_else(|| entry_span(table.get_ref(), &at))
                 .unwrap_or_else(|| span_of(table.span()));
-            let message = if full.is_empty() {
-                error.message().to_string()
-            } else {
-                format!("`{}`: {}", full.join("."), error.message())
+            let diagnostic = match unknown_word(error.message()) {
+                Some((word, names)) if !full.is_empty() => {
+                    let help = match closest(word, &names) {
+                        Some(best) => format!("did you mean `{best}`?"),
+                        None => format!("write {}", list(&names)),
+                    };
+                    Diagnostic::error(
+                        file,
+                        span,
+                        format!(
+                            "`{}` is `{word}`; it must be {}",
+                            full.join("."),
+                            list(&names)
+                        ),
+                    )
+                    .with_label(format!("not {}", list(&names)))
+                    .with_help(help)
+                }
+                _ if full.is_empty() => Diagnostic::error(file, span, error.message()),
+                _ => Diagnostic::error(
+                    file,
+                    span,
+                    format!("`{}`: {}", full.join("."), error.message()),
+                ),
             };
-            out.push(Diagnostic::error(file, span, message));
+            out.push(diagnostic);
         }
         if at.is_empty() || !remove(table.get_mut(), &at) {
             return None;
         }
         removed.push(at);
     }
+}
+
+/// serde's words for a setting of a few fixed words given another
+/// ("unknown variant `maybe`, expected `on` or `off`"): the word written
+/// and the words it takes. Read once here, so every such setting
+/// (`communications`, `security`, `dkim.algorithm`, ...) gets the same
+/// message naming its key and its words; a unit test holds serde to the
+/// wording.
+fn unknown_word(message: &str) -> Option<(&str, Vec<&str>)> {
+    let rest = message.strip_prefix("unknown variant `")?;
+    let (word, expected) = rest.split_once("`, expected ")?;
+    let names: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    (!names.is_empty()).then_some((word, names))
 }
 
 /// The map keys of a serde path (`runtime.concurrency`).
@@ -284,5 +317,39 @@ fn list(names: &[&str]) -> String {
         [] => String::new(),
         [one] => one.clone(),
         [init @ .., last] => format!("{} or {last}", init.join(", ")),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn serde_words_for_an_unknown_word() {
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Two {
+            On,
+            Off,
+        }
+        #[derive(Debug, serde::Deserialize)]
+        #[serde(rename_all = "lowercase")]
+        enum Three {
+            Plain,
+            Starttls,
+            Tls,
+        }
+        let message = |e: serde_json::Error| {
+            let text = e.to_string();
+            text.split(" at line").next().unwrap().to_string()
+        };
+        let two = message(serde_json::from_str::<Two>("\"maybe\"").unwrap_err());
+        assert_eq!(unknown_word(&two), Some(("maybe", vec!["on", "off"])));
+        let three = message(serde_json::from_str::<Three>("\"tsl\"").unwrap_err());
+        assert_eq!(
+            unknown_word(&three),
+            Some(("tsl", vec!["plain", "starttls", "tls"]))
+        );
+        assert_eq!(unknown_word("unknown field `x`, expected `y`"), None);
     }
 }

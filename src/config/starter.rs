@@ -44,18 +44,21 @@ communications = "on"
 # admin API is not for the open internet.
 listen = "127.0.0.1:7777"
 
-# The name of an environment variable holding the admin token. Without it (or
-# when the variable is unset or empty) a token is generated into
-# <store>/admin-token, readable by you only, and read from there.
+# The name of an environment variable holding the admin token, of at least 32
+# characters. Without it (or when the variable is unset or empty) a token of
+# 64 is generated into <store>/admin-token, readable by you only, and read
+# from there.
 # token_env = "NUDGE_ADMIN_TOKEN"
 
 # How each channel's messages leave: transport "console" prints them,
 # "file" appends them as JSON lines to `path` (path = "outbox/email.jsonl"),
 # "null" drops them (for benchmarks). SMS and WhatsApp can go through
 # "twilio" (account_sid, auth_token_env, from or messaging_service_sid;
-# optional base_url, status_callback, timeout_secs), and any channel to
-# "http": a signed JSON POST to `url`, with the secret in the environment
-# variable `secret_env`. Secrets never go in this file.
+# optional base_url, status_callback, timeout_secs from 1 to 300), and any
+# channel to "http": a signed JSON POST to `url`, with the secret in the
+# environment variable `secret_env`. Secrets never go in this file. Those URLs
+# must be https://, or http:// to this machine; `plain_http = "allowed"` in
+# the channel's table lets them be plain http to another host.
 
 [channels.email]
 transport = "console"
@@ -70,8 +73,8 @@ transport = "console"
 # password_env = "NUDGE_SMTP_PASSWORD"
 # from = "Dana Ruiz <jobs@example.com>"
 # reply_to = "Dana Ruiz <dana@example.com>"
-# pool_size = 8                  # connections used at once
-# timeout_secs = 30
+# pool_size = 8                  # connections used at once, 1 to 64
+# timeout_secs = 30              # 1 to 600
 # hello_name = "mail.example.com" # optional: the name given in EHLO (default: this machine's)
 # DKIM signing (optional): the key is PEM, PKCS#8 ("BEGIN PRIVATE KEY", as
 # `openssl genpkey` writes) or PKCS#1; algorithm is "rsa" (the default,
@@ -90,29 +93,30 @@ transport = "console"
 transport = "console"
 
 [runtime]
-# Sends in flight at once per channel, at least 1.
+# Sends in flight at once per channel, from 1 to 1024.
 concurrency = 16
 
-# Timers fired per batch, at least 1.
+# Timers fired per batch, from 1 to 65536.
 batch = 1024
 
 # A timer found more than this many seconds late (after downtime, say) runs
 # at the current time instead of its due time, so a long outage never sends
-# at a stale hour.
+# at a stale hour. From 0 to 315360000 (ten years).
 catch_up_secs = 900
 
 # Deliveries tried in all before a send that keeps failing for a passing
 # reason (a timeout, a 4xx from SMTP, a 5xx or 429 from an API) is given up
-# and the next channel of the campaign tried.
+# and the next channel of the campaign tried. From 1 to 100.
 max_attempts = 8
 
 # The first retry waits up to this many seconds, each further one up to twice
-# as long (a random time below that: full jitter), never more than the cap.
+# as long (a random time below that: full jitter), never more than the cap:
+# the base from 1 to 86400 (a day), the cap from the base to 604800 (a week).
 retry_base_secs = 30
 retry_cap_secs = 3600
 
-# The pace each channel may be fed at, in any second and any minute; no
-# limit where unset. For example:
+# The pace each channel may be fed at, in any second (1 to 10000) and any
+# minute (1 to 600000); no limit where unset. For example:
 # [rates.sms]
 # per_second = 10
 # per_minute = 300

@@ -1,14 +1,16 @@
 //! Checks of the values that read well but cannot work (a link without
-//! `{token}`, an admin API open to the network, a zero limit), and each
-//! channel's transport's own checks, every one placed at its key in the
-//! file.
+//! `{token}`, an admin API open to the network, a number out of its
+//! bounds), and each channel's transport's own checks, every one placed at
+//! its key in the file.
 
 use toml::de::{DeTable, DeValue};
 
 use super::read::span_of;
-use super::Config;
+use super::{Config, RateConfig, RuntimeConfig};
+use crate::channels::SettingProblem;
 use crate::diag::{Diagnostic, FileId};
 use crate::dsl::ast::Span;
+use crate::engine::Channel;
 
 /// Every value of `config` (read from `table`) that cannot work.
 pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Vec<Diagnostic> {
@@ -71,35 +73,122 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
             );
         }
     }
-    for (name, value) in [
-        ("concurrency", config.runtime.concurrency),
-        ("batch", config.runtime.batch),
-    ] {
-        if value == 0 {
-            diagnostics.push(
-                at(&["runtime", name], format!("`runtime.{name}` is 0"))
-                    .with_label("must be at least 1")
-                    .with_help("leave it out for the default"),
-            );
-        }
+    if config.admin.listen.port() == 0 {
+        diagnostics.push(
+            at(
+                &["admin", "listen"],
+                format!("`admin.listen` is `{}`, with port 0", config.admin.listen),
+            )
+            .with_label("port 0 is one chosen at random, which the CLI cannot find")
+            .with_help("give a port, such as 127.0.0.1:7777"),
+        );
     }
+    let mut problems = numbers(config);
     for (channel, transport) in config.channels.entries() {
         for problem in transport.validate(channel) {
-            let channel_path = ["channels", channel.name()];
-            let mut path: Vec<&str> = channel_path.to_vec();
-            path.extend(problem.key.iter().map(String::as_str));
-            // A missing setting is shown at the channel's table.
-            let span = value_span(table, &path)
-                .or_else(|| value_span(table, &channel_path))
-                .unwrap_or_default();
-            diagnostics.push(
-                Diagnostic::error(file, span, problem.message)
-                    .with_label(problem.label)
-                    .with_help(problem.help),
-            );
+            problems.push((vec!["channels", channel.name()], problem));
         }
     }
+    for (table_path, problem) in problems {
+        let mut path = table_path.clone();
+        path.extend(problem.key.iter().map(String::as_str));
+        // A missing setting is shown at its table.
+        let span = value_span(table, &path)
+            .or_else(|| value_span(table, &table_path))
+            .unwrap_or_default();
+        diagnostics.push(
+            Diagnostic::error(file, span, problem.message)
+                .with_label(problem.label)
+                .with_help(problem.help),
+        );
+    }
+    let runtime = &config.runtime;
+    if runtime.retry_cap_secs < runtime.retry_base_secs
+        && RuntimeConfig::RETRY_BASE_SECS.contains(runtime.retry_base_secs)
+    {
+        let message = format!(
+            "`runtime.retry_cap_secs` is {}, below `runtime.retry_base_secs` ({})",
+            runtime.retry_cap_secs, runtime.retry_base_secs
+        );
+        // Shown where the file sets either.
+        let span = value_span(table, &["runtime", "retry_cap_secs"])
+            .or_else(|| value_span(table, &["runtime", "retry_base_secs"]))
+            .unwrap_or_default();
+        diagnostics.push(
+            Diagnostic::error(file, span, message)
+                .with_label("the longest wait is shorter than the first")
+                .with_help("raise `retry_cap_secs` or lower `retry_base_secs`"),
+        );
+    }
     diagnostics
+}
+
+/// The numeric settings outside the channels' tables that are out of
+/// bounds: each problem with the path of its table.
+fn numbers(config: &Config) -> Vec<(Vec<&'static str>, SettingProblem)> {
+    let count = |value: usize| u64::try_from(value).unwrap_or(u64::MAX);
+    let (now, default) = (&config.runtime, RuntimeConfig::default());
+    let runtime = [
+        (
+            "concurrency",
+            RuntimeConfig::CONCURRENCY,
+            count(now.concurrency),
+            count(default.concurrency),
+        ),
+        (
+            "batch",
+            RuntimeConfig::BATCH,
+            count(now.batch),
+            count(default.batch),
+        ),
+        (
+            "catch_up_secs",
+            RuntimeConfig::CATCH_UP_SECS,
+            now.catch_up_secs,
+            default.catch_up_secs,
+        ),
+        (
+            "max_attempts",
+            RuntimeConfig::MAX_ATTEMPTS,
+            u64::from(now.max_attempts),
+            u64::from(default.max_attempts),
+        ),
+        (
+            "retry_base_secs",
+            RuntimeConfig::RETRY_BASE_SECS,
+            now.retry_base_secs,
+            default.retry_base_secs,
+        ),
+        (
+            "retry_cap_secs",
+            RuntimeConfig::RETRY_CAP_SECS,
+            now.retry_cap_secs,
+            default.retry_cap_secs,
+        ),
+    ];
+    let mut out = Vec::new();
+    for (key, bounds, value, default) in runtime {
+        let problem = bounds.check("runtime", key, value, &format!("the default, {default}"));
+        out.extend(problem.map(|p| (vec!["runtime"], p)));
+    }
+    let rates = &config.rates;
+    for (channel, rate) in [
+        (Channel::Email, rates.email),
+        (Channel::Sms, rates.sms),
+        (Channel::Whatsapp, rates.whatsapp),
+        (Channel::Webhook, rates.webhook),
+    ] {
+        let table = format!("rates.{channel}");
+        for (key, value, bounds) in [
+            ("per_second", rate.per_second, RateConfig::PER_SECOND),
+            ("per_minute", rate.per_minute, RateConfig::PER_MINUTE),
+        ] {
+            let Some(value) = value else { continue };
+            let problem = bounds.check(&table, key, u64::from(value), "no limit");
+            out.extend(problem.map(|p| (vec!["rates", channel.name()], p)));
+        }
+    }
+    out
 }
 
 /// Where the value at `path` in the document is written, if the file sets

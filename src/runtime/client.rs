@@ -19,7 +19,7 @@ use super::core::{
 use super::daemon::{load_all, Sources};
 use super::query;
 use super::refusal::Refusal;
-use crate::config::Config;
+use crate::config::{Config, RuntimeConfig};
 use crate::store::{SledStore, StoreError};
 
 /// The admin API of a running daemon.
@@ -87,12 +87,19 @@ pub fn settings(config: &Config) -> Settings {
         company: config.company.clone(),
         sender: config.sender.clone(),
         phone_country_code: config.phone_country_code.clone().unwrap_or_default(),
+        // Each number brought inside its bounds, which `nudge check` holds
+        // a file to, so that no other path can overflow the arithmetic.
         catch_up: chrono::Duration::seconds(
-            i64::try_from(config.runtime.catch_up_secs).unwrap_or(i64::MAX / 1000),
+            i64::try_from(RuntimeConfig::CATCH_UP_SECS.clamp(config.runtime.catch_up_secs))
+                .unwrap_or(0),
         ),
         backoff: super::policy::Backoff {
-            base: std::time::Duration::from_secs(config.runtime.retry_base_secs),
-            cap: std::time::Duration::from_secs(config.runtime.retry_cap_secs),
+            base: std::time::Duration::from_secs(
+                RuntimeConfig::RETRY_BASE_SECS.clamp(config.runtime.retry_base_secs),
+            ),
+            cap: std::time::Duration::from_secs(
+                RuntimeConfig::RETRY_CAP_SECS.clamp(config.runtime.retry_cap_secs),
+            ),
             max_attempts: config.runtime.max_attempts.max(1),
         },
         communications_off: config.communications == crate::config::Communications::Off,

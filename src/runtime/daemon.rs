@@ -400,12 +400,12 @@ fn core_loop(
     idempotent: Vec<Channel>,
     health: Health,
 ) {
-    let batch = batch.max(1);
     // While writes fail: when to try again, the wait after that, and the
     // channels' answers held until they can be recorded.
     let mut retry_at = std::time::Instant::now();
     let mut retry_wait = FIRST_RETRY;
     let mut held: Vec<Command> = Vec::new();
+    let batch = crate::config::RuntimeConfig::BATCH.clamp_usize(batch);
     let mut busy = true;
     let mut preloaded = false;
     let mut rehearsed: Option<Instant> = None;
@@ -839,7 +839,10 @@ async fn lane(
     waiting: Arc<std::sync::atomic::AtomicUsize>,
     stop: tokio::sync::watch::Receiver<bool>,
 ) {
-    let permits = Arc::new(Semaphore::new(concurrency.max(1)));
+    // Brought inside the configuration's bounds, so a value that came by
+    // another path than `nudge.toml` cannot panic the semaphore.
+    let concurrency = crate::config::RuntimeConfig::CONCURRENCY.clamp_usize(concurrency);
+    let permits = Arc::new(Semaphore::new(concurrency));
     let mut limiter = Limiter::new(rate);
     let origin = std::time::Instant::now();
     // Taken (and marked in flight) no more at a time than can be under way

@@ -109,6 +109,9 @@ pub fn rates_from(config: &Config) -> Vec<(Channel, super::policy::Rate)> {
 
 /// Runs the daemon until SIGTERM or Ctrl-C.
 pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> {
+    // A token from the environment that will be refused is refused before
+    // anything is made.
+    config.admin_token_from_env().map_err(RunError::Io)?;
     // The store's recovery and the campaigns, templates and channels load side
     // by side: a restart's first send waits for the slower of the two.
     // A first run checks the campaigns before the store is made, so a

@@ -16,7 +16,8 @@
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
-//! request does not have) is refused that way too, with a 400 naming it.
+//! request does not have) is refused that way too, with a 400 naming it;
+//! a body over [`super::BODY_LIMIT`] is refused with 413 before it is read.
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -84,9 +85,7 @@ impl From<Refusal> for Answer {
 
 impl IntoResponse for Answer {
     fn into_response(self) -> Response {
-        let status = status_of(&self.0);
-        let body = serde_json::json!({ "status": status.as_u16(), "message": self.0.to_string() });
-        (status, Json(body)).into_response()
+        super::error_response(status_of(&self.0), self.0.to_string())
     }
 }
 
@@ -113,7 +112,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         handle,
         token: Arc::new(token),
     };
-    Router::new()
+    let router = Router::new()
         .route("/v1/health", get(health))
         .route("/v1/enroll", post(enroll))
         .route("/v1/events", post(event))
@@ -125,7 +124,8 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/suppressions", get(suppressions).post(suppress))
         .route("/v1/suppressions/remove", post(unsuppress))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
-        .with_state(state)
+        .with_state(state);
+    super::guard(router)
 }
 
 async fn authorize(State(state): State<AppState>, request: Request, next: Next) -> Response {

@@ -332,21 +332,21 @@ case!(
     path = ""
     "#,
     r#"
-    error: `runtime.concurrency` is 0
+    error: `runtime.concurrency` is 0; it must be from 1 to 1024
      --> nudge.toml:2:15
       |
     2 | concurrency = 0
-      |               ^ must be at least 1
+      |               ^ out of range
       |
-      = help: leave it out for the default
+      = help: leave it out for the default, 16
 
-    error: `runtime.batch` is 0
+    error: `runtime.batch` is 0; it must be from 1 to 65536
      --> nudge.toml:3:9
       |
     3 | batch = 0
-      |         ^ must be at least 1
+      |         ^ out of range
       |
-      = help: leave it out for the default
+      = help: leave it out for the default, 1024
 
     error: `channels.webhook.path` is empty
      --> nudge.toml:7:8
@@ -412,7 +412,7 @@ case!(
       |
       = help: set `from` to your Twilio number, or `messaging_service_sid` to a Messaging Service ("MG…")
 
-    error: `channels.whatsapp.form`: unknown field `form`, expected one of `base_url`, `account_sid`, `auth_token_env`, `from`, `messaging_service_sid`, `status_callback`, `timeout_secs`
+    error: `channels.whatsapp.form`: unknown field `form`, expected one of `base_url`, `account_sid`, `auth_token_env`, `from`, `messaging_service_sid`, `status_callback`, `timeout_secs`, `plain_http`
      --> nudge.toml:5:1
       |
     5 | form = "+14155238886"
@@ -500,13 +500,13 @@ case!(
       |
       = help: name the variable holding the secret, such as "NUDGE_WEBHOOK_SECRET"; the secret itself never goes in this file
 
-    error: `channels.webhook.timeout_secs` is 0
+    error: `channels.webhook.timeout_secs` is 0; it must be from 1 to 300
      --> nudge.toml:5:16
       |
     5 | timeout_secs = 0
-      |                ^ must be at least 1
+      |                ^ out of range
       |
-      = help: leave it out for the default
+      = help: leave it out for the default, 10
     "#,
 );
 
@@ -525,6 +525,292 @@ case!(
       = help: write the code without the trunk prefix, such as "1" or "44"
     "#,
 );
+
+case!(
+    every_number_out_of_its_bounds,
+    r#"
+    [runtime]
+    concurrency = 18446744073709551615
+    catch_up_secs = 99999999999
+    max_attempts = 0
+    retry_cap_secs = 1000000
+
+    [rates.sms]
+    per_second = 0
+
+    [channels.email]
+    transport = "smtp"
+    host = "smtp.example.com"
+    from = "jobs@example.com"
+    pool_size = 1000
+    timeout_secs = 0
+    port = 0
+    "#,
+    r#"
+    error: `runtime.concurrency` is 18446744073709551615; it must be from 1 to 1024
+     --> nudge.toml:2:15
+      |
+    2 | concurrency = 18446744073709551615
+      |               ^^^^^^^^^^^^^^^^^^^^ out of range
+      |
+      = help: leave it out for the default, 16
+
+    error: `runtime.catch_up_secs` is 99999999999; it must be from 0 to 315360000
+     --> nudge.toml:3:17
+      |
+    3 | catch_up_secs = 99999999999
+      |                 ^^^^^^^^^^^ out of range
+      |
+      = help: leave it out for the default, 900
+
+    error: `runtime.max_attempts` is 0; it must be from 1 to 100
+     --> nudge.toml:4:16
+      |
+    4 | max_attempts = 0
+      |                ^ out of range
+      |
+      = help: leave it out for the default, 8
+
+    error: `runtime.retry_cap_secs` is 1000000; it must be from 1 to 604800
+     --> nudge.toml:5:18
+      |
+    5 | retry_cap_secs = 1000000
+      |                  ^^^^^^^ out of range
+      |
+      = help: leave it out for the default, 3600
+
+    error: `rates.sms.per_second` is 0; it must be from 1 to 10000
+     --> nudge.toml:8:14
+      |
+    8 | per_second = 0
+      |              ^ out of range
+      |
+      = help: leave it out for no limit
+
+    error: `channels.email.pool_size` is 1000; it must be from 1 to 64
+      --> nudge.toml:14:13
+       |
+    14 | pool_size = 1000
+       |             ^^^^ out of range
+       |
+       = help: leave it out for the default, 8
+
+    error: `channels.email.timeout_secs` is 0; it must be from 1 to 600
+      --> nudge.toml:15:16
+       |
+    15 | timeout_secs = 0
+       |                ^ out of range
+       |
+       = help: leave it out for the default, 30
+
+    error: `channels.email.port` is 0; it must be from 1 to 65535
+      --> nudge.toml:16:8
+       |
+    16 | port = 0
+       |        ^ out of range
+       |
+       = help: leave it out for the usual port of `security`
+    "#,
+);
+
+case!(
+    retry_cap_below_the_first_wait,
+    r#"
+    [runtime]
+    retry_base_secs = 600
+    retry_cap_secs = 60
+    "#,
+    r#"
+    error: `runtime.retry_cap_secs` is 60, below `runtime.retry_base_secs` (600)
+     --> nudge.toml:3:18
+      |
+    3 | retry_cap_secs = 60
+      |                  ^^ the longest wait is shorter than the first
+      |
+      = help: raise `retry_cap_secs` or lower `retry_base_secs`
+    "#,
+);
+
+case!(
+    admin_on_port_zero,
+    r#"
+    [admin]
+    listen = "127.0.0.1:0"
+    "#,
+    r#"
+    error: `admin.listen` is `127.0.0.1:0`, with port 0
+     --> nudge.toml:2:10
+      |
+    2 | listen = "127.0.0.1:0"
+      |          ^^^^^^^^^^^^^ port 0 is one chosen at random, which the CLI cannot find
+      |
+      = help: give a port, such as 127.0.0.1:7777
+    "#,
+);
+
+case!(
+    a_word_setting_names_its_words,
+    r#"
+    communications = "maybe"
+
+    [channels.email]
+    transport = "smtp"
+    host = "smtp.example.com"
+    from = "jobs@example.com"
+    security = "startls"
+    dkim = { domain = "example.com", selector = "s", private_key_path = "k.pem", algorithm = "dsa" }
+    "#,
+    r#"
+    error: `communications` is `maybe`; it must be `on` or `off`
+     --> nudge.toml:1:18
+      |
+    1 | communications = "maybe"
+      |                  ^^^^^^^ not `on` or `off`
+      |
+      = help: write `on` or `off`
+
+    error: `channels.email.security` is `startls`; it must be `plain`, `starttls` or `tls`
+     --> nudge.toml:7:12
+      |
+    7 | security = "startls"
+      |            ^^^^^^^^^ not `plain`, `starttls` or `tls`
+      |
+      = help: did you mean `starttls`?
+
+    error: `channels.email.dkim.algorithm` is `dsa`; it must be `rsa` or `ed25519`
+     --> nudge.toml:8:90
+      |
+    8 | dkim = { domain = "example.com", selector = "s", private_key_path = "k.pem", algorithm = "dsa" }
+      |                                                                                          ^^^^^ not `rsa` or `ed25519`
+      |
+      = help: write `rsa` or `ed25519`
+    "#,
+);
+
+case!(
+    plain_http_to_another_host,
+    r#"
+    [channels.sms]
+    transport = "twilio"
+    base_url = "http://sms.example.com"
+    account_sid = "AC123"
+    auth_token_env = "TWILIO_AUTH_TOKEN"
+    from = "+14155238886"
+    status_callback = "http://hooks.example.com/status"
+
+    [channels.webhook]
+    transport = "http"
+    url = "http://ats.example.com/nudge"
+    secret_env = "NUDGE_WEBHOOK_SECRET"
+    plain_http = "yes"
+    "#,
+    r#"
+    error: `channels.sms.base_url` is plain http to `sms.example.com`: the auth token and the messages would cross the network in clear
+     --> nudge.toml:3:12
+      |
+    3 | base_url = "http://sms.example.com"
+      |            ^^^^^^^^^^^^^^^^^^^^^^^^ not https, and not this machine
+      |
+      = help: use https://, or, if every network between is trusted, write plain_http = "allowed" in [channels.sms]
+
+    error: `channels.sms.status_callback` is plain http to `hooks.example.com`: the candidates' numbers and delivery statuses would cross the network in clear
+     --> nudge.toml:7:19
+      |
+    7 | status_callback = "http://hooks.example.com/status"
+      |                   ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ not https, and not this machine
+      |
+      = help: use https://, or, if every network between is trusted, write plain_http = "allowed" in [channels.sms]
+
+    error: `channels.webhook.url` is plain http to `ats.example.com`: the messages and the candidates' addresses would cross the network in clear
+      --> nudge.toml:11:7
+       |
+    11 | url = "http://ats.example.com/nudge"
+       |       ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ not https, and not this machine
+       |
+       = help: use https://, or, if every network between is trusted, write plain_http = "allowed" in [channels.webhook]
+
+    error: `channels.webhook.plain_http` is `yes`; it must be `refused` or `allowed`
+      --> nudge.toml:13:14
+       |
+    13 | plain_http = "yes"
+       |              ^^^^^ not `refused` or `allowed`
+       |
+       = help: write `refused` or `allowed`
+    "#,
+);
+
+/// Plain http is taken to this machine, and to another when the file says
+/// so in words beside the URL.
+#[test]
+fn plain_http_where_allowed() {
+    let text = r#"
+        [channels.sms]
+        transport = "twilio"
+        base_url = "http://sms.example.com"
+        account_sid = "AC123"
+        auth_token_env = "TWILIO_AUTH_TOKEN"
+        from = "+14155238886"
+        plain_http = "allowed"
+
+        [channels.webhook]
+        transport = "http"
+        url = "http://127.0.0.1:8080/nudge"
+        secret_env = "NUDGE_WEBHOOK_SECRET"
+
+        [channels.whatsapp]
+        transport = "twilio"
+        base_url = "http://localhost:9000"
+        account_sid = "AC123"
+        auth_token_env = "TWILIO_AUTH_TOKEN"
+        from = "+14155238886"
+    "#;
+    let config = parse_str(FILE_NAME, &unindent(text)).unwrap();
+    let Transport::Twilio(sms) = &config.channels.sms else {
+        panic!("{:?}", config.channels.sms)
+    };
+    assert_eq!(sms.plain_http, nudge::config::PlainHttp::Allowed);
+}
+
+/// `nudge check` and `nudge run`, the real binary: a number out of its
+/// bounds is an error naming the file, the line, the key, the value and
+/// the range; `run` starts nothing and makes no store.
+#[test]
+fn the_binary_refuses_a_number_out_of_bounds_at_check_and_at_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("hiring");
+    init(&root).unwrap();
+    let text = fs::read_to_string(root.join(FILE_NAME)).unwrap();
+    let text = text.replace("concurrency = 16", "concurrency = 18446744073709551615");
+    let line = text
+        .lines()
+        .position(|l| l.starts_with("concurrency = "))
+        .unwrap()
+        + 1;
+    fs::write(root.join(FILE_NAME), text).unwrap();
+    let expected = [
+        "error: `runtime.concurrency` is 18446744073709551615; it must be from 1 to 1024"
+            .to_string(),
+        format!("--> nudge.toml:{line}:15"),
+    ];
+    for args in [&["check"][..], &["run"][..]] {
+        let output = std::process::Command::new(env!("CARGO_BIN_EXE_nudge"))
+            .args(args)
+            .current_dir(&root)
+            .env_remove("NUDGE_CONFIG")
+            .env("NO_COLOR", "1")
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(output.stderr).unwrap();
+        assert_eq!(output.status.code(), Some(1), "{args:?}: {stderr}");
+        for expected in &expected {
+            assert!(
+                stderr.contains(expected.as_str()),
+                "{args:?}: {expected} missing from:\n{stderr}"
+            );
+        }
+        assert!(!root.join("nudge-data").exists(), "{args:?} made a store");
+    }
+}
 
 /// A configuration whose store is a fresh temporary folder.
 fn in_store(store: &Path, token_env: Option<&str>) -> Config {
@@ -560,11 +846,50 @@ fn admin_token_from_the_environment_wins() {
     // Unset: the generated token.
     let generated = config.admin_token().unwrap();
     // This variable is used by this test only.
-    std::env::set_var(VAR, "s3cret");
-    assert_eq!(config.admin_token().unwrap(), "s3cret");
+    let set = "s3cret-s3cret-s3cret-s3cret-s3cret";
+    std::env::set_var(VAR, set);
+    assert_eq!(config.admin_token().unwrap(), set);
     std::env::set_var(VAR, "");
     assert_eq!(config.admin_token().unwrap(), generated);
     std::env::remove_var(VAR);
+}
+
+/// A token of fewer than 32 characters is refused, from the environment
+/// or from the token file, saying where it came from and never quoting it.
+#[test]
+fn a_short_admin_token_is_refused_wherever_it_comes_from() {
+    const VAR: &str = "NUDGE_TEST_CONFIG_SHORT_ADMIN_TOKEN";
+    let dir = tempfile::tempdir().unwrap();
+    let config = in_store(&dir.path().join("data"), Some(VAR));
+    // This variable is used by this test only.
+    std::env::set_var(VAR, "x");
+    let err = config.admin_token().unwrap_err();
+    std::env::remove_var(VAR);
+    assert_eq!(
+        err.to_string(),
+        format!(
+            "the admin token in environment variable `{VAR}` (named by `admin.token_env`) \
+             has 1 characters, too few to be safe; give one of at least 32 random visible \
+             characters, such as the output of `openssl rand -hex 32`, or leave \
+             `admin.token_env` out to use a generated one"
+        )
+    );
+    // Refused before any file was made.
+    assert!(!dir.path().join("data").exists());
+
+    let file = dir.path().join("data").join(ADMIN_TOKEN_FILE);
+    fs::create_dir_all(file.parent().unwrap()).unwrap();
+    fs::write(&file, "hunter2\n").unwrap();
+    let err = config.admin_token().unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.starts_with(&format!(
+            "the admin token in file `{}` has 7 characters, too few to be safe",
+            file.display()
+        )),
+        "{text}"
+    );
+    assert!(!text.contains("hunter2"), "{text}");
 }
 
 #[test]

@@ -39,7 +39,7 @@ const MIN_KILLS: usize = 20;
 /// Real time the whole run may take before the test gives up waiting.
 const REAL_BUDGET: StdDuration = StdDuration::from_secs(150);
 const TOKEN_ENV: &str = "NUDGE_CRASH_TOKEN";
-const TOKEN: &str = "crash-test-token";
+const TOKEN: &str = "crash-test-token-of-at-least-32-chars";
 
 #[test]
 fn daemon_killed_at_random_delivers_exactly_what_the_simulator_predicts() {

@@ -1104,3 +1104,91 @@ fn a_store_written_by_layout_3_opens_upgraded_with_its_history() {
     );
     assert!(!timeline("c2").is_empty());
 }
+
+// ------------------------------------------------------- inputs at the door
+
+/// A request that declares a body over the limit is answered 413 with the
+/// admin API's JSON error at once, before any of the body is sent, and its
+/// connection is closed; with the token or without, and the daemon goes on.
+#[test]
+fn a_request_declaring_a_huge_body_gets_413_at_once_and_is_closed() {
+    let site = Site::probe();
+    let daemon = site.start(None);
+    let token = site.token();
+    for auth in [Some(token.as_str()), None] {
+        let mut stream = TcpStream::connect(("127.0.0.1", site.port)).unwrap();
+        // Long enough for a loaded machine; a daemon that waits for the
+        // body never answers, and the read below fails.
+        stream
+            .set_read_timeout(Some(StdDuration::from_secs(5)))
+            .unwrap();
+        let mut request = "POST /v1/enroll HTTP/1.1\r\nHost: 127.0.0.1\r\n\
+                           Content-Type: application/json\r\n\
+                           Content-Length: 10000000000\r\n"
+            .to_string();
+        if let Some(t) = auth {
+            request.push_str(&format!("Authorization: Bearer {t}\r\n"));
+        }
+        request.push_str("\r\n");
+        let sent = std::time::Instant::now();
+        stream.write_all(request.as_bytes()).unwrap();
+        // To the end: the daemon closes the connection after answering.
+        let mut response = String::new();
+        stream
+            .read_to_string(&mut response)
+            .unwrap_or_else(|e| panic!("no answer and close within 5 s ({e}): {response:?}"));
+        assert!(sent.elapsed() < StdDuration::from_secs(5));
+        assert!(
+            response.starts_with("HTTP/1.1 413 "),
+            "{auth:?}: {response}"
+        );
+        let body = response.split_once("\r\n\r\n").unwrap().1;
+        let error: serde_json::Value = serde_json::from_str(body).unwrap();
+        assert_eq!(error["status"], 413, "{body}");
+        assert_eq!(
+            error["message"],
+            "the request body is 10000000000 bytes; at most 1048576 are taken"
+        );
+    }
+    // The daemon answers the next request as ever, and took nothing.
+    assert_eq!(
+        http(site.port, "GET", "/v1/health", Some(&token), "").0,
+        200
+    );
+    let (status, body) = http(site.port, "GET", "/v1/status", Some(&token), "");
+    assert_eq!(status, 200, "{body}");
+    assert!(site.sent().is_empty());
+    daemon.stop();
+}
+
+/// `nudge run` with an admin token from the environment that is too short
+/// refuses to start, says why and where the token came from, and makes no
+/// store.
+#[test]
+fn a_short_admin_token_from_the_environment_stops_run_before_anything_is_made() {
+    const VAR: &str = "NUDGE_TEST_DAEMON_SHORT_TOKEN";
+    let site = Site::probe();
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &config.replace("[admin]\n", &format!("[admin]\ntoken_env = \"{VAR}\"\n")),
+    );
+    let run = site
+        .command(&["run"])
+        .env(VAR, "guessable")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (code, err) = ends_by_itself(run, "nudge run with a short token");
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(&format!(
+            "the admin token in environment variable `{VAR}` (named by `admin.token_env`) \
+             has 9 characters, too few to be safe"
+        )),
+        "{err}"
+    );
+    assert!(!err.contains("guessable"), "{err}");
+    assert!(!site.store().exists(), "a store was made");
+}

@@ -239,6 +239,7 @@ impl Scenario {
             messaging_service_sid: None,
             status_callback: None,
             timeout_secs: 5,
+            plain_http: Default::default(),
         };
         Channels::new(
             Backend::Smtp(Box::new(SmtpChannel::new(&smtp).unwrap())),

@@ -238,6 +238,7 @@ fn channels(mail: SocketAddr, sms: &Server, whatsapp: &Server) -> Channels {
         // Carries each text's send key, which names its send below.
         status_callback: Some("http://127.0.0.1:9/status".into()),
         timeout_secs: 5,
+        plain_http: Default::default(),
     };
     Channels::new(
         Backend::Smtp(Box::new(SmtpChannel::new(&smtp).unwrap())),

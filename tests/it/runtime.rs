@@ -1651,3 +1651,55 @@ on_both_stores!(
     the_last_failure_of_a_send_does_not_promise_a_retry,
     a_paused_campaign_parks_what_falls_due_and_resuming_runs_it,
 );
+
+/// Limits beyond the configuration's bounds that reach the daemon by
+/// another path than `nudge.toml` (here a library caller's [`Options`])
+/// are brought inside them: the lanes' semaphore (which panics above its
+/// maximum of permits) and the core's batch take them, and a send goes
+/// out.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn limits_beyond_their_bounds_do_not_panic_the_daemon() {
+    let fx = Fixture::new();
+    fx.write_campaign(
+        "probe.nudge",
+        "campaign probe {\n  title \"Probe\"\n  channels email\n  goal completed\n  deadline 72h\n\n  \
+         state first {\n    send \"invite-short\"\n    end\n  }\n}\n",
+    );
+    let out = fx.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let file = |name: &str| Backend::File(FileChannel::open(out.join(name)).unwrap());
+    let channels = Channels::new(
+        file("email.jsonl"),
+        file("sms.jsonl"),
+        file("whatsapp.jsonl"),
+        file("webhook.jsonl"),
+    );
+    let clock = Arc::new(ManualClock::new(at("2026-11-23T15:00:00Z")));
+    let running = daemon::start(Options {
+        core: fx.core(),
+        channels: Arc::new(channels),
+        clock,
+        concurrency: usize::MAX,
+        rates: Vec::new(),
+        batch: usize::MAX,
+        sources: fx.sources(),
+    })
+    .unwrap();
+    let request = nudge::runtime::api::EnrollRequest {
+        campaign: "probe".into(),
+        external_id: Some("c1".into()),
+        fields: [
+            ("name".to_string(), "Ana Diaz".to_string()),
+            ("email".to_string(), "ana@example.com".to_string()),
+        ]
+        .into(),
+    };
+    running.handle.enroll(request).await.unwrap();
+    let sent = wait_for(StdDuration::from_secs(10), || {
+        let sent = read_messages(out.join("email.jsonl")).unwrap();
+        (!sent.is_empty()).then_some(sent)
+    })
+    .expect("the invite was never delivered");
+    assert_eq!(sent[0].template, "invite-short");
+    running.stop().await;
+}

@@ -1147,13 +1147,13 @@ error: `channels.sms.username` has no `password_env`
   |
   = help: name the environment variable holding the password: password_env = "NUDGE_SMTP_PASSWORD"
 
-error: `channels.sms.pool_size` is 0
+error: `channels.sms.pool_size` is 0; it must be from 1 to 64
  --> nudge.toml:6:13
   |
 6 | pool_size = 0
-  |             ^ must be at least 1
+  |             ^ out of range
   |
-  = help: leave it out for the default
+  = help: leave it out for the default, 8
 "#,
     );
 }
@@ -1169,11 +1169,13 @@ from = "jobs@example.com"
 security = "ssl"
 "#,
         r#"
-error: `channels.email.security`: unknown variant `ssl`, expected one of `plain`, `starttls`, `tls`
+error: `channels.email.security` is `ssl`; it must be `plain`, `starttls` or `tls`
  --> nudge.toml:5:12
   |
 5 | security = "ssl"
-  |            ^^^^^
+  |            ^^^^^ not `plain`, `starttls` or `tls`
+  |
+  = help: write `plain`, `starttls` or `tls`
 "#,
     );
 }

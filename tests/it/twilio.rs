@@ -36,6 +36,7 @@ fn config(base_url: &str) -> TwilioConfig {
         messaging_service_sid: None,
         status_callback: None,
         timeout_secs: 5,
+        plain_http: Default::default(),
     }
 }
 
@@ -353,6 +354,7 @@ fn nudge_toml_configures_sms_and_whatsapp() {
             messaging_service_sid: None,
             status_callback: None,
             timeout_secs: 10,
+            plain_http: Default::default(),
         })
     );
     let channels = channels_from(&config).unwrap();

@@ -29,6 +29,7 @@ fn config(url: &str) -> WebhookConfig {
         url: url.to_string(),
         secret_env: SECRET_ENV.to_string(),
         timeout_secs: 5,
+        plain_http: Default::default(),
     }
 }
 
@@ -209,6 +210,7 @@ fn nudge_toml_configures_the_webhook() {
             url: "https://ats.example.com/nudge?token=abc".to_string(),
             secret_env: SECRET_ENV.to_string(),
             timeout_secs: 10,
+            plain_http: Default::default(),
         })
     );
     let channels = channels_from(&config).unwrap();

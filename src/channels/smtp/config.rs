@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use lettre::message::Mailbox;
 use serde::{Deserialize, Serialize};
 
-use crate::channels::SettingProblem;
+use crate::channels::{Bounds, SettingProblem};
 
 /// The settings of `transport = "smtp"`: the server, how to reach it
 /// securely, who the mail is from, and how it is signed.
@@ -45,12 +45,12 @@ pub struct SmtpConfig {
     /// Where replies go, a mailbox (default: to `from`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reply_to: Option<String>,
-    /// Connections kept open to the server and used at once, at least 1
+    /// Connections kept open to the server and used at once, from 1 to 64
     /// (default 8).
     #[serde(default = "default_pool_size")]
     pub pool_size: usize,
-    /// Seconds allowed to connect, and then to send one message, at least 1
-    /// (default 30).
+    /// Seconds allowed to connect, and then to send one message, from 1 to
+    /// 600 (default 30).
     #[serde(default = "default_timeout_secs")]
     pub timeout_secs: u64,
     /// The name nudge gives in `EHLO` (default: this machine's host name).
@@ -101,6 +101,19 @@ impl Security {
 }
 
 impl SmtpConfig {
+    /// `pool_size`: at least one connection; at most 64, as mail servers
+    /// limit the connections one client may hold (often to 10 or 20) and
+    /// refuse or slow down the rest.
+    pub const POOL_SIZE: Bounds = Bounds::new(1, 64);
+
+    /// `timeout_secs`: at least 1, as 0 would fail every send; at most 600,
+    /// the longest wait RFC 5321 (4.5.3.2) suggests for any step of a mail
+    /// transaction.
+    pub const TIMEOUT_SECS: Bounds = Bounds::new(1, 600);
+
+    /// `port`: any TCP port but 0, which names none.
+    pub const PORT: Bounds = Bounds::new(1, 65535);
+
     /// The configured port, or the usual one for the security mode.
     pub fn port(&self) -> u16 {
         self.port.unwrap_or(self.security.default_port())
@@ -267,27 +280,6 @@ impl SmtpConfig {
                 "set security = \"starttls\" or \"tls\", or leave `tls_ca_path` out",
             );
         }
-        for (key, zero) in [
-            ("pool_size", self.pool_size == 0),
-            ("timeout_secs", self.timeout_secs == 0),
-        ] {
-            if zero {
-                here(
-                    &[key],
-                    "is 0",
-                    "must be at least 1",
-                    "leave it out for the default",
-                );
-            }
-        }
-        if self.port == Some(0) {
-            here(
-                &["port"],
-                "is 0",
-                "not a port",
-                "leave it out for the usual port of `security`",
-            );
-        }
         if self
             .hello_name
             .as_ref()
@@ -317,6 +309,31 @@ impl SmtpConfig {
                         "leave out the whole `dkim` table to send unsigned mail",
                     );
                 }
+            }
+        }
+        let numbers = [
+            (
+                "pool_size",
+                Some(u64::try_from(self.pool_size).unwrap_or(u64::MAX)),
+                SmtpConfig::POOL_SIZE,
+                format!("the default, {}", default_pool_size()),
+            ),
+            (
+                "timeout_secs",
+                Some(self.timeout_secs),
+                SmtpConfig::TIMEOUT_SECS,
+                format!("the default, {}", default_timeout_secs()),
+            ),
+            (
+                "port",
+                self.port.map(u64::from),
+                SmtpConfig::PORT,
+                "the usual port of `security`".to_string(),
+            ),
+        ];
+        for (key, value, bounds, default) in numbers {
+            if let Some(value) = value {
+                problems.extend(bounds.check(table, key, value, &default));
             }
         }
         problems

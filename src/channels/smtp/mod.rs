@@ -186,12 +186,12 @@ impl SmtpChannel {
                 hello,
                 credentials,
                 username: config.username.clone(),
-                timeout: Duration::from_secs(config.timeout_secs),
+                timeout: Duration::from_secs(SmtpConfig::TIMEOUT_SECS.clamp(config.timeout_secs)),
             },
             senders: Senders { default, campaigns },
             dkim,
             pool: Pool {
-                permits: Semaphore::new(config.pool_size.max(1)),
+                permits: Semaphore::new(SmtpConfig::POOL_SIZE.clamp_usize(config.pool_size)),
                 idle: Mutex::new(Vec::new()),
             },
         })
