@@ -9,7 +9,8 @@
 use crate::support::site::*;
 use crate::support::{at, repo, stderr, stdout};
 use std::collections::BTreeMap;
-use std::io::Read;
+use std::io::{Read, Write};
+use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::Duration as StdDuration;
