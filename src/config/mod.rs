@@ -183,6 +183,11 @@ pub struct RuntimeConfig {
     /// never sends at a stale hour (default 900).
     #[serde(default = "default_catch_up_secs")]
     pub catch_up_secs: u64,
+    /// A send that could only go more than this many seconds after it was
+    /// due is skipped as `late`, never sent, from 60 to a year (default
+    /// 43200, 12 hours).
+    #[serde(default = "default_stale_after_secs")]
+    pub stale_after_secs: u64,
     /// Deliveries tried in all before a send that keeps failing for a
     /// passing reason is given up (and the next channel tried) (default 8).
     #[serde(default = "default_max_attempts")]
@@ -239,6 +244,13 @@ fn default_batch() -> usize {
 fn default_catch_up_secs() -> u64 {
     900
 }
+
+fn default_stale_after_secs() -> u64 {
+    12 * 3600
+}
+
+/// The bounds of `runtime.stale_after_secs`: a minute, a year.
+pub const STALE_AFTER_SECS: std::ops::RangeInclusive<u64> = 60..=365 * 86_400;
 
 fn default_max_attempts() -> u32 {
     8
@@ -297,6 +309,7 @@ impl Default for RuntimeConfig {
             concurrency: default_concurrency(),
             batch: default_batch(),
             catch_up_secs: default_catch_up_secs(),
+            stale_after_secs: default_stale_after_secs(),
             max_attempts: default_max_attempts(),
             retry_base_secs: default_retry_base_secs(),
             retry_cap_secs: default_retry_cap_secs(),

@@ -83,6 +83,20 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
             );
         }
     }
+    let stale = config.runtime.stale_after_secs;
+    if !super::STALE_AFTER_SECS.contains(&stale) {
+        diagnostics.push(
+            at(
+                &["runtime", "stale_after_secs"],
+                format!("`runtime.stale_after_secs` is {stale}, out of range"),
+            )
+            .with_label("from 60 (a minute) to 31536000 (a year)")
+            .with_help(
+                "a send that could only go this long after it was due is skipped as late; \
+                 leave it out for 12 hours (43200)",
+            ),
+        );
+    }
     for (channel, transport) in config.channels.entries() {
         for problem in transport.validate(channel) {
             let channel_path = ["channels", channel.name()];

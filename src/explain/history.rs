@@ -130,6 +130,11 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
             why: why @ Failure::CommunicationsOff,
             ..
         } => ("suppressed".into(), format!("{channel}: {why}")),
+        LogKind::DeliveryFailed {
+            channel,
+            why: why @ Failure::Late(_),
+            ..
+        } => ("skipped".into(), format!("{channel}: {why}")),
         LogKind::DeliveryFailed { channel, why, .. } => {
             ("failed".into(), format!("{channel}: {why}"))
         }

@@ -89,6 +89,9 @@ pub fn settings(config: &Config) -> Settings {
         catch_up: chrono::Duration::seconds(
             i64::try_from(config.runtime.catch_up_secs).unwrap_or(i64::MAX / 1000),
         ),
+        stale_after: chrono::Duration::seconds(
+            i64::try_from(config.runtime.stale_after_secs).unwrap_or(i64::MAX / 1000),
+        ),
         backoff: super::policy::Backoff {
             base: std::time::Duration::from_secs(config.runtime.retry_base_secs),
             cap: std::time::Duration::from_secs(config.runtime.retry_cap_secs),

@@ -49,6 +49,23 @@ pub enum Skip {
     NoAddressFor(Channel),
     /// The candidate has no address on any of the campaign's channels.
     NoAddress(Vec<Channel>),
+    /// It could only go too late.
+    Late(Late),
+}
+
+/// Why a send was too late to go: never sent, skipped as `late`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Late {
+    /// Due before the candidate's deadline (epoch ms), it could only go
+    /// after it.
+    AfterDeadline { deadline: i64 },
+    /// It could only go more than `limit_secs` (the `stale_after_secs`
+    /// setting) after it was due; instants in epoch ms.
+    Stale {
+        due: i64,
+        leaves: i64,
+        limit_secs: i64,
+    },
 }
 
 /// What kind of failure a channel reported.
@@ -83,4 +100,6 @@ pub enum Failure {
     Render(String),
     /// Withheld because `communications = "off"`.
     CommunicationsOff,
+    /// Never handed to a channel: by the time it could go, it was late.
+    Late(Late),
 }

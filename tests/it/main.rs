@@ -17,6 +17,7 @@ mod delivery;
 mod e2e;
 mod engine;
 mod fmt;
+mod late;
 mod parse_fuzz;
 mod phone;
 mod policy;

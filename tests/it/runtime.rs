@@ -166,6 +166,7 @@ fn settings() -> Settings {
         sender: "The recruiting team".into(),
         phone_country_code: String::new(),
         catch_up: Duration::seconds(900),
+        stale_after: Duration::hours(12),
         backoff: Default::default(),
         communications_off: false,
     }
