@@ -351,12 +351,12 @@ fn a_send_waiting_in_the_outbox_when_nudge_stopped_is_skipped_late_at_the_restar
     // to the whole second.
     let daemon = site.start(chrono::Utc::now() + Duration::minutes(13 * 60 + 1));
     let show = site.wait_show(&olga, "late");
-    assert!(
-        show.contains("email: late: it could only go 13h"),
-        "{show}"
-    );
+    assert!(show.contains("email: late: it could only go 13h"), "{show}");
     let status = stdout(&site.nudge(&["status"]));
-    assert!(counts_line(&status, "fresh").ends_with("late 1"), "{status}");
+    assert!(
+        counts_line(&status, "fresh").ends_with("late 1"),
+        "{status}"
+    );
     assert!(status.contains("outbox: 0 waiting"), "{status}");
     // Its pong, due 11 hours before the restart, is within the limit.
     site.wait_sent(&olga, "pong");
@@ -458,7 +458,7 @@ fn a_send_held_for_its_channel_past_the_deadline_is_not_cleared() {
         };
         cleared.clone()
     };
-    assert_eq!(ask(&mut core, &ping, t0), [ping.clone()]);
+    assert_eq!(ask(&mut core, &ping, t0), vec![ping]);
     assert!(ask(&mut core, &pong, t0 + Duration::hours(11)).is_empty());
     assert!(
         matches!(status_of(&core, &pong), SendStatus::Suppressed(why) if why.starts_with("late")),

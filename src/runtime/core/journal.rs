@@ -166,7 +166,13 @@ impl<S: Store> Core<S> {
             channel: entry.message.channel.name().to_string(),
             why: why.clone(),
         };
-        self.settle(txn, entry, SendStatus::Suppressed(why.to_string()), kind, now)
+        self.settle(
+            txn,
+            entry,
+            SendStatus::Suppressed(why.to_string()),
+            kind,
+            now,
+        )
     }
 
     /// Sends whose retry is due: back to the dispatcher, in one commit
