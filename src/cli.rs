@@ -839,11 +839,12 @@ pub fn status(
             outln!("  exited: {outcome:<16} {n:>8}");
         }
         outln!(
-            "  sends due in the next hour {}, next day {}; held {}; failed {}",
+            "  sends due in the next hour {}, next day {}; held {}; failed {}; late {}",
             c.sends_next_hour,
             c.sends_next_day,
             c.held,
-            c.failed
+            c.failed,
+            c.late
         );
     }
     outln!("outbox: {} waiting for delivery", report.outbox);

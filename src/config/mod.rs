@@ -198,6 +198,11 @@ pub struct RuntimeConfig {
     /// 900).
     #[serde(default = "default_catch_up_secs")]
     pub catch_up_secs: u64,
+    /// A send that could only go more than this many seconds after it was
+    /// due is skipped as `late`, never sent, from 60 to a year (default
+    /// 43200, 12 hours).
+    #[serde(default = "default_stale_after_secs")]
+    pub stale_after_secs: u64,
     /// Deliveries tried in all before a send that keeps failing for a
     /// passing reason is given up (and the next channel tried), from 1 to
     /// 100 (default 8).
@@ -242,6 +247,10 @@ impl RuntimeConfig {
     /// `retry_cap_secs`: at most a week between two attempts (and never
     /// below `retry_base_secs`, checked apart).
     pub const RETRY_CAP_SECS: Bounds = Bounds::new(1, 604_800);
+
+    /// `stale_after_secs`: a send that could only go this long after it
+    /// was due is skipped as late; from a minute to a year.
+    pub const STALE_AFTER_SECS: Bounds = Bounds::new(60, 365 * 86_400);
 }
 
 fn default_store() -> PathBuf {
@@ -286,6 +295,10 @@ fn default_batch() -> usize {
 
 fn default_catch_up_secs() -> u64 {
     900
+}
+
+fn default_stale_after_secs() -> u64 {
+    12 * 3600
 }
 
 fn default_max_attempts() -> u32 {
@@ -345,6 +358,7 @@ impl Default for RuntimeConfig {
             concurrency: default_concurrency(),
             batch: default_batch(),
             catch_up_secs: default_catch_up_secs(),
+            stale_after_secs: default_stale_after_secs(),
             max_attempts: default_max_attempts(),
             retry_base_secs: default_retry_base_secs(),
             retry_cap_secs: default_retry_cap_secs(),

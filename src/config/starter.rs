@@ -104,6 +104,12 @@ batch = 1024
 # at a stale hour. From 0 to 315360000 (ten years).
 catch_up_secs = 900
 
+# A send that could only go more than this many seconds after it was due
+# (after downtime, a long retry, a paced backlog) is skipped as `late`, never
+# sent; so is one due before the candidate's deadline that could only go
+# after it. From 60 to 31536000 (a year).
+stale_after_secs = 43200
+
 # Deliveries tried in all before a send that keeps failing for a passing
 # reason (a timeout, a 4xx from SMTP, a 5xx or 429 from an API) is given up
 # and the next channel of the campaign tried. From 1 to 100.

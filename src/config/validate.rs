@@ -165,6 +165,12 @@ fn numbers(config: &Config) -> Vec<(Vec<&'static str>, SettingProblem)> {
             now.retry_cap_secs,
             default.retry_cap_secs,
         ),
+        (
+            "stale_after_secs",
+            RuntimeConfig::STALE_AFTER_SECS,
+            now.stale_after_secs,
+            default.stale_after_secs,
+        ),
     ];
     let mut out = Vec::new();
     for (key, bounds, value, default) in runtime {

@@ -15,7 +15,10 @@ pub type Instant = chrono::DateTime<chrono::Utc>;
 pub use candidate::{assign_variant, Candidate, Fields};
 pub use filter::Filter;
 pub use machine::{Channel, Machine, StateId};
-pub use step::{enroll, next_due, step, Ctx, EngineState, Happening, Input, Record, Step};
+pub use step::{
+    enroll, late, next_due, step, Ctx, EngineState, Happening, Input, Lateness, Leaving, Record,
+    Step,
+};
 
 #[cfg(test)]
 mod tests {

@@ -75,6 +75,58 @@ pub struct Ctx<'a> {
     /// Instants of messages sent to this candidate by other campaigns
     /// (sliding limits count across campaigns).
     pub other_sends: &'a [Instant],
+    /// When the sends this step decides actually leave, for the late rule
+    /// (see [`late`]).
+    pub leaving: Leaving,
+}
+
+/// When the sends a step decides actually leave.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Leaving {
+    /// The instant they leave, when later than their own: the daemon's
+    /// clock, which is past them after downtime. `None`: each leaves at
+    /// its own instant (the simulator).
+    pub at: Option<Instant>,
+    /// A send that would leave more than this after it was due is late.
+    /// `None`: no limit.
+    pub stale_after: Option<Duration>,
+}
+
+/// Why a send is too late to go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Lateness {
+    /// Due before the candidate's deadline, it could only leave after it.
+    AfterDeadline { deadline: Instant },
+    /// It would leave more than `limit_secs` after it was due.
+    Stale {
+        due: Instant,
+        leaves: Instant,
+        limit_secs: i64,
+    },
+}
+
+/// The late rule, shared by the engine (sends it decides) and the runtime
+/// (sends that wait for a channel, a retry or a restart): a send due at
+/// `due` that would leave at `leaves` is late when it was due before the
+/// deadline and would leave after it, or would leave more than
+/// `stale_after` after it was due. A send due at or after the deadline
+/// (the message of an `at deadline` state) is late only by staleness.
+pub fn late(
+    due: Instant,
+    leaves: Instant,
+    deadline: Option<Instant>,
+    stale_after: Option<Duration>,
+) -> Option<Lateness> {
+    if let Some(deadline) = deadline.filter(|d| due < *d && leaves > *d) {
+        return Some(Lateness::AfterDeadline { deadline });
+    }
+    stale_after
+        .filter(|limit| leaves - due > *limit)
+        .map(|limit| Lateness::Stale {
+            due,
+            leaves,
+            limit_secs: limit.num_seconds(),
+        })
 }
 
 /// The result of [`enroll`] or [`step`].
@@ -132,6 +184,13 @@ pub enum Happening {
         state: StateId,
         template: String,
         limit: u32,
+    },
+    /// Not sent: it could only leave too late (see [`late`]).
+    Late {
+        state: StateId,
+        template: String,
+        channel: Channel,
+        why: Lateness,
     },
     DeadlineStarted {
         deadline: Instant,
@@ -500,6 +559,31 @@ impl<'a> Run<'a> {
             }
         }
         let (allowed, reason) = self.earliest_allowed(at);
+        // Held past the deadline it was due before: late at its turn, as a
+        // skip is (a send that can never fit stays held, as before).
+        // Otherwise a send leaving now is checked against both limits; the
+        // end of a hold is when a held send is due.
+        let leaves = self.ctx.leaving.at.map_or(allowed, |t| t.max(allowed));
+        let why = if allowed == at {
+            late(at, leaves, self.st.deadline, self.ctx.leaving.stale_after)
+        } else if allowed < Instant::MAX_UTC {
+            late(at, leaves, self.st.deadline, None)
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            self.record(
+                at,
+                Happening::Late {
+                    state: state_id,
+                    template,
+                    channel,
+                    why,
+                },
+            );
+            self.resolve_send(at);
+            return;
+        }
         if allowed > at {
             if self.st.held_until != Some(allowed) {
                 self.record(

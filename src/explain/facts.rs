@@ -3,9 +3,9 @@
 //! after the campaign is edited.
 
 use crate::engine::machine::Machine;
-use crate::engine::step::{CancelReason, HoldReason, Trigger as EngineTrigger};
+use crate::engine::step::{CancelReason, HoldReason, Lateness, Trigger as EngineTrigger};
 use crate::engine::Channel;
-use crate::store::causes::{Cancel, Hold, Skip, Trigger};
+use crate::store::causes::{Cancel, Hold, Late, Skip, Trigger};
 
 /// What moved a candidate, by name.
 pub fn trigger(machine: &Machine, by: &EngineTrigger) -> Trigger {
@@ -67,5 +67,23 @@ pub fn skip(machine: &Machine, via: Option<Channel>) -> Skip {
     match via {
         Some(c) => Skip::NoAddressFor(c),
         None => Skip::NoAddress(machine.channels.clone()),
+    }
+}
+
+/// Why a send was too late to go.
+pub fn late(why: &Lateness) -> Late {
+    match *why {
+        Lateness::AfterDeadline { deadline } => Late::AfterDeadline {
+            deadline: deadline.timestamp_millis(),
+        },
+        Lateness::Stale {
+            due,
+            leaves,
+            limit_secs,
+        } => Late::Stale {
+            due: due.timestamp_millis(),
+            leaves: leaves.timestamp_millis(),
+            limit_secs,
+        },
     }
 }

@@ -146,6 +146,11 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
                 super::words::suppressed(contact, *reason, &local(*since))
             ),
         ),
+        LogKind::DeliveryFailed {
+            channel,
+            why: why @ Failure::Late(_),
+            ..
+        } => ("skipped".into(), format!("{channel}: {why}")),
         LogKind::DeliveryFailed { channel, why, .. } => {
             ("failed".into(), format!("{channel}: {why}"))
         }

@@ -5,7 +5,7 @@ use std::fmt;
 
 use crate::engine::Channel;
 use crate::sim::duration_text;
-use crate::store::causes::{Cancel, Failure, FailureKind, Hold, Skip, Trigger};
+use crate::store::causes::{Cancel, Failure, FailureKind, Hold, Late, Skip, Trigger};
 use crate::store::SuppressionReason;
 
 impl fmt::Display for Trigger {
@@ -54,6 +54,36 @@ impl fmt::Display for Skip {
                 let names: Vec<&str> = channels.iter().map(|c| c.name()).collect();
                 write!(f, "no address on any channel ({})", names.join(", "))
             }
+            Skip::Late(late) => write!(f, "{late}"),
+        }
+    }
+}
+
+/// Always begins with `late`, the reason's name in `show`, `status` and
+/// `simulate`.
+impl fmt::Display for Late {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Late::AfterDeadline { .. } => {
+                f.write_str("late: due before the deadline, it could only go after it")
+            }
+            Late::Stale {
+                due,
+                leaves,
+                limit_secs,
+            } => {
+                let minutes = (leaves - due).max(0) / 60_000;
+                let by = match (minutes / 60, minutes % 60) {
+                    (0, m) => format!("{m}m"),
+                    (h, 0) => format!("{h}h"),
+                    (h, m) => format!("{h}h {m}m"),
+                };
+                write!(
+                    f,
+                    "late: it could only go {by} after it was due, more than {}",
+                    duration_text(*limit_secs)
+                )
+            }
         }
     }
 }
@@ -101,6 +131,7 @@ impl fmt::Display for Failure {
                 reason,
                 since,
             } => f.write_str(&suppressed(contact, *reason, &utc_minute(*since))),
+            Failure::Late(late) => write!(f, "{late}"),
         }
     }
 }

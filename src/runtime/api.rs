@@ -186,6 +186,9 @@ pub struct CampaignStatus {
     pub sends_next_day: u64,
     pub held: u64,
     pub failed: i64,
+    /// Sends skipped because they could only go too late.
+    #[serde(default)]
+    pub late: i64,
 }
 
 /// `nudge show CANDIDATE`.

@@ -93,6 +93,9 @@ pub fn settings(config: &Config) -> Settings {
             i64::try_from(RuntimeConfig::CATCH_UP_SECS.clamp(config.runtime.catch_up_secs))
                 .unwrap_or(0),
         ),
+        stale_after: chrono::Duration::seconds(
+            i64::try_from(config.runtime.stale_after_secs).unwrap_or(i64::MAX / 1000),
+        ),
         backoff: super::policy::Backoff {
             base: std::time::Duration::from_secs(
                 RuntimeConfig::RETRY_BASE_SECS.clamp(config.runtime.retry_base_secs),

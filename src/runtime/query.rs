@@ -81,6 +81,7 @@ pub fn status<S: Store>(
             sends_next_day: day,
             held,
             failed: counts.get(&Counter::Failed).copied().unwrap_or(0),
+            late: counts.get(&Counter::Late).copied().unwrap_or(0),
         });
     }
     let outbox = store.undelivered_checked()? as u64;

@@ -259,6 +259,11 @@ fn simulate_row(
                     skipped.get_or_insert_with(|| why.clone());
                     out.dropped.push((template.clone(), why));
                 }
+                Happening::Late { template, why, .. } => {
+                    let why = facts::late(why).to_string();
+                    skipped.get_or_insert_with(|| why.clone());
+                    out.dropped.push((template.clone(), why));
+                }
                 Happening::Suppressed {
                     template, limit, ..
                 } => {

@@ -10,7 +10,9 @@ use std::fmt;
 use chrono::{DateTime, Duration, Utc};
 use chrono_tz::Tz;
 
-use crate::engine::{self, Candidate, Ctx, Fields, Happening, Input, Instant, Machine, Record};
+use crate::engine::{
+    self, Candidate, Ctx, Fields, Happening, Input, Instant, Leaving, Machine, Record,
+};
 
 /// What to simulate: who, from when, which events, until when.
 #[derive(Debug, Clone)]
@@ -171,10 +173,12 @@ pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioE
     events.sort_by_key(|(_, at)| *at); // stable: equal instants keep their order
     let mut events = events.into_iter().peekable();
 
+    // Each send leaves at its own instant: only the deadline makes one late.
     let ctx = Ctx {
         candidate,
         zone,
         other_sends: &[],
+        leaving: Leaving::default(),
     };
     let no_fields = Fields::new();
     let first = engine::enroll(machine, &ctx, variants.clone(), scenario.start);

@@ -142,6 +142,22 @@ fn describe(machine: &Machine, timeline: &Timeline, line: &Line) -> Described {
                     keys.push(("reason", why.into()));
                     (*at, "skipped", keys, text)
                 }
+                Happening::Late {
+                    state,
+                    template,
+                    channel,
+                    why,
+                } => {
+                    let why = facts::late(why).to_string();
+                    let text = format!("{template}: {why}");
+                    let keys = vec![
+                        ("state", name(state).into()),
+                        ("template", template.clone().into()),
+                        ("channel", channel.name().into()),
+                        ("reason", why.into()),
+                    ];
+                    (*at, "skipped", keys, text)
+                }
                 Happening::Suppressed {
                     state,
                     template,

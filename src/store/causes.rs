@@ -50,6 +50,23 @@ pub enum Skip {
     NoAddressFor(Channel),
     /// The candidate has no address on any of the campaign's channels.
     NoAddress(Vec<Channel>),
+    /// It could only go too late.
+    Late(Late),
+}
+
+/// Why a send was too late to go: never sent, skipped as `late`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Late {
+    /// Due before the candidate's deadline (epoch ms), it could only go
+    /// after it.
+    AfterDeadline { deadline: i64 },
+    /// It could only go more than `limit_secs` (the `stale_after_secs`
+    /// setting) after it was due; instants in epoch ms.
+    Stale {
+        due: i64,
+        leaves: i64,
+        limit_secs: i64,
+    },
 }
 
 /// What kind of failure a channel reported.
@@ -92,4 +109,6 @@ pub enum Failure {
         /// When it was suppressed, epoch milliseconds.
         since: i64,
     },
+    /// Never handed to a channel: by the time it could go, it was late.
+    Late(Late),
 }

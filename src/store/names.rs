@@ -17,6 +17,8 @@ pub enum Counter {
     Outcome(String),
     /// Sends that failed for good (`failed`).
     Failed,
+    /// Sends skipped because they could only go too late (`late`).
+    Late,
     /// A name this build does not know (kept as it is, so a store written
     /// by a later nudge still reads).
     Other(String),
@@ -31,19 +33,22 @@ impl Counter {
             Counter::Outcome(outcome.to_string())
         } else if name == "failed" {
             Counter::Failed
+        } else if name == "late" {
+            Counter::Late
         } else {
             Counter::Other(name.to_string())
         }
     }
 }
 
-/// The stored name: `state:NAME`, `outcome:NAME`, `failed`.
+/// The stored name: `state:NAME`, `outcome:NAME`, `failed`, `late`.
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Counter::State(s) => write!(f, "state:{s}"),
             Counter::Outcome(o) => write!(f, "outcome:{o}"),
             Counter::Failed => f.write_str("failed"),
+            Counter::Late => f.write_str("late"),
             Counter::Other(name) => f.write_str(name),
         }
     }
@@ -107,7 +112,13 @@ mod tests {
 
     #[test]
     fn counters_read_as_they_are_stored() {
-        for name in ["state:waiting", "outcome:completed", "failed", "later"] {
+        for name in [
+            "state:waiting",
+            "outcome:completed",
+            "failed",
+            "late",
+            "later",
+        ] {
             assert_eq!(Counter::parse(name).to_string(), name);
         }
         assert_eq!(

@@ -147,7 +147,7 @@ case!(
     concurency = 8
     "#,
     r#"
-    error: `runtime.concurency`: unknown field `concurency`, expected one of `concurrency`, `batch`, `catch_up_secs`, `max_attempts`, `retry_base_secs`, `retry_cap_secs`
+    error: `runtime.concurency`: unknown field `concurency`, expected one of `concurrency`, `batch`, `catch_up_secs`, `stale_after_secs`, `max_attempts`, `retry_base_secs`, `retry_cap_secs`
      --> nudge.toml:2:1
       |
     2 | concurency = 8
@@ -317,6 +317,23 @@ case!(
       |
     3 | path = "outbox/email.jsonl"
       | ^^^^
+    "#,
+);
+
+case!(
+    a_stale_limit_out_of_range,
+    r#"
+    [runtime]
+    stale_after_secs = 30
+    "#,
+    r#"
+    error: `runtime.stale_after_secs` is 30, out of range
+     --> nudge.toml:2:20
+      |
+    2 | stale_after_secs = 30
+      |                    ^^ from 60 (a minute) to 31536000 (a year)
+      |
+      = help: a send that could only go this long after it was due is skipped as late; leave it out for 12 hours (43200)
     "#,
 );
 

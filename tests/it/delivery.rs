@@ -207,6 +207,7 @@ impl Scenario {
             sender: "The recruiting team".into(),
             phone_country_code: String::new(),
             catch_up: Duration::seconds(900),
+            stale_after: Duration::hours(12),
             backoff,
             communications_off,
         };

@@ -101,6 +101,7 @@ impl Fixture {
             sender: "The recruiting team".into(),
             phone_country_code: String::new(),
             catch_up: Duration::seconds(900),
+            stale_after: Duration::hours(12),
             backoff: Default::default(),
             communications_off: false,
         };

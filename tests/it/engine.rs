@@ -262,6 +262,7 @@ fn on_where_reads_event_fields_and_candidate_fields() {
         candidate: &candidate,
         zone: chrono_tz::UTC,
         other_sends: &[],
+        leaving: Default::default(),
     };
     let t0 = at("2026-12-01T00:00:00Z");
     let first = engine::enroll(&m, &ctx, vec![], t0);
@@ -305,6 +306,7 @@ fn sliding_limits_count_sends_of_other_campaigns() {
         candidate: &candidate,
         zone: chrono_tz::UTC,
         other_sends: &other,
+        leaving: Default::default(),
     };
     let t0 = at("2026-12-01T08:00:00Z");
     let first = engine::enroll(&m, &ctx, vec![], t0);
@@ -339,6 +341,7 @@ fn a_daemon_waking_late_catches_up_in_order() {
         candidate: &candidate,
         zone: chrono_tz::UTC,
         other_sends: &[],
+        leaving: Default::default(),
     };
     let t0 = at("2026-12-01T00:00:00Z");
     let first = engine::enroll(&m, &ctx, vec![], t0);

@@ -19,6 +19,7 @@ mod engine;
 mod faults;
 mod fmt;
 mod inputs;
+mod late;
 mod parse_fuzz;
 mod phone;
 mod policy;

@@ -25,6 +25,7 @@ fn core(store: &Path, phone_country_code: &str) -> Core {
         sender: "The recruiting team".into(),
         phone_country_code: phone_country_code.into(),
         catch_up: chrono::Duration::seconds(900),
+        stale_after: chrono::Duration::hours(12),
         backoff: Default::default(),
         communications_off: false,
     };

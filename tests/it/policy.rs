@@ -58,6 +58,7 @@ impl Setup {
             company: "Example Co".into(),
             sender: "The recruiting team".into(),
             catch_up: Duration::seconds(900),
+            stale_after: Duration::hours(12),
             phone_country_code: String::new(),
             backoff: Default::default(),
             communications_off,

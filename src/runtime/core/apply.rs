@@ -7,6 +7,10 @@ use super::*;
 /// What to step an enrollment with.
 pub(super) enum Step<'a> {
     Wake,
+    /// After downtime: run what fell due before this instant at the
+    /// instants it fell due (everything it sends is late; see
+    /// `Core::fire_one`).
+    WakeBefore(Instant),
     Event {
         name: &'a str,
         fields: &'a BTreeMap<String, String>,
@@ -106,10 +110,15 @@ impl<S: Store> Core<S> {
             candidate: &engine_candidate,
             zone,
             other_sends: &others,
+            leaving: self.leaving(now),
         };
         let state = std::mem::take(&mut enr.engine);
         let result = match input {
             Step::Wake => engine::step(machine, &ctx, state, Input::Wake, now),
+            Step::WakeBefore(cut) => {
+                let before = cut - Duration::milliseconds(1);
+                engine::step(machine, &ctx, state, Input::Wake, before)
+            }
             Step::Event { name, fields, at } => {
                 let at = at.max(state.clock);
                 let first = engine::step(machine, &ctx, state, Input::Event { name, fields }, at);
@@ -247,6 +256,19 @@ impl<S: Store> Core<S> {
                     template,
                     why: facts::skip(machine, channel),
                 },
+                Happening::Late {
+                    state,
+                    template,
+                    why,
+                    ..
+                } => {
+                    txn.bump(&campaign, &Counter::Late, 1);
+                    LogKind::Skipped {
+                        state: state_name(&state),
+                        template,
+                        why: Skip::Late(facts::late(&why)),
+                    }
+                }
                 Happening::Suppressed {
                     state,
                     template,

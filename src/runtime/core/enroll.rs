@@ -241,6 +241,7 @@ impl<S: Store> Core<S> {
             candidate: &engine_candidate,
             zone,
             other_sends: &[],
+            leaving: self.leaving(now),
         };
         let first = engine::enroll(machine, &ctx, variants, now);
         let enr = Enrollment {

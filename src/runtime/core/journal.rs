@@ -1,5 +1,7 @@
 //! The delivery journal: sends marked in flight and settled, retries of
 //! failed sends, and the recovery of undelivered sends after a restart.
+//! Each of these last gates before a channel skips a send that could only
+//! go late now (the engine's rule, [`engine::late`]).
 
 use super::apply::log;
 use super::*;
@@ -79,6 +81,10 @@ impl<S: Store> Core<S> {
                 Some(Failure::CommunicationsOff)
             } else if opted_out {
                 Some(Failure::OptedOut)
+            } else if let Some(why) = self.lateness(txn, &entry.message, now)? {
+                // Waited too long for its channel (a paced backlog).
+                self.settle_late(txn, entry, &why, now)?;
+                continue;
             } else {
                 self.suppressed_destination(txn, &entry.message)?
             };
@@ -130,7 +136,53 @@ impl<S: Store> Core<S> {
         log(txn, &entry.message.candidate, entry_log)
     }
 
-    /// Sends whose retry is due: back to the dispatcher, in one commit.
+    /// Whether a send decided earlier could only go late if it went at
+    /// `now`: the engine's rule ([`engine::late`]), from the instant it
+    /// was due to go, against its enrollment's deadline.
+    pub(super) fn lateness(
+        &self,
+        txn: &mut Txn<S>,
+        message: &Message,
+        now: Instant,
+    ) -> Result<Option<engine::Lateness>, StoreError> {
+        let deadline = txn
+            .enrollment(&message.candidate, &message.campaign)?
+            .and_then(|e| e.engine.deadline);
+        Ok(engine::late(
+            message.scheduled_at,
+            now,
+            deadline,
+            Some(self.settings.stale_after),
+        ))
+    }
+
+    /// Settles a send that could only go late: never handed to a channel,
+    /// skipped as `late` in the candidate's history and counted.
+    pub(super) fn settle_late(
+        &self,
+        txn: &mut Txn<S>,
+        entry: OutboxEntry,
+        why: &engine::Lateness,
+        now: Instant,
+    ) -> Result<(), StoreError> {
+        let why = Failure::Late(facts::late(why));
+        txn.bump(&entry.message.campaign, &Counter::Late, 1);
+        let kind = LogKind::DeliveryFailed {
+            key: entry.message.key.clone(),
+            channel: entry.message.channel.name().to_string(),
+            why: why.clone(),
+        };
+        self.settle(
+            txn,
+            entry,
+            SendStatus::Suppressed(why.to_string()),
+            kind,
+            now,
+        )
+    }
+
+    /// Sends whose retry is due: back to the dispatcher, in one commit
+    /// (those that could only go late now are skipped instead).
     pub fn retry_due(&mut self, now: Instant, limit: usize) -> Result<Outgoing, StoreError> {
         let mut txn = self.store.begin();
         let due = txn.take_due_retries(now, limit)?;
@@ -168,6 +220,10 @@ impl<S: Store> Core<S> {
                         continue;
                     }
                     entry.retry_at = None;
+                    if let Some(why) = self.lateness(&mut txn, &entry.message, now)? {
+                        self.settle_late(&mut txn, entry, &why, now)?;
+                        continue;
+                    }
                     txn.put_send(&entry)?;
                     let send_key = SendKey::of(&entry.message);
                     txn.enqueue(send_key);
@@ -270,6 +326,11 @@ impl<S: Store> Core<S> {
                 // for its retry (the retry index brings it back): off the
                 // queue.
                 txn.settle(send_key);
+                continue;
+            }
+            if let Some(why) = self.lateness(&mut txn, &entry.message, now)? {
+                // Undelivered when nudge stopped, and too late now.
+                self.settle_late(&mut txn, entry, &why, now)?;
                 continue;
             }
             if was_in_flight && !idempotent(entry.message.channel) && !entry.possible_duplicate {

@@ -41,7 +41,7 @@ use crate::runtime::api::{
 use crate::runtime::campaigns::{Campaign, Campaigns};
 use crate::runtime::compose::Draft;
 use crate::runtime::refusal::Refusal;
-use crate::store::causes::{Failure, FailureKind};
+use crate::store::causes::{Failure, FailureKind, Skip};
 use crate::store::{
     CandidateRecord, Counter, DueTimer, Enrollment, LogEntry, LogKind, OutboxEntry, SendKey,
     SendStatus, SledStore, Store, StoreError, TimerKind, Transaction,
@@ -119,6 +119,10 @@ pub struct Settings {
     pub phone_country_code: String,
     /// A timer found later than this runs at the current time, not its due time.
     pub catch_up: Duration,
+    /// A send that could only go more than this after it was due is
+    /// skipped as late (as is one due before the candidate's deadline that
+    /// could only go after it).
+    pub stale_after: Duration,
     /// How failed deliveries are tried again.
     pub backoff: crate::runtime::policy::Backoff,
     /// `communications = "off"`: nothing leaves the machine.
@@ -302,6 +306,14 @@ impl<S: Store> Core<S> {
             replies.push(reply);
         }
         Ok(replies)
+    }
+
+    /// When the sends decided at `now` leave, for the engine's late rule.
+    fn leaving(&self, now: Instant) -> engine::Leaving {
+        engine::Leaving {
+            at: Some(now),
+            stale_after: Some(self.settings.stale_after),
+        }
     }
 
     /// Replaces the templates (after a reload).

@@ -163,6 +163,21 @@ impl<S: Store> Core<S> {
         let candidate = engine_candidate(&record);
         let zone = candidate.zone(&campaign.machine.zone);
         let send_key = SendKey::of(m).fallback(next.name());
+        // The next channel carries the same message, due when it was.
+        if let Some(why) = self.lateness(txn, m, now)? {
+            txn.bump(&m.campaign, &Counter::Late, 1);
+            let kind = LogKind::DeliveryFailed {
+                key: send_key,
+                channel: next.name().into(),
+                why: Failure::Late(facts::late(&why)),
+            };
+            let entry = LogEntry {
+                at: now,
+                campaign: m.campaign.clone(),
+                kind,
+            };
+            return log(txn, &m.candidate, entry);
+        }
         log(
             txn,
             &m.candidate,

@@ -127,12 +127,24 @@ impl<S: Store> Core<S> {
             txn.put_enrollment(&enr)?;
             return Ok(());
         }
+        // This timer is taken: whatever the step arms is a new one.
+        enr.timer = None;
+        // After downtime, what fell due more than `stale_after` ago, or
+        // before a deadline that has passed since, could only go late: it
+        // runs at the instants it fell due, so transitions keep their
+        // times and each send is skipped as late by the engine.
+        let stale = now - self.settings.stale_after;
+        let cut = match enr.engine.deadline {
+            Some(deadline) if deadline < now => stale.max(deadline),
+            _ => stale,
+        };
+        if due < cut {
+            enr = self.step(txn, enr, Step::WakeBefore(cut), now, out)?;
+        }
         if now - due > self.settings.catch_up {
             // Long downtime: run what fell due now, at a decent hour.
             enr.engine.clock = enr.engine.clock.max(now);
         }
-        // This timer is taken: whatever the step arms is a new one.
-        enr.timer = None;
         self.step(txn, enr, Step::Wake, now, out)?;
         Ok(())
     }
