@@ -66,7 +66,7 @@ fn enroll(site: &Site, id: &str) -> Output {
 
 fn enroll_over_api(site: &Site, id: &str) -> (u16, String) {
     let body = format!(
-        r#"{{"campaign": "probe", "external_id": "{id}", "name": "Ana Ruiz", "email": "{id}@example.com"}}"#
+        r#"{{"campaign": "probe", "external_id": "{id}", "fields": {{"name": "Ana Ruiz", "email": "{id}@example.com"}}}}"#
     );
     http(site.port, "POST", "/v1/enroll", Some(&site.token()), &body)
 }
