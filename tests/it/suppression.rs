@@ -337,6 +337,7 @@ fn core_of<S: Store>(site: &Site, open: impl FnOnce(&Path) -> S) -> Core<S> {
         catch_up: chrono::Duration::seconds(900),
         backoff: Default::default(),
         communications_off: false,
+        stale_after: chrono::Duration::hours(12),
     };
     Core::new(
         open(&site.path().join("data")),
