@@ -111,6 +111,10 @@ max_attempts = 8
 retry_base_secs = 30
 retry_cap_secs = 3600
 
+# Prune the history of candidates who finished every campaign this many days
+# after they finished, keeping their outcome; kept forever when unset.
+# history_days = 365
+
 # The pace each channel may be fed at, in any second and any minute; no
 # limit where unset. For example:
 # [rates.sms]

@@ -1513,7 +1513,7 @@ fn a_store_written_by_layout_3_opens_upgraded_with_its_history() {
         std::fs::read_to_string(site.store().join("nudge-layout"))
             .unwrap()
             .trim(),
-        "4"
+        nudge::store::SCHEMA_VERSION.to_string()
     );
 
     // A minute after the fixture's click, whenever the test runs.

@@ -19,7 +19,8 @@
 //! | `reload.rs` | reload and migration onto a new campaign version |
 //! | `apply.rs` | engine steps, their records, queueing and rendering sends |
 //! | `batch.rs` | writing behind, sharing a batch with a helper thread |
-//! | `queries.rs` | counts and history for people |
+//! | `queries.rs` | counts for people, and keeping the timers' counts |
+//! | `retention.rs` | pruning the history of candidates who finished long ago |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -54,6 +55,7 @@ mod journal;
 mod outcomes;
 mod queries;
 mod reload;
+mod retention;
 mod timers;
 
 pub use apply::engine_candidate;
@@ -64,8 +66,10 @@ pub use queries::counters;
 pub use reload::{
     check_start, stranded, strandings, waiting, StartRefusal, Stranded, StrandedOnStart, Waiting,
 };
+pub use retention::{Pruned, PRUNE_CHUNK};
 
 use batch::InFlight;
+use queries::put_enrollment;
 
 /// What the core is asked to do.
 #[derive(Debug)]
@@ -143,6 +147,9 @@ pub struct Core<S: Store = SledStore> {
     /// Channels whose sends are marked in flight in the commit that queues
     /// them ([`Core::mark_in_flight_when_queued`]).
     premarked: Vec<Channel>,
+    /// How long finished candidates' history is kept, and how far pruning
+    /// has walked the store.
+    retention: retention::Retention,
 }
 
 /// A batch the core has built, once the store says it is durable: the
@@ -179,6 +186,7 @@ impl<S: Store> Core<S> {
             paused: Default::default(),
             in_flight: None,
             premarked: Vec::new(),
+            retention: Default::default(),
         }
     }
 
