@@ -105,7 +105,7 @@ fn enroll(i: usize) -> Command {
         ("name", format!("Applicant {i}")),
         ("role", "Warehouse Associate".into()),
         ("source", "indeed".into()),
-        if i % 2 == 0 {
+        if i.is_multiple_of(2) {
             ("phone", format!("+1312555{i:04}"))
         } else {
             ("email", format!("a{i}@example.com"))
