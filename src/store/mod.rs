@@ -251,6 +251,18 @@ pub trait Transaction: Sized {
 
     fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError>;
 
+    /// What the stored enrollment waits on ([`Enrollment::waiting`]),
+    /// without copying it where the store can.
+    fn waiting(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<(Instant, TimerKind)>, StoreError> {
+        Ok(self
+            .enrollment(candidate, campaign)?
+            .and_then(|e| e.waiting()))
+    }
+
     /// Writes an enrollment (its candidate must be stored).
     fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError>;
 

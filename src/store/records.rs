@@ -56,15 +56,7 @@ impl Enrollment {
     /// The counters its waiting timer counts in (`status`'s held sends and
     /// sends due by minute): none for a transition timer.
     pub fn timer_counters(&self) -> impl Iterator<Item = super::Counter> {
-        let (send, held) = match self.waiting() {
-            Some((due, TimerKind::Send)) => (Some(super::Counter::sends_due(due)), None),
-            Some((due, TimerKind::Held)) => (
-                Some(super::Counter::sends_due(due)),
-                Some(super::Counter::Held),
-            ),
-            _ => (None, None),
-        };
-        send.into_iter().chain(held)
+        TimerKind::counters(self.waiting())
     }
 }
 
@@ -99,6 +91,19 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
+    /// The counters a waiting timer counts in ([`Enrollment::timer_counters`]).
+    pub fn counters(waiting: Option<(Instant, TimerKind)>) -> impl Iterator<Item = super::Counter> {
+        let (send, held) = match waiting {
+            Some((due, TimerKind::Send)) => (Some(super::Counter::sends_due(due)), None),
+            Some((due, TimerKind::Held)) => (
+                Some(super::Counter::sends_due(due)),
+                Some(super::Counter::Held),
+            ),
+            _ => (None, None),
+        };
+        send.into_iter().chain(held)
+    }
+
     /// What a timer at `due` is for, by the engine state that armed it.
     pub fn of(engine: &EngineState, due: Instant) -> TimerKind {
         if engine.send_due != Some(due) {

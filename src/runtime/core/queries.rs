@@ -34,16 +34,13 @@ pub(super) fn put_enrollment<T: Transaction>(
     txn: &mut T,
     enr: &Enrollment,
 ) -> Result<(), StoreError> {
-    let now_waits = enr.waiting();
-    let was = txn.enrollment(&enr.candidate, &enr.campaign)?;
-    let was_waiting = was.as_ref().and_then(Enrollment::waiting);
-    if was_waiting != now_waits {
-        if let Some(was) = &was {
-            for counter in was.timer_counters() {
-                txn.bump(&enr.campaign, &counter, -1);
-            }
+    let waits = enr.waiting();
+    let waited = txn.waiting(&enr.candidate, &enr.campaign)?;
+    if waited != waits {
+        for counter in TimerKind::counters(waited) {
+            txn.bump(&enr.campaign, &counter, -1);
         }
-        for counter in enr.timer_counters() {
+        for counter in TimerKind::counters(waits) {
             txn.bump(&enr.campaign, &counter, 1);
         }
     }

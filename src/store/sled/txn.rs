@@ -694,6 +694,18 @@ impl<'a> Transaction for SledTxn<'a> {
             .and_then(|d| d.enrollment(campaign).cloned()))
     }
 
+    /// Read in place: nothing copied.
+    fn waiting(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<(Instant, TimerKind)>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign))
+            .and_then(Enrollment::waiting))
+    }
+
     fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
         Ok(self
             .dossier(candidate)?
