@@ -22,9 +22,13 @@
 //!    tmpfs (so the runtime is measured, not the disk): each send's
 //!    `delivered_at` against its due instant.
 //!
+//! 6. **status**: a child `nudge run` on the store of stages 1 and 2, with
+//!    N candidates waiting: the time of each of a few `GET /v1/status`
+//!    calls, and the daemon's resident set before and after them.
+//!
 //! `NUDGE_BENCH_N` sets N (default 1,000,000); stage 5 uses N / 10 sends,
 //! between 10,000 and 100,000. `NUDGE_BENCH_STAGES` picks stages (`12`,
-//! `5`; stages 1 and 2 run whenever 3 or 4 does, as they build its store);
+//! `5`; stages 1 and 2 run whenever 3, 4 or 6 does, as they build its store);
 //! `NUDGE_BENCH_KEEP=1` keeps the stores and the daemons' logs.
 
 use std::collections::{BTreeSet, HashMap};
@@ -67,6 +71,9 @@ const TARGET_FIRST_SEND_MS: f64 = 300.0;
 const TARGET_RESOLVED_MS: f64 = 1_000.0;
 const TARGET_P99_MS: f64 = 50.0;
 const LATENESS_RATE: u64 = 10_000;
+const TARGET_STATUS_MS: f64 = 100.0;
+/// Status calls timed by stage 6.
+const STATUS_CALLS: usize = 5;
 
 const CAMPAIGN: &str = r#"# The benchmark campaign: email, no window, no limits; a send per state
 # and an `after` timer that the benchmark makes due when it chooses.
@@ -109,12 +116,15 @@ fn main() {
     let wanted = |stage: char| stages.is_empty() || stages.contains(stage);
     let store = root.join("store");
     let t0 = Utc::now();
-    if "1234".chars().any(wanted) {
+    if "12346".chars().any(wanted) {
         stage_enroll(&root, &store, n, t0);
         stage_fire(&root, &store, t0 + Duration::hours(1));
     }
     if wanted('3') {
         stage_rss(&root, &store, n);
+    }
+    if wanted('6') {
+        stage_status(&root, &store, n);
     }
     if wanted('4') {
         stage_restart(&root, &store, t0 + Duration::hours(2));
@@ -475,6 +485,98 @@ fn stage_rss(root: &Path, store: &Path, n: usize) {
          (peak {peak:.0} MB; target < {TARGET_RSS_MB:.0} MB: {})",
         verdict(peak < TARGET_RSS_MB),
     );
+}
+
+/// The daemon's resident set once it holds still (within 1 MB over two
+/// seconds; at most 20 s), and the peak seen.
+fn steady_rss(daemon: &Daemon) -> (f64, f64) {
+    let mut samples: Vec<f64> = Vec::new();
+    let deadline = Timer::now() + StdDuration::from_secs(20);
+    while Timer::now() < deadline {
+        std::thread::sleep(StdDuration::from_millis(250));
+        let Some(rss) = daemon.rss_mb() else { break };
+        samples.push(rss);
+        if samples.len() >= 8 {
+            let last = &samples[samples.len() - 8..];
+            let (lo, hi) = last
+                .iter()
+                .fold((f64::MAX, 0.0f64), |(lo, hi), v| (lo.min(*v), hi.max(*v)));
+            if hi - lo < 1.0 {
+                break;
+            }
+        }
+    }
+    let peak = samples.iter().copied().fold(0.0, f64::max);
+    (samples.last().copied().unwrap_or(0.0), peak)
+}
+
+/// `GET path` on the daemon's admin API with its token: the status code
+/// and the body's length.
+fn admin_get(port: u16, token: &str, path: &str) -> (u16, usize) {
+    use std::io::Write;
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port)).expect("admin API");
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {token}\r\n\
+         Connection: close\r\n\r\n"
+    )
+    .expect("send the request");
+    let mut answer = String::new();
+    let _ = stream.read_to_string(&mut answer);
+    let code = answer
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (code, answer.len())
+}
+
+fn stage_status(root: &Path, store: &Path, n: usize) {
+    quiet_disk();
+    let config = write_config(root, "status.toml", store, None);
+    let port = nudge::config::load(Some(&config))
+        .map(|(c, _)| c.admin.listen.port())
+        .expect("the bench config reads");
+    let daemon = Daemon::spawn(&config, None, &root.join("status.log"));
+    let token_file = store.join("admin-token");
+    let deadline = Timer::now() + StdDuration::from_secs(60);
+    let token = loop {
+        match fs::read_to_string(&token_file) {
+            Ok(t) if !t.trim().is_empty() => break t.trim().to_string(),
+            _ if Timer::now() < deadline => std::thread::sleep(StdDuration::from_millis(50)),
+            _ => panic!("no admin token in {}", token_file.display()),
+        }
+    };
+    // Ready once the API answers.
+    while admin_get_checked(port, &token).is_none() && Timer::now() < deadline {
+        std::thread::sleep(StdDuration::from_millis(50));
+    }
+    let (before, _) = steady_rss(&daemon);
+    let mut times = Vec::with_capacity(STATUS_CALLS);
+    for _ in 0..STATUS_CALLS {
+        let started = Timer::now();
+        let (code, _) = admin_get(port, &token, "/v1/status");
+        times.push(started.elapsed().as_secs_f64() * 1e3);
+        assert_eq!(code, 200, "GET /v1/status answered {code}");
+    }
+    let (after, peak) = steady_rss(&daemon);
+    daemon.stop();
+    let slowest = times.iter().copied().fold(0.0, f64::max);
+    let each: Vec<String> = times.iter().map(|t| format!("{t:.1}")).collect();
+    println!(
+        "6 status    nudge run with {n} candidates waiting: {STATUS_CALLS} status calls of {} ms \
+         (target < {TARGET_STATUS_MS:.0} ms: {}); resident {before:.0} MB before, {after:.0} MB after \
+         (peak {peak:.0} MB; growth {:+.0} MB)",
+        each.join(", "),
+        verdict(slowest < TARGET_STATUS_MS),
+        after - before,
+    );
+}
+
+/// Whether the admin API answers a status call (`None` until it listens).
+fn admin_get_checked(port: u16, token: &str) -> Option<()> {
+    std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    (admin_get(port, token, "/v1/health").0 != 0).then_some(())
 }
 
 /// The complete lines of a file written by the file channel, from byte

@@ -217,6 +217,11 @@ pub struct RuntimeConfig {
     /// `retry_base_secs` to 604800, a week (default 3600).
     #[serde(default = "default_retry_cap_secs")]
     pub retry_cap_secs: u64,
+    /// The history of a candidate who finished every campaign is pruned
+    /// this many days after they finished, keeping their outcome (default:
+    /// kept forever).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_days: Option<u32>,
 }
 
 impl RuntimeConfig {
@@ -362,6 +367,7 @@ impl Default for RuntimeConfig {
             max_attempts: default_max_attempts(),
             retry_base_secs: default_retry_base_secs(),
             retry_cap_secs: default_retry_cap_secs(),
+            history_days: None,
         }
     }
 }

@@ -121,6 +121,10 @@ max_attempts = 8
 retry_base_secs = 30
 retry_cap_secs = 3600
 
+# Prune the history of candidates who finished every campaign this many days
+# after they finished, keeping their outcome; kept forever when unset.
+# history_days = 365
+
 # The pace each channel may be fed at, in any second (1 to 10000) and any
 # minute (1 to 600000); no limit where unset. For example:
 # [rates.sms]

@@ -84,6 +84,18 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
         );
     }
     let mut problems = numbers(config);
+    if let Some(days) = config.runtime.history_days {
+        if !(1..=MAX_HISTORY_DAYS).contains(&days) {
+            diagnostics.push(
+                at(
+                    &["runtime", "history_days"],
+                    format!("`runtime.history_days` is {days}"),
+                )
+                .with_label(format!("must be between 1 and {MAX_HISTORY_DAYS}"))
+                .with_help("leave it out to keep history forever"),
+            );
+        }
+    }
     for (channel, transport) in config.channels.entries() {
         for problem in transport.validate(channel) {
             problems.push((vec!["channels", channel.name()], problem));
@@ -210,3 +222,6 @@ fn value_span(table: &DeTable<'_>, path: &[&str]) -> Option<Span> {
         _ => None,
     }
 }
+
+/// The longest retention `runtime.history_days` takes (a hundred years).
+const MAX_HISTORY_DAYS: u32 = 36_500;

@@ -192,5 +192,12 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
             "migrated".into(),
             format!("campaign version {from_version} → {to_version}"),
         ),
+        LogKind::Pruned { entries, sends } => (
+            "pruned".into(),
+            format!(
+                "history pruned under the retention setting ({entries} entries and {sends} \
+                 settled sends removed); enrollment, last state and outcome kept"
+            ),
+        ),
     }
 }

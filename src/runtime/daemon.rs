@@ -32,7 +32,7 @@ use super::api::{
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
-use super::core::{Command, Core, Landed, Reply, This};
+use super::core::{Command, Core, Landed, Reply, This, PRUNE_CHUNK};
 use super::health::Health;
 use super::policy::{Limiter, Rate};
 use super::query;
@@ -412,6 +412,8 @@ fn core_loop(
     // The clients waiting for the batch being written behind.
     let mut flight: Vec<Option<oneshot::Sender<Reply>>> = Vec::new();
     let mut retries_looked = std::time::Instant::now();
+    // When the next chunk of history may be pruned (while idle).
+    let mut next_prune = std::time::Instant::now();
     loop {
         if health.writes_failing() {
             flight.clear();
@@ -465,6 +467,11 @@ fn core_loop(
                     StdDuration::from_secs(1)
                 }
             }
+        };
+        let wait = if core.prunes() {
+            wait.min(next_prune.saturating_duration_since(std::time::Instant::now()))
+        } else {
+            wait
         };
         if !wait.is_zero() {
             // Nothing to build while the batch being written finishes.
@@ -601,12 +608,38 @@ fn core_loop(
                 }
             }
         }
+        if !busy && !stop && core.prunes() && std::time::Instant::now() >= next_prune {
+            // Idle: a chunk of the store is looked at for history to prune,
+            // in a commit of its own (the batch written behind has landed).
+            next_prune = std::time::Instant::now()
+                + match core.prune_some(clock.now(), PRUNE_CHUNK) {
+                    Ok(done) => {
+                        if done.pruned > 0 {
+                            info!(candidates = done.pruned, "history pruned (retention)");
+                        }
+                        if done.wrapped {
+                            PRUNE_REST
+                        } else {
+                            PRUNE_PACE
+                        }
+                    }
+                    Err(e) => {
+                        error!(%e, "pruning history failed; will try again");
+                        PRUNE_REST
+                    }
+                };
+        }
         if stop {
             break;
         }
     }
     land(&mut core, &mut flight, &dispatch, &health);
 }
+
+/// The pause between two chunks of history pruning while idle, and after
+/// a pass over the whole store.
+const PRUNE_PACE: StdDuration = StdDuration::from_millis(50);
+const PRUNE_REST: StdDuration = StdDuration::from_secs(600);
 
 /// How often a busy core looks for retries due.
 const RETRY_LOOK: StdDuration = StdDuration::from_millis(100);

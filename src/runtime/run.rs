@@ -177,7 +177,13 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         warn!("only the console channel is configured: messages are printed here, not sent");
     }
 
-    let core = Core::new(store, campaigns, templates, settings(&config));
+    let mut core = Core::new(store, campaigns, templates, settings(&config));
+    core.set_retention(
+        config
+            .runtime
+            .history_days
+            .map(|days| chrono::Duration::days(days.into())),
+    );
     let running = daemon::start(Options {
         core,
         channels,

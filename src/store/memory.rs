@@ -95,11 +95,13 @@ impl State {
             .and_then(|d| d.enrollment(campaign).cloned())
     }
 
+    /// A campaign's counters but the per-minute ones.
     fn counters(&self, campaign: &str) -> Vec<(Counter, i64)> {
         self.counters
             .iter()
             .filter(|((c, _), _)| c == campaign)
             .map(|((_, name), n)| (Counter::parse(name), *n))
+            .filter(|(counter, _)| !counter.per_minute())
             .collect()
     }
 
@@ -171,6 +173,25 @@ impl Store for MemoryStore {
         all.into_iter().map(Ok)
     }
 
+    fn dossiers_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<Dossier>)>, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(id) => Bound::Excluded(id.to_string()),
+            None => Bound::Unbounded,
+        };
+        Ok(self
+            .state()
+            .dossiers
+            .range((from, Bound::Unbounded))
+            .take(limit)
+            .map(|(id, d)| (id.clone(), Some(d.clone())))
+            .collect())
+    }
+
     fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError> {
         let state = self.state();
         Ok(state
@@ -223,7 +244,22 @@ impl Store for MemoryStore {
             .counters
             .iter()
             .map(|((campaign, name), n)| (campaign.clone(), Counter::parse(name), *n))
+            .filter(|(_, counter, _)| !counter.per_minute())
             .collect())
+    }
+
+    fn sends_due(&self, campaign: &str, before: Instant) -> Result<i64, StoreError> {
+        let before = before.timestamp_millis();
+        Ok(self
+            .state()
+            .counters
+            .iter()
+            .filter(|((c, _), _)| c == campaign)
+            .filter_map(|((_, name), n)| match Counter::parse(name) {
+                Counter::SendsDue(minute) if minute * 60_000 < before => Some(*n),
+                _ => None,
+            })
+            .sum())
     }
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
@@ -390,6 +426,20 @@ impl Transaction for MemoryTxn<'_> {
         Ok(())
     }
 
+    fn replace_history(&mut self, candidate: &str, kept: &[LogEntry]) -> Result<(), StoreError> {
+        match self.dossier_mut(candidate) {
+            Some(d) => {
+                d.history = Default::default();
+                for entry in kept {
+                    d.history.push(entry);
+                }
+                d.settled = Default::default();
+                Ok(())
+            }
+            None => Err(StoreError::missing_dossier(candidate)),
+        }
+    }
+
     /// Replaces the enrollment's stored timer (a database's upsert).
     fn arm(&mut self, timer: DueTimer) {
         self.changed = true;
@@ -512,11 +562,12 @@ impl Transaction for MemoryTxn<'_> {
 
     fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
         self.changed = true;
-        *self
-            .state
-            .counters
-            .entry((campaign.to_string(), counter.to_string()))
-            .or_insert(0) += delta;
+        let at = (campaign.to_string(), counter.to_string());
+        let n = self.state.counters.entry(at.clone()).or_insert(0);
+        *n += delta;
+        if *n == 0 && counter.per_minute() {
+            self.state.counters.remove(&at);
+        }
     }
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {

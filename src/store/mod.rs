@@ -18,7 +18,7 @@
 
 pub mod causes;
 pub mod memory;
-mod names;
+pub(crate) mod names;
 mod records;
 pub mod sled;
 pub mod suppression;
@@ -33,8 +33,8 @@ pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, SCHEMA_VERSION};
 pub use memory::{MemoryStore, MemoryTxn};
 pub use names::{Counter, SendKey};
 pub use records::{
-    Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry, SendStatus,
-    TimerKind,
+    timer_counts, Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry,
+    SendStatus, TimerKind,
 };
 pub use suppression::{Contact, ContactKind, Suppression, SuppressionReason};
 
@@ -173,6 +173,16 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Every candidate's dossier (a full scan: for reloads and audits).
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
 
+    /// Up to `limit` dossiers in the store's order, after candidate `after`
+    /// (from the first when `None`): (candidate id, the dossier, or `None`
+    /// when it does not decode). For walks a chunk at a time (retention).
+    #[allow(clippy::type_complexity)]
+    fn dossiers_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<Dossier>)>, StoreError>;
+
     /// The live timers: each checked against its enrollment (for
     /// `nudge status`, not for hot paths).
     fn live_timers(&self) -> Result<Vec<DueTimer>, StoreError>;
@@ -188,11 +198,19 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The instant of the earliest retry of a failed send.
     fn next_retry(&self) -> Result<Option<Instant>, StoreError>;
 
-    /// A campaign's counters.
+    /// A campaign's counters, but those kept per minute
+    /// ([`Counter::per_minute`]: read with [`Store::sends_due`]).
     fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError>;
 
-    /// Every campaign's counters: (campaign, counter, count).
+    /// Every campaign's counters but those kept per minute: (campaign,
+    /// counter, count).
     fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError>;
+
+    /// A campaign's sends (held or not) that enrollments wait to make
+    /// before `before`, counted to the minute: the sum of its
+    /// [`Counter::SendsDue`] of the minutes that begin before it (overdue
+    /// ones included). One ordered read of at most a counter per minute.
+    fn sends_due(&self, campaign: &str, before: Instant) -> Result<i64, StoreError>;
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
 
@@ -273,6 +291,18 @@ pub trait Transaction: Sized {
 
     fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError>;
 
+    /// What the stored enrollment waits on ([`Enrollment::waiting`]),
+    /// without copying it where the store can.
+    fn waiting(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<(Instant, TimerKind)>, StoreError> {
+        Ok(self
+            .enrollment(candidate, campaign)?
+            .and_then(|e| e.waiting()))
+    }
+
     /// Writes an enrollment (its candidate must be stored).
     fn put_enrollment(&mut self, enrollment: &Enrollment) -> Result<(), StoreError>;
 
@@ -286,6 +316,10 @@ pub trait Transaction: Sized {
 
     /// Appends to a candidate's history.
     fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError>;
+
+    /// Replaces a candidate's history with `kept` and forgets their
+    /// settled sends (retention: see `runtime::core::retention`).
+    fn replace_history(&mut self, candidate: &str, kept: &[LogEntry]) -> Result<(), StoreError>;
 
     /// Arms an enrollment's timer, replacing one armed earlier in this
     /// transaction. One armed before may stay stored: it is stale once the

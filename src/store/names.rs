@@ -19,6 +19,15 @@ pub enum Counter {
     Failed,
     /// Sends skipped because they could only go too late (`late`).
     Late,
+    /// Enrollments whose armed timer is a send held by a window or a limit
+    /// (`held`).
+    Held,
+    /// Enrollments whose armed timer is a send (held or not) due in this
+    /// minute, counted from the epoch (`sends_due:` and the minute in 12
+    /// digits, so the stored names sort in time order). Read a range at a
+    /// time ([`super::Store::sends_due`]), never with the other counters;
+    /// a minute's counter goes when it comes back to zero.
+    SendsDue(i64),
     /// A name this build does not know (kept as it is, so a store written
     /// by a later nudge still reads).
     Other(String),
@@ -35,13 +44,37 @@ impl Counter {
             Counter::Failed
         } else if name == "late" {
             Counter::Late
+        } else if name == "held" {
+            Counter::Held
+        } else if let Some(minute) = name
+            .strip_prefix(SENDS_DUE)
+            .and_then(|m| m.parse::<i64>().ok())
+        {
+            Counter::SendsDue(minute)
         } else {
             Counter::Other(name.to_string())
         }
     }
 }
 
-/// The stored name: `state:NAME`, `outcome:NAME`, `failed`, `late`.
+/// The stored names of [`Counter::SendsDue`] begin with this.
+pub const SENDS_DUE: &str = "sends_due:";
+
+impl Counter {
+    /// The [`Counter::SendsDue`] of the minute `at` falls in.
+    pub fn sends_due(at: crate::engine::Instant) -> Counter {
+        Counter::SendsDue(at.timestamp_millis().max(0).div_euclid(60_000))
+    }
+
+    /// Whether it is counted per minute (read by range, not with the
+    /// campaign's other counters).
+    pub fn per_minute(&self) -> bool {
+        matches!(self, Counter::SendsDue(_))
+    }
+}
+
+/// The stored name: `state:NAME`, `outcome:NAME`, `failed`, `late`, `held`,
+/// `sends_due:MINUTE`.
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -49,6 +82,8 @@ impl fmt::Display for Counter {
             Counter::Outcome(o) => write!(f, "outcome:{o}"),
             Counter::Failed => f.write_str("failed"),
             Counter::Late => f.write_str("late"),
+            Counter::Held => f.write_str("held"),
+            Counter::SendsDue(minute) => write!(f, "{SENDS_DUE}{minute:012}"),
             Counter::Other(name) => f.write_str(name),
         }
     }
@@ -117,6 +152,8 @@ mod tests {
             "outcome:completed",
             "failed",
             "late",
+            "held",
+            "sends_due:000029412345",
             "later",
         ] {
             assert_eq!(Counter::parse(name).to_string(), name);

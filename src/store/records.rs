@@ -45,6 +45,39 @@ pub struct Enrollment {
     pub parked: bool,
 }
 
+impl Enrollment {
+    /// The timer this enrollment waits on (armed, and not parked), and what
+    /// it is for.
+    pub fn waiting(&self) -> Option<(Instant, TimerKind)> {
+        let due = self.timer.filter(|_| !self.parked)?;
+        Some((due, TimerKind::of(&self.engine, due)))
+    }
+
+    /// The counters its waiting timer counts in (`status`'s held sends and
+    /// sends due by minute): none for a transition timer.
+    pub fn timer_counters(&self) -> impl Iterator<Item = super::Counter> {
+        TimerKind::counters(self.waiting())
+    }
+}
+
+/// The counts of waiting timers ([`Enrollment::timer_counters`]) that a
+/// read of every enrollment finds: (campaign, counter) → count. The core
+/// keeps them as deltas in its commits; this full scan is for a store
+/// written before they were kept, and for audits and tests.
+pub fn timer_counts<'d>(
+    dossiers: impl IntoIterator<Item = &'d Dossier>,
+) -> BTreeMap<(String, super::Counter), i64> {
+    let mut out: BTreeMap<(String, super::Counter), i64> = BTreeMap::new();
+    for d in dossiers {
+        for e in &d.enrollments {
+            for counter in e.timer_counters() {
+                *out.entry((e.campaign.clone(), counter)).or_insert(0) += 1;
+            }
+        }
+    }
+    out
+}
+
 /// What an armed timer is for, kept in the timer key's value so `status`
 /// can count without reading enrollments.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -58,6 +91,30 @@ pub enum TimerKind {
 }
 
 impl TimerKind {
+    /// The counters a waiting timer counts in ([`Enrollment::timer_counters`]).
+    pub fn counters(waiting: Option<(Instant, TimerKind)>) -> impl Iterator<Item = super::Counter> {
+        let (send, held) = match waiting {
+            Some((due, TimerKind::Send)) => (Some(super::Counter::sends_due(due)), None),
+            Some((due, TimerKind::Held)) => (
+                Some(super::Counter::sends_due(due)),
+                Some(super::Counter::Held),
+            ),
+            _ => (None, None),
+        };
+        send.into_iter().chain(held)
+    }
+
+    /// What a timer at `due` is for, by the engine state that armed it.
+    pub fn of(engine: &EngineState, due: Instant) -> TimerKind {
+        if engine.send_due != Some(due) {
+            TimerKind::Transition
+        } else if engine.held_until == Some(due) {
+            TimerKind::Held
+        } else {
+            TimerKind::Send
+        }
+    }
+
     pub fn byte(self) -> u8 {
         match self {
             TimerKind::Transition => 0,
@@ -258,6 +315,14 @@ pub enum LogKind {
     ResentInDoubt {
         key: String,
         channel: String,
+    },
+    // Layout 5 on.
+    /// The history before this entry was pruned under the retention
+    /// setting: `entries` lines and `sends` settled sends went; what says
+    /// who the candidate is and how each campaign ended was kept.
+    Pruned {
+        entries: u32,
+        sends: u32,
     },
 }
 

@@ -147,7 +147,7 @@ case!(
     concurency = 8
     "#,
     r#"
-    error: `runtime.concurency`: unknown field `concurency`, expected one of `concurrency`, `batch`, `catch_up_secs`, `stale_after_secs`, `max_attempts`, `retry_base_secs`, `retry_cap_secs`
+    error: `runtime.concurency`: unknown field `concurency`, expected one of `concurrency`, `batch`, `catch_up_secs`, `stale_after_secs`, `max_attempts`, `retry_base_secs`, `retry_cap_secs`, `history_days`
      --> nudge.toml:2:1
       |
     2 | concurency = 8
@@ -1110,3 +1110,20 @@ fn check_counts_configuration_errors_in_its_summary() {
         );
     }
 }
+
+case!(
+    history_days_out_of_bounds,
+    r#"
+    [runtime]
+    history_days = 0
+    "#,
+    r#"
+    error: `runtime.history_days` is 0
+     --> nudge.toml:2:16
+      |
+    2 | history_days = 0
+      |                ^ must be between 1 and 36500
+      |
+      = help: leave it out to keep history forever
+    "#,
+);

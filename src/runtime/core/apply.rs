@@ -298,7 +298,7 @@ impl<S: Store> Core<S> {
             )?;
         }
         rearm(txn, &mut enr, machine);
-        txn.put_enrollment(&enr)?;
+        put_enrollment(txn, &enr)?;
         Ok(enr)
     }
 

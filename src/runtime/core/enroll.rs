@@ -278,7 +278,7 @@ impl<S: Store> Core<S> {
             self.apply_records(txn, enr, machine, &engine_candidate, zone, records, out)?;
         if self.is_paused(txn, &machine.name)? {
             park(txn, &mut enr);
-            txn.put_enrollment(&enr)?;
+            put_enrollment(txn, &enr)?;
             return Ok(enr);
         }
         self.step(txn, enr, Step::Wake, now, out)

@@ -19,8 +19,9 @@
 //! | `reload.rs` | reload and migration onto a new campaign version |
 //! | `apply.rs` | engine steps, their records, queueing and rendering sends |
 //! | `batch.rs` | writing behind, sharing a batch with a helper thread |
-//! | `queries.rs` | counts and history for people |
+//! | `queries.rs` | counts for people, and keeping the timers' counts |
 //! | `suppression.rs` | the suppression list: opt-outs, the gate, add and remove |
+//! | `retention.rs` | pruning the history of candidates who finished long ago |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -57,6 +58,7 @@ mod outcomes;
 mod queries;
 mod reload;
 mod suppression;
+mod retention;
 mod timers;
 
 pub use apply::engine_candidate;
@@ -67,8 +69,10 @@ pub use queries::counters;
 pub use reload::{
     check_start, stranded, strandings, waiting, StartRefusal, Stranded, StrandedOnStart, Waiting,
 };
+pub use retention::{Pruned, PRUNE_CHUNK};
 
 use batch::InFlight;
+use queries::put_enrollment;
 
 /// What the core is asked to do.
 #[derive(Debug)]
@@ -160,6 +164,9 @@ pub struct Core<S: Store = SledStore> {
     /// The fields each campaign's templates need, by campaign and language
     /// ([`Core::missing_field`]); emptied when templates or campaigns change.
     needs: std::sync::Mutex<enroll::Needs>,
+    /// How long finished candidates' history is kept, and how far pruning
+    /// has walked the store.
+    retention: retention::Retention,
 }
 
 /// A batch the core has built, once the store says it is durable: the
@@ -197,6 +204,7 @@ impl<S: Store> Core<S> {
             in_flight: None,
             premarked: Vec::new(),
             needs: Default::default(),
+            retention: Default::default(),
         }
     }
 

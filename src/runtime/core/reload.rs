@@ -205,20 +205,11 @@ pub(super) fn rearm<T: Transaction>(txn: &mut T, enr: &mut Enrollment, machine: 
         enr.timer = armed;
         return;
     }
-    let kind = if enr.engine.send_due == Some(due) {
-        if enr.engine.held_until == Some(due) {
-            TimerKind::Held
-        } else {
-            TimerKind::Send
-        }
-    } else {
-        TimerKind::Transition
-    };
     txn.arm(DueTimer {
         due,
         candidate: enr.candidate.clone(),
         campaign: enr.campaign.clone(),
-        kind,
+        kind: TimerKind::of(&enr.engine, due),
     });
     enr.timer = Some(due);
 }
@@ -295,7 +286,7 @@ impl<S: Store> Core<S> {
                     continue;
                 }
                 rearm(&mut txn, &mut enr, &campaign.machine);
-                txn.put_enrollment(&enr)?;
+                put_enrollment(&mut txn, &enr)?;
                 moved += 1;
             }
             if moved >= CHUNK {

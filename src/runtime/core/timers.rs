@@ -124,7 +124,7 @@ impl<S: Store> Core<S> {
         }
         if self.is_paused(txn, &enr.campaign)? || self.campaigns.get(&enr.campaign).is_none() {
             park(txn, &mut enr);
-            txn.put_enrollment(&enr)?;
+            put_enrollment(txn, &enr)?;
             return Ok(());
         }
         // This timer is taken: whatever the step arms is a new one.

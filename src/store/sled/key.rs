@@ -132,6 +132,15 @@ pub fn flight(seq: u64) -> Vec<u8> {
 pub fn counter(campaign: &str, name: &str) -> Vec<u8> {
     join(b'n', &[campaign.as_bytes(), name.as_bytes()])
 }
+/// Where a campaign's per-minute counters begin, and the first key after
+/// them (their names all begin `sends_due:`).
+pub fn per_minute_counters(campaign: &str) -> (Vec<u8>, Vec<u8>) {
+    let prefix = crate::store::names::SENDS_DUE;
+    let mut after = prefix.to_string();
+    after.pop();
+    after.push(';');
+    (counter(campaign, prefix), counter(campaign, &after))
+}
 /// Every campaign's counters.
 pub fn all_counters() -> Vec<u8> {
     vec![b'n']

@@ -22,7 +22,7 @@
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
 //! | `q` seq(8) | the send keys one commit queued for delivery (`Journal`) |
 //! | `f` seq(8) | the send keys one commit handed to channels (`Journal`) |
-//! | `n` campaign `0` counter | i64 count (candidates per state, outcomes) |
+//! | `n` campaign `0` counter | i64 count (candidates per state, outcomes, held sends; sends due per minute, `sends_due:` and the minute, deleted at zero) |
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 //! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
@@ -58,12 +58,15 @@ use crate::engine::Instant;
 /// them in the candidate's [`Dossier`]; version 3 records identities in a
 /// `y` record per commit instead of an `x` key per candidate; version 4
 /// records history causes as typed facts ([`super::causes`]) in new [`super::LogKind`]
-/// variants; version 5 keeps the suppression list (`s` keys), and records a
+/// variants; version 5 keeps the suppression list (`s` keys), records a
 /// send withheld for it as a cause older builds cannot decode (an older
-/// build must not open it and send to a suppressed address). Older stores
-/// are taken as they are and marked 5: their `x` keys are still read, and
-/// their history in words stays readable as the `Legacy*` kinds (nothing to
-/// convert, so the upgrade is one marker).
+/// build must not open it and send to a suppressed address), keeps counters
+/// of the waiting timers (held sends, sends due per minute:
+/// [`Counter::Held`], [`Counter::SendsDue`]) and may hold pruned histories
+/// ([`super::LogKind::Pruned`]). Older stores are taken as they are and
+/// marked 5: their `x` keys are still read, their history in words stays
+/// readable as the `Legacy*` kinds, and the timer counters are made from
+/// their enrollments in the commit that marks them.
 pub const SCHEMA_VERSION: u32 = 5;
 
 /// The oldest layout this build opens (and marks as its own).
@@ -359,12 +362,15 @@ impl SledStore {
                     });
                 }
                 if found < SCHEMA_VERSION {
-                    // Nothing to convert: the `x` keys and the history in
-                    // words (layout 3) stay readable. The
-                    // marker in the store goes first, the file second, so a
-                    // crash between them leaves a store this build opens
-                    // and an older one refuses.
-                    db.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes())?;
+                    // The `x` keys and the history in words (layout 3) stay
+                    // readable; the counts of waiting timers (layout 5) are
+                    // made from the enrollments, in the batch that marks
+                    // the store. The marker in the store goes first, the
+                    // file second, so a crash between them leaves a store
+                    // this build opens and an older one refuses.
+                    let mut batch = store.timer_counts_batch()?;
+                    batch.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes());
+                    db.apply_batch(batch)?;
                     db.flush()?;
                 }
             }
@@ -384,6 +390,34 @@ impl SledStore {
         }
         store.load_journal()?;
         Ok(store)
+    }
+
+    /// The counters of waiting timers (held sends, sends due per minute),
+    /// made by reading every enrollment: for a store of a layout before 5,
+    /// which did not keep them. A dossier that does not decode counts for
+    /// nothing (the timer that reaches it reports it).
+    fn timer_counts_batch(&self) -> Result<sled::Batch, StoreError> {
+        let started = std::time::Instant::now();
+        let mut counts: BTreeMap<(String, Counter), i64> = BTreeMap::new();
+        for d in self.dossiers() {
+            let Ok(d) = d else { continue };
+            for ((campaign, counter), n) in super::timer_counts([&d]) {
+                *counts.entry((campaign, counter)).or_insert(0) += n;
+            }
+        }
+        let mut batch = sled::Batch::default();
+        for ((campaign, counter), n) in &counts {
+            batch.insert(
+                key::counter(campaign, &counter.to_string()),
+                &n.to_be_bytes(),
+            );
+        }
+        tracing::info!(
+            counters = counts.len(),
+            ms = started.elapsed().as_millis() as u64,
+            "counted the waiting timers of a store of an earlier layout"
+        );
+        Ok(batch)
     }
 
     pub fn path(&self) -> &Path {
@@ -779,19 +813,28 @@ impl super::Store for SledStore {
         Ok(self.retries_until(None, 1)?.first().map(|r| r.0))
     }
 
-    /// A campaign's counters.
+    /// A campaign's counters but the per-minute ones, which sort together
+    /// and are read around.
     fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
         let prefix = key::counters_of(campaign);
+        let (minutes, after_minutes) = key::per_minute_counters(campaign);
+        let mut end = prefix.clone();
+        if let Some(last) = end.last_mut() {
+            *last = 1;
+        }
         let mut out = Vec::new();
-        for item in self.db()?.scan_prefix(&prefix) {
-            let (k, v) = item?;
-            let name = String::from_utf8_lossy(&k[prefix.len()..]);
-            out.push((Counter::parse(&name), counter_value(&v)));
+        for range in [prefix.clone()..minutes, after_minutes..end] {
+            for item in self.db()?.range(range) {
+                let (k, v) = item?;
+                let name = String::from_utf8_lossy(&k[prefix.len()..]);
+                out.push((Counter::parse(&name), counter_value(&v)));
+            }
         }
         Ok(out)
     }
 
-    /// Every campaign's counters: (campaign, counter, count).
+    /// Every campaign's counters but the per-minute ones: (campaign,
+    /// counter, count).
     fn all_counters(&self) -> Result<Vec<(String, Counter, i64)>, StoreError> {
         let mut out = Vec::new();
         for item in self.db()?.scan_prefix(key::all_counters()) {
@@ -799,9 +842,27 @@ impl super::Store for SledStore {
             let Some((campaign, name)) = key::split_pair(&k[1..]) else {
                 continue;
             };
-            out.push((campaign, Counter::parse(&name), counter_value(&v)));
+            let counter = Counter::parse(&name);
+            if !counter.per_minute() {
+                out.push((campaign, counter, counter_value(&v)));
+            }
         }
         Ok(out)
+    }
+
+    /// The campaign's `sends_due:` counters of the minutes before the one
+    /// `before` ends in, summed: one range read.
+    fn sends_due(&self, campaign: &str, before: Instant) -> Result<i64, StoreError> {
+        let (first, _) = key::per_minute_counters(campaign);
+        let end_minute = before.timestamp_millis().max(0).div_euclid(60_000)
+            + i64::from(before.timestamp_millis().rem_euclid(60_000) > 0);
+        let end = key::counter(campaign, &Counter::SendsDue(end_minute).to_string());
+        let mut n = 0;
+        for item in self.db()?.range(first..end) {
+            let (_, v) = item?;
+            n += counter_value(&v);
+        }
+        Ok(n)
     }
 
     /// Whether a campaign is paused.
@@ -830,6 +891,32 @@ impl super::Store for SledStore {
                 })
             })
         })
+    }
+
+    /// Dossiers in key order after `after`'s: one range read of `limit`.
+    fn dossiers_after(
+        &self,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<(String, Option<Dossier>)>, StoreError> {
+        use std::ops::Bound;
+        let from = match after {
+            Some(id) => Bound::Excluded(key::candidate(id)),
+            None => Bound::Included(vec![b'c']),
+        };
+        let mut out = Vec::with_capacity(limit);
+        for item in self
+            .db()?
+            .range::<Vec<u8>, _>((from, Bound::Excluded(vec![b'd'])))
+            .take(limit)
+        {
+            let (k, v) = item?;
+            let Some(id) = key::candidate_id(&k) else {
+                continue;
+            };
+            out.push((id, postcard::from_bytes(&v).ok()));
+        }
+        Ok(out)
     }
 
     fn candidate(&self, id: &str) -> Result<Option<CandidateRecord>, StoreError> {

@@ -174,8 +174,14 @@ impl<'a> SledTxn<'a> {
                 .get_raw(&key)?
                 .and_then(|v| <[u8; 8]>::try_from(v.as_slice()).ok())
                 .map_or(0, i64::from_be_bytes);
+            let value = current + delta;
+            // A minute's count goes once nothing waits in it, so the
+            // per-minute counters stay as few as the minutes in use.
+            let gone = value == 0
+                && key::split_pair(&key[1..])
+                    .is_some_and(|(_, name)| name.starts_with(crate::store::names::SENDS_DUE));
             self.batch
-                .insert(key.into(), Some((&(current + delta).to_be_bytes()).into()));
+                .insert(key.into(), (!gone).then(|| (&value.to_be_bytes()).into()));
         }
         let store = self.store;
         // A record whose timers have all been taken goes, in the commit that
@@ -725,6 +731,18 @@ impl<'a> Transaction for SledTxn<'a> {
             .and_then(|d| d.enrollment(campaign).cloned()))
     }
 
+    /// Read in place: nothing copied.
+    fn waiting(
+        &mut self,
+        candidate: &str,
+        campaign: &str,
+    ) -> Result<Option<(Instant, TimerKind)>, StoreError> {
+        Ok(self
+            .dossier(candidate)?
+            .and_then(|d| d.enrollment(campaign))
+            .and_then(Enrollment::waiting))
+    }
+
     fn enrollments_of(&mut self, candidate: &str) -> Result<Vec<Enrollment>, StoreError> {
         Ok(self
             .dossier(candidate)?
@@ -783,6 +801,21 @@ impl<'a> Transaction for SledTxn<'a> {
             None => tracing::warn!(candidate, "a history line for an unknown candidate"),
         }
         Ok(())
+    }
+
+    /// Replaces a candidate's history and forgets their settled sends.
+    fn replace_history(&mut self, candidate: &str, kept: &[LogEntry]) -> Result<(), StoreError> {
+        match self.dossier_mut(candidate)? {
+            Some(d) => {
+                d.history = Default::default();
+                for entry in kept {
+                    d.history.push(entry);
+                }
+                d.settled = Default::default();
+                Ok(())
+            }
+            None => Err(StoreError::missing_dossier(candidate)),
+        }
     }
 
     /// Writes everything in one atomic batch and flushes it. The timer
