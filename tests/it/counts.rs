@@ -70,6 +70,7 @@ fn settings() -> Settings {
         catch_up: Duration::seconds(900),
         backoff: Default::default(),
         communications_off: false,
+        stale_after: chrono::Duration::hours(12),
     }
 }
 

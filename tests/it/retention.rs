@@ -73,6 +73,7 @@ fn core<S: Store>(dir: &Path, store: S) -> Core<S> {
         catch_up: Duration::seconds(900),
         backoff: Default::default(),
         communications_off: false,
+        stale_after: chrono::Duration::hours(12),
     };
     Core::new(store, campaigns, Some(Arc::new(templates)), settings)
 }

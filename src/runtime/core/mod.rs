@@ -57,8 +57,8 @@ mod journal;
 mod outcomes;
 mod queries;
 mod reload;
-mod suppression;
 mod retention;
+mod suppression;
 mod timers;
 
 pub use apply::engine_candidate;
