@@ -58,6 +58,20 @@ pub enum StoreError {
     /// Not written, because the batch written behind before it could not
     /// be written.
     NotWritten,
+    /// The store lost commits it had acknowledged (the commit ledger,
+    /// kept outside sled, saw them): never used as if it were whole.
+    RolledBack {
+        path: PathBuf,
+        /// The last commit the store holds (0: none).
+        kept: u64,
+        /// The last commit acknowledged.
+        acknowledged: u64,
+        /// Deliveries recorded by the lost commits.
+        deliveries: usize,
+    },
+    /// The store's files are damaged (sled cannot read them), or it is not
+    /// the store its commit ledger followed.
+    Damaged { path: PathBuf, why: String },
 }
 
 impl StoreError {
@@ -107,6 +121,22 @@ impl fmt::Display for StoreError {
             StoreError::NotWritten => {
                 f.write_str("not written: the batch before it could not be written")
             }
+            StoreError::RolledBack {
+                path,
+                kept,
+                acknowledged,
+                deliveries,
+            } => write!(
+                f,
+                "the store `{}` lost commits it had acknowledged: it ends at commit {kept}, but commits {} to {acknowledged} were acknowledged ({deliveries} deliveries among them); nudge will not run on it. Restore a backup with `nudge restore DIR` (nothing delivered since is sent again), see what is wrong with `nudge verify`, or take the store as it is with `nudge verify --accept`",
+                path.display(),
+                kept + 1
+            ),
+            StoreError::Damaged { path, why } => write!(
+                f,
+                "the store `{}` is damaged: {why}; restore a backup with `nudge restore DIR`, or see what is wrong with `nudge verify`",
+                path.display()
+            ),
         }
     }
 }
@@ -202,6 +232,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// batch written behind failed).
     fn reread(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Whether a store this one was restored over delivered the send
+    /// `key` (the sled store's commit ledger remembers): such a send is
+    /// settled as delivered, never sent again.
+    fn delivered_before(&self, _key: &str) -> bool {
+        false
     }
 }
 
