@@ -74,6 +74,11 @@ enum CoreMsg {
         Option<Arc<Templates>>,
         oneshot::Sender<Result<ReloadReport, Refusal>>,
     ),
+    /// `nudge backup`: a copy of the store, taken between two batches.
+    Backup(
+        PathBuf,
+        oneshot::Sender<Result<crate::store::sled::Copied, Refusal>>,
+    ),
     Stop,
 }
 
@@ -149,6 +154,16 @@ impl Handle {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         query::show(&self.store, &campaigns, who, &self.interview_url)
+    }
+
+    /// Writes a copy of the store into `dir` on the core's thread, between
+    /// two batches (so the copy is consistent).
+    pub async fn backup(&self, dir: PathBuf) -> Result<crate::store::sled::Copied, Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::Backup(dir, tx))
+            .map_err(|_| Refusal::ShuttingDown)?;
+        rx.await.map_err(|_| Refusal::ShuttingDown)?
     }
 
     /// Loads and checks the campaign and template files, then swaps them in
@@ -398,6 +413,17 @@ fn core_loop(
                         core.set_templates(templates);
                     }
                     let _ = reply.send(result);
+                }
+                CoreMsg::Backup(dir, reply) => {
+                    land(&mut core, &mut flight, &dispatch);
+                    run_commands(
+                        &mut core,
+                        &clock,
+                        &dispatch,
+                        std::mem::take(&mut commands),
+                        std::mem::take(&mut waiting),
+                    );
+                    let _ = reply.send(core.store().backup_to(&dir).map_err(Refusal::from));
                 }
                 CoreMsg::Stop => stop = true,
             }

@@ -10,6 +10,7 @@
 //! | `GET /v1/candidates/{who}` | `CandidateView` |
 //! | `POST /v1/campaigns/{name}/pause`, `/resume` | `{}` |
 //! | `POST /v1/reload` | `ReloadReport` |
+//! | `POST /v1/backup` | `{"dir": PATH}` → `Copied` (a copy of the store, between two commits) |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`.
 
@@ -97,6 +98,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/campaigns/{name}/pause", post(pause))
         .route("/v1/campaigns/{name}/resume", post(resume))
         .route("/v1/reload", post(reload))
+        .route("/v1/backup", post(backup))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state)
 }
@@ -171,4 +173,19 @@ async fn resume(
 
 async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.reload().await?))
+}
+
+/// `nudge backup` through the daemon.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// The folder to write the copy into (new or empty), as the daemon sees it.
+    pub dir: std::path::PathBuf,
+}
+
+async fn backup(
+    State(s): State<AppState>,
+    Json(req): Json<BackupRequest>,
+) -> Result<impl IntoResponse, Answer> {
+    Ok(Json(s.handle.backup(req.dir).await?))
 }

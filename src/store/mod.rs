@@ -28,7 +28,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, SCHEMA_VERSION};
+pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, LEDGER_FILE, SCHEMA_VERSION};
 pub use memory::{MemoryStore, MemoryTxn};
 pub use names::{Counter, SendKey};
 pub use records::{

@@ -7,12 +7,14 @@
 
 mod support;
 
+mod backup;
 mod channels;
 mod check_errors;
 mod cli;
 mod config;
 mod crash;
 mod daemon;
+mod damage;
 mod delivery;
 mod e2e;
 mod engine;

@@ -60,7 +60,8 @@ mod tests {
 
     #[test]
     fn a_panic_becomes_an_error_naming_the_folder() {
-        let got: Result<(), _> = guarded(Path::new("/some/store"), || panic!("index out of bounds"));
+        let got: Result<(), _> =
+            guarded(Path::new("/some/store"), || panic!("index out of bounds"));
         let text = got.unwrap_err().to_string();
         assert!(text.contains("/some/store"), "{text}");
         assert!(text.contains("index out of bounds"), "{text}");

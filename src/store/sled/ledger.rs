@@ -157,7 +157,12 @@ pub fn read(folder: &Path) -> Result<Option<Contents>, StoreError> {
     let file = match File::open(&path) {
         Ok(f) => f,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(unreadable(folder, format!("cannot read `{LEDGER_FILE}`: {e}"))),
+        Err(e) => {
+            return Err(unreadable(
+                folder,
+                format!("cannot read `{LEDGER_FILE}`: {e}"),
+            ))
+        }
     };
     let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
     let mut input = BufReader::new(file);
@@ -301,7 +306,8 @@ impl Ledger {
         store: Option<Mark>,
     ) -> Result<Ledger, StoreError> {
         let path = folder.join(LEDGER_FILE);
-        let io = |e: std::io::Error| unreadable(folder, format!("cannot write `{LEDGER_FILE}`: {e}"));
+        let io =
+            |e: std::io::Error| unreadable(folder, format!("cannot write `{LEDGER_FILE}`: {e}"));
         let file = OpenOptions::new()
             .read(true)
             .append(true)

@@ -26,13 +26,17 @@
 //! | `p` campaign | paused flag |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 
+mod backup;
 mod guard;
 mod identities;
 mod ledger;
 mod txn;
+mod verify;
 mod writer;
 
+pub use backup::{accept, backup, restore, Copied};
 pub use ledger::LEDGER_FILE;
+pub use verify::{verify, Verified};
 
 use std::collections::BTreeMap;
 
@@ -355,10 +359,12 @@ impl SledStore {
             None => 0,
         };
         let mark = match db.get(key::meta("commit"))? {
-            Some(v) => Some(ledger::Mark::from_bytes(&v).ok_or_else(|| StoreError::Damaged {
-                path: path.clone(),
-                why: "its commit mark is damaged".into(),
-            })?),
+            Some(v) => Some(
+                ledger::Mark::from_bytes(&v).ok_or_else(|| StoreError::Damaged {
+                    path: path.clone(),
+                    why: "its commit mark is damaged".into(),
+                })?,
+            ),
             None => None,
         };
         let contents = ledger::read(&path)?;
