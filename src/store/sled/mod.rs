@@ -1079,7 +1079,11 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
                 path: path.to_path_buf(),
             }
         }
-        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Unreadable {
+        sled::Error::Corruption { .. } => StoreError::Damaged {
+            path: path.to_path_buf(),
+            why: "sled found corrupted data in its files".into(),
+        },
+        sled::Error::Unsupported(_) => StoreError::Unreadable {
             path: path.to_path_buf(),
             why: e.to_string(),
         },
