@@ -84,13 +84,6 @@ impl SledStore {
     }
 }
 
-/// Takes a backup of the store in `store` with no daemon running.
-pub fn backup(store: &Path, dir: &Path) -> Result<Copied, StoreError> {
-    empty_target(dir)?;
-    let opened = SledStore::open(store, 64 << 20)?;
-    opened.backup_to(dir)
-}
-
 /// Holds sled's lock on a store folder (the one the daemon holds while it
 /// runs), so nothing opens the store while its files are replaced.
 struct Held {

@@ -34,7 +34,7 @@ mod txn;
 mod verify;
 mod writer;
 
-pub use backup::{accept, backup, restore, Copied};
+pub use backup::{accept, restore, Copied};
 pub use ledger::LEDGER_FILE;
 pub use verify::{verify, Verified};
 
@@ -181,11 +181,14 @@ pub struct SledStore {
     ledger: Arc<ledger::Ledger>,
     /// The mark and delivered keys of the batch being written behind,
     /// recorded in the ledger once it is durable.
-    behind: Arc<Mutex<Option<(ledger::Mark, Vec<String>)>>>,
+    behind: Arc<Mutex<Behind>>,
     /// Dropped with the last clone, after `db`: notes when this process let
     /// go of the store (see [`SledStore::open`]).
     _closing: Arc<Closing>,
 }
+
+/// The mark and delivered keys of a batch written behind, until it settles.
+type Behind = Option<(ledger::Mark, Vec<String>)>;
 
 /// Notes, when the last clone of a [`SledStore`] goes, that this process closed
 /// the store at that path.
@@ -398,13 +401,10 @@ impl SledStore {
                 }
             }
         }
-        let ledger = if standing == ledger::Standing::Whole {
-            ledger::Ledger::open(&path, contents, mark)?
-        } else {
-            // Looked at, not written: nothing is recorded for it.
-            ledger::Ledger::detached(&path, mark)
-        };
-        let store = SledStore {
+        // Replaced below once the layout is known to be this build's: a
+        // refused store gets no ledger file.
+        let looking = ledger::Ledger::detached(&path, mark);
+        let mut store = SledStore {
             db,
             _closing: Arc::new(Closing(path.clone())),
             path,
@@ -413,7 +413,7 @@ impl SledStore {
             identities: Arc::default(),
             writer: Arc::default(),
             timers: Arc::default(),
-            ledger: Arc::new(ledger),
+            ledger: Arc::new(looking),
             behind: Arc::default(),
         };
         match store.db.get(key::meta("schema"))? {
@@ -463,6 +463,9 @@ impl SledStore {
         }
         if layout != Some(SCHEMA_VERSION) {
             write_layout(&store.path).map_err(StoreError::Io)?;
+        }
+        if standing == ledger::Standing::Whole {
+            store.ledger = Arc::new(ledger::Ledger::open(&store.path, contents, mark)?);
         }
         store.load_journal()?;
         Ok((store, standing))
@@ -698,7 +701,7 @@ impl SledStore {
         Ok(())
     }
 
-    fn behind(&self) -> std::sync::MutexGuard<'_, Option<(ledger::Mark, Vec<String>)>> {
+    fn behind(&self) -> std::sync::MutexGuard<'_, Behind> {
         self.behind.lock().unwrap_or_else(|e| e.into_inner())
     }
 

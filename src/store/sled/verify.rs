@@ -180,10 +180,8 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
             Some(b'z') => {
                 parked.insert(k.to_vec());
             }
-            Some(b'y') => {
-                if identities::decode(&v).is_none() {
-                    damaged(format!("an identity record of {} bytes", v.len()));
-                }
+            Some(b'y') if identities::decode(&v).is_none() => {
+                damaged(format!("an identity record of {} bytes", v.len()));
             }
             Some(b'q' | b'f') => match decode::<Vec<String>>(&k, &v) {
                 Ok(keys) => journal.extend(keys),
