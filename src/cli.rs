@@ -74,6 +74,9 @@ macro_rules! outln {
     };
 }
 
+mod backups;
+pub use backups::{backup, restore, verify};
+
 /// clap's check of an RFC 3339 instant (`--start`, `--at`); the text is
 /// passed on as given.
 pub fn instant_arg(text: &str) -> Result<String, String> {

@@ -147,6 +147,25 @@ enum Command {
     },
     /// Ask the running daemon to reload its campaigns and templates.
     Reload,
+    /// Check a store: every record decodes, its parts and its commit ledger agree (exit 1 when not).
+    Verify {
+        /// The store folder (default: the configured one).
+        #[arg(long, value_name = "DIR")]
+        store: Option<PathBuf>,
+        /// Take a store that lost commits as it is (what it knows was delivered is not sent again).
+        #[arg(long)]
+        accept: bool,
+    },
+    /// Write a consistent copy of the store into DIR (new or empty), through the daemon if it runs.
+    Backup {
+        /// The folder for the copy.
+        dir: PathBuf,
+    },
+    /// Put a backup back in place of the store (stop the daemon first).
+    Restore {
+        /// The backup folder.
+        dir: PathBuf,
+    },
     /// Print a message as a candidate would get it (and its SMS length).
     Render {
         /// The campaign whose message to render.
@@ -365,6 +384,11 @@ fn main() -> ExitCode {
                 cli::suppression::remove(&c, &contact, json)
             }
         }),
+        Command::Verify { store, accept } => {
+            config().and_then(|c| cli::verify(&c, store.as_deref(), accept))
+        }
+        Command::Backup { dir } => config().and_then(|c| cli::backup(&c, &dir)),
+        Command::Restore { dir } => config().and_then(|c| cli::restore(&c, &dir)),
         Command::Render {
             campaign,
             template,

@@ -317,6 +317,15 @@ impl Admin {
         }
     }
 
+    /// Writes a copy of the store into `dir`: through the daemon, between
+    /// two of its commits, or directly.
+    pub fn backup(&mut self, dir: &std::path::Path) -> Result<crate::store::sled::Copied, Refusal> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/backup", &serde_json::json!({ "dir": dir })),
+            Admin::Local(l) => l.core.store().backup_to(dir).map_err(Refusal::from),
+        }
+    }
+
     /// Sends decided by this process that wait in the outbox for the daemon.
     pub fn queued(&self) -> usize {
         match self {

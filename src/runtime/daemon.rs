@@ -76,6 +76,11 @@ enum CoreMsg {
         Option<Arc<Templates>>,
         oneshot::Sender<Result<ReloadReport, Refusal>>,
     ),
+    /// `nudge backup`: a copy of the store, taken between two batches.
+    Backup(
+        PathBuf,
+        oneshot::Sender<Result<crate::store::sled::Copied, Refusal>>,
+    ),
     Stop,
 }
 
@@ -195,6 +200,16 @@ impl Handle {
             .unwrap_or_else(|p| p.into_inner())
             .clone();
         query::show(&self.store, &campaigns, who, &self.interview_url)
+    }
+
+    /// Writes a copy of the store into `dir` on the core's thread, between
+    /// two batches (so the copy is consistent).
+    pub async fn backup(&self, dir: PathBuf) -> Result<crate::store::sled::Copied, Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::Backup(dir, tx))
+            .map_err(|_| Refusal::ShuttingDown)?;
+        rx.await.map_err(|_| Refusal::ShuttingDown)?
     }
 
     /// Loads and checks the campaign and template files, then swaps them in
@@ -516,6 +531,18 @@ fn core_loop(
                     }
                     let _ = reply.send(result);
                 }
+                CoreMsg::Backup(dir, reply) => {
+                    land(&mut core, &mut flight, &dispatch, &health);
+                    run_commands(
+                        &mut core,
+                        &clock,
+                        &dispatch,
+                        &health,
+                        std::mem::take(&mut commands),
+                        std::mem::take(&mut waiting),
+                    );
+                    let _ = reply.send(core.store().backup_to(&dir).map_err(Refusal::from));
+                }
                 CoreMsg::Stop => stop = true,
             }
         }
@@ -689,6 +716,9 @@ fn stand_by(
             }
             CoreMsg::Command(_, None) => {}
             CoreMsg::Reload(_, _, reply) => {
+                let _ = reply.send(Err(refusal()));
+            }
+            CoreMsg::Backup(_, reply) => {
                 let _ = reply.send(Err(refusal()));
             }
         }

@@ -13,6 +13,7 @@
 //! | `GET /v1/suppressions` | `[SuppressionView]` |
 //! | `POST /v1/suppressions` | `SuppressRequest` → `SuppressResponse` |
 //! | `POST /v1/suppressions/remove` | `UnsuppressRequest` → `UnsuppressResponse` |
+//! | `POST /v1/backup` | `{"dir": PATH}` → `Copied` (a copy of the store, between two commits) |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
@@ -123,6 +124,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/reload", post(reload))
         .route("/v1/suppressions", get(suppressions).post(suppress))
         .route("/v1/suppressions/remove", post(unsuppress))
+        .route("/v1/backup", post(backup))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     super::guard(router)
@@ -233,4 +235,19 @@ async fn unsuppress(
     Json(req): Json<UnsuppressRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.unsuppress(req).await?))
+}
+
+/// `nudge backup` through the daemon.
+#[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BackupRequest {
+    /// The folder to write the copy into (new or empty), as the daemon sees it.
+    pub dir: std::path::PathBuf,
+}
+
+async fn backup(
+    State(s): State<AppState>,
+    Json(req): Json<BackupRequest>,
+) -> Result<impl IntoResponse, Answer> {
+    Ok(Json(s.handle.backup(req.dir).await?))
 }

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
-pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, SCHEMA_VERSION};
+pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, LEDGER_FILE, SCHEMA_VERSION};
 pub use memory::{MemoryStore, MemoryTxn};
 pub use names::{Counter, SendKey};
 pub use records::{
@@ -62,6 +62,20 @@ pub enum StoreError {
     NotWritten,
     /// Closed for the moment: being opened again after a write failed.
     Unavailable { path: PathBuf },
+    /// The store lost commits it had acknowledged (the commit ledger,
+    /// kept outside sled, saw them): never used as if it were whole.
+    RolledBack {
+        path: PathBuf,
+        /// The last commit the store holds (0: none).
+        kept: u64,
+        /// The last commit acknowledged.
+        acknowledged: u64,
+        /// Deliveries recorded by the lost commits.
+        deliveries: usize,
+    },
+    /// The store's files are damaged (sled cannot read them), or it is not
+    /// the store its commit ledger followed.
+    Damaged { path: PathBuf, why: String },
 }
 
 impl StoreError {
@@ -127,6 +141,22 @@ impl fmt::Display for StoreError {
             StoreError::Unavailable { path } => write!(
                 f,
                 "the store `{}` is being opened again after a write failed",
+                path.display()
+            ),
+            StoreError::RolledBack {
+                path,
+                kept,
+                acknowledged,
+                deliveries,
+            } => write!(
+                f,
+                "the store `{}` lost commits it had acknowledged: it ends at commit {kept}, but commits {} to {acknowledged} were acknowledged ({deliveries} deliveries among them); nudge will not run on it. Restore a backup with `nudge restore DIR` (nothing delivered since is sent again), see what is wrong with `nudge verify`, or take the store as it is with `nudge verify --accept`",
+                path.display(),
+                kept + 1
+            ),
+            StoreError::Damaged { path, why } => write!(
+                f,
+                "the store `{}` is damaged: {why}; restore a backup with `nudge restore DIR`, or see what is wrong with `nudge verify`",
                 path.display()
             ),
         }
@@ -260,6 +290,13 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// batch written behind failed).
     fn reread(&self) -> Result<(), StoreError> {
         Ok(())
+    }
+
+    /// Whether a store this one was restored over delivered the send
+    /// `key` (the sled store's commit ledger remembers): such a send is
+    /// settled as delivered, never sent again.
+    fn delivered_before(&self, _key: &str) -> bool {
+        false
     }
 }
 

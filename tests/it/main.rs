@@ -7,6 +7,7 @@
 
 mod support;
 
+mod backup;
 mod channels;
 mod check_errors;
 mod cli;
@@ -14,6 +15,7 @@ mod config;
 mod counts;
 mod crash;
 mod daemon;
+mod damage;
 mod delivery;
 mod e2e;
 mod engine;

@@ -429,6 +429,9 @@ impl<S: Store> Core<S> {
                 _ => Ok(()),
             };
         }
+        if self.settle_if_delivered_before(txn, &entry, at)? {
+            return Ok(());
+        }
         txn.put_send(&entry)?;
         txn.enqueue(key);
         let mut message = message;

@@ -70,6 +70,9 @@ impl<S: Store> Core<S> {
             if entry.status != SendStatus::Queued || entry.retry_at.is_some() {
                 continue;
             }
+            if self.settle_if_delivered_before(txn, &entry, now)? {
+                continue;
+            }
             let opted_out = txn
                 .candidate(&entry.message.candidate)?
                 .is_some_and(|c| c.opted_out);
@@ -109,6 +112,29 @@ impl<S: Store> Core<S> {
             cleared.push(k);
         }
         Ok(cleared)
+    }
+
+    /// Settles a send as delivered, with a history line, if a store this
+    /// one was restored over delivered it (the commit ledger remembers:
+    /// see `store::sled::ledger`), so it is never sent again; says whether
+    /// it did.
+    pub(super) fn settle_if_delivered_before(
+        &self,
+        txn: &mut Txn<S>,
+        entry: &OutboxEntry,
+        now: Instant,
+    ) -> Result<bool, StoreError> {
+        if !self.store.delivered_before(&entry.message.key) {
+            return Ok(false);
+        }
+        let kind = LogKind::Delivered {
+            key: entry.message.key.clone(),
+            channel: entry.message.channel.name().into(),
+            duplicate: true,
+            possible_duplicate: entry.possible_duplicate,
+        };
+        self.settle(txn, entry.clone(), SendStatus::Delivered, kind, now)?;
+        Ok(true)
     }
 
     /// Ends a send's time in the delivery queue with its final status, and
@@ -220,6 +246,9 @@ impl<S: Store> Core<S> {
                         continue;
                     }
                     entry.retry_at = None;
+                    if self.settle_if_delivered_before(&mut txn, &entry, now)? {
+                        continue;
+                    }
                     if let Some(why) = self.lateness(&mut txn, &entry.message, now)? {
                         self.settle_late(&mut txn, entry, &why, now)?;
                         continue;
@@ -326,6 +355,9 @@ impl<S: Store> Core<S> {
                 // for its retry (the retry index brings it back): off the
                 // queue.
                 txn.settle(send_key);
+                continue;
+            }
+            if self.settle_if_delivered_before(&mut txn, &entry, now)? {
                 continue;
             }
             if let Some(why) = self.lateness(&mut txn, &entry.message, now)? {

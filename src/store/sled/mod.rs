@@ -12,7 +12,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]) |
+//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]; `commit`: the last commit's mark, also in [`LEDGER_FILE`]) |
 //! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
 //! | `x` identity | candidate id (layout 2; read, never written since) |
 //! | `y` seq(8) | the identities one commit gave new candidates (`identities`) |
@@ -27,11 +27,19 @@
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 //! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
 
+mod backup;
 mod faults;
+mod guard;
 mod identities;
+mod ledger;
 mod suppression;
 mod txn;
+mod verify;
 mod writer;
+
+pub use backup::{accept, restore, Copied};
+pub use ledger::LEDGER_FILE;
+pub use verify::{verify, Verified};
 
 use std::collections::BTreeMap;
 
@@ -185,10 +193,18 @@ pub struct SledStore {
     writer: Arc<writer::Writer>,
     /// The timer records being taken by this process.
     timers: Arc<Mutex<TakenTimers>>,
+    /// The commit ledger beside sled's files (see [`ledger`]).
+    ledger: Arc<ledger::Ledger>,
+    /// The mark and delivered keys of the batch being written behind,
+    /// recorded in the ledger once it is durable.
+    behind: Arc<Mutex<Behind>>,
     /// Dropped with the last clone, after `db`: notes when this process let
     /// go of the store (see [`SledStore::open`]).
     _closing: Arc<Closing>,
 }
+
+/// The mark and delivered keys of a batch written behind, until it settles.
+type Behind = Option<(ledger::Mark, Vec<String>)>;
 
 /// Notes, when the last clone of a [`SledStore`] goes, that this process closed
 /// the store at that path.
@@ -288,6 +304,26 @@ impl SledStore {
     /// Opens (or creates) the store in `path`. A store written by a newer
     /// nudge, or a folder that is not a nudge store, is refused untouched.
     pub fn open(path: &Path, cache_bytes: u64) -> Result<SledStore, StoreError> {
+        Self::open_as(path, cache_bytes, true).map(|(store, _)| store)
+    }
+
+    /// Opens the store in `path`, and says how it stands against its
+    /// commit ledger; when `whole_only`, a store that does not stand whole
+    /// is refused ([`StoreError::RolledBack`], [`StoreError::Damaged`]).
+    /// A panic inside sled on a damaged file is an error naming the store.
+    fn open_as(
+        path: &Path,
+        cache_bytes: u64,
+        whole_only: bool,
+    ) -> Result<(SledStore, ledger::Standing), StoreError> {
+        guard::guarded(path, || Self::open_unguarded(path, cache_bytes, whole_only))
+    }
+
+    fn open_unguarded(
+        path: &Path,
+        cache_bytes: u64,
+        whole_only: bool,
+    ) -> Result<(SledStore, ledger::Standing), StoreError> {
         let path = path.to_path_buf();
         if path.exists() && !path.is_dir() {
             return Err(StoreError::Unreadable {
@@ -329,7 +365,50 @@ impl SledStore {
             }
             None => 0,
         };
-        let store = SledStore {
+        let mark = match db.get(key::meta("commit"))? {
+            Some(v) => Some(
+                ledger::Mark::from_bytes(&v).ok_or_else(|| StoreError::Damaged {
+                    path: path.clone(),
+                    why: "its commit mark is damaged".into(),
+                })?,
+            ),
+            None => None,
+        };
+        let contents = ledger::read(&path)?;
+        let standing = match &contents {
+            Some(c) => c.standing(mark),
+            None if mark.is_some() => ledger::Standing::Diverged(format!(
+                "it has commits but its commit ledger `{LEDGER_FILE}` is missing"
+            )),
+            None => ledger::Standing::Whole,
+        };
+        if whole_only {
+            match &standing {
+                ledger::Standing::Whole => {}
+                ledger::Standing::RolledBack {
+                    kept,
+                    acknowledged,
+                    deliveries,
+                } => {
+                    return Err(StoreError::RolledBack {
+                        path,
+                        kept: *kept,
+                        acknowledged: *acknowledged,
+                        deliveries: *deliveries,
+                    })
+                }
+                ledger::Standing::Diverged(why) => {
+                    return Err(StoreError::Damaged {
+                        path,
+                        why: why.clone(),
+                    })
+                }
+            }
+        }
+        // Replaced below once the layout is known to be this build's: a
+        // refused store gets no ledger file.
+        let looking = ledger::Ledger::detached(&path, mark);
+        let mut store = SledStore {
             slot: Arc::new(arc_swap::ArcSwapOption::from_pointee(db.clone())),
             cache_bytes,
             _holder: Arc::new(holder),
@@ -340,6 +419,8 @@ impl SledStore {
             identities: Arc::default(),
             writer: Arc::default(),
             timers: Arc::default(),
+            ledger: Arc::new(looking),
+            behind: Arc::default(),
         };
         match db.get(key::meta("schema"))? {
             Some(v) => {
@@ -388,8 +469,11 @@ impl SledStore {
         if layout != Some(SCHEMA_VERSION) {
             write_layout(&store.path).map_err(StoreError::Io)?;
         }
+        if standing == ledger::Standing::Whole {
+            store.ledger = Arc::new(ledger::Ledger::open(&store.path, contents, mark)?);
+        }
         store.load_journal()?;
-        Ok(store)
+        Ok((store, standing))
     }
 
     /// The counters of waiting timers (held sends, sends due per minute),
@@ -687,16 +771,40 @@ impl SledStore {
 
     /// Applies a batch atomically and makes it durable before returning
     /// (after the batch being written behind, if any).
-    fn commit(&self, batch: sled::Batch) -> Result<(), StoreError> {
+    fn commit(&self, mut batch: sled::Batch, delivered: Vec<String>) -> Result<(), StoreError> {
         self.writer.wait_idle();
-        self.writer.write_here(&*self.db()?, batch)
+        let mark = self.ledger.stamp();
+        batch.insert(key::meta("commit"), &mark.to_bytes());
+        self.writer.write_here(&*self.db()?, batch)?;
+        // Written after the batch written behind (if it was not settled
+        // yet, it was durable before this one).
+        let behind = self.behind().take();
+        if let Some((mark, delivered)) = behind {
+            self.ledger.record(mark, &delivered);
+        }
+        self.ledger.record(mark, &delivered);
+        Ok(())
+    }
+
+    fn behind(&self) -> std::sync::MutexGuard<'_, Behind> {
+        self.behind.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// Hands a batch to the writer thread and returns at once; the batch
     /// being written before it, if any, is waited for first (settle it
     /// before: see [`SledStore::settle`]). Until it is written, transactions
     /// read what it writes ([`SledTxn`]), and other readers what sled has.
-    fn write_behind(&self, writes: writer::Writes) -> Result<(), StoreError> {
+    fn write_behind(
+        &self,
+        mut writes: writer::Writes,
+        delivered: Vec<String>,
+    ) -> Result<(), StoreError> {
+        let mark = self.ledger.stamp();
+        writes.insert(
+            key::meta("commit").into(),
+            Some(mark.to_bytes().as_slice().into()),
+        );
+        *self.behind() = Some((mark, delivered));
         self.writer.start(&*self.db()?, writes)
     }
 
@@ -1043,6 +1151,10 @@ impl super::Store for SledStore {
     /// written (`Ok` when there was none).
     fn settle(&self) -> Result<(), StoreError> {
         let written = self.writer.settle();
+        let behind = self.behind().take();
+        if let (Ok(()), Some((mark, delivered))) = (&written, behind) {
+            self.ledger.record(mark, &delivered);
+        }
         let mut taken = self.taken_timers();
         let finished = std::mem::take(&mut taken.behind);
         if written.is_ok() {
@@ -1064,6 +1176,10 @@ impl super::Store for SledStore {
             taken.behind.clear();
         }
         self.load_journal()
+    }
+
+    fn delivered_before(&self, key: &str) -> bool {
+        self.ledger.delivered_before(key)
     }
 }
 
@@ -1233,7 +1349,11 @@ fn classify_open_error(path: &Path, e: sled::Error) -> StoreError {
                 path: path.to_path_buf(),
             }
         }
-        sled::Error::Corruption { .. } | sled::Error::Unsupported(_) => StoreError::Unreadable {
+        sled::Error::Corruption { .. } => StoreError::Damaged {
+            path: path.to_path_buf(),
+            why: "sled found corrupted data in its files".into(),
+        },
+        sled::Error::Unsupported(_) => StoreError::Unreadable {
             path: path.to_path_buf(),
             why: e.to_string(),
         },

@@ -21,6 +21,8 @@ pub struct SledTxn<'a> {
     enqueued: Vec<String>,
     launched: Vec<String>,
     settled: Vec<String>,
+    /// Sends written as delivered (for the commit ledger).
+    delivered: Vec<String>,
     /// Timers armed in this transaction, one per enrollment (the last).
     armed: HashMap<(String, String), TimerEntry>,
     /// The timer records this transaction took entries from.
@@ -44,6 +46,7 @@ impl<'a> SledTxn<'a> {
             enqueued: Vec::new(),
             launched: Vec::new(),
             settled: Vec::new(),
+            delivered: Vec::new(),
             armed: HashMap::new(),
             touched: Vec::new(),
             known: identities::Identities::default(),
@@ -288,6 +291,7 @@ impl<'a> SledTxn<'a> {
             writes: self.batch,
             known,
             finished,
+            delivered: self.delivered,
         })
     }
 }
@@ -625,12 +629,14 @@ impl<'a> Transaction for SledTxn<'a> {
             enqueued,
             launched,
             settled,
+            delivered,
             armed,
             touched,
             known,
             inherited,
             ..
         } = other;
+        self.delivered.extend(delivered);
         self.touched.extend(touched);
         for (digest, id) in known.pairs() {
             self.known.insert(digest, id);
@@ -783,6 +789,9 @@ impl<'a> Transaction for SledTxn<'a> {
 
     /// Writes a send into its candidate's dossier (which must exist).
     fn put_send(&mut self, entry: &OutboxEntry) -> Result<(), StoreError> {
+        if entry.status == SendStatus::Delivered {
+            self.delivered.push(entry.message.key.clone());
+        }
         match self.dossier_mut(&entry.message.candidate)? {
             Some(d) => {
                 d.put_send(entry.clone());
@@ -826,7 +835,10 @@ impl<'a> Transaction for SledTxn<'a> {
         let touched = self.touched.clone();
         let written = self.prepare().and_then(|mut prepared| {
             let writes = std::mem::take(&mut prepared.writes);
-            prepared.store.commit(writer::into_batch(writes))?;
+            let delivered = std::mem::take(&mut prepared.delivered);
+            prepared
+                .store
+                .commit(writer::into_batch(writes), delivered)?;
             // Made durable: now the store's map has them too.
             prepared.learn()?;
             Ok(prepared.finished)
@@ -861,7 +873,9 @@ impl<'a> Transaction for SledTxn<'a> {
         prepared.learn()?;
         let finished = std::mem::take(&mut prepared.finished);
         prepared.store.taken_timers().behind.extend(finished);
-        prepared.store.write_behind(prepared.writes)
+        prepared
+            .store
+            .write_behind(prepared.writes, prepared.delivered)
     }
 }
 
@@ -873,6 +887,8 @@ struct Prepared<'a> {
     known: Vec<(u64, u64)>,
     /// Timer records whose last entry it takes.
     finished: Vec<Vec<u8>>,
+    /// Sends it writes as delivered.
+    delivered: Vec<String>,
 }
 
 impl Prepared<'_> {
