@@ -127,49 +127,66 @@ impl Handle {
         &self.health
     }
 
+    /// Asks the core, and takes the answer `take` expects (a refusal, or an
+    /// answer of another kind, is an error).
+    async fn ask<T>(
+        &self,
+        command: Command,
+        take: impl FnOnce(Reply) -> Result<T, Reply>,
+    ) -> Result<T, Refusal> {
+        match self.call(command).await? {
+            Reply::Error(e) => Err(e),
+            reply => take(reply)
+                .map_err(|other| Refusal::Internal(format!("unexpected answer {other:?}"))),
+        }
+    }
+
     /// Sends a command without waiting for its answer.
     fn tell(&self, command: Command) {
         let _ = self.tx.send(CoreMsg::Command(command, None));
     }
 
     pub async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
-        match self.call(Command::Enroll(req)).await? {
+        self.ask(Command::Enroll(req), |reply| match reply {
             Reply::Enrolled(r) => Ok(r),
-            Reply::Error(e) => Err(e),
-            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     pub async fn event(&self, req: EventRequest) -> Result<EventResponse, Refusal> {
-        match self.call(Command::Event(req)).await? {
+        self.ask(Command::Event(req), |reply| match reply {
             Reply::Event(r) => Ok(r),
-            Reply::Error(e) => Err(e),
-            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     pub async fn set_paused(&self, campaign: String, paused: bool) -> Result<(), Refusal> {
-        match self.call(Command::SetPaused { campaign, paused }).await? {
-            Reply::Done => Ok(()),
-            Reply::Error(e) => Err(e),
-            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
-        }
+        self.ask(
+            Command::SetPaused { campaign, paused },
+            |reply| match reply {
+                Reply::Done => Ok(()),
+                other => Err(other),
+            },
+        )
+        .await
     }
 
     pub async fn suppress(&self, req: SuppressRequest) -> Result<SuppressResponse, Refusal> {
-        match self.call(Command::Suppress(req)).await? {
+        self.ask(Command::Suppress(req), |reply| match reply {
             Reply::Suppressed(r) => Ok(r),
-            Reply::Error(e) => Err(e),
-            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     pub async fn unsuppress(&self, req: UnsuppressRequest) -> Result<UnsuppressResponse, Refusal> {
-        match self.call(Command::Unsuppress(req)).await? {
+        self.ask(Command::Unsuppress(req), |reply| match reply {
             Reply::Unsuppressed(r) => Ok(r),
-            Reply::Error(e) => Err(e),
-            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
-        }
+            other => Err(other),
+        })
+        .await
     }
 
     pub fn suppressions(&self) -> Result<Vec<SuppressionView>, Refusal> {
