@@ -327,13 +327,13 @@ case!(
     stale_after_secs = 30
     "#,
     r#"
-    error: `runtime.stale_after_secs` is 30, out of range
+    error: `runtime.stale_after_secs` is 30; it must be from 60 to 31536000
      --> nudge.toml:2:20
       |
     2 | stale_after_secs = 30
-      |                    ^^ from 60 (a minute) to 31536000 (a year)
+      |                    ^^ out of range
       |
-      = help: a send that could only go this long after it was due is skipped as late; leave it out for 12 hours (43200)
+      = help: leave it out for the default, 43200
     "#,
 );
 
