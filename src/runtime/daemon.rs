@@ -383,7 +383,10 @@ impl Running {
         let _ = self.handle.tx.send(CoreMsg::Stop);
         let thread = self.core_thread;
         let _ = tokio::task::spawn_blocking(move || thread.join()).await;
+        // Awaited, so that its handle on the store is gone when this
+        // returns (the store can be opened again at once).
         self.watchdog.abort();
+        let _ = self.watchdog.await;
     }
 }
 
