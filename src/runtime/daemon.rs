@@ -127,17 +127,17 @@ impl Handle {
         &self.health
     }
 
-    /// Asks the core, and takes the answer `take` expects (a refusal, or an
-    /// answer of another kind, is an error).
+    /// Asks the core, and takes the answer `take` expects (a refusal is an
+    /// error, and so is an answer of another kind, a bug).
     async fn ask<T>(
         &self,
         command: Command,
-        take: impl FnOnce(Reply) -> Result<T, Reply>,
+        take: impl FnOnce(Reply) -> Option<T>,
     ) -> Result<T, Refusal> {
         match self.call(command).await? {
             Reply::Error(e) => Err(e),
             reply => take(reply)
-                .map_err(|other| Refusal::Internal(format!("unexpected answer {other:?}"))),
+                .ok_or_else(|| Refusal::Internal("the core gave an answer of another kind".into())),
         }
     }
 
@@ -148,16 +148,16 @@ impl Handle {
 
     pub async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
         self.ask(Command::Enroll(req), |reply| match reply {
-            Reply::Enrolled(r) => Ok(r),
-            other => Err(other),
+            Reply::Enrolled(r) => Some(r),
+            _ => None,
         })
         .await
     }
 
     pub async fn event(&self, req: EventRequest) -> Result<EventResponse, Refusal> {
         self.ask(Command::Event(req), |reply| match reply {
-            Reply::Event(r) => Ok(r),
-            other => Err(other),
+            Reply::Event(r) => Some(r),
+            _ => None,
         })
         .await
     }
@@ -166,8 +166,8 @@ impl Handle {
         self.ask(
             Command::SetPaused { campaign, paused },
             |reply| match reply {
-                Reply::Done => Ok(()),
-                other => Err(other),
+                Reply::Done => Some(()),
+                _ => None,
             },
         )
         .await
@@ -175,16 +175,16 @@ impl Handle {
 
     pub async fn suppress(&self, req: SuppressRequest) -> Result<SuppressResponse, Refusal> {
         self.ask(Command::Suppress(req), |reply| match reply {
-            Reply::Suppressed(r) => Ok(r),
-            other => Err(other),
+            Reply::Suppressed(r) => Some(r),
+            _ => None,
         })
         .await
     }
 
     pub async fn unsuppress(&self, req: UnsuppressRequest) -> Result<UnsuppressResponse, Refusal> {
         self.ask(Command::Unsuppress(req), |reply| match reply {
-            Reply::Unsuppressed(r) => Ok(r),
-            other => Err(other),
+            Reply::Unsuppressed(r) => Some(r),
+            _ => None,
         })
         .await
     }
