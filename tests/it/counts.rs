@@ -17,7 +17,7 @@ use proptest::prelude::*;
 use nudge::engine::Instant;
 use nudge::runtime::api::{EnrollRequest, EventRequest};
 use nudge::runtime::campaigns::Campaigns;
-use nudge::runtime::core::{Command, Core, Settings};
+use nudge::runtime::core::{Command, Core};
 use nudge::runtime::query;
 use nudge::store::{timer_counts, Counter, Dossier, MemoryStore, SledStore, Store};
 use nudge::templates::Templates;
@@ -61,22 +61,14 @@ fn campaigns(dir: &Path) -> Campaigns {
         .unwrap_or_else(|_| panic!("the warehouse campaign checks"))
 }
 
-fn settings() -> Settings {
-    Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
-        company: "Example Co".into(),
-        sender: "The recruiting team".into(),
-        phone_country_code: String::new(),
-        catch_up: Duration::seconds(900),
-        backoff: Default::default(),
-        communications_off: false,
-        stale_after: chrono::Duration::hours(12),
-    }
-}
-
 fn core<S: Store>(dir: &Path, store: S) -> Core<S> {
     let templates = Templates::load(&dir.join("templates")).unwrap();
-    Core::new(store, campaigns(dir), Some(Arc::new(templates)), settings())
+    Core::new(
+        store,
+        campaigns(dir),
+        Some(Arc::new(templates)),
+        crate::support::settings(),
+    )
 }
 
 /// One thing that happens to the store.

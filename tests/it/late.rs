@@ -18,7 +18,7 @@ use nudge::channels::SendError;
 use nudge::engine::Instant;
 use nudge::runtime::api::EnrollRequest;
 use nudge::runtime::campaigns::Campaigns;
-use nudge::runtime::core::{Command as CoreCommand, Core, Reply, Settings};
+use nudge::runtime::core::{Command as CoreCommand, Core, Reply};
 use nudge::store::{LogKind, MemoryStore, SendKey, SendStatus, Store};
 use nudge::templates::Templates;
 
@@ -366,19 +366,6 @@ fn a_send_waiting_in_the_outbox_when_nudge_stopped_is_skipped_late_at_the_restar
 
 // ------------------------------------------------------------- in the core
 
-fn settings() -> Settings {
-    Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
-        company: "Example Co".into(),
-        sender: "Alex".into(),
-        phone_country_code: String::new(),
-        catch_up: Duration::seconds(900),
-        stale_after: Duration::hours(12),
-        backoff: Default::default(),
-        communications_off: false,
-    }
-}
-
 /// A core on a memory store with the three campaigns of [`Site`].
 fn core() -> (tempfile::TempDir, Core<MemoryStore>) {
     let site = Site::new();
@@ -390,7 +377,7 @@ fn core() -> (tempfile::TempDir, Core<MemoryStore>) {
         MemoryStore::new(),
         loaded,
         Some(Arc::new(templates)),
-        settings(),
+        crate::support::settings(),
     );
     (site.dir, core)
 }

@@ -16,7 +16,7 @@ use chrono::Duration;
 use nudge::engine::Instant;
 use nudge::runtime::api::{EnrollRequest, EventRequest};
 use nudge::runtime::campaigns::Campaigns;
-use nudge::runtime::core::{Command, Core, Reply, Settings};
+use nudge::runtime::core::{Command, Core, Reply};
 use nudge::runtime::query;
 use nudge::store::{LogKind, MemoryStore, SledStore, Store};
 use nudge::templates::Templates;
@@ -65,16 +65,7 @@ fn core<S: Store>(dir: &Path, store: S) -> Core<S> {
         .map(|(c, _, _)| c)
         .unwrap_or_else(|_| panic!("the campaign checks"));
     let templates = Templates::load(&dir.join("templates")).unwrap();
-    let settings = Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
-        company: "Example Co".into(),
-        sender: "The recruiting team".into(),
-        phone_country_code: String::new(),
-        catch_up: Duration::seconds(900),
-        backoff: Default::default(),
-        communications_off: false,
-        stale_after: chrono::Duration::hours(12),
-    };
+    let settings = crate::support::settings();
     Core::new(store, campaigns, Some(Arc::new(templates)), settings)
 }
 

@@ -21,7 +21,7 @@ use nudge::engine::{Channel, Instant, Machine};
 use nudge::runtime::api::EventRequest;
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::clock::{Clock, ManualClock};
-use nudge::runtime::core::{Command, Core, Reply, Settings, This, PREMARKED_AT_MOST};
+use nudge::runtime::core::{Command, Core, Reply, This, PREMARKED_AT_MOST};
 use nudge::runtime::daemon::{self, Options, Sources};
 use nudge::runtime::refusal::Refusal;
 use nudge::store::{
@@ -154,21 +154,8 @@ impl Fixture {
             S::of(self),
             self.load(),
             Some(Arc::new(templates)),
-            settings(),
+            crate::support::settings(),
         )
-    }
-}
-
-fn settings() -> Settings {
-    Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
-        company: "Example Co".into(),
-        sender: "The recruiting team".into(),
-        phone_country_code: String::new(),
-        catch_up: Duration::seconds(900),
-        stale_after: Duration::hours(12),
-        backoff: Default::default(),
-        communications_off: false,
     }
 }
 
@@ -1125,7 +1112,7 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
         core.store(),
         core.campaigns(),
         &ana,
-        &settings().interview_url,
+        &crate::support::settings().interview_url,
     )
     .unwrap_err();
     assert!(view.to_string().contains("damaged record"), "{view}");
@@ -1552,7 +1539,12 @@ fn a_core_on_files_that_strand_candidates_leaves_them_where_they_are() {
         "campaign `warehouse_associate`: state `reminder` is removed but 2 candidates wait in it"
     );
     let templates = Templates::load(&fx.templates_dir()).unwrap();
-    let mut core = Core::new(store, fx.load(), Some(Arc::new(templates)), settings());
+    let mut core = Core::new(
+        store,
+        fx.load(),
+        Some(Arc::new(templates)),
+        crate::support::settings(),
+    );
     let (_, out) = core.fire_due(at("2027-01-01T00:00:00Z"), 1024).unwrap();
     assert!(out.is_empty(), "nothing is sent from a state that is gone");
     let after: Vec<Enrollment> = ids
@@ -1575,7 +1567,7 @@ fn the_last_failure_of_a_send_does_not_promise_a_retry<S: StoreFor>() {
     let fx = Fixture::warehouse();
     let store = S::of(&fx);
     let templates = Templates::load(&fx.templates_dir()).unwrap();
-    let mut settings = settings();
+    let mut settings = crate::support::settings();
     settings.backoff.max_attempts = 1;
     let mut core = Core::new(store, fx.load(), Some(Arc::new(templates)), settings);
     let now = at("2026-11-26T15:00:00Z");

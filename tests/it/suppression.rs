@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 use mailin_embedded::{response, Handler, Response, Server};
 use nudge::runtime::api::{EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest};
 use nudge::runtime::campaigns::Campaigns;
-use nudge::runtime::core::{Command as Ask, Core, Reply, Settings};
+use nudge::runtime::core::{Command as Ask, Core, Reply};
 use nudge::store::causes::Failure;
 use nudge::store::{
     LogKind, MemoryStore, SendKey, SendStatus, SledStore, Store, SuppressionReason,
@@ -329,16 +329,7 @@ fn core_of<S: Store>(site: &Site, open: impl FnOnce(&Path) -> S) -> Core<S> {
     )
     .unwrap_or_else(|_| panic!("the probe campaign loads"));
     let templates = Templates::load(&site.path().join("templates")).unwrap();
-    let settings = Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
-        company: "Acme".into(),
-        sender: "Jobs".into(),
-        phone_country_code: String::new(),
-        catch_up: chrono::Duration::seconds(900),
-        backoff: Default::default(),
-        communications_off: false,
-        stale_after: chrono::Duration::hours(12),
-    };
+    let settings = crate::support::settings();
     Core::new(
         open(&site.path().join("data")),
         campaigns,

@@ -62,3 +62,19 @@ pub fn unindent(text: &str) -> String {
     }
     out
 }
+
+/// The core's settings the tests run with (the starter configuration's
+/// link, a company and sender, 15 minutes of catch-up, 12 hours before a
+/// send is stale).
+pub fn settings() -> nudge::runtime::core::Settings {
+    nudge::runtime::core::Settings {
+        interview_url: "https://interview.example/i/{token}".into(),
+        company: "Example Co".into(),
+        sender: "The recruiting team".into(),
+        phone_country_code: String::new(),
+        catch_up: chrono::Duration::seconds(900),
+        stale_after: chrono::Duration::hours(12),
+        backoff: Default::default(),
+        communications_off: false,
+    }
+}
