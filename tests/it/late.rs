@@ -5,12 +5,11 @@
 //! and through the core for the sends that wait on a retry or a paced
 //! channel.
 
+use crate::support::site::{self, wait_for, Daemon};
 use crate::support::{at, stderr, stdout};
-use std::net::TcpListener;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::sync::Arc;
-use std::time::{Duration as StdDuration, SystemTime};
+use std::time::SystemTime;
 
 use chrono::Duration;
 
@@ -21,9 +20,6 @@ use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::core::{Command as CoreCommand, Core, Reply};
 use nudge::store::{LogKind, MemoryStore, SendKey, SendStatus, Store};
 use nudge::templates::Templates;
-
-/// Long enough for a loaded 2-core machine; only reached when something hangs.
-const PATIENCE: StdDuration = StdDuration::from_secs(60);
 
 /// Three campaigns alike but for their deadline and when their second
 /// message is due, so one downtime of 13 hours after `ping` finds each
@@ -61,28 +57,21 @@ fn campaign(name: &str, deadline: &str, after: &str) -> String {
     )
 }
 
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A folder laid out as an operator would, with the default catch-up and
 /// staleness settings (the daemon's own, not a test's).
-struct Site {
-    dir: tempfile::TempDir,
+struct Site(site::Site);
+
+impl std::ops::Deref for Site {
+    type Target = site::Site;
+
+    fn deref(&self) -> &site::Site {
+        &self.0
+    }
 }
 
 impl Site {
     fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["campaigns", "templates", "out"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-        }
-        let site = Site { dir };
-        let port = free_port();
+        let site = site::Site::empty();
         site.write(
             "nudge.toml",
             &format!(
@@ -95,7 +84,8 @@ listen = "127.0.0.1:{port}"
 [channels.email]
 transport = "file"
 path = "out/email.jsonl"
-"#
+"#,
+                port = site.port
             ),
         );
         for (name, deadline, after) in [
@@ -114,31 +104,7 @@ path = "out/email.jsonl"
                 &format!("Subject: {name}\n\nHi {{{{ candidate.first_name }}}}: {{{{ link }}}}\n"),
             );
         }
-        site
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.path().join(name), text).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nudge"));
-        cmd.arg("--config")
-            .arg(self.path().join("nudge.toml"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("NUDGE_CONFIG")
-            .env_remove("NUDGE_LOG")
-            .env("NO_COLOR", "1");
-        cmd
-    }
-
-    fn nudge(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run nudge")
+        Site(site)
     }
 
     /// Starts `nudge run` on a clock that reads `origin` now and runs at
@@ -149,17 +115,7 @@ path = "out/email.jsonl"
             .unwrap()
             .as_millis();
         let clock = format!("{}@{real_ms}*1", nudge::sim::rfc3339(origin));
-        let log = self.path().join(format!("run-{}.log", free_port()));
-        let child = self
-            .command(&["run", "--clock", &clock])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start nudge run");
-        let daemon = Daemon { child, log };
-        wait_for(|| daemon.log().contains(": running").then_some(()))
-            .unwrap_or_else(|| panic!("the daemon did not start:\n{}", daemon.log()));
-        daemon
+        self.start_with(&["run", "--clock", &clock], |_| {}, &[": running"])
     }
 
     /// Enrolls `id` in `campaign`; the candidate's id.
@@ -218,51 +174,6 @@ path = "out/email.jsonl"
         })
         .unwrap_or_else(|| panic!("`show {candidate}` never said {needle:?}:\n{last}"));
         last
-    }
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .expect("run kill");
-        assert!(status.success());
-        let exit = wait_for(|| self.child.try_wait().unwrap())
-            .unwrap_or_else(|| panic!("the daemon did not stop:\n{}", self.log()));
-        assert!(exit.success(), "{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        if start.elapsed() > PATIENCE {
-            return None;
-        }
-        std::thread::sleep(StdDuration::from_millis(50));
     }
 }
 
@@ -379,7 +290,7 @@ fn core() -> (tempfile::TempDir, Core<MemoryStore>) {
         Some(Arc::new(templates)),
         crate::support::settings(),
     );
-    (site.dir, core)
+    (site.0.dir, core)
 }
 
 /// Enrolls a candidate in `campaign` at `now`: their id and their first
