@@ -5,13 +5,14 @@
 //! `nudge suppression list|add|remove` with and without a daemon; taking
 //! a contact off the list lets sends through again.
 
+use crate::support::site::{self, wait_for, Daemon};
 use crate::support::{self, stderr, stdout};
 
 use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Output};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
 use mailin_embedded::{response, Handler, Response, Server};
 use nudge::runtime::api::{EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest};
@@ -23,9 +24,6 @@ use nudge::store::{
 };
 use nudge::templates::Templates;
 use serde_json::json;
-
-/// Long enough for a loaded 2-core machine; only reached when something hangs.
-const PATIENCE: Duration = Duration::from_secs(60);
 
 /// Virtual seconds per real second: the reminder an hour after the
 /// invite comes two real seconds later.
@@ -120,24 +118,22 @@ fn smtp_server(inbox: &Inbox) -> SocketAddr {
 
 const TOKEN_ENV: &str = "NUDGE_TEST_SUPPRESSION_TWILIO_TOKEN";
 
-struct Site {
-    dir: tempfile::TempDir,
+struct Site(site::Site);
+
+impl std::ops::Deref for Site {
+    type Target = site::Site;
+
+    fn deref(&self) -> &site::Site {
+        &self.0
+    }
 }
 
 impl Site {
     /// A site whose `channel` (`email` or `sms`) is configured by
     /// `channel_config` (a `[channels.…]` table).
     fn new(channel: &str, channel_config: &str) -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["campaigns", "templates"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let site = Site { dir };
+        let site = site::Site::empty();
+        let port = site.port;
         site.write(
             "nudge.toml",
             &format!(
@@ -165,7 +161,7 @@ catch_up_secs = 2592000
             };
             site.write(&format!("templates/{name}.{channel}.j2"), &text);
         }
-        site
+        Site(site)
     }
 
     /// A site with email over SMTP to `addr`.
@@ -179,24 +175,10 @@ catch_up_secs = 2592000
         )
     }
 
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.path().join(name), text).unwrap();
-    }
-
+    /// The shared site's command, with the fake Twilio's token set.
     fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nudge"));
-        cmd.arg("--config")
-            .arg(self.path().join("nudge.toml"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("NUDGE_CONFIG")
-            .env_remove("NUDGE_LOG")
-            .env(TOKEN_ENV, "tok-secret")
-            .env("NO_COLOR", "1");
+        let mut cmd = self.0.command(args);
+        cmd.env(TOKEN_ENV, "tok-secret");
         cmd
     }
 
@@ -219,22 +201,18 @@ catch_up_secs = 2592000
 
     /// Starts `nudge run` on an accelerated clock and waits until it runs.
     fn start(&self) -> Daemon {
-        let log = self.path().join("run.log");
         let real_ms = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap()
             .as_millis();
         let clock = format!("2026-12-01T09:00:00Z@{real_ms}*{SPEED}");
-        let child = self
-            .command(&["run", "--clock", &clock])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start nudge run");
-        let daemon = Daemon { child, log };
-        wait_for(|| daemon.log().contains(": running").then_some(()))
-            .unwrap_or_else(|| panic!("the daemon did not start:\n{}", daemon.log()));
-        daemon
+        self.start_with(
+            &["run", "--clock", &clock],
+            |c| {
+                c.env(TOKEN_ENV, "tok-secret");
+            },
+            &[": running"],
+        )
     }
 
     fn enroll(&self, id: &str, field: &str, value: &str) -> (String, String) {
@@ -261,51 +239,6 @@ catch_up_secs = 2592000
                 self.ok(&["show", who]).0
             )
         })
-    }
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-
-    fn stop(mut self) {
-        let status = Command::new("kill")
-            .arg("-TERM")
-            .arg(self.child.id().to_string())
-            .status()
-            .unwrap();
-        assert!(status.success());
-        let code = wait_for(|| self.child.try_wait().unwrap())
-            .unwrap_or_else(|| panic!("the daemon did not stop:\n{}", self.log()));
-        assert!(code.success(), "{}", self.log());
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        if let Ok(None) = self.child.try_wait() {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
-    }
-}
-
-fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = probe() {
-            return Some(v);
-        }
-        if start.elapsed() > PATIENCE {
-            return None;
-        }
-        std::thread::sleep(Duration::from_millis(50));
     }
 }
 
