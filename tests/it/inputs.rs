@@ -5,15 +5,10 @@
 //! running (the CLI then talks to it), and through the admin API by HTTP;
 //! each refusal names the field and leaves nothing stored.
 
+use crate::support::site::{self, http, Daemon};
 use crate::support::{stderr, stdout};
 use chrono::SubsecRound;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::time::Duration;
-
-const PATIENCE: Duration = Duration::from_secs(30);
+use std::process::{Command, Output};
 
 /// `strict` prints `first_name` in its email and `shift` in its SMS, with
 /// no default; `kind` gives `first_name` a default.
@@ -77,122 +72,36 @@ const TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
-struct Site {
-    dir: tempfile::TempDir,
-    port: u16,
+/// The shared test site with the campaigns and templates above.
+struct Site(site::Site);
+
+impl std::ops::Deref for Site {
+    type Target = site::Site;
+
+    fn deref(&self) -> &site::Site {
+        &self.0
+    }
 }
 
 impl Site {
     fn new() -> Site {
-        let dir = tempfile::tempdir().unwrap();
-        for sub in ["campaigns", "templates", "out"] {
-            std::fs::create_dir(dir.path().join(sub)).unwrap();
-        }
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let site = Site { dir, port };
+        let site = site::Site::empty();
         site.write("campaigns/inputs.nudge", CAMPAIGNS);
         for (name, text) in TEMPLATES {
             site.write(&format!("templates/{name}"), text);
         }
-        site.write(
-            "nudge.toml",
-            &format!(
-                r#"store = "data"
-campaigns = "campaigns"
-templates = "templates"
-interview_url = "https://interview.example/i/{{token}}"
-
-[admin]
-listen = "127.0.0.1:{port}"
-
-[channels.email]
-transport = "file"
-path = "out/email.jsonl"
-
-[channels.sms]
-transport = "file"
-path = "out/sms.jsonl"
-
-[channels.whatsapp]
-transport = "null"
-
-[channels.webhook]
-transport = "null"
-"#,
-                port = site.port
-            ),
-        );
-        site
-    }
-
-    fn path(&self) -> &Path {
-        self.dir.path()
-    }
-
-    fn write(&self, name: &str, text: &str) {
-        std::fs::write(self.path().join(name), text).unwrap();
-    }
-
-    fn command(&self, args: &[&str]) -> Command {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_nudge"));
-        cmd.arg("--config")
-            .arg(self.path().join("nudge.toml"))
-            .args(args)
-            .current_dir(self.path())
-            .env_remove("NUDGE_CONFIG")
-            .env_remove("NUDGE_LOG")
-            .env("NO_COLOR", "1");
-        cmd
-    }
-
-    fn nudge(&self, args: &[&str]) -> Output {
-        self.command(args).output().expect("run nudge")
+        Site(site)
     }
 
     /// `nudge run`, once it answers on the admin port.
     fn start(&self) -> Daemon {
-        let log: PathBuf = self.path().join("run.log");
-        let child = self
-            .command(&["run"])
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .expect("start nudge run");
-        let daemon = Daemon { child, log };
-        let start = std::time::Instant::now();
-        while !daemon.log().contains(": running") {
-            assert!(start.elapsed() < PATIENCE, "never ran:\n{}", daemon.log());
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        daemon
-    }
-
-    fn token(&self) -> String {
-        std::fs::read_to_string(self.path().join("data/admin-token"))
-            .unwrap()
-            .trim()
-            .to_string()
+        self.0.start(None)
     }
 
     /// An admin API request: status and JSON body.
     fn api(&self, method: &str, path: &str, body: &str) -> (u16, serde_json::Value) {
-        let mut stream = TcpStream::connect(("127.0.0.1", self.port)).unwrap();
-        stream.set_read_timeout(Some(PATIENCE)).unwrap();
-        let request = format!(
-            "{method} {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Length: {}\r\nContent-Type: application/json\r\nAuthorization: Bearer {}\r\n\r\n{body}",
-            body.len(),
-            self.token()
-        );
-        stream.write_all(request.as_bytes()).unwrap();
-        let mut response = String::new();
-        stream.read_to_string(&mut response).unwrap();
-        let status = response.split(' ').nth(1).unwrap().parse().unwrap();
-        let body = response.split_once("\r\n\r\n").unwrap().1;
-        (status, serde_json::from_str(body).unwrap_or_default())
+        let (status, body) = http(self.port, method, path, Some(&self.token()), body);
+        (status, serde_json::from_str(&body).unwrap_or_default())
     }
 
     /// How many candidates are in each campaign, all states together.
@@ -211,24 +120,6 @@ transport = "null"
 
     fn show(&self, who: &str) -> Output {
         self.nudge(&["show", who, "--json"])
-    }
-}
-
-struct Daemon {
-    child: Child,
-    log: PathBuf,
-}
-
-impl Daemon {
-    fn log(&self) -> String {
-        std::fs::read_to_string(&self.log).unwrap_or_default()
-    }
-}
-
-impl Drop for Daemon {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
