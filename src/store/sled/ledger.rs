@@ -139,8 +139,9 @@ pub enum Standing {
 pub struct Contents {
     /// The last mark of the current history (after the last anchor).
     pub high: Option<Mark>,
-    /// Delivered keys recorded after the last anchor, by commit number.
-    pub delivered: Vec<(u64, u64)>,
+    /// How many delivered keys were recorded after the last anchor, by
+    /// commit number: runs of `(commit, keys)` in the order written.
+    pub delivered: Vec<(u64, u32)>,
     /// Digests of the keys delivered before the last anchor.
     pub before_anchor: HashSet<u64>,
     /// Anchors found.
@@ -152,79 +153,137 @@ pub struct Contents {
 }
 
 /// Reads a ledger file; `None` when there is none.
+///
+/// Opening a store reads its whole ledger, which grows by a record per
+/// delivery, so the pass keeps no key: it counts the delivered records
+/// after the last anchor by commit, and only when there is an anchor
+/// (a restore happened) reads the records before it a second time for
+/// the keys the restored store must not send again.
 pub fn read(folder: &Path) -> Result<Option<Contents>, StoreError> {
-    let path = folder.join(LEDGER_FILE);
-    let file = match File::open(&path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(unreadable(
-                folder,
-                format!("cannot read `{LEDGER_FILE}`: {e}"),
-            ))
-        }
+    let Some(mut records) = Records::open(folder)? else {
+        return Ok(None);
     };
-    let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let mut input = BufReader::new(file);
-    let mut header = vec![0; HEADER.len()];
-    if input.read_exact(&mut header).is_err() || header != HEADER {
-        return Err(unreadable(
-            folder,
-            format!("`{LEDGER_FILE}` does not start as a nudge ledger"),
-        ));
-    }
     let mut out = Contents {
-        whole_len: HEADER.len() as u64,
-        file_len,
+        file_len: records.file_len,
         ..Contents::default()
     };
-    loop {
-        let mut head = [0u8; 3];
-        if input.read_exact(&mut head).is_err() {
-            break;
-        }
-        let len = u16::from_le_bytes([head[1], head[2]]) as usize;
-        let mut payload = vec![0; len + 4];
-        if input.read_exact(&mut payload).is_err() {
-            break;
-        }
-        let (payload, crc) = payload.split_at(len);
-        let mut check = crc32fast::Hasher::new();
-        check.update(&head);
-        check.update(payload);
-        if check.finalize().to_le_bytes() != crc {
-            break;
-        }
-        let u64_at = |at: usize| {
-            payload
-                .get(at..at + 8)
-                .map(|b| u64::from_le_bytes(b.try_into().unwrap_or_default()))
-        };
-        match head[0] {
+    // Where the records before the last anchor end.
+    let mut anchored_at = None;
+    while let Some((tag, payload)) = records.next() {
+        match tag {
             TAG_COMMIT | TAG_ANCHOR => {
-                let (Some(seq), Some(digest)) = (u64_at(0), u64_at(8)) else {
-                    break;
-                };
-                let mark = Mark { seq, digest };
-                if head[0] == TAG_ANCHOR {
+                let Some(mark) = mark_in(payload) else { break };
+                if tag == TAG_ANCHOR {
                     out.anchors += 1;
-                    out.before_anchor
-                        .extend(out.delivered.drain(..).map(|(_, k)| k));
+                    out.delivered.clear();
                     out.high = Some(mark);
-                } else if out.high.is_none_or(|h| seq > h.seq) {
+                    anchored_at = Some(records.whole_len);
+                } else if out.high.is_none_or(|h| mark.seq > h.seq) {
                     out.high = Some(mark);
                 }
             }
             TAG_DELIVERED => {
-                let Some(seq) = u64_at(0) else { break };
-                let key = String::from_utf8_lossy(&payload[8..]);
-                out.delivered.push((seq, key_digest(&key)));
+                let Some(seq) = u64_at(payload, 0) else { break };
+                match out.delivered.last_mut() {
+                    Some((s, n)) if *s == seq => *n += 1,
+                    _ => out.delivered.push((seq, 1)),
+                }
             }
             _ => break,
         }
-        out.whole_len += (3 + len + 4) as u64;
+        records.whole_len = records.read_len;
+    }
+    out.whole_len = records.whole_len;
+    if let Some(end) = anchored_at {
+        let mut again = Records::open(folder)?
+            .ok_or_else(|| unreadable(folder, format!("`{LEDGER_FILE}` went away while read")))?;
+        while again.whole_len < end {
+            let Some((tag, payload)) = again.next() else {
+                break;
+            };
+            if tag == TAG_DELIVERED && payload.len() >= 8 {
+                out.before_anchor
+                    .insert(key_digest(&String::from_utf8_lossy(&payload[8..])));
+            }
+            again.whole_len = again.read_len;
+        }
     }
     Ok(Some(out))
+}
+
+fn u64_at(payload: &[u8], at: usize) -> Option<u64> {
+    let bytes = payload.get(at..at + 8)?;
+    Some(u64::from_le_bytes(bytes.try_into().ok()?))
+}
+
+fn mark_in(payload: &[u8]) -> Option<Mark> {
+    Some(Mark {
+        seq: u64_at(payload, 0)?,
+        digest: u64_at(payload, 8)?,
+    })
+}
+
+/// The records of a ledger file, read one by one into one buffer.
+struct Records {
+    input: BufReader<File>,
+    buf: Vec<u8>,
+    file_len: u64,
+    /// Bytes up to the end of the last record read.
+    read_len: u64,
+    /// Bytes up to the end of the last record accepted (the caller moves
+    /// it up to `read_len` once a record makes sense).
+    whole_len: u64,
+}
+
+impl Records {
+    fn open(folder: &Path) -> Result<Option<Records>, StoreError> {
+        let path = folder.join(LEDGER_FILE);
+        let file = match File::open(&path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => {
+                return Err(unreadable(
+                    folder,
+                    format!("cannot read `{LEDGER_FILE}`: {e}"),
+                ))
+            }
+        };
+        let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let mut input = BufReader::with_capacity(1 << 16, file);
+        let mut header = vec![0; HEADER.len()];
+        if input.read_exact(&mut header).is_err() || header != HEADER {
+            return Err(unreadable(
+                folder,
+                format!("`{LEDGER_FILE}` does not start as a nudge ledger"),
+            ));
+        }
+        Ok(Some(Records {
+            input,
+            buf: Vec::with_capacity(64),
+            file_len,
+            read_len: HEADER.len() as u64,
+            whole_len: HEADER.len() as u64,
+        }))
+    }
+
+    /// The next record whose checksum holds: its tag and payload; `None`
+    /// at the end or at a torn record.
+    fn next(&mut self) -> Option<(u8, &[u8])> {
+        let mut head = [0u8; 3];
+        self.input.read_exact(&mut head).ok()?;
+        let len = u16::from_le_bytes([head[1], head[2]]) as usize;
+        self.buf.resize(len + 4, 0);
+        self.input.read_exact(&mut self.buf).ok()?;
+        let (payload, crc) = self.buf.split_at(len);
+        let mut check = crc32fast::Hasher::new();
+        check.update(&head);
+        check.update(payload);
+        if check.finalize().to_le_bytes() != crc {
+            return None;
+        }
+        self.read_len += (3 + len + 4) as u64;
+        Some((head[0], payload))
+    }
 }
 
 impl Contents {
@@ -238,7 +297,12 @@ impl Contents {
             return Standing::RolledBack {
                 kept,
                 acknowledged: high.seq,
-                deliveries: self.delivered.iter().filter(|(s, _)| *s > kept).count(),
+                deliveries: self
+                    .delivered
+                    .iter()
+                    .filter(|(s, _)| *s > kept)
+                    .map(|(_, n)| *n as usize)
+                    .sum(),
             };
         }
         match store {
