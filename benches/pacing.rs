@@ -54,7 +54,7 @@ fn run(rate: u32, count: usize, runtime: &tokio::runtime::Runtime) {
         Campaigns::load(&dir.join("campaigns"), Some(&dir.join("templates"))).expect("campaign");
     let templates = nudge::templates::Templates::load(&dir.join("templates")).expect("templates");
     let settings = Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
+        tracked_link: "https://interview.example/i/{token}".into(),
         company: "Example Co".into(),
         sender: "The recruiting team".into(),
         catch_up: Duration::seconds(900),

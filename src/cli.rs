@@ -950,7 +950,7 @@ fn check_template_files(dir: &Path, config: &crate::config::Config, configured: 
     for e in &errors {
         eprintln!("error: {e}");
     }
-    let mut longest = Vars::longest(&config.interview_url);
+    let mut longest = Vars::longest(&config.server.tracked_link());
     if configured {
         longest.company.clone_from(&config.company);
         longest.sender.clone_from(&config.sender);
@@ -1050,7 +1050,7 @@ pub fn render_message(
         zone: candidate.zone(&machine.zone),
         template: &name,
         channel,
-        link: crate::templates::real_length_link(&config.interview_url),
+        link: crate::templates::real_length_link(&config.server.tracked_link()),
         deadline: machine.deadline.map(|d| now + Duration::seconds(d.secs)),
         variants: &variant_names,
         at: now,

@@ -195,7 +195,7 @@ impl Vars {
     }
 
     /// The longest values a message realistically carries, for measuring
-    /// SMS ([`Templates::check_lengths`]): the link is `interview_url` with
+    /// SMS ([`Templates::check_lengths`]): the link is `tracked_link` with
     /// a token as long as a real one ([`real_length_link`]), and the rest
     /// are at these lengths, long enough for nearly every candidate and
     /// setup (a longer value makes a longer text, which still goes out):
@@ -216,7 +216,7 @@ impl Vars {
     /// `nudge check` puts the configured `company` and `sender` in place
     /// of these when there is a configuration, since every message carries
     /// exactly those.
-    pub fn longest(interview_url: &str) -> Vars {
+    pub fn longest(tracked_link: &str) -> Vars {
         let candidate = Candidate::from_pairs(
             [
                 ("id", "c1234567"),
@@ -237,7 +237,7 @@ impl Vars {
             .map(|d| format_deadline(d.to_utc(), chrono_tz::Asia::Kathmandu))
             .unwrap_or_default();
         let now = chrono::DateTime::UNIX_EPOCH;
-        let link = real_length_link(interview_url);
+        let link = real_length_link(tracked_link);
         Vars {
             candidate: Vars::candidate_fields(&candidate),
             campaign: CampaignVars {
@@ -260,10 +260,10 @@ impl Vars {
 /// bits in hex (see `runtime::core::enroll::new_token`).
 pub const REAL_LENGTH_TOKEN: &str = "c1234567-9f86d081884c7d659a2feaa0c55ad015";
 
-/// `interview_url` with [`REAL_LENGTH_TOKEN`] for `{token}`: what a
+/// `tracked_link` with [`REAL_LENGTH_TOKEN`] for `{token}`: what a
 /// candidate's link looks like, at its length.
-pub fn real_length_link(interview_url: &str) -> String {
-    interview_url.replace("{token}", REAL_LENGTH_TOKEN)
+pub fn real_length_link(tracked_link: &str) -> String {
+    tracked_link.replace("{token}", REAL_LENGTH_TOKEN)
 }
 
 /// The candidate fields a campaign's templates print

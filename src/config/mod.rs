@@ -11,6 +11,7 @@
 //! keeps it equal to [`Config::default`].
 
 mod read;
+mod server;
 mod starter;
 mod token;
 mod validate;
@@ -33,6 +34,9 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use server::{
+    fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
+};
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
 
@@ -67,11 +71,14 @@ pub struct Config {
     /// name, as the templates say "I'm {{ sender }}" (default `Alex`).
     #[serde(default = "default_sender")]
     pub sender: String,
-    /// The tracked interview link, `{{ link }}` in templates; `{token}` is
-    /// replaced by the candidate's token and must appear (default
-    /// `http://127.0.0.1:7777/i/{token}`).
-    #[serde(default = "default_interview_url")]
-    pub interview_url: String,
+    /// Where the tracked link (`{{ link }}` in templates, which is
+    /// `[server] public_url` + `/i/TOKEN`) sends a candidate when their
+    /// campaign has no `link` setting: the interview platform's address,
+    /// in which `{token}`, `{candidate}` and `{campaign}` are filled in
+    /// (default: none, and the link shows nudge's own page saying the
+    /// interview is not connected yet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub interview_url: Option<String>,
     /// The country calling code that completes phone numbers written
     /// without one when candidates are enrolled: `1` for North America,
     /// `44` for the UK (default: none, so every number must start with `+`
@@ -81,6 +88,9 @@ pub struct Config {
     /// The admin API.
     #[serde(default)]
     pub admin: AdminConfig,
+    /// The public server: candidate pages and provider webhooks.
+    #[serde(default)]
+    pub server: ServerConfig,
     /// How each channel's messages leave. Read table by table rather than
     /// by serde alone, since the `transport` key of each channel's table
     /// decides what its other keys mean (see `read`).
@@ -278,10 +288,6 @@ fn default_sender() -> String {
     "Alex".to_string()
 }
 
-fn default_interview_url() -> String {
-    "http://127.0.0.1:7777/i/{token}".to_string()
-}
-
 fn default_listen() -> SocketAddr {
     SocketAddr::from((Ipv4Addr::LOCALHOST, 7777))
 }
@@ -326,9 +332,10 @@ impl Default for Config {
             templates: default_templates(),
             company: default_company(),
             sender: default_sender(),
-            interview_url: default_interview_url(),
+            interview_url: None,
             phone_country_code: None,
             admin: AdminConfig::default(),
+            server: ServerConfig::default(),
             channels: ChannelsConfig::default(),
             runtime: RuntimeConfig::default(),
             communications: Communications::On,

@@ -26,9 +26,12 @@ company = "Example Co"
 # the templates say "I'm {{ sender }}" and "{{ sender }} at {{ company }}".
 sender = "Alex"
 
-# The tracked interview link, {{ link }} in templates. `{token}` is replaced
-# by the candidate's token and must appear.
-interview_url = "http://127.0.0.1:7777/i/{token}"
+# Where a candidate's tracked link ({{ link }} in templates, which is
+# [server] public_url + /i/TOKEN) takes them when their campaign has no
+# `link` setting: the interview platform. {token}, {candidate} and
+# {campaign} are filled in. Without it the link shows nudge's own page
+# saying the interview is not connected yet.
+# interview_url = "https://interview.example.com/start?t={token}"
 
 # The global switch: "off" stops every candidate message; each send is
 # recorded as suppressed and nothing leaves the machine.
@@ -49,6 +52,19 @@ listen = "127.0.0.1:7777"
 # 64 is generated into <store>/admin-token, readable by you only, and read
 # from there.
 # token_env = "NUDGE_ADMIN_TOKEN"
+
+[server]
+# The public server: candidate pages (the tracked link, the open pixel,
+# unsubscribe, the apply form) and provider webhooks. Keep it on loopback
+# behind a reverse proxy with TLS; port 0 takes any free port.
+listen = "127.0.0.1:8080"
+
+# The address people and providers reach it at, without a path. Every
+# tracked link is public_url/i/TOKEN.
+public_url = "http://127.0.0.1:8080"
+
+# How long a request may take, in seconds (1 to 300).
+timeout_secs = 15
 
 # How each channel's messages leave: transport "console" prints them,
 # "file" appends them as JSON lines to `path` (path = "outbox/email.jsonl"),

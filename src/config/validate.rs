@@ -21,17 +21,39 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
         Diagnostic::error(file, span, message)
     };
     let mut diagnostics = Vec::new();
-    if !config.interview_url.contains("{token}") {
+    if let Some(url) = &config.interview_url {
+        if let Some(why) = crate::config::link_pattern_problem(url) {
+            diagnostics.push(
+                at(&["interview_url"], format!("`interview_url` {why}"))
+                    .with_label("candidates are sent here from their tracked link")
+                    .with_help(
+                        "give the interview's address, with `{token}`, `{candidate}` or \
+                         `{campaign}` where they go, as in \"https://interview.example.com/start?t={token}\"",
+                    ),
+            );
+        }
+    }
+    if let Some(why) = config.server.public_url_problem() {
+        diagnostics.push(
+            at(&["server", "public_url"], format!("`public_url` {why}"))
+                .with_label("the tracked link in every message starts with this")
+                .with_help(
+                    "write the address people reach nudge at, as in \"https://jobs.example.com\"",
+                ),
+        );
+    }
+    if !super::server::TIMEOUT_SECS.contains(&config.server.timeout_secs) {
         diagnostics.push(
             at(
-                &["interview_url"],
-                "`interview_url` has no `{token}`".to_string(),
+                &["server", "timeout_secs"],
+                format!(
+                    "`timeout_secs` is {}; it must be from {} to {}",
+                    config.server.timeout_secs,
+                    super::server::TIMEOUT_SECS.start(),
+                    super::server::TIMEOUT_SECS.end()
+                ),
             )
-            .with_label("every candidate needs their own link")
-            .with_help(
-                "put `{token}` where the candidate's token goes, \
-                     as in \"https://jobs.example.com/i/{token}\"",
-            ),
+            .with_label("out of range"),
         );
     }
     if let Some(code) = &config.phone_country_code {

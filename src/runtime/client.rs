@@ -83,7 +83,7 @@ impl std::error::Error for ConnectError {}
 /// The core settings a configuration gives.
 pub fn settings(config: &Config) -> Settings {
     Settings {
-        interview_url: config.interview_url.clone(),
+        tracked_link: config.server.tracked_link(),
         company: config.company.clone(),
         sender: config.sender.clone(),
         phone_country_code: config.phone_country_code.clone().unwrap_or_default(),
@@ -274,7 +274,7 @@ impl Admin {
                     l.core.store(),
                     &campaigns,
                     who,
-                    &l.core.settings().interview_url,
+                    &l.core.settings().tracked_link,
                 )
             }
         }

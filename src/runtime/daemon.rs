@@ -98,7 +98,7 @@ pub struct Handle {
     store: crate::store::SledStore,
     campaigns: Arc<RwLock<Campaigns>>,
     clock: Arc<dyn Clock>,
-    interview_url: String,
+    tracked_link: String,
     sources: Sources,
     health: Health,
 }
@@ -216,7 +216,7 @@ impl Handle {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        query::show(&self.store, &campaigns, who, &self.interview_url)
+        query::show(&self.store, &campaigns, who, &self.tracked_link)
     }
 
     /// Writes a copy of the store into `dir` on the core's thread, between
@@ -316,7 +316,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         store: core.store().clone(),
         campaigns: campaigns.clone(),
         clock: clock.clone(),
-        interview_url: core.settings().interview_url.clone(),
+        tracked_link: core.settings().tracked_link.clone(),
         sources,
         health: Health::default(),
     };

@@ -181,7 +181,7 @@ pub fn show<S: Store>(
     store: &S,
     campaigns: &Campaigns,
     who: &str,
-    interview_url: &str,
+    tracked_link: &str,
 ) -> Result<CandidateView, Refusal> {
     let mut txn = store.begin();
     let candidate = find_candidate(store, &mut txn, who)?;
@@ -216,7 +216,7 @@ pub fn show<S: Store>(
     Ok(CandidateView {
         id: candidate.id.clone(),
         external_id: candidate.external_id.clone(),
-        link: interview_url.replace("{token}", &candidate.token),
+        link: tracked_link.replace("{token}", &candidate.token),
         fields: candidate.fields.clone(),
         opted_out: candidate.opted_out,
         zone: zone.name().to_string(),

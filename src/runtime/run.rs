@@ -33,6 +33,10 @@ pub enum RunError {
         addr: SocketAddr,
         why: String,
     },
+    ListenPublic {
+        addr: SocketAddr,
+        why: String,
+    },
     Io(std::io::Error),
     /// Asked to stop, it could not finish within its time (a store write
     /// that does not return).
@@ -58,6 +62,10 @@ impl std::fmt::Display for RunError {
             RunError::Listen { addr, why } => {
                 write!(f, "cannot listen on {addr} for the admin API: {why}")
             }
+            RunError::ListenPublic { addr, why } => write!(
+                f,
+                "cannot listen on {addr} for the public server ([server] listen in nudge.toml): {why}"
+            ),
             RunError::Io(e) => write!(f, "{e}"),
             RunError::StuckOnStop => {
                 f.write_str("stopped without finishing: a store write did not return (see the log)")
@@ -146,6 +154,13 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
             addr: config.admin.listen,
             why: e.to_string(),
         })?;
+    let public_listener = tokio::net::TcpListener::bind(config.server.listen)
+        .await
+        .map_err(|e| RunError::ListenPublic {
+            addr: config.server.listen,
+            why: e.to_string(),
+        })?;
+    let public_addr = public_listener.local_addr().map_err(RunError::Io)?;
 
     // Through the log, not stderr: with `--log-format json` every line a
     // collector reads is one JSON object.
@@ -157,6 +172,11 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     info!(
         url = %format!("http://{}", config.admin.listen),
         "admin API listening (token required)"
+    );
+    info!(
+        listen = %public_addr,
+        public_url = %config.server.base(),
+        "public server listening (tracked links, apply form, webhooks)"
     );
     for (name, c) in campaigns.iter() {
         info!(
@@ -198,6 +218,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let app = crate::server::admin::router(handle.clone(), token);
+    let mut public_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {
             let _ = shutdown_rx.changed().await;
@@ -207,6 +228,21 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
             .await
         {
             error!(%e, "admin API stopped");
+        }
+    });
+    let public_app = crate::server::public::router(crate::server::public::PublicState {
+        handle: handle.clone(),
+        config: Arc::new(config.clone()),
+    });
+    let public_server = tokio::spawn(async move {
+        let stop = async move {
+            let _ = public_shutdown.changed().await;
+        };
+        if let Err(e) = axum::serve(public_listener, public_app)
+            .with_graceful_shutdown(stop)
+            .await
+        {
+            error!(%e, "public server stopped");
         }
     });
 
@@ -237,6 +273,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let health = handle.health().clone();
     let stopping = async {
         let _ = server.await;
+        let _ = public_server.await;
         running.stop().await;
     };
     let started = tokio::time::Instant::now();

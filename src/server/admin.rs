@@ -43,7 +43,7 @@ struct AppState {
 
 /// The HTTP status of a refusal: the one place where the runtime's
 /// reasons become status codes.
-fn status_of(refusal: &Refusal) -> StatusCode {
+pub(crate) fn status_of(refusal: &Refusal) -> StatusCode {
     match refusal {
         Refusal::UnknownCampaign { .. } | Refusal::UnknownCandidate(_) => StatusCode::NOT_FOUND,
         Refusal::OptedOut { .. }

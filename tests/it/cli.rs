@@ -727,7 +727,7 @@ fn sms_campaign(template: &str) -> tempfile::TempDir {
     write(
         dir.path(),
         "nudge.toml",
-        "company = \"Acme\"\ninterview_url = \"https://jobs.example.com/i/{token}\"\n",
+        "company = \"Acme\"\n\n[server]\npublic_url = \"https://jobs.example.com\"\n",
     );
     dir
 }

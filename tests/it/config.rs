@@ -34,7 +34,12 @@ fn an_absent_file_means_the_defaults() {
     assert_eq!(config.templates, PathBuf::from("templates"));
     assert_eq!(config.company, "Example Co");
     assert_eq!(config.sender, "Alex");
-    assert_eq!(config.interview_url, "http://127.0.0.1:7777/i/{token}");
+    assert_eq!(config.interview_url, None);
+    assert_eq!(config.server.listen.to_string(), "127.0.0.1:8080");
+    assert_eq!(
+        config.server.tracked_link(),
+        "http://127.0.0.1:8080/i/{token}"
+    );
     assert_eq!(config.admin.listen.to_string(), "127.0.0.1:7777");
     assert_eq!(config.admin.token_env, None);
     assert_eq!(config.channels.email, Transport::Console);
@@ -132,7 +137,7 @@ case!(
     compnay = "Acme Logistics"
     "#,
     r#"
-    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `runtime`, `communications`, `rates`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`
      --> nudge.toml:3:1
       |
     3 | compnay = "Acme Logistics"
@@ -241,18 +246,18 @@ case!(
 );
 
 case!(
-    interview_url_without_token,
+    interview_url_with_an_unknown_placeholder,
     r#"
-    interview_url = "https://jobs.example.com/interview"
+    interview_url = "https://i.example.com/{tokn}"
     "#,
     r#"
-    error: `interview_url` has no `{token}`
+    error: `interview_url` has `{tokn}`, which nudge does not fill in (it fills in {token}, {candidate}, {campaign})
      --> nudge.toml:1:17
       |
-    1 | interview_url = "https://jobs.example.com/interview"
-      |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ every candidate needs their own link
+    1 | interview_url = "https://i.example.com/{tokn}"
+      |                 ^^^^^^^^^^^^^^^^^^^^^^^^^^^^^^ candidates are sent here from their tracked link
       |
-      = help: put `{token}` where the candidate's token goes, as in "https://jobs.example.com/i/{token}"
+      = help: give the interview's address, with `{token}`, `{candidate}` or `{campaign}` where they go, as in "https://interview.example.com/start?t={token}"
     "#,
 );
 
@@ -1033,7 +1038,7 @@ case!(
     secret_env = "NUDGE_WEBHOOK_SECRET"
     "#,
     r#"
-    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `runtime`, `communications`, `rates`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`
      --> nudge.toml:1:1
       |
     1 | compnay = "Acme"

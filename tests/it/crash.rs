@@ -339,7 +339,7 @@ impl Setup {
         };
         let toml = format!(
             "store = {store:?}\ncampaigns = {campaigns:?}\ntemplates = {templates:?}\n\n\
-             [admin]\nlisten = {listen:?}\ntoken_env = {TOKEN_ENV:?}\n\n{email}\n{sms}\n{whatsapp}\n{webhook}\n\
+             [admin]\nlisten = {listen:?}\ntoken_env = {TOKEN_ENV:?}\n\n[server]\nlisten = \"127.0.0.1:0\"\n\n{email}\n{sms}\n{whatsapp}\n{webhook}\n\
              [runtime]\ncatch_up_secs = 100000000\nstale_after_secs = 31536000\n",
             store = dir.join("store").display().to_string(),
             campaigns = campaigns.display().to_string(),

@@ -202,7 +202,7 @@ impl Scenario {
             Campaigns::load(&self.dir.path().join("campaigns"), Some(&templates_dir)).unwrap();
         let templates = nudge::templates::Templates::load(&templates_dir).unwrap();
         let settings = Settings {
-            interview_url: "https://interview.example/i/{token}".into(),
+            tracked_link: "https://interview.example/i/{token}".into(),
             company: "Example Co".into(),
             sender: "The recruiting team".into(),
             phone_country_code: String::new(),

@@ -96,7 +96,7 @@ impl Fixture {
             Err(failure) => panic!("{}", daemon::render_failure(&failure)),
         };
         let settings = Settings {
-            interview_url: "https://interview.example/i/{token}".into(),
+            tracked_link: "https://interview.example/i/{token}".into(),
             company: "Example Co".into(),
             sender: "The recruiting team".into(),
             phone_country_code: String::new(),

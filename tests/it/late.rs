@@ -81,6 +81,9 @@ interview_url = "https://interview.example/i/{{token}}"
 [admin]
 listen = "127.0.0.1:{port}"
 
+[server]
+listen = "127.0.0.1:0"
+
 [channels.email]
 transport = "file"
 path = "out/email.jsonl"

@@ -20,7 +20,7 @@ fn core(store: &Path, phone_country_code: &str) -> Core {
     let (campaigns, _, _) = Campaigns::load(&repo.join("campaigns"), Some(&templates))
         .unwrap_or_else(|_| panic!("the example campaigns load"));
     let settings = Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
+        tracked_link: "https://interview.example/i/{token}".into(),
         company: "Example Co".into(),
         sender: "The recruiting team".into(),
         phone_country_code: phone_country_code.into(),

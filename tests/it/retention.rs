@@ -348,6 +348,7 @@ fn the_daemon_prunes_while_idle_and_show_says_so() {
         format!(
             "store = \"data\"\ncampaigns = \"campaigns\"\ntemplates = \"templates\"\n\n\
              [admin]\nlisten = \"127.0.0.1:{port}\"\n\n\
+             [server]\nlisten = \"127.0.0.1:0\"\n\n\
              [channels.email]\ntransport = \"file\"\npath = \"out/email.jsonl\"\n\n\
              [runtime]\nhistory_days = 2\n"
         ),

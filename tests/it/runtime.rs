@@ -1112,7 +1112,7 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
         core.store(),
         core.campaigns(),
         &ana,
-        &crate::support::settings().interview_url,
+        &crate::support::settings().tracked_link,
     )
     .unwrap_err();
     assert!(view.to_string().contains("damaged record"), "{view}");

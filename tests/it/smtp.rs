@@ -659,6 +659,9 @@ templates = "templates"
 [admin]
 listen = "{admin}"
 
+[server]
+listen = "127.0.0.1:0"
+
 [channels.email]
 transport = "smtp"
 host = "{}"

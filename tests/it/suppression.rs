@@ -146,6 +146,9 @@ phone_country_code = "1"
 [admin]
 listen = "127.0.0.1:{port}"
 
+[server]
+listen = "127.0.0.1:0"
+
 {channel_config}
 
 [runtime]

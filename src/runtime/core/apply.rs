@@ -60,7 +60,7 @@ pub(super) fn log<T: Transaction>(
 impl<S: Store> Core<S> {
     pub(super) fn link(&self, candidate: &CandidateRecord) -> String {
         self.settings
-            .interview_url
+            .tracked_link
             .replace("{token}", &candidate.token)
     }
 

@@ -115,7 +115,7 @@ pub enum Reply {
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The tracked link; `{token}` is replaced by the candidate's token.
-    pub interview_url: String,
+    pub tracked_link: String,
     pub company: String,
     pub sender: String,
     /// Completes national phone numbers at enrollment (`"1"`; `""` for

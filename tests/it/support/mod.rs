@@ -68,7 +68,7 @@ pub fn unindent(text: &str) -> String {
 /// send is stale).
 pub fn settings() -> nudge::runtime::core::Settings {
     nudge::runtime::core::Settings {
-        interview_url: "https://interview.example/i/{token}".into(),
+        tracked_link: "https://interview.example/i/{token}".into(),
         company: "Example Co".into(),
         sender: "The recruiting team".into(),
         phone_country_code: String::new(),

@@ -69,7 +69,10 @@ pub fn free_port() -> u16 {
 /// channels, as an operator would lay it out.
 pub struct Site {
     pub dir: tempfile::TempDir,
+    /// The admin API's port.
     pub port: u16,
+    /// The public server's port (`public_url` is `http://127.0.0.1:PORT`).
+    pub public_port: u16,
 }
 
 impl Site {
@@ -105,7 +108,12 @@ impl Site {
             std::fs::create_dir(dir.path().join(sub)).unwrap();
         }
         let port = free_port();
-        let site = Site { dir, port };
+        let public_port = free_port();
+        let site = Site {
+            dir,
+            port,
+            public_port,
+        };
         site.write(
             "nudge.toml",
             &format!(
@@ -116,6 +124,10 @@ interview_url = "https://interview.example/i/{{token}}"
 
 [admin]
 listen = "127.0.0.1:{port}"
+
+[server]
+listen = "127.0.0.1:{public_port}"
+public_url = "http://127.0.0.1:{public_port}"
 
 [channels.email]
 transport = "file"
