@@ -26,9 +26,9 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::api::{
-    CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    StatusReport, SuppressRequest, SuppressResponse, SuppressionView, UnsuppressRequest,
-    UnsuppressResponse,
+    ApplyRequest, ApplyResponse, CandidateView, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, StatusReport, SuppressRequest, SuppressResponse, SuppressionView,
+    UnsuppressRequest, UnsuppressResponse,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
@@ -149,6 +149,15 @@ impl Handle {
     pub async fn enroll(&self, req: EnrollRequest) -> Result<EnrollResponse, Refusal> {
         self.ask(Command::Enroll(req), |reply| match reply {
             Reply::Enrolled(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    /// An application: see [`ApplyRequest`].
+    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, Refusal> {
+        self.ask(Command::Apply(req), |reply| match reply {
+            Reply::Applied(r) => Some(r),
             _ => None,
         })
         .await
