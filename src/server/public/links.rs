@@ -78,14 +78,21 @@ impl Device {
 
     /// The device a User-Agent names; `None` for a known robot (a
     /// crawler, a link preview). woothee sorts agents into `pc`,
-    /// `smartphone`, `mobilephone`, `appliance`, `crawler` and `misc`;
-    /// tablets are among its smartphones and are told apart here: an iPad,
+    /// `smartphone`, `mobilephone`, `appliance`, `crawler` and `misc`, and
+    /// knows the link previews of iMessage, Facebook, Slack, Telegram,
+    /// Discord and LinkedIn as crawlers; WhatsApp's (`WhatsApp/2...`, a
+    /// preview: a person's tap opens a browser) it does not know, and is
+    /// added here. Tablets are among its smartphones and are told apart
+    /// here: an iPad,
     /// a Kindle, and an Android device whose agent lacks `Mobile` (Android
     /// browsers put `Mobile` in a phone's agent and leave it out of a
     /// tablet's). An agent it cannot place (or none) counts as a desktop.
     /// An iPad set to request desktop sites says it is a Mac, and is one
     /// here.
     pub fn of(user_agent: &str) -> Option<Device> {
+        if user_agent.starts_with("WhatsApp/") {
+            return None;
+        }
         let Some(parsed) = woothee::parser::Parser::new().parse(user_agent) else {
             return Some(Device::Desktop);
         };
@@ -394,6 +401,13 @@ mod tests {
             ("", Some(Device::Desktop)),
             ("curl/8.5.0", Some(Device::Desktop)),
             ("Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.com/bot.html)", None),
+            // In-app browsers are people; link previews are not.
+            ("Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Mobile/15E148 Instagram 325.0.0.35.91", Some(Device::Mobile)),
+            ("Mozilla/5.0 (Linux; Android 14; SM-S918B; wv) AppleWebKit/537.36 (KHTML, like Gecko) Version/4.0 Chrome/124.0.6367.82 Mobile Safari/537.36 [FB_IAB/FB4A;FBAV/460.0.0.48.109;]", Some(Device::Mobile)),
+            ("Mozilla/5.0 (Linux; Android 11; KFTRWI) AppleWebKit/537.36 (KHTML, like Gecko) Silk/108.4.6 like Chrome/108.0.5359.220 Safari/537.36", Some(Device::Tablet)),
+            ("Mozilla/5.0 (Macintosh; Intel Mac OS X 10_11_1) AppleWebKit/601.2.4 (KHTML, like Gecko) Version/9.0.1 Safari/601.2.4 facebookexternalhit/1.1 Facebot Twitterbot/1.0", None),
+            ("Slackbot-LinkExpanding 1.0 (+https://api.slack.com/robots)", None),
+            ("WhatsApp/2.23.20.0 A", None),
         ];
         for (agent, device) in cases {
             assert_eq!(Device::of(agent), device, "{agent}");
