@@ -309,7 +309,7 @@ async fn unknown_tokens_get_a_page_the_pixel_answers_every_token_and_the_server_
     let daemon = site.start(None);
     let (id, token) = enroll_in(&site, "probe", "p1");
 
-    // Not a token: an id, an external id, a wrong secret.
+    // Not a token: an id, an external id, a wrong secret, no UTF-8.
     let wrong = format!("{id}-{}", "0".repeat(32));
     for path in [
         format!("/i/{id}"),
@@ -317,6 +317,7 @@ async fn unknown_tokens_get_a_page_the_pixel_answers_every_token_and_the_server_
         format!("/i/{wrong}"),
         format!("/i/{}", token.to_uppercase()),
         format!("/u/{wrong}"),
+        "/i/%FF%FE".to_string(),
     ] {
         let response = get(&site, &path, IPHONE).await;
         assert_eq!(response.status(), StatusCode::NOT_FOUND, "{path}");
@@ -338,6 +339,7 @@ async fn unknown_tokens_get_a_page_the_pixel_answers_every_token_and_the_server_
         format!("/o/{token}.gif"),
         format!("/o/{wrong}.gif"),
         "/o/nothing".to_string(),
+        "/o/%FF.gif".to_string(),
     ] {
         let response = get(&site, &path, DESKTOP).await;
         assert_eq!(response.status(), StatusCode::OK, "{path}");

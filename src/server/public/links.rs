@@ -32,7 +32,8 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
+use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, Method, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -114,6 +115,20 @@ impl Device {
 
 // ------------------------------------------------------- finding a token
 
+/// The path's one segment (a token, or the pixel's file name). One that
+/// does not decode (bad percent-encoding) is empty, and finds no one: the
+/// answer is the page (or the GIF) any unknown token gets.
+struct Token(String);
+
+impl<S: Send + Sync> FromRequestParts<S> for Token {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let segment = Path::<String>::from_request_parts(parts, state).await;
+        Ok(Token(segment.map(|Path(s)| s).unwrap_or_default()))
+    }
+}
+
 /// The candidate a token names, read off the core's thread; the store's
 /// error when it cannot be read.
 async fn find(state: &PublicState, token: String) -> Result<Option<Linked>, Refusal> {
@@ -172,7 +187,7 @@ fn unknown_link() -> Response {
 
 async fn click(
     State(state): State<PublicState>,
-    Path(token): Path<String>,
+    Token(token): Token,
     method: Method,
     headers: HeaderMap,
 ) -> Response {
@@ -275,11 +290,7 @@ pub const PIXEL: [u8; 43] = [
     b';', // trailer
 ];
 
-async fn open(
-    State(state): State<PublicState>,
-    Path(file): Path<String>,
-    method: Method,
-) -> Response {
+async fn open(State(state): State<PublicState>, Token(file): Token, method: Method) -> Response {
     if let (Some(token), false) = (file.strip_suffix(".gif"), method == Method::HEAD) {
         match find(&state, token.to_string()).await {
             Ok(Some(linked)) => {
@@ -303,7 +314,7 @@ async fn open(
 
 // ------------------------------------------------------------ unsubscribe
 
-async fn unsubscribe_page(State(state): State<PublicState>, Path(token): Path<String>) -> Response {
+async fn unsubscribe_page(State(state): State<PublicState>, Token(token): Token) -> Response {
     let company = escape(&state.config.company);
     match find(&state, token).await {
         Ok(Some(linked)) if linked.opted_out => unsubscribed(&company),
@@ -327,7 +338,7 @@ async fn unsubscribe_page(State(state): State<PublicState>, Path(token): Path<St
 
 async fn unsubscribe(
     State(state): State<PublicState>,
-    Path(token): Path<String>,
+    Token(token): Token,
     body: Bytes,
 ) -> Response {
     let company = escape(&state.config.company);
