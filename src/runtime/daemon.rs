@@ -255,6 +255,18 @@ impl Handle {
         *self.campaigns.write().unwrap_or_else(|p| p.into_inner()) = campaigns;
         Ok(report)
     }
+
+    /// The candidate whose link token is `token` and where their tracked
+    /// link leads (`None`: no one has it), read beside the writer like
+    /// [`Handle::show`].
+    pub fn linked(&self, token: &str) -> Result<Option<super::links::Linked>, Refusal> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        super::links::resolve(&self.store, &campaigns, token)
+    }
 }
 
 /// Loads campaigns (checked against the templates folder) and templates.

@@ -24,6 +24,7 @@ mod faults;
 mod fmt;
 mod inputs;
 mod late;
+mod links;
 mod parse_fuzz;
 mod phone;
 mod policy;
