@@ -154,6 +154,10 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
                 .with_help("raise `retry_cap_secs` or lower `retry_base_secs`"),
         );
     }
+    for (key, message) in config.webhooks.problems() {
+        let span = value_span(table, &["webhooks", key]).unwrap_or_default();
+        diagnostics.push(Diagnostic::error(file, span, message).with_label("under [webhooks]"));
+    }
     diagnostics
 }
 

@@ -324,6 +324,13 @@ pub enum LogKind {
         entries: u32,
         sends: u32,
     },
+    /// A candidate who had opted out asked for messages again (`via` says
+    /// how: "texted START from +15550100100"): their opt-out is lifted
+    /// and their contacts that the opt-out suppressed are taken off the
+    /// suppression list.
+    OptedIn {
+        via: String,
+    },
 }
 
 /// Everything about one candidate, kept in one record (`c` key): who they

@@ -22,6 +22,7 @@
 //! | `queries.rs` | counts for people, and keeping the timers' counts |
 //! | `suppression.rs` | the suppression list: opt-outs, the gate, add and remove |
 //! | `retention.rs` | pruning the history of candidates who finished long ago |
+//! | `opt_in.rs` | opting back in: the opt-out lifted, its suppressions taken off |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -54,6 +55,7 @@ mod batch;
 mod enroll;
 mod events;
 mod journal;
+mod opt_in;
 mod outcomes;
 mod queries;
 mod reload;
@@ -94,6 +96,8 @@ pub enum Command {
     Suppress(SuppressRequest),
     /// A contact off the suppression list.
     Unsuppress(UnsuppressRequest),
+    /// A candidate who opted out asks for messages again.
+    OptIn(crate::runtime::api::OptInRequest),
 }
 
 /// The answer to a [`Command`].
@@ -109,6 +113,7 @@ pub enum Reply {
     Suppressed(SuppressResponse),
     Unsuppressed(UnsuppressResponse),
     Error(Refusal),
+    OptedIn(crate::runtime::api::OptInResponse),
 }
 
 /// Settings the core needs from the configuration.
@@ -310,6 +315,10 @@ impl<S: Store> Core<S> {
                     self.delivered(txn, &k, outcome, now, out)?;
                     Reply::Done
                 }
+                Command::OptIn(req) => match self.opt_in(txn, &req, now)? {
+                    Ok(r) => Reply::OptedIn(r),
+                    Err(e) => Reply::Error(e),
+                },
             };
             replies.push(reply);
         }
