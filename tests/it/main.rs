@@ -34,3 +34,4 @@ mod suppression;
 mod templates;
 mod twilio;
 mod webhook;
+mod webhooks;
