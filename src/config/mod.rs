@@ -40,7 +40,7 @@ pub use server::{
 };
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
-pub use webhooks::WebhooksConfig;
+pub use webhooks::{verification_key, WebhooksConfig};
 
 /// The configuration file's name, looked up in the current directory.
 pub const FILE_NAME: &str = "nudge.toml";

@@ -166,6 +166,9 @@ sms_help = "These messages are about your job application. Reply STOP to stop th
 # and SendGrid.
 # postmark_secret_env = "NUDGE_POSTMARK_SECRET"
 # sendgrid_secret_env = "NUDGE_SENDGRID_SECRET"
+# The verification key of SendGrid's signed event webhook (a public key): with
+# it, every SendGrid post must carry a valid signature.
+# sendgrid_verification_key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."
 "#;
 
 #[cfg(test)]

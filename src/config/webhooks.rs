@@ -38,6 +38,12 @@ pub struct WebhooksConfig {
     /// As `postmark_secret_env`, for SendGrid's event webhook.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sendgrid_secret_env: Option<String>,
+    /// The verification key SendGrid shows for its signed event webhook
+    /// (base64, `MFkw…`; a public key, so it may be written here): each
+    /// post must then carry a valid ECDSA signature of its timestamp and
+    /// body (default: none, and `sendgrid_secret_env` alone authenticates).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sendgrid_verification_key: Option<String>,
 }
 
 /// The bounds of [`WebhooksConfig::tolerance_secs`].
@@ -61,6 +67,7 @@ impl Default for WebhooksConfig {
             sms_help: default_sms_help(),
             postmark_secret_env: None,
             sendgrid_secret_env: None,
+            sendgrid_verification_key: None,
         }
     }
 }
@@ -98,6 +105,11 @@ impl WebhooksConfig {
                 ),
             ));
         }
+        if let Some(key) = &self.sendgrid_verification_key {
+            if let Err(why) = verification_key(key) {
+                problems.push(("sendgrid_verification_key", why));
+            }
+        }
         if self.sms_help.trim().is_empty() {
             problems.push((
                 "sms_help",
@@ -106,6 +118,22 @@ impl WebhooksConfig {
         }
         problems
     }
+}
+
+/// SendGrid's verification key (base64 of a DER P-256 public key), or
+/// why it is not one.
+pub fn verification_key(text: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
+    use base64::Engine;
+    use p256::pkcs8::DecodePublicKey;
+    let der = base64::engine::general_purpose::STANDARD
+        .decode(text.trim())
+        .map_err(|e| format!("`sendgrid_verification_key` is not base64 ({e})"))?;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der).map_err(|e| {
+        format!(
+            "`sendgrid_verification_key` is not a P-256 public key ({e}): copy the key \
+             SendGrid shows for the signed event webhook"
+        )
+    })
 }
 
 #[cfg(test)]
@@ -121,8 +149,17 @@ mod tests {
             sms_help: " ".into(),
             postmark_secret_env: Some("POSTMARK_HOOK".into()),
             sendgrid_secret_env: None,
+            sendgrid_verification_key: Some("MFkwEwYHKoZIzj0CAQ==".into()),
         };
         let keys: Vec<_> = bad.problems().into_iter().map(|(k, _)| k).collect();
-        assert_eq!(keys, ["interview_secret_env", "tolerance_secs", "sms_help"]);
+        assert_eq!(
+            keys,
+            [
+                "interview_secret_env",
+                "tolerance_secs",
+                "sendgrid_verification_key",
+                "sms_help"
+            ]
+        );
     }
 }

@@ -749,3 +749,62 @@ fn sendgrid_events_map_and_the_token_may_be_in_the_url() {
     assert_eq!(status, 404, "{answer}");
     daemon.stop();
 }
+
+#[test]
+fn a_sendgrid_signature_is_checked_when_its_key_is_configured() {
+    use p256::ecdsa::signature::Signer;
+    let signing = p256::ecdsa::SigningKey::from_slice(&[7u8; 32]).unwrap();
+    // SubjectPublicKeyInfo for a P-256 key (id-ecPublicKey, prime256v1),
+    // then the uncompressed point: the DER SendGrid shows in base64.
+    let mut public = hex::decode("3059301306072a8648ce3d020106082a8648ce3d030107034200").unwrap();
+    public.extend_from_slice(signing.verifying_key().to_encoded_point(false).as_bytes());
+    let hooks = Hooks::new();
+    let config = std::fs::read_to_string(hooks.site.config()).unwrap();
+    hooks.site.write(
+        "nudge.toml",
+        &format!(
+            "{config}sendgrid_verification_key = \"{}\"\n",
+            base64::engine::general_purpose::STANDARD.encode(public)
+        ),
+    );
+    let daemon = hooks.start();
+    hooks.enroll("again", "dee", "email", "dee.park@example.com");
+    let body = fixture("sendgrid-events.json");
+    let signed = |signer: &p256::ecdsa::SigningKey, timestamp: i64| {
+        let mut message = timestamp.to_string().into_bytes();
+        message.extend_from_slice(&body);
+        let signature: p256::ecdsa::Signature = signer.sign(&message);
+        vec![
+            ("content-type", "application/json".to_string()),
+            (
+                "x-twilio-email-event-webhook-signature",
+                base64::engine::general_purpose::STANDARD.encode(signature.to_der().as_bytes()),
+            ),
+            (
+                "x-twilio-email-event-webhook-timestamp",
+                timestamp.to_string(),
+            ),
+        ]
+    };
+    let with_token = format!("/v1/webhooks/email/sendgrid?token={SENDGRID_SECRET}");
+    let other = p256::ecdsa::SigningKey::from_slice(&[9u8; 32]).unwrap();
+    let refused = [
+        // Both means are configured: both must pass.
+        (
+            with_token.as_str(),
+            vec![("content-type", "application/json".to_string())],
+        ),
+        ("/v1/webhooks/email/sendgrid", signed(&signing, unix_now())),
+        (with_token.as_str(), signed(&other, unix_now())),
+        (with_token.as_str(), signed(&signing, unix_now() - 3600)),
+    ];
+    for (path, headers) in refused {
+        let (status, _, answer) = hooks.post(path, &headers, body.clone());
+        assert_eq!(status, 401, "{path}: {answer}");
+    }
+    assert!(hooks.timeline("dee", "event").is_empty());
+    let (status, _, answer) = hooks.post(&with_token, &signed(&signing, unix_now()), body.clone());
+    assert_eq!(status, 200, "{answer}");
+    assert_eq!(hooks.timeline("dee", "event").len(), 2);
+    daemon.stop();
+}

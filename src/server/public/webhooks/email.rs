@@ -6,8 +6,12 @@
 //! as the password of basic auth in the webhook URL
 //! (`https://nudge:SECRET@jobs.example.com/v1/webhooks/email/postmark`),
 //! or as its `?token=SECRET`; a request without it is refused (401) and
-//! nothing of it stored. (SendGrid's own signed webhook, ECDSA, is not
-//! checked: its basic auth serves instead.)
+//! nothing of it stored. SendGrid's signed event webhook is checked too
+//! when `[webhooks] sendgrid_verification_key` is set: an ECDSA (P-256,
+//! SHA-256) signature, base64 in `X-Twilio-Email-Event-Webhook-Signature`,
+//! of `X-Twilio-Email-Event-Webhook-Timestamp` followed by the body, the
+//! timestamp within `tolerance_secs` of now. Every means configured must
+//! pass; either alone is enough when only one is.
 //!
 //! Each provider's events map onto nudge's:
 //!
@@ -67,31 +71,7 @@ pub(super) async fn receive(
     uri: Uri,
     body: Bytes,
 ) -> Response {
-    let webhooks = &state.config.webhooks;
-    let (env, key) = match provider.as_str() {
-        "postmark" => (&webhooks.postmark_secret_env, "postmark_secret_env"),
-        "sendgrid" => (&webhooks.sendgrid_secret_env, "sendgrid_secret_env"),
-        other => {
-            return json_error(
-                StatusCode::NOT_FOUND,
-                format!("no email provider `{other}`: nudge reads `postmark` and `sendgrid`"),
-                Some("provider"),
-            )
-        }
-    };
-    let secret = match secret(env.as_deref(), key) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
-    if !authorized(secret.expose(), &headers, &uri) {
-        let mut answer = unauthorized(
-            "give the shared secret as the basic-auth password in the webhook URL, or as `?token=`",
-            Some("authorization"),
-        );
-        answer.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"nudge webhooks\""),
-        );
+    if let Err(answer) = authenticate(&state, &provider, &headers, &uri, &body) {
         return answer;
     }
     let value: Value = match serde_json::from_slice(&body) {
@@ -120,6 +100,115 @@ pub(super) async fn receive(
         }
     }
     (StatusCode::OK, Json(json!({ "events": outcomes }))).into_response()
+}
+
+/// The header carrying SendGrid's signature (base64 of a DER ECDSA
+/// signature).
+pub const SENDGRID_SIGNATURE_HEADER: &str = "X-Twilio-Email-Event-Webhook-Signature";
+/// The header carrying the time SendGrid signed at (Unix seconds).
+pub const SENDGRID_TIMESTAMP_HEADER: &str = "X-Twilio-Email-Event-Webhook-Timestamp";
+
+/// Checks every means of authentication configured for `provider` (the
+/// shared secret; for SendGrid, its signature too): the error answer when
+/// one fails, or when none is configured.
+fn authenticate(
+    state: &PublicState,
+    provider: &str,
+    headers: &HeaderMap,
+    uri: &Uri,
+    body: &[u8],
+) -> Result<(), Response> {
+    let webhooks = &state.config.webhooks;
+    let (env, setting, key) = match provider {
+        "postmark" => (&webhooks.postmark_secret_env, "postmark_secret_env", None),
+        "sendgrid" => (
+            &webhooks.sendgrid_secret_env,
+            "sendgrid_secret_env",
+            webhooks.sendgrid_verification_key.as_deref(),
+        ),
+        other => {
+            return Err(json_error(
+                StatusCode::NOT_FOUND,
+                format!("no email provider `{other}`: nudge reads `postmark` and `sendgrid`"),
+                Some("provider"),
+            ))
+        }
+    };
+    if let Some(key) = key {
+        let key = crate::config::verification_key(key).map_err(|why| {
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("this webhook is not set up: {why}"),
+                None,
+            )
+        })?;
+        let tolerance = webhooks.tolerance_secs;
+        if let Err(why) = sendgrid_signed(&key, headers, body, tolerance) {
+            return Err(unauthorized(why, Some(SENDGRID_SIGNATURE_HEADER)));
+        }
+        if env.is_none() {
+            return Ok(());
+        }
+    }
+    let secret = secret(env.as_deref(), setting)?;
+    if !authorized(secret.expose(), headers, uri) {
+        let mut answer = unauthorized(
+            "give the shared secret as the basic-auth password in the webhook URL, or as `?token=`",
+            Some("authorization"),
+        );
+        answer.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            header::HeaderValue::from_static("Basic realm=\"nudge webhooks\""),
+        );
+        return Err(answer);
+    }
+    Ok(())
+}
+
+/// Whether SendGrid signed this post: an ECDSA (P-256, SHA-256) signature
+/// under `key` of the timestamp header's text followed by the body, the
+/// timestamp within `tolerance` seconds of now. Why not, if not.
+fn sendgrid_signed(
+    key: &p256::ecdsa::VerifyingKey,
+    headers: &HeaderMap,
+    body: &[u8],
+    tolerance: u64,
+) -> Result<(), String> {
+    use p256::ecdsa::signature::Verifier;
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+            .ok_or_else(|| format!("the `{name}` header is missing"))
+    };
+    let timestamp = header(SENDGRID_TIMESTAMP_HEADER)?;
+    let signature = header(SENDGRID_SIGNATURE_HEADER)?;
+    let sent: i64 = timestamp
+        .parse()
+        .map_err(|_| format!("`{SENDGRID_TIMESTAMP_HEADER}` is not Unix seconds"))?;
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+    if now.abs_diff(sent) > tolerance {
+        return Err(format!(
+            "`{SENDGRID_TIMESTAMP_HEADER}` is more than {tolerance} seconds from now"
+        ));
+    }
+    let signature = base64::engine::general_purpose::STANDARD
+        .decode(signature)
+        .ok()
+        .and_then(|der| p256::ecdsa::Signature::from_der(&der).ok())
+        .ok_or_else(|| format!("`{SENDGRID_SIGNATURE_HEADER}` is not a base64 ECDSA signature"))?;
+    let mut signed = Vec::with_capacity(timestamp.len() + body.len());
+    signed.extend_from_slice(timestamp.as_bytes());
+    signed.extend_from_slice(body);
+    key.verify(&signed, &signature).map_err(|_| {
+        format!(
+            "`{SENDGRID_SIGNATURE_HEADER}` does not match the timestamp and body under \
+             `[webhooks] sendgrid_verification_key`"
+        )
+    })
 }
 
 /// Whether the request carries `secret` as its basic-auth password or its
