@@ -42,10 +42,9 @@ use axum::Json;
 use base64::Engine;
 use serde_json::{json, Value};
 
-use super::{refused, secret, unauthorized};
+use super::{refused, secret, unauthorized, Rejection};
 use crate::runtime::api::{EventRequest, SuppressRequest};
 use crate::runtime::refusal::Refusal;
-use crate::server::public::respond::json_error;
 use crate::server::public::PublicState;
 use crate::store::{Contact, SuppressionReason};
 
@@ -70,36 +69,25 @@ pub(super) async fn receive(
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
-) -> Response {
-    if let Err(answer) = authenticate(&state, &provider, &headers, &uri, &body) {
-        return answer;
-    }
-    let value: Value = match serde_json::from_slice(&body) {
-        Ok(v) => v,
-        Err(e) => {
-            return json_error(
-                StatusCode::BAD_REQUEST,
-                format!("the body is not JSON: {e}"),
-                None,
-            )
-        }
-    };
+) -> Result<Response, Rejection> {
+    authenticate(&state, &provider, &headers, &uri, &body)?;
+    let value: Value = serde_json::from_slice(&body).map_err(|e| {
+        Rejection::new(
+            StatusCode::BAD_REQUEST,
+            format!("the body is not JSON: {e}"),
+            None,
+        )
+    })?;
     let signals = match provider.as_str() {
         "postmark" => postmark(&value).map(|s| vec![s]),
         _ => sendgrid(&value),
-    };
-    let signals = match signals {
-        Ok(s) => s,
-        Err((why, field)) => return json_error(StatusCode::BAD_REQUEST, why, Some(&field)),
-    };
+    }
+    .map_err(|(why, field)| Rejection::new(StatusCode::BAD_REQUEST, why, Some(&field)))?;
     let mut outcomes = Vec::new();
     for signal in signals {
-        match record(&state, &provider, signal).await {
-            Ok(outcome) => outcomes.push(outcome),
-            Err(answer) => return answer,
-        }
+        outcomes.push(record(&state, &provider, signal).await?);
     }
-    (StatusCode::OK, Json(json!({ "events": outcomes }))).into_response()
+    Ok((StatusCode::OK, Json(json!({ "events": outcomes }))).into_response())
 }
 
 /// The header carrying SendGrid's signature (base64 of a DER ECDSA
@@ -117,7 +105,7 @@ fn authenticate(
     headers: &HeaderMap,
     uri: &Uri,
     body: &[u8],
-) -> Result<(), Response> {
+) -> Result<(), Rejection> {
     let webhooks = &state.config.webhooks;
     let (env, setting, key) = match provider {
         "postmark" => (&webhooks.postmark_secret_env, "postmark_secret_env", None),
@@ -127,7 +115,7 @@ fn authenticate(
             webhooks.sendgrid_verification_key.as_deref(),
         ),
         other => {
-            return Err(json_error(
+            return Err(Rejection::new(
                 StatusCode::NOT_FOUND,
                 format!("no email provider `{other}`: nudge reads `postmark` and `sendgrid`"),
                 Some("provider"),
@@ -136,7 +124,7 @@ fn authenticate(
     };
     if let Some(key) = key {
         let key = crate::config::verification_key(key).map_err(|why| {
-            json_error(
+            Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
                 format!("this webhook is not set up: {why}"),
                 None,
@@ -152,15 +140,11 @@ fn authenticate(
     }
     let secret = secret(env.as_deref(), setting)?;
     if !authorized(secret.expose(), headers, uri) {
-        let mut answer = unauthorized(
+        return Err(unauthorized(
             "give the shared secret as the basic-auth password in the webhook URL, or as `?token=`",
             Some("authorization"),
-        );
-        answer.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            header::HeaderValue::from_static("Basic realm=\"nudge webhooks\""),
-        );
-        return Err(answer);
+        )
+        .with_basic_challenge());
     }
     Ok(())
 }
@@ -402,7 +386,7 @@ fn sendgrid(value: &Value) -> Result<Vec<Signal>, Bad> {
 /// Records one signal: the suppression first (so its reason is the
 /// provider's, not the opt-out's), then the event for each candidate.
 /// The outcome for the answer, or the error answer that stops the post.
-async fn record(state: &PublicState, provider: &str, signal: Signal) -> Result<Value, Response> {
+async fn record(state: &PublicState, provider: &str, signal: Signal) -> Result<Value, Rejection> {
     let event = match signal.event {
         Ok(e) => e,
         Err(why) => return Ok(json!({ "id": signal.id, "ignored": why })),

@@ -22,11 +22,10 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Deserialize;
 
-use super::{refused, secret, unauthorized};
+use super::{refused, secret, unauthorized, Rejection};
 use crate::channels::webhook::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
 use crate::runtime::api::EventRequest;
 use crate::runtime::refusal::Refusal;
-use crate::server::public::respond::json_error;
 use crate::server::public::PublicState;
 
 /// The body the interview platform posts.
@@ -52,34 +51,31 @@ pub(super) async fn receive(
     State(state): State<PublicState>,
     headers: HeaderMap,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Rejection> {
     let webhooks = &state.config.webhooks;
-    let secret = match secret(
+    let secret = secret(
         webhooks.interview_secret_env.as_deref(),
         "interview_secret_env",
-    ) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+    )?;
     let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
     let Some(timestamp) = header(TIMESTAMP_HEADER) else {
-        return unauthorized(
+        return Err(unauthorized(
             format!("the `{TIMESTAMP_HEADER}` header is missing"),
             Some(TIMESTAMP_HEADER),
-        );
+        ));
     };
     let Some(signature) = header(SIGNATURE_HEADER) else {
-        return unauthorized(
+        return Err(unauthorized(
             format!("the `{SIGNATURE_HEADER}` header is missing"),
             Some(SIGNATURE_HEADER),
-        );
+        ));
     };
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
     let tolerance = Duration::from_secs(webhooks.tolerance_secs);
     if !verify(secret.expose(), timestamp, &body, signature, now, tolerance) {
-        return unauthorized(
+        return Err(unauthorized(
             format!(
                 "the signature does not match: `{SIGNATURE_HEADER}` must be v1= and the hex \
                  HMAC-SHA256 of \"<timestamp>.<body>\" under the shared secret, and \
@@ -87,21 +83,18 @@ pub(super) async fn receive(
                 tolerance.as_secs()
             ),
             Some(SIGNATURE_HEADER),
-        );
+        ));
     }
-    let signal = match decode(&body) {
-        Ok(s) => s,
-        Err(answer) => return answer,
-    };
+    let signal = decode(&body)?;
     let (who, field) = match (&signal.token, &signal.candidate) {
         (Some(token), _) if !token.trim().is_empty() => (token.trim(), "token"),
         (_, Some(id)) if !id.trim().is_empty() => (id.trim(), "candidate"),
         _ => {
-            return json_error(
+            return Err(Rejection::new(
                 StatusCode::BAD_REQUEST,
-                "name the candidate: `token` (their link token) or `candidate` (their id)".into(),
+                "name the candidate: `token` (their link token) or `candidate` (their id)",
                 Some("token"),
-            )
+            ))
         }
     };
     let mut fields = BTreeMap::new();
@@ -112,11 +105,14 @@ pub(super) async fn receive(
             serde_json::Value::Bool(b) => b.to_string(),
             serde_json::Value::Null => continue,
             _ => {
-                return json_error(
+                return Err(Rejection::new(
                     StatusCode::BAD_REQUEST,
-                    format!("field `{name}` is a list or an object; a field is text, a number or true/false"),
+                    format!(
+                        "field `{name}` is a list or an object; a field is text, a number or \
+                         true/false"
+                    ),
                     Some(&format!("fields.{name}")),
-                )
+                ))
             }
         };
         fields.insert(name.clone(), text);
@@ -129,7 +125,7 @@ pub(super) async fn receive(
         id: Some(format!("{ID_PREFIX}{}", signal.id.trim())),
     };
     match state.handle.event(request).await {
-        Ok(answer) => (
+        Ok(answer) => Ok((
             StatusCode::OK,
             Json(serde_json::json!({
                 "candidate": answer.candidate,
@@ -139,33 +135,32 @@ pub(super) async fn receive(
                 "repeated": answer.repeated,
             })),
         )
-            .into_response(),
-        Err(refusal @ Refusal::UnknownCandidate(_)) => json_error(
+            .into_response()),
+        Err(refusal @ Refusal::UnknownCandidate(_)) => Err(Rejection::new(
             StatusCode::NOT_FOUND,
             format!("no candidate has the {field} `{who}`: {refusal}"),
             Some(field),
-        ),
-        Err(refusal) => refused(&refusal, None),
+        )),
+        Err(refusal) => Err(refused(&refusal, None)),
     }
 }
 
 /// The body as a [`Signal`], or a 400 naming the field that is wrong.
-fn decode(body: &[u8]) -> Result<Signal, Response> {
+fn decode(body: &[u8]) -> Result<Signal, Rejection> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let signal: Signal = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let path = e.path().to_string();
         let field = (path != ".").then_some(path);
-        json_error(
+        Rejection::new(
             StatusCode::BAD_REQUEST,
             format!("the body is not an interview event: {}", e.inner()),
             field.as_deref(),
         )
     })?;
     if signal.id.trim().is_empty() {
-        return Err(json_error(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            "`id` is empty: give each event the platform's own id, so a retry is recorded once"
-                .into(),
+            "`id` is empty: give each event the platform's own id, so a retry is recorded once",
             Some("id"),
         ));
     }

@@ -14,8 +14,8 @@ mod email;
 mod interview;
 mod twilio;
 
-use axum::http::StatusCode;
-use axum::response::Response;
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
 
@@ -33,19 +33,60 @@ pub(super) fn routes() -> Router<PublicState> {
         .route("/v1/webhooks/email/{provider}", post(email::receive))
 }
 
-/// The secret in the environment variable `[webhooks] key` names: the
-/// error answer when the setting or the variable is missing (503: the
-/// operator has to act, and the sender retries meanwhile).
-fn secret(name: Option<&str>, key: &str) -> Result<Secret, Response> {
+/// Why a webhook request is refused: answered as a JSON error, `{"error":
+/// ..., "field": ...}` with its status.
+#[derive(Debug)]
+pub(super) struct Rejection {
+    status: StatusCode,
+    error: String,
+    field: Option<String>,
+    /// Ask for basic auth (`WWW-Authenticate`).
+    challenge: bool,
+}
+
+impl Rejection {
+    fn new(status: StatusCode, error: impl Into<String>, field: Option<&str>) -> Rejection {
+        Rejection {
+            status,
+            error: error.into(),
+            field: field.map(str::to_string),
+            challenge: false,
+        }
+    }
+
+    /// The same, asking the sender for basic auth.
+    fn with_basic_challenge(mut self) -> Rejection {
+        self.challenge = true;
+        self
+    }
+}
+
+impl IntoResponse for Rejection {
+    fn into_response(self) -> Response {
+        let mut response = json_error(self.status, self.error, self.field.as_deref());
+        if self.challenge {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Basic realm=\"nudge webhooks\""),
+            );
+        }
+        response
+    }
+}
+
+/// The secret in the environment variable `[webhooks] key` names; refused
+/// with 503 when the setting or the variable is missing (the operator has
+/// to act, and the sender retries meanwhile).
+fn secret(name: Option<&str>, key: &str) -> Result<Secret, Rejection> {
     let Some(name) = name else {
-        return Err(json_error(
+        return Err(Rejection::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("this webhook is not set up: `[webhooks] {key}` names no variable"),
             None,
         ));
     };
     Secret::from_env(name).map_err(|why| {
-        json_error(
+        Rejection::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("this webhook is not set up: {why}"),
             None,
@@ -54,13 +95,12 @@ fn secret(name: Option<&str>, key: &str) -> Result<Secret, Response> {
 }
 
 /// 401 with the reason (never the expected value).
-fn unauthorized(why: impl Into<String>, field: Option<&str>) -> Response {
-    json_error(StatusCode::UNAUTHORIZED, why.into(), field)
+fn unauthorized(why: impl Into<String>, field: Option<&str>) -> Rejection {
+    Rejection::new(StatusCode::UNAUTHORIZED, why, field)
 }
 
-/// A refusal of the core as a webhook's JSON error, at `field` when it
-/// concerns one.
-fn refused(refusal: &Refusal, field: Option<&str>) -> Response {
+/// A refusal of the core, at `field` when it concerns one.
+fn refused(refusal: &Refusal, field: Option<&str>) -> Rejection {
     let field = match refusal {
         Refusal::BadEventName(_) => Some("event"),
         Refusal::BadInstant(_)
@@ -68,5 +108,5 @@ fn refused(refusal: &Refusal, field: Option<&str>) -> Response {
         | Refusal::EventBeforeProcessed { .. } => Some("at"),
         _ => field,
     };
-    json_error(status_of(refusal), refusal.to_string(), field)
+    Rejection::new(status_of(refusal), refusal.to_string(), field)
 }

@@ -29,13 +29,13 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha1::Sha1;
 
-use super::{refused, unauthorized};
+use super::{refused, unauthorized, Rejection};
 use crate::channels::secret::Secret;
 use crate::channels::twilio::{callback_status, CallbackStatus};
 use crate::channels::Transport;
 use crate::engine::Channel;
 use crate::runtime::api::{EventRequest, OptInRequest};
-use crate::server::public::respond::{escape, json_error};
+use crate::server::public::respond::escape;
 use crate::server::public::PublicState;
 use crate::store::Contact;
 
@@ -81,7 +81,7 @@ fn verified(auth_token: &str, url: &str, params: &[(String, String)], given: &st
 }
 
 /// The auth token of the Twilio channel (SMS first, else WhatsApp).
-fn auth_token(state: &PublicState) -> Result<Secret, Response> {
+fn auth_token(state: &PublicState) -> Result<Secret, Rejection> {
     let channels = &state.config.channels;
     let twilio = [&channels.sms, &channels.whatsapp]
         .into_iter()
@@ -90,16 +90,15 @@ fn auth_token(state: &PublicState) -> Result<Secret, Response> {
             _ => None,
         });
     let Some(cfg) = twilio else {
-        return Err(json_error(
+        return Err(Rejection::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "this webhook is not set up: neither `[channels.sms]` nor `[channels.whatsapp]` \
-             uses transport \"twilio\", whose auth token checks Twilio's signature"
-                .into(),
+             uses transport \"twilio\", whose auth token checks Twilio's signature",
             None,
         ));
     };
     Secret::from_env(&cfg.auth_token_env).map_err(|why| {
-        json_error(
+        Rejection::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("this webhook is not set up: {why}"),
             None,
@@ -113,7 +112,7 @@ fn signed_form(
     headers: &HeaderMap,
     uri: &Uri,
     body: &[u8],
-) -> Result<Vec<(String, String)>, Response> {
+) -> Result<Vec<(String, String)>, Rejection> {
     let token = auth_token(state)?;
     let Some(given) = headers.get(SIGNATURE_HEADER).and_then(|v| v.to_str().ok()) else {
         return Err(unauthorized(
@@ -188,17 +187,14 @@ pub(super) async fn inbound(
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
-) -> Response {
-    let params = match signed_form(&state, &headers, &uri, &body) {
-        Ok(p) => p,
-        Err(answer) => return answer,
-    };
+) -> Result<Response, Rejection> {
+    let params = signed_form(&state, &headers, &uri, &body)?;
     let Some(from) = param(&params, "From").filter(|f| !f.trim().is_empty()) else {
-        return json_error(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            "the form has no `From`".into(),
+            "the form has no `From`",
             Some("From"),
-        );
+        ));
     };
     let text = param(&params, "Body").unwrap_or_default();
     let sid = param(&params, "MessageSid").or_else(|| param(&params, "SmsSid"));
@@ -210,20 +206,20 @@ pub(super) async fn inbound(
     let contact = Contact::phone(number, &country);
     let intent = intent(text);
     if intent == Intent::Help {
-        return twiml(Some(&state.config.webhooks.sms_help));
+        return Ok(twiml(Some(&state.config.webhooks.sms_help)));
     }
     let handle = state.handle.clone();
     let lookup = contact.clone();
     let found = tokio::task::spawn_blocking(move || handle.candidates_at(&lookup)).await;
     let candidates = match found {
         Ok(Ok(c)) => c,
-        Ok(Err(refusal)) => return refused(&refusal, None),
+        Ok(Err(refusal)) => return Err(refused(&refusal, None)),
         Err(e) => {
-            return json_error(
+            return Err(Rejection::new(
                 StatusCode::INTERNAL_SERVER_ERROR,
                 format!("looking the number up failed: {e}"),
                 None,
-            )
+            ))
         }
     };
     if candidates.is_empty() {
@@ -232,7 +228,7 @@ pub(super) async fn inbound(
             %channel,
             "inbound message from a number no candidate has: nothing recorded"
         );
-        return twiml(None);
+        return Ok(twiml(None));
     }
     let id = sid.map(|sid| format!("twilio:{sid}"));
     for candidate in candidates {
@@ -279,11 +275,9 @@ pub(super) async fn inbound(
             }
             Intent::Help => Ok(()),
         };
-        if let Err(refusal) = outcome {
-            return refused(&refusal, None);
-        }
+        outcome.map_err(|refusal| refused(&refusal, None))?;
     }
-    twiml(None)
+    Ok(twiml(None))
 }
 
 /// `POST /v1/webhooks/twilio/status?key=SEND_KEY`: a delivery status.
@@ -292,10 +286,10 @@ pub(super) async fn status(
     headers: HeaderMap,
     uri: Uri,
     body: Bytes,
-) -> Response {
+) -> Result<Response, Rejection> {
     let params = match signed_form(&state, &headers, &uri, &body) {
         Ok(p) => p,
-        Err(answer) => return answer,
+        Err(answer) => return Err(answer),
     };
     let key = uri.query().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
@@ -303,39 +297,38 @@ pub(super) async fn status(
             .map(|(_, v)| v.into_owned())
     });
     let Some(key) = key.filter(|k| !k.is_empty()) else {
-        return json_error(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
             "the URL has no `key`: give Twilio the status callback URL the Twilio channel \
-             makes (`status_callback`), which adds the send's key"
-                .into(),
+             makes (`status_callback`), which adds the send's key",
             Some("key"),
-        );
+        ));
     };
     let Some(message_status) = param(&params, "MessageStatus").or(param(&params, "SmsStatus"))
     else {
-        return json_error(
+        return Err(Rejection::new(
             StatusCode::BAD_REQUEST,
-            "the form has no `MessageStatus`".into(),
+            "the form has no `MessageStatus`",
             Some("MessageStatus"),
-        );
+        ));
     };
     let Some(meaning) = callback_status(message_status) else {
-        return (
+        return Ok((
             StatusCode::OK,
             Json(serde_json::json!({ "key": key, "status": message_status, "recorded": false })),
         )
-            .into_response();
+            .into_response());
     };
     let send = match state.handle.send_of(&key) {
         Ok(Some(send)) => send,
         Ok(None) => {
-            return json_error(
+            return Err(Rejection::new(
                 StatusCode::NOT_FOUND,
                 format!("no send has the key `{key}`"),
                 Some("key"),
-            )
+            ))
         }
-        Err(refusal) => return refused(&refusal, Some("key")),
+        Err(refusal) => return Err(refused(&refusal, Some("key"))),
     };
     let event = match meaning {
         CallbackStatus::Delivered => "delivered",
@@ -360,21 +353,23 @@ pub(super) async fn status(
         // statuses (`delivered`, then `read`) say so.
         id: Some(format!("twilio-status:{key}:{event}")),
     };
-    match state.handle.event(request).await {
-        Ok(answer) => (
-            StatusCode::OK,
-            Json(serde_json::json!({
-                "key": key,
-                "candidate": answer.candidate,
-                "event": event,
-                "recorded": true,
-                "effects": answer.effects,
-                "repeated": answer.repeated,
-            })),
-        )
-            .into_response(),
-        Err(refusal) => refused(&refusal, None),
-    }
+    let answer = state
+        .handle
+        .event(request)
+        .await
+        .map_err(|refusal| refused(&refusal, None))?;
+    Ok((
+        StatusCode::OK,
+        Json(serde_json::json!({
+            "key": key,
+            "candidate": answer.candidate,
+            "event": event,
+            "recorded": true,
+            "effects": answer.effects,
+            "repeated": answer.repeated,
+        })),
+    )
+        .into_response())
 }
 
 #[cfg(test)]
