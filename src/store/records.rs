@@ -22,7 +22,8 @@ pub struct CandidateRecord {
     pub token: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub created_at: Instant,
-    /// Set by an opt-out; nothing is ever sent to them again.
+    /// Set by an opt-out, cleared by opting back in (`core::opt_in`);
+    /// nothing is sent to them while it is set.
     pub opted_out: bool,
 }
 

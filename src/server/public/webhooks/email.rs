@@ -51,7 +51,7 @@ use crate::store::{Contact, SuppressionReason};
 /// One provider event, read and checked, not yet recorded.
 #[derive(Debug, Clone, PartialEq)]
 struct Signal {
-    /// nudge's event, or `None` for one nudge ignores (its words).
+    /// nudge's event, or why nudge ignores this one.
     event: Result<&'static str, String>,
     /// The recipient's address.
     address: String,
