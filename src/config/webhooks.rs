@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::channels::secret::is_env_name;
+use crate::channels::SettingProblem;
 
 /// The `[webhooks]` table.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize)]
@@ -73,8 +74,8 @@ impl Default for WebhooksConfig {
 }
 
 impl WebhooksConfig {
-    /// Every value that cannot work: its key under `[webhooks]` and why.
-    pub fn problems(&self) -> Vec<(&'static str, String)> {
+    /// Every value that cannot work, each at its key under `[webhooks]`.
+    pub fn problems(&self) -> Vec<SettingProblem> {
         let mut problems = Vec::new();
         let envs = [
             ("interview_secret_env", &self.interview_secret_env),
@@ -84,36 +85,41 @@ impl WebhooksConfig {
         for (key, value) in envs {
             if let Some(name) = value {
                 if !is_env_name(name) {
-                    problems.push((
-                        key,
-                        format!(
-                            "`{key}` is `{name}`, not an environment variable name: name the \
-                             variable holding the secret; the secret never goes in this file"
-                        ),
+                    problems.push(SettingProblem::new(
+                        &[key],
+                        format!("`webhooks.{key}` is `{name}`, not an environment variable name"),
+                        "not a variable name",
+                        "name the variable holding the secret, such as \"NUDGE_HOOK_SECRET\"; \
+                         the secret itself never goes in this file",
                     ));
                 }
             }
         }
         if !TOLERANCE_SECS.contains(&self.tolerance_secs) {
-            problems.push((
-                "tolerance_secs",
-                format!(
-                    "`tolerance_secs` is {}; it must be from {} to {}",
-                    self.tolerance_secs,
-                    TOLERANCE_SECS.start(),
-                    TOLERANCE_SECS.end()
-                ),
+            problems.push(SettingProblem::new(
+                &["tolerance_secs"],
+                format!("`webhooks.tolerance_secs` is {}", self.tolerance_secs),
+                "must be from 10 to 3600",
+                "300 (five minutes) allows for clocks a little apart",
             ));
         }
         if let Some(key) = &self.sendgrid_verification_key {
             if let Err(why) = verification_key(key) {
-                problems.push(("sendgrid_verification_key", why));
+                problems.push(SettingProblem::new(
+                    &["sendgrid_verification_key"],
+                    format!("`webhooks.sendgrid_verification_key` {why}"),
+                    "not a verification key",
+                    "copy the key SendGrid shows for its signed event webhook (base64, `MFkw…`)",
+                ));
             }
         }
         if self.sms_help.trim().is_empty() {
-            problems.push((
-                "sms_help",
-                "`sms_help` is empty: a candidate who texts HELP must get an answer".to_string(),
+            problems.push(SettingProblem::new(
+                &["sms_help"],
+                "`webhooks.sms_help` is empty".to_string(),
+                "a candidate who texts HELP gets this",
+                "say who is texting and how to stop, such as \"Acme Jobs: about your \
+                 application. Reply STOP to stop.\"",
             ));
         }
         problems
@@ -121,19 +127,15 @@ impl WebhooksConfig {
 }
 
 /// SendGrid's verification key (base64 of a DER P-256 public key), or
-/// why it is not one.
+/// why it is not one ("is not base64 (…)").
 pub fn verification_key(text: &str) -> Result<p256::ecdsa::VerifyingKey, String> {
     use base64::Engine;
     use p256::pkcs8::DecodePublicKey;
     let der = base64::engine::general_purpose::STANDARD
         .decode(text.trim())
-        .map_err(|e| format!("`sendgrid_verification_key` is not base64 ({e})"))?;
-    p256::ecdsa::VerifyingKey::from_public_key_der(&der).map_err(|e| {
-        format!(
-            "`sendgrid_verification_key` is not a P-256 public key ({e}): copy the key \
-             SendGrid shows for the signed event webhook"
-        )
-    })
+        .map_err(|e| format!("is not base64 ({e})"))?;
+    p256::ecdsa::VerifyingKey::from_public_key_der(&der)
+        .map_err(|e| format!("is not a P-256 public key ({e})"))
 }
 
 #[cfg(test)]
@@ -151,7 +153,11 @@ mod tests {
             sendgrid_secret_env: None,
             sendgrid_verification_key: Some("MFkwEwYHKoZIzj0CAQ==".into()),
         };
-        let keys: Vec<_> = bad.problems().into_iter().map(|(k, _)| k).collect();
+        let keys: Vec<_> = bad
+            .problems()
+            .into_iter()
+            .map(|p| p.key.join("."))
+            .collect();
         assert_eq!(
             keys,
             [

@@ -126,7 +126,7 @@ fn authenticate(
         let key = crate::config::verification_key(key).map_err(|why| {
             Rejection::new(
                 StatusCode::SERVICE_UNAVAILABLE,
-                format!("this webhook is not set up: {why}"),
+                format!("this webhook is not set up: `[webhooks] sendgrid_verification_key` {why}"),
                 None,
             )
         })?;
