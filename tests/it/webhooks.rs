@@ -634,6 +634,31 @@ fn postmark_events_map_and_a_hard_bounce_joins_the_suppression_list() {
     assert!(ana[0].starts_with("delivered received"), "{ana:?}");
     assert!(ana[1].starts_with("opened received"), "{ana:?}");
 
+    // Postmark's metadata naming the send finds its candidate whatever the
+    // recipient's address.
+    let key = wait_for(|| {
+        hooks
+            .site
+            .sent()
+            .into_iter()
+            .find(|(m, _)| m.to == "ana.lopez@example.com")
+            .map(|(m, _)| m.key)
+    })
+    .expect("ana's invite is written");
+    let mut forwarded: Value = serde_json::from_slice(&fixture("postmark-delivery.json")).unwrap();
+    forwarded["MessageID"] = json!("forwarded-1");
+    forwarded["Recipient"] = json!("ana.forward@example.net");
+    forwarded["Metadata"] = json!({ "nudge_key": key });
+    let (status, _, answer) = hooks.post(
+        "/v1/webhooks/email/postmark",
+        &[("authorization", basic(POSTMARK_SECRET))],
+        serde_json::to_vec(&forwarded).unwrap(),
+    );
+    assert_eq!(status, 200, "{answer}");
+    let ana = hooks.timeline("ana", "event");
+    assert_eq!(ana.len(), 3, "{ana:?}");
+    assert!(ana[2].contains(&format!("key={key}")), "{ana:?}");
+
     let (status, _, answer) = post("postmark-bounce-soft.json", &basic(POSTMARK_SECRET));
     assert_eq!(status, 200, "{answer}");
     assert!(
