@@ -26,12 +26,13 @@ const POSTMARK_SECRET: &str = "pm-hook-pass";
 const SENDGRID_ENV: &str = "NUDGE_TEST_HOOKS_SENDGRID_SECRET";
 const SENDGRID_SECRET: &str = "sg-hook-pass";
 
-/// Virtual seconds per real second: the window below opens six real
-/// seconds after the daemon starts.
+/// Virtual seconds per real second: the window below opens twelve real
+/// seconds after the daemon starts (at 08:00), time enough for a loaded
+/// machine to enroll and text STOP before it.
 const SPEED: u32 = 600;
 
 /// `texts`: an SMS invite, held until the window opens at 10:00 (the clock
-/// starts at 09:00). `again`: an SMS at once, for a second enrollment.
+/// starts at 08:00). `again`: an SMS at once, for a second enrollment.
 const CAMPAIGNS: &str = r#"campaign texts {
   title    "Texts"
   channels sms
@@ -166,7 +167,7 @@ sms_help = "Acme Jobs: texts about your application. Reply STOP to stop."
             .duration_since(UNIX_EPOCH)
             .unwrap()
             .as_millis();
-        let clock = format!("2026-12-01T09:00:00Z@{real_ms}*{SPEED}");
+        let clock = format!("2026-12-01T08:00:00Z@{real_ms}*{SPEED}");
         self.site.start_with(
             &["run", "--clock", &clock],
             |c| {
@@ -438,7 +439,7 @@ fn interview_events_are_signed_idempotent_and_find_their_candidate() {
 fn stop_opts_out_before_a_queued_send_goes_and_start_lets_the_next_one_go() {
     let hooks = Hooks::new();
     let daemon = hooks.start();
-    // Both invites wait for the window (10:00, six real seconds away).
+    // Both invites wait for the window (10:00, twelve real seconds away).
     hooks.enroll("texts", "stopper", "phone", "+1 555 010 0199");
     hooks.enroll("texts", "control", "phone", "+1 555 010 0123");
 
