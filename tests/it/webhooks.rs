@@ -834,3 +834,97 @@ fn a_sendgrid_signature_is_checked_when_its_key_is_configured() {
     assert_eq!(hooks.timeline("dee", "event").len(), 2);
     daemon.stop();
 }
+
+#[test]
+fn opting_in_lifts_the_opt_out_and_only_its_suppressions() {
+    use nudge::runtime::api::{EventRequest, OptInRequest, SuppressRequest};
+    use nudge::runtime::campaigns::Campaigns;
+    use nudge::runtime::core::{Command as Ask, Core, Reply};
+    use nudge::store::{LogKind, MemoryStore, Store, SuppressionReason};
+
+    let site = site::Site::empty();
+    site.write("campaigns/again.nudge", AGAIN);
+    site.write("templates/again.sms.j2", "Acme: {{ link }}\n");
+    site.write("templates/again.email.j2", "Subject: Hi\n\n{{ link }}\n");
+    let (campaigns, _, _) = Campaigns::load(&site.path().join("campaigns"), None)
+        .unwrap_or_else(|_| panic!("the campaign loads"));
+    let mut core = Core::new(MemoryStore::default(), campaigns, None, support::settings());
+    let now = support::at("2026-12-01T09:00:00Z");
+    let run = |core: &mut Core<MemoryStore>, ask: Ask| {
+        let (mut replies, _) = core.execute(vec![ask], now).unwrap();
+        replies.remove(0)
+    };
+    let enrolled = run(
+        &mut core,
+        Ask::Enroll(nudge::runtime::api::EnrollRequest {
+            campaign: "again".into(),
+            external_id: Some("ana".into()),
+            fields: [
+                ("email".to_string(), "ana@example.com".to_string()),
+                ("phone".to_string(), "+15550100111".to_string()),
+            ]
+            .into(),
+        }),
+    );
+    assert!(matches!(enrolled, Reply::Enrolled(_)), "{enrolled:?}");
+    let opt_in = |id: &str| {
+        Ask::OptIn(OptInRequest {
+            candidate: "ana".into(),
+            via: "texted START from +15550100111 by sms".into(),
+            contact: Some("+15550100111".into()),
+            id: Some(id.into()),
+        })
+    };
+    // Not opted out: nothing to lift, nothing written.
+    match run(&mut core, opt_in("sm-0")) {
+        Reply::OptedIn(r) => assert!(!r.opted_in && r.unsuppressed.is_empty(), "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    // A bounce suppresses the address; the opt-out adds the number.
+    run(
+        &mut core,
+        Ask::Suppress(SuppressRequest {
+            contact: "ana@example.com".into(),
+            reason: SuppressionReason::Bounced,
+        }),
+    );
+    run(
+        &mut core,
+        Ask::Event(EventRequest {
+            candidate: "ana".into(),
+            event: "opted_out".into(),
+            ..Default::default()
+        }),
+    );
+    match run(&mut core, opt_in("sm-1")) {
+        Reply::OptedIn(r) => {
+            assert!(r.opted_in && !r.repeated, "{r:?}");
+            assert_eq!(r.unsuppressed, ["+15550100111"]);
+            assert_eq!(r.still_suppressed.len(), 1, "{r:?}");
+            assert_eq!(r.still_suppressed[0].contact, "ana@example.com");
+            assert_eq!(r.still_suppressed[0].reason, SuppressionReason::Bounced);
+        }
+        other => panic!("{other:?}"),
+    }
+    match run(&mut core, opt_in("sm-1")) {
+        Reply::OptedIn(r) => assert!(r.repeated, "{r:?}"),
+        other => panic!("{other:?}"),
+    }
+    let store = core.store();
+    let candidate = store.candidate("c1").unwrap().unwrap();
+    assert!(!candidate.opted_out);
+    let suppressed: Vec<String> = store
+        .suppressions()
+        .unwrap()
+        .into_iter()
+        .map(|s| s.contact.address)
+        .collect();
+    assert_eq!(suppressed, ["ana@example.com"]);
+    let opted_in: Vec<_> = store
+        .history("c1")
+        .unwrap()
+        .into_iter()
+        .filter(|e| matches!(e.kind, LogKind::OptedIn { .. }))
+        .collect();
+    assert_eq!(opted_in.len(), 1, "{opted_in:?}");
+}
