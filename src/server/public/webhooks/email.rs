@@ -82,7 +82,10 @@ pub(super) async fn receive(
         "postmark" => postmark(&value).map(|s| vec![s]),
         _ => sendgrid(&value),
     }
-    .map_err(|(why, field)| Rejection::new(StatusCode::BAD_REQUEST, why, Some(&field)))?;
+    .map_err(|(why, field)| {
+        let field = (!field.is_empty()).then_some(field.as_str());
+        Rejection::new(StatusCode::BAD_REQUEST, why, field)
+    })?;
     let mut outcomes = Vec::new();
     for signal in signals {
         outcomes.push(record(&state, &provider, signal).await?);
