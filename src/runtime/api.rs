@@ -329,6 +329,44 @@ pub struct ReloadReport {
     pub campaigns: Vec<String>,
 }
 
+/// A candidate who opted out asks for messages again (a `START` texted
+/// to the SMS number). Unknown fields are refused.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OptInRequest {
+    /// The candidate id, their external id, or their link token.
+    pub candidate: String,
+    /// How they asked, for their history ("texted START from +1555…").
+    pub via: String,
+    /// The contact they asked from (a phone number or email address),
+    /// taken off the suppression list whoever's opt-out put it there.
+    #[serde(default)]
+    pub contact: Option<String>,
+    /// An idempotency key from the sender (the provider's message id): a
+    /// request with a key already recorded is answered with the first
+    /// answer and changes nothing.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OptInResponse {
+    pub candidate: String,
+    pub at: String,
+    /// False when the candidate had not opted out (nothing changed).
+    pub opted_in: bool,
+    /// The contacts taken off the suppression list.
+    pub unsuppressed: Vec<String>,
+    /// The candidate's contacts still on the list for another reason (a
+    /// bounce, a complaint, a person's entry): nudge still will not send
+    /// to them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub still_suppressed: Vec<SuppressionView>,
+    /// True when the request's `id` had been recorded before.
+    #[serde(default)]
+    pub repeated: bool,
+}
+
 /// An instant as the runtime's answers give it: RFC 3339 in UTC with as
 /// many fractional digits as it has (the store keeps milliseconds), so that
 /// a client replaying a candidate (with `nudge simulate`, say) uses the very

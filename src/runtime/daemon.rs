@@ -238,6 +238,31 @@ impl Handle {
         rx.await.map_err(|_| Refusal::ShuttingDown)?
     }
 
+    /// Lifts a candidate's opt-out (see `core::opt_in`).
+    pub async fn opt_in(
+        &self,
+        req: super::api::OptInRequest,
+    ) -> Result<super::api::OptInResponse, Refusal> {
+        self.ask(Command::OptIn(req), |reply| match reply {
+            Reply::OptedIn(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The candidates reached at `contact` (see [`super::inbound`]).
+    pub fn candidates_at(
+        &self,
+        contact: &crate::store::Contact,
+    ) -> Result<Vec<crate::store::CandidateRecord>, Refusal> {
+        super::inbound::candidates_at(&self.store, contact)
+    }
+
+    /// The send whose key is `key`, if this store has it.
+    pub fn send_of(&self, key: &str) -> Result<Option<Message>, Refusal> {
+        super::inbound::send_of(&self.store, key)
+    }
+
     /// Loads and checks the campaign and template files, then swaps them in
     /// unless the core refuses. A failed check keeps the running version.
     pub async fn reload(&self) -> Result<ReloadReport, Refusal> {

@@ -12,6 +12,7 @@ mod faults;
 pub mod fields;
 pub mod health;
 pub mod links;
+pub mod inbound;
 pub mod memory;
 pub mod policy;
 pub mod query;

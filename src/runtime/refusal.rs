@@ -132,7 +132,7 @@ impl fmt::Display for Refusal {
             }
             Refusal::OptedOut { candidate } => write!(
                 f,
-                "candidate {candidate} opted out: nothing is ever sent to them again, so they are not enrolled"
+                "candidate {candidate} opted out: nothing is sent to them unless they opt back in (a START texted to the SMS number), so they are not enrolled"
             ),
             Refusal::UnnamedField => f.write_str("a candidate field needs a name"),
             Refusal::BadPhone { who, why } => write!(f, "candidate `{who}`: {why}"),

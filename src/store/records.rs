@@ -22,7 +22,8 @@ pub struct CandidateRecord {
     pub token: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub created_at: Instant,
-    /// Set by an opt-out; nothing is ever sent to them again.
+    /// Set by an opt-out, cleared by opting back in (`core::opt_in`);
+    /// nothing is sent to them while it is set.
     pub opted_out: bool,
 }
 
@@ -372,6 +373,13 @@ pub enum LogKind {
     Pruned {
         entries: u32,
         sends: u32,
+    },
+    /// A candidate who had opted out asked for messages again (`via` says
+    /// how: "texted START from +15550100100"): their opt-out is lifted
+    /// and their contacts that the opt-out suppressed are taken off the
+    /// suppression list.
+    OptedIn {
+        via: String,
     },
 }
 

@@ -36,3 +36,4 @@ mod suppression;
 mod templates;
 mod twilio;
 mod webhook;
+mod webhooks;

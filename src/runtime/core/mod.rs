@@ -23,6 +23,7 @@
 //! | `queries.rs` | counts for people, and keeping the timers' counts |
 //! | `suppression.rs` | the suppression list: opt-outs, the gate, add and remove |
 //! | `retention.rs` | pruning the history of candidates who finished long ago |
+//! | `opt_in.rs` | opting back in: the opt-out lifted, its suppressions taken off |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -57,6 +58,7 @@ mod enroll;
 mod events;
 mod intake;
 mod journal;
+mod opt_in;
 mod outcomes;
 mod queries;
 mod reload;
@@ -98,6 +100,8 @@ pub enum Command {
     Suppress(SuppressRequest),
     /// A contact off the suppression list.
     Unsuppress(UnsuppressRequest),
+    /// A candidate who opted out asks for messages again.
+    OptIn(crate::runtime::api::OptInRequest),
 }
 
 /// The answer to a [`Command`].
@@ -114,6 +118,7 @@ pub enum Reply {
     Suppressed(SuppressResponse),
     Unsuppressed(UnsuppressResponse),
     Error(Refusal),
+    OptedIn(crate::runtime::api::OptInResponse),
 }
 
 /// Settings the core needs from the configuration.
@@ -319,6 +324,10 @@ impl<S: Store> Core<S> {
                     self.delivered(txn, &k, outcome, now, out)?;
                     Reply::Done
                 }
+                Command::OptIn(req) => match self.opt_in(txn, &req, now)? {
+                    Ok(r) => Reply::OptedIn(r),
+                    Err(e) => Reply::Error(e),
+                },
             };
             replies.push(reply);
         }
