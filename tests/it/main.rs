@@ -7,6 +7,7 @@
 
 mod support;
 
+mod apply;
 mod backup;
 mod channels;
 mod check_errors;
