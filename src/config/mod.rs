@@ -15,6 +15,7 @@ mod server;
 mod starter;
 mod token;
 mod validate;
+mod webhooks;
 
 use std::ffi::OsString;
 use std::fmt;
@@ -39,6 +40,7 @@ pub use server::{
 };
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
+pub use webhooks::{verification_key, WebhooksConfig};
 
 /// The configuration file's name, looked up in the current directory.
 pub const FILE_NAME: &str = "nudge.toml";
@@ -106,6 +108,10 @@ pub struct Config {
     /// The pace each channel may be fed at, for providers' and carriers' caps.
     #[serde(default)]
     pub rates: RatesConfig,
+    /// What the public server needs to trust providers' and the interview
+    /// platform's signals (see `webhooks`).
+    #[serde(default)]
+    pub webhooks: WebhooksConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -340,6 +346,7 @@ impl Default for Config {
             runtime: RuntimeConfig::default(),
             communications: Communications::On,
             rates: RatesConfig::default(),
+            webhooks: WebhooksConfig::default(),
         }
     }
 }

@@ -146,6 +146,29 @@ retry_cap_secs = 3600
 # [rates.sms]
 # per_second = 10
 # per_minute = 300
+
+[webhooks]
+# Signals from the interview platform and the providers, at public_url +
+# /v1/webhooks/... (see the README). Secrets never go in this file: name the
+# environment variables holding them.
+# The secret the interview platform signs its events with, as nudge's own
+# webhook channel signs (X-Nudge-Timestamp, X-Nudge-Signature).
+# interview_secret_env = "NUDGE_INTERVIEW_SECRET"
+
+# How far a signed request's timestamp may be from now, in seconds (10 to 3600).
+tolerance_secs = 300
+
+# The reply to a candidate who texts HELP. Twilio's requests are checked with
+# the auth token of [channels.sms] (or [channels.whatsapp]).
+sms_help = "These messages are about your job application. Reply STOP to stop them, START to get them again."
+
+# The basic-auth password (or ?token=) in the webhook URLs given to Postmark
+# and SendGrid.
+# postmark_secret_env = "NUDGE_POSTMARK_SECRET"
+# sendgrid_secret_env = "NUDGE_SENDGRID_SECRET"
+# The verification key of SendGrid's signed event webhook (a public key): with
+# it, every SendGrid post must carry a valid signature.
+# sendgrid_verification_key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."
 "#;
 
 #[cfg(test)]

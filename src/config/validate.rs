@@ -154,6 +154,16 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
                 .with_help("raise `retry_cap_secs` or lower `retry_base_secs`"),
         );
     }
+    for problem in config.webhooks.problems() {
+        let mut path = vec!["webhooks"];
+        path.extend(problem.key.iter().map(String::as_str));
+        let span = value_span(table, &path).unwrap_or_default();
+        diagnostics.push(
+            Diagnostic::error(file, span, problem.message)
+                .with_label(problem.label)
+                .with_help(problem.help),
+        );
+    }
     diagnostics
 }
 

@@ -199,5 +199,9 @@ pub fn describe(entry: &LogEntry, zone: Tz) -> (String, String) {
                  settled sends removed); enrollment, last state and outcome kept"
             ),
         ),
+        LogKind::OptedIn { via } => (
+            "opted_in".into(),
+            format!("opted back in ({via}): messages may be sent again"),
+        ),
     }
 }

@@ -6,9 +6,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use super::api::{
-    CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    StatusReport, SuppressRequest, SuppressResponse, SuppressionView, UnsuppressRequest,
-    UnsuppressResponse,
+    ApplyRequest, ApplyResponse, CandidateView, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, StatusReport, SuppressRequest, SuppressResponse, SuppressionView,
+    UnsuppressRequest, UnsuppressResponse,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::{Clock, SystemClock};
@@ -214,6 +214,18 @@ impl Admin {
             Admin::Remote(r) => r.post("/v1/enroll", &req),
             Admin::Local(l) => match l.run(Command::Enroll(req))? {
                 Reply::Enrolled(r) => Ok(r),
+                Reply::Error(e) => Err(e),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
+    /// An application: see [`ApplyRequest`].
+    pub fn apply(&mut self, req: ApplyRequest) -> Result<ApplyResponse, Refusal> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/applied", &req),
+            Admin::Local(l) => match l.run(Command::Apply(req))? {
+                Reply::Applied(r) => Ok(r),
                 Reply::Error(e) => Err(e),
                 other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
             },

@@ -26,9 +26,9 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::api::{
-    CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    StatusReport, SuppressRequest, SuppressResponse, SuppressionView, UnsuppressRequest,
-    UnsuppressResponse,
+    ApplyRequest, ApplyResponse, CandidateView, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, StatusReport, SuppressRequest, SuppressResponse, SuppressionView,
+    UnsuppressRequest, UnsuppressResponse,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
@@ -154,6 +154,15 @@ impl Handle {
         .await
     }
 
+    /// An application: see [`ApplyRequest`].
+    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, Refusal> {
+        self.ask(Command::Apply(req), |reply| match reply {
+            Reply::Applied(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
     pub async fn event(&self, req: EventRequest) -> Result<EventResponse, Refusal> {
         self.ask(Command::Event(req), |reply| match reply {
             Reply::Event(r) => Some(r),
@@ -229,6 +238,31 @@ impl Handle {
         rx.await.map_err(|_| Refusal::ShuttingDown)?
     }
 
+    /// Lifts a candidate's opt-out (see `core::opt_in`).
+    pub async fn opt_in(
+        &self,
+        req: super::api::OptInRequest,
+    ) -> Result<super::api::OptInResponse, Refusal> {
+        self.ask(Command::OptIn(req), |reply| match reply {
+            Reply::OptedIn(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The candidates reached at `contact` (see [`super::inbound`]).
+    pub fn candidates_at(
+        &self,
+        contact: &crate::store::Contact,
+    ) -> Result<Vec<crate::store::CandidateRecord>, Refusal> {
+        super::inbound::candidates_at(&self.store, contact)
+    }
+
+    /// The send whose key is `key`, if this store has it.
+    pub fn send_of(&self, key: &str) -> Result<Option<Message>, Refusal> {
+        super::inbound::send_of(&self.store, key)
+    }
+
     /// Loads and checks the campaign and template files, then swaps them in
     /// unless the core refuses. A failed check keeps the running version.
     pub async fn reload(&self) -> Result<ReloadReport, Refusal> {
@@ -245,6 +279,18 @@ impl Handle {
         let report = rx.await.map_err(|_| Refusal::ShuttingDown)??;
         *self.campaigns.write().unwrap_or_else(|p| p.into_inner()) = campaigns;
         Ok(report)
+    }
+
+    /// The candidate whose link token is `token` and where their tracked
+    /// link leads (`None`: no one has it), read beside the writer like
+    /// [`Handle::show`].
+    pub fn linked(&self, token: &str) -> Result<Option<super::links::Linked>, Refusal> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        super::links::resolve(&self.store, &campaigns, token)
     }
 
     /// The campaign running under `name` (the public apply form reads its

@@ -22,8 +22,58 @@ pub struct CandidateRecord {
     pub token: String,
     #[serde(with = "chrono::serde::ts_milliseconds")]
     pub created_at: Instant,
-    /// Set by an opt-out; nothing is ever sent to them again.
+    /// Set by an opt-out, cleared by opting back in (`core::opt_in`);
+    /// nothing is sent to them while it is set.
     pub opted_out: bool,
+}
+
+impl CandidateRecord {
+    /// Every identity the person is found under: the external id (or the
+    /// first identity they were created under), their email address
+    /// (`email:` lower case) and their phone number (`phone:` E.164). So
+    /// the same email or phone given again is the same candidate.
+    pub fn identities(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.external_id.iter().cloned().collect();
+        if let Some(email) = self.fields.get("email") {
+            out.push(email_identity(email));
+        }
+        if let Some(phone) = self.fields.get("phone") {
+            out.push(phone_identity(phone));
+        }
+        out.dedup();
+        out
+    }
+
+    /// Whether the person is found under `identity`.
+    pub fn known_as(&self, identity: &str) -> bool {
+        self.external_id.as_deref() == Some(identity)
+            || self
+                .fields
+                .get("email")
+                .map(|e| email_identity(e))
+                .as_deref()
+                == Some(identity)
+            || self
+                .fields
+                .get("phone")
+                .map(|p| phone_identity(p))
+                .as_deref()
+                == Some(identity)
+    }
+}
+
+/// The identity of an email address.
+pub fn email_identity(email: &str) -> String {
+    format!("email:{}", email.trim().to_lowercase())
+}
+
+/// The identity of a phone number (its digits and `+`).
+pub fn phone_identity(phone: &str) -> String {
+    let digits: String = phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    format!("phone:{digits}")
 }
 
 /// A candidate in one campaign.
@@ -323,6 +373,13 @@ pub enum LogKind {
     Pruned {
         entries: u32,
         sends: u32,
+    },
+    /// A candidate who had opted out asked for messages again (`via` says
+    /// how: "texted START from +15550100100"): their opt-out is lifted
+    /// and their contacts that the opt-out suppressed are taken off the
+    /// suppression list.
+    OptedIn {
+        via: String,
     },
 }
 

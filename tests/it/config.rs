@@ -137,7 +137,7 @@ case!(
     compnay = "Acme Logistics"
     "#,
     r#"
-    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`, `webhooks`
      --> nudge.toml:3:1
       |
     3 | compnay = "Acme Logistics"
@@ -1038,7 +1038,7 @@ case!(
     secret_env = "NUDGE_WEBHOOK_SECRET"
     "#,
     r#"
-    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`, `webhooks`
      --> nudge.toml:1:1
       |
     1 | compnay = "Acme"
@@ -1130,5 +1130,40 @@ case!(
       |                ^ must be between 1 and 36500
       |
       = help: leave it out to keep history forever
+    "#,
+);
+
+case!(
+    webhooks_settings_that_cannot_work,
+    r#"
+    [webhooks]
+    interview_secret_env = "my secret"
+    tolerance_secs = 5
+    sendgrid_verification_key = "not a key"
+    "#,
+    r#"
+    error: `webhooks.interview_secret_env` is `my secret`, not an environment variable name
+     --> nudge.toml:2:24
+      |
+    2 | interview_secret_env = "my secret"
+      |                        ^^^^^^^^^^^ not a variable name
+      |
+      = help: name the variable holding the secret, such as "NUDGE_HOOK_SECRET"; the secret itself never goes in this file
+
+    error: `webhooks.tolerance_secs` is 5
+     --> nudge.toml:3:18
+      |
+    3 | tolerance_secs = 5
+      |                  ^ must be from 10 to 3600
+      |
+      = help: 300 (five minutes) allows for clocks a little apart
+
+    error: `webhooks.sendgrid_verification_key` is not base64 (Invalid symbol 32, offset 3.)
+     --> nudge.toml:4:29
+      |
+    4 | sendgrid_verification_key = "not a key"
+      |                             ^^^^^^^^^^^ not a verification key
+      |
+      = help: copy the key SendGrid shows for its signed event webhook (base64, `MFkw…`)
     "#,
 );

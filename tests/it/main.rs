@@ -7,6 +7,7 @@
 
 mod support;
 
+mod applied;
 mod apply;
 mod backup;
 mod channels;
@@ -24,6 +25,7 @@ mod faults;
 mod fmt;
 mod inputs;
 mod late;
+mod links;
 mod parse_fuzz;
 mod phone;
 mod policy;
@@ -35,3 +37,4 @@ mod suppression;
 mod templates;
 mod twilio;
 mod webhook;
+mod webhooks;

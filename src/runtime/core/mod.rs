@@ -13,6 +13,7 @@
 //! | `mod.rs` | commands and replies, the core, running one batch |
 //! | `enroll.rs` | enrollment, identity, tokens, the `where` filter |
 //! | `events.rs` | events from outside, pausing a campaign |
+//! | `intake.rs` | applications: a person found or created, then enrolled |
 //! | `timers.rs` | firing due timers, what is next, the idle rehearsal |
 //! | `journal.rs` | sends in flight, retries, recovery after a restart |
 //! | `outcomes.rs` | a channel's answer, fallback to another channel |
@@ -22,6 +23,7 @@
 //! | `queries.rs` | counts for people, and keeping the timers' counts |
 //! | `suppression.rs` | the suppression list: opt-outs, the gate, add and remove |
 //! | `retention.rs` | pruning the history of candidates who finished long ago |
+//! | `opt_in.rs` | opting back in: the opt-out lifted, its suppressions taken off |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -36,8 +38,9 @@ use crate::channels::{Delivered, Message, SendError};
 use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
 use crate::explain::facts;
 use crate::runtime::api::{
-    exact_instant, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    SuppressRequest, SuppressResponse, UnsuppressRequest, UnsuppressResponse,
+    exact_instant, ApplyRequest, ApplyResponse, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, SuppressRequest, SuppressResponse, UnsuppressRequest,
+    UnsuppressResponse,
 };
 use crate::runtime::campaigns::{Campaign, Campaigns};
 use crate::runtime::compose::Draft;
@@ -53,7 +56,9 @@ mod apply;
 mod batch;
 mod enroll;
 mod events;
+mod intake;
 mod journal;
+mod opt_in;
 mod outcomes;
 mod queries;
 mod reload;
@@ -78,6 +83,7 @@ use queries::put_enrollment;
 #[derive(Debug)]
 pub enum Command {
     Enroll(EnrollRequest),
+    Apply(ApplyRequest),
     Event(EventRequest),
     SetPaused {
         campaign: String,
@@ -94,6 +100,8 @@ pub enum Command {
     Suppress(SuppressRequest),
     /// A contact off the suppression list.
     Unsuppress(UnsuppressRequest),
+    /// A candidate who opted out asks for messages again.
+    OptIn(crate::runtime::api::OptInRequest),
 }
 
 /// The answer to a [`Command`].
@@ -101,6 +109,7 @@ pub enum Command {
 pub enum Reply {
     Enrolled(EnrollResponse),
     Event(EventResponse),
+    Applied(ApplyResponse),
     Done,
     /// The sends of a `MarkInFlight` that may go: the others were refused
     /// here (the candidate opted out, or the destination was suppressed,
@@ -109,6 +118,7 @@ pub enum Reply {
     Suppressed(SuppressResponse),
     Unsuppressed(UnsuppressResponse),
     Error(Refusal),
+    OptedIn(crate::runtime::api::OptInResponse),
 }
 
 /// Settings the core needs from the configuration.
@@ -285,6 +295,10 @@ impl<S: Store> Core<S> {
                     replies.extend(self.enroll_all(txn, &run, now, out)?);
                     continue;
                 }
+                Command::Apply(req) => match self.apply(txn, &req, now, out)? {
+                    Ok(r) => Reply::Applied(r),
+                    Err(e) => Reply::Error(e),
+                },
                 Command::Event(req) => match self.event(txn, &req, now, out)? {
                     Ok(r) => Reply::Event(r),
                     Err(e) => Reply::Error(e),
@@ -310,6 +324,10 @@ impl<S: Store> Core<S> {
                     self.delivered(txn, &k, outcome, now, out)?;
                     Reply::Done
                 }
+                Command::OptIn(req) => match self.opt_in(txn, &req, now)? {
+                    Ok(r) => Reply::OptedIn(r),
+                    Err(e) => Reply::Error(e),
+                },
             };
             replies.push(reply);
         }
