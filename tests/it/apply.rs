@@ -374,6 +374,9 @@ async fn an_application_is_enrolled_with_its_source_and_sent_to_its_own_link() {
         .body
         .contains("recruiter at Example Co will be in touch"));
     assert_eq!(enrolled(&site), 2);
+    let cy = show(&site, "cy@example.com").expect("kept as a candidate");
+    assert_eq!(cy["fields"]["source"], "referral");
+    assert_eq!(cy["enrollments"], serde_json::json!([]));
     daemon.stop();
 }
 

@@ -13,9 +13,11 @@
 //! - A mistake shows the form again (422) with each error under its
 //!   field and the input kept; a store that cannot write now shows it
 //!   again too (503). An unknown or paused campaign is a friendly 404.
-//! - Someone the filter does not take is thanked (200), and nothing is
-//!   sent. The same email or phone twice is one candidate, and one
-//!   invite: the second application leads to the same link.
+//! - The application goes through the intake (`Handle::apply`, for this
+//!   campaign only): someone the filter does not take is kept as a
+//!   candidate, enrolled nowhere, and thanked (200). The same email or
+//!   phone twice is one candidate and one invite: the second application
+//!   leads to the same link.
 
 mod check;
 mod form;
@@ -36,7 +38,7 @@ use tracing::{error, info};
 use self::check::{Errors, Field, Input, Reach};
 use super::respond::{escape, page};
 use super::PublicState;
-use crate::runtime::api::EnrollRequest;
+use crate::runtime::api::ApplyRequest;
 use crate::runtime::campaigns::Campaign;
 use crate::runtime::refusal::Refusal;
 
@@ -135,8 +137,8 @@ async fn apply(
             info!(campaign = %name, %candidate, %source, "applied through the apply link");
             Redirect::to(&link).into_response()
         }
-        Ok(Outcome::NotTaken) => {
-            info!(campaign = %name, %source, "applied through the apply link; the campaign's filter did not take them");
+        Ok(Outcome::NotTaken { candidate, why }) => {
+            info!(campaign = %name, %candidate, %source, "applied through the apply link, not enrolled: {why}");
             page(
                 StatusCode::OK,
                 "Thank you for applying",
@@ -154,36 +156,48 @@ async fn apply(
 enum Outcome {
     /// Enrolled (now, or before): their tracked link.
     Invited { candidate: String, link: String },
-    /// The campaign's `where` filter does not take them.
-    NotTaken,
+    /// Kept, not enrolled (the campaign's `where` filter does not take
+    /// them, they opted out, ...): why.
+    NotTaken { candidate: String, why: String },
 }
 
-/// Puts the application through the campaign's filter and enrolls it.
-// Until the intake (`Handle::apply`, issue 14 item 5) is merged, the
-// filter is checked here and the application goes through `enroll`.
+/// The application, through the campaign's `where` filter: the person is
+/// found or created either way, and enrolled when the filter takes them.
 async fn submit(
     state: &PublicState,
     campaign: &Campaign,
     fields: BTreeMap<String, String>,
 ) -> Result<Outcome, Refusal> {
-    let probe = crate::engine::Candidate {
-        id: String::new(),
-        fields: fields.clone(),
-    };
-    if !campaign.machine.accepts(&probe) {
-        return Ok(Outcome::NotTaken);
-    }
-    let enrolled = state
+    let name = &campaign.machine.name;
+    let applied = state
         .handle
-        .enroll(EnrollRequest {
-            campaign: campaign.machine.name.clone(),
-            external_id: None,
+        .apply(ApplyRequest {
+            campaign: Some(name.clone()),
             fields,
+            ..ApplyRequest::default()
         })
         .await?;
-    Ok(Outcome::Invited {
-        candidate: enrolled.candidate,
-        link: enrolled.link,
+    let invited = Outcome::Invited {
+        candidate: applied.candidate.clone(),
+        link: applied.link.clone(),
+    };
+    if applied.enrolled.iter().any(|e| &e.campaign == name) {
+        return Ok(invited);
+    }
+    // Applied before: the same link again, and no second invite.
+    let known = state.handle.show(&applied.candidate)?;
+    if known.enrollments.iter().any(|e| &e.campaign == name) {
+        return Ok(invited);
+    }
+    let why = applied
+        .not_enrolled
+        .iter()
+        .map(|n| n.reason.as_str())
+        .collect::<Vec<_>>()
+        .join("; ");
+    Ok(Outcome::NotTaken {
+        candidate: applied.candidate,
+        why,
     })
 }
 
@@ -295,13 +309,13 @@ fn refused(state: &PublicState, campaign: &Campaign, input: &Input, refusal: Ref
             error!(campaign = %campaign.machine.name, "an application through the apply link was not recorded: {refusal}");
             not_saved(state, campaign, input)
         }
-        Refusal::OptedOut { .. } => page(
-            StatusCode::CONFLICT,
-            "You asked us not to write to you",
-            "<p>You unsubscribed from our messages earlier, so we will not send \
-             you an interview link. To hear from us again, reply to one of our \
-             earlier messages and a recruiter will help.</p>",
-        ),
+        Refusal::NoContact => {
+            let errors = Errors::one(
+                Field::Email,
+                "Enter your email address or your mobile number, so we can send you the interview link.",
+            );
+            invalid(state, campaign, input, &errors)
+        }
         Refusal::UnknownCampaign { .. } => closed(),
         _ => {
             error!(campaign = %campaign.machine.name, "an application through the apply link was refused: {refusal}");
