@@ -857,6 +857,7 @@ fn opting_in_lifts_the_opt_out_and_only_its_suppressions() {
     let enrolled = run(
         &mut core,
         Ask::Enroll(nudge::runtime::api::EnrollRequest {
+            ignore_filter: true,
             campaign: "again".into(),
             external_id: Some("ana".into()),
             fields: [
