@@ -599,7 +599,7 @@ async fn an_applicant_on_a_phone_fixes_a_mistake_applies_and_lands_on_the_interv
     assert_eq!(ana["fields"]["source"], "instagram-story");
     let link = ana["link"].as_str().unwrap();
     let token = link.rsplit('/').next().unwrap();
-    links_lead_to_the_interview(&site, &browser, &interview, &landed, link, token).await;
+    links_lead_to_the_interview(&site, &browser, &interview, &landed, token).await;
 
     browser.close().await;
     daemon.stop();
@@ -607,22 +607,14 @@ async fn an_applicant_on_a_phone_fixes_a_mistake_applies_and_lands_on_the_interv
 
 /// After the apply form's 303: the tracked link records the click and
 /// leads to the interview.
-// Until the tracked link (`/i/{token}`, issue 14 item 2) is merged, the
-// browser stops on its address; the rest is asserted once it is.
 async fn links_lead_to_the_interview(
     site: &Site,
     browser: &Browser,
     interview: &Server,
     landed: &reqwest::Url,
-    link: &str,
     token: &str,
 ) {
     let c = &browser.client;
-    if landed.as_str() == link {
-        let status = client().get(link).send().await.unwrap().status();
-        assert_eq!(status.as_u16(), 404, "the tracked link is not served yet");
-        return;
-    }
     assert_eq!(
         format!("{}{}", landed.origin().ascii_serialization(), landed.path()),
         format!("{}/start", interview.url()),
@@ -630,22 +622,22 @@ async fn links_lead_to_the_interview(
     );
     assert_eq!(landed.query(), Some(format!("t={token}").as_str()));
     assert_eq!(c.title().await.unwrap(), INTERVIEW_TITLE);
-    let clicked = wait_for(|| {
+    // The click is recorded from the phone, and moves Ana on.
+    let ana = wait_for(|| {
         let ana = show(site, token)?;
-        ana["timeline"]
+        let clicks: Vec<&str> = ana["timeline"]
             .as_array()?
             .iter()
-            .find(|line| {
-                line["kind"] == "clicked"
-                    || line["text"].as_str().is_some_and(|t| t.contains("clicked"))
-            })
-            .cloned()
+            .filter_map(|line| line["text"].as_str())
+            .filter(|text| text.starts_with("clicked received"))
+            .collect();
+        (!clicks.is_empty()).then(|| {
+            assert_eq!(clicks, ["clicked received (device=mobile)"], "{ana}");
+            ana.clone()
+        })
     })
     .unwrap_or_else(|| panic!("no click in `nudge show`: {:?}", show(site, token)));
-    assert!(
-        clicked.to_string().contains("mobile"),
-        "clicked from a phone: {clicked}"
-    );
+    assert_eq!(ana["enrollments"][0]["state"], "clicked", "{ana}");
 }
 
 async fn wait_until_async<T, F, Fut>(mut probe: F) -> Option<T>
