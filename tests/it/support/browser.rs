@@ -7,6 +7,7 @@
 //! `NUDGE_REQUIRE_BROWSER`; without it, a machine with no
 //! `/usr/bin/chromium` skips the browser tests with a printed `SKIPPED`.
 
+use std::io::Write as _;
 use std::net::TcpStream;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
@@ -42,7 +43,11 @@ impl Browser {
     pub async fn phone(test: &str) -> Option<Browser> {
         let required = std::env::var_os("NUDGE_REQUIRE_BROWSER").is_some();
         if !Path::new(CHROMIUM).exists() && !required {
-            println!("SKIPPED {test}: no {CHROMIUM} (install chromium and chromium-driver, as .ci/run does)");
+            // Straight to stderr: the test harness captures `println!`.
+            let _ = writeln!(
+                std::io::stderr(),
+                "SKIPPED {test}: no {CHROMIUM} (install chromium and chromium-driver, as .ci/run does)"
+            );
             return None;
         }
         let port = free_port();
