@@ -292,6 +292,22 @@ impl Handle {
             .clone();
         super::links::resolve(&self.store, &campaigns, token)
     }
+
+    /// The campaign running under `name` (the public apply form reads its
+    /// title, channels and `where` filter).
+    pub fn campaign(&self, name: &str) -> Option<Arc<super::campaigns::Campaign>> {
+        self.campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(name)
+            .cloned()
+    }
+
+    /// Whether `campaign` is paused (`nudge pause`).
+    pub fn paused(&self, campaign: &str) -> Result<bool, Refusal> {
+        use crate::store::Store;
+        Ok(self.store.paused(campaign)?)
+    }
 }
 
 /// Loads campaigns (checked against the templates folder) and templates.

@@ -8,6 +8,7 @@
 mod support;
 
 mod applied;
+mod apply;
 mod backup;
 mod channels;
 mod check_errors;

@@ -7,6 +7,7 @@
 // warehouse week, and small helpers every kind of test needs.
 #![allow(dead_code)]
 
+pub mod browser;
 pub mod dkim;
 pub mod http;
 pub mod site;
