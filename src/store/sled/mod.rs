@@ -189,6 +189,11 @@ pub struct SledStore {
     journal: Arc<Mutex<Journal>>,
     /// Who each candidate is; read from the store when first needed.
     identities: Arc<Mutex<Option<identities::Identities>>>,
+    /// The keys of every contact that may be on the suppression list: read
+    /// from the store when first needed, then every contact suppressed by
+    /// this process (kept when taken off, so it only ever says "may be").
+    /// A send to a contact not in it needs no read (see `suppression`).
+    suppressed: Arc<Mutex<suppression::Known>>,
     /// Writes batches behind the core (see [`writer`]).
     writer: Arc<writer::Writer>,
     /// The timer records being taken by this process.
@@ -417,6 +422,7 @@ impl SledStore {
             id_floor,
             journal: Arc::default(),
             identities: Arc::default(),
+            suppressed: Arc::default(),
             writer: Arc::default(),
             timers: Arc::default(),
             ledger: Arc::new(looking),

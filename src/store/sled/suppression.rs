@@ -5,6 +5,17 @@
 use super::*;
 use crate::store::{Contact, Suppression};
 
+/// What this process knows of the list's keys (see
+/// [`SledStore::may_be_suppressed`]).
+#[derive(Default)]
+pub(super) enum Known {
+    #[default]
+    Unread,
+    Keys(foldhash::HashSet<Vec<u8>>),
+    /// Reading the list failed once: every lookup reads the store.
+    Unreliable,
+}
+
 /// The key of a contact's entry.
 pub(super) fn key_of(contact: &Contact) -> Vec<u8> {
     key::suppression(contact.kind.name(), &contact.address)
@@ -16,6 +27,52 @@ pub(super) fn is_entry(k: &[u8]) -> bool {
 }
 
 impl SledStore {
+    /// Whether the contact of entry key `k` may be on the list: false says
+    /// it is not, with no read of the store after the first.
+    pub(super) fn may_be_suppressed(&self, k: &[u8]) -> Result<bool, StoreError> {
+        let mut known = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(match self.known_keys(&mut known)? {
+            Some(keys) => keys.contains(k),
+            None => true,
+        })
+    }
+
+    /// Notes that the contact of entry key `k` may be on the list from now
+    /// (before its entry is written: a write behind the core lands later).
+    /// When the list cannot be read, every later lookup reads the store.
+    pub(super) fn note_suppressed(&self, k: &[u8]) {
+        let mut known = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
+        match self.known_keys(&mut known) {
+            Ok(Some(keys)) => {
+                keys.insert(k.to_vec());
+            }
+            Ok(None) => {}
+            Err(e) => {
+                tracing::warn!(%e, "the suppression list could not be read; every send's lookup reads the store");
+                *known = Known::Unreliable;
+            }
+        }
+    }
+
+    /// The keys that may be on the list, read from the store the first
+    /// time; `None` when the memory cannot be trusted.
+    fn known_keys<'k>(
+        &self,
+        known: &'k mut Known,
+    ) -> Result<Option<&'k mut foldhash::HashSet<Vec<u8>>>, StoreError> {
+        if matches!(known, Known::Unread) {
+            let mut keys = foldhash::HashSet::default();
+            for item in self.scan(&key::suppressions()) {
+                keys.insert(item?.0.to_vec());
+            }
+            *known = Known::Keys(keys);
+        }
+        Ok(match known {
+            Known::Keys(keys) => Some(keys),
+            _ => None,
+        })
+    }
+
     /// A contact's entry, as committed.
     pub(super) fn suppression_entry(
         &self,
@@ -51,6 +108,43 @@ mod tests {
             at: Instant::from_timestamp_millis(1_796_000_000_000).unwrap(),
             candidate: Some("c1".into()),
         }
+    }
+
+    #[test]
+    fn a_lookup_answered_from_memory_sees_every_entry_of_this_process_and_of_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let mut txn = store.begin();
+            txn.suppress(&entry("old@example.com"));
+            txn.commit().unwrap();
+        }
+        let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+        // The first lookup reads the list; the entry from the file is in it.
+        let mut txn = store.begin();
+        assert!(txn
+            .suppression(&Contact::email("old@example.com"))
+            .unwrap()
+            .is_some());
+        assert!(txn
+            .suppression(&Contact::email("new@example.com"))
+            .unwrap()
+            .is_none());
+        txn.suppress(&entry("new@example.com"));
+        txn.commit().unwrap();
+        // Written by this process after the list was read: still seen.
+        let mut txn = store.begin();
+        assert_eq!(
+            txn.suppression(&Contact::email("new@example.com")).unwrap(),
+            Some(entry("new@example.com"))
+        );
+        txn.unsuppress(&Contact::email("new@example.com"));
+        txn.commit().unwrap();
+        let mut txn = store.begin();
+        assert!(txn
+            .suppression(&Contact::email("new@example.com"))
+            .unwrap()
+            .is_none());
     }
 
     #[test]

@@ -539,11 +539,18 @@ impl<'a> Transaction for SledTxn<'a> {
         &self,
         contact: &crate::store::Contact,
     ) -> Result<Option<crate::store::Suppression>, StoreError> {
-        self.get(&suppression::key_of(contact))
+        let k = suppression::key_of(contact);
+        // Most sends go to contacts never suppressed: answered from memory.
+        if !self.overlay.contains_key(&k) && !self.store.may_be_suppressed(&k)? {
+            return Ok(None);
+        }
+        self.get(&k)
     }
 
     fn suppress(&mut self, entry: &crate::store::Suppression) {
-        self.put(suppression::key_of(&entry.contact), entry);
+        let k = suppression::key_of(&entry.contact);
+        self.store.note_suppressed(&k);
+        self.put(k, entry);
     }
 
     fn unsuppress(&mut self, contact: &crate::store::Contact) {
