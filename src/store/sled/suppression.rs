@@ -140,7 +140,7 @@ mod tests {
         );
         txn.unsuppress(&Contact::email("new@example.com"));
         txn.commit().unwrap();
-        let mut txn = store.begin();
+        let txn = store.begin();
         assert!(txn
             .suppression(&Contact::email("new@example.com"))
             .unwrap()
