@@ -1701,3 +1701,39 @@ async fn limits_beyond_their_bounds_do_not_panic_the_daemon() {
     assert_eq!(sent[0].template, "invite-short");
     running.stop().await;
 }
+
+#[test]
+fn a_layout_5_store_is_marked_6_with_its_counters_as_they_were() {
+    let fx = Fixture::warehouse();
+    let now = at("2026-11-26T15:00:00Z");
+    {
+        let mut core = fx.core();
+        core.execute(vec![numbered(0), numbered(1)], now).unwrap();
+    }
+    let counters = |store: &SledStore| {
+        let mut all = store.counters(WAREHOUSE).unwrap();
+        all.sort_by(|a, b| format!("{a:?}").cmp(&format!("{b:?}")));
+        all
+    };
+    let before = {
+        let store = SledStore::open(&fx.store_dir(), 1 << 20).unwrap();
+        let before = counters(&store);
+        let mut txn = SledTxn::new(&store);
+        txn.put_raw(raw::meta("schema"), 5u32.to_be_bytes().to_vec());
+        txn.commit().unwrap();
+        before
+    };
+    std::fs::write(fx.store_dir().join(nudge::store::LAYOUT_FILE), "5\n").unwrap();
+    assert!(!before.is_empty());
+    let store = SledStore::open(&fx.store_dir(), 1 << 20).unwrap();
+    assert_eq!(
+        counters(&store),
+        before,
+        "counters made again from the enrollments"
+    );
+    drop(store);
+    assert_eq!(
+        std::fs::read_to_string(fx.store_dir().join(nudge::store::LAYOUT_FILE)).unwrap(),
+        "6\n"
+    );
+}

@@ -71,11 +71,15 @@ use crate::engine::Instant;
 /// build must not open it and send to a suppressed address), keeps counters
 /// of the waiting timers (held sends, sends due per minute:
 /// [`Counter::Held`], [`Counter::SendsDue`]) and may hold pruned histories
-/// ([`super::LogKind::Pruned`]). Older stores are taken as they are and
-/// marked 5: their `x` keys are still read, their history in words stays
-/// readable as the `Legacy*` kinds, and the timer counters are made from
-/// their enrollments in the commit that marks them.
-pub const SCHEMA_VERSION: u32 = 5;
+/// ([`super::LogKind::Pruned`]); version 6 records opting back in
+/// ([`super::LogKind::OptedIn`]), which older builds cannot decode, and
+/// notes candidates' email and phone identities beside their external id.
+/// Older stores are taken as they are and marked 6: their `x` keys are
+/// still read, their history in words stays readable as the `Legacy*`
+/// kinds, the timer counters are made from their enrollments (before 5)
+/// in the commit that marks them, and their candidates stay known under
+/// the identity they were created with.
+pub const SCHEMA_VERSION: u32 = 6;
 
 /// The oldest layout this build opens (and marks as its own).
 const OLDEST_READABLE: u32 = 2;
@@ -455,7 +459,11 @@ impl SledStore {
                     // the store. The marker in the store goes first, the
                     // file second, so a crash between them leaves a store
                     // this build opens and an older one refuses.
-                    let mut batch = store.timer_counts_batch()?;
+                    let mut batch = if found < 5 {
+                        store.timer_counts_batch()?
+                    } else {
+                        sled::Batch::default()
+                    };
                     batch.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes());
                     db.apply_batch(batch)?;
                     db.flush()?;
