@@ -4,6 +4,7 @@
 //! | method and path | body / answer |
 //! |---|---|
 //! | `GET /v1/health` | `{"ok": true}` |
+//! | `GET /v1/openapi.json` | the OpenAPI description of both servers ([`super::openapi`]) |
 //! | `POST /v1/enroll` | `EnrollRequest` → `EnrollResponse` |
 //! | `POST /v1/events` | `EventRequest` → `EventResponse` |
 //! | `POST /v1/applied` | `ApplyRequest` → `ApplyResponse` (a person applied) |
@@ -15,7 +16,6 @@
 //! | `POST /v1/suppressions` | `SuppressRequest` → `SuppressResponse` |
 //! | `POST /v1/suppressions/remove` | `UnsuppressRequest` → `UnsuppressResponse` |
 //! | `POST /v1/backup` | `{"dir": PATH}` → `Copied` (a copy of the store, between two commits) |
-//! | `GET /v1/openapi.json` | the OpenAPI description of both servers ([`super::openapi`]) |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
@@ -129,6 +129,7 @@ pub fn router(handle: Handle, token: String) -> Router {
     };
     let router = Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(description))
         .route("/v1/enroll", post(enroll))
         .route("/v1/events", post(event))
         .route("/v1/applied", post(applied))
@@ -140,7 +141,6 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/suppressions", get(suppressions).post(suppress))
         .route("/v1/suppressions/remove", post(unsuppress))
         .route("/v1/backup", post(backup))
-        .route("/v1/openapi.json", get(description))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     super::guard(router)
@@ -200,6 +200,45 @@ async fn health(State(s): State<AppState>) -> Response {
             .into_response(),
     }
 }
+
+/// This description of both servers' routes.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the OpenAPI 3.1 description of the admin API and the public server", content_type = "application/json", body = Object),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
+    )
+)]
+async fn description() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::json(),
+    )
+        .into_response()
+}
+
+/// The admin API's routes, described; [`super::openapi`] puts them beside
+/// the public server's.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    health,
+    enroll,
+    event,
+    applied,
+    status,
+    show,
+    pause,
+    resume,
+    reload,
+    suppressions,
+    suppress,
+    unsuppress,
+    backup,
+    description
+))]
+pub(super) struct Described;
 
 /// `nudge enroll`: put a candidate in a campaign.
 #[utoipa::path(
@@ -468,42 +507,3 @@ async fn backup(
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.backup(req.dir).await?))
 }
-
-/// This description of both servers' routes.
-#[utoipa::path(
-    get,
-    path = "/v1/openapi.json",
-    tag = "admin", security(("admin_token" = [])),
-    responses(
-        (status = 200, description = "the OpenAPI 3.1 description of the admin API and the public server", content_type = "application/json", body = Object),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
-    )
-)]
-async fn description() -> Response {
-    (
-        [(header::CONTENT_TYPE, "application/json")],
-        super::openapi::json(),
-    )
-        .into_response()
-}
-
-/// The admin API's routes, described; [`super::openapi`] puts them beside
-/// the public server's.
-#[derive(utoipa::OpenApi)]
-#[openapi(paths(
-    health,
-    enroll,
-    event,
-    applied,
-    status,
-    show,
-    pause,
-    resume,
-    reload,
-    suppressions,
-    suppress,
-    unsuppress,
-    backup,
-    description
-))]
-pub(super) struct Described;
