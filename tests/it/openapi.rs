@@ -4,7 +4,7 @@
 //! - it is an OpenAPI 3.x document by its own rules: every operation has
 //!   responses, every `{param}` of a path is a declared path parameter,
 //!   every `$ref` and security requirement names something the document
-//!   has, and the admin API's real error body has the documented shape;
+//!   has, and both servers' real error bodies have the documented shapes;
 //! - its (method, path) set equals the set the routers register: every
 //!   `.route(PATH, METHODS)` in `src/server/` is read from the source
 //!   (one that cannot be read, or a `route_service` or `nest`, fails the
@@ -434,6 +434,23 @@ async fn the_description_is_openapi_and_lists_exactly_the_routes_there_are() {
                 "{other} {path} is not documented and answered {status}: {body}"
             );
         }
+    }
+    // The public server's JSON errors have the documented shape too.
+    let (status, body) = probe.send("post", "/v1/webhooks/nothing").await;
+    assert_eq!(status, 404);
+    let json_error: Value = serde_json::from_str(&body).unwrap();
+    let schema = &doc["components"]["schemas"]["JsonError"];
+    for key in json_error.as_object().unwrap().keys() {
+        assert!(
+            schema["properties"].get(key).is_some(),
+            "`{key}` of {body} is not in JsonError: {schema}"
+        );
+    }
+    for required in schema["required"].as_array().unwrap() {
+        assert!(
+            json_error.get(required.as_str().unwrap()).is_some(),
+            "{body}"
+        );
     }
     for path in [
         "/v1/nothing",
