@@ -205,6 +205,7 @@ async fn health(State(s): State<AppState>) -> Response {
 #[utoipa::path(
     get,
     path = "/v1/openapi.json",
+    operation_id = "openapi",
     tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, description = "the OpenAPI 3.1 description of the admin API and the public server", content_type = "application/json", body = Object),

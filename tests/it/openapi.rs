@@ -3,8 +3,9 @@
 //!
 //! - it is an OpenAPI 3.x document by its own rules: every operation has
 //!   responses, every `{param}` of a path is a declared path parameter,
-//!   every `$ref` and security requirement names something the document
-//!   has, and both servers' real error bodies have the documented shapes;
+//!   operation ids are unique, every `$ref` and security requirement
+//!   names something the document has, and both servers' real error
+//!   bodies have the documented shapes;
 //! - its (method, path) set equals the set the routers register: every
 //!   `.route(PATH, METHODS)` in `src/server/` is read from the source
 //!   (one that cannot be read, or a `route_service` or `nest`, fails the
@@ -184,6 +185,7 @@ fn check(doc: &Value) -> (Vec<String>, Vec<(String, String)>) {
     let schemes = &doc["components"]["securitySchemes"];
     let mut requirements: Vec<&Value> = doc["security"].as_array().into_iter().flatten().collect();
     let mut operations = Vec::new();
+    let mut operation_ids = BTreeSet::new();
     let Some(paths) = doc["paths"].as_object() else {
         wrong.push("`paths` is not an object".into());
         return (wrong, operations);
@@ -202,6 +204,13 @@ fn check(doc: &Value) -> (Vec<String>, Vec<(String, String)>) {
                 continue;
             }
             operations.push((key.clone(), path.clone()));
+            if let Some(id) = op["operationId"].as_str() {
+                if !operation_ids.insert(id.to_string()) {
+                    wrong.push(format!(
+                        "{key} {path}: the operationId `{id}` is not unique"
+                    ));
+                }
+            }
             let responses = op["responses"].as_object();
             if responses.is_none_or(|r| r.is_empty()) {
                 wrong.push(format!("{key} {path} has no responses"));

@@ -314,10 +314,11 @@ pub const PIXEL: [u8; 43] = [
 #[utoipa::path(
     get,
     path = "/o/{token}.gif",
+    operation_id = "open_pixel",
     tag = "candidate pages",
     params(("token" = String, Path, description = "the candidate's link token (the path's last segment is the token and `.gif`)")),
     responses(
-        (status = 200, description = "a 1x1 transparent GIF, not to be cached", content_type = "image/gif", body = Vec<u8>)
+        (status = 200, description = "a 1x1 transparent GIF, not to be cached", content_type = "image/gif", body = String)
     )
 )]
 async fn open(State(state): State<PublicState>, Token(file): Token, method: Method) -> Response {
@@ -386,7 +387,7 @@ async fn unsubscribe_page(State(state): State<PublicState>, Token(token): Token)
     path = "/u/{token}",
     tag = "candidate pages",
     params(("token" = String, Path, description = "the candidate's link token")),
-    request_body(content = String, description = "anything: `List-Unsubscribe=One-Click` marks a one-click unsubscribe", content_type = "application/x-www-form-urlencoded"),
+    request_body(content = Option<String>, description = "anything: `List-Unsubscribe=One-Click` marks a one-click unsubscribe", content_type = "application/x-www-form-urlencoded"),
     responses(
         (status = 200, description = "a page: they are unsubscribed", content_type = "text/html"),
         (status = 404, description = "a page: no candidate has this token", content_type = "text/html"),

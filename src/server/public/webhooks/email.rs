@@ -67,6 +67,7 @@ struct Signal {
 #[utoipa::path(
     post,
     path = "/v1/webhooks/email/{provider}",
+    operation_id = "email_events",
     tag = "webhooks",
     security(("email_basic" = []), ("email_token" = [])),
     params(("provider" = String, Path, description = "`postmark` or `sendgrid`")),

@@ -75,6 +75,7 @@ const ID_PREFIX: &str = "interview:";
 #[utoipa::path(
     post,
     path = "/v1/webhooks/interview",
+    operation_id = "interview_event",
     tag = "webhooks",
     security(("interview_signature" = [])),
     params(("X-Nudge-Timestamp" = String, Header, description = "Unix seconds; within `[webhooks] tolerance_secs` of now")),

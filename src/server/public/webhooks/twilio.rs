@@ -211,6 +211,7 @@ pub(super) struct Status {
 #[utoipa::path(
     post,
     path = "/v1/webhooks/twilio",
+    operation_id = "twilio_inbound",
     tag = "webhooks",
     security(("twilio_signature" = [])),
     request_body(content = Inbound, content_type = "application/x-www-form-urlencoded"),
@@ -324,6 +325,7 @@ pub(super) async fn inbound(
 #[utoipa::path(
     post,
     path = "/v1/webhooks/twilio/status",
+    operation_id = "twilio_status",
     tag = "webhooks",
     security(("twilio_signature" = [])),
     params(("key" = String, Query, description = "the send's key, as the Twilio channel's `StatusCallback` URL gives it")),
