@@ -5,13 +5,13 @@
 use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
 
 use crate::store::{ContactKind, Suppression, SuppressionReason};
 
-/// `nudge enroll`: put a candidate in a campaign.
 /// `nudge enroll`: put a candidate in a campaign. Unknown fields are
 /// refused (custom candidate fields go in `fields`).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EnrollRequest {
     pub campaign: String,
@@ -32,7 +32,7 @@ pub struct EnrollRequest {
     pub ignore_filter: bool,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EnrollResponse {
     /// The campaign.
     #[serde(default)]
@@ -57,7 +57,7 @@ pub struct EnrollResponse {
 }
 
 /// A contact of an enrolled candidate that nudge will not send to.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SuppressedContact {
     #[serde(flatten)]
     pub entry: SuppressionView,
@@ -67,7 +67,7 @@ pub struct SuppressedContact {
 }
 
 /// An entry of the suppression list (`nudge suppression list`).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SuppressionView {
     /// The email address (lower case) or phone number (E.164).
     pub contact: String,
@@ -92,7 +92,7 @@ impl SuppressionView {
 }
 
 /// `nudge suppression add CONTACT`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SuppressRequest {
     /// An email address or a phone number (E.164, or national with
     /// `phone_country_code` configured).
@@ -105,7 +105,7 @@ fn manual() -> SuppressionReason {
     SuppressionReason::Manual
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct SuppressResponse {
     /// The contact's entry.
     pub entry: SuppressionView,
@@ -114,12 +114,12 @@ pub struct SuppressResponse {
 }
 
 /// `nudge suppression remove CONTACT`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnsuppressRequest {
     pub contact: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct UnsuppressResponse {
     /// The contact in the form the list keeps.
     pub contact: String,
@@ -129,7 +129,7 @@ pub struct UnsuppressResponse {
 
 /// `nudge event CANDIDATE EVENT`: something happened to a candidate.
 /// Unknown fields are refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EventRequest {
     /// The candidate id, their external id, or their link token.
@@ -158,7 +158,7 @@ pub struct EventRequest {
 /// else phone, or created; then enrolled in every campaign that enrolls on
 /// `applied` and whose `where` filter takes them (or, with `campaign`, in
 /// that campaign only). Unknown fields are refused.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ApplyRequest {
     /// The person's id in the source (ATS, job board, import).
@@ -207,7 +207,7 @@ impl Default for ApplyRequest {
     }
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ApplyResponse {
     pub candidate: String,
     /// Their unique tracked link.
@@ -233,7 +233,7 @@ pub struct ApplyResponse {
 }
 
 /// A campaign an application did not enroll the person in.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct NotEnrolled {
     pub campaign: String,
     /// For people: "the `where` filter does not take them", "enrolled
@@ -241,7 +241,7 @@ pub struct NotEnrolled {
     pub reason: String,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EventResponse {
     pub candidate: String,
     /// The instant the event was taken at, to the millisecond, as for
@@ -255,7 +255,7 @@ pub struct EventResponse {
 }
 
 /// `nudge status [CAMPAIGN]`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct StatusReport {
     pub at: String,
     pub campaigns: Vec<CampaignStatus>,
@@ -268,7 +268,7 @@ pub struct StatusReport {
     pub store_trouble: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CampaignStatus {
     pub name: String,
     pub title: Option<String>,
@@ -287,7 +287,7 @@ pub struct CampaignStatus {
 }
 
 /// `nudge show CANDIDATE`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct CandidateView {
     pub id: String,
     pub external_id: Option<String>,
@@ -299,7 +299,7 @@ pub struct CandidateView {
     pub timeline: Vec<TimelineLine>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct EnrollmentView {
     pub campaign: String,
     pub state: String,
@@ -310,7 +310,7 @@ pub struct EnrollmentView {
 }
 
 /// One step of a candidate's history, with the reason.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct TimelineLine {
     /// RFC 3339, UTC.
     pub at: String,
@@ -322,7 +322,7 @@ pub struct TimelineLine {
 }
 
 /// The outcome of a campaign reload.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct ReloadReport {
     /// Campaigns whose version changed, were added or removed.
     pub changed: Vec<String>,
@@ -331,7 +331,7 @@ pub struct ReloadReport {
 
 /// A candidate who opted out asks for messages again (a `START` texted
 /// to the SMS number). Unknown fields are refused.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct OptInRequest {
     /// The candidate id, their external id, or their link token.
@@ -349,7 +349,7 @@ pub struct OptInRequest {
     pub id: Option<String>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
 pub struct OptInResponse {
     pub candidate: String,
     pub at: String,

@@ -4,6 +4,7 @@
 //! | method and path | body / answer |
 //! |---|---|
 //! | `GET /v1/health` | `{"ok": true}` |
+//! | `GET /v1/openapi.json` | the OpenAPI description of both servers ([`super::openapi`]) |
 //! | `POST /v1/enroll` | `EnrollRequest` → `EnrollResponse` |
 //! | `POST /v1/events` | `EventRequest` → `EventResponse` |
 //! | `POST /v1/applied` | `ApplyRequest` → `ApplyResponse` (a person applied) |
@@ -20,6 +21,10 @@
 //! a body that is not its request (not JSON, a field missing, a field the
 //! request does not have) is refused that way too, with a 400 naming it;
 //! a body over [`super::BODY_LIMIT`] is refused with 413 before it is read.
+//!
+//! Each handler carries its `#[utoipa::path]` description, collected in
+//! [`Described`]; a route added here without one fails the test
+//! `openapi::` (see [`super::openapi`]).
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -32,11 +37,15 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 
+use super::ErrorBody;
 use crate::runtime::api::{
-    ApplyRequest, EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest,
+    ApplyRequest, ApplyResponse, CandidateView, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, StatusReport, SuppressRequest, SuppressResponse, SuppressionView,
+    UnsuppressRequest, UnsuppressResponse,
 };
 use crate::runtime::daemon::Handle;
 use crate::runtime::refusal::Refusal;
+use crate::store::sled::Copied;
 
 #[derive(Clone)]
 struct AppState {
@@ -120,6 +129,7 @@ pub fn router(handle: Handle, token: String) -> Router {
     };
     let router = Router::new()
         .route("/v1/health", get(health))
+        .route("/v1/openapi.json", get(description))
         .route("/v1/enroll", post(enroll))
         .route("/v1/events", post(event))
         .route("/v1/applied", post(applied))
@@ -151,19 +161,102 @@ async fn authorize(State(state): State<AppState>, request: Request, next: Next) 
     next.run(request).await
 }
 
+/// The daemon's health: `{"ok": true}`, or `{"ok": false, "reason": ...}`
+/// while the store cannot be written.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct Health {
+    pub ok: bool,
+    /// Why the store cannot be written.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
 /// `{"ok": true}`, or 503 with `{"ok": false, "reason": ...}` while the
 /// store cannot be written.
+#[utoipa::path(
+    get,
+    path = "/v1/health",
+    tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the store can be written", body = Health),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now", body = Health)
+    )
+)]
 async fn health(State(s): State<AppState>) -> Response {
     match s.handle.health().trouble() {
-        None => Json(serde_json::json!({ "ok": true })).into_response(),
+        None => Json(Health {
+            ok: true,
+            reason: None,
+        })
+        .into_response(),
         Some(trouble) => (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(serde_json::json!({ "ok": false, "reason": trouble.to_string() })),
+            Json(Health {
+                ok: false,
+                reason: Some(trouble.to_string()),
+            }),
         )
             .into_response(),
     }
 }
 
+/// This description of both servers' routes.
+#[utoipa::path(
+    get,
+    path = "/v1/openapi.json",
+    operation_id = "openapi",
+    tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "the OpenAPI 3.1 description of the admin API and the public server", content_type = "application/json", body = Object),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
+    )
+)]
+async fn description() -> Response {
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        super::openapi::json(),
+    )
+        .into_response()
+}
+
+/// The admin API's routes, described; [`super::openapi`] puts them beside
+/// the public server's.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(
+    health,
+    enroll,
+    event,
+    applied,
+    status,
+    show,
+    pause,
+    resume,
+    reload,
+    suppressions,
+    suppress,
+    unsuppress,
+    backup,
+    description
+))]
+pub(super) struct Described;
+
+/// `nudge enroll`: put a candidate in a campaign.
+#[utoipa::path(
+    post,
+    path = "/v1/enroll",
+    tag = "admin", security(("admin_token" = [])),
+    request_body = EnrollRequest,
+    responses(
+        (status = 200, body = EnrollResponse),
+        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
+        (status = 413, description = "the body is over the size limit", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn enroll(
     State(s): State<AppState>,
     Body(req): Body<EnrollRequest>,
@@ -171,6 +264,22 @@ async fn enroll(
     Ok(Json(s.handle.enroll(req).await?))
 }
 
+/// A person applied: found or created, and enrolled where the campaigns take them.
+#[utoipa::path(
+    post,
+    path = "/v1/applied",
+    tag = "admin", security(("admin_token" = [])),
+    request_body = ApplyRequest,
+    responses(
+        (status = 200, body = ApplyResponse),
+        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
+        (status = 413, description = "the body is over the size limit", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn applied(
     State(s): State<AppState>,
     Body(req): Body<ApplyRequest>,
@@ -178,6 +287,22 @@ async fn applied(
     Ok(Json(s.handle.apply(req).await?))
 }
 
+/// `nudge event`: something happened to a candidate.
+#[utoipa::path(
+    post,
+    path = "/v1/events",
+    tag = "admin", security(("admin_token" = [])),
+    request_body = EventRequest,
+    responses(
+        (status = 200, body = EventResponse),
+        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
+        (status = 413, description = "the body is over the size limit", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn event(
     State(s): State<AppState>,
     Body(req): Body<EventRequest>,
@@ -185,6 +310,19 @@ async fn event(
     Ok(Json(s.handle.event(req).await?))
 }
 
+/// `nudge status`: every campaign, or one.
+#[utoipa::path(
+    get,
+    path = "/v1/status",
+    tag = "admin", security(("admin_token" = [])),
+    params(("campaign" = Option<String>, Query, description = "only this campaign")),
+    responses(
+        (status = 200, body = StatusReport),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn status(
     State(s): State<AppState>,
     Query(q): Query<HashMap<String, String>>,
@@ -197,6 +335,20 @@ async fn status(
     Ok(Json(report))
 }
 
+/// `nudge show`: a candidate, their enrollments and history.
+#[utoipa::path(
+    get,
+    path = "/v1/candidates/{who}",
+    tag = "admin", security(("admin_token" = [])),
+    params(("who" = String, Path, description = "the candidate id, their external id, or their link token")),
+    responses(
+        (status = 200, body = CandidateView),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn show(
     State(s): State<AppState>,
     Path(who): Path<String>,
@@ -208,6 +360,19 @@ async fn show(
     Ok(Json(view))
 }
 
+/// Pause a campaign: nothing of it is sent until it resumes.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns/{name}/pause",
+    tag = "admin", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "the campaign")),
+    responses(
+        (status = 200, description = "`{}`", body = Object),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn pause(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -216,6 +381,19 @@ async fn pause(
     Ok(Json(serde_json::json!({})))
 }
 
+/// Resume a paused campaign.
+#[utoipa::path(
+    post,
+    path = "/v1/campaigns/{name}/resume",
+    tag = "admin", security(("admin_token" = [])),
+    params(("name" = String, Path, description = "the campaign")),
+    responses(
+        (status = 200, description = "`{}`", body = Object),
+        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn resume(
     State(s): State<AppState>,
     Path(name): Path<String>,
@@ -224,10 +402,33 @@ async fn resume(
     Ok(Json(serde_json::json!({})))
 }
 
+/// Read the campaigns and templates again.
+#[utoipa::path(
+    post,
+    path = "/v1/reload",
+    tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, body = ReloadReport),
+        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.reload().await?))
 }
 
+/// The suppression list.
+#[utoipa::path(
+    get,
+    path = "/v1/suppressions",
+    tag = "admin", security(("admin_token" = [])),
+    responses(
+        (status = 200, body = Vec<SuppressionView>),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn suppressions(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     let handle = s.handle.clone();
     let list = tokio::task::spawn_blocking(move || handle.suppressions())
@@ -236,6 +437,20 @@ async fn suppressions(State(s): State<AppState>) -> Result<impl IntoResponse, An
     Ok(Json(list))
 }
 
+/// Put a contact on the suppression list.
+#[utoipa::path(
+    post,
+    path = "/v1/suppressions",
+    tag = "admin", security(("admin_token" = [])),
+    request_body = SuppressRequest,
+    responses(
+        (status = 200, body = SuppressResponse),
+        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
+        (status = 413, description = "the body is over the size limit", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn suppress(
     State(s): State<AppState>,
     Json(req): Json<SuppressRequest>,
@@ -243,6 +458,20 @@ async fn suppress(
     Ok(Json(s.handle.suppress(req).await?))
 }
 
+/// Take a contact off the suppression list.
+#[utoipa::path(
+    post,
+    path = "/v1/suppressions/remove",
+    tag = "admin", security(("admin_token" = [])),
+    request_body = UnsuppressRequest,
+    responses(
+        (status = 200, body = UnsuppressResponse),
+        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
+        (status = 413, description = "the body is over the size limit", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn unsuppress(
     State(s): State<AppState>,
     Json(req): Json<UnsuppressRequest>,
@@ -251,13 +480,28 @@ async fn unsuppress(
 }
 
 /// `nudge backup` through the daemon.
-#[derive(serde::Deserialize)]
+#[derive(serde::Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct BackupRequest {
     /// The folder to write the copy into (new or empty), as the daemon sees it.
+    #[schema(value_type = String)]
     pub dir: std::path::PathBuf,
 }
 
+/// `nudge backup`: a copy of the store, between two commits.
+#[utoipa::path(
+    post,
+    path = "/v1/backup",
+    tag = "admin", security(("admin_token" = [])),
+    request_body = BackupRequest,
+    responses(
+        (status = 200, body = Copied),
+        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
+        (status = 413, description = "the body is over the size limit", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+    )
+)]
 async fn backup(
     State(s): State<AppState>,
     Json(req): Json<BackupRequest>,

@@ -6,6 +6,7 @@
 //! [`guard`], which bounds what a request may make the daemon read.
 
 pub mod admin;
+pub mod openapi;
 pub mod public;
 
 use axum::extract::{DefaultBodyLimit, Request};
@@ -19,10 +20,22 @@ use axum::{Json, Router};
 /// long fields, and bounds what one request can make the daemon hold.
 pub const BODY_LIMIT: usize = 1 << 20;
 
+/// The body of the admin API's error answers.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    /// The answer's HTTP status, again.
+    pub status: u16,
+    /// What went wrong, for people.
+    pub message: String,
+}
+
 /// An error as every router answers it: `status`, and the JSON body
 /// `{"status": N, "message": "..."}`.
 pub fn error_response(status: StatusCode, message: String) -> Response {
-    let body = serde_json::json!({ "status": status.as_u16(), "message": message });
+    let body = ErrorBody {
+        status: status.as_u16(),
+        message,
+    };
     (status, Json(body)).into_response()
 }
 

@@ -16,7 +16,19 @@ use crate::channels::phone::to_e164;
 use crate::engine::{Channel, Instant};
 
 /// What kind of contact an entry is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    PartialOrd,
+    Ord,
+    Serialize,
+    Deserialize,
+    utoipa::ToSchema,
+)]
 #[serde(rename_all = "snake_case")]
 pub enum ContactKind {
     Email,
@@ -141,7 +153,7 @@ impl fmt::Display for Contact {
 
 /// Why a contact is suppressed. Stored by variant position: append, never
 /// reorder.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, utoipa::ToSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SuppressionReason {
     /// The candidate opted out (an `opted_out` event, a STOP to the

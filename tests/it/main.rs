@@ -26,6 +26,7 @@ mod fmt;
 mod inputs;
 mod late;
 mod links;
+mod openapi;
 mod parse_fuzz;
 mod phone;
 mod policy;

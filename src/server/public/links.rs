@@ -47,6 +47,11 @@ use crate::runtime::api::EventRequest;
 use crate::runtime::links::Linked;
 use crate::runtime::refusal::Refusal;
 
+/// These routes, described for [`crate::server::openapi`].
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(click, open, unsubscribe_page, unsubscribe))]
+pub(crate) struct Described;
+
 pub(super) fn routes() -> Router<PublicState> {
     Router::new()
         .route("/i/{token}", get(click))
@@ -185,6 +190,20 @@ fn unknown_link() -> Response {
 
 // ------------------------------------------------------- the tracked link
 
+/// The tracked link: records `clicked` (with `device`: `mobile`, `tablet`
+/// or `desktop`) and sends the candidate on to the interview.
+#[utoipa::path(
+    get,
+    path = "/i/{token}",
+    tag = "candidate pages",
+    params(("token" = String, Path, description = "the candidate's link token")),
+    responses(
+        (status = 302, description = "to the interview: the campaign's `link`, else `interview_url`, filled in", headers(("Location" = String, description = "the interview's address"))),
+        (status = 200, description = "a page: the link works, no interview is connected yet", content_type = "text/html"),
+        (status = 404, description = "a page: no candidate has this token", content_type = "text/html"),
+        (status = 500, description = "a page: the configured interview address is not valid", content_type = "text/html")
+    )
+)]
 async fn click(
     State(state): State<PublicState>,
     Token(token): Token,
@@ -290,6 +309,18 @@ pub const PIXEL: [u8; 43] = [
     b';', // trailer
 ];
 
+/// The open pixel of HTML emails: records `opened`, and answers the same
+/// transparent GIF whatever the token.
+#[utoipa::path(
+    get,
+    path = "/o/{token}.gif",
+    operation_id = "open_pixel",
+    tag = "candidate pages",
+    params(("token" = String, Path, description = "the candidate's link token (the path's last segment is the token and `.gif`)")),
+    responses(
+        (status = 200, description = "a 1x1 transparent GIF, not to be cached", content_type = "image/gif", body = String)
+    )
+)]
 async fn open(State(state): State<PublicState>, Token(file): Token, method: Method) -> Response {
     if let (Some(token), false) = (file.strip_suffix(".gif"), method == Method::HEAD) {
         match find(&state, token.to_string()).await {
@@ -314,6 +345,18 @@ async fn open(State(state): State<PublicState>, Token(file): Token, method: Meth
 
 // ------------------------------------------------------------ unsubscribe
 
+/// The unsubscribe page: the company's name and a button. Records nothing.
+#[utoipa::path(
+    get,
+    path = "/u/{token}",
+    tag = "candidate pages",
+    params(("token" = String, Path, description = "the candidate's link token")),
+    responses(
+        (status = 200, description = "the page with the button (or, when they opted out already, the confirmation)", content_type = "text/html"),
+        (status = 404, description = "a page: no candidate has this token", content_type = "text/html"),
+        (status = 503, description = "a page: the store cannot be read now", content_type = "text/html")
+    )
+)]
 async fn unsubscribe_page(State(state): State<PublicState>, Token(token): Token) -> Response {
     let company = escape(&state.config.company);
     match find(&state, token).await {
@@ -336,6 +379,21 @@ async fn unsubscribe_page(State(state): State<PublicState>, Token(token): Token)
     }
 }
 
+/// Unsubscribe: the page's button, or RFC 8058 one-click from the
+/// `List-Unsubscribe` header (a body `List-Unsubscribe=One-Click`, form or
+/// multipart). Records `opted_out` once, with `via` = `page` or `one-click`.
+#[utoipa::path(
+    post,
+    path = "/u/{token}",
+    tag = "candidate pages",
+    params(("token" = String, Path, description = "the candidate's link token")),
+    request_body(content = Option<String>, description = "anything: `List-Unsubscribe=One-Click` marks a one-click unsubscribe", content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "a page: they are unsubscribed", content_type = "text/html"),
+        (status = 404, description = "a page: no candidate has this token", content_type = "text/html"),
+        (status = 503, description = "a page: the opt-out could not be recorded; try again", content_type = "text/html")
+    )
+)]
 async fn unsubscribe(
     State(state): State<PublicState>,
     Token(token): Token,

@@ -5,12 +5,22 @@ use axum::http::{header, StatusCode, Uri};
 use axum::response::{Html, IntoResponse, Response};
 use axum::Json;
 
+/// The body of a machine's error.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub struct JsonError {
+    /// What went wrong, for people.
+    pub error: String,
+    /// The field, header or parameter that is wrong, when one is.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub field: Option<String>,
+}
+
 /// A machine's error: `status` and `{"error": ..., "field": ...}` (the
 /// field that is wrong, when one is).
 pub fn json_error(status: StatusCode, error: String, field: Option<&str>) -> Response {
-    let body = match field {
-        Some(field) => serde_json::json!({ "error": error, "field": field }),
-        None => serde_json::json!({ "error": error }),
+    let body = JsonError {
+        error,
+        field: field.map(str::to_string),
     };
     (status, Json(body)).into_response()
 }

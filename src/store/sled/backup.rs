@@ -14,9 +14,10 @@ use std::path::{Path, PathBuf};
 use super::*;
 
 /// What a backup or a restore did.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Copied {
     /// The folder written (the backup, or the restored store).
+    #[schema(value_type = String)]
     pub path: PathBuf,
     /// Records copied.
     pub records: usize,
@@ -25,6 +26,7 @@ pub struct Copied {
     /// For a restore: the last commit the store had acknowledged before.
     pub replaced: Option<u64>,
     /// For a restore: where the replaced store's files were moved.
+    #[schema(value_type = Option<String>)]
     pub moved_to: Option<PathBuf>,
 }
 

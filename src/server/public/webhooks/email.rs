@@ -45,6 +45,7 @@ use serde_json::{json, Value};
 use super::{refused, secret, unauthorized, Rejection};
 use crate::runtime::api::{EventRequest, SuppressRequest};
 use crate::runtime::refusal::Refusal;
+use crate::server::public::respond::JsonError;
 use crate::server::public::PublicState;
 use crate::store::{Contact, SuppressionReason};
 
@@ -63,6 +64,23 @@ struct Signal {
     fields: BTreeMap<String, String>,
 }
 
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/email/{provider}",
+    operation_id = "email_events",
+    tag = "webhooks",
+    security(("email_basic" = []), ("email_token" = [])),
+    params(("provider" = String, Path, description = "`postmark` or `sendgrid`")),
+    request_body(content = Object, description = "the provider's event webhook as it posts it: Postmark one event (an object), SendGrid a batch (an array). SendGrid's is also checked against `X-Twilio-Email-Event-Webhook-Signature` (ECDSA P-256 over `X-Twilio-Email-Event-Webhook-Timestamp` and the body) when `[webhooks] sendgrid_verification_key` is set", content_type = "application/json"),
+    responses(
+        (status = 200, description = "`{\"events\": [...]}`: each event's id and what became of it (the event recorded, for which candidates; suppressed; or ignored, and why)", body = Object),
+        (status = 400, description = "the body is not the provider's event; `field` names where", body = JsonError),
+        (status = 401, description = "the shared secret (or SendGrid's signature) is missing or wrong; nothing is stored", body = JsonError),
+        (status = 404, description = "no such provider", body = JsonError),
+        (status = 413, description = "the body is over the size limit", body = JsonError),
+        (status = 503, description = "the webhook is not set up, or the store cannot be written now", body = JsonError)
+    )
+)]
 pub(super) async fn receive(
     State(state): State<PublicState>,
     Path(provider): Path<String>,

@@ -20,7 +20,9 @@ use axum::extract::State;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
+
+use crate::server::public::respond::JsonError;
 
 use super::{refused, secret, unauthorized, Rejection};
 use crate::channels::webhook::{verify, SIGNATURE_HEADER, TIMESTAMP_HEADER};
@@ -29,24 +31,65 @@ use crate::runtime::refusal::Refusal;
 use crate::server::public::PublicState;
 
 /// The body the interview platform posts.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
-struct Signal {
+#[schema(as = InterviewEvent)]
+pub(super) struct Signal {
+    /// The platform's id of this event: a retry with the same id is
+    /// recorded once.
     id: String,
+    /// `started`, `completed`, or an event the campaigns name.
     event: String,
+    /// The candidate's link token (this or `candidate`).
     #[serde(default)]
     token: Option<String>,
+    /// The candidate's id (this or `token`).
     #[serde(default)]
     candidate: Option<String>,
+    /// When it happened (RFC 3339); default: now.
     #[serde(default)]
     at: Option<String>,
+    /// The event's fields: text, numbers or true/false.
     #[serde(default)]
+    #[schema(value_type = BTreeMap<String, Object>)]
     fields: BTreeMap<String, serde_json::Value>,
+}
+
+/// What a recorded interview event answers.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = InterviewAnswer)]
+pub(super) struct Answer {
+    candidate: String,
+    event: String,
+    /// When the event was taken, RFC 3339.
+    at: String,
+    /// What the event did, one line each.
+    effects: Vec<String>,
+    /// True when this event id had been recorded before: nothing changed.
+    repeated: bool,
 }
 
 /// The idempotency keys of these events, apart from other senders'.
 const ID_PREFIX: &str = "interview:";
 
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/interview",
+    operation_id = "interview_event",
+    tag = "webhooks",
+    security(("interview_signature" = [])),
+    params(("X-Nudge-Timestamp" = String, Header, description = "Unix seconds; within `[webhooks] tolerance_secs` of now")),
+    request_body = Signal,
+    responses(
+        (status = 200, description = "recorded (or recorded before: `repeated`)", body = Answer),
+        (status = 400, description = "the body is not an interview event; `field` names what is wrong", body = JsonError),
+        (status = 401, description = "the signature or timestamp is missing or wrong; nothing is stored", body = JsonError),
+        (status = 404, description = "no candidate has this token or id", body = JsonError),
+        (status = 409, description = "refused for this candidate (an event earlier than one already processed, ...)", body = JsonError),
+        (status = 413, description = "the body is over the size limit", body = JsonError),
+        (status = 503, description = "the webhook is not set up, or the store cannot be written now; try again later", body = JsonError)
+    )
+)]
 pub(super) async fn receive(
     State(state): State<PublicState>,
     headers: HeaderMap,
@@ -127,13 +170,13 @@ pub(super) async fn receive(
     match state.handle.event(request).await {
         Ok(answer) => Ok((
             StatusCode::OK,
-            Json(serde_json::json!({
-                "candidate": answer.candidate,
-                "event": signal.event.trim(),
-                "at": answer.at,
-                "effects": answer.effects,
-                "repeated": answer.repeated,
-            })),
+            Json(Answer {
+                candidate: answer.candidate,
+                event: signal.event.trim().to_string(),
+                at: answer.at,
+                effects: answer.effects,
+                repeated: answer.repeated,
+            }),
         )
             .into_response()),
         Err(refusal @ Refusal::UnknownCandidate(_)) => Err(Rejection::new(

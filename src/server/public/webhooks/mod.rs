@@ -25,6 +25,11 @@ use crate::channels::secret::Secret;
 use crate::runtime::refusal::Refusal;
 use crate::server::admin::status_of;
 
+/// These routes, described for [`crate::server::openapi`].
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(interview::receive, twilio::inbound, twilio::status, email::receive))]
+pub(crate) struct Described;
+
 pub(super) fn routes() -> Router<PublicState> {
     Router::new()
         .route("/v1/webhooks/interview", post(interview::receive))

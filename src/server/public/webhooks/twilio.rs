@@ -35,7 +35,7 @@ use crate::channels::twilio::{callback_status, CallbackStatus};
 use crate::channels::Transport;
 use crate::engine::Channel;
 use crate::runtime::api::{EventRequest, OptInRequest};
-use crate::server::public::respond::escape;
+use crate::server::public::respond::{escape, JsonError};
 use crate::server::public::PublicState;
 use crate::store::Contact;
 
@@ -181,7 +181,48 @@ fn intent(text: &str) -> Intent {
     }
 }
 
+/// The form Twilio posts for an inbound message (the parameters nudge
+/// reads; Twilio sends more, and all of them are signed).
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+#[schema(as = TwilioInbound)]
+pub(super) struct Inbound {
+    /// The sender: E.164, or `whatsapp:` and E.164.
+    From: String,
+    /// The text.
+    Body: Option<String>,
+    /// Twilio's id of the message: a retry is recorded once.
+    MessageSid: Option<String>,
+}
+
+/// The form Twilio posts for a status callback (the parameters nudge reads).
+#[derive(utoipa::ToSchema)]
+#[allow(non_snake_case, dead_code)]
+#[schema(as = TwilioStatus)]
+pub(super) struct Status {
+    /// `queued`, `sent`, `delivered`, `read`, `undelivered`, `failed`, ...
+    /// (`SmsStatus` is read when this is absent).
+    MessageStatus: String,
+    MessageSid: Option<String>,
+    ErrorCode: Option<String>,
+}
+
 /// `POST /v1/webhooks/twilio`: an inbound SMS or WhatsApp message.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/twilio",
+    operation_id = "twilio_inbound",
+    tag = "webhooks",
+    security(("twilio_signature" = [])),
+    request_body(content = Inbound, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "TwiML: empty, or the HELP text as a reply. STOP and the like record `opted_out`, START and the like opt back in, anything else is `replied`", content_type = "text/xml", body = String),
+        (status = 400, description = "the form has no `From`", body = JsonError),
+        (status = 401, description = "`X-Twilio-Signature` is missing or does not match; nothing is stored", body = JsonError),
+        (status = 413, description = "the body is over the size limit", body = JsonError),
+        (status = 503, description = "no Twilio channel is set up (its auth token checks the signature), or the store cannot be written now", body = JsonError)
+    )
+)]
 pub(super) async fn inbound(
     State(state): State<PublicState>,
     headers: HeaderMap,
@@ -281,6 +322,23 @@ pub(super) async fn inbound(
 }
 
 /// `POST /v1/webhooks/twilio/status?key=SEND_KEY`: a delivery status.
+#[utoipa::path(
+    post,
+    path = "/v1/webhooks/twilio/status",
+    operation_id = "twilio_status",
+    tag = "webhooks",
+    security(("twilio_signature" = [])),
+    params(("key" = String, Query, description = "the send's key, as the Twilio channel's `StatusCallback` URL gives it")),
+    request_body(content = Status, content_type = "application/x-www-form-urlencoded"),
+    responses(
+        (status = 200, description = "`{\"key\", \"status\", \"recorded\": false}` for a status that is neither delivered nor failed; else `delivered` or `failed` recorded for the send's candidate: `{\"key\", \"candidate\", \"event\", \"recorded\": true, \"effects\", \"repeated\"}`", body = Object),
+        (status = 400, description = "no `key` in the URL, or no `MessageStatus` in the form", body = JsonError),
+        (status = 401, description = "`X-Twilio-Signature` is missing or does not match; nothing is stored", body = JsonError),
+        (status = 404, description = "no send has this key", body = JsonError),
+        (status = 413, description = "the body is over the size limit", body = JsonError),
+        (status = 503, description = "no Twilio channel is set up (its auth token checks the signature), or the store cannot be written now", body = JsonError)
+    )
+)]
 pub(super) async fn status(
     State(state): State<PublicState>,
     headers: HeaderMap,
