@@ -68,8 +68,6 @@ struct Base;
 /// The routes described here (in [`awaited`]) until their own file
 /// describes them: (method, path).
 pub const AWAITED: &[(&str, &str)] = &[
-    ("get", "/apply/{campaign}"),
-    ("post", "/apply/{campaign}"),
     ("post", "/v1/webhooks/ats/{source}"),
     ("post", "/v1/applied/batch"),
     ("get", "/v1/reviewed"),
