@@ -21,6 +21,15 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
         Diagnostic::error(file, span, message)
     };
     let mut diagnostics = Vec::new();
+    for (name, source) in &config.ats {
+        if let Some((key, why)) = super::source_problem(name, source) {
+            let path: Vec<&str> = ["ats", name.as_str(), key]
+                .into_iter()
+                .filter(|k| !k.is_empty())
+                .collect();
+            diagnostics.push(at(&path, format!("`[ats.{name}]`: {why}")));
+        }
+    }
     if let Some(url) = &config.interview_url {
         if let Some(why) = crate::config::link_pattern_problem(url) {
             diagnostics.push(
