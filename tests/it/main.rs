@@ -7,6 +7,7 @@
 
 mod support;
 
+mod ats;
 mod backup;
 mod channels;
 mod check_errors;
@@ -21,6 +22,7 @@ mod e2e;
 mod engine;
 mod faults;
 mod fmt;
+mod import;
 mod inputs;
 mod late;
 mod parse_fuzz;
