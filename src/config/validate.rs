@@ -23,10 +23,11 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
     let mut diagnostics = Vec::new();
     for (name, source) in &config.ats {
         if let Some((key, why)) = super::source_problem(name, source) {
-            let path: Vec<&str> = ["ats", name.as_str(), key]
-                .into_iter()
-                .filter(|k| !k.is_empty())
-                .collect();
+            // At the key when the table has it, else at the table.
+            let mut path = vec!["ats", name.as_str(), key];
+            if key.is_empty() || value_span(table, &path).is_none() {
+                path.pop();
+            }
             diagnostics.push(at(&path, format!("`[ats.{name}]`: {why}")));
         }
     }
