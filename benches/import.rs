@@ -46,7 +46,11 @@ fn main() {
     std::fs::create_dir(dir.path().join("templates")).unwrap();
     for entry in std::fs::read_dir(root.join("templates")).unwrap() {
         let entry = entry.unwrap();
-        std::fs::copy(entry.path(), dir.path().join("templates").join(entry.file_name())).unwrap();
+        std::fs::copy(
+            entry.path(),
+            dir.path().join("templates").join(entry.file_name()),
+        )
+        .unwrap();
     }
     let config_path = dir.path().join("nudge.toml");
     std::fs::write(

@@ -67,6 +67,7 @@ fn run(rate: u32, count: usize, runtime: &tokio::runtime::Runtime) {
     let commands = (0..count)
         .map(|i| {
             Command::Enroll(EnrollRequest {
+                ignore_filter: true,
                 campaign: "pace".into(),
                 external_id: Some(format!("p{i}")),
                 fields: [

@@ -250,6 +250,7 @@ fn stage_enroll(root: &Path, store: &Path, n: usize, t0: Instant) {
         let commands = (first..(first + BATCH).min(n))
             .map(|i| {
                 Command::Enroll(EnrollRequest {
+                    ignore_filter: true,
                     campaign: "bench".into(),
                     external_id: None,
                     fields: [
@@ -817,6 +818,7 @@ fn stage_lateness(root: &Path, out_dir: &Path, sends: usize) {
         let commands = (first..(first + per_ms).min(sends))
             .map(|i| {
                 Command::Enroll(EnrollRequest {
+                    ignore_filter: true,
                     campaign: "bench".into(),
                     external_id: None,
                     fields: [

@@ -694,6 +694,7 @@ pub struct EnrollOptions {
     pub email: Option<String>,
     pub phone: Option<String>,
     pub fields: Vec<String>,
+    pub ignore_filter: bool,
     pub json: bool,
 }
 
@@ -719,6 +720,7 @@ pub fn enroll(config: &crate::config::Config, opts: &EnrollOptions) -> Result<St
             campaign: opts.campaign.clone(),
             external_id: opts.id.clone(),
             fields,
+            ignore_filter: opts.ignore_filter,
         })
         .map_err(api)?;
     if opts.json {
@@ -740,7 +742,7 @@ pub fn enroll(config: &crate::config::Config, opts: &EnrollOptions) -> Result<St
             );
         }
         if !response.filter_matched {
-            eprintln!("note: the campaign's `where` filter would not have taken this candidate; enrolled as asked");
+            eprintln!("note: the campaign's `where` filter does not take this candidate; enrolled as asked (--ignore-filter)");
         }
         for s in &response.suppressed {
             eprintln!("note: {}", s.message);

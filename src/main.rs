@@ -99,6 +99,10 @@ enum Command {
         /// Any other field, KEY=VALUE (repeatable): timezone, language, role, source, ...
         #[arg(long = "field", value_name = "KEY=VALUE", value_parser = cli::key_value_arg)]
         field: Vec<String>,
+        /// Enroll even when the campaign's `where` filter does not take the
+        /// candidate (without it such an enrollment is refused).
+        #[arg(long)]
+        ignore_filter: bool,
         /// Print the answer as JSON (candidate, link, state, variants) instead of the link.
         #[arg(long)]
         json: bool,
@@ -380,6 +384,7 @@ fn main() -> ExitCode {
             email,
             phone,
             field,
+            ignore_filter,
             json,
         } => config().and_then(|c| {
             cli::enroll(
@@ -391,6 +396,7 @@ fn main() -> ExitCode {
                     email,
                     phone,
                     fields: field,
+                    ignore_filter,
                     json,
                 },
             )

@@ -16,9 +16,8 @@
 //!   would turn that `if` into a failed send for every candidate without
 //!   the field, a trap `nudge check` cannot see, since it cannot know which
 //!   candidates will lack it. Variables the runtime does not know for this
-//!   message ([`Vars::deadline`] before a deadline exists,
-//!   [`Vars::unsubscribe_link`] outside email) are left undefined, so they
-//!   fail the same way instead of printing `none`.
+//!   message ([`Vars::deadline`] before a deadline exists) are left
+//!   undefined, so they fail the same way instead of printing `none`.
 //! - **`nudge check` is strict only where it can know.** [`Templates::check_all`]
 //!   reports every top-level name that is not a variable of [`Vars`] (so
 //!   `{% if linkk %}` is caught although it would render), then renders
@@ -132,7 +131,9 @@ pub struct Vars {
     pub sender: String,
     /// The company, from the configuration.
     pub company: String,
-    /// One-click unsubscribe link (email).
+    /// The candidate's unsubscribe page, `public_url/u/TOKEN`, on every
+    /// channel ([`beside_tracked`]); email also carries it in its
+    /// `List-Unsubscribe` header, for one-click unsubscribe.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub unsubscribe_link: Option<String>,
 }
@@ -244,7 +245,7 @@ impl Vars {
                 name: "warehouse_associate_dallas_dc".to_string(),
                 title: "Warehouse Associate, Dallas DC".to_string(),
             },
-            unsubscribe_link: Some(format!("{link}/unsubscribe")),
+            unsubscribe_link: beside_tracked(&link, "u", ""),
             link,
             deadline: Some(deadline),
             time_left: Some(time_left(now, now)),
@@ -259,6 +260,15 @@ impl Vars {
 /// years: the candidate id with a seven-digit number, `-`, and 128 random
 /// bits in hex (see `runtime::core::enroll::new_token`).
 pub const REAL_LENGTH_TOKEN: &str = "c1234567-9f86d081884c7d659a2feaa0c55ad015";
+
+/// A candidate page's address beside their tracked link, which is always
+/// `public_url/i/TOKEN` (`[server] public_url`): `page` in place of `i`,
+/// and `suffix` after the token. `None` when `link` is not of that shape
+/// (a candidate whose record could not be read has no link).
+pub fn beside_tracked(link: &str, page: &str, suffix: &str) -> Option<String> {
+    let (base, token) = link.rsplit_once("/i/")?;
+    (!token.is_empty() && !token.contains('/')).then(|| format!("{base}/{page}/{token}{suffix}"))
+}
 
 /// `tracked_link` with [`REAL_LENGTH_TOKEN`] for `{token}`: what a
 /// candidate's link looks like, at its length.

@@ -26,10 +26,17 @@ pub struct EnrollRequest {
     /// is missing.
     #[serde(default)]
     pub fields: BTreeMap<String, String>,
+    /// Enroll even when the campaign's `where` filter does not take the
+    /// candidate (without it, such an enrollment is refused).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub ignore_filter: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct EnrollResponse {
+    /// The campaign.
+    #[serde(default)]
+    pub campaign: String,
     pub candidate: String,
     /// The candidate's unique tracked interview link.
     pub link: String,
@@ -144,6 +151,94 @@ pub struct EventRequest {
     /// with the first answer and changes nothing.
     #[serde(default)]
     pub id: Option<String>,
+}
+
+/// An application: a person applied (the apply form, an ATS or job
+/// board, an import, the API). They are found by external id, else email,
+/// else phone, or created; then enrolled in every campaign that enrolls on
+/// `applied` and whose `where` filter takes them (or, with `campaign`, in
+/// that campaign only). Unknown fields are refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApplyRequest {
+    /// The person's id in the source (ATS, job board, import).
+    #[serde(default)]
+    pub external_id: Option<String>,
+    /// `name`, `email`, `phone`, `source`, `role`, `timezone`, `language`
+    /// and any custom field, checked as for an enrollment. An email
+    /// address or a phone number is required.
+    #[serde(default)]
+    pub fields: BTreeMap<String, String>,
+    /// Only this campaign (whatever event it enrolls on), its `where`
+    /// filter obeyed unless `ignore_filter`.
+    #[serde(default)]
+    pub campaign: Option<String>,
+    #[serde(default)]
+    pub ignore_filter: bool,
+    /// False: the candidate is created or updated, and enrolled nowhere
+    /// (an import to review first).
+    #[serde(default = "yes")]
+    pub enroll: bool,
+    /// When they applied (RFC 3339); default: now. As for an event.
+    #[serde(default)]
+    pub at: Option<String>,
+    /// An idempotency key from the sender: an application with a key
+    /// already recorded for the person is answered with the first answer
+    /// and changes nothing.
+    #[serde(default)]
+    pub id: Option<String>,
+}
+
+fn yes() -> bool {
+    true
+}
+
+impl Default for ApplyRequest {
+    fn default() -> Self {
+        ApplyRequest {
+            external_id: None,
+            fields: BTreeMap::new(),
+            campaign: None,
+            ignore_filter: false,
+            enroll: true,
+            at: None,
+            id: None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ApplyResponse {
+    pub candidate: String,
+    /// Their unique tracked link.
+    pub link: String,
+    /// True when the person was new.
+    pub created: bool,
+    /// True when the application's `id` had been recorded before: nothing
+    /// changed, and this is the first answer.
+    #[serde(default)]
+    pub repeated: bool,
+    /// When the application was taken, as [`EnrollResponse::at`].
+    pub at: String,
+    /// The enrollments it made.
+    pub enrolled: Vec<EnrollResponse>,
+    /// The campaigns it considered and did not enroll them in, and why.
+    pub not_enrolled: Vec<NotEnrolled>,
+    /// What the application did to enrollments they already had.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub effects: Vec<String>,
+    /// Their contacts on the suppression list.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub suppressed: Vec<SuppressedContact>,
+}
+
+/// A campaign an application did not enroll the person in.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NotEnrolled {
+    pub campaign: String,
+    /// For people: "the `where` filter does not take them", "enrolled
+    /// already", ...
+    pub reason: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

@@ -220,6 +220,18 @@ impl Admin {
         }
     }
 
+    /// An application: see [`ApplyRequest`].
+    pub fn apply(&mut self, req: ApplyRequest) -> Result<ApplyResponse, Refusal> {
+        match self {
+            Admin::Remote(r) => r.post("/v1/applied", &req),
+            Admin::Local(l) => match l.run(Command::Apply(req))? {
+                Reply::Applied(r) => Ok(r),
+                Reply::Error(e) => Err(e),
+                other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+            },
+        }
+    }
+
     pub fn event(&mut self, req: EventRequest) -> Result<EventResponse, Refusal> {
         match self {
             Admin::Remote(r) => r.post("/v1/events", &req),

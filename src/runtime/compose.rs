@@ -1,5 +1,6 @@
 //! Composing a message from its template: the address, the variables a
-//! template sees and the rendering (text, and HTML for email). The core
+//! template sees and the rendering (text, and HTML for email, which gets
+//! the open pixel, `public_url/o/TOKEN.gif`, before its `</body>`). The core
 //! composes every send with it, and `nudge render` composes its preview with
 //! it too, so what a recruiter previews is what would be sent.
 
@@ -10,7 +11,9 @@ use chrono_tz::Tz;
 use super::core::Settings;
 use crate::engine::machine::Machine;
 use crate::engine::{Candidate, Channel, Instant};
-use crate::templates::{format_deadline, time_left, CampaignVars, Rendered, Templates, Vars};
+use crate::templates::{
+    beside_tracked, format_deadline, time_left, CampaignVars, Rendered, Templates, Vars,
+};
 
 /// What a message is made from.
 pub struct Draft<'a> {
@@ -46,7 +49,7 @@ pub struct Composed {
 impl Draft<'_> {
     /// The variables its template sees.
     pub fn vars(&self, settings: &Settings) -> Vars {
-        self.vars_with(settings, self.unsubscribe_url())
+        self.vars_with(settings, self.unsubscribe_link())
     }
 
     fn vars_with(&self, settings: &Settings, unsubscribe_link: Option<String>) -> Vars {
@@ -70,9 +73,23 @@ impl Draft<'_> {
         }
     }
 
-    /// Email carries an unsubscribe link beside the tracked one.
+    /// The candidate's unsubscribe page (`unsubscribe_link`, on every
+    /// channel): `public_url/u/TOKEN`, beside the tracked link.
+    pub fn unsubscribe_link(&self) -> Option<String> {
+        beside_tracked(&self.link, "u", "")
+    }
+
+    /// The unsubscribe address an email's `List-Unsubscribe` header
+    /// carries (RFC 8058 one-click POSTs to it): email only.
     pub fn unsubscribe_url(&self) -> Option<String> {
-        (self.channel == Channel::Email).then(|| format!("{}/unsubscribe", self.link))
+        (self.channel == Channel::Email)
+            .then(|| self.unsubscribe_link())
+            .flatten()
+    }
+
+    /// The open pixel's address, `public_url/o/TOKEN.gif`.
+    pub fn open_pixel(&self) -> Option<String> {
+        beside_tracked(&self.link, "o", ".gif")
     }
 
     /// The candidate's address on the draft's channel.
@@ -95,7 +112,7 @@ impl Draft<'_> {
         let unsubscribe_url = self.unsubscribe_url();
         let (rendered, html) = match templates {
             Some(t) => {
-                let vars = self.vars_with(settings, unsubscribe_url.clone());
+                let vars = self.vars_with(settings, self.unsubscribe_link());
                 let language = self.candidate.field("language");
                 let rendered = t
                     .render(self.template, self.channel, language, &vars)
@@ -119,6 +136,10 @@ impl Draft<'_> {
                 None,
             ),
         };
+        let html = match self.open_pixel() {
+            Some(pixel) => html.map(|h| with_pixel(h, &pixel)),
+            None => html,
+        };
         Ok(Composed {
             to: self.to(),
             subject: rendered.subject,
@@ -126,5 +147,53 @@ impl Draft<'_> {
             html,
             unsubscribe_url,
         })
+    }
+}
+
+/// `html` with the open pixel (an invisible 1x1 image at `pixel`) just
+/// before its last `</body>`, or at its end when it has none.
+pub fn with_pixel(mut html: String, pixel: &str) -> String {
+    let src = pixel.replace('&', "&amp;").replace('"', "&quot;");
+    let img = format!(
+        "<img src=\"{src}\" width=\"1\" height=\"1\" alt=\"\" \
+         style=\"display:block;width:1px;height:1px;border:0\">"
+    );
+    match html.to_ascii_lowercase().rfind("</body>") {
+        Some(at) => html.insert_str(at, &img),
+        None => html.push_str(&img),
+    }
+    html
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_pages_beside_a_tracked_link_share_its_base_and_token() {
+        let link = "https://jobs.example.com/i/c7-00ff";
+        assert_eq!(
+            beside_tracked(link, "u", "").as_deref(),
+            Some("https://jobs.example.com/u/c7-00ff")
+        );
+        assert_eq!(
+            beside_tracked(link, "o", ".gif").as_deref(),
+            Some("https://jobs.example.com/o/c7-00ff.gif")
+        );
+        assert_eq!(beside_tracked("", "u", ""), None);
+    }
+
+    #[test]
+    fn the_pixel_goes_before_the_body_closes_or_at_the_end() {
+        let pixel = "https://x.example/o/t.gif";
+        let img = "<img src=\"https://x.example/o/t.gif\" width=\"1\" height=\"1\" alt=\"\" style=\"display:block;width:1px;height:1px;border:0\">";
+        assert_eq!(
+            with_pixel("<html><BODY><p>Hi</p></BODY></html>".into(), pixel),
+            format!("<html><BODY><p>Hi</p>{img}</BODY></html>")
+        );
+        assert_eq!(
+            with_pixel("<p>Hi</p>".into(), pixel),
+            format!("<p>Hi</p>{img}")
+        );
     }
 }

@@ -26,9 +26,9 @@ use tokio::task::JoinSet;
 use tracing::{error, info, warn};
 
 use super::api::{
-    CandidateView, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    StatusReport, SuppressRequest, SuppressResponse, SuppressionView, UnsuppressRequest,
-    UnsuppressResponse,
+    ApplyRequest, ApplyResponse, CandidateView, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, StatusReport, SuppressRequest, SuppressResponse, SuppressionView,
+    UnsuppressRequest, UnsuppressResponse,
 };
 use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::Clock;
@@ -154,6 +154,15 @@ impl Handle {
         .await
     }
 
+    /// An application: see [`ApplyRequest`].
+    pub async fn apply(&self, req: ApplyRequest) -> Result<ApplyResponse, Refusal> {
+        self.ask(Command::Apply(req), |reply| match reply {
+            Reply::Applied(r) => Some(r),
+            _ => None,
+        })
+        .await
+    }
+
     pub async fn event(&self, req: EventRequest) -> Result<EventResponse, Refusal> {
         self.ask(Command::Event(req), |reply| match reply {
             Reply::Event(r) => Some(r),
@@ -250,6 +259,18 @@ impl Handle {
         let report = rx.await.map_err(|_| Refusal::ShuttingDown)??;
         *self.campaigns.write().unwrap_or_else(|p| p.into_inner()) = campaigns;
         Ok(report)
+    }
+
+    /// The candidate whose link token is `token` and where their tracked
+    /// link leads (`None`: no one has it), read beside the writer like
+    /// [`Handle::show`].
+    pub fn linked(&self, token: &str) -> Result<Option<super::links::Linked>, Refusal> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        super::links::resolve(&self.store, &campaigns, token)
     }
 }
 

@@ -11,6 +11,7 @@ pub mod daemon;
 mod faults;
 pub mod fields;
 pub mod health;
+pub mod links;
 pub mod memory;
 pub mod policy;
 pub mod query;

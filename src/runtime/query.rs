@@ -82,22 +82,24 @@ pub fn status<S: Store>(
     })
 }
 
-/// The candidate `who` names: their id, link token or the identity they
-/// were enrolled under (what the core looks up), else their email address
-/// or phone number. A candidate enrolled with an external id is known to
-/// the core by that id alone, so an address is looked for in every
-/// record: a full scan, for people's questions (`nudge show`, the CLI's
+/// The candidate `who` names: their id, link token or external id (what
+/// the core looks up), else their email address or phone number. An
+/// address may be several candidates' (two external ids with one email),
+/// so it is looked for in every record and a shared one is refused as
+/// ambiguous: a full scan, for people's questions (`nudge show`, the CLI's
 /// `nudge event`), never for the daemon's own work.
 pub fn find_candidate<S: Store>(
     store: &S,
     txn: &mut S::Txn<'_>,
     who: &str,
 ) -> Result<CandidateRecord, Refusal> {
-    if let Some(candidate) = super::core::find(txn, who)? {
-        return Ok(candidate);
-    }
+    // An address may be several candidates' (two external ids with one
+    // email): it is looked for in every record, so that is said.
     let Some(address) = Address::of(who) else {
-        return Err(Refusal::UnknownCandidate(who.to_string()));
+        return match super::core::find(txn, who)? {
+            Some(candidate) => Ok(candidate),
+            None => Err(Refusal::UnknownCandidate(who.to_string())),
+        };
     };
     // A damaged record cannot be matched; it is reported where it is read
     // for what it holds.
@@ -108,7 +110,8 @@ pub fn find_candidate<S: Store>(
         .filter(|c| address.matches(c))
         .collect();
     match found.len() {
-        0 => Err(Refusal::UnknownCandidate(who.to_string())),
+        // An external id may look like a phone number.
+        0 => super::core::find(txn, who)?.ok_or_else(|| Refusal::UnknownCandidate(who.to_string())),
         1 => Ok(found.remove(0)),
         _ => Err(Refusal::AmbiguousCandidate {
             who: who.to_string(),

@@ -68,6 +68,10 @@ pub enum Refusal {
     NoDaemon,
     /// No randomness from the operating system for a link token.
     NoRandomness(String),
+    /// An application with neither an email address nor a phone number.
+    NoContact,
+    /// An explicit enrollment the campaign's `where` filter does not take.
+    FilterDoesNotTake { campaign: String },
     /// The batch could not be written; nothing of it happened.
     NotRecorded(String),
     /// The store cannot be written now (why, and since when): nothing was
@@ -199,6 +203,15 @@ impl fmt::Display for Refusal {
                 "no daemon is running: the next `nudge run` loads the files as they are",
             ),
             Refusal::NoRandomness(why) => f.write_str(why),
+            Refusal::FilterDoesNotTake { campaign } => write!(
+                f,
+                "not enrolled: the `where` filter of campaign {campaign} does not take this candidate \
+                 (enroll with --ignore-filter, or `\"ignore_filter\": true`, to enroll them anyway)"
+            ),
+            Refusal::NoContact => f.write_str(
+                "an application needs an email address (`email`) or a phone number (`phone`): \
+                 without one the person cannot be invited",
+            ),
             Refusal::NotRecorded(why) => write!(f, "not recorded: {why}"),
             Refusal::StoreTrouble(why) => write!(f, "not recorded: {why}"),
             Refusal::ShuttingDown => f.write_str("nudge is shutting down"),

@@ -6,6 +6,7 @@
 //! | `GET /v1/health` | `{"ok": true}` |
 //! | `POST /v1/enroll` | `EnrollRequest` → `EnrollResponse` |
 //! | `POST /v1/events` | `EventRequest` → `EventResponse` |
+//! | `POST /v1/applied` | `ApplyRequest` → `ApplyResponse` (a person applied) |
 //! | `GET /v1/status[?campaign=NAME]` | `StatusReport` |
 //! | `GET /v1/candidates/{who}` | `CandidateView` |
 //! | `POST /v1/campaigns/{name}/pause`, `/resume` | `{}` |
@@ -33,7 +34,9 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 
-use crate::runtime::api::{EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest};
+use crate::runtime::api::{
+    ApplyRequest, EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest,
+};
 use crate::runtime::daemon::Handle;
 use crate::runtime::refusal::Refusal;
 
@@ -51,6 +54,7 @@ pub(crate) fn status_of(refusal: &Refusal) -> StatusCode {
         Refusal::OptedOut { .. }
         | Refusal::AmbiguousCandidate { .. }
         | Refusal::ReloadWouldStrand(_)
+        | Refusal::FilterDoesNotTake { .. }
         | Refusal::ReloadDoesNotCheck(_)
         | Refusal::StoreStranded(_)
         | Refusal::EventBeforeProcessed { .. } => StatusCode::CONFLICT,
@@ -60,6 +64,7 @@ pub(crate) fn status_of(refusal: &Refusal) -> StatusCode {
         | Refusal::BadField { .. }
         | Refusal::MissingField { .. }
         | Refusal::BadRequest(_)
+        | Refusal::NoContact
         | Refusal::BadInstant(_)
         | Refusal::EventInFuture { .. }
         | Refusal::BadEventName(_)
@@ -119,6 +124,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/health", get(health))
         .route("/v1/enroll", post(enroll))
         .route("/v1/events", post(event))
+        .route("/v1/applied", post(applied))
         .route("/v1/status", get(status))
         .route("/v1/candidates/{who}", get(show))
         .route("/v1/campaigns/{name}/pause", post(pause))
@@ -167,6 +173,13 @@ async fn enroll(
     Body(req): Body<EnrollRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.enroll(req).await?))
+}
+
+async fn applied(
+    State(s): State<AppState>,
+    Body(req): Body<ApplyRequest>,
+) -> Result<impl IntoResponse, Answer> {
+    Ok(Json(s.handle.apply(req).await?))
 }
 
 async fn event(

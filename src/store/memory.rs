@@ -335,7 +335,7 @@ impl Transaction for MemoryTxn<'_> {
         let Some(id) = self.state.identities.get(identity).cloned() else {
             return Ok(None);
         };
-        self.candidate(&id)
+        Ok(self.candidate(&id)?.filter(|c| c.known_as(identity)))
     }
 
     fn next_candidate_id(&mut self) -> Result<String, StoreError> {
@@ -346,10 +346,12 @@ impl Transaction for MemoryTxn<'_> {
 
     fn new_candidate(&mut self, record: CandidateRecord) {
         self.changed = true;
-        if let Some(identity) = &record.external_id {
+        for identity in record.identities() {
+            // The first candidate known under an identity keeps it.
             self.state
                 .identities
-                .insert(identity.clone(), record.id.clone());
+                .entry(identity)
+                .or_insert_with(|| record.id.clone());
         }
         self.state
             .dossiers
@@ -357,6 +359,12 @@ impl Transaction for MemoryTxn<'_> {
     }
 
     fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
+        for identity in record.identities() {
+            self.state
+                .identities
+                .entry(identity)
+                .or_insert_with(|| record.id.clone());
+        }
         match self.dossier_mut(&record.id) {
             Some(d) => d.candidate = record.clone(),
             None => {

@@ -33,8 +33,8 @@ pub use self::sled::{raw, SledStore, SledTxn, LAYOUT_FILE, LEDGER_FILE, SCHEMA_V
 pub use memory::{MemoryStore, MemoryTxn};
 pub use names::{Counter, SendKey};
 pub use records::{
-    timer_counts, Appendix, CandidateRecord, Dossier, Enrollment, LogEntry, LogKind, OutboxEntry,
-    SendStatus, TimerKind,
+    email_identity, phone_identity, timer_counts, Appendix, CandidateRecord, Dossier, Enrollment,
+    LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
 };
 pub use suppression::{Contact, ContactKind, Suppression, SuppressionReason};
 

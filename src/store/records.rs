@@ -26,6 +26,55 @@ pub struct CandidateRecord {
     pub opted_out: bool,
 }
 
+impl CandidateRecord {
+    /// Every identity the person is found under: the external id (or the
+    /// first identity they were created under), their email address
+    /// (`email:` lower case) and their phone number (`phone:` E.164). So
+    /// the same email or phone given again is the same candidate.
+    pub fn identities(&self) -> Vec<String> {
+        let mut out: Vec<String> = self.external_id.iter().cloned().collect();
+        if let Some(email) = self.fields.get("email") {
+            out.push(email_identity(email));
+        }
+        if let Some(phone) = self.fields.get("phone") {
+            out.push(phone_identity(phone));
+        }
+        out.dedup();
+        out
+    }
+
+    /// Whether the person is found under `identity`.
+    pub fn known_as(&self, identity: &str) -> bool {
+        self.external_id.as_deref() == Some(identity)
+            || self
+                .fields
+                .get("email")
+                .map(|e| email_identity(e))
+                .as_deref()
+                == Some(identity)
+            || self
+                .fields
+                .get("phone")
+                .map(|p| phone_identity(p))
+                .as_deref()
+                == Some(identity)
+    }
+}
+
+/// The identity of an email address.
+pub fn email_identity(email: &str) -> String {
+    format!("email:{}", email.trim().to_lowercase())
+}
+
+/// The identity of a phone number (its digits and `+`).
+pub fn phone_identity(phone: &str) -> String {
+    let digits: String = phone
+        .chars()
+        .filter(|c| c.is_ascii_digit() || *c == '+')
+        .collect();
+    format!("phone:{digits}")
+}
+
 /// A candidate in one campaign.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Enrollment {

@@ -337,6 +337,8 @@ fn a_closed_stdout_ends_every_command_quietly() {
             "ana",
             "--email",
             "ana@example.com",
+            "--field",
+            "role=Warehouse Associate",
         ],
     );
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));

@@ -112,6 +112,7 @@ fn enroll(i: usize) -> Command {
     .map(|(k, v)| (k.to_string(), v))
     .collect();
     Command::Enroll(EnrollRequest {
+        ignore_filter: true,
         campaign: WAREHOUSE.into(),
         external_id: Some(format!("a{i}")),
         fields,

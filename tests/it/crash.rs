@@ -643,6 +643,7 @@ async fn drive(api: &Api, timeline: &Timeline, plan: Plan) -> Observed {
         .await;
     let enrolled = api
         .enroll(&EnrollRequest {
+            ignore_filter: true,
             campaign: CAMPAIGN.to_string(),
             external_id: Some(plan.external_id.clone()),
             fields: plan.fields.clone(),

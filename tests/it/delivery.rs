@@ -275,6 +275,7 @@ impl Scenario {
 /// Ana, with an email address and a phone number.
 fn ana() -> EnrollRequest {
     EnrollRequest {
+        ignore_filter: true,
         campaign: "outreach".into(),
         external_id: Some("ana-1".into()),
         fields: [

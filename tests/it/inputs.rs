@@ -203,7 +203,7 @@ fn cli_enrollments(site: &Site) {
     }
 
     let accepted: &[(&str, &[&str])] = &[
-        ("strict", &["--field", "language=en"]),
+        ("strict", &["--field", "language=en", "--id", "en"]),
         ("strict", &["--field", "language=pt-BR", "--id", "pt"]),
         (
             "strict",

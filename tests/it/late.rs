@@ -300,6 +300,7 @@ fn core() -> (tempfile::TempDir, Core<MemoryStore>) {
 /// send, queued.
 fn enroll(core: &mut Core<MemoryStore>, campaign: &str, now: Instant) -> (String, String) {
     let request = EnrollRequest {
+        ignore_filter: true,
         campaign: campaign.into(),
         external_id: None,
         fields: [

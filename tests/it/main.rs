@@ -7,6 +7,7 @@
 
 mod support;
 
+mod applied;
 mod ats;
 mod backup;
 mod channels;
@@ -25,6 +26,7 @@ mod fmt;
 mod import;
 mod inputs;
 mod late;
+mod links;
 mod parse_fuzz;
 mod phone;
 mod policy;

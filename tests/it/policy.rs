@@ -83,6 +83,7 @@ fn enroll(core: &mut Core, n: usize, now: Instant) -> usize {
     let commands = (0..n)
         .map(|i| {
             Command::Enroll(EnrollRequest {
+                ignore_filter: true,
                 campaign: "blast".into(),
                 external_id: Some(format!("cand-{i}")),
                 fields: [

@@ -250,6 +250,7 @@ catch_up_secs = 2592000
 
 fn enroll(id: &str, email: &str) -> Ask {
     Ask::Enroll(EnrollRequest {
+        ignore_filter: true,
         campaign: "probe".into(),
         external_id: Some(id.into()),
         fields: [("email".to_string(), email.to_string())].into(),
@@ -403,6 +404,7 @@ fn a_send_to_a_suppressed_address_falls_back_to_the_next_channel() {
         reason: SuppressionReason::Bounced,
     });
     let both = Ask::Enroll(EnrollRequest {
+        ignore_filter: true,
         campaign: "probe".into(),
         external_id: Some("f1".into()),
         fields: [

@@ -6,6 +6,7 @@ use super::batch::helper_share;
 use super::reload::park;
 use super::*;
 use crate::runtime::fields;
+use crate::store::{email_identity, phone_identity};
 
 /// A field a campaign's template prints with no default, on the channel
 /// the file is sent on.
@@ -35,6 +36,9 @@ pub(super) struct Start {
     pub(super) candidate: CandidateRecord,
     pub(super) filter_matched: bool,
 }
+
+/// Who a request's person is (if known), and their fields as they would be.
+type Preview = (Option<String>, BTreeMap<String, String>);
 
 /// Compares two tokens in time that does not depend on where they differ.
 pub(super) fn same_token(a: &[u8], b: &[u8]) -> bool {
@@ -136,6 +140,7 @@ impl<S: Store> Core<S> {
                 replies.push((
                     s.at,
                     Reply::Enrolled(EnrollResponse {
+                        campaign: s.campaign.machine.name.clone(),
                         candidate: s.candidate.id.clone(),
                         link: self.link(&s.candidate),
                         enrolled: true,
@@ -178,11 +183,40 @@ impl<S: Store> Core<S> {
                 &self.campaigns,
             ))));
         };
+        // An explicit enrollment obeys the campaign's `where` filter unless
+        // told to ignore it; judged before anything is written, on the
+        // person's fields with the request's over them.
+        if !req.ignore_filter
+            && campaign
+                .machine
+                .enroll
+                .as_ref()
+                .is_some_and(|r| r.filter.is_some())
+        {
+            let (existing, merged) =
+                match self.preview(txn, req.external_id.as_deref(), &req.fields)? {
+                    Ok(found) => found,
+                    Err(refusal) => return Ok(Admit::Done(Reply::Error(refusal))),
+                };
+            let enrolled = match &existing {
+                Some(id) => txn.enrollment(id, &campaign.machine.name)?.is_some(),
+                None => false,
+            };
+            let probe = Candidate {
+                id: existing.unwrap_or_default(),
+                fields: merged,
+            };
+            if !enrolled && !campaign.machine.accepts(&probe) {
+                return Ok(Admit::Done(Reply::Error(Refusal::FilterDoesNotTake {
+                    campaign: campaign.machine.name.clone(),
+                })));
+            }
+        }
         // A dossier this transaction had read already is not read again.
         let read = txn.candidates_held();
         let candidate = match self.upsert_candidate(
             txn,
-            &campaign,
+            Some(&campaign),
             req.external_id.as_deref(),
             &req.fields,
             now,
@@ -201,6 +235,7 @@ impl<S: Store> Core<S> {
         }
         if let Some(existing) = existing {
             return Ok(Admit::Done(Reply::Enrolled(EnrollResponse {
+                campaign: campaign.machine.name.clone(),
                 candidate: candidate.id.clone(),
                 link: self.link(&candidate),
                 enrolled: false,
@@ -284,6 +319,30 @@ impl<S: Store> Core<S> {
         self.step(txn, enr, Step::Wake, now, out)
     }
 
+    /// Who a request's person is (if known) and their fields with the
+    /// request's written over them, as the filter would see them after the
+    /// request; nothing is written.
+    fn preview(
+        &self,
+        txn: &mut Txn<S>,
+        external_id: Option<&str>,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<Result<Preview, Refusal>, StoreError> {
+        let given = match self.clean_fields(external_id, fields) {
+            Ok(given) => given,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        let external = external_id.map(str::trim).filter(|s| !s.is_empty());
+        Ok(Ok(match find_person(txn, external, &given)? {
+            Some((existing, _)) => {
+                let mut merged = existing.fields;
+                merged.extend(given);
+                (Some(existing.id), merged)
+            }
+            None => (None, given),
+        }))
+    }
+
     /// The candidate an enrollment in `campaign` names, created or with
     /// its fields updated; refused, with nothing written, when a field does
     /// not check (`runtime::fields`) or when the candidate, fields updated,
@@ -291,24 +350,37 @@ impl<S: Store> Core<S> {
     pub(super) fn upsert_candidate(
         &self,
         txn: &mut Txn<S>,
-        campaign: &Campaign,
+        campaign: Option<&Campaign>,
         external_id: Option<&str>,
         fields: &BTreeMap<String, String>,
         now: Instant,
     ) -> Result<Result<CandidateRecord, Refusal>, StoreError> {
+        Ok(self
+            .upsert(txn, campaign, external_id, fields, now)?
+            .map(|(c, _)| c))
+    }
+
+    /// A request's fields as a candidate keeps them (names trimmed and
+    /// lower case, empty values dropped, the phone in E.164), or the
+    /// refusal of the first that does not check (`runtime::fields`).
+    fn clean_fields(
+        &self,
+        external_id: Option<&str>,
+        fields: &BTreeMap<String, String>,
+    ) -> Result<BTreeMap<String, String>, Refusal> {
         let mut clean = BTreeMap::new();
         for (k, v) in fields {
             let (k, v) = (k.trim().to_lowercase(), v.trim());
             if k.is_empty() {
-                return Ok(Err(Refusal::UnnamedField));
+                return Err(Refusal::UnnamedField);
             }
             let checked = fields::check_name(&k).and_then(|()| fields::check(&k, v));
             if let Err(problem) = checked {
-                return Ok(Err(Refusal::BadField {
+                return Err(Refusal::BadField {
                     field: k,
                     value: v.to_string(),
                     problem,
-                }));
+                });
             }
             if !v.is_empty() {
                 clean.insert(k, v.to_string());
@@ -328,55 +400,68 @@ impl<S: Store> Core<S> {
                         .or_else(|| clean.get("email").map(String::as_str))
                         .or_else(|| clean.get("name").map(String::as_str))
                         .unwrap_or("without id or email");
-                    return Ok(Err(Refusal::BadPhone {
+                    return Err(Refusal::BadPhone {
                         who: who.to_string(),
                         why: e.to_string(),
-                    }));
+                    });
                 }
             }
         }
-        let identity = external_id
+        Ok(clean)
+    }
+
+    /// [`Core::upsert_candidate`], saying whether the candidate is new.
+    pub(super) fn upsert(
+        &self,
+        txn: &mut Txn<S>,
+        campaign: Option<&Campaign>,
+        external_id: Option<&str>,
+        fields: &BTreeMap<String, String>,
+        now: Instant,
+    ) -> Result<Result<(CandidateRecord, bool), Refusal>, StoreError> {
+        let clean = match self.clean_fields(external_id, fields) {
+            Ok(clean) => clean,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
+        // Who the person is: see `find_person`.
+        let external = external_id
             .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty())
-            .or_else(|| {
-                clean
-                    .get("email")
-                    .map(|e| format!("email:{}", e.to_lowercase()))
-            })
-            .or_else(|| {
-                clean.get("phone").map(|p| {
-                    format!(
-                        "phone:{}",
-                        p.chars()
-                            .filter(|c| c.is_ascii_digit() || *c == '+')
-                            .collect::<String>()
-                    )
-                })
-            });
-        if let Some(identity) = &identity {
-            if let Some(mut existing) = txn.candidate_known_as(identity)? {
-                let mut changed = false;
+            .filter(|s| !s.is_empty());
+        let identity = external
+            .clone()
+            .or_else(|| clean.get("email").map(|e| email_identity(e)))
+            .or_else(|| clean.get("phone").map(|p| phone_identity(p)));
+        {
+            if let Some((mut existing, mut changed)) =
+                find_person(txn, external.as_deref(), &clean)?
+            {
                 for (k, v) in clean {
                     if existing.fields.get(&k) != Some(&v) {
                         existing.fields.insert(k, v);
                         changed = true;
                     }
                 }
-                let fields = std::mem::take(&mut existing.fields);
-                let (fields, missing) = self.missing_field(campaign, fields);
-                existing.fields = fields;
-                if let Some(refusal) = missing {
-                    return Ok(Err(refusal));
+                if let Some(campaign) = campaign {
+                    let fields = std::mem::take(&mut existing.fields);
+                    let (fields, missing) = self.missing_field(campaign, fields);
+                    existing.fields = fields;
+                    if let Some(refusal) = missing {
+                        return Ok(Err(refusal));
+                    }
                 }
                 if changed {
                     txn.put_candidate(&existing)?;
                 }
-                return Ok(Ok(existing));
+                return Ok(Ok((existing, false)));
             }
         }
-        let (mut clean, missing) = self.missing_field(campaign, clean);
-        if let Some(refusal) = missing {
-            return Ok(Err(refusal));
+        let mut clean = clean;
+        if let Some(campaign) = campaign {
+            let (fields, missing) = self.missing_field(campaign, clean);
+            clean = fields;
+            if let Some(refusal) = missing {
+                return Ok(Err(refusal));
+            }
         }
         // Candidate ids are short and dense (`c1`, `c2`, ...): people type them.
         let id = txn.next_candidate_id()?;
@@ -405,7 +490,7 @@ impl<S: Store> Core<S> {
                 },
             },
         )?;
-        Ok(Ok(record))
+        Ok(Ok((record, true)))
     }
 
     /// The first field a template of `campaign` prints with no default that
@@ -478,6 +563,47 @@ impl<S: Store> Core<S> {
     ) -> Result<Option<CandidateRecord>, StoreError> {
         find(txn, who)
     }
+}
+
+/// The person an enrollment or application names, if known: by their
+/// external id when one is given; else by their email, else their phone
+/// (so the same email or phone twice is one candidate). An external id
+/// not known yet also finds, by email or phone, a person who has none (one
+/// who came through the apply form or an import), who takes it on: the
+/// `bool` says the record changed. Two different external ids stay two
+/// people, whatever their contacts.
+fn find_person<T: Transaction>(
+    txn: &mut T,
+    external: Option<&str>,
+    fields: &BTreeMap<String, String>,
+) -> Result<Option<(CandidateRecord, bool)>, StoreError> {
+    if let Some(ext) = external {
+        if let Some(c) = txn.candidate_known_as(ext)? {
+            return Ok(Some((c, false)));
+        }
+    }
+    let contacts = fields
+        .get("email")
+        .map(|e| email_identity(e))
+        .into_iter()
+        .chain(fields.get("phone").map(|p| phone_identity(p)));
+    for identity in contacts {
+        let Some(mut c) = txn.candidate_known_as(&identity)? else {
+            continue;
+        };
+        let Some(ext) = external else {
+            return Ok(Some((c, false)));
+        };
+        let anonymous = c
+            .external_id
+            .as_deref()
+            .is_none_or(|id| id.starts_with("email:") || id.starts_with("phone:"));
+        if anonymous {
+            c.external_id = Some(ext.to_string());
+            return Ok(Some((c, true)));
+        }
+    }
+    Ok(None)
 }
 
 /// A candidate by id, external id, email or phone identity, or link token.

@@ -13,6 +13,7 @@
 //! | `mod.rs` | commands and replies, the core, running one batch |
 //! | `enroll.rs` | enrollment, identity, tokens, the `where` filter |
 //! | `events.rs` | events from outside, pausing a campaign |
+//! | `intake.rs` | applications: a person found or created, then enrolled |
 //! | `timers.rs` | firing due timers, what is next, the idle rehearsal |
 //! | `journal.rs` | sends in flight, retries, recovery after a restart |
 //! | `outcomes.rs` | a channel's answer, fallback to another channel |
@@ -36,8 +37,9 @@ use crate::channels::{Delivered, Message, SendError};
 use crate::engine::{self, Candidate, Channel, Ctx, Happening, Input, Instant, Machine};
 use crate::explain::facts;
 use crate::runtime::api::{
-    exact_instant, EnrollRequest, EnrollResponse, EventRequest, EventResponse, ReloadReport,
-    SuppressRequest, SuppressResponse, UnsuppressRequest, UnsuppressResponse,
+    exact_instant, ApplyRequest, ApplyResponse, EnrollRequest, EnrollResponse, EventRequest,
+    EventResponse, ReloadReport, SuppressRequest, SuppressResponse, UnsuppressRequest,
+    UnsuppressResponse,
 };
 use crate::runtime::campaigns::{Campaign, Campaigns};
 use crate::runtime::compose::Draft;
@@ -53,6 +55,7 @@ mod apply;
 mod batch;
 mod enroll;
 mod events;
+mod intake;
 mod journal;
 mod outcomes;
 mod queries;
@@ -78,6 +81,7 @@ use queries::put_enrollment;
 #[derive(Debug)]
 pub enum Command {
     Enroll(EnrollRequest),
+    Apply(ApplyRequest),
     Event(EventRequest),
     SetPaused {
         campaign: String,
@@ -101,6 +105,7 @@ pub enum Command {
 pub enum Reply {
     Enrolled(EnrollResponse),
     Event(EventResponse),
+    Applied(ApplyResponse),
     Done,
     /// The sends of a `MarkInFlight` that may go: the others were refused
     /// here (the candidate opted out, or the destination was suppressed,
@@ -285,6 +290,10 @@ impl<S: Store> Core<S> {
                     replies.extend(self.enroll_all(txn, &run, now, out)?);
                     continue;
                 }
+                Command::Apply(req) => match self.apply(txn, &req, now, out)? {
+                    Ok(r) => Reply::Applied(r),
+                    Err(e) => Reply::Error(e),
+                },
                 Command::Event(req) => match self.event(txn, &req, now, out)? {
                     Ok(r) => Reply::Event(r),
                     Err(e) => Reply::Error(e),

@@ -311,7 +311,7 @@ impl<'a> Transaction for SledTxn<'a> {
         numbers.extend(self.known.get(digest));
         for n in numbers {
             if let Some(c) = self.candidate(&key::numbered_candidate(n))? {
-                if c.external_id.as_deref() == Some(identity) {
+                if c.known_as(identity) {
                     return Ok(Some(c));
                 }
             }
@@ -705,9 +705,10 @@ impl<'a> Transaction for SledTxn<'a> {
     /// below [`SledStore::id_floor`]). They are known under their external id
     /// from then on ([`SledTxn::candidate_known_as`]).
     fn new_candidate(&mut self, record: CandidateRecord) {
-        if let (Some(identity), Some(n)) = (&record.external_id, key::candidate_number(&record.id))
-        {
-            self.known.insert(identities::digest(identity), n);
+        if let Some(n) = key::candidate_number(&record.id) {
+            for identity in record.identities() {
+                self.known.insert(identities::digest(&identity), n);
+            }
         }
         self.dirty.insert(record.id.clone());
         self.dossiers
@@ -716,6 +717,16 @@ impl<'a> Transaction for SledTxn<'a> {
 
     /// Writes a candidate's record (a new candidate gets a new dossier).
     fn put_candidate(&mut self, record: &CandidateRecord) -> Result<(), StoreError> {
+        // A new email or phone makes the person findable under it too
+        // (an identity noted twice is kept once).
+        if let Some(n) = key::candidate_number(&record.id) {
+            let before = self.candidate(&record.id)?.map(|c| c.identities());
+            for identity in record.identities() {
+                if before.as_ref().is_none_or(|b| !b.contains(&identity)) {
+                    self.known.insert(identities::digest(&identity), n);
+                }
+            }
+        }
         match self.dossier_mut(&record.id)? {
             Some(d) => d.candidate = record.clone(),
             None => {

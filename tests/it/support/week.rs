@@ -40,6 +40,7 @@ impl Act {
     pub fn command(&self, campaign: &str) -> Command {
         match self {
             Act::Enroll(a) => Command::Enroll(EnrollRequest {
+                ignore_filter: true,
                 campaign: campaign.into(),
                 external_id: Some(a.id.into()),
                 fields: a
