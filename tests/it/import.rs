@@ -75,6 +75,7 @@ fn people_csv() -> (String, Vec<(u64, &'static str)>) {
         "Kim Roe,kim.roe@example.com,+13125550111,Warehouse Associate,web",
         "Fay C.,fay.c@example.com,+1 312 555 0106,Warehouse Associate,web", // line 14: duplicate phone
         "Lou Sand,lou.sand@example.com,,Warehouse Associate,web",
+        "Max Webb,,+13125550112,Warehouse Associate,web",
     ];
     let mut csv = String::from("Full Name,E-mail,Mobile,Job title,Source\n");
     for row in rows {

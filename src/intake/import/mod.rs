@@ -210,7 +210,7 @@ impl Checker {
         Checker {
             country: phone_country_code.to_string(),
             seen: HashMap::new(),
-            hasher: foldhash::fast::FixedState::with_seed(0x6e75_6467_65),
+            hasher: foldhash::fast::FixedState::with_seed(0x006e_7564_6765),
         }
     }
 
