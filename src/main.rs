@@ -223,6 +223,7 @@ enum Command {
         rejects: Option<PathBuf>,
     },
     /// Invite candidates an `import --review` left waiting.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["all_reviewed", "candidates"])))]
     Invite {
         /// Enroll in this campaign (default: every campaign whose `enroll on applied` takes them).
         #[arg(long)]

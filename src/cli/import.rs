@@ -25,6 +25,9 @@ use crate::runtime::refusal::Refusal;
 /// Rows per request to the runtime.
 pub const CHUNK: usize = 1000;
 
+/// How many of those `--review` would invite are listed (all are counted).
+const LISTED: usize = 200;
+
 /// What `nudge import` was asked.
 #[derive(Debug, Clone, Default)]
 pub struct ImportOptions {
@@ -84,7 +87,10 @@ struct Importer<'a> {
     summary: Summary,
     rejects: Vec<Reject>,
     flagged: Vec<(String, u64, String, Vec<String>)>,
+    /// The first [`LISTED`] of those `--review` would invite, and how
+    /// many there are.
     reviewed: Vec<(String, String)>,
+    review_count: u64,
     pending: Vec<Pending>,
 }
 
@@ -167,8 +173,11 @@ impl Importer<'_> {
             ));
         }
         if self.options.review {
-            self.reviewed
-                .push((answer.candidate.clone(), who(&row.fields)));
+            self.review_count += 1;
+            if self.reviewed.len() < LISTED {
+                self.reviewed
+                    .push((answer.candidate.clone(), who(&row.fields)));
+            }
         }
     }
 }
@@ -252,6 +261,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         rejects: Vec::new(),
         flagged: Vec::new(),
         reviewed: Vec::new(),
+        review_count: 0,
         pending: Vec::new(),
     };
     let mut skipped = Vec::new();
@@ -318,6 +328,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         rejects,
         flagged,
         reviewed,
+        review_count,
         ..
     } = importer;
     for file in &skipped {
@@ -350,9 +361,17 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         if reviewed.is_empty() {
             outln!("nobody new to review");
         } else {
-            outln!("would invite to {to} ({}):", reviewed.len());
+            outln!("would invite to {to} ({review_count}):");
             for (candidate, person) in &reviewed {
                 outln!("  {candidate}  {person}");
+            }
+            if review_count > reviewed.len() as u64 {
+                outln!(
+                    "  ... and {} more (`nudge show` any of them; all are marked {}={})",
+                    review_count - reviewed.len() as u64,
+                    review::FIELD,
+                    review::PENDING
+                );
             }
             let campaign = options
                 .campaign
