@@ -654,6 +654,9 @@ fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
 
 pub mod suppression;
 
+pub mod import;
+pub use import::{import, invite, ImportOptions};
+
 fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Admin, CliError> {
     crate::runtime::client::Admin::connect(config).map_err(|e| CliError::Input(e.to_string()))
 }

@@ -199,6 +199,45 @@ enum Command {
         /// Campaign files or folders (default: campaigns/).
         paths: Vec<PathBuf>,
     },
+    /// Import applicants from CSV files, ZIP archives of CSVs and PDFs, and PDF résumés.
+    Import {
+        /// The files (CSV with a header row, ZIP, PDF).
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+        /// Enroll in this campaign (through its `where` filter) instead of every
+        /// campaign whose `enroll on applied` takes them.
+        #[arg(long)]
+        campaign: Option<String>,
+        /// With --campaign: enroll even where its `where` filter does not hold.
+        #[arg(long, requires = "campaign")]
+        ignore_filter: bool,
+        /// Create the candidates without enrolling them, and list who would be
+        /// invited (then `nudge invite`).
+        #[arg(long)]
+        review: bool,
+        /// Read a column as a field, COLUMN=FIELD (repeatable; FIELD `-` skips the column).
+        #[arg(long = "map", value_name = "COLUMN=FIELD", value_parser = cli::import::map_arg)]
+        map: Vec<String>,
+        /// Where to write the rejected rows (default: NAME.rejects.csv beside the first file).
+        #[arg(long, value_name = "FILE")]
+        rejects: Option<PathBuf>,
+    },
+    /// Invite candidates an `import --review` left waiting.
+    #[command(group(clap::ArgGroup::new("who").required(true).args(["all_reviewed", "candidates"])))]
+    Invite {
+        /// Enroll in this campaign (default: every campaign whose `enroll on applied` takes them).
+        #[arg(long)]
+        campaign: Option<String>,
+        /// Every candidate waiting for review.
+        #[arg(
+            long,
+            conflicts_with = "candidates",
+            required_unless_present = "candidates"
+        )]
+        all_reviewed: bool,
+        /// Candidates by id, external id, email or phone.
+        candidates: Vec<String>,
+    },
 }
 
 #[derive(Subcommand)]
@@ -413,6 +452,31 @@ fn main() -> ExitCode {
                 },
             )
         }),
+        Command::Import {
+            files,
+            campaign,
+            ignore_filter,
+            review,
+            map,
+            rejects,
+        } => config().and_then(|c| {
+            cli::import(
+                &c,
+                &cli::ImportOptions {
+                    files,
+                    campaign,
+                    review,
+                    maps: map,
+                    rejects,
+                    ignore_filter,
+                },
+            )
+        }),
+        Command::Invite {
+            campaign,
+            all_reviewed,
+            candidates,
+        } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
     };
     match result {
         Ok(status) => status.into(),

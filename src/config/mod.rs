@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod intake;
 mod read;
 mod server;
 mod starter;
@@ -35,6 +36,7 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
@@ -112,6 +114,10 @@ pub struct Config {
     /// platform's signals (see `webhooks`).
     #[serde(default)]
     pub webhooks: WebhooksConfig,
+    /// Applications from ATSs and job boards, one `[ats.SOURCE]` table per
+    /// source (see `intake`).
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub ats: std::collections::BTreeMap<String, AtsSource>,
 }
 
 /// `communications = "on" | "off"`.
@@ -347,6 +353,7 @@ impl Default for Config {
             communications: Communications::On,
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
+            ats: Default::default(),
         }
     }
 }

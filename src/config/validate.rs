@@ -21,6 +21,16 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
         Diagnostic::error(file, span, message)
     };
     let mut diagnostics = Vec::new();
+    for (name, source) in &config.ats {
+        if let Some((key, why)) = super::source_problem(name, source) {
+            // At the key when the table has it, else at the table.
+            let mut path = vec!["ats", name.as_str(), key];
+            if key.is_empty() || value_span(table, &path).is_none() {
+                path.pop();
+            }
+            diagnostics.push(at(&path, format!("`[ats.{name}]`: {why}")));
+        }
+    }
     if let Some(url) = &config.interview_url {
         if let Some(why) = crate::config::link_pattern_problem(url) {
             diagnostics.push(

@@ -345,6 +345,40 @@ impl Admin {
             Admin::Local(l) => l.queued,
         }
     }
+
+    /// Many applications, each answered on its own: one request to the
+    /// daemon (`POST /v1/applied/batch`), or one commit of the store.
+    pub fn apply_all(
+        &mut self,
+        requests: Vec<ApplyRequest>,
+    ) -> Result<Vec<Result<ApplyResponse, Refusal>>, Refusal> {
+        match self {
+            Admin::Remote(r) => {
+                let answers: Vec<crate::intake::batch::Applied> =
+                    r.post("/v1/applied/batch", &requests)?;
+                Ok(answers.into_iter().map(|a| a.into_result()).collect())
+            }
+            Admin::Local(l) => {
+                let replies = l.run_all(requests.into_iter().map(Command::Apply).collect())?;
+                Ok(replies
+                    .into_iter()
+                    .map(|reply| match reply {
+                        Reply::Applied(r) => Ok(r),
+                        Reply::Error(e) => Err(e),
+                        other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    /// The candidates an `import --review` left waiting.
+    pub fn reviewed(&mut self) -> Result<Vec<crate::intake::review::Reviewed>, Refusal> {
+        match self {
+            Admin::Remote(r) => r.get("/v1/reviewed"),
+            Admin::Local(l) => crate::intake::review::pending(l.core.store()),
+        }
+    }
 }
 
 impl Local {
@@ -360,6 +394,17 @@ impl Local {
         replies
             .pop()
             .ok_or_else(|| Refusal::Internal("no answer".into()))
+    }
+
+    /// As [`Local::run`], many commands in one commit, their replies in order.
+    fn run_all(&mut self, commands: Vec<Command>) -> Result<Vec<Reply>, Refusal> {
+        if let Some(refusal) = &self.refusal {
+            return Err(Refusal::StoreStranded(refusal.clone()));
+        }
+        let (replies, out) = self.core.execute(commands, self.clock.now())?;
+        let (_, more) = self.core.fire_due(self.clock.now(), 1024)?;
+        self.queued += out.len() + more.len();
+        Ok(replies)
     }
 }
 

@@ -219,6 +219,11 @@ impl Handle {
         Ok(report)
     }
 
+    /// The candidates an `import --review` left waiting.
+    pub fn reviewed(&self) -> Result<Vec<crate::intake::review::Reviewed>, Refusal> {
+        crate::intake::review::pending(&self.store)
+    }
+
     pub fn show(&self, who: &str) -> Result<CandidateView, Refusal> {
         let campaigns = self
             .campaigns

@@ -16,6 +16,8 @@
 //! | `POST /v1/suppressions` | `SuppressRequest` → `SuppressResponse` |
 //! | `POST /v1/suppressions/remove` | `UnsuppressRequest` → `UnsuppressResponse` |
 //! | `POST /v1/backup` | `{"dir": PATH}` → `Copied` (a copy of the store, between two commits) |
+//! | `POST /v1/applied/batch` | `[ApplyRequest]` → `[{"ok": ApplyResponse} or {"refused": {"status", "message"}}]`, each on its own |
+//! | `GET /v1/reviewed` | `[Reviewed]`: candidates an `import --review` left waiting |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
@@ -141,6 +143,8 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/suppressions", get(suppressions).post(suppress))
         .route("/v1/suppressions/remove", post(unsuppress))
         .route("/v1/backup", post(backup))
+        .route("/v1/applied/batch", post(apply_batch))
+        .route("/v1/reviewed", get(reviewed))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     super::guard(router)
@@ -507,4 +511,39 @@ async fn backup(
     Json(req): Json<BackupRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.backup(req.dir).await?))
+}
+
+/// `POST /v1/applied/batch`: each application handed to the core at once,
+/// so they share its batches, and answered on its own, in order.
+async fn apply_batch(
+    State(s): State<AppState>,
+    Body(requests): Body<Vec<crate::runtime::api::ApplyRequest>>,
+) -> Result<impl IntoResponse, Answer> {
+    use crate::intake::batch::{Applied, MAX_BATCH};
+    if requests.len() > MAX_BATCH {
+        return Err(Answer(Refusal::BadRequest(format!(
+            "{} applications in one batch; at most {MAX_BATCH} are taken",
+            requests.len()
+        ))));
+    }
+    let tasks: Vec<_> = requests
+        .into_iter()
+        .map(|request| {
+            let handle = s.handle.clone();
+            tokio::spawn(async move { handle.apply(request).await })
+        })
+        .collect();
+    let mut answers = Vec::with_capacity(tasks.len());
+    for task in tasks {
+        let answer = task
+            .await
+            .unwrap_or_else(|e| Err(Refusal::Internal(e.to_string())));
+        answers.push(Applied::of(answer));
+    }
+    Ok(Json(answers))
+}
+
+/// `GET /v1/reviewed`: the candidates an `import --review` left waiting.
+async fn reviewed(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
+    Ok(Json(s.handle.reviewed()?))
 }

@@ -67,11 +67,7 @@ struct Base;
 
 /// The routes described here (in [`awaited`]) until their own file
 /// describes them: (method, path).
-pub const AWAITED: &[(&str, &str)] = &[
-    ("post", "/v1/webhooks/ats/{source}"),
-    ("post", "/v1/applied/batch"),
-    ("get", "/v1/reviewed"),
-];
+pub const AWAITED: &[(&str, &str)] = &[];
 
 /// The description of every route of both servers.
 pub fn document() -> Document {

@@ -9,6 +9,7 @@ mod support;
 
 mod applied;
 mod apply;
+mod ats;
 mod backup;
 mod channels;
 mod check_errors;
@@ -23,6 +24,7 @@ mod e2e;
 mod engine;
 mod faults;
 mod fmt;
+mod import;
 mod inputs;
 mod late;
 mod links;
