@@ -266,8 +266,24 @@ pub const REAL_LENGTH_TOKEN: &str = "c1234567-9f86d081884c7d659a2feaa0c55ad015";
 /// and `suffix` after the token. `None` when `link` is not of that shape
 /// (a candidate whose record could not be read has no link).
 pub fn beside_tracked(link: &str, page: &str, suffix: &str) -> Option<String> {
-    let (base, token) = link.rsplit_once("/i/")?;
-    (!token.is_empty() && !token.contains('/')).then(|| format!("{base}/{page}/{token}{suffix}"))
+    // Built for every send: a byte search and one allocation (a `str`
+    // pattern search and `format!` were 3% of a firing's instructions).
+    let bytes = link.as_bytes();
+    let at = (0..bytes.len().saturating_sub(2))
+        .rev()
+        .find(|&i| &bytes[i..i + 3] == b"/i/")?;
+    let (base, token) = (&link[..at], &link[at + 3..]);
+    if token.is_empty() || token.contains('/') {
+        return None;
+    }
+    let mut out = String::with_capacity(link.len() + page.len() + suffix.len());
+    out.push_str(base);
+    out.push('/');
+    out.push_str(page);
+    out.push('/');
+    out.push_str(token);
+    out.push_str(suffix);
+    Some(out)
 }
 
 /// `tracked_link` with [`REAL_LENGTH_TOKEN`] for `{token}`: what a
