@@ -34,7 +34,7 @@
 //! the file (a torn append): the file is cut there.
 
 use std::fs::{File, OpenOptions};
-use std::io::{BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::Mutex;
 
@@ -223,10 +223,14 @@ fn mark_in(payload: &[u8]) -> Option<Mark> {
     })
 }
 
-/// The records of a ledger file, read one by one into one buffer.
+/// The records of a ledger file, parsed in place from chunks of the file
+/// (a ledger holds a record per delivery: millions, read at every open).
 struct Records {
-    input: BufReader<File>,
+    file: File,
+    /// File bytes read and not yet parsed are `buf[start..end]`.
     buf: Vec<u8>,
+    start: usize,
+    end: usize,
     file_len: u64,
     /// Bytes up to the end of the last record read.
     read_len: u64,
@@ -234,6 +238,9 @@ struct Records {
     /// it up to `read_len` once a record makes sense).
     whole_len: u64,
 }
+
+/// How much of the file is read at a time.
+const CHUNK: usize = 1 << 20;
 
 impl Records {
     fn open(folder: &Path) -> Result<Option<Records>, StoreError> {
@@ -249,40 +256,69 @@ impl Records {
             }
         };
         let file_len = file.metadata().map(|m| m.len()).unwrap_or(0);
-        let mut input = BufReader::with_capacity(1 << 16, file);
-        let mut header = vec![0; HEADER.len()];
-        if input.read_exact(&mut header).is_err() || header != HEADER {
+        let mut records = Records {
+            file,
+            buf: vec![0; CHUNK],
+            start: 0,
+            end: 0,
+            file_len,
+            read_len: HEADER.len() as u64,
+            whole_len: HEADER.len() as u64,
+        };
+        if !records.fill(HEADER.len()) || &records.buf[..HEADER.len()] != HEADER {
             return Err(unreadable(
                 folder,
                 format!("`{LEDGER_FILE}` does not start as a nudge ledger"),
             ));
         }
-        Ok(Some(Records {
-            input,
-            buf: Vec::with_capacity(64),
-            file_len,
-            read_len: HEADER.len() as u64,
-            whole_len: HEADER.len() as u64,
-        }))
+        records.start = HEADER.len();
+        Ok(Some(records))
+    }
+
+    /// Makes at least `want` unparsed bytes available, reading more of the
+    /// file; false when the file ends (or cannot be read) first.
+    fn fill(&mut self, want: usize) -> bool {
+        if self.end - self.start >= want {
+            return true;
+        }
+        self.buf.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+        while self.end < want {
+            match self.file.read(&mut self.buf[self.end..]) {
+                Ok(0) => return false,
+                Ok(n) => self.end += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(_) => return false,
+            }
+        }
+        true
     }
 
     /// The next record whose checksum holds: its tag and payload; `None`
     /// at the end or at a torn record.
     fn next(&mut self) -> Option<(u8, &[u8])> {
-        let mut head = [0u8; 3];
-        self.input.read_exact(&mut head).ok()?;
-        let len = u16::from_le_bytes([head[1], head[2]]) as usize;
-        self.buf.resize(len + 4, 0);
-        self.input.read_exact(&mut self.buf).ok()?;
-        let (payload, crc) = self.buf.split_at(len);
-        let mut check = crc32fast::Hasher::new();
-        check.update(&head);
-        check.update(payload);
-        if check.finalize().to_le_bytes() != crc {
+        if !self.fill(3) {
             return None;
         }
-        self.read_len += (3 + len + 4) as u64;
-        Some((head[0], payload))
+        let len = u16::from_le_bytes([self.buf[self.start + 1], self.buf[self.start + 2]]) as usize;
+        let whole = 3 + len + 4;
+        if !self.fill(whole) {
+            return None;
+        }
+        let record = &self.buf[self.start..self.start + whole];
+        let crc = crc32fast::hash(&record[..3 + len]);
+        if crc.to_le_bytes() != record[3 + len..] {
+            return None;
+        }
+        let tag = record[0];
+        let payload = self.start + 3..self.start + 3 + len;
+        self.start += whole;
+        self.read_len += whole as u64;
+        Some((tag, &self.buf[payload]))
     }
 }
 
@@ -582,6 +618,45 @@ mod tests {
             contents.standing(Some(Mark { seq: 2, digest: 7 })),
             Standing::Diverged(_)
         ));
+    }
+
+    #[test]
+    fn records_across_many_chunks_are_all_read_and_a_torn_last_one_is_not() {
+        let dir = temp();
+        let ledger = Ledger::open(&dir, None, None).unwrap();
+        let mut marks = Vec::new();
+        for commit in 0..300 {
+            let mark = ledger.stamp();
+            let keys: Vec<String> = (0..1000)
+                .map(|i| format!("campaign/c{commit}-{i}/invite/1"))
+                .collect();
+            ledger.record(mark, &keys);
+            marks.push(mark);
+        }
+        drop(ledger);
+        let path = dir.join(LEDGER_FILE);
+        assert!(std::fs::metadata(&path).unwrap().len() > 3 * CHUNK as u64);
+        let contents = read(&dir).unwrap().unwrap();
+        assert_eq!(contents.high, marks.last().copied());
+        assert_eq!(contents.whole_len, contents.file_len);
+        let count = |c: &Contents| c.delivered.iter().map(|(_, n)| *n as usize).sum::<usize>();
+        assert_eq!(count(&contents), 300_000);
+        assert_eq!(
+            contents.standing(Some(marks[99])),
+            Standing::RolledBack {
+                kept: 100,
+                acknowledged: 300,
+                deliveries: 200_000
+            }
+        );
+        // A record cut short at the end is not read.
+        let len = contents.file_len;
+        let mut f = OpenOptions::new().append(true).open(&path).unwrap();
+        f.write_all(&[TAG_DELIVERED, 40, 0, 1, 2, 3]).unwrap();
+        drop(f);
+        let torn = read(&dir).unwrap().unwrap();
+        assert_eq!(torn.whole_len, len);
+        assert_eq!(count(&torn), 300_000);
     }
 
     #[test]
