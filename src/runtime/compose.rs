@@ -109,10 +109,14 @@ impl Draft<'_> {
         templates: Option<&Templates>,
         settings: &Settings,
     ) -> Result<Composed, String> {
-        let unsubscribe_url = self.unsubscribe_url();
+        // Built once: the templates' variable and the email's header.
+        let unsubscribe_link = self.unsubscribe_link();
+        let unsubscribe_url = (self.channel == Channel::Email)
+            .then(|| unsubscribe_link.clone())
+            .flatten();
         let (rendered, html) = match templates {
             Some(t) => {
-                let vars = self.vars_with(settings, self.unsubscribe_link());
+                let vars = self.vars_with(settings, unsubscribe_link);
                 let language = self.candidate.field("language");
                 let rendered = t
                     .render(self.template, self.channel, language, &vars)
@@ -136,10 +140,11 @@ impl Draft<'_> {
                 None,
             ),
         };
-        let html = match self.open_pixel() {
-            Some(pixel) => html.map(|h| with_pixel(h, &pixel)),
-            None => html,
-        };
+        // The pixel's address only for a message that has an HTML part.
+        let html = html.map(|h| match self.open_pixel() {
+            Some(pixel) => with_pixel(h, &pixel),
+            None => h,
+        });
         Ok(Composed {
             to: self.to(),
             subject: rendered.subject,

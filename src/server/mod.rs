@@ -52,24 +52,37 @@ pub fn guard(router: Router) -> Router {
 }
 
 async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
-    // hyper has already refused a `Content-Length` that is not a number.
-    let declared = request
+    match declared_oversize(&request) {
+        Some(length) => close_after(error_response(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            oversize_message(length),
+        )),
+        None => next.run(request).await,
+    }
+}
+
+/// The length a request declares (`Content-Length`), when it is over
+/// [`BODY_LIMIT`]. hyper has already refused one that is not a number.
+pub(crate) fn declared_oversize(request: &Request) -> Option<u64> {
+    request
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(length) if length > BODY_LIMIT as u64 => {
-            let message =
-                format!("the request body is {length} bytes; at most {BODY_LIMIT} are taken");
-            let mut response = error_response(StatusCode::PAYLOAD_TOO_LARGE, message);
-            // The unread body stays on the connection: close it rather
-            // than wait for (or read through) the bytes announced.
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-        _ => next.run(request).await,
-    }
+        .and_then(|v| v.trim().parse::<u64>().ok())
+        .filter(|length| *length > BODY_LIMIT as u64)
+}
+
+/// What a 413 says.
+pub(crate) fn oversize_message(length: u64) -> String {
+    format!("the request body is {length} bytes; at most {BODY_LIMIT} are taken")
+}
+
+/// `response` with its connection closed: the unread body stays on the
+/// connection, so close it rather than wait for (or read through) the
+/// bytes announced.
+pub(crate) fn close_after(mut response: Response) -> Response {
+    response
+        .headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    response
 }

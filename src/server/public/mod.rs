@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use axum::extract::Request;
-use axum::http::{header, HeaderValue, StatusCode};
+use axum::http::StatusCode;
 use axum::middleware::{self, Next};
 use axum::response::Response;
 use axum::Router;
@@ -79,26 +79,12 @@ pub fn router(state: PublicState) -> Router {
 /// As [`super::guard`] does for the admin API, in the public answers'
 /// shape: a declared body over the limit is refused before it is read.
 async fn refuse_declared_oversize(request: Request, next: Next) -> Response {
-    let declared = request
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    match declared {
-        Some(length) if length > super::BODY_LIMIT as u64 => {
-            let mut response = respond::json_error(
-                StatusCode::PAYLOAD_TOO_LARGE,
-                format!(
-                    "the request body is {length} bytes; at most {} are taken",
-                    super::BODY_LIMIT
-                ),
-                None,
-            );
-            response
-                .headers_mut()
-                .insert(header::CONNECTION, HeaderValue::from_static("close"));
-            response
-        }
-        _ => next.run(request).await,
+    match super::declared_oversize(&request) {
+        Some(length) => super::close_after(respond::json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            super::oversize_message(length),
+            None,
+        )),
+        None => next.run(request).await,
     }
 }
