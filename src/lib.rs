@@ -13,6 +13,7 @@ pub mod engine;
 pub mod explain;
 pub mod graph;
 pub mod init;
+pub mod report;
 pub mod intake;
 pub mod runtime;
 pub mod server;
