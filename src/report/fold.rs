@@ -21,6 +21,21 @@ pub struct Header {
     pub goal: String,
     /// Experiment name → its variants in the order written.
     pub experiments: Vec<(String, Vec<String>)>,
+    /// Decisions of `until decided` experiments (the `campaign` line's
+    /// `decided` key): the experiment's table counts only enrollments
+    /// enrolled before `at`; those after it were given the winner.
+    pub decisions: Vec<HeaderDecision>,
+}
+
+/// An `until decided` experiment's decision as the log carries it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HeaderDecision {
+    pub experiment: String,
+    pub winner: String,
+    /// Epoch ms.
+    pub at: i64,
+    /// Why, in words, with the numbers.
+    pub because: String,
 }
 
 impl Header {
@@ -34,6 +49,17 @@ impl Header {
                 .iter()
                 .flatten()
                 .map(|(k, v)| (k.clone(), v.clone()))
+                .collect(),
+            decisions: line
+                .decided
+                .iter()
+                .flatten()
+                .map(|(experiment, d)| HeaderDecision {
+                    experiment: experiment.clone(),
+                    winner: d.winner.clone(),
+                    at: d.at,
+                    because: d.because.clone(),
+                })
                 .collect(),
         })
     }

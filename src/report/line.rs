@@ -26,6 +26,10 @@ pub struct Line {
     /// Experiment name → its variants in the order written.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub experiments: Option<indexmap::IndexMap<String, Vec<String>>>,
+    /// Experiment name → its decision, for `until decided` experiments
+    /// that have been decided.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub decided: Option<indexmap::IndexMap<String, LineDecision>>,
     // `enrolled` lines.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variants: Option<BTreeMap<String, String>>,
@@ -69,5 +73,28 @@ mod rfc3339 {
                 .map_err(|e| serde::de::Error::custom(format!("`at` {t:?} is not RFC 3339: {e}")))
         })
         .transpose()
+    }
+}
+
+/// A decision on a `campaign` line.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineDecision {
+    pub winner: String,
+    #[serde(with = "rfc3339_required")]
+    pub at: i64,
+    #[serde(default)]
+    pub because: String,
+}
+
+mod rfc3339_required {
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(at: &i64, s: S) -> Result<S::Ok, S::Error> {
+        super::rfc3339::serialize(&Some(*at), s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+        super::rfc3339::deserialize(d)?
+            .ok_or_else(|| serde::de::Error::custom("a decision needs `at`"))
     }
 }

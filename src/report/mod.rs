@@ -18,3 +18,4 @@ pub mod fold;
 pub mod line;
 pub mod model;
 pub mod stats;
+pub mod stored;
