@@ -16,6 +16,7 @@
 pub mod compute;
 pub mod export;
 pub mod fold;
+pub mod instant;
 pub mod line;
 pub mod model;
 pub mod stats;

@@ -18,6 +18,7 @@
 //! | `POST /v1/backup` | `{"dir": PATH}` → `Copied` (a copy of the store, between two commits) |
 //! | `POST /v1/applied/batch` | `[ApplyRequest]` → `[{"ok": ApplyResponse} or {"refused": {"status", "message"}}]`, each on its own |
 //! | `GET /v1/reviewed` | `[Reviewed]`: candidates an `import --review` left waiting |
+//! | `GET /v1/export[?campaign=&since=&until=]` | the event log (JSON Lines), streamed, then `#` + its counts |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
@@ -145,6 +146,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/backup", post(backup))
         .route("/v1/applied/batch", post(apply_batch))
         .route("/v1/reviewed", get(reviewed))
+        .route("/v1/export", get(export))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     super::guard(router)
@@ -241,6 +243,7 @@ async fn description() -> Response {
     suppress,
     unsuppress,
     backup,
+    export,
     description
 ))]
 pub(super) struct Described;
@@ -546,4 +549,44 @@ async fn apply_batch(
 /// `GET /v1/reviewed`: the candidates an `import --review` left waiting.
 async fn reviewed(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.reviewed()?))
+}
+
+/// `nudge export` through the daemon: the event log of REPORT.md §1 as
+/// JSON Lines, written as it is read, ending with a line `#` + the counts
+/// (`{"campaigns", "enrollments", "lines"}`) with no newline, so a client
+/// tells a whole export from a cut-off one. A failure half way cuts the
+/// connection instead of ending that way.
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    tag = "admin", security(("admin_token" = [])),
+    params(
+        ("campaign" = Option<String>, Query, description = "only this campaign"),
+        ("since" = Option<String>, Query, description = "enrolled at or after this instant (RFC 3339) or date"),
+        ("until" = Option<String>, Query, description = "enrolled before this instant (RFC 3339) or date")
+    ),
+    responses(
+        (status = 200, description = "the event log, JSON Lines", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "a date that is not one", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
+    )
+)]
+async fn export(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Answer> {
+    let when = |key: &str| {
+        q.get(key)
+            .map(|t| {
+                crate::report::instant::parse(t)
+                    .map_err(|e| Answer(Refusal::BadRequest(format!("{key}: {e}"))))
+            })
+            .transpose()
+    };
+    let filter = crate::report::export::Filter {
+        campaign: q.get("campaign").cloned(),
+        since: when("since")?,
+        until: when("until")?,
+    };
+    Ok(super::export::stream(s.handle.clone(), filter))
 }
