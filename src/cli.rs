@@ -1109,3 +1109,5 @@ fn check_channels(config: &crate::config::Config) -> Result<usize, CliError> {
     }
     Ok(failures)
 }
+
+pub mod report;

@@ -14,8 +14,12 @@
 //! [`compute::report`].
 
 pub mod compute;
+pub mod csv;
 pub mod fold;
 pub mod line;
 pub mod model;
+pub mod query;
 pub mod stats;
 pub mod stored;
+pub mod table;
+pub mod words;
