@@ -1110,3 +1110,5 @@ fn check_channels(config: &crate::config::Config) -> Result<usize, CliError> {
     }
     Ok(failures)
 }
+
+pub mod report;

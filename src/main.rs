@@ -253,6 +253,9 @@ enum Command {
         /// Candidates by id, external id, email or phone.
         candidates: Vec<String>,
     },
+    /// The funnel, time to completion, experiments with verdicts and red flags,
+    /// over the store or an exported event log.
+    Report(cli::report::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -506,6 +509,7 @@ fn main() -> ExitCode {
             all_reviewed,
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
+        Command::Report(a) => config().and_then(|c| cli::report::report(&c, &a)),
     };
     match result {
         Ok(status) => status.into(),

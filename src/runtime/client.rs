@@ -397,6 +397,27 @@ impl Admin {
             Admin::Local(l) => crate::intake::review::pending(l.core.store()),
         }
     }
+
+    /// `nudge report` over the store: `GET /v1/report`, or read here.
+    pub fn report(
+        &mut self,
+        options: &crate::report::compute::Options,
+    ) -> Result<crate::report::model::Report, Refusal> {
+        match self {
+            Admin::Remote(r) => {
+                let query = crate::report::query::to_query(options);
+                r.get_query("/v1/report", &query)
+            }
+            Admin::Local(l) => {
+                let campaigns = l.core.campaigns().clone();
+                Ok(crate::report::stored::report(
+                    l.core.store(),
+                    &campaigns,
+                    options,
+                )?)
+            }
+        }
+    }
 }
 
 impl Local {
@@ -513,6 +534,21 @@ impl Remote {
             out.flush().map_err(|e| cut(e.to_string()))?;
             Ok(counts)
         })
+    }
+
+    fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T, Refusal> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let request = self
+            .http
+            .get(format!("{}{path}?{query}", self.base))
+            .bearer_auth(&self.token);
+        self.send(request)
     }
 
     fn send<T: DeserializeOwned>(&self, request: reqwest::RequestBuilder) -> Result<T, Refusal> {
