@@ -14,8 +14,8 @@
 //! [`compute::report`].
 
 pub mod compute;
-pub mod export;
 pub mod csv;
+pub mod export;
 pub mod fold;
 pub mod instant;
 pub mod line;
@@ -24,4 +24,5 @@ pub mod query;
 pub mod stats;
 pub mod stored;
 pub mod table;
+pub mod trace;
 pub mod words;

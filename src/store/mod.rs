@@ -26,6 +26,7 @@ pub mod suppression;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::report::trace::Traces;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -177,6 +178,26 @@ pub struct DueTimer {
 /// A durable store: what the runtime reads of committed records, and the
 /// transactions it writes through. One writer (the core) at a time; any
 /// number of readers.
+/// A candidate's report traces made from their history, as the store
+/// keeps them (the candidate's own zone field, not yet read under a
+/// campaign's rule).
+pub fn traces_of(dossier: &Dossier) -> Result<Traces, StoreError> {
+    let history = dossier
+        .history
+        .items()
+        .map_err(|e| StoreError::damaged_dossier(&dossier.candidate.id, e))?;
+    let mut traces = Traces::default();
+    for entry in &history {
+        let line = crate::report::export::line_of(entry, &dossier.candidate.id, |_| {
+            crate::report::export::recorded_about(&dossier.candidate)
+        });
+        if let Some(line) = line {
+            traces.push(&line);
+        }
+    }
+    Ok(traces)
+}
+
 pub trait Store: Clone + Send + Sync + 'static {
     /// A transaction: writes gathered for one atomic commit, readable
     /// before they land.
@@ -202,6 +223,14 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Every candidate's dossier (a full scan: for reloads and audits).
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
+
+    /// Every candidate's report traces ([`crate::report::trace`]), in no
+    /// particular order: kept up to date by the store's own commits where
+    /// it can (sled), else made from each history.
+    fn traces(&self) -> impl Iterator<Item = Result<(String, Traces), StoreError>> + '_ {
+        self.dossiers()
+            .map(|d| d.and_then(|d| Ok((d.candidate.id.clone(), traces_of(&d)?))))
+    }
 
     /// Up to `limit` dossiers in the store's order, after candidate `after`
     /// (from the first when `None`): (candidate id, the dossier, or `None`
