@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod decided;
 mod intake;
 mod read;
 mod server;
@@ -36,6 +37,7 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use decided::DecidedConfig;
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
@@ -118,6 +120,9 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
+    /// How the daemon decides `until decided` experiments.
+    #[serde(default)]
+    pub decided: DecidedConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -354,6 +359,7 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
+            decided: DecidedConfig::default(),
         }
     }
 }

@@ -975,8 +975,8 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
     }
 
     fn experiments(&mut self) {
-        let has_goal = (self.campaign.settings.iter())
-            .any(|s| matches!(s.kind, SettingKind::Goal(_)));
+        let has_goal =
+            (self.campaign.settings.iter()).any(|s| matches!(s.kind, SettingKind::Goal(_)));
         for experiment in &self.campaign.experiments {
             let name = &experiment.name;
             if let Some(until) = experiment.until_decided {

@@ -131,25 +131,47 @@ enum SyntaxError {
 /// Advice attached to an [`SyntaxError::Expected`] for a common mistake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Hint {
-    DurationSpace { fixed: String },
-    DurationUnitWord { fixed: String },
-    DurationUnknownUnit { unit: String },
-    DurationNoUnit { amount: String },
-    TimePadding { fixed: String },
+    DurationSpace {
+        fixed: String,
+    },
+    DurationUnitWord {
+        fixed: String,
+    },
+    DurationUnknownUnit {
+        unit: String,
+    },
+    DurationNoUnit {
+        amount: String,
+    },
+    TimePadding {
+        fixed: String,
+    },
     DaysFirst,
-    DayName { fixed: String },
+    DayName {
+        fixed: String,
+    },
     Days,
     DoubleQuotes,
-    KeywordCase { keyword: String },
+    KeywordCase {
+        keyword: String,
+    },
     NameCase,
-    DidYouMean { word: String },
-    SettingInState { word: String },
-    StatementInCampaign { word: String },
+    DidYouMean {
+        word: String,
+    },
+    SettingInState {
+        word: String,
+    },
+    StatementInCampaign {
+        word: String,
+    },
     Settings,
     Statements,
     /// Something other than `until decided` after an experiment's `}`.
     UntilDecided,
-    MissingBrace { word: String },
+    MissingBrace {
+        word: String,
+    },
     OutsideCampaign,
     MissingComma,
     DoubleEquals,
@@ -646,7 +668,9 @@ fn word_hint(word: &str, positives: &[Rule]) -> Option<Hint> {
         return Some(Hint::UntilDecided);
     }
     if wants(Rule::kw_until) && !is_keyword(word) {
-        let words = SETTING_KEYWORDS.iter().chain(&["experiment", "state", "until"]);
+        let words = SETTING_KEYWORDS
+            .iter()
+            .chain(&["experiment", "state", "until"]);
         return did_you_mean(&lower, words.copied()).or(Some(Hint::UntilDecided));
     }
     if wants(Rule::rbrace) && matches!(word, "state" | "experiment" | "campaign") {
