@@ -854,6 +854,9 @@ pub fn status(
             c.failed,
             c.late
         );
+        for d in &c.decided {
+            outln!("  {}", d.text);
+        }
     }
     outln!("outbox: {} waiting for delivery", report.outbox);
     Ok(troubled(&report))
@@ -900,6 +903,13 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
                 .unwrap_or_default(),
             if e.paused { " (campaign paused)" } else { "" }
         );
+        for d in &e.decided {
+            let had = e
+                .variants
+                .get(&d.experiment)
+                .map_or_else(String::new, |v| format!(" (this enrollment has {v})"));
+            outln!("    {}{had}", d.text);
+        }
     }
     for line in &view.timeline {
         let campaign = if line.campaign.is_empty() {

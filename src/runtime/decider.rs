@@ -24,6 +24,7 @@ use std::time::Duration as StdDuration;
 
 use tracing::{info, warn};
 
+use super::api::DecisionView;
 use super::campaigns::Campaigns;
 use super::core::{DecideRequest, Decided};
 use super::daemon::Handle;
@@ -265,6 +266,31 @@ pub fn header_decisions<S: Store>(store: &S) -> Result<Vec<(String, HeaderDecisi
         .into_iter()
         .map(|d| (d.campaign.clone(), header_decision(&d)))
         .collect())
+}
+
+/// A campaign's stored decisions as `status` and `show` tell them.
+pub fn views(decisions: &[Decision], campaign: &str, campaigns: &Campaigns) -> Vec<DecisionView> {
+    decisions
+        .iter()
+        .filter(|d| d.campaign == campaign)
+        .map(|d| {
+            let applied = campaigns.get(campaign).is_some_and(|c| {
+                (c.machine.experiments.iter()).any(|e| e.name == d.experiment && e.until_decided)
+            });
+            let mut text = d.describe();
+            if !applied {
+                text.push_str(" (no longer applied: the experiment is not `until decided` now)");
+            }
+            DecisionView {
+                experiment: d.experiment.clone(),
+                winner: d.winner.clone(),
+                at: d.at().to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+                because: d.because.clone(),
+                applied,
+                text,
+            }
+        })
+        .collect()
 }
 
 /// A stored decision in the report's words.
