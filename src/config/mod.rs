@@ -13,6 +13,7 @@
 mod decided;
 mod intake;
 mod read;
+mod report;
 mod server;
 mod starter;
 mod token;
@@ -39,6 +40,7 @@ pub use crate::channels::smtp::{
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use decided::DecidedConfig;
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
+pub use report::ReportConfig;
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
@@ -123,6 +125,9 @@ pub struct Config {
     /// How the daemon decides `until decided` experiments.
     #[serde(default)]
     pub decided: DecidedConfig,
+    /// The thresholds of the report's red flags (see `report`).
+    #[serde(default)]
+    pub report: ReportConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -360,6 +365,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
             decided: DecidedConfig::default(),
+            report: ReportConfig::default(),
         }
     }
 }
