@@ -14,8 +14,8 @@
 //! [`compute::report`].
 
 pub mod compute;
-pub mod export;
 pub mod csv;
+pub mod export;
 pub mod fold;
 pub mod instant;
 pub mod line;

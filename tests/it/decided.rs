@@ -1,0 +1,236 @@
+//! `until decided` experiments through the real daemon: a campaign whose
+//! `warm` copy converts clearly better is decided once enough candidates
+//! have completed; new candidates then get `warm`, those enrolled before
+//! keep their variant, `status` and `show` say so, and the decision
+//! survives a restart unchanged.
+
+use std::collections::BTreeMap;
+
+use serde_json::{json, Value};
+
+use crate::support::site::{http, wait_for, Site};
+use crate::support::stderr;
+
+const CAMPAIGN: &str = r#"campaign probe {
+  title    "Probe"
+  goal     completed
+
+  experiment copy { short 50, warm 50 } until decided
+
+  state waiting {
+    on completed -> done
+  }
+
+  state done {
+    end
+  }
+}
+"#;
+
+fn site() -> Site {
+    let site = Site::empty();
+    site.write("campaigns/probe.nudge", CAMPAIGN);
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &format!("{config}\n[decided]\nevery_secs = 1\n"),
+    );
+    site
+}
+
+fn post(site: &Site, path: &str, body: &Value) -> Value {
+    let (status, text) = http(
+        site.port,
+        "POST",
+        path,
+        Some(&site.token()),
+        &body.to_string(),
+    );
+    assert_eq!(status, 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+fn get(site: &Site, path: &str) -> Value {
+    let (status, text) = http(site.port, "GET", path, Some(&site.token()), "");
+    assert_eq!(status, 200, "{path}: {text}");
+    serde_json::from_str(&text).unwrap()
+}
+
+/// Enrolls `x{from}`..`x{to}` through the admin API: candidate id → variant.
+fn enroll(site: &Site, from: usize, to: usize) -> BTreeMap<String, String> {
+    (from..to)
+        .map(|i| {
+            let answer = post(
+                site,
+                "/v1/enroll",
+                &json!({
+                    "campaign": "probe",
+                    "external_id": format!("x{i}"),
+                    "fields": {"name": format!("Ana {i}"), "email": format!("x{i}@example.com")},
+                }),
+            );
+            assert_eq!(answer["enrolled"], true, "{answer}");
+            let id = answer["candidate"].as_str().unwrap().to_string();
+            let variant = answer["variants"]["copy"].as_str().unwrap().to_string();
+            (id, variant)
+        })
+        .collect()
+}
+
+/// The campaign's decisions as `/v1/status` gives them.
+fn decided(site: &Site) -> Vec<Value> {
+    let status = get(site, "/v1/status");
+    status["campaigns"][0]["decided"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+}
+
+#[test]
+fn warm_wins_new_candidates_get_it_earlier_ones_keep_theirs_and_a_restart_keeps_it() {
+    let site = site();
+    let daemon = site.start(None);
+
+    // 160 candidates, then completions: 4 in 5 of `warm`, 1 in 10 of `short`.
+    let early = enroll(&site, 0, 160);
+    let count = |v: &str| early.values().filter(|x| *x == v).count();
+    assert!(count("warm") > 40 && count("short") > 40, "{early:?}");
+    assert!(decided(&site).is_empty(), "decided before any completion");
+    let mut n = BTreeMap::<&str, usize>::new();
+    for (id, variant) in &early {
+        let k = n.entry(variant.as_str()).or_default();
+        *k += 1;
+        let completes = match variant.as_str() {
+            "warm" => *k % 5 != 0,
+            _ => *k % 10 == 0,
+        };
+        if completes {
+            post(
+                &site,
+                "/v1/events",
+                &json!({"candidate": id, "event": "completed"}),
+            );
+        }
+    }
+
+    let decision = wait_for(|| decided(&site).first().cloned()).unwrap_or_else(|| {
+        panic!("not decided; the daemon's log:\n{}", daemon.log());
+    });
+    assert_eq!(decision["experiment"], "copy");
+    assert_eq!(decision["winner"], "warm");
+    assert_eq!(decision["applied"], true);
+    let because = decision["because"].as_str().unwrap();
+    assert!(
+        because.starts_with("warm completes more than short: +"),
+        "{because}"
+    );
+    let text = decision["text"].as_str().unwrap();
+    assert!(
+        text.starts_with("experiment copy decided: warm, 20"),
+        "{text}"
+    );
+    assert!(
+        daemon.log().contains("experiment decided"),
+        "{}",
+        daemon.log()
+    );
+
+    // New candidates get the winner, whatever their stable assignment.
+    let late = enroll(&site, 160, 190);
+    assert!(late.values().all(|v| v == "warm"), "{late:?}");
+    let exp = nudge::engine::machine::Experiment {
+        name: "copy".into(),
+        variants: vec![("short".into(), 50), ("warm".into(), 50)],
+        until_decided: true,
+    };
+    let stable_short = (late.keys())
+        .filter(|id| nudge::engine::assign_variant("probe", &exp, id) == 0)
+        .count();
+    assert!(
+        stable_short > 0,
+        "every late candidate would have had warm anyway"
+    );
+
+    // Those enrolled before keep theirs; `show` tells the decision.
+    for (id, variant) in early.iter().take(20) {
+        let view = get(&site, &format!("/v1/candidates/{id}"));
+        assert_eq!(
+            view["enrollments"][0]["variants"]["copy"], *variant,
+            "{view}"
+        );
+        assert_eq!(view["enrollments"][0]["decided"][0]["winner"], "warm");
+    }
+    let (short_id, _) = early.iter().find(|(_, v)| *v == "short").unwrap();
+    let shown = site.nudge(&["show", short_id]);
+    let shown_text = String::from_utf8_lossy(&shown.stdout);
+    assert!(
+        shown_text.contains("experiment copy decided: warm")
+            && shown_text.contains("(this enrollment has short)"),
+        "{shown_text}{}",
+        stderr(&shown)
+    );
+    let status = site.nudge(&["status"]);
+    assert!(
+        String::from_utf8_lossy(&status.stdout).contains("experiment copy decided: warm, 20"),
+        "{}",
+        String::from_utf8_lossy(&status.stdout)
+    );
+
+    // A restart on the same store keeps the decision as it was taken.
+    daemon.stop();
+    let daemon = site.start(None);
+    let again = decided(&site);
+    assert_eq!(again, vec![decision.clone()], "{}", daemon.log());
+    let after = enroll(&site, 190, 210);
+    assert!(after.values().all(|v| v == "warm"), "{after:?}");
+    for (id, variant) in early.iter().take(5) {
+        let view = get(&site, &format!("/v1/candidates/{id}"));
+        assert_eq!(view["enrollments"][0]["variants"]["copy"], *variant);
+    }
+    // Read again after a few of the decider's looks: still the one decision.
+    std::thread::sleep(std::time::Duration::from_millis(2500));
+    assert_eq!(decided(&site), vec![decision], "{}", daemon.log());
+    daemon.stop();
+}
+
+#[test]
+fn an_edit_that_removes_until_decided_keeps_the_decision_but_no_longer_applies_it() {
+    let site = site();
+    let daemon = site.start(None);
+    let early = enroll(&site, 0, 120);
+    let mut n = BTreeMap::<&str, usize>::new();
+    for (id, variant) in &early {
+        let k = n.entry(variant.as_str()).or_default();
+        *k += 1;
+        if variant == "warm" && *k % 5 != 0 {
+            post(
+                &site,
+                "/v1/events",
+                &json!({"candidate": id, "event": "completed"}),
+            );
+        }
+    }
+    wait_for(|| decided(&site).first().cloned()).expect("decided");
+    daemon.stop();
+
+    site.write(
+        "campaigns/probe.nudge",
+        &CAMPAIGN.replace(" until decided", ""),
+    );
+    let daemon = site.start(None);
+    let decision = decided(&site);
+    assert_eq!(decision.len(), 1, "{decision:?}");
+    assert_eq!(decision[0]["winner"], "warm");
+    assert_eq!(decision[0]["applied"], false);
+    assert!(
+        decision[0]["text"]
+            .as_str()
+            .unwrap()
+            .ends_with("(no longer applied: the experiment is not `until decided` now)"),
+        "{decision:?}"
+    );
+    // New candidates get the stable assignment again: some get `short`.
+    let late = enroll(&site, 120, 160);
+    assert!(late.values().any(|v| v == "short"), "{late:?}");
+    daemon.stop();
+}
