@@ -234,3 +234,171 @@ fn an_edit_that_removes_until_decided_keeps_the_decision_but_no_longer_applies_i
     assert!(late.values().any(|v| v == "short"), "{late:?}");
     daemon.stop();
 }
+
+// ---------------------------------------------------------------- language
+
+fn lang_site(campaign: &str) -> Site {
+    let site = Site::empty();
+    site.write("campaigns/probe.nudge", campaign);
+    site
+}
+
+fn text(out: &std::process::Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+#[test]
+fn until_decided_checks_and_formats_back_to_itself() {
+    let site = lang_site(CAMPAIGN);
+    let out = site.nudge(&["check", "campaigns/probe.nudge"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    assert!(text(&out).contains("no problems found"), "{}", text(&out));
+
+    let messy = CAMPAIGN.replace(
+        "  experiment copy { short 50, warm 50 } until decided\n",
+        "experiment copy {short 50 ,warm 50}   until\n     decided   # stop when clear\n",
+    );
+    site.write("campaigns/probe.nudge", &messy);
+    let out = site.nudge(&["fmt", "campaigns/probe.nudge"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let formatted = std::fs::read_to_string(site.path().join("campaigns/probe.nudge")).unwrap();
+    assert_eq!(
+        formatted,
+        CAMPAIGN.replace("until decided\n", "until decided  # stop when clear\n")
+    );
+    let out = site.nudge(&["fmt", "--check", "campaigns/probe.nudge"]);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+}
+
+#[test]
+fn anything_else_after_the_variants_is_an_error_with_a_hint() {
+    for (tail, expected) in [
+        ("until soon", "error: expected `decided`, found `soon`"),
+        ("decided", "found `decided`"),
+        ("until", "error: expected `decided`, found `state`"),
+        ("soon", "found `soon`"),
+    ] {
+        let site = lang_site(&CAMPAIGN.replace("until decided", tail));
+        let out = site.nudge(&["check", "campaigns/probe.nudge"]);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(1), "{tail}: {said}");
+        assert!(said.contains(expected), "{tail}: {said}");
+        assert!(
+            said.contains(
+                "help: an experiment's `}` may be followed only by `until decided`, \
+                 which makes it stop itself once a winner is clear"
+            ),
+            "{tail}: {said}"
+        );
+    }
+    let site = lang_site(&CAMPAIGN.replace("until decided", "untill decided"));
+    let said = text(&site.nudge(&["check", "campaigns/probe.nudge"]));
+    assert!(said.contains("help: did you mean `until`?"), "{said}");
+}
+
+#[test]
+fn until_decided_without_a_goal_or_with_one_variant_is_warned_about() {
+    let site = lang_site(
+        &CAMPAIGN
+            .replace("  goal     completed\n", "")
+            .replace("short 50, warm 50", "warm 50"),
+    );
+    let out = site.nudge(&["check", "campaigns/probe.nudge"]);
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains(
+            "warning: experiment `copy` is decided on the goal, but the campaign has no `goal`"
+        ),
+        "{said}"
+    );
+    assert!(
+        said.contains("warning: experiment `copy` has one variant: it can never be decided"),
+        "{said}"
+    );
+}
+
+#[test]
+fn simulate_gives_the_winner_from_the_decision_on() {
+    let site = lang_site(CAMPAIGN);
+    let exp = nudge::engine::machine::Experiment {
+        name: "copy".into(),
+        variants: vec![("short".into(), 50), ("warm".into(), 50)],
+        until_decided: true,
+    };
+    // A candidate whose stable variant is `short`.
+    let id = (1..)
+        .map(|i| format!("id=c-{i}"))
+        .find(|id| nudge::engine::assign_variant("probe", &exp, &id[3..]) == 0)
+        .unwrap();
+    let run = |more: &[&str]| -> Value {
+        let mut args = vec![
+            "simulate",
+            "campaigns/probe.nudge",
+            "--start",
+            "2026-12-01T10:00:00Z",
+            "--candidate",
+            &id,
+            "--until",
+            "1h",
+            "--json",
+        ];
+        args.extend_from_slice(more);
+        let out = site.nudge(&args);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        let first = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .next()
+            .unwrap()
+            .to_string();
+        serde_json::from_str::<Value>(&first).unwrap()["variants"]["copy"].clone()
+    };
+    assert_eq!(run(&[]), "short");
+    assert_eq!(run(&["--decided", "copy=warm@0h"]), "warm");
+    assert_eq!(
+        run(&["--decided", "copy=warm@2026-11-30T00:00:00Z"]),
+        "warm"
+    );
+    assert_eq!(run(&["--decided", "copy=warm@2d"]), "short");
+    assert_eq!(
+        run(&["--decided", "copy=warm@0h", "--variant", "copy=short"]),
+        "short"
+    );
+
+    let out = site.nudge(&[
+        "simulate",
+        "campaigns/probe.nudge",
+        "--start",
+        "2026-12-01T10:00:00Z",
+        "--decided",
+        "copy=cold@1h",
+    ]);
+    assert!(
+        text(&out).contains(
+            "`--decided copy=cold@...`: experiment `copy` has no variant `cold` (variants: short, warm)"
+        ),
+        "{}",
+        text(&out)
+    );
+    assert_ne!(out.status.code(), Some(0));
+
+    let plain = lang_site(&CAMPAIGN.replace(" until decided", ""));
+    let out = plain.nudge(&[
+        "simulate",
+        "campaigns/probe.nudge",
+        "--start",
+        "2026-12-01T10:00:00Z",
+        "--decided",
+        "copy=warm@1h",
+    ]);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        text(&out).contains("experiment `copy` is not `until decided`"),
+        "{}",
+        text(&out)
+    );
+}
