@@ -122,12 +122,12 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
-    /// How the daemon decides `until decided` experiments.
-    #[serde(default)]
-    pub decided: DecidedConfig,
     /// The thresholds of the report's red flags (see `report`).
     #[serde(default)]
     pub report: ReportConfig,
+    /// How the daemon decides `until decided` experiments.
+    #[serde(default)]
+    pub decided: DecidedConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -364,8 +364,8 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
-            decided: DecidedConfig::default(),
             report: ReportConfig::default(),
+            decided: DecidedConfig::default(),
         }
     }
 }
