@@ -402,3 +402,21 @@ fn simulate_gives_the_winner_from_the_decision_on() {
         text(&out)
     );
 }
+
+#[test]
+fn a_decided_table_that_cannot_work_is_refused_where_it_is_written() {
+    let site = lang_site(CAMPAIGN);
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &format!("{config}\n[decided]\nevery_secs = 0\n"),
+    );
+    let out = site.nudge(&["check", "campaigns/probe.nudge"]);
+    let said = text(&out);
+    assert_ne!(out.status.code(), Some(0), "{said}");
+    assert!(
+        said.contains("`decided.every_secs` is 0; it must be from 1 to 86400"),
+        "{said}"
+    );
+    assert!(said.contains("every_secs = 0"), "{said}");
+}
