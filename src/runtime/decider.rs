@@ -268,6 +268,20 @@ pub fn header_decisions<S: Store>(store: &S) -> Result<Vec<(String, HeaderDecisi
         .collect())
 }
 
+/// Every stored decision by campaign, as [`crate::report::export::export`]
+/// and the report's headers take them.
+pub fn decisions_by_campaign<S: Store>(
+    store: &S,
+) -> Result<BTreeMap<String, Vec<HeaderDecision>>, StoreError> {
+    let mut out: BTreeMap<String, Vec<HeaderDecision>> = BTreeMap::new();
+    for d in store.decisions()? {
+        out.entry(d.campaign.clone())
+            .or_default()
+            .push(header_decision(&d));
+    }
+    Ok(out)
+}
+
 /// A campaign's stored decisions as `status` and `show` tell them.
 pub fn views(decisions: &[Decision], campaign: &str, campaigns: &Campaigns) -> Vec<DecisionView> {
     decisions
