@@ -420,3 +420,116 @@ fn a_decided_table_that_cannot_work_is_refused_where_it_is_written() {
     );
     assert!(said.contains("every_secs = 0"), "{said}");
 }
+
+// ---------------------------------------------------------------- the core
+
+mod core {
+    use std::collections::BTreeMap;
+
+    use chrono::{DateTime, Utc};
+    use nudge::runtime::api::EnrollRequest;
+    use nudge::runtime::campaigns::Campaigns;
+    use nudge::runtime::core::{Command, Core, DecideRequest, Decided, Reply};
+    use nudge::store::{MemoryStore, SledStore, Store};
+
+    fn campaigns(dir: &std::path::Path, text: &str) -> Campaigns {
+        std::fs::create_dir_all(dir.join("campaigns")).unwrap();
+        std::fs::write(dir.join("campaigns/probe.nudge"), text).unwrap();
+        Campaigns::load(&dir.join("campaigns"), None).unwrap().0
+    }
+
+    fn enroll<S: Store>(
+        core: &mut Core<S>,
+        from: usize,
+        to: usize,
+        now: DateTime<Utc>,
+    ) -> Vec<String> {
+        let commands = (from..to)
+            .map(|i| {
+                Command::Enroll(EnrollRequest {
+                    campaign: "probe".into(),
+                    external_id: Some(format!("x{i}")),
+                    fields: BTreeMap::from([("email".to_string(), format!("x{i}@example.com"))]),
+                    ignore_filter: false,
+                })
+            })
+            .collect();
+        let (replies, _) = core.execute(commands, now).unwrap();
+        replies
+            .into_iter()
+            .map(|r| match r {
+                Reply::Enrolled(e) => e.variants["copy"].clone(),
+                other => panic!("{other:?}"),
+            })
+            .collect()
+    }
+
+    fn decide<S: Store>(core: &mut Core<S>, winner: &str, now: DateTime<Utc>) -> Decided {
+        let req = DecideRequest {
+            campaign: "probe".into(),
+            experiment: "copy".into(),
+            winner: winner.into(),
+            because: format!("{winner} completes more"),
+        };
+        match core
+            .execute(vec![Command::Decide(req)], now)
+            .unwrap()
+            .0
+            .pop()
+        {
+            Some(Reply::Decided(d)) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    /// The decision is stored once and stands; new enrollments get the
+    /// winner; a second decision and a bad one change nothing.
+    fn decided_once<S: Store>(store: S, dir: &std::path::Path) -> S {
+        let now: DateTime<Utc> = "2026-12-03T14:00:00Z".parse().unwrap();
+        let mut core = Core::new(
+            store.clone(),
+            campaigns(dir, super::CAMPAIGN),
+            None,
+            crate::support::settings(),
+        );
+        let before = enroll(&mut core, 0, 40, now);
+        assert!(before.iter().any(|v| v == "short"), "{before:?}");
+        let Decided::Stored(stored) = decide(&mut core, "warm", now) else {
+            panic!("not stored");
+        };
+        assert_eq!(stored.winner, "warm");
+        assert_eq!(stored.at_ms, now.timestamp_millis());
+        let later = now + chrono::Duration::minutes(5);
+        assert_eq!(
+            decide(&mut core, "short", later),
+            Decided::Already(stored.clone())
+        );
+        assert!(
+            matches!(decide(&mut core, "cold", later), Decided::Refused(why) if why.contains("no variant `cold`"))
+        );
+        let after = enroll(&mut core, 40, 70, later);
+        assert!(after.iter().all(|v| v == "warm"), "{after:?}");
+        // Enrolling the same candidates again changes nothing.
+        assert_eq!(enroll(&mut core, 0, 40, later), before);
+        assert_eq!(store.decisions().unwrap(), vec![stored]);
+        store
+    }
+
+    #[test]
+    fn on_memory() {
+        let dir = tempfile::tempdir().unwrap();
+        decided_once(MemoryStore::new(), dir.path());
+    }
+
+    #[test]
+    fn on_sled_and_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("store");
+        let store = decided_once(SledStore::open(&path, 8 << 20).unwrap(), dir.path());
+        let first = store.decisions().unwrap();
+        drop(store);
+        let store = SledStore::open(&path, 8 << 20).unwrap();
+        assert_eq!(store.decisions().unwrap(), first);
+        assert_eq!(first[0].winner, "warm");
+    }
+}
