@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod decided;
 mod intake;
 mod read;
 mod report;
@@ -37,6 +38,7 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use decided::DecidedConfig;
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use report::ReportConfig;
 pub use server::{
@@ -123,6 +125,9 @@ pub struct Config {
     /// The thresholds of the report's red flags (see `report`).
     #[serde(default)]
     pub report: ReportConfig,
+    /// How the daemon decides `until decided` experiments.
+    #[serde(default)]
+    pub decided: DecidedConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -360,6 +365,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
             report: ReportConfig::default(),
+            decided: DecidedConfig::default(),
         }
     }
 }

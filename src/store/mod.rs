@@ -17,6 +17,7 @@
 //! once and keep a batch on one thread.
 
 pub mod causes;
+pub mod decisions;
 pub mod memory;
 pub(crate) mod names;
 mod records;
@@ -38,6 +39,8 @@ pub use records::{
     LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
 };
 pub use suppression::{Contact, ContactKind, Suppression, SuppressionReason};
+
+pub use decisions::Decision;
 
 use crate::engine::Instant;
 
@@ -321,6 +324,10 @@ pub trait Store: Clone + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Every decision of an `until decided` experiment, by campaign and
+    /// experiment name.
+    fn decisions(&self) -> Result<Vec<Decision>, StoreError>;
+
     /// Whether a store this one was restored over delivered the send
     /// `key` (the sled store's commit ledger remembers): such a send is
     /// settled as delivered, never sent again.
@@ -473,6 +480,14 @@ pub trait Transaction: Sized {
         version: &str,
         source: &str,
     ) -> Result<(), StoreError>;
+
+    /// The decision of a campaign's `until decided` experiment, as this
+    /// transaction leaves it.
+    fn decision(&self, campaign: &str, experiment: &str) -> Result<Option<Decision>, StoreError>;
+
+    /// Stores an experiment's decision (the core writes one only where
+    /// there is none).
+    fn decide(&mut self, decision: &Decision);
 
     /// Whether committing would write nothing.
     fn is_empty(&self) -> bool;

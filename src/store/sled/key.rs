@@ -161,6 +161,14 @@ pub fn counters_of(campaign: &str) -> Vec<u8> {
 pub fn paused(campaign: &str) -> Vec<u8> {
     join(b'p', &[campaign.as_bytes()])
 }
+/// An `until decided` experiment's decision.
+pub fn decision(campaign: &str, experiment: &str) -> Vec<u8> {
+    join(b'd', &[campaign.as_bytes(), experiment.as_bytes()])
+}
+/// Every decision.
+pub fn decisions() -> Vec<u8> {
+    vec![b'd']
+}
 pub fn version(campaign: &str, version: &str) -> Vec<u8> {
     join(b'v', &[campaign.as_bytes(), version.as_bytes()])
 }

@@ -24,6 +24,7 @@
 //! | `f` seq(8) | the send keys one commit handed to channels (`Journal`) |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes, held sends; sends due per minute, `sends_due:` and the minute, deleted at zero) |
 //! | `p` campaign | paused flag |
+//! | `d` campaign `0` experiment | the [`super::Decision`] of an `until decided` experiment (`decisions`) |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
 //! | `e` candidate (as `c`) | their report traces ([`crate::report::trace::Traces`]), updated by every commit that writes a line a report reads |
 //! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
@@ -1019,6 +1020,15 @@ impl super::Store for SledStore {
     /// Whether a campaign is paused.
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.db()?.get(key::paused(campaign))?.is_some())
+    }
+
+    fn decisions(&self) -> Result<Vec<super::Decision>, StoreError> {
+        self.scan(&key::decisions())
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
     }
 
     fn suppression(

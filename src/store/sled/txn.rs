@@ -505,6 +505,21 @@ impl<'a> Transaction for SledTxn<'a> {
         }
     }
 
+    fn decision(
+        &self,
+        campaign: &str,
+        experiment: &str,
+    ) -> Result<Option<crate::store::Decision>, StoreError> {
+        self.get(&key::decision(campaign, experiment))
+    }
+
+    fn decide(&mut self, decision: &crate::store::Decision) {
+        self.put(
+            key::decision(&decision.campaign, &decision.experiment),
+            decision,
+        );
+    }
+
     /// Notes an enrollment of a paused (or orphaned) campaign as parked.
     fn park(&mut self, campaign: &str, candidate: &str) {
         self.put_raw(key::parked(campaign, candidate), Vec::new());
