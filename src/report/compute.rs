@@ -551,3 +551,121 @@ fn red_flags(cohort: &[&Summary], t: &Thresholds) -> Vec<RedFlag> {
     );
     flags
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fold::Fold;
+    use crate::report::line::read_lines;
+    use crate::report::model::Verdict;
+
+    fn fold(log: &str) -> (BTreeMap<String, Header>, Vec<Summary>) {
+        let mut fold = Fold::new();
+        for line in read_lines(log.as_bytes()).unwrap() {
+            fold.push(&line);
+        }
+        fold.finish()
+    }
+
+    fn enrolled(candidate: &str, at: &str, variant: &str) -> String {
+        format!(
+            "{{\"kind\":\"enrolled\",\"at\":\"{at}\",\"campaign\":\"c\",\"candidate\":\"{candidate}\",\"variants\":{{\"copy\":\"{variant}\"}}}}\n"
+        )
+    }
+
+    #[test]
+    fn a_decided_experiment_counts_those_enrolled_before_its_decision() {
+        let mut log = "{\"kind\":\"campaign\",\"campaign\":\"c\",\"goal\":\"completed\",\
+                       \"experiments\":{\"copy\":[\"short\",\"warm\"]},\
+                       \"decided\":{\"copy\":{\"winner\":\"warm\",\"at\":\"2026-10-28T00:00:00Z\",\
+                       \"because\":\"warm completes more\"}}}\n"
+            .to_string();
+        for (c, at, v) in [
+            ("a", "2026-10-26T00:00:00Z", "short"),
+            ("b", "2026-10-26T00:00:00Z", "warm"),
+            ("d", "2026-10-27T23:59:59Z", "warm"),
+            ("e", "2026-10-28T00:00:00Z", "warm"),
+            ("f", "2026-10-29T00:00:00Z", "warm"),
+        ] {
+            log.push_str(&enrolled(c, at, v));
+        }
+        let (headers, summaries) = fold(&log);
+        let options = Options {
+            by: vec![By::Variant],
+            ..Options::default()
+        };
+        let r = report(&headers, &summaries, &options);
+        let e = &r.campaigns[0].experiments[0];
+        let ns: Vec<u64> = e.variants.iter().map(|v| v.n).collect();
+        assert_eq!(ns, [1, 2]);
+        let decided = e.decided.as_ref().unwrap();
+        assert_eq!(decided.winner, "warm");
+        assert_eq!(decided.at, "2026-10-28T00:00:00Z");
+        assert_eq!(decided.because, "warm completes more");
+        let groups = &r.campaigns[0].groups["variant:copy"];
+        let counts: Vec<u64> = groups.iter().map(|g| g.funnel[0].count).collect();
+        assert_eq!(counts, [1, 4]);
+    }
+
+    #[test]
+    fn verdicts_in_words() {
+        let table = |x0, n0, xi, ni| {
+            let e = experiment(
+                "copy",
+                &[("short".into(), x0, n0), ("warm".into(), xi, ni)],
+                1000,
+            );
+            let c = e.comparisons[0].clone();
+            (c.verdict, c.text)
+        };
+        let (verdict, text) = table(100, 1000, 200, 1000);
+        assert_eq!(verdict, Verdict::Better);
+        assert!(
+            text.starts_with("`warm` completes more: +10.0 points, always-valid 95% interval +"),
+            "{text}"
+        );
+        let (verdict, text) = table(200, 1000, 100, 1000);
+        assert_eq!(verdict, Verdict::Worse);
+        assert!(
+            text.starts_with("`warm` completes less: -10.0 points, always-valid 95% interval -"),
+            "{text}"
+        );
+        let (verdict, text) = table(2000, 10_000, 2010, 10_000);
+        assert_eq!(verdict, Verdict::NoDifference);
+        assert!(
+            text.starts_with("no difference of 5 points or more from `short`: +0.1 points"),
+            "{text}"
+        );
+        let (verdict, text) = table(0, 0, 3, 10);
+        assert_eq!(verdict, Verdict::NotEnoughData);
+        assert_eq!(
+            text,
+            "not enough data yet: no enrollment in `short` (the control)"
+        );
+        let (_, text) = table(1, 10, 0, 0);
+        let needed = stats::sample_needed(0.1);
+        assert_eq!(
+            text,
+            format!("not enough data yet: about {needed} more per variant")
+        );
+    }
+
+    #[test]
+    fn three_variants_get_a_chi_square() {
+        let e = experiment(
+            "subject",
+            &[
+                ("plain".into(), 40, 434),
+                ("question".into(), 52, 398),
+                ("name".into(), 48, 430),
+            ],
+            1000,
+        );
+        assert_eq!(e.comparisons.len(), 2);
+        assert_eq!(e.comparisons[1].variant, "name");
+        assert_eq!(e.comparisons[1].versus, "plain");
+        let chi = e.chi_square.unwrap();
+        assert_eq!(chi.df, 2);
+        assert!((chi.statistic - 3.121229408516578).abs() < 1e-9);
+    }
+}
