@@ -16,10 +16,12 @@
 pub mod compute;
 pub mod csv;
 pub mod fold;
+pub mod groups;
 pub mod line;
 pub mod model;
 pub mod query;
 pub mod stats;
 pub mod stored;
 pub mod table;
+pub mod tally;
 pub mod words;
