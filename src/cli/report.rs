@@ -11,9 +11,9 @@ use super::{connect, emit, CliError, Status};
 use crate::config::Config;
 use crate::report::compute::{self, By, Options};
 use crate::report::fold::Fold;
+use crate::report::instant::parse as parse_time;
 use crate::report::line::Lines;
 use crate::report::model::Report;
-use crate::report::query::parse_time;
 
 /// `nudge report`'s arguments.
 #[derive(Debug, Clone, clap::Args)]
@@ -23,10 +23,10 @@ pub struct ReportArgs {
     pub campaign: Option<String>,
     /// Only enrollments enrolled at or after T (RFC 3339, or a date such as
     /// 2026-10-27 for its midnight UTC); their events count whenever they happened.
-    #[arg(long, value_name = "T", value_parser = time_arg)]
+    #[arg(long, value_name = "T", value_parser = parse_time)]
     pub since: Option<i64>,
     /// Only enrollments enrolled before T (RFC 3339, or a date for its midnight UTC).
-    #[arg(long, value_name = "T", value_parser = time_arg)]
+    #[arg(long, value_name = "T", value_parser = parse_time)]
     pub until: Option<i64>,
     /// Split each campaign's figures into groups (repeatable).
     #[arg(long, value_enum, value_name = "GROUPING")]
@@ -56,11 +56,6 @@ pub enum ReportFormat {
     Csv,
     /// One self-contained HTML page with charts.
     Html,
-}
-
-/// clap's reading of `--since`/`--until` (see [`parse_time`]).
-pub fn time_arg(text: &str) -> Result<i64, String> {
-    parse_time(text)
 }
 
 /// `nudge report`.

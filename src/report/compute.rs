@@ -3,19 +3,18 @@
 //! The one implementation of every figure: every format and the
 //! dashboard render the [`Report`] made here.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, Datelike, NaiveDateTime, SecondsFormat, Timelike, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, SecondsFormat, Utc};
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
 use super::fold::{Header, HeaderDecision, Step, Summary};
 use super::model::{
-    CampaignReport, Comparison, Decision, ExperimentReport, FunnelStep, Group, Outcomes, RedFlag,
-    Report, TimeToCompletion, VariantRate,
+    CampaignReport, Comparison, Decision, ExperimentReport, RedFlag, Report, VariantRate,
 };
-use super::{stats, words};
+use super::tally::{ratio, Tally};
+use super::{groups, stats, words};
 
 /// What to report on (`nudge report`'s flags).
 #[derive(Debug, Clone, PartialEq)]
@@ -141,45 +140,35 @@ fn campaign(
     options: &Options,
 ) -> CampaignReport {
     let experiments: &[(String, Vec<String>)] = header.map_or(&[], |h| &h.experiments);
-    let mut groups = IndexMap::new();
+    let mut tally = Tally::default();
+    for s in cohort {
+        tally.add(s);
+    }
+    let mut grouped = IndexMap::new();
     for by in dedup(&options.by) {
         match by {
             By::Variant => {
                 for (experiment, variants) in experiments {
-                    let keyed = keyed(cohort, |s| s.variants.get(experiment).cloned());
-                    groups.insert(
+                    grouped.insert(
                         format!("variant:{experiment}"),
-                        variant_groups(variants, keyed),
+                        groups::variants(cohort, experiment, variants),
                     );
                 }
             }
             By::Channel => {
-                let keyed = keyed(cohort, |s| {
-                    Some(s.first_sent.as_ref().map_or("none", |(_, c)| c).to_string())
-                });
-                groups.insert("channel".into(), by_size(keyed));
+                grouped.insert("channel".into(), groups::by_size(cohort, groups::channel));
             }
             By::Source => {
-                let keyed = keyed(cohort, |s| {
-                    Some(s.source.clone().unwrap_or_else(|| "unknown".into()))
-                });
-                groups.insert("source".into(), by_size(keyed));
+                grouped.insert("source".into(), groups::by_size(cohort, groups::source));
             }
             By::Device => {
-                let keyed = keyed(cohort, |s| {
-                    Some(s.device.clone().unwrap_or_else(|| "unknown".into()))
-                });
-                groups.insert("device".into(), by_size(keyed));
+                grouped.insert("device".into(), groups::by_size(cohort, groups::device));
             }
             By::Weekday => {
-                let keyed = keyed(cohort, |s| Some(local_sent(s, |t| WEEKDAYS[weekday(t)])));
-                groups.insert("weekday".into(), fixed_then_none(&WEEKDAYS, keyed));
+                grouped.insert("weekday".into(), groups::local_time(cohort, false));
             }
             By::Hour => {
-                let keyed = keyed(cohort, |s| {
-                    Some(local_sent(s, |t| HOURS[t.hour() as usize]))
-                });
-                groups.insert("hour".into(), fixed_then_none(&HOURS, keyed));
+                grouped.insert("hour".into(), groups::local_time(cohort, true));
             }
         }
     }
@@ -195,12 +184,12 @@ fn campaign(
         campaign: name.to_string(),
         title: header.and_then(|h| h.title.clone()),
         goal: header.map_or_else(|| "completed".into(), |h| h.goal.clone()),
-        funnel: funnel(cohort),
-        outcomes: outcomes(cohort),
-        time_to_completion: time_to_completion(cohort),
-        groups,
+        funnel: tally.funnel(),
+        outcomes: tally.outcomes(),
+        time_to_completion: tally.time_to_completion(),
+        groups: grouped,
         experiments,
-        red_flags: red_flags(cohort, &options.thresholds),
+        red_flags: red_flags(cohort, &tally, &options.thresholds),
     }
 }
 
@@ -215,159 +204,6 @@ fn dedup(by: &[By]) -> Vec<By> {
     seen
 }
 
-const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
-const HOURS: [&str; 24] = [
-    "00", "01", "02", "03", "04", "05", "06", "07", "08", "09", "10", "11", "12", "13", "14", "15",
-    "16", "17", "18", "19", "20", "21", "22", "23",
-];
-
-fn weekday(t: &NaiveDateTime) -> usize {
-    t.weekday().num_days_from_monday() as usize
-}
-
-/// The key of the first `sent`'s local time (in the enrollment's zone, UTC
-/// without one or with a zone chrono-tz does not know), `none` without a
-/// `sent`.
-fn local_sent(s: &Summary, key: impl Fn(&NaiveDateTime) -> &'static str) -> String {
-    let Some((at, _)) = &s.first_sent else {
-        return "none".into();
-    };
-    let Some(utc) = DateTime::<Utc>::from_timestamp_millis(*at) else {
-        return "none".into();
-    };
-    let zone: Tz = s
-        .timezone
-        .as_deref()
-        .and_then(|z| z.parse().ok())
-        .unwrap_or(Tz::UTC);
-    key(&utc.with_timezone(&zone).naive_local()).to_string()
-}
-
-/// The cohort split by a key; enrollments without one are left out.
-fn keyed<'a>(
-    cohort: &[&'a Summary],
-    key: impl Fn(&Summary) -> Option<String>,
-) -> BTreeMap<String, Vec<&'a Summary>> {
-    let mut groups: BTreeMap<String, Vec<&Summary>> = BTreeMap::new();
-    for s in cohort {
-        if let Some(k) = key(s) {
-            groups.entry(k).or_default().push(s);
-        }
-    }
-    groups
-}
-
-/// Variants as written, each listed even when empty; a variant the
-/// campaign line does not name (the experiment was edited) after them,
-/// by name.
-fn variant_groups(written: &[String], mut keyed: BTreeMap<String, Vec<&Summary>>) -> Vec<Group> {
-    let mut groups: Vec<Group> = written
-        .iter()
-        .map(|v| group(v, &keyed.remove(v).unwrap_or_default()))
-        .collect();
-    groups.extend(keyed.iter().map(|(k, members)| group(k, members)));
-    groups
-}
-
-/// Groups by enrolled count descending, then key.
-fn by_size(keyed: BTreeMap<String, Vec<&Summary>>) -> Vec<Group> {
-    let mut pairs: Vec<_> = keyed.into_iter().collect();
-    pairs.sort_by(|(ka, a), (kb, b)| b.len().cmp(&a.len()).then_with(|| ka.cmp(kb)));
-    pairs.iter().map(|(k, members)| group(k, members)).collect()
-}
-
-/// Every key of `fixed` in order (empty ones with zero counts), then
-/// `none` when some enrollment has no key.
-fn fixed_then_none(fixed: &[&str], mut keyed: BTreeMap<String, Vec<&Summary>>) -> Vec<Group> {
-    let mut groups: Vec<Group> = fixed
-        .iter()
-        .map(|k| group(k, &keyed.remove(*k).unwrap_or_default()))
-        .collect();
-    if let Some(none) = keyed.remove("none") {
-        groups.push(group("none", &none));
-    }
-    groups
-}
-
-fn group(key: &str, members: &[&Summary]) -> Group {
-    Group {
-        key: key.to_string(),
-        funnel: funnel(members),
-        outcomes: outcomes(members),
-        time_to_completion: time_to_completion(members),
-    }
-}
-
-fn ratio(count: u64, base: u64) -> Option<f64> {
-    (base > 0).then(|| count as f64 / base as f64)
-}
-
-fn reached(cohort: &[&Summary], step: Step) -> u64 {
-    cohort.iter().filter(|s| s.furthest >= step).count() as u64
-}
-
-/// REPORT.md §3: each step counts the enrollments that reached it or
-/// went further.
-fn funnel(cohort: &[&Summary]) -> Vec<FunnelStep> {
-    let enrolled = cohort.len() as u64;
-    let mut previous: Option<u64> = None;
-    Step::ALL
-        .iter()
-        .map(|&step| {
-            let count = reached(cohort, step);
-            let row = FunnelStep {
-                step,
-                count,
-                rate_from_previous: previous.and_then(|p| ratio(count, p)),
-                rate_from_enrolled: ratio(count, enrolled),
-            };
-            previous = Some(count);
-            row
-        })
-        .collect()
-}
-
-fn outcomes(cohort: &[&Summary]) -> Outcomes {
-    let count = |f: fn(&Summary) -> bool| cohort.iter().filter(|s| f(s)).count() as u64;
-    let mut exited = BTreeMap::new();
-    for state in cohort.iter().filter_map(|s| s.exited.as_ref()) {
-        *exited.entry(state.clone()).or_insert(0) += 1;
-    }
-    Outcomes {
-        opted_out: count(|s| s.opted_out),
-        bounced: count(|s| s.bounced),
-        failed: count(|s| s.failed),
-        exited,
-        running: count(|s| s.exited.is_none()),
-    }
-}
-
-/// REPORT.md §4: first `sent` to first goal, nearest-rank percentiles.
-fn time_to_completion(cohort: &[&Summary]) -> TimeToCompletion {
-    let mut times: Vec<f64> = cohort
-        .iter()
-        .filter_map(|s| {
-            let (sent, _) = s.first_sent.as_ref()?;
-            let goal = s.first_goal?;
-            (goal >= *sent).then(|| (goal - sent) as f64 / 1000.0)
-        })
-        .collect();
-    times.sort_by(f64::total_cmp);
-    let n = times.len();
-    // ⌈q n⌉ in integers: ⌈n / 2⌉ and ⌈9 n / 10⌉, 1-based ranks.
-    let rank = |r: usize| (n > 0).then(|| times[r - 1]);
-    let invited = reached(cohort, Step::Invited);
-    let within = |secs: f64| ratio(times.iter().filter(|&&d| d <= secs).count() as u64, invited);
-    TimeToCompletion {
-        count: n as u64,
-        median_s: rank(n.div_ceil(2)),
-        p90_s: rank((9 * n).div_ceil(10)),
-        within_24h: within(86_400.0),
-        within_48h: within(172_800.0),
-        within_72h: within(259_200.0),
-    }
-}
-
 /// An experiment's table over the cohort; a decided experiment counts
 /// only those enrolled before its decision.
 fn experiment_of(
@@ -377,20 +213,21 @@ fn experiment_of(
     decision: Option<&HeaderDecision>,
     plan: u64,
 ) -> ExperimentReport {
-    let counted: Vec<&Summary> = cohort
-        .iter()
-        .copied()
-        .filter(|s| decision.is_none_or(|d| s.enrolled_at < d.at))
-        .collect();
+    let mut counts: HashMap<&str, (u64, u64)> = HashMap::new();
+    for s in cohort {
+        if decision.is_some_and(|d| s.enrolled_at >= d.at) {
+            continue;
+        }
+        if let Some(v) = s.variants.get(name) {
+            let (completed, n) = counts.entry(v.as_str()).or_default();
+            *n += 1;
+            *completed += u64::from(s.furthest == Step::Completed);
+        }
+    }
     let table: Vec<(String, u64, u64)> = variants
         .iter()
         .map(|v| {
-            let members = counted.iter().filter(|s| s.variants.get(name) == Some(v));
-            let (mut completed, mut n) = (0, 0);
-            for s in members {
-                n += 1;
-                completed += u64::from(s.furthest == Step::Completed);
-            }
+            let (completed, n) = counts.get(v.as_str()).copied().unwrap_or_default();
             (v.clone(), completed, n)
         })
         .collect();
@@ -456,24 +293,33 @@ pub fn experiment(name: &str, variants: &[(String, u64, u64)], plan: u64) -> Exp
 }
 
 /// REPORT.md §7, in the table's order, per channel in name order.
-fn red_flags(cohort: &[&Summary], t: &Thresholds) -> Vec<RedFlag> {
+fn red_flags(cohort: &[&Summary], tally: &Tally, t: &Thresholds) -> Vec<RedFlag> {
+    let (mut by_email, mut by_email_opened) = (0, 0);
+    // Channel → (enrollments sent to on it, those bounced on it).
+    let mut channels: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
+    for s in cohort {
+        if s.first_sent.as_ref().is_some_and(|(_, c)| c == "email") {
+            by_email += 1;
+            by_email_opened += u64::from(s.furthest >= Step::Opened);
+        }
+        for c in &s.sent_on {
+            channels.entry(c).or_default().0 += 1;
+        }
+        for c in &s.bounced_on {
+            channels.entry(c).or_default().1 += 1;
+        }
+    }
     let mut flags = Vec::new();
-    let mut check = |kind: &str,
-                     channel: Option<&str>,
-                     count: u64,
-                     base: u64,
-                     low: bool,
-                     threshold: f64,
-                     min_base: u64| {
+    let mut check = |kind: &str, channel: Option<&str>, (count, base): (u64, u64), rule: Rule| {
         let Some(value) = ratio(count, base) else {
             return;
         };
-        let raised = if low {
-            value < threshold
-        } else {
-            value > threshold
+        let passed = match rule {
+            Rule::Below(threshold, _) => value < threshold,
+            Rule::Above(threshold, _) => value > threshold,
         };
-        if raised && base >= min_base {
+        let (Rule::Below(threshold, min_base) | Rule::Above(threshold, min_base)) = rule;
+        if passed && base >= min_base {
             flags.push(RedFlag {
                 kind: kind.to_string(),
                 channel: channel.map(str::to_string),
@@ -484,70 +330,166 @@ fn red_flags(cohort: &[&Summary], t: &Thresholds) -> Vec<RedFlag> {
             });
         }
     };
-    let by_email: Vec<&Summary> = cohort
-        .iter()
-        .copied()
-        .filter(|s| s.first_sent.as_ref().is_some_and(|(_, c)| c == "email"))
-        .collect();
     check(
         "low_open_rate",
         Some("email"),
-        reached(&by_email, Step::Opened),
-        by_email.len() as u64,
-        true,
-        t.low_open_rate,
-        t.low_open_rate_base,
+        (by_email_opened, by_email),
+        Rule::Below(t.low_open_rate, t.low_open_rate_base),
     );
     check(
         "high_start_low_completion",
         None,
-        reached(cohort, Step::Completed),
-        reached(cohort, Step::Started),
-        true,
-        t.high_start_low_completion,
-        t.high_start_low_completion_base,
+        (tally.reached(Step::Completed), tally.reached(Step::Started)),
+        Rule::Below(
+            t.high_start_low_completion,
+            t.high_start_low_completion_base,
+        ),
     );
-    let channels: BTreeSet<&str> = cohort
-        .iter()
-        .flat_map(|s| s.sent_on.iter().map(String::as_str))
-        .collect();
-    for channel in channels {
-        let sent = cohort
-            .iter()
-            .filter(|s| s.sent_on.iter().any(|c| c == channel))
-            .count();
-        let bounced = cohort
-            .iter()
-            .filter(|s| s.bounced_on.iter().any(|c| c == channel))
-            .count();
+    for (channel, (sent, bounced)) in channels {
         check(
             "high_bounce_rate",
             Some(channel),
-            bounced as u64,
-            sent as u64,
-            false,
-            t.high_bounce_rate,
-            t.high_bounce_rate_base,
+            (bounced, sent),
+            Rule::Above(t.high_bounce_rate, t.high_bounce_rate_base),
         );
     }
-    let count = |f: fn(&Summary) -> bool| cohort.iter().filter(|s| f(s)).count() as u64;
     check(
         "high_opt_out_rate",
         None,
-        count(|s| s.opted_out),
-        cohort.len() as u64,
-        false,
-        t.high_opt_out_rate,
-        t.high_opt_out_rate_base,
+        (tally.opted_out(), tally.reached(Step::Enrolled)),
+        Rule::Above(t.high_opt_out_rate, t.high_opt_out_rate_base),
     );
     check(
         "high_failure_rate",
         None,
-        count(|s| s.failed),
-        reached(cohort, Step::Invited),
-        false,
-        t.high_failure_rate,
-        t.high_failure_rate_base,
+        (tally.failed(), tally.reached(Step::Invited)),
+        Rule::Above(t.high_failure_rate, t.high_failure_rate_base),
     );
     flags
+}
+
+/// When a flag is raised: its rate below or above the threshold, over at
+/// least a base of enrollments.
+#[derive(Clone, Copy)]
+enum Rule {
+    Below(f64, u64),
+    Above(f64, u64),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::report::fold::Fold;
+    use crate::report::line::read_lines;
+    use crate::report::model::Verdict;
+
+    fn fold(log: &str) -> (BTreeMap<String, Header>, Vec<Summary>) {
+        let mut fold = Fold::new();
+        for line in read_lines(log.as_bytes()).unwrap() {
+            fold.push(&line);
+        }
+        fold.finish()
+    }
+
+    fn enrolled(candidate: &str, at: &str, variant: &str) -> String {
+        format!(
+            "{{\"kind\":\"enrolled\",\"at\":\"{at}\",\"campaign\":\"c\",\"candidate\":\"{candidate}\",\"variants\":{{\"copy\":\"{variant}\"}}}}\n"
+        )
+    }
+
+    #[test]
+    fn a_decided_experiment_counts_those_enrolled_before_its_decision() {
+        let mut log = "{\"kind\":\"campaign\",\"campaign\":\"c\",\"goal\":\"completed\",\
+                       \"experiments\":{\"copy\":[\"short\",\"warm\"]},\
+                       \"decided\":{\"copy\":{\"winner\":\"warm\",\"at\":\"2026-10-28T00:00:00Z\",\
+                       \"because\":\"warm completes more\"}}}\n"
+            .to_string();
+        for (c, at, v) in [
+            ("a", "2026-10-26T00:00:00Z", "short"),
+            ("b", "2026-10-26T00:00:00Z", "warm"),
+            ("d", "2026-10-27T23:59:59Z", "warm"),
+            ("e", "2026-10-28T00:00:00Z", "warm"),
+            ("f", "2026-10-29T00:00:00Z", "warm"),
+        ] {
+            log.push_str(&enrolled(c, at, v));
+        }
+        let (headers, summaries) = fold(&log);
+        let options = Options {
+            by: vec![By::Variant],
+            ..Options::default()
+        };
+        let r = report(&headers, &summaries, &options);
+        let e = &r.campaigns[0].experiments[0];
+        let ns: Vec<u64> = e.variants.iter().map(|v| v.n).collect();
+        assert_eq!(ns, [1, 2]);
+        let decided = e.decided.as_ref().unwrap();
+        assert_eq!(decided.winner, "warm");
+        assert_eq!(decided.at, "2026-10-28T00:00:00Z");
+        assert_eq!(decided.because, "warm completes more");
+        let groups = &r.campaigns[0].groups["variant:copy"];
+        let counts: Vec<u64> = groups.iter().map(|g| g.funnel[0].count).collect();
+        assert_eq!(counts, [1, 4]);
+    }
+
+    #[test]
+    fn verdicts_in_words() {
+        let table = |x0, n0, xi, ni| {
+            let e = experiment(
+                "copy",
+                &[("short".into(), x0, n0), ("warm".into(), xi, ni)],
+                1000,
+            );
+            let c = e.comparisons[0].clone();
+            (c.verdict, c.text)
+        };
+        let (verdict, text) = table(100, 1000, 200, 1000);
+        assert_eq!(verdict, Verdict::Better);
+        assert!(
+            text.starts_with("`warm` completes more: +10.0 points, always-valid 95% interval +"),
+            "{text}"
+        );
+        let (verdict, text) = table(200, 1000, 100, 1000);
+        assert_eq!(verdict, Verdict::Worse);
+        assert!(
+            text.starts_with("`warm` completes less: -10.0 points, always-valid 95% interval -"),
+            "{text}"
+        );
+        let (verdict, text) = table(2000, 10_000, 2010, 10_000);
+        assert_eq!(verdict, Verdict::NoDifference);
+        assert!(
+            text.starts_with("no difference of 5 points or more from `short`: +0.1 points"),
+            "{text}"
+        );
+        let (verdict, text) = table(0, 0, 3, 10);
+        assert_eq!(verdict, Verdict::NotEnoughData);
+        assert_eq!(
+            text,
+            "not enough data yet: no enrollment in `short` (the control)"
+        );
+        let (_, text) = table(1, 10, 0, 0);
+        let needed = stats::sample_needed(0.1);
+        assert_eq!(
+            text,
+            format!("not enough data yet: about {needed} more per variant")
+        );
+    }
+
+    #[test]
+    fn three_variants_get_a_chi_square() {
+        let e = experiment(
+            "subject",
+            &[
+                ("plain".into(), 40, 434),
+                ("question".into(), 52, 398),
+                ("name".into(), 48, 430),
+            ],
+            1000,
+        );
+        assert_eq!(e.comparisons.len(), 2);
+        assert_eq!(e.comparisons[1].variant, "name");
+        assert_eq!(e.comparisons[1].versus, "plain");
+        let chi = e.chi_square.unwrap();
+        assert_eq!(chi.df, 2);
+        assert!((chi.statistic - 3.121229408516578).abs() < 1e-9);
+    }
 }

@@ -15,7 +15,7 @@ pub fn parse(text: &str) -> Result<i64, String> {
         }
     }
     Err(format!(
-        "{text:?} is neither an RFC 3339 instant (2026-10-27T09:00:00Z) nor a date (2026-10-27)"
+        "`{text}` is neither an RFC 3339 instant (2026-10-27T09:00:00Z) nor a date (2026-10-27)"
     ))
 }
 
@@ -36,7 +36,7 @@ mod tests {
         assert_eq!(parse("1970-01-02"), Ok(86_400_000));
         assert_eq!(parse("1970-01-01T01:00:00+01:00"), Ok(0));
         let err = parse("last tuesday").unwrap_err();
-        assert!(err.contains("\"last tuesday\""), "{err}");
+        assert!(err.contains("`last tuesday`"), "{err}");
         assert_eq!(format(1000), "1970-01-01T00:00:01Z");
     }
 }

@@ -138,7 +138,7 @@ impl std::fmt::Display for LogError {
             LogError::Invalid { line, error } => write!(f, "line {line}: {error}"),
             LogError::Missing { line, kind, key } => write!(
                 f,
-                "line {line}: a `{kind}` line needs `{key}`, and this one has none"
+                "line {line}: `{key}` is missing; every `{kind}` line needs it"
             ),
         }
     }
@@ -178,7 +178,11 @@ impl Line {
     /// Parses one line of the log; `number` is its 1-based line number.
     pub fn parse(text: &str, number: usize) -> Result<Line, LogError> {
         let line: Line = serde_json::from_str(text).map_err(|e| {
-            let error = e.to_string();
+            // serde's own position is within the line: say it as a column.
+            let position = format!(" at line {} column {}", e.line(), e.column());
+            let message = e.to_string();
+            let message = message.strip_suffix(&position).unwrap_or(&message);
+            let error = format!("{message} (column {})", e.column());
             if e.is_syntax() || e.is_eof() {
                 LogError::NotJson {
                     line: number,
@@ -245,4 +249,54 @@ impl<R: std::io::BufRead> Iterator for Lines<R> {
 /// Every line of a log, or the first error.
 pub fn read_lines(reader: impl std::io::BufRead) -> Result<Vec<Line>, LogError> {
     Lines::new(reader).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn error(text: &str) -> String {
+        read_lines(text.as_bytes()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn lines_are_read_with_their_times_and_unknown_keys_ignored() {
+        let log = "{\"kind\":\"campaign\",\"campaign\":\"c\",\"goal\":\"completed\",\"experiments\":{}}\n\n\
+                   {\"kind\":\"enrolled\",\"at\":\"2026-10-27T10:00:00+02:00\",\"campaign\":\"c\",\"candidate\":\"a\",\"shoe_size\":44}\n";
+        let lines = read_lines(log.as_bytes()).unwrap();
+        assert_eq!(lines.len(), 2);
+        assert_eq!(lines[1].at, Some(1_793_088_000_000));
+        assert_eq!(lines[1].candidate.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn each_refusal_names_its_line_and_why() {
+        let ok = "{\"kind\":\"opened\",\"at\":\"2026-10-27T10:00:00Z\",\"candidate\":\"a\"}\n";
+        assert_eq!(
+            error(&format!("{ok}{ok}{{\"kind\": \"opened\",")),
+            "line 3: is not JSON: EOF while parsing a value (column 18)"
+        );
+        assert_eq!(
+            error(&format!("{ok}{{\"kind\":\"sent\",\"at\":\"2026-10-27T10:00:00Z\",\"campaign\":\"c\",\"candidate\":\"a\"}}")),
+            "line 2: `channel` is missing; every `sent` line needs it"
+        );
+        assert_eq!(
+            error("{\"kind\":\"clicked\",\"candidate\":\"a\"}"),
+            "line 1: `at` is missing; every `clicked` line needs it"
+        );
+        assert_eq!(
+            error("{\"kind\":\"campaign\",\"campaign\":\"c\",\"goal\":\"completed\"}"),
+            "line 1: `experiments` is missing; every `campaign` line needs it"
+        );
+        let bad_at = error("{\"kind\":\"opened\",\"at\":\"yesterday\",\"candidate\":\"a\"}");
+        assert!(
+            bad_at.starts_with("line 1: `at` \"yesterday\" is not RFC 3339"),
+            "{bad_at}"
+        );
+        let no_kind = error("{\"at\":\"2026-10-27T10:00:00Z\",\"candidate\":\"a\"}");
+        assert!(
+            no_kind.starts_with("line 1: missing field `kind`"),
+            "{no_kind}"
+        );
+    }
 }

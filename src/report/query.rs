@@ -4,7 +4,7 @@
 //! `plan`, and the red flags' thresholds under their `[report]` names
 //! (the defaults where absent).
 
-use chrono::{DateTime, NaiveDate, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, Utc};
 
 use super::compute::{By, Options, Thresholds};
 
@@ -87,23 +87,61 @@ fn by_name(by: By) -> String {
         .unwrap_or_default()
 }
 
-/// `--since`/`--until` and their query keys: an RFC 3339 instant, or a
-/// date (`2026-10-27`) for its midnight UTC; epoch milliseconds.
-pub fn parse_time(text: &str) -> Result<i64, String> {
-    if let Ok(t) = DateTime::parse_from_rfc3339(text) {
-        return Ok(t.timestamp_millis());
-    }
-    if let Some(t) = NaiveDate::parse_from_str(text, "%Y-%m-%d")
-        .ok()
-        .and_then(|d| d.and_hms_opt(0, 0, 0))
-    {
-        return Ok(t.and_utc().timestamp_millis());
-    }
-    Err(format!(
-        "`{text}` is neither an RFC 3339 instant (2026-10-27T09:00:00Z) nor a date (2026-10-27)"
-    ))
+fn time(key: &str, value: &str) -> Result<i64, String> {
+    super::instant::parse(value).map_err(|e| format!("`{key}`: {e}"))
 }
 
-fn time(key: &str, value: &str) -> Result<i64, String> {
-    parse_time(value).map_err(|e| format!("`{key}`: {e}"))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(pairs: &[(&str, &str)]) -> Result<Options, String> {
+        from_query(pairs.iter().copied())
+    }
+
+    #[test]
+    fn options_survive_the_query() {
+        let options = Options {
+            campaign: Some("warehouse associate".into()),
+            since: Some(1_793_059_200_000),
+            until: Some(1_793_664_000_500),
+            by: vec![By::Variant, By::Hour, By::Channel],
+            plan: 5000,
+            thresholds: Thresholds {
+                low_open_rate: 0.125,
+                high_failure_rate_base: 7,
+                ..Thresholds::default()
+            },
+        };
+        let query = to_query(&options);
+        let back = from_query(query.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        assert_eq!(back, options);
+        assert_eq!(parse(&[]).unwrap(), Options::default());
+    }
+
+    #[test]
+    fn bad_values_are_named() {
+        assert_eq!(
+            parse(&[("by", "variant,colour")]).unwrap_err(),
+            "`by` has `colour`: expected variant, channel, source, device, weekday or hour"
+        );
+        assert_eq!(
+            parse(&[("plan", "0")]).unwrap_err(),
+            "`plan` is `0`: expected a whole number above 0"
+        );
+        assert!(parse(&[("since", "monday")])
+            .unwrap_err()
+            .starts_with("`since`: `monday` is neither"));
+        assert_eq!(
+            parse(&[("low_open_rate_base", "1.5")]).unwrap_err(),
+            "`low_open_rate_base` is `1.5`: expected a whole number"
+        );
+        assert!(parse(&[("shoe_size", "44")])
+            .unwrap_err()
+            .contains("unknown field `shoe_size`"));
+        assert_eq!(
+            parse(&[("since", "2026-10-27")]).unwrap().since,
+            Some(1_793_059_200_000)
+        );
+    }
 }

@@ -470,7 +470,8 @@ mod tests {
                 variants: Some([("copy".to_string(), variant.to_string())].into()),
                 ..Default::default()
             };
-            let mut s = Summary::enrolled(&line).expect("summary");
+            let trace = crate::report::trace::Trace::enrolled(&line).expect("trace");
+            let mut s = trace.summary("x", "completed", None);
             s.furthest = furthest;
             s
         };

@@ -101,8 +101,8 @@ fn warm_wins_new_candidates_get_it_earlier_ones_keep_theirs_and_a_restart_keeps_
         let k = n.entry(variant.as_str()).or_default();
         *k += 1;
         let completes = match variant.as_str() {
-            "warm" => *k % 5 != 0,
-            _ => *k % 10 == 0,
+            "warm" => !(*k).is_multiple_of(5),
+            _ => (*k).is_multiple_of(10),
         };
         if completes {
             post(
@@ -202,7 +202,7 @@ fn an_edit_that_removes_until_decided_keeps_the_decision_but_no_longer_applies_i
     for (id, variant) in &early {
         let k = n.entry(variant.as_str()).or_default();
         *k += 1;
-        if variant == "warm" && *k % 5 != 0 {
+        if variant == "warm" && !(*k).is_multiple_of(5) {
             post(
                 &site,
                 "/v1/events",

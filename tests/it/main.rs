@@ -35,6 +35,7 @@ mod parse_fuzz;
 mod phone;
 mod policy;
 mod properties;
+mod report;
 mod retention;
 mod runtime;
 mod smtp;
