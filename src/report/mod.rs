@@ -13,8 +13,10 @@
 //! figure of every format, the dashboard's included, comes from
 //! [`compute::report`].
 
+pub mod charts;
 pub mod compute;
 pub mod fold;
+pub mod html;
 pub mod line;
 pub mod model;
 pub mod stats;
