@@ -33,6 +33,7 @@ mod parse_fuzz;
 mod phone;
 mod policy;
 mod properties;
+mod report_html;
 mod retention;
 mod runtime;
 mod smtp;

@@ -15,7 +15,11 @@ mod view;
 
 use minijinja::{AutoEscape, Environment, UndefinedBehavior};
 
-use super::charts::Charts;
+use std::collections::BTreeMap;
+
+use super::charts::{self, Charts};
+use super::compute::{self, Options};
+use super::fold::{Header, Summary};
 use super::model::Report;
 
 pub use view::{biggest_drop, difference_interval, percent, points, rate_interval};
@@ -33,6 +37,20 @@ pub fn render(report: &Report, charts: &Charts) -> String {
     env.get_template("page.html")
         .and_then(|t| t.render(minijinja::Value::from(minijinja::value::Serde(&page))))
         .expect("the report's page template renders its view")
+}
+
+/// The HTML file of the report over these enrollments: the report and its
+/// charts computed from the same cohort, then [`render`]ed (what `nudge
+/// report --format html` writes).
+pub fn report(
+    headers: &BTreeMap<String, Header>,
+    summaries: &[Summary],
+    options: &Options,
+) -> String {
+    render(
+        &compute::report(headers, summaries, options),
+        &charts::charts(headers, summaries, options),
+    )
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use crate::report::charts::{CompletionChart, WEEKDAYS};
 use crate::report::model::{ExperimentReport, FunnelStep, Verdict};
 
 /// Width of every chart in SVG units; CSS scales it to the page.
-const WIDTH: u32 = 720;
+const WIDTH: u32 = 560;
 const FONT: &str = "sans-serif";
 
 const INK: RGBColor = RGBColor(33, 37, 41);
@@ -86,31 +86,23 @@ fn percent(x: f64) -> String {
 pub fn funnel(steps: &[FunnelStep]) -> String {
     let k = steps.len() as i32;
     let top = steps.iter().map(|s| s.count).max().unwrap_or(0).max(1) as f64;
-    svg("The funnel", 40 + 34 * k as u32 + 30, |root| {
+    svg("The funnel", 24 + 38 * k as u32, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
-            .x_label_area_size(24)
-            .y_label_area_size(90)
-            .build_cartesian_2d(0f64..top * 1.5, (0..k).into_segmented())?;
+            .y_label_area_size(100)
+            .build_cartesian_2d(0f64..top * 1.45, (0..k - 1).into_segmented())?;
         chart
             .configure_mesh()
             .disable_mesh()
-            .y_labels(k as usize)
-            .y_label_style((FONT, 15, &INK))
-            .x_label_style((FONT, 12, &GREY))
+            .disable_x_axis()
+            .y_labels(k as usize + 1)
+            .y_label_style((FONT, 17, &INK))
             .y_label_formatter(&|y| match y {
                 SegmentValue::CenterOf(i) => steps
                     .get((k - 1 - i) as usize)
                     .map(|s| s.step.name().to_string())
                     .unwrap_or_default(),
                 _ => String::new(),
-            })
-            .x_label_formatter(&|x| {
-                if *x <= top {
-                    format!("{x:.0}")
-                } else {
-                    String::new()
-                }
             })
             .draw()?;
         chart.draw_series(steps.iter().enumerate().map(|(i, s)| {
@@ -128,13 +120,13 @@ pub fn funnel(steps: &[FunnelStep]) -> String {
         chart.draw_series(steps.iter().enumerate().map(|(i, s)| {
             let y = k - 1 - i as i32;
             let rate = match s.rate_from_previous {
-                Some(r) if i > 0 => format!("  ({} of the step before)", percent(r)),
+                Some(r) if i > 0 => format!(" ({})", percent(r)),
                 _ => String::new(),
             };
             Text::new(
                 format!("{}{rate}", s.count),
                 (s.count as f64 + top * 0.02, SegmentValue::CenterOf(y)),
-                (FONT, 14)
+                (FONT, 16)
                     .into_font()
                     .color(&INK)
                     .pos(text_anchor::Pos::new(
@@ -173,8 +165,8 @@ pub fn completion(chart_data: &CompletionChart) -> String {
             .bold_line_style(RGBColor(222, 226, 230))
             .x_labels(days.min(7))
             .y_labels(6)
-            .x_label_style((FONT, 12, &GREY))
-            .y_label_style((FONT, 12, &GREY))
+            .x_label_style((FONT, 14, &GREY))
+            .y_label_style((FONT, 14, &GREY))
             .x_label_formatter(&|x| {
                 let i = x.round();
                 if (x - i).abs() > 1e-9 || i < 0.0 {
@@ -188,7 +180,7 @@ pub fn completion(chart_data: &CompletionChart) -> String {
             })
             .y_label_formatter(&|y| format!("{y:.0}%"))
             .y_desc("completed, cumulative")
-            .axis_desc_style((FONT, 12, &GREY))
+            .axis_desc_style((FONT, 14, &GREY))
             .draw()?;
         for (index, series) in chart_data.series.iter().enumerate() {
             let colour = series_colour(index);
@@ -213,7 +205,7 @@ pub fn completion(chart_data: &CompletionChart) -> String {
             .position(SeriesLabelPosition::UpperLeft)
             .background_style(WHITE.mix(0.85))
             .border_style(RGBColor(206, 212, 218))
-            .label_font((FONT, 14, &INK))
+            .label_font((FONT, 16, &INK))
             .draw()?;
         Ok(())
     })
@@ -228,14 +220,14 @@ pub fn heatmap(label: &str, cells: &[Vec<u64>], colour: RGBColor) -> String {
             .margin(12)
             .x_label_area_size(28)
             .y_label_area_size(44)
-            .build_cartesian_2d((0i32..24).into_segmented(), (0i32..7).into_segmented())?;
+            .build_cartesian_2d((0i32..23).into_segmented(), (0i32..6).into_segmented())?;
         chart
             .configure_mesh()
             .disable_mesh()
             .x_labels(24)
             .y_labels(7)
-            .x_label_style((FONT, 12, &GREY))
-            .y_label_style((FONT, 13, &INK))
+            .x_label_style((FONT, 14, &GREY))
+            .y_label_style((FONT, 15, &INK))
             .x_label_formatter(&|h| match h {
                 SegmentValue::CenterOf(h) if h % 3 == 0 => format!("{h:02}"),
                 _ => String::new(),
@@ -272,16 +264,15 @@ pub fn heatmap(label: &str, cells: &[Vec<u64>], colour: RGBColor) -> String {
     })
 }
 
-/// An experiment's intervals: each variant's completion rate with its
-/// Wilson 95% interval, the control's rate as a grey line; then each
-/// comparison's difference from the control with its 95% interval (thin)
-/// and its always-valid interval (thick), coloured by verdict, zero as a
-/// line.
+/// An experiment's intervals, a forest plot: each variant's completion
+/// rate with its Wilson 95% interval, the control's rate as a grey line;
+/// then each comparison's difference from the control with its 95%
+/// interval (thin) and its always-valid interval (thick), coloured by
+/// verdict, zero as a line. Rows are labelled above their line, inside
+/// the plot, so long names keep the plot wide on a phone.
 pub fn intervals(experiment: &ExperimentReport) -> String {
     let variants = &experiment.variants;
-    let k = variants.len() as i32;
     let comparisons = &experiment.comparisons;
-    let c = comparisons.len() as i32;
     let rate_top = variants
         .iter()
         .filter_map(|v| v.interval.map(|i| i[1]))
@@ -295,118 +286,143 @@ pub fn intervals(experiment: &ExperimentReport) -> String {
         .fold(0.05f64, f64::max);
     let reach = ((reach * 100.0 / 5.0).ceil() * 5.0).min(100.0);
     let label = format!("Intervals of experiment {}", experiment.name);
-    let rate_height = 50 + 32 * k as u32;
-    let diff_height = if c > 0 { 60 + 32 * c as u32 } else { 0 };
+    let rate_height = 64 + ROW * variants.len() as u32;
+    let diff_height = if comparisons.is_empty() {
+        0
+    } else {
+        64 + ROW * comparisons.len() as u32
+    };
     svg(&label, rate_height + diff_height, |root| {
         let (upper, lower) = root.split_vertically(rate_height);
-        let mut rates = ChartBuilder::on(&upper)
-            .margin(12)
-            .caption("completion rate, 95% interval", (FONT, 14, &GREY))
-            .x_label_area_size(22)
-            .y_label_area_size(110)
-            .build_cartesian_2d(0f64..rate_top, (0..k).into_segmented())?;
-        rates
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(233, 236, 239))
-            .y_labels(k as usize)
-            .x_labels(6)
-            .x_label_style((FONT, 12, &GREY))
-            .y_label_style((FONT, 14, &INK))
-            .x_label_formatter(&|x| format!("{x:.0}%"))
-            .y_label_formatter(&|y| match y {
-                SegmentValue::CenterOf(i) => variants
-                    .get((k - 1 - i) as usize)
-                    .map(|v| v.name.clone())
-                    .unwrap_or_default(),
-                _ => String::new(),
+        let rows: Vec<Row> = variants
+            .iter()
+            .enumerate()
+            .map(|(i, v)| Row {
+                label: if i == 0 {
+                    format!("{} (control)", v.name)
+                } else {
+                    v.name.clone()
+                },
+                colour: series_colour(i),
+                point: v.rate.map(|r| r * 100.0),
+                thin: v.interval.map(|[lo, hi]| [lo * 100.0, hi * 100.0]),
+                thick: None,
             })
-            .draw()?;
-        if let Some(control) = variants.first().and_then(|v| v.rate) {
-            rates.draw_series(std::iter::once(PathElement::new(
-                vec![
-                    (control * 100.0, SegmentValue::Exact(0)),
-                    (control * 100.0, SegmentValue::Exact(k)),
-                ],
-                GREY.stroke_width(1),
-            )))?;
-        }
-        for (i, v) in variants.iter().enumerate() {
-            let (Some(rate), Some([lo, hi])) = (v.rate, v.interval) else {
-                continue;
-            };
-            let y = SegmentValue::CenterOf(k - 1 - i as i32);
-            let colour = series_colour(i);
-            rates.draw_series(std::iter::once(PathElement::new(
-                vec![(lo * 100.0, y.clone()), (hi * 100.0, y.clone())],
-                colour.stroke_width(4),
-            )))?;
-            rates.draw_series(std::iter::once(Circle::new(
-                (rate * 100.0, y.clone()),
-                6,
-                colour.filled(),
-            )))?;
-        }
-        if c == 0 {
+            .collect();
+        let control = variants.first().and_then(|v| v.rate).map(|r| r * 100.0);
+        forest(
+            &upper,
+            "completion rate with its 95% interval",
+            0.0..rate_top,
+            &|x| format!("{x:.0}%"),
+            control,
+            &rows,
+        )?;
+        if comparisons.is_empty() {
             return Ok(());
         }
-        let mut diffs = ChartBuilder::on(&lower)
-            .margin(12)
-            .caption(
-                "difference from the control, points: 95% (thin), always-valid (thick)",
-                (FONT, 14, &GREY),
-            )
-            .x_label_area_size(22)
-            .y_label_area_size(110)
-            .build_cartesian_2d(-reach..reach, (0..c).into_segmented())?;
-        diffs
-            .configure_mesh()
-            .disable_y_mesh()
-            .light_line_style(WHITE)
-            .bold_line_style(RGBColor(233, 236, 239))
-            .y_labels(c as usize)
-            .x_labels(7)
-            .x_label_style((FONT, 12, &GREY))
-            .y_label_style((FONT, 14, &INK))
-            .x_label_formatter(&|x| format!("{x:+.0}"))
-            .y_label_formatter(&|y| match y {
-                SegmentValue::CenterOf(i) => comparisons
-                    .get((c - 1 - i) as usize)
-                    .map(|v| format!("{} − {}", v.variant, v.versus))
-                    .unwrap_or_default(),
-                _ => String::new(),
+        let rows: Vec<Row> = comparisons
+            .iter()
+            .map(|c| Row {
+                label: format!("{} − {}", c.variant, c.versus),
+                colour: verdict_colour(c.verdict),
+                point: c.difference.map(|d| d * 100.0),
+                thin: c.interval.map(|[lo, hi]| [lo * 100.0, hi * 100.0]),
+                thick: c
+                    .always_valid_interval
+                    .map(|[lo, hi]| [lo * 100.0, hi * 100.0]),
             })
-            .draw()?;
-        diffs.draw_series(std::iter::once(PathElement::new(
-            vec![(0.0, SegmentValue::Exact(0)), (0.0, SegmentValue::Exact(c))],
-            INK.stroke_width(1),
-        )))?;
-        for (i, comparison) in comparisons.iter().enumerate() {
-            let y = SegmentValue::CenterOf(c - 1 - i as i32);
-            let colour = verdict_colour(comparison.verdict);
-            if let Some([lo, hi]) = comparison.always_valid_interval {
-                diffs.draw_series(std::iter::once(PathElement::new(
-                    vec![(lo * 100.0, y.clone()), (hi * 100.0, y.clone())],
-                    colour.mix(0.45).stroke_width(9),
-                )))?;
-            }
-            if let Some([lo, hi]) = comparison.interval {
-                diffs.draw_series(std::iter::once(PathElement::new(
-                    vec![(lo * 100.0, y.clone()), (hi * 100.0, y.clone())],
-                    colour.stroke_width(2),
-                )))?;
-            }
-            if let Some(d) = comparison.difference {
-                diffs.draw_series(std::iter::once(Circle::new(
-                    (d * 100.0, y.clone()),
-                    5,
-                    colour.filled(),
-                )))?;
-            }
-        }
-        Ok(())
+            .collect();
+        forest(
+            &lower,
+            "difference in points: 95% (thin), always-valid (thick)",
+            -reach..reach,
+            &|x| format!("{x:+.0}"),
+            Some(0.0),
+            &rows,
+        )
     })
+}
+
+/// Height of one row of a forest plot.
+const ROW: u32 = 46;
+
+/// One row of a forest plot, in the plot's units.
+struct Row {
+    label: String,
+    colour: RGBColor,
+    point: Option<f64>,
+    thin: Option<[f64; 2]>,
+    thick: Option<[f64; 2]>,
+}
+
+fn forest(
+    area: &DrawingArea<SVGBackend<'_>, plotters::coord::Shift>,
+    caption: &str,
+    x: std::ops::Range<f64>,
+    x_label: &dyn Fn(&f64) -> String,
+    reference: Option<f64>,
+    rows: &[Row],
+) -> Result<(), Failed> {
+    let n = rows.len() as f64;
+    let left = x.start;
+    let mut chart = ChartBuilder::on(area)
+        .margin(12)
+        .caption(caption, (FONT, 15, &GREY))
+        .x_label_area_size(24)
+        .build_cartesian_2d(x, 0f64..n)?;
+    chart
+        .configure_mesh()
+        .disable_y_mesh()
+        .disable_y_axis()
+        .light_line_style(WHITE)
+        .bold_line_style(RGBColor(233, 236, 239))
+        .x_labels(7)
+        .x_label_style((FONT, 14, &GREY))
+        .x_label_formatter(x_label)
+        .draw()?;
+    if let Some(at) = reference {
+        chart.draw_series(std::iter::once(PathElement::new(
+            vec![(at, 0.0), (at, n)],
+            GREY.stroke_width(1),
+        )))?;
+    }
+    for (i, row) in rows.iter().enumerate() {
+        // The first row on top; its line a little below the middle.
+        let y = n - 1.0 - i as f64 + 0.4;
+        chart.draw_series(std::iter::once(Text::new(
+            row.label.clone(),
+            (left, n - i as f64 - 0.08),
+            (FONT, 16)
+                .into_font()
+                .color(&INK)
+                .pos(text_anchor::Pos::new(
+                    text_anchor::HPos::Left,
+                    text_anchor::VPos::Top,
+                )),
+        )))?;
+        if let Some([lo, hi]) = row.thick {
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(lo, y), (hi, y)],
+                row.colour.mix(0.4).stroke_width(10),
+            )))?;
+        }
+        if let Some([lo, hi]) = row.thin {
+            let width = if row.thick.is_some() { 2 } else { 4 };
+            chart.draw_series(std::iter::once(PathElement::new(
+                vec![(lo, y), (hi, y)],
+                row.colour.stroke_width(width),
+            )))?;
+        }
+        if let Some(at) = row.point {
+            chart.draw_series(std::iter::once(Circle::new(
+                (at, y),
+                6,
+                row.colour.filled(),
+            )))?;
+        }
+    }
+    Ok(())
 }
 
 pub fn verdict_colour(verdict: Verdict) -> RGBColor {

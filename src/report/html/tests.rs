@@ -228,6 +228,12 @@ fn the_charts_are_inline_svg() {
     assert!(html.contains("aria-label=\"The funnel\""));
     assert!(html.contains("aria-label=\"Completion over time by variant of copy\""));
     assert!(html.contains("busiest: tue 09:00 (34)"));
+    // Every row of the intervals is labelled, a single comparison too.
+    let intervals = &html[html.find("Intervals of experiment copy").unwrap()..];
+    let intervals = &intervals[..intervals.find("</svg>").unwrap()];
+    for label in ["short", "warm", "− short"] {
+        assert!(intervals.contains(label), "{label:?} in {intervals}");
+    }
     assert!(html.contains("busiest: thu 19:00 (12)"));
 }
 

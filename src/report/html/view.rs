@@ -332,7 +332,7 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
             vec![
                 Figure {
                     caption: format!(
-                        "Invites (first message) by weekday and hour, in each candidate's zone{}",
+                        "Invites (first message) by weekday and hour, in each candidate's zone, darker for more{}",
                         busiest(&ch.heatmap.invites)
                     ),
                     svg: svg::heatmap(
@@ -343,7 +343,7 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
                 },
                 Figure {
                     caption: format!(
-                        "Completions by weekday and hour, in each candidate's zone{}",
+                        "Completions by weekday and hour, in each candidate's zone, darker for more{}",
                         busiest(&ch.heatmap.completions)
                     ),
                     svg: svg::heatmap(
