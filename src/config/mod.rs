@@ -12,6 +12,7 @@
 
 mod intake;
 mod read;
+mod report;
 mod server;
 mod starter;
 mod token;
@@ -37,6 +38,7 @@ pub use crate::channels::smtp::{
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
+pub use report::ReportConfig;
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
@@ -118,6 +120,9 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
+    /// The thresholds of the report's red flags (see `report`).
+    #[serde(default)]
+    pub report: ReportConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -354,6 +359,7 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
+            report: ReportConfig::default(),
         }
     }
 }

@@ -15,9 +15,15 @@
 
 pub mod charts;
 pub mod compute;
+pub mod export;
+pub mod csv;
 pub mod fold;
 pub mod html;
+pub mod instant;
 pub mod line;
 pub mod model;
+pub mod query;
 pub mod stats;
 pub mod stored;
+pub mod table;
+pub mod words;

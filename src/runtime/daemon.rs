@@ -198,6 +198,37 @@ impl Handle {
         .await
     }
 
+    /// The store, for reads that do not go through the core (reports,
+    /// metrics, the dashboard).
+    pub fn store(&self) -> &crate::store::SledStore {
+        &self.store
+    }
+
+    /// The campaigns loaded now.
+    pub fn campaigns_now(&self) -> Campaigns {
+        self.campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The clock the daemon runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// `nudge export` through the daemon: the event log of the enrollments
+    /// `filter` selects, written to `out` (a blocking writer).
+    pub fn export(
+        &self,
+        filter: &crate::report::export::Filter,
+        out: impl std::io::Write,
+    ) -> Result<crate::report::export::Exported, crate::report::export::ExportError> {
+        let campaigns = self.campaigns_now();
+        let decisions = std::collections::BTreeMap::new();
+        crate::report::export::export(&self.store, &campaigns, &decisions, filter, out)
+    }
+
     pub fn suppressions(&self) -> Result<Vec<SuppressionView>, Refusal> {
         query::suppressions(&self.store)
     }
@@ -312,6 +343,23 @@ impl Handle {
     pub fn paused(&self, campaign: &str) -> Result<bool, Refusal> {
         use crate::store::Store;
         Ok(self.store.paused(campaign)?)
+    }
+
+    /// `nudge report` over the store (REPORT.md), read beside the core.
+    pub fn report(
+        &self,
+        options: &crate::report::compute::Options,
+    ) -> Result<crate::report::model::Report, Refusal> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(crate::report::stored::report(
+            &self.store,
+            &campaigns,
+            options,
+        )?)
     }
 }
 

@@ -22,6 +22,7 @@ mod damage;
 mod delivery;
 mod e2e;
 mod engine;
+mod export;
 mod faults;
 mod fmt;
 mod import;
