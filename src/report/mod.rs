@@ -15,8 +15,8 @@
 
 pub mod charts;
 pub mod compute;
-pub mod export;
 pub mod csv;
+pub mod export;
 pub mod fold;
 pub mod html;
 pub mod instant;

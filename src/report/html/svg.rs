@@ -38,6 +38,11 @@ pub fn series_colour(index: usize) -> RGBColor {
     SERIES[index % SERIES.len()]
 }
 
+/// A colour as CSS writes it, for the page's legends.
+pub fn css(colour: RGBColor) -> String {
+    format!("#{:02x}{:02x}{:02x}", colour.0, colour.1, colour.2)
+}
+
 type Failed = Box<dyn std::error::Error>;
 
 /// Draws with `draw` on a fresh SVG of `height`; the SVG text, stripped of
@@ -148,7 +153,8 @@ pub fn completion(chart_data: &CompletionChart) -> String {
         .iter()
         .flat_map(|s| s.points.iter().filter_map(|p| p.cumulative_rate))
         .fold(0.0f64, f64::max);
-    let top = ((top * 100.0 / 10.0).ceil() * 10.0).clamp(10.0, 100.0);
+    // Headroom above the highest line.
+    let top = (((top * 100.0 + 5.0) / 10.0).ceil() * 10.0).clamp(10.0, 100.0);
     let label = match &chart_data.experiment {
         Some(e) => format!("Completion over time by variant of {e}"),
         None => "Completion over time".to_string(),
@@ -156,6 +162,7 @@ pub fn completion(chart_data: &CompletionChart) -> String {
     svg(&label, 320, |root| {
         let mut chart = ChartBuilder::on(root)
             .margin(12)
+            .margin_right(28)
             .x_label_area_size(30)
             .y_label_area_size(50)
             .build_cartesian_2d(0f64..(days as f64 - 1.0).max(1.0), 0f64..top)?;
@@ -190,23 +197,11 @@ pub fn completion(chart_data: &CompletionChart) -> String {
                 .enumerate()
                 .filter_map(|(day, p)| Some((day as f64, p.cumulative_rate? * 100.0)))
                 .collect();
-            chart
-                .draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?
-                .label(series.name.as_str())
-                .legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 20, y)], colour.stroke_width(3))
-                });
+            chart.draw_series(LineSeries::new(points.clone(), colour.stroke_width(3)))?;
             if points.len() <= 31 {
                 chart.draw_series(points.iter().map(|&p| Circle::new(p, 3, colour.filled())))?;
             }
         }
-        chart
-            .configure_series_labels()
-            .position(SeriesLabelPosition::UpperLeft)
-            .background_style(WHITE.mix(0.85))
-            .border_style(RGBColor(206, 212, 218))
-            .label_font((FONT, 16, &INK))
-            .draw()?;
         Ok(())
     })
 }

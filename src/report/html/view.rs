@@ -87,6 +87,8 @@ pub struct ComparisonRow {
 pub struct Figure {
     pub caption: String,
     pub svg: String,
+    /// Series names and their colours (`#rrggbb`), shown under the chart.
+    pub legend: Vec<(String, String)>,
 }
 
 #[derive(Debug, Serialize)]
@@ -323,6 +325,12 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
                         None => "Completion over time: of those enrolled up to each day, the share who completed".into(),
                     },
                     svg: svg::completion(chart),
+                    legend: chart
+                        .series
+                        .iter()
+                        .enumerate()
+                        .map(|(i, s)| (s.name.clone(), svg::css(svg::series_colour(i))))
+                        .collect(),
                 })
                 .collect()
         })
@@ -340,6 +348,7 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
                         &ch.heatmap.invites,
                         svg::INVITES,
                     ),
+                    legend: Vec::new(),
                 },
                 Figure {
                     caption: format!(
@@ -351,6 +360,7 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
                         &ch.heatmap.completions,
                         svg::COMPLETIONS,
                     ),
+                    legend: Vec::new(),
                 },
             ]
         })
