@@ -8,6 +8,8 @@
 //! Days are UTC dates of the `enrolled` line; weekday and hour are those of
 //! the enrollment's own `timezone` (UTC without one or with an unknown
 //! one), as REPORT.md §5 reads them for `--by weekday` and `--by hour`.
+//! Like the `variant:` grouping, completion over time counts every
+//! enrollment of a decided experiment, those after the decision too.
 
 use std::collections::BTreeMap;
 

@@ -265,3 +265,22 @@ fn an_empty_report_renders() {
     assert!(html.contains("No red flags."));
     assert!(html.contains("No step of the funnel loses anyone."));
 }
+
+#[test]
+fn a_decided_experiment_says_so_at_the_top_and_in_its_table() {
+    let mut decided = report();
+    decided.campaigns[0].experiments[0].decided = Some(Decision {
+        winner: "<b>warm</b>".into(),
+        at: "2026-10-20T09:00:00Z".into(),
+        because: "+12.0 points, always-valid interval +1.2 to +22.8".into(),
+    });
+    let html = render(&decided, &charts());
+    let glance = &html[html.find("At a glance").unwrap()..html.find("<h3>Funnel").unwrap()];
+    assert!(
+        glance.contains("copy: decided for &lt;b&gt;warm&lt;&#x2f;b&gt; on 2026-10-20T09:00:00Z."),
+        "{glance}"
+    );
+    assert!(html.contains(
+        "Decided for &lt;b&gt;warm&lt;&#x2f;b&gt; on 2026-10-20T09:00:00Z: +12.0 points"
+    ));
+}
