@@ -208,7 +208,10 @@ fn names_from_data_are_escaped() {
 fn the_top_says_who_wins_and_where_candidates_drop_off() {
     let html = render(&report(), &charts());
     let glance = &html[html.find("At a glance").unwrap()..html.find("<h3>Funnel").unwrap()];
-    assert!(glance.contains("completes more: +12.0 points"), "{glance}");
+    assert!(
+        glance.contains("copy: “&lt;b&gt;warm&lt;&#x2f;b&gt;” completes more: +12.0 points"),
+        "{glance}"
+    );
     assert!(glance.contains("class=\"better\""));
     assert!(
         glance.contains(

@@ -141,6 +141,24 @@ pub fn difference_interval(interval: Option<[f64; 2]>) -> String {
     )
 }
 
+/// Words written for a terminal, for a page: `name` becomes “name”.
+fn quoted(text: &str) -> String {
+    let mut open = false;
+    text.chars()
+        .map(|c| match c {
+            '`' => {
+                open = !open;
+                if open {
+                    '“'
+                } else {
+                    '”'
+                }
+            }
+            c => c,
+        })
+        .collect()
+}
+
 fn p_value(p: Option<f64>) -> String {
     match p {
         None => "–".to_string(),
@@ -254,7 +272,7 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
         for comparison in &experiment.comparisons {
             glance.push(Glance {
                 class: verdict_words(comparison.verdict).1,
-                text: format!("{}: {}", experiment.name, comparison.text),
+                text: format!("{}: {}", experiment.name, quoted(&comparison.text)),
             });
         }
     }
@@ -391,7 +409,7 @@ fn campaign(c: &CampaignReport, charts: Option<&CampaignCharts>) -> CampaignView
                 value: percent(Some(f.value)),
                 threshold: percent(Some(f.threshold)),
                 base: f.base,
-                advice: f.advice.clone(),
+                advice: quoted(&f.advice),
             })
             .collect(),
     }
@@ -453,7 +471,7 @@ fn experiment(e: &ExperimentReport) -> ExperimentView {
                     always_valid: difference_interval(c.always_valid_interval),
                     verdict,
                     class,
-                    text: c.text.clone(),
+                    text: quoted(&c.text),
                 }
             })
             .collect(),
