@@ -9,6 +9,7 @@ use std::path::PathBuf;
 
 use super::{connect, emit, CliError, Status};
 use crate::config::Config;
+use crate::report::charts::Charts;
 use crate::report::compute::{self, By, Options};
 use crate::report::fold::Fold;
 use crate::report::instant::parse as parse_time;
@@ -75,9 +76,10 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Status, CliError> {
         plan: args.plan.unwrap_or(crate::report::stats::DEFAULT_PLAN),
         thresholds: config.report.clone(),
     };
-    let report = match &args.events {
-        Some(path) => from_log(path, &options)?,
-        None => from_store(config, &options)?,
+    let html = args.format == ReportFormat::Html;
+    let (report, charts) = match &args.events {
+        Some(path) => from_log(path, &options, html)?,
+        None => from_store(config, &options, html)?,
     };
     if let Some(name) = &options.campaign {
         if report.campaigns.is_empty() {
@@ -88,7 +90,10 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Status, CliError> {
             return Err(CliError::Input(format!("no campaign `{name}` {place}")));
         }
     }
-    let text = render(&report, args.format)?;
+    let text = match charts {
+        Some(charts) => crate::report::html::render(&report, &charts),
+        None => render(&report, args.format)?,
+    };
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?,
@@ -108,16 +113,22 @@ pub fn render(report: &Report, format: ReportFormat) -> Result<String, CliError>
             text
         }
         ReportFormat::Csv => crate::report::csv::render(report),
-        ReportFormat::Html => {
-            return Err(CliError::Input(
-                "the HTML format is not built in this build".into(),
-            ))
-        }
+        ReportFormat::Html => crate::report::html::render(
+            report,
+            &crate::report::charts::Charts {
+                campaigns: Vec::new(),
+            },
+        ),
     })
 }
 
-/// The report over an event log; the first bad line fails it whole.
-fn from_log(path: &std::path::Path, options: &Options) -> Result<Report, CliError> {
+/// The report over an event log, and the HTML report's charts when
+/// `charts`; the first bad line fails it whole.
+fn from_log(
+    path: &std::path::Path,
+    options: &Options,
+    charts: bool,
+) -> Result<(Report, Option<Charts>), CliError> {
     let file = File::open(path)
         .map_err(|e| CliError::Input(format!("cannot open {}: {e}", path.display())))?;
     let mut fold = Fold::new();
@@ -126,11 +137,21 @@ fn from_log(path: &std::path::Path, options: &Options) -> Result<Report, CliErro
         fold.push(&line);
     }
     let (headers, summaries) = fold.finish();
-    Ok(compute::report(&headers, &summaries, options))
+    let made = charts.then(|| crate::report::charts::charts(&headers, &summaries, options));
+    Ok((compute::report(&headers, &summaries, options), made))
 }
 
 /// The report over the store, opened here or through the running daemon.
-fn from_store(config: &Config, options: &Options) -> Result<Report, CliError> {
+fn from_store(
+    config: &Config,
+    options: &Options,
+    charts: bool,
+) -> Result<(Report, Option<Charts>), CliError> {
     let mut admin = connect(config)?;
-    admin.report(options).map_err(super::api)
+    let report = admin.report(options).map_err(super::api)?;
+    let made = match charts {
+        true => Some(admin.charts(options).map_err(super::api)?),
+        false => None,
+    };
+    Ok((report, made))
 }

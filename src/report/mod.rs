@@ -13,11 +13,13 @@
 //! figure of every format, the dashboard's included, comes from
 //! [`compute::report`].
 
+pub mod charts;
 pub mod compute;
 pub mod csv;
 pub mod export;
 pub mod fold;
 pub mod groups;
+pub mod html;
 pub mod instant;
 pub mod line;
 pub mod model;

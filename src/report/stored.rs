@@ -90,3 +90,14 @@ pub fn report<S: Store>(
     let (headers, summaries) = summaries(store, campaigns, options)?;
     Ok(super::compute::report(&headers, &summaries, options))
 }
+
+/// The HTML report's charts over the store: [`summaries`] through
+/// [`super::charts::charts`].
+pub fn charts<S: Store>(
+    store: &S,
+    campaigns: &Campaigns,
+    options: &Options,
+) -> Result<super::charts::Charts, StoreError> {
+    let (headers, summaries) = summaries(store, campaigns, options)?;
+    Ok(super::charts::charts(&headers, &summaries, options))
+}

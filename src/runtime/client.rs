@@ -419,6 +419,27 @@ impl Admin {
             }
         }
     }
+
+    /// The HTML report's charts over the store.
+    pub fn charts(
+        &mut self,
+        options: &crate::report::compute::Options,
+    ) -> Result<crate::report::charts::Charts, Refusal> {
+        match self {
+            Admin::Remote(r) => {
+                let query = crate::report::query::to_query(options);
+                r.get_query("/v1/report/charts", &query)
+            }
+            Admin::Local(l) => {
+                let campaigns = l.core.campaigns().clone();
+                Ok(crate::report::stored::charts(
+                    l.core.store(),
+                    &campaigns,
+                    options,
+                )?)
+            }
+        }
+    }
 }
 
 impl Local {

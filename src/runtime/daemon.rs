@@ -384,6 +384,19 @@ impl Handle {
             options,
         )?)
     }
+
+    /// The HTML report's charts over the store.
+    pub fn charts(
+        &self,
+        options: &crate::report::compute::Options,
+    ) -> Result<crate::report::charts::Charts, Refusal> {
+        let campaigns = self.campaigns_now();
+        Ok(crate::report::stored::charts(
+            &self.store,
+            &campaigns,
+            options,
+        )?)
+    }
 }
 
 /// Loads campaigns (checked against the templates folder) and templates.

@@ -20,6 +20,7 @@
 //! | `GET /v1/reviewed` | `[Reviewed]`: candidates an `import --review` left waiting |
 //! | `GET /v1/export[?campaign=&since=&until=]` | the event log (JSON Lines), streamed, then `#` + its counts |
 //! | `GET /v1/report[?campaign&since&until&by&plan&THRESHOLD...]` | `Report` (REPORT.md §8) |
+//! | `GET /v1/report/charts[?...]` | `Charts`: the HTML report's series over the same cohort |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
@@ -149,6 +150,7 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/reviewed", get(reviewed))
         .route("/v1/export", get(export))
         .route("/v1/report", get(report))
+        .route("/v1/report/charts", get(charts))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     super::guard(router)
@@ -247,7 +249,8 @@ async fn description() -> Response {
     backup,
     export,
     description,
-    report
+    report,
+    charts
 ))]
 pub(super) struct Described;
 
@@ -626,4 +629,35 @@ async fn report(
         .await
         .map_err(|e| Refusal::Internal(e.to_string()))??;
     Ok(Json(report))
+}
+
+/// The HTML report's charts over the store (completion over time per
+/// variant, weekday × hour heatmaps), over the cohort `/v1/report` takes.
+#[utoipa::path(
+    get,
+    path = "/v1/report/charts",
+    tag = "admin", security(("admin_token" = [])),
+    params(
+        ("campaign" = Option<String>, Query, description = "only this campaign"),
+        ("since" = Option<String>, Query, description = "only enrollments enrolled at or after this instant (RFC 3339, or a date for its midnight UTC)"),
+        ("until" = Option<String>, Query, description = "only enrollments enrolled before this instant"),
+    ),
+    responses(
+        (status = 200, description = "the charts' series", content_type = "application/json", body = Object),
+        (status = 400, description = "a query key that is not the report's, or a bad value", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+    )
+)]
+async fn charts(
+    State(s): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<impl IntoResponse, Answer> {
+    let options = crate::report::query::from_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(Refusal::BadRequest)?;
+    let handle = s.handle.clone();
+    let charts = tokio::task::spawn_blocking(move || handle.charts(&options))
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
+    Ok(Json(charts))
 }

@@ -36,6 +36,7 @@ mod phone;
 mod policy;
 mod properties;
 mod report;
+mod report_html;
 mod retention;
 mod runtime;
 mod smtp;
