@@ -657,6 +657,8 @@ pub mod suppression;
 pub mod import;
 pub use import::{import, invite, ImportOptions};
 
+pub mod dashboard;
+
 fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Admin, CliError> {
     crate::runtime::client::Admin::connect(config).map_err(|e| CliError::Input(e.to_string()))
 }

@@ -238,6 +238,12 @@ enum Command {
         /// Candidates by id, external id, email or phone.
         candidates: Vec<String>,
     },
+    /// Print the `[dashboard.users]` line that lets NAME log in to the
+    /// dashboard, from a password read on standard input (the first line).
+    DashboardUser {
+        /// The name to log in with.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -477,6 +483,7 @@ fn main() -> ExitCode {
             all_reviewed,
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
+        Command::DashboardUser { name } => cli::dashboard::user(&name),
     };
     match result {
         Ok(status) => status.into(),

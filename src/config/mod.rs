@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod dashboard;
 mod intake;
 mod read;
 mod server;
@@ -43,6 +44,7 @@ pub use server::{
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
 pub use webhooks::{verification_key, WebhooksConfig};
+pub use dashboard::{hash_password, password_matches, DashboardConfig};
 
 /// The configuration file's name, looked up in the current directory.
 pub const FILE_NAME: &str = "nudge.toml";
@@ -118,6 +120,9 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
+    /// The live dashboard on the admin listener (see `dashboard`).
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -354,6 +359,7 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }

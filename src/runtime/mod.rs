@@ -18,3 +18,4 @@ pub mod policy;
 pub mod query;
 pub mod refusal;
 pub mod run;
+pub mod dashboard;

@@ -8,6 +8,7 @@
 pub mod admin;
 pub mod openapi;
 pub mod public;
+pub mod dashboard;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -1,0 +1,135 @@
+//! What the live dashboard shows (`GET /dashboard/data.json`): the report
+//! over the store ([`crate::report::stored::report`], the one place every
+//! figure is computed), the status figures (candidates per state, from the
+//! counters `nudge status` reads) and today's sends per channel (from the
+//! per-hour counters the core keeps as sends are delivered). Counters and
+//! the report's summaries, never a scan of histories or sends.
+
+use std::collections::BTreeMap;
+
+use chrono::{TimeZone, Timelike};
+use serde::{Deserialize, Serialize};
+
+use super::api::StatusReport;
+use super::campaigns::Campaigns;
+use super::query;
+use super::refusal::Refusal;
+use crate::engine::Instant;
+use crate::report::compute::Options;
+use crate::report::model::Report;
+use crate::sim::rfc3339;
+use crate::store::Store;
+
+/// The dashboard's data: one answer of `/dashboard/data.json`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Dashboard {
+    /// When it was read (RFC 3339).
+    pub at: String,
+    /// Seconds until the page reads it again.
+    pub refresh_secs: u64,
+    /// Candidates per state, sends due, held and failed, per campaign.
+    pub status: StatusReport,
+    /// Sends delivered since the start of today.
+    pub sends_today: SendsToday,
+    /// Exactly `nudge report --format json` over the whole store.
+    pub report: Report,
+}
+
+/// Sends delivered on each channel since `since`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SendsToday {
+    /// The start of today in `zone` (RFC 3339), to the hour before it when
+    /// the zone's midnight is not on a UTC hour.
+    pub since: String,
+    pub zone: String,
+    /// Channel → sends, every campaign together.
+    pub total: BTreeMap<String, i64>,
+    /// Campaign → channel → sends.
+    pub campaigns: BTreeMap<String, BTreeMap<String, i64>>,
+}
+
+/// The dashboard's data at `now`, "today" read in `zone`.
+pub fn dashboard<S: Store>(
+    store: &S,
+    campaigns: &Campaigns,
+    now: Instant,
+    zone: chrono_tz::Tz,
+    refresh_secs: u64,
+) -> Result<Dashboard, Refusal> {
+    let status = query::status(store, campaigns, None, now)?;
+    let since = start_of_day(now, zone);
+    let mut total: BTreeMap<String, i64> = BTreeMap::new();
+    let mut per_campaign = BTreeMap::new();
+    for (name, _) in campaigns.iter() {
+        let sends = store.sends_on(name, since)?;
+        for (channel, n) in &sends {
+            *total.entry(channel.clone()).or_insert(0) += n;
+        }
+        per_campaign.insert(name.clone(), sends);
+    }
+    let report = crate::report::stored::report(store, campaigns, &Options::default())?;
+    Ok(Dashboard {
+        at: rfc3339(now),
+        refresh_secs,
+        status,
+        sends_today: SendsToday {
+            since: rfc3339(since),
+            zone: zone.name().to_string(),
+            total,
+            campaigns: per_campaign,
+        },
+        report,
+    })
+}
+
+/// The instant today began in `zone`, floored to the UTC hour (the
+/// counters are hourly): local midnight, or the first instant of the day
+/// where a change of clocks skips midnight.
+pub fn start_of_day(now: Instant, zone: chrono_tz::Tz) -> Instant {
+    let local = now.with_timezone(&zone).date_naive();
+    let start = (0..24)
+        .filter_map(|h| local.and_hms_opt(h, 0, 0))
+        .find_map(|t| zone.from_local_datetime(&t).earliest())
+        .map_or(now, |t| t.with_timezone(&chrono::Utc));
+    start
+        .with_minute(0)
+        .and_then(|t| t.with_second(0))
+        .and_then(|t| t.with_nanosecond(0))
+        .unwrap_or(start)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(text: &str) -> Instant {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .unwrap()
+            .with_timezone(&chrono::Utc)
+    }
+
+    #[test]
+    fn today_begins_at_local_midnight() {
+        let chicago: chrono_tz::Tz = "America/Chicago".parse().unwrap();
+        assert_eq!(
+            start_of_day(at("2026-12-03T15:52:03Z"), chrono_tz::UTC),
+            at("2026-12-03T00:00:00Z")
+        );
+        // 03:00 UTC is still the 2nd in Chicago (UTC-6).
+        assert_eq!(
+            start_of_day(at("2026-12-03T03:00:00Z"), chicago),
+            at("2026-12-02T06:00:00Z")
+        );
+        // Summer: UTC-5.
+        assert_eq!(
+            start_of_day(at("2026-07-03T12:00:00Z"), chicago),
+            at("2026-07-03T05:00:00Z")
+        );
+        // Half-hour zones count from the UTC hour before their midnight.
+        let kolkata: chrono_tz::Tz = "Asia/Kolkata".parse().unwrap();
+        assert_eq!(
+            start_of_day(at("2026-12-03T12:00:00Z"), kolkata),
+            at("2026-12-02T18:00:00Z")
+        );
+    }
+}
