@@ -344,22 +344,6 @@ impl Handle {
         use crate::store::Store;
         Ok(self.store.paused(campaign)?)
     }
-
-    /// The live dashboard's data (see [`super::dashboard`]), read beside
-    /// the writer like [`Handle::status`].
-    pub fn dashboard(
-        &self,
-        zone: chrono_tz::Tz,
-        refresh_secs: u64,
-    ) -> Result<super::dashboard::Dashboard, Refusal> {
-        let campaigns = self
-            .campaigns
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        let now = self.clock.now();
-        super::dashboard::dashboard(&self.store, &campaigns, now, zone, refresh_secs)
-    }
 }
 
 /// Loads campaigns (checked against the templates folder) and templates.

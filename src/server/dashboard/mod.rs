@@ -228,7 +228,21 @@ async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {
     }
     let handle = s.handle.clone();
     let (zone, refresh) = (s.config.zone(), s.config.refresh_secs);
-    let read = tokio::task::spawn_blocking(move || handle.dashboard(zone, refresh)).await;
+    let read = tokio::task::spawn_blocking(move || {
+        let now = handle.clock().now();
+        let campaigns = handle.campaigns_now();
+        let trouble = handle.health().trouble().map(|t| t.to_string());
+        let mut data =
+            crate::runtime::dashboard::dashboard(handle.store(), &campaigns, now, zone, refresh)
+                .map_err(|e| match &trouble {
+                    // The store is closed while it is opened again: say why.
+                    Some(t) => Refusal::StoreTrouble(t.clone()),
+                    None => e,
+                })?;
+        data.status.store_trouble = trouble;
+        Ok::<_, Refusal>(data)
+    })
+    .await;
     match read {
         Ok(Ok(data)) => {
             let mut response = Json(data).into_response();
