@@ -165,6 +165,21 @@ enum Command {
         /// The folder for the copy.
         dir: PathBuf,
     },
+    /// Write the store's history as the event log of REPORT.md (JSON Lines, in time order).
+    Export {
+        /// Only this campaign.
+        #[arg(long, value_name = "NAME")]
+        campaign: Option<String>,
+        /// Only enrollments enrolled at or after T (RFC 3339, or a date: 2026-10-27).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only enrollments enrolled before T.
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Write to FILE instead of standard output (whole or not at all).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Put a backup back in place of the store (stop the daemon first).
     Restore {
         /// The backup folder.
@@ -238,6 +253,9 @@ enum Command {
         /// Candidates by id, external id, email or phone.
         candidates: Vec<String>,
     },
+    /// The funnel, time to completion, experiments with verdicts and red flags,
+    /// over the store or an exported event log.
+    Report(cli::report::ReportArgs),
     /// Print the `[dashboard.users]` line that lets NAME log in to the
     /// dashboard, from a password read on standard input (the first line).
     DashboardUser {
@@ -439,6 +457,20 @@ fn main() -> ExitCode {
             config().and_then(|c| cli::verify(&c, store.as_deref(), accept))
         }
         Command::Backup { dir } => config().and_then(|c| cli::backup(&c, &dir)),
+        Command::Export {
+            campaign,
+            since,
+            until,
+            output,
+        } => config().and_then(|c| {
+            cli::export::export(
+                &c,
+                campaign.as_deref(),
+                since.as_deref(),
+                until.as_deref(),
+                output.as_deref(),
+            )
+        }),
         Command::Restore { dir } => config().and_then(|c| cli::restore(&c, &dir)),
         Command::Render {
             campaign,
@@ -483,6 +515,7 @@ fn main() -> ExitCode {
             all_reviewed,
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
+        Command::Report(a) => config().and_then(|c| cli::report::report(&c, &a)),
         Command::DashboardUser { name } => cli::dashboard::user(&name),
     };
     match result {

@@ -23,7 +23,9 @@ pub fn user(name: &str) -> Result<Status, CliError> {
     std::io::stdin()
         .lock()
         .read_line(&mut password)
-        .map_err(|e| CliError::Input(format!("cannot read the password from standard input: {e}")))?;
+        .map_err(|e| {
+            CliError::Input(format!("cannot read the password from standard input: {e}"))
+        })?;
     let password = password.trim_end_matches(['\n', '\r']);
     if password.chars().count() < 12 {
         return Err(CliError::Input(

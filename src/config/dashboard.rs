@@ -180,6 +180,9 @@ mod tests {
         assert!(messages[0].contains("refresh_secs"), "{messages:?}");
         assert!(messages[1].contains("session_hours"), "{messages:?}");
         assert!(messages[2].contains("Mars/Olympus"), "{messages:?}");
-        assert!(messages[3].contains("`dashboard.users.ana`"), "{messages:?}");
+        assert!(
+            messages[3].contains("`dashboard.users.ana`"),
+            "{messages:?}"
+        );
     }
 }

@@ -13,6 +13,7 @@
 mod dashboard;
 mod intake;
 mod read;
+mod report;
 mod server;
 mod starter;
 mod token;
@@ -37,14 +38,15 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use dashboard::{hash_password, password_matches, DashboardConfig};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
+pub use report::ReportConfig;
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
 pub use webhooks::{verification_key, WebhooksConfig};
-pub use dashboard::{hash_password, password_matches, DashboardConfig};
 
 /// The configuration file's name, looked up in the current directory.
 pub const FILE_NAME: &str = "nudge.toml";
@@ -120,6 +122,9 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
+    /// The thresholds of the report's red flags (see `report`).
+    #[serde(default)]
+    pub report: ReportConfig,
     /// The live dashboard on the admin listener (see `dashboard`).
     #[serde(default)]
     pub dashboard: DashboardConfig,
@@ -359,6 +364,7 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
+            report: ReportConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }

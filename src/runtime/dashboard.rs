@@ -15,7 +15,7 @@ use super::campaigns::Campaigns;
 use super::query;
 use super::refusal::Refusal;
 use crate::engine::Instant;
-use crate::report::compute::Options;
+use crate::report::compute::{Options, Thresholds};
 use crate::report::model::Report;
 use crate::sim::rfc3339;
 use crate::store::Store;
@@ -31,7 +31,8 @@ pub struct Dashboard {
     pub status: StatusReport,
     /// Sends delivered since the start of today.
     pub sends_today: SendsToday,
-    /// Exactly `nudge report --format json` over the whole store.
+    /// Exactly `nudge report --format json` over the whole store (no
+    /// `--campaign`, dates, `--by` or `--plan`).
     pub report: Report,
 }
 
@@ -48,13 +49,16 @@ pub struct SendsToday {
     pub campaigns: BTreeMap<String, BTreeMap<String, i64>>,
 }
 
-/// The dashboard's data at `now`, "today" read in `zone`.
+/// The dashboard's data at `now`, "today" read in `zone`, the report's
+/// red flags raised at `thresholds` (`[report]`, as `nudge report` reads
+/// them).
 pub fn dashboard<S: Store>(
     store: &S,
     campaigns: &Campaigns,
     now: Instant,
     zone: chrono_tz::Tz,
     refresh_secs: u64,
+    thresholds: &Thresholds,
 ) -> Result<Dashboard, Refusal> {
     let status = query::status(store, campaigns, None, now)?;
     let since = start_of_day(now, zone);
@@ -67,7 +71,11 @@ pub fn dashboard<S: Store>(
         }
         per_campaign.insert(name.clone(), sends);
     }
-    let report = crate::report::stored::report(store, campaigns, &Options::default())?;
+    let options = Options {
+        thresholds: thresholds.clone(),
+        ..Options::default()
+    };
+    let report = crate::report::stored::report(store, campaigns, &options)?;
     Ok(Dashboard {
         at: rfc3339(now),
         refresh_secs,

@@ -218,7 +218,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let app = crate::server::admin::router(handle.clone(), token.clone()).merge(
-        crate::server::dashboard::routes(handle.clone(), token, config.dashboard.clone()),
+        crate::server::dashboard::routes(handle.clone(), token, &config),
     );
     let mut public_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {

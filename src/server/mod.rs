@@ -6,9 +6,10 @@
 //! [`guard`], which bounds what a request may make the daemon read.
 
 pub mod admin;
+pub mod dashboard;
+pub mod export;
 pub mod openapi;
 pub mod public;
-pub mod dashboard;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};

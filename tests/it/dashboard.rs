@@ -105,7 +105,12 @@ async fn enroll(site: &Site, token: &str, n: usize) {
             .send()
             .await
             .unwrap();
-        assert_eq!(answer.status().as_u16(), 200, "{}", answer.text().await.unwrap());
+        assert_eq!(
+            answer.status().as_u16(),
+            200,
+            "{}",
+            answer.text().await.unwrap()
+        );
     }
     wait_for(|| (site.sent().len() >= n).then_some(()))
         .unwrap_or_else(|| panic!("only {} of {n} sent", site.sent().len()));
@@ -200,7 +205,11 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
         let answer = login(&site, user, password).await;
         assert_eq!(answer.status().as_u16(), 401, "{user:?} {password:?}");
         assert!(answer.headers().get("set-cookie").is_none());
-        assert!(answer.text().await.unwrap().contains("Wrong name or password"));
+        assert!(answer
+            .text()
+            .await
+            .unwrap()
+            .contains("Wrong name or password"));
     }
 
     // The data: 401 without anything, with the bearer token the report,
@@ -210,19 +219,35 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
     assert_eq!(refused.status().as_u16(), 401);
     let refused: Value = refused.json().await.unwrap();
     assert_eq!(refused["status"], 401);
-    let wrong = client.get(&data).bearer_auth("x".repeat(64)).send().await.unwrap();
+    let wrong = client
+        .get(&data)
+        .bearer_auth("x".repeat(64))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(wrong.status().as_u16(), 401);
     let answer = client.get(&data).bearer_auth(&token).send().await.unwrap();
     assert_eq!(answer.status().as_u16(), 200);
     let json: Value = answer.json().await.unwrap();
     assert_eq!(json["refresh_secs"], 2);
     assert_eq!(json["sends_today"]["total"]["email"], 3, "{json}");
-    assert_eq!(json["sends_today"]["campaigns"]["hiring"]["email"], 3, "{json}");
+    assert_eq!(
+        json["sends_today"]["campaigns"]["hiring"]["email"], 3,
+        "{json}"
+    );
     assert_eq!(json["sends_today"]["total"]["sms"], 0, "{json}");
     let hiring = &json["status"]["campaigns"][0];
     assert_eq!(hiring["name"], "hiring");
-    assert_eq!(hiring["states"][0], serde_json::json!(["invite", 3]), "{json}");
-    assert_eq!(json["report"], report(&site), "the report is `nudge report`'s");
+    assert_eq!(
+        hiring["states"][0],
+        serde_json::json!(["invite", 3]),
+        "{json}"
+    );
+    assert_eq!(
+        json["report"],
+        report(&site),
+        "the report is `nudge report`'s"
+    );
 
     // A user's login and the token's: a session cookie, HttpOnly and
     // SameSite=Strict, that opens the page and the data.
@@ -231,7 +256,12 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
         assert_eq!(answer.status().as_u16(), 303, "{user:?}");
         assert_eq!(answer.headers()["location"], "/dashboard");
         let set = answer.headers()["set-cookie"].to_str().unwrap().to_string();
-        for part in ["HttpOnly", "SameSite=Strict", "Path=/dashboard", "Max-Age=43200"] {
+        for part in [
+            "HttpOnly",
+            "SameSite=Strict",
+            "Path=/dashboard",
+            "Max-Age=43200",
+        ] {
             assert!(set.contains(part), "{part} in {set}");
         }
         let cookie = session_cookie(&answer).unwrap();
@@ -252,7 +282,10 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
             .nth(1)
             .and_then(|rest| rest.split('\'').next())
             .unwrap_or_else(|| panic!("no nonce in {policy}"));
-        assert!(html.contains(&format!("<script nonce=\"{nonce}\">")), "{html}");
+        assert!(
+            html.contains(&format!("<script nonce=\"{nonce}\">")),
+            "{html}"
+        );
         assert_eq!(html.matches("<script").count(), 1, "one script");
         assert!(!html.contains(" src="), "nothing loaded from elsewhere");
         let data = client
@@ -294,12 +327,17 @@ fn a_password_in_place_of_its_hash_is_refused_by_check() {
     let config = std::fs::read_to_string(site.config()).unwrap();
     site.write(
         "nudge.toml",
-        &format!("{config}\n[dashboard]\nrefresh_secs = 1\n\n[dashboard.users]\nana = \"hunter2\"\n"),
+        &format!(
+            "{config}\n[dashboard]\nrefresh_secs = 1\n\n[dashboard.users]\nana = \"hunter2\"\n"
+        ),
     );
     let out = site.nudge(&["check"]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     let text = format!("{}{}", stdout(&out), stderr(&out));
-    assert!(text.contains("`dashboard.users.ana` is not an Argon2 password hash"), "{text}");
+    assert!(
+        text.contains("`dashboard.users.ana` is not an Argon2 password hash"),
+        "{text}"
+    );
     assert!(text.contains("`dashboard.refresh_secs` is 1"), "{text}");
     assert!(!text.contains("hunter2\n  |"), "{text}");
 }
@@ -318,7 +356,10 @@ async fn figure(browser: &Browser, key: &str) -> String {
 
 /// A rate as the page shows it, read back as a fraction.
 fn percent(text: &str) -> Option<f64> {
-    text.strip_suffix('%')?.parse::<f64>().ok().map(|p| p / 100.0)
+    text.strip_suffix('%')?
+        .parse::<f64>()
+        .ok()
+        .map(|p| p / 100.0)
 }
 
 /// Every figure of the report on the page equals the report's: the
@@ -345,7 +386,10 @@ async fn page_shows(browser: &Browser, report: &Value) {
                     None => assert_eq!(shown, "–", "{key} {field}"),
                     Some(rate) => {
                         let read = percent(&shown).unwrap_or_else(|| panic!("{key}: {shown}"));
-                        assert!((read - rate).abs() <= 0.0005 + 1e-9, "{key} {field}: {shown} against {rate}");
+                        assert!(
+                            (read - rate).abs() <= 0.0005 + 1e-9,
+                            "{key} {field}: {shown} against {rate}"
+                        );
                     }
                 }
             }
@@ -372,7 +416,10 @@ async fn page_shows(browser: &Browser, report: &Value) {
             let key = format!("{name}|exp|{}", e["name"].as_str().unwrap());
             for v in e["variants"].as_array().unwrap() {
                 let vk = format!("{key}|{}", v["name"].as_str().unwrap());
-                assert_eq!(figure(browser, &format!("{vk}|n")).await, v["n"].to_string());
+                assert_eq!(
+                    figure(browser, &format!("{vk}|n")).await,
+                    v["n"].to_string()
+                );
                 assert_eq!(
                     figure(browser, &format!("{vk}|completed")).await,
                     v["completed"].to_string()
@@ -405,10 +452,16 @@ async fn page_shows(browser: &Browser, report: &Value) {
                 key.push('|');
                 key.push_str(channel);
             }
-            assert_eq!(figure(browser, &format!("{key}|base")).await, f["base"].to_string());
+            assert_eq!(
+                figure(browser, &format!("{key}|base")).await,
+                f["base"].to_string()
+            );
             let shown = figure(browser, &format!("{key}|value")).await;
             let value = f["value"].as_f64().unwrap();
-            assert!((percent(&shown).unwrap() - value).abs() <= 0.0005 + 1e-9, "{key}: {shown}");
+            assert!(
+                (percent(&shown).unwrap() - value).abs() <= 0.0005 + 1e-9,
+                "{key}: {shown}"
+            );
         }
     }
 }
@@ -434,7 +487,10 @@ async fn no_errors(browser: &Browser) {
 async fn refreshes(browser: &Browser) -> u64 {
     browser
         .client
-        .execute("return Number(document.getElementById('main').dataset.refreshes)", vec![])
+        .execute(
+            "return Number(document.getElementById('main').dataset.refreshes)",
+            vec![],
+        )
         .await
         .unwrap()
         .as_u64()
@@ -462,7 +518,12 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
     c.goto(&admin(&site, "/dashboard")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/dashboard/login");
     let submit = |user: &'static str, password: &'static str| async move {
-        c.find(Locator::Id("user")).await.unwrap().send_keys(user).await.unwrap();
+        c.find(Locator::Id("user"))
+            .await
+            .unwrap()
+            .send_keys(user)
+            .await
+            .unwrap();
         c.find(Locator::Id("password"))
             .await
             .unwrap()
@@ -483,7 +544,11 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
         .for_element(Locator::Id("error"))
         .await
         .unwrap();
-    assert!(refused.text().await.unwrap().contains("Wrong name or password"));
+    assert!(refused
+        .text()
+        .await
+        .unwrap()
+        .contains("Wrong name or password"));
     // The 401 itself is a console message of the browser's own; the
     // dashboard must add none.
     let _ = browser.console().await;
@@ -524,7 +589,11 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
     let width = u32::from_be_bytes(shot[16..20].try_into().unwrap());
     let height = u32::from_be_bytes(shot[20..24].try_into().unwrap());
     assert!(width >= 390 && height >= 600, "{width}x{height}");
-    assert!(shot.len() > 20_000, "a page with something on it: {} bytes", shot.len());
+    assert!(
+        shot.len() > 20_000,
+        "a page with something on it: {} bytes",
+        shot.len()
+    );
     std::fs::write(site.path().join("dashboard.png"), &shot).unwrap();
     no_errors(&browser).await;
 
@@ -546,7 +615,10 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
         if figure(&browser, "hiring|funnel|completed|count").await == "13" {
             break;
         }
-        assert!(start.elapsed() < PATIENCE, "the page never showed 13 completed");
+        assert!(
+            start.elapsed() < PATIENCE,
+            "the page never showed 13 completed"
+        );
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     assert!(refreshes(&browser).await > before);
@@ -570,7 +642,14 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
         .for_element(Locator::Css("#error:not([hidden])"))
         .await
         .unwrap();
-    assert!(error.text().await.unwrap().starts_with("Refresh failed at "));
-    assert_eq!(figure(&browser, "hiring|funnel|completed|count").await, "13");
+    assert!(error
+        .text()
+        .await
+        .unwrap()
+        .starts_with("Refresh failed at "));
+    assert_eq!(
+        figure(&browser, "hiring|funnel|completed|count").await,
+        "13"
+    );
     browser.close().await;
 }

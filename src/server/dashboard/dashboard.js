@@ -174,6 +174,9 @@
     const out = document.createDocumentFragment();
     const statusOf = {};
     for (const s of data.status.campaigns) { statusOf[s.name] = s; }
+    if (data.status.store_trouble) {
+      out.append(el("p", { class: "decided trouble" }, "The store cannot be written now: " + data.status.store_trouble));
+    }
     const since = new Date(data.sends_today.since);
     out.append(el("h2", null, "Sent today", el("small", null,
       "since " + clock(since) + " your time (the day in " + data.sends_today.zone + ")")),

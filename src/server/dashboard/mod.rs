@@ -30,6 +30,7 @@ use subtle::ConstantTimeEq;
 
 use super::ErrorBody;
 use crate::config::{password_matches, DashboardConfig};
+use crate::report::compute::Thresholds;
 use crate::runtime::daemon::Handle;
 use crate::runtime::refusal::Refusal;
 use session::{Sessions, COOKIE};
@@ -39,17 +40,20 @@ struct DashState {
     handle: Handle,
     token: Arc<String>,
     config: Arc<DashboardConfig>,
+    thresholds: Arc<Thresholds>,
     sessions: Sessions,
 }
 
 /// The dashboard's routes, to be merged beside the admin API's (which
-/// has its own token check; these check their own way).
-pub fn routes(handle: Handle, token: String, config: DashboardConfig) -> Router {
+/// has its own token check; these check their own way). `config` is the
+/// whole `nudge.toml`: `[dashboard]`, and `[report]` for the red flags.
+pub fn routes(handle: Handle, token: String, config: &crate::config::Config) -> Router {
     let state = DashState {
-        sessions: Sessions::new(&token, config.session_hours),
+        sessions: Sessions::new(&token, config.dashboard.session_hours),
         handle,
         token: Arc::new(token),
-        config: Arc::new(config),
+        config: Arc::new(config.dashboard.clone()),
+        thresholds: Arc::new(config.report.clone()),
     };
     let router = Router::new()
         .route("/dashboard", get(dashboard))
@@ -228,17 +232,24 @@ async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {
     }
     let handle = s.handle.clone();
     let (zone, refresh) = (s.config.zone(), s.config.refresh_secs);
+    let thresholds = s.thresholds.clone();
     let read = tokio::task::spawn_blocking(move || {
         let now = handle.clock().now();
         let campaigns = handle.campaigns_now();
         let trouble = handle.health().trouble().map(|t| t.to_string());
-        let mut data =
-            crate::runtime::dashboard::dashboard(handle.store(), &campaigns, now, zone, refresh)
-                .map_err(|e| match &trouble {
-                    // The store is closed while it is opened again: say why.
-                    Some(t) => Refusal::StoreTrouble(t.clone()),
-                    None => e,
-                })?;
+        let mut data = crate::runtime::dashboard::dashboard(
+            handle.store(),
+            &campaigns,
+            now,
+            zone,
+            refresh,
+            &thresholds,
+        )
+        .map_err(|e| match &trouble {
+            // The store is closed while it is opened again: say why.
+            Some(t) => Refusal::StoreTrouble(t.clone()),
+            None => e,
+        })?;
         data.status.store_trouble = trouble;
         Ok::<_, Refusal>(data)
     })

@@ -101,7 +101,10 @@ mod tests {
         assert_eq!(sessions.check(&forged, 1_000), None);
         let (body, mac) = value.rsplit_once('.').unwrap();
         let (who, _) = body.split_once('.').unwrap();
-        assert_eq!(sessions.check(&format!("{who}.99999999999999.{mac}"), 1_000), None);
+        assert_eq!(
+            sessions.check(&format!("{who}.99999999999999.{mac}"), 1_000),
+            None
+        );
         let other = Sessions::new("u".repeat(40).as_str(), 2);
         assert_eq!(other.check(&value, 1_000), None);
         for junk in ["", ".", "a.b.c", "YW5h.5.zz"] {
