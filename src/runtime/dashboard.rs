@@ -109,6 +109,60 @@ pub fn start_of_day(now: Instant, zone: chrono_tz::Tz) -> Instant {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::store::{Counter, Transaction};
+
+    /// Sends counted per hour are read from an hour on, per channel, and
+    /// never among the counters `nudge status` reads.
+    fn sends_on_counts_from_the_hour<S: Store>(store: &S) {
+        let mut txn = store.begin();
+        for (channel, when, n) in [
+            ("email", "2026-12-02T23:59:59Z", 5),
+            ("email", "2026-12-03T00:00:00Z", 1),
+            ("email", "2026-12-03T15:30:00Z", 2),
+            ("sms", "2026-12-03T09:10:00Z", 3),
+        ] {
+            txn.bump("hiring", &Counter::sends_on(channel, at(when)), n);
+        }
+        txn.bump(
+            "other",
+            &Counter::sends_on("email", at("2026-12-03T10:00:00Z")),
+            7,
+        );
+        txn.bump("hiring", &Counter::Failed, 1);
+        txn.commit().unwrap();
+        let today = store
+            .sends_on("hiring", at("2026-12-03T00:00:00Z"))
+            .unwrap();
+        let expected: BTreeMap<String, i64> =
+            [("email", 3), ("sms", 3), ("whatsapp", 0), ("webhook", 0)]
+                .into_iter()
+                .map(|(c, n)| (c.to_string(), n))
+                .collect();
+        assert_eq!(today, expected);
+        // The hour a later instant falls in counts in full.
+        let since = store
+            .sends_on("hiring", at("2026-12-03T15:59:00Z"))
+            .unwrap();
+        assert_eq!(since["email"], 2);
+        assert_eq!(since["sms"], 0);
+        assert_eq!(
+            store.counters("hiring").unwrap(),
+            vec![(Counter::Failed, 1)]
+        );
+        assert!(store
+            .all_counters()
+            .unwrap()
+            .iter()
+            .all(|(_, c, _)| matches!(c, Counter::Failed)));
+    }
+
+    #[test]
+    fn sends_on_counts_from_the_hour_in_both_stores() {
+        sends_on_counts_from_the_hour(&crate::store::MemoryStore::new());
+        let dir = tempfile::tempdir().unwrap();
+        let sled = crate::store::SledStore::open(&dir.path().join("store"), 8 << 20).unwrap();
+        sends_on_counts_from_the_hour(&sled);
+    }
 
     fn at(text: &str) -> Instant {
         chrono::DateTime::parse_from_rfc3339(text)
