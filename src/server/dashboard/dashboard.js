@@ -179,7 +179,7 @@
     }
     const since = new Date(data.sends_today.since);
     out.append(el("h2", null, "Sent today", el("small", null,
-      "since " + clock(since) + " your time (the day in " + data.sends_today.zone + ")")),
+      "since " + clock(since).slice(0, 5) + " your time (the day in " + data.sends_today.zone + ")")),
     el("div", { class: "card" }, sendsCard("sends", data.sends_today.total)));
     for (const c of data.report.campaigns) {
       const status = statusOf[c.campaign];

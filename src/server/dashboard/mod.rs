@@ -95,6 +95,12 @@ fn bearer(state: &DashState, headers: &HeaderMap) -> bool {
     !given.is_empty() && bool::from(given.as_bytes().ct_eq(state.token.as_bytes()))
 }
 
+/// The hash an unknown name's password is checked against, made once.
+fn decoy() -> &'static str {
+    static DECOY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    DECOY.get_or_init(|| crate::config::hash_password("no such user").unwrap_or_default())
+}
+
 fn see_other(to: &'static str) -> Response {
     (StatusCode::SEE_OTHER, [(header::LOCATION, to)]).into_response()
 }
@@ -162,9 +168,13 @@ async fn login(State(s): State<DashState>, Form(form): Form<Login>) -> Response 
         let user = form.user.trim().to_string();
         let hash = s.config.users.get(&user).cloned();
         let password = form.password;
-        // Argon2 takes its time on purpose: off the async workers.
+        // Argon2 takes its time on purpose: off the async workers. An
+        // unknown name is checked against a decoy, so that it takes as
+        // long as a wrong password and the time does not tell names.
         let right = tokio::task::spawn_blocking(move || {
-            hash.is_some_and(|hash| password_matches(&hash, &password))
+            let known = hash.is_some();
+            let hash = hash.unwrap_or_else(|| decoy().to_string());
+            password_matches(&hash, &password) && known
         })
         .await
         .unwrap_or(false);
