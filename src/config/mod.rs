@@ -11,6 +11,7 @@
 //! keeps it equal to [`Config::default`].
 
 mod dashboard;
+mod decided;
 mod intake;
 mod read;
 mod report;
@@ -39,6 +40,7 @@ pub use crate::channels::smtp::{
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use dashboard::{hash_password, password_matches, DashboardConfig};
+pub use decided::DecidedConfig;
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use report::ReportConfig;
 pub use server::{
@@ -125,6 +127,9 @@ pub struct Config {
     /// The thresholds of the report's red flags (see `report`).
     #[serde(default)]
     pub report: ReportConfig,
+    /// How the daemon decides `until decided` experiments.
+    #[serde(default)]
+    pub decided: DecidedConfig,
     /// The live dashboard on the admin listener (see `dashboard`).
     #[serde(default)]
     pub dashboard: DashboardConfig,
@@ -365,6 +370,7 @@ impl Default for Config {
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
             report: ReportConfig::default(),
+            decided: DecidedConfig::default(),
             dashboard: DashboardConfig::default(),
         }
     }

@@ -189,6 +189,14 @@ high_opt_out_rate_base = 100
 high_failure_rate = 0.05
 high_failure_rate_base = 50
 
+[decided]
+# How often, in seconds, the daemon reads the table of each `until decided`
+# experiment not yet decided (and once when it starts):
+every_secs = 60
+# The planned enrollments per comparison of the always-valid interval the
+# decision is taken on (as `nudge report --plan`):
+plan = 1000
+
 [dashboard]
 # The live dashboard at http://<admin listen>/dashboard: log in with the admin
 # token, or a name and password listed below.

@@ -345,6 +345,29 @@ impl Handle {
         Ok(self.store.paused(campaign)?)
     }
 
+    /// Stores an `until decided` experiment's decision (see `core::decide`).
+    pub async fn decide(
+        &self,
+        req: super::core::DecideRequest,
+    ) -> Result<super::core::Decided, Refusal> {
+        self.ask(Command::Decide(req), |reply| match reply {
+            Reply::Decided(d) => Some(d),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The store, the campaigns running now and the time, for reading
+    /// beside the writer (`runtime::decider`).
+    pub fn reading(&self) -> (crate::store::SledStore, Campaigns, Instant) {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (self.store.clone(), campaigns, self.clock.now())
+    }
+
     /// `nudge report` over the store (REPORT.md), read beside the core.
     pub fn report(
         &self,

@@ -9,6 +9,7 @@ pub mod compose;
 pub mod core;
 pub mod daemon;
 pub mod dashboard;
+pub mod decider;
 mod faults;
 pub mod fields;
 pub mod health;

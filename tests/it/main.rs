@@ -20,6 +20,7 @@ mod crash;
 mod daemon;
 mod damage;
 mod dashboard;
+mod decided;
 mod delivery;
 mod e2e;
 mod engine;
