@@ -27,10 +27,12 @@ pub fn summaries<S: Store>(
         since: options.since,
         until: options.until,
     };
+    let decisions = crate::runtime::decider::decisions_by_campaign(store)?;
     let mut headers = BTreeMap::new();
     for (name, campaign) in campaigns.iter() {
         if filter.keeps_campaign(name) {
-            let line = super::export::header_line(campaign, &[]);
+            let decided = decisions.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            let line = super::export::header_line(campaign, decided);
             headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
         }
     }

@@ -225,7 +225,7 @@ impl Handle {
         out: impl std::io::Write,
     ) -> Result<crate::report::export::Exported, crate::report::export::ExportError> {
         let campaigns = self.campaigns_now();
-        let decisions = std::collections::BTreeMap::new();
+        let decisions = crate::runtime::decider::decisions_by_campaign(&self.store)?;
         crate::report::export::export(&self.store, &campaigns, &decisions, filter, out)
     }
 
