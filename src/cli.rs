@@ -685,6 +685,8 @@ pub mod export;
 pub mod import;
 pub use import::{import, invite, ImportOptions};
 
+pub mod dashboard;
+
 fn connect(config: &crate::config::Config) -> Result<crate::runtime::client::Admin, CliError> {
     crate::runtime::client::Admin::connect(config).map_err(|e| CliError::Input(e.to_string()))
 }

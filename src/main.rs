@@ -256,6 +256,12 @@ enum Command {
     /// The funnel, time to completion, experiments with verdicts and red flags,
     /// over the store or an exported event log.
     Report(cli::report::ReportArgs),
+    /// Print the `[dashboard.users]` line that lets NAME log in to the
+    /// dashboard, from a password read on standard input (the first line).
+    DashboardUser {
+        /// The name to log in with.
+        name: String,
+    },
 }
 
 #[derive(Subcommand)]
@@ -514,6 +520,7 @@ fn main() -> ExitCode {
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
         Command::Report(a) => config().and_then(|c| cli::report::report(&c, &a)),
+        Command::DashboardUser { name } => cli::dashboard::user(&name),
     };
     match result {
         Ok(status) => status.into(),

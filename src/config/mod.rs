@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod dashboard;
 mod decided;
 mod intake;
 mod read;
@@ -38,6 +39,7 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use dashboard::{hash_password, password_matches, DashboardConfig};
 pub use decided::DecidedConfig;
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use report::ReportConfig;
@@ -128,6 +130,9 @@ pub struct Config {
     /// How the daemon decides `until decided` experiments.
     #[serde(default)]
     pub decided: DecidedConfig,
+    /// The live dashboard on the admin listener (see `dashboard`).
+    #[serde(default)]
+    pub dashboard: DashboardConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -366,6 +371,7 @@ impl Default for Config {
             ats: Default::default(),
             report: ReportConfig::default(),
             decided: DecidedConfig::default(),
+            dashboard: DashboardConfig::default(),
         }
     }
 }

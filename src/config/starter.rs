@@ -196,6 +196,19 @@ every_secs = 60
 # The planned enrollments per comparison of the always-valid interval the
 # decision is taken on (as `nudge report --plan`):
 plan = 1000
+
+[dashboard]
+# The live dashboard at http://<admin listen>/dashboard: log in with the admin
+# token, or a name and password listed below.
+# Seconds between two refreshes of its numbers (2 to 3600).
+refresh_secs = 10
+# Hours a login lasts (1 to 720).
+session_hours = 12
+# The zone "today" begins in, for today's sends.
+timezone = "UTC"
+# Name = the password's Argon2 hash, as `nudge dashboard-user NAME` prints it.
+# [dashboard.users]
+# ana = "$argon2id$v=19$m=19456,t=2,p=1$..."
 "#;
 
 #[cfg(test)]

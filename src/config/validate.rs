@@ -187,6 +187,18 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
                 .with_help(problem.help),
         );
     }
+    for problem in config.dashboard.problems() {
+        let mut path = vec!["dashboard"];
+        path.extend(problem.key.iter().map(String::as_str));
+        let span = value_span(table, &path)
+            .or_else(|| value_span(table, &["dashboard"]))
+            .unwrap_or_default();
+        diagnostics.push(
+            Diagnostic::error(file, span, problem.message)
+                .with_label(problem.label)
+                .with_help(problem.help),
+        );
+    }
     diagnostics
 }
 

@@ -218,7 +218,9 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let decider = tokio::spawn(super::decider::watch(handle.clone(), config.decided));
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let app = crate::server::admin::router(handle.clone(), token);
+    let app = crate::server::admin::router(handle.clone(), token.clone()).merge(
+        crate::server::dashboard::routes(handle.clone(), token, &config),
+    );
     let mut public_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {

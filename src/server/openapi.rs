@@ -60,7 +60,10 @@ use crate::channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
         (name = "webhooks", description = "On the public server: signals from providers, the \
                                            interview platform, ATSs and job boards. Errors are \
                                            `{\"error\": ..., \"field\": ...}`; a request that \
-                                           fails its signature is 401 and stores nothing.")
+                                           fails its signature is 401 and stores nothing."),
+        (name = "dashboard", description = "On the admin listener: the live dashboard, for \
+                                            people in a browser (a login sets a session \
+                                            cookie); its data also takes the admin token.")
     )
 )]
 struct Base;
@@ -75,6 +78,7 @@ pub fn document() -> Document {
     doc.merge(super::admin::Described::openapi());
     doc.merge(super::public::links::Described::openapi());
     doc.merge(super::public::webhooks::Described::openapi());
+    doc.merge(super::dashboard::Described::openapi());
     for (path, item) in awaited() {
         let item: PathItem = serde_json::from_value(item)
             .unwrap_or_else(|e| panic!("the description of {path} is not a path item: {e}"));
@@ -113,7 +117,9 @@ pub fn json() -> String {
 /// Whether `path` is the admin API's: its routes are under `/v1/`, apart
 /// from the public server's webhooks.
 pub fn is_admin(path: &str) -> bool {
-    path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/")
+    (path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/"))
+        || path == "/dashboard"
+        || path.starts_with("/dashboard/")
 }
 
 fn public_server() -> Server {
@@ -139,6 +145,13 @@ fn security_schemes() -> Vec<(&'static str, SecurityScheme)> {
         )))
     };
     vec![
+        (
+            "dashboard_session",
+            SecurityScheme::ApiKey(ApiKey::Cookie(ApiKeyValue::with_description(
+                crate::server::dashboard::session::COOKIE.to_string(),
+                "the dashboard's session, set by `POST /dashboard/login`".to_string(),
+            ))),
+        ),
         (
             "admin_token",
             SecurityScheme::Http(

@@ -264,6 +264,29 @@ impl Store for MemoryStore {
             .sum())
     }
 
+    fn sends_on(
+        &self,
+        campaign: &str,
+        since: Instant,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let hour = since.timestamp_millis().max(0).div_euclid(3_600_000);
+        let mut out: std::collections::BTreeMap<String, i64> = crate::engine::Channel::ALL
+            .iter()
+            .map(|c| (c.name().to_string(), 0))
+            .collect();
+        for ((c, name), n) in &self.state().counters {
+            if c != campaign {
+                continue;
+            }
+            if let Counter::SendsOn { channel, hour: h } = Counter::parse(name) {
+                if h >= hour {
+                    *out.entry(channel).or_insert(0) += *n;
+                }
+            }
+        }
+        Ok(out)
+    }
+
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.state().paused.contains(campaign))
     }

@@ -274,6 +274,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// ones included). One ordered read of at most a counter per minute.
     fn sends_due(&self, campaign: &str, before: Instant) -> Result<i64, StoreError>;
 
+    /// A campaign's sends delivered on each channel from the hour `since`
+    /// falls in (that hour counted in full): channel → count, summed from
+    /// its [`Counter::SendsOn`]. One ordered read per channel.
+    fn sends_on(
+        &self,
+        campaign: &str,
+        since: Instant,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError>;
+
     fn paused(&self, campaign: &str) -> Result<bool, StoreError>;
 
     /// The suppression list's entry for a contact (a point lookup).

@@ -28,6 +28,12 @@ pub enum Counter {
     /// time ([`super::Store::sends_due`]), never with the other counters;
     /// a minute's counter goes when it comes back to zero.
     SendsDue(i64),
+    /// Sends a channel delivered in this hour, counted from the epoch
+    /// (`sends_on:CHANNEL:` and the hour in 12 digits, so a channel's
+    /// hours sort in time order): today's sends on the dashboard. Read a
+    /// range at a time ([`super::Store::sends_on`]), never with the other
+    /// counters.
+    SendsOn { channel: String, hour: i64 },
     /// A name this build does not know (kept as it is, so a store written
     /// by a later nudge still reads).
     Other(String),
@@ -51,6 +57,15 @@ impl Counter {
             .and_then(|m| m.parse::<i64>().ok())
         {
             Counter::SendsDue(minute)
+        } else if let Some((channel, hour)) = name
+            .strip_prefix(SENDS_ON)
+            .and_then(|rest| rest.rsplit_once(':'))
+            .and_then(|(channel, hour)| Some((channel, hour.parse::<i64>().ok()?)))
+        {
+            Counter::SendsOn {
+                channel: channel.to_string(),
+                hour,
+            }
         } else {
             Counter::Other(name.to_string())
         }
@@ -60,21 +75,32 @@ impl Counter {
 /// The stored names of [`Counter::SendsDue`] begin with this.
 pub const SENDS_DUE: &str = "sends_due:";
 
+/// The stored names of [`Counter::SendsOn`] begin with this.
+pub const SENDS_ON: &str = "sends_on:";
+
 impl Counter {
     /// The [`Counter::SendsDue`] of the minute `at` falls in.
     pub fn sends_due(at: crate::engine::Instant) -> Counter {
         Counter::SendsDue(at.timestamp_millis().max(0).div_euclid(60_000))
     }
 
-    /// Whether it is counted per minute (read by range, not with the
-    /// campaign's other counters).
+    /// The [`Counter::SendsOn`] of `channel` for the hour `at` falls in.
+    pub fn sends_on(channel: &str, at: crate::engine::Instant) -> Counter {
+        Counter::SendsOn {
+            channel: channel.to_string(),
+            hour: at.timestamp_millis().max(0).div_euclid(3_600_000),
+        }
+    }
+
+    /// Whether it is counted per minute or per hour (read by range, not
+    /// with the campaign's other counters).
     pub fn per_minute(&self) -> bool {
-        matches!(self, Counter::SendsDue(_))
+        matches!(self, Counter::SendsDue(_) | Counter::SendsOn { .. })
     }
 }
 
 /// The stored name: `state:NAME`, `outcome:NAME`, `failed`, `late`, `held`,
-/// `sends_due:MINUTE`.
+/// `sends_due:MINUTE`, `sends_on:CHANNEL:HOUR`.
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -84,6 +110,7 @@ impl fmt::Display for Counter {
             Counter::Late => f.write_str("late"),
             Counter::Held => f.write_str("held"),
             Counter::SendsDue(minute) => write!(f, "{SENDS_DUE}{minute:012}"),
+            Counter::SendsOn { channel, hour } => write!(f, "{SENDS_ON}{channel}:{hour:012}"),
             Counter::Other(name) => f.write_str(name),
         }
     }
@@ -154,6 +181,7 @@ mod tests {
             "late",
             "held",
             "sends_due:000029412345",
+            "sends_on:email:000000490205",
             "later",
         ] {
             assert_eq!(Counter::parse(name).to_string(), name);

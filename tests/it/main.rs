@@ -19,6 +19,7 @@ mod counts;
 mod crash;
 mod daemon;
 mod damage;
+mod dashboard;
 mod decided;
 mod delivery;
 mod e2e;

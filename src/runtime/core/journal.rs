@@ -147,8 +147,13 @@ impl<S: Store> Core<S> {
         kind: LogKind,
         now: Instant,
     ) -> Result<(), StoreError> {
-        if matches!(status, SendStatus::Failed(_)) {
-            txn.bump(&entry.message.campaign, &Counter::Failed, 1);
+        match status {
+            SendStatus::Failed(_) => txn.bump(&entry.message.campaign, &Counter::Failed, 1),
+            SendStatus::Delivered => {
+                let hour = Counter::sends_on(entry.message.channel.name(), now);
+                txn.bump(&entry.message.campaign, &hour, 1);
+            }
+            SendStatus::Queued | SendStatus::Suppressed(_) => {}
         }
         entry.status = status;
         entry.retry_at = None;

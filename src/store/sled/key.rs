@@ -148,6 +148,24 @@ pub fn per_minute_counters(campaign: &str) -> (Vec<u8>, Vec<u8>) {
     after.push(';');
     (counter(campaign, prefix), counter(campaign, &after))
 }
+/// Where a campaign's per-hour counters of `channel`'s sends begin from
+/// `hour`, and the first key after them.
+pub fn sends_on_counters(campaign: &str, channel: &str, hour: i64) -> (Vec<u8>, Vec<u8>) {
+    let prefix = crate::store::names::SENDS_ON;
+    (
+        counter(campaign, &format!("{prefix}{channel}:{hour:012}")),
+        counter(campaign, &format!("{prefix}{channel};")),
+    )
+}
+/// Where a campaign's per-hour counters begin, and the first key after
+/// them (their names all begin `sends_on:`).
+pub fn per_hour_counters(campaign: &str) -> (Vec<u8>, Vec<u8>) {
+    let prefix = crate::store::names::SENDS_ON;
+    let mut after = prefix.to_string();
+    after.pop();
+    after.push(';');
+    (counter(campaign, prefix), counter(campaign, &after))
+}
 /// Every campaign's counters.
 pub fn all_counters() -> Vec<u8> {
     vec![b'n']

@@ -965,17 +965,22 @@ impl super::Store for SledStore {
         Ok(self.retries_until(None, 1)?.first().map(|r| r.0))
     }
 
-    /// A campaign's counters but the per-minute ones, which sort together
-    /// and are read around.
+    /// A campaign's counters but the per-minute and per-hour ones, which
+    /// sort together (`sends_due:` before `sends_on:`) and are read around.
     fn counters(&self, campaign: &str) -> Result<Vec<(Counter, i64)>, StoreError> {
         let prefix = key::counters_of(campaign);
         let (minutes, after_minutes) = key::per_minute_counters(campaign);
+        let (hours, after_hours) = key::per_hour_counters(campaign);
         let mut end = prefix.clone();
         if let Some(last) = end.last_mut() {
             *last = 1;
         }
         let mut out = Vec::new();
-        for range in [prefix.clone()..minutes, after_minutes..end] {
+        for range in [
+            prefix.clone()..minutes,
+            after_minutes..hours,
+            after_hours..end,
+        ] {
             for item in self.db()?.range(range) {
                 let (k, v) = item?;
                 let name = String::from_utf8_lossy(&k[prefix.len()..]);
@@ -1015,6 +1020,27 @@ impl super::Store for SledStore {
             n += counter_value(&v);
         }
         Ok(n)
+    }
+
+    /// The campaign's `sends_on:` counters of each channel from the hour
+    /// `since` falls in, summed: one range read per channel.
+    fn sends_on(
+        &self,
+        campaign: &str,
+        since: Instant,
+    ) -> Result<std::collections::BTreeMap<String, i64>, StoreError> {
+        let hour = since.timestamp_millis().max(0).div_euclid(3_600_000);
+        let mut out = std::collections::BTreeMap::new();
+        for channel in crate::engine::Channel::ALL {
+            let (first, end) = key::sends_on_counters(campaign, channel.name(), hour);
+            let mut n = 0;
+            for item in self.db()?.range(first..end) {
+                let (_, v) = item?;
+                n += counter_value(&v);
+            }
+            out.insert(channel.name().to_string(), n);
+        }
+        Ok(out)
     }
 
     /// Whether a campaign is paused.

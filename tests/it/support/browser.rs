@@ -103,6 +103,12 @@ impl Browser {
                 },
             }),
         );
+        // The console's messages, for tests that check a page logs no
+        // error ([`Browser::console`]).
+        capabilities.insert(
+            "goog:loggingPrefs".into(),
+            serde_json::json!({ "browser": "ALL" }),
+        );
         let client = ClientBuilder::new(HttpConnector::new())
             .capabilities(capabilities)
             .connect(&format!("http://127.0.0.1:{port}"))
@@ -123,6 +129,41 @@ impl Browser {
     /// Ends the session (chromium quits), then the driver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+
+    /// The browser console's messages since the last call, each as
+    /// chromedriver gives it (`level`, `message`, `source`, `timestamp`).
+    pub async fn console(&self) -> Vec<serde_json::Value> {
+        let answer = self
+            .client
+            .issue_cmd(ConsoleLog)
+            .await
+            .unwrap_or_else(|e| panic!("the browser's console log: {e}"));
+        answer.as_array().cloned().unwrap_or_default()
+    }
+}
+
+/// chromedriver's `POST /session/{id}/se/log` for the `browser` log.
+#[derive(Debug)]
+struct ConsoleLog;
+
+impl fantoccini::wd::WebDriverCompatibleCommand for ConsoleLog {
+    fn endpoint(
+        &self,
+        base_url: &reqwest::Url,
+        session_id: Option<&str>,
+    ) -> Result<reqwest::Url, <reqwest::Url as std::str::FromStr>::Err> {
+        base_url.join(&format!(
+            "session/{}/se/log",
+            session_id.unwrap_or_default()
+        ))
+    }
+
+    fn method_and_body(&self, _: &reqwest::Url) -> (axum::http::Method, Option<String>) {
+        (
+            axum::http::Method::POST,
+            Some(r#"{"type":"browser"}"#.to_string()),
+        )
     }
 }
 
