@@ -10,7 +10,9 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod digest;
 mod intake;
+mod metrics;
 mod read;
 mod server;
 mod starter;
@@ -36,12 +38,14 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use digest::{parse_schedule, DigestConfig, DigestSchedule};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
+pub use metrics::MetricsConfig;
 pub use webhooks::{verification_key, WebhooksConfig};
 
 /// The configuration file's name, looked up in the current directory.
@@ -118,6 +122,12 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
+    /// Who may read `GET /metrics` (see `metrics`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The weekly digest to recruiters (see `digest`; default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestConfig>,
 }
 
 /// `communications = "on" | "off"`.
@@ -354,6 +364,8 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
+            metrics: MetricsConfig::default(),
+            digest: None,
         }
     }
 }

@@ -250,6 +250,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The whole suppression list, by contact.
     fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
 
+    /// When the weekly digest is next due (`None`: never scheduled yet).
+    fn digest_due(&self) -> Result<Option<Instant>, StoreError>;
+
     /// Sends queued and not settled, as this process knows them (after a
     /// restart, until recovery, some may have settled).
     fn undelivered(&self) -> usize;
@@ -444,6 +447,10 @@ pub trait Transaction: Sized {
         version: &str,
         source: &str,
     ) -> Result<(), StoreError>;
+
+    /// Sets when the weekly digest is next due, in the commit that
+    /// records the last one as sent.
+    fn set_digest_due(&mut self, due: Instant);
 
     /// Whether committing would write nothing.
     fn is_empty(&self) -> bool;
