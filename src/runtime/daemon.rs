@@ -51,6 +51,7 @@ const MAX_BACKLOG: usize = 16_384;
 struct Outbound {
     tx: mpsc::UnboundedSender<Message>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Outbound {
@@ -101,6 +102,7 @@ pub struct Handle {
     tracked_link: String,
     sources: Sources,
     health: Health,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Handle {
@@ -313,6 +315,12 @@ impl Handle {
         use crate::store::Store;
         Ok(self.store.paused(campaign)?)
     }
+
+    /// The metrics in the Prometheus (OpenMetrics) text format, the
+    /// store's gauges read now (see [`super::metrics`]).
+    pub fn metrics_text(&self) -> Result<String, Refusal> {
+        Ok(self.metrics.render(&self.store, self.store.path())?)
+    }
 }
 
 /// Loads campaigns (checked against the templates folder) and templates.
@@ -386,6 +394,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         tracked_link: core.settings().tracked_link.clone(),
         sources,
         health: Health::default(),
+        metrics: Arc::new(super::metrics::Metrics::new().with_channels()),
     };
     core.pin_versions(&campaigns.read().unwrap_or_else(|p| p.into_inner()))?;
     // The sends the previous process left undelivered go first, a chunk at
@@ -414,6 +423,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
     let outbound = Outbound {
         tx: dispatch_tx,
         waiting: waiting.clone(),
+        metrics: handle.metrics.clone(),
     };
     let core_clock = clock.clone();
     let health = handle.health.clone();
@@ -711,6 +721,7 @@ fn core_loop(
                 Ok(out) => {
                     busy |= out.len() == batch;
                     for m in out {
+                        dispatch.metrics.retried(&m);
                         dispatch.send(m);
                     }
                 }
@@ -1063,12 +1074,15 @@ async fn lane(
             running.spawn(async move {
                 let key = message.key.clone();
                 let channel = message.channel;
+                let (metrics, clock) = (handle.metrics.clone(), handle.clock.clone());
                 // A task of its own, so that a channel that panics fails
                 // this send (to be retried) instead of losing its outcome.
                 let delivery = tokio::spawn(async move {
                     super::faults::before_delivery();
+                    let went = clock.now();
                     let outcome = channels.get(message.channel).deliver(&message).await;
                     log_send(&message, &outcome);
+                    metrics.delivered(&message, &outcome, went);
                     outcome
                 });
                 let outcome = delivery.await.unwrap_or_else(|e| {

@@ -14,6 +14,7 @@ pub mod health;
 pub mod inbound;
 pub mod links;
 pub mod memory;
+pub mod metrics;
 pub mod policy;
 pub mod query;
 pub mod refusal;

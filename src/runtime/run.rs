@@ -217,7 +217,9 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let handle = running.handle.clone();
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let app = crate::server::admin::router(handle.clone(), token);
+    let app = crate::server::admin::router(handle.clone(), token.clone()).merge(
+        crate::server::metrics::routes(handle.clone(), token, config.metrics),
+    );
     let mut public_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {

@@ -75,6 +75,7 @@ pub fn document() -> Document {
     doc.merge(super::admin::Described::openapi());
     doc.merge(super::public::links::Described::openapi());
     doc.merge(super::public::webhooks::Described::openapi());
+    doc.merge(super::metrics::Described::openapi());
     for (path, item) in awaited() {
         let item: PathItem = serde_json::from_value(item)
             .unwrap_or_else(|e| panic!("the description of {path} is not a path item: {e}"));
@@ -111,9 +112,9 @@ pub fn json() -> String {
 }
 
 /// Whether `path` is the admin API's: its routes are under `/v1/`, apart
-/// from the public server's webhooks.
+/// from the public server's webhooks, and `/metrics` is on its listener.
 pub fn is_admin(path: &str) -> bool {
-    path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/")
+    (path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/")) || path == "/metrics"
 }
 
 fn public_server() -> Server {

@@ -41,3 +41,4 @@ mod templates;
 mod twilio;
 mod webhook;
 mod webhooks;
+mod metrics;
