@@ -196,6 +196,11 @@ impl Fold {
         Fold::default()
     }
 
+    /// Declares a campaign as its `campaign` line would.
+    pub fn declare(&mut self, header: Header) {
+        self.headers.insert(header.campaign.clone(), header);
+    }
+
     /// Takes the next line of the log. Lines of a candidate with no
     /// enrollment yet are ignored (REPORT.md §1).
     pub fn push(&mut self, line: &Line) {

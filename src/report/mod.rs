@@ -14,6 +14,7 @@
 //! [`compute::report`].
 
 pub mod compute;
+pub mod export;
 pub mod fold;
 pub mod line;
 pub mod model;

@@ -200,6 +200,37 @@ impl Handle {
         .await
     }
 
+    /// The store, for reads that do not go through the core (reports,
+    /// metrics, the dashboard).
+    pub fn store(&self) -> &crate::store::SledStore {
+        &self.store
+    }
+
+    /// The campaigns loaded now.
+    pub fn campaigns_now(&self) -> Campaigns {
+        self.campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// The clock the daemon runs on.
+    pub fn clock(&self) -> &Arc<dyn Clock> {
+        &self.clock
+    }
+
+    /// `nudge export` through the daemon: the event log of the enrollments
+    /// `filter` selects, written to `out` (a blocking writer).
+    pub fn export(
+        &self,
+        filter: &crate::report::export::Filter,
+        out: impl std::io::Write,
+    ) -> Result<crate::report::export::Exported, crate::report::export::ExportError> {
+        let campaigns = self.campaigns_now();
+        let decisions = std::collections::BTreeMap::new();
+        crate::report::export::export(&self.store, &campaigns, &decisions, filter, out)
+    }
+
     pub fn suppressions(&self) -> Result<Vec<SuppressionView>, Refusal> {
         query::suppressions(&self.store)
     }
