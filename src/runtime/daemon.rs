@@ -82,6 +82,8 @@ enum CoreMsg {
         PathBuf,
         oneshot::Sender<Result<crate::store::sled::Copied, Refusal>>,
     ),
+    /// The weekly digest is next due then (`runtime::digest`).
+    DigestDue(Instant, oneshot::Sender<Result<(), Refusal>>),
     Stop,
 }
 
@@ -345,6 +347,16 @@ impl Handle {
     pub fn paused(&self, campaign: &str) -> Result<bool, Refusal> {
         use crate::store::Store;
         Ok(self.store.paused(campaign)?)
+    }
+
+    /// Records, in a commit of its own between two batches, when the
+    /// weekly digest is next due (see `runtime::digest`).
+    pub async fn set_digest_due(&self, due: Instant) -> Result<(), Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::DigestDue(due, tx))
+            .map_err(|_| Refusal::ShuttingDown)?;
+        rx.await.map_err(|_| Refusal::ShuttingDown)?
     }
 
     /// The metrics in the Prometheus (OpenMetrics) text format, the
@@ -671,6 +683,10 @@ fn core_loop(
                     );
                     let _ = reply.send(core.store().backup_to(&dir).map_err(Refusal::from));
                 }
+                CoreMsg::DigestDue(due, reply) => {
+                    land(&mut core, &mut flight, &dispatch, &health);
+                    let _ = reply.send(record_digest_due(&core, due).map_err(Refusal::from));
+                }
                 CoreMsg::Stop => stop = true,
             }
         }
@@ -792,6 +808,14 @@ fn core_loop(
     land(&mut core, &mut flight, &dispatch, &health);
 }
 
+/// When the weekly digest is next due, in a commit of its own.
+fn record_digest_due(core: &Core, due: Instant) -> Result<(), crate::store::StoreError> {
+    use crate::store::{Store, Transaction};
+    let mut txn = core.store().begin();
+    txn.set_digest_due(due);
+    txn.commit()
+}
+
 /// The pause between two chunks of history pruning while idle, and after
 /// a pass over the whole store.
 const PRUNE_PACE: StdDuration = StdDuration::from_millis(50);
@@ -848,6 +872,9 @@ fn stand_by(
                 let _ = reply.send(Err(refusal()));
             }
             CoreMsg::Backup(_, reply) => {
+                let _ = reply.send(Err(refusal()));
+            }
+            CoreMsg::DigestDue(_, reply) => {
                 let _ = reply.send(Err(refusal()));
             }
         }
