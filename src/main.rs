@@ -238,6 +238,12 @@ enum Command {
         /// Candidates by id, external id, email or phone.
         candidates: Vec<String>,
     },
+    /// The weekly digest (`[digest]` in nudge.toml): who gets it and when the next is due.
+    Digest {
+        /// Print the digest as it would go now, the text recruiters get.
+        #[arg(long)]
+        now: bool,
+    },
 }
 
 #[derive(Subcommand)]
@@ -477,6 +483,7 @@ fn main() -> ExitCode {
             all_reviewed,
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
+        Command::Digest { now } => config().and_then(|c| cli::digest(&c, now)),
     };
     match result {
         Ok(status) => status.into(),

@@ -40,12 +40,12 @@ pub use crate::channels::smtp::{
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use digest::{parse_schedule, DigestConfig, DigestSchedule};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
+pub use metrics::MetricsConfig;
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
 pub use starter::starter_toml;
 pub use token::MIN_TOKEN_CHARS;
-pub use metrics::MetricsConfig;
 pub use webhooks::{verification_key, WebhooksConfig};
 
 /// The configuration file's name, looked up in the current directory.

@@ -259,9 +259,9 @@ pub fn select(lines: Vec<Line>, filter: &Filter) -> (Vec<Line>, usize) {
             }
             continue;
         }
-        let owned = open.iter().any(|(c, keep)| {
-            *keep && line.campaign.as_ref().is_none_or(|lc| lc == c)
-        });
+        let owned = open
+            .iter()
+            .any(|(c, keep)| *keep && line.campaign.as_ref().is_none_or(|lc| lc == c));
         if owned {
             kept.push(line);
         }

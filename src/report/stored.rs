@@ -34,7 +34,8 @@ pub fn summaries<S: Store>(
     let mut summaries = Vec::new();
     for dossier in store.dossiers() {
         let dossier = dossier?;
-        let (lines, _) = super::export::select(super::export::lines_of(&dossier, campaigns)?, &filter);
+        let (lines, _) =
+            super::export::select(super::export::lines_of(&dossier, campaigns)?, &filter);
         let mut fold = Fold::new();
         for header in headers.values() {
             fold.declare(header.clone());

@@ -379,6 +379,23 @@ impl Admin {
             Admin::Local(l) => crate::intake::review::pending(l.core.store()),
         }
     }
+
+    /// The weekly digest as it would go now (`config`: this side's
+    /// `[digest]`; the daemon answers with its own).
+    pub fn digest(
+        &mut self,
+        config: &crate::config::DigestConfig,
+    ) -> Result<super::digest::Preview, Refusal> {
+        match self {
+            Admin::Remote(r) => r.get("/v1/digest"),
+            Admin::Local(l) => Ok(super::digest::preview(
+                l.core.store(),
+                l.core.campaigns(),
+                config,
+                l.clock.now(),
+            )?),
+        }
+    }
 }
 
 impl Local {

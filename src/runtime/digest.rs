@@ -40,10 +40,20 @@ pub const TEMPLATE: &str = "digest";
 const ATTEMPTS: u32 = 5;
 
 /// One digest, ready to go.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
 pub struct Composed {
     pub subject: String,
     pub text: String,
+}
+
+/// `nudge digest`: the digest as it would go now, and when the next is
+/// due (RFC 3339; none before the daemon first ran with `[digest]`).
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize, utoipa::ToSchema)]
+pub struct Preview {
+    pub digest: Composed,
+    pub next_due: Option<String>,
+    /// Who gets it.
+    pub to: Vec<String>,
 }
 
 /// The report the digest is made of: every campaign loaded, or those
@@ -180,14 +190,28 @@ pub fn messages(config: &DigestConfig, composed: &Composed, due: Instant) -> Vec
         .collect()
 }
 
-/// The digest as it would go now (`nudge digest --now`), over `store`.
-pub fn preview<S: Store>(
+/// The digest as it would go now, over `store`.
+pub fn composed<S: Store>(
     store: &S,
     campaigns: &Campaigns,
     config: &DigestConfig,
     now: Instant,
 ) -> Result<Composed, StoreError> {
     Ok(compose(&report(store, campaigns, config)?, now))
+}
+
+/// `nudge digest`: the digest as it would go now, and when the next is due.
+pub fn preview<S: Store>(
+    store: &S,
+    campaigns: &Campaigns,
+    config: &DigestConfig,
+    now: Instant,
+) -> Result<Preview, StoreError> {
+    Ok(Preview {
+        digest: composed(store, campaigns, config, now)?,
+        next_due: store.digest_due()?.map(crate::sim::rfc3339),
+        to: config.to.clone(),
+    })
 }
 
 /// The daemon's digest task: waits for each due instant, sends, records.
@@ -263,7 +287,7 @@ async fn step(
         config.clone(),
     );
     let composed =
-        tokio::task::spawn_blocking(move || preview(&store, &campaigns, &cfg, now)).await;
+        tokio::task::spawn_blocking(move || composed(&store, &campaigns, &cfg, now)).await;
     let composed = match composed {
         Ok(Ok(c)) => c,
         Ok(Err(e)) => return Err(format!("the report could not be read: {e}")),

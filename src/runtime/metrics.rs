@@ -37,7 +37,18 @@ type Labels = Vec<(String, String)>;
 /// The upper bounds of the lateness histogram's buckets, in seconds: from
 /// on time to a day late.
 const LATENESS_BUCKETS: [f64; 12] = [
-    0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 900.0, 3600.0, 4.0 * 3600.0, 12.0 * 3600.0, 86_400.0,
+    0.1,
+    0.5,
+    1.0,
+    5.0,
+    15.0,
+    60.0,
+    300.0,
+    900.0,
+    3600.0,
+    4.0 * 3600.0,
+    12.0 * 3600.0,
+    86_400.0,
 ];
 
 /// The daemon's metrics; one per daemon, shared by its parts.
@@ -223,10 +234,7 @@ impl Metrics {
                 _ => continue,
             };
             family
-                .get_or_create(&vec![
-                    ("campaign".into(), campaign),
-                    (label.into(), name),
-                ])
+                .get_or_create(&vec![("campaign".into(), campaign), (label.into(), name)])
                 .set(n);
         }
         let mut text = String::new();

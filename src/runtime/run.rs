@@ -226,9 +226,17 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
             shutdown_rx.clone(),
         ))
     });
-    let app = crate::server::admin::router(handle.clone(), token.clone()).merge(
-        crate::server::metrics::routes(handle.clone(), token, config.metrics),
-    );
+    let app = crate::server::admin::router(handle.clone(), token.clone())
+        .merge(crate::server::metrics::routes(
+            handle.clone(),
+            token.clone(),
+            config.metrics,
+        ))
+        .merge(crate::server::digest::routes(
+            handle.clone(),
+            token,
+            config.digest.clone(),
+        ));
     let mut public_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {

@@ -37,7 +37,11 @@ pub fn routes(handle: Handle, token: String, config: MetricsConfig) -> Router {
     }
 }
 
-async fn authorize(State(token): State<Arc<String>>, request: Request, next: Next) -> Response {
+pub(super) async fn authorize(
+    State(token): State<Arc<String>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let given = request
         .headers()
         .get(header::AUTHORIZATION)

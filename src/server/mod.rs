@@ -6,6 +6,7 @@
 //! [`guard`], which bounds what a request may make the daemon read.
 
 pub mod admin;
+pub mod digest;
 pub mod metrics;
 pub mod openapi;
 pub mod public;

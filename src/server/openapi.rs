@@ -76,6 +76,7 @@ pub fn document() -> Document {
     doc.merge(super::public::links::Described::openapi());
     doc.merge(super::public::webhooks::Described::openapi());
     doc.merge(super::metrics::Described::openapi());
+    doc.merge(super::digest::Described::openapi());
     for (path, item) in awaited() {
         let item: PathItem = serde_json::from_value(item)
             .unwrap_or_else(|e| panic!("the description of {path} is not a path item: {e}"));

@@ -41,8 +41,7 @@ fn start(site: &Site) -> support::site::Daemon {
 }
 
 async fn scrape(site: &Site, token: Option<&str>) -> (u16, String) {
-    let mut request =
-        reqwest::Client::new().get(format!("http://127.0.0.1:{}/metrics", site.port));
+    let mut request = reqwest::Client::new().get(format!("http://127.0.0.1:{}/metrics", site.port));
     if let Some(token) = token {
         request = request.bearer_auth(token);
     }
@@ -125,7 +124,10 @@ async fn sends_a_failure_and_a_retry_are_counted_and_the_text_parses() {
         ),
         1.0
     );
-    assert_eq!(get("nudge_send_retries_total", &[("channel", "email")]), 1.0);
+    assert_eq!(
+        get("nudge_send_retries_total", &[("channel", "email")]),
+        1.0
+    );
     // The lateness of the two first tries (the retry waits on purpose).
     assert_eq!(get("nudge_dispatch_lateness_seconds_count", &[]), 2.0);
     assert_eq!(get("nudge_sends_queued", &[]), 0.0);
