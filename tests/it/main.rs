@@ -20,6 +20,7 @@ mod crash;
 mod daemon;
 mod damage;
 mod delivery;
+mod digest;
 mod e2e;
 mod engine;
 mod faults;
