@@ -654,6 +654,7 @@ fn init_logs(json: bool) -> tracing_appender::non_blocking::WorkerGuard {
 
 pub mod suppression;
 
+pub mod export;
 pub mod import;
 pub use import::{import, invite, ImportOptions};
 
@@ -1134,3 +1135,5 @@ fn check_channels(config: &crate::config::Config) -> Result<usize, CliError> {
     }
     Ok(failures)
 }
+
+pub mod report;

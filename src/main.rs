@@ -165,6 +165,21 @@ enum Command {
         /// The folder for the copy.
         dir: PathBuf,
     },
+    /// Write the store's history as the event log of REPORT.md (JSON Lines, in time order).
+    Export {
+        /// Only this campaign.
+        #[arg(long, value_name = "NAME")]
+        campaign: Option<String>,
+        /// Only enrollments enrolled at or after T (RFC 3339, or a date: 2026-10-27).
+        #[arg(long, value_name = "T")]
+        since: Option<String>,
+        /// Only enrollments enrolled before T.
+        #[arg(long, value_name = "T")]
+        until: Option<String>,
+        /// Write to FILE instead of standard output (whole or not at all).
+        #[arg(long, short, value_name = "FILE")]
+        output: Option<PathBuf>,
+    },
     /// Put a backup back in place of the store (stop the daemon first).
     Restore {
         /// The backup folder.
@@ -244,6 +259,9 @@ enum Command {
         #[arg(long)]
         now: bool,
     },
+    /// The funnel, time to completion, experiments with verdicts and red flags,
+    /// over the store or an exported event log.
+    Report(cli::report::ReportArgs),
 }
 
 #[derive(Subcommand)]
@@ -439,6 +457,20 @@ fn main() -> ExitCode {
             config().and_then(|c| cli::verify(&c, store.as_deref(), accept))
         }
         Command::Backup { dir } => config().and_then(|c| cli::backup(&c, &dir)),
+        Command::Export {
+            campaign,
+            since,
+            until,
+            output,
+        } => config().and_then(|c| {
+            cli::export::export(
+                &c,
+                campaign.as_deref(),
+                since.as_deref(),
+                until.as_deref(),
+                output.as_deref(),
+            )
+        }),
         Command::Restore { dir } => config().and_then(|c| cli::restore(&c, &dir)),
         Command::Render {
             campaign,
@@ -484,6 +516,7 @@ fn main() -> ExitCode {
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
         Command::Digest { now } => config().and_then(|c| cli::digest(&c, now)),
+        Command::Report(a) => config().and_then(|c| cli::report::report(&c, &a)),
     };
     match result {
         Ok(status) => status.into(),

@@ -14,6 +14,7 @@ mod digest;
 mod intake;
 mod metrics;
 mod read;
+mod report;
 mod server;
 mod starter;
 mod token;
@@ -41,6 +42,7 @@ pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use digest::{parse_schedule, DigestConfig, DigestSchedule};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use metrics::MetricsConfig;
+pub use report::ReportConfig;
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
 };
@@ -128,6 +130,9 @@ pub struct Config {
     /// The weekly digest to recruiters (see `digest`; default: none).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub digest: Option<DigestConfig>,
+    /// The thresholds of the report's red flags (see `report`).
+    #[serde(default)]
+    pub report: ReportConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -366,6 +371,7 @@ impl Default for Config {
             ats: Default::default(),
             metrics: MetricsConfig::default(),
             digest: None,
+            report: ReportConfig::default(),
         }
     }
 }

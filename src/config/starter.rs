@@ -169,6 +169,25 @@ sms_help = "These messages are about your job application. Reply STOP to stop th
 # The verification key of SendGrid's signed event webhook (a public key): with
 # it, every SendGrid post must carry a valid signature.
 # sendgrid_verification_key = "MFkwEwYHKoZIzj0CAQYIKoZIzj0DAQcDQgAE..."
+
+[report]
+# The red flags of `nudge report`: each is raised when its rate passes its
+# threshold (a fraction from 0 to 1) over at least its base of enrollments.
+# Opened among those first invited by email, below:
+low_open_rate = 0.2
+low_open_rate_base = 50
+# Completed among those who started the interview, below:
+high_start_low_completion = 0.5
+high_start_low_completion_base = 30
+# Bounced among those sent to on a channel, above (per channel):
+high_bounce_rate = 0.05
+high_bounce_rate_base = 50
+# Opted out among those enrolled, above:
+high_opt_out_rate = 0.02
+high_opt_out_rate_base = 100
+# A send failed among those invited, above:
+high_failure_rate = 0.05
+high_failure_rate_base = 50
 "#;
 
 #[cfg(test)]

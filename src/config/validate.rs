@@ -188,6 +188,16 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
             );
         }
     }
+    for problem in config.report.problems() {
+        let mut path = vec!["report"];
+        path.extend(problem.key.iter().map(String::as_str));
+        let span = value_span(table, &path).unwrap_or_default();
+        diagnostics.push(
+            Diagnostic::error(file, span, problem.message)
+                .with_label(problem.label)
+                .with_help(problem.help),
+        );
+    }
     diagnostics
 }
 

@@ -14,9 +14,14 @@
 //! [`compute::report`].
 
 pub mod compute;
+pub mod csv;
 pub mod export;
 pub mod fold;
+pub mod instant;
 pub mod line;
 pub mod model;
+pub mod query;
 pub mod stats;
 pub mod stored;
+pub mod table;
+pub mod words;

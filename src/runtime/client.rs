@@ -321,6 +321,24 @@ impl Admin {
         }
     }
 
+    /// `nudge export`: the event log of the enrollments `filter` selects,
+    /// written to `out` as it is read.
+    pub fn export(
+        &mut self,
+        filter: &crate::report::export::Filter,
+        out: impl std::io::Write,
+    ) -> Result<crate::report::export::Exported, Refusal> {
+        match self {
+            Admin::Remote(r) => r.export(filter, out),
+            Admin::Local(l) => {
+                let campaigns = l.core.campaigns().clone();
+                let decisions = std::collections::BTreeMap::new();
+                crate::report::export::export(l.core.store(), &campaigns, &decisions, filter, out)
+                    .map_err(|e| Refusal::Internal(e.to_string()))
+            }
+        }
+    }
+
     /// Asks a running daemon to reload its campaigns and templates.
     pub fn reload(&mut self) -> Result<ReloadReport, Refusal> {
         match self {
@@ -396,6 +414,27 @@ impl Admin {
             )?),
         }
     }
+
+    /// `nudge report` over the store: `GET /v1/report`, or read here.
+    pub fn report(
+        &mut self,
+        options: &crate::report::compute::Options,
+    ) -> Result<crate::report::model::Report, Refusal> {
+        match self {
+            Admin::Remote(r) => {
+                let query = crate::report::query::to_query(options);
+                r.get_query("/v1/report", &query)
+            }
+            Admin::Local(l) => {
+                let campaigns = l.core.campaigns().clone();
+                Ok(crate::report::stored::report(
+                    l.core.store(),
+                    &campaigns,
+                    options,
+                )?)
+            }
+        }
+    }
 }
 
 impl Local {
@@ -439,6 +478,92 @@ impl Remote {
         let request = self
             .http
             .get(format!("{}{path}", self.base))
+            .bearer_auth(&self.token);
+        self.send(request)
+    }
+
+    /// `GET /v1/export`, its body copied to `out` as it arrives; the
+    /// counts come last, in the `x-nudge-exported` trailer line's place:
+    /// the daemon ends a whole export with a line `#` + the counts' JSON,
+    /// which is not copied, so a cut-off export is told from a whole one.
+    fn export(
+        &self,
+        filter: &crate::report::export::Filter,
+        mut out: impl std::io::Write,
+    ) -> Result<crate::report::export::Exported, Refusal> {
+        let mut query: Vec<(&str, String)> = Vec::new();
+        if let Some(c) = &filter.campaign {
+            query.push(("campaign", c.clone()));
+        }
+        if let Some(s) = filter.since {
+            query.push(("since", crate::report::instant::format(s)));
+        }
+        if let Some(u) = filter.until {
+            query.push(("until", crate::report::instant::format(u)));
+        }
+        let query: String = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let request = self
+            .http
+            .get(format!("{}/v1/export?{query}", self.base))
+            .bearer_auth(&self.token);
+        let cut =
+            |e: String| Refusal::Internal(format!("the export from the daemon was cut off: {e}"));
+        self.runtime.block_on(async {
+            let mut response = request.send().await.map_err(|e| {
+                Refusal::Internal(format!(
+                    "the store is locked but the daemon's admin API at {} does not answer: {e}",
+                    self.base
+                ))
+            })?;
+            let status = response.status();
+            if !status.is_success() {
+                let bytes = response.bytes().await.unwrap_or_default();
+                let message = serde_json::from_slice::<serde_json::Value>(&bytes)
+                    .ok()
+                    .and_then(|v| v["message"].as_str().map(str::to_string))
+                    .unwrap_or_else(|| String::from_utf8_lossy(&bytes).into_owned());
+                return Err(Refusal::Daemon {
+                    status: status.as_u16(),
+                    message,
+                });
+            }
+            // Lines are copied whole; the last one (`#` + counts) is kept
+            // back until the body ends.
+            let mut pending: Vec<u8> = Vec::new();
+            loop {
+                let chunk: Option<bytes::Bytes> =
+                    response.chunk().await.map_err(|e| cut(e.to_string()))?;
+                let Some(chunk) = chunk else { break };
+                pending.extend_from_slice(&chunk);
+                if let Some(last) = pending.iter().rposition(|b| *b == b'\n') {
+                    let rest = pending.split_off(last + 1);
+                    let whole = std::mem::replace(&mut pending, rest);
+                    out.write_all(&whole).map_err(|e| cut(e.to_string()))?;
+                }
+            }
+            let tail = String::from_utf8_lossy(&pending);
+            let counts = tail
+                .strip_prefix('#')
+                .and_then(|t| serde_json::from_str(t.trim()).ok())
+                .ok_or_else(|| cut("it did not end with its counts".into()))?;
+            out.flush().map_err(|e| cut(e.to_string()))?;
+            Ok(counts)
+        })
+    }
+
+    fn get_query<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(String, String)],
+    ) -> Result<T, Refusal> {
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(query)
+            .finish();
+        let request = self
+            .http
+            .get(format!("{}{path}?{query}", self.base))
             .bearer_auth(&self.token);
         self.send(request)
     }

@@ -364,6 +364,23 @@ impl Handle {
     pub fn metrics_text(&self) -> Result<String, Refusal> {
         Ok(self.metrics.render(&self.store, self.store.path())?)
     }
+
+    /// `nudge report` over the store (REPORT.md), read beside the core.
+    pub fn report(
+        &self,
+        options: &crate::report::compute::Options,
+    ) -> Result<crate::report::model::Report, Refusal> {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        Ok(crate::report::stored::report(
+            &self.store,
+            &campaigns,
+            options,
+        )?)
+    }
 }
 
 /// Loads campaigns (checked against the templates folder) and templates.

@@ -18,6 +18,8 @@
 //! | `POST /v1/backup` | `{"dir": PATH}` → `Copied` (a copy of the store, between two commits) |
 //! | `POST /v1/applied/batch` | `[ApplyRequest]` → `[{"ok": ApplyResponse} or {"refused": {"status", "message"}}]`, each on its own |
 //! | `GET /v1/reviewed` | `[Reviewed]`: candidates an `import --review` left waiting |
+//! | `GET /v1/export[?campaign=&since=&until=]` | the event log (JSON Lines), streamed, then `#` + its counts |
+//! | `GET /v1/report[?campaign&since&until&by&plan&THRESHOLD...]` | `Report` (REPORT.md §8) |
 //!
 //! Errors answer with their status and `{"status": N, "message": "..."}`;
 //! a body that is not its request (not JSON, a field missing, a field the
@@ -145,6 +147,8 @@ pub fn router(handle: Handle, token: String) -> Router {
         .route("/v1/backup", post(backup))
         .route("/v1/applied/batch", post(apply_batch))
         .route("/v1/reviewed", get(reviewed))
+        .route("/v1/export", get(export))
+        .route("/v1/report", get(report))
         .layer(middleware::from_fn_with_state(state.clone(), authorize))
         .with_state(state);
     super::guard(router)
@@ -241,7 +245,9 @@ async fn description() -> Response {
     suppress,
     unsuppress,
     backup,
-    description
+    export,
+    description,
+    report
 ))]
 pub(super) struct Described;
 
@@ -546,4 +552,78 @@ async fn apply_batch(
 /// `GET /v1/reviewed`: the candidates an `import --review` left waiting.
 async fn reviewed(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.reviewed()?))
+}
+
+/// `nudge export` through the daemon: the event log of REPORT.md §1 as
+/// JSON Lines, written as it is read, ending with a line `#` + the counts
+/// (`{"campaigns", "enrollments", "lines"}`) with no newline, so a client
+/// tells a whole export from a cut-off one. A failure half way cuts the
+/// connection instead of ending that way.
+#[utoipa::path(
+    get,
+    path = "/v1/export",
+    tag = "admin", security(("admin_token" = [])),
+    params(
+        ("campaign" = Option<String>, Query, description = "only this campaign"),
+        ("since" = Option<String>, Query, description = "enrolled at or after this instant (RFC 3339) or date"),
+        ("until" = Option<String>, Query, description = "enrolled before this instant (RFC 3339) or date")
+    ),
+    responses(
+        (status = 200, description = "the event log, JSON Lines", content_type = "application/x-ndjson", body = String),
+        (status = 400, description = "a date that is not one", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
+    )
+)]
+async fn export(
+    State(s): State<AppState>,
+    Query(q): Query<HashMap<String, String>>,
+) -> Result<Response, Answer> {
+    let when = |key: &str| {
+        q.get(key)
+            .map(|t| {
+                crate::report::instant::parse(t)
+                    .map_err(|e| Answer(Refusal::BadRequest(format!("{key}: {e}"))))
+            })
+            .transpose()
+    };
+    let filter = crate::report::export::Filter {
+        campaign: q.get("campaign").cloned(),
+        since: when("since")?,
+        until: when("until")?,
+    };
+    Ok(super::export::stream(s.handle.clone(), filter))
+}
+
+/// `nudge report` over the store (REPORT.md): the funnel, time to
+/// completion, groups, experiments and red flags of every campaign, or
+/// one. The query is [`crate::report::query`]'s.
+#[utoipa::path(
+    get,
+    path = "/v1/report",
+    tag = "admin", security(("admin_token" = [])),
+    params(
+        ("campaign" = Option<String>, Query, description = "only this campaign"),
+        ("since" = Option<String>, Query, description = "only enrollments enrolled at or after this instant (RFC 3339, or a date for its midnight UTC)"),
+        ("until" = Option<String>, Query, description = "only enrollments enrolled before this instant"),
+        ("by" = Option<String>, Query, description = "groupings, comma-separated: variant, channel, source, device, weekday, hour"),
+        ("plan" = Option<u64>, Query, description = "the sample size the always-valid interval is tuned for (default 1000)"),
+    ),
+    responses(
+        (status = 200, description = "the report (REPORT.md §8)", content_type = "application/json", body = Object),
+        (status = 400, description = "a query key that is not the report's, or a bad value", body = ErrorBody),
+        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
+        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+    )
+)]
+async fn report(
+    State(s): State<AppState>,
+    Query(q): Query<Vec<(String, String)>>,
+) -> Result<impl IntoResponse, Answer> {
+    let options = crate::report::query::from_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .map_err(Refusal::BadRequest)?;
+    let handle = s.handle.clone();
+    let report = tokio::task::spawn_blocking(move || handle.report(&options))
+        .await
+        .map_err(|e| Refusal::Internal(e.to_string()))??;
+    Ok(Json(report))
 }

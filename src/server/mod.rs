@@ -7,6 +7,7 @@
 
 pub mod admin;
 pub mod digest;
+pub mod export;
 pub mod metrics;
 pub mod openapi;
 pub mod public;

@@ -23,6 +23,7 @@ mod delivery;
 mod digest;
 mod e2e;
 mod engine;
+mod export;
 mod faults;
 mod fmt;
 mod import;

@@ -1,0 +1,205 @@
+//! `nudge export` and reports over the store: a store filled by the real
+//! daemon is exported through it and without it (the same bytes), the log
+//! is in time order and follows REPORT.md §1, and the report over the store
+//! equals the report over the exported log.
+
+use std::collections::BTreeSet;
+
+use serde_json::Value;
+
+use crate::support::site::{email_template, wait_for, Site, PROBE};
+use crate::support::{stderr, stdout};
+
+/// The probe campaign with a two-way experiment.
+fn site() -> Site {
+    let site = Site::empty();
+    let campaign = PROBE.replace(
+        "  goal     completed\n",
+        "  goal     completed\n  experiment copy { short 50, warm 50 }\n",
+    );
+    site.write("campaigns/probe.nudge", &campaign);
+    for name in ["ping", "pong", "bye"] {
+        site.write(&format!("templates/{name}.email.j2"), &email_template(name));
+    }
+    site
+}
+
+fn lines(text: &str) -> Vec<Value> {
+    text.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn ok(out: &std::process::Output) -> String {
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
+    stdout(out)
+}
+
+/// Twelve candidates enrolled through the daemon, each sent its first
+/// message; some click (from a phone), start and complete.
+fn fill(site: &Site) {
+    let ids: Vec<String> = (0..12)
+        .map(|i| {
+            let answer = site.enroll(
+                &format!("x{i}"),
+                &format!("Ana {i}"),
+                &format!("x{i}@example.com"),
+            );
+            answer["candidate"].as_str().unwrap().to_string()
+        })
+        .collect();
+    for who in &ids {
+        site.wait_sent(who, "ping");
+    }
+    for (i, who) in ids.iter().enumerate().take(8) {
+        ok(&site.nudge(&["event", who, "clicked", "--field", "device=mobile"]));
+        if i < 5 {
+            ok(&site.nudge(&["event", who, "started"]));
+        }
+        if i < 3 {
+            ok(&site.nudge(&["event", who, "completed"]));
+        }
+    }
+}
+
+#[test]
+fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_without_it() {
+    let site = site();
+    let daemon = site.start(None);
+    fill(&site);
+    // Every send settled, so both exports see the same history.
+    wait_for(|| {
+        let log = ok(&site.nudge(&["export"]));
+        (lines(&log)
+            .iter()
+            .filter(|l| l["kind"] == "delivered")
+            .count()
+            >= 12)
+            .then_some(())
+    })
+    .expect("every ping delivered");
+    let through = ok(&site.nudge(&["export"]));
+    let report_through = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    daemon.stop();
+    let direct = ok(&site.nudge(&["export"]));
+    assert_eq!(
+        through, direct,
+        "the daemon's export and the store's differ"
+    );
+
+    let log = lines(&direct);
+    assert_eq!(log[0]["kind"], "campaign", "{}", log[0]);
+    assert_eq!(log[0]["campaign"], "probe");
+    assert_eq!(log[0]["goal"], "completed");
+    assert_eq!(
+        log[0]["experiments"]["copy"],
+        serde_json::json!(["short", "warm"])
+    );
+    let of = |kind: &str| log.iter().filter(|l| l["kind"] == kind).collect::<Vec<_>>();
+    let enrolled = of("enrolled");
+    assert_eq!(enrolled.len(), 12);
+    for e in &enrolled {
+        assert_eq!(e["campaign"], "probe");
+        assert!(
+            ["short", "warm"].contains(&e["variants"]["copy"].as_str().unwrap()),
+            "{e}"
+        );
+        assert!(e["at"].as_str().unwrap().ends_with('Z'), "{e}");
+    }
+    let sent = of("sent");
+    assert_eq!(sent.len(), 12);
+    assert!(sent
+        .iter()
+        .all(|s| s["channel"] == "email" && s["template"] == "ping"));
+    assert_eq!(of("clicked").len(), 8);
+    assert!(of("clicked").iter().all(|c| c["device"] == "mobile"));
+    assert_eq!(of("started").len(), 5);
+    assert_eq!(of("completed").len(), 3);
+    // Time order, and every candidate enrolled before their first line.
+    let times: Vec<i64> = log[1..]
+        .iter()
+        .map(|l| {
+            chrono::DateTime::parse_from_rfc3339(l["at"].as_str().unwrap())
+                .unwrap()
+                .timestamp_millis()
+        })
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "not in time order");
+    let mut seen = BTreeSet::new();
+    for l in &log[1..] {
+        let who = l["candidate"].as_str().unwrap().to_string();
+        if l["kind"] == "enrolled" {
+            seen.insert(who);
+        } else {
+            assert!(seen.contains(&who), "{l} before its enrollment");
+        }
+    }
+
+    // The report over the store and over the exported log agree.
+    let file = site.path().join("log.jsonl");
+    ok(&site.nudge(&["export", "--output", file.to_str().unwrap()]));
+    let report_store = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    let report_log = ok(&site.nudge(&[
+        "report",
+        "--events",
+        file.to_str().unwrap(),
+        "--format",
+        "json",
+        "--by",
+        "variant",
+    ]));
+    let (store, from_log, through): (Value, Value, Value) = (
+        serde_json::from_str(&report_store).unwrap(),
+        serde_json::from_str(&report_log).unwrap(),
+        serde_json::from_str(&report_through).unwrap(),
+    );
+    assert_eq!(store, from_log);
+    assert_eq!(store, through);
+    let funnel = &store["campaigns"][0]["funnel"];
+    let count = |step: usize| funnel[step]["count"].as_u64().unwrap();
+    assert_eq!(
+        (count(0), count(1), count(4), count(5), count(6)),
+        (12, 12, 8, 5, 3),
+        "{funnel}"
+    );
+}
+
+#[test]
+fn dates_and_campaigns_select_what_is_exported() {
+    let site = site();
+    let daemon = site.start(None);
+    let answer = site.enroll("x1", "Ana", "x1@example.com");
+    site.wait_sent(answer["candidate"].as_str().unwrap(), "ping");
+    daemon.stop();
+    // Enrolled today: nothing is enrolled after tomorrow.
+    let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
+        .format("%Y-%m-%d")
+        .to_string();
+    let later = lines(&ok(&site.nudge(&["export", "--since", &tomorrow])));
+    assert_eq!(later.len(), 1, "only the campaign line: {later:?}");
+    let before = lines(&ok(&site.nudge(&["export", "--until", &tomorrow])));
+    assert!(before.iter().any(|l| l["kind"] == "sent"), "{before:?}");
+
+    let out = site.nudge(&["export", "--since", "last week"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("--since") && stderr(&out).contains("last week"),
+        "{}",
+        stderr(&out)
+    );
+    let out = site.nudge(&["export", "--campaign", "nosuch"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(stderr(&out).contains("nosuch"), "{}", stderr(&out));
+
+    // A failed export leaves no file behind under its name.
+    let file = site.path().join("never.jsonl");
+    let out = site.nudge(&[
+        "export",
+        "--campaign",
+        "nosuch",
+        "--output",
+        file.to_str().unwrap(),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!file.exists());
+}
