@@ -29,7 +29,7 @@ use crate::channels::{Channels, Message, SendError};
 use crate::config::{DigestConfig, DigestSchedule};
 use crate::engine::{Channel, Instant};
 use crate::report::compute::Options;
-use crate::report::model::{CampaignReport, Report, Verdict};
+use crate::report::model::Report;
 use crate::store::{Store, StoreError};
 
 /// The template name a digest's messages carry (in logs).
@@ -74,97 +74,17 @@ pub fn report<S: Store>(
     Ok(report)
 }
 
-/// The digest of `report`, as of `now`.
+/// The digest of `report`, as of `now`: the report as `nudge report`
+/// prints it ([`crate::report::table::render`]), under a heading.
 pub fn compose(report: &Report, now: Instant) -> Composed {
     let subject = format!("nudge weekly digest, {}", now.format("%Y-%m-%d"));
-    let mut text = format!("{subject}\n\n");
-    if report.campaigns.is_empty() {
-        text.push_str("No campaign has enrollments yet.\n");
-    }
-    for campaign in &report.campaigns {
-        text.push_str(&campaign_text(campaign));
-        text.push('\n');
-    }
-    Composed { subject, text }
-}
-
-fn percent(rate: Option<f64>) -> String {
-    rate.map_or_else(|| "-".to_string(), |r| format!("{:.1}%", r * 100.0))
-}
-
-/// One campaign's part: the funnel with its rates, the experiments'
-/// verdicts in words, the red flags with what to check.
-fn campaign_text(c: &CampaignReport) -> String {
-    let mut out = String::new();
-    let name = match &c.title {
-        Some(title) => format!("{title} ({})", c.campaign),
-        None => c.campaign.clone(),
-    };
-    out.push_str(&format!("== {name} ==\n"));
-    out.push_str(&format!("Funnel (goal `{}`):\n", c.goal));
-    for step in &c.funnel {
-        out.push_str(&format!(
-            "  {:<10} {:>7}   {:>6} of the step before, {:>6} of enrolled\n",
-            step.step.name(),
-            step.count,
-            percent(step.rate_from_previous),
-            percent(step.rate_from_enrolled),
-        ));
-    }
-    let o = &c.outcomes;
-    out.push_str(&format!(
-        "  still running {}, opted out {}, bounced {}, failed {}\n",
-        o.running, o.opted_out, o.bounced, o.failed
-    ));
-    if !c.experiments.is_empty() {
-        out.push_str("Experiments:\n");
-    }
-    for e in &c.experiments {
-        if let Some(d) = &e.decided {
-            out.push_str(&format!(
-                "  {}: decided for `{}` ({})\n",
-                e.name, d.winner, d.because
-            ));
-            continue;
-        }
-        for comparison in &e.comparisons {
-            let words = if comparison.text.is_empty() {
-                match comparison.verdict {
-                    Verdict::Better => "better",
-                    Verdict::Worse => "worse",
-                    Verdict::NoDifference => "no difference",
-                    Verdict::NotEnoughData => "not enough data yet",
-                }
-                .to_string()
-            } else {
-                comparison.text.clone()
-            };
-            out.push_str(&format!(
-                "  {}: `{}` against `{}`: {words}\n",
-                e.name, comparison.variant, comparison.versus
-            ));
-        }
-    }
-    if c.red_flags.is_empty() {
-        out.push_str("Red flags: none\n");
+    let body = if report.campaigns.is_empty() {
+        "No campaign to report on yet.\n".to_string()
     } else {
-        out.push_str("Red flags:\n");
-    }
-    for flag in &c.red_flags {
-        let on = flag
-            .channel
-            .as_ref()
-            .map_or_else(String::new, |ch| format!(" on {ch}"));
-        out.push_str(&format!(
-            "  {}{on}: {} (threshold {}, of {}). {}\n",
-            flag.kind,
-            percent(Some(flag.value)),
-            percent(Some(flag.threshold)),
-            flag.base,
-            flag.advice
-        ));
-    }
-    out
+        crate::report::table::render(report)
+    };
+    let text = format!("{subject}\n\n{body}");
+    Composed { subject, text }
 }
 
 /// The messages of one digest: one per recipient, keyed by the due
