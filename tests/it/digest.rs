@@ -154,3 +154,27 @@ fn a_digest_due_while_down_goes_once_with_the_funnel_and_a_restart_does_not_repe
     assert!(text.contains("enrolled"), "{text}");
     daemon.stop();
 }
+
+#[test]
+fn a_bad_digest_table_is_refused_at_its_keys_naming_what_is_wrong() {
+    let text = "[digest]\nschedule = \"0 8 * MON\"\ntimezone = \"Europe/Pariss\"\nto = [\"lead@example.com\", \"lead\"]\n";
+    let error = nudge::config::parse_str("nudge.toml", text)
+        .expect_err("the digest cannot work")
+        .render(false);
+    for expected in [
+        "`digest.schedule`: `0 8 * MON` has 4 fields",
+        " --> nudge.toml:2:12",
+        "`digest.timezone` is `Europe/Pariss`, not an IANA time zone",
+        " --> nudge.toml:3:12",
+        "`digest.to` has `lead`, which is not one email address",
+    ] {
+        assert!(error.contains(expected), "no `{expected}` in\n{error}");
+    }
+    let unknown = nudge::config::parse_str(
+        "nudge.toml",
+        "[digest]\nschedule = \"0 8 * * MON\"\nto = [\"a@example.com\"]\nevery = \"week\"\n",
+    )
+    .expect_err("an unknown key")
+    .render(false);
+    assert!(unknown.contains("unknown field `every`"), "{unknown}");
+}
