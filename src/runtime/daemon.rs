@@ -586,6 +586,9 @@ fn core_loop(
     let mut retries_looked = std::time::Instant::now();
     // When the next chunk of history may be pruned (while idle).
     let mut next_prune = std::time::Instant::now();
+    // The timer (or retry) the idle core sleeps until, for the lateness
+    // of its waking.
+    let mut waking_for: Option<Instant> = None;
     loop {
         if health.writes_failing() {
             flight.clear();
@@ -621,6 +624,7 @@ fn core_loop(
             match core.next_due() {
                 Ok(Some(due)) => {
                     let wait = clock.real_until(due);
+                    waking_for = Some(due);
                     if preloaded
                         && rehearsed.is_none_or(|last| due > last)
                         && (REHEARSAL_LEAD..=REHEARSAL_HORIZON).contains(&wait)
@@ -654,6 +658,12 @@ fn core_loop(
             Ok(m) => incoming.push(m),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(due) = waking_for.take() {
+            let now = clock.now();
+            if due <= now {
+                dispatch.metrics.timer_fired(due, now);
+            }
         }
         while incoming.len() < batch {
             match rx.try_recv() {

@@ -150,6 +150,12 @@ pub async fn run(
             return;
         }
     };
+    if let Some(only) = &config.campaigns {
+        let campaigns = handle.campaigns_now();
+        for name in only.iter().filter(|n| campaigns.get(n).is_none()) {
+            warn!(campaign = %name, "[digest] names a campaign that is not loaded; it is left out");
+        }
+    }
     let mut tries = Tries::default();
     while !*stop.borrow() {
         let wait = match step(&handle, &channels, &config, &schedule, &mut tries).await {

@@ -7,7 +7,9 @@
 //!   and `nudge_dispatch_lateness_seconds` when a channel answers a send
 //!   ([`Metrics::delivered`], in the dispatcher's lane);
 //! - `nudge_send_retries_total{channel}` when a send due for another try
-//!   is handed to the dispatcher ([`Metrics::retried`]).
+//!   is handed to the dispatcher ([`Metrics::retried`]);
+//! - `nudge_dispatch_lateness_seconds{kind="timer"}` when the idle core
+//!   wakes for a timer due ([`Metrics::timer_fired`]).
 //!
 //! Read from the store at each scrape ([`Metrics::render`]): the sends
 //! queued and in flight, the timers stored, the store's bytes on disk, and
@@ -58,7 +60,7 @@ pub struct Metrics {
     sends: Family<Labels, Counter>,
     failures: Family<Labels, Counter>,
     retries: Family<Labels, Counter>,
-    lateness: Histogram,
+    lateness: Family<Labels, Histogram, fn() -> Histogram>,
     queued: Gauge,
     in_flight: Gauge,
     timers: Gauge,
@@ -84,7 +86,8 @@ impl Metrics {
         let sends = Family::<Labels, Counter>::default();
         let failures = Family::<Labels, Counter>::default();
         let retries = Family::<Labels, Counter>::default();
-        let lateness = Histogram::new(LATENESS_BUCKETS);
+        let lateness: Family<Labels, Histogram, fn() -> Histogram> =
+            Family::new_with_constructor(|| Histogram::new(LATENESS_BUCKETS));
         let (queued, in_flight, timers, store_bytes): (Gauge, Gauge, Gauge, Gauge) =
             Default::default();
         let enrollments = Family::<Labels, Gauge>::default();
@@ -107,8 +110,10 @@ impl Metrics {
         );
         registry.register_with_unit(
             "dispatch_lateness",
-            "How long after the engine decided it (a timer's due instant) a send went to \
-             its channel; retries are not counted",
+            "How late things went: `kind=\"send\"`, how long after the engine decided it (a \
+             timer's due instant) a send went to its channel, retries left out; \
+             `kind=\"timer\"`, how long after it was due the idle daemon fired the first \
+             timer (or retry) of a batch",
             Unit::Seconds,
             lateness.clone(),
         );
@@ -197,9 +202,20 @@ impl Metrics {
             .unwrap_or_else(|p| p.into_inner())
             .remove(&message.key);
         if !retry {
-            let late = (now - message.scheduled_at).num_milliseconds().max(0);
-            self.lateness.observe(late as f64 / 1000.0);
+            self.late("send", message.scheduled_at, now);
         }
+    }
+
+    /// The idle core fires a timer (or a retry) due at `due`, at `now`.
+    pub fn timer_fired(&self, due: Instant, now: Instant) {
+        self.late("timer", due, now);
+    }
+
+    fn late(&self, kind: &str, due: Instant, now: Instant) {
+        let late = (now - due).num_milliseconds().max(0);
+        self.lateness
+            .get_or_create(&vec![("kind".into(), kind.into())])
+            .observe(late as f64 / 1000.0);
     }
 
     /// A send due for another try is handed to the dispatcher.
@@ -246,6 +262,12 @@ impl Metrics {
     /// Every channel's counters at zero, so a scrape lists each channel
     /// before its first send.
     pub fn with_channels(self) -> Metrics {
+        for kind in ["send", "timer"] {
+            drop(
+                self.lateness
+                    .get_or_create(&vec![("kind".to_string(), kind.to_string())]),
+            );
+        }
         for channel in Channel::ALL {
             let label = vec![("channel".to_string(), channel.name().to_string())];
             drop(self.sends.get_or_create(&label));
@@ -291,7 +313,7 @@ mod tests {
             "nudge_sends_queued 0",
             "nudge_timers_pending 0",
             "nudge_store_size_bytes 100",
-            "nudge_dispatch_lateness_seconds_count 0",
+            "nudge_dispatch_lateness_seconds_count{kind=\"send\"} 0",
         ] {
             assert!(text.lines().any(|l| l == line), "no `{line}` in\n{text}");
         }

@@ -129,7 +129,17 @@ async fn sends_a_failure_and_a_retry_are_counted_and_the_text_parses() {
         1.0
     );
     // The lateness of the two first tries (the retry waits on purpose).
-    assert_eq!(get("nudge_dispatch_lateness_seconds_count", &[]), 2.0);
+    assert_eq!(
+        get("nudge_dispatch_lateness_seconds_count", &[("kind", "send")]),
+        2.0
+    );
+    // The retry fell due while the core was idle: it woke for it.
+    assert!(
+        get(
+            "nudge_dispatch_lateness_seconds_count",
+            &[("kind", "timer")]
+        ) >= 1.0
+    );
     assert_eq!(get("nudge_sends_queued", &[]), 0.0);
     assert_eq!(get("nudge_sends_in_flight", &[]), 0.0);
     // Each enrollment waits in `first` with its `after 2h` armed.
