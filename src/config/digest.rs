@@ -57,6 +57,11 @@ impl DigestSchedule {
             .next()
             .map(|due| due.with_timezone(&chrono::Utc))
     }
+
+    /// Whether `at` is one of the schedule's instants.
+    pub fn names(&self, at: Instant) -> bool {
+        self.schedule.includes(at.with_timezone(&self.zone))
+    }
 }
 
 /// `text` as a cron schedule: five fields get `0 ` (second zero) in
@@ -163,6 +168,8 @@ mod tests {
         assert_eq!(first, Utc.with_ymd_and_hms(2026, 10, 19, 6, 0, 0).unwrap());
         let second = schedule.next_after(first).unwrap();
         assert_eq!(second, Utc.with_ymd_and_hms(2026, 10, 26, 7, 0, 0).unwrap());
+        assert!(schedule.names(second));
+        assert!(!schedule.names(Utc.with_ymd_and_hms(2026, 10, 26, 8, 0, 0).unwrap()));
         // And back into summer time in spring (2027-03-28).
         let spring = schedule
             .next_after(Utc.with_ymd_and_hms(2027, 3, 23, 0, 0, 0).unwrap())

@@ -13,6 +13,9 @@
 //!   next start, however many were missed (one digest of now, not one per
 //!   missed week), and the next is the schedule's first instant after
 //!   that start;
+//! - a `schedule` edited while a digest waits moves it to the new
+//!   schedule's next instant (one that fell due while the daemon was down
+//!   still goes once);
 //! - a crash after a digest went and before its commit sends it once more
 //!   at the next start (at most once: that start records it). Its
 //!   messages keep their key (`digest/DUE/ADDRESS`), so a channel that
@@ -202,6 +205,19 @@ async fn step(
         info!(due = %crate::sim::rfc3339(first), "weekly digest scheduled");
         return Ok(StdDuration::ZERO);
     };
+    if due > now && !schedule.names(due) {
+        // Scheduled by another `schedule` (the file was edited since):
+        // the next is the present schedule's.
+        let next = schedule
+            .next_after(now)
+            .ok_or("the schedule names no instant after now")?;
+        handle
+            .set_digest_due(next)
+            .await
+            .map_err(|e| e.to_string())?;
+        info!(due = %crate::sim::rfc3339(next), "weekly digest rescheduled (the schedule changed)");
+        return Ok(StdDuration::ZERO);
+    }
     if due > now {
         // Looked at again at least every minute (a clock that jumps, a
         // schedule edited and reloaded by a restart).

@@ -153,6 +153,24 @@ fn a_digest_due_while_down_goes_once_with_the_funnel_and_a_restart_does_not_repe
     assert!(text.starts_with("Subject: nudge weekly digest"), "{text}");
     assert!(text.contains("enrolled"), "{text}");
     daemon.stop();
+
+    // Another schedule: the waiting digest moves to its next instant
+    // (Friday 9:00 in Paris).
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &config.replace("schedule = \"0 8 * * MON\"", "schedule = \"0 9 * * FRI\""),
+    );
+    let daemon = site.start(Some(&clock));
+    let moved = wait_for(|| {
+        let shown = stdout(&site.nudge(&["digest"]));
+        shown
+            .contains("next due: 2026-12-04T08:00:00Z")
+            .then_some(())
+    });
+    assert!(moved.is_some(), "{}", stdout(&site.nudge(&["digest"])));
+    assert_eq!(inbox.digests().len(), 1);
+    daemon.stop();
 }
 
 #[test]
