@@ -97,6 +97,16 @@ pub fn variant_arg(text: &str) -> Result<String, String> {
     shaped(text, '=', "EXPERIMENT=VARIANT")
 }
 
+/// clap's check of an EXPERIMENT=VARIANT@OFFSET argument (`--decided`).
+pub fn decided_arg(text: &str) -> Result<String, String> {
+    let shape = "EXPERIMENT=VARIANT@OFFSET, such as `copy=warm@2d`";
+    let (pair, offset) = text
+        .split_once('@')
+        .ok_or_else(|| format!("expected {shape}"))?;
+    shaped(pair, '=', shape)?;
+    offset_arg(offset).map(|_| text.to_string())
+}
+
 /// clap's check of a NAME@OFFSET argument (whether the instant falls after
 /// `--start` is the simulation's to say).
 pub fn event_arg(text: &str) -> Result<String, String> {
@@ -403,6 +413,8 @@ pub struct SimulateOptions {
     pub candidate: Vec<String>,
     pub events: Vec<String>,
     pub variants: Vec<String>,
+    /// `--decided EXPERIMENT=VARIANT@OFFSET`.
+    pub decided: Vec<String>,
     pub until: Option<String>,
     pub candidates: Option<PathBuf>,
     pub threads: Option<usize>,
@@ -444,6 +456,19 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
         let (e, name) = key_value(v, "--variant", '=', "EXPERIMENT=VARIANT")?;
         variants.push((e.to_string(), name.trim().to_string()));
     }
+    let mut decided = Vec::new();
+    for d in &opts.decided {
+        let shape = "EXPERIMENT=VARIANT@OFFSET, such as `copy=warm@2d`";
+        let (pair, offset) = key_value(d, "--decided", '@', shape)?;
+        let (experiment, winner) = key_value(pair, "--decided", '=', shape)?;
+        let at = parse_offset(offset, start)
+            .map_err(|m| CliError::Input(format!("`--decided {d}`: {m}")))?;
+        decided.push(sim::DecidedAt {
+            experiment: experiment.to_string(),
+            winner: winner.trim().to_string(),
+            at,
+        });
+    }
     let (machine, _) = load_machine(&opts.file, opts.campaign.as_deref())?;
 
     if let Some(list) = &opts.candidates {
@@ -452,8 +477,9 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
             .threads
             .unwrap_or_else(|| std::thread::available_parallelism().map_or(1, usize::from));
         let horizon = until - start;
-        let outcomes = batch::simulate_list(&machine, &rows, start, horizon, threads)
-            .map_err(|e| CliError::Input(e.to_string()))?;
+        let outcomes =
+            batch::simulate_list_decided(&machine, &rows, start, horizon, threads, &decided)
+                .map_err(|e| CliError::Input(e.to_string()))?;
         let mut stdout = std::io::stdout().lock();
         if opts.json {
             for o in &outcomes {
@@ -490,7 +516,8 @@ pub fn simulate(opts: &SimulateOptions) -> Result<Status, CliError> {
         variants,
         until,
     };
-    let timeline = sim::run(&machine, &scenario).map_err(|e| CliError::Input(e.to_string()))?;
+    let timeline = sim::run_decided(&machine, &scenario, &decided)
+        .map_err(|e| CliError::Input(e.to_string()))?;
     let text = if opts.json {
         output::json(&machine, &timeline)
     } else {
@@ -855,6 +882,9 @@ pub fn status(
             c.failed,
             c.late
         );
+        for d in &c.decided {
+            outln!("  {}", d.text);
+        }
     }
     outln!("outbox: {} waiting for delivery", report.outbox);
     Ok(troubled(&report))
@@ -901,6 +931,13 @@ pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Sta
                 .unwrap_or_default(),
             if e.paused { " (campaign paused)" } else { "" }
         );
+        for d in &e.decided {
+            let had = e
+                .variants
+                .get(&d.experiment)
+                .map_or_else(String::new, |v| format!(" (this enrollment has {v})"));
+            outln!("    {}{had}", d.text);
+        }
     }
     for line in &view.timeline {
         let campaign = if line.campaign.is_empty() {

@@ -312,6 +312,9 @@ struct SimulateArgs {
     /// Force a variant, EXPERIMENT=VARIANT (repeatable), instead of the stable assignment.
     #[arg(long = "variant", value_name = "EXPERIMENT=VARIANT", value_parser = cli::variant_arg)]
     variant: Vec<String>,
+    /// An `until decided` experiment decided at OFFSET, EXPERIMENT=VARIANT@OFFSET (repeatable): a candidate enrolled at or after it gets VARIANT (--variant still wins).
+    #[arg(long = "decided", value_name = "EXPERIMENT=VARIANT@OFFSET", value_parser = cli::decided_arg)]
+    decided: Vec<String>,
     /// Stop after this OFFSET (default 30d).
     #[arg(long, value_name = "OFFSET", value_parser = cli::offset_arg)]
     until: Option<String>,
@@ -374,6 +377,7 @@ fn main() -> ExitCode {
             candidate: a.candidate,
             events: a.event,
             variants: a.variant,
+            decided: a.decided,
             until: a.until,
             candidates: a.candidates,
             threads: a.threads,

@@ -10,6 +10,7 @@
 //! [`starter_toml`] is the commented file `nudge init` writes; a unit test
 //! keeps it equal to [`Config::default`].
 
+mod decided;
 mod digest;
 mod intake;
 mod metrics;
@@ -39,6 +40,7 @@ pub use crate::channels::smtp::{
     DkimAlgorithm, DkimSettings, Security, SenderSettings, SmtpConfig,
 };
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
+pub use decided::DecidedConfig;
 pub use digest::{parse_schedule, DigestConfig, DigestSchedule};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
 pub use metrics::MetricsConfig;
@@ -133,6 +135,9 @@ pub struct Config {
     /// The thresholds of the report's red flags (see `report`).
     #[serde(default)]
     pub report: ReportConfig,
+    /// How the daemon decides `until decided` experiments.
+    #[serde(default)]
+    pub decided: DecidedConfig,
 }
 
 /// `communications = "on" | "off"`.
@@ -372,6 +377,7 @@ impl Default for Config {
             metrics: MetricsConfig::default(),
             digest: None,
             report: ReportConfig::default(),
+            decided: DecidedConfig::default(),
         }
     }
 }

@@ -203,6 +203,14 @@ token = true
 # timezone = "Europe/London"    # the schedule is read in this zone (default UTC)
 # to = ["lead@example.com"]
 # campaigns = ["warehouse"]     # default: every campaign
+
+[decided]
+# How often, in seconds, the daemon reads the table of each `until decided`
+# experiment not yet decided (and once when it starts):
+every_secs = 60
+# The planned enrollments per comparison of the always-valid interval the
+# decision is taken on (as `nudge report --plan`):
+plan = 1000
 "#;
 
 #[cfg(test)]

@@ -31,6 +31,9 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
             diagnostics.push(at(&path, format!("`[ats.{name}]`: {why}")));
         }
     }
+    if let Some((key, why)) = config.decided.problem() {
+        diagnostics.push(at(&["decided", key], why));
+    }
     if let Some(url) = &config.interview_url {
         if let Some(why) = crate::config::link_pattern_problem(url) {
             diagnostics.push(

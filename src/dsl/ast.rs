@@ -246,11 +246,15 @@ pub enum Limit {
     Total { count: Int },
 }
 
-/// `experiment copy { short 50, warm 50 }`
+/// `experiment copy { short 50, warm 50 }`, optionally followed by
+/// `until decided`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Experiment {
     pub name: Ident,
     pub variants: Vec<Variant>,
+    /// The span of `until decided` when the experiment stops itself once
+    /// a winner is clear (the daemon then gives new enrollments the winner).
+    pub until_decided: Option<Span>,
     pub span: Span,
 }
 

@@ -297,6 +297,12 @@ enum CheckErrorKind<'a> {
     NoGoal {
         campaign: &'a str,
     },
+    DecidedWithoutGoal {
+        experiment: &'a str,
+    },
+    DecidedOneVariant {
+        experiment: &'a str,
+    },
     LimitNeverReached {
         limit: u64,
         sends: usize,
@@ -411,6 +417,14 @@ impl fmt::Display for CheckErrorKind<'_> {
             ),
             Unreachable { state, .. } => write!(f, "state `{state}` can never be reached"),
             NoGoal { campaign } => write!(f, "campaign `{campaign}` has no goal"),
+            DecidedWithoutGoal { experiment } => write!(
+                f,
+                "experiment `{experiment}` is decided on the goal, but the campaign has no `goal`"
+            ),
+            DecidedOneVariant { experiment } => write!(
+                f,
+                "experiment `{experiment}` has one variant: it can never be decided"
+            ),
             LimitNeverReached { limit, sends } => write!(
                 f,
                 "`limit {limit} total` is never reached: at most {} can happen",
@@ -439,6 +453,8 @@ impl<'a> CheckErrorKind<'a> {
             TemplatePartlyMissing { .. }
             | Unreachable { .. }
             | NoGoal { .. }
+            | DecidedWithoutGoal { .. }
+            | DecidedOneVariant { .. }
             | LimitNeverReached { .. }
             | BeforeDeadlineAtOnce { .. }
             | WindowSometimesLate { .. } => Severity::Warning,
@@ -481,6 +497,8 @@ impl<'a> CheckErrorKind<'a> {
             }
             Unreachable { .. } => "no transition leads here".into(),
             NoGoal { .. } => "no `goal` setting".into(),
+            DecidedWithoutGoal { .. } => "decided on `completed` events".into(),
+            DecidedOneVariant { .. } => "nothing to compare the variant with".into(),
             LimitNeverReached { .. } => "higher than the number of sends".into(),
             BeforeDeadlineAtOnce { .. } => "not shorter than the deadline".into(),
             WindowTooLate { window, .. } => {
@@ -580,6 +598,13 @@ impl<'a> CheckErrorKind<'a> {
             NoGoal { .. } => Some(
                 "add a setting such as `goal completed` so that conversions are counted".into(),
             ),
+            DecidedWithoutGoal { .. } => Some(
+                "add a setting such as `goal completed` naming the event that counts as success"
+                    .into(),
+            ),
+            DecidedOneVariant { .. } => {
+                Some("add a second variant, or remove `until decided`".into())
+            }
             LimitNeverReached { sends, .. } => {
                 Some(format!("use `limit {sends} total` or remove the limit"))
             }
@@ -950,8 +975,28 @@ impl<'a, 'o> CampaignChecker<'a, 'o> {
     }
 
     fn experiments(&mut self) {
+        let has_goal =
+            (self.campaign.settings.iter()).any(|s| matches!(s.kind, SettingKind::Goal(_)));
         for experiment in &self.campaign.experiments {
             let name = &experiment.name;
+            if let Some(until) = experiment.until_decided {
+                if !has_goal && self.complete {
+                    self.report(
+                        CheckErrorKind::DecidedWithoutGoal {
+                            experiment: &name.name,
+                        },
+                        until,
+                    );
+                }
+                if experiment.variants.len() == 1 {
+                    self.report(
+                        CheckErrorKind::DecidedOneVariant {
+                            experiment: &name.name,
+                        },
+                        until,
+                    );
+                }
+            }
             if let Some(first) = self.experiments.get(name.name.as_str()) {
                 let first = first.name.span;
                 self.report(

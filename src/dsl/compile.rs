@@ -131,6 +131,7 @@ pub fn compile(checked: CheckedCampaign<'_>) -> Result<Machine, CompileError> {
                 .iter()
                 .map(|v| (v.name.name.clone(), v.weight.value))
                 .collect(),
+            until_decided: e.until_decided.is_some(),
         })
         .collect();
 

@@ -367,8 +367,13 @@ impl Printer<'_, '_> {
                 .iter()
                 .map(|v| format!("{} {}", v.name.name, v.weight.value))
                 .collect();
+            let until = if experiment.until_decided.is_some() {
+                " until decided"
+            } else {
+                ""
+            };
             let line = format!(
-                "experiment {} {{ {} }}",
+                "experiment {} {{ {} }}{until}",
                 experiment.name.name,
                 variants.join(", ")
             );

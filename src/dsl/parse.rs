@@ -131,23 +131,47 @@ enum SyntaxError {
 /// Advice attached to an [`SyntaxError::Expected`] for a common mistake.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Hint {
-    DurationSpace { fixed: String },
-    DurationUnitWord { fixed: String },
-    DurationUnknownUnit { unit: String },
-    DurationNoUnit { amount: String },
-    TimePadding { fixed: String },
+    DurationSpace {
+        fixed: String,
+    },
+    DurationUnitWord {
+        fixed: String,
+    },
+    DurationUnknownUnit {
+        unit: String,
+    },
+    DurationNoUnit {
+        amount: String,
+    },
+    TimePadding {
+        fixed: String,
+    },
     DaysFirst,
-    DayName { fixed: String },
+    DayName {
+        fixed: String,
+    },
     Days,
     DoubleQuotes,
-    KeywordCase { keyword: String },
+    KeywordCase {
+        keyword: String,
+    },
     NameCase,
-    DidYouMean { word: String },
-    SettingInState { word: String },
-    StatementInCampaign { word: String },
+    DidYouMean {
+        word: String,
+    },
+    SettingInState {
+        word: String,
+    },
+    StatementInCampaign {
+        word: String,
+    },
     Settings,
     Statements,
-    MissingBrace { word: String },
+    /// Something other than `until decided` after an experiment's `}`.
+    UntilDecided,
+    MissingBrace {
+        word: String,
+    },
     OutsideCampaign,
     MissingComma,
     DoubleEquals,
@@ -162,7 +186,7 @@ const STATEMENT_KEYWORDS: [&str; 8] = [
     "send", "on", "after", "at", "before", "split", "window", "end",
 ];
 /// Keywords that start neither a setting nor a statement.
-const OTHER_KEYWORDS: [&str; 14] = [
+const OTHER_KEYWORDS: [&str; 16] = [
     "campaign",
     "experiment",
     "state",
@@ -177,6 +201,8 @@ const OTHER_KEYWORDS: [&str; 14] = [
     "per",
     "total",
     "enrollment",
+    "until",
+    "decided",
 ];
 
 impl SyntaxError {
@@ -306,6 +332,9 @@ impl Hint {
             Hint::MissingBrace { word } => {
                 format!("is a `}}` missing before this `{word}`?")
             }
+            Hint::UntilDecided => "an experiment's `}` may be followed only by `until decided`, \
+                 which makes it stop itself once a winner is clear"
+                .to_owned(),
             Hint::MissingComma => "separate the names of a list with `,`".to_owned(),
             Hint::StrayBrace => "this `}` closes nothing: remove it".to_owned(),
             Hint::DoubleEquals => "to compare, write `==` (or `!=`)".to_owned(),
@@ -338,6 +367,7 @@ fn expected_phrase(rule: Rule, eoi: Eoi) -> Option<&'static str> {
         Rule::campaign | Rule::kw_campaign => "`campaign`",
         Rule::experiment => "an experiment",
         Rule::variant => "a variant such as `short 50`",
+        Rule::until_decided => "`until decided`",
         Rule::state => "a state",
         Rule::setting => "a setting",
         Rule::title_setting => "a `title` setting",
@@ -393,6 +423,7 @@ fn expected_phrase(rule: Rule, eoi: Eoi) -> Option<&'static str> {
         Rule::kw_candidate => "`candidate`",
         Rule::kw_channels => "`channels`",
         Rule::kw_deadline => "`deadline`",
+        Rule::kw_decided => "`decided`",
         Rule::kw_end => "`end`",
         Rule::kw_enroll => "`enroll`",
         Rule::kw_enrollment => "`enrollment`",
@@ -411,6 +442,7 @@ fn expected_phrase(rule: Rule, eoi: Eoi) -> Option<&'static str> {
         Rule::kw_timezone => "`timezone`",
         Rule::kw_title => "`title`",
         Rule::kw_total => "`total`",
+        Rule::kw_until => "`until`",
         Rule::kw_via => "`via`",
         Rule::kw_where => "`where`",
         Rule::kw_window => "`window`",
@@ -631,6 +663,15 @@ fn word_hint(word: &str, positives: &[Rule]) -> Option<Hint> {
         if wants_name {
             return Some(Hint::NameCase);
         }
+    }
+    if wants(Rule::kw_decided) || matches!(word, "until" | "decided") {
+        return Some(Hint::UntilDecided);
+    }
+    if wants(Rule::kw_until) && !is_keyword(word) {
+        let words = SETTING_KEYWORDS
+            .iter()
+            .chain(&["experiment", "state", "until"]);
+        return did_you_mean(&lower, words.copied()).or(Some(Hint::UntilDecided));
     }
     if wants(Rule::rbrace) && matches!(word, "state" | "experiment" | "campaign") {
         return Some(Hint::MissingBrace {
@@ -1729,10 +1770,12 @@ fn parse_experiment(b: Builder, pair: Pair<'_, Rule>) -> Built<Experiment> {
         c.eat(Rule::comma);
     }
     c.take(Rule::rbrace)?;
+    let until_decided = c.opt(Rule::until_decided).map(|u| b.span(&u));
     c.done()?;
     Ok(Experiment {
         name,
         variants,
+        until_decided,
         span,
     })
 }

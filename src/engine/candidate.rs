@@ -107,6 +107,7 @@ mod tests {
         let exp = Experiment {
             name: "copy".into(),
             variants: vec![("short".into(), 50), ("warm".into(), 50)],
+            until_decided: false,
         };
         // p values computed independently with Python's hashlib:
         // c-1 → 49 (short, the last value of its range), bo-7 → 56 (warm).
@@ -120,6 +121,7 @@ mod tests {
         let exp = Experiment {
             name: "tone".into(),
             variants: vec![("formal".into(), 1), ("casual".into(), 3)],
+            until_decided: false,
         };
         let casual = (0..4000)
             .filter(|i| assign_variant("c3", &exp, &format!("cand-{i}")) == 1)

@@ -96,11 +96,14 @@ pub struct DeadlineRule {
     pub from_enrollment: bool,
 }
 
-/// `experiment NAME { v1 w1, v2 w2 }`
+/// `experiment NAME { v1 w1, v2 w2 }` (`until decided`)
 #[derive(Debug, Clone)]
 pub struct Experiment {
     pub name: String,
     pub variants: Vec<(String, u64)>,
+    /// `until decided`: once the daemon decides a winner, new enrollments
+    /// get it instead of their stable assignment.
+    pub until_decided: bool,
 }
 
 #[derive(Debug, Clone)]

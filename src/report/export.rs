@@ -166,6 +166,19 @@ pub fn lines_of(dossier: &Dossier, campaigns: &Campaigns) -> Result<Vec<Line>, S
     Ok(out)
 }
 
+/// An enrollment's zone, source and language as the store's traces keep
+/// them: the candidate's own fields, the zone read under the campaign's
+/// rule when a report is made.
+pub fn recorded_about(
+    candidate: &crate::store::CandidateRecord,
+) -> (Option<String>, Option<String>, Option<String>) {
+    (
+        candidate.fields.get("timezone").cloned(),
+        candidate.fields.get("source").cloned(),
+        candidate.fields.get("language").cloned(),
+    )
+}
+
 /// The line of one history entry, if it is one a report reads. `about`
 /// gives an enrollment's zone, source and language by campaign.
 pub fn line_of(

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::line::Line;
 pub use super::model::Step;
+use super::trace::Traces;
 
 /// A campaign as its `campaign` line describes it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -95,100 +96,14 @@ pub struct Summary {
     pub bounced_on: Vec<String>,
 }
 
-impl Summary {
-    /// A new enrollment from its `enrolled` line (`None` when the line
-    /// lacks `at`, `campaign` or `candidate`).
-    pub fn enrolled(line: &Line) -> Option<Summary> {
-        Some(Summary {
-            campaign: line.campaign.clone()?,
-            candidate: line.candidate.clone()?,
-            enrolled_at: line.at?,
-            variants: line.variants.clone().unwrap_or_default(),
-            source: line.source.clone(),
-            timezone: line.timezone.clone(),
-            language: line.language.clone(),
-            furthest: Step::Enrolled,
-            first_sent: None,
-            first_goal: None,
-            device: None,
-            opted_out: false,
-            bounced: false,
-            failed: false,
-            exited: None,
-            sent_on: Vec::new(),
-            bounced_on: Vec::new(),
-        })
-    }
-
-    /// Adds a line this enrollment owns; `goal` is its campaign's goal event.
-    pub fn absorb(&mut self, line: &Line, goal: &str) {
-        let at = line.at.unwrap_or(i64::MIN);
-        let step = if line.kind == goal {
-            if self.first_goal.is_none() {
-                self.first_goal = Some(at);
-            }
-            Some(Step::Completed)
-        } else {
-            match line.kind.as_str() {
-                "sent" => {
-                    let channel = line.channel.clone().unwrap_or_default();
-                    if self.first_sent.is_none() {
-                        self.first_sent = Some((at, channel.clone()));
-                    }
-                    insert_sorted(&mut self.sent_on, channel);
-                    Some(Step::Invited)
-                }
-                "delivered" => Some(Step::Delivered),
-                "opened" => Some(Step::Opened),
-                "clicked" => {
-                    if self.device.is_none() {
-                        self.device = line.device.clone();
-                    }
-                    Some(Step::Clicked)
-                }
-                "started" => Some(Step::Started),
-                "opted_out" => {
-                    self.opted_out = true;
-                    None
-                }
-                "bounced" => {
-                    self.bounced = true;
-                    if let Some(channel) = &line.channel {
-                        insert_sorted(&mut self.bounced_on, channel.clone());
-                    }
-                    None
-                }
-                "failed" => {
-                    self.failed = true;
-                    None
-                }
-                "exited" => {
-                    self.exited = line.state.clone();
-                    None
-                }
-                _ => None,
-            }
-        };
-        if let Some(step) = step {
-            self.furthest = self.furthest.max(step);
-        }
-    }
-}
-
-fn insert_sorted(set: &mut Vec<String>, item: String) {
-    if let Err(at) = set.binary_search(&item) {
-        set.insert(at, item);
-    }
-}
-
-/// Reads lines in log order and keeps each enrollment's summary.
+/// Reads lines in log order and keeps each enrollment's trace; the
+/// campaigns' headers turn them into summaries at the end.
 #[derive(Debug, Default)]
 pub struct Fold {
     headers: BTreeMap<String, Header>,
-    summaries: Vec<Summary>,
-    /// Candidate → (campaign → index in `summaries`) of the enrollments
-    /// that own their lines now.
-    open: HashMap<String, Vec<(String, usize)>>,
+    traces: HashMap<String, Traces>,
+    /// (candidate, index in their traces), in the order enrolled.
+    order: Vec<(String, usize)>,
 }
 
 impl Fold {
@@ -204,49 +119,47 @@ impl Fold {
     /// Takes the next line of the log. Lines of a candidate with no
     /// enrollment yet are ignored (REPORT.md §1).
     pub fn push(&mut self, line: &Line) {
-        match line.kind.as_str() {
-            "campaign" => {
-                if let Some(header) = Header::of(line) {
-                    self.headers.insert(header.campaign.clone(), header);
-                }
+        if line.kind == "campaign" {
+            if let Some(header) = Header::of(line) {
+                self.declare(header);
             }
-            "enrolled" => {
-                let Some(summary) = Summary::enrolled(line) else {
-                    return;
-                };
-                let index = self.summaries.len();
-                let open = self.open.entry(summary.candidate.clone()).or_default();
-                match open.iter_mut().find(|(c, _)| *c == summary.campaign) {
-                    Some(slot) => slot.1 = index,
-                    None => open.push((summary.campaign.clone(), index)),
-                }
-                self.summaries.push(summary);
+            return;
+        }
+        let Some(candidate) = &line.candidate else {
+            return;
+        };
+        if line.kind == "enrolled" {
+            if line.campaign.is_none() || line.at.is_none() {
+                return;
             }
-            _ => {
-                let Some(candidate) = &line.candidate else {
-                    return;
-                };
-                let Some(open) = self.open.get(candidate) else {
-                    return;
-                };
-                for (campaign, index) in open {
-                    if line.campaign.as_ref().is_some_and(|c| c != campaign) {
-                        continue;
-                    }
-                    let goal = self
-                        .headers
-                        .get(campaign)
-                        .map(|h| h.goal.as_str())
-                        .unwrap_or("completed");
-                    self.summaries[*index].absorb(line, goal);
-                }
-            }
+            let traces = self.traces.entry(candidate.clone()).or_default();
+            self.order.push((candidate.clone(), traces.0.len()));
+            traces.push(line);
+        } else if let Some(traces) = self.traces.get_mut(candidate) {
+            traces.push(line);
         }
     }
 
     /// The campaigns' headers by name, and every enrollment's summary in
     /// the order enrolled.
     pub fn finish(self) -> (BTreeMap<String, Header>, Vec<Summary>) {
-        (self.headers, self.summaries)
+        let summaries = self
+            .order
+            .iter()
+            .filter_map(|(candidate, i)| {
+                let trace = self.traces.get(candidate)?.0.get(*i)?;
+                let goal = goal_of(&self.headers, &trace.campaign);
+                Some(trace.summary(candidate, goal, trace.timezone.clone()))
+            })
+            .collect();
+        (self.headers, summaries)
     }
+}
+
+/// A campaign's goal event: its header's, else `completed`.
+pub fn goal_of<'h>(headers: &'h BTreeMap<String, Header>, campaign: &str) -> &'h str {
+    headers
+        .get(campaign)
+        .map(|h| h.goal.as_str())
+        .unwrap_or("completed")
 }

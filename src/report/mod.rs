@@ -24,4 +24,5 @@ pub mod query;
 pub mod stats;
 pub mod stored;
 pub mod table;
+pub mod trace;
 pub mod words;

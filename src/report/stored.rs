@@ -1,66 +1,90 @@
 //! Reports over the store: the campaigns' headers and every enrollment's
-//! summary, read from the store instead of a log file.
-//!
-//! Today each enrollment's summary is folded from its candidate's history
-//! (the same lines `nudge export` writes, so the two paths agree by
-//! construction).
+//! summary, read from the traces the store keeps up to date in its own
+//! commits ([`crate::report::trace`]) instead of from every history. A
+//! trace is made from the same lines `nudge export` writes, so the report
+//! over the store and the report over its export agree.
 
 use std::collections::BTreeMap;
 
+use chrono_tz::Tz;
+
 use super::compute::Options;
-use super::fold::{Fold, Header, Summary};
+use super::export::Filter;
+use super::fold::{goal_of, Header, Summary};
 use super::model::Report;
+use crate::runtime::campaigns::Campaigns;
 use crate::store::{Store, StoreError};
 
 /// The headers of the campaigns loaded now (with their decisions) and the
 /// summaries of the enrollments `options` selects (campaign, dates).
 pub fn summaries<S: Store>(
     store: &S,
-    campaigns: &crate::runtime::campaigns::Campaigns,
+    campaigns: &Campaigns,
     options: &Options,
 ) -> Result<(BTreeMap<String, Header>, Vec<Summary>), StoreError> {
-    let filter = super::export::Filter {
+    let filter = Filter {
         campaign: options.campaign.clone(),
         since: options.since,
         until: options.until,
     };
+    let decisions = crate::runtime::decider::decisions_by_campaign(store)?;
     let mut headers = BTreeMap::new();
     for (name, campaign) in campaigns.iter() {
         if filter.keeps_campaign(name) {
-            let line = super::export::header_line(campaign, &[]);
+            let decided = decisions.get(name).map(Vec::as_slice).unwrap_or(&[]);
+            let line = super::export::header_line(campaign, decided);
             headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
         }
     }
     let mut summaries = Vec::new();
-    for dossier in store.dossiers() {
-        let dossier = dossier?;
-        let (lines, _) =
-            super::export::select(super::export::lines_of(&dossier, campaigns)?, &filter);
-        let mut fold = Fold::new();
-        for header in headers.values() {
-            fold.declare(header.clone());
-        }
-        for line in &lines {
-            fold.push(line);
-        }
-        let (_, mut own) = fold.finish();
-        for summary in &own {
-            if !headers.contains_key(&summary.campaign) {
-                // A campaign in the history that is no longer loaded.
-                let line = super::export::orphan_header_line(&summary.campaign, &BTreeMap::new());
-                headers.extend(Header::of(&line).map(|h| (summary.campaign.clone(), h)));
+    // Campaigns in the history that are no longer loaded: the experiments
+    // their enrollments name.
+    let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for item in store.traces() {
+        let (candidate, traces) = item?;
+        for trace in &traces.0 {
+            if !filter.keeps(&trace.campaign, trace.enrolled_at) {
+                continue;
             }
+            let zone = match campaigns.get(&trace.campaign) {
+                Some(c) => Some(zone_name(&c.machine.zone, trace.timezone.as_deref())),
+                None => {
+                    let experiments = orphans.entry(trace.campaign.clone()).or_default();
+                    for (e, v) in &trace.variants {
+                        let seen = experiments.entry(e.clone()).or_default();
+                        if !seen.contains(v) {
+                            seen.push(v.clone());
+                        }
+                    }
+                    trace.timezone.clone()
+                }
+            };
+            let goal = goal_of(&headers, &trace.campaign);
+            summaries.push(trace.summary(&candidate, goal, zone));
         }
-        summaries.append(&mut own);
     }
+    for (name, experiments) in &orphans {
+        let line = super::export::orphan_header_line(name, experiments);
+        headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
+    }
+    summaries.sort_by(|a, b| (a.enrolled_at, &a.candidate).cmp(&(b.enrolled_at, &b.candidate)));
     Ok((headers, summaries))
+}
+
+/// The zone an enrollment's times are read in: the candidate's own valid
+/// zone where the campaign's rule allows it, else the campaign's.
+fn zone_name(rule: &crate::engine::machine::ZoneRule, own: Option<&str>) -> String {
+    let own = own
+        .filter(|_| rule.candidate)
+        .and_then(|z| z.parse::<Tz>().ok());
+    own.unwrap_or(rule.fallback).name().to_string()
 }
 
 /// The report over the store: [`summaries`] through
 /// [`super::compute::report`].
 pub fn report<S: Store>(
     store: &S,
-    campaigns: &crate::runtime::campaigns::Campaigns,
+    campaigns: &Campaigns,
     options: &Options,
 ) -> Result<Report, StoreError> {
     let (headers, summaries) = summaries(store, campaigns, options)?;

@@ -284,6 +284,26 @@ pub struct CampaignStatus {
     /// Sends skipped because they could only go too late.
     #[serde(default)]
     pub late: i64,
+    /// Its decided `until decided` experiments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decided: Vec<DecisionView>,
+}
+
+/// A decided `until decided` experiment, as `status` and `show` tell it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+pub struct DecisionView {
+    pub experiment: String,
+    /// The variant new enrollments get.
+    pub winner: String,
+    /// When it was decided (RFC 3339).
+    pub at: String,
+    /// Why, in words, with the numbers.
+    pub because: String,
+    /// Whether new enrollments get the winner now: false once an edit of
+    /// the campaign removed `until decided` (the decision stays stored).
+    pub applied: bool,
+    /// All of it in one line for people.
+    pub text: String,
 }
 
 /// `nudge show CANDIDATE`.
@@ -307,6 +327,9 @@ pub struct EnrollmentView {
     pub variants: BTreeMap<String, String>,
     pub next_wake: Option<String>,
     pub paused: bool,
+    /// The campaign's decided `until decided` experiments.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub decided: Vec<DecisionView>,
 }
 
 /// One step of a candidate's history, with the reason.

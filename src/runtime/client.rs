@@ -332,7 +332,8 @@ impl Admin {
             Admin::Remote(r) => r.export(filter, out),
             Admin::Local(l) => {
                 let campaigns = l.core.campaigns().clone();
-                let decisions = std::collections::BTreeMap::new();
+                let decisions = crate::runtime::decider::decisions_by_campaign(l.core.store())
+                    .map_err(|e| Refusal::Internal(e.to_string()))?;
                 crate::report::export::export(l.core.store(), &campaigns, &decisions, filter, out)
                     .map_err(|e| Refusal::Internal(e.to_string()))
             }

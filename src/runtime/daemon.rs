@@ -229,7 +229,7 @@ impl Handle {
         out: impl std::io::Write,
     ) -> Result<crate::report::export::Exported, crate::report::export::ExportError> {
         let campaigns = self.campaigns_now();
-        let decisions = std::collections::BTreeMap::new();
+        let decisions = crate::runtime::decider::decisions_by_campaign(&self.store)?;
         crate::report::export::export(&self.store, &campaigns, &decisions, filter, out)
     }
 
@@ -363,6 +363,29 @@ impl Handle {
     /// store's gauges read now (see [`super::metrics`]).
     pub fn metrics_text(&self) -> Result<String, Refusal> {
         Ok(self.metrics.render(&self.store, self.store.path())?)
+    }
+
+    /// Stores an `until decided` experiment's decision (see `core::decide`).
+    pub async fn decide(
+        &self,
+        req: super::core::DecideRequest,
+    ) -> Result<super::core::Decided, Refusal> {
+        self.ask(Command::Decide(req), |reply| match reply {
+            Reply::Decided(d) => Some(d),
+            _ => None,
+        })
+        .await
+    }
+
+    /// The store, the campaigns running now and the time, for reading
+    /// beside the writer (`runtime::decider`).
+    pub fn reading(&self) -> (crate::store::SledStore, Campaigns, Instant) {
+        let campaigns = self
+            .campaigns
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
+        (self.store.clone(), campaigns, self.clock.now())
     }
 
     /// `nudge report` over the store (REPORT.md), read beside the core.

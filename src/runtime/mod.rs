@@ -8,6 +8,7 @@ pub mod clock;
 pub mod compose;
 pub mod core;
 pub mod daemon;
+pub mod decider;
 pub mod digest;
 mod faults;
 pub mod fields;

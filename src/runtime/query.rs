@@ -32,6 +32,7 @@ pub fn status<S: Store>(
         }
     }
     let mut out = Vec::new();
+    let decisions = store.decisions()?;
     for (name, campaign) in campaigns.iter() {
         if only.is_some_and(|o| o != name) {
             continue;
@@ -68,6 +69,7 @@ pub fn status<S: Store>(
             held: held.max(0) as u64,
             failed: count(&Counter::Failed),
             late: count(&Counter::Late),
+            decided: super::decider::views(&decisions, name, campaigns),
         });
     }
     let outbox = store.undelivered_checked()? as u64;
@@ -192,6 +194,7 @@ pub fn show<S: Store>(
     let mut enrollments = Vec::new();
     let records = txn.enrollments_of(&candidate.id)?;
     let zone = candidate_zone(&engine_candidate, &records, campaigns);
+    let decisions = store.decisions()?;
     for enr in records {
         enrollments.push(EnrollmentView {
             campaign: enr.campaign.clone(),
@@ -200,6 +203,7 @@ pub fn show<S: Store>(
             variants: enr.variants.clone(),
             next_wake: enr.timer.map(rfc3339),
             paused: enr.parked,
+            decided: super::decider::views(&decisions, &enr.campaign, campaigns),
         });
     }
     let timeline = store

@@ -215,6 +215,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     })
     .map_err(RunError::Store)?;
     let handle = running.handle.clone();
+    let decider = tokio::spawn(super::decider::watch(handle.clone(), config.decided));
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
     let digest = config.digest.clone().map(|digest| {
@@ -289,6 +290,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         }
     }
     let _ = shutdown_tx.send(true);
+    decider.abort();
     let health = handle.health().clone();
     let stopping = async {
         let _ = server.await;

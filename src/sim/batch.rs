@@ -12,7 +12,7 @@ use chrono_tz::Tz;
 use serde_json::{json, Value};
 
 use super::output::local;
-use super::{rfc3339, run, Line, Scenario, ScenarioError};
+use super::{rfc3339, run_decided, Line, Scenario, ScenarioError};
 use crate::engine::{Candidate, Channel, Happening, Instant, Machine, Record};
 use crate::explain::facts;
 
@@ -187,6 +187,20 @@ pub fn simulate_list(
     horizon: chrono::Duration,
     threads: usize,
 ) -> Result<Vec<Outcome>, ScenarioError> {
+    simulate_list_decided(machine, rows, start, horizon, threads, &[])
+}
+
+/// [`simulate_list`] with `until decided` experiments decided at given
+/// instants (`--decided`): a row applying at or after a decision gets its
+/// winner.
+pub fn simulate_list_decided(
+    machine: &Machine,
+    rows: &[Row],
+    start: Instant,
+    horizon: chrono::Duration,
+    threads: usize,
+    decided: &[super::DecidedAt],
+) -> Result<Vec<Outcome>, ScenarioError> {
     let threads = threads.clamp(1, 64);
     let chunk = rows.len().div_ceil(threads).max(1);
     std::thread::scope(|scope| {
@@ -195,7 +209,7 @@ pub fn simulate_list(
             .map(|part| {
                 scope.spawn(move || {
                     part.iter()
-                        .map(|r| simulate_row(machine, r, start, horizon))
+                        .map(|r| simulate_row(machine, r, start, horizon, decided))
                         .collect::<Result<Vec<_>, _>>()
                 })
             })
@@ -216,6 +230,7 @@ fn simulate_row(
     row: &Row,
     start: Instant,
     horizon: chrono::Duration,
+    decided: &[super::DecidedAt],
 ) -> Result<Outcome, ScenarioError> {
     let start = row.applied_at.unwrap_or(start);
     let scenario = Scenario {
@@ -225,7 +240,7 @@ fn simulate_row(
         variants: Vec::new(),
         until: start + horizon,
     };
-    let timeline = run(machine, &scenario)?;
+    let timeline = run_decided(machine, &scenario, decided)?;
     let mut out = Outcome {
         id: row.candidate.id.clone(),
         name: row.candidate.field("name").map(str::to_string),

@@ -45,6 +45,21 @@ pub enum ScenarioError {
         event: String,
         at: Instant,
     },
+    /// A `--decided EXPERIMENT=VARIANT@OFFSET` the campaign cannot take.
+    BadDecided {
+        experiment: String,
+        winner: String,
+        why: String,
+    },
+}
+
+/// `--decided EXPERIMENT=VARIANT@OFFSET`: an `until decided` experiment
+/// decided for `winner` at `at`, as the daemon would decide it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecidedAt {
+    pub experiment: String,
+    pub winner: String,
+    pub at: Instant,
 }
 
 impl fmt::Display for ScenarioError {
@@ -67,6 +82,11 @@ impl fmt::Display for ScenarioError {
                 "`--variant {experiment}={name}`: experiment `{experiment}` has no variant `{name}` (variants: {})",
                 known.join(", ")
             ),
+            ScenarioError::BadDecided {
+                experiment,
+                winner,
+                why,
+            } => write!(f, "`--decided {experiment}={winner}@...`: {why}"),
             ScenarioError::EventBeforeStart { event, at } => write!(
                 f,
                 "event `{event}` at {} falls before `--start`; events must come at or after it",
@@ -151,8 +171,89 @@ pub fn variants_for(
         .collect()
 }
 
+/// The variant index of every experiment for a candidate enrolled at
+/// `start`: forced where `forced` says so (`--variant` wins over
+/// everything), else the winner of an experiment decided at or before
+/// `start`, else by the stable SHA-256 rule.
+pub fn variants_decided(
+    machine: &Machine,
+    candidate: &Candidate,
+    forced: &[(String, String)],
+    decided: &[DecidedAt],
+    start: Instant,
+) -> Result<Vec<usize>, ScenarioError> {
+    let winners = decided_winners(machine, decided)?;
+    let mut variants = variants_for(machine, candidate, forced)?;
+    for (index, (exp, slot)) in machine.experiments.iter().zip(&mut variants).enumerate() {
+        if forced.iter().any(|(e, _)| *e == exp.name) {
+            continue;
+        }
+        let winner = winners
+            .iter()
+            .rev()
+            .find(|(i, _, at)| *i == index && *at <= start);
+        if let Some((_, w, _)) = winner {
+            *slot = *w;
+        }
+    }
+    Ok(variants)
+}
+
+/// Each decision as (experiment index, winner index, instant), checked
+/// against the campaign.
+fn decided_winners(
+    machine: &Machine,
+    decided: &[DecidedAt],
+) -> Result<Vec<(usize, usize, Instant)>, ScenarioError> {
+    decided
+        .iter()
+        .map(|d| {
+            let bad = |why: String| ScenarioError::BadDecided {
+                experiment: d.experiment.clone(),
+                winner: d.winner.clone(),
+                why,
+            };
+            let Some(index) = machine.experiment_index(&d.experiment) else {
+                let known: Vec<&str> = machine.experiments.iter().map(|e| e.name.as_str()).collect();
+                return Err(bad(if known.is_empty() {
+                    "the campaign has no experiments".into()
+                } else {
+                    format!("no experiment `{}` (experiments: {})", d.experiment, known.join(", "))
+                }));
+            };
+            let exp = &machine.experiments[index];
+            if !exp.until_decided {
+                return Err(bad(format!(
+                    "experiment `{}` is not `until decided`; write `experiment {} {{ ... }} until decided`",
+                    exp.name, exp.name
+                )));
+            }
+            let Some(winner) = exp.variants.iter().position(|(v, _)| *v == d.winner) else {
+                let known: Vec<&str> = exp.variants.iter().map(|(v, _)| v.as_str()).collect();
+                return Err(bad(format!(
+                    "experiment `{}` has no variant `{}` (variants: {})",
+                    exp.name,
+                    d.winner,
+                    known.join(", ")
+                )));
+            };
+            Ok((index, winner, d.at))
+        })
+        .collect()
+}
+
 /// Runs the scenario to `until` or to the candidate's exit.
 pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioError> {
+    run_decided(machine, scenario, &[])
+}
+
+/// [`run`], with `until decided` experiments decided at given instants: a
+/// candidate enrolled at or after a decision gets its winner.
+pub fn run_decided(
+    machine: &Machine,
+    scenario: &Scenario,
+    decided: &[DecidedAt],
+) -> Result<Timeline, ScenarioError> {
     let candidate = &scenario.candidate;
     let zone = candidate.zone(&machine.zone);
     if let Some((event, at)) = scenario.events.iter().find(|(_, at)| *at < scenario.start) {
@@ -161,7 +262,13 @@ pub fn run(machine: &Machine, scenario: &Scenario) -> Result<Timeline, ScenarioE
             at: *at,
         });
     }
-    let variants = variants_for(machine, candidate, &scenario.variants)?;
+    let variants = variants_decided(
+        machine,
+        candidate,
+        &scenario.variants,
+        decided,
+        scenario.start,
+    )?;
     if !machine.accepts(candidate) {
         return Ok(Timeline {
             zone,

@@ -53,6 +53,8 @@ struct State {
     suppressions: BTreeMap<Contact, Suppression>,
     /// When the weekly digest is next due.
     digest_due: Option<Instant>,
+    /// (campaign, experiment) → its decision.
+    decisions: BTreeMap<(String, String), crate::store::Decision>,
 }
 
 /// The store in memory; clones share it.
@@ -266,6 +268,10 @@ impl Store for MemoryStore {
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.state().paused.contains(campaign))
+    }
+
+    fn decisions(&self) -> Result<Vec<crate::store::Decision>, StoreError> {
+        Ok(self.state().decisions.values().cloned().collect())
     }
 
     fn suppression(&self, contact: &Contact) -> Result<Option<Suppression>, StoreError> {
@@ -586,6 +592,21 @@ impl Transaction for MemoryTxn<'_> {
 
     fn paused(&self, campaign: &str) -> Result<bool, StoreError> {
         Ok(self.state.paused.contains(campaign))
+    }
+
+    fn decision(
+        &self,
+        campaign: &str,
+        experiment: &str,
+    ) -> Result<Option<crate::store::Decision>, StoreError> {
+        let at = (campaign.to_string(), experiment.to_string());
+        Ok(self.state.decisions.get(&at).cloned())
+    }
+
+    fn decide(&mut self, decision: &crate::store::Decision) {
+        self.changed = true;
+        let at = (decision.campaign.clone(), decision.experiment.clone());
+        self.state.decisions.insert(at, decision.clone());
     }
 
     fn set_paused(&mut self, campaign: &str, paused: bool) {

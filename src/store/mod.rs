@@ -17,6 +17,7 @@
 //! once and keep a batch on one thread.
 
 pub mod causes;
+pub mod decisions;
 pub mod memory;
 pub(crate) mod names;
 mod records;
@@ -26,6 +27,7 @@ pub mod suppression;
 use std::fmt;
 use std::path::PathBuf;
 
+use crate::report::trace::Traces;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
 
@@ -37,6 +39,8 @@ pub use records::{
     LogEntry, LogKind, OutboxEntry, SendStatus, TimerKind,
 };
 pub use suppression::{Contact, ContactKind, Suppression, SuppressionReason};
+
+pub use decisions::Decision;
 
 use crate::engine::Instant;
 
@@ -177,6 +181,26 @@ pub struct DueTimer {
 /// A durable store: what the runtime reads of committed records, and the
 /// transactions it writes through. One writer (the core) at a time; any
 /// number of readers.
+/// A candidate's report traces made from their history, as the store
+/// keeps them (the candidate's own zone field, not yet read under a
+/// campaign's rule).
+pub fn traces_of(dossier: &Dossier) -> Result<Traces, StoreError> {
+    let history = dossier
+        .history
+        .items()
+        .map_err(|e| StoreError::damaged_dossier(&dossier.candidate.id, e))?;
+    let mut traces = Traces::default();
+    for entry in &history {
+        let line = crate::report::export::line_of(entry, &dossier.candidate.id, |_| {
+            crate::report::export::recorded_about(&dossier.candidate)
+        });
+        if let Some(line) = line {
+            traces.push(&line);
+        }
+    }
+    Ok(traces)
+}
+
 pub trait Store: Clone + Send + Sync + 'static {
     /// A transaction: writes gathered for one atomic commit, readable
     /// before they land.
@@ -202,6 +226,14 @@ pub trait Store: Clone + Send + Sync + 'static {
 
     /// Every candidate's dossier (a full scan: for reloads and audits).
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
+
+    /// Every candidate's report traces ([`crate::report::trace`]), in no
+    /// particular order: kept up to date by the store's own commits where
+    /// it can (sled), else made from each history.
+    fn traces(&self) -> impl Iterator<Item = Result<(String, Traces), StoreError>> + '_ {
+        self.dossiers()
+            .map(|d| d.and_then(|d| Ok((d.candidate.id.clone(), traces_of(&d)?))))
+    }
 
     /// Up to `limit` dossiers in the store's order, after candidate `after`
     /// (from the first when `None`): (candidate id, the dossier, or `None`
@@ -294,6 +326,10 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn reread(&self) -> Result<(), StoreError> {
         Ok(())
     }
+
+    /// Every decision of an `until decided` experiment, by campaign and
+    /// experiment name.
+    fn decisions(&self) -> Result<Vec<Decision>, StoreError>;
 
     /// Whether a store this one was restored over delivered the send
     /// `key` (the sled store's commit ledger remembers): such a send is
@@ -451,6 +487,13 @@ pub trait Transaction: Sized {
     /// Sets when the weekly digest is next due, in the commit that
     /// records the last one as sent.
     fn set_digest_due(&mut self, due: Instant);
+    /// The decision of a campaign's `until decided` experiment, as this
+    /// transaction leaves it.
+    fn decision(&self, campaign: &str, experiment: &str) -> Result<Option<Decision>, StoreError>;
+
+    /// Stores an experiment's decision (the core writes one only where
+    /// there is none).
+    fn decide(&mut self, decision: &Decision);
 
     /// Whether committing would write nothing.
     fn is_empty(&self) -> bool;

@@ -203,3 +203,54 @@ fn dates_and_campaigns_select_what_is_exported() {
     assert_eq!(out.status.code(), Some(1));
     assert!(!file.exists());
 }
+
+/// A store of layout 6 kept no report traces: opened by this build, it
+/// gets them from its histories, and reports as before. `nudge verify`
+/// then finds them whole, and names traces that disagree with a history.
+#[test]
+fn a_store_without_report_traces_gets_them_from_its_histories() {
+    use nudge::store::{raw, SledStore, Store, Transaction};
+    let site = site();
+    let daemon = site.start(None);
+    fill(&site);
+    daemon.stop();
+    let before = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    {
+        let store = SledStore::open(&site.store(), 8 << 20).unwrap();
+        let keys: Vec<Vec<u8>> = store
+            .scan_raw(b"e")
+            .map(|r| r.unwrap().0.to_vec())
+            .collect();
+        assert_eq!(keys.len(), 12, "one record of traces per candidate");
+        let mut txn = store.begin();
+        for k in keys {
+            txn.remove(k);
+        }
+        txn.put_raw(raw::meta("schema"), 6u32.to_be_bytes().to_vec());
+        txn.commit().unwrap();
+    }
+    std::fs::write(site.store().join(nudge::store::LAYOUT_FILE), "6\n").unwrap();
+    let after = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    assert_eq!(before, after);
+    let verified = site.nudge(&["verify"]);
+    assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
+
+    // One candidate's traces changed behind the store's back.
+    {
+        let store = SledStore::open(&site.store(), 8 << 20).unwrap();
+        let (k, _) = store.scan_raw(b"e").next().unwrap().unwrap();
+        let mut txn = store.begin();
+        txn.put_raw(
+            k.to_vec(),
+            postcard::to_allocvec(&nudge::report::trace::Traces::default()).unwrap(),
+        );
+        txn.commit().unwrap();
+    }
+    let verified = site.nudge(&["verify"]);
+    assert_eq!(verified.status.code(), Some(1));
+    assert!(
+        stdout(&verified).contains("report traces do not match their history"),
+        "{}",
+        stdout(&verified)
+    );
+}

@@ -19,6 +19,7 @@ mod counts;
 mod crash;
 mod daemon;
 mod damage;
+mod decided;
 mod delivery;
 mod digest;
 mod e2e;

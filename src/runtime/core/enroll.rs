@@ -265,11 +265,7 @@ impl<S: Store> Core<S> {
     ) -> Result<Enrollment, StoreError> {
         let machine = &campaign.machine;
         let engine_candidate = engine_candidate(candidate);
-        let variants: Vec<usize> = machine
-            .experiments
-            .iter()
-            .map(|e| engine::assign_variant(&machine.name, e, &candidate.id))
-            .collect();
+        let variants = self.decided_variants(txn, machine, &candidate.id)?;
         let variant_names = variant_names(machine, &variants);
         let zone = engine_candidate.zone(&machine.zone);
         let ctx = Ctx {

@@ -24,6 +24,7 @@
 //! | `suppression.rs` | the suppression list: opt-outs, the gate, add and remove |
 //! | `retention.rs` | pruning the history of candidates who finished long ago |
 //! | `opt_in.rs` | opting back in: the opt-out lifted, its suppressions taken off |
+//! | `decide.rs` | `until decided` experiments: the decision stored, new enrollments given the winner |
 //!
 //! The children share this module's imports (`use super::*`).
 
@@ -54,6 +55,7 @@ use crate::templates::Templates;
 
 mod apply;
 mod batch;
+mod decide;
 mod enroll;
 mod events;
 mod intake;
@@ -68,6 +70,7 @@ mod timers;
 
 pub use apply::engine_candidate;
 pub use batch::{Handoff, This};
+pub use decide::{DecideRequest, Decided};
 pub use enroll::{find, new_token};
 pub use journal::PREMARKED_AT_MOST;
 pub use queries::counters;
@@ -102,6 +105,8 @@ pub enum Command {
     Unsuppress(UnsuppressRequest),
     /// A candidate who opted out asks for messages again.
     OptIn(crate::runtime::api::OptInRequest),
+    /// An `until decided` experiment's decision to store.
+    Decide(DecideRequest),
 }
 
 /// The answer to a [`Command`].
@@ -119,6 +124,7 @@ pub enum Reply {
     Unsuppressed(UnsuppressResponse),
     Error(Refusal),
     OptedIn(crate::runtime::api::OptInResponse),
+    Decided(Decided),
 }
 
 /// Settings the core needs from the configuration.
@@ -328,6 +334,7 @@ impl<S: Store> Core<S> {
                     Ok(r) => Reply::OptedIn(r),
                     Err(e) => Reply::Error(e),
                 },
+                Command::Decide(req) => Reply::Decided(self.decide(txn, &req, now)?),
             };
             replies.push(reply);
         }

@@ -56,6 +56,13 @@ pub fn numbered_candidate(n: u64) -> String {
     format!("c{n}")
 }
 /// The candidate id of a dossier key.
+/// The key of a candidate's report traces: their dossier's key under `e`.
+pub fn traces(id: &str) -> Vec<u8> {
+    let mut k = candidate(id);
+    k[0] = b'e';
+    k
+}
+
 pub fn candidate_id(k: &[u8]) -> Option<String> {
     match k.get(1..)? {
         [0xFF, rest @ ..] => String::from_utf8(rest.to_vec()).ok(),
@@ -163,6 +170,14 @@ pub fn counters_of(campaign: &str) -> Vec<u8> {
 }
 pub fn paused(campaign: &str) -> Vec<u8> {
     join(b'p', &[campaign.as_bytes()])
+}
+/// An `until decided` experiment's decision.
+pub fn decision(campaign: &str, experiment: &str) -> Vec<u8> {
+    join(b'd', &[campaign.as_bytes(), experiment.as_bytes()])
+}
+/// Every decision.
+pub fn decisions() -> Vec<u8> {
+    vec![b'd']
 }
 pub fn version(campaign: &str, version: &str) -> Vec<u8> {
     join(b'v', &[campaign.as_bytes(), version.as_bytes()])

@@ -24,7 +24,9 @@
 //! | `f` seq(8) | the send keys one commit handed to channels (`Journal`) |
 //! | `n` campaign `0` counter | i64 count (candidates per state, outcomes, held sends; sends due per minute, `sends_due:` and the minute, deleted at zero) |
 //! | `p` campaign | paused flag |
+//! | `d` campaign `0` experiment | the [`super::Decision`] of an `until decided` experiment (`decisions`) |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
+//! | `e` candidate (as `c`) | their report traces ([`crate::report::trace::Traces`]), updated by every commit that writes a line a report reads |
 //! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
 
 mod backup;
@@ -73,13 +75,16 @@ use crate::engine::Instant;
 /// [`Counter::Held`], [`Counter::SendsDue`]) and may hold pruned histories
 /// ([`super::LogKind::Pruned`]); version 6 records opting back in
 /// ([`super::LogKind::OptedIn`]), which older builds cannot decode, and
-/// notes candidates' email and phone identities beside their external id.
-/// Older stores are taken as they are and marked 6: their `x` keys are
+/// notes candidates' email and phone identities beside their external id;
+/// version 7 keeps each candidate's report traces (`e` keys,
+/// [`crate::report::trace`]) up to date in every commit, which an older
+/// build would leave stale. Older stores are taken as they are and marked 7: their `x` keys are
 /// still read, their history in words stays readable as the `Legacy*`
 /// kinds, the timer counters are made from their enrollments (before 5)
-/// in the commit that marks them, and their candidates stay known under
+/// in the commit that marks them, their traces made from their histories
+/// in that commit too (before 7), and their candidates stay known under
 /// the identity they were created with.
-pub const SCHEMA_VERSION: u32 = 6;
+pub const SCHEMA_VERSION: u32 = 7;
 
 /// The oldest layout this build opens (and marks as its own).
 const OLDEST_READABLE: u32 = 2;
@@ -464,6 +469,9 @@ impl SledStore {
                     } else {
                         sled::Batch::default()
                     };
+                    if found < 7 {
+                        store.traces_batch(&mut batch);
+                    }
                     batch.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes());
                     db.apply_batch(batch)?;
                     db.flush()?;
@@ -488,6 +496,28 @@ impl SledStore {
         }
         store.load_journal()?;
         Ok((store, standing))
+    }
+
+    /// The report traces of every candidate (`e` keys), made from their
+    /// histories: for a store of a layout before 7, which did not keep
+    /// them. A dossier that does not decode gets none (`nudge verify`
+    /// names it).
+    fn traces_batch(&self, batch: &mut sled::Batch) {
+        let started = std::time::Instant::now();
+        let mut made = 0;
+        for d in self.dossiers() {
+            let Ok(d) = d else { continue };
+            let Ok(traces) = super::traces_of(&d) else {
+                continue;
+            };
+            batch.insert(key::traces(&d.candidate.id), encode(&traces));
+            made += 1;
+        }
+        tracing::info!(
+            candidates = made,
+            ms = started.elapsed().as_millis() as u64,
+            "made the report traces of a store of an earlier layout"
+        );
     }
 
     /// The counters of waiting timers (held sends, sends due per minute),
@@ -992,6 +1022,15 @@ impl super::Store for SledStore {
         Ok(self.db()?.get(key::paused(campaign))?.is_some())
     }
 
+    fn decisions(&self) -> Result<Vec<super::Decision>, StoreError> {
+        self.scan(&key::decisions())
+            .map(|item| {
+                let (k, v) = item?;
+                decode(&k, &v)
+            })
+            .collect()
+    }
+
     fn suppression(
         &self,
         contact: &super::Contact,
@@ -1016,6 +1055,18 @@ impl super::Store for SledStore {
                 postcard::from_bytes(&v).map_err(|e| {
                     StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e)
                 })
+            })
+        })
+    }
+
+    /// The traces the commits keep (`e` keys), in candidate key order.
+    fn traces(
+        &self,
+    ) -> impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>> + '_ {
+        self.scan(b"e").map(|r| {
+            r.and_then(|(k, v)| {
+                let id = key::candidate_id(&k).unwrap_or_default();
+                Ok((id, decode(&k, &v)?))
             })
         })
     }

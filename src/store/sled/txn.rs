@@ -3,6 +3,7 @@
 //! journal's records) and written in one atomic batch, at once or behind.
 
 use super::*;
+use crate::report::trace::Traces;
 
 /// Writes gathered for one atomic commit, readable before they land: a
 /// later step in the same batch sees the records an earlier step wrote.
@@ -32,6 +33,9 @@ pub struct SledTxn<'a> {
     /// Suppression entries written by the transaction this one was split
     /// off ([`Transaction::split_off`]): read here, not written again.
     inherited: HashSet<Vec<u8>>,
+    /// The report's lines of the history written in this transaction, by
+    /// candidate, for their traces (`e` keys) at commit.
+    traced: HashMap<String, Vec<crate::report::line::Line>>,
 }
 
 impl<'a> SledTxn<'a> {
@@ -51,6 +55,7 @@ impl<'a> SledTxn<'a> {
             touched: Vec::new(),
             known: identities::Identities::default(),
             inherited: HashSet::new(),
+            traced: HashMap::new(),
         }
     }
 
@@ -127,6 +132,14 @@ impl<'a> SledTxn<'a> {
 
     /// Encodes the dossiers and journal and timer records into the batch.
     fn prepare(mut self) -> Result<Prepared<'a>, StoreError> {
+        for (candidate, lines) in std::mem::take(&mut self.traced) {
+            let k = key::traces(&candidate);
+            let mut traces: Traces = self.get(&k)?.unwrap_or_default();
+            for line in &lines {
+                traces.push(line);
+            }
+            self.put(k, &traces);
+        }
         // Dossiers are encoded on two threads when there are many.
         let dirty: Vec<(&String, &Dossier)> = self
             .dirty
@@ -492,6 +505,21 @@ impl<'a> Transaction for SledTxn<'a> {
         }
     }
 
+    fn decision(
+        &self,
+        campaign: &str,
+        experiment: &str,
+    ) -> Result<Option<crate::store::Decision>, StoreError> {
+        self.get(&key::decision(campaign, experiment))
+    }
+
+    fn decide(&mut self, decision: &crate::store::Decision) {
+        self.put(
+            key::decision(&decision.campaign, &decision.experiment),
+            decision,
+        );
+    }
+
     /// Notes an enrollment of a paused (or orphaned) campaign as parked.
     fn park(&mut self, campaign: &str, candidate: &str) {
         self.put_raw(key::parked(campaign, candidate), Vec::new());
@@ -592,6 +620,7 @@ impl<'a> Transaction for SledTxn<'a> {
             && self.armed.is_empty()
             && self.touched.is_empty()
             && self.known.is_empty()
+            && self.traced.is_empty()
             && self.counters.values().all(|d| *d == 0)
     }
 
@@ -628,6 +657,9 @@ impl<'a> Transaction for SledTxn<'a> {
                 }
                 other.dossiers.insert(c.to_string(), d);
             }
+            if let Some(lines) = self.traced.remove(c) {
+                other.traced.insert(c.to_string(), lines);
+            }
         }
         Some(other)
     }
@@ -648,8 +680,12 @@ impl<'a> Transaction for SledTxn<'a> {
             touched,
             known,
             inherited,
+            traced,
             ..
         } = other;
+        for (candidate, lines) in traced {
+            self.traced.entry(candidate).or_default().extend(lines);
+        }
         self.delivered.extend(delivered);
         self.touched.extend(touched);
         for (digest, id) in known.pairs() {
@@ -830,9 +866,23 @@ impl<'a> Transaction for SledTxn<'a> {
     /// when the candidate has no dossier: nothing else could be written
     /// for them either).
     fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
-        match self.dossier_mut(candidate)? {
-            Some(d) => d.history.push(&entry),
-            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
+        let line = match self.dossier_mut(candidate)? {
+            Some(d) => {
+                d.history.push(&entry);
+                crate::report::export::line_of(&entry, candidate, |_| {
+                    crate::report::export::recorded_about(&d.candidate)
+                })
+            }
+            None => {
+                tracing::warn!(candidate, "a history line for an unknown candidate");
+                None
+            }
+        };
+        if let Some(line) = line {
+            self.traced
+                .entry(candidate.to_string())
+                .or_default()
+                .push(line);
         }
         Ok(())
     }

@@ -1,0 +1,187 @@
+//! What a report needs of one enrollment, kept without knowing its
+//! campaign: the first instant of each kind of event it owns, its first
+//! send and channels, its device, how it ended. The campaign's goal and
+//! zone turn a trace into a [`Summary`] when a report is made, so the
+//! store can keep traces up to date in its own commits (it does not know
+//! the campaigns) and a campaign edit that changes its goal reports the
+//! history again under the new goal.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::fold::{Step, Summary};
+use super::line::Line;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Trace {
+    pub campaign: String,
+    /// Epoch ms of its `enrolled` line.
+    pub enrolled_at: i64,
+    pub variants: BTreeMap<String, String>,
+    pub source: Option<String>,
+    /// The `enrolled` line's zone (in the store: the candidate's own
+    /// `timezone` field, read under the campaign's zone rule later).
+    pub timezone: Option<String>,
+    pub language: Option<String>,
+    /// The first `sent`: epoch ms and channel.
+    pub first_sent: Option<(i64, String)>,
+    /// Channels it owns a `sent` on, in name order.
+    pub sent_on: Vec<String>,
+    /// Every other kind of line it owns, with the earliest instant.
+    pub firsts: Vec<(String, i64)>,
+    /// `device` of the first `clicked` that has one.
+    pub device: Option<String>,
+    /// Channels it owns a `bounced` on, in name order.
+    pub bounced_on: Vec<String>,
+    /// The final state of the last `exited`.
+    pub exited: Option<String>,
+}
+
+impl Trace {
+    /// A new enrollment from its `enrolled` line (`None` when the line
+    /// lacks `at` or `campaign`).
+    pub fn enrolled(line: &Line) -> Option<Trace> {
+        Some(Trace {
+            campaign: line.campaign.clone()?,
+            enrolled_at: line.at?,
+            variants: line.variants.clone().unwrap_or_default(),
+            source: line.source.clone(),
+            timezone: line.timezone.clone(),
+            language: line.language.clone(),
+            first_sent: None,
+            sent_on: Vec::new(),
+            firsts: Vec::new(),
+            device: None,
+            bounced_on: Vec::new(),
+            exited: None,
+        })
+    }
+
+    /// Adds a line this enrollment owns (not an `enrolled` or `campaign`
+    /// line).
+    pub fn absorb(&mut self, line: &Line) {
+        let at = line.at.unwrap_or(i64::MIN);
+        match line.kind.as_str() {
+            "sent" => {
+                let channel = line.channel.clone().unwrap_or_default();
+                if self
+                    .first_sent
+                    .as_ref()
+                    .is_none_or(|(first, _)| at < *first)
+                {
+                    self.first_sent = Some((at, channel.clone()));
+                }
+                insert_sorted(&mut self.sent_on, channel);
+                return;
+            }
+            "exited" => {
+                self.exited = line.state.clone();
+                return;
+            }
+            "clicked" if self.device.is_none() => self.device = line.device.clone(),
+            "bounced" => {
+                if let Some(channel) = &line.channel {
+                    insert_sorted(&mut self.bounced_on, channel.clone());
+                }
+            }
+            _ => {}
+        }
+        match self.firsts.iter_mut().find(|(kind, _)| *kind == line.kind) {
+            Some((_, first)) => *first = (*first).min(at),
+            None => self.firsts.push((line.kind.clone(), at)),
+        }
+    }
+
+    /// The earliest instant of a kind of line it owns.
+    pub fn first(&self, kind: &str) -> Option<i64> {
+        self.firsts
+            .iter()
+            .find(|(k, _)| k == kind)
+            .map(|(_, at)| *at)
+    }
+
+    /// The summary under a campaign whose goal event is `goal`, its zone
+    /// being `timezone`.
+    pub fn summary(&self, candidate: &str, goal: &str, timezone: Option<String>) -> Summary {
+        let mut furthest = if self.first_sent.is_some() {
+            Step::Invited
+        } else {
+            Step::Enrolled
+        };
+        for (kind, _) in &self.firsts {
+            let step = if kind == goal {
+                Step::Completed
+            } else {
+                match kind.as_str() {
+                    "delivered" => Step::Delivered,
+                    "opened" => Step::Opened,
+                    "clicked" => Step::Clicked,
+                    "started" => Step::Started,
+                    _ => continue,
+                }
+            };
+            furthest = furthest.max(step);
+        }
+        Summary {
+            campaign: self.campaign.clone(),
+            candidate: candidate.to_string(),
+            enrolled_at: self.enrolled_at,
+            variants: self.variants.clone(),
+            source: self.source.clone(),
+            timezone,
+            language: self.language.clone(),
+            furthest,
+            first_sent: self.first_sent.clone(),
+            first_goal: self.first(goal),
+            device: self.device.clone(),
+            opted_out: self.first("opted_out").is_some(),
+            bounced: self.first("bounced").is_some(),
+            failed: self.first("failed").is_some(),
+            exited: self.exited.clone(),
+            sent_on: self.sent_on.clone(),
+            bounced_on: self.bounced_on.clone(),
+        }
+    }
+}
+
+fn insert_sorted(set: &mut Vec<String>, item: String) {
+    if let Err(at) = set.binary_search(&item) {
+        set.insert(at, item);
+    }
+}
+
+/// One candidate's traces, in the order enrolled: what the store keeps
+/// per candidate.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Traces(pub Vec<Trace>);
+
+impl Traces {
+    /// Takes the candidate's next line (REPORT.md §1): an `enrolled` line
+    /// opens an enrollment (the pair's earlier one stops owning lines); any
+    /// other goes to the open enrollment of its campaign, or to every open
+    /// one without a campaign.
+    pub fn push(&mut self, line: &Line) {
+        if line.kind == "enrolled" {
+            self.0.extend(Trace::enrolled(line));
+            return;
+        }
+        if line.kind == "campaign" {
+            return;
+        }
+        // The open enrollment of a campaign is its last.
+        let mut seen: Vec<&str> = Vec::new();
+        let mut open = Vec::new();
+        for (i, t) in self.0.iter().enumerate().rev() {
+            if !seen.contains(&t.campaign.as_str()) {
+                seen.push(&t.campaign);
+                if line.campaign.as_ref().is_none_or(|c| *c == t.campaign) {
+                    open.push(i);
+                }
+            }
+        }
+        for i in open {
+            self.0[i].absorb(line);
+        }
+    }
+}
