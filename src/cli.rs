@@ -977,6 +977,31 @@ pub fn reload(config: &crate::config::Config) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
+/// `nudge digest`: who gets the weekly digest and when the next is due;
+/// with `now`, the digest as it would go now.
+pub fn digest(config: &crate::config::Config, now: bool) -> Result<Status, CliError> {
+    let Some(digest) = &config.digest else {
+        return Err(CliError::Input(
+            "no `[digest]` in nudge.toml: add `schedule`, `timezone` and `to` to send one".into(),
+        ));
+    };
+    let mut admin = connect(config)?;
+    let preview = admin.digest(digest).map_err(api)?;
+    if now {
+        outln!("Subject: {}\n", preview.digest.subject);
+        out!("{}", preview.digest.text);
+        return Ok(Status::Ok);
+    }
+    outln!("to: {}", preview.to.join(", "));
+    outln!("schedule: {} ({})", digest.schedule, digest.timezone);
+    match &preview.next_due {
+        Some(due) => outln!("next due: {due}"),
+        None => outln!("next due: set when the daemon first runs with `[digest]`"),
+    }
+    outln!("(`nudge digest --now` prints the digest as it would go now)");
+    Ok(Status::Ok)
+}
+
 /// Renders every template with a sample candidate (undefined variables
 /// and syntax errors are errors), then every SMS template with the longest
 /// realistic values (more than one segment is a warning). `configured`

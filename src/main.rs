@@ -253,6 +253,12 @@ enum Command {
         /// Candidates by id, external id, email or phone.
         candidates: Vec<String>,
     },
+    /// The weekly digest (`[digest]` in nudge.toml): who gets it and when the next is due.
+    Digest {
+        /// Print the digest as it would go now, the text recruiters get.
+        #[arg(long)]
+        now: bool,
+    },
     /// The funnel, time to completion, experiments with verdicts and red flags,
     /// over the store or an exported event log.
     Report(cli::report::ReportArgs),
@@ -519,6 +525,7 @@ fn main() -> ExitCode {
             all_reviewed,
             candidates,
         } => config().and_then(|c| cli::invite(&c, campaign.as_deref(), all_reviewed, &candidates)),
+        Command::Digest { now } => config().and_then(|c| cli::digest(&c, now)),
         Command::Report(a) => config().and_then(|c| cli::report::report(&c, &a)),
         Command::DashboardUser { name } => cli::dashboard::user(&name),
     };

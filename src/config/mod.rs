@@ -12,7 +12,9 @@
 
 mod dashboard;
 mod decided;
+mod digest;
 mod intake;
+mod metrics;
 mod read;
 mod report;
 mod server;
@@ -41,7 +43,9 @@ pub use crate::channels::smtp::{
 pub use crate::channels::{Bounds, FileConfig, PlainHttp, Transport};
 pub use dashboard::{hash_password, password_matches, DashboardConfig};
 pub use decided::DecidedConfig;
+pub use digest::{parse_schedule, DigestConfig, DigestSchedule};
 pub use intake::{source_problem, AtsSource, Pointers, SignatureScheme};
+pub use metrics::MetricsConfig;
 pub use report::ReportConfig;
 pub use server::{
     fill_link, link_pattern_problem, ServerConfig, TIMEOUT_SECS as SERVER_TIMEOUT_SECS,
@@ -124,6 +128,12 @@ pub struct Config {
     /// source (see `intake`).
     #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
     pub ats: std::collections::BTreeMap<String, AtsSource>,
+    /// Who may read `GET /metrics` (see `metrics`).
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+    /// The weekly digest to recruiters (see `digest`; default: none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<DigestConfig>,
     /// The thresholds of the report's red flags (see `report`).
     #[serde(default)]
     pub report: ReportConfig,
@@ -369,6 +379,8 @@ impl Default for Config {
             rates: RatesConfig::default(),
             webhooks: WebhooksConfig::default(),
             ats: Default::default(),
+            metrics: MetricsConfig::default(),
+            digest: None,
             report: ReportConfig::default(),
             decided: DecidedConfig::default(),
             dashboard: DashboardConfig::default(),

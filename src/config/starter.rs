@@ -189,6 +189,21 @@ high_opt_out_rate_base = 100
 high_failure_rate = 0.05
 high_failure_rate_base = 50
 
+[metrics]
+# GET /metrics on the admin listener (Prometheus text). With `true` it asks for
+# the admin token like every admin route; `false` serves it to anything on
+# this machine (the admin listener is loopback only).
+token = true
+
+# The weekly digest: each campaign's funnel, experiment verdicts and red flags
+# by email to recruiters, through [channels.email] (printed by the console
+# transport). `nudge digest --now` shows it as it would go now.
+# [digest]
+# schedule = "0 8 * * MON"      # cron: minute hour day-of-month month day-of-week
+# timezone = "Europe/London"    # the schedule is read in this zone (default UTC)
+# to = ["lead@example.com"]
+# campaigns = ["warehouse"]     # default: every campaign
+
 [decided]
 # How often, in seconds, the daemon reads the table of each `until decided`
 # experiment not yet decided (and once when it starts):

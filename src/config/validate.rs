@@ -177,6 +177,20 @@ pub(super) fn validate(file: FileId, table: &DeTable<'_>, config: &Config) -> Ve
                 .with_help(problem.help),
         );
     }
+    if let Some(digest) = &config.digest {
+        for problem in digest.problems() {
+            let mut path = vec!["digest"];
+            path.extend(problem.key.iter().map(String::as_str));
+            let span = value_span(table, &path)
+                .or_else(|| value_span(table, &["digest"]))
+                .unwrap_or_default();
+            diagnostics.push(
+                Diagnostic::error(file, span, problem.message)
+                    .with_label(problem.label)
+                    .with_help(problem.help),
+            );
+        }
+    }
     for problem in config.report.problems() {
         let mut path = vec!["report"];
         path.extend(problem.key.iter().map(String::as_str));

@@ -399,6 +399,23 @@ impl Admin {
         }
     }
 
+    /// The weekly digest as it would go now (`config`: this side's
+    /// `[digest]`; the daemon answers with its own).
+    pub fn digest(
+        &mut self,
+        config: &crate::config::DigestConfig,
+    ) -> Result<super::digest::Preview, Refusal> {
+        match self {
+            Admin::Remote(r) => r.get("/v1/digest"),
+            Admin::Local(l) => Ok(super::digest::preview(
+                l.core.store(),
+                l.core.campaigns(),
+                config,
+                l.clock.now(),
+            )?),
+        }
+    }
+
     /// `nudge report` over the store: `GET /v1/report`, or read here.
     pub fn report(
         &mut self,

@@ -51,6 +51,7 @@ const MAX_BACKLOG: usize = 16_384;
 struct Outbound {
     tx: mpsc::UnboundedSender<Message>,
     waiting: Arc<std::sync::atomic::AtomicUsize>,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Outbound {
@@ -81,6 +82,8 @@ enum CoreMsg {
         PathBuf,
         oneshot::Sender<Result<crate::store::sled::Copied, Refusal>>,
     ),
+    /// The weekly digest is next due then (`runtime::digest`).
+    DigestDue(Instant, oneshot::Sender<Result<(), Refusal>>),
     Stop,
 }
 
@@ -101,6 +104,7 @@ pub struct Handle {
     tracked_link: String,
     sources: Sources,
     health: Health,
+    metrics: Arc<super::metrics::Metrics>,
 }
 
 impl Handle {
@@ -345,6 +349,22 @@ impl Handle {
         Ok(self.store.paused(campaign)?)
     }
 
+    /// Records, in a commit of its own between two batches, when the
+    /// weekly digest is next due (see `runtime::digest`).
+    pub async fn set_digest_due(&self, due: Instant) -> Result<(), Refusal> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(CoreMsg::DigestDue(due, tx))
+            .map_err(|_| Refusal::ShuttingDown)?;
+        rx.await.map_err(|_| Refusal::ShuttingDown)?
+    }
+
+    /// The metrics in the Prometheus (OpenMetrics) text format, the
+    /// store's gauges read now (see [`super::metrics`]).
+    pub fn metrics_text(&self) -> Result<String, Refusal> {
+        Ok(self.metrics.render(&self.store, self.store.path())?)
+    }
+
     /// Stores an `until decided` experiment's decision (see `core::decide`).
     pub async fn decide(
         &self,
@@ -470,6 +490,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
         tracked_link: core.settings().tracked_link.clone(),
         sources,
         health: Health::default(),
+        metrics: Arc::new(super::metrics::Metrics::new().with_channels()),
     };
     core.pin_versions(&campaigns.read().unwrap_or_else(|p| p.into_inner()))?;
     // The sends the previous process left undelivered go first, a chunk at
@@ -498,6 +519,7 @@ pub fn start(options: Options) -> Result<Running, crate::store::StoreError> {
     let outbound = Outbound {
         tx: dispatch_tx,
         waiting: waiting.clone(),
+        metrics: handle.metrics.clone(),
     };
     let core_clock = clock.clone();
     let health = handle.health.clone();
@@ -600,6 +622,9 @@ fn core_loop(
     let mut retries_looked = std::time::Instant::now();
     // When the next chunk of history may be pruned (while idle).
     let mut next_prune = std::time::Instant::now();
+    // The timer (or retry) the idle core sleeps until, for the lateness
+    // of its waking.
+    let mut waking_for: Option<Instant> = None;
     loop {
         if health.writes_failing() {
             flight.clear();
@@ -635,6 +660,7 @@ fn core_loop(
             match core.next_due() {
                 Ok(Some(due)) => {
                     let wait = clock.real_until(due);
+                    waking_for = Some(due);
                     if preloaded
                         && rehearsed.is_none_or(|last| due > last)
                         && (REHEARSAL_LEAD..=REHEARSAL_HORIZON).contains(&wait)
@@ -668,6 +694,12 @@ fn core_loop(
             Ok(m) => incoming.push(m),
             Err(RecvTimeoutError::Timeout) => {}
             Err(RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(due) = waking_for.take() {
+            let now = clock.now();
+            if due <= now {
+                dispatch.metrics.timer_fired(due, now);
+            }
         }
         while incoming.len() < batch {
             match rx.try_recv() {
@@ -713,6 +745,10 @@ fn core_loop(
                         std::mem::take(&mut waiting),
                     );
                     let _ = reply.send(core.store().backup_to(&dir).map_err(Refusal::from));
+                }
+                CoreMsg::DigestDue(due, reply) => {
+                    land(&mut core, &mut flight, &dispatch, &health);
+                    let _ = reply.send(record_digest_due(&core, due).map_err(Refusal::from));
                 }
                 CoreMsg::Stop => stop = true,
             }
@@ -795,6 +831,7 @@ fn core_loop(
                 Ok(out) => {
                     busy |= out.len() == batch;
                     for m in out {
+                        dispatch.metrics.retried(&m);
                         dispatch.send(m);
                     }
                 }
@@ -832,6 +869,14 @@ fn core_loop(
         }
     }
     land(&mut core, &mut flight, &dispatch, &health);
+}
+
+/// When the weekly digest is next due, in a commit of its own.
+fn record_digest_due(core: &Core, due: Instant) -> Result<(), crate::store::StoreError> {
+    use crate::store::{Store, Transaction};
+    let mut txn = core.store().begin();
+    txn.set_digest_due(due);
+    txn.commit()
 }
 
 /// The pause between two chunks of history pruning while idle, and after
@@ -890,6 +935,9 @@ fn stand_by(
                 let _ = reply.send(Err(refusal()));
             }
             CoreMsg::Backup(_, reply) => {
+                let _ = reply.send(Err(refusal()));
+            }
+            CoreMsg::DigestDue(_, reply) => {
                 let _ = reply.send(Err(refusal()));
             }
         }
@@ -1147,12 +1195,15 @@ async fn lane(
             running.spawn(async move {
                 let key = message.key.clone();
                 let channel = message.channel;
+                let (metrics, clock) = (handle.metrics.clone(), handle.clock.clone());
                 // A task of its own, so that a channel that panics fails
                 // this send (to be retried) instead of losing its outcome.
                 let delivery = tokio::spawn(async move {
                     super::faults::before_delivery();
+                    let went = clock.now();
                     let outcome = channels.get(message.channel).deliver(&message).await;
                     log_send(&message, &outcome);
+                    metrics.delivered(&message, &outcome, went);
                     outcome
                 });
                 let outcome = delivery.await.unwrap_or_else(|e| {

@@ -206,7 +206,7 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     );
     let running = daemon::start(Options {
         core,
-        channels,
+        channels: channels.clone(),
         clock,
         concurrency: config.runtime.concurrency,
         rates: rates_from(&config),
@@ -218,9 +218,31 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let decider = tokio::spawn(super::decider::watch(handle.clone(), config.decided));
 
     let (shutdown_tx, mut shutdown_rx) = tokio::sync::watch::channel(false);
-    let app = crate::server::admin::router(handle.clone(), token.clone()).merge(
-        crate::server::dashboard::routes(handle.clone(), token, &config),
-    );
+    let digest = config.digest.clone().map(|digest| {
+        info!(schedule = %digest.schedule, timezone = %digest.timezone, "weekly digest on");
+        tokio::spawn(super::digest::run(
+            handle.clone(),
+            channels.clone(),
+            digest,
+            shutdown_rx.clone(),
+        ))
+    });
+    let app = crate::server::admin::router(handle.clone(), token.clone())
+        .merge(crate::server::dashboard::routes(
+            handle.clone(),
+            token.clone(),
+            &config,
+        ))
+        .merge(crate::server::metrics::routes(
+            handle.clone(),
+            token.clone(),
+            config.metrics,
+        ))
+        .merge(crate::server::digest::routes(
+            handle.clone(),
+            token,
+            config.digest.clone(),
+        ));
     let mut public_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(async move {
         let stop = async move {
@@ -278,6 +300,9 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
     let stopping = async {
         let _ = server.await;
         let _ = public_server.await;
+        if let Some(digest) = digest {
+            let _ = digest.await;
+        }
         running.stop().await;
     };
     let started = tokio::time::Instant::now();

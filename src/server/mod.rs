@@ -7,7 +7,9 @@
 
 pub mod admin;
 pub mod dashboard;
+pub mod digest;
 pub mod export;
+pub mod metrics;
 pub mod openapi;
 pub mod public;
 

@@ -79,6 +79,8 @@ pub fn document() -> Document {
     doc.merge(super::public::links::Described::openapi());
     doc.merge(super::public::webhooks::Described::openapi());
     doc.merge(super::dashboard::Described::openapi());
+    doc.merge(super::metrics::Described::openapi());
+    doc.merge(super::digest::Described::openapi());
     for (path, item) in awaited() {
         let item: PathItem = serde_json::from_value(item)
             .unwrap_or_else(|e| panic!("the description of {path} is not a path item: {e}"));
@@ -115,9 +117,10 @@ pub fn json() -> String {
 }
 
 /// Whether `path` is the admin API's: its routes are under `/v1/`, apart
-/// from the public server's webhooks.
+/// from the public server's webhooks, and `/metrics` is on its listener.
 pub fn is_admin(path: &str) -> bool {
     (path.starts_with("/v1/") && !path.starts_with("/v1/webhooks/"))
+        || path == "/metrics"
         || path == "/dashboard"
         || path.starts_with("/dashboard/")
 }

@@ -51,6 +51,8 @@ struct State {
     versions: BTreeMap<(String, String), String>,
     /// The suppression list.
     suppressions: BTreeMap<Contact, Suppression>,
+    /// When the weekly digest is next due.
+    digest_due: Option<Instant>,
     /// (campaign, experiment) → its decision.
     decisions: BTreeMap<(String, String), crate::store::Decision>,
 }
@@ -301,6 +303,10 @@ impl Store for MemoryStore {
 
     fn suppressions(&self) -> Result<Vec<Suppression>, StoreError> {
         Ok(self.state().suppressions.values().cloned().collect())
+    }
+
+    fn digest_due(&self) -> Result<Option<Instant>, StoreError> {
+        Ok(self.state().digest_due)
     }
 
     fn undelivered(&self) -> usize {
@@ -712,6 +718,11 @@ impl Transaction for MemoryTxn<'_> {
             self.state.versions.insert(key, source.to_string());
         }
         Ok(())
+    }
+
+    fn set_digest_due(&mut self, due: Instant) {
+        self.changed = true;
+        self.state.digest_due = Some(due);
     }
 
     fn is_empty(&self) -> bool {

@@ -291,6 +291,9 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The whole suppression list, by contact.
     fn suppressions(&self) -> Result<Vec<Suppression>, StoreError>;
 
+    /// When the weekly digest is next due (`None`: never scheduled yet).
+    fn digest_due(&self) -> Result<Option<Instant>, StoreError>;
+
     /// Sends queued and not settled, as this process knows them (after a
     /// restart, until recovery, some may have settled).
     fn undelivered(&self) -> usize;
@@ -490,6 +493,9 @@ pub trait Transaction: Sized {
         source: &str,
     ) -> Result<(), StoreError>;
 
+    /// Sets when the weekly digest is next due, in the commit that
+    /// records the last one as sent.
+    fn set_digest_due(&mut self, due: Instant);
     /// The decision of a campaign's `until decided` experiment, as this
     /// transaction leaves it.
     fn decision(&self, campaign: &str, experiment: &str) -> Result<Option<Decision>, StoreError>;

@@ -137,7 +137,7 @@ case!(
     compnay = "Acme Logistics"
     "#,
     r#"
-    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`, `webhooks`, `ats`, `report`, `decided`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`, `webhooks`, `ats`, `metrics`, `digest`, `report`, `decided`, `dashboard`
      --> nudge.toml:3:1
       |
     3 | compnay = "Acme Logistics"
@@ -1038,7 +1038,7 @@ case!(
     secret_env = "NUDGE_WEBHOOK_SECRET"
     "#,
     r#"
-    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`, `webhooks`, `ats`, `report`, `decided`
+    error: `compnay`: unknown field `compnay`, expected one of `store`, `campaigns`, `templates`, `company`, `sender`, `interview_url`, `phone_country_code`, `admin`, `server`, `runtime`, `communications`, `rates`, `webhooks`, `ats`, `metrics`, `digest`, `report`, `decided`, `dashboard`
      --> nudge.toml:1:1
       |
     1 | compnay = "Acme"

@@ -14,6 +14,16 @@ fn join(prefix: u8, parts: &[&[u8]]) -> Vec<u8> {
     k
 }
 
+/// The meta record holding when the weekly digest is next due (epoch ms,
+/// 8 bytes big-endian).
+pub const DIGEST_DUE: &str = "digest_due";
+
+/// An instant stored as 8 big-endian bytes of epoch milliseconds.
+pub fn instant_of(bytes: &[u8]) -> Option<Instant> {
+    let ms = i64::from_be_bytes(bytes.try_into().ok()?);
+    chrono::DateTime::from_timestamp_millis(ms)
+}
+
 pub fn meta(name: &str) -> Vec<u8> {
     join(b'm', &[name.as_bytes()])
 }

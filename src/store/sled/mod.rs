@@ -12,7 +12,7 @@
 //!
 //! | key | value |
 //! |---|---|
-//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]; `commit`: the last commit's mark, also in [`LEDGER_FILE`]) |
+//! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]; `commit`: the last commit's mark, also in [`LEDGER_FILE`]; `digest_due`: when the weekly digest is next due, epoch ms) |
 //! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
 //! | `x` identity | candidate id (layout 2; read, never written since) |
 //! | `y` seq(8) | the identities one commit gave new candidates (`identities`) |
@@ -1066,6 +1066,11 @@ impl super::Store for SledStore {
 
     fn suppressions(&self) -> Result<Vec<super::Suppression>, StoreError> {
         self.suppression_list()
+    }
+
+    fn digest_due(&self) -> Result<Option<Instant>, StoreError> {
+        let value = self.db()?.get(key::meta(key::DIGEST_DUE))?;
+        Ok(value.and_then(|v| key::instant_of(&v)))
     }
 
     /// Every dossier, in key order (a full scan: for reloads, reports and

@@ -604,6 +604,13 @@ impl<'a> Transaction for SledTxn<'a> {
         Ok(())
     }
 
+    fn set_digest_due(&mut self, due: Instant) {
+        self.put_raw(
+            key::meta(key::DIGEST_DUE),
+            due.timestamp_millis().to_be_bytes().to_vec(),
+        );
+    }
+
     fn is_empty(&self) -> bool {
         self.overlay.is_empty()
             && self.dirty.is_empty()
