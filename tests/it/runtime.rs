@@ -1703,7 +1703,7 @@ async fn limits_beyond_their_bounds_do_not_panic_the_daemon() {
 }
 
 #[test]
-fn a_layout_5_store_is_marked_6_with_its_counters_as_they_were() {
+fn a_layout_5_store_is_marked_as_this_builds_with_its_counters_as_they_were() {
     let fx = Fixture::warehouse();
     let now = at("2026-11-26T15:00:00Z");
     {
@@ -1734,6 +1734,6 @@ fn a_layout_5_store_is_marked_6_with_its_counters_as_they_were() {
     drop(store);
     assert_eq!(
         std::fs::read_to_string(fx.store_dir().join(nudge::store::LAYOUT_FILE)).unwrap(),
-        "6\n"
+        format!("{}\n", nudge::store::SCHEMA_VERSION)
     );
 }

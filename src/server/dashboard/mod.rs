@@ -42,6 +42,16 @@ struct DashState {
     config: Arc<DashboardConfig>,
     thresholds: Arc<Thresholds>,
     sessions: Sessions,
+    /// The last reading of the data and when it was taken; see [`data`].
+    cache: Arc<tokio::sync::Mutex<Cache>>,
+}
+
+/// The last reading of the dashboard's data.
+#[derive(Default)]
+struct Cache {
+    last: Option<(std::time::Instant, crate::runtime::dashboard::Dashboard)>,
+    /// A reading is being taken beside the answers.
+    reading: bool,
 }
 
 /// The dashboard's routes, to be merged beside the admin API's (which
@@ -54,6 +64,7 @@ pub fn routes(handle: Handle, token: String, config: &crate::config::Config) -> 
         token: Arc::new(token),
         config: Arc::new(config.dashboard.clone()),
         thresholds: Arc::new(config.report.clone()),
+        cache: Arc::default(),
     };
     let router = Router::new()
         .route("/dashboard", get(dashboard))
@@ -240,6 +251,57 @@ async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {
     if session(&s, &headers).is_none() && !bearer(&s, &headers) {
         return answer(Refusal::Unauthorized);
     }
+    // Reading a store of a million candidates takes a second or two, longer
+    // than a page should wait: the answer is the last reading (its `at`
+    // says when it was taken), and a reading older than the refresh
+    // period starts a new one beside it, which the page's next refresh
+    // gets. Only the first answer waits for its reading.
+    let period = std::time::Duration::from_secs(s.config.refresh_secs);
+    let mut cache = s.cache.lock().await;
+    let stale = cache
+        .last
+        .as_ref()
+        .map(|(taken, _)| taken.elapsed() >= period);
+    if stale == Some(true) && !cache.reading {
+        cache.reading = true;
+        let (state, slot) = (s.clone(), s.cache.clone());
+        tokio::spawn(async move {
+            let read = read(&state).await;
+            let mut cache = slot.lock().await;
+            cache.reading = false;
+            match read {
+                Ok(data) => cache.last = Some((std::time::Instant::now(), data)),
+                Err(e) => tracing::warn!("reading the dashboard's data failed: {e}"),
+            }
+        });
+    }
+    let data = match &cache.last {
+        Some((_, data)) => Ok(data.clone()),
+        None => {
+            let read = read(&s).await;
+            if let Ok(data) = &read {
+                cache.last = Some((std::time::Instant::now(), data.clone()));
+            }
+            read
+        }
+    };
+    drop(cache);
+    match data {
+        Ok(mut data) => {
+            // Whether the store can be written is said as it is now.
+            data.status.store_trouble = s.handle.health().trouble().map(|t| t.to_string());
+            let mut response = Json(data).into_response();
+            response
+                .headers_mut()
+                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+            response
+        }
+        Err(refusal) => answer(refusal),
+    }
+}
+
+/// One reading of the dashboard's data from the store.
+async fn read(s: &DashState) -> Result<crate::runtime::dashboard::Dashboard, Refusal> {
     let handle = s.handle.clone();
     let (zone, refresh) = (s.config.zone(), s.config.refresh_secs);
     let thresholds = s.thresholds.clone();
@@ -264,17 +326,7 @@ async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {
         Ok::<_, Refusal>(data)
     })
     .await;
-    match read {
-        Ok(Ok(data)) => {
-            let mut response = Json(data).into_response();
-            response
-                .headers_mut()
-                .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
-            response
-        }
-        Ok(Err(refusal)) => answer(refusal),
-        Err(e) => answer(Refusal::Internal(e.to_string())),
-    }
+    read.unwrap_or_else(|e| Err(Refusal::Internal(e.to_string())))
 }
 
 fn answer(refusal: Refusal) -> Response {
