@@ -42,7 +42,7 @@ pub fn summaries<S: Store>(
     let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for item in store.traces() {
         let (candidate, traces) = item?;
-        for trace in &traces.0 {
+        for trace in traces.0 {
             if !filter.keeps(&trace.campaign, trace.enrolled_at) {
                 continue;
             }
@@ -60,14 +60,15 @@ pub fn summaries<S: Store>(
                 }
             };
             let goal = goal_of(&headers, &trace.campaign);
-            summaries.push(trace.summary(&candidate, goal, zone));
+            summaries.push(trace.into_summary(&candidate, goal, zone));
         }
     }
     for (name, experiments) in &orphans {
         let line = super::export::orphan_header_line(name, experiments);
         headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
     }
-    summaries.sort_by(|a, b| (a.enrolled_at, &a.candidate).cmp(&(b.enrolled_at, &b.candidate)));
+    summaries
+        .sort_unstable_by(|a, b| (a.enrolled_at, &a.candidate).cmp(&(b.enrolled_at, &b.candidate)));
     Ok((headers, summaries))
 }
 

@@ -104,6 +104,12 @@ impl Trace {
     /// The summary under a campaign whose goal event is `goal`, its zone
     /// being `timezone`.
     pub fn summary(&self, candidate: &str, goal: &str, timezone: Option<String>) -> Summary {
+        self.clone().into_summary(candidate, goal, timezone)
+    }
+
+    /// [`Trace::summary`], taking the trace (a report over a million
+    /// candidates copies nothing it does not have to).
+    pub fn into_summary(self, candidate: &str, goal: &str, timezone: Option<String>) -> Summary {
         let mut furthest = if self.first_sent.is_some() {
             Step::Invited
         } else {
@@ -124,23 +130,23 @@ impl Trace {
             furthest = furthest.max(step);
         }
         Summary {
-            campaign: self.campaign.clone(),
-            candidate: candidate.to_string(),
-            enrolled_at: self.enrolled_at,
-            variants: self.variants.clone(),
-            source: self.source.clone(),
-            timezone,
-            language: self.language.clone(),
-            furthest,
-            first_sent: self.first_sent.clone(),
             first_goal: self.first(goal),
-            device: self.device.clone(),
             opted_out: self.first("opted_out").is_some(),
             bounced: self.first("bounced").is_some(),
             failed: self.first("failed").is_some(),
-            exited: self.exited.clone(),
-            sent_on: self.sent_on.clone(),
-            bounced_on: self.bounced_on.clone(),
+            campaign: self.campaign,
+            candidate: candidate.to_string(),
+            enrolled_at: self.enrolled_at,
+            variants: self.variants,
+            source: self.source,
+            timezone,
+            language: self.language,
+            furthest,
+            first_sent: self.first_sent,
+            device: self.device,
+            exited: self.exited,
+            sent_on: self.sent_on,
+            bounced_on: self.bounced_on,
         }
     }
 }
