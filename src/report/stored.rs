@@ -36,11 +36,70 @@ pub fn summaries<S: Store>(
             headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
         }
     }
+    // Two parts of the traces, read, decoded and summed up on two threads.
+    const PARTS: usize = 2;
+    let headers_now = &headers;
+    let parts: Vec<Result<Part, StoreError>> = std::thread::scope(|scope| {
+        let running: Vec<_> = (0..PARTS)
+            .map(|part| {
+                let filter = &filter;
+                scope.spawn(move || {
+                    read_part(
+                        store.traces_part(part, PARTS),
+                        campaigns,
+                        headers_now,
+                        filter,
+                    )
+                })
+            })
+            .collect();
+        running
+            .into_iter()
+            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect()
+    });
     let mut summaries = Vec::new();
-    // Campaigns in the history that are no longer loaded: the experiments
-    // their enrollments name.
     let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for item in store.traces() {
+    for part in parts {
+        let (mut some, orphaned) = part?;
+        summaries.append(&mut some);
+        for (campaign, experiments) in orphaned {
+            let known = orphans.entry(campaign).or_default();
+            for (e, variants) in experiments {
+                let seen = known.entry(e).or_default();
+                for v in variants {
+                    if !seen.contains(&v) {
+                        seen.push(v);
+                    }
+                }
+            }
+        }
+    }
+    for (name, experiments) in &orphans {
+        let line = super::export::orphan_header_line(name, experiments);
+        headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
+    }
+    summaries
+        .sort_unstable_by(|a, b| (a.enrolled_at, &a.candidate).cmp(&(b.enrolled_at, &b.candidate)));
+    Ok((headers, summaries))
+}
+
+/// One part's summaries, and the campaigns no longer loaded that it met
+/// with the variants their enrollments name.
+type Part = (
+    Vec<Summary>,
+    BTreeMap<String, BTreeMap<String, Vec<String>>>,
+);
+
+fn read_part(
+    traces: impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>>,
+    campaigns: &Campaigns,
+    headers: &BTreeMap<String, Header>,
+    filter: &Filter,
+) -> Result<Part, StoreError> {
+    let mut summaries = Vec::new();
+    let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
+    for item in traces {
         let (candidate, traces) = item?;
         for trace in traces.0 {
             if !filter.keeps(&trace.campaign, trace.enrolled_at) {
@@ -59,17 +118,11 @@ pub fn summaries<S: Store>(
                     trace.timezone.clone()
                 }
             };
-            let goal = goal_of(&headers, &trace.campaign);
+            let goal = goal_of(headers, &trace.campaign);
             summaries.push(trace.into_summary(&candidate, goal, zone));
         }
     }
-    for (name, experiments) in &orphans {
-        let line = super::export::orphan_header_line(name, experiments);
-        headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
-    }
-    summaries
-        .sort_unstable_by(|a, b| (a.enrolled_at, &a.candidate).cmp(&(b.enrolled_at, &b.candidate)));
-    Ok((headers, summaries))
+    Ok((summaries, orphans))
 }
 
 /// The zone an enrollment's times are read in: the candidate's own valid

@@ -235,6 +235,18 @@ pub trait Store: Clone + Send + Sync + 'static {
             .map(|d| d.and_then(|d| Ok((d.candidate.id.clone(), traces_of(&d)?))))
     }
 
+    /// Part `part` of `parts` disjoint parts of [`Store::traces`], which
+    /// together hold every candidate's, so that a report reads them on as
+    /// many threads at once. By default the first part holds them all.
+    fn traces_part(
+        &self,
+        part: usize,
+        parts: usize,
+    ) -> impl Iterator<Item = Result<(String, Traces), StoreError>> + '_ {
+        let _ = parts;
+        self.traces().filter(move |_| part == 0)
+    }
+
     /// Up to `limit` dossiers in the store's order, after candidate `after`
     /// (from the first when `None`): (candidate id, the dossier, or `None`
     /// when it does not decode). For walks a chunk at a time (retention).

@@ -1097,6 +1097,43 @@ impl super::Store for SledStore {
         })
     }
 
+    /// A range of the `e` keys: candidates numbered in the part's share
+    /// of the numbers given so far; the last part also takes the ids that
+    /// are not numbers (sorted after every number).
+    fn traces_part(
+        &self,
+        part: usize,
+        parts: usize,
+    ) -> impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>> + '_ {
+        let top = self
+            .latest(&key::meta("next_candidate"))
+            .ok()
+            .flatten()
+            .map_or(0, |v| counter_value(&v).max(0) as u64)
+            .max(self.id_floor())
+            + 1;
+        let parts = parts.max(1) as u64;
+        let step = top / parts + 1;
+        let bound = |i: u64| {
+            let mut k = vec![b'e'];
+            k.extend_from_slice(&(step * i).to_be_bytes());
+            k
+        };
+        let part = part as u64;
+        let from = bound(part);
+        let to = if part + 1 >= parts {
+            vec![b'f']
+        } else {
+            bound(part + 1)
+        };
+        entries(self.db().map(|db| db.range(from..to))).map(|r| {
+            r.and_then(|(k, v)| {
+                let id = key::candidate_id(&k).unwrap_or_default();
+                Ok((id, decode(&k, &v)?))
+            })
+        })
+    }
+
     /// Dossiers in key order after `after`'s: one range read of `limit`.
     fn dossiers_after(
         &self,
