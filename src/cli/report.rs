@@ -94,10 +94,7 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Status, CliError> {
             return Err(CliError::Input(format!("no campaign `{name}` {place}")));
         }
     }
-    let text = match charts {
-        Some(charts) => crate::report::html::render(&report, &charts),
-        None => render(&report, args.format)?,
-    };
+    let text = render(&report, args.format, charts.as_ref())?;
     match &args.output {
         Some(path) => std::fs::write(path, text)
             .map_err(|e| CliError::Input(format!("cannot write {}: {e}", path.display())))?,
@@ -106,8 +103,13 @@ pub fn report(config: &Config, args: &ReportArgs) -> Result<Status, CliError> {
     Ok(Status::Ok)
 }
 
-/// The report in a format.
-pub fn render(report: &Report, format: ReportFormat) -> Result<String, CliError> {
+/// The report in a format; the HTML page also draws `charts` (none drawn
+/// without them).
+pub fn render(
+    report: &Report,
+    format: ReportFormat,
+    charts: Option<&Charts>,
+) -> Result<String, CliError> {
     Ok(match format {
         ReportFormat::Table => crate::report::table::render(report),
         ReportFormat::Json => {
@@ -117,12 +119,15 @@ pub fn render(report: &Report, format: ReportFormat) -> Result<String, CliError>
             text
         }
         ReportFormat::Csv => crate::report::csv::render(report),
-        ReportFormat::Html => crate::report::html::render(
-            report,
-            &crate::report::charts::Charts {
-                campaigns: Vec::new(),
-            },
-        ),
+        ReportFormat::Html => match charts {
+            Some(charts) => crate::report::html::render(report, charts),
+            None => crate::report::html::render(
+                report,
+                &Charts {
+                    campaigns: Vec::new(),
+                },
+            ),
+        },
     })
 }
 

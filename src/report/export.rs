@@ -186,10 +186,23 @@ pub fn line_of(
     candidate: &str,
     about: impl Fn(&str) -> (Option<String>, Option<String>, Option<String>),
 ) -> Option<Line> {
-    let campaign = (!entry.campaign.is_empty()).then(|| entry.campaign.clone());
+    // Every commit logs through here: lines no report reads (states
+    // entered, holds, skips, ...) leave before anything is allocated.
+    if !matches!(
+        entry.kind,
+        LogKind::Enrolled { .. }
+            | LogKind::Sent { .. }
+            | LogKind::Delivered { .. }
+            | LogKind::DeliveryFailed { .. }
+            | LogKind::LegacyDeliveryFailed { .. }
+            | LogKind::Exited { .. }
+            | LogKind::Received { .. }
+    ) {
+        return None;
+    }
     let base = Line {
         at: Some(entry.at.timestamp_millis()),
-        campaign: campaign.clone(),
+        campaign: (!entry.campaign.is_empty()).then(|| entry.campaign.clone()),
         candidate: Some(candidate.to_string()),
         ..Line::default()
     };

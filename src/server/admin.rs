@@ -622,13 +622,22 @@ async fn report(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, Answer> {
+    read_report(&s, &q, Handle::report).await
+}
+
+/// A read of the store under the report's query, on a blocking thread.
+async fn read_report<T: serde::Serialize + Send + 'static>(
+    s: &AppState,
+    q: &[(String, String)],
+    read: fn(&Handle, &crate::report::compute::Options) -> Result<T, Refusal>,
+) -> Result<Json<T>, Answer> {
     let options = crate::report::query::from_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
         .map_err(Refusal::BadRequest)?;
     let handle = s.handle.clone();
-    let report = tokio::task::spawn_blocking(move || handle.report(&options))
+    let answer = tokio::task::spawn_blocking(move || read(&handle, &options))
         .await
         .map_err(|e| Refusal::Internal(e.to_string()))??;
-    Ok(Json(report))
+    Ok(Json(answer))
 }
 
 /// The HTML report's charts over the store (completion over time per
@@ -653,11 +662,5 @@ async fn charts(
     State(s): State<AppState>,
     Query(q): Query<Vec<(String, String)>>,
 ) -> Result<impl IntoResponse, Answer> {
-    let options = crate::report::query::from_query(q.iter().map(|(k, v)| (k.as_str(), v.as_str())))
-        .map_err(Refusal::BadRequest)?;
-    let handle = s.handle.clone();
-    let charts = tokio::task::spawn_blocking(move || handle.charts(&options))
-        .await
-        .map_err(|e| Refusal::Internal(e.to_string()))??;
-    Ok(Json(charts))
+    read_report(&s, &q, Handle::charts).await
 }
