@@ -118,7 +118,7 @@ fn in_cohort(summary: &Summary, options: &Options) -> bool {
     options
         .campaign
         .as_ref()
-        .is_none_or(|c| *c == summary.campaign)
+        .is_none_or(|c| summary.campaign == *c)
         && options.since.is_none_or(|t| summary.enrolled_at >= t)
         && options.until.is_none_or(|t| summary.enrolled_at < t)
 }
@@ -139,8 +139,8 @@ fn campaign(name: &str, header: Option<&Header>, cohort: &[&Summary]) -> Campaig
             .iter()
             .map(|(experiment, variants)| {
                 completion(Some(experiment), variants, &days, cohort, |s| {
-                    let variant = s.variants.get(experiment)?;
-                    variants.iter().position(|v| v == variant)
+                    let variant = s.variants.get(experiment.as_str())?;
+                    variants.iter().position(|v| variant == v)
                 })
             })
             .collect()

@@ -122,7 +122,7 @@ pub fn report<'s>(
         let in_range = options.since.is_none_or(|t| s.enrolled_at >= t)
             && options.until.is_none_or(|t| s.enrolled_at < t);
         if in_range && wanted(&s.campaign) {
-            cohorts.entry(s.campaign.as_str()).or_default().push(s);
+            cohorts.entry(&s.campaign).or_default().push(s);
         }
     }
     let campaigns = cohorts
@@ -219,7 +219,7 @@ fn experiment_of(
             continue;
         }
         if let Some(v) = s.variants.get(name) {
-            let (completed, n) = counts.entry(v.as_str()).or_default();
+            let (completed, n) = counts.entry(&**v).or_default();
             *n += 1;
             *completed += u64::from(s.furthest == Step::Completed);
         }
@@ -302,10 +302,10 @@ fn red_flags(cohort: &[&Summary], tally: &Tally, t: &Thresholds) -> Vec<RedFlag>
             by_email += 1;
             by_email_opened += u64::from(s.furthest >= Step::Opened);
         }
-        for c in &s.sent_on {
+        for c in s.sent_on.iter() {
             channels.entry(c).or_default().0 += 1;
         }
-        for c in &s.bounced_on {
+        for c in s.bounced_on.iter() {
             channels.entry(c).or_default().1 += 1;
         }
     }

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 
 use super::line::Line;
 pub use super::model::Step;
+use super::text::{Interner, Names, Text, Variants};
 use super::trace::Traces;
 
 /// A campaign as its `campaign` line describes it.
@@ -67,33 +68,34 @@ impl Header {
 }
 
 /// What a report needs of one enrollment: everything it owns, added up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+/// Its text is shared with the other summaries made with it ([`Text`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
-    pub campaign: String,
+    pub campaign: Text,
     pub candidate: String,
     /// Epoch ms of the `enrolled` line.
     pub enrolled_at: i64,
-    pub variants: BTreeMap<String, String>,
-    pub source: Option<String>,
-    pub timezone: Option<String>,
-    pub language: Option<String>,
+    pub variants: Variants,
+    pub source: Option<Text>,
+    pub timezone: Option<Text>,
+    pub language: Option<Text>,
     /// The furthest funnel step it owns an event for.
     pub furthest: Step,
     /// The first `sent`: epoch ms and channel.
-    pub first_sent: Option<(i64, String)>,
+    pub first_sent: Option<(i64, Text)>,
     /// The first goal event (epoch ms).
     pub first_goal: Option<i64>,
     /// `device` of the first `clicked` that has one.
-    pub device: Option<String>,
+    pub device: Option<Text>,
     pub opted_out: bool,
     pub bounced: bool,
     pub failed: bool,
     /// The final state of the last `exited`.
-    pub exited: Option<String>,
+    pub exited: Option<Text>,
     /// Channels it owns a `sent` on, in name order.
-    pub sent_on: Vec<String>,
+    pub sent_on: Names,
     /// Channels it owns a `bounced` on, in name order.
-    pub bounced_on: Vec<String>,
+    pub bounced_on: Names,
 }
 
 /// Reads lines in log order and keeps each enrollment's trace; the
@@ -143,13 +145,15 @@ impl Fold {
     /// The campaigns' headers by name, and every enrollment's summary in
     /// the order enrolled.
     pub fn finish(self) -> (BTreeMap<String, Header>, Vec<Summary>) {
+        let mut text = Interner::new();
         let summaries = self
             .order
             .iter()
             .filter_map(|(candidate, i)| {
                 let trace = self.traces.get(candidate)?.0.get(*i)?;
                 let goal = goal_of(&self.headers, &trace.campaign);
-                Some(trace.summary(candidate, goal, trace.timezone.clone()))
+                let zone = trace.timezone.as_deref().map(|z| text.text(z));
+                Some(trace.as_ref().summary(candidate, goal, zone, &mut text))
             })
             .collect();
         (self.headers, summaries)

@@ -44,7 +44,7 @@ fn group(key: &str, tally: &Tally) -> Group {
 /// variant the campaign line does not name (the experiment was edited)
 /// after them, by name.
 pub fn variants(cohort: &[&Summary], experiment: &str, written: &[String]) -> Vec<Group> {
-    let mut split = split(cohort, |s| s.variants.get(experiment).map(String::as_str));
+    let mut split = split(cohort, |s| s.variants.get(experiment).map(|v| &**v));
     let mut groups: Vec<Group> = written
         .iter()
         .map(|v| group(v, &split.remove(v.as_str()).unwrap_or_default()))
@@ -69,7 +69,7 @@ pub fn by_size<'s>(cohort: &[&'s Summary], key: impl Fn(&'s Summary) -> &'s str)
 
 /// `--by channel`'s key: the channel of the first `sent`.
 pub fn channel(s: &Summary) -> &str {
-    s.first_sent.as_ref().map_or("none", |(_, c)| c.as_str())
+    s.first_sent.as_ref().map_or("none", |(_, c)| &**c)
 }
 
 /// `--by source`'s key.

@@ -28,5 +28,6 @@ pub mod stats;
 pub mod stored;
 pub mod table;
 pub mod tally;
+pub mod text;
 pub mod trace;
 pub mod words;

@@ -12,6 +12,7 @@ use super::compute::Options;
 use super::export::Filter;
 use super::fold::{goal_of, Header, Summary};
 use super::model::Report;
+use super::text::{Interner, Text};
 use crate::runtime::campaigns::Campaigns;
 use crate::store::{Store, StoreError};
 
@@ -43,14 +44,7 @@ pub fn summaries<S: Store>(
         let running: Vec<_> = (0..PARTS)
             .map(|part| {
                 let filter = &filter;
-                scope.spawn(move || {
-                    read_part(
-                        store.traces_part(part, PARTS),
-                        campaigns,
-                        headers_now,
-                        filter,
-                    )
-                })
+                scope.spawn(move || read_part(store, part, PARTS, campaigns, headers_now, filter))
             })
             .collect();
         running
@@ -79,8 +73,8 @@ pub fn summaries<S: Store>(
         let line = super::export::orphan_header_line(name, experiments);
         headers.extend(Header::of(&line).map(|h| (name.clone(), h)));
     }
-    summaries
-        .sort_unstable_by(|a, b| (a.enrolled_at, &a.candidate).cmp(&(b.enrolled_at, &b.candidate)));
+    // In the store's order: every figure is a count, or sorted where it is
+    // read in order (times to completion), so the order does not matter.
     Ok((headers, summaries))
 }
 
@@ -91,47 +85,70 @@ type Part = (
     BTreeMap<String, BTreeMap<String, Vec<String>>>,
 );
 
-fn read_part(
-    traces: impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>>,
+fn read_part<S: Store>(
+    store: &S,
+    part: usize,
+    parts: usize,
     campaigns: &Campaigns,
     headers: &BTreeMap<String, Header>,
     filter: &Filter,
 ) -> Result<Part, StoreError> {
     let mut summaries = Vec::new();
     let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for item in traces {
-        let (candidate, traces) = item?;
-        for trace in traces.0 {
-            if !filter.keeps(&trace.campaign, trace.enrolled_at) {
+    let mut text = Interner::new();
+    // The zone of the last campaign and candidate zone met, and the goal of
+    // the last campaign: the same for most enrollments in a row.
+    let mut zones: Vec<(String, Option<String>, Text)> = Vec::new();
+    store.read_traces_part(part, parts, &mut |candidate, traces| {
+        for trace in traces {
+            if !filter.keeps(trace.campaign, trace.enrolled_at) {
                 continue;
             }
-            let zone = match campaigns.get(&trace.campaign) {
-                Some(c) => Some(zone_name(&c.machine.zone, trace.timezone.as_deref())),
+            let zone = match campaigns.get(trace.campaign) {
+                Some(c) => {
+                    let known = zones.iter().find(|(name, own, _)| {
+                        name == trace.campaign && own.as_deref() == trace.timezone
+                    });
+                    Some(match known {
+                        Some((_, _, zone)) => zone.clone(),
+                        None => {
+                            let zone = text.text(zone_name(&c.machine.zone, trace.timezone));
+                            if zones.len() < 1024 {
+                                zones.push((
+                                    trace.campaign.to_string(),
+                                    trace.timezone.map(str::to_string),
+                                    zone.clone(),
+                                ));
+                            }
+                            zone
+                        }
+                    })
+                }
                 None => {
-                    let experiments = orphans.entry(trace.campaign.clone()).or_default();
+                    let experiments = orphans.entry(trace.campaign.to_string()).or_default();
                     for (e, v) in &trace.variants {
-                        let seen = experiments.entry(e.clone()).or_default();
-                        if !seen.contains(v) {
-                            seen.push(v.clone());
+                        let seen = experiments.entry(e.to_string()).or_default();
+                        if !seen.iter().any(|s| s == v) {
+                            seen.push(v.to_string());
                         }
                     }
-                    trace.timezone.clone()
+                    trace.timezone.map(|z| text.text(z))
                 }
             };
-            let goal = goal_of(headers, &trace.campaign);
-            summaries.push(trace.into_summary(&candidate, goal, zone));
+            let goal = goal_of(headers, trace.campaign);
+            summaries.push(trace.summary(candidate, goal, zone, &mut text));
         }
-    }
+    })?;
     Ok((summaries, orphans))
 }
 
 /// The zone an enrollment's times are read in: the candidate's own valid
 /// zone where the campaign's rule allows it, else the campaign's.
-fn zone_name(rule: &crate::engine::machine::ZoneRule, own: Option<&str>) -> String {
+fn zone_name(rule: &crate::engine::machine::ZoneRule, own: Option<&str>) -> &'static str {
     let own = own
         .filter(|_| rule.candidate)
         .and_then(|z| z.parse::<Tz>().ok());
-    own.unwrap_or(rule.fallback).name().to_string()
+    own.unwrap_or(rule.fallback).name()
 }
 
 /// The report over the store: [`summaries`] through
@@ -141,8 +158,21 @@ pub fn report<S: Store>(
     campaigns: &Campaigns,
     options: &Options,
 ) -> Result<Report, StoreError> {
+    let started = std::time::Instant::now();
     let (headers, summaries) = summaries(store, campaigns, options)?;
-    Ok(super::compute::report(&headers, &summaries, options))
+    let read = started.elapsed();
+    let report = super::compute::report(&headers, &summaries, options);
+    tracing::debug!(
+        enrollments = summaries.len(),
+        read_ms = read.as_millis() as u64,
+        computed_ms = (started.elapsed() - read).as_millis() as u64,
+        "made a report over the store"
+    );
+    // A million summaries take a while to free: done beside the answer.
+    let _ = std::thread::Builder::new()
+        .name("nudge-free".into())
+        .spawn(move || drop(summaries));
+    Ok(report)
 }
 
 /// The HTML report's charts over the store: [`summaries`] through

@@ -31,10 +31,10 @@ impl Tally {
         self.failed += u64::from(s.failed);
         match &s.exited {
             None => self.running += 1,
-            Some(state) => match self.exited.get_mut(state) {
+            Some(state) => match self.exited.get_mut(&**state) {
                 Some(n) => *n += 1,
                 None => {
-                    self.exited.insert(state.clone(), 1);
+                    self.exited.insert(state.to_string(), 1);
                 }
             },
         }

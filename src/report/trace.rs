@@ -12,6 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::fold::{Step, Summary};
 use super::line::Line;
+use super::text::{Interner, Text};
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Trace {
@@ -101,25 +102,85 @@ impl Trace {
             .map(|(_, at)| *at)
     }
 
-    /// The summary under a campaign whose goal event is `goal`, its zone
-    /// being `timezone`.
-    pub fn summary(&self, candidate: &str, goal: &str, timezone: Option<String>) -> Summary {
-        self.clone().into_summary(candidate, goal, timezone)
+    /// The same trace, borrowed.
+    pub fn as_ref(&self) -> TraceRef<'_> {
+        TraceRef {
+            campaign: &self.campaign,
+            enrolled_at: self.enrolled_at,
+            variants: self
+                .variants
+                .iter()
+                .map(|(e, v)| (e.as_str(), v.as_str()))
+                .collect(),
+            source: self.source.as_deref(),
+            timezone: self.timezone.as_deref(),
+            language: self.language.as_deref(),
+            first_sent: self.first_sent.as_ref().map(|(at, c)| (*at, c.as_str())),
+            sent_on: self.sent_on.iter().map(String::as_str).collect(),
+            firsts: self
+                .firsts
+                .iter()
+                .map(|(k, at)| (k.as_str(), *at))
+                .collect(),
+            device: self.device.as_deref(),
+            bounced_on: self.bounced_on.iter().map(String::as_str).collect(),
+            exited: self.exited.as_deref(),
+        }
+    }
+}
+
+/// A [`Trace`] read in place from its encoding: the same fields in the
+/// same order, borrowing its text from the bytes (a report reads a million
+/// of them and keeps none).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct TraceRef<'a> {
+    pub campaign: &'a str,
+    pub enrolled_at: i64,
+    /// (experiment, variant) in experiment order (a map on the wire).
+    #[serde(borrow)]
+    pub variants: Vec<(&'a str, &'a str)>,
+    pub source: Option<&'a str>,
+    pub timezone: Option<&'a str>,
+    pub language: Option<&'a str>,
+    pub first_sent: Option<(i64, &'a str)>,
+    #[serde(borrow)]
+    pub sent_on: Vec<&'a str>,
+    #[serde(borrow)]
+    pub firsts: Vec<(&'a str, i64)>,
+    pub device: Option<&'a str>,
+    #[serde(borrow)]
+    pub bounced_on: Vec<&'a str>,
+    pub exited: Option<&'a str>,
+}
+
+impl TraceRef<'_> {
+    /// The earliest instant of a kind of line it owns.
+    pub fn first(&self, kind: &str) -> Option<i64> {
+        self.firsts
+            .iter()
+            .find(|(k, _)| *k == kind)
+            .map(|(_, at)| *at)
     }
 
-    /// [`Trace::summary`], taking the trace (a report over a million
-    /// candidates copies nothing it does not have to).
-    pub fn into_summary(self, candidate: &str, goal: &str, timezone: Option<String>) -> Summary {
+    /// The summary under a campaign whose goal event is `goal`, its zone
+    /// being `timezone`, its text shared through `text`.
+    pub fn summary(
+        &self,
+        candidate: &str,
+        goal: &str,
+        timezone: Option<Text>,
+        text: &mut Interner,
+    ) -> Summary {
         let mut furthest = if self.first_sent.is_some() {
             Step::Invited
         } else {
             Step::Enrolled
         };
         for (kind, _) in &self.firsts {
-            let step = if kind == goal {
+            let step = if *kind == goal {
                 Step::Completed
             } else {
-                match kind.as_str() {
+                match *kind {
                     "delivered" => Step::Delivered,
                     "opened" => Step::Opened,
                     "clicked" => Step::Clicked,
@@ -129,24 +190,25 @@ impl Trace {
             };
             furthest = furthest.max(step);
         }
+        let mut shared = |s: Option<&str>| s.map(|s| text.text(s));
         Summary {
             first_goal: self.first(goal),
             opted_out: self.first("opted_out").is_some(),
             bounced: self.first("bounced").is_some(),
             failed: self.first("failed").is_some(),
-            campaign: self.campaign,
+            source: shared(self.source),
+            language: shared(self.language),
+            device: shared(self.device),
+            exited: shared(self.exited),
+            first_sent: self.first_sent.map(|(at, c)| (at, text.text(c))),
+            campaign: text.text(self.campaign),
             candidate: candidate.to_string(),
             enrolled_at: self.enrolled_at,
-            variants: self.variants,
-            source: self.source,
+            variants: text.variants(self.variants.iter().copied()),
             timezone,
-            language: self.language,
             furthest,
-            first_sent: self.first_sent,
-            device: self.device,
-            exited: self.exited,
-            sent_on: self.sent_on,
-            bounced_on: self.bounced_on,
+            sent_on: text.names(self.sent_on.iter().copied()),
+            bounced_on: text.names(self.bounced_on.iter().copied()),
         }
     }
 }
@@ -161,6 +223,10 @@ fn insert_sorted(set: &mut Vec<String>, item: String) {
 /// per candidate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Traces(pub Vec<Trace>);
+
+/// [`Traces`] read in place ([`TraceRef`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+pub struct TracesRef<'a>(#[serde(borrow)] pub Vec<TraceRef<'a>>);
 
 impl Traces {
     /// Takes the candidate's next line (REPORT.md §1): an `enrolled` line

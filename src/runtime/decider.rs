@@ -137,8 +137,8 @@ pub fn table(
 ) -> Vec<(String, u64, u64)> {
     let mut counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for s in summaries.iter().filter(|s| s.campaign == campaign) {
-        if let Some(variant) = s.variants.get(&experiment.name) {
-            let c = counts.entry(variant.as_str()).or_default();
+        if let Some(variant) = s.variants.get(experiment.name.as_str()) {
+            let c = counts.entry(&**variant).or_default();
             c.1 += 1;
             if s.furthest == Step::Completed {
                 c.0 += 1;
@@ -471,7 +471,8 @@ mod tests {
                 ..Default::default()
             };
             let trace = crate::report::trace::Trace::enrolled(&line).expect("trace");
-            let mut s = trace.summary("x", "completed", None);
+            let mut text = crate::report::text::Interner::new();
+            let mut s = trace.as_ref().summary("x", "completed", None, &mut text);
             s.furthest = furthest;
             s
         };

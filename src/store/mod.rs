@@ -236,6 +236,23 @@ pub trait Store: Clone + Send + Sync + 'static {
         self.traces().filter(move |_| part == 0)
     }
 
+    /// Calls `each` with every candidate in part `part` of `parts` (as
+    /// [`Store::traces_part`]) and their traces, read in place where the
+    /// store can ([`crate::report::trace::TraceRef`]): what a report reads.
+    fn read_traces_part(
+        &self,
+        part: usize,
+        parts: usize,
+        each: &mut dyn FnMut(&str, &[crate::report::trace::TraceRef<'_>]),
+    ) -> Result<(), StoreError> {
+        for item in self.traces_part(part, parts) {
+            let (id, traces) = item?;
+            let refs: Vec<_> = traces.0.iter().map(|t| t.as_ref()).collect();
+            each(&id, &refs);
+        }
+        Ok(())
+    }
+
     /// Up to `limit` dossiers in the store's order, after candidate `after`
     /// (from the first when `None`): (candidate id, the dossier, or `None`
     /// when it does not decode). For walks a chunk at a time (retention).

@@ -11,7 +11,7 @@
 //! (`SledStore::open`'s migration), so that only happens to records written
 //! behind the store's back.
 
-use crate::report::trace::Traces;
+use crate::report::trace::{Traces, TracesRef};
 use crate::store::Dossier;
 
 /// The first two bytes of a record that carries its traces.
@@ -51,6 +51,14 @@ pub fn traces(bytes: &[u8]) -> Result<Traces, postcard::Error> {
     }
 }
 
+/// The traces in front of a record that carries them, read in place.
+pub fn traces_ref(bytes: &[u8]) -> Result<TracesRef<'_>, postcard::Error> {
+    let rest = bytes
+        .strip_prefix(&MARK)
+        .ok_or(postcard::Error::DeserializeBadEncoding)?;
+    Ok(postcard::take_from_bytes::<TracesRef<'_>>(rest)?.0)
+}
+
 /// Whether a record carries its traces (layout 8).
 pub fn is_current(bytes: &[u8]) -> bool {
     bytes.starts_with(&MARK)
@@ -85,6 +93,40 @@ mod tests {
                 version: "1".into(),
             },
         });
+        let at = |s: i64| chrono::DateTime::from_timestamp_millis(1_700_000_000_000 + s).unwrap();
+        let kinds = [
+            LogKind::Sent {
+                state: "invite".into(),
+                template: "invite".into(),
+                channel: "email".into(),
+                key: "k1".into(),
+            },
+            LogKind::Delivered {
+                key: "k1".into(),
+                channel: "email".into(),
+                duplicate: false,
+                possible_duplicate: false,
+            },
+            LogKind::Received {
+                event: "clicked".into(),
+                fields: [("device".to_string(), "mobile".to_string())].into(),
+            },
+            LogKind::Received {
+                event: "bounced".into(),
+                fields: [("channel".to_string(), "sms".to_string())].into(),
+            },
+            LogKind::Exited {
+                outcome: "done".into(),
+                converted: true,
+            },
+        ];
+        for (i, kind) in kinds.into_iter().enumerate() {
+            d.log(&LogEntry {
+                at: at(1000 * (i as i64 + 1)),
+                campaign: "hiring".into(),
+                kind,
+            });
+        }
         d
     }
 
@@ -92,10 +134,18 @@ mod tests {
     fn a_record_gives_back_its_dossier_and_traces() {
         let d = dossier();
         assert_eq!(d.traces.0.len(), 1);
+        let t = &d.traces.0[0];
+        assert_eq!(t.first_sent, Some((1_700_000_001_000, "email".into())));
+        assert_eq!(t.device.as_deref(), Some("mobile"));
+        assert_eq!(t.bounced_on, ["sms"]);
+        assert_eq!(t.exited.as_deref(), Some("done"));
         let bytes = encode(&d);
         assert!(is_current(&bytes));
         assert_eq!(decode(&bytes).unwrap(), d);
         assert_eq!(traces(&bytes).unwrap(), d.traces);
+        let borrowed = traces_ref(&bytes).unwrap();
+        let owned: Vec<_> = d.traces.0.iter().map(|t| t.as_ref()).collect();
+        assert_eq!(borrowed.0, owned);
     }
 
     #[test]

@@ -608,6 +608,33 @@ impl SledStore {
         Ok(batch)
     }
 
+    /// The dossier keys of part `part` of `parts`: candidates numbered in
+    /// the part's share of the numbers given so far; the last part also
+    /// takes the ids that are not numbers (sorted after every number).
+    fn part_range(&self, part: usize, parts: usize) -> std::ops::Range<Vec<u8>> {
+        let top = self
+            .latest(&key::meta("next_candidate"))
+            .ok()
+            .flatten()
+            .map_or(0, |v| counter_value(&v).max(0) as u64)
+            .max(self.id_floor())
+            + 1;
+        let parts = parts.max(1) as u64;
+        let step = top / parts + 1;
+        let bound = |i: u64| {
+            let mut k = vec![b'c'];
+            k.extend_from_slice(&(step * i).to_be_bytes());
+            k
+        };
+        let part = part as u64;
+        let to = if part + 1 >= parts {
+            vec![b'd']
+        } else {
+            bound(part + 1)
+        };
+        bound(part)..to
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -1154,37 +1181,38 @@ impl super::Store for SledStore {
             .map(|r| r.and_then(|(k, v)| traces_of_record(&k, &v)))
     }
 
-    /// A range of the dossiers: candidates numbered in the part's share of
-    /// the numbers given so far; the last part also takes the ids that are
-    /// not numbers (sorted after every number).
+    /// A range of the dossiers ([`SledStore::part_range`]).
     fn traces_part(
         &self,
         part: usize,
         parts: usize,
     ) -> impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>> + '_ {
-        let top = self
-            .latest(&key::meta("next_candidate"))
-            .ok()
-            .flatten()
-            .map_or(0, |v| counter_value(&v).max(0) as u64)
-            .max(self.id_floor())
-            + 1;
-        let parts = parts.max(1) as u64;
-        let step = top / parts + 1;
-        let bound = |i: u64| {
-            let mut k = vec![b'c'];
-            k.extend_from_slice(&(step * i).to_be_bytes());
-            k
-        };
-        let part = part as u64;
-        let from = bound(part);
-        let to = if part + 1 >= parts {
-            vec![b'd']
-        } else {
-            bound(part + 1)
-        };
-        entries(self.db().map(|db| db.range(from..to)))
+        entries(self.db().map(|db| db.range(self.part_range(part, parts))))
             .map(|r| r.and_then(|(k, v)| traces_of_record(&k, &v)))
+    }
+
+    /// [`Store::traces_part`], each record's traces read in place from its
+    /// front.
+    fn read_traces_part(
+        &self,
+        part: usize,
+        parts: usize,
+        each: &mut dyn FnMut(&str, &[crate::report::trace::TraceRef<'_>]),
+    ) -> Result<(), StoreError> {
+        for item in self.db()?.range(self.part_range(part, parts)) {
+            let (k, v) = item?;
+            let id = key::candidate_id(&k).unwrap_or_default();
+            let damaged = |e| StoreError::damaged_dossier(&id, e);
+            if dossier_record::is_current(&v) {
+                let traces = dossier_record::traces_ref(&v).map_err(damaged)?;
+                each(&id, &traces.0);
+            } else {
+                let traces = dossier_record::traces(&v).map_err(damaged)?;
+                let refs: Vec<_> = traces.0.iter().map(|t| t.as_ref()).collect();
+                each(&id, &refs);
+            }
+        }
+        Ok(())
     }
 
     /// Dossiers in key order after `after`'s: one range read of `limit`.
