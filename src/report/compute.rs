@@ -5,7 +5,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono_tz::Tz;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
@@ -112,24 +113,68 @@ pub fn report<'s>(
     summaries: impl IntoIterator<Item = &'s Summary>,
     options: &Options,
 ) -> Report {
-    let wanted = |campaign: &str| options.campaign.as_deref().is_none_or(|c| c == campaign);
+    let campaigns = cohorts(headers, summaries, options)
+        .into_iter()
+        .map(|(name, cohort)| campaign(name, headers.get(name), &cohort, options))
+        .collect();
+    Report { campaigns }
+}
+
+/// The cohort `options` selects (REPORT.md §2), per campaign in name
+/// order: every campaign `--campaign` covers that has a header, even
+/// with no enrollment, and each enrollment of a covered campaign
+/// enrolled in [`--since`, `--until`). The report and its charts
+/// ([`super::charts`]) count the same enrollments.
+pub(crate) fn cohorts<'h, 's: 'h>(
+    headers: &'h BTreeMap<String, Header>,
+    summaries: impl IntoIterator<Item = &'s Summary>,
+    options: &Options,
+) -> BTreeMap<&'h str, Vec<&'s Summary>> {
+    let covered = |campaign: &str| options.campaign.as_deref().is_none_or(|c| c == campaign);
     let mut cohorts: BTreeMap<&str, Vec<&Summary>> = headers
         .keys()
-        .filter(|name| wanted(name))
+        .filter(|name| covered(name))
         .map(|name| (name.as_str(), Vec::new()))
         .collect();
     for s in summaries {
         let in_range = options.since.is_none_or(|t| s.enrolled_at >= t)
             && options.until.is_none_or(|t| s.enrolled_at < t);
-        if in_range && wanted(&s.campaign) {
+        if in_range && covered(&s.campaign) {
             cohorts.entry(s.campaign.as_str()).or_default().push(s);
         }
     }
-    let campaigns = cohorts
-        .into_iter()
-        .map(|(name, cohort)| campaign(name, headers.get(name), &cohort, options))
-        .collect();
-    Report { campaigns }
+    cohorts
+}
+
+/// The zone an enrollment's instants are read in (REPORT.md §5, for
+/// `--by weekday`, `--by hour` and the charts' heatmaps): its own IANA
+/// `timezone`, UTC without one or with one chrono-tz does not know. Each
+/// name is parsed once.
+#[derive(Default)]
+pub(crate) struct Zones<'s>(HashMap<&'s str, Tz>);
+
+impl<'s> Zones<'s> {
+    /// The zone of this enrollment.
+    pub(crate) fn of(&mut self, s: &'s Summary) -> Tz {
+        match s.timezone.as_deref() {
+            Some(name) => *self
+                .0
+                .entry(name)
+                .or_insert_with(|| name.parse().unwrap_or(Tz::UTC)),
+            None => Tz::UTC,
+        }
+    }
+
+    /// The weekday (0 = Monday) and hour of `at` (epoch ms) in the zone
+    /// of enrollment `s`: the buckets of the weekday and hour groupings
+    /// and of the heatmaps.
+    pub(crate) fn weekday_hour(&mut self, s: &'s Summary, at: i64) -> Option<(usize, usize)> {
+        let local = DateTime::<Utc>::from_timestamp_millis(at)?.with_timezone(&self.of(s));
+        Some((
+            local.weekday().num_days_from_monday() as usize,
+            local.hour() as usize,
+        ))
+    }
 }
 
 /// One campaign's report over its cohort.
