@@ -37,6 +37,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
 use super::public::respond::JsonError;
+use super::ErrorBody;
 use crate::channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 #[derive(OpenApi)]
@@ -50,7 +51,9 @@ use crate::channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
                        reached at `[server] public_url`: candidates' pages and providers' \
                        webhooks, each protected by its own means)."
     ),
-    components(schemas(JsonError)),
+    // `ErrorBody` by name: the shared answers of `super::refused` refer to
+    // it, and a response set brings no schema with it.
+    components(schemas(JsonError, ErrorBody)),
     tags(
         (name = "admin", description = "The admin API: the CLI's way into a running daemon. \
                                         Errors are `{\"status\": N, \"message\": ...}`."),
