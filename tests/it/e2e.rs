@@ -16,7 +16,7 @@ use crate::support::repo;
 use crate::support::week as agenda;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration as StdDuration;
@@ -168,17 +168,7 @@ struct MailServer {
 
 impl MailServer {
     fn start(&self) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut server = mailin_embedded::Server::new(self.clone());
-        server
-            .with_name("mx.e2e.test")
-            .with_num_threads(2)
-            .with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            let _ = server.serve();
-        });
-        addr
+        crate::support::smtp::serve(self, "mx.e2e.test")
     }
 
     fn accepted(&self) -> Vec<Mail> {

@@ -11,6 +11,7 @@ pub mod browser;
 pub mod dkim;
 pub mod http;
 pub mod site;
+pub mod smtp;
 pub mod week;
 
 pub use http::*;
@@ -38,6 +39,19 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The standard output of `nudge ARGS`, which must have exited 0; a
+/// failure shows both streams.
+pub fn succeeded(args: &[&str], o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "nudge {args:?}:\n{}{}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
 }
 
 /// Removes the first line if blank, the last line if blank, and the
