@@ -446,16 +446,8 @@ async fn the_same_email_or_phone_twice_is_one_candidate_and_one_invite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_write_keeps_the_application_for_another_try() {
     let site = Site::warehouse();
-    let fault = site.path().join("fault");
-    std::fs::write(&fault, "none").unwrap();
-    let daemon = site.start_with(
-        &["run"],
-        |c| {
-            c.env("NUDGE_STORE_FAULTS", &fault);
-        },
-        &[": running"],
-    );
-    std::fs::write(&fault, "fail").unwrap();
+    let daemon = site.start_faulty();
+    site.set_fault("fail");
     let form = [("name", "Ana Ruiz"), ("email", "ana@example.com")];
     let refused = post(&site, "warehouse_associate", &form).await;
     assert_eq!(refused.status, 503, "{}", refused.body);
@@ -463,7 +455,7 @@ async fn a_store_that_cannot_write_keeps_the_application_for_another_try() {
     assert!(input_tag(&refused.body, "name").contains("value=\"Ana Ruiz\""));
     assert!(input_tag(&refused.body, "email").contains("value=\"ana@example.com\""));
 
-    std::fs::write(&fault, "none").unwrap();
+    site.set_fault("none");
     let taken = wait_for(|| {
         let answer = block_on(post(&site, "warehouse_associate", &form));
         (answer.status == 303).then_some(answer)

@@ -76,29 +76,35 @@ fn site() -> Site {
     site
 }
 
+/// POSTs `body` to the admin API's `path` with the token; it must be
+/// answered 200 (`what` names the request when it is not).
+async fn post_admin(site: &Site, token: &str, path: &str, body: serde_json::Value, what: &str) {
+    let answer = no_redirects()
+        .post(site.admin_url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        200,
+        "{what}: {}",
+        answer.text().await.unwrap()
+    );
+}
+
 /// Enrolls `n` candidates (`p0`, `p1`, ...) through the admin API and
 /// waits until each has been sent their invitation.
 async fn enroll(site: &Site, token: &str, n: usize) {
-    let client = no_redirects();
     for i in 0..n {
-        let answer = client
-            .post(site.admin_url("/v1/enroll"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "campaign": "hiring",
-                "external_id": format!("p{i}"),
-                "fields": {"name": format!("Person {i}"), "email": format!("p{i}@example.com"),
-                           "source": if i % 3 == 0 { "indeed" } else { "linkedin" }},
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            answer.status().as_u16(),
-            200,
-            "{}",
-            answer.text().await.unwrap()
-        );
+        let body = serde_json::json!({
+            "campaign": "hiring",
+            "external_id": format!("p{i}"),
+            "fields": {"name": format!("Person {i}"), "email": format!("p{i}@example.com"),
+                       "source": if i % 3 == 0 { "indeed" } else { "linkedin" }},
+        });
+        post_admin(site, token, "/v1/enroll", body, &format!("enroll p{i}")).await;
     }
     wait_for(|| (site.sent().len() >= n).then_some(()))
         .unwrap_or_else(|| panic!("only {} of {n} sent", site.sent().len()));
@@ -106,21 +112,16 @@ async fn enroll(site: &Site, token: &str, n: usize) {
 
 /// Posts `event` for each candidate in `who` through the admin API.
 async fn events(site: &Site, token: &str, event: &str, who: impl IntoIterator<Item = usize>) {
-    let client = no_redirects();
     for i in who {
-        let answer = client
-            .post(site.admin_url("/v1/events"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({"candidate": format!("p{i}"), "event": event}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            answer.status().as_u16(),
-            200,
-            "{event} for p{i}: {}",
-            answer.text().await.unwrap()
-        );
+        let body = serde_json::json!({"candidate": format!("p{i}"), "event": event});
+        post_admin(
+            site,
+            token,
+            "/v1/events",
+            body,
+            &format!("{event} for p{i}"),
+        )
+        .await;
     }
 }
 

@@ -229,17 +229,9 @@ async fn the_campaigns_link_comes_before_interview_url_and_without_either_nudge_
 #[tokio::test]
 async fn a_click_while_the_store_cannot_write_still_reaches_the_interview() {
     let site = site_with(Some(INTERVIEW));
-    let fault = site.path().join("fault");
-    std::fs::write(&fault, "none").unwrap();
-    let daemon = site.start_with(
-        &["run"],
-        |c| {
-            c.env("NUDGE_STORE_FAULTS", &fault);
-        },
-        &[": running"],
-    );
+    let daemon = site.start_faulty();
     let (id, token) = enroll_in(&site, "probe", "t1");
-    std::fs::write(&fault, "fail").unwrap();
+    site.set_fault("fail");
     let mark = daemon.mark();
     let response = get(&site, &format!("/i/{token}"), IPHONE).await;
     assert_eq!(response.status(), StatusCode::FOUND);
@@ -260,7 +252,7 @@ async fn a_click_while_the_store_cannot_write_still_reaches_the_interview() {
     assert!(page.contains("try again"), "{page}");
     assert!(!page.contains("panicked"), "{page}");
 
-    std::fs::write(&fault, "none").unwrap();
+    site.set_fault("none");
     wait_for(|| {
         (http(site.port, "GET", "/v1/health", Some(&site.token()), "").0 == 200).then_some(())
     })

@@ -232,6 +232,35 @@ catch_up_secs = 2592000
         format!("http://127.0.0.1:{}{path}", self.public_port)
     }
 
+    /// The file whose word the store reads before each write (`none`,
+    /// `fail`, ...) when the daemon runs with [`Site::start_faulty`].
+    pub fn fault_file(&self) -> PathBuf {
+        self.path().join("fault")
+    }
+
+    /// What the store's next writes do.
+    pub fn set_fault(&self, word: &str) {
+        std::fs::write(self.fault_file(), word).unwrap();
+    }
+
+    /// `nudge run` with the store's fault file in its environment
+    /// (`NUDGE_STORE_FAULTS`), its word `none` to begin with.
+    pub fn start_faulty(&self) -> Daemon {
+        self.set_fault("none");
+        self.start_env("NUDGE_STORE_FAULTS", &self.fault_file())
+    }
+
+    /// `nudge run` with `name=value` in its environment.
+    pub fn start_env(&self, name: &str, value: &Path) -> Daemon {
+        self.start_with(
+            &["run"],
+            |c| {
+                c.env(name, value);
+            },
+            &[": running"],
+        )
+    }
+
     pub fn token(&self) -> String {
         std::fs::read_to_string(self.store().join("admin-token"))
             .unwrap()
