@@ -16,59 +16,46 @@ use utoipa::IntoResponses;
 
 use super::ErrorBody;
 
-/// 401: no token, or a wrong one.
-#[derive(IntoResponses)]
-#[response(status = 401, description = "no token, or not the daemon's")]
-pub struct Unauthorized(pub ErrorBody);
+/// A type per answer: each `Name(STATUS, "description");` is a type whose
+/// one response has that status and description and the body
+/// [`ErrorBody`].
+macro_rules! answers {
+    ($($(#[$doc:meta])* $name:ident($status:tt, $description:tt);)+) => {
+        $(
+            $(#[$doc])*
+            #[derive(IntoResponses)]
+            #[response(status = $status, description = $description)]
+            pub struct $name(pub ErrorBody);
+        )+
+    };
+}
 
-/// 400: a JSON body that is not the route's request, or a wrong field.
-#[derive(IntoResponses)]
-#[response(
-    status = 400,
-    description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong"
-)]
-pub struct BadBody(pub ErrorBody);
-
-/// 400: a report query ([`crate::report::query`]) with a key or value
-/// that is not the report's.
-#[derive(IntoResponses)]
-#[response(
-    status = 400,
-    description = "a query key that is not the report's, or a bad value"
-)]
-pub struct BadQuery(pub ErrorBody);
-
-/// 404: the campaign or candidate named is not known.
-#[derive(IntoResponses)]
-#[response(status = 404, description = "no such campaign or candidate")]
-pub struct NotFound(pub ErrorBody);
-
-/// 409: the runtime refuses in the state things are in.
-#[derive(IntoResponses)]
-#[response(
-    status = 409,
-    description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)"
-)]
-pub struct Conflict(pub ErrorBody);
-
-/// 413: a body over [`super::BODY_LIMIT`].
-#[derive(IntoResponses)]
-#[response(status = 413, description = "the body is over the size limit")]
-pub struct TooLarge(pub ErrorBody);
-
-/// 503 from a route that writes, or reads beside the writer: the store
-/// is in trouble.
-#[derive(IntoResponses)]
-#[response(
-    status = 503,
-    description = "the store cannot be written now; try again later"
-)]
-pub struct CannotWrite(pub ErrorBody);
-
-/// 503 from a route that only reads.
-#[derive(IntoResponses)]
-#[response(status = 503, description = "the store cannot be read now")]
-pub struct CannotRead(pub ErrorBody);
+answers! {
+    /// No token, or a wrong one.
+    Unauthorized(401, "no token, or not the daemon's");
+    /// A JSON body that is not the route's request, or a wrong field.
+    BadBody(
+        400,
+        "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong"
+    );
+    /// A report query ([`crate::report::query`]) with a key or value
+    /// that is not the report's.
+    BadQuery(400, "a query key that is not the report's, or a bad value");
+    /// The campaign or candidate named is not known.
+    NotFound(404, "no such campaign or candidate");
+    /// The runtime refuses in the state things are in.
+    Conflict(
+        409,
+        "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)"
+    );
+    /// A body over [`super::BODY_LIMIT`].
+    TooLarge(413, "the body is over the size limit");
+    /// From a route that writes, or reads beside the writer: the store is
+    /// in trouble.
+    CannotWrite(503, "the store cannot be written now; try again later");
+    /// From a route that only reads.
+    CannotRead(503, "the store cannot be read now");
+}
 
 /// A set of the answers above: `set!(Name: A, B, ...)` is a type whose
 /// responses are those of A, B, ...
