@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::export::Filter;
 use super::fold::{Header, HeaderDecision, Step, Summary};
 use super::model::{
     CampaignReport, Comparison, Decision, ExperimentReport, RedFlag, Report, VariantRate,
@@ -39,6 +40,19 @@ impl Default for Options {
             by: Vec::new(),
             plan: super::stats::DEFAULT_PLAN,
             thresholds: Thresholds::default(),
+        }
+    }
+}
+
+impl Options {
+    /// The enrollments the report counts, as the export and the store's
+    /// summaries select them: `--campaign`, enrolled in [`--since`,
+    /// `--until`).
+    pub fn filter(&self) -> Filter {
+        Filter {
+            campaign: self.campaign.clone(),
+            since: self.since,
+            until: self.until,
         }
     }
 }
@@ -121,25 +135,22 @@ pub fn report<'s>(
 }
 
 /// The cohort `options` selects (REPORT.md §2), per campaign in name
-/// order: every campaign `--campaign` covers that has a header, even
-/// with no enrollment, and each enrollment of a covered campaign
-/// enrolled in [`--since`, `--until`). The report and its charts
-/// ([`super::charts`]) count the same enrollments.
+/// order: every campaign [`Options::filter`] keeps that has a header,
+/// even with no enrollment, and each enrollment it keeps. The report and
+/// its charts ([`super::charts`]) count the same enrollments.
 pub(crate) fn cohorts<'h, 's: 'h>(
     headers: &'h BTreeMap<String, Header>,
     summaries: impl IntoIterator<Item = &'s Summary>,
     options: &Options,
 ) -> BTreeMap<&'h str, Vec<&'s Summary>> {
-    let covered = |campaign: &str| options.campaign.as_deref().is_none_or(|c| c == campaign);
+    let filter = options.filter();
     let mut cohorts: BTreeMap<&str, Vec<&Summary>> = headers
         .keys()
-        .filter(|name| covered(name))
+        .filter(|name| filter.keeps_campaign(name))
         .map(|name| (name.as_str(), Vec::new()))
         .collect();
     for s in summaries {
-        let in_range = options.since.is_none_or(|t| s.enrolled_at >= t)
-            && options.until.is_none_or(|t| s.enrolled_at < t);
-        if in_range && covered(&s.campaign) {
+        if filter.keeps(&s.campaign, s.enrolled_at) {
             cohorts.entry(s.campaign.as_str()).or_default().push(s);
         }
     }
