@@ -37,7 +37,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
 use super::public::respond::JsonError;
-use super::ErrorBody;
+use super::{refused, ErrorBody};
 use crate::channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 #[derive(OpenApi)]
@@ -338,8 +338,8 @@ fn awaited() -> Vec<(&'static str, serde_json::Value)> {
                             "content": { "application/json": { "schema": { "type": "array",
                                 "items": { "type": "object" } } } } },
                         "400": admin_error("not a list of applications, or too many"),
-                        "401": admin_error("no token, or not the daemon's"),
-                        "413": admin_error("the body is over the size limit")
+                        "401": refused::json::<refused::Unauthorized>(),
+                        "413": refused::json::<refused::TooLarge>()
                     }
                 }
             }),
@@ -356,8 +356,8 @@ fn awaited() -> Vec<(&'static str, serde_json::Value)> {
                         "200": { "description": "the candidates waiting",
                             "content": { "application/json": { "schema": { "type": "array",
                                 "items": { "type": "object" } } } } },
-                        "401": admin_error("no token, or not the daemon's"),
-                        "503": admin_error("the store cannot be read now")
+                        "401": refused::json::<refused::Unauthorized>(),
+                        "503": refused::json::<refused::CannotRead>()
                     }
                 }
             }),

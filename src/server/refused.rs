@@ -111,3 +111,14 @@ set!(
     /// A read of the store that takes nothing (metrics, the digest).
     Read: Unauthorized, CannotRead
 );
+
+/// The one response of answer `T`, as JSON: for the routes
+/// [`super::openapi`] describes by hand.
+pub(crate) fn json<T: IntoResponses>() -> serde_json::Value {
+    let responses = T::responses();
+    let mut all = responses.values();
+    match (all.next(), all.next()) {
+        (Some(response), None) => serde_json::to_value(response).expect("a response serializes"),
+        _ => panic!("one response expected, got {}", responses.len()),
+    }
+}
