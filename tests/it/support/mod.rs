@@ -1,7 +1,10 @@
 //! Fixtures shared by the integration tests: a scripted HTTP server on
-//! loopback ([`http`]), the week of applicants that the runtime and
-//! end-to-end tests replay ([`week`]), and an independent DKIM verifier
-//! ([`dkim`]).
+//! loopback ([`http`]), an SMTP server on loopback and an inbox for it
+//! ([`smtp`]), an operator's folder and the real binary run in it
+//! ([`site`]), a phone-sized browser ([`browser`]), the week of
+//! applicants that the runtime and end-to-end tests replay ([`week`]),
+//! and an independent DKIM verifier ([`dkim`]). A helper two test
+//! modules need goes here, in the file of its concern, not into a copy.
 
 // Each test module uses part of these: the loopback HTTP server, the
 // warehouse week, and small helpers every kind of test needs.
