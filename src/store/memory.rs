@@ -463,7 +463,7 @@ impl Transaction for MemoryTxn<'_> {
 
     fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
         match self.dossier_mut(candidate) {
-            Some(d) => d.history.push(&entry),
+            Some(d) => d.log(&entry),
             None => tracing::warn!(candidate, "a history line for an unknown candidate"),
         }
         Ok(())

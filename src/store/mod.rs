@@ -183,22 +183,11 @@ pub struct DueTimer {
 /// number of readers.
 /// A candidate's report traces made from their history, as the store
 /// keeps them (the candidate's own zone field, not yet read under a
-/// campaign's rule).
+/// campaign's rule): what `nudge verify` checks the kept traces against.
 pub fn traces_of(dossier: &Dossier) -> Result<Traces, StoreError> {
-    let history = dossier
-        .history
-        .items()
-        .map_err(|e| StoreError::damaged_dossier(&dossier.candidate.id, e))?;
-    let mut traces = Traces::default();
-    for entry in &history {
-        let line = crate::report::export::line_of(entry, &dossier.candidate.id, |_| {
-            crate::report::export::recorded_about(&dossier.candidate)
-        });
-        if let Some(line) = line {
-            traces.push(&line);
-        }
-    }
-    Ok(traces)
+    dossier
+        .traces_from_history()
+        .map_err(|e| StoreError::damaged_dossier(&dossier.candidate.id, e))
 }
 
 pub trait Store: Clone + Send + Sync + 'static {
@@ -228,11 +217,11 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
 
     /// Every candidate's report traces ([`crate::report::trace`]), in no
-    /// particular order: kept up to date by the store's own commits where
-    /// it can (sled), else made from each history.
+    /// particular order: kept in their dossiers by [`Dossier::log`] (a
+    /// store may read them without decoding the rest, as sled does).
     fn traces(&self) -> impl Iterator<Item = Result<(String, Traces), StoreError>> + '_ {
         self.dossiers()
-            .map(|d| d.and_then(|d| Ok((d.candidate.id.clone(), traces_of(&d)?))))
+            .map(|d| d.map(|d| (d.candidate.id, d.traces)))
     }
 
     /// Part `part` of `parts` disjoint parts of [`Store::traces`], which

@@ -399,6 +399,13 @@ pub struct Dossier {
     pub settled: Appendix<OutboxEntry>,
     /// Their history, oldest first.
     pub history: Appendix<LogEntry>,
+    /// What a report needs of each of their enrollments, kept up to date by
+    /// [`Dossier::log`] (and kept when the history is pruned). Not part of
+    /// the dossier's own encoding: the sled store writes it in front of the
+    /// dossier in the same record, so a report reads it without decoding
+    /// the rest ([`super::sled::dossier_record`]).
+    #[serde(skip)]
+    pub traces: crate::report::trace::Traces,
 }
 
 impl Dossier {
@@ -409,6 +416,34 @@ impl Dossier {
             outbox: Vec::new(),
             settled: Appendix::default(),
             history: Appendix::default(),
+            traces: Default::default(),
+        }
+    }
+
+    /// Their report traces made from their history alone (what a pruned
+    /// history took is not in it).
+    pub fn traces_from_history(&self) -> Result<crate::report::trace::Traces, postcard::Error> {
+        let mut traces = crate::report::trace::Traces::default();
+        for entry in &self.history.items()? {
+            let line = crate::report::export::line_of(entry, &self.candidate.id, |_| {
+                crate::report::export::recorded_about(&self.candidate)
+            });
+            if let Some(line) = line {
+                traces.push(&line);
+            }
+        }
+        Ok(traces)
+    }
+
+    /// Appends a line to their history, and to their report traces when
+    /// it is one a report reads.
+    pub fn log(&mut self, entry: &LogEntry) {
+        self.history.push(entry);
+        let line = crate::report::export::line_of(entry, &self.candidate.id, |_| {
+            crate::report::export::recorded_about(&self.candidate)
+        });
+        if let Some(line) = line {
+            self.traces.push(&line);
         }
     }
 

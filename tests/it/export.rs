@@ -199,47 +199,84 @@ fn dates_and_campaigns_select_what_is_exported() {
     assert!(!file.exists());
 }
 
-/// A store of layout 6 kept no report traces: opened by this build, it
-/// gets them from its histories, and reports as before. `nudge verify`
-/// then finds them whole, and names traces that disagree with a history.
+/// A store of layout 6 kept no report traces, and one of layout 7 kept
+/// them under `e` keys of their own. Opened by this build, each gets them
+/// in front of its dossiers (from the `e` keys where there are some, else
+/// from the histories) and reports as before; `nudge verify` then finds
+/// them whole, and names traces that disagree with a history.
 #[test]
-fn a_store_without_report_traces_gets_them_from_its_histories() {
+fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
+    use nudge::store::sled::dossier_record;
     use nudge::store::{raw, SledStore, Store, Transaction};
     let site = site();
     let daemon = site.start(None);
     fill(&site);
     daemon.stop();
     let before = site.ok(&["report", "--format", "json", "--by", "variant"]);
-    {
+    // Every dossier as an earlier layout wrote it; with `layout_7`, one
+    // candidate's traces under their `e` key, emptied.
+    let rewind = |layout: u32| {
         let store = SledStore::open(&site.store(), 8 << 20).unwrap();
-        let keys: Vec<Vec<u8>> = store
-            .scan_raw(b"e")
-            .map(|r| r.unwrap().0.to_vec())
+        let records: Vec<(Vec<u8>, Vec<u8>)> = store
+            .scan_raw(b"c")
+            .map(|r| r.unwrap())
+            .map(|(k, v)| (k.to_vec(), v.to_vec()))
             .collect();
-        assert_eq!(keys.len(), 12, "one record of traces per candidate");
+        assert_eq!(records.len(), 12, "one dossier per candidate");
         let mut txn = store.begin();
-        for k in keys {
-            txn.remove(k);
+        for (i, (k, v)) in records.iter().enumerate() {
+            assert!(dossier_record::is_current(v));
+            let d = dossier_record::decode(v).unwrap();
+            txn.put_raw(k.clone(), dossier_record::encode_unmarked(&d));
+            if layout == 7 && i == 0 {
+                let mut e = k.clone();
+                e[0] = b'e';
+                txn.put_raw(
+                    e,
+                    postcard::to_allocvec(&nudge::report::trace::Traces::default()).unwrap(),
+                );
+            }
         }
-        txn.put_raw(raw::meta("schema"), 6u32.to_be_bytes().to_vec());
+        txn.put_raw(raw::meta("schema"), layout.to_be_bytes().to_vec());
         txn.commit().unwrap();
-    }
-    std::fs::write(site.store().join(nudge::store::LAYOUT_FILE), "6\n").unwrap();
+        drop(store);
+        std::fs::write(
+            site.store().join(nudge::store::LAYOUT_FILE),
+            format!("{layout}\n"),
+        )
+        .unwrap();
+    };
+    rewind(6);
     let after = site.ok(&["report", "--format", "json", "--by", "variant"]);
     assert_eq!(before, after);
     let verified = site.nudge(&["verify"]);
     assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
-
-    // One candidate's traces changed behind the store's back.
     {
         let store = SledStore::open(&site.store(), 8 << 20).unwrap();
-        let (k, _) = store.scan_raw(b"e").next().unwrap().unwrap();
-        let mut txn = store.begin();
-        txn.put_raw(
-            k.to_vec(),
-            postcard::to_allocvec(&nudge::report::trace::Traces::default()).unwrap(),
-        );
-        txn.commit().unwrap();
+        for r in store.scan_raw(b"c") {
+            assert!(dossier_record::is_current(&r.unwrap().1));
+        }
+    }
+
+    // Layout 7: the traces under the `e` key are the ones kept (one
+    // candidate's, emptied behind the store's back, so the report counts
+    // one enrollment fewer and `verify` says their traces disagree).
+    rewind(7);
+    let report: serde_json::Value =
+        serde_json::from_str(&site.ok(&["report", "--format", "json"])).unwrap();
+    let first: serde_json::Value = serde_json::from_str(&before).unwrap();
+    let enrolled = |r: &serde_json::Value| -> u64 {
+        r["campaigns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| c["funnel"][0]["count"].as_u64().unwrap())
+            .sum()
+    };
+    assert_eq!(enrolled(&report) + 1, enrolled(&first), "{report}");
+    {
+        let store = SledStore::open(&site.store(), 8 << 20).unwrap();
+        assert_eq!(store.scan_raw(b"e").count(), 0, "the `e` keys went");
     }
     let verified = site.nudge(&["verify"]);
     assert_eq!(verified.status.code(), Some(1));

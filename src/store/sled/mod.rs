@@ -13,7 +13,7 @@
 //! | key | value |
 //! |---|---|
 //! | `m` name | metadata (`schema`: the layout version, also in the file [`LAYOUT_FILE`]; `commit`: the last commit's mark, also in [`LEDGER_FILE`]; `digest_due`: when the weekly digest is next due, epoch ms) |
-//! | `c` candidate | [`Dossier`]: the candidate, their enrollments, sends and history |
+//! | `c` candidate | [`Dossier`]: their report traces ([`crate::report::trace::Traces`]) in front ([`dossier_record`]), then the candidate, their enrollments, sends and history |
 //! | `x` identity | candidate id (layout 2; read, never written since) |
 //! | `y` seq(8) | the identities one commit gave new candidates (`identities`) |
 //! | `t` bucket-ms(8, big-endian) seq(8) | the `TimerEntry`s one commit armed in that 10 ms bucket, in due order |
@@ -26,10 +26,11 @@
 //! | `p` campaign | paused flag |
 //! | `d` campaign `0` experiment | the [`super::Decision`] of an `until decided` experiment (`decisions`) |
 //! | `v` campaign `0` version | campaign source text, pinned by enrollments |
-//! | `e` candidate (as `c`) | their report traces ([`crate::report::trace::Traces`]), updated by every commit that writes a line a report reads |
+//! | `e` candidate (as `c`) | their report traces (layout 7; moved into the `c` record by layout 8) |
 //! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
 
 mod backup;
+pub mod dossier_record;
 mod faults;
 mod guard;
 mod identities;
@@ -78,13 +79,21 @@ use crate::engine::Instant;
 /// notes candidates' email and phone identities beside their external id;
 /// version 7 keeps each candidate's report traces (`e` keys,
 /// [`crate::report::trace`]) up to date in every commit, which an older
-/// build would leave stale. Older stores are taken as they are and marked 7: their `x` keys are
+/// build would leave stale; version 8 keeps them in front of the dossier
+/// in its own record instead ([`dossier_record`]), so a commit writes one
+/// record per candidate again. Older stores are taken as they are and
+/// marked 8: their `x` keys are
 /// still read, their history in words stays readable as the `Legacy*`
 /// kinds, the timer counters are made from their enrollments (before 5)
-/// in the commit that marks them, their traces made from their histories
-/// in that commit too (before 7), and their candidates stay known under
+/// in the commit that marks them, their dossiers rewritten with their
+/// traces in front (taken from the `e` keys of layout 7, else made from
+/// their histories) before that commit, and their candidates stay known under
 /// the identity they were created with.
-pub const SCHEMA_VERSION: u32 = 7;
+pub const SCHEMA_VERSION: u32 = 8;
+
+/// Records rewritten per batch when a store of an earlier layout is
+/// opened (each batch is held in memory whole).
+const CARRY_BATCH: usize = 10_000;
 
 /// The oldest layout this build opens (and marks as its own).
 const OLDEST_READABLE: u32 = 2;
@@ -108,6 +117,18 @@ impl From<sled::Error> for StoreError {
 /// Encodes a record (postcard: compact and fast).
 fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
+}
+
+/// The candidate and report traces of a dossier's record.
+fn traces_of_record(
+    k: &[u8],
+    v: &[u8],
+) -> Result<(String, crate::report::trace::Traces), StoreError> {
+    let id = key::candidate_id(k).unwrap_or_default();
+    match dossier_record::traces(v) {
+        Ok(traces) => Ok((id, traces)),
+        Err(e) => Err(StoreError::damaged_dossier(&id, e)),
+    }
 }
 
 /// Decodes a record, naming the key when it does not decode.
@@ -464,14 +485,14 @@ impl SledStore {
                     // the store. The marker in the store goes first, the
                     // file second, so a crash between them leaves a store
                     // this build opens and an older one refuses.
+                    if found < 8 {
+                        store.carry_traces()?;
+                    }
                     let mut batch = if found < 5 {
                         store.timer_counts_batch()?
                     } else {
                         sled::Batch::default()
                     };
-                    if found < 7 {
-                        store.traces_batch(&mut batch);
-                    }
                     batch.insert(key::meta("schema"), &SCHEMA_VERSION.to_be_bytes());
                     db.apply_batch(batch)?;
                     db.flush()?;
@@ -498,26 +519,65 @@ impl SledStore {
         Ok((store, standing))
     }
 
-    /// The report traces of every candidate (`e` keys), made from their
-    /// histories: for a store of a layout before 7, which did not keep
-    /// them. A dossier that does not decode gets none (`nudge verify`
-    /// names it).
-    fn traces_batch(&self, batch: &mut sled::Batch) {
+    /// Rewrites every dossier record of an earlier layout with its report
+    /// traces in front ([`dossier_record`]): the traces layout 7 kept under
+    /// the candidate's `e` key (which goes), else made from the history (a
+    /// layout before 7 kept none). Done in batches of [`CARRY_BATCH`]
+    /// records, each written whole; a record already rewritten is left as
+    /// it is, so a migration cut short by a crash finishes on the next open.
+    fn carry_traces(&self) -> Result<(), StoreError> {
+        use std::ops::Bound;
         let started = std::time::Instant::now();
-        let mut made = 0;
-        for d in self.dossiers() {
-            let Ok(d) = d else { continue };
-            let Ok(traces) = super::traces_of(&d) else {
-                continue;
-            };
-            batch.insert(key::traces(&d.candidate.id), encode(&traces));
-            made += 1;
+        let db = self.db()?;
+        let mut made = 0usize;
+        let mut after: Bound<Vec<u8>> = Bound::Included(vec![b'c']);
+        loop {
+            let mut batch = sled::Batch::default();
+            let mut last = None;
+            for item in db
+                .range::<Vec<u8>, _>((after.clone(), Bound::Excluded(vec![b'd'])))
+                .take(CARRY_BATCH)
+            {
+                let (k, v) = item?;
+                last = Some(k.to_vec());
+                if dossier_record::is_current(&v) {
+                    continue;
+                }
+                let id = key::candidate_id(&k).unwrap_or_default();
+                // A dossier that does not decode stays as it is (`nudge
+                // verify` names it; reading it says so).
+                let Ok(mut d) = dossier_record::decode(&v) else {
+                    continue;
+                };
+                let kept = key::candidate_id(&k)
+                    .map(|id| key::traces(&id))
+                    .and_then(|e| db.get(&e).ok().flatten().map(|v| (e, v)));
+                if let Some((e, v)) = kept {
+                    if let Ok(traces) = postcard::from_bytes(&v) {
+                        d.traces = traces;
+                    }
+                    batch.remove(e);
+                }
+                debug_assert_eq!(d.candidate.id, id);
+                batch.insert(k.to_vec(), dossier_record::encode(&d));
+                made += 1;
+            }
+            let Some(last) = last else { break };
+            db.apply_batch(batch)?;
+            after = Bound::Excluded(last);
         }
+        // Traces of candidates with no dossier (none should be) go too.
+        let mut batch = sled::Batch::default();
+        for item in db.scan_prefix(b"e") {
+            batch.remove(item?.0);
+        }
+        db.apply_batch(batch)?;
         tracing::info!(
             candidates = made,
             ms = started.elapsed().as_millis() as u64,
-            "made the report traces of a store of an earlier layout"
+            "put the report traces in the dossiers of a store of an earlier layout"
         );
+        Ok(())
     }
 
     /// The counters of waiting timers (held sends, sends due per minute),
@@ -756,7 +816,7 @@ impl SledStore {
     pub fn dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
         let k = key::candidate(candidate);
         match self.db()?.get(&k)? {
-            Some(v) => postcard::from_bytes(&v)
+            Some(v) => dossier_record::decode(&v)
                 .map(Some)
                 .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
@@ -870,7 +930,7 @@ impl SledStore {
     /// A dossier as the batch being written leaves it.
     fn latest_dossier(&self, candidate: &str) -> Result<Option<Dossier>, StoreError> {
         match self.latest(&key::candidate(candidate))? {
-            Some(v) => postcard::from_bytes(&v)
+            Some(v) => dossier_record::decode(&v)
                 .map(Some)
                 .map_err(|e| StoreError::damaged_dossier(candidate, e)),
             None => Ok(None),
@@ -1078,28 +1138,25 @@ impl super::Store for SledStore {
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_ {
         self.scan(b"c").map(|r| {
             r.and_then(|(k, v)| {
-                postcard::from_bytes(&v).map_err(|e| {
+                dossier_record::decode(&v).map_err(|e| {
                     StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e)
                 })
             })
         })
     }
 
-    /// The traces the commits keep (`e` keys), in candidate key order.
+    /// Every candidate's report traces, in candidate key order: read from
+    /// the front of each dossier's record ([`dossier_record`]).
     fn traces(
         &self,
     ) -> impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>> + '_ {
-        self.scan(b"e").map(|r| {
-            r.and_then(|(k, v)| {
-                let id = key::candidate_id(&k).unwrap_or_default();
-                Ok((id, decode(&k, &v)?))
-            })
-        })
+        self.scan(b"c")
+            .map(|r| r.and_then(|(k, v)| traces_of_record(&k, &v)))
     }
 
-    /// A range of the `e` keys: candidates numbered in the part's share
-    /// of the numbers given so far; the last part also takes the ids that
-    /// are not numbers (sorted after every number).
+    /// A range of the dossiers: candidates numbered in the part's share of
+    /// the numbers given so far; the last part also takes the ids that are
+    /// not numbers (sorted after every number).
     fn traces_part(
         &self,
         part: usize,
@@ -1115,23 +1172,19 @@ impl super::Store for SledStore {
         let parts = parts.max(1) as u64;
         let step = top / parts + 1;
         let bound = |i: u64| {
-            let mut k = vec![b'e'];
+            let mut k = vec![b'c'];
             k.extend_from_slice(&(step * i).to_be_bytes());
             k
         };
         let part = part as u64;
         let from = bound(part);
         let to = if part + 1 >= parts {
-            vec![b'f']
+            vec![b'd']
         } else {
             bound(part + 1)
         };
-        entries(self.db().map(|db| db.range(from..to))).map(|r| {
-            r.and_then(|(k, v)| {
-                let id = key::candidate_id(&k).unwrap_or_default();
-                Ok((id, decode(&k, &v)?))
-            })
-        })
+        entries(self.db().map(|db| db.range(from..to)))
+            .map(|r| r.and_then(|(k, v)| traces_of_record(&k, &v)))
     }
 
     /// Dossiers in key order after `after`'s: one range read of `limit`.
@@ -1155,7 +1208,7 @@ impl super::Store for SledStore {
             let Some(id) = key::candidate_id(&k) else {
                 continue;
             };
-            out.push((id, postcard::from_bytes(&v).ok()));
+            out.push((id, dossier_record::decode(&v).ok()));
         }
         Ok(out)
     }

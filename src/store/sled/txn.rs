@@ -3,7 +3,6 @@
 //! journal's records) and written in one atomic batch, at once or behind.
 
 use super::*;
-use crate::report::trace::Traces;
 
 /// Writes gathered for one atomic commit, readable before they land: a
 /// later step in the same batch sees the records an earlier step wrote.
@@ -33,9 +32,6 @@ pub struct SledTxn<'a> {
     /// Suppression entries written by the transaction this one was split
     /// off ([`Transaction::split_off`]): read here, not written again.
     inherited: HashSet<Vec<u8>>,
-    /// The report's lines of the history written in this transaction, by
-    /// candidate, for their traces (`e` keys) at commit.
-    traced: HashMap<String, Vec<crate::report::line::Line>>,
 }
 
 impl<'a> SledTxn<'a> {
@@ -55,7 +51,6 @@ impl<'a> SledTxn<'a> {
             touched: Vec::new(),
             known: identities::Identities::default(),
             inherited: HashSet::new(),
-            traced: HashMap::new(),
         }
     }
 
@@ -132,14 +127,6 @@ impl<'a> SledTxn<'a> {
 
     /// Encodes the dossiers and journal and timer records into the batch.
     fn prepare(mut self) -> Result<Prepared<'a>, StoreError> {
-        for (candidate, lines) in std::mem::take(&mut self.traced) {
-            let k = key::traces(&candidate);
-            let mut traces: Traces = self.get(&k)?.unwrap_or_default();
-            for line in &lines {
-                traces.push(line);
-            }
-            self.put(k, &traces);
-        }
         // Dossiers are encoded on two threads when there are many.
         let dirty: Vec<(&String, &Dossier)> = self
             .dirty
@@ -148,11 +135,7 @@ impl<'a> SledTxn<'a> {
             .collect();
         let encode_all = |part: &[(&String, &Dossier)]| -> Vec<(Vec<u8>, Vec<u8>)> {
             part.iter()
-                .map(|(id, d)| {
-                    // Sized for a typical dossier, so encoding seldom grows it.
-                    let bytes = postcard::to_extend(*d, Vec::with_capacity(2048));
-                    (key::candidate(id), bytes.unwrap_or_default())
-                })
+                .map(|(id, d)| (key::candidate(id), dossier_record::encode(d)))
                 .collect()
         };
         let encoded = if dirty.len() >= 64 {
@@ -620,7 +603,6 @@ impl<'a> Transaction for SledTxn<'a> {
             && self.armed.is_empty()
             && self.touched.is_empty()
             && self.known.is_empty()
-            && self.traced.is_empty()
             && self.counters.values().all(|d| *d == 0)
     }
 
@@ -657,9 +639,6 @@ impl<'a> Transaction for SledTxn<'a> {
                 }
                 other.dossiers.insert(c.to_string(), d);
             }
-            if let Some(lines) = self.traced.remove(c) {
-                other.traced.insert(c.to_string(), lines);
-            }
         }
         Some(other)
     }
@@ -680,12 +659,8 @@ impl<'a> Transaction for SledTxn<'a> {
             touched,
             known,
             inherited,
-            traced,
             ..
         } = other;
-        for (candidate, lines) in traced {
-            self.traced.entry(candidate).or_default().extend(lines);
-        }
         self.delivered.extend(delivered);
         self.touched.extend(touched);
         for (digest, id) in known.pairs() {
@@ -866,23 +841,9 @@ impl<'a> Transaction for SledTxn<'a> {
     /// when the candidate has no dossier: nothing else could be written
     /// for them either).
     fn log(&mut self, candidate: &str, entry: LogEntry) -> Result<(), StoreError> {
-        let line = match self.dossier_mut(candidate)? {
-            Some(d) => {
-                d.history.push(&entry);
-                crate::report::export::line_of(&entry, candidate, |_| {
-                    crate::report::export::recorded_about(&d.candidate)
-                })
-            }
-            None => {
-                tracing::warn!(candidate, "a history line for an unknown candidate");
-                None
-            }
-        };
-        if let Some(line) = line {
-            self.traced
-                .entry(candidate.to_string())
-                .or_default()
-                .push(line);
+        match self.dossier_mut(candidate)? {
+            Some(d) => d.log(&entry),
+            None => tracing::warn!(candidate, "a history line for an unknown candidate"),
         }
         Ok(())
     }

@@ -88,10 +88,6 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
     let mut armed: Vec<(String, String, i64)> = Vec::new();
     let mut parked_wanted: Vec<(String, String)> = Vec::new();
     let mut waiting: Vec<String> = Vec::new();
-    // Report traces made from each unpruned history, and the candidates
-    // with traces stored.
-    let mut made_traces: BTreeMap<String, crate::report::trace::Traces> = BTreeMap::new();
-    let mut traced: BTreeSet<String> = BTreeSet::new();
     let mut retrying: Vec<String> = Vec::new();
     for item in store.db()?.iter() {
         let (k, v) = item?;
@@ -112,7 +108,7 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
                     damaged("not a candidate key".into());
                     continue;
                 };
-                let d: Dossier = match decode(&k, &v) {
+                let d: Dossier = match super::dossier_record::decode(&v) {
                     Ok(d) => d,
                     Err(e) => {
                         damaged(e.to_string());
@@ -137,15 +133,23 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
                         Vec::new()
                     }
                 };
-                // What its traces must hold, unless its history was pruned
-                // (the traces keep what pruning took).
-                if !history
+                // Its traces hold what its history says, unless the
+                // history was pruned (the traces keep what pruning took);
+                // a record of an earlier layout has none of its own.
+                if !super::dossier_record::is_current(&v) {
+                    problems.add(
+                        "report traces missing",
+                        format!("{id}'s record carries no report traces"),
+                    );
+                } else if !history
                     .iter()
                     .any(|e| matches!(e.kind, LogKind::Pruned { .. }))
+                    && crate::store::traces_of(&d).is_ok_and(|made| made != d.traces)
                 {
-                    if let Ok(traces) = crate::store::traces_of(&d) {
-                        made_traces.insert(id.clone(), traces);
-                    }
+                    problems.add(
+                        "report traces disagree",
+                        format!("{id}'s report traces do not match their history"),
+                    );
                 }
                 let mut exited = BTreeSet::new();
                 for entry in &history {
@@ -183,21 +187,10 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
                     }
                 }
             }
-            Some(b'e') => {
-                let id = key::candidate_id(&k).unwrap_or_default();
-                match decode::<crate::report::trace::Traces>(&k, &v) {
-                    Ok(traces) => {
-                        traced.insert(id.clone());
-                        if made_traces.get(&id).is_some_and(|made| *made != traces) {
-                            problems.add(
-                                "report traces disagree",
-                                format!("{id}'s report traces do not match their history"),
-                            );
-                        }
-                    }
-                    Err(e) => damaged(e.to_string()),
-                }
-            }
+            Some(b'e') => problems.add(
+                "a record of an earlier layout",
+                format!("`{shown}`: report traces under an `e` key (layout 7)"),
+            ),
             Some(b't') => match decode::<Vec<TimerEntry>>(&k, &v) {
                 Ok(entries) => timers.extend(
                     entries
@@ -230,14 +223,6 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
                 }
             }
             _ => {}
-        }
-    }
-    for (id, traces) in &made_traces {
-        if !traces.0.is_empty() && !traced.contains(id) {
-            problems.add(
-                "report traces missing",
-                format!("{id} was enrolled but has no report traces"),
-            );
         }
     }
     for (candidate, campaign, due) in armed {
