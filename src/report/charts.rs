@@ -5,19 +5,19 @@
 //! a chart never disagrees with the report's tables: a variant's last
 //! cumulative point is its completed / enrolled over the whole cohort.
 //!
-//! Days are UTC dates of the `enrolled` line; weekday and hour are those of
-//! the enrollment's own `timezone` (UTC without one or with an unknown
-//! one), as REPORT.md §5 reads them for `--by weekday` and `--by hour`.
+//! Days are UTC dates of the `enrolled` line; weekday and hour are read
+//! in the enrollment's zone by [`Zones`], the rule `--by weekday` and
+//! `--by hour` follow (REPORT.md §5), and the cohort is
+//! [`cohorts`], the report's own.
 //! Like the `variant:` grouping, completion over time counts every
 //! enrollment of a decided experiment, those after the decision too.
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, Datelike, NaiveDate, Timelike, Utc};
-use chrono_tz::Tz;
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
-use super::compute::Options;
+use super::compute::{cohorts, Options, Zones};
 use super::fold::{Header, Summary};
 use super::model::Step;
 
@@ -78,7 +78,7 @@ pub struct Heatmap {
     pub completions: Vec<Vec<u64>>,
 }
 
-pub const WEEKDAYS: [&str; 7] = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+pub use super::groups::WEEKDAYS;
 
 impl Heatmap {
     fn empty() -> Heatmap {
@@ -96,31 +96,11 @@ pub fn charts<'s>(
     summaries: impl IntoIterator<Item = &'s Summary>,
     options: &Options,
 ) -> Charts {
-    let mut cohorts: BTreeMap<&str, Vec<&Summary>> = BTreeMap::new();
-    for name in headers.keys() {
-        if options.campaign.as_ref().is_none_or(|c| c == name) {
-            cohorts.entry(name).or_default();
-        }
-    }
-    for summary in summaries {
-        if in_cohort(summary, options) {
-            cohorts.entry(&summary.campaign).or_default().push(summary);
-        }
-    }
-    let campaigns = cohorts
+    let campaigns = cohorts(headers, summaries, options)
         .into_iter()
         .map(|(name, cohort)| campaign(name, headers.get(name), &cohort))
         .collect();
     Charts { campaigns }
-}
-
-fn in_cohort(summary: &Summary, options: &Options) -> bool {
-    options
-        .campaign
-        .as_ref()
-        .is_none_or(|c| summary.campaign == *c)
-        && options.since.is_none_or(|t| summary.enrolled_at >= t)
-        && options.until.is_none_or(|t| summary.enrolled_at < t)
 }
 
 fn campaign(name: &str, header: Option<&Header>, cohort: &[&Summary]) -> CampaignCharts {
@@ -146,15 +126,15 @@ fn campaign(name: &str, header: Option<&Header>, cohort: &[&Summary]) -> Campaig
             .collect()
     };
     let mut heatmap = Heatmap::empty();
+    let mut zones = Zones::default();
     for summary in cohort {
-        let zone = zone(summary.timezone.as_deref());
         if let Some((at, _)) = &summary.first_sent {
-            if let Some((d, h)) = weekday_hour(*at, zone) {
+            if let Some((d, h)) = zones.weekday_hour(summary, *at) {
                 heatmap.invites[d][h] += 1;
             }
         }
         if let Some(at) = summary.first_goal {
-            if let Some((d, h)) = weekday_hour(at, zone) {
+            if let Some((d, h)) = zones.weekday_hour(summary, at) {
                 heatmap.completions[d][h] += 1;
             }
         }
@@ -236,23 +216,6 @@ fn completion(
             .collect(),
         series,
     }
-}
-
-/// The enrollment's zone: its IANA `timezone`, UTC without one or with
-/// one chrono-tz does not know.
-pub fn zone(timezone: Option<&str>) -> Tz {
-    timezone
-        .and_then(|z| z.parse::<Tz>().ok())
-        .unwrap_or(Tz::UTC)
-}
-
-/// Weekday (0 = Monday) and hour of an epoch-ms instant in `zone`.
-pub fn weekday_hour(at: i64, zone: Tz) -> Option<(usize, usize)> {
-    let local = DateTime::<Utc>::from_timestamp_millis(at)?.with_timezone(&zone);
-    Some((
-        local.weekday().num_days_from_monday() as usize,
-        local.hour() as usize,
-    ))
 }
 
 #[cfg(test)]

@@ -5,10 +5,12 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, Datelike, SecondsFormat, Timelike, Utc};
+use chrono_tz::Tz;
 use indexmap::IndexMap;
 use serde::{Deserialize, Serialize};
 
+use super::export::Filter;
 use super::fold::{Header, HeaderDecision, Step, Summary};
 use super::model::{
     CampaignReport, Comparison, Decision, ExperimentReport, RedFlag, Report, VariantRate,
@@ -38,6 +40,19 @@ impl Default for Options {
             by: Vec::new(),
             plan: super::stats::DEFAULT_PLAN,
             thresholds: Thresholds::default(),
+        }
+    }
+}
+
+impl Options {
+    /// The enrollments the report counts, as the export and the store's
+    /// summaries select them: `--campaign`, enrolled in [`--since`,
+    /// `--until`).
+    pub fn filter(&self) -> Filter {
+        Filter {
+            campaign: self.campaign.clone(),
+            since: self.since,
+            until: self.until,
         }
     }
 }
@@ -112,24 +127,65 @@ pub fn report<'s>(
     summaries: impl IntoIterator<Item = &'s Summary>,
     options: &Options,
 ) -> Report {
-    let wanted = |campaign: &str| options.campaign.as_deref().is_none_or(|c| c == campaign);
-    let mut cohorts: BTreeMap<&str, Vec<&Summary>> = headers
-        .keys()
-        .filter(|name| wanted(name))
-        .map(|name| (name.as_str(), Vec::new()))
-        .collect();
-    for s in summaries {
-        let in_range = options.since.is_none_or(|t| s.enrolled_at >= t)
-            && options.until.is_none_or(|t| s.enrolled_at < t);
-        if in_range && wanted(&s.campaign) {
-            cohorts.entry(&s.campaign).or_default().push(s);
-        }
-    }
-    let campaigns = cohorts
+    let campaigns = cohorts(headers, summaries, options)
         .into_iter()
         .map(|(name, cohort)| campaign(name, headers.get(name), &cohort, options))
         .collect();
     Report { campaigns }
+}
+
+/// The cohort `options` selects (REPORT.md §2), per campaign in name
+/// order: every campaign [`Options::filter`] keeps that has a header,
+/// even with no enrollment, and each enrollment it keeps. The report and
+/// its charts ([`super::charts`]) count the same enrollments.
+pub(crate) fn cohorts<'h, 's: 'h>(
+    headers: &'h BTreeMap<String, Header>,
+    summaries: impl IntoIterator<Item = &'s Summary>,
+    options: &Options,
+) -> BTreeMap<&'h str, Vec<&'s Summary>> {
+    let filter = options.filter();
+    let mut cohorts: BTreeMap<&str, Vec<&Summary>> = headers
+        .keys()
+        .filter(|name| filter.keeps_campaign(name))
+        .map(|name| (name.as_str(), Vec::new()))
+        .collect();
+    for s in summaries {
+        if filter.keeps(&s.campaign, s.enrolled_at) {
+            cohorts.entry(&s.campaign).or_default().push(s);
+        }
+    }
+    cohorts
+}
+
+/// The zone an enrollment's instants are read in (REPORT.md §5, for
+/// `--by weekday`, `--by hour` and the charts' heatmaps): its own IANA
+/// `timezone`, UTC without one or with one chrono-tz does not know. Each
+/// name is parsed once.
+#[derive(Default)]
+pub(crate) struct Zones<'s>(HashMap<&'s str, Tz>);
+
+impl<'s> Zones<'s> {
+    /// The zone of this enrollment.
+    pub(crate) fn of(&mut self, s: &'s Summary) -> Tz {
+        match s.timezone.as_deref() {
+            Some(name) => *self
+                .0
+                .entry(name)
+                .or_insert_with(|| name.parse().unwrap_or(Tz::UTC)),
+            None => Tz::UTC,
+        }
+    }
+
+    /// The weekday (0 = Monday) and hour of `at` (epoch ms) in the zone
+    /// of enrollment `s`: the buckets of the weekday and hour groupings
+    /// and of the heatmaps.
+    pub(crate) fn weekday_hour(&mut self, s: &'s Summary, at: i64) -> Option<(usize, usize)> {
+        let local = DateTime::<Utc>::from_timestamp_millis(at)?.with_timezone(&self.of(s));
+        Some((
+            local.weekday().num_days_from_monday() as usize,
+            local.hour() as usize,
+        ))
+    }
 }
 
 /// One campaign's report over its cohort.

@@ -3,9 +3,7 @@
 
 use std::collections::HashMap;
 
-use chrono::{DateTime, Datelike, Timelike, Utc};
-use chrono_tz::Tz;
-
+use super::compute::Zones;
 use super::fold::Summary;
 use super::model::Group;
 use super::tally::Tally;
@@ -89,21 +87,15 @@ pub fn local_time(cohort: &[&Summary], hours: bool) -> Vec<Group> {
     let keys: &[&str] = if hours { &HOURS } else { &WEEKDAYS };
     let mut tallies = vec![Tally::default(); keys.len()];
     let mut none = Tally::default();
-    let mut zones: HashMap<&str, Tz> = HashMap::new();
+    let mut zones = Zones::default();
     for s in cohort {
-        let local = s.first_sent.as_ref().and_then(|(at, _)| {
-            let utc = DateTime::<Utc>::from_timestamp_millis(*at)?;
-            let zone = match s.timezone.as_deref() {
-                Some(name) => *zones
-                    .entry(name)
-                    .or_insert_with(|| name.parse().unwrap_or(Tz::UTC)),
-                None => Tz::UTC,
-            };
-            Some(utc.with_timezone(&zone))
-        });
+        let local = s
+            .first_sent
+            .as_ref()
+            .and_then(|(at, _)| zones.weekday_hour(s, *at));
         match local {
-            Some(t) if hours => tallies[t.hour() as usize].add(s),
-            Some(t) => tallies[t.weekday().num_days_from_monday() as usize].add(s),
+            Some((_, hour)) if hours => tallies[hour].add(s),
+            Some((weekday, _)) => tallies[weekday].add(s),
             None => none.add(s),
         }
     }

@@ -23,11 +23,7 @@ pub fn summaries<S: Store>(
     campaigns: &Campaigns,
     options: &Options,
 ) -> Result<(BTreeMap<String, Header>, Vec<Summary>), StoreError> {
-    let filter = Filter {
-        campaign: options.campaign.clone(),
-        since: options.since,
-        until: options.until,
-    };
+    let filter = options.filter();
     let decisions = crate::runtime::decider::decisions_by_campaign(store)?;
     let mut headers = BTreeMap::new();
     for (name, campaign) in campaigns.iter() {

@@ -42,7 +42,7 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use subtle::ConstantTimeEq;
 
-use super::ErrorBody;
+use super::{refused, ErrorBody};
 use crate::runtime::api::{
     ApplyRequest, ApplyResponse, CandidateView, EnrollRequest, EnrollResponse, EventRequest,
     EventResponse, ReloadReport, StatusReport, SuppressRequest, SuppressResponse, SuppressionView,
@@ -189,8 +189,8 @@ pub struct Health {
     tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, description = "the store can be written", body = Health),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now", body = Health)
+        (status = 503, description = "the store cannot be written now", body = Health),
+        refused::Unauthorized
     )
 )]
 async fn health(State(s): State<AppState>) -> Response {
@@ -219,7 +219,7 @@ async fn health(State(s): State<AppState>) -> Response {
     tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, description = "the OpenAPI 3.1 description of the admin API and the public server", content_type = "application/json", body = Object),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
+        refused::Unauthorized
     )
 )]
 async fn description() -> Response {
@@ -262,12 +262,7 @@ pub(super) struct Described;
     request_body = EnrollRequest,
     responses(
         (status = 200, body = EnrollResponse),
-        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
-        (status = 413, description = "the body is over the size limit", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Command
     )
 )]
 async fn enroll(
@@ -285,12 +280,7 @@ async fn enroll(
     request_body = ApplyRequest,
     responses(
         (status = 200, body = ApplyResponse),
-        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
-        (status = 413, description = "the body is over the size limit", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Command
     )
 )]
 async fn applied(
@@ -308,12 +298,7 @@ async fn applied(
     request_body = EventRequest,
     responses(
         (status = 200, body = EventResponse),
-        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
-        (status = 413, description = "the body is over the size limit", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Command
     )
 )]
 async fn event(
@@ -331,9 +316,7 @@ async fn event(
     params(("campaign" = Option<String>, Query, description = "only this campaign")),
     responses(
         (status = 200, body = StatusReport),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Named
     )
 )]
 async fn status(
@@ -356,10 +339,7 @@ async fn status(
     params(("who" = String, Path, description = "the candidate id, their external id, or their link token")),
     responses(
         (status = 200, body = CandidateView),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Lookup
     )
 )]
 async fn show(
@@ -381,9 +361,7 @@ async fn show(
     params(("name" = String, Path, description = "the campaign")),
     responses(
         (status = 200, description = "`{}`", body = Object),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Named
     )
 )]
 async fn pause(
@@ -402,9 +380,7 @@ async fn pause(
     params(("name" = String, Path, description = "the campaign")),
     responses(
         (status = 200, description = "`{}`", body = Object),
-        (status = 404, description = "no such campaign or candidate", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Named
     )
 )]
 async fn resume(
@@ -422,9 +398,7 @@ async fn resume(
     tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, body = ReloadReport),
-        (status = 409, description = "refused in this state (opted out, an ambiguous candidate, the `where` filter does not take them, ...)", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Refusable
     )
 )]
 async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
@@ -438,8 +412,7 @@ async fn reload(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> 
     tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, body = Vec<SuppressionView>),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Listed
     )
 )]
 async fn suppressions(State(s): State<AppState>) -> Result<impl IntoResponse, Answer> {
@@ -458,10 +431,7 @@ async fn suppressions(State(s): State<AppState>) -> Result<impl IntoResponse, An
     request_body = SuppressRequest,
     responses(
         (status = 200, body = SuppressResponse),
-        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
-        (status = 413, description = "the body is over the size limit", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Posted
     )
 )]
 async fn suppress(
@@ -479,10 +449,7 @@ async fn suppress(
     request_body = UnsuppressRequest,
     responses(
         (status = 200, body = UnsuppressResponse),
-        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
-        (status = 413, description = "the body is over the size limit", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Posted
     )
 )]
 async fn unsuppress(
@@ -509,10 +476,7 @@ pub struct BackupRequest {
     request_body = BackupRequest,
     responses(
         (status = 200, body = Copied),
-        (status = 400, description = "the body is not this request (not JSON, a field missing, an unknown field) or a field is wrong", body = ErrorBody),
-        (status = 413, description = "the body is over the size limit", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be written now; try again later", body = ErrorBody)
+        refused::Posted
     )
 )]
 async fn backup(
@@ -574,7 +538,7 @@ async fn reviewed(State(s): State<AppState>) -> Result<impl IntoResponse, Answer
     responses(
         (status = 200, description = "the event log, JSON Lines", content_type = "application/x-ndjson", body = String),
         (status = 400, description = "a date that is not one", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody)
+        refused::Unauthorized
     )
 )]
 async fn export(
@@ -613,9 +577,7 @@ async fn export(
     ),
     responses(
         (status = 200, description = "the report (REPORT.md §8)", content_type = "application/json", body = Object),
-        (status = 400, description = "a query key that is not the report's, or a bad value", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+        refused::Report
     )
 )]
 async fn report(
@@ -653,9 +615,7 @@ async fn read_report<T: serde::Serialize + Send + 'static>(
     ),
     responses(
         (status = 200, description = "the charts' series", content_type = "application/json", body = Object),
-        (status = 400, description = "a query key that is not the report's, or a bad value", body = ErrorBody),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+        refused::Report
     )
 )]
 async fn charts(

@@ -44,9 +44,8 @@ pub fn routes(handle: Handle, token: String, config: Option<DigestConfig>) -> Ro
     tag = "admin", security(("admin_token" = [])),
     responses(
         (status = 200, description = "the digest as it would go now", body = Preview),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
         (status = 404, description = "the daemon runs with no `[digest]`", body = ErrorBody),
-        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+        super::refused::Read
     )
 )]
 async fn preview(State(state): State<DigestState>) -> Response {

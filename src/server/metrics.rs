@@ -16,7 +16,6 @@ use axum::routing::get;
 use axum::Router;
 use subtle::ConstantTimeEq;
 
-use super::ErrorBody;
 use crate::config::MetricsConfig;
 use crate::runtime::daemon::Handle;
 use crate::runtime::refusal::Refusal;
@@ -68,8 +67,7 @@ pub(super) async fn authorize(
                                       size, enrollments per campaign; the token is not asked \
                                       for when `[metrics] token = false`",
          content_type = "application/openmetrics-text", body = String),
-        (status = 401, description = "no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+        super::refused::Read
     )
 )]
 async fn metrics(State(handle): State<Handle>) -> Response {

@@ -12,6 +12,7 @@ pub mod export;
 pub mod metrics;
 pub mod openapi;
 pub mod public;
+pub mod refused;
 
 use axum::extract::{DefaultBodyLimit, Request};
 use axum::http::{header, HeaderValue, StatusCode};

@@ -37,6 +37,7 @@ use utoipa::openapi::OpenApi as Document;
 use utoipa::OpenApi;
 
 use super::public::respond::JsonError;
+use super::{refused, ErrorBody};
 use crate::channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
 
 #[derive(OpenApi)]
@@ -50,7 +51,9 @@ use crate::channels::webhook::{SIGNATURE_HEADER, TIMESTAMP_HEADER};
                        reached at `[server] public_url`: candidates' pages and providers' \
                        webhooks, each protected by its own means)."
     ),
-    components(schemas(JsonError)),
+    // `ErrorBody` by name: the shared answers of `super::refused` refer to
+    // it, and a response set brings no schema with it.
+    components(schemas(JsonError, ErrorBody)),
     tags(
         (name = "admin", description = "The admin API: the CLI's way into a running daemon. \
                                         Errors are `{\"status\": N, \"message\": ...}`."),
@@ -335,8 +338,8 @@ fn awaited() -> Vec<(&'static str, serde_json::Value)> {
                             "content": { "application/json": { "schema": { "type": "array",
                                 "items": { "type": "object" } } } } },
                         "400": admin_error("not a list of applications, or too many"),
-                        "401": admin_error("no token, or not the daemon's"),
-                        "413": admin_error("the body is over the size limit")
+                        "401": refused::json::<refused::Unauthorized>(),
+                        "413": refused::json::<refused::TooLarge>()
                     }
                 }
             }),
@@ -353,8 +356,8 @@ fn awaited() -> Vec<(&'static str, serde_json::Value)> {
                         "200": { "description": "the candidates waiting",
                             "content": { "application/json": { "schema": { "type": "array",
                                 "items": { "type": "object" } } } } },
-                        "401": admin_error("no token, or not the daemon's"),
-                        "503": admin_error("the store cannot be read now")
+                        "401": refused::json::<refused::Unauthorized>(),
+                        "503": refused::json::<refused::CannotRead>()
                     }
                 }
             }),

@@ -32,19 +32,6 @@ fn warehouse(interview: &str) -> Site {
     site
 }
 
-fn public(site: &Site, path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", site.public_port)
-}
-
-/// A client that shows redirects instead of following them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .timeout(PATIENCE)
-        .build()
-        .unwrap()
-}
-
 struct Answer {
     status: u16,
     location: Option<String>,
@@ -52,12 +39,19 @@ struct Answer {
 }
 
 async fn get(site: &Site, path: &str) -> Answer {
-    answer(client().get(public(site, path)).send().await.unwrap()).await
+    answer(
+        no_redirects()
+            .get(site.public_url(path))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await
 }
 
 async fn post(site: &Site, campaign: &str, form: &[(&str, &str)]) -> Answer {
-    let response = client()
-        .post(public(site, &format!("/apply/{campaign}")))
+    let response = no_redirects()
+        .post(site.public_url(&format!("/apply/{campaign}")))
         .form(form)
         .send()
         .await
@@ -263,8 +257,8 @@ async fn wrong_applications_come_back_with_each_error_beside_its_field_and_nothi
     );
 
     // Not a form at all.
-    let garbled = client()
-        .post(public(&site, "/apply/warehouse_associate"))
+    let garbled = no_redirects()
+        .post(site.public_url("/apply/warehouse_associate"))
         .header("content-type", "application/json")
         .body("{}")
         .send()
@@ -329,7 +323,7 @@ async fn an_application_is_enrolled_with_its_source_and_sent_to_its_own_link() {
     let location = applied.location.unwrap();
     let ana = show(&site, "ana@example.com").expect("enrolled");
     assert_eq!(location, ana["link"].as_str().unwrap());
-    assert!(location.starts_with(&public(&site, "/i/")), "{location}");
+    assert!(location.starts_with(&site.public_url("/i/")), "{location}");
     let fields = &ana["fields"];
     assert_eq!(fields["name"], "Ana Ruiz");
     assert_eq!(fields["phone"], "+12145550100");
@@ -452,16 +446,8 @@ async fn the_same_email_or_phone_twice_is_one_candidate_and_one_invite() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_store_that_cannot_write_keeps_the_application_for_another_try() {
     let site = Site::warehouse();
-    let fault = site.path().join("fault");
-    std::fs::write(&fault, "none").unwrap();
-    let daemon = site.start_with(
-        &["run"],
-        |c| {
-            c.env("NUDGE_STORE_FAULTS", &fault);
-        },
-        &[": running"],
-    );
-    std::fs::write(&fault, "fail").unwrap();
+    let daemon = site.start_faulty();
+    site.set_fault("fail");
     let form = [("name", "Ana Ruiz"), ("email", "ana@example.com")];
     let refused = post(&site, "warehouse_associate", &form).await;
     assert_eq!(refused.status, 503, "{}", refused.body);
@@ -469,7 +455,7 @@ async fn a_store_that_cannot_write_keeps_the_application_for_another_try() {
     assert!(input_tag(&refused.body, "name").contains("value=\"Ana Ruiz\""));
     assert!(input_tag(&refused.body, "email").contains("value=\"ana@example.com\""));
 
-    std::fs::write(&fault, "none").unwrap();
+    site.set_fault("none");
     let taken = wait_for(|| {
         let answer = block_on(post(&site, "warehouse_associate", &form));
         (answer.status == 303).then_some(answer)
@@ -511,52 +497,22 @@ async fn an_applicant_on_a_phone_fixes_a_mistake_applies_and_lands_on_the_interv
     let daemon = site.start(Some(&clock));
     let c = &browser.client;
 
-    c.goto(&public(
-        &site,
-        "/apply/warehouse_associate?source=instagram-story",
-    ))
-    .await
-    .unwrap();
+    c.goto(&site.public_url("/apply/warehouse_associate?source=instagram-story"))
+        .await
+        .unwrap();
     assert_eq!(c.title().await.unwrap(), "Warehouse Associate, Dallas DC");
     let width = c.execute("return window.innerWidth", vec![]).await.unwrap();
     assert_eq!(width, Value::from(PHONE.0), "a phone's width");
-    let overflow = c
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, Value::Bool(false), "nothing wider than the phone");
-    let shot = c.screenshot().await.unwrap();
-    assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
-    std::fs::write(site.path().join("apply-form.png"), &shot).unwrap();
+    browser.fits_the_width().await;
+    browser
+        .screenshot_to(&site.path().join("apply-form.png"))
+        .await;
 
     // A mistake: shown beside the field, the input kept.
-    c.find(Locator::Id("name"))
-        .await
-        .unwrap()
-        .send_keys("Ana Ruiz")
-        .await
-        .unwrap();
-    c.find(Locator::Id("email"))
-        .await
-        .unwrap()
-        .send_keys("ana@localhost")
-        .await
-        .unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let error = c
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Id("email-error"))
-        .await
-        .unwrap();
+    browser.type_into("name", "Ana Ruiz").await;
+    browser.type_into("email", "ana@localhost").await;
+    browser.submit().await;
+    let error = browser.appears(Locator::Id("email-error")).await;
     assert!(error.text().await.unwrap().contains("no dot"));
     assert!(error.is_displayed().await.unwrap());
     let email = c.find(Locator::Id("email")).await.unwrap();
@@ -573,23 +529,16 @@ async fn an_applicant_on_a_phone_fixes_a_mistake_applies_and_lands_on_the_interv
         name.prop("value").await.unwrap().as_deref(),
         Some("Ana Ruiz")
     );
-    std::fs::write(
-        site.path().join("apply-error.png"),
-        c.screenshot().await.unwrap(),
-    )
-    .unwrap();
+    browser
+        .screenshot_to(&site.path().join("apply-error.png"))
+        .await;
     assert!(show(&site, "ana@localhost").is_none());
 
     // Fixed: through the tracked link to the interview.
     email.clear().await.unwrap();
     email.send_keys("ana.ruiz@example.com").await.unwrap();
-    c.find(Locator::Css("button[type=submit]"))
-        .await
-        .unwrap()
-        .click()
-        .await
-        .unwrap();
-    let landed = wait_until_async(|| async {
+    browser.submit().await;
+    let landed = wait_for_async(|| async {
         let url = c.current_url().await.ok()?;
         (!url.path().starts_with("/apply/")).then_some(url)
     })
@@ -638,21 +587,4 @@ async fn links_lead_to_the_interview(
     })
     .unwrap_or_else(|| panic!("no click in `nudge show`: {:?}", show(site, token)));
     assert_eq!(ana["enrollments"][0]["state"], "clicked", "{ana}");
-}
-
-async fn wait_until_async<T, F, Fut>(mut probe: F) -> Option<T>
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let start = std::time::Instant::now();
-    loop {
-        if let Some(v) = probe().await {
-            return Some(v);
-        }
-        if start.elapsed() > PATIENCE {
-            return None;
-        }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
 }

@@ -5,7 +5,6 @@
 
 use std::io::Write as _;
 use std::process::Stdio;
-use std::time::Duration;
 
 use fantoccini::Locator;
 use serde_json::Value;
@@ -77,40 +76,35 @@ fn site() -> Site {
     site
 }
 
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
-
-fn admin(site: &Site, path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", site.port)
+/// POSTs `body` to the admin API's `path` with the token; it must be
+/// answered 200 (`what` names the request when it is not).
+async fn post_admin(site: &Site, token: &str, path: &str, body: serde_json::Value, what: &str) {
+    let answer = no_redirects()
+        .post(site.admin_url(path))
+        .bearer_auth(token)
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        answer.status().as_u16(),
+        200,
+        "{what}: {}",
+        answer.text().await.unwrap()
+    );
 }
 
 /// Enrolls `n` candidates (`p0`, `p1`, ...) through the admin API and
 /// waits until each has been sent their invitation.
 async fn enroll(site: &Site, token: &str, n: usize) {
-    let client = client();
     for i in 0..n {
-        let answer = client
-            .post(admin(site, "/v1/enroll"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({
-                "campaign": "hiring",
-                "external_id": format!("p{i}"),
-                "fields": {"name": format!("Person {i}"), "email": format!("p{i}@example.com"),
-                           "source": if i % 3 == 0 { "indeed" } else { "linkedin" }},
-            }))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            answer.status().as_u16(),
-            200,
-            "{}",
-            answer.text().await.unwrap()
-        );
+        let body = serde_json::json!({
+            "campaign": "hiring",
+            "external_id": format!("p{i}"),
+            "fields": {"name": format!("Person {i}"), "email": format!("p{i}@example.com"),
+                       "source": if i % 3 == 0 { "indeed" } else { "linkedin" }},
+        });
+        post_admin(site, token, "/v1/enroll", body, &format!("enroll p{i}")).await;
     }
     wait_for(|| (site.sent().len() >= n).then_some(()))
         .unwrap_or_else(|| panic!("only {} of {n} sent", site.sent().len()));
@@ -118,21 +112,16 @@ async fn enroll(site: &Site, token: &str, n: usize) {
 
 /// Posts `event` for each candidate in `who` through the admin API.
 async fn events(site: &Site, token: &str, event: &str, who: impl IntoIterator<Item = usize>) {
-    let client = client();
     for i in who {
-        let answer = client
-            .post(admin(site, "/v1/events"))
-            .bearer_auth(token)
-            .json(&serde_json::json!({"candidate": format!("p{i}"), "event": event}))
-            .send()
-            .await
-            .unwrap();
-        assert_eq!(
-            answer.status().as_u16(),
-            200,
-            "{event} for p{i}: {}",
-            answer.text().await.unwrap()
-        );
+        let body = serde_json::json!({"candidate": format!("p{i}"), "event": event});
+        post_admin(
+            site,
+            token,
+            "/v1/events",
+            body,
+            &format!("{event} for p{i}"),
+        )
+        .await;
     }
 }
 
@@ -161,8 +150,8 @@ fn session_cookie(answer: &reqwest::Response) -> Option<String> {
 }
 
 async fn login(site: &Site, user: &str, password: &str) -> reqwest::Response {
-    client()
-        .post(admin(site, "/dashboard/login"))
+    no_redirects()
+        .post(site.admin_url("/dashboard/login"))
         .form(&[("user", user), ("password", password)])
         .send()
         .await
@@ -175,14 +164,18 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
     let daemon = site.start(None);
     let token = site.token();
     enroll(&site, &token, 3).await;
-    let client = client();
+    let client = no_redirects();
 
     // No cookie: to the login, whose form is a page with a strict policy.
-    let page = client.get(admin(&site, "/dashboard")).send().await.unwrap();
+    let page = client
+        .get(site.admin_url("/dashboard"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(page.status().as_u16(), 303);
     assert_eq!(page.headers()["location"], "/dashboard/login");
     let form = client
-        .get(admin(&site, "/dashboard/login"))
+        .get(site.admin_url("/dashboard/login"))
         .send()
         .await
         .unwrap();
@@ -214,7 +207,7 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
 
     // The data: 401 without anything, with the bearer token the report,
     // the states and today's sends.
-    let data = admin(&site, "/dashboard/data.json");
+    let data = site.admin_url("/dashboard/data.json");
     let refused = client.get(&data).send().await.unwrap();
     assert_eq!(refused.status().as_u16(), 401);
     let refused: Value = refused.json().await.unwrap();
@@ -266,7 +259,7 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
         }
         let cookie = session_cookie(&answer).unwrap();
         let page = client
-            .get(admin(&site, "/dashboard"))
+            .get(site.admin_url("/dashboard"))
             .header("cookie", &cookie)
             .send()
             .await
@@ -289,7 +282,7 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
         assert_eq!(html.matches("<script").count(), 1, "one script");
         assert!(!html.contains(" src="), "nothing loaded from elsewhere");
         let data = client
-            .get(admin(&site, "/dashboard/data.json"))
+            .get(site.admin_url("/dashboard/data.json"))
             .header("cookie", &cookie)
             .send()
             .await
@@ -299,7 +292,7 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
         // An altered cookie is no session.
         let forged = format!("{}0", cookie);
         let refused = client
-            .get(admin(&site, "/dashboard/data.json"))
+            .get(site.admin_url("/dashboard/data.json"))
             .header("cookie", &forged)
             .send()
             .await
@@ -309,7 +302,7 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
 
     // Logging out clears the cookie.
     let out = client
-        .post(admin(&site, "/dashboard/logout"))
+        .post(site.admin_url("/dashboard/logout"))
         .send()
         .await
         .unwrap();
@@ -497,6 +490,13 @@ async fn refreshes(browser: &Browser) -> u64 {
         .unwrap_or(0)
 }
 
+/// Logs in through the page's form.
+async fn fill_login(browser: &Browser, user: &str, password: &str) {
+    browser.type_into("user", user).await;
+    browser.type_into("password", password).await;
+    browser.submit().await;
+}
+
 /// The bar: in a real browser, after a login through the form, the page
 /// shows what `nudge report --format json` says about the same store, logs
 /// no error, and follows new events by itself.
@@ -515,35 +515,10 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
     let c = &browser.client;
 
     // Not logged in: the login form; a wrong password says so.
-    c.goto(&admin(&site, "/dashboard")).await.unwrap();
+    c.goto(&site.admin_url("/dashboard")).await.unwrap();
     assert_eq!(c.current_url().await.unwrap().path(), "/dashboard/login");
-    let submit = |user: &'static str, password: &'static str| async move {
-        c.find(Locator::Id("user"))
-            .await
-            .unwrap()
-            .send_keys(user)
-            .await
-            .unwrap();
-        c.find(Locator::Id("password"))
-            .await
-            .unwrap()
-            .send_keys(password)
-            .await
-            .unwrap();
-        c.find(Locator::Css("button[type=submit]"))
-            .await
-            .unwrap()
-            .click()
-            .await
-            .unwrap();
-    };
-    submit("ana", "wrong password!").await;
-    let refused = c
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Id("error"))
-        .await
-        .unwrap();
+    fill_login(&browser, "ana", "wrong password!").await;
+    let refused = browser.appears(Locator::Id("error")).await;
     assert!(refused
         .text()
         .await
@@ -552,7 +527,7 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
     // The 401 itself is a console message of the browser's own; the
     // dashboard must add none.
     let _ = browser.console().await;
-    submit("ana", PASSWORD).await;
+    fill_login(&browser, "ana", PASSWORD).await;
     c.wait()
         .at_most(PATIENCE)
         .for_element(Locator::Css("main[data-refreshes=\"1\"]"))
@@ -571,21 +546,16 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
         .map(|f| f["kind"].as_str().unwrap())
         .collect();
     assert!(flags.contains(&"high_start_low_completion"), "{first}");
-    let updated = c
-        .find(Locator::Id("updated"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let updated = browser.text(Locator::Id("updated")).await;
     let hhmmss = updated.strip_prefix("last updated ").unwrap_or("");
     assert!(
         hhmmss.len() == 8 && hhmmss.chars().filter(|ch| *ch == ':').count() == 2,
         "{updated}"
     );
 
-    let shot = c.screenshot().await.unwrap();
-    assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let shot = browser
+        .screenshot_to(&site.path().join("dashboard.png"))
+        .await;
     let width = u32::from_be_bytes(shot[16..20].try_into().unwrap());
     let height = u32::from_be_bytes(shot[20..24].try_into().unwrap());
     assert!(width >= 390 && height >= 600, "{width}x{height}");
@@ -594,7 +564,6 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
         "a page with something on it: {} bytes",
         shot.len()
     );
-    std::fs::write(site.path().join("dashboard.png"), &shot).unwrap();
     no_errors(&browser).await;
 
     // New events: the page follows by itself, in place (the element keeps
@@ -610,17 +579,11 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
     events(&site, &token, "completed", 10..13).await;
     let second = report(&site);
     assert_ne!(first, second);
-    let start = std::time::Instant::now();
-    loop {
-        if figure(&browser, "hiring|funnel|completed|count").await == "13" {
-            break;
-        }
-        assert!(
-            start.elapsed() < PATIENCE,
-            "the page never showed 13 completed"
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_async(|| async {
+        (figure(&browser, "hiring|funnel|completed|count").await == "13").then_some(())
+    })
+    .await
+    .expect("the page never showed 13 completed");
     assert!(refreshes(&browser).await > before);
     let mark = c
         .execute(
@@ -636,12 +599,7 @@ async fn the_dashboard_in_a_browser_shows_the_report_and_follows_it() {
     // The daemon goes away: the page says its refresh failed, and keeps
     // the numbers it had.
     daemon.stop();
-    let error = c
-        .wait()
-        .at_most(PATIENCE)
-        .for_element(Locator::Css("#error:not([hidden])"))
-        .await
-        .unwrap();
+    let error = browser.appears(Locator::Css("#error:not([hidden])")).await;
     assert!(error
         .text()
         .await

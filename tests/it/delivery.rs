@@ -12,7 +12,7 @@ use crate::support;
 use crate::support::at;
 
 use std::collections::{BTreeMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration as StdDuration, SystemTime};
@@ -101,17 +101,7 @@ impl MailServer {
     /// Starts the server on a free loopback port; it lives as long as the
     /// test process (mailin has no shutdown).
     fn start(&self) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut server = mailin_embedded::Server::new(self.clone());
-        server
-            .with_name("mx.delivery.test")
-            .with_num_threads(2)
-            .with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            let _ = server.serve();
-        });
-        addr
+        crate::support::smtp::serve(self, "mx.delivery.test")
     }
 
     fn accepted(&self) -> usize {

@@ -6,65 +6,25 @@
 
 use crate::support;
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
-use std::sync::{Arc, Mutex};
+use std::net::SocketAddr;
 use std::time::Duration;
 
-use mailin_embedded::{response, Handler, Response, Server};
 use support::site::{wait_for, Site, VirtualClock};
+use support::smtp::Inbox;
 
-/// Every email the server took, as its raw text.
-#[derive(Clone, Default)]
-struct Inbox {
-    mails: Arc<Mutex<Vec<String>>>,
-    current: Vec<u8>,
-}
-
-impl Handler for Inbox {
-    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
-        response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        let mail = String::from_utf8_lossy(&std::mem::take(&mut self.current))
-            // Quoted-printable soft breaks, should the body be encoded so.
-            .replace("=\r\n", "")
-            .replace("=3D", "=");
-        self.mails.lock().unwrap().push(mail);
-        response::OK
-    }
-}
-
-impl Inbox {
-    /// The digests received so far.
-    fn digests(&self) -> Vec<String> {
-        self.mails
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|m| m.contains("Subject: nudge weekly digest"))
-            .cloned()
-            .collect()
-    }
-}
-
-fn start_smtp(inbox: &Inbox) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut server = Server::new(inbox.clone());
-    server
-        .with_name("mx.test")
-        .with_num_threads(2)
-        .with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        let _ = server.serve();
-    });
-    addr
+/// The digests `inbox` received so far, as text.
+fn digests(inbox: &Inbox) -> Vec<String> {
+    inbox
+        .mails()
+        .iter()
+        .map(|m| {
+            m.text()
+                // Quoted-printable soft breaks, should the body be encoded so.
+                .replace("=\r\n", "")
+                .replace("=3D", "=")
+        })
+        .filter(|m| m.contains("Subject: nudge weekly digest"))
+        .collect()
 }
 
 /// The probe site with email over SMTP to `smtp` and a digest on
@@ -91,36 +51,26 @@ fn site(smtp: SocketAddr) -> Site {
     site
 }
 
-fn stdout(out: &std::process::Output) -> String {
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout.clone()).unwrap()
-}
-
 #[test]
 fn a_digest_due_while_down_goes_once_with_the_funnel_and_a_restart_does_not_repeat_it() {
     let inbox = Inbox::default();
-    let site = site(start_smtp(&inbox));
+    let site = site(inbox.start());
     // Monday 2026-11-30, 06:50 UTC; a virtual minute each real second.
     let clock = VirtualClock::new("2026-11-30T06:50:00Z", 60.0);
 
     let daemon = site.start(Some(&clock));
     site.enroll("d1", "Ana", "d1@example.com");
     site.enroll("d2", "Ben", "d2@example.com");
-    let shown = stdout(&site.nudge(&["digest"]));
+    let shown = site.ok(&["digest"]);
     assert!(
         shown.contains("next due: 2026-11-30T07:00:00Z"),
         "the first start schedules the next Monday 8:00 in Paris:\n{shown}"
     );
     assert!(shown.contains("to: lead@example.com"), "{shown}");
     // The invitations go before the digest is due.
-    wait_for(|| (inbox.mails.lock().unwrap().len() >= 2).then_some(())).expect("two invitations");
+    wait_for(|| (inbox.mails().len() >= 2).then_some(())).expect("two invitations");
     daemon.stop();
-    assert!(inbox.digests().is_empty(), "nothing was due yet");
+    assert!(digests(&inbox).is_empty(), "nothing was due yet");
 
     // Down over 07:00; then started again: the digest goes once.
     let past_due = clock.origin_real + Duration::from_millis(11_500);
@@ -128,7 +78,7 @@ fn a_digest_due_while_down_goes_once_with_the_funnel_and_a_restart_does_not_repe
         std::thread::sleep(wait);
     }
     let daemon = site.start(Some(&clock));
-    let digest = wait_for(|| inbox.digests().pop()).expect("the digest arrives after the start");
+    let digest = wait_for(|| digests(&inbox).pop()).expect("the digest arrives after the start");
     assert!(digest.contains("lead@example.com"), "{digest}");
     let funnel: Vec<Vec<&str>> = digest
         .lines()
@@ -146,10 +96,10 @@ fn a_digest_due_while_down_goes_once_with_the_funnel_and_a_restart_does_not_repe
     daemon.stop();
     let daemon = site.start(Some(&clock));
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(inbox.digests().len(), 1, "one digest, however many starts");
-    let shown = stdout(&site.nudge(&["digest"]));
+    assert_eq!(digests(&inbox).len(), 1, "one digest, however many starts");
+    let shown = site.ok(&["digest"]);
     assert!(shown.contains("next due: 2026-12-07T07:00:00Z"), "{shown}");
-    let text = stdout(&site.nudge(&["digest", "--now"]));
+    let text = site.ok(&["digest", "--now"]);
     assert!(text.starts_with("Subject: nudge weekly digest"), "{text}");
     assert!(text.contains("enrolled"), "{text}");
     daemon.stop();
@@ -163,13 +113,13 @@ fn a_digest_due_while_down_goes_once_with_the_funnel_and_a_restart_does_not_repe
     );
     let daemon = site.start(Some(&clock));
     let moved = wait_for(|| {
-        let shown = stdout(&site.nudge(&["digest"]));
+        let shown = site.ok(&["digest"]);
         shown
             .contains("next due: 2026-12-04T08:00:00Z")
             .then_some(())
     });
-    assert!(moved.is_some(), "{}", stdout(&site.nudge(&["digest"])));
-    assert_eq!(inbox.digests().len(), 1);
+    assert!(moved.is_some(), "{}", site.ok(&["digest"]));
+    assert_eq!(digests(&inbox).len(), 1);
     daemon.stop();
 }
 

@@ -13,16 +13,16 @@
 
 use crate::support;
 use crate::support::repo;
+use crate::support::smtp::Inbox;
 use crate::support::week as agenda;
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration as StdDuration;
 
 use chrono::{Datelike, Duration, Timelike, Weekday};
-use mailin_embedded::{response, Handler, Response};
 use serde_json::json;
 
 use agenda::{applicants, at, predict, week, Act, Send};
@@ -129,7 +129,7 @@ fn logged_sends(store: &SledStore, id: &str) -> Vec<Send> {
 }
 
 // ---------------------------------------------------------------------------
-// An SMTP server on loopback that keeps every message it accepts
+// The messages a loopback SMTP server accepted
 
 /// One accepted message: its `RCPT` recipients and the raw text.
 #[derive(Clone, Debug)]
@@ -159,58 +159,16 @@ impl Mail {
     }
 }
 
-#[derive(Clone, Default)]
-struct MailServer {
-    accepted: Arc<Mutex<Vec<Mail>>>,
-    recipients: Vec<String>,
-    data: Vec<u8>,
-}
-
-impl MailServer {
-    fn start(&self) -> SocketAddr {
-        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-        let addr = listener.local_addr().unwrap();
-        let mut server = mailin_embedded::Server::new(self.clone());
-        server
-            .with_name("mx.e2e.test")
-            .with_num_threads(2)
-            .with_tcp_listener(listener);
-        std::thread::spawn(move || {
-            let _ = server.serve();
-        });
-        addr
-    }
-
-    fn accepted(&self) -> Vec<Mail> {
-        self.accepted.lock().unwrap().clone()
-    }
-}
-
-impl Handler for MailServer {
-    fn mail(&mut self, _ip: IpAddr, _domain: &str, _from: &str) -> Response {
-        self.recipients.clear();
-        self.data.clear();
-        response::OK
-    }
-
-    fn rcpt(&mut self, to: &str) -> Response {
-        self.recipients.push(to.to_string());
-        response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.data.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        let mail = Mail {
-            to: std::mem::take(&mut self.recipients),
-            raw: String::from_utf8_lossy(&std::mem::take(&mut self.data)).into_owned(),
-        };
-        self.accepted.lock().unwrap().push(mail);
-        response::OK
-    }
+/// What `inbox` accepted so far.
+fn accepted(inbox: &Inbox) -> Vec<Mail> {
+    inbox
+        .mails()
+        .into_iter()
+        .map(|m| Mail {
+            raw: m.text(),
+            to: m.to,
+        })
+        .collect()
 }
 
 fn channels(mail: SocketAddr, sms: &Server, whatsapp: &Server) -> Channels {
@@ -287,7 +245,7 @@ fn assert_in_window(external: &str, zone: chrono_tz::Tz, (template, _, when): &S
 async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
     let began = std::time::Instant::now();
     let fx = Fixture::warehouse();
-    let mail = MailServer::default();
+    let mail = Inbox::default();
     let mail_addr = mail.start();
     let sms = Server::start(twilio_ok()).await;
     let whatsapp = Server::start(twilio_ok()).await;
@@ -336,7 +294,7 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
             (drained && next.is_none_or(|w| w > now)).then_some(next)
         })
         .await;
-        let accepted = mail.accepted();
+        let accepted = accepted(&mail);
         mails.extend(accepted[mails.len()..].iter().map(|m| (m.clone(), now)));
         let received = sms.received();
         texts.extend(received[texts.len()..].iter().map(|r| (r.clone(), now)));
@@ -365,7 +323,7 @@ async fn the_warehouse_week_reaches_loopback_smtp_and_twilio_as_simulated() {
     // A moment more, so a late or repeated delivery would show.
     tokio::time::sleep(StdDuration::from_millis(300)).await;
     running.stop().await;
-    assert_eq!(mail.accepted().len(), mails.len(), "mail after the week");
+    assert_eq!(accepted(&mail).len(), mails.len(), "mail after the week");
     assert_eq!(sms.received().len(), texts.len(), "texts after the week");
     assert!(whatsapp.received().is_empty(), "WhatsApp is not a channel");
 

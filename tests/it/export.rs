@@ -30,11 +30,6 @@ fn lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
-fn ok(out: &std::process::Output) -> String {
-    assert_eq!(out.status.code(), Some(0), "{}", stderr(out));
-    stdout(out)
-}
-
 /// Twelve candidates enrolled through the daemon, each sent its first
 /// message; some click (from a phone), start and complete.
 fn fill(site: &Site) {
@@ -52,12 +47,12 @@ fn fill(site: &Site) {
         site.wait_sent(who, "ping");
     }
     for (i, who) in ids.iter().enumerate().take(8) {
-        ok(&site.nudge(&["event", who, "clicked", "--field", "device=mobile"]));
+        site.ok(&["event", who, "clicked", "--field", "device=mobile"]);
         if i < 5 {
-            ok(&site.nudge(&["event", who, "started"]));
+            site.ok(&["event", who, "started"]);
         }
         if i < 3 {
-            ok(&site.nudge(&["event", who, "completed"]));
+            site.ok(&["event", who, "completed"]);
         }
     }
 }
@@ -69,7 +64,7 @@ fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_wit
     fill(&site);
     // Every send settled, so both exports see the same history.
     wait_for(|| {
-        let log = ok(&site.nudge(&["export"]));
+        let log = site.ok(&["export"]);
         (lines(&log)
             .iter()
             .filter(|l| l["kind"] == "delivered")
@@ -78,10 +73,10 @@ fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_wit
             .then_some(())
     })
     .expect("every ping delivered");
-    let through = ok(&site.nudge(&["export"]));
-    let report_through = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    let through = site.ok(&["export"]);
+    let report_through = site.ok(&["report", "--format", "json", "--by", "variant"]);
     daemon.stop();
-    let direct = ok(&site.nudge(&["export"]));
+    let direct = site.ok(&["export"]);
     assert_eq!(
         through, direct,
         "the daemon's export and the store's differ"
@@ -137,9 +132,9 @@ fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_wit
 
     // The report over the store and over the exported log agree.
     let file = site.path().join("log.jsonl");
-    ok(&site.nudge(&["export", "--output", file.to_str().unwrap()]));
-    let report_store = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
-    let report_log = ok(&site.nudge(&[
+    site.ok(&["export", "--output", file.to_str().unwrap()]);
+    let report_store = site.ok(&["report", "--format", "json", "--by", "variant"]);
+    let report_log = site.ok(&[
         "report",
         "--events",
         file.to_str().unwrap(),
@@ -147,7 +142,7 @@ fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_wit
         "json",
         "--by",
         "variant",
-    ]));
+    ]);
     let (store, from_log, through): (Value, Value, Value) = (
         serde_json::from_str(&report_store).unwrap(),
         serde_json::from_str(&report_log).unwrap(),
@@ -175,9 +170,9 @@ fn dates_and_campaigns_select_what_is_exported() {
     let tomorrow = (chrono::Utc::now() + chrono::Duration::days(1))
         .format("%Y-%m-%d")
         .to_string();
-    let later = lines(&ok(&site.nudge(&["export", "--since", &tomorrow])));
+    let later = lines(&site.ok(&["export", "--since", &tomorrow]));
     assert_eq!(later.len(), 1, "only the campaign line: {later:?}");
-    let before = lines(&ok(&site.nudge(&["export", "--until", &tomorrow])));
+    let before = lines(&site.ok(&["export", "--until", &tomorrow]));
     assert!(before.iter().any(|l| l["kind"] == "sent"), "{before:?}");
 
     let out = site.nudge(&["export", "--since", "last week"]);
@@ -217,7 +212,7 @@ fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
     let daemon = site.start(None);
     fill(&site);
     daemon.stop();
-    let before = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    let before = site.ok(&["report", "--format", "json", "--by", "variant"]);
     // Every dossier as an earlier layout wrote it; with `layout_7`, one
     // candidate's traces under their `e` key, emptied.
     let rewind = |layout: u32| {
@@ -252,7 +247,7 @@ fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
         .unwrap();
     };
     rewind(6);
-    let after = ok(&site.nudge(&["report", "--format", "json", "--by", "variant"]));
+    let after = site.ok(&["report", "--format", "json", "--by", "variant"]);
     assert_eq!(before, after);
     let verified = site.nudge(&["verify"]);
     assert_eq!(verified.status.code(), Some(0), "{}", stdout(&verified));
@@ -268,7 +263,7 @@ fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
     // one enrollment fewer and `verify` says their traces disagree).
     rewind(7);
     let report: serde_json::Value =
-        serde_json::from_str(&ok(&site.nudge(&["report", "--format", "json"]))).unwrap();
+        serde_json::from_str(&site.ok(&["report", "--format", "json"])).unwrap();
     let first: serde_json::Value = serde_json::from_str(&before).unwrap();
     let enrolled = |r: &serde_json::Value| -> u64 {
         r["campaigns"]

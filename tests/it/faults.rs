@@ -15,28 +15,6 @@ use std::time::Duration as StdDuration;
 use crate::support::site::*;
 use crate::support::{stderr, stdout};
 
-/// The fault file of a site: what the store's next writes do.
-fn fault_file(site: &Site) -> PathBuf {
-    site.path().join("fault")
-}
-
-fn set_fault(site: &Site, word: &str) {
-    std::fs::write(fault_file(site), word).unwrap();
-}
-
-/// `nudge run` with the fault file in its environment.
-fn start_faulty(site: &Site) -> Daemon {
-    set_fault(site, "none");
-    let fault = fault_file(site);
-    site.start_with(
-        &["run"],
-        |c| {
-            c.env("NUDGE_STORE_FAULTS", &fault);
-        },
-        &[": running"],
-    )
-}
-
 /// A CLI command that must end by itself (a wedged daemon would hold it).
 fn answered(site: &Site, args: &[&str]) -> Output {
     ends(site.command(args), args)
@@ -123,19 +101,19 @@ fn assert_refused_while_failing(site: &Site, id: &str, cause: &str) {
 /// After writes fail with `word`, the same process resumes when they work.
 fn failed_writes_resume(word: &str, cause: &str) {
     let site = Site::probe();
-    let daemon = start_faulty(&site);
+    let daemon = site.start_faulty();
     let pid = daemon.child.id();
     for id in ["a1", "a2"] {
         let out = enroll(&site, id);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    set_fault(&site, word);
+    site.set_fault(word);
     let mark = daemon.mark();
     assert_refused_while_failing(&site, "b1", cause);
     let line = daemon.wait_line(mark, &["ERROR", cause]);
     assert!(line.contains("could not be written"), "{line}");
 
-    set_fault(&site, "none");
+    site.set_fault("none");
     wait_for(|| (health(&site).0 == 200).then_some(()))
         .unwrap_or_else(|| panic!("never writable again:\n{}", daemon.log()));
     daemon.wait_line(mark, &["can be written again"]);
@@ -167,11 +145,11 @@ fn a_flush_that_fails_is_answered_at_once_and_the_daemon_resumes_by_itself() {
 #[test]
 fn a_stalled_write_answers_callers_and_sigterm_still_stops_the_daemon() {
     let site = Site::probe();
-    let daemon = start_faulty(&site);
+    let daemon = site.start_faulty();
     let out = enroll(&site, "a1");
     assert!(out.status.success(), "{}", stderr(&out));
 
-    set_fault(&site, "stall");
+    site.set_fault("stall");
     // This one is caught inside the write; it is answered all the same.
     let out = enroll(&site, "b1");
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
@@ -201,8 +179,8 @@ fn a_stalled_write_answers_callers_and_sigterm_still_stops_the_daemon() {
     );
 
     // The disk comes back: the next start finds everything acknowledged.
-    set_fault(&site, "none");
-    let daemon = start_faulty(&site);
+    site.set_fault("none");
+    let daemon = site.start_faulty();
     assert!(known(&site, "a1"));
     wait_pinged(&site, "a1");
     daemon.stop();
@@ -312,13 +290,7 @@ fn a_channel_that_panics_fails_that_send_and_it_is_retried() {
     );
     let fault = site.path().join("channel-fault");
     std::fs::write(&fault, "panic").unwrap();
-    let daemon = site.start_with(
-        &["run"],
-        |c| {
-            c.env("NUDGE_CHANNEL_FAULTS", &fault);
-        },
-        &[": running"],
-    );
+    let daemon = site.start_env("NUDGE_CHANNEL_FAULTS", &fault);
     let mark = daemon.mark();
     let out = enroll(&site, "a1");
     assert!(out.status.success(), "{}", stderr(&out));

@@ -11,15 +11,14 @@
 //! a request here checks it once more beside the public server.
 
 use std::io::{Read, Write};
-use std::net::{IpAddr, SocketAddr, TcpListener, TcpStream};
-use std::sync::{Arc, Mutex};
+use std::net::TcpStream;
 
-use mailin_embedded::{response, Handler, Response, Server};
 use reqwest::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION, USER_AGENT};
 use reqwest::StatusCode;
 
 use crate::support::dkim::{verify, PublicKey};
 use crate::support::site::*;
+use crate::support::smtp::Inbox;
 use crate::support::{stderr, stdout};
 
 const IPHONE: &str = "Mozilla/5.0 (iPhone; CPU iPhone OS 17_4 like Mac OS X) AppleWebKit/605.1.15 (KHTML, like Gecko) Version/17.4 Mobile/15E148 Safari/604.1";
@@ -29,14 +28,6 @@ const ROBOT: &str = "Mozilla/5.0 (compatible; Googlebot/2.1; +http://www.google.
 
 /// The default interview address of these sites, with every placeholder.
 const INTERVIEW: &str = "https://interview.example/start?t={token}&c={candidate}&k={campaign}";
-
-/// A client that shows redirects instead of following them.
-fn client() -> reqwest::Client {
-    reqwest::Client::builder()
-        .redirect(reqwest::redirect::Policy::none())
-        .build()
-        .unwrap()
-}
 
 /// The probe site with [`INTERVIEW`] as `interview_url` (or none).
 fn site_with(interview_url: Option<&str>) -> Site {
@@ -50,10 +41,6 @@ fn site_with(interview_url: Option<&str>) -> Site {
     };
     site.write("nudge.toml", &config.replace(line, &replaced));
     site
-}
-
-fn url(site: &Site, path: &str) -> String {
-    format!("http://127.0.0.1:{}{path}", site.public_port)
 }
 
 /// Enrolls `id` in `campaign`; the candidate id and link token.
@@ -77,7 +64,7 @@ fn enroll_in(site: &Site, campaign: &str, id: &str) -> (String, String) {
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     let link = answer["link"].as_str().unwrap();
-    let prefix = url(site, "/i/");
+    let prefix = site.public_url("/i/");
     let token = link
         .strip_prefix(&prefix)
         .unwrap_or_else(|| panic!("the link {link} is {prefix}TOKEN"));
@@ -108,8 +95,8 @@ fn received(site: &Site, who: &str, event: &str) -> Vec<String> {
 }
 
 async fn get(site: &Site, path: &str, agent: &str) -> reqwest::Response {
-    client()
-        .get(url(site, path))
+    no_redirects()
+        .get(site.public_url(path))
         .header(USER_AGENT, agent)
         .send()
         .await
@@ -151,8 +138,8 @@ async fn a_click_records_the_device_and_redirects_to_the_filled_interview_addres
     // A robot (a link preview) and a HEAD are sent on, and are no click.
     let response = get(&site, &format!("/i/{token}"), ROBOT).await;
     assert_eq!(response.status(), StatusCode::FOUND);
-    let response = client()
-        .head(url(&site, &format!("/i/{token}")))
+    let response = no_redirects()
+        .head(site.public_url(&format!("/i/{token}")))
         .header(USER_AGENT, IPHONE)
         .send()
         .await
@@ -242,17 +229,9 @@ async fn the_campaigns_link_comes_before_interview_url_and_without_either_nudge_
 #[tokio::test]
 async fn a_click_while_the_store_cannot_write_still_reaches_the_interview() {
     let site = site_with(Some(INTERVIEW));
-    let fault = site.path().join("fault");
-    std::fs::write(&fault, "none").unwrap();
-    let daemon = site.start_with(
-        &["run"],
-        |c| {
-            c.env("NUDGE_STORE_FAULTS", &fault);
-        },
-        &[": running"],
-    );
+    let daemon = site.start_faulty();
     let (id, token) = enroll_in(&site, "probe", "t1");
-    std::fs::write(&fault, "fail").unwrap();
+    site.set_fault("fail");
     let mark = daemon.mark();
     let response = get(&site, &format!("/i/{token}"), IPHONE).await;
     assert_eq!(response.status(), StatusCode::FOUND);
@@ -263,8 +242,8 @@ async fn a_click_while_the_store_cannot_write_still_reaches_the_interview() {
     daemon.wait_line(mark, &["the click was not recorded"]);
     // An unsubscribe that cannot be recorded says so (and is not lost in
     // silence): 503, to be tried again.
-    let response = client()
-        .post(url(&site, &format!("/u/{token}")))
+    let response = no_redirects()
+        .post(site.public_url(&format!("/u/{token}")))
         .send()
         .await
         .unwrap();
@@ -273,7 +252,7 @@ async fn a_click_while_the_store_cannot_write_still_reaches_the_interview() {
     assert!(page.contains("try again"), "{page}");
     assert!(!page.contains("panicked"), "{page}");
 
-    std::fs::write(&fault, "none").unwrap();
+    site.set_fault("none");
     wait_for(|| {
         (http(site.port, "GET", "/v1/health", Some(&site.token()), "").0 == 200).then_some(())
     })
@@ -325,8 +304,8 @@ async fn unknown_tokens_get_a_page_the_pixel_answers_every_token_and_the_server_
         let page = response.text().await.unwrap();
         assert!(page.contains("This link does not work"), "{path}: {page}");
     }
-    let response = client()
-        .post(url(&site, &format!("/u/{id}")))
+    let response = no_redirects()
+        .post(site.public_url(&format!("/u/{id}")))
         .send()
         .await
         .unwrap();
@@ -411,8 +390,8 @@ async fn unsubscribing_by_the_page_or_one_click_opts_out_once_and_nothing_more_i
 
     // The button (an empty form), twice: recorded once.
     for _ in 0..2 {
-        let response = client()
-            .post(url(&site, &format!("/u/{page_token}")))
+        let response = no_redirects()
+            .post(site.public_url(&format!("/u/{page_token}")))
             .form(&[] as &[(&str, &str)])
             .send()
             .await
@@ -436,8 +415,11 @@ async fn unsubscribing_by_the_page_or_one_click_opts_out_once_and_nothing_more_i
         .find(|m| m.candidate == click_id)
         .unwrap();
     let header_url = email.unsubscribe_url.clone().expect("List-Unsubscribe");
-    assert!(header_url.starts_with(&url(&site, "/u/")), "{header_url}");
-    let response = client()
+    assert!(
+        header_url.starts_with(&site.public_url("/u/")),
+        "{header_url}"
+    );
+    let response = no_redirects()
         .post(&header_url)
         .form(&[("List-Unsubscribe", "One-Click")])
         .send()
@@ -468,52 +450,6 @@ async fn unsubscribing_by_the_page_or_one_click_opts_out_once_and_nothing_more_i
 }
 
 // --------------------------------------------------- an email over SMTP
-
-/// A loopback SMTP server keeping what it receives.
-#[derive(Clone, Default)]
-struct Inbox {
-    mails: Arc<Mutex<Vec<Vec<u8>>>>,
-    current: Vec<u8>,
-}
-
-impl Handler for Inbox {
-    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
-        response::OK
-    }
-
-    fn data_start(
-        &mut self,
-        _domain: &str,
-        _from: &str,
-        _is8bit: bool,
-        _to: &[String],
-    ) -> Response {
-        self.current.clear();
-        response::OK
-    }
-
-    fn data(&mut self, buf: &[u8]) -> std::io::Result<()> {
-        self.current.extend_from_slice(buf);
-        Ok(())
-    }
-
-    fn data_end(&mut self) -> Response {
-        let mail = std::mem::take(&mut self.current);
-        self.mails.lock().unwrap().push(mail);
-        response::OK
-    }
-}
-
-fn start_smtp(inbox: &Inbox) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut server = Server::new(inbox.clone());
-    server.with_name("mx.test").with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        let _ = server.serve();
-    });
-    addr
-}
 
 /// A header's value, unfolded.
 fn header(mail: &str, name: &str) -> Option<String> {
@@ -577,7 +513,7 @@ fn unquote(text: &str) -> String {
 async fn an_email_carries_list_unsubscribe_and_the_open_pixel_and_both_work() {
     let site = site_with(Some(INTERVIEW));
     let inbox = Inbox::default();
-    let smtp = start_smtp(&inbox);
+    let smtp = inbox.start();
     let config = std::fs::read_to_string(site.config()).unwrap();
     let file_email = "[channels.email]\ntransport = \"file\"\npath = \"out/email.jsonl\"\n";
     assert!(config.contains(file_email));
@@ -606,11 +542,11 @@ async fn an_email_carries_list_unsubscribe_and_the_open_pixel_and_both_work() {
     );
     let daemon = site.start(None);
     let (_, token) = enroll_in(&site, "probe", "m1");
-    let mail = wait_for(|| inbox.mails.lock().unwrap().first().cloned())
+    let mail = wait_for(|| inbox.mails().first().cloned())
         .unwrap_or_else(|| panic!("no email arrived:\n{}", daemon.log()));
-    let text = String::from_utf8(mail.clone()).unwrap();
+    let text = String::from_utf8(mail.data.clone()).unwrap();
 
-    let unsubscribe = url(&site, &format!("/u/{token}"));
+    let unsubscribe = site.public_url(&format!("/u/{token}"));
     assert_eq!(
         header(&text, "List-Unsubscribe"),
         Some(format!("<{unsubscribe}>"))
@@ -626,12 +562,12 @@ async fn an_email_carries_list_unsubscribe_and_the_open_pixel_and_both_work() {
         "{signature}"
     );
     let public = PublicKey::fixture("dkim-test-pkcs8.pem", "nudge", "example.com");
-    if let Err(why) = verify(&mail, &public) {
+    if let Err(why) = verify(&mail.data, &public) {
         panic!("does not verify: {why}\n{text}");
     }
 
     // The HTML part has the pixel before `</body>`; the text part has none.
-    let pixel = url(&site, &format!("/o/{token}.gif"));
+    let pixel = site.public_url(&format!("/o/{token}.gif"));
     let (plain, html) = (part(&text, "text/plain"), part(&text, "text/html"));
     let img = format!("<img src=\"{pixel}\" width=\"1\" height=\"1\"");
     let at = html
@@ -645,7 +581,7 @@ async fn an_email_carries_list_unsubscribe_and_the_open_pixel_and_both_work() {
     let response = get(&site, &format!("/o/{token}.gif"), DESKTOP).await;
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(received(&site, "m1", "opened"), ["opened received"]);
-    let response = client()
+    let response = no_redirects()
         .post(&unsubscribe)
         .form(&[("List-Unsubscribe", "One-Click")])
         .send()

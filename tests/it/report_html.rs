@@ -8,7 +8,6 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use fantoccini::elements::Element;
-use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::Locator;
 use serde_json::{json, Value};
 
@@ -158,28 +157,6 @@ fn write_report(site: &Site, events: &Path) -> PathBuf {
     out
 }
 
-/// The browser's console messages at SEVERE level (chromedriver keeps
-/// them without asking).
-#[derive(Debug)]
-struct BrowserLog;
-
-impl WebDriverCompatibleCommand for BrowserLog {
-    fn endpoint(
-        &self,
-        base: &reqwest::Url,
-        session: Option<&str>,
-    ) -> Result<reqwest::Url, url::ParseError> {
-        base.join(&format!("session/{}/se/log", session.unwrap_or_default()))
-    }
-
-    fn method_and_body(&self, _: &reqwest::Url) -> (reqwest::Method, Option<String>) {
-        (
-            reqwest::Method::POST,
-            Some(json!({"type": "browser"}).to_string()),
-        )
-    }
-}
-
 async fn size(element: &Element) -> (f64, f64) {
     let (_, _, width, height) = element.rectangle().await.unwrap();
     (width, height)
@@ -261,13 +238,7 @@ async fn a_recruiter_opens_the_html_report_offline_and_sees_the_winner_and_the_d
     assert!(drawn.as_u64().unwrap() >= 2, "the variants' lines: {drawn}");
 
     // The experiment table holds its numbers.
-    let table = c
-        .find(Locator::Css("table.variants"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let table = browser.text(Locator::Css("table.variants")).await;
     let warm_n = made.furthest["warm"].len();
     let warm_x = made.furthest["warm"].iter().filter(|s| **s == 6).count();
     assert!(
@@ -284,21 +255,12 @@ async fn a_recruiter_opens_the_html_report_offline_and_sees_the_winner_and_the_d
         .await
         .unwrap();
     assert_eq!(fetched, json!([]), "the page fetched something");
-    let overflow = c
-        .execute(
-            "return document.documentElement.scrollWidth > window.innerWidth",
-            vec![],
-        )
-        .await
-        .unwrap();
-    assert_eq!(overflow, Value::Bool(false), "nothing wider than the phone");
-    let log = c.issue_cmd(BrowserLog).await.unwrap();
-    assert_eq!(log, json!([]), "the console");
+    browser.fits_the_width().await;
+    let log = browser.console().await;
+    assert!(log.is_empty(), "the console: {log:?}");
 
-    let shot = c.screenshot().await.unwrap();
-    assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+    let shot = browser.screenshot_to(&site.path().join("report.png")).await;
     assert!(shot.len() > 20_000, "a screenshot of {} bytes", shot.len());
-    std::fs::write(site.path().join("report.png"), &shot).unwrap();
     if let Some(keep) = std::env::var_os("NUDGE_KEEP_SCREENSHOTS") {
         std::fs::write(Path::new(&keep).join("report-html.png"), &shot).unwrap();
         std::fs::write(Path::new(&keep).join("report.html"), &html).unwrap();

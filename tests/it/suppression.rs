@@ -6,15 +6,14 @@
 //! a contact off the list lets sends through again.
 
 use crate::support::site::{self, wait_for, Daemon};
-use crate::support::{self, stderr, stdout};
+use crate::support::smtp::Inbox;
+use crate::support::{self, stderr, stdout, succeeded};
 
-use std::net::{IpAddr, SocketAddr, TcpListener};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::{Arc, Mutex};
 use std::time::SystemTime;
 
-use mailin_embedded::{response, Handler, Response, Server};
 use nudge::runtime::api::{EnrollRequest, EventRequest, SuppressRequest, UnsuppressRequest};
 use nudge::runtime::campaigns::Campaigns;
 use nudge::runtime::core::{Command as Ask, Core, Reply};
@@ -55,62 +54,6 @@ fn campaign(channel: &str) -> String {
 }}
 "#
     )
-}
-
-// ---------------------------------------------------------------------------
-// A recording SMTP server (mailin-embedded)
-
-/// The recipients of every email received, in order.
-#[derive(Clone, Default)]
-struct Inbox {
-    to: Arc<Mutex<Vec<String>>>,
-    current: Vec<String>,
-}
-
-impl Inbox {
-    /// How many emails went to `address` (compared in lower case).
-    fn count(&self, address: &str) -> usize {
-        let address = address.to_lowercase();
-        self.to
-            .lock()
-            .unwrap()
-            .iter()
-            .filter(|t| t.to_lowercase() == address)
-            .count()
-    }
-}
-
-impl Handler for Inbox {
-    fn helo(&mut self, _ip: IpAddr, _domain: &str) -> Response {
-        response::OK
-    }
-
-    fn data_start(&mut self, _domain: &str, _from: &str, _is8bit: bool, to: &[String]) -> Response {
-        self.current = to.to_vec();
-        response::OK
-    }
-
-    fn data_end(&mut self) -> Response {
-        let to = std::mem::take(&mut self.current);
-        self.to.lock().unwrap().extend(to);
-        response::OK
-    }
-}
-
-/// Starts the server on a free loopback port (it runs until the test
-/// process exits: mailin has no shutdown).
-fn smtp_server(inbox: &Inbox) -> SocketAddr {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let addr = listener.local_addr().unwrap();
-    let mut server = Server::new(inbox.clone());
-    server
-        .with_name("mx.test")
-        .with_num_threads(2)
-        .with_tcp_listener(listener);
-    std::thread::spawn(move || {
-        let _ = server.serve();
-    });
-    addr
 }
 
 // ---------------------------------------------------------------------------
@@ -192,14 +135,7 @@ catch_up_secs = 2592000
     /// Runs a command that must succeed; its stdout and stderr.
     fn ok(&self, args: &[&str]) -> (String, String) {
         let out = self.nudge(args);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "nudge {args:?}:\n{}{}",
-            stdout(&out),
-            stderr(&out)
-        );
-        (stdout(&out), stderr(&out))
+        (succeeded(args, &out), stderr(&out))
     }
 
     /// Starts `nudge run` on an accelerated clock and waits until it runs.
@@ -439,15 +375,15 @@ fn a_send_to_a_suppressed_address_falls_back_to_the_next_channel() {
 #[test]
 fn after_an_opt_out_no_email_reaches_the_address_whoever_is_enrolled_with_it() {
     let inbox = Inbox::default();
-    let site = Site::smtp(smtp_server(&inbox));
+    let site = Site::smtp(inbox.start());
     let daemon = site.start();
 
     site.enroll("a1", "email", "k15@example.com");
-    wait_for(|| (inbox.count("k15@example.com") >= 1).then_some(()))
+    wait_for(|| (inbox.count_to("k15@example.com") >= 1).then_some(()))
         .expect("the first candidate's invite arrives");
     site.ok(&["event", "a1", "opted_out"]);
     // Its reminder may have gone before the opt-out; nothing goes after.
-    let before = inbox.count("k15@example.com");
+    let before = inbox.count_to("k15@example.com");
 
     // The same person under a new id, the address in upper case.
     let (_, err) = site.enroll("a2", "email", "K15@EXAMPLE.COM");
@@ -459,10 +395,10 @@ fn after_an_opt_out_no_email_reaches_the_address_whoever_is_enrolled_with_it() {
     // A control candidate: their invite and reminder arrive, so the
     // daemon had every chance to send the others'.
     site.enroll("a3", "email", "control@example.com");
-    wait_for(|| (inbox.count("control@example.com") == 2).then_some(()))
+    wait_for(|| (inbox.count_to("control@example.com") == 2).then_some(()))
         .expect("the control candidate's invite and reminder arrive");
     assert_eq!(
-        inbox.count("k15@example.com"),
+        inbox.count_to("k15@example.com"),
         before,
         "nothing after the opt-out"
     );
@@ -476,7 +412,7 @@ fn after_an_opt_out_no_email_reaches_the_address_whoever_is_enrolled_with_it() {
         "{shown}"
     );
     assert_eq!(
-        inbox.count("k15@example.com"),
+        inbox.count_to("k15@example.com"),
         before,
         "nothing after the opt-out"
     );
@@ -505,7 +441,7 @@ fn after_an_opt_out_no_email_reaches_the_address_whoever_is_enrolled_with_it() {
     );
     let (_, err) = site.enroll("a4", "email", "k15@example.com");
     assert!(!err.contains("suppressed"), "{err}");
-    wait_for(|| (inbox.count("k15@example.com") == 2).then_some(()))
+    wait_for(|| (inbox.count_to("k15@example.com") == 2).then_some(()))
         .expect("the invite goes once the address is off the list");
     daemon.stop();
 }
@@ -662,7 +598,7 @@ fn the_list_is_managed_without_a_daemon() {
 #[test]
 fn the_list_is_managed_through_the_daemon_and_a_manual_entry_stops_sends_until_removed() {
     let inbox = Inbox::default();
-    let site = Site::smtp(smtp_server(&inbox));
+    let site = Site::smtp(inbox.start());
     let daemon = site.start();
     manage_the_list(&site);
 
@@ -680,7 +616,7 @@ fn the_list_is_managed_through_the_daemon_and_a_manual_entry_stops_sends_until_r
     );
     site.ok(&["suppression", "remove", "k16@example.com"]);
     site.enroll("b2", "email", "k16@example.com");
-    wait_for(|| (inbox.count("k16@example.com") >= 1).then_some(()))
+    wait_for(|| (inbox.count_to("k16@example.com") >= 1).then_some(()))
         .expect("the invite goes once the address is off the list");
     daemon.stop();
 }

@@ -244,7 +244,7 @@ async fn logout() -> Response {
     responses(
         (status = 200, description = "`{at, refresh_secs, status, sends_today, report}`: `report` is exactly `nudge report --format json`", content_type = "application/json", body = Object),
         (status = 401, description = "no session and no token, or not the daemon's", body = ErrorBody),
-        (status = 503, description = "the store cannot be read now", body = ErrorBody)
+        super::refused::CannotRead
     )
 )]
 async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {

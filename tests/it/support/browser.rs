@@ -13,10 +13,11 @@ use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 
-use fantoccini::{Client, ClientBuilder};
+use fantoccini::elements::Element;
+use fantoccini::{Client, ClientBuilder, Locator};
 use hyper_util::client::legacy::connect::HttpConnector;
 
-use super::site::{free_port, wait_for};
+use super::site::{free_port, wait_for, PATIENCE};
 
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
@@ -129,6 +130,77 @@ impl Browser {
     /// Ends the session (chromium quits), then the driver.
     pub async fn close(self) {
         let _ = self.client.clone().close().await;
+    }
+
+    /// Types `text` into the field with id `id`.
+    pub async fn type_into(&self, id: &str, text: &str) {
+        self.client
+            .find(Locator::Id(id))
+            .await
+            .unwrap_or_else(|e| panic!("no field {id}: {e}"))
+            .send_keys(text)
+            .await
+            .unwrap();
+    }
+
+    /// Clicks the page's submit button.
+    pub async fn submit(&self) {
+        self.client
+            .find(Locator::Css("button[type=submit]"))
+            .await
+            .unwrap()
+            .click()
+            .await
+            .unwrap();
+    }
+
+    /// The element `locator` finds, once it is on the page (waiting at
+    /// most [`PATIENCE`]).
+    pub async fn appears(&self, locator: Locator<'_>) -> Element {
+        self.client
+            .wait()
+            .at_most(PATIENCE)
+            .for_element(locator)
+            .await
+            .unwrap()
+    }
+
+    /// The text of the element `locator` finds.
+    pub async fn text(&self, locator: Locator<'_>) -> String {
+        self.client
+            .find(locator)
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    /// Asserts that nothing on the page is wider than the phone (no
+    /// sideways scrolling).
+    pub async fn fits_the_width(&self) {
+        let overflow = self
+            .client
+            .execute(
+                "return document.documentElement.scrollWidth > window.innerWidth",
+                vec![],
+            )
+            .await
+            .unwrap();
+        assert_eq!(
+            overflow,
+            serde_json::Value::Bool(false),
+            "nothing wider than the phone"
+        );
+    }
+
+    /// A screenshot of the page, checked to be a PNG and written to
+    /// `path`; its bytes.
+    pub async fn screenshot_to(&self, path: &Path) -> Vec<u8> {
+        let shot = self.client.screenshot().await.unwrap();
+        assert!(shot.starts_with(b"\x89PNG\r\n\x1a\n"), "a PNG");
+        std::fs::write(path, &shot).unwrap();
+        shot
     }
 
     /// The browser console's messages since the last call, each as

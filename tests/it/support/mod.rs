@@ -1,7 +1,10 @@
 //! Fixtures shared by the integration tests: a scripted HTTP server on
-//! loopback ([`http`]), the week of applicants that the runtime and
-//! end-to-end tests replay ([`week`]), and an independent DKIM verifier
-//! ([`dkim`]).
+//! loopback ([`http`]), an SMTP server on loopback and an inbox for it
+//! ([`smtp`]), an operator's folder and the real binary run in it
+//! ([`site`]), a phone-sized browser ([`browser`]), the week of
+//! applicants that the runtime and end-to-end tests replay ([`week`]),
+//! and an independent DKIM verifier ([`dkim`]). A helper two test
+//! modules need goes here, in the file of its concern, not into a copy.
 
 // Each test module uses part of these: the loopback HTTP server, the
 // warehouse week, and small helpers every kind of test needs.
@@ -11,6 +14,7 @@ pub mod browser;
 pub mod dkim;
 pub mod http;
 pub mod site;
+pub mod smtp;
 pub mod week;
 
 pub use http::*;
@@ -38,6 +42,19 @@ pub fn stdout(o: &Output) -> String {
 
 pub fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// The standard output of `nudge ARGS`, which must have exited 0; a
+/// failure shows both streams.
+pub fn succeeded(args: &[&str], o: &Output) -> String {
+    assert_eq!(
+        o.status.code(),
+        Some(0),
+        "nudge {args:?}:\n{}{}",
+        stdout(o),
+        stderr(o)
+    );
+    stdout(o)
 }
 
 /// Removes the first line if blank, the last line if blank, and the

@@ -15,7 +15,7 @@ use chrono::{DateTime, Duration, Utc};
 use nudge::channels::Message;
 use nudge::engine::Instant;
 
-use super::{at, repo, stderr};
+use super::{at, repo, stderr, succeeded};
 
 /// Long enough for a loaded 2-core machine; only reached when something hangs.
 pub const PATIENCE: StdDuration = StdDuration::from_secs(30);
@@ -186,6 +186,11 @@ catch_up_secs = 2592000
         self.command(args).output().expect("run nudge")
     }
 
+    /// Runs a CLI command that must succeed; its standard output.
+    pub fn ok(&self, args: &[&str]) -> String {
+        succeeded(args, &self.nudge(args))
+    }
+
     /// Starts `nudge run`, its log in a file, and waits until it runs.
     pub fn start(&self, clock: Option<&VirtualClock>) -> Daemon {
         let mut args = vec!["run".to_string()];
@@ -215,6 +220,45 @@ catch_up_secs = 2592000
         let daemon = Daemon { child, log };
         daemon.wait_line(0, ready);
         daemon
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the admin listener.
+    pub fn admin_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.port)
+    }
+
+    /// `http://127.0.0.1:PORT{path}` on the public server.
+    pub fn public_url(&self, path: &str) -> String {
+        format!("http://127.0.0.1:{}{path}", self.public_port)
+    }
+
+    /// The file whose word the store reads before each write (`none`,
+    /// `fail`, ...) when the daemon runs with [`Site::start_faulty`].
+    pub fn fault_file(&self) -> PathBuf {
+        self.path().join("fault")
+    }
+
+    /// What the store's next writes do.
+    pub fn set_fault(&self, word: &str) {
+        std::fs::write(self.fault_file(), word).unwrap();
+    }
+
+    /// `nudge run` with the store's fault file in its environment
+    /// (`NUDGE_STORE_FAULTS`), its word `none` to begin with.
+    pub fn start_faulty(&self) -> Daemon {
+        self.set_fault("none");
+        self.start_env("NUDGE_STORE_FAULTS", &self.fault_file())
+    }
+
+    /// `nudge run` with `name=value` in its environment.
+    pub fn start_env(&self, name: &str, value: &Path) -> Daemon {
+        self.start_with(
+            &["run"],
+            |c| {
+                c.env(name, value);
+            },
+            &[": running"],
+        )
     }
 
     pub fn token(&self) -> String {
@@ -426,6 +470,34 @@ pub fn wait_for<T>(mut probe: impl FnMut() -> Option<T>) -> Option<T> {
         }
         std::thread::sleep(StdDuration::from_millis(20));
     }
+}
+
+/// [`wait_for`] for a probe that awaits, from async code.
+pub async fn wait_for_async<T, F, Fut>(mut probe: F) -> Option<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(v) = probe().await {
+            return Some(v);
+        }
+        if start.elapsed() > PATIENCE {
+            return None;
+        }
+        tokio::time::sleep(StdDuration::from_millis(50)).await;
+    }
+}
+
+/// An HTTP client that shows redirects instead of following them, and
+/// gives up on an answer after [`PATIENCE`].
+pub fn no_redirects() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .timeout(PATIENCE)
+        .build()
+        .unwrap()
 }
 
 /// A minimal HTTP/1.1 request on loopback: status and body.
