@@ -72,7 +72,6 @@ impl Header {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Summary {
     pub campaign: Text,
-    pub candidate: String,
     /// Epoch ms of the `enrolled` line.
     pub enrolled_at: i64,
     pub variants: Variants,
@@ -153,7 +152,7 @@ impl Fold {
                 let trace = self.traces.get(candidate)?.0.get(*i)?;
                 let goal = goal_of(&self.headers, &trace.campaign);
                 let zone = trace.timezone.as_deref().map(|z| text.text(z));
-                Some(trace.as_ref().summary(candidate, goal, zone, &mut text))
+                Some(trace.as_ref().summary(goal, zone, &mut text))
             })
             .collect();
         (self.headers, summaries)

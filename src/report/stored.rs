@@ -95,7 +95,7 @@ fn read_part<S: Store>(
     // The zone of the last campaign and candidate zone met, and the goal of
     // the last campaign: the same for most enrollments in a row.
     let mut zones: Vec<(String, Option<String>, Text)> = Vec::new();
-    store.read_traces_part(part, parts, &mut |candidate, traces| {
+    store.read_traces_part(part, parts, &mut |traces| {
         for trace in traces {
             if !filter.keeps(trace.campaign, trace.enrolled_at) {
                 continue;
@@ -132,7 +132,7 @@ fn read_part<S: Store>(
                 }
             };
             let goal = goal_of(headers, trace.campaign);
-            summaries.push(trace.summary(candidate, goal, zone, &mut text));
+            summaries.push(trace.summary(goal, zone, &mut text));
         }
     })?;
     Ok((summaries, orphans))

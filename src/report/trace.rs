@@ -166,7 +166,6 @@ impl TraceRef<'_> {
     /// being `timezone`, its text shared through `text`.
     pub fn summary(
         &self,
-        candidate: &str,
         goal: &str,
         timezone: Option<Text>,
         text: &mut Interner,
@@ -202,7 +201,6 @@ impl TraceRef<'_> {
             exited: shared(self.exited),
             first_sent: self.first_sent.map(|(at, c)| (at, text.text(c))),
             campaign: text.text(self.campaign),
-            candidate: candidate.to_string(),
             enrolled_at: self.enrolled_at,
             variants: text.variants(self.variants.iter().copied()),
             timezone,

@@ -472,7 +472,7 @@ mod tests {
             };
             let trace = crate::report::trace::Trace::enrolled(&line).expect("trace");
             let mut text = crate::report::text::Interner::new();
-            let mut s = trace.as_ref().summary("x", "completed", None, &mut text);
+            let mut s = trace.as_ref().summary("completed", None, &mut text);
             s.furthest = furthest;
             s
         };

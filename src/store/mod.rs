@@ -236,19 +236,19 @@ pub trait Store: Clone + Send + Sync + 'static {
         self.traces().filter(move |_| part == 0)
     }
 
-    /// Calls `each` with every candidate in part `part` of `parts` (as
-    /// [`Store::traces_part`]) and their traces, read in place where the
-    /// store can ([`crate::report::trace::TraceRef`]): what a report reads.
+    /// Calls `each` with the traces of every candidate in part `part` of
+    /// `parts` (as [`Store::traces_part`]), read in place where the store
+    /// can ([`crate::report::trace::TraceRef`]): what a report reads.
     fn read_traces_part(
         &self,
         part: usize,
         parts: usize,
-        each: &mut dyn FnMut(&str, &[crate::report::trace::TraceRef<'_>]),
+        each: &mut dyn FnMut(&[crate::report::trace::TraceRef<'_>]),
     ) -> Result<(), StoreError> {
         for item in self.traces_part(part, parts) {
-            let (id, traces) = item?;
+            let (_, traces) = item?;
             let refs: Vec<_> = traces.0.iter().map(|t| t.as_ref()).collect();
-            each(&id, &refs);
+            each(&refs);
         }
         Ok(())
     }

@@ -1197,19 +1197,19 @@ impl super::Store for SledStore {
         &self,
         part: usize,
         parts: usize,
-        each: &mut dyn FnMut(&str, &[crate::report::trace::TraceRef<'_>]),
+        each: &mut dyn FnMut(&[crate::report::trace::TraceRef<'_>]),
     ) -> Result<(), StoreError> {
         for item in self.db()?.range(self.part_range(part, parts)) {
             let (k, v) = item?;
-            let id = key::candidate_id(&k).unwrap_or_default();
-            let damaged = |e| StoreError::damaged_dossier(&id, e);
+            let damaged =
+                |e| StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e);
             if dossier_record::is_current(&v) {
                 let traces = dossier_record::traces_ref(&v).map_err(damaged)?;
-                each(&id, &traces.0);
+                each(&traces.0);
             } else {
                 let traces = dossier_record::traces(&v).map_err(damaged)?;
                 let refs: Vec<_> = traces.0.iter().map(|t| t.as_ref()).collect();
-                each(&id, &refs);
+                each(&refs);
             }
         }
         Ok(())
