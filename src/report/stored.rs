@@ -22,7 +22,7 @@ pub fn summaries<S: Store>(
     store: &S,
     campaigns: &Campaigns,
     options: &Options,
-) -> Result<(BTreeMap<String, Header>, Vec<Summary>), StoreError> {
+) -> Result<(BTreeMap<String, Header>, Summaries), StoreError> {
     let filter = options.filter();
     let decisions = crate::runtime::decider::decisions_by_campaign(store)?;
     let mut headers = BTreeMap::new();
@@ -48,11 +48,11 @@ pub fn summaries<S: Store>(
             .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
             .collect()
     });
-    let mut summaries = Vec::new();
+    let mut summaries = Summaries::default();
     let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     for part in parts {
-        let (mut some, orphaned) = part?;
-        summaries.append(&mut some);
+        let (some, orphaned) = part?;
+        summaries.chunks.extend(some.chunks);
         for (campaign, experiments) in orphaned {
             let known = orphans.entry(campaign).or_default();
             for (e, variants) in experiments {
@@ -76,10 +76,43 @@ pub fn summaries<S: Store>(
 
 /// One part's summaries, and the campaigns no longer loaded that it met
 /// with the variants their enrollments name.
-type Part = (
-    Vec<Summary>,
-    BTreeMap<String, BTreeMap<String, Vec<String>>>,
-);
+type Part = (Summaries, BTreeMap<String, BTreeMap<String, Vec<String>>>);
+
+/// Summaries in chunks of [`CHUNK`]: a million of them are gathered
+/// without moving any (a vector grown one at a time copies itself each time
+/// it doubles, and joining the parts' vectors copies them again).
+#[derive(Debug, Default)]
+pub struct Summaries {
+    chunks: Vec<Vec<Summary>>,
+}
+
+/// Summaries per chunk.
+const CHUNK: usize = 1 << 16;
+
+impl Summaries {
+    fn push(&mut self, summary: Summary) {
+        match self.chunks.last_mut() {
+            Some(last) if last.len() < last.capacity() => last.push(summary),
+            _ => {
+                let mut chunk = Vec::with_capacity(CHUNK);
+                chunk.push(summary);
+                self.chunks.push(chunk);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.chunks.iter().map(Vec::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.chunks.iter().all(Vec::is_empty)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Summary> + Clone {
+        self.chunks.iter().flatten()
+    }
+}
 
 fn read_part<S: Store>(
     store: &S,
@@ -89,7 +122,7 @@ fn read_part<S: Store>(
     headers: &BTreeMap<String, Header>,
     filter: &Filter,
 ) -> Result<Part, StoreError> {
-    let mut summaries = Vec::new();
+    let mut summaries = Summaries::default();
     let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
     let mut text = Interner::new();
     // The zone of the last campaign and candidate zone met, and the goal of
@@ -157,7 +190,7 @@ pub fn report<S: Store>(
     let started = std::time::Instant::now();
     let (headers, summaries) = summaries(store, campaigns, options)?;
     let read = started.elapsed();
-    let report = super::compute::report(&headers, &summaries, options);
+    let report = super::compute::report(&headers, summaries.iter(), options);
     tracing::debug!(
         enrollments = summaries.len(),
         read_ms = read.as_millis() as u64,
@@ -179,5 +212,5 @@ pub fn charts<S: Store>(
     options: &Options,
 ) -> Result<super::charts::Charts, StoreError> {
     let (headers, summaries) = summaries(store, campaigns, options)?;
-    Ok(super::charts::charts(&headers, &summaries, options))
+    Ok(super::charts::charts(&headers, summaries.iter(), options))
 }

@@ -115,7 +115,7 @@ pub fn choices<S: Store>(
         };
         let (_, summaries) = crate::report::stored::summaries(store, campaigns, &options)?;
         for experiment in pending {
-            let table = table(name, experiment, &summaries);
+            let table = table(name, experiment, summaries.iter());
             let report = compute::experiment(&experiment.name, &table, plan);
             if let Some(choice) = rule(&report, plan) {
                 out.push((name.clone(), experiment.name.clone(), choice));
@@ -130,13 +130,13 @@ pub fn choices<S: Store>(
 /// experiment is undecided, so each got its stable assignment (the
 /// decision of another experiment of the campaign does not change how
 /// this one is assigned).
-pub fn table(
+pub fn table<'s>(
     campaign: &str,
     experiment: &Experiment,
-    summaries: &[Summary],
+    summaries: impl IntoIterator<Item = &'s Summary>,
 ) -> Vec<(String, u64, u64)> {
     let mut counts: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
-    for s in summaries.iter().filter(|s| s.campaign == campaign) {
+    for s in summaries.into_iter().filter(|s| s.campaign == campaign) {
         if let Some(variant) = s.variants.get(experiment.name.as_str()) {
             let c = counts.entry(&**variant).or_default();
             c.1 += 1;
