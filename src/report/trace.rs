@@ -164,12 +164,7 @@ impl TraceRef<'_> {
 
     /// The summary under a campaign whose goal event is `goal`, its zone
     /// being `timezone`, its text shared through `text`.
-    pub fn summary(
-        &self,
-        goal: &str,
-        timezone: Option<Text>,
-        text: &mut Interner,
-    ) -> Summary {
+    pub fn summary(&self, goal: &str, timezone: Option<Text>, text: &mut Interner) -> Summary {
         let mut furthest = if self.first_sent.is_some() {
             Step::Invited
         } else {
