@@ -274,10 +274,24 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
             }
         };
         for input in &inputs {
-            let digest = import::digest(&input.bytes);
+            let digest = match input.digest() {
+                Ok(digest) => digest,
+                Err(e) => {
+                    importer.reject(
+                        &input.name,
+                        0,
+                        Reason::Unreadable(format!("cannot read it: {e}")),
+                    );
+                    continue;
+                }
+            };
             let mut checker = import::Checker::new(&country);
             match input.kind {
-                Kind::Pdf => match import::pdf_row(&input.bytes, &country) {
+                Kind::Pdf => match input
+                    .bytes()
+                    .map_err(|e| Reason::Unreadable(format!("cannot read it: {e}")))
+                    .and_then(|bytes| import::pdf_row(&bytes, &country))
+                {
                     Ok(row) => match checker.check(&row) {
                         Ok(()) => importer.push(input, &digest, row)?,
                         Err(reason) => importer.reject(&input.name, row.line, reason),
@@ -285,14 +299,15 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                     Err(reason) => importer.reject(&input.name, 1, reason),
                 },
                 Kind::Csv => {
-                    let mut rows = match import::CsvRows::new(&input.bytes, &maps) {
+                    let read = input.reader().map_err(|e| format!("cannot read it: {e}"));
+                    let mut rows = match read.and_then(|r| import::CsvRows::new(r, &maps)) {
                         Ok(rows) => rows,
                         Err(why) => {
                             importer.reject(&input.name, 1, Reason::Unreadable(why));
                             continue;
                         }
                     };
-                    let progress = bar(input.bytes.len() as u64, &input.name);
+                    let progress = bar(input.len(), &input.name);
                     let mut n = 0usize;
                     while let Some(result) = rows.next() {
                         n += 1;

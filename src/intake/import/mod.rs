@@ -15,10 +15,11 @@
 pub mod columns;
 pub mod resume;
 
+use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::io::Read;
-use std::path::Path;
+use std::io::{BufRead, Read};
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
@@ -33,7 +34,71 @@ pub struct Input {
     /// `archive.zip/inner.csv`.
     pub name: String,
     pub kind: Kind,
-    pub bytes: Vec<u8>,
+    pub body: Body,
+}
+
+/// Where an input's bytes are. A CSV file on disk is read as its rows are
+/// taken (a file of a million rows never sits in memory); a PDF and a
+/// ZIP's entries are read whole.
+#[derive(Debug, Clone)]
+pub enum Body {
+    Bytes(Vec<u8>),
+    File { path: PathBuf, len: u64 },
+}
+
+/// Bytes read at a time when a file's digest is taken.
+const DIGEST_READ: usize = 1 << 20;
+
+impl Input {
+    /// Its size in bytes.
+    pub fn len(&self) -> u64 {
+        match &self.body {
+            Body::Bytes(b) => b.len() as u64,
+            Body::File { len, .. } => *len,
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The first 8 bytes of the SHA-256 of its bytes, in hex: its identity
+    /// in its rows' idempotency keys (a file is read once for it, in
+    /// pieces).
+    pub fn digest(&self) -> std::io::Result<String> {
+        let mut hash = Sha256::new();
+        match &self.body {
+            Body::Bytes(b) => hash.update(b),
+            Body::File { path, .. } => {
+                let mut file = std::fs::File::open(path)?;
+                let mut buffer = vec![0u8; DIGEST_READ];
+                loop {
+                    let n = file.read(&mut buffer)?;
+                    if n == 0 {
+                        break;
+                    }
+                    hash.update(&buffer[..n]);
+                }
+            }
+        }
+        Ok(hex::encode(&hash.finalize()[..8]))
+    }
+
+    /// Its bytes, from the start.
+    pub fn reader(&self) -> std::io::Result<Box<dyn Read + '_>> {
+        Ok(match &self.body {
+            Body::Bytes(b) => Box::new(&b[..]),
+            Body::File { path, .. } => Box::new(std::fs::File::open(path)?),
+        })
+    }
+
+    /// Its bytes, whole (read from disk for a file).
+    pub fn bytes(&self) -> std::io::Result<Cow<'_, [u8]>> {
+        Ok(match &self.body {
+            Body::Bytes(b) => Cow::Borrowed(&b[..]),
+            Body::File { path, .. } => Cow::Owned(std::fs::read(path)?),
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -74,16 +139,31 @@ pub fn open(path: &Path, skipped: &mut Vec<String>) -> Result<Vec<Input>, OpenEr
         file: name.clone(),
         why,
     };
-    let bytes = std::fs::read(path).map_err(|e| fail(format!("cannot read it: {e}")))?;
-    if bytes.starts_with(b"PK\x03\x04") || name.to_lowercase().ends_with(".zip") {
+    let unreadable = |e: std::io::Error| fail(format!("cannot read it: {e}"));
+    let mut file = std::fs::File::open(path).map_err(unreadable)?;
+    let len = file.metadata().map_err(unreadable)?.len();
+    let mut head = Vec::with_capacity(4);
+    (&mut file)
+        .take(4)
+        .read_to_end(&mut head)
+        .map_err(unreadable)?;
+    if head.starts_with(b"PK\x03\x04") || name.to_lowercase().ends_with(".zip") {
+        let bytes = std::fs::read(path).map_err(unreadable)?;
         return unzip(&name, bytes, skipped).map_err(fail);
     }
-    let kind = if bytes.starts_with(b"%PDF") {
+    let kind = if head.starts_with(b"%PDF") {
         Kind::Pdf
     } else {
         kind_of(&name).unwrap_or(Kind::Csv)
     };
-    Ok(vec![Input { name, kind, bytes }])
+    let body = match kind {
+        Kind::Pdf => Body::Bytes(std::fs::read(path).map_err(unreadable)?),
+        Kind::Csv => Body::File {
+            path: path.to_path_buf(),
+            len,
+        },
+    };
+    Ok(vec![Input { name, kind, body }])
 }
 
 fn unzip(name: &str, bytes: Vec<u8>, skipped: &mut Vec<String>) -> Result<Vec<Input>, String> {
@@ -115,16 +195,10 @@ fn unzip(name: &str, bytes: Vec<u8>, skipped: &mut Vec<String>) -> Result<Vec<In
         inputs.push(Input {
             name: file,
             kind,
-            bytes: data,
+            body: Body::Bytes(data),
         });
     }
     Ok(inputs)
-}
-
-/// The first 8 bytes of the SHA-256 of `bytes`, in hex: an input's
-/// identity in its rows' idempotency keys.
-pub fn digest(bytes: &[u8]) -> String {
-    hex::encode(&Sha256::digest(bytes)[..8])
 }
 
 /// One applicant read from a file.
@@ -258,19 +332,29 @@ impl Checker {
 
 /// A CSV input's rows, in order, each a row or a line's reason.
 pub struct CsvRows<'a> {
-    reader: csv::Reader<&'a [u8]>,
+    reader: csv::Reader<std::io::BufReader<Box<dyn Read + 'a>>>,
     columns: Vec<Column>,
     record: csv::StringRecord,
 }
 
 impl<'a> CsvRows<'a> {
-    /// The rows of `bytes`, its header matched to fields with `maps`.
-    pub fn new(bytes: &'a [u8], maps: &BTreeMap<String, Column>) -> Result<CsvRows<'a>, String> {
-        let bytes = bytes.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(bytes);
+    /// The rows of what `input` reads, its header matched to fields with
+    /// `maps` (a UTF-8 byte order mark first is passed over).
+    pub fn new(
+        input: Box<dyn Read + 'a>,
+        maps: &BTreeMap<String, Column>,
+    ) -> Result<CsvRows<'a>, String> {
+        let mut input = std::io::BufReader::new(input);
+        let start = input
+            .fill_buf()
+            .map_err(|e| format!("cannot read it: {e}"))?;
+        if start.starts_with(b"\xEF\xBB\xBF") {
+            input.consume(3);
+        }
         let mut reader = csv::ReaderBuilder::new()
             .flexible(true)
             .trim(csv::Trim::All)
-            .from_reader(bytes);
+            .from_reader(input);
         let headers: Vec<String> = reader
             .headers()
             .map_err(|e| format!("the header row cannot be read: {e}"))?
@@ -390,7 +474,7 @@ mod tests {
                    Ed,Yu,ANA@example.com,,\n";
         let maps = BTreeMap::new();
         let mut checker = Checker::new("");
-        let results: Vec<_> = CsvRows::new(csv.as_bytes(), &maps)
+        let results: Vec<_> = CsvRows::new(Box::new(csv.as_bytes()), &maps)
             .unwrap()
             .map(|r| r.and_then(|row| checker.check(&row).map(|()| row).map_err(|e| (0, e))))
             .collect();
@@ -411,5 +495,36 @@ mod tests {
                 "duplicate"
             ]
         );
+    }
+
+    /// A CSV on disk is read from the file as its rows are taken, not
+    /// held: its digest is the digest of its bytes, as for an input in
+    /// memory, and a byte order mark before its header is passed over.
+    #[test]
+    fn a_csv_file_is_streamed_with_the_digest_of_its_bytes() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("people.csv");
+        let text = "\u{feff}Email,First name\nana@example.com,Ana\nbo@example.com,Bo\n";
+        std::fs::write(&path, text).unwrap();
+        let mut skipped = Vec::new();
+        let inputs = open(&path, &mut skipped).unwrap();
+        assert_eq!(inputs.len(), 1);
+        let input = &inputs[0];
+        assert!(matches!(input.body, Body::File { .. }));
+        assert_eq!(input.len(), text.len() as u64);
+        let in_memory = Input {
+            name: "people.csv".into(),
+            kind: Kind::Csv,
+            body: Body::Bytes(text.as_bytes().to_vec()),
+        };
+        assert_eq!(input.digest().unwrap(), in_memory.digest().unwrap());
+        assert_eq!(input.digest().unwrap().len(), 16);
+        let rows: Vec<Row> = CsvRows::new(input.reader().unwrap(), &BTreeMap::new())
+            .unwrap()
+            .map(|r| r.unwrap())
+            .collect();
+        assert_eq!(rows.len(), 2);
+        assert_eq!(rows[0].fields["email"], "ana@example.com");
+        assert_eq!(rows[1].line, 3);
     }
 }
