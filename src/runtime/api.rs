@@ -93,6 +93,7 @@ impl SuppressionView {
 
 /// `nudge suppression add CONTACT`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct SuppressRequest {
     /// An email address or a phone number (E.164, or national with
     /// `phone_country_code` configured).
@@ -115,6 +116,7 @@ pub struct SuppressResponse {
 
 /// `nudge suppression remove CONTACT`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
 pub struct UnsuppressRequest {
     pub contact: String,
 }

@@ -436,7 +436,7 @@ async fn suppressions(State(s): State<AppState>) -> Result<impl IntoResponse, An
 )]
 async fn suppress(
     State(s): State<AppState>,
-    Json(req): Json<SuppressRequest>,
+    Body(req): Body<SuppressRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.suppress(req).await?))
 }
@@ -454,7 +454,7 @@ async fn suppress(
 )]
 async fn unsuppress(
     State(s): State<AppState>,
-    Json(req): Json<UnsuppressRequest>,
+    Body(req): Body<UnsuppressRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.unsuppress(req).await?))
 }
@@ -481,7 +481,7 @@ pub struct BackupRequest {
 )]
 async fn backup(
     State(s): State<AppState>,
-    Json(req): Json<BackupRequest>,
+    Body(req): Body<BackupRequest>,
 ) -> Result<impl IntoResponse, Answer> {
     Ok(Json(s.handle.backup(req.dir).await?))
 }

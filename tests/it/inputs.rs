@@ -423,3 +423,39 @@ fn the_example_templates_take_a_candidate_without_a_name() {
     }
     assert!(!text.contains("required by"), "{text}");
 }
+
+/// The suppression list's and the backup's bodies are refused as every
+/// other body is: a 400 in the API's JSON shape naming what is wrong, and
+/// nothing suppressed or copied.
+#[test]
+fn suppression_and_backup_bodies_are_refused_in_the_apis_shape() {
+    let site = Site::new();
+    let _daemon = site.start();
+    let backup_dir = site.path().join("never");
+    let backup = serde_json::json!({ "dir": backup_dir, "folder": "x" }).to_string();
+    for (path, body, named) in [
+        (
+            "/v1/suppressions",
+            r#"{"contact": "ana@example.com", "raeson": "manual"}"#,
+            "raeson",
+        ),
+        ("/v1/suppressions", r#"{"contact": 7}"#, "contact"),
+        ("/v1/suppressions", "not json", "JSON"),
+        (
+            "/v1/suppressions/remove",
+            r#"{"contakt": "ana@example.com"}"#,
+            "contakt",
+        ),
+        ("/v1/backup", backup.as_str(), "folder"),
+    ] {
+        let (status, answer) = site.api("POST", path, body);
+        assert_eq!(status, 400, "{path} {body}: {answer}");
+        assert_eq!(answer["status"], 400, "{answer}");
+        let message = answer["message"].as_str().unwrap_or_default();
+        assert!(message.contains(named), "{path}: `{named}` not in {answer}");
+    }
+    let (status, list) = site.api("GET", "/v1/suppressions", "");
+    assert_eq!(status, 200, "{list}");
+    assert_eq!(list.as_array().map(Vec::len), Some(0), "{list}");
+    assert!(!backup_dir.exists());
+}
