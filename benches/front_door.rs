@@ -12,7 +12,6 @@
 //! and every answer that was not a 200 (target: 5,000 a second). Nothing
 //! here asserts on time.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,20 +23,9 @@ use sha2::Sha256;
 
 const SECRET: &str = "bench-interview-secret-0123456789abcdef";
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{env_or, free_port};
 
 const CAMPAIGN: &str = r#"campaign bench {
   title    "Bench"
@@ -64,25 +52,16 @@ const CAMPAIGN: &str = r#"campaign bench {
 "#;
 
 fn site(dir: &Path, admin: u16, public: u16) {
-    for sub in ["campaigns", "templates"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    std::fs::write(dir.join("campaigns/bench.nudge"), CAMPAIGN).unwrap();
-    std::fs::write(
-        dir.join("templates/invite.email.j2"),
-        "Subject: Your interview\n\nHi, here is your link: {{ link }}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("nudge.toml"),
-        format!(
+    support::site_files(
+        dir,
+        CAMPAIGN,
+        &format!(
             "store = \"data\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
              [server]\nlisten = \"127.0.0.1:{public}\"\npublic_url = \"http://127.0.0.1:{public}\"\n\n\
              [webhooks]\ninterview_secret_env = \"NUDGE_BENCH_INTERVIEW_SECRET\"\n\n\
              [channels.email]\ntransport = \"null\"\n"
         ),
-    )
-    .unwrap();
+    );
 }
 
 fn start(dir: &Path) -> Child {

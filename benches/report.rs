@@ -19,27 +19,15 @@
 //! Each is run `NUDGE_BENCH_ROUNDS` times (default 5); the median and the
 //! slowest are printed. Nothing here asserts on time.
 
-use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use nudge::store::{CandidateRecord, LogEntry, LogKind, SledStore, Store, Transaction};
 
-fn env_or(name: &str, default: u64) -> u64 {
-    std::env::var(name)
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(default)
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::{env_or, free_port};
 
 const CAMPAIGN: &str = r#"campaign bench {
   title    "Bench"
@@ -76,25 +64,16 @@ impl Rng {
 }
 
 fn site(dir: &Path, admin: u16) {
-    for sub in ["campaigns", "templates"] {
-        std::fs::create_dir_all(dir.join(sub)).unwrap();
-    }
-    std::fs::write(dir.join("campaigns/bench.nudge"), CAMPAIGN).unwrap();
-    std::fs::write(
-        dir.join("templates/invite.email.j2"),
-        "Subject: Your interview\n\nHi, here is your link: {{ link }}\n",
-    )
-    .unwrap();
-    std::fs::write(
-        dir.join("nudge.toml"),
-        format!(
+    support::site_files(
+        dir,
+        CAMPAIGN,
+        &format!(
             "store = \"data\"\n\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n\n\
              [server]\nlisten = \"127.0.0.1:{}\"\npublic_url = \"http://127.0.0.1:1\"\n\n\
              [channels.email]\ntransport = \"null\"\n",
             free_port()
         ),
-    )
-    .unwrap();
+    );
 }
 
 /// Writes the candidates; returns how many history lines a report reads.

@@ -34,7 +34,6 @@
 use std::collections::{BTreeSet, HashMap};
 use std::fs;
 use std::io::{Read, Seek, SeekFrom};
-use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command as Process, Stdio};
 use std::time::{Duration as StdDuration, Instant as Timer};
@@ -357,12 +356,9 @@ fn stage_fire(root: &Path, store: &Path, due: Instant) {
 }
 
 /// A free loopback port for a child's admin API.
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|l| l.local_addr())
-        .map(|a| a.port())
-        .expect("a free port")
-}
+#[path = "support/mod.rs"]
+mod support;
+use support::free_port;
 
 /// Writes a `nudge.toml` for a child daemon; email goes to `email_file`
 /// (the file channel) or nowhere (null).

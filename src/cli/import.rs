@@ -307,7 +307,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                             continue;
                         }
                     };
-                    let progress = bar(input.len(), &input.name);
+                    let progress = bar(input.size(), &input.name);
                     let mut n = 0usize;
                     while let Some(result) = rows.next() {
                         n += 1;

@@ -94,14 +94,6 @@ impl Trace {
         }
     }
 
-    /// The earliest instant of a kind of line it owns.
-    pub fn first(&self, kind: &str) -> Option<i64> {
-        self.firsts
-            .iter()
-            .find(|(k, _)| k == kind)
-            .map(|(_, at)| *at)
-    }
-
     /// The same trace, borrowed.
     pub fn as_ref(&self) -> TraceRef<'_> {
         TraceRef {
@@ -222,6 +214,11 @@ pub struct Traces(pub Vec<Trace>);
 pub struct TracesRef<'a>(#[serde(borrow)] pub Vec<TraceRef<'a>>);
 
 impl Traces {
+    /// Every trace, borrowed.
+    pub fn refs(&self) -> Vec<TraceRef<'_>> {
+        self.0.iter().map(Trace::as_ref).collect()
+    }
+
     /// Takes the candidate's next line (REPORT.md §1): an `enrolled` line
     /// opens an enrollment (the pair's earlier one stops owning lines); any
     /// other goes to the open enrollment of its campaign, or to every open

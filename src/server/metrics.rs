@@ -14,7 +14,6 @@ use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
-use subtle::ConstantTimeEq;
 
 use crate::config::MetricsConfig;
 use crate::runtime::daemon::Handle;
@@ -41,13 +40,7 @@ pub(super) async fn authorize(
     request: Request,
     next: Next,
 ) -> Response {
-    let given = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    if !bool::from(given.as_bytes().ct_eq(token.as_bytes())) {
+    if !super::bears_token(request.headers(), &token) {
         let refusal = Refusal::Unauthorized;
         return super::error_response(super::admin::status_of(&refusal), refusal.to_string());
     }

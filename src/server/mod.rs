@@ -36,6 +36,19 @@ pub struct ErrorBody {
 
 /// An error as every router answers it: `status`, and the JSON body
 /// `{"status": N, "message": "..."}`.
+/// Whether a request carries `token` as its bearer token, compared in
+/// constant time (the answer's timing does not tell how much of a guess
+/// was right); a request without one never matches.
+pub fn bears_token(headers: &axum::http::HeaderMap, token: &str) -> bool {
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or("");
+    use subtle::ConstantTimeEq;
+    !given.is_empty() && bool::from(given.as_bytes().ct_eq(token.as_bytes()))
+}
+
 pub fn error_response(status: StatusCode, message: String) -> Response {
     let body = ErrorBody {
         status: status.as_u16(),

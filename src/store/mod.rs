@@ -216,39 +216,24 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Every candidate's dossier (a full scan: for reloads and audits).
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
 
-    /// Every candidate's report traces ([`crate::report::trace`]), in no
-    /// particular order: kept in their dossiers by [`Dossier::log`] (a
-    /// store may read them without decoding the rest, as sled does).
-    fn traces(&self) -> impl Iterator<Item = Result<(String, Traces), StoreError>> + '_ {
-        self.dossiers()
-            .map(|d| d.map(|d| (d.candidate.id, d.traces)))
-    }
-
-    /// Part `part` of `parts` disjoint parts of [`Store::traces`], which
-    /// together hold every candidate's, so that a report reads them on as
-    /// many threads at once. By default the first part holds them all.
-    fn traces_part(
-        &self,
-        part: usize,
-        parts: usize,
-    ) -> impl Iterator<Item = Result<(String, Traces), StoreError>> + '_ {
-        let _ = parts;
-        self.traces().filter(move |_| part == 0)
-    }
-
-    /// Calls `each` with the traces of every candidate in part `part` of
-    /// `parts` (as [`Store::traces_part`]), read in place where the store
-    /// can ([`crate::report::trace::TraceRef`]): what a report reads.
+    /// Calls `each` with the report traces ([`crate::report::trace`]) of
+    /// every candidate in part `part` of `parts` disjoint parts, which
+    /// together hold every candidate, so that a report reads them on as many
+    /// threads at once. The traces are kept in the dossiers by
+    /// [`Dossier::log`]; a store reads them in place where it can (sled:
+    /// from the front of each record, without decoding the rest). By
+    /// default the first part holds them all.
     fn read_traces_part(
         &self,
         part: usize,
         parts: usize,
         each: &mut dyn FnMut(&[crate::report::trace::TraceRef<'_>]),
     ) -> Result<(), StoreError> {
-        for item in self.traces_part(part, parts) {
-            let (_, traces) = item?;
-            let refs: Vec<_> = traces.0.iter().map(|t| t.as_ref()).collect();
-            each(&refs);
+        let _ = parts;
+        if part == 0 {
+            for d in self.dossiers() {
+                each(&d?.traces.refs());
+            }
         }
         Ok(())
     }

@@ -51,15 +51,11 @@ const DIGEST_READ: usize = 1 << 20;
 
 impl Input {
     /// Its size in bytes.
-    pub fn len(&self) -> u64 {
+    pub fn size(&self) -> u64 {
         match &self.body {
             Body::Bytes(b) => b.len() as u64,
             Body::File { len, .. } => *len,
         }
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
     }
 
     /// The first 8 bytes of the SHA-256 of its bytes, in hex: its identity
@@ -511,7 +507,7 @@ mod tests {
         assert_eq!(inputs.len(), 1);
         let input = &inputs[0];
         assert!(matches!(input.body, Body::File { .. }));
-        assert_eq!(input.len(), text.len() as u64);
+        assert_eq!(input.size(), text.len() as u64);
         let in_memory = Input {
             name: "people.csv".into(),
             kind: Kind::Csv,

@@ -98,12 +98,7 @@ fn session(state: &DashState, headers: &HeaderMap) -> Option<String> {
 
 /// Whether the request carries the admin token as a bearer token.
 fn bearer(state: &DashState, headers: &HeaderMap) -> bool {
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or("");
-    !given.is_empty() && bool::from(given.as_bytes().ct_eq(state.token.as_bytes()))
+    super::bears_token(headers, &state.token)
 }
 
 /// The hash an unknown name's password is checked against, made once.

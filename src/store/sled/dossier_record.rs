@@ -144,8 +144,7 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), d);
         assert_eq!(traces(&bytes).unwrap(), d.traces);
         let borrowed = traces_ref(&bytes).unwrap();
-        let owned: Vec<_> = d.traces.0.iter().map(|t| t.as_ref()).collect();
-        assert_eq!(borrowed.0, owned);
+        assert_eq!(borrowed.0, d.traces.refs());
     }
 
     #[test]

@@ -119,18 +119,6 @@ fn encode<T: Serialize>(value: &T) -> Vec<u8> {
     postcard::to_stdvec(value).unwrap_or_default()
 }
 
-/// The candidate and report traces of a dossier's record.
-fn traces_of_record(
-    k: &[u8],
-    v: &[u8],
-) -> Result<(String, crate::report::trace::Traces), StoreError> {
-    let id = key::candidate_id(k).unwrap_or_default();
-    match dossier_record::traces(v) {
-        Ok(traces) => Ok((id, traces)),
-        Err(e) => Err(StoreError::damaged_dossier(&id, e)),
-    }
-}
-
 /// Decodes a record, naming the key when it does not decode.
 fn decode<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Corrupt {
@@ -1172,27 +1160,8 @@ impl super::Store for SledStore {
         })
     }
 
-    /// Every candidate's report traces, in candidate key order: read from
-    /// the front of each dossier's record ([`dossier_record`]).
-    fn traces(
-        &self,
-    ) -> impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>> + '_ {
-        self.scan(b"c")
-            .map(|r| r.and_then(|(k, v)| traces_of_record(&k, &v)))
-    }
-
-    /// A range of the dossiers ([`SledStore::part_range`]).
-    fn traces_part(
-        &self,
-        part: usize,
-        parts: usize,
-    ) -> impl Iterator<Item = Result<(String, crate::report::trace::Traces), StoreError>> + '_ {
-        entries(self.db().map(|db| db.range(self.part_range(part, parts))))
-            .map(|r| r.and_then(|(k, v)| traces_of_record(&k, &v)))
-    }
-
-    /// [`Store::traces_part`], each record's traces read in place from its
-    /// front.
+    /// The dossiers of [`SledStore::part_range`], each record's traces read
+    /// in place from its front.
     fn read_traces_part(
         &self,
         part: usize,
@@ -1207,9 +1176,7 @@ impl super::Store for SledStore {
                 let traces = dossier_record::traces_ref(&v).map_err(damaged)?;
                 each(&traces.0);
             } else {
-                let traces = dossier_record::traces(&v).map_err(damaged)?;
-                let refs: Vec<_> = traces.0.iter().map(|t| t.as_ref()).collect();
-                each(&refs);
+                each(&dossier_record::traces(&v).map_err(damaged)?.refs());
             }
         }
         Ok(())
