@@ -13,8 +13,9 @@ use super::export::Filter;
 use super::fold::{goal_of, Header, Summary};
 use super::model::Report;
 use super::text::{Interner, Text};
+use super::trace::TraceRef;
 use crate::runtime::campaigns::Campaigns;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, TraceReader};
 
 /// The headers of the campaigns loaded now (with their decisions) and the
 /// summaries of the enrollments `options` selects (campaign, dates).
@@ -35,23 +36,25 @@ pub fn summaries<S: Store>(
     }
     // Two parts of the traces, read, decoded and summed up on two threads.
     const PARTS: usize = 2;
-    let headers_now = &headers;
-    let parts: Vec<Result<Part, StoreError>> = std::thread::scope(|scope| {
-        let running: Vec<_> = (0..PARTS)
-            .map(|part| {
-                let filter = &filter;
-                scope.spawn(move || read_part(store, part, PARTS, campaigns, headers_now, filter))
-            })
+    let mut parts: Vec<Part> = (0..PARTS)
+        .map(|_| Part::new(campaigns, &headers, &filter))
+        .collect();
+    {
+        let mut takers: Vec<_> = parts
+            .iter_mut()
+            .map(|p| move |traces: &[TraceRef<'_>]| p.take(traces))
             .collect();
-        running
-            .into_iter()
-            .map(|r| r.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
-            .collect()
-    });
+        let mut readers: Vec<TraceReader<'_>> =
+            takers.iter_mut().map(|t| t as TraceReader<'_>).collect();
+        store.read_traces(&mut readers)?;
+    }
+    let parts: Vec<(Summaries, Orphans)> = parts
+        .into_iter()
+        .map(|p| (p.summaries, p.orphans))
+        .collect();
     let mut summaries = Summaries::default();
     let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for part in parts {
-        let (some, orphaned) = part?;
+    for (some, orphaned) in parts {
         summaries.chunks.extend(some.chunks);
         for (campaign, experiments) in orphaned {
             let known = orphans.entry(campaign).or_default();
@@ -74,9 +77,8 @@ pub fn summaries<S: Store>(
     Ok((headers, summaries))
 }
 
-/// One part's summaries, and the campaigns no longer loaded that it met
-/// with the variants their enrollments name.
-type Part = (Summaries, BTreeMap<String, BTreeMap<String, Vec<String>>>);
+/// Campaigns no longer loaded, with the variants their enrollments name.
+type Orphans = BTreeMap<String, BTreeMap<String, Vec<String>>>;
 
 /// Summaries in chunks of [`CHUNK`]: a million of them are gathered
 /// without moving any (a vector grown one at a time copies itself each time
@@ -114,61 +116,80 @@ impl Summaries {
     }
 }
 
-fn read_part<S: Store>(
-    store: &S,
-    part: usize,
-    parts: usize,
-    campaigns: &Campaigns,
-    headers: &BTreeMap<String, Header>,
-    filter: &Filter,
-) -> Result<Part, StoreError> {
-    let mut summaries = Summaries::default();
-    let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    let mut text = Interner::new();
-    // The zone of the last campaign and candidate zone met, and the goal of
-    // the last campaign: the same for most enrollments in a row.
-    let mut zones: Vec<(String, Option<String>, Text)> = Vec::new();
-    store.read_traces_part(part, parts, &mut |traces| {
+/// What one part of the traces adds up to: its summaries, and the
+/// campaigns no longer loaded that it met.
+struct Part<'a> {
+    campaigns: &'a Campaigns,
+    headers: &'a BTreeMap<String, Header>,
+    filter: &'a Filter,
+    summaries: Summaries,
+    orphans: Orphans,
+    text: Interner,
+    /// The zone of the campaigns and candidate zones met (most enrollments
+    /// in a row share one).
+    zones: Vec<(String, Option<String>, Text)>,
+}
+
+impl<'a> Part<'a> {
+    fn new(
+        campaigns: &'a Campaigns,
+        headers: &'a BTreeMap<String, Header>,
+        filter: &'a Filter,
+    ) -> Part<'a> {
+        Part {
+            campaigns,
+            headers,
+            filter,
+            summaries: Summaries::default(),
+            orphans: Orphans::new(),
+            text: Interner::new(),
+            zones: Vec::new(),
+        }
+    }
+
+    fn take(&mut self, traces: &[TraceRef<'_>]) {
         for trace in traces {
-            if !filter.keeps(trace.campaign, trace.enrolled_at) {
+            if !self.filter.keeps(trace.campaign, trace.enrolled_at) {
                 continue;
             }
-            let zone = match campaigns.get(trace.campaign) {
-                Some(c) => {
-                    let known = zones.iter().find(|(name, own, _)| {
-                        name == trace.campaign && own.as_deref() == trace.timezone
-                    });
-                    Some(match known {
-                        Some((_, _, zone)) => zone.clone(),
-                        None => {
-                            let zone = text.text(zone_name(&c.machine.zone, trace.timezone));
-                            if zones.len() < 1024 {
-                                zones.push((
-                                    trace.campaign.to_string(),
-                                    trace.timezone.map(str::to_string),
-                                    zone.clone(),
-                                ));
-                            }
-                            zone
-                        }
-                    })
-                }
+            let zone = match self.campaigns.get(trace.campaign) {
+                Some(c) => Some(self.zone(trace, &c.machine.zone)),
                 None => {
-                    let experiments = orphans.entry(trace.campaign.to_string()).or_default();
+                    let experiments = self.orphans.entry(trace.campaign.to_string()).or_default();
                     for (e, v) in &trace.variants {
                         let seen = experiments.entry(e.to_string()).or_default();
                         if !seen.iter().any(|s| s == v) {
                             seen.push(v.to_string());
                         }
                     }
-                    trace.timezone.map(|z| text.text(z))
+                    trace.timezone.map(|z| self.text.text(z))
                 }
             };
-            let goal = goal_of(headers, trace.campaign);
-            summaries.push(trace.summary(goal, zone, &mut text));
+            let goal = goal_of(self.headers, trace.campaign);
+            self.summaries
+                .push(trace.summary(goal, zone, &mut self.text));
         }
-    })?;
-    Ok((summaries, orphans))
+    }
+
+    /// The zone a loaded campaign's enrollment is read in.
+    fn zone(&mut self, trace: &TraceRef<'_>, rule: &crate::engine::machine::ZoneRule) -> Text {
+        let known = self
+            .zones
+            .iter()
+            .find(|(name, own, _)| name == trace.campaign && own.as_deref() == trace.timezone);
+        if let Some((_, _, zone)) = known {
+            return zone.clone();
+        }
+        let zone = self.text.text(zone_name(rule, trace.timezone));
+        if self.zones.len() < 1024 {
+            self.zones.push((
+                trace.campaign.to_string(),
+                trace.timezone.map(str::to_string),
+                zone.clone(),
+            ));
+        }
+        zone
+    }
 }
 
 /// The zone an enrollment's times are read in: the candidate's own valid

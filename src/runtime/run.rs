@@ -144,6 +144,9 @@ pub async fn run(config: Config, clock: Arc<dyn Clock>) -> Result<(), RunError> 
         .join()
         .map_err(|_| RunError::Io(std::io::Error::other("opening the store panicked")))?;
     let store = store.map_err(RunError::Store)?;
+    // Reports and the dashboard read the traces from memory once the first
+    // report has read them from the store.
+    store.keep_traces_in_memory();
     let (campaigns, templates) = loaded?;
     check_start(&store, &campaigns).map_err(RunError::Start)?;
     let channels = Arc::new(channels?);

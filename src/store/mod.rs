@@ -42,6 +42,9 @@ pub use suppression::{Contact, ContactKind, Suppression, SuppressionReason};
 
 pub use decisions::Decision;
 
+/// One part's reader of report traces ([`Store::read_traces`]).
+pub type TraceReader<'r> = &'r mut (dyn FnMut(&[crate::report::trace::TraceRef<'_>]) + Send);
+
 use crate::engine::Instant;
 
 /// Why the store cannot be used.
@@ -216,23 +219,17 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Every candidate's dossier (a full scan: for reloads and audits).
     fn dossiers(&self) -> impl Iterator<Item = Result<Dossier, StoreError>> + '_;
 
-    /// Calls `each` with the report traces ([`crate::report::trace`]) of
-    /// every candidate in part `part` of `parts` disjoint parts, which
-    /// together hold every candidate, so that a report reads them on as many
-    /// threads at once. The traces are kept in the dossiers by
-    /// [`Dossier::log`]; a store reads them in place where it can (sled:
-    /// from the front of each record, without decoding the rest). By
-    /// default the first part holds them all.
-    fn read_traces_part(
-        &self,
-        part: usize,
-        parts: usize,
-        each: &mut dyn FnMut(&[crate::report::trace::TraceRef<'_>]),
-    ) -> Result<(), StoreError> {
-        let _ = parts;
-        if part == 0 {
+    /// Calls the readers with the report traces ([`crate::report::trace`])
+    /// of every candidate, each reader with those of a disjoint part, so
+    /// that a report reads them on as many threads at once. The traces are
+    /// kept in the dossiers by [`Dossier::log`]; a store reads them in
+    /// place where it can (sled: from the front of each record, without
+    /// decoding the rest, or from memory in the daemon). By default the
+    /// first reader gets them all, on the calling thread.
+    fn read_traces(&self, readers: &mut [TraceReader<'_>]) -> Result<(), StoreError> {
+        if let Some(first) = readers.first_mut() {
             for d in self.dossiers() {
-                each(&d?.traces.refs());
+                first(&d?.traces.refs());
             }
         }
         Ok(())

@@ -159,6 +159,49 @@ fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_wit
     );
 }
 
+/// The daemon keeps the report traces in memory once a report has read
+/// them: every commit after that (enrollments, sends, events) reaches the
+/// report through it as it reaches the store.
+#[test]
+fn the_daemons_report_from_memory_follows_every_commit_after_the_first() {
+    let site = site();
+    let daemon = site.start(None);
+    let early = site.enroll("early", "Eve", "early@example.com");
+    site.wait_sent(early["candidate"].as_str().unwrap(), "ping");
+    let report = |site: &Site| -> Value {
+        serde_json::from_str(&site.ok(&["report", "--format", "json", "--by", "variant"])).unwrap()
+    };
+    // Read from the store, and kept.
+    let first = report(&site);
+    assert_eq!(first["campaigns"][0]["funnel"][0]["count"], 1, "{first}");
+    fill(&site);
+    site.ok(&["event", early["candidate"].as_str().unwrap(), "opted_out"]);
+    wait_for(|| {
+        let log = site.ok(&["export"]);
+        (lines(&log)
+            .iter()
+            .filter(|l| l["kind"] == "delivered")
+            .count()
+            >= 13)
+            .then_some(())
+    })
+    .expect("every ping delivered");
+    let through = report(&site);
+    daemon.stop();
+    let direct = report(&site);
+    assert_eq!(
+        through, direct,
+        "the daemon's report and the store's differ"
+    );
+    let funnel = &direct["campaigns"][0]["funnel"];
+    let count = |step: usize| funnel[step]["count"].as_u64().unwrap();
+    assert_eq!(
+        (count(0), count(1), count(4), count(5), count(6)),
+        (13, 13, 8, 5, 3),
+        "{funnel}"
+    );
+}
+
 #[test]
 fn dates_and_campaigns_select_what_is_exported() {
     let site = site();

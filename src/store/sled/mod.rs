@@ -36,6 +36,7 @@ mod guard;
 mod identities;
 mod ledger;
 mod suppression;
+mod trace_index;
 mod txn;
 mod verify;
 mod writer;
@@ -214,6 +215,9 @@ pub struct SledStore {
     suppressed: Arc<Mutex<suppression::Known>>,
     /// Writes batches behind the core (see [`writer`]).
     writer: Arc<writer::Writer>,
+    /// The report traces kept in memory, when this process keeps them
+    /// (see [`trace_index`]).
+    traces: Arc<trace_index::TraceIndex>,
     /// The timer records being taken by this process.
     timers: Arc<Mutex<TakenTimers>>,
     /// The commit ledger beside sled's files (see [`ledger`]).
@@ -442,6 +446,7 @@ impl SledStore {
             identities: Arc::default(),
             suppressed: Arc::default(),
             writer: Arc::default(),
+            traces: Arc::default(),
             timers: Arc::default(),
             ledger: Arc::new(looking),
             behind: Arc::default(),
@@ -623,6 +628,39 @@ impl SledStore {
         bound(part)..to
     }
 
+    /// Reads the traces at the front of every candidate's record, reader
+    /// `i` those of part `i`, keeping them in `pieces[i]` when given.
+    fn read_records(
+        &self,
+        readers: &mut [super::TraceReader<'_>],
+        pieces: Option<&mut [trace_index::Piece]>,
+    ) -> Result<(), StoreError> {
+        let parts = readers.len();
+        let mut pieces: Vec<Option<&mut trace_index::Piece>> = match pieces {
+            Some(p) => p.iter_mut().map(Some).collect(),
+            None => readers.iter().map(|_| None).collect(),
+        };
+        let mut jobs: Vec<_> = readers.iter_mut().zip(pieces.iter_mut()).collect();
+        on_threads(&mut jobs, |part, (reader, piece)| {
+            let db = self.db()?;
+            for item in db.range(self.part_range(part, parts)) {
+                let (k, v) = item?;
+                let damaged =
+                    |e| StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e);
+                if dossier_record::is_current(&v) {
+                    let traces = dossier_record::traces_ref(&v).map_err(damaged)?;
+                    reader(&traces.0);
+                } else {
+                    reader(&dossier_record::traces(&v).map_err(damaged)?.refs());
+                }
+                if let Some(piece) = piece {
+                    piece.keep(&k, &v).map_err(damaged)?;
+                }
+            }
+            Ok(())
+        })
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }
@@ -680,6 +718,12 @@ impl SledStore {
         db.flush()?;
         self.slot.store(Some(Arc::new(db)));
         self.reread()
+    }
+
+    /// Keeps the report traces in memory from the next report on (the
+    /// daemon): later reports read them from there (see [`trace_index`]).
+    pub fn keep_traces_in_memory(&self) {
+        self.traces.keep();
     }
 
     /// The highest numbered candidate id (`c` n) stored when the store
@@ -890,11 +934,14 @@ impl SledStore {
 
     /// Applies a batch atomically and makes it durable before returning
     /// (after the batch being written behind, if any).
-    fn commit(&self, mut batch: sled::Batch, delivered: Vec<String>) -> Result<(), StoreError> {
+    fn commit(&self, writes: writer::Writes, delivered: Vec<String>) -> Result<(), StoreError> {
         self.writer.wait_idle();
         let mark = self.ledger.stamp();
+        let mut batch = writer::into_batch(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
         batch.insert(key::meta("commit"), &mark.to_bytes());
-        self.writer.write_here(&*self.db()?, batch)?;
+        self.writer.write_here(&*self.db()?, batch, || {
+            self.traces.note(writer::noted(&writes))
+        })?;
         // Written after the batch written behind (if it was not settled
         // yet, it was durable before this one).
         let behind = self.behind().take();
@@ -924,7 +971,7 @@ impl SledStore {
             Some(mark.to_bytes().as_slice().into()),
         );
         *self.behind() = Some((mark, delivered));
-        self.writer.start(&*self.db()?, writes)
+        self.writer.start(&*self.db()?, writes, &self.traces)
     }
 
     /// Makes each batch written behind wait this long before it is applied:
@@ -1160,26 +1207,45 @@ impl super::Store for SledStore {
         })
     }
 
-    /// The dossiers of [`SledStore::part_range`], each record's traces read
-    /// in place from its front.
-    fn read_traces_part(
-        &self,
-        part: usize,
-        parts: usize,
-        each: &mut dyn FnMut(&[crate::report::trace::TraceRef<'_>]),
-    ) -> Result<(), StoreError> {
-        for item in self.db()?.range(self.part_range(part, parts)) {
-            let (k, v) = item?;
-            let damaged =
-                |e| StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e);
-            if dossier_record::is_current(&v) {
-                let traces = dossier_record::traces_ref(&v).map_err(damaged)?;
-                each(&traces.0);
-            } else {
-                each(&dossier_record::traces(&v).map_err(damaged)?.refs());
+    /// The traces from the daemon's index once a report built it (see
+    /// [`trace_index`]), else from the front of each record, each reader
+    /// on a thread of its own over a part of the candidates' keys
+    /// ([`SledStore::part_range`]).
+    fn read_traces(&self, readers: &mut [super::TraceReader<'_>]) -> Result<(), StoreError> {
+        match self.traces.plan() {
+            trace_index::Plan::Store => self.read_records(readers, None),
+            trace_index::Plan::Build => {
+                // Reset unless it ends well (an error, a panic).
+                struct Building<'a>(Option<&'a trace_index::TraceIndex>);
+                impl Drop for Building<'_> {
+                    fn drop(&mut self) {
+                        if let Some(index) = self.0 {
+                            index.reset();
+                        }
+                    }
+                }
+                let mut building = Building(Some(&self.traces));
+                let mut pieces: Vec<trace_index::Piece> =
+                    readers.iter().map(|_| Default::default()).collect();
+                self.read_records(readers, Some(&mut pieces))?;
+                building.0 = None;
+                self.traces.built(pieces);
+                Ok(())
+            }
+            trace_index::Plan::Index(snapshot) => {
+                struct Reading<'a>(&'a trace_index::TraceIndex);
+                impl Drop for Reading<'_> {
+                    fn drop(&mut self) {
+                        self.0.done_reading();
+                    }
+                }
+                let _reading = Reading(&self.traces);
+                let parts = readers.len();
+                on_threads(readers, |part, reader| {
+                    self.traces.read(snapshot, part, parts, reader)
+                })
             }
         }
-        Ok(())
     }
 
     /// Dossiers in key order after `after`'s: one range read of `limit`.
@@ -1351,6 +1417,7 @@ impl super::Store for SledStore {
     /// is not in the store.
     fn reread(&self) -> Result<(), StoreError> {
         *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.traces.reset();
         {
             let mut taken = self.taken_timers();
             taken.open.clear();
@@ -1365,10 +1432,41 @@ impl super::Store for SledStore {
 }
 
 /// Applies a batch atomically and flushes it; a slow one is logged.
-fn write_durably(db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
+/// Runs `work` for each item, the first on this thread and each other on
+/// a thread of its own; the first error, if any.
+fn on_threads<T: Send>(
+    items: &mut [T],
+    work: impl Fn(usize, &mut T) -> Result<(), StoreError> + Sync,
+) -> Result<(), StoreError> {
+    let work = &work;
+    let Some((first, rest)) = items.split_first_mut() else {
+        return Ok(());
+    };
+    std::thread::scope(|scope| {
+        let others: Vec<_> = rest
+            .iter_mut()
+            .enumerate()
+            .map(|(i, item)| scope.spawn(move || work(i + 1, item)))
+            .collect();
+        let mine = work(0, first);
+        let theirs: Vec<_> = others
+            .into_iter()
+            .map(|t| t.join().unwrap_or_else(|e| std::panic::resume_unwind(e)))
+            .collect();
+        mine.and(theirs.into_iter().collect())
+    })
+}
+
+/// `applied` runs once sled holds the batch, before the flush.
+fn write_durably(
+    db: &sled::Db,
+    batch: sled::Batch,
+    applied: impl FnOnce(),
+) -> Result<(), StoreError> {
     let started = std::time::Instant::now();
     faults::before_write()?;
     db.apply_batch(batch)?;
+    applied();
     let applied = started.elapsed();
     faults::before_flush()?;
     db.flush()?;

@@ -872,9 +872,7 @@ impl<'a> Transaction for SledTxn<'a> {
         let written = self.prepare().and_then(|mut prepared| {
             let writes = std::mem::take(&mut prepared.writes);
             let delivered = std::mem::take(&mut prepared.delivered);
-            prepared
-                .store
-                .commit(writer::into_batch(writes), delivered)?;
+            prepared.store.commit(writes, delivered)?;
             // Made durable: now the store's map has them too.
             prepared.learn()?;
             Ok(prepared.finished)

@@ -16,10 +16,16 @@ use std::sync::{mpsc, Arc, Condvar, Mutex, MutexGuard, Weak};
 
 use foldhash::HashMap;
 
+use super::trace_index::TraceIndex;
 use super::StoreError;
 
 /// A batch's writes by key (`None`: the key is removed).
 pub type Writes = HashMap<sled::IVec, Option<sled::IVec>>;
+
+/// Writes as the trace index takes them.
+pub fn noted(writes: &Writes) -> impl Iterator<Item = (&[u8], Option<&[u8]>)> {
+    writes.iter().map(|(k, v)| (&k[..], v.as_deref()))
+}
 
 /// Turns writes into sled's atomic batch.
 pub fn into_batch(
@@ -34,6 +40,10 @@ pub fn into_batch(
     }
     batch
 }
+
+/// A batch for the thread: the database, the batch, its writes (for the
+/// trace index) and the index to tell once sled holds it.
+type Job = (sled::Db, sled::Batch, Arc<Writes>, Arc<TraceIndex>);
 
 #[derive(Default)]
 struct State {
@@ -50,7 +60,7 @@ pub struct Writer {
     written: Condvar,
     /// The thread's queue; the thread starts with the first batch and ends
     /// when the store is dropped.
-    queue: Mutex<Option<mpsc::Sender<(sled::Db, sled::Batch)>>>,
+    queue: Mutex<Option<mpsc::Sender<Job>>>,
     /// Microseconds each batch waits before it is applied (tests only: a
     /// slow disk, so the next batch is surely built before it is written).
     hold: AtomicU64,
@@ -67,13 +77,19 @@ impl Writer {
     /// Hands `writes` to the thread, to apply and flush, after the batch
     /// being written (if any) is done. The caller settles the batch before
     /// it first: its outcome would otherwise be lost.
-    pub fn start(self: &Arc<Self>, db: &sled::Db, writes: Writes) -> Result<(), StoreError> {
+    pub fn start(
+        self: &Arc<Self>,
+        db: &sled::Db,
+        writes: Writes,
+        traces: &Arc<TraceIndex>,
+    ) -> Result<(), StoreError> {
         // The batch shares its values with the list kept for reads.
         let batch = into_batch(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
+        let writes = Arc::new(writes);
         {
             let mut state = self.idle();
             debug_assert!(state.outcome.is_none(), "a write's outcome was not taken");
-            state.writing = Some(Arc::new(writes));
+            state.writing = Some(writes.clone());
         }
         let mut queue = self.queue.lock().unwrap_or_else(|e| e.into_inner());
         if queue.is_none() {
@@ -87,7 +103,7 @@ impl Writer {
             *queue = Some(tx);
         }
         if let Some(tx) = queue.as_ref() {
-            if tx.send((db.clone(), batch)).is_ok() {
+            if tx.send((db.clone(), batch, writes, traces.clone())).is_ok() {
                 return Ok(());
             }
         }
@@ -116,8 +132,13 @@ impl Writer {
     }
 
     /// Writes a batch on this thread, timed like those written behind.
-    pub fn write_here(&self, db: &sled::Db, batch: sled::Batch) -> Result<(), StoreError> {
-        timed(&self.since, || super::write_durably(db, batch))
+    pub fn write_here(
+        &self,
+        db: &sled::Db,
+        batch: sled::Batch,
+        applied: impl FnOnce(),
+    ) -> Result<(), StoreError> {
+        timed(&self.since, || super::write_durably(db, batch, applied))
     }
 
     /// How long the write under way (behind or not) has been going.
@@ -151,20 +172,18 @@ impl Writer {
 
 /// The thread: each batch applied atomically and flushed, then its outcome
 /// posted and its writes dropped (sled has them).
-fn run(
-    writer: Weak<Writer>,
-    queue: mpsc::Receiver<(sled::Db, sled::Batch)>,
-    since: Arc<AtomicU64>,
-) {
-    while let Ok((db, batch)) = queue.recv() {
+fn run(writer: Weak<Writer>, queue: mpsc::Receiver<Job>, since: Arc<AtomicU64>) {
+    while let Ok((db, batch, writes, traces)) = queue.recv() {
         let hold = writer
             .upgrade()
             .map_or(0, |w| w.hold.load(Ordering::Relaxed));
         if hold > 0 {
             std::thread::sleep(std::time::Duration::from_micros(hold));
         }
-        let outcome = timed(&since, || super::write_durably(&db, batch));
-        drop(db);
+        let outcome = timed(&since, || {
+            super::write_durably(&db, batch, || traces.note(noted(&writes)))
+        });
+        drop((db, writes, traces));
         let Some(writer) = writer.upgrade() else {
             return;
         };
