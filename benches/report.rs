@@ -11,7 +11,9 @@
 //! Then, timed with the release binary:
 //! - `nudge report --campaign bench --by variant --format json`, the store
 //!   opened by the command (no daemon), wall time of the whole process;
-//! - the same through a running `nudge run`;
+//! - the same through a running `nudge run`: its first report reads the
+//!   store and keeps the traces in memory, the later ones read them there
+//!   (the first is printed apart, with the daemon's resident set);
 //! - `GET /dashboard/data.json` on that daemon (the dashboard's data): the
 //!   first answer reads the store; later ones answer from the last reading
 //!   while a new one is taken beside them (see `server::dashboard::data`).
@@ -223,7 +225,8 @@ fn nudge(dir: &Path) -> Command {
     c
 }
 
-fn timed_report(dir: &Path, rounds: u64) -> (f64, f64, serde_json::Value) {
+/// The time of each run, and the last report.
+fn timed_report(dir: &Path, rounds: u64) -> (Vec<Duration>, serde_json::Value) {
     let mut times = Vec::new();
     let mut last = serde_json::Value::Null;
     for _ in 0..rounds {
@@ -248,8 +251,15 @@ fn timed_report(dir: &Path, rounds: u64) -> (f64, f64, serde_json::Value) {
         );
         last = serde_json::from_slice(&out.stdout).unwrap();
     }
-    let (median, max) = median_and_max(times);
-    (median, max, last)
+    (times, last)
+}
+
+/// The resident set of a process, in MB (Linux).
+fn rss_mb(pid: u32) -> Option<f64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb / 1024.0)
 }
 
 fn main() {
@@ -292,7 +302,8 @@ fn main() {
         );
     }
 
-    let (median, max, report) = timed_report(dir.path(), rounds);
+    let (times, report) = timed_report(dir.path(), rounds);
+    let (median, max) = median_and_max(times);
     let funnel = &report["campaigns"][0]["funnel"];
     println!(
         "nudge report --campaign bench --by variant (no daemon): median {median:.0} ms, slowest {max:.0} ms ({} enrolled, {} completed)",
@@ -314,8 +325,17 @@ fn main() {
         }
         std::thread::sleep(Duration::from_millis(100));
     };
-    let (median, max, _) = timed_report(dir.path(), rounds);
-    println!("nudge report --campaign bench --by variant (through the daemon): median {median:.0} ms, slowest {max:.0} ms");
+    let before = rss_mb(daemon.id()).unwrap_or(0.0);
+    // The daemon's first report reads the store and keeps the traces in
+    // memory; the later ones read them there.
+    let (times, _) = timed_report(dir.path(), rounds + 1);
+    let first = times[0].as_secs_f64() * 1000.0;
+    let (median, max) = median_and_max(times[1..].to_vec());
+    println!("nudge report --campaign bench --by variant (through the daemon): first (reads the store, keeps the traces) {first:.0} ms; then median {median:.0} ms, slowest {max:.0} ms");
+    println!(
+        "daemon resident set: {before:.0} MB before the first report, {:.0} MB after",
+        rss_mb(daemon.id()).unwrap_or(0.0)
+    );
     let mut times = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();

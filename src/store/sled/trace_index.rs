@@ -162,6 +162,11 @@ impl TraceIndex {
         for (key, traces) in since {
             arena.put(&key, traces.as_deref());
         }
+        tracing::info!(
+            candidates = arena.table.len(),
+            mb = arena.bytes() >> 20,
+            "the report traces are kept in memory from now on"
+        );
         *state = State::Ready(arena);
     }
 
@@ -372,6 +377,12 @@ impl Arena {
     fn entry(&self, position: u64) -> Entry<'_> {
         let (chunk, offset) = split(position);
         Entry::at(self.chunk(chunk), offset)
+    }
+
+    /// Bytes held: the chunks and the table.
+    fn bytes(&self) -> usize {
+        let chunks: usize = self.chunks.iter().map(Vec::capacity).sum();
+        chunks + self.table.capacity() * (std::mem::size_of::<u64>() + 1)
     }
 
     fn snapshot(&self) -> Snapshot {
