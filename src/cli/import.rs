@@ -252,7 +252,11 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         maps.insert(column, target);
     }
     let country = config.phone_country_code.clone().unwrap_or_default();
-    let mut admin = connect(config)?;
+    let mut admin = crate::runtime::client::Admin::connect_with_cache(
+        config,
+        crate::runtime::client::IMPORT_CACHE,
+    )
+    .map_err(|e| CliError::Input(e.to_string()))?;
     catch_interrupt();
     let mut importer = Importer {
         admin: &mut admin,
@@ -274,8 +278,8 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
             }
         };
         for input in &inputs {
-            let digest = match input.digest() {
-                Ok(digest) => digest,
+            let survey = match input.survey() {
+                Ok(survey) => survey,
                 Err(e) => {
                     importer.reject(
                         &input.name,
@@ -285,7 +289,13 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                     continue;
                 }
             };
-            let mut checker = import::Checker::new(&country);
+            let digest = survey.digest;
+            // Two contacts a row at most: room for them all at once, here
+            // and in the store's map of identities (a table that grows
+            // holds its old and new slots at once).
+            let contacts = usize::try_from(survey.lines.saturating_mul(2)).unwrap_or(usize::MAX);
+            let mut checker = import::Checker::new(&country, contacts);
+            importer.admin.expect_identities(contacts).map_err(api)?;
             match input.kind {
                 Kind::Pdf => match input
                     .bytes()

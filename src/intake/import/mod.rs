@@ -16,7 +16,7 @@ pub mod columns;
 pub mod resume;
 
 use std::borrow::Cow;
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt;
 use std::io::{BufRead, Read};
 use std::path::{Path, PathBuf};
@@ -62,9 +62,20 @@ impl Input {
     /// in its rows' idempotency keys (a file is read once for it, in
     /// pieces).
     pub fn digest(&self) -> std::io::Result<String> {
+        Ok(self.survey()?.digest)
+    }
+
+    /// Its digest ([`Input::digest`]) and how many lines it has, from one
+    /// read: the lines say how many rows to make room for.
+    pub fn survey(&self) -> std::io::Result<Survey> {
         let mut hash = Sha256::new();
+        let mut lines = 0u64;
+        let mut take = |piece: &[u8]| {
+            hash.update(piece);
+            lines += piece.iter().filter(|b| **b == b'\n').count() as u64;
+        };
         match &self.body {
-            Body::Bytes(b) => hash.update(b),
+            Body::Bytes(b) => take(b),
             Body::File { path, .. } => {
                 let mut file = std::fs::File::open(path)?;
                 let mut buffer = vec![0u8; DIGEST_READ];
@@ -73,11 +84,14 @@ impl Input {
                     if n == 0 {
                         break;
                     }
-                    hash.update(&buffer[..n]);
+                    take(&buffer[..n]);
                 }
             }
         }
-        Ok(hex::encode(&hash.finalize()[..8]))
+        Ok(Survey {
+            digest: hex::encode(&hash.finalize()[..8]),
+            lines,
+        })
     }
 
     /// Its bytes, from the start.
@@ -95,6 +109,14 @@ impl Input {
             Body::File { path, .. } => Cow::Owned(std::fs::read(path)?),
         })
     }
+}
+
+/// What one read of an input tells: [`Input::survey`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Survey {
+    pub digest: String,
+    /// Newlines (a quoted field may hold some: an upper bound on rows).
+    pub lines: u64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,17 +291,25 @@ pub struct Reject {
 /// an earlier line.
 pub struct Checker {
     country: String,
-    /// A 64-bit hash of each contact seen, and its line: a million rows'
-    /// contacts in tens of megabytes rather than hundreds.
-    seen: HashMap<u64, u64>,
+    /// A 64-bit hash of each contact seen and its line, as three 32-bit
+    /// words (13 bytes a slot with the table's control byte, where a map
+    /// of two 64-bit numbers takes 17): a million rows' contacts in tens
+    /// of megabytes rather than hundreds.
+    seen: hashbrown::HashTable<[u32; 3]>,
     hasher: foldhash::fast::FixedState,
 }
 
+/// A seen contact's hash, from its words.
+fn seen_hash(words: &[u32; 3]) -> u64 {
+    (u64::from(words[0]) << 32) | u64::from(words[1])
+}
+
 impl Checker {
-    pub fn new(phone_country_code: &str) -> Checker {
+    /// A checker with room for `contacts` contacts (two a row is usual).
+    pub fn new(phone_country_code: &str, contacts: usize) -> Checker {
         Checker {
             country: phone_country_code.to_string(),
-            seen: HashMap::new(),
+            seen: hashbrown::HashTable::with_capacity(contacts),
             hasher: foldhash::fast::FixedState::with_seed(0x006e_7564_6765),
         }
     }
@@ -312,15 +342,21 @@ impl Checker {
             .map(|c| (self.hasher.hash_one(&c), c))
             .collect();
         for (key, contact) in &keys {
-            if let Some(first) = self.seen.get(key) {
+            if let Some(first) = self.seen.find(*key, |w| seen_hash(w) == *key) {
                 return Err(Reason::Duplicate {
-                    line: *first,
+                    line: u64::from(first[2]),
                     contact: contact.clone(),
                 });
             }
         }
+        // A line past 2^32 is noted as the last that fits (only a
+        // duplicate's message shows it).
+        let line = u32::try_from(row.line).unwrap_or(u32::MAX);
         for (key, _) in keys {
-            self.seen.insert(key, row.line);
+            if self.seen.find(key, |w| seen_hash(w) == key).is_none() {
+                let words = [(key >> 32) as u32, key as u32, line];
+                self.seen.insert_unique(key, words, seen_hash);
+            }
         }
         Ok(())
     }
@@ -469,7 +505,7 @@ mod tests {
                    Di,Oh,,12,\n\
                    Ed,Yu,ANA@example.com,,\n";
         let maps = BTreeMap::new();
-        let mut checker = Checker::new("");
+        let mut checker = Checker::new("", 0);
         let results: Vec<_> = CsvRows::new(Box::new(csv.as_bytes()), &maps)
             .unwrap()
             .map(|r| r.and_then(|row| checker.check(&row).map(|()| row).map_err(|e| (0, e))))

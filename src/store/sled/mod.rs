@@ -207,7 +207,7 @@ pub struct SledStore {
     id_floor: u64,
     journal: Arc<Mutex<Journal>>,
     /// Who each candidate is; read from the store when first needed.
-    identities: Arc<Mutex<Option<identities::Identities>>>,
+    identities: Arc<Mutex<Option<identities::Index>>>,
     /// The keys of every contact that may be on the suppression list: read
     /// from the store when first needed, then every contact suppressed by
     /// this process (kept when taken off, so it only ever says "may be").
@@ -720,6 +720,13 @@ impl SledStore {
         self.reread()
     }
 
+    /// Makes room for `n` more identities in the map of who each
+    /// candidate is (read first if it was not), so that an import of many
+    /// new candidates does not grow it as it goes.
+    pub fn expect_identities(&self, n: usize) -> Result<(), StoreError> {
+        self.with_identities(|ids| ids.reserve(n))
+    }
+
     /// Keeps the report traces in memory from the next report on (the
     /// daemon): later reports read them from there (see [`trace_index`]).
     pub fn keep_traces_in_memory(&self) {
@@ -750,7 +757,7 @@ impl SledStore {
     /// time (then later callers wait for the read).
     fn with_identities<R>(
         &self,
-        f: impl FnOnce(&mut identities::Identities) -> R,
+        f: impl FnOnce(&mut identities::Index) -> R,
     ) -> Result<R, StoreError> {
         let mut held = self.identities.lock().unwrap_or_else(|e| e.into_inner());
         let ids = match &mut *held {
@@ -760,9 +767,11 @@ impl SledStore {
         Ok(f(ids))
     }
 
-    fn read_identities(&self) -> Result<identities::Identities, StoreError> {
+    fn read_identities(&self) -> Result<identities::Index, StoreError> {
         let started = std::time::Instant::now();
-        let mut found = identities::Identities::with_capacity(self.id_floor as usize);
+        let mut found = identities::Index::default();
+        // Two identities a candidate is typical (an email and a phone).
+        found.reserve(2 * self.id_floor as usize);
         for item in self.db()?.scan_prefix([b'y']) {
             let (k, v) = item?;
             let pairs = identities::decode(&v).ok_or_else(|| StoreError::Corrupt {
