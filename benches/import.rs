@@ -82,6 +82,8 @@ fn main() {
         review: true,
         ..Default::default()
     };
+    // As `nudge` itself runs (`src/main.rs`): 4 KiB pages.
+    let _ = nudge::runtime::memory::small_pages();
     let started = Instant::now();
     nudge::cli::import(&config, &options).expect("import");
     let secs = started.elapsed().as_secs_f64();

@@ -361,6 +361,12 @@ enum GraphFormat {
 
 fn main() -> ExitCode {
     let args = Args::parse();
+    // 4 KiB pages for every command: with transparent huge pages the
+    // kernel zeroes 2 MiB at each first touch, which was most of opening a
+    // large store (`nudge status`), a tenth of an import and most of a
+    // report (see `nudge::runtime::memory`). `nudge run` says so if the
+    // kernel refuses.
+    let _ = nudge::runtime::memory::small_pages();
     let config_path = args.config.clone();
     let config = || cli::load_config(config_path.as_deref());
     let result = match args.command {

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 use super::{api, connect, emit, note_queued, CliError, Status};
 use crate::config::Config;
-use crate::intake::import::{self, Column, Input, Kind, Reason, Reject, Row};
+use crate::intake::import::{self, Column, Kind, Reason, Reject, Row};
 use crate::intake::review;
 use crate::runtime::api::{ApplyRequest, ApplyResponse};
 use crate::runtime::client::Admin;
@@ -74,11 +74,14 @@ fn catch_interrupt() {
     }
 }
 
-/// One row on its way, with where it came from.
+/// One row on its way (its request goes in the chunk's list beside), with
+/// where it came from and what the summary needs of it.
 struct Pending {
-    file: String,
-    row: Row,
-    request: ApplyRequest,
+    file: std::rc::Rc<str>,
+    line: u64,
+    flags: Vec<String>,
+    /// Who it is, for the first [`LISTED`] rows `--review` lists.
+    who: Option<String>,
 }
 
 struct Importer<'a> {
@@ -92,6 +95,7 @@ struct Importer<'a> {
     reviewed: Vec<(String, String)>,
     review_count: u64,
     pending: Vec<Pending>,
+    requests: Vec<ApplyRequest>,
 }
 
 impl Importer<'_> {
@@ -104,24 +108,32 @@ impl Importer<'_> {
         });
     }
 
-    fn push(&mut self, input: &Input, digest: &str, row: Row) -> Result<(), CliError> {
-        let mut fields = row.fields.clone();
+    fn push(&mut self, file: &std::rc::Rc<str>, digest: &str, row: Row) -> Result<(), CliError> {
+        let Row {
+            line,
+            external_id,
+            mut fields,
+            flags,
+        } = row;
+        // Until the list is full (rows already imported take no place).
+        let who = (self.options.review && self.reviewed.len() < LISTED).then(|| who(&fields));
         if self.options.review {
             fields.insert(review::FIELD.into(), review::PENDING.into());
         }
-        let request = ApplyRequest {
-            external_id: row.external_id.clone(),
+        self.requests.push(ApplyRequest {
+            external_id,
             fields,
             campaign: self.options.campaign.clone(),
             ignore_filter: self.options.ignore_filter,
             enroll: !self.options.review,
             at: None,
-            id: Some(format!("import:{digest}:{}", row.line)),
-        };
+            id: Some(format!("import:{digest}:{line}")),
+        });
         self.pending.push(Pending {
-            file: input.name.clone(),
-            row,
-            request,
+            file: file.clone(),
+            line,
+            flags,
+            who,
         });
         if self.pending.len() >= CHUNK {
             self.flush()?;
@@ -134,7 +146,7 @@ impl Importer<'_> {
             return Ok(());
         }
         let chunk = std::mem::take(&mut self.pending);
-        let requests: Vec<ApplyRequest> = chunk.iter().map(|p| p.request.clone()).collect();
+        let requests = std::mem::take(&mut self.requests);
         let answers = self.admin.apply_all(requests).map_err(api)?;
         for (pending, answer) in chunk.into_iter().zip(answers) {
             match answer {
@@ -142,7 +154,7 @@ impl Importer<'_> {
                 Err(refusal) if fatal(&refusal) => return Err(api(refusal)),
                 Err(refusal) => self.reject(
                     &pending.file,
-                    pending.row.line,
+                    pending.line,
                     Reason::Refused(refusal.to_string()),
                 ),
             }
@@ -162,21 +174,19 @@ impl Importer<'_> {
             s.updated += 1;
         }
         s.enrolled += answer.enrolled.len() as u64;
-        let row = pending.row;
-        if !row.flags.is_empty() {
+        if !pending.flags.is_empty() {
             s.flagged += 1;
             self.flagged.push((
-                pending.file,
-                row.line,
+                pending.file.to_string(),
+                pending.line,
                 answer.candidate.clone(),
-                row.flags.clone(),
+                pending.flags,
             ));
         }
         if self.options.review {
             self.review_count += 1;
-            if self.reviewed.len() < LISTED {
-                self.reviewed
-                    .push((answer.candidate.clone(), who(&row.fields)));
+            if let Some(who) = pending.who.filter(|_| self.reviewed.len() < LISTED) {
+                self.reviewed.push((answer.candidate.clone(), who));
             }
         }
     }
@@ -267,6 +277,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         reviewed: Vec::new(),
         review_count: 0,
         pending: Vec::new(),
+        requests: Vec::new(),
     };
     let mut skipped = Vec::new();
     'files: for path in &options.files {
@@ -278,6 +289,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
             }
         };
         for input in &inputs {
+            let file: std::rc::Rc<str> = input.name.as_str().into();
             let survey = match input.survey() {
                 Ok(survey) => survey,
                 Err(e) => {
@@ -303,7 +315,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                     .and_then(|bytes| import::pdf_row(&bytes, &country))
                 {
                     Ok(row) => match checker.check(&row) {
-                        Ok(()) => importer.push(input, &digest, row)?,
+                        Ok(()) => importer.push(&file, &digest, row)?,
                         Err(reason) => importer.reject(&input.name, row.line, reason),
                     },
                     Err(reason) => importer.reject(&input.name, 1, reason),
@@ -323,7 +335,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                         n += 1;
                         match result {
                             Ok(row) => match checker.check(&row) {
-                                Ok(()) => importer.push(input, &digest, row)?,
+                                Ok(()) => importer.push(&file, &digest, row)?,
                                 Err(reason) => importer.reject(&input.name, row.line, reason),
                             },
                             Err((line, reason)) => importer.reject(&input.name, line, reason),

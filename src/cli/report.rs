@@ -61,10 +61,6 @@ pub enum ReportFormat {
 
 /// `nudge report`.
 pub fn report(config: &Config, args: &ReportArgs) -> Result<Status, CliError> {
-    // A report over a million candidates allocates a gigabyte of small
-    // records; with transparent huge pages the kernel spent most of the
-    // command zeroing 2 MiB pages the allocator gave back and took again.
-    let _ = crate::runtime::memory::small_pages();
     if let (Some(since), Some(until)) = (args.since, args.until) {
         if since >= until {
             return Err(CliError::Input(
