@@ -332,8 +332,12 @@ fn main() {
     let first = times[0].as_secs_f64() * 1000.0;
     let (median, max) = median_and_max(times[1..].to_vec());
     println!("nudge report --campaign bench --by variant (through the daemon): first (reads the store, keeps the traces) {first:.0} ms; then median {median:.0} ms, slowest {max:.0} ms");
+    let after = rss_mb(daemon.id()).unwrap_or(0.0);
+    // The last report's summaries are freed beside its answer, and the
+    // allocator gives pages back a while after.
+    std::thread::sleep(Duration::from_secs(10));
     println!(
-        "daemon resident set: {before:.0} MB before the first report, {:.0} MB after",
+        "daemon resident set: {before:.0} MB before the first report, {after:.0} MB right after the last, {:.0} MB 10 s later",
         rss_mb(daemon.id()).unwrap_or(0.0)
     );
     let mut times = Vec::new();
