@@ -654,7 +654,12 @@ impl SledStore {
                     reader(&dossier_record::traces(&v).map_err(damaged)?.refs());
                 }
                 if let Some(piece) = piece {
-                    piece.keep(&k, &v).map_err(damaged)?;
+                    piece
+                        .keep(&self.traces, &k, &v)
+                        .map_err(|e| StoreError::Corrupt {
+                            key: key::candidate_id(&k).unwrap_or_default(),
+                            why: e.to_string(),
+                        })?;
                 }
             }
             Ok(())

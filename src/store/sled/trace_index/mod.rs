@@ -12,9 +12,10 @@
 //! the store, commits are noted aside and laid over what it read at the
 //! end, so a commit that the read missed or saw half of is never lost.
 //!
-//! The traces are kept as their records carry them (the postcard bytes at
-//! the front of each `c` record) in an arena of 1 MiB chunks: an entry is
-//! a header, the record's key and the traces. A candidate's newer traces
+//! The traces are kept in a compact form ([`compact`]: names as numbers in
+//! a table, instants as differences, about half a record's own form) in
+//! an arena of 1 MiB chunks: an entry is a header, the record's key and
+//! the traces. A candidate's newer traces
 //! are appended and their older entry marked with the sequence number of
 //! the batch that replaced it, so a report reads a consistent snapshot
 //! (entries before its end whose replacement came after it began) while
@@ -30,8 +31,10 @@ use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use hashbrown::HashTable;
 
 use super::dossier_record;
-use crate::report::trace::{TraceRef, TracesRef};
+use crate::report::trace::TraceRef;
 use crate::store::StoreError;
+
+mod compact;
 
 /// Bytes of an arena chunk (an entry larger than this gets a chunk of its
 /// own size).
@@ -52,6 +55,9 @@ pub struct TraceIndex {
     /// Reports reading the arena now: no chunk is moved meanwhile.
     readers: AtomicUsize,
     state: RwLock<State>,
+    /// The names the entries number. Taken after `state` by a report,
+    /// alone by everything that writes entries, so never the other way.
+    names: RwLock<compact::Names>,
 }
 
 #[derive(Default)]
@@ -93,6 +99,24 @@ impl TraceIndex {
     /// Keeps the index from the next report on.
     pub fn keep(&self) {
         self.kept.store(true, Ordering::SeqCst);
+    }
+
+    fn names(&self) -> RwLockWriteGuard<'_, compact::Names> {
+        self.names.write().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// A record's traces in the compact form, its names taken into the
+    /// table; `None` if the record does not decode.
+    fn compact(&self, record: &[u8]) -> Option<Vec<u8>> {
+        let mut out = Vec::with_capacity(64);
+        if dossier_record::is_current(record) {
+            let traces = dossier_record::traces_ref(record).ok()?;
+            compact::encode(&traces.0, &mut self.names(), &mut out);
+        } else {
+            let traces = dossier_record::traces(record).ok()?;
+            compact::encode(&traces.refs(), &mut self.names(), &mut out);
+        }
+        Some(out)
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -164,7 +188,7 @@ impl TraceIndex {
         }
         tracing::info!(
             candidates = arena.table.len(),
-            mb = arena.bytes() >> 20,
+            mb = (arena.bytes() + self.names().bytes()) >> 20,
             "the report traces are kept in memory from now on"
         );
         *state = State::Ready(arena);
@@ -184,7 +208,7 @@ impl TraceIndex {
             }
             match value {
                 None => changes.push((key, None)),
-                Some(v) => match traces_bytes(v) {
+                Some(v) => match self.compact(v) {
                     Some(t) => changes.push((key, Some(t))),
                     // Not a dossier this build reads: the index cannot be
                     // trusted to follow the store.
@@ -201,7 +225,7 @@ impl TraceIndex {
             State::Building(since) => since.extend(
                 changes
                     .into_iter()
-                    .map(|(k, t)| (Box::from(k), t.map(|t| t.into_owned().into()))),
+                    .map(|(k, t)| (Box::from(k), t.map(Vec::into_boxed_slice))),
             ),
             State::Ready(arena) => {
                 arena.seq += 1;
@@ -233,6 +257,7 @@ impl TraceIndex {
                     "the store was reopened while a report read it; run the report again".into(),
                 ));
             };
+            let names = self.names.read().unwrap_or_else(|e| e.into_inner());
             let bytes = arena.chunk(chunk);
             let end = if chunk + 1 == snapshot.end {
                 snapshot.end_len
@@ -243,18 +268,17 @@ impl TraceIndex {
             while at < end {
                 let entry = Entry::at(bytes, at);
                 if entry.replaced == 0 || entry.replaced > snapshot.seq {
-                    let traces =
-                        postcard::from_bytes::<TracesRef<'_>>(entry.traces).map_err(|e| {
-                            StoreError::Corrupt {
-                                key: String::from_utf8_lossy(entry.key).into_owned(),
-                                why: format!("the traces kept in memory do not decode: {e}"),
-                            }
-                        })?;
-                    read(&traces.0);
+                    let traces = compact::decode(entry.traces, &names).ok_or_else(|| {
+                        StoreError::Corrupt {
+                            key: String::from_utf8_lossy(entry.key).into_owned(),
+                            why: "the traces kept in memory do not decode".into(),
+                        }
+                    })?;
+                    read(&traces);
                 }
                 at += entry.size();
             }
-            drop(state);
+            drop((names, state));
             chunk += parts.max(1);
         }
         Ok(())
@@ -268,30 +292,22 @@ pub struct Piece {
 }
 
 impl Piece {
-    /// Keeps a record's traces (the record as sled holds it).
-    pub fn keep(&mut self, key: &[u8], record: &[u8]) -> Result<(), postcard::Error> {
-        let traces = match traces_bytes(record) {
-            Some(t) => t,
-            None => std::borrow::Cow::Owned(postcard::to_stdvec(&dossier_record::traces(record)?)?),
-        };
+    /// Keeps a record's traces (the record as sled holds it) in the form
+    /// of `index`.
+    pub fn keep(&mut self, index: &TraceIndex, key: &[u8], record: &[u8]) -> Result<(), Bad> {
+        let traces = index.compact(record).ok_or(Bad)?;
         append(&mut self.chunks, key, &traces);
         Ok(())
     }
 }
 
-/// The traces' bytes at the front of a record: borrowed from a record of
-/// this layout, made from the history of an older one; `None` if the
-/// record does not decode.
-fn traces_bytes(record: &[u8]) -> Option<std::borrow::Cow<'_, [u8]>> {
-    if dossier_record::is_current(record) {
-        let rest = &record[dossier_record::MARK.len()..];
-        let (_, after) = postcard::take_from_bytes::<TracesRef<'_>>(rest).ok()?;
-        Some(std::borrow::Cow::Borrowed(
-            &rest[..rest.len() - after.len()],
-        ))
-    } else {
-        let traces = dossier_record::traces(record).ok()?;
-        Some(std::borrow::Cow::Owned(postcard::to_stdvec(&traces).ok()?))
+/// A record whose traces do not decode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Bad;
+
+impl std::fmt::Display for Bad {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("its report traces do not decode")
     }
 }
 
@@ -548,7 +564,7 @@ mod tests {
         assert!(matches!(index.plan(), Plan::Build));
         let mut piece = Piece::default();
         for (k, v) in records {
-            piece.keep(k, v).unwrap();
+            piece.keep(index, k, v).unwrap();
         }
         index.built(vec![piece]);
     }
@@ -576,8 +592,8 @@ mod tests {
         // A second report meanwhile reads the store.
         assert!(matches!(index.plan(), Plan::Store));
         let mut piece = Piece::default();
-        piece.keep(b"c1", &record("c1", "old")).unwrap();
-        piece.keep(b"c2", &record("c2", "gone")).unwrap();
+        piece.keep(&index, b"c1", &record("c1", "old")).unwrap();
+        piece.keep(&index, b"c2", &record("c2", "gone")).unwrap();
         index.note([
             (&b"c1"[..], Some(&record("c1", "new")[..])),
             (&b"c3"[..], Some(&record("c3", "added")[..])),
