@@ -469,6 +469,13 @@ pub trait Transaction: Sized {
     /// leaves it (a point lookup: it is read for every send).
     fn suppression(&self, contact: &Contact) -> Result<Option<Suppression>, StoreError>;
 
+    /// Whether any contact may be on the suppression list as this
+    /// transaction leaves it: false lets a send skip making its contact's
+    /// key and looking it up. By default true (always look).
+    fn may_suppress_any(&self) -> Result<bool, StoreError> {
+        Ok(true)
+    }
+
     /// Puts a contact on the suppression list (replacing its entry).
     fn suppress(&mut self, entry: &Suppression);
 

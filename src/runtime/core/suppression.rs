@@ -45,6 +45,9 @@ impl<S: Store> Core<S> {
         txn: &Txn<S>,
         message: &Message,
     ) -> Result<Option<Failure>, StoreError> {
+        if !txn.may_suppress_any()? {
+            return Ok(None);
+        }
         let Some(contact) = Contact::of_send(
             message.channel,
             &message.to,

@@ -37,6 +37,16 @@ impl SledStore {
         })
     }
 
+    /// Whether any contact may be on the list: false says none is (none
+    /// was ever listed in the store nor by this process), so a send needs
+    /// no lookup at all.
+    pub(super) fn may_be_any_suppressed(&self) -> Result<bool, StoreError> {
+        let mut known = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
+        Ok(self
+            .known_keys(&mut known)?
+            .is_none_or(|keys| !keys.is_empty()))
+    }
+
     /// Notes that the contact of entry key `k` may be on the list from now
     /// (before its entry is written: a write behind the core lands later).
     /// When the list cannot be read, every later lookup reads the store.
@@ -145,6 +155,36 @@ mod tests {
             .suppression(&Contact::email("new@example.com"))
             .unwrap()
             .is_none());
+    }
+
+    #[test]
+    fn a_store_that_never_listed_a_contact_needs_no_lookup_until_one_is() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(dir.path(), 1 << 20).unwrap();
+            let mut txn = store.begin();
+            assert!(!txn.may_suppress_any().unwrap());
+            // Suppressed in this transaction, before its commit.
+            txn.suppress(&entry("a@example.com"));
+            assert!(txn.may_suppress_any().unwrap());
+            txn.unsuppress(&Contact::email("a@example.com"));
+            txn.commit().unwrap();
+            // Taken off again: still "may be" (the memory only grows).
+            assert!(store.begin().may_suppress_any().unwrap());
+        }
+        // A store whose file holds an entry says so from its first lookup.
+        let other = tempfile::tempdir().unwrap();
+        {
+            let store = SledStore::open(other.path(), 1 << 20).unwrap();
+            let mut txn = store.begin();
+            txn.suppress(&entry("b@example.com"));
+            txn.commit().unwrap();
+        }
+        let store = SledStore::open(other.path(), 1 << 20).unwrap();
+        assert!(store.begin().may_suppress_any().unwrap());
+        let fresh = tempfile::tempdir().unwrap();
+        let store = SledStore::open(fresh.path(), 1 << 20).unwrap();
+        assert!(!store.begin().may_suppress_any().unwrap());
     }
 
     #[test]

@@ -558,6 +558,12 @@ impl<'a> Transaction for SledTxn<'a> {
         self.get(&k)
     }
 
+    /// The store's memory of the list's keys says (a contact this
+    /// transaction suppresses is noted there first: see `suppress`).
+    fn may_suppress_any(&self) -> Result<bool, StoreError> {
+        self.store.may_be_any_suppressed()
+    }
+
     fn suppress(&mut self, entry: &crate::store::Suppression) {
         let k = suppression::key_of(&entry.contact);
         self.store.note_suppressed(&k);
