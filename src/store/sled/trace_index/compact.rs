@@ -291,7 +291,7 @@ mod tests {
     }
 
     fn owned(t: &TraceRef<'_>) -> crate::report::trace::Trace {
-        let s = |x: &str| x.to_string();
+        let s = |x: &str| crate::report::trace::Name::from(x);
         crate::report::trace::Trace {
             campaign: s(t.campaign),
             enrolled_at: t.enrolled_at,
