@@ -302,10 +302,14 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                 }
             };
             let digest = survey.digest;
-            // Two contacts a row at most: room for them all at once, here
-            // and in the store's map of identities (a table that grows
-            // holds its old and new slots at once).
-            let contacts = usize::try_from(survey.lines.saturating_mul(2)).unwrap_or(usize::MAX);
+            // Two contacts a row at most: room for a CSV's all at once,
+            // here and in the store's map of identities (a table that
+            // grows holds its old and new slots at once). A PDF is one row.
+            let rows = match input.kind {
+                Kind::Csv => survey.lines,
+                Kind::Pdf => 1,
+            };
+            let contacts = usize::try_from(rows.saturating_mul(2)).unwrap_or(usize::MAX);
             let mut checker = import::Checker::new(&country, contacts);
             importer.admin.expect_identities(contacts).map_err(api)?;
             match input.kind {

@@ -48,14 +48,11 @@ pub fn summaries<S: Store>(
             takers.iter_mut().map(|t| t as TraceReader<'_>).collect();
         store.read_traces(&mut readers)?;
     }
-    let parts: Vec<(Summaries, Orphans)> = parts
-        .into_iter()
-        .map(|p| (p.summaries, p.orphans))
-        .collect();
     let mut summaries = Summaries::default();
-    let mut orphans: BTreeMap<String, BTreeMap<String, Vec<String>>> = BTreeMap::new();
-    for (some, orphaned) in parts {
-        summaries.chunks.extend(some.chunks);
+    let mut orphans = Orphans::new();
+    for part in parts {
+        summaries.chunks.extend(part.summaries.chunks);
+        let orphaned = part.orphans;
         for (campaign, experiments) in orphaned {
             let known = orphans.entry(campaign).or_default();
             for (e, variants) in experiments {

@@ -30,6 +30,20 @@ fn lines(text: &str) -> Vec<Value> {
         .collect()
 }
 
+/// Waits until the export holds `n` deliveries (every send settled, so
+/// every export sees the same history).
+fn wait_delivered(site: &Site, n: usize) {
+    wait_for(|| {
+        let log = site.ok(&["export"]);
+        let delivered = lines(&log)
+            .iter()
+            .filter(|l| l["kind"] == "delivered")
+            .count();
+        (delivered >= n).then_some(())
+    })
+    .expect("every ping delivered");
+}
+
 /// Twelve candidates enrolled through the daemon, each sent its first
 /// message; some click (from a phone), start and complete.
 fn fill(site: &Site) {
@@ -63,16 +77,7 @@ fn the_export_is_the_event_log_in_time_order_the_same_through_the_daemon_and_wit
     let daemon = site.start(None);
     fill(&site);
     // Every send settled, so both exports see the same history.
-    wait_for(|| {
-        let log = site.ok(&["export"]);
-        (lines(&log)
-            .iter()
-            .filter(|l| l["kind"] == "delivered")
-            .count()
-            >= 12)
-            .then_some(())
-    })
-    .expect("every ping delivered");
+    wait_delivered(&site, 12);
     let through = site.ok(&["export"]);
     let report_through = site.ok(&["report", "--format", "json", "--by", "variant"]);
     daemon.stop();
@@ -176,16 +181,7 @@ fn the_daemons_report_from_memory_follows_every_commit_after_the_first() {
     assert_eq!(first["campaigns"][0]["funnel"][0]["count"], 1, "{first}");
     fill(&site);
     site.ok(&["event", early["candidate"].as_str().unwrap(), "opted_out"]);
-    wait_for(|| {
-        let log = site.ok(&["export"]);
-        (lines(&log)
-            .iter()
-            .filter(|l| l["kind"] == "delivered")
-            .count()
-            >= 13)
-            .then_some(())
-    })
-    .expect("every ping delivered");
+    wait_delivered(&site, 13);
     let through = report(&site);
     daemon.stop();
     let direct = report(&site);

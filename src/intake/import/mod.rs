@@ -58,15 +58,10 @@ impl Input {
         }
     }
 
-    /// The first 8 bytes of the SHA-256 of its bytes, in hex: its identity
-    /// in its rows' idempotency keys (a file is read once for it, in
-    /// pieces).
-    pub fn digest(&self) -> std::io::Result<String> {
-        Ok(self.survey()?.digest)
-    }
-
-    /// Its digest ([`Input::digest`]) and how many lines it has, from one
-    /// read: the lines say how many rows to make room for.
+    /// Its digest (the first 8 bytes of the SHA-256 of its bytes, in hex:
+    /// its identity in its rows' idempotency keys) and how many lines it
+    /// has, from one read in pieces: the lines say how many rows to make
+    /// room for.
     pub fn survey(&self) -> std::io::Result<Survey> {
         let mut hash = Sha256::new();
         let mut lines = 0u64;
@@ -114,6 +109,7 @@ impl Input {
 /// What one read of an input tells: [`Input::survey`].
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Survey {
+    /// See [`Input::survey`].
     pub digest: String,
     /// Newlines (a quoted field may hold some: an upper bound on rows).
     pub lines: u64,
@@ -549,8 +545,8 @@ mod tests {
             kind: Kind::Csv,
             body: Body::Bytes(text.as_bytes().to_vec()),
         };
-        assert_eq!(input.digest().unwrap(), in_memory.digest().unwrap());
-        assert_eq!(input.digest().unwrap().len(), 16);
+        assert_eq!(input.survey().unwrap(), in_memory.survey().unwrap());
+        assert_eq!(input.survey().unwrap().digest.len(), 16);
         let rows: Vec<Row> = CsvRows::new(input.reader().unwrap(), &BTreeMap::new())
             .unwrap()
             .map(|r| r.unwrap())

@@ -647,19 +647,19 @@ impl SledStore {
                 let (k, v) = item?;
                 let damaged =
                     |e| StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e);
-                if dossier_record::is_current(&v) {
-                    let traces = dossier_record::traces_ref(&v).map_err(damaged)?;
-                    reader(&traces.0);
+                // Decoded once, for the reader and the piece alike.
+                let (current, owned, older);
+                let traces = if dossier_record::is_current(&v) {
+                    current = dossier_record::traces_ref(&v).map_err(damaged)?;
+                    &current.0
                 } else {
-                    reader(&dossier_record::traces(&v).map_err(damaged)?.refs());
-                }
+                    owned = dossier_record::traces(&v).map_err(damaged)?;
+                    older = owned.refs();
+                    &older
+                };
+                reader(traces);
                 if let Some(piece) = piece {
-                    piece
-                        .keep(&self.traces, &k, &v)
-                        .map_err(|e| StoreError::Corrupt {
-                            key: key::candidate_id(&k).unwrap_or_default(),
-                            why: e.to_string(),
-                        })?;
+                    piece.keep(&self.traces, &k, traces);
                 }
             }
             Ok(())
@@ -951,6 +951,11 @@ impl SledStore {
     fn commit(&self, writes: writer::Writes, delivered: Vec<String>) -> Result<(), StoreError> {
         self.writer.wait_idle();
         let mark = self.ledger.stamp();
+        // The batch shares its values with the writes (a value's clone is
+        // a count, or a copy of a few bytes), which the trace index is
+        // told of once sled holds them:
+        // it decides then whether it listens, so a build that begins
+        // meanwhile misses nothing.
         let mut batch = writer::into_batch(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
         batch.insert(key::meta("commit"), &mark.to_bytes());
         self.writer.write_here(&*self.db()?, batch, || {
@@ -1228,7 +1233,7 @@ impl super::Store for SledStore {
     fn read_traces(&self, readers: &mut [super::TraceReader<'_>]) -> Result<(), StoreError> {
         match self.traces.plan() {
             trace_index::Plan::Store => self.read_records(readers, None),
-            trace_index::Plan::Build => {
+            trace_index::Plan::Build(build) => {
                 // Reset unless it ends well (an error, a panic).
                 struct Building<'a>(Option<&'a trace_index::TraceIndex>);
                 impl Drop for Building<'_> {
@@ -1243,7 +1248,7 @@ impl super::Store for SledStore {
                     readers.iter().map(|_| Default::default()).collect();
                 self.read_records(readers, Some(&mut pieces))?;
                 building.0 = None;
-                self.traces.built(pieces);
+                self.traces.built(build, pieces);
                 Ok(())
             }
             trace_index::Plan::Index(snapshot) => {
@@ -1445,7 +1450,6 @@ impl super::Store for SledStore {
     }
 }
 
-/// Applies a batch atomically and flushes it; a slow one is logged.
 /// Runs `work` for each item, the first on this thread and each other on
 /// a thread of its own; the first error, if any.
 fn on_threads<T: Send>(
@@ -1471,6 +1475,7 @@ fn on_threads<T: Send>(
     })
 }
 
+/// Applies a batch atomically and flushes it; a slow one is logged.
 /// `applied` runs once sled holds the batch, before the flush.
 fn write_durably(
     db: &sled::Db,

@@ -25,7 +25,7 @@
 
 use std::collections::VecDeque;
 use std::hash::BuildHasher;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 
 use hashbrown::HashTable;
@@ -42,7 +42,7 @@ const CHUNK: usize = 1 << 20;
 
 /// An entry's header: the sequence of the batch that replaced it (0 while
 /// it is the candidate's latest), the key's length, the traces' length.
-const HEADER: usize = 8 + 2 + 4;
+const HEADER: usize = 8 + 4 + 4;
 
 /// The index and what it is doing.
 #[derive(Default)]
@@ -54,6 +54,8 @@ pub struct TraceIndex {
     listening: AtomicBool,
     /// Reports reading the arena now: no chunk is moved meanwhile.
     readers: AtomicUsize,
+    /// Builds begun: a build that a reset overtook is not taken.
+    builds: AtomicU64,
     state: RwLock<State>,
     /// The names the entries number. Taken after `state` by a report,
     /// alone by everything that writes entries, so never the other way.
@@ -64,9 +66,9 @@ pub struct TraceIndex {
 enum State {
     #[default]
     Idle,
-    /// The first report is reading the store; the batches applied
-    /// meanwhile, in order.
-    Building(Vec<Change>),
+    /// A report is reading the store (the build numbered so); the batches
+    /// applied meanwhile, in order.
+    Building(u64, Vec<Change>),
     Ready(Arena),
 }
 
@@ -78,8 +80,9 @@ pub enum Plan {
     /// From the store, as without an index.
     Store,
     /// From the store, keeping what it reads: call [`TraceIndex::built`]
-    /// with the pieces (or [`TraceIndex::reset`] if the read failed).
-    Build,
+    /// with this build's number and the pieces (or [`TraceIndex::reset`]
+    /// if the read failed).
+    Build(u64),
     /// From the index, at this snapshot.
     Index(Snapshot),
 }
@@ -105,18 +108,21 @@ impl TraceIndex {
         self.names.write().unwrap_or_else(|e| e.into_inner())
     }
 
-    /// A record's traces in the compact form, its names taken into the
-    /// table; `None` if the record does not decode.
-    fn compact(&self, record: &[u8]) -> Option<Vec<u8>> {
+    /// Traces in the compact form, their names taken into the table.
+    fn compact(&self, traces: &[TraceRef<'_>]) -> Vec<u8> {
         let mut out = Vec::with_capacity(64);
+        compact::encode(traces, &mut self.names(), &mut out);
+        out
+    }
+
+    /// A record's traces in the compact form; `None` if the record does
+    /// not decode.
+    fn compact_record(&self, record: &[u8]) -> Option<Vec<u8>> {
         if dossier_record::is_current(record) {
-            let traces = dossier_record::traces_ref(record).ok()?;
-            compact::encode(&traces.0, &mut self.names(), &mut out);
+            Some(self.compact(&dossier_record::traces_ref(record).ok()?.0))
         } else {
-            let traces = dossier_record::traces(record).ok()?;
-            compact::encode(&traces.refs(), &mut self.names(), &mut out);
+            Some(self.compact(&dossier_record::traces(record).ok()?.refs()))
         }
-        Some(out)
     }
 
     fn read_state(&self) -> RwLockReadGuard<'_, State> {
@@ -148,12 +154,13 @@ impl TraceIndex {
         let mut state = self.write_state();
         match &*state {
             State::Idle => {
-                *state = State::Building(Vec::new());
+                let build = self.builds.fetch_add(1, Ordering::SeqCst) + 1;
+                *state = State::Building(build, Vec::new());
                 self.listening.store(true, Ordering::SeqCst);
-                Plan::Build
+                Plan::Build(build)
             }
             // Another report is building it.
-            State::Building(_) => Plan::Store,
+            State::Building(..) => Plan::Store,
             State::Ready(arena) => {
                 self.readers.fetch_add(1, Ordering::SeqCst);
                 Plan::Index(arena.snapshot())
@@ -168,12 +175,16 @@ impl TraceIndex {
 
     /// Ends a read of [`Plan::Build`]: the pieces the parts read, with the
     /// batches applied meanwhile laid over them.
-    pub fn built(&self, pieces: Vec<Piece>) {
+    pub fn built(&self, build: u64, pieces: Vec<Piece>) {
         let mut state = self.write_state();
-        let State::Building(since) = &mut *state else {
+        let State::Building(now, since) = &mut *state else {
             // Reset meanwhile: what was read may be out of date.
             return;
         };
+        if *now != build {
+            // Reset, and another build begun, since this one read.
+            return;
+        }
         let since = std::mem::take(since);
         // Replacements by the batches laid over are older than any report.
         let mut arena = Arena {
@@ -208,7 +219,7 @@ impl TraceIndex {
             }
             match value {
                 None => changes.push((key, None)),
-                Some(v) => match self.compact(v) {
+                Some(v) => match self.compact_record(v) {
                     Some(t) => changes.push((key, Some(t))),
                     // Not a dossier this build reads: the index cannot be
                     // trusted to follow the store.
@@ -222,7 +233,7 @@ impl TraceIndex {
         let mut state = self.write_state();
         match &mut *state {
             State::Idle => {}
-            State::Building(since) => since.extend(
+            State::Building(_, since) => since.extend(
                 changes
                     .into_iter()
                     .map(|(k, t)| (Box::from(k), t.map(Vec::into_boxed_slice))),
@@ -292,22 +303,10 @@ pub struct Piece {
 }
 
 impl Piece {
-    /// Keeps a record's traces (the record as sled holds it) in the form
-    /// of `index`.
-    pub fn keep(&mut self, index: &TraceIndex, key: &[u8], record: &[u8]) -> Result<(), Bad> {
-        let traces = index.compact(record).ok_or(Bad)?;
-        append(&mut self.chunks, key, &traces);
-        Ok(())
-    }
-}
-
-/// A record whose traces do not decode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Bad;
-
-impl std::fmt::Display for Bad {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("its report traces do not decode")
+    /// Keeps a candidate's traces (as the report read them from the
+    /// record under `key`) in the form of `index`.
+    pub fn keep(&mut self, index: &TraceIndex, key: &[u8], traces: &[TraceRef<'_>]) {
+        append(&mut self.chunks, key, &index.compact(traces));
     }
 }
 
@@ -325,7 +324,7 @@ fn append(chunks: &mut VecDeque<Vec<u8>>, key: &[u8], traces: &[u8]) -> (usize, 
     let chunk = &mut chunks[index];
     let offset = chunk.len();
     chunk.extend_from_slice(&0u64.to_le_bytes());
-    chunk.extend_from_slice(&(key.len() as u16).to_le_bytes());
+    chunk.extend_from_slice(&(key.len() as u32).to_le_bytes());
     chunk.extend_from_slice(&(traces.len() as u32).to_le_bytes());
     chunk.extend_from_slice(key);
     chunk.extend_from_slice(traces);
@@ -346,8 +345,8 @@ impl<'a> Entry<'a> {
             b[..len].copy_from_slice(&chunk[at + from..at + from + len]);
             u64::from_le_bytes(b)
         };
-        let key_len = word(8, 2) as usize;
-        let traces_len = word(10, 4) as usize;
+        let key_len = word(8, 4) as usize;
+        let traces_len = word(12, 4) as usize;
         let key_at = at + HEADER;
         Entry {
             replaced: word(0, 8),
@@ -413,25 +412,27 @@ impl Arena {
     /// Takes a piece's chunks (their keys are none of the arena's).
     fn adopt(&mut self, chunks: VecDeque<Vec<u8>>) {
         for chunk in chunks {
-            let id = self.first + self.chunks.len();
-            let mut at = 0;
-            while at < chunk.len() {
-                let entry = Entry::at(&chunk, at);
-                let hash = self.hasher.hash_one(entry.key);
-                let hasher = &self.hasher;
-                let chunks = &self.chunks;
-                let first = self.first;
-                let own = &chunk;
-                self.table.insert_unique(hash, position(id, at), |&p| {
-                    let (c, o) = split(p);
-                    let bytes = if c == id { own } else { &chunks[c - first] };
-                    hasher.hash_one(Entry::at(bytes, o).key)
-                });
-                self.live += entry.size();
-                at += entry.size();
-            }
+            let len = chunk.len();
             self.chunks.push_back(chunk);
+            let id = self.first + self.chunks.len() - 1;
+            let mut at = 0;
+            while at < len {
+                let entry = self.entry(position(id, at));
+                let (hash, size) = (self.hasher.hash_one(entry.key), entry.size());
+                self.insert_new(hash, position(id, at));
+                self.live += size;
+                at += size;
+            }
         }
+    }
+
+    /// Adds the position of a key not in the table.
+    fn insert_new(&mut self, hash: u64, position: u64) {
+        let (hasher, chunks, first) = (&self.hasher, &self.chunks, self.first);
+        self.table.insert_unique(hash, position, |&p| {
+            let (c, o) = split(p);
+            hasher.hash_one(Entry::at(&chunks[c - first], o).key)
+        });
     }
 
     /// Appends an entry at the end and returns its position.
@@ -470,11 +471,7 @@ impl Arena {
             }
             (None, Some(t)) => {
                 let new = self.append(key, t);
-                let (hasher, chunks, first) = (&self.hasher, &self.chunks, self.first);
-                self.table.insert_unique(hash, new, |&p| {
-                    let (c, o) = split(p);
-                    hasher.hash_one(Entry::at(&chunks[c - first], o).key)
-                });
+                self.insert_new(hash, new);
             }
             (Some(old), None) => {
                 if let Ok(entry) = self.table.find_entry(hash, |&p| p == old) {
@@ -523,6 +520,11 @@ mod tests {
     use crate::report::trace::Traces;
     use crate::store::{CandidateRecord, Dossier};
 
+    /// The traces at the front of a record.
+    fn traces_of(record: &[u8]) -> Vec<TraceRef<'_>> {
+        dossier_record::traces_ref(record).unwrap().0
+    }
+
     /// A record whose traces hold one enrollment in `campaign`.
     fn record(id: &str, campaign: &str) -> Vec<u8> {
         let mut d = Dossier::new(CandidateRecord {
@@ -561,12 +563,14 @@ mod tests {
 
     fn ready(index: &TraceIndex, records: &[(&[u8], Vec<u8>)]) {
         index.keep();
-        assert!(matches!(index.plan(), Plan::Build));
+        let Plan::Build(build) = index.plan() else {
+            panic!("not building")
+        };
         let mut piece = Piece::default();
         for (k, v) in records {
-            piece.keep(index, k, v).unwrap();
+            piece.keep(index, k, &traces_of(v));
         }
-        index.built(vec![piece]);
+        index.built(build, vec![piece]);
     }
 
     fn snapshot(index: &TraceIndex) -> Snapshot {
@@ -588,19 +592,21 @@ mod tests {
     fn commits_during_the_build_are_laid_over_what_it_read() {
         let index = TraceIndex::default();
         index.keep();
-        assert!(matches!(index.plan(), Plan::Build));
+        let Plan::Build(build) = index.plan() else {
+            panic!("not building")
+        };
         // A second report meanwhile reads the store.
         assert!(matches!(index.plan(), Plan::Store));
         let mut piece = Piece::default();
-        piece.keep(&index, b"c1", &record("c1", "old")).unwrap();
-        piece.keep(&index, b"c2", &record("c2", "gone")).unwrap();
+        piece.keep(&index, b"c1", &traces_of(&record("c1", "old")));
+        piece.keep(&index, b"c2", &traces_of(&record("c2", "gone")));
         index.note([
             (&b"c1"[..], Some(&record("c1", "new")[..])),
             (&b"c3"[..], Some(&record("c3", "added")[..])),
             (&b"m"[..], Some(&b"not a dossier"[..])),
         ]);
         index.note([(&b"c2"[..], None)]);
-        index.built(vec![piece]);
+        index.built(build, vec![piece]);
         let s = snapshot(&index);
         assert_eq!(campaigns(&index, s, 2), ["added", "new"]);
         index.done_reading();
@@ -673,9 +679,24 @@ mod tests {
     fn a_reset_during_a_build_drops_what_it_read() {
         let index = TraceIndex::default();
         index.keep();
-        assert!(matches!(index.plan(), Plan::Build));
+        let Plan::Build(first) = index.plan() else {
+            panic!("not building")
+        };
         index.reset();
-        index.built(vec![Piece::default()]);
-        assert!(matches!(index.plan(), Plan::Build));
+        index.built(first, vec![Piece::default()]);
+        let Plan::Build(second) = index.plan() else {
+            panic!("not building again")
+        };
+        // The first build ends after the second began: still not taken.
+        let mut stale = Piece::default();
+        stale.keep(&index, b"c1", &traces_of(&record("c1", "stale")));
+        index.built(first, vec![stale]);
+        assert!(matches!(index.plan(), Plan::Store));
+        let mut fresh = Piece::default();
+        fresh.keep(&index, b"c2", &traces_of(&record("c2", "fresh")));
+        index.built(second, vec![fresh]);
+        let s = snapshot(&index);
+        assert_eq!(campaigns(&index, s, 1), ["fresh"]);
+        index.done_reading();
     }
 }
