@@ -312,6 +312,8 @@ fn main() {
 
     let mut daemon = nudge(dir.path())
         .arg("run")
+        // The index says its size when it is built.
+        .env("NUDGE_LOG", "warn,nudge::store::sled::trace_index=info")
         .stdout(Stdio::null())
         .stderr(std::fs::File::create(dir.path().join("run.log")).unwrap())
         .spawn()
@@ -340,6 +342,15 @@ fn main() {
         "daemon resident set: {before:.0} MB before the first report, {after:.0} MB right after the last, {:.0} MB 10 s later",
         rss_mb(daemon.id()).unwrap_or(0.0)
     );
+    let log = std::fs::read_to_string(dir.path().join("run.log")).unwrap_or_default();
+    let index_mb = log
+        .lines()
+        .filter(|l| l.contains("kept in memory"))
+        .filter_map(|l| l.split("mb=").nth(1))
+        .filter_map(|rest| rest.split_whitespace().next())
+        .last()
+        .unwrap_or("?");
+    println!("report traces kept in memory by the daemon: {index_mb} MB (its log)");
     let mut times = Vec::new();
     for _ in 0..rounds {
         let started = Instant::now();
