@@ -348,7 +348,7 @@ fn main() {
         .filter(|l| l.contains("kept in memory"))
         .filter_map(|l| l.split("mb=").nth(1))
         .filter_map(|rest| rest.split_whitespace().next())
-        .last()
+        .next_back()
         .unwrap_or("?");
     println!("report traces kept in memory by the daemon: {index_mb} MB (its log)");
     let mut times = Vec::new();
