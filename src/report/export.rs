@@ -12,6 +12,7 @@ use std::io::{BufRead, BufReader, BufWriter, Write};
 
 use super::fold::HeaderDecision;
 use super::line::{Line, LineDecision};
+use super::trace::Fact;
 use crate::runtime::campaigns::{Campaign, Campaigns};
 use crate::store::{Dossier, LogEntry, LogKind, Store, StoreError};
 
@@ -166,19 +167,6 @@ pub fn lines_of(dossier: &Dossier, campaigns: &Campaigns) -> Result<Vec<Line>, S
     Ok(out)
 }
 
-/// An enrollment's zone, source and language as the store's traces keep
-/// them: the candidate's own fields, the zone read under the campaign's
-/// rule when a report is made.
-pub fn recorded_about(
-    candidate: &crate::store::CandidateRecord,
-) -> (Option<String>, Option<String>, Option<String>) {
-    (
-        candidate.fields.get("timezone").cloned(),
-        candidate.fields.get("source").cloned(),
-        candidate.fields.get("language").cloned(),
-    )
-}
-
 /// The line of one history entry, if it is one a report reads. `about`
 /// gives an enrollment's zone, source and language by campaign.
 pub fn line_of(
@@ -186,77 +174,81 @@ pub fn line_of(
     candidate: &str,
     about: impl Fn(&str) -> (Option<String>, Option<String>, Option<String>),
 ) -> Option<Line> {
-    // Every commit logs through here: lines no report reads (states
-    // entered, holds, skips, ...) leave before anything is allocated.
-    if !matches!(
-        entry.kind,
-        LogKind::Enrolled { .. }
-            | LogKind::Sent { .. }
-            | LogKind::Delivered { .. }
-            | LogKind::DeliveryFailed { .. }
-            | LogKind::LegacyDeliveryFailed { .. }
-            | LogKind::Exited { .. }
-            | LogKind::Received { .. }
-    ) {
-        return None;
-    }
-    let base = Line {
-        at: Some(entry.at.timestamp_millis()),
-        campaign: (!entry.campaign.is_empty()).then(|| entry.campaign.clone()),
+    let fact = fact_of(entry)?;
+    let owned = |s: Option<&str>| s.map(str::to_string);
+    let mut line = Line {
+        kind: fact.kind.to_string(),
+        at: fact.at,
+        campaign: owned(fact.campaign),
         candidate: Some(candidate.to_string()),
+        variants: fact.variants.cloned(),
+        channel: owned(fact.channel),
+        template: owned(fact.template),
+        state: owned(fact.state),
+        converted: fact.converted,
+        device: owned(fact.device),
         ..Line::default()
     };
-    let line = match &entry.kind {
-        LogKind::Enrolled { variants, .. } => {
-            let (timezone, source, language) = about(&entry.campaign);
-            Line {
-                kind: "enrolled".into(),
-                variants: Some(variants.clone()),
-                source,
-                timezone,
-                language,
-                ..base
-            }
-        }
+    if matches!(entry.kind, LogKind::Enrolled { .. }) {
+        (line.timezone, line.source, line.language) = about(&entry.campaign);
+    }
+    Some(line)
+}
+
+/// What one history entry tells a report, borrowed from it, if it is one
+/// a report reads; an `enrolled` entry's zone, source and language are
+/// left for the caller, who knows the candidate.
+pub fn fact_of(entry: &LogEntry) -> Option<Fact<'_>> {
+    let base = Fact {
+        at: Some(entry.at.timestamp_millis()),
+        campaign: (!entry.campaign.is_empty()).then_some(entry.campaign.as_str()),
+        ..Fact::default()
+    };
+    let fact = match &entry.kind {
+        LogKind::Enrolled { variants, .. } => Fact {
+            kind: "enrolled",
+            variants: Some(variants),
+            ..base
+        },
         LogKind::Sent {
             state,
             template,
             channel,
             ..
-        } => Line {
-            kind: "sent".into(),
-            channel: Some(channel.clone()),
-            template: Some(template.clone()),
-            state: Some(state.clone()),
+        } => Fact {
+            kind: "sent",
+            channel: Some(channel),
+            template: Some(template),
+            state: Some(state),
             ..base
         },
-        LogKind::Delivered { channel, .. } => Line {
-            kind: "delivered".into(),
-            channel: Some(channel.clone()),
+        LogKind::Delivered { channel, .. } => Fact {
+            kind: "delivered",
+            channel: Some(channel),
             ..base
         },
         LogKind::DeliveryFailed { channel, .. } | LogKind::LegacyDeliveryFailed { channel, .. } => {
-            Line {
-                kind: "failed".into(),
-                channel: Some(channel.clone()),
+            Fact {
+                kind: "failed",
+                channel: Some(channel),
                 ..base
             }
         }
-        LogKind::Exited { outcome, converted } => Line {
-            kind: "exited".into(),
-            state: Some(outcome.clone()),
+        LogKind::Exited { outcome, converted } => Fact {
+            kind: "exited",
+            state: Some(outcome),
             converted: Some(*converted),
             ..base
         },
-        LogKind::Received { event, fields } => Line {
-            kind: event.clone(),
-            channel: fields.get("channel").cloned(),
-            device: fields.get("device").cloned(),
+        LogKind::Received { event, fields } => Fact {
+            kind: event,
+            channel: fields.get("channel").map(String::as_str),
+            device: fields.get("device").map(String::as_str),
             ..base
         },
         _ => return None,
     };
-    Some(line)
+    Some(fact)
 }
 
 /// Keeps the lines of the enrollments `filter` selects, following the

@@ -30,4 +30,5 @@ pub mod table;
 pub mod tally;
 pub mod text;
 pub mod trace;
+pub mod trace_wire;
 pub mod words;

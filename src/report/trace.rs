@@ -14,6 +14,46 @@ use super::fold::{Step, Summary};
 use super::line::Line;
 use super::text::{Interner, Text};
 
+/// What a trace reads of one line of a candidate's history, borrowed: the
+/// store makes one from each history entry it writes
+/// ([`crate::report::export::fact_of`]) without building a [`Line`].
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Fact<'a> {
+    pub kind: &'a str,
+    /// Epoch ms.
+    pub at: Option<i64>,
+    pub campaign: Option<&'a str>,
+    pub variants: Option<&'a BTreeMap<String, String>>,
+    pub source: Option<&'a str>,
+    pub timezone: Option<&'a str>,
+    pub language: Option<&'a str>,
+    pub channel: Option<&'a str>,
+    pub template: Option<&'a str>,
+    pub state: Option<&'a str>,
+    pub converted: Option<bool>,
+    pub device: Option<&'a str>,
+}
+
+impl Line {
+    /// The line as a trace reads it.
+    pub fn fact(&self) -> Fact<'_> {
+        Fact {
+            kind: &self.kind,
+            at: self.at,
+            campaign: self.campaign.as_deref(),
+            variants: self.variants.as_ref(),
+            source: self.source.as_deref(),
+            timezone: self.timezone.as_deref(),
+            language: self.language.as_deref(),
+            channel: self.channel.as_deref(),
+            template: self.template.as_deref(),
+            state: self.state.as_deref(),
+            converted: self.converted,
+            device: self.device.as_deref(),
+        }
+    }
+}
+
 /// A name in a trace (a campaign, variant, channel, kind, zone...): kept
 /// in place up to 24 bytes, so decoding a dossier's traces, which every
 /// commit that logs a line does, allocates nothing for them. Encoded as a
@@ -48,19 +88,19 @@ pub struct Trace {
 impl Trace {
     /// A new enrollment from its `enrolled` line (`None` when the line
     /// lacks `at` or `campaign`).
-    pub fn enrolled(line: &Line) -> Option<Trace> {
+    pub fn enrolled(line: &Fact) -> Option<Trace> {
         Some(Trace {
-            campaign: line.campaign.as_deref()?.into(),
+            campaign: line.campaign?.into(),
             enrolled_at: line.at?,
             variants: line
                 .variants
-                .iter()
+                .into_iter()
                 .flatten()
                 .map(|(e, v)| (e.into(), v.into()))
                 .collect(),
-            source: line.source.as_deref().map(Name::from),
-            timezone: line.timezone.as_deref().map(Name::from),
-            language: line.language.as_deref().map(Name::from),
+            source: line.source.map(Name::from),
+            timezone: line.timezone.map(Name::from),
+            language: line.language.map(Name::from),
             first_sent: None,
             sent_on: Vec::new(),
             firsts: Vec::new(),
@@ -72,11 +112,11 @@ impl Trace {
 
     /// Adds a line this enrollment owns (not an `enrolled` or `campaign`
     /// line).
-    pub fn absorb(&mut self, line: &Line) {
+    pub fn absorb(&mut self, line: &Fact) {
         let at = line.at.unwrap_or(i64::MIN);
-        match line.kind.as_str() {
+        match line.kind {
             "sent" => {
-                let channel = Name::from(line.channel.as_deref().unwrap_or_default());
+                let channel = Name::from(line.channel.unwrap_or_default());
                 if self
                     .first_sent
                     .as_ref()
@@ -88,22 +128,20 @@ impl Trace {
                 return;
             }
             "exited" => {
-                self.exited = line.state.as_deref().map(Name::from);
+                self.exited = line.state.map(Name::from);
                 return;
             }
-            "clicked" if self.device.is_none() => {
-                self.device = line.device.as_deref().map(Name::from)
-            }
+            "clicked" if self.device.is_none() => self.device = line.device.map(Name::from),
             "bounced" => {
-                if let Some(channel) = &line.channel {
-                    insert_sorted(&mut self.bounced_on, channel.as_str().into());
+                if let Some(channel) = line.channel {
+                    insert_sorted(&mut self.bounced_on, channel.into());
                 }
             }
             _ => {}
         }
         match self.firsts.iter_mut().find(|(kind, _)| *kind == line.kind) {
             Some((_, first)) => *first = (*first).min(at),
-            None => self.firsts.push((line.kind.as_str().into(), at)),
+            None => self.firsts.push((line.kind.into(), at)),
         }
     }
 
@@ -237,6 +275,11 @@ impl Traces {
     /// other goes to the open enrollment of its campaign, or to every open
     /// one without a campaign.
     pub fn push(&mut self, line: &Line) {
+        self.take(&line.fact());
+    }
+
+    /// [`Traces::push`] of a line as a trace reads it.
+    pub fn take(&mut self, line: &Fact) {
         if line.kind == "enrolled" {
             self.0.extend(Trace::enrolled(line));
             return;
@@ -244,19 +287,15 @@ impl Traces {
         if line.kind == "campaign" {
             return;
         }
-        // The open enrollment of a campaign is its last.
-        let mut seen: Vec<&str> = Vec::new();
-        let mut open = Vec::new();
-        for (i, t) in self.0.iter().enumerate().rev() {
-            if !seen.contains(&t.campaign.as_str()) {
-                seen.push(&t.campaign);
-                if line.campaign.as_ref().is_none_or(|c| *c == t.campaign) {
-                    open.push(i);
-                }
+        // The open enrollment of a campaign is its last (a candidate has
+        // few: looked for without allocating, as every commit does this).
+        for i in (0..self.0.len()).rev() {
+            let campaign = &self.0[i].campaign;
+            let open = !self.0[i + 1..].iter().any(|t| t.campaign == *campaign)
+                && line.campaign.is_none_or(|c| c == campaign.as_str());
+            if open {
+                self.0[i].absorb(line);
             }
-        }
-        for i in open {
-            self.0[i].absorb(line);
         }
     }
 }

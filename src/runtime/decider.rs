@@ -470,7 +470,7 @@ mod tests {
                 variants: Some([("copy".to_string(), variant.to_string())].into()),
                 ..Default::default()
             };
-            let trace = crate::report::trace::Trace::enrolled(&line).expect("trace");
+            let trace = crate::report::trace::Trace::enrolled(&line.fact()).expect("trace");
             let mut text = crate::report::text::Interner::new();
             let mut s = trace.as_ref().summary("completed", None, &mut text);
             s.furthest = furthest;

@@ -408,6 +408,24 @@ pub struct Dossier {
     pub traces: crate::report::trace::Traces,
 }
 
+/// What a candidate's history entry tells a report
+/// ([`crate::report::export::fact_of`]): an enrollment's zone, source and
+/// language are the candidate's own fields, as the store's traces keep
+/// them (the zone is read under the campaign's rule when a report is made).
+fn fact_of<'a>(
+    candidate: &'a CandidateRecord,
+    entry: &'a LogEntry,
+) -> Option<crate::report::trace::Fact<'a>> {
+    let mut fact = crate::report::export::fact_of(entry)?;
+    if matches!(entry.kind, LogKind::Enrolled { .. }) {
+        let field = |name: &str| candidate.fields.get(name).map(String::as_str);
+        fact.timezone = field("timezone");
+        fact.source = field("source");
+        fact.language = field("language");
+    }
+    Some(fact)
+}
+
 impl Dossier {
     pub fn new(candidate: CandidateRecord) -> Self {
         Dossier {
@@ -425,11 +443,8 @@ impl Dossier {
     pub fn traces_from_history(&self) -> Result<crate::report::trace::Traces, postcard::Error> {
         let mut traces = crate::report::trace::Traces::default();
         for entry in &self.history.items()? {
-            let line = crate::report::export::line_of(entry, &self.candidate.id, |_| {
-                crate::report::export::recorded_about(&self.candidate)
-            });
-            if let Some(line) = line {
-                traces.push(&line);
+            if let Some(fact) = fact_of(&self.candidate, entry) {
+                traces.take(&fact);
             }
         }
         Ok(traces)
@@ -439,11 +454,8 @@ impl Dossier {
     /// it is one a report reads.
     pub fn log(&mut self, entry: &LogEntry) {
         self.history.push(entry);
-        let line = crate::report::export::line_of(entry, &self.candidate.id, |_| {
-            crate::report::export::recorded_about(&self.candidate)
-        });
-        if let Some(line) = line {
-            self.traces.push(&line);
+        if let Some(fact) = fact_of(&self.candidate, entry) {
+            self.traces.take(&fact);
         }
     }
 

@@ -1118,6 +1118,51 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
     assert!(view.to_string().contains("damaged record"), "{view}");
 }
 
+/// The dossiers a commit held are kept decoded for the next transaction
+/// (`store::sled::recent`): what it reads must be what sled holds, and a
+/// change that is never committed must not be read.
+#[test]
+fn a_dossier_read_from_memory_is_the_stored_one() {
+    let fx = Fixture::warehouse();
+    let mut core = fx.core();
+    let mut queue: VecDeque<_> = two_in_reminder().into();
+    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
+    drive(
+        &mut core,
+        &mut queue,
+        at("2026-11-27T12:00:00Z"),
+        &mut sends,
+        &mut ids,
+    );
+    let store = core.store();
+    for id in ids.values() {
+        let stored = store.dossier(id).unwrap().expect("a dossier");
+        // Taken from memory (the drive's last commits held it), then left
+        // again by this commit.
+        let mut txn = SledTxn::new(store);
+        assert_eq!(txn.dossier(id).unwrap(), Some(&stored), "{id}");
+        txn.bump(WAREHOUSE, &nudge::store::Counter::Late, 0);
+        txn.commit().unwrap();
+        // Changed, never committed.
+        let mut txn = SledTxn::new(store);
+        txn.log(
+            id,
+            nudge::store::LogEntry {
+                at: at("2026-11-27T12:00:00Z"),
+                campaign: WAREHOUSE.into(),
+                kind: LogKind::Received {
+                    event: "clicked".into(),
+                    fields: Default::default(),
+                },
+            },
+        )
+        .unwrap();
+        drop(txn);
+        let mut txn = SledTxn::new(store);
+        assert_eq!(txn.dossier(id).unwrap(), Some(&stored), "{id}");
+    }
+}
+
 #[test]
 fn the_store_refuses_a_newer_layout_and_a_folder_of_other_files() {
     let fx = Fixture::new();

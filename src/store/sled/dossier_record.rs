@@ -12,6 +12,7 @@
 //! behind the store's back.
 
 use crate::report::trace::{Traces, TracesRef};
+use crate::report::trace_wire;
 use crate::store::Dossier;
 
 /// The first two bytes of a record that carries its traces.
@@ -22,7 +23,7 @@ pub fn encode(dossier: &Dossier) -> Vec<u8> {
     // Sized for a typical dossier, so encoding seldom grows it.
     let mut out = Vec::with_capacity(2048);
     out.extend_from_slice(&MARK);
-    let out = postcard::to_extend(&dossier.traces, out).unwrap_or_default();
+    trace_wire::encode(&dossier.traces, &mut out);
     postcard::to_extend(dossier, out).unwrap_or_default()
 }
 
@@ -30,7 +31,7 @@ pub fn encode(dossier: &Dossier) -> Vec<u8> {
 pub fn decode(bytes: &[u8]) -> Result<Dossier, postcard::Error> {
     match bytes.strip_prefix(&MARK) {
         Some(rest) => {
-            let (traces, rest) = postcard::take_from_bytes::<Traces>(rest)?;
+            let (traces, rest) = trace_wire::decode(rest)?;
             let mut dossier: Dossier = postcard::from_bytes(rest)?;
             dossier.traces = traces;
             Ok(dossier)
@@ -46,7 +47,7 @@ pub fn decode(bytes: &[u8]) -> Result<Dossier, postcard::Error> {
 /// Only the traces of a record, read from its front when it carries them.
 pub fn traces(bytes: &[u8]) -> Result<Traces, postcard::Error> {
     match bytes.strip_prefix(&MARK) {
-        Some(rest) => Ok(postcard::take_from_bytes::<Traces>(rest)?.0),
+        Some(rest) => Ok(trace_wire::decode(rest)?.0),
         None => decode(bytes).map(|d| d.traces),
     }
 }
@@ -56,7 +57,7 @@ pub fn traces_ref(bytes: &[u8]) -> Result<TracesRef<'_>, postcard::Error> {
     let rest = bytes
         .strip_prefix(&MARK)
         .ok_or(postcard::Error::DeserializeBadEncoding)?;
-    Ok(postcard::take_from_bytes::<TracesRef<'_>>(rest)?.0)
+    Ok(TracesRef(trace_wire::decode_ref(rest)?))
 }
 
 /// Whether a record carries its traces (layout 8).

@@ -35,6 +35,7 @@ mod faults;
 mod guard;
 mod identities;
 mod ledger;
+mod recent;
 mod suppression;
 mod trace_index;
 mod txn;
@@ -218,6 +219,8 @@ pub struct SledStore {
     /// The report traces kept in memory, when this process keeps them
     /// (see [`trace_index`]).
     traces: Arc<trace_index::TraceIndex>,
+    /// The dossiers the last commits held, for the next (see [`recent`]).
+    recent: Arc<recent::Recent>,
     /// The timer records being taken by this process.
     timers: Arc<Mutex<TakenTimers>>,
     /// The commit ledger beside sled's files (see [`ledger`]).
@@ -447,6 +450,7 @@ impl SledStore {
             suppressed: Arc::default(),
             writer: Arc::default(),
             traces: Arc::default(),
+            recent: Arc::default(),
             timers: Arc::default(),
             ledger: Arc::new(looking),
             behind: Arc::default(),
@@ -1437,6 +1441,7 @@ impl super::Store for SledStore {
     fn reread(&self) -> Result<(), StoreError> {
         *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
         self.traces.reset();
+        drop(self.recent.clear());
         {
             let mut taken = self.taken_timers();
             taken.open.clear();

@@ -32,6 +32,10 @@ pub struct SledTxn<'a> {
     /// Suppression entries written by the transaction this one was split
     /// off ([`Transaction::split_off`]): read here, not written again.
     inherited: HashSet<Vec<u8>>,
+    /// A dossier record was written by hand ([`SledTxn::put_raw`]): the
+    /// dossiers held may not be what is stored, so none is kept for the
+    /// next transaction ([`recent`]).
+    wrote_dossier_bytes: bool,
 }
 
 impl<'a> SledTxn<'a> {
@@ -51,6 +55,17 @@ impl<'a> SledTxn<'a> {
             touched: Vec::new(),
             known: identities::Identities::default(),
             inherited: HashSet::new(),
+            wrote_dossier_bytes: false,
+        }
+    }
+
+    /// Notes a record written by hand.
+    fn wrote(&mut self, key: &[u8]) {
+        if !self.inherited.is_empty() {
+            self.inherited.remove(key);
+        }
+        if key.first() == Some(&b'c') {
+            self.wrote_dossier_bytes = true;
         }
     }
 
@@ -74,9 +89,7 @@ impl<'a> SledTxn<'a> {
     /// layout.
     #[doc(hidden)]
     pub fn put_raw(&mut self, key: Vec<u8>, value: Vec<u8>) {
-        if !self.inherited.is_empty() {
-            self.inherited.remove(&key);
-        }
+        self.wrote(&key);
         self.batch
             .insert(key.as_slice().into(), Some(value.as_slice().into()));
         self.overlay.insert(key, Some(value));
@@ -89,9 +102,7 @@ impl<'a> SledTxn<'a> {
     /// Removes a key (see [`raw`]): for tests of the on-disk layout.
     #[doc(hidden)]
     pub fn remove(&mut self, key: Vec<u8>) {
-        if !self.inherited.is_empty() {
-            self.inherited.remove(&key);
-        }
+        self.wrote(&key);
         self.batch.insert(key.as_slice().into(), None);
         self.overlay.insert(key, None);
     }
@@ -119,7 +130,10 @@ impl<'a> SledTxn<'a> {
 
     fn load(&mut self, candidate: &str) -> Result<(), StoreError> {
         if !self.dossiers.contains_key(candidate) {
-            let d = self.store.latest_dossier(candidate)?;
+            let d = match self.store.recent.take(candidate) {
+                Some(d) => Some(d),
+                None => self.store.latest_dossier(candidate)?,
+            };
             self.dossiers.insert(candidate.to_string(), d);
         }
         Ok(())
@@ -157,14 +171,17 @@ impl<'a> SledTxn<'a> {
             self.batch.insert(k.into(), Some(v.into()));
         }
         self.dirty.clear();
-        let dossiers = std::mem::take(&mut self.dossiers);
-        if dossiers.len() >= 64 {
-            // Freeing a batch's dossiers takes a while: done beside the
-            // write instead of before it.
-            let _ = std::thread::Builder::new()
-                .name("nudge-free".into())
-                .spawn(move || drop(dossiers));
-        }
+        // Kept for the next transactions once written (see `recent`); a
+        // dossier record written by hand makes every dossier kept suspect.
+        let dossiers: Vec<(String, Dossier)> = if self.wrote_dossier_bytes {
+            drop(self.store.recent.clear());
+            Vec::new()
+        } else {
+            std::mem::take(&mut self.dossiers)
+                .into_iter()
+                .filter_map(|(id, d)| Some((id, d?)))
+                .collect()
+        };
         for (key, delta) in std::mem::take(&mut self.counters) {
             if delta == 0 {
                 continue;
@@ -288,6 +305,7 @@ impl<'a> SledTxn<'a> {
             known,
             finished,
             delivered: self.delivered,
+            dossiers,
         })
     }
 }
@@ -665,8 +683,10 @@ impl<'a> Transaction for SledTxn<'a> {
             touched,
             known,
             inherited,
+            wrote_dossier_bytes,
             ..
         } = other;
+        self.wrote_dossier_bytes |= wrote_dossier_bytes;
         self.delivered.extend(delivered);
         self.touched.extend(touched);
         for (digest, id) in known.pairs() {
@@ -703,11 +723,19 @@ impl<'a> Transaction for SledTxn<'a> {
     fn prefetch(&mut self, candidates: &[&str]) {
         let wanted: Vec<&str> = {
             let mut seen = HashSet::new();
-            candidates
-                .iter()
-                .copied()
-                .filter(|c| !self.dossiers.contains_key(*c) && seen.insert(*c))
-                .collect()
+            let mut wanted = Vec::new();
+            for c in candidates.iter().copied() {
+                if self.dossiers.contains_key(c) || !seen.insert(c) {
+                    continue;
+                }
+                match self.store.recent.take(c) {
+                    Some(d) => {
+                        self.dossiers.insert(c.to_string(), Some(d));
+                    }
+                    None => wanted.push(c),
+                }
+            }
+            wanted
         };
         if wanted.len() < 64 {
             return;
@@ -881,6 +909,7 @@ impl<'a> Transaction for SledTxn<'a> {
             prepared.store.commit(writes, delivered)?;
             // Made durable: now the store's map has them too.
             prepared.learn()?;
+            prepared.keep_dossiers();
             Ok(prepared.finished)
         });
         let mut taken = store.taken_timers();
@@ -911,6 +940,9 @@ impl<'a> Transaction for SledTxn<'a> {
         // Known at once, so the next batch's enrollments find them (if the
         // write fails, the store reads them again: [`SledStore::reread`]).
         prepared.learn()?;
+        // Read as the batch leaves them, like its other writes, until it
+        // lands; if it fails, the store forgets them (`reread`).
+        prepared.keep_dossiers();
         let finished = std::mem::take(&mut prepared.finished);
         prepared.store.taken_timers().behind.extend(finished);
         prepared
@@ -929,9 +961,23 @@ struct Prepared<'a> {
     finished: Vec<Vec<u8>>,
     /// Sends it writes as delivered.
     delivered: Vec<String>,
+    /// The dossiers it held, as it leaves them.
+    dossiers: Vec<(String, Dossier)>,
 }
 
 impl Prepared<'_> {
+    /// Leaves the dossiers it held for the next transactions
+    /// ([`recent`]); those that no longer fit are freed beside the write
+    /// when there are many (freeing a batch's dossiers takes a while).
+    fn keep_dossiers(&mut self) {
+        let gone = self.store.recent.keep(std::mem::take(&mut self.dossiers));
+        if gone.len() >= 64 {
+            let _ = std::thread::Builder::new()
+                .name("nudge-free".into())
+                .spawn(move || drop(gone));
+        }
+    }
+
     /// Adds the new identities to the store's map (adding one it already
     /// read is nothing).
     fn learn(&self) -> Result<(), StoreError> {

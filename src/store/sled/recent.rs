@@ -1,0 +1,143 @@
+//! The dossiers the last commits held, kept decoded for the next ones.
+//!
+//! A send's life touches its candidate's dossier in commits close
+//! together: the one that queues it (and marks it in flight), then the one
+//! that records the channel's answer a moment later. Reading the dossier
+//! again from sled and decoding it was about a fifth of a delivery's work.
+//! A committing transaction leaves every dossier it held here (changed or
+//! not: it saw the latest of each, and the core is the store's only
+//! writer), and the next transaction that needs one takes it, moving it,
+//! instead of reading it.
+//!
+//! What is here is always what sled holds or the batch being written
+//! behind will hold:
+//! - only a committing transaction puts dossiers here (after its write,
+//!   or as it hands its batch to the writer thread), and a transaction
+//!   takes what it reads, so a reader that never commits only takes;
+//! - a transaction that wrote dossier records by hand ([`super::raw`])
+//!   puts nothing here;
+//! - when a write fails, the store clears it with everything else it
+//!   rereads ([`super::SledStore::reread`]).
+
+use std::collections::VecDeque;
+use std::sync::Mutex;
+
+use foldhash::HashMap;
+
+use crate::store::Dossier;
+
+/// Dossiers kept: enough for the sends in flight at once (see
+/// `runtime::core::journal::PREMARKED_AT_MOST`) and a batch of answers.
+pub const KEPT: usize = 2048;
+
+#[derive(Default)]
+pub struct Recent(Mutex<Kept>);
+
+#[derive(Default)]
+struct Kept {
+    /// Candidate id → (when put, dossier).
+    dossiers: HashMap<String, (u64, Dossier)>,
+    /// Ids in the order put; an id taken or put again since is stale here
+    /// (its number differs) and skipped.
+    order: VecDeque<(u64, String)>,
+    put: u64,
+}
+
+impl Recent {
+    /// The candidate's dossier if a recent commit held it, taken out.
+    pub fn take(&self, candidate: &str) -> Option<Dossier> {
+        let mut kept = self.lock();
+        if kept.dossiers.is_empty() {
+            return None;
+        }
+        kept.dossiers.remove(candidate).map(|(_, d)| d)
+    }
+
+    /// Keeps the dossiers a commit held; returns those that no longer fit,
+    /// for the caller to drop where it suits.
+    pub fn keep(&self, dossiers: impl IntoIterator<Item = (String, Dossier)>) -> Vec<Dossier> {
+        let mut kept = self.lock();
+        let kept = &mut *kept;
+        let mut out = Vec::new();
+        for (id, mut dossier) in dossiers {
+            // Not stored, so not what a read would give.
+            for entry in &mut dossier.outbox {
+                entry.message.in_flight = false;
+            }
+            kept.put += 1;
+            kept.order.push_back((kept.put, id.clone()));
+            if let Some((_, old)) = kept.dossiers.insert(id, (kept.put, dossier)) {
+                out.push(old);
+            }
+        }
+        // Oldest first, until it fits and the order holds few stale ids.
+        while kept.dossiers.len() > KEPT || kept.order.len() > 2 * KEPT {
+            let Some((put, id)) = kept.order.pop_front() else {
+                break;
+            };
+            if kept.dossiers.get(&id).is_some_and(|(p, _)| *p == put) {
+                if let Some((_, d)) = kept.dossiers.remove(&id) {
+                    out.push(d);
+                }
+            }
+        }
+        out
+    }
+
+    /// Forgets everything (a write failed: memory may hold what the store
+    /// does not).
+    pub fn clear(&self) -> Vec<Dossier> {
+        let mut kept = self.lock();
+        kept.order.clear();
+        kept.dossiers.drain().map(|(_, (_, d))| d).collect()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Kept> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::CandidateRecord;
+
+    fn dossier(id: &str) -> Dossier {
+        Dossier::new(CandidateRecord {
+            id: id.into(),
+            external_id: None,
+            fields: Default::default(),
+            token: format!("{id}-t"),
+            created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+            opted_out: false,
+        })
+    }
+
+    #[test]
+    fn a_dossier_is_taken_once_and_the_oldest_go_first() {
+        let recent = Recent::default();
+        let out = recent.keep((0..KEPT + 10).map(|i| (format!("c{i}"), dossier(&format!("c{i}")))));
+        assert_eq!(out.len(), 10);
+        assert!(recent.take("c0").is_none(), "the oldest went");
+        assert_eq!(recent.take("c10").unwrap().candidate.id, "c10");
+        assert!(recent.take("c10").is_none(), "taken once");
+        // Put again: the newer one is kept, the older given back.
+        let out = recent.keep([("c11".to_string(), dossier("c11"))]);
+        assert_eq!(out.len(), 1);
+        assert!(recent.take("c11").is_some());
+        assert_eq!(recent.clear().len(), KEPT - 2);
+        assert!(recent.take("c20").is_none());
+    }
+
+    #[test]
+    fn taking_and_putting_again_keeps_the_order_bounded() {
+        let recent = Recent::default();
+        for round in 0..10 {
+            recent.keep((0..KEPT).map(|i| (format!("c{i}"), dossier("x"))));
+            for i in 0..KEPT {
+                assert!(recent.take(&format!("c{i}")).is_some(), "round {round}");
+            }
+        }
+        assert!(recent.lock().order.len() <= 2 * KEPT);
+    }
+}
