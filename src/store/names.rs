@@ -101,18 +101,58 @@ impl Counter {
 
 /// The stored name: `state:NAME`, `outcome:NAME`, `failed`, `late`, `held`,
 /// `sends_due:MINUTE`, `sends_on:CHANNEL:HOUR`.
+impl Counter {
+    /// Appends the counter's stored name: the one place it is written
+    /// (each commit names several, so without `fmt`).
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        let mut text = |s: &str| out.extend_from_slice(s.as_bytes());
+        match self {
+            Counter::State(s) => {
+                text("state:");
+                text(s);
+            }
+            Counter::Outcome(o) => {
+                text("outcome:");
+                text(o);
+            }
+            Counter::Failed => text("failed"),
+            Counter::Late => text("late"),
+            Counter::Held => text("held"),
+            Counter::SendsDue(minute) => {
+                text(SENDS_DUE);
+                twelve_digits(*minute, out);
+            }
+            Counter::SendsOn { channel, hour } => {
+                text(SENDS_ON);
+                text(channel);
+                text(":");
+                twelve_digits(*hour, out);
+            }
+            Counter::Other(name) => text(name),
+        }
+    }
+}
+
+/// `n` as `{n:012}` writes it.
+fn twelve_digits(n: i64, out: &mut Vec<u8>) {
+    if !(0..=999_999_999_999).contains(&n) {
+        out.extend_from_slice(format!("{n:012}").as_bytes());
+        return;
+    }
+    let mut digits = [b'0'; 12];
+    let mut rest = n;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (rest % 10) as u8;
+        rest /= 10;
+    }
+    out.extend_from_slice(&digits);
+}
+
 impl fmt::Display for Counter {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Counter::State(s) => write!(f, "state:{s}"),
-            Counter::Outcome(o) => write!(f, "outcome:{o}"),
-            Counter::Failed => f.write_str("failed"),
-            Counter::Late => f.write_str("late"),
-            Counter::Held => f.write_str("held"),
-            Counter::SendsDue(minute) => write!(f, "{SENDS_DUE}{minute:012}"),
-            Counter::SendsOn { channel, hour } => write!(f, "{SENDS_ON}{channel}:{hour:012}"),
-            Counter::Other(name) => f.write_str(name),
-        }
+        let mut name = Vec::new();
+        self.write_to(&mut name);
+        f.write_str(&String::from_utf8_lossy(&name))
     }
 }
 
@@ -190,6 +230,27 @@ mod tests {
             Counter::parse("state:a:b"),
             Counter::State("a:b".to_string())
         );
+        // The minutes and hours as `{:012}` writes them, at the edges too.
+        for n in [
+            0,
+            7,
+            999_999_999_999,
+            1_000_000_000_000,
+            -1,
+            -42,
+            i64::MIN,
+            i64::MAX,
+        ] {
+            assert_eq!(
+                Counter::SendsDue(n).to_string(),
+                format!("sends_due:{n:012}")
+            );
+            let on = Counter::SendsOn {
+                channel: "sms".into(),
+                hour: n,
+            };
+            assert_eq!(on.to_string(), format!("sends_on:sms:{n:012}"));
+        }
     }
 
     #[test]

@@ -149,6 +149,16 @@ pub fn flight(seq: u64) -> Vec<u8> {
 pub fn counter(campaign: &str, name: &str) -> Vec<u8> {
     join(b'n', &[campaign.as_bytes(), name.as_bytes()])
 }
+
+/// [`counter`] of a typed counter, its name written in place.
+pub fn counter_of(campaign: &str, counter: &crate::store::Counter) -> Vec<u8> {
+    let mut k = Vec::with_capacity(campaign.len() + 40);
+    k.push(b'n');
+    k.extend_from_slice(campaign.as_bytes());
+    k.push(0);
+    counter.write_to(&mut k);
+    k
+}
 /// Where a campaign's per-minute counters begin, and the first key after
 /// them (their names all begin `sends_due:`).
 pub fn per_minute_counters(campaign: &str) -> (Vec<u8>, Vec<u8>) {

@@ -490,7 +490,7 @@ impl<'a> Transaction for SledTxn<'a> {
 
     /// Adds `delta` to a campaign's counter (a delta, applied at commit).
     fn bump(&mut self, campaign: &str, counter: &Counter, delta: i64) {
-        self.count(key::counter(campaign, &counter.to_string()), delta);
+        self.count(key::counter_of(campaign, counter), delta);
     }
 
     /// Whether a campaign is paused.
