@@ -62,7 +62,9 @@ pub struct Message {
     /// The candidate's one-click unsubscribe link (email: `List-Unsubscribe`).
     #[serde(default)]
     pub unsubscribe_url: Option<String>,
-    /// The instant the engine decided to send it (RFC 3339 in JSON).
+    /// The instant the engine decided to send it (RFC 3339 in JSON; in
+    /// the store, see [`crate::store::instant_form`]).
+    #[serde(with = "crate::store::instant_form")]
     pub scheduled_at: Instant,
     /// Marked in flight by the commit that queued it
     /// ([`Core::mark_in_flight_when_queued`](crate::runtime::core::Core::mark_in_flight_when_queued)),

@@ -18,6 +18,7 @@
 
 pub mod causes;
 pub mod decisions;
+pub mod instant_form;
 pub mod memory;
 pub(crate) mod names;
 mod records;

@@ -242,7 +242,9 @@ fn dates_and_campaigns_select_what_is_exported() {
 /// them under `e` keys of their own. Opened by this build, each gets them
 /// in front of its dossiers (from the `e` keys where there are some, else
 /// from the histories) and reports as before; `nudge verify` then finds
-/// them whole, and names traces that disagree with a history.
+/// them whole, and names traces that disagree with a history. One of
+/// layout 8 wrote its messages' instants as text: opened by this build,
+/// its dossiers come back the same.
 #[test]
 fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
     use nudge::store::sled::dossier_record;
@@ -266,7 +268,12 @@ fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
         for (i, (k, v)) in records.iter().enumerate() {
             assert!(dossier_record::is_current(v));
             let d = dossier_record::decode(v).unwrap();
-            txn.put_raw(k.clone(), dossier_record::encode_unmarked(&d));
+            let old = if layout == 8 {
+                dossier_record::encode_layout_8(&d)
+            } else {
+                dossier_record::encode_unmarked(&d)
+            };
+            txn.put_raw(k.clone(), old);
             if layout == 7 && i == 0 {
                 let mut e = k.clone();
                 e[0] = b'e';
@@ -285,6 +292,34 @@ fn a_store_of_an_earlier_layout_gets_its_report_traces_in_its_dossiers() {
         )
         .unwrap();
     };
+    // Layout 8: the same records, its messages' instants as text; read as
+    // they were, then rewritten in this layout's form on open.
+    let dossiers = || -> Vec<nudge::store::Dossier> {
+        let store = SledStore::open(&site.store(), 8 << 20).unwrap();
+        let all: Vec<_> = store
+            .scan_raw(b"c")
+            .map(|r| {
+                let v = r.unwrap().1;
+                assert!(dossier_record::is_current(&v));
+                dossier_record::decode(&v).unwrap()
+            })
+            .collect();
+        all
+    };
+    let whole = dossiers();
+    assert!(
+        whole.iter().any(|d| !d.settled.items().unwrap().is_empty()),
+        "some sends settled"
+    );
+    rewind(8);
+    assert_eq!(
+        site.ok(&["report", "--format", "json", "--by", "variant"]),
+        before
+    );
+    assert_eq!(dossiers(), whole);
+    let who = &whole[0].candidate.id;
+    assert!(site.ok(&["show", who]).contains(who));
+
     rewind(6);
     let after = site.ok(&["report", "--format", "json", "--by", "variant"]);
     assert_eq!(before, after);

@@ -83,15 +83,18 @@ use crate::engine::Instant;
 /// [`crate::report::trace`]) up to date in every commit, which an older
 /// build would leave stale; version 8 keeps them in front of the dossier
 /// in its own record instead ([`dossier_record`]), so a commit writes one
-/// record per candidate again. Older stores are taken as they are and
-/// marked 8: their `x` keys are
+/// record per candidate again; version 9 writes a message's
+/// `scheduled_at` as numbers instead of text
+/// ([`super::instant_form`]), which older builds cannot decode. Older
+/// stores are taken as they are and marked 9: their `x` keys are
 /// still read, their history in words stays readable as the `Legacy*`
 /// kinds, the timer counters are made from their enrollments (before 5)
 /// in the commit that marks them, their dossiers rewritten with their
 /// traces in front (taken from the `e` keys of layout 7, else made from
-/// their histories) before that commit, and their candidates stay known under
-/// the identity they were created with.
-pub const SCHEMA_VERSION: u32 = 8;
+/// their histories) and their messages' instants as numbers before that
+/// commit, and their candidates stay known under the identity they were
+/// created with.
+pub const SCHEMA_VERSION: u32 = 9;
 
 /// Records rewritten per batch when a store of an earlier layout is
 /// opened (each batch is held in memory whole).
@@ -482,8 +485,8 @@ impl SledStore {
                     // the store. The marker in the store goes first, the
                     // file second, so a crash between them leaves a store
                     // this build opens and an older one refuses.
-                    if found < 8 {
-                        store.carry_traces()?;
+                    if found < 9 {
+                        store.rewrite_dossiers()?;
                     }
                     let mut batch = if found < 5 {
                         store.timer_counts_batch()?
@@ -516,13 +519,14 @@ impl SledStore {
         Ok((store, standing))
     }
 
-    /// Rewrites every dossier record of an earlier layout with its report
-    /// traces in front ([`dossier_record`]): the traces layout 7 kept under
-    /// the candidate's `e` key (which goes), else made from the history (a
-    /// layout before 7 kept none). Done in batches of [`CARRY_BATCH`]
+    /// Rewrites every dossier record of an earlier layout in this layout's
+    /// form ([`dossier_record`]): its messages' instants as numbers, and its
+    /// report traces in front (those of a layout-8 record; else those
+    /// layout 7 kept under the candidate's `e` key, which goes; else made
+    /// from the history, as a layout before 7 kept none). Done in batches of [`CARRY_BATCH`]
     /// records, each written whole; a record already rewritten is left as
     /// it is, so a migration cut short by a crash finishes on the next open.
-    fn carry_traces(&self) -> Result<(), StoreError> {
+    fn rewrite_dossiers(&self) -> Result<(), StoreError> {
         use std::ops::Bound;
         let started = std::time::Instant::now();
         let db = self.db()?;
@@ -572,7 +576,7 @@ impl SledStore {
         tracing::info!(
             candidates = made,
             ms = started.elapsed().as_millis() as u64,
-            "put the report traces in the dossiers of a store of an earlier layout"
+            "rewrote the dossiers of a store of an earlier layout in this layout's form"
         );
         Ok(())
     }
@@ -653,7 +657,7 @@ impl SledStore {
                     |e| StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e);
                 // Decoded once, for the reader and the piece alike.
                 let (current, owned, older);
-                let traces = if dossier_record::is_current(&v) {
+                let traces = if dossier_record::has_traces(&v) {
                     current = dossier_record::traces_ref(&v).map_err(damaged)?;
                     &current.0
                 } else {

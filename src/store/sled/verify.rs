@@ -136,7 +136,7 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
                 // Its traces hold what its history says, unless the
                 // history was pruned (the traces keep what pruning took);
                 // a record of an earlier layout has none of its own.
-                if !super::dossier_record::is_current(&v) {
+                if !super::dossier_record::has_traces(&v) {
                     problems.add(
                         "report traces missing",
                         format!("{id}'s record carries no report traces"),

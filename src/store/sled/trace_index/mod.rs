@@ -118,7 +118,7 @@ impl TraceIndex {
     /// A record's traces in the compact form; `None` if the record does
     /// not decode.
     fn compact_record(&self, record: &[u8]) -> Option<Vec<u8>> {
-        if dossier_record::is_current(record) {
+        if dossier_record::has_traces(record) {
             Some(self.compact(&dossier_record::traces_ref(record).ok()?.0))
         } else {
             Some(self.compact(&dossier_record::traces(record).ok()?.refs()))
