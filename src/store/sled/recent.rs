@@ -2,12 +2,13 @@
 //!
 //! A send's life touches its candidate's dossier in commits close
 //! together: the one that queues it (and marks it in flight), then the one
-//! that records the channel's answer a moment later. Reading the dossier
-//! again from sled and decoding it was about a fifth of a delivery's work.
-//! A committing transaction leaves every dossier it held here (changed or
-//! not: it saw the latest of each, and the core is the store's only
-//! writer), and the next transaction that needs one takes it, moving it,
-//! instead of reading it.
+//! that records the channel's answer a moment later. A committing
+//! transaction leaves here every dossier it held that has a send not yet
+//! settled (changed or not: it saw the latest of each, and the core is the
+//! store's only writer), and the next transaction that needs one takes
+//! it, moving it, instead of reading it from sled and decoding it. A
+//! dossier with no send waiting is not kept: nothing is about to ask for
+//! it.
 //!
 //! What is here is always what sled holds or the batch being written
 //! behind will hold:
@@ -53,13 +54,23 @@ impl Recent {
         kept.dossiers.remove(candidate).map(|(_, d)| d)
     }
 
-    /// Keeps the dossiers a commit held; returns those that no longer fit,
-    /// for the caller to drop where it suits.
+    /// Keeps the dossiers a commit held that have a send not yet settled;
+    /// returns the others and those that no longer fit, for the caller to
+    /// drop where it suits.
     pub fn keep(&self, dossiers: impl IntoIterator<Item = (String, Dossier)>) -> Vec<Dossier> {
         let mut kept = self.lock();
         let kept = &mut *kept;
+        if kept.dossiers.capacity() == 0 {
+            // Room for a full set and a batch beyond it, so that it never
+            // grows (moving every dossier) once in use.
+            kept.dossiers.reserve(2 * KEPT);
+        }
         let mut out = Vec::new();
         for (id, mut dossier) in dossiers {
+            if dossier.outbox.is_empty() {
+                out.push(dossier);
+                continue;
+            }
             // Not stored, so not what a read would give.
             for entry in &mut dossier.outbox {
                 entry.message.in_flight = false;
@@ -102,7 +113,35 @@ mod tests {
     use super::*;
     use crate::store::CandidateRecord;
 
+    /// A dossier with a send waiting.
     fn dossier(id: &str) -> Dossier {
+        let mut d = settled(id);
+        d.outbox.push(crate::store::OutboxEntry {
+            message: crate::channels::Message {
+                key: format!("hiring/{id}/1/0"),
+                campaign: "hiring".into(),
+                candidate: id.into(),
+                template: "invite".into(),
+                channel: crate::engine::Channel::Email,
+                to: format!("{id}@example.com"),
+                subject: None,
+                body: "Hi".into(),
+                html: None,
+                unsubscribe_url: None,
+                scheduled_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
+                in_flight: true,
+            },
+            status: crate::store::SendStatus::Queued,
+            attempts: 0,
+            possible_duplicate: false,
+            fallbacks: Vec::new(),
+            retry_at: None,
+        });
+        d
+    }
+
+    /// A dossier with nothing waiting.
+    fn settled(id: &str) -> Dossier {
         Dossier::new(CandidateRecord {
             id: id.into(),
             external_id: None,
@@ -111,6 +150,19 @@ mod tests {
             created_at: chrono::DateTime::from_timestamp_millis(1_700_000_000_000).unwrap(),
             opted_out: false,
         })
+    }
+
+    #[test]
+    fn only_a_dossier_with_a_send_waiting_is_kept_and_as_a_read_gives_it() {
+        let recent = Recent::default();
+        let out = recent.keep([
+            ("a".to_string(), dossier("a")),
+            ("b".to_string(), settled("b")),
+        ]);
+        assert_eq!(out.len(), 1);
+        assert!(recent.take("b").is_none());
+        let a = recent.take("a").unwrap();
+        assert!(!a.outbox[0].message.in_flight, "not stored, so not kept");
     }
 
     #[test]
