@@ -175,23 +175,19 @@ impl Trace {
 /// A [`Trace`] read in place from its encoding: the same fields in the
 /// same order, borrowing its text from the bytes (a report reads a million
 /// of them and keeps none).
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TraceRef<'a> {
     pub campaign: &'a str,
     pub enrolled_at: i64,
     /// (experiment, variant) in experiment order (a map on the wire).
-    #[serde(borrow)]
     pub variants: Vec<(&'a str, &'a str)>,
     pub source: Option<&'a str>,
     pub timezone: Option<&'a str>,
     pub language: Option<&'a str>,
     pub first_sent: Option<(i64, &'a str)>,
-    #[serde(borrow)]
     pub sent_on: Vec<&'a str>,
-    #[serde(borrow)]
     pub firsts: Vec<(&'a str, i64)>,
     pub device: Option<&'a str>,
-    #[serde(borrow)]
     pub bounced_on: Vec<&'a str>,
     pub exited: Option<&'a str>,
 }
@@ -259,10 +255,6 @@ fn insert_sorted(set: &mut Vec<Name>, item: Name) {
 /// per candidate.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Traces(pub Vec<Trace>);
-
-/// [`Traces`] read in place ([`TraceRef`]).
-#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
-pub struct TracesRef<'a>(#[serde(borrow)] pub Vec<TraceRef<'a>>);
 
 impl Traces {
     /// Every trace, borrowed.

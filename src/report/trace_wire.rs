@@ -51,7 +51,9 @@ pub fn encode(traces: &Traces, out: &mut Vec<u8>) {
     }
 }
 
-/// The traces at the front of `bytes`, and the bytes after them.
+/// The traces at the front of `bytes`, and the bytes after them. Read
+/// straight into owned names rather than through [`decode_ref`], so that a
+/// commit's read of a dossier allocates each list once.
 pub fn decode(bytes: &[u8]) -> Result<(Traces, &[u8]), Error> {
     let mut r = Reader { bytes, at: 0 };
     let n = r.len()?;

@@ -1059,17 +1059,7 @@ fn a_valid_reload_keeps_every_timer_and_new_candidates_get_the_new_version<S: St
 
 #[test]
 fn a_damaged_dossier_is_an_error_naming_its_key() {
-    let fx = Fixture::warehouse();
-    let mut core = fx.core();
-    let mut queue: VecDeque<_> = two_in_reminder().into();
-    let (mut sends, mut ids) = (Sends::new(), HashMap::new());
-    drive(
-        &mut core,
-        &mut queue,
-        at("2026-11-27T12:00:00Z"),
-        &mut sends,
-        &mut ids,
-    );
+    let (_fx, mut core, mut queue, ids) = warehouse_first_day();
     let ana = ids["ana"].clone();
     let mut txn = SledTxn::new(core.store());
     txn.put_raw(raw::dossier(&ana), b"\xff\xfe garbage".to_vec());
@@ -1118,11 +1108,16 @@ fn a_damaged_dossier_is_an_error_naming_its_key() {
     assert!(view.to_string().contains("damaged record"), "{view}");
 }
 
-/// The dossiers a commit held are kept decoded for the next transaction
-/// (`store::sled::recent`): what it reads must be what sled holds, and a
-/// change that is never committed must not be read.
-#[test]
-fn a_dossier_read_from_memory_is_the_stored_one() {
+/// The warehouse fixture's core, driven through the first day of
+/// [`two_in_reminder`]: the agenda left, and the candidates' ids by name.
+type FirstDay = (
+    Fixture,
+    Core,
+    VecDeque<(Instant, Act)>,
+    HashMap<String, String>,
+);
+
+fn warehouse_first_day() -> FirstDay {
     let fx = Fixture::warehouse();
     let mut core = fx.core();
     let mut queue: VecDeque<_> = two_in_reminder().into();
@@ -1134,33 +1129,56 @@ fn a_dossier_read_from_memory_is_the_stored_one() {
         &mut sends,
         &mut ids,
     );
-    let store = core.store();
-    for id in ids.values() {
-        let stored = store.dossier(id).unwrap().expect("a dossier");
-        // Taken from memory (the drive's last commits held it), then left
-        // again by this commit.
-        let mut txn = SledTxn::new(store);
-        assert_eq!(txn.dossier(id).unwrap(), Some(&stored), "{id}");
-        txn.bump(WAREHOUSE, &nudge::store::Counter::Late, 0);
-        txn.commit().unwrap();
-        // Changed, never committed.
-        let mut txn = SledTxn::new(store);
-        txn.log(
-            id,
-            nudge::store::LogEntry {
-                at: at("2026-11-27T12:00:00Z"),
-                campaign: WAREHOUSE.into(),
-                kind: LogKind::Received {
-                    event: "clicked".into(),
-                    fields: Default::default(),
-                },
-            },
-        )
+    (fx, core, queue, ids)
+}
+
+/// The dossiers a commit held with a send waiting are kept decoded for the
+/// next transaction (`store::sled::recent`): what it reads must be what
+/// sled holds, and a change that is never committed must not be read.
+#[test]
+fn a_dossier_read_from_memory_is_the_stored_one() {
+    let (_fx, mut core, _, _) = warehouse_first_day();
+    // A Monday morning in Chicago, in the campaign's window: the invite
+    // is queued.
+    let now = at("2026-11-30T16:00:00Z");
+    let (replies, _) = core
+        .execute(vec![enroll_as(Some("zed"), "zed@example.com")], now)
         .unwrap();
-        drop(txn);
-        let mut txn = SledTxn::new(store);
-        assert_eq!(txn.dossier(id).unwrap(), Some(&stored), "{id}");
-    }
+    let id = match &replies[..] {
+        [Reply::Enrolled(e)] => e.candidate.clone(),
+        other => panic!("{other:?}"),
+    };
+    let store = core.store();
+    let stored = store.dossier(&id).unwrap().expect("a dossier");
+    assert!(!stored.outbox.is_empty(), "the invite waits");
+    assert!(store.keeps_decoded(&id), "the enrolling commit left it");
+
+    // Taken from memory, then left again by this commit.
+    let mut txn = SledTxn::new(store);
+    assert_eq!(txn.dossier(&id).unwrap(), Some(&stored));
+    assert!(!store.keeps_decoded(&id), "taken, not copied");
+    txn.bump(WAREHOUSE, &nudge::store::Counter::Late, 0);
+    txn.commit().unwrap();
+    assert!(store.keeps_decoded(&id));
+
+    // Changed, never committed: gone from memory, read from sled.
+    let mut txn = SledTxn::new(store);
+    txn.log(
+        &id,
+        nudge::store::LogEntry {
+            at: now,
+            campaign: WAREHOUSE.into(),
+            kind: LogKind::Received {
+                event: "clicked".into(),
+                fields: Default::default(),
+            },
+        },
+    )
+    .unwrap();
+    drop(txn);
+    assert!(!store.keeps_decoded(&id));
+    let mut txn = SledTxn::new(store);
+    assert_eq!(txn.dossier(&id).unwrap(), Some(&stored));
 }
 
 #[test]

@@ -13,7 +13,7 @@
 //! this form (`SledStore::open`'s migration), so records of the earlier
 //! forms are only read there, or when written behind the store's back.
 
-use crate::report::trace::{Traces, TracesRef};
+use crate::report::trace::{TraceRef, Traces};
 use crate::report::trace_wire;
 use crate::store::instant_form::in_text_form;
 use crate::store::{Appendix, Dossier};
@@ -79,9 +79,9 @@ pub fn traces(bytes: &[u8]) -> Result<Traces, postcard::Error> {
 }
 
 /// The traces in front of a record that carries them, read in place.
-pub fn traces_ref(bytes: &[u8]) -> Result<TracesRef<'_>, postcard::Error> {
+pub fn traces_ref(bytes: &[u8]) -> Result<Vec<TraceRef<'_>>, postcard::Error> {
     let rest = front(bytes).ok_or(postcard::Error::DeserializeBadEncoding)?;
-    Ok(TracesRef(trace_wire::decode_ref(rest)?))
+    trace_wire::decode_ref(rest)
 }
 
 /// Whether a record carries its traces at its front (layout 8 or 9), so
@@ -199,7 +199,7 @@ mod tests {
         assert_eq!(decode(&bytes).unwrap(), d);
         assert_eq!(traces(&bytes).unwrap(), d.traces);
         let borrowed = traces_ref(&bytes).unwrap();
-        assert_eq!(borrowed.0, d.traces.refs());
+        assert_eq!(borrowed, d.traces.refs());
     }
 
     #[test]

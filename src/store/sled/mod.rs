@@ -550,8 +550,10 @@ impl SledStore {
                 let Ok(mut d) = dossier_record::decode(&v) else {
                     continue;
                 };
-                let kept = key::candidate_id(&k)
-                    .map(|id| key::traces(&id))
+                // Only a record without traces of its own (layout 7 and
+                // earlier) may have some under an `e` key.
+                let kept = (!dossier_record::has_traces(&v))
+                    .then(|| key::traces(&id))
                     .and_then(|e| db.get(&e).ok().flatten().map(|v| (e, v)));
                 if let Some((e, v)) = kept {
                     if let Ok(traces) = postcard::from_bytes(&v) {
@@ -656,18 +658,16 @@ impl SledStore {
                 let damaged =
                     |e| StoreError::damaged_dossier(&key::candidate_id(&k).unwrap_or_default(), e);
                 // Decoded once, for the reader and the piece alike.
-                let (current, owned, older);
+                let owned;
                 let traces = if dossier_record::has_traces(&v) {
-                    current = dossier_record::traces_ref(&v).map_err(damaged)?;
-                    &current.0
+                    dossier_record::traces_ref(&v).map_err(damaged)?
                 } else {
                     owned = dossier_record::traces(&v).map_err(damaged)?;
-                    older = owned.refs();
-                    &older
+                    owned.refs()
                 };
-                reader(traces);
+                reader(&traces);
                 if let Some(piece) = piece {
-                    piece.keep(&self.traces, &k, traces);
+                    piece.keep(&self.traces, &k, &traces);
                 }
             }
             Ok(())
@@ -1014,6 +1014,13 @@ impl SledStore {
             Some(v) => Ok(v),
             None => Ok(self.db()?.get(key)?),
         }
+    }
+
+    /// Whether a candidate's dossier is kept decoded for the next
+    /// transaction ([`recent`]): for tests.
+    #[doc(hidden)]
+    pub fn keeps_decoded(&self, candidate: &str) -> bool {
+        self.recent.holds(candidate)
     }
 
     /// A dossier as the batch being written leaves it.

@@ -95,6 +95,11 @@ impl Recent {
         out
     }
 
+    /// Whether the candidate's dossier is kept (for tests).
+    pub fn holds(&self, candidate: &str) -> bool {
+        self.lock().dossiers.contains_key(candidate)
+    }
+
     /// Forgets everything (a write failed: memory may hold what the store
     /// does not).
     pub fn clear(&self) -> Vec<Dossier> {

@@ -119,7 +119,7 @@ impl TraceIndex {
     /// not decode.
     fn compact_record(&self, record: &[u8]) -> Option<Vec<u8>> {
         if dossier_record::has_traces(record) {
-            Some(self.compact(&dossier_record::traces_ref(record).ok()?.0))
+            Some(self.compact(&dossier_record::traces_ref(record).ok()?))
         } else {
             Some(self.compact(&dossier_record::traces(record).ok()?.refs()))
         }
@@ -522,7 +522,7 @@ mod tests {
 
     /// The traces at the front of a record.
     fn traces_of(record: &[u8]) -> Vec<TraceRef<'_>> {
-        dossier_record::traces_ref(record).unwrap().0
+        dossier_record::traces_ref(record).unwrap()
     }
 
     /// A record whose traces hold one enrollment in `campaign`.
