@@ -1141,30 +1141,49 @@ fn a_dossier_read_from_memory_is_the_stored_one() {
     // A Monday morning in Chicago, in the campaign's window: the invite
     // is queued.
     let now = at("2026-11-30T16:00:00Z");
-    let (replies, _) = core
-        .execute(vec![enroll_as(Some("zed"), "zed@example.com")], now)
-        .unwrap();
-    let id = match &replies[..] {
-        [Reply::Enrolled(e)] => e.candidate.clone(),
-        other => panic!("{other:?}"),
+    let enroll = |core: &mut Core, who: &str| {
+        let (replies, _) = core
+            .execute(
+                vec![enroll_as(Some(who), &format!("{who}@example.com"))],
+                now,
+            )
+            .unwrap();
+        match &replies[..] {
+            [Reply::Enrolled(e)] => e.candidate.clone(),
+            other => panic!("{other:?}"),
+        }
     };
+    // Queued for the dispatcher, not in flight: not kept.
+    let queued = enroll(&mut core, "yan");
+    let store = core.store();
+    assert!(!store.dossier(&queued).unwrap().unwrap().outbox.is_empty());
+    assert!(!store.keeps_decoded(&queued), "a queued send may wait long");
+
+    // Put in flight by the enrolling commit: kept for the channel's answer.
+    core.mark_in_flight_when_queued(Channel::ALL.to_vec());
+    let id = enroll(&mut core, "zed");
+    let other = enroll(&mut core, "xia");
     let store = core.store();
     let stored = store.dossier(&id).unwrap().expect("a dossier");
     assert!(!stored.outbox.is_empty(), "the invite waits");
     assert!(store.keeps_decoded(&id), "the enrolling commit left it");
 
-    // Taken from memory, then left again by this commit.
+    // Taken from memory, equal to what sled holds; a commit that puts
+    // nothing in flight for it does not leave it again.
     let mut txn = SledTxn::new(store);
     assert_eq!(txn.dossier(&id).unwrap(), Some(&stored));
     assert!(!store.keeps_decoded(&id), "taken, not copied");
     txn.bump(WAREHOUSE, &nudge::store::Counter::Late, 0);
     txn.commit().unwrap();
-    assert!(store.keeps_decoded(&id));
+    assert!(!store.keeps_decoded(&id));
+    assert_eq!(SledTxn::new(store).dossier(&id).unwrap(), Some(&stored));
 
     // Changed, never committed: gone from memory, read from sled.
+    let stored = store.dossier(&other).unwrap().expect("a dossier");
+    assert!(store.keeps_decoded(&other));
     let mut txn = SledTxn::new(store);
     txn.log(
-        &id,
+        &other,
         nudge::store::LogEntry {
             at: now,
             campaign: WAREHOUSE.into(),
@@ -1176,9 +1195,21 @@ fn a_dossier_read_from_memory_is_the_stored_one() {
     )
     .unwrap();
     drop(txn);
-    assert!(!store.keeps_decoded(&id));
+    assert!(!store.keeps_decoded(&other));
     let mut txn = SledTxn::new(store);
-    assert_eq!(txn.dossier(&id).unwrap(), Some(&stored));
+    assert_eq!(txn.dossier(&other).unwrap(), Some(&stored));
+    drop(txn);
+
+    // A dossier record written by hand: nothing kept is trusted after it.
+    let third = enroll(&mut core, "wu");
+    let store = core.store();
+    assert!(store.keeps_decoded(&third));
+    let mut txn = SledTxn::new(store);
+    txn.put_raw(raw::dossier(&third), b"\xff\xfe garbage".to_vec());
+    txn.commit().unwrap();
+    assert!(!store.keeps_decoded(&third));
+    let err = SledTxn::new(store).dossier(&third).unwrap_err();
+    assert!(matches!(err, StoreError::Corrupt { .. }), "{err:?}");
 }
 
 #[test]

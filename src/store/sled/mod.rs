@@ -216,7 +216,7 @@ pub struct SledStore {
     /// from the store when first needed, then every contact suppressed by
     /// this process (kept when taken off, so it only ever says "may be").
     /// A send to a contact not in it needs no read (see `suppression`).
-    suppressed: Arc<Mutex<suppression::Known>>,
+    suppressed: Arc<suppression::Listed>,
     /// Writes batches behind the core (see [`writer`]).
     writer: Arc<writer::Writer>,
     /// The report traces kept in memory, when this process keeps them

@@ -3,6 +3,8 @@
 //! the list is read whole only to be listed.
 
 use super::*;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use crate::store::{Contact, Suppression};
 
 /// What this process knows of the list's keys (see
@@ -21,6 +23,23 @@ pub(super) fn key_of(contact: &Contact) -> Vec<u8> {
     key::suppression(contact.kind.name(), &contact.address)
 }
 
+/// What this process knows of the list, and a flag that says without a
+/// lock that the list is known to be empty (most stores never suppress
+/// anyone, and every enrollment and send asks).
+#[derive(Default)]
+pub(super) struct Listed {
+    known: Mutex<Known>,
+    /// Set once the list was read and found empty; cleared, before the key
+    /// goes in, by the first contact noted.
+    empty: AtomicBool,
+}
+
+impl Listed {
+    fn known(&self) -> std::sync::MutexGuard<'_, Known> {
+        self.known.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
 /// Whether a key is a suppression entry's.
 pub(super) fn is_entry(k: &[u8]) -> bool {
     k.first() == Some(&key::suppressions()[0])
@@ -30,7 +49,10 @@ impl SledStore {
     /// Whether the contact of entry key `k` may be on the list: false says
     /// it is not, with no read of the store after the first.
     pub(super) fn may_be_suppressed(&self, k: &[u8]) -> Result<bool, StoreError> {
-        let mut known = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
+        if self.suppressed.empty.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut known = self.suppressed.known();
         Ok(match self.known_keys(&mut known)? {
             Some(keys) => keys.contains(k),
             None => true,
@@ -41,17 +63,26 @@ impl SledStore {
     /// was ever listed in the store nor by this process), so a send needs
     /// no lookup at all.
     pub(super) fn may_be_any_suppressed(&self) -> Result<bool, StoreError> {
-        let mut known = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
-        Ok(self
+        if self.suppressed.empty.load(Ordering::Acquire) {
+            return Ok(false);
+        }
+        let mut known = self.suppressed.known();
+        let any = self
             .known_keys(&mut known)?
-            .is_none_or(|keys| !keys.is_empty()))
+            .is_none_or(|keys| !keys.is_empty());
+        if !any {
+            // Under the lock, so a contact noted meanwhile clears it after.
+            self.suppressed.empty.store(true, Ordering::Release);
+        }
+        Ok(any)
     }
 
     /// Notes that the contact of entry key `k` may be on the list from now
     /// (before its entry is written: a write behind the core lands later).
     /// When the list cannot be read, every later lookup reads the store.
     pub(super) fn note_suppressed(&self, k: &[u8]) {
-        let mut known = self.suppressed.lock().unwrap_or_else(|e| e.into_inner());
+        let mut known = self.suppressed.known();
+        self.suppressed.empty.store(false, Ordering::Release);
         match self.known_keys(&mut known) {
             Ok(Some(keys)) => {
                 keys.insert(k.to_vec());

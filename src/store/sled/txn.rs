@@ -171,16 +171,28 @@ impl<'a> SledTxn<'a> {
             self.batch.insert(k.into(), Some(v.into()));
         }
         self.dirty.clear();
-        // Kept for the next transactions once written (see `recent`); a
-        // dossier record written by hand makes every dossier kept suspect.
+        // The dossiers of candidates with a send this transaction puts in
+        // flight are kept for the next transactions once written (see
+        // `recent`): the channel's answer is about to come. A dossier
+        // record written by hand makes every dossier kept suspect.
         let dossiers: Vec<(String, Dossier)> = if self.wrote_dossier_bytes {
             drop(self.store.recent.clear());
             Vec::new()
+        } else if self.launched.is_empty() {
+            Vec::new()
         } else {
-            std::mem::take(&mut self.dossiers)
-                .into_iter()
-                .filter_map(|(id, d)| Some((id, d?)))
-                .collect()
+            let flying: HashSet<&str> = self
+                .launched
+                .iter()
+                .filter_map(|k| Some(SendKey::parse(k)?.candidate()))
+                .collect();
+            let mut kept = Vec::with_capacity(flying.len());
+            for id in flying {
+                if let Some((id, Some(d))) = self.dossiers.remove_entry(id) {
+                    kept.push((id, d));
+                }
+            }
+            kept
         };
         for (key, delta) in std::mem::take(&mut self.counters) {
             if delta == 0 {
@@ -961,7 +973,8 @@ struct Prepared<'a> {
     finished: Vec<Vec<u8>>,
     /// Sends it writes as delivered.
     delivered: Vec<String>,
-    /// The dossiers it held, as it leaves them.
+    /// The dossiers of the candidates it puts a send in flight for, as it
+    /// leaves them.
     dossiers: Vec<(String, Dossier)>,
 }
 
