@@ -30,8 +30,12 @@ impl<S: Store> Core<S> {
         if !has_contact {
             return Ok(Err(Refusal::NoContact));
         }
+        let clean = match self.clean_fields(req.external_id.as_deref(), &req.fields) {
+            Ok(clean) => clean,
+            Err(refusal) => return Ok(Err(refusal)),
+        };
         let (mut candidate, created) =
-            match self.upsert(txn, None, req.external_id.as_deref(), &req.fields, at)? {
+            match self.upsert(txn, None, req.external_id.as_deref(), clean, at)? {
                 Ok(found) => found,
                 Err(refusal) => return Ok(Err(refusal)),
             };
