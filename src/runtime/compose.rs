@@ -186,6 +186,21 @@ mod tests {
             Some("https://jobs.example.com/o/c7-00ff.gif")
         );
         assert_eq!(beside_tracked("", "u", ""), None);
+        // Under a path prefix, and never from a link of another shape.
+        assert_eq!(
+            beside_tracked("http://h/jobs/i/c1-ab", "u", "").as_deref(),
+            Some("http://h/jobs/u/c1-ab")
+        );
+        for other in [
+            "/i/",
+            "i/c1",
+            "http://h/i/c1/",
+            "http://h/x/c1",
+            "http://h/ii/c1",
+        ] {
+            assert_eq!(beside_tracked(other, "u", ""), None, "{other}");
+        }
+        assert_eq!(beside_tracked("/i/c1", "u", "").as_deref(), Some("/u/c1"));
     }
 
     #[test]

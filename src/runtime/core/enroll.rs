@@ -53,14 +53,16 @@ fn preview<T: Transaction>(
     given: BTreeMap<String, String>,
 ) -> Result<Preview, StoreError> {
     let external = external_id.map(str::trim).filter(|s| !s.is_empty());
-    Ok(match find_person(txn, external, &given)? {
-        Some((existing, _)) => {
-            let mut merged = existing.fields;
-            merged.extend(given);
-            (Some(existing.id), merged)
-        }
-        None => (None, given),
-    })
+    Ok(
+        match find_person(txn, external, &contact_identities(&given))? {
+            Some((existing, _)) => {
+                let mut merged = existing.fields;
+                merged.extend(given);
+                (Some(existing.id), merged)
+            }
+            None => (None, given),
+        },
+    )
 }
 
 /// Compares two tokens in time that does not depend on where they differ.
@@ -445,13 +447,13 @@ impl<S: Store> Core<S> {
         let external = external_id
             .map(|s| s.trim().to_string())
             .filter(|s| !s.is_empty());
+        let contacts = contact_identities(&clean);
         let identity = external
             .clone()
-            .or_else(|| clean.get("email").map(|e| email_identity(e)))
-            .or_else(|| clean.get("phone").map(|p| phone_identity(p)));
+            .or_else(|| contacts.iter().flatten().next().cloned());
         {
             if let Some((mut existing, mut changed)) =
-                find_person(txn, external.as_deref(), &clean)?
+                find_person(txn, external.as_deref(), &contacts)?
             {
                 for (k, v) in clean {
                     if existing.fields.get(&k) != Some(&v) {
@@ -543,15 +545,26 @@ impl<S: Store> Core<S> {
             return Arc::default();
         };
         let name = &campaign.machine.name;
-        let key = language.unwrap_or_default().to_lowercase();
+        // Asked at every enrollment: lowered only when it must be.
+        let key: std::borrow::Cow<str> = match language.unwrap_or_default() {
+            l if l.bytes().any(|b| b.is_ascii_uppercase() || !b.is_ascii()) => {
+                l.to_lowercase().into()
+            }
+            l => l.into(),
+        };
         let mut cache = self.needs.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(needs) = cache.get(name).and_then(|by| by.get(&key)) {
+        if let Some(needs) = cache.get(name).and_then(|by| by.get(&*key)) {
             return needs.clone();
         }
-        let mut needs = Vec::new();
+        let mut needs: Vec<Need> = Vec::new();
         for (file, channel) in templates.campaign_files(&campaign.machine, language) {
             for printed in templates.printed(file) {
-                if !printed.optional {
+                // A field printed again on the same channel is found missing
+                // by its first template already.
+                let again = needs
+                    .iter()
+                    .any(|n| n.channel == channel && n.field == printed.field);
+                if !printed.optional && !again {
                     needs.push(Need {
                         field: printed.field.clone(),
                         template: file.to_string(),
@@ -564,7 +577,7 @@ impl<S: Store> Core<S> {
         cache
             .entry(name.clone())
             .or_default()
-            .insert(key, needs.clone());
+            .insert(key.into_owned(), needs.clone());
         needs
     }
 
@@ -593,20 +606,15 @@ impl<S: Store> Core<S> {
 fn find_person<T: Transaction>(
     txn: &mut T,
     external: Option<&str>,
-    fields: &BTreeMap<String, String>,
+    contacts: &[Option<String>; 2],
 ) -> Result<Option<(CandidateRecord, bool)>, StoreError> {
     if let Some(ext) = external {
         if let Some(c) = txn.candidate_known_as(ext)? {
             return Ok(Some((c, false)));
         }
     }
-    let contacts = fields
-        .get("email")
-        .map(|e| email_identity(e))
-        .into_iter()
-        .chain(fields.get("phone").map(|p| phone_identity(p)));
-    for identity in contacts {
-        let Some(mut c) = txn.candidate_known_as(&identity)? else {
+    for identity in contacts.iter().flatten() {
+        let Some(mut c) = txn.candidate_known_as(identity)? else {
             continue;
         };
         let Some(ext) = external else {
@@ -622,6 +630,16 @@ fn find_person<T: Transaction>(
         }
     }
     Ok(None)
+}
+
+/// The identities of a person's contacts ([`email_identity`],
+/// [`phone_identity`]), worked out once per request: the email's, then the
+/// phone's.
+fn contact_identities(fields: &BTreeMap<String, String>) -> [Option<String>; 2] {
+    [
+        fields.get("email").map(|e| email_identity(e)),
+        fields.get("phone").map(|p| phone_identity(p)),
+    ]
 }
 
 /// A candidate by id, external id, email or phone identity, or link token.

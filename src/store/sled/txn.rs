@@ -29,6 +29,10 @@ pub struct SledTxn<'a> {
     touched: Vec<Vec<u8>>,
     /// New candidates' identities.
     known: identities::Identities,
+    /// The last identities looked up and their digests: an enrollment
+    /// looks its person up by their contacts, then creates them under the
+    /// same ones, and a digest is a SHA-256.
+    digests: Vec<(String, u64)>,
     /// Suppression entries written by the transaction this one was split
     /// off ([`Transaction::split_off`]): read here, not written again.
     inherited: HashSet<Vec<u8>>,
@@ -39,6 +43,20 @@ pub struct SledTxn<'a> {
 }
 
 impl<'a> SledTxn<'a> {
+    /// [`identities::digest`], remembered for the few identities looked
+    /// up last.
+    fn digest(&mut self, identity: &str) -> u64 {
+        if let Some((_, d)) = self.digests.iter().find(|(i, _)| i == identity) {
+            return *d;
+        }
+        let d = identities::digest(identity);
+        if self.digests.len() >= 4 {
+            self.digests.clear();
+        }
+        self.digests.push((identity.to_string(), d));
+        d
+    }
+
     pub fn new(store: &'a SledStore) -> Self {
         SledTxn {
             store,
@@ -54,6 +72,7 @@ impl<'a> SledTxn<'a> {
             armed: HashMap::new(),
             touched: Vec::new(),
             known: identities::Identities::default(),
+            digests: Vec::new(),
             inherited: HashSet::new(),
             wrote_dossier_bytes: false,
         }
@@ -332,7 +351,7 @@ impl<'a> Transaction for SledTxn<'a> {
         &mut self,
         identity: &str,
     ) -> Result<Option<CandidateRecord>, StoreError> {
-        let digest = identities::digest(identity);
+        let digest = self.digest(identity);
         let mut numbers = self.store.with_digest(digest)?;
         numbers.extend(self.known.get(digest));
         for n in numbers {
@@ -778,7 +797,8 @@ impl<'a> Transaction for SledTxn<'a> {
     fn new_candidate(&mut self, record: CandidateRecord) {
         if let Some(n) = key::candidate_number(&record.id) {
             for identity in record.identities() {
-                self.known.insert(identities::digest(&identity), n);
+                let digest = self.digest(&identity);
+                self.known.insert(digest, n);
             }
         }
         self.dirty.insert(record.id.clone());
