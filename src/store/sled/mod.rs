@@ -991,6 +991,7 @@ impl SledStore {
         &self,
         mut writes: writer::Writes,
         delivered: Vec<String>,
+        spent: writer::Spent,
     ) -> Result<(), StoreError> {
         let mark = self.ledger.stamp();
         writes.insert(
@@ -998,7 +999,7 @@ impl SledStore {
             Some(mark.to_bytes().as_slice().into()),
         );
         *self.behind() = Some((mark, delivered));
-        self.writer.start(&*self.db()?, writes, &self.traces)
+        self.writer.start(&*self.db()?, writes, &self.traces, spent)
     }
 
     /// Makes each batch written behind wait this long before it is applied:

@@ -337,6 +337,7 @@ impl<'a> SledTxn<'a> {
             finished,
             delivered: self.delivered,
             dossiers,
+            spent: std::mem::take(&mut self.dossiers),
         })
     }
 }
@@ -938,7 +939,17 @@ impl<'a> Transaction for SledTxn<'a> {
         let written = self.prepare().and_then(|mut prepared| {
             let writes = std::mem::take(&mut prepared.writes);
             let delivered = std::mem::take(&mut prepared.delivered);
-            prepared.store.commit(writes, delivered)?;
+            let spent = std::mem::take(&mut prepared.spent);
+            // The dossiers it no longer needs are freed beside the write
+            // (sled's apply and the flush), not after it.
+            std::thread::scope(|s| {
+                if spent.len() >= 64 {
+                    s.spawn(move || drop(spent));
+                } else {
+                    drop(spent);
+                }
+                prepared.store.commit(writes, delivered)
+            })?;
             // Made durable: now the store's map has them too.
             prepared.learn()?;
             prepared.keep_dossiers();
@@ -977,9 +988,11 @@ impl<'a> Transaction for SledTxn<'a> {
         prepared.keep_dossiers();
         let finished = std::mem::take(&mut prepared.finished);
         prepared.store.taken_timers().behind.extend(finished);
-        prepared
-            .store
-            .write_behind(prepared.writes, prepared.delivered)
+        prepared.store.write_behind(
+            prepared.writes,
+            prepared.delivered,
+            Box::new(prepared.spent),
+        )
     }
 }
 
@@ -996,6 +1009,8 @@ struct Prepared<'a> {
     /// The dossiers of the candidates it puts a send in flight for, as it
     /// leaves them.
     dossiers: Vec<(String, Dossier)>,
+    /// The other dossiers it held, to be freed off the core's thread.
+    spent: HashMap<String, Option<Dossier>>,
 }
 
 impl Prepared<'_> {

@@ -43,7 +43,12 @@ pub fn into_batch(
 
 /// A batch for the thread: the database, the batch, its writes (for the
 /// trace index) and the index to tell once sled holds it.
-type Job = (sled::Db, sled::Batch, Arc<Writes>, Arc<TraceIndex>);
+type Job = (sled::Db, sled::Batch, Arc<Writes>, Arc<TraceIndex>, Spent);
+
+/// What a batch's transaction held and no longer needs (its decoded
+/// dossiers), freed by the writer thread once the batch is written and
+/// its waiters told, so the core's thread does not spend its time on it.
+pub type Spent = Box<dyn Send>;
 
 #[derive(Default)]
 struct State {
@@ -82,6 +87,7 @@ impl Writer {
         db: &sled::Db,
         writes: Writes,
         traces: &Arc<TraceIndex>,
+        spent: Spent,
     ) -> Result<(), StoreError> {
         // The batch shares its values with the list kept for reads.
         let batch = into_batch(writes.iter().map(|(k, v)| (k.clone(), v.clone())));
@@ -103,7 +109,10 @@ impl Writer {
             *queue = Some(tx);
         }
         if let Some(tx) = queue.as_ref() {
-            if tx.send((db.clone(), batch, writes, traces.clone())).is_ok() {
+            if tx
+                .send((db.clone(), batch, writes, traces.clone(), spent))
+                .is_ok()
+            {
                 return Ok(());
             }
         }
@@ -173,7 +182,7 @@ impl Writer {
 /// The thread: each batch applied atomically and flushed, then its outcome
 /// posted and its writes dropped (sled has them).
 fn run(writer: Weak<Writer>, queue: mpsc::Receiver<Job>, since: Arc<AtomicU64>) {
-    while let Ok((db, batch, writes, traces)) = queue.recv() {
+    while let Ok((db, batch, writes, traces, spent)) = queue.recv() {
         let hold = writer
             .upgrade()
             .map_or(0, |w| w.hold.load(Ordering::Relaxed));
@@ -192,6 +201,7 @@ fn run(writer: Weak<Writer>, queue: mpsc::Receiver<Job>, since: Arc<AtomicU64>) 
         state.writing = None;
         drop(state);
         writer.written.notify_all();
+        drop(spent);
     }
 }
 
