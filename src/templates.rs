@@ -51,11 +51,12 @@
 //!   read as `-` (`pt_BR` is `pt-BR`). Any tag with a region also tries its
 //!   language (`es-MX` tries `es`, `pt-BR` tries `pt`).
 
+use std::collections::HashMap;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use chrono_tz::Tz;
 use minijinja::value::Serde;
@@ -84,6 +85,19 @@ pub struct Templates {
     /// The candidate fields each file prints, by file name: worked out the
     /// first time they are asked for ([`Templates::printed`]).
     printed: OnceLock<BTreeMap<String, Vec<Printed>>>,
+    /// The files template names resolved to ([`lookup_order`]), asked by
+    /// every send: by name, then by channel (`None` for an email's HTML
+    /// alternative) and language as given; the key in `files`, or `None`
+    /// when there is none.
+    resolved: RwLock<HashMap<String, Vec<Resolution>>>,
+}
+
+/// One entry of [`Templates`]' `resolved`.
+#[derive(Debug)]
+struct Resolution {
+    channel: Option<Channel>,
+    language: Option<String>,
+    key: Option<String>,
 }
 
 /// A candidate field a template file prints.
@@ -579,6 +593,7 @@ impl Templates {
             files,
             broken,
             printed: OnceLock::new(),
+            resolved: RwLock::default(),
         };
         Ok((templates, errors))
     }
@@ -596,10 +611,49 @@ impl Templates {
     /// The file a template name resolves to for a channel and a language,
     /// trying [`lookup_order`]'s names in turn.
     pub fn resolve(&self, name: &str, channel: Channel, language: Option<&str>) -> Option<&str> {
-        lookup_order(name, channel, language)
-            .iter()
-            .find_map(|file| self.files.get(&file.to_lowercase()))
-            .map(String::as_str)
+        self.resolved(name, Some(channel), language, || {
+            lookup_order(name, channel, language)
+                .into_iter()
+                .map(|file| file.to_lowercase())
+                .find(|key| self.files.contains_key(key))
+        })
+    }
+
+    /// The file `find` names (a key of `files`), worked out once per name,
+    /// channel and language.
+    fn resolved(
+        &self,
+        name: &str,
+        channel: Option<Channel>,
+        language: Option<&str>,
+        find: impl FnOnce() -> Option<String>,
+    ) -> Option<&str> {
+        let same = |r: &&Resolution| r.channel == channel && r.language.as_deref() == language;
+        {
+            let cache = self.resolved.read().unwrap_or_else(|e| e.into_inner());
+            if let Some(hit) = cache.get(name).and_then(|all| all.iter().find(same)) {
+                return hit
+                    .key
+                    .as_ref()
+                    .and_then(|k| self.files.get(k))
+                    .map(String::as_str);
+            }
+        }
+        let key = find();
+        let file = key
+            .as_ref()
+            .and_then(|k| self.files.get(k))
+            .map(String::as_str);
+        let mut cache = self.resolved.write().unwrap_or_else(|e| e.into_inner());
+        let all = cache.entry(name.to_string()).or_default();
+        if !all.iter().any(|r| same(&r)) {
+            all.push(Resolution {
+                channel,
+                language: language.map(str::to_string),
+                key,
+            });
+        }
+        file
     }
 
     /// Renders template `name` for a message on `channel` to a candidate
@@ -639,12 +693,14 @@ impl Templates {
 
     /// The file of an email's HTML alternative, if there is one.
     fn html_file(&self, name: &str, language: Option<&str>) -> Option<&str> {
-        lookup_order(name, Channel::Email, language)
-            .into_iter()
-            .filter(|f| f.contains(".email."))
-            .map(|f| format!("{}.html{EXTENSION}", f.trim_end_matches(EXTENSION)))
-            .find_map(|f| self.files.get(&f.to_lowercase()))
-            .map(String::as_str)
+        self.resolved(name, None, language, || {
+            lookup_order(name, Channel::Email, language)
+                .into_iter()
+                .filter(|f| f.contains(".email."))
+                .map(|f| format!("{}.html{EXTENSION}", f.trim_end_matches(EXTENSION)))
+                .map(|f| f.to_lowercase())
+                .find(|key| self.files.contains_key(key))
+        })
     }
 
     /// Checks every template file with `sample` (see the module notes for

@@ -170,6 +170,62 @@ fn pt_br_falls_back_to_pt() {
 }
 
 #[test]
+fn a_name_resolved_again_resolves_to_the_same_file() {
+    // Resolutions are remembered per name, channel and language: asking in
+    // another order, or again, must give what a fresh load gives.
+    let dir = folder(&[
+        ("invite.pt.j2", "Ola"),
+        ("invite.j2", "Hi"),
+        ("invite.email.j2", "Subject: Hi\n\nHi"),
+        ("invite.email.html.j2", "<p>Hi</p>"),
+        ("invite.pt.email.j2", "Subject: Ola\n\nOla"),
+        ("welcome.pt-BR.sms.j2", "Oi"),
+    ]);
+    let asks: Vec<(&str, Channel, Option<&str>)> = ["invite", "welcome", "nothing"]
+        .into_iter()
+        .flat_map(|name| {
+            [Channel::Sms, Channel::Email]
+                .into_iter()
+                .flat_map(move |channel| {
+                    [None, Some("pt"), Some("pt-BR"), Some("PT_br"), Some("es")]
+                        .into_iter()
+                        .map(move |language| (name, channel, language))
+                })
+        })
+        .collect();
+    let fresh = |ask: &(&str, Channel, Option<&str>)| {
+        let templates = Templates::load(dir.path()).unwrap();
+        let file = templates.resolve(ask.0, ask.1, ask.2).map(str::to_string);
+        let html = templates
+            .render_html(ask.0, ask.2, &Vars::sample())
+            .ok()
+            .flatten();
+        (file, html)
+    };
+    let want: Vec<_> = asks.iter().map(fresh).collect();
+    let templates = Templates::load(dir.path()).unwrap();
+    for round in 0..2 {
+        for (i, ask) in asks.iter().enumerate().rev() {
+            let file = templates.resolve(ask.0, ask.1, ask.2).map(str::to_string);
+            let html = templates
+                .render_html(ask.0, ask.2, &Vars::sample())
+                .ok()
+                .flatten();
+            assert_eq!((file, html), want[i], "round {round}: {ask:?}");
+        }
+    }
+    assert_eq!(want[0].0.as_deref(), Some("invite.j2"));
+    assert_eq!(
+        templates.resolve("invite", Channel::Email, Some("pt-BR")),
+        Some("invite.pt.email.j2")
+    );
+    assert_eq!(
+        templates.resolve("welcome", Channel::Sms, Some("PT_br")),
+        Some("welcome.pt-BR.sms.j2")
+    );
+}
+
+#[test]
 fn a_missing_variable_names_template_line_and_variable() {
     let dir = folder(&[(
         "invite.sms.j2",

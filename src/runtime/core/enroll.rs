@@ -273,7 +273,10 @@ impl<S: Store> Core<S> {
                 suppressed: self.suppressed_contacts(txn, &candidate)?,
             })));
         }
-        let filter_matched = campaign.machine.accepts(&engine_candidate(&candidate));
+        // Without a filter nothing is to be judged (and the candidate's
+        // fields are not copied to judge it).
+        let filtered = (campaign.machine.enroll.as_ref()).is_some_and(|r| r.filter.is_some());
+        let filter_matched = !filtered || campaign.machine.accepts(&engine_candidate(&candidate));
         Ok(Admit::Start(Start {
             at: 0,
             campaign,
