@@ -190,17 +190,16 @@ impl<S: Store> Core<S> {
             let theirs = work(txn, theirs, out)?;
             return Ok((mine, theirs));
         };
-        let (mine, theirs) = std::thread::scope(|scope| {
-            let helper = scope.spawn(|| {
+        // On the pool's two threads, which live as long as the process (a
+        // thread made for each batch costs its start and a fresh heap whose
+        // blocks other threads then free).
+        let (mine, theirs) = rayon::join(
+            || work(txn, mine, out),
+            || {
                 let mut out = Vec::new();
                 work(&mut other, theirs, &mut out).map(|r| (r, out))
-            });
-            let mine = work(txn, mine, out);
-            let theirs = helper
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-            (mine, theirs)
-        });
+            },
+        );
         let mine = mine?;
         let (theirs, their_out) = theirs?;
         txn.absorb(other);

@@ -358,16 +358,9 @@ impl<S: Store> Core<S> {
             return clean(reqs);
         }
         let (mine, theirs) = reqs.split_at(reqs.len() / 2);
-        std::thread::scope(|s| {
-            let other = s.spawn(|| clean(theirs));
-            let mut out = clean(mine);
-            out.extend(
-                other
-                    .join()
-                    .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-            );
-            out
-        })
+        let (mut out, theirs) = rayon::join(|| clean(mine), || clean(theirs));
+        out.extend(theirs);
+        out
     }
 
     /// The candidate an enrollment in `campaign` names, created or with

@@ -173,16 +173,9 @@ impl<'a> SledTxn<'a> {
         };
         let encoded = if dirty.len() >= 64 {
             let (a, b) = dirty.split_at(dirty.len() / 2);
-            std::thread::scope(|s| {
-                let other = s.spawn(|| encode_all(b));
-                let mut out = encode_all(a);
-                out.extend(
-                    other
-                        .join()
-                        .unwrap_or_else(|e| std::panic::resume_unwind(e)),
-                );
-                out
-            })
+            let (mut out, other) = rayon::join(|| encode_all(a), || encode_all(b));
+            out.extend(other);
+            out
         } else {
             encode_all(&dirty)
         };
@@ -942,14 +935,12 @@ impl<'a> Transaction for SledTxn<'a> {
             let spent = std::mem::take(&mut prepared.spent);
             // The dossiers it no longer needs are freed beside the write
             // (sled's apply and the flush), not after it.
-            std::thread::scope(|s| {
-                if spent.len() >= 64 {
-                    s.spawn(move || drop(spent));
-                } else {
-                    drop(spent);
-                }
-                prepared.store.commit(writes, delivered)
-            })?;
+            if spent.len() >= 64 {
+                rayon::spawn(move || drop(spent));
+            } else {
+                drop(spent);
+            }
+            prepared.store.commit(writes, delivered)?;
             // Made durable: now the store's map has them too.
             prepared.learn()?;
             prepared.keep_dossiers();
