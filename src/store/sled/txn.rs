@@ -934,13 +934,17 @@ impl<'a> Transaction for SledTxn<'a> {
             let delivered = std::mem::take(&mut prepared.delivered);
             let spent = std::mem::take(&mut prepared.spent);
             // The dossiers it no longer needs are freed beside the write
-            // (sled's apply and the flush), not after it.
-            if spent.len() >= 64 {
-                rayon::spawn(move || drop(spent));
-            } else {
-                drop(spent);
-            }
-            prepared.store.commit(writes, delivered)?;
+            // (sled's apply and the flush), not after it: on a thread of
+            // their own, not the pool's, whose two threads the next batch
+            // wants at once.
+            std::thread::scope(|s| {
+                if spent.len() >= 64 {
+                    s.spawn(move || drop(spent));
+                } else {
+                    drop(spent);
+                }
+                prepared.store.commit(writes, delivered)
+            })?;
             // Made durable: now the store's map has them too.
             prepared.learn()?;
             prepared.keep_dossiers();
