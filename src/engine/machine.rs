@@ -198,6 +198,12 @@ impl Machine {
         self.experiments.iter().position(|e| e.name == name)
     }
 
+    /// Whether the campaign has a `where` filter at all (when not, every
+    /// candidate is taken and none need be built to ask).
+    pub fn has_filter(&self) -> bool {
+        self.enroll.as_ref().is_some_and(|e| e.filter.is_some())
+    }
+
     /// Whether the campaign's `where` filter (if any) takes the candidate.
     pub fn accepts(&self, candidate: &Candidate) -> bool {
         self.enroll

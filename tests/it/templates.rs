@@ -193,25 +193,23 @@ fn a_name_resolved_again_resolves_to_the_same_file() {
                 })
         })
         .collect();
-    let fresh = |ask: &(&str, Channel, Option<&str>)| {
-        let templates = Templates::load(dir.path()).unwrap();
-        let file = templates.resolve(ask.0, ask.1, ask.2).map(str::to_string);
-        let html = templates
-            .render_html(ask.0, ask.2, &Vars::sample())
-            .ok()
-            .flatten();
-        (file, html)
+    // The file a name resolves to, and the email's HTML alternative.
+    let answer = |templates: &Templates,
+                  (name, channel, language): (&str, Channel, Option<&str>)| {
+        let file = templates
+            .resolve(name, channel, language)
+            .map(str::to_string);
+        let html = templates.render_html(name, language, &Vars::sample());
+        (file, html.ok().flatten())
     };
-    let want: Vec<_> = asks.iter().map(fresh).collect();
+    let want: Vec<_> = asks
+        .iter()
+        .map(|&ask| answer(&Templates::load(dir.path()).unwrap(), ask))
+        .collect();
     let templates = Templates::load(dir.path()).unwrap();
     for round in 0..2 {
-        for (i, ask) in asks.iter().enumerate().rev() {
-            let file = templates.resolve(ask.0, ask.1, ask.2).map(str::to_string);
-            let html = templates
-                .render_html(ask.0, ask.2, &Vars::sample())
-                .ok()
-                .flatten();
-            assert_eq!((file, html), want[i], "round {round}: {ask:?}");
+        for (i, &ask) in asks.iter().enumerate().rev() {
+            assert_eq!(answer(&templates, ask), want[i], "round {round}: {ask:?}");
         }
     }
     assert_eq!(want[0].0.as_deref(), Some("invite.j2"));

@@ -53,16 +53,15 @@ fn preview<T: Transaction>(
     given: BTreeMap<String, String>,
 ) -> Result<Preview, StoreError> {
     let external = external_id.map(str::trim).filter(|s| !s.is_empty());
-    Ok(
-        match find_person(txn, external, &contact_identities(&given))? {
-            Some((existing, _)) => {
-                let mut merged = existing.fields;
-                merged.extend(given);
-                (Some(existing.id), merged)
-            }
-            None => (None, given),
-        },
-    )
+    let contacts = contact_identities(&given);
+    Ok(match find_person(txn, external, &contacts)? {
+        Some((existing, _)) => {
+            let mut merged = existing.fields;
+            merged.extend(given);
+            (Some(existing.id), merged)
+        }
+        None => (None, given),
+    })
 }
 
 /// Compares two tokens in time that does not depend on where they differ.
@@ -217,13 +216,7 @@ impl<S: Store> Core<S> {
         // An explicit enrollment obeys the campaign's `where` filter unless
         // told to ignore it; judged before anything is written, on the
         // person's fields with the request's over them.
-        if !req.ignore_filter
-            && campaign
-                .machine
-                .enroll
-                .as_ref()
-                .is_some_and(|r| r.filter.is_some())
-        {
+        if !req.ignore_filter && campaign.machine.has_filter() {
             let (existing, merged) = preview(txn, req.external_id.as_deref(), clean.clone())?;
             let enrolled = match &existing {
                 Some(id) => txn.enrollment(id, &campaign.machine.name)?.is_some(),
@@ -273,10 +266,9 @@ impl<S: Store> Core<S> {
                 suppressed: self.suppressed_contacts(txn, &candidate)?,
             })));
         }
-        // Without a filter nothing is to be judged (and the candidate's
-        // fields are not copied to judge it).
-        let filtered = (campaign.machine.enroll.as_ref()).is_some_and(|r| r.filter.is_some());
-        let filter_matched = !filtered || campaign.machine.accepts(&engine_candidate(&candidate));
+        // Without a filter the candidate's fields are not copied to judge.
+        let filter_matched = !campaign.machine.has_filter()
+            || campaign.machine.accepts(&engine_candidate(&candidate));
         Ok(Admit::Start(Start {
             at: 0,
             campaign,
