@@ -39,7 +39,8 @@ impl<S: Store> Core<S> {
                 Ok(found) => found,
                 Err(refusal) => return Ok(Err(refusal)),
             };
-        if let Some(id) = &req.id {
+        // A person created just now has answered nothing before.
+        if let Some(id) = req.id.as_ref().filter(|_| !created) {
             // Kept as JSON: the answer has fields left out when empty,
             // which the store's own encoding cannot read back.
             let first = txn.event_answer::<String>(&candidate.id, id)?;
