@@ -858,7 +858,7 @@ pub fn status(
         return Ok(troubled(&report));
     }
     if let Some(trouble) = &report.store_trouble {
-        outln!("STORE NOT WRITABLE: {trouble}\n");
+        outln!("STORE NOT WRITABLE: {trouble}\n{UNWRITTEN}\n");
     }
     for c in &report.campaigns {
         outln!(
@@ -902,11 +902,18 @@ fn troubled(report: &crate::runtime::api::StatusReport) -> Status {
 }
 
 /// `nudge show CANDIDATE`.
+/// Said under "STORE NOT WRITABLE": the store's memory holds the batch
+/// whose write failed until the store is opened again.
+const UNWRITTEN: &str = "Until it can be written again, what is shown may include the change it refused (held in memory, never acknowledged); that change is dropped when the store resumes.";
+
 pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Status, CliError> {
     let mut admin = connect(config)?;
     let view = admin.show(who).map_err(api)?;
     if json {
         return print_json(&view);
+    }
+    if let Some(trouble) = &view.store_trouble {
+        outln!("STORE NOT WRITABLE: {trouble}\n{UNWRITTEN}\n");
     }
     let zone = view.zone.parse().unwrap_or(chrono_tz::UTC);
     let name = view.fields.get("name").cloned().unwrap_or_default();

@@ -319,6 +319,10 @@ pub struct CandidateView {
     pub zone: String,
     pub enrollments: Vec<EnrollmentView>,
     pub timeline: Vec<TimelineLine>,
+    /// Why the store cannot be written now (the daemon's health), if it
+    /// cannot: until it can, this view may hold a change it refused.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub store_trouble: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, ToSchema)]

@@ -265,7 +265,10 @@ impl Handle {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .clone();
-        query::show(&self.store, &campaigns, who, &self.tracked_link)
+        let trouble = self.health.trouble();
+        let mut view = query::show(&self.store, &campaigns, who, &self.tracked_link)?;
+        view.store_trouble = trouble.map(|t| t.to_string());
+        Ok(view)
     }
 
     /// Writes a copy of the store into `dir` on the core's thread, between
@@ -992,11 +995,16 @@ fn refuse(
     health: &Health,
 ) {
     error!(%e, "a batch could not be written; nothing of it was acknowledged, its timers (if any) will fire again");
+    let mut why = e.to_string();
     if e.is_write_failure() {
-        health.writes_fail(e.to_string(), chrono::Utc::now());
+        health.writes_fail(why.clone(), chrono::Utc::now());
+        // A write that failed part way may have left the change on disk
+        // (sled seals a batch whole, and a later piece of the same flush
+        // may be what failed): the caller is told, not promised.
+        why.push_str(" (a change refused this way is dropped when the store resumes, unless its write reached the disk before the failure; an enrollment, or an event with an id, sent again is recognised either way)");
     }
     for tx in waiting.into_iter().flatten() {
-        let _ = tx.send(Reply::Error(Refusal::NotRecorded(e.to_string())));
+        let _ = tx.send(Reply::Error(Refusal::NotRecorded(why.clone())));
     }
 }
 

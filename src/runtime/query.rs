@@ -229,6 +229,7 @@ pub fn show<S: Store>(
         zone: zone.name().to_string(),
         enrollments,
         timeline,
+        store_trouble: None,
     })
 }
 

@@ -96,6 +96,16 @@ fn assert_refused_while_failing(site: &Site, id: &str, cause: &str) {
         "{}",
         stdout(&out)
     );
+    // The refused change may sit in the store's memory until it resumes:
+    // shown, it comes with the warning.
+    let out = answered(site, &["show", id]);
+    if out.status.success() {
+        let shown = stdout(&out);
+        assert!(
+            shown.starts_with("STORE NOT WRITABLE") && shown.contains("never acknowledged"),
+            "{shown}"
+        );
+    }
 }
 
 /// After writes fail with `word`, the same process resumes when they work.
