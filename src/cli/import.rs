@@ -19,7 +19,7 @@ use crate::config::Config;
 use crate::intake::import::{self, Column, Kind, Reason, Reject, Row};
 use crate::intake::review;
 use crate::runtime::api::{ApplyRequest, ApplyResponse};
-use crate::runtime::client::Admin;
+use crate::runtime::client::{Admin, Answers};
 use crate::runtime::refusal::Refusal;
 
 /// Rows per request to the runtime.
@@ -96,6 +96,9 @@ struct Importer<'a> {
     review_count: u64,
     pending: Vec<Pending>,
     requests: Vec<ApplyRequest>,
+    /// The chunks handed to the runtime and not yet answered (the store
+    /// writes one while the next is read and run), oldest first.
+    unanswered: std::collections::VecDeque<Vec<Pending>>,
 }
 
 impl Importer<'_> {
@@ -141,13 +144,39 @@ impl Importer<'_> {
         Ok(())
     }
 
+    /// Hands the rows gathered to the runtime, and counts the answers of
+    /// every chunk that is durable now.
     fn flush(&mut self) -> Result<(), CliError> {
         if self.pending.is_empty() {
             return Ok(());
         }
-        let chunk = std::mem::take(&mut self.pending);
+        self.unanswered.push_back(std::mem::take(&mut self.pending));
         let requests = std::mem::take(&mut self.requests);
-        let answers = self.admin.apply_all(requests).map_err(api)?;
+        for answers in self.admin.apply_behind(requests).map_err(api)? {
+            self.answered(answers)?;
+        }
+        Ok(())
+    }
+
+    /// [`Importer::flush`], then waits until every chunk is answered.
+    fn finish(&mut self) -> Result<(), CliError> {
+        self.flush()?;
+        if let Some(answers) = self.admin.land_applications().map_err(api)? {
+            self.answered(answers)?;
+        }
+        Ok(())
+    }
+
+    /// Counts the answers to the oldest chunk not yet answered.
+    fn answered(&mut self, answers: Answers) -> Result<(), CliError> {
+        let chunk = self.unanswered.pop_front().unwrap_or_default();
+        if chunk.len() != answers.len() {
+            return Err(api(Refusal::Internal(format!(
+                "{} answers to a chunk of {} rows",
+                answers.len(),
+                chunk.len()
+            ))));
+        }
         for (pending, answer) in chunk.into_iter().zip(answers) {
             match answer {
                 Ok(answer) => self.count(pending, &answer),
@@ -278,6 +307,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         review_count: 0,
         pending: Vec::new(),
         requests: Vec::new(),
+        unanswered: Default::default(),
     };
     let mut skipped = Vec::new();
     'files: for path in &options.files {
@@ -345,7 +375,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                             Err((line, reason)) => importer.reject(&input.name, line, reason),
                         }
                         if n.is_multiple_of(CHUNK) && INTERRUPTED.load(Ordering::SeqCst) {
-                            importer.flush()?;
+                            importer.finish()?;
                             progress.abandon();
                             eprintln!(
                                 "interrupted in {}: run the same command again to finish (rows already imported are recognised and not added twice)",
@@ -363,7 +393,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
             importer.flush()?;
         }
     }
-    importer.flush()?;
+    importer.finish()?;
     let Importer {
         summary,
         rejects,

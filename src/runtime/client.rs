@@ -14,7 +14,7 @@ use super::campaigns::{Campaigns, LoadFailure};
 use super::clock::{Clock, SystemClock};
 use super::core::{
     check_start, stranded, strandings, Command, Core, Reply, Settings, StartRefusal, Stranded,
-    StrandedOnStart, Waiting,
+    StrandedOnStart, This, Waiting,
 };
 use super::daemon::{load_all, Sources};
 use super::query;
@@ -393,15 +393,42 @@ impl Admin {
             }
             Admin::Local(l) => {
                 let replies = l.run_all(requests.into_iter().map(Command::Apply).collect())?;
-                Ok(replies
-                    .into_iter()
-                    .map(|reply| match reply {
-                        Reply::Applied(r) => Ok(r),
-                        Reply::Error(e) => Err(e),
-                        other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
-                    })
-                    .collect())
+                Ok(applied(replies))
             }
+        }
+    }
+
+    /// [`Admin::apply_all`], the store's write of each batch overlapped
+    /// with the caller's next: returns the answers of every batch that is
+    /// durable now, oldest first (through the daemon, or on a store that
+    /// cannot write behind, this one's; opened here, usually the batch
+    /// handed over before, while this one is written). Nothing of a batch
+    /// is answered before it is durable; [`Admin::land_applications`]
+    /// waits for the last.
+    pub fn apply_behind(&mut self, requests: Vec<ApplyRequest>) -> Result<Vec<Answers>, Refusal> {
+        match self {
+            Admin::Remote(_) => Ok(vec![self.apply_all(requests)?]),
+            Admin::Local(l) => {
+                let commands = requests.into_iter().map(Command::Apply).collect();
+                l.run_behind(commands)
+                    .map(|batches| batches.into_iter().map(applied).collect())
+            }
+        }
+    }
+
+    /// Waits for the batch [`Admin::apply_behind`] left being written: its
+    /// answers, if there was one.
+    pub fn land_applications(&mut self) -> Result<Option<Answers>, Refusal> {
+        match self {
+            Admin::Remote(_) => Ok(None),
+            Admin::Local(l) => match l.core.land() {
+                None => Ok(None),
+                Some(Ok(landed)) => {
+                    l.queued += landed.out.len();
+                    Ok(Some(applied(landed.replies)))
+                }
+                Some(Err(e)) => Err(e.into()),
+            },
         }
     }
 
@@ -483,7 +510,50 @@ impl Admin {
     }
 }
 
+/// Each application's answer, in order.
+pub type Answers = Vec<Result<ApplyResponse, Refusal>>;
+
+/// The replies to applications as their answers.
+fn applied(replies: Vec<Reply>) -> Answers {
+    replies
+        .into_iter()
+        .map(|reply| match reply {
+            Reply::Applied(r) => Ok(r),
+            Reply::Error(e) => Err(e),
+            other => Err(Refusal::Internal(format!("unexpected answer {other:?}"))),
+        })
+        .collect()
+}
+
 impl Local {
+    /// As [`Local::run_all`], the commit written behind
+    /// ([`Core::tick_behind`]): the replies of every batch durable now,
+    /// oldest first.
+    fn run_behind(&mut self, commands: Vec<Command>) -> Result<Vec<Vec<Reply>>, Refusal> {
+        if let Some(refusal) = &self.refusal {
+            return Err(Refusal::StoreStranded(refusal.clone()));
+        }
+        let handoff = self.core.tick_behind(commands, self.clock.now(), 1024);
+        let mut durable = Vec::new();
+        match handoff.landed {
+            None => {}
+            Some(Ok(landed)) => {
+                self.queued += landed.out.len();
+                durable.push(landed.replies);
+            }
+            Some(Err(e)) => return Err(e.into()),
+        }
+        match handoff.this {
+            This::Behind { .. } => {}
+            This::Written { landed, .. } => {
+                self.queued += landed.out.len();
+                durable.push(landed.replies);
+            }
+            This::Failed(e) => return Err(e.into()),
+        }
+        Ok(durable)
+    }
+
     fn run(&mut self, command: Command) -> Result<Reply, Refusal> {
         if let Some(refusal) = &self.refusal {
             return Err(Refusal::StoreStranded(refusal.clone()));

@@ -179,6 +179,51 @@ fn ten_good_rows_are_imported_and_five_bad_ones_rejected_by_line() {
     assert_eq!(people, 10, "{warehouse}");
 }
 
+/// Rows spread over several commits (and, opened directly, written behind
+/// the next chunk) are each recognised when the file comes again: the
+/// first answers of the candidates a commit created are kept by the
+/// commit, and found again after the store is opened anew, through the
+/// daemon too.
+#[test]
+fn a_file_of_several_chunks_imported_again_adds_nobody_directly_or_through_the_daemon() {
+    let site = Site::warehouse();
+    let rows = 2_600;
+    let mut csv = String::from("Full name,Email,Mobile,Job title\n");
+    for i in 0..rows {
+        csv.push_str(&format!(
+            "Applicant {i},applicant{i}@example.com,+1555{i:07},Warehouse Associate\n"
+        ));
+    }
+    site.write("many.csv", &csv);
+    let (code, out, err) = import(&site, &["many.csv", "--review"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "imported {rows}, updated 0, enrolled 0, rejected 0, flagged 0"
+        )),
+        "{out}\n{err}"
+    );
+    // The first and the last of the file, and one from the middle chunk.
+    for i in [0, 1_337, rows - 1] {
+        let who = format!("applicant{i}@example.com");
+        let view = show(&site, &who).unwrap_or_else(|| panic!("{who} imported"));
+        assert_eq!(view["fields"]["name"], format!("Applicant {i}"));
+    }
+    let again = format!(
+        "imported 0, updated 0, enrolled 0, rejected 0, flagged 0, already imported {rows}"
+    );
+    let (code, out, err) = import(&site, &["many.csv", "--review"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains(&again), "{out}\n{err}");
+
+    let daemon = site.start(None);
+    let (code, out, err) = import(&site, &["many.csv", "--review"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(out.contains("through the running daemon"), "{out}");
+    assert!(out.contains(&again), "{out}\n{err}");
+    daemon.stop();
+}
+
 #[test]
 fn a_pdf_resume_gives_its_name_email_and_phone_and_the_guess_is_flagged() {
     let site = Site::warehouse();

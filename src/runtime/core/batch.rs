@@ -73,8 +73,10 @@ impl<S: Store> Core<S> {
     /// while it applies a batch, and commits made on its writer thread were
     /// measured slower for firing and deliveries than commits made here.
     pub fn tick_behind(&mut self, commands: Vec<Command>, now: Instant, limit: usize) -> Handoff {
-        let behind =
-            !commands.is_empty() && commands.iter().all(|c| matches!(c, Command::Enroll(_)));
+        let behind = !commands.is_empty()
+            && commands
+                .iter()
+                .all(|c| matches!(c, Command::Enroll(_) | Command::Apply(_)));
         if !behind {
             let landed = self.land();
             let this = match self.tick(commands, now, limit) {

@@ -71,6 +71,13 @@ pub fn candidate_id(k: &[u8]) -> Option<String> {
         ))),
     }
 }
+/// The first answers to events of the candidates one commit created,
+/// under the lowest of their numbers.
+pub fn answers(first_candidate: u64) -> Vec<u8> {
+    let mut k = vec![b'a'];
+    k.extend_from_slice(&first_candidate.to_be_bytes());
+    k
+}
 /// One commit's new identities.
 pub fn identities(seq: u64) -> Vec<u8> {
     let mut k = vec![b'y'];

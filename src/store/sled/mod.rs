@@ -19,6 +19,7 @@
 //! | `t` bucket-ms(8, big-endian) seq(8) | the `TimerEntry`s one commit armed in that 10 ms bucket, in due order |
 //! | `z` campaign `0` candidate | parked timer of a paused campaign |
 //! | `i` candidate `0` event id | the first answer to that event (idempotent events) |
+//! | `a` candidate-number(8) | up to 128 first answers to events of candidates one commit created, under the lowest of their numbers (`answers`) |
 //! | `r` due-ms(8) send key | a failed send waiting to be tried again |
 //! | `q` seq(8) | the send keys one commit queued for delivery (`Journal`) |
 //! | `f` seq(8) | the send keys one commit handed to channels (`Journal`) |
@@ -29,6 +30,7 @@
 //! | `e` candidate (as `c`) | their report traces (layout 7; moved into the `c` record by layout 8) |
 //! | `s` kind `0` contact | a [`super::Suppression`]: an address nudge never sends to (`suppression`) |
 
+pub(super) mod answers;
 mod backup;
 pub mod dossier_record;
 mod faults;
@@ -85,8 +87,12 @@ use crate::engine::Instant;
 /// in its own record instead ([`dossier_record`]), so a commit writes one
 /// record per candidate again; version 9 writes a message's
 /// `scheduled_at` as numbers instead of text
-/// ([`super::instant_form`]), which older builds cannot decode. Older
-/// stores are taken as they are and marked 9: their `x` keys are
+/// ([`super::instant_form`]), which older builds cannot decode; version
+/// 10 keeps the first answers to idempotent events of the candidates a
+/// commit created in one `a` record per commit ([`answers`]), where an
+/// older build would not look (it would take a repeated import row or
+/// application for a new one). Older stores are taken as they are and
+/// marked 10: their `x` keys are
 /// still read, their history in words stays readable as the `Legacy*`
 /// kinds, the timer counters are made from their enrollments (before 5)
 /// in the commit that marks them, their dossiers rewritten with their
@@ -94,7 +100,7 @@ use crate::engine::Instant;
 /// their histories) and their messages' instants as numbers before that
 /// commit, and their candidates stay known under the identity they were
 /// created with.
-pub const SCHEMA_VERSION: u32 = 9;
+pub const SCHEMA_VERSION: u32 = 10;
 
 /// Records rewritten per batch when a store of an earlier layout is
 /// opened (each batch is held in memory whole).
@@ -231,6 +237,9 @@ pub struct SledStore {
     /// The mark and delivered keys of the batch being written behind,
     /// recorded in the ledger once it is durable.
     behind: Arc<Mutex<Behind>>,
+    /// The keys of the `a` records the last commit that wrote any wrote
+    /// (see [`answers`]): `None` until read from the store.
+    last_answers: Arc<Mutex<Option<Vec<Vec<u8>>>>>,
     /// Dropped with the last clone, after `db`: notes when this process let
     /// go of the store (see [`SledStore::open`]).
     _closing: Arc<Closing>,
@@ -457,6 +466,7 @@ impl SledStore {
             timers: Arc::default(),
             ledger: Arc::new(looking),
             behind: Arc::default(),
+            last_answers: Arc::default(),
         };
         match db.get(key::meta("schema"))? {
             Some(v) => {
@@ -1452,6 +1462,7 @@ impl super::Store for SledStore {
     /// is not in the store.
     fn reread(&self) -> Result<(), StoreError> {
         *self.identities.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        self.forget_last_answers();
         self.traces.reset();
         drop(self.recent.clear());
         {

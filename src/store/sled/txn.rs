@@ -40,6 +40,12 @@ pub struct SledTxn<'a> {
     /// dossiers held may not be what is stored, so none is kept for the
     /// next transaction ([`recent`]).
     wrote_dossier_bytes: bool,
+    /// Candidates this transaction created.
+    created: HashSet<String>,
+    /// The first answers to events of candidates this transaction created
+    /// (candidate, event id, encoded answer): one `a` record at commit
+    /// instead of an `i` key each (see [`answers`]).
+    fresh_answers: answers::Answers,
 }
 
 impl<'a> SledTxn<'a> {
@@ -75,6 +81,8 @@ impl<'a> SledTxn<'a> {
             digests: Vec::new(),
             inherited: HashSet::new(),
             wrote_dossier_bytes: false,
+            created: HashSet::new(),
+            fresh_answers: Vec::new(),
         }
     }
 
@@ -315,6 +323,14 @@ impl<'a> SledTxn<'a> {
                 }
                 map.insert(k, record.clone());
             }
+        }
+        if !self.fresh_answers.is_empty() {
+            let mut keys = Vec::new();
+            for (k, record) in answers::records(std::mem::take(&mut self.fresh_answers)) {
+                self.batch.insert(k.as_slice().into(), Some(record.into()));
+                keys.push(k);
+            }
+            store.answers_written(keys);
         }
         let known = self.known.pairs();
         if !known.is_empty() {
@@ -586,7 +602,25 @@ impl<'a> Transaction for SledTxn<'a> {
         candidate: &str,
         event_id: &str,
     ) -> Result<Option<A>, StoreError> {
-        self.get(&key::event_id(candidate, event_id))
+        let k = key::event_id(candidate, event_id);
+        if let Some(answer) = self.get(&k)? {
+            return Ok(Some(answer));
+        }
+        // Given when the candidate was created: in this transaction, or in
+        // the `a` record of the commit that created them.
+        let fresh = self
+            .fresh_answers
+            .iter()
+            .find(|(c, e, _)| c == candidate && e == event_id)
+            .map(|(_, _, v)| v.clone());
+        let found = match fresh {
+            Some(v) => Some(v),
+            None => match key::candidate_number(candidate) {
+                Some(n) => self.store.created_answer(n, candidate, event_id)?,
+                None => None,
+            },
+        };
+        found.map(|v| decode(&k, &v)).transpose()
     }
 
     fn suppression(
@@ -617,8 +651,24 @@ impl<'a> Transaction for SledTxn<'a> {
         self.remove(suppression::key_of(contact));
     }
 
-    /// Remembers the first answer to a candidate's event with this id.
+    /// Remembers the first answer to a candidate's event with this id: in
+    /// the commit's `a` record when this transaction created the candidate
+    /// (an import's rows: one record a commit instead of one a row).
     fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
+        if self.created.contains(candidate) && key::candidate_number(candidate).is_some() {
+            let known = self
+                .fresh_answers
+                .iter()
+                .any(|(c, e, _)| c == candidate && e == event_id);
+            if !known {
+                self.fresh_answers.push((
+                    candidate.to_string(),
+                    event_id.to_string(),
+                    encode(answer),
+                ));
+            }
+            return;
+        }
         self.put(key::event_id(candidate, event_id), answer);
     }
 
@@ -652,6 +702,7 @@ impl<'a> Transaction for SledTxn<'a> {
             && self.armed.is_empty()
             && self.touched.is_empty()
             && self.known.is_empty()
+            && self.fresh_answers.is_empty()
             && self.counters.values().all(|d| *d == 0)
     }
 
@@ -682,6 +733,9 @@ impl<'a> Transaction for SledTxn<'a> {
             }
         }
         for c in candidates {
+            if self.created.contains(c) {
+                other.created.insert(c.to_string());
+            }
             if let Some(d) = self.dossiers.remove(c) {
                 if self.dirty.remove(c) {
                     other.dirty.insert(c.to_string());
@@ -709,9 +763,13 @@ impl<'a> Transaction for SledTxn<'a> {
             known,
             inherited,
             wrote_dossier_bytes,
+            created,
+            fresh_answers,
             ..
         } = other;
         self.wrote_dossier_bytes |= wrote_dossier_bytes;
+        self.created.extend(created);
+        self.fresh_answers.extend(fresh_answers);
         self.delivered.extend(delivered);
         self.touched.extend(touched);
         for (digest, id) in known.pairs() {
@@ -796,6 +854,7 @@ impl<'a> Transaction for SledTxn<'a> {
             }
         }
         self.dirty.insert(record.id.clone());
+        self.created.insert(record.id.clone());
         self.dossiers
             .insert(record.id.clone(), Some(Dossier::new(record)));
     }

@@ -202,6 +202,11 @@ fn scan(store: &SledStore, standing: Standing) -> Result<Verified, StoreError> {
             Some(b'z') => {
                 parked.insert(k.to_vec());
             }
+            Some(b'a') => {
+                if let Err(e) = super::answers::decode(&k, &v) {
+                    damaged(e.to_string());
+                }
+            }
             Some(b'y') if identities::decode(&v).is_none() => {
                 damaged(format!("an identity record of {} bytes", v.len()));
             }
