@@ -379,35 +379,22 @@ impl Admin {
         }
     }
 
-    /// Many applications, each answered on its own: one request to the
-    /// daemon (`POST /v1/applied/batch`), or one commit of the store.
-    pub fn apply_all(
-        &mut self,
-        requests: Vec<ApplyRequest>,
-    ) -> Result<Vec<Result<ApplyResponse, Refusal>>, Refusal> {
-        match self {
-            Admin::Remote(r) => {
-                let answers: Vec<crate::intake::batch::Applied> =
-                    r.post("/v1/applied/batch", &requests)?;
-                Ok(answers.into_iter().map(|a| a.into_result()).collect())
-            }
-            Admin::Local(l) => {
-                let replies = l.run_all(requests.into_iter().map(Command::Apply).collect())?;
-                Ok(applied(replies))
-            }
-        }
-    }
-
-    /// [`Admin::apply_all`], the store's write of each batch overlapped
-    /// with the caller's next: returns the answers of every batch that is
-    /// durable now, oldest first (through the daemon, or on a store that
-    /// cannot write behind, this one's; opened here, usually the batch
-    /// handed over before, while this one is written). Nothing of a batch
+    /// Many applications, each answered on its own (one request to the
+    /// daemon, `POST /v1/applied/batch`, or one commit of the store), the
+    /// store's write of each batch overlapped with the caller's next:
+    /// returns the answers of every batch that is durable now, oldest
+    /// first (through the daemon, or on a store that cannot write behind,
+    /// this one's; opened here, usually the batch handed over before,
+    /// while this one is written). Nothing of a batch
     /// is answered before it is durable; [`Admin::land_applications`]
     /// waits for the last.
     pub fn apply_behind(&mut self, requests: Vec<ApplyRequest>) -> Result<Vec<Answers>, Refusal> {
         match self {
-            Admin::Remote(_) => Ok(vec![self.apply_all(requests)?]),
+            Admin::Remote(r) => {
+                let answers: Vec<crate::intake::batch::Applied> =
+                    r.post("/v1/applied/batch", &requests)?;
+                Ok(vec![answers.into_iter().map(|a| a.into_result()).collect()])
+            }
             Admin::Local(l) => {
                 let commands = requests.into_iter().map(Command::Apply).collect();
                 l.run_behind(commands)
@@ -526,7 +513,7 @@ fn applied(replies: Vec<Reply>) -> Answers {
 }
 
 impl Local {
-    /// As [`Local::run_all`], the commit written behind
+    /// Many commands in one commit, written behind
     /// ([`Core::tick_behind`]): the replies of every batch durable now,
     /// oldest first.
     fn run_behind(&mut self, commands: Vec<Command>) -> Result<Vec<Vec<Reply>>, Refusal> {
@@ -566,17 +553,6 @@ impl Local {
         replies
             .pop()
             .ok_or_else(|| Refusal::Internal("no answer".into()))
-    }
-
-    /// As [`Local::run`], many commands in one commit, their replies in order.
-    fn run_all(&mut self, commands: Vec<Command>) -> Result<Vec<Reply>, Refusal> {
-        if let Some(refusal) = &self.refusal {
-            return Err(Refusal::StoreStranded(refusal.clone()));
-        }
-        let (replies, out) = self.core.execute(commands, self.clock.now())?;
-        let (_, more) = self.core.fire_due(self.clock.now(), 1024)?;
-        self.queued += out.len() + more.len();
-        Ok(replies)
     }
 }
 

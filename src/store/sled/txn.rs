@@ -40,8 +40,9 @@ pub struct SledTxn<'a> {
     /// dossiers held may not be what is stored, so none is kept for the
     /// next transaction ([`recent`]).
     wrote_dossier_bytes: bool,
-    /// Candidates this transaction created.
-    created: HashSet<String>,
+    /// The lowest candidate number this transaction gave: ids only grow,
+    /// so every candidate numbered from it on was created here.
+    first_created: Option<u64>,
     /// The first answers to events of candidates this transaction created
     /// (candidate, event id, encoded answer): one `a` record at commit
     /// instead of an `i` key each (see [`answers`]).
@@ -81,7 +82,7 @@ impl<'a> SledTxn<'a> {
             digests: Vec::new(),
             inherited: HashSet::new(),
             wrote_dossier_bytes: false,
-            created: HashSet::new(),
+            first_created: None,
             fresh_answers: Vec::new(),
         }
     }
@@ -655,18 +656,14 @@ impl<'a> Transaction for SledTxn<'a> {
     /// the commit's `a` record when this transaction created the candidate
     /// (an import's rows: one record a commit instead of one a row).
     fn remember_event<A: Serialize>(&mut self, candidate: &str, event_id: &str, answer: &A) {
-        if self.created.contains(candidate) && key::candidate_number(candidate).is_some() {
-            let known = self
-                .fresh_answers
-                .iter()
-                .any(|(c, e, _)| c == candidate && e == event_id);
-            if !known {
-                self.fresh_answers.push((
-                    candidate.to_string(),
-                    event_id.to_string(),
-                    encode(answer),
-                ));
-            }
+        // Callers ask `event_answer` first, which finds what this
+        // transaction remembered: nothing is remembered twice.
+        let created_here = key::candidate_number(candidate)
+            .zip(self.first_created)
+            .is_some_and(|(n, first)| n >= first);
+        if created_here {
+            self.fresh_answers
+                .push((candidate.to_string(), event_id.to_string(), encode(answer)));
             return;
         }
         self.put(key::event_id(candidate, event_id), answer);
@@ -732,10 +729,8 @@ impl<'a> Transaction for SledTxn<'a> {
                 other.inherited.insert(k.clone());
             }
         }
+        other.first_created = self.first_created;
         for c in candidates {
-            if self.created.contains(c) {
-                other.created.insert(c.to_string());
-            }
             if let Some(d) = self.dossiers.remove(c) {
                 if self.dirty.remove(c) {
                     other.dirty.insert(c.to_string());
@@ -763,12 +758,15 @@ impl<'a> Transaction for SledTxn<'a> {
             known,
             inherited,
             wrote_dossier_bytes,
-            created,
+            first_created,
             fresh_answers,
             ..
         } = other;
         self.wrote_dossier_bytes |= wrote_dossier_bytes;
-        self.created.extend(created);
+        self.first_created = match (self.first_created, first_created) {
+            (Some(mine), Some(theirs)) => Some(mine.min(theirs)),
+            (mine, theirs) => mine.or(theirs),
+        };
         self.fresh_answers.extend(fresh_answers);
         self.delivered.extend(delivered);
         self.touched.extend(touched);
@@ -852,9 +850,9 @@ impl<'a> Transaction for SledTxn<'a> {
                 let digest = self.digest(&identity);
                 self.known.insert(digest, n);
             }
+            self.first_created = Some(self.first_created.map_or(n, |first| first.min(n)));
         }
         self.dirty.insert(record.id.clone());
-        self.created.insert(record.id.clone());
         self.dossiers
             .insert(record.id.clone(), Some(Dossier::new(record)));
     }
