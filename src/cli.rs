@@ -901,11 +901,11 @@ fn troubled(report: &crate::runtime::api::StatusReport) -> Status {
     }
 }
 
-/// `nudge show CANDIDATE`.
 /// Said under "STORE NOT WRITABLE": the store's memory holds the batch
 /// whose write failed until the store is opened again.
 const UNWRITTEN: &str = "Until it can be written again, what is shown may include the change it refused (held in memory, never acknowledged); that change is dropped when the store resumes.";
 
+/// `nudge show CANDIDATE`.
 pub fn show(config: &crate::config::Config, who: &str, json: bool) -> Result<Status, CliError> {
     let mut admin = connect(config)?;
     let view = admin.show(who).map_err(api)?;

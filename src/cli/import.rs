@@ -310,16 +310,20 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
         unanswered: Default::default(),
     };
     let mut skipped = Vec::new();
+    // Every input's name, in the order they were read.
+    let mut all_inputs: Vec<std::rc::Rc<str>> = Vec::new();
     'files: for path in &options.files {
         let inputs = match import::open(path, &mut skipped) {
             Ok(inputs) => inputs,
             Err(e) => {
+                all_inputs.push(e.file.as_str().into());
                 importer.reject(&e.file, 0, Reason::Unreadable(e.why));
                 continue;
             }
         };
         for input in &inputs {
             let file: std::rc::Rc<str> = input.name.as_str().into();
+            all_inputs.push(file.clone());
             let survey = match input.survey() {
                 Ok(survey) => survey,
                 Err(e) => {
@@ -396,7 +400,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
     importer.finish()?;
     let Importer {
         summary,
-        rejects,
+        mut rejects,
         flagged,
         reviewed,
         review_count,
@@ -405,6 +409,10 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
     for file in &skipped {
         eprintln!("skipped {file}: neither CSV nor PDF");
     }
+    // The runtime's refusals of a chunk are counted once it is durable,
+    // after the rows read behind it were checked: the rejects in the
+    // order of the inputs and their lines.
+    rejects.sort_by_key(|r| (all_inputs.iter().position(|f| **f == *r.file), r.line));
     for r in rejects.iter().take(20) {
         eprintln!("rejected {}:{}: {}", r.file, r.line, r.reason);
     }
