@@ -38,8 +38,11 @@ impl Window {
         }
         let date = t.with_timezone(&zone).date_naive();
         // Yesterday's opening may still be running (a window that crosses
-        // midnight, or a fall-back day); a week and a day covers every case.
-        for offset in -1..=8 {
+        // midnight, or a fall-back day). The next opening may fall in a
+        // spring-forward's gap (a window of 02:00 to 02:30 on that
+        // Sunday), and then the one a week later is next: yesterday and
+        // two weeks cover every case.
+        for offset in -1..=14 {
             let day = date + Duration::days(offset);
             if !self.days[day.weekday().num_days_from_monday() as usize] {
                 continue;
@@ -237,6 +240,19 @@ mod tests {
         assert_eq!(
             w.next_open(at("2026-03-07T05:00:00Z"), NY),
             Some(at("2026-03-07T14:00:00Z"))
+        );
+    }
+
+    #[test]
+    fn an_opening_wholly_inside_a_spring_forward_gap_waits_a_week() {
+        // 2026-03-29 in Berlin: 02:00 CET jumps to 03:00 CEST (01:00Z), so
+        // Sunday 02:00-02:30 does not happen that day; from the Friday
+        // before, the next opening is the Sunday after (00:00Z in CEST).
+        let berlin: Tz = chrono_tz::Europe::Berlin;
+        let w = window("sun", "02:00", "02:30");
+        assert_eq!(
+            w.next_open(at("2026-03-27T22:59:00Z"), berlin),
+            Some(at("2026-04-05T00:00:00Z"))
         );
     }
 
