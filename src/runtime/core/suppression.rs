@@ -70,6 +70,9 @@ impl<S: Store> Core<S> {
         candidate: &CandidateRecord,
     ) -> Result<Vec<SuppressedContact>, StoreError> {
         let mut found = Vec::new();
+        if !txn.may_suppress_any()? {
+            return Ok(found);
+        }
         for contact in Contact::of_candidate(&candidate.fields, &self.settings.phone_country_code) {
             if let Some(entry) = txn.suppression(&contact)? {
                 found.push(SuppressedContact {

@@ -21,8 +21,50 @@ use super::*;
 /// they were given.
 pub type Answers = Vec<(String, String, Vec<u8>)>;
 
+/// The first byte of a record compressed with LZ4 (layout 11). A record
+/// of layout 10 starts with its answers' count (1 to 128), never 0.
+const COMPRESSED: u8 = 0;
+
+/// The most a record's answers take uncompressed: far more than
+/// [`PER_RECORD`] answers ever need (an answer is a few hundred bytes).
+const MAX_PLAIN: usize = 64 << 20;
+
+/// A record's bytes: [`COMPRESSED`], then its answers' encoding in LZ4
+/// (with its length in front). The answers of one commit are alike (the
+/// same fields, URLs and times but for a few characters), so a record
+/// shrinks several times over; kept as they were, a leaf of records
+/// outgrew what sled writes inline, and each rewrite of it went to a file
+/// of its own.
+fn encode(answers: &[(String, String, Vec<u8>)]) -> Vec<u8> {
+    let plain = super::encode(&answers);
+    let mut bytes = Vec::with_capacity(plain.len() / 4 + 16);
+    bytes.push(COMPRESSED);
+    bytes.extend_from_slice(&lz4_flex::compress_prepend_size(&plain));
+    bytes
+}
+
 pub fn decode(key: &[u8], bytes: &[u8]) -> Result<Answers, StoreError> {
-    super::decode(key, bytes)
+    match bytes.split_first() {
+        Some((&COMPRESSED, packed)) => {
+            let corrupt = |why: String| StoreError::Corrupt {
+                key: key.escape_ascii().to_string(),
+                why,
+            };
+            // A damaged length must not ask for gigabytes.
+            let len = packed
+                .get(..4)
+                .map(|l| u32::from_le_bytes([l[0], l[1], l[2], l[3]]) as usize);
+            if len.is_none_or(|len| len > MAX_PLAIN) {
+                return Err(corrupt(format!(
+                    "its answers claim {len:?} bytes (at most {MAX_PLAIN})"
+                )));
+            }
+            let plain = lz4_flex::decompress_size_prepended(packed)
+                .map_err(|e| corrupt(format!("its answers do not decompress: {e}")))?;
+            super::decode(key, &plain)
+        }
+        _ => super::decode(key, bytes),
+    }
 }
 
 /// Answers per record.
@@ -37,7 +79,7 @@ pub fn records(mut answers: Answers) -> Vec<(Vec<u8>, Vec<u8>)> {
         .chunks(PER_RECORD)
         .filter_map(|piece| {
             let first = key::candidate_number(&piece.first()?.0)?;
-            Some((key::answers(first), super::encode(&piece)))
+            Some((key::answers(first), encode(piece)))
         })
         .collect()
 }
@@ -106,5 +148,69 @@ impl SledStore {
             .into_iter()
             .find(|(c, e, _)| c == candidate && e == event_id)
             .map(|(_, _, v)| v))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn answers(n: u64) -> Answers {
+        (1..=n)
+            .map(|i| {
+                let answer = format!("{{\"candidate\":\"c{i}\",\"created\":true}}");
+                (
+                    format!("c{i}"),
+                    format!("import:ab12:{i}"),
+                    answer.into_bytes(),
+                )
+            })
+            .collect()
+    }
+
+    #[test]
+    fn records_are_compressed_and_read_back_whole() {
+        let all = answers(300);
+        let records = records(all.clone());
+        assert_eq!(records.len(), 3, "{PER_RECORD} answers a record");
+        let mut read = Vec::new();
+        for (key, bytes) in &records {
+            assert_eq!(bytes[0], COMPRESSED);
+            read.extend(decode(key, bytes).unwrap());
+        }
+        assert_eq!(read, all);
+        let plain: usize = records
+            .iter()
+            .map(|(k, v)| super::super::encode(&decode(k, v).unwrap()).len())
+            .sum();
+        let stored: usize = records.iter().map(|(_, v)| v.len()).sum();
+        assert!(stored * 2 < plain, "{stored} bytes stored for {plain}");
+    }
+
+    #[test]
+    fn a_record_of_layout_10_is_read_as_it_was_written() {
+        let all = answers(5);
+        let key = key::answers(1);
+        let old = super::super::encode(&all);
+        assert_ne!(old[0], COMPRESSED);
+        assert_eq!(decode(&key, &old).unwrap(), all);
+    }
+
+    #[test]
+    fn a_damaged_record_is_named_not_a_panic_or_a_huge_allocation() {
+        let (key, mut bytes) = records(answers(50)).remove(0);
+        // A length of 4 GiB.
+        bytes[1..5].copy_from_slice(&u32::MAX.to_le_bytes());
+        let e = decode(&key, &bytes).unwrap_err().to_string();
+        assert!(e.contains("claim"), "{e}");
+        let (key, mut bytes) = records(answers(50)).remove(0);
+        let end = bytes.len();
+        bytes.truncate(end / 2);
+        assert!(decode(&key, &bytes).is_err());
+        let (key, mut bytes) = records(answers(50)).remove(0);
+        for b in bytes.iter_mut().skip(8).step_by(7) {
+            *b ^= 0x5a;
+        }
+        assert!(decode(&key, &bytes).is_err());
     }
 }

@@ -91,8 +91,10 @@ use crate::engine::Instant;
 /// 10 keeps the first answers to idempotent events of the candidates a
 /// commit created in one `a` record per commit ([`answers`]), where an
 /// older build would not look (it would take a repeated import row or
-/// application for a new one). Older stores are taken as they are and
-/// marked 10: their `x` keys are
+/// application for a new one); version 11 compresses those records
+/// ([`answers`]: an older build cannot read them; the uncompressed records
+/// of version 10 are still read). Older stores are taken as they are and
+/// marked 11: their `x` keys are
 /// still read, their history in words stays readable as the `Legacy*`
 /// kinds, the timer counters are made from their enrollments (before 5)
 /// in the commit that marks them, their dossiers rewritten with their
@@ -100,7 +102,7 @@ use crate::engine::Instant;
 /// their histories) and their messages' instants as numbers before that
 /// commit, and their candidates stay known under the identity they were
 /// created with.
-pub const SCHEMA_VERSION: u32 = 10;
+pub const SCHEMA_VERSION: u32 = 11;
 
 /// Records rewritten per batch when a store of an earlier layout is
 /// opened (each batch is held in memory whole).
