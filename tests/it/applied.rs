@@ -55,6 +55,11 @@ fn an_application_creates_the_person_once_and_enrolls_them_where_the_filter_take
     let (_, again) = apply(&site, ana);
     assert_eq!(again["repeated"], true, "{again}");
     assert_eq!(again["candidate"], first["candidate"]);
+    // Whole: the id and link it is kept without are given back, also in
+    // each enrollment.
+    let mut same = again.clone();
+    same["repeated"] = json!(false);
+    assert_eq!(same, first);
 
     // The same email in other case, or the same phone: the same person,
     // enrolled already.

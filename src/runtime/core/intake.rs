@@ -46,6 +46,7 @@ impl<S: Store> Core<S> {
             let first = txn.event_answer::<String>(&candidate.id, id)?;
             if let Some(Ok(mut first)) = first.map(|j| serde_json::from_str::<ApplyResponse>(&j)) {
                 first.repeated = true;
+                self.give_back(&mut first, &candidate);
                 return Ok(Ok(first));
             }
         }
@@ -134,12 +135,34 @@ impl<S: Store> Core<S> {
             e.suppressed = response.suppressed.clone();
         }
         if let Some(id) = &req.id {
-            match serde_json::to_string(&response) {
+            // Kept without what the candidate gives back: their id and
+            // link, in every application's answer the longest part.
+            let kept = Kept::from(&mut response);
+            let json = serde_json::to_string(&response);
+            kept.restore(&mut response);
+            match json {
                 Ok(json) => txn.remember_event(&candidate.id, id, &json),
                 Err(e) => return Ok(Err(Refusal::Internal(e.to_string()))),
             }
         }
         Ok(Ok(response))
+    }
+
+    /// A repeated application's first answer, kept without the candidate's
+    /// id and link (answers kept before had them), made whole again.
+    fn give_back(&self, answer: &mut ApplyResponse, candidate: &CandidateRecord) {
+        let link = self.link(candidate);
+        let fill = |slot: &mut String, with: &str| {
+            if slot.is_empty() {
+                *slot = with.to_string();
+            }
+        };
+        fill(&mut answer.candidate, &candidate.id);
+        fill(&mut answer.link, &link);
+        for e in &mut answer.enrolled {
+            fill(&mut e.candidate, &candidate.id);
+            fill(&mut e.link, &link);
+        }
     }
 
     /// An `applied` event: an application from the event's fields. For
@@ -192,6 +215,34 @@ impl<S: Store> Core<S> {
         Ok(self
             .apply(txn, &apply, now, out)?
             .map(|r| event_response(r, true)))
+    }
+}
+
+/// The candidate's id and link, taken out of an answer while it is kept.
+struct Kept {
+    candidate: String,
+    link: String,
+}
+
+impl Kept {
+    fn from(answer: &mut ApplyResponse) -> Kept {
+        for e in &mut answer.enrolled {
+            e.candidate.clear();
+            e.link.clear();
+        }
+        Kept {
+            candidate: std::mem::take(&mut answer.candidate),
+            link: std::mem::take(&mut answer.link),
+        }
+    }
+
+    fn restore(self, answer: &mut ApplyResponse) {
+        for e in &mut answer.enrolled {
+            e.candidate.clone_from(&self.candidate);
+            e.link.clone_from(&self.link);
+        }
+        answer.candidate = self.candidate;
+        answer.link = self.link;
     }
 }
 
