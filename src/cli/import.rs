@@ -221,39 +221,6 @@ impl Importer<'_> {
     }
 }
 
-/// A CSV's rows as [`read_checked`] hands them over: [`CHUNK`] at a time,
-/// with how far into the input the reader is.
-struct Batch {
-    rows: Vec<Result<Row, (u64, Reason)>>,
-    position: u64,
-}
-
-/// Reads and checks `rows`, sending them on in batches until the input
-/// ends or the receiver is gone (an interruption).
-fn read_checked(
-    mut rows: import::CsvRows<'_>,
-    mut checker: import::Checker,
-    sender: std::sync::mpsc::SyncSender<Batch>,
-) {
-    loop {
-        let mut batch = Vec::with_capacity(CHUNK);
-        for result in rows.by_ref().take(CHUNK) {
-            batch.push(result.and_then(|row| match checker.check(&row) {
-                Ok(()) => Ok(row),
-                Err(reason) => Err((row.line, reason)),
-            }));
-        }
-        let last = batch.len() < CHUNK;
-        let batch = Batch {
-            rows: batch,
-            position: rows.position(),
-        };
-        if sender.send(batch).is_err() || last {
-            return;
-        }
-    }
-}
-
 /// A refusal that stops the whole import rather than one row: the store
 /// or the daemon cannot take anything now.
 fn fatal(refusal: &Refusal) -> bool {
@@ -378,7 +345,6 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
             };
             let contacts = usize::try_from(rows.saturating_mul(2)).unwrap_or(usize::MAX);
             let mut checker = import::Checker::new(&country, contacts);
-
             importer.admin.expect_identities(contacts).map_err(api)?;
             match input.kind {
                 Kind::Pdf => match input
@@ -394,7 +360,7 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                 },
                 Kind::Csv => {
                     let read = input.reader().map_err(|e| format!("cannot read it: {e}"));
-                    let rows = match read.and_then(|r| import::CsvRows::new(r, &maps)) {
+                    let mut rows = match read.and_then(|r| import::CsvRows::new(r, &maps)) {
                         Ok(rows) => rows,
                         Err(why) => {
                             importer.reject(&input.name, 1, Reason::Unreadable(why));
@@ -402,36 +368,28 @@ pub fn import(config: &Config, options: &ImportOptions) -> Result<Status, CliErr
                         }
                     };
                     let progress = bar(input.size(), &input.name);
-                    // The rows are read and checked on a thread of their
-                    // own while the runtime takes the chunk before.
-                    let interrupted = std::thread::scope(|scope| {
-                        let (sender, batches) = std::sync::mpsc::sync_channel(2);
-                        scope.spawn(move || read_checked(rows, checker, sender));
-                        for batch in batches {
-                            for checked in batch.rows {
-                                match checked {
-                                    Ok(row) => importer.push(&file, &digest, row)?,
-                                    Err((line, reason)) => {
-                                        importer.reject(&input.name, line, reason)
-                                    }
-                                }
-                            }
-                            progress.set_position(batch.position);
-                            if INTERRUPTED.load(Ordering::SeqCst) {
-                                // Dropping `batches` stops the reader.
-                                return Ok::<_, CliError>(true);
-                            }
+                    let mut n = 0usize;
+                    while let Some(result) = rows.next() {
+                        n += 1;
+                        match result {
+                            Ok(row) => match checker.check(&row) {
+                                Ok(()) => importer.push(&file, &digest, row)?,
+                                Err(reason) => importer.reject(&input.name, row.line, reason),
+                            },
+                            Err((line, reason)) => importer.reject(&input.name, line, reason),
                         }
-                        Ok(false)
-                    })?;
-                    if interrupted {
-                        importer.finish()?;
-                        progress.abandon();
-                        eprintln!(
-                            "interrupted in {}: run the same command again to finish (rows already imported are recognised and not added twice)",
-                            input.name
-                        );
-                        break 'files;
+                        if n.is_multiple_of(CHUNK) && INTERRUPTED.load(Ordering::SeqCst) {
+                            importer.finish()?;
+                            progress.abandon();
+                            eprintln!(
+                                "interrupted in {}: run the same command again to finish (rows already imported are recognised and not added twice)",
+                                input.name
+                            );
+                            break 'files;
+                        }
+                        if n.is_multiple_of(4096) {
+                            progress.set_position(rows.position());
+                        }
                     }
                     progress.finish_and_clear();
                 }

@@ -90,7 +90,7 @@ impl Input {
     }
 
     /// Its bytes, from the start.
-    pub fn reader(&self) -> std::io::Result<Box<dyn Read + Send + '_>> {
+    pub fn reader(&self) -> std::io::Result<Box<dyn Read + '_>> {
         Ok(match &self.body {
             Body::Bytes(b) => Box::new(&b[..]),
             Body::File { path, .. } => Box::new(std::fs::File::open(path)?),
@@ -362,7 +362,7 @@ impl Checker {
 
 /// A CSV input's rows, in order, each a row or a line's reason.
 pub struct CsvRows<'a> {
-    reader: csv::Reader<std::io::BufReader<Box<dyn Read + Send + 'a>>>,
+    reader: csv::Reader<std::io::BufReader<Box<dyn Read + 'a>>>,
     columns: Vec<Column>,
     record: csv::StringRecord,
 }
@@ -371,7 +371,7 @@ impl<'a> CsvRows<'a> {
     /// The rows of what `input` reads, its header matched to fields with
     /// `maps` (a UTF-8 byte order mark first is passed over).
     pub fn new(
-        input: Box<dyn Read + Send + 'a>,
+        input: Box<dyn Read + 'a>,
         maps: &BTreeMap<String, Column>,
     ) -> Result<CsvRows<'a>, String> {
         let mut input = std::io::BufReader::new(input);
