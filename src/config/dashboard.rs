@@ -34,6 +34,14 @@ pub struct DashboardConfig {
     /// always logs in).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub users: BTreeMap<String, String>,
+    /// Read the dashboard's data as soon as the daemon has started, so
+    /// that the first look at the page (and the first `nudge report`
+    /// through the daemon) does not wait for a reading of the whole store
+    /// (default false: the reading keeps every enrollment's report traces
+    /// in memory, about 75 MB a million candidates, and fills the store's
+    /// cache, which a daemon nobody reads reports from does not need).
+    #[serde(default)]
+    pub read_at_start: bool,
 }
 
 impl DashboardConfig {
@@ -145,6 +153,7 @@ impl Default for DashboardConfig {
             session_hours: default_session_hours(),
             timezone: default_timezone(),
             users: BTreeMap::new(),
+            read_at_start: false,
         }
     }
 }

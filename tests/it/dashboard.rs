@@ -314,6 +314,43 @@ async fn the_dashboard_wants_a_login_and_its_data_takes_the_token() {
     daemon.stop();
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn read_at_start_has_the_first_reading_taken_before_anyone_asks() {
+    let site = site();
+    let config = std::fs::read_to_string(site.config()).unwrap();
+    site.write(
+        "nudge.toml",
+        &config.replace(
+            "refresh_secs = 2\n",
+            "refresh_secs = 2\nread_at_start = true\n",
+        ),
+    );
+    let daemon = site.start(None);
+    let token = site.token();
+    let read = wait_for(|| {
+        daemon
+            .log()
+            .contains("the dashboard's data was read at start")
+            .then_some(())
+    });
+    assert!(read.is_some(), "no reading at start:\n{}", daemon.log());
+    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    let asked = chrono::Utc::now();
+    let answer = no_redirects()
+        .get(site.admin_url("/dashboard/data.json"))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(answer.status().as_u16(), 200);
+    let json: Value = answer.json().await.unwrap();
+    let at: chrono::DateTime<chrono::Utc> = json["at"].as_str().unwrap().parse().unwrap();
+    assert!(
+        at < asked,
+        "read at {at}, asked at {asked}: not the reading at start"
+    );
+}
+
 #[test]
 fn a_password_in_place_of_its_hash_is_refused_by_check() {
     let site = Site::probe();

@@ -66,6 +66,9 @@ pub fn routes(handle: Handle, token: String, config: &crate::config::Config) -> 
         thresholds: Arc::new(config.report.clone()),
         cache: Arc::default(),
     };
+    if config.dashboard.read_at_start {
+        tokio::spawn(read_at_start(state.clone()));
+    }
     let router = Router::new()
         .route("/dashboard", get(dashboard))
         .route("/dashboard/login", get(login_form).post(login))
@@ -292,6 +295,27 @@ async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {
             response
         }
         Err(refusal) => answer(refusal),
+    }
+}
+
+/// `[dashboard] read_at_start`: the first reading, taken now. The cache
+/// is held meanwhile, so an answer asked for before it is done waits for
+/// this reading instead of taking a second one.
+async fn read_at_start(s: DashState) {
+    let mut cache = s.cache.lock().await;
+    if cache.last.is_some() {
+        return;
+    }
+    let started = std::time::Instant::now();
+    match read(&s).await {
+        Ok(data) => {
+            cache.last = Some((std::time::Instant::now(), data));
+            tracing::info!(
+                ms = started.elapsed().as_millis() as u64,
+                "the dashboard's data was read at start"
+            );
+        }
+        Err(e) => tracing::warn!("reading the dashboard's data at start failed: {e}"),
     }
 }
 
