@@ -183,6 +183,7 @@ mod tests {
             session_hours: 0,
             timezone: "Mars/Olympus".into(),
             users: [("ana".to_string(), "hunter2".to_string())].into(),
+            read_at_start: false,
         };
         let messages: Vec<String> = config.problems().into_iter().map(|p| p.message).collect();
         assert_eq!(messages.len(), 4, "{messages:?}");
