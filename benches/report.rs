@@ -370,4 +370,48 @@ fn main() {
     );
     let _ = daemon.kill();
     let _ = daemon.wait();
+
+    // `[dashboard] read_at_start`: the daemon reads the data as it starts,
+    // so the first answer and the first report find the traces in memory.
+    let config = dir.path().join("nudge.toml");
+    let text = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(
+        &config,
+        format!("{text}\n[dashboard]\nread_at_start = true\n"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let mut daemon = nudge(dir.path())
+        .arg("run")
+        .env("NUDGE_LOG", "warn,nudge::server::dashboard=info")
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.path().join("warm.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let read = loop {
+        let log = std::fs::read_to_string(dir.path().join("warm.log")).unwrap_or_default();
+        if log.contains("read at start") {
+            break started.elapsed();
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(300),
+            "no reading at start: {log}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let rss = rss_mb(daemon.id()).unwrap_or(0.0);
+    while get(admin, "/v1/health", &token).is_none() {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let answered = Instant::now();
+    assert_eq!(get(admin, "/dashboard/data.json", &token), Some(200));
+    let dashboard = answered.elapsed().as_secs_f64() * 1000.0;
+    let (times, _) = timed_report(dir.path(), 1);
+    println!(
+        "with [dashboard] read_at_start: read {:.1} s after the start (resident set then {rss:.0} MB); first GET /dashboard/data.json {dashboard:.0} ms; first nudge report --campaign bench --by variant {:.0} ms",
+        read.as_secs_f64(),
+        times[0].as_secs_f64() * 1000.0
+    );
+    let _ = daemon.kill();
+    let _ = daemon.wait();
 }
