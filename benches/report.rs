@@ -226,6 +226,31 @@ fn nudge(dir: &Path) -> Command {
 }
 
 /// The time of each run, and the last report.
+/// `nudge run` on the site in `dir`, its log in `log` (warnings, and what
+/// `module` says at info).
+fn run(dir: &Path, log: &str, module: &str) -> std::process::Child {
+    nudge(dir)
+        .arg("run")
+        .env("NUDGE_LOG", format!("warn,{module}=info"))
+        .stdout(Stdio::null())
+        .stderr(std::fs::File::create(dir.join(log)).unwrap())
+        .spawn()
+        .unwrap()
+}
+
+/// The admin token, once the daemon on `admin` answers with it.
+fn token_when_up(dir: &Path, admin: u16) -> String {
+    let token_path = dir.join("data/admin-token");
+    loop {
+        if let Ok(t) = std::fs::read_to_string(&token_path) {
+            if get(admin, "/v1/health", t.trim()).is_some() {
+                return t.trim().to_string();
+            }
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn timed_report(dir: &Path, rounds: u64) -> (Vec<Duration>, serde_json::Value) {
     let mut times = Vec::new();
     let mut last = serde_json::Value::Null;
@@ -310,23 +335,9 @@ fn main() {
         funnel[0]["count"], funnel[6]["count"]
     );
 
-    let mut daemon = nudge(dir.path())
-        .arg("run")
-        // The index says its size when it is built.
-        .env("NUDGE_LOG", "warn,nudge::store::sled::trace_index=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("run.log")).unwrap())
-        .spawn()
-        .unwrap();
-    let token_path = dir.path().join("data/admin-token");
-    let token = loop {
-        if let Ok(t) = std::fs::read_to_string(&token_path) {
-            if get(admin, "/v1/health", t.trim()).is_some() {
-                break t.trim().to_string();
-            }
-        }
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    // The index says its size when it is built.
+    let mut daemon = run(dir.path(), "run.log", "nudge::store::sled::trace_index");
+    let token = token_when_up(dir.path(), admin);
     let before = rss_mb(daemon.id()).unwrap_or(0.0);
     // The daemon's first report reads the store and keeps the traces in
     // memory; the later ones read them there.
@@ -381,13 +392,7 @@ fn main() {
     )
     .unwrap();
     let started = Instant::now();
-    let mut daemon = nudge(dir.path())
-        .arg("run")
-        .env("NUDGE_LOG", "warn,nudge::server::dashboard=info")
-        .stdout(Stdio::null())
-        .stderr(std::fs::File::create(dir.path().join("warm.log")).unwrap())
-        .spawn()
-        .unwrap();
+    let mut daemon = run(dir.path(), "warm.log", "nudge::server::dashboard");
     let read = loop {
         let log = std::fs::read_to_string(dir.path().join("warm.log")).unwrap_or_default();
         if log.contains("read at start") {
@@ -400,9 +405,7 @@ fn main() {
         std::thread::sleep(Duration::from_millis(20));
     };
     let rss = rss_mb(daemon.id()).unwrap_or(0.0);
-    while get(admin, "/v1/health", &token).is_none() {
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    token_when_up(dir.path(), admin);
     let answered = Instant::now();
     assert_eq!(get(admin, "/dashboard/data.json", &token), Some(200));
     let dashboard = answered.elapsed().as_secs_f64() * 1000.0;

@@ -54,6 +54,21 @@ struct Cache {
     reading: bool,
 }
 
+impl Cache {
+    /// The last reading, or the first, taken now and kept.
+    async fn last_or_first(
+        &mut self,
+        s: &DashState,
+    ) -> Result<crate::runtime::dashboard::Dashboard, Refusal> {
+        if let Some((_, data)) = &self.last {
+            return Ok(data.clone());
+        }
+        let data = read(s).await?;
+        self.last = Some((std::time::Instant::now(), data.clone()));
+        Ok(data)
+    }
+}
+
 /// The dashboard's routes, to be merged beside the admin API's (which
 /// has its own token check; these check their own way). `config` is the
 /// whole `nudge.toml`: `[dashboard]`, and `[report]` for the red flags.
@@ -273,16 +288,7 @@ async fn data(State(s): State<DashState>, headers: HeaderMap) -> Response {
             }
         });
     }
-    let data = match &cache.last {
-        Some((_, data)) => Ok(data.clone()),
-        None => {
-            let read = read(&s).await;
-            if let Ok(data) = &read {
-                cache.last = Some((std::time::Instant::now(), data.clone()));
-            }
-            read
-        }
-    };
+    let data = cache.last_or_first(&s).await;
     drop(cache);
     match data {
         Ok(mut data) => {
@@ -307,14 +313,11 @@ async fn read_at_start(s: DashState) {
         return;
     }
     let started = std::time::Instant::now();
-    match read(&s).await {
-        Ok(data) => {
-            cache.last = Some((std::time::Instant::now(), data));
-            tracing::info!(
-                ms = started.elapsed().as_millis() as u64,
-                "the dashboard's data was read at start"
-            );
-        }
+    match cache.last_or_first(&s).await {
+        Ok(_) => tracing::info!(
+            ms = started.elapsed().as_millis() as u64,
+            "the dashboard's data was read at start"
+        ),
         Err(e) => tracing::warn!("reading the dashboard's data at start failed: {e}"),
     }
 }

@@ -4,8 +4,9 @@
 //! candidate number in it, instead of an `i` key per answer. An import of
 //! a million rows writes 8,000 records instead of a million keys (sled
 //! splits a leaf past 16 entries, and the split leaves were most of the
-//! write); a record stays well under sled's threshold for values it
-//! writes apart (a quarter of a 512 KiB segment).
+//! write). Records are compressed (layout 11), so that a leaf of 16 of
+//! them stays under what sled writes inline (a quarter of its 512 KiB
+//! segment) when it rewrites the leaf.
 //!
 //! Finding a candidate's record needs no index: candidate numbers only
 //! grow, one commit's new candidates are numbered after every earlier

@@ -763,10 +763,7 @@ impl<'a> Transaction for SledTxn<'a> {
             ..
         } = other;
         self.wrote_dossier_bytes |= wrote_dossier_bytes;
-        self.first_created = match (self.first_created, first_created) {
-            (Some(mine), Some(theirs)) => Some(mine.min(theirs)),
-            (mine, theirs) => mine.or(theirs),
-        };
+        self.first_created = self.first_created.into_iter().chain(first_created).min();
         self.fresh_answers.extend(fresh_answers);
         self.delivered.extend(delivered);
         self.touched.extend(touched);
